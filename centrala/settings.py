@@ -1,0 +1,89 @@
+"""Settings: environment variables with the prefix ``CENTRALA_``, or a TOML file named by
+``CENTRALA_CONFIG``. The environment wins over the file.
+
+The names here are a contract with operators' scripts (see DESIGN.md), keep them stable.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CENTRALA_", extra="ignore")
+
+    data_dir: Path = Field(default=REPO_ROOT / "var", description="SQLite file, recordings, logs")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means the embedded SQLite file"
+    )
+
+    ari_url: str = "http://127.0.0.1:8088/ari"
+    ari_user: str = "centrala"
+    ari_password: str = "centrala-local-ari"
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = "centrala"
+    ami_secret: str = "centrala-local-ami"
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+
+    infoline_app: str = "infoline"
+    infoline_number: str = "0800100200"
+    greeting_sound: str = "sound:hello-world"
+    default_region: str = Field(
+        default="BA", description="ISO country used to read national caller numbers"
+    )
+
+    migrate_on_start: bool = Field(
+        default=True, description="`centrala serve` upgrades the schema before it starts"
+    )
+
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+
+    # The local PBX (`centrala pbx up`): a Debian sid chroot with the distribution's Asterisk.
+    pbx_root: Path = Path("/var/cache/centrala/asterisk-sid")
+    pbx_mirror: str = "http://deb.debian.org/debian"
+    pbx_config_dir: Path = REPO_ROOT / "asterisk-docker" / "asterisk"
+    pbx_start_timeout: float = 60.0
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'centrala.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CENTRALA_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

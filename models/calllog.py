@@ -1,0 +1,182 @@
+"""The call log: every call is a row from its first event to its last, with an event trail.
+
+Idempotent by construction: a call is keyed by the Asterisk channel that opened it, so a
+duplicated StasisStart or AGI request finds the same row, and closing twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from centrala.phones import normalise
+from models.tables import Call, CallEvent, Client, ClientPhone, Direction
+
+MAX_TEXT = 200
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def clean_text(value: str | None, limit: int = MAX_TEXT) -> str | None:
+    """Caller names and numbers are attacker-controlled: keep printable characters only."""
+    if value is None:
+        return None
+    kept = "".join(ch for ch in value if ch.isprintable())[:limit]
+    return kept or None
+
+
+@dataclass(frozen=True)
+class OpenedCall:
+    id: str
+    client_id: int | None
+    client_name: str | None
+    caller_e164: str | None
+    new: bool
+
+
+class CallLog:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], region: str) -> None:
+        self.sessions = sessions
+        self.region = region
+
+    async def find_client(self, session: AsyncSession, e164: str | None) -> list[Client]:
+        if not e164:
+            return []
+        rows = await session.scalars(
+            select(Client)
+            .join(ClientPhone, ClientPhone.client_id == Client.id)
+            .where(ClientPhone.number == e164)
+            .order_by(Client.id)
+        )
+        return list(rows.unique())
+
+    async def open_call(
+        self,
+        *,
+        channel_id: str,
+        linkedid: str | None,
+        direction: Direction,
+        handler: str,
+        caller_number: str | None,
+        caller_name: str | None,
+        called_number: str | None,
+        started_at: datetime,
+    ) -> OpenedCall:
+        e164 = normalise(caller_number, self.region)
+        async with self.sessions() as session:
+            existing = await session.scalar(select(Call).where(Call.channel_id == channel_id))
+            if existing is not None:
+                return await self._opened(session, existing, e164, new=False)
+            clients = await self.find_client(session, e164)
+            call = Call(
+                channel_id=channel_id,
+                linkedid=clean_text(linkedid, 64),
+                direction=direction,
+                handler=handler,
+                caller_number=clean_text(caller_number, 64),
+                caller_name=clean_text(caller_name),
+                called_number=clean_text(called_number, 64),
+                client_id=clients[0].id if clients else None,
+                started_at=started_at,
+                ivr_path=[],
+            )
+            session.add(call)
+            await session.flush()
+            session.add(
+                CallEvent(
+                    call_id=call.id,
+                    at=started_at,
+                    kind="opened",
+                    data={
+                        "handler": handler,
+                        "caller_e164": e164,
+                        "client_ids": [c.id for c in clients],
+                    },
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                # The same channel opened concurrently (a duplicated event): use that row.
+                await session.rollback()
+                existing = await session.scalar(select(Call).where(Call.channel_id == channel_id))
+                if existing is None:
+                    raise
+                return await self._opened(session, existing, e164, new=False)
+            return OpenedCall(
+                call.id, call.client_id, clients[0].name if clients else None, e164, new=True
+            )
+
+    async def _opened(
+        self, session: AsyncSession, call: Call, e164: str | None, *, new: bool
+    ) -> OpenedCall:
+        name = None
+        if call.client_id is not None:
+            name = await session.scalar(select(Client.name).where(Client.id == call.client_id))
+        return OpenedCall(call.id, call.client_id, name, e164, new)
+
+    async def event(self, call_id: str, kind: str, at: datetime | None = None, **data: Any) -> None:
+        async with self.sessions() as session:
+            session.add(CallEvent(call_id=call_id, at=at or now(), kind=kind, data=data))
+            await session.commit()
+
+    async def answered(self, call_id: str, at: datetime) -> None:
+        async with self.sessions() as session:
+            await session.execute(
+                update(Call)
+                .where(Call.id == call_id, Call.answered_at.is_(None))
+                .values(answered_at=at)
+            )
+            session.add(CallEvent(call_id=call_id, at=at, kind="answered", data={}))
+            await session.commit()
+
+    async def close(
+        self,
+        call_id: str,
+        *,
+        at: datetime,
+        cause: int | None,
+        cause_text: str | None,
+        outcome: str,
+    ) -> bool:
+        """Close the call once; returns False when it was closed already."""
+        async with self.sessions() as session:
+            result = await session.execute(
+                update(Call)
+                .where(Call.id == call_id, Call.ended_at.is_(None))
+                .values(
+                    ended_at=at,
+                    hangup_cause=cause,
+                    hangup_cause_text=clean_text(cause_text, 80),
+                    outcome=outcome,
+                )
+            )
+            closed = bool(getattr(result, "rowcount", 0))
+            if closed:
+                session.add(
+                    CallEvent(
+                        call_id=call_id,
+                        at=at,
+                        kind="closed",
+                        data={"cause": cause, "cause_text": cause_text, "outcome": outcome},
+                    )
+                )
+            await session.commit()
+            return closed
+
+    async def open_calls(self, handler: str) -> list[tuple[str, str]]:
+        """(call id, channel id) of calls not yet closed: what a restarted app must adopt."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Call.id, Call.channel_id).where(
+                    Call.handler == handler, Call.ended_at.is_(None)
+                )
+            )
+            return [(r[0], r[1]) for r in rows]

@@ -1,0 +1,332 @@
+"""The CRM tables. Every schema change comes with an Alembic migration in models/migrations.
+
+Times are stored as timezone-aware UTC. Identifiers that outside systems give us (client
+external ids, agent ids, Asterisk channel ids) carry unique keys, so a repeated import or a
+duplicated event changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+    }
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as the value strings with a CHECK constraint: readable in SQL, portable to SQLite.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=20,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class ClientType(enum.StrEnum):
+    KEY = "key"
+    REGULAR = "regular"
+    NEW = "new"
+
+
+class AgentRole(enum.StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    MANAGER = "manager"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class CallbackStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class CampaignStatus(enum.StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # agent_id from the CSV
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[AgentRole] = mapped_column(_enum(AgentRole, "agent_role"))
+    endpoint: Mapped[str | None] = mapped_column(String(200))  # e.g. PJSIP/101
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    memberships: Mapped[list[QueueMember]] = relationship(back_populates="agent")
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    strategy: Mapped[str] = mapped_column(String(40), default="longest_idle")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    max_wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    members: Mapped[list[QueueMember]] = relationship(back_populates="queue")
+
+
+class QueueMember(Base):
+    __tablename__ = "queue_members"
+
+    queue_id: Mapped[str] = mapped_column(
+        ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent_id: Mapped[str] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    penalty: Mapped[int] = mapped_column(Integer, default=0)
+
+    queue: Mapped[Queue] = relationship(back_populates="members")
+    agent: Mapped[Agent] = relationship(back_populates="memberships")
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(8))
+    segment: Mapped[str | None] = mapped_column(String(64))
+    client_type: Mapped[ClientType] = mapped_column(
+        _enum(ClientType, "client_type"), default=ClientType.REGULAR
+    )
+    assigned_manager_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    birthday: Mapped[date | None] = mapped_column(Date)
+    document_expiry: Mapped[date | None] = mapped_column(Date)
+    overdue_debt: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+    phones: Mapped[list[ClientPhone]] = relationship(
+        back_populates="client", cascade="all, delete-orphan"
+    )
+
+
+class ClientPhone(Base):
+    """A client's number in E.164. Several per client; one number may belong to several
+    clients (a family phone), so it is indexed, not unique."""
+
+    __tablename__ = "client_phones"
+    __table_args__ = (UniqueConstraint("client_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(32), index=True)
+    label: Mapped[str | None] = mapped_column(String(40))
+
+    client: Mapped[Client] = relationship(back_populates="phones")
+
+
+class Call(Base):
+    """One call, from the first sight of its channel to its hang-up."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    # Asterisk's id of the channel that opened the record: a duplicated StasisStart or AGI
+    # request for the same channel finds the row instead of making a second one.
+    channel_id: Mapped[str] = mapped_column(String(64), unique=True)
+    linkedid: Mapped[str | None] = mapped_column(String(64), index=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "call_direction"))
+    handler: Mapped[str] = mapped_column(String(16))  # "ari" | "agi"
+    caller_number: Mapped[str | None] = mapped_column(String(64))
+    caller_name: Mapped[str | None] = mapped_column(String(200))
+    called_number: Mapped[str | None] = mapped_column(String(64))
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    hangup_cause_text: Mapped[str | None] = mapped_column(String(80))
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    disposition: Mapped[str | None] = mapped_column(String(80))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    events: Mapped[list[CallEvent]] = relationship(
+        back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class CallEvent(Base):
+    __tablename__ = "call_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    call: Mapped[Call] = relationship(back_populates="events")
+
+
+class Interaction(Base):
+    """A note in the client's history: a call's disposition, an email answered, a remark."""
+
+    __tablename__ = "interactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(20), default="phone")
+    category: Mapped[str | None] = mapped_column(String(40))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Callback(Base):
+    """A task to call someone back: after hours, from a queue, a detractor's follow-up."""
+
+    __tablename__ = "callbacks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    number: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(80))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    assigned_agent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    status: Mapped[CallbackStatus] = mapped_column(
+        _enum(CallbackStatus, "callback_status"), default=CallbackStatus.OPEN
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Survey(Base):
+    """A versioned survey definition; answers point at the exact version asked."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]]
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SurveyAnswer(Base):
+    __tablename__ = "survey_answers"
+    __table_args__ = (UniqueConstraint("call_id", "question_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id"), index=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
+    question_key: Mapped[str] = mapped_column(String(64))
+    value_int: Mapped[int | None] = mapped_column(Integer)
+    value_text: Mapped[str | None] = mapped_column(Text)
+    recording: Mapped[str | None] = mapped_column(String(300))
+    answered_at: Mapped[datetime]
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # survey | sales | procedural
+    status: Mapped[CampaignStatus] = mapped_column(
+        _enum(CampaignStatus, "campaign_status"), default=CampaignStatus.DRAFT
+    )
+    survey_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id"))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class CampaignContact(Base):
+    __tablename__ = "campaign_contacts"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "number"),
+        Index("ix_campaign_contacts_due", "campaign_id", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
+    number: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_outcome: Mapped[str | None] = mapped_column(String(40))
+    last_call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+
+
+class DoNotCall(Base):
+    __tablename__ = "do_not_call"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime | None]
