@@ -52,7 +52,9 @@ class InfolineAGI:
             cause: int | None = None
             with contextlib.suppress(AGIError):
                 reply = await session.command("GET", "VARIABLE", "HANGUPCAUSE", timeout=5)
-                cause = int(reply.data) if reply.data and reply.data.isdigit() else None
+                # 0 means "not set yet" (the channel is still being torn down).
+                if reply.data and reply.data.isdigit() and int(reply.data) > 0:
+                    cause = int(reply.data)
             if cause is None and outcome == "completed":
                 cause = 16  # we hung up: normal clearing
             closed = await self.calllog.close(

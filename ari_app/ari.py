@@ -13,6 +13,7 @@ Asterisk restarts or the socket drops; Asterisk sends no events while we are dis
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import random
@@ -97,7 +98,8 @@ class ARIClient:
         heartbeat: float = 10.0,
     ) -> None:
         self.base = url.rstrip("/")
-        self._auth = aiohttp.BasicAuth(user, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
         self.apps = list(apps)
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._reconnect_min = reconnect_min
@@ -116,7 +118,7 @@ class ARIClient:
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+        self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         self._runner = asyncio.create_task(self._run(), name="ari-events")
 
     async def stop(self) -> None:

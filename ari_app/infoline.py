@@ -56,6 +56,7 @@ class InfolineCall:
     greeting: str
     state: CallState = CallState.NEW
     caller_hung_up: bool = False
+    hangup_requested: bool = False
 
     @property
     def greeting_id(self) -> str:
@@ -73,10 +74,15 @@ class InfolineCall:
             return [Hangup()]
         return []
 
-    def on_hangup_request(self) -> list[Action]:
+    def on_hangup_request(self) -> bool:
+        """Returns whether this is news: Asterisk sends one request for the soft hang-up and
+        another when the channel really goes."""
+        if self.hangup_requested:
+            return False
+        self.hangup_requested = True
         if self.state is not CallState.HANGING_UP:
             self.caller_hung_up = True
-        return []
+        return True
 
     def on_destroyed(self) -> list[Action]:
         self.state = CallState.ENDED
@@ -136,10 +142,10 @@ class InfolineApp:
             await self.calllog.event(tracked.call_id, "greeting_finished", at, state=kind)
             await self._carry_out(tracked, tracked.call.on_playback_finished(playback_id))
         elif kind == "ChannelHangupRequest":
-            await self.calllog.event(
-                tracked.call_id, "hangup_request", at, cause=event.get("cause")
-            )
-            await self._carry_out(tracked, tracked.call.on_hangup_request())
+            if tracked.call.on_hangup_request():
+                await self.calllog.event(
+                    tracked.call_id, "hangup_request", at, soft=bool(event.get("soft"))
+                )
         elif kind == "StasisEnd":
             await self.calllog.event(tracked.call_id, "stasis_end", at)
             if not tracked.subscribed:

@@ -141,3 +141,7 @@ def serve() -> None:
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from centrala.settings import Settings
@@ -41,11 +42,39 @@ async def _reset_postgres(url: str) -> None:
     await engine.dispose()
 
 
-async def make_database(backend: str, tmp_path: Path) -> Database:
+async def ensure_postgres_database(url: str) -> None:
+    """Create the database named in ``url`` if missing (the test role has CREATEDB)."""
+    parsed = make_url(url)
+    admin = create_engine(
+        parsed.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        async with admin.connect() as conn:
+            exists = await conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
+            )
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    finally:
+        await admin.dispose()
+
+
+def postgres_url(suffix: str = "") -> str:
+    """The test PostgreSQL URL, or a sibling database (``_calls``) for tests that share the
+    server with a running `centrala serve`."""
+    parsed = make_url(POSTGRES_URL)
+    return parsed.set(database=f"{parsed.database}{suffix}").render_as_string(
+        hide_password=False
+    )
+
+
+async def make_database(backend: str, tmp_path: Path, suffix: str = "") -> Database:
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'centrala.db'}"
     else:
-        url = POSTGRES_URL
+        url = postgres_url(suffix)
+        await ensure_postgres_database(url)
         await _reset_postgres(url)
     await upgrade_async(Settings(database_url=url))
     engine = create_engine(url)

@@ -1,0 +1,277 @@
+"""Fixtures for tests against the real Asterisk 22 and a real `centrala serve`.
+
+Asterisk is started once per session by the project's own `centrala pbx up` (the same
+command operators use); if it cannot start, every test here fails, none is skipped.
+`centrala serve` runs as a real subprocess, once per database backend. Test callers are
+Local channels originated through ARI into our test app, so the test holds the caller's leg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from ari_app.ari import ARIClient, ARINotFound, Event
+from centrala.settings import Settings
+from models.tables import Call, CallEvent
+from tests.conftest import Database, make_database
+
+TEST_APP = "centrala-test"
+INFO_NUMBER = "0800100200"
+
+
+def _centrala(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "centrala.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"centrala {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc.stdout
+
+
+@dataclass
+class PBX:
+    settings: Settings
+
+    def up(self) -> dict[str, Any]:
+        return dict(json.loads(_centrala("pbx", "up").strip().splitlines()[-1]))
+
+    def down(self) -> None:
+        _centrala("pbx", "down")
+
+    def cli(self, command: str) -> str:
+        return _centrala("pbx", "cli", command)
+
+
+@pytest.fixture(scope="session")
+def pbx() -> Iterator[PBX]:
+    pbx = PBX(Settings())
+    status = pbx.up()
+    assert status["ari"] is True, status
+    assert str(status["version"]).startswith("22."), status
+    yield pbx
+    pbx.down()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running `centrala serve`, the database it writes, and its JSON log."""
+
+    url: str
+    db: Database
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+
+    async def status(self) -> tuple[int, dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(self.url + "/status", timeout=aiohttp.ClientTimeout(total=3)) as resp,
+        ):
+            return resp.status, await resp.json()
+
+    async def wait_ready(self, timeout: float = 30, min_connects: int = 1) -> dict[str, Any]:  # noqa: ASYNC109
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"centrala serve exited:\n{self.log_path.read_text()}")
+            try:
+                code, body = await self.status()
+                last = body
+                if code == 200 and body["ari"]["connects"] >= min_connects:
+                    return body
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                last = exc
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"centrala serve not ready: {last}")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                continue
+        return lines
+
+    async def call_row(self, **where: Any) -> Call:
+        async with self.db.sessions() as session:
+            stmt = select(Call).filter_by(**where)
+            return (await session.scalars(stmt)).one()
+
+    async def wait_closed(self, channel_id: str, timeout: float = 15) -> Call:  # noqa: ASYNC109
+        """The call row once its record is closed (ended_at set)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            async with self.db.sessions() as session:
+                call = await session.scalar(select(Call).where(Call.channel_id == channel_id))
+                if call is not None and call.ended_at is not None:
+                    return call
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no closed call row for channel {channel_id}")
+
+    async def event_kinds(self, call_id: str) -> list[str]:
+        async with self.db.sessions() as session:
+            rows = await session.scalars(
+                select(CallEvent.kind).where(CallEvent.call_id == call_id).order_by(CallEvent.id)
+            )
+            return list(rows)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def server(
+    request: pytest.FixtureRequest, pbx: PBX, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Server]:
+    """`centrala serve` on one database backend (the PostgreSQL one in its own database)."""
+    tmp = tmp_path_factory.mktemp(f"serve-{request.param}")
+    db = await make_database(request.param, tmp, suffix="_calls")
+    port = _free_port()
+    log_path = tmp / "serve.log"
+    env = {
+        **os.environ,
+        "CENTRALA_DATABASE_URL": db.url,
+        "CENTRALA_WEB_PORT": str(port),
+        "CENTRALA_LOG_FORMAT": "json",
+        "CENTRALA_LOG_LEVEL": "DEBUG",
+        "CENTRALA_DATA_DIR": str(tmp),
+    }
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "centrala.cli", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    srv = Server(f"http://127.0.0.1:{port}", db, log_path, proc)
+    try:
+        await srv.wait_ready()
+        yield srv
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        await db.engine.dispose()
+        assert code == 0, f"centrala serve exited with {code}:\n{log_path.read_text()[-3000:]}"
+
+
+@dataclass
+class TestCall:
+    """The caller's leg (Local;1) of a call into the PBX, held by the test app."""
+
+    id: str
+    ari: ARIClient
+    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    seen: list[Event] = field(default_factory=list)
+
+    @property
+    def far_end(self) -> str:
+        # The Local channel's other half, the one that runs the dialplan we test.
+        return f"{self.id};2"
+
+    async def wait_for(self, kind: str, timeout: float = 15) -> Event:  # noqa: ASYNC109
+        for event in self.seen:
+            if event["type"] == kind:
+                return event
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.events.get()
+                if event["type"] == kind:
+                    return event
+
+    async def hangup(self) -> None:
+        try:
+            await self.ari.hangup(self.id)
+        except ARINotFound:
+            pass
+
+    async def dtmf(self, digits: str) -> None:
+        await self.ari.send_dtmf(self.id, digits)
+
+
+class Callers:
+    """Places test calls: Local/NUMBER@CONTEXT, the caller's leg in our test app."""
+
+    def __init__(self, ari: ARIClient) -> None:
+        self.ari = ari
+        self.calls: dict[str, TestCall] = {}
+        ari.on_event(self._on_event)
+
+    async def _on_event(self, event: Event) -> None:
+        channel = event.get("channel") or {}
+        call = self.calls.get(str(channel.get("id", "")))
+        if call is not None:
+            call.seen.append(event)
+            call.events.put_nowait(event)
+
+    async def place(
+        self, number: str = INFO_NUMBER, *, context: str = "from-trunk", caller_id: str = ""
+    ) -> TestCall:
+        call = TestCall(f"test-{uuid.uuid4().hex[:16]}", self.ari)
+        self.calls[call.id] = call
+        await self.ari.originate(
+            f"Local/{number}@{context}",
+            channel_id=call.id,
+            app=TEST_APP,
+            caller_id=caller_id or None,
+        )
+        return call
+
+
+@pytest.fixture(scope="session")
+async def callers(pbx: PBX) -> AsyncIterator[Callers]:
+    s = pbx.settings
+    ari = ARIClient(s.ari_url, s.ari_user, s.ari_password, [TEST_APP])
+    await ari.start()
+    await ari.wait_connected(10)
+    yield Callers(ari)
+    await ari.stop()
+
+
+@pytest.fixture(autouse=True)
+async def no_leftovers(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Like Asterisk's testsuite: after each test, no channel or bridge is left behind."""
+    yield
+    if "callers" not in request.fixturenames:
+        return
+    ari: ARIClient = request.getfixturevalue("callers").ari
+    deadline = time.monotonic() + 10
+    channels: list[Any] = []
+    bridges: list[Any] = []
+    while time.monotonic() < deadline:
+        await ari.wait_connected(15)
+        channels, bridges = await ari.channels(), await ari.bridges()
+        if not channels and not bridges:
+            return
+        await asyncio.sleep(0.1)
+    for ch in channels:
+        await ari.hangup(ch["id"])
+    raise AssertionError(f"left behind: channels {[c['name'] for c in channels]}, {bridges=}")

@@ -1,0 +1,58 @@
+"""The app survives its ARI WebSocket being killed and Asterisk restarting: it reconnects,
+re-registers its Stasis app, and the next call is handled and logged."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from urllib.parse import urlsplit
+
+from tests.integration.conftest import PBX, Callers, Server
+
+
+async def place_and_log(server: Server, callers: Callers) -> str | None:
+    call = await callers.place(caller_id="<+38761300300>")
+    await call.wait_for("ChannelDestroyed")
+    return (await server.wait_closed(call.far_end)).outcome
+
+
+async def test_app_reconnects_after_its_ari_websocket_is_killed(
+    server: Server, callers: Callers, pbx: PBX
+) -> None:
+    before = await server.wait_ready()
+    port = before["ari"]["ws_local_port"]
+    ari = urlsplit(pbx.settings.ari_url)
+    # `module reload res_ari.so` does not close the socket; destroying it in the kernel does.
+    killed = subprocess.run(
+        ["ss", "-K", "-t", "src", f"127.0.0.1:{port}", "dst", f"{ari.hostname}:{ari.port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f":{port}" in killed.stdout, killed.stdout
+
+    after = await server.wait_ready(timeout=20, min_connects=before["ari"]["connects"] + 1)
+    assert after["ari"]["ws_local_port"] != port
+    assert await place_and_log(server, callers) == "completed"
+
+
+async def test_app_reconnects_after_asterisk_restarts(
+    server: Server, callers: Callers, pbx: PBX
+) -> None:
+    before = await server.wait_ready()
+    await asyncio.to_thread(pbx.down)
+    deadline = time.monotonic() + 10
+    while True:
+        code, status = await server.status()
+        if code == 503 and not status["ari"]["connected"] and not status["ami"]["connected"]:
+            break
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.1)
+
+    await asyncio.to_thread(pbx.up)
+    after = await server.wait_ready(timeout=30, min_connects=before["ari"]["connects"] + 1)
+    assert after["ami"]["connected"]
+    assert "infoline" in after["ari"]["apps"]
+    await callers.ari.wait_connected(30)
+    assert await place_and_log(server, callers) == "completed"
