@@ -102,9 +102,8 @@ def import_() -> None:
 
 
 def _run_import(kind: str, path: Path) -> None:
-    from models.importing import ImportRejected, import_csv
-
     from centrala.logs import configure_logging
+    from models.importing import ImportRejected, import_csv
 
     configure_logging("console", "WARNING")
     try:

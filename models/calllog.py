@@ -88,20 +88,20 @@ class CallLog:
                 ivr_path=[],
             )
             session.add(call)
-            await session.flush()
-            session.add(
-                CallEvent(
-                    call_id=call.id,
-                    at=started_at,
-                    kind="opened",
-                    data={
-                        "handler": handler,
-                        "caller_e164": e164,
-                        "client_ids": [c.id for c in clients],
-                    },
-                )
-            )
             try:
+                await session.flush()
+                session.add(
+                    CallEvent(
+                        call_id=call.id,
+                        at=started_at,
+                        kind="opened",
+                        data={
+                            "handler": handler,
+                            "caller_e164": e164,
+                            "client_ids": [c.id for c in clients],
+                        },
+                    )
+                )
                 await session.commit()
             except IntegrityError:
                 # The same channel opened concurrently (a duplicated event): use that row.

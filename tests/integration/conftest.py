@@ -9,6 +9,7 @@ Local channels originated through ARI into our test app, so the test holds the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -95,7 +96,7 @@ class Server:
         ):
             return resp.status, await resp.json()
 
-    async def wait_ready(self, timeout: float = 30, min_connects: int = 1) -> dict[str, Any]:  # noqa: ASYNC109
+    async def wait_ready(self, timeout: float = 30, min_connects: int = 1) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -106,7 +107,7 @@ class Server:
                 last = body
                 if code == 200 and body["ari"]["connects"] >= min_connects:
                     return body
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 last = exc
             await asyncio.sleep(0.1)
         raise AssertionError(f"centrala serve not ready: {last}")
@@ -125,7 +126,7 @@ class Server:
             stmt = select(Call).filter_by(**where)
             return (await session.scalars(stmt)).one()
 
-    async def wait_closed(self, channel_id: str, timeout: float = 15) -> Call:  # noqa: ASYNC109
+    async def wait_closed(self, channel_id: str, timeout: float = 15) -> Call:
         """The call row once its record is closed (ended_at set)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -197,7 +198,7 @@ class TestCall:
         # The Local channel's other half, the one that runs the dialplan we test.
         return f"{self.id};2"
 
-    async def wait_for(self, kind: str, timeout: float = 15) -> Event:  # noqa: ASYNC109
+    async def wait_for(self, kind: str, timeout: float = 15) -> Event:
         for event in self.seen:
             if event["type"] == kind:
                 return event
@@ -208,10 +209,8 @@ class TestCall:
                     return event
 
     async def hangup(self) -> None:
-        try:
+        with contextlib.suppress(ARINotFound):
             await self.ari.hangup(self.id)
-        except ARINotFound:
-            pass
 
     async def dtmf(self, digits: str) -> None:
         await self.ari.send_dtmf(self.id, digits)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ari_app.ami import AMIActionError, AMIClient
-from tests.integration.conftest import PBX, Callers
+from tests.integration.conftest import PBX, Callers, Server
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ async def test_ping_and_core_status_over_real_ami(ami: AMIClient) -> None:
 
 
 async def test_play_dtmf_reply_without_async_header_keeps_connection(
-    ami: AMIClient, callers: Callers
+    ami: AMIClient, callers: Callers, server: Server
 ) -> None:
     # A channel to press keys on: a FastAGI info-line call (nothing listens on the test's
     # side for DTMF, so nothing reacts to the key).

@@ -139,7 +139,7 @@ async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
 
 async def wait_for_idle(server: FastAGIServer, within: float = IO_TIMEOUT) -> None:
     async with asyncio.timeout(within):
-        while server.active_sessions:  # noqa: ASYNC110 - polling a counter is fine in tests
+        while server.active_sessions:
             await asyncio.sleep(0.01)
 
 

@@ -130,7 +130,7 @@ class FakeAMI:
 async def eventually(predicate: Callable[[], bool], within: float = 2.0) -> None:
     """Poll the fake's or client's state; simpler than wiring events through the fake."""
     async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110
+        while not predicate():
             await asyncio.sleep(0.005)
 
 

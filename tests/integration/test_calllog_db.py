@@ -1,0 +1,81 @@
+"""The call log on SQLite and PostgreSQL: one row per channel whatever the duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from models.calllog import CallLog
+from models.tables import Call, CallEvent, Client, ClientPhone, Direction
+from tests.conftest import Database
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _open(log: CallLog, channel: str, number: str | None = "061 222 333"):  # type: ignore[no-untyped-def]
+    return log.open_call(
+        channel_id=channel,
+        linkedid=channel,
+        direction=Direction.INBOUND,
+        handler="ari",
+        caller_number=number,
+        caller_name="Test\x00Caller\n",
+        called_number="0800100200",
+        started_at=T0,
+    )
+
+
+async def test_duplicate_opens_of_one_channel_make_one_row(database: Database) -> None:
+    log = CallLog(database.sessions, "BA")
+    first, *others = await asyncio.gather(*[_open(log, "chan-1") for _ in range(5)])
+    assert {o.id for o in others} == {first.id}
+    async with database.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Call)) == 1
+        name = await session.scalar(select(Call.caller_name))
+    assert name == "TestCaller"
+
+
+async def test_closing_twice_changes_nothing(database: Database) -> None:
+    log = CallLog(database.sessions, "BA")
+    opened = await _open(log, "chan-2")
+    assert await log.close(
+        opened.id,
+        at=T0 + timedelta(seconds=5),
+        cause=16,
+        cause_text="Normal Clearing",
+        outcome="completed",
+    )
+    assert not await log.close(
+        opened.id, at=T0 + timedelta(seconds=9), cause=17, cause_text="Busy", outcome="lost"
+    )
+    async with database.sessions() as session:
+        call = await session.get(Call, opened.id)
+        closes = await session.scalar(
+            select(func.count()).where(CallEvent.call_id == opened.id, CallEvent.kind == "closed")
+        )
+    assert call is not None
+    assert (call.hangup_cause, call.outcome, call.ended_at) == (
+        16,
+        "completed",
+        T0 + timedelta(seconds=5),
+    )
+    assert closes == 1
+    assert await log.open_calls("ari") == []
+
+
+async def test_caller_is_matched_through_any_of_the_clients_phones(database: Database) -> None:
+    async with database.sessions() as session:
+        client = Client(
+            external_id="K1",
+            name="Key Client",
+            phones=[ClientPhone(number="+38733111222"), ClientPhone(number="+38761222333")],
+        )
+        session.add(client)
+        await session.commit()
+    log = CallLog(database.sessions, "BA")
+    opened = await _open(log, "chan-3", "061/222-333")
+    assert (opened.client_id, opened.client_name) == (client.id, "Key Client")
+    unknown = await _open(log, "chan-4", "anonymous")
+    assert unknown.client_id is None and unknown.caller_e164 is None

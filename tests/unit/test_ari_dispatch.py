@@ -1,0 +1,75 @@
+"""ARI events are delivered in order per channel, and a slow call never delays another."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ari_app.ari import ARIClient, Event, event_key
+
+
+def _ev(kind: str, channel: str, n: int) -> Event:
+    return {"type": kind, "channel": {"id": channel}, "n": n}
+
+
+def test_event_key_groups_a_channels_playbacks_with_the_channel() -> None:
+    assert event_key({"channel": {"id": "a"}}) == "channel:a"
+    assert event_key({"playback": {"id": "p", "target_uri": "channel:a"}}) == "channel:a"
+    assert event_key({"bridge": {"id": "b"}}) == "bridge:b"
+    assert event_key({"type": "ApplicationReplaced"}) == "app"
+
+
+async def test_events_of_one_channel_are_handled_in_order_and_one_at_a_time() -> None:
+    client = ARIClient("http://127.0.0.1:1/ari", "u", "p", ["app"])
+    seen: list[int] = []
+    running = 0
+
+    async def handler(event: Event) -> None:
+        nonlocal running
+        running += 1
+        assert running == 1
+        await asyncio.sleep(0.001 * (5 - event["n"] % 5))
+        seen.append(event["n"])
+        running -= 1
+
+    client.on_event(handler)
+    for n in range(50):
+        client.dispatch(_ev("X", "a", n))
+    while client._streams:
+        await asyncio.sleep(0.01)
+    assert seen == list(range(50))
+
+
+async def test_a_slow_call_does_not_delay_another() -> None:
+    client = ARIClient("http://127.0.0.1:1/ari", "u", "p", ["app"])
+    release = asyncio.Event()
+    fast_done = asyncio.Event()
+
+    async def handler(event: Event) -> None:
+        if event["channel"]["id"] == "slow":
+            await release.wait()
+        else:
+            fast_done.set()
+
+    client.on_event(handler)
+    client.dispatch(_ev("X", "slow", 1))
+    client.dispatch(_ev("X", "fast", 1))
+    await asyncio.wait_for(fast_done.wait(), 1)
+    release.set()
+    await asyncio.sleep(0)
+
+
+async def test_a_failing_handler_does_not_stop_the_channels_later_events() -> None:
+    client = ARIClient("http://127.0.0.1:1/ari", "u", "p", ["app"])
+    seen: list[int] = []
+
+    async def handler(event: Event) -> None:
+        if event["n"] == 0:
+            raise RuntimeError("boom")
+        seen.append(event["n"])
+
+    client.on_event(handler)
+    for n in range(3):
+        client.dispatch(_ev("X", "a", n))
+    while client._streams:
+        await asyncio.sleep(0.01)
+    assert seen == [1, 2]
