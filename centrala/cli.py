@@ -93,6 +93,20 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}: {settings.effective_database_url.split('@')[-1]}")
 
 
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="what the migration changes")
+def db_revision(message: str) -> None:
+    """Write a new migration from the difference between models/tables.py and the database
+    (upgrade the database first). Review the generated file before committing it."""
+    from alembic import command
+
+    from models.db import alembic_config
+
+    command.revision(
+        alembic_config(_settings().effective_database_url), message=message, autogenerate=True
+    )
+
+
 # ---- import -------------------------------------------------------------------------------
 
 
