@@ -1,0 +1,751 @@
+"""CSV import of clients and agents: all rows or none.
+
+Three steps, so that a bad file never leaves half an import behind: the text is parsed and
+every row validated by pure functions; then the rows are checked against the database (unknown
+managers); then everything is written in one transaction. Any error raises ImportRejected with
+every problem found, and nothing is written. Importing the same file twice changes nothing.
+
+The column names are a contract with operators' scripts (DESIGN.md): keep them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
+
+from centrala.phones import normalise
+from centrala.settings import Settings
+from models.db import create_engine, session_factory
+from models.tables import Agent, AgentRole, Client, ClientPhone, ClientType, Queue, QueueMember
+
+ImportKind = Literal["clients", "agents"]
+KINDS: tuple[ImportKind, ...] = ("clients", "agents")
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_ROWS = 200_000
+MAX_FIELD = 1000
+MAX_NAME = 200
+MAX_ID = 64  # agents.id, clients.external_id, queues.id, clients.segment
+MAX_ENDPOINT = 200
+MAX_VALUE_SHOWN = 60
+MAX_REPORTED = 200
+_IN_CHUNK = 500  # ids per IN (...) query, well under SQLite's and asyncpg's parameter limits
+
+CLIENT_COLUMNS = (
+    "external_id",
+    "name",
+    "phone",
+    "language",
+    "client_type",
+    "assigned_manager",
+    "birthday",
+    "document_expiry",
+    "overdue_debt",
+)
+CLIENT_OPTIONAL = ("segment",)
+AGENT_COLUMNS = ("agent_id", "name", "role", "endpoint", "queues", "skills")
+
+ENDPOINT_TECHS = ("PJSIP", "SIP", "IAX2", "Local", "DAHDI")
+# Only characters that cannot end the destination: a "," would start Dial() options, a "&"
+# a second destination, a space or newline an AMI/dialplan injection.
+_ENDPOINT = re.compile(r"([A-Za-z0-9]+)/([A-Za-z0-9_.+@:#*-]+(?:/[A-Za-z0-9_.+@:#*-]+)?)")
+_AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
+_QUEUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_SKILL = re.compile(r"\w[\w.+-]*")
+_LANGUAGE = re.compile(r"[A-Za-z][A-Za-z_-]{1,7}")
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_DOTTED_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})\.?")  # "15.03.1985." is common too
+_TRUE = frozenset({"1", "true", "yes"})
+_FALSE = frozenset({"", "0", "false", "no"})
+# Control, format (bidi overrides), private-use, unassigned, line/paragraph separators.
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+T = TypeVar("T")
+
+
+# ---- results and errors ---------------------------------------------------------------------
+
+
+def show_value(raw: str) -> str:
+    """The value as it appears in a report: repr'd so control characters are visible."""
+    shown = repr(raw)
+    return shown if len(shown) <= MAX_VALUE_SHOWN else shown[: MAX_VALUE_SHOWN - 1] + "…"
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem. ``line`` is the line in the file where the record starts (the header is
+    line 1), None for the file as a whole; ``value`` is already in display form."""
+
+    line: int | None
+    column: str | None
+    value: str | None
+    message: str
+
+    @classmethod
+    def at(cls, line: int | None, column: str | None, raw: str | None, message: str) -> RowError:
+        return cls(line, column, None if raw is None else show_value(raw), message)
+
+    def sort_key(self) -> tuple[int, str]:
+        return (self.line or 0, self.column or "")
+
+    def __str__(self) -> str:
+        where = "file" if self.line is None else f"line {self.line}"
+        what = " ".join(part for part in (self.column, self.value) if part)
+        return f"{where}: {what}: {self.message}" if what else f"{where}: {self.message}"
+
+
+class ImportRejected(Exception):
+    """The file was not imported, and nothing was written."""
+
+    def __init__(self, errors: Sequence[RowError], source: str | None = None) -> None:
+        self.errors = sorted(errors, key=RowError.sort_key)
+        self.source = source
+        super().__init__(self.report())
+
+    def with_source(self, source: str) -> ImportRejected:
+        return ImportRejected(self.errors, source)
+
+    def report(self) -> str:
+        count = len(self.errors)
+        head = f"{self.source}: " if self.source else ""
+        noun = "error" if count == 1 else "errors"
+        lines = [f"{head}import rejected, nothing was written ({count} {noun})"]
+        lines += [f"  {error}" for error in self.errors[:MAX_REPORTED]]
+        if count > MAX_REPORTED:
+            lines.append(f"  ... and {count - MAX_REPORTED} more")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    kind: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    queues_created: int = 0
+
+    def summary(self) -> str:
+        text = f"{self.kind}: {self.created} created, {self.updated} updated, "
+        text += f"{self.unchanged} unchanged"
+        if self.kind == "agents":
+            text += f", {self.queues_created} queues created"
+        return text
+
+
+# ---- reading the CSV text -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CsvRecord:
+    line: int
+    values: dict[str, str]  # known columns only, by lower-case header name
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    line: int
+    external_id: str
+    name: str
+    phones: tuple[str, ...]
+    language: str | None
+    client_type: ClientType
+    assigned_manager: str | None
+    birthday: date | None
+    document_expiry: date | None
+    overdue_debt: bool
+    segment: str | None = None
+    has_segment: bool = False  # without the column, an update leaves the segment alone
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    line: int
+    agent_id: str
+    name: str
+    role: AgentRole
+    endpoint: str | None
+    queues: tuple[str, ...]
+    skills: tuple[str, ...]
+
+
+def decode_csv_bytes(data: bytes) -> str:
+    """UTF-8, with or without a BOM; anything else is rejected with the place it goes wrong."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ImportRejected([_too_big()])
+    bom = len(b"\xef\xbb\xbf") if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + bom
+        line = data.count(b"\n", 0, offset) + 1
+        hint = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        message = (
+            f"not UTF-8{hint}: byte 0x{data[offset]:02x} at byte offset {offset}; "
+            "save the file as 'CSV UTF-8'"
+        )
+        raise ImportRejected([RowError(line, None, None, message)]) from None
+
+
+def read_csv_file(path: Path) -> str:
+    """Blocking: call it in a thread from async code."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ImportRejected([RowError(None, None, None, f"cannot read: {exc.strerror}")]) from None
+    return decode_csv_bytes(data)
+
+
+def _too_big() -> RowError:
+    return RowError(None, None, None, f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
+
+
+def detect_delimiter(header_line: str) -> str:
+    """Excel writes ";" where the decimal separator is a comma (Bosnia, Romania, ...)."""
+    return ";" if header_line.count(";") > header_line.count(",") else ","
+
+
+def read_table(
+    text: str, required: Sequence[str], optional: Sequence[str] = ()
+) -> tuple[list[CsvRecord], list[RowError]]:
+    """Split the text into records of the known columns. Checks the shape only: the header,
+    field counts, field lengths, the number of rows."""
+    if len(text) > MAX_FILE_BYTES:
+        return [], [_too_big()]
+    text = text.removeprefix("\ufeff")
+    # Blank lines before the header are skipped like any other blank line.
+    header_line = next((ln for ln in io.StringIO(text, newline="") if ln.strip()), "")
+    if not header_line:
+        return [], [RowError(None, None, None, "the file is empty (no header line)")]
+    delimiter = detect_delimiter(header_line)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    errors: list[RowError] = []
+    try:
+        header = next(h for h in reader if any(f.strip() for f in h))
+    except csv.Error as exc:
+        return [], [RowError(reader.line_num, None, None, f"malformed CSV header: {exc}")]
+    header_no = reader.line_num
+
+    names = [h.strip().lower() for h in header]
+    known = set(required) | set(optional)
+    index: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in known:
+            if name in index:
+                errors.append(RowError(header_no, name, None, "column appears twice"))
+            index[name] = i
+    missing = [c for c in required if c not in index]
+    if missing:
+        errors.append(
+            RowError(
+                header_no,
+                None,
+                show_value(header_line.rstrip("\r\n")),
+                f"missing required column(s): {', '.join(missing)} "
+                f"(expected: {', '.join(required)})",
+            )
+        )
+    if errors:
+        return [], errors
+
+    records: list[CsvRecord] = []
+    end = reader.line_num  # the line where the previous record ended
+    count = 0
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # Quoting is broken: where the following records start is unknowable, stop here.
+            errors.append(RowError(end + 1, None, None, f"malformed CSV: {exc}"))
+            break
+        line, end = end + 1, reader.line_num
+        if not any(f.strip() for f in fields):
+            continue  # blank line, or Excel's ";;;;;" after the data
+        count += 1
+        if count > MAX_ROWS:
+            errors.append(RowError(line, None, None, f"more than {MAX_ROWS} rows"))
+            break
+        if len(fields) != len(header):
+            message = f"expected {len(header)} fields, found {len(fields)}"
+            errors.append(RowError(line, None, None, message))
+            continue
+        too_long = [i for i, f in enumerate(fields) if len(f) > MAX_FIELD]
+        for i in too_long:
+            message = f"field longer than {MAX_FIELD} characters ({len(fields[i])})"
+            errors.append(RowError.at(line, names[i] or f"#{i + 1}", fields[i], message))
+        if too_long:
+            continue
+        values = {name: fields[i].strip(" \t") for name, i in index.items()}
+        records.append(CsvRecord(line, values))
+    return records, errors
+
+
+# ---- validating values ----------------------------------------------------------------------
+
+
+class _Invalid(ValueError):
+    pass
+
+
+class _Fields:
+    """Collects every bad value of one record instead of stopping at the first."""
+
+    def __init__(self, record: CsvRecord) -> None:
+        self.record = record
+        self.errors: list[RowError] = []
+
+    def raw(self, column: str) -> str:
+        return self.record.values.get(column, "")
+
+    def take(self, column: str, parse: Callable[[str], T]) -> T:
+        raw = self.raw(column)
+        try:
+            return parse(raw)
+        except _Invalid as exc:
+            self.errors.append(RowError.at(self.record.line, column, raw, str(exc)))
+            # Never used: a record with errors gives no row.
+            return cast(T, None)
+
+
+def _check_chars(value: str) -> None:
+    if any(unicodedata.category(ch) in _BAD_CATEGORIES for ch in value):
+        raise _Invalid("contains a control character")
+
+
+def _text(limit: int, *, required: bool) -> Callable[[str], str | None]:
+    def parse(raw: str) -> str | None:
+        if not raw:
+            if required:
+                raise _Invalid("required")
+            return None
+        _check_chars(raw)
+        if len(raw) > limit:
+            raise _Invalid(f"longer than {limit} characters")
+        return raw
+
+    return parse
+
+
+def _required_text(limit: int) -> Callable[[str], str]:
+    parse = _text(limit, required=True)
+    return lambda raw: cast(str, parse(raw))
+
+
+def _identifier(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not raw:
+            raise _Invalid("required")
+        if len(raw) > MAX_ID:
+            raise _Invalid(f"longer than {MAX_ID} characters")
+        if not pattern.fullmatch(raw):
+            raise _Invalid(f"not a valid {what}")
+        return raw
+
+    return parse
+
+
+parse_external_id = _required_text(MAX_ID)
+parse_name = _required_text(MAX_NAME)
+parse_segment = _text(MAX_ID, required=False)
+
+
+parse_agent_id = _identifier(_AGENT_ID, "agent id (letters, digits, '_', '.', '@', '-')")
+parse_queue_name = _identifier(_QUEUE, "queue name (letters, digits, '_', '.', '-')")
+
+
+def parse_date(raw: str) -> date | None:
+    """YYYY-MM-DD, or DD.MM.YYYY as written in the Balkans; empty is no date."""
+    if not raw:
+        return None
+    if m := _ISO_DATE.fullmatch(raw):
+        y, mo, d = m.groups()
+    elif m := _DOTTED_DATE.fullmatch(raw):
+        d, mo, y = m.groups()
+    else:
+        raise _Invalid("not a date (YYYY-MM-DD or DD.MM.YYYY)")
+    try:
+        return date(int(y), int(mo), int(d))
+    except ValueError:
+        raise _Invalid("no such date") from None
+
+
+def parse_flag(raw: str) -> bool:
+    value = raw.lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise _Invalid("expected 0 or 1 (or true/false, yes/no)")
+
+
+def parse_language(raw: str) -> str | None:
+    if not raw:
+        return None
+    if not _LANGUAGE.fullmatch(raw):
+        raise _Invalid("not a language code (2-8 letters, '-' or '_', like bs, en, ro)")
+    return raw
+
+
+def parse_client_type(raw: str) -> ClientType:
+    try:
+        return ClientType(raw.lower())
+    except ValueError:
+        raise _Invalid(f"expected one of: {', '.join(t.value for t in ClientType)}") from None
+
+
+def parse_role(raw: str) -> AgentRole:
+    try:
+        return AgentRole(raw.lower())
+    except ValueError:
+        raise _Invalid(f"expected one of: {', '.join(r.value for r in AgentRole)}") from None
+
+
+def parse_manager(raw: str) -> str | None:
+    return parse_agent_id(raw) if raw else None
+
+
+def _split(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(";") if part.strip()]
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def parse_phones(raw: str, region: str) -> tuple[str, ...]:
+    """Numbers separated by ";", each to E.164. The same number written twice is kept once."""
+    _check_chars(raw)
+    numbers = []
+    for part in _split(raw):
+        number = normalise(part, region)
+        if number is None:
+            which = "" if part == raw else f": {show_value(part)}"
+            raise _Invalid(f"not a phone number{which}")
+        numbers.append(number)
+    return _unique(numbers)
+
+
+def parse_endpoint(raw: str) -> str | None:
+    """An Asterisk dial string for one destination: PJSIP/101, Local/101@agents,
+    PJSIP/+38761123456@trunk. Empty means the agent has no phone yet."""
+    if not raw:
+        return None
+    message = (
+        f"not an Asterisk endpoint like PJSIP/101 (technology {', '.join(ENDPOINT_TECHS)}; "
+        "one destination: no ',', '&', spaces or control characters)"
+    )
+    m = _ENDPOINT.fullmatch(raw)
+    if len(raw) > MAX_ENDPOINT or m is None:
+        raise _Invalid(message)
+    tech = next((t for t in ENDPOINT_TECHS if t.lower() == m.group(1).lower()), None)
+    if tech is None:
+        raise _Invalid(message)
+    return f"{tech}/{m.group(2)}"
+
+
+def parse_queues(raw: str) -> tuple[str, ...]:
+    return _unique(parse_queue_name(q) for q in _split(raw))
+
+
+def parse_skills(raw: str) -> tuple[str, ...]:
+    skills = _split(raw)
+    for skill in skills:
+        if len(skill) > MAX_ID or not _SKILL.fullmatch(skill):
+            raise _Invalid(f"not a skill name: {show_value(skill)}")
+    return _unique(skills)
+
+
+class _Duplicates:
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.first: dict[str, int] = {}
+
+    def check(self, line: int, value: str) -> RowError | None:
+        first = self.first.setdefault(value, line)
+        if first == line:
+            return None
+        return RowError.at(
+            line, self.column, value, f"duplicate {self.column}, first on line {first}"
+        )
+
+
+def parse_client_rows(
+    records: Iterable[CsvRecord], region: str
+) -> tuple[list[ClientRow], list[RowError]]:
+    rows: list[ClientRow] = []
+    errors: list[RowError] = []
+    seen = _Duplicates("external_id")
+    for record in records:
+        f = _Fields(record)
+        external_id = f.take("external_id", parse_external_id)
+        row = ClientRow(
+            line=record.line,
+            external_id=external_id,
+            name=f.take("name", parse_name),
+            phones=f.take("phone", lambda raw: parse_phones(raw, region)),
+            language=f.take("language", parse_language),
+            client_type=f.take("client_type", parse_client_type),
+            assigned_manager=f.take("assigned_manager", parse_manager),
+            birthday=f.take("birthday", parse_date),
+            document_expiry=f.take("document_expiry", parse_date),
+            overdue_debt=f.take("overdue_debt", parse_flag),
+            segment=f.take("segment", parse_segment),
+            has_segment="segment" in record.values,
+        )
+        if external_id is not None and (dup := seen.check(record.line, external_id)):
+            f.errors.append(dup)
+        if f.errors:
+            errors += f.errors
+        else:
+            rows.append(row)
+    return rows, errors
+
+
+def parse_agent_rows(records: Iterable[CsvRecord]) -> tuple[list[AgentRow], list[RowError]]:
+    rows: list[AgentRow] = []
+    errors: list[RowError] = []
+    seen = _Duplicates("agent_id")
+    for record in records:
+        f = _Fields(record)
+        agent_id = f.take("agent_id", parse_agent_id)
+        row = AgentRow(
+            line=record.line,
+            agent_id=agent_id,
+            name=f.take("name", parse_name),
+            role=f.take("role", parse_role),
+            endpoint=f.take("endpoint", parse_endpoint),
+            queues=f.take("queues", parse_queues),
+            skills=f.take("skills", parse_skills),
+        )
+        if agent_id is not None and (dup := seen.check(record.line, agent_id)):
+            f.errors.append(dup)
+        if f.errors:
+            errors += f.errors
+        else:
+            rows.append(row)
+    return rows, errors
+
+
+def parse_clients(text: str, region: str) -> tuple[list[ClientRow], list[RowError]]:
+    records, errors = read_table(text, CLIENT_COLUMNS, CLIENT_OPTIONAL)
+    rows, row_errors = parse_client_rows(records, region)
+    return rows, errors + row_errors
+
+
+def parse_agents(text: str) -> tuple[list[AgentRow], list[RowError]]:
+    records, errors = read_table(text, AGENT_COLUMNS)
+    rows, row_errors = parse_agent_rows(records)
+    return rows, errors + row_errors
+
+
+# ---- writing --------------------------------------------------------------------------------
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+async def _existing_ids(
+    session: AsyncSession, column: InstrumentedAttribute[str], ids: Iterable[str]
+) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(sorted(set(ids))):
+        found.update(await session.scalars(select(column).where(column.in_(chunk))))
+    return found
+
+
+def _assign(obj: Any, values: dict[str, Any]) -> bool:
+    """Set the attributes that differ; True when any did."""
+    changed = False
+    for name, value in values.items():
+        if getattr(obj, name) != value:
+            setattr(obj, name, value)
+            changed = True
+    return changed
+
+
+def _sync_phones(client: Client, numbers: Sequence[str]) -> bool:
+    # Numbers that stay keep their rows: deleting and re-inserting one would trip the
+    # (client_id, number) unique key, since the flush inserts before it deletes.
+    wanted = set(numbers)
+    have = {p.number for p in client.phones}
+    for phone in [p for p in client.phones if p.number not in wanted]:
+        client.phones.remove(phone)
+    client.phones.extend(ClientPhone(number=n) for n in numbers if n not in have)
+    return wanted != have
+
+
+async def _write_clients(session: AsyncSession, rows: Sequence[ClientRow]) -> ImportResult:
+    managers = {r.assigned_manager for r in rows if r.assigned_manager}
+    known = await _existing_ids(session, Agent.id, managers)
+    unknown = [
+        RowError.at(r.line, "assigned_manager", r.assigned_manager, "no agent with this id")
+        for r in rows
+        if r.assigned_manager and r.assigned_manager not in known
+    ]
+    if unknown:
+        raise ImportRejected(unknown)
+
+    existing: dict[str, Client] = {}
+    for chunk in _chunks([r.external_id for r in rows]):
+        found = await session.scalars(
+            select(Client).where(Client.external_id.in_(chunk)).options(selectinload(Client.phones))
+        )
+        existing.update((c.external_id, c) for c in found)
+
+    updated = unchanged = 0
+    new_clients: list[dict[str, Any]] = []
+    new_phones: dict[str, tuple[str, ...]] = {}
+    for r in rows:
+        values: dict[str, Any] = {
+            "name": r.name,
+            "language": r.language,
+            "client_type": r.client_type,
+            "assigned_manager_id": r.assigned_manager,
+            "birthday": r.birthday,
+            "document_expiry": r.document_expiry,
+            "overdue_debt": r.overdue_debt,
+        }
+        if r.has_segment:
+            values["segment"] = r.segment
+        client = existing.get(r.external_id)
+        if client is None:
+            new_clients.append({"external_id": r.external_id, **values})
+            new_phones[r.external_id] = r.phones
+        else:
+            phones_changed = _sync_phones(client, r.phones)
+            if _assign(client, values) or phones_changed:
+                updated += 1
+            else:
+                unchanged += 1
+    await session.flush()
+
+    # New clients go in as batched INSERTs: through the unit of work every row would be a
+    # round trip of its own, minutes for a large file.
+    if new_clients:
+        ids = await session.execute(
+            insert(Client).returning(Client.external_id, Client.id), new_clients
+        )
+        phone_rows = [
+            {"client_id": client_id, "number": number}
+            for external_id, client_id in ids
+            for number in new_phones[external_id]
+        ]
+        if phone_rows:
+            await session.execute(insert(ClientPhone), phone_rows)
+    return ImportResult("clients", len(new_clients), updated, unchanged)
+
+
+async def _write_agents(session: AsyncSession, rows: Sequence[AgentRow]) -> ImportResult:
+    existing: dict[str, Agent] = {}
+    for chunk in _chunks([r.agent_id for r in rows]):
+        found = await session.scalars(
+            select(Agent).where(Agent.id.in_(chunk)).options(selectinload(Agent.memberships))
+        )
+        existing.update((a.id, a) for a in found)
+
+    wanted_queues = {q for r in rows for q in r.queues}
+    have_queues = await _existing_ids(session, Queue.id, wanted_queues)
+    new_queues = sorted(wanted_queues - have_queues)
+    session.add_all(Queue(id=q, name=q) for q in new_queues)
+
+    created = updated = unchanged = 0
+    changed: dict[str, bool] = {}
+    for r in rows:
+        values: dict[str, Any] = {
+            "name": r.name,
+            "role": r.role,
+            "endpoint": r.endpoint,
+            "skills": list(r.skills),
+        }
+        agent = existing.get(r.agent_id)
+        if agent is None:
+            session.add(Agent(id=r.agent_id, active=True, **values))
+            created += 1
+        else:
+            changed[r.agent_id] = _assign(agent, values)
+    # Agents and queues exist before their memberships refer to them.
+    await session.flush()
+
+    for r in rows:
+        agent = existing.get(r.agent_id)
+        current = {m.queue_id: m for m in agent.memberships} if agent else {}
+        for queue_id, member in current.items():
+            if queue_id not in r.queues:
+                await session.delete(member)
+        # Kept memberships keep their penalty; new ones start at 0.
+        session.add_all(
+            QueueMember(queue_id=q, agent_id=r.agent_id, penalty=0)
+            for q in r.queues
+            if q not in current
+        )
+        if agent is not None:
+            if changed[r.agent_id] or set(current) != set(r.queues):
+                updated += 1
+            else:
+                unchanged += 1
+    return ImportResult("agents", created, updated, unchanged, len(new_queues))
+
+
+def _parse(kind: str, text: str, region: str) -> list[ClientRow] | list[AgentRow]:
+    rows: list[ClientRow] | list[AgentRow]
+    if kind == "clients":
+        rows, errors = parse_clients(text, region)
+    elif kind == "agents":
+        rows, errors = parse_agents(text)
+    else:
+        raise ValueError(f"unknown import kind {kind!r}, expected one of {KINDS}")
+    if errors:
+        raise ImportRejected(errors)
+    return rows
+
+
+async def import_rows(
+    sessions: async_sessionmaker[AsyncSession], kind: str, text: str, region: str
+) -> ImportResult:
+    """Import CSV text of ``kind`` ("clients" or "agents"), all rows or none."""
+    # Parsing 200 000 rows takes a while: keep it off the event loop.
+    rows = await asyncio.to_thread(_parse, kind, text, region)
+    try:
+        async with sessions() as session, session.begin():
+            if kind == "clients":
+                return await _write_clients(session, cast(list[ClientRow], rows))
+            return await _write_agents(session, cast(list[AgentRow], rows))
+    except IntegrityError:
+        message = (
+            "the database changed during the import (another import at the same time?); "
+            "nothing was written, run it again"
+        )
+        raise ImportRejected([RowError(None, None, None, message)]) from None
+
+
+async def import_csv(settings: Settings, kind: str, path: Path) -> ImportResult:
+    """Import the CSV file at ``path`` into the database of ``settings``, all rows or none."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown import kind {kind!r}, expected one of {KINDS}")
+    try:
+        text = await asyncio.to_thread(read_csv_file, path)
+        engine = create_engine(settings.effective_database_url)
+        try:
+            return await import_rows(session_factory(engine), kind, text, settings.default_region)
+        finally:
+            await engine.dispose()
+    except ImportRejected as exc:
+        raise exc.with_source(str(path)) from None
