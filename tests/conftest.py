@@ -64,9 +64,7 @@ def postgres_url(suffix: str = "") -> str:
     """The test PostgreSQL URL, or a sibling database (``_calls``) for tests that share the
     server with a running `centrala serve`."""
     parsed = make_url(POSTGRES_URL)
-    return parsed.set(database=f"{parsed.database}{suffix}").render_as_string(
-        hide_password=False
-    )
+    return parsed.set(database=f"{parsed.database}{suffix}").render_as_string(hide_password=False)
 
 
 async def make_database(backend: str, tmp_path: Path, suffix: str = "") -> Database:

@@ -8,6 +8,7 @@ import subprocess
 import time
 from urllib.parse import urlsplit
 
+from centrala.pbx import LocalPBX
 from tests.integration.conftest import PBX, Callers, Server
 
 
@@ -42,6 +43,7 @@ async def test_app_reconnects_after_asterisk_restarts(
 ) -> None:
     before = await server.wait_ready()
     await asyncio.to_thread(pbx.down)
+    assert LocalPBX(pbx.settings).processes_in_root() == []  # `down` leaves nothing behind
     deadline = time.monotonic() + 10
     while True:
         code, status = await server.status()
