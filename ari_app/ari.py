@@ -241,7 +241,7 @@ class ARIClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str | int] | list[tuple[str, str]] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> Any:
         if self._session is None:
@@ -266,9 +266,14 @@ class ARIClient:
             "DELETE", f"/channels/{quote(channel_id, safe='')}", params={"reason": reason}
         )
 
-    async def play(self, channel_id: str, media: str, playback_id: str) -> dict[str, Any]:
+    async def play(
+        self, channel_id: str, media: str | list[str], playback_id: str
+    ) -> dict[str, Any]:
+        """Play one media URI, or several in a row as one playback."""
         path = f"/channels/{quote(channel_id, safe='')}/play/{quote(playback_id, safe='')}"
-        return cast(dict[str, Any], await self.request("POST", path, params={"media": media}))
+        media_list = [media] if isinstance(media, str) else media
+        params = [("media", m) for m in media_list]
+        return cast(dict[str, Any], await self.request("POST", path, params=params))
 
     async def send_dtmf(self, channel_id: str, dtmf: str, *, between_ms: int = 100) -> None:
         await self.request(

@@ -1,98 +1,109 @@
-"""The free info line's Stasis application (first version: answer, greet, hang up, log).
+"""The free info line's Stasis application: one ``CallerSession`` per caller, walked through
+the active flow's IVR (``ivr.py``), routed by its rules (``routing.py``), queued in the ACD
+(``acd.py``) and bridged to an agent (``agents.py``), with every step in the call log.
 
-Two parts, as everywhere in Centrala: ``InfolineCall`` is the pure state machine (events in,
-actions out, no I/O), ``InfolineApp`` the thin adapter that feeds it ARI events, carries out its
-actions through ARI and writes the call log.
+Everything that touches a caller's session runs on that caller's own ordered event stream:
+ARI events, and the synthetic ones we post there (timers, offers, the agent's leg answering or
+going). So a session is never changed by two things at once, and nothing here blocks another
+caller.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import structlog
+from sqlalchemy import select
 
+from ari_app.acd import ACD, Offer
+from ari_app.agents import AGENT_ANSWERED, AGENT_GONE, OFFER, AgentDesk
 from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
+from ari_app.ivr import (
+    IVR,
+    CancelTimer,
+    HangupCall,
+    IVRAction,
+    PlayPrompt,
+    RequestCallback,
+    RouteTo,
+    SetLanguage,
+    StartTimer,
+    StopPlayback,
+)
+from ari_app.routing import (
+    Caller,
+    NoRoute,
+    RouteDecision,
+    decide,
+    on_max_wait,
+    overflow_decision,
+    queue_is_open,
+)
+from centrala.phones import normalise
+from centrala.prompts import prompt_media
+from dialplan.hours import next_open
+from dialplan.model import Flow, QueueDef
+from dialplan.store import flow_version
 from models.calllog import CallLog, now
-from models.tables import Direction
+from models.crm import CRM
+from models.tables import Direction, FlowVersion
 
 log = structlog.get_logger(__name__)
 
+TIMER = "CentralaTimer"
+HOLD_PROMPT = "queue_hold"
 
-class CallState(StrEnum):
-    NEW = "new"
-    GREETING = "greeting"
-    HANGING_UP = "hanging_up"
+
+class Phase(StrEnum):
+    IVR = "ivr"
+    QUEUED = "queued"
+    CONNECTED = "connected"
     ENDED = "ended"
 
 
-@dataclass(frozen=True)
-class Answer:
-    pass
-
-
-@dataclass(frozen=True)
-class Play:
-    media: str
-    playback_id: str
-
-
-@dataclass(frozen=True)
-class Hangup:
-    reason: str = "normal"
-
-
-Action = Answer | Play | Hangup
-
-
 @dataclass
-class InfolineCall:
-    """One caller on the info line. Each ``on_*`` returns the actions to carry out."""
-
+class CallerSession:
     channel_id: str
-    greeting: str
-    state: CallState = CallState.NEW
-    caller_hung_up: bool = False
-    hangup_requested: bool = False
+    call_id: str
+    caller: Caller
+    caller_number: str | None
+    caller_e164: str | None
+    flow: Flow
+    flow_version: int
+    ivr: IVR
+    phase: Phase = Phase.IVR
+    subscribed: bool = False
+    decision: RouteDecision | None = None
+    queue_def: QueueDef | None = None
+    visited: list[str] = field(default_factory=list)
+    arrived_mono: float | None = None
+    queued_at: datetime | None = None
+    agent_id: str | None = None
+    agent_leg: str | None = None
+    bridge_id: str | None = None
+    own_bridge: bool = False
+    connected_at: datetime | None = None
+    outcome: str | None = None  # set by what happened; None = decided at hang-up
+    timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    moh: bool = False
+    announcing: str | None = None
+    closing: bool = False
+    hung_up_by_us: bool = False  # the flow ended the call (a hangup node)
 
-    @property
-    def greeting_id(self) -> str:
-        return f"{self.channel_id}-greeting"
-
-    def on_start(self) -> list[Action]:
-        if self.state is not CallState.NEW:
-            return []  # a duplicated StasisStart changes nothing
-        self.state = CallState.GREETING
-        return [Answer(), Play(self.greeting, self.greeting_id)]
-
-    def on_playback_finished(self, playback_id: str) -> list[Action]:
-        if self.state is CallState.GREETING and playback_id == self.greeting_id:
-            self.state = CallState.HANGING_UP
-            return [Hangup()]
-        return []
-
-    def on_hangup_request(self) -> bool:
-        """Returns whether this is news: Asterisk sends one request for the soft hang-up and
-        another when the channel really goes."""
-        if self.hangup_requested:
-            return False
-        self.hangup_requested = True
-        if self.state is not CallState.HANGING_UP:
-            self.caller_hung_up = True
-        return True
-
-    def on_destroyed(self) -> list[Action]:
-        self.state = CallState.ENDED
-        return []
-
-    @property
-    def outcome(self) -> str:
-        if self.caller_hung_up:
-            return "abandoned_in_ivr"
-        return "completed" if self.state in (CallState.HANGING_UP, CallState.ENDED) else "lost"
+    def final_outcome(self) -> str:
+        if self.connected_at is not None:
+            return "answered"
+        if self.outcome:
+            return self.outcome
+        if self.phase is Phase.QUEUED:
+            return "abandoned_in_queue"
+        return "completed" if self.hung_up_by_us else "abandoned_in_ivr"
 
 
 def ari_time(value: str | None) -> datetime:
@@ -103,64 +114,133 @@ def ari_time(value: str | None) -> datetime:
     return now()
 
 
-@dataclass
-class _Tracked:
-    call: InfolineCall
-    call_id: str
-    # Subscribed to the channel itself: ChannelDestroyed (with the cause) will follow StasisEnd.
-    subscribed: bool = False
-
-
 class InfolineApp:
-    def __init__(self, ari: ARIClient, calllog: CallLog, *, name: str, greeting: str) -> None:
+    def __init__(
+        self,
+        ari: ARIClient,
+        calllog: CallLog,
+        crm: CRM,
+        desk: AgentDesk,
+        acd: ACD,
+        *,
+        name: str,
+        flow_name: str = "infoline",
+        region: str = "BA",
+    ) -> None:
         self.ari = ari
         self.calllog = calllog
+        self.crm = crm
+        self.desk = desk
+        self.acd = acd
         self.name = name
-        self.greeting = greeting
-        self.calls: dict[str, _Tracked] = {}
+        self.flow_name = flow_name
+        self.region = region
+        self.calls: dict[str, CallerSession] = {}
+        self._flows: dict[int, Flow] = {}
+
+    # ---- events ---------------------------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
         if event.get("application") != self.name:
             return
-        kind = event.get("type")
+        kind = str(event.get("type"))
         channel: dict[str, Any] = event.get("channel") or {}
-        if kind == "StasisStart":
-            await self._start(event, channel)
-            return
+        channel_id = str(channel.get("id", ""))
         if kind in ("PlaybackFinished", "PlaybackFailed"):
             target = str(event.get("playback", {}).get("target_uri", ""))
             channel_id = target.removeprefix("channel:")
-        else:
-            channel_id = str(channel.get("id", ""))
-        tracked = self.calls.get(channel_id)
-        if tracked is None:
+        if self.desk.owns(channel_id):
+            await self.desk.on_event(event)
             return
-        structlog.contextvars.bind_contextvars(call_id=tracked.call_id, channel_id=channel_id)
+        if kind == "StasisStart":
+            args = event.get("args") or []
+            if args and args[0] in ("agent", "nailed"):
+                return  # an agent leg whose bookkeeping is gone (e.g. after a restart)
+            await self._start(event, channel)
+            return
+        session = self.calls.get(channel_id)
+        if session is None:
+            if kind in (OFFER,):
+                # The caller left before the offer reached them; free the agent.
+                offer: Offer = event["offer"]
+                self.desk.publish(
+                    self.acd.declined(
+                        offer.call_id, offer.agent_id, time.monotonic(), pause_agent=False
+                    )
+                )
+            elif kind == AGENT_ANSWERED:
+                await self.desk.release_leg(str(event.get("leg")))
+            return
+        structlog.contextvars.bind_contextvars(
+            call_id=session.call_id, channel_id=session.channel_id
+        )
+        try:
+            await self._handle(session, kind, event)
+        except ARINotFound:
+            log.info("channel_gone", event_type=kind)
+        except Exception:
+            log.exception("call_handling_failed", event_type=kind)
+            # Never leave a caller in silence: hang up cleanly, the record closes.
+            with contextlib.suppress(ARIError):
+                await self.ari.hangup(session.channel_id)
+
+    async def _handle(self, s: CallerSession, kind: str, event: Event) -> None:
         at = ari_time(event.get("timestamp"))
         if kind in ("PlaybackFinished", "PlaybackFailed"):
             playback_id = str(event.get("playback", {}).get("id", ""))
-            await self.calllog.event(tracked.call_id, "greeting_finished", at, state=kind)
-            await self._carry_out(tracked, tracked.call.on_playback_finished(playback_id))
+            local = playback_id.removeprefix(f"{s.channel_id}-")
+            if local == s.announcing:
+                s.announcing = None
+                if s.phase is Phase.QUEUED:
+                    await self._moh(s, on=True)
+                    self._timer(
+                        s, "announce", s.queue_def.announce_every_seconds if s.queue_def else 30
+                    )
+                return
+            await self._run(s, s.ivr.on_playback_finished(local))
+        elif kind == "ChannelDtmfReceived":
+            await self._dtmf(s, str(event.get("digit", "")))
+        elif kind == TIMER:
+            await self._on_timer(s, str(event.get("timer")))
+        elif kind == OFFER:
+            await self._offer(s, event["offer"])
+        elif kind == AGENT_ANSWERED:
+            await self._agent_answered(s, str(event["leg"]), str(event["agent_id"]))
+        elif kind == AGENT_GONE:
+            await self._agent_gone(s, event)
         elif kind == "ChannelHangupRequest":
-            if tracked.call.on_hangup_request():
-                await self.calllog.event(
-                    tracked.call_id, "hangup_request", at, soft=bool(event.get("soft"))
-                )
+            await self._caller_left(s, at)
         elif kind == "StasisEnd":
-            await self.calllog.event(tracked.call_id, "stasis_end", at)
-            if not tracked.subscribed:
-                await self._close(tracked, at, None, None)
+            await self._caller_left(s, at)
+            if not s.subscribed:
+                await self._close(s, at, None, None)
         elif kind == "ChannelDestroyed":
-            await self._carry_out(tracked, tracked.call.on_destroyed())
-            await self._close(tracked, at, event.get("cause"), event.get("cause_txt"))
+            await self._caller_left(s, at)
+            await self._close(s, at, event.get("cause"), event.get("cause_txt"))
+
+    # ---- start ----------------------------------------------------------------------------
+
+    async def _active_flow(self) -> tuple[int, Flow]:
+        async with self.crm.sessions() as session:
+            version = await session.scalar(
+                select(FlowVersion.version).where(
+                    FlowVersion.name == self.flow_name, FlowVersion.active
+                )
+            )
+        if version is None:
+            raise RuntimeError(f"no active flow {self.flow_name!r}: `centrala dialplan apply`")
+        if version not in self._flows:
+            flow = await flow_version(self.crm.sessions, self.flow_name, version)
+            assert flow is not None
+            self._flows[version] = flow
+        return version, self._flows[version]
 
     async def _start(self, event: Event, channel: dict[str, Any]) -> None:
         channel_id = str(channel.get("id", ""))
-        if not channel_id:
-            return
+        if not channel_id or channel_id in self.calls:
+            return  # a duplicated StasisStart changes nothing
         args = event.get("args") or []
         caller = channel.get("caller") or {}
-        dialplan = channel.get("dialplan") or {}
         opened = await self.calllog.open_call(
             channel_id=channel_id,
             linkedid=str(args[0]) if args else None,
@@ -168,100 +248,403 @@ class InfolineApp:
             handler="ari",
             caller_number=caller.get("number"),
             caller_name=caller.get("name"),
-            called_number=dialplan.get("exten"),
+            called_number=(channel.get("dialplan") or {}).get("exten"),
             started_at=ari_time(channel.get("creationtime")),
         )
         structlog.contextvars.bind_contextvars(call_id=opened.id, channel_id=channel_id)
+        if not opened.new:
+            return  # the record exists (closed or adopted): do not run the IVR twice
+        profile = await self.crm.caller(opened.client_id)
+        version, flow = await self._active_flow()
+        s = self.calls[channel_id] = CallerSession(
+            channel_id=channel_id,
+            call_id=opened.id,
+            caller=profile,
+            caller_number=caller.get("number"),
+            caller_e164=opened.caller_e164,
+            flow=flow,
+            flow_version=version,
+            ivr=IVR(flow, profile),
+        )
         log.info(
             "call_started",
             caller=opened.caller_e164,
             client_id=opened.client_id,
-            called=dialplan.get("exten"),
+            flow_version=version,
         )
-        tracked = self.calls.get(channel_id)
-        if tracked is None:
-            tracked = self.calls[channel_id] = _Tracked(
-                InfolineCall(channel_id, self.greeting), opened.id
-            )
-        if not tracked.subscribed:
-            try:
-                await self.ari.subscribe(self.name, f"channel:{channel_id}")
-                tracked.subscribed = True
-            except ARIError as exc:  # gone already: StasisEnd closes the record
-                log.info("subscribe_failed", error=str(exc))
-        await self._carry_out(tracked, tracked.call.on_start())
+        await self.crm.update_call(s.call_id, flow_version=version)
+        try:
+            await self.ari.subscribe(self.name, f"channel:{channel_id}")
+            s.subscribed = True
+        except ARIError as exc:
+            log.info("subscribe_failed", error=str(exc))
+        await self.ari.answer(channel_id)
+        await self.calllog.answered(s.call_id, now())
+        await self._run(s, s.ivr.start())
 
-    async def _carry_out(self, tracked: _Tracked, actions: list[Action]) -> None:
-        channel_id = tracked.call.channel_id
+    # ---- the IVR's actions ----------------------------------------------------------------
+
+    async def _run(self, s: CallerSession, actions: list[IVRAction]) -> None:
         for action in actions:
-            try:
-                if isinstance(action, Answer):
-                    await self.ari.answer(channel_id)
-                    await self.calllog.answered(tracked.call_id, now())
-                elif isinstance(action, Play):
-                    await self.ari.play(channel_id, action.media, action.playback_id)
-                    await self.calllog.event(tracked.call_id, "greeting_started", now())
-                elif isinstance(action, Hangup):
-                    await self.ari.hangup(channel_id, action.reason)
-            except ARINotFound:
-                # The caller hung up under us; ChannelDestroyed will close the record.
-                log.info("channel_gone", action=type(action).__name__)
+            if s.phase is Phase.ENDED:
                 return
-            except ARIError as exc:
-                log.error("ari_action_failed", action=type(action).__name__, error=str(exc))
-                with contextlib.suppress(ARIError):
-                    await self.ari.hangup(channel_id)
-                return
+            if isinstance(action, PlayPrompt):
+                media = prompt_media(s.flow, action.prompt, action.language)
+                await self.ari.play(s.channel_id, media, f"{s.channel_id}-{action.playback_id}")
+            elif isinstance(action, StopPlayback):
+                with contextlib.suppress(ARINotFound):
+                    await self.ari.request(
+                        "DELETE", f"/playbacks/{s.channel_id}-{action.playback_id}"
+                    )
+            elif isinstance(action, StartTimer):
+                self._timer(s, action.timer_id, action.seconds)
+            elif isinstance(action, CancelTimer):
+                self._cancel_timer(s, action.timer_id)
+            elif isinstance(action, SetLanguage):
+                await self.calllog.event(s.call_id, "language", language=action.language)
+            elif isinstance(action, RouteTo):
+                await self._route(s, action.intent)
+            elif isinstance(action, RequestCallback):
+                await self._callback(s, action)
+            elif isinstance(action, HangupCall):
+                s.hung_up_by_us = True
+                await self.ari.hangup(s.channel_id)
 
-    async def _close(
-        self, tracked: _Tracked, at: datetime, cause: object, cause_text: object
+    async def _dtmf(self, s: CallerSession, digit: str) -> None:
+        if len(digit) != 1 or digit not in "0123456789*#ABCD":
+            return
+        if s.phase is Phase.IVR:
+            await self._run(s, s.ivr.on_dtmf(digit))
+        elif s.phase is Phase.QUEUED and digit == s.flow.queue_key_for_callback:
+            # The caller would rather be called back than wait.
+            await self._leave_queue(s)
+            s.outcome = "callback_requested"
+            await self.calllog.event(s.call_id, "left_queue_for_callback")
+            await self._to_callback(s, preamble=[])
+
+    async def _on_timer(self, s: CallerSession, timer_id: str) -> None:
+        s.timers.pop(timer_id, None)
+        if timer_id == "max_wait":
+            await self._max_wait(s)
+        elif timer_id == "announce":
+            await self._announce(s)
+        else:
+            await self._run(s, s.ivr.on_timer(timer_id))
+
+    # ---- routing and the queue ------------------------------------------------------------
+
+    async def _route(self, s: CallerSession, intent: str) -> None:
+        queues = await self.crm.queues()
+        try:
+            decision = decide(s.flow, queues, s.caller, intent)
+        except NoRoute:
+            log.error("no_route", intent=intent)
+            await self.ari.hangup(s.channel_id)
+            return
+        await self.calllog.event(
+            s.call_id,
+            "routed",
+            intent=intent,
+            rule=decision.rule,
+            queue=decision.queue,
+            priority=decision.priority,
+            targets=[
+                getattr(t, "agent_id", None) or f"queue:{getattr(t, 'queue_id', '')}"
+                for t in decision.targets
+            ],
+        )
+        await self._enqueue(s, decision, queues)
+
+    async def _enqueue(
+        self, s: CallerSession, decision: RouteDecision, queues: dict[str, QueueDef]
     ) -> None:
-        self.calls.pop(tracked.call.channel_id, None)
+        s.decision = decision
+        s.queue_def = queues.get(decision.queue)
+        s.visited.append(decision.queue)
+        await self.crm.update_call(s.call_id, queue=decision.queue, ivr_path=s.ivr.path)
+        if not queue_is_open(s.flow.calendars, s.queue_def, now()):
+            s.outcome = "after_hours"
+            await self.calllog.event(s.call_id, "after_hours", queue=decision.queue)
+            preamble = [s.flow.after_hours_prompt] if s.flow.after_hours_prompt else []
+            await self._to_callback(s, preamble=preamble)
+            return
+        s.phase = Phase.QUEUED
+        if s.arrived_mono is None:
+            s.arrived_mono = time.monotonic()
+            s.queued_at = now()
+            await self.crm.update_call(s.call_id, queued_at=s.queued_at)
+        await self.desk.refresh_profiles()
+        offer = self.acd.request(decision.request(s.channel_id, s.arrived_mono), time.monotonic())
+        await self.calllog.event(
+            s.call_id, "queued", queue=decision.queue, position=self.acd.position(s.channel_id)
+        )
+        await self._moh(s, on=True)
+        if s.queue_def is not None:
+            self._timer(s, "max_wait", s.queue_def.max_wait_seconds)
+            if s.queue_def.announce_every_seconds:
+                self._timer(s, "announce", s.queue_def.announce_every_seconds)
+        if offer is not None:
+            await self._offer(s, offer)
+        self.desk.publish([])
+
+    async def _leave_queue(self, s: CallerSession) -> None:
+        cancelled = self.acd.cancel(s.channel_id, time.monotonic())
+        if s.agent_leg:
+            await self.desk.release_leg(s.agent_leg)
+            s.agent_leg = None
+        self.desk.publish(list(cancelled.offers))
+        for timer in ("max_wait", "announce"):
+            self._cancel_timer(s, timer)
+        await self._moh(s, on=False)
+        s.phase = Phase.IVR
+
+    async def _max_wait(self, s: CallerSession) -> None:
+        if s.phase is not Phase.QUEUED or s.decision is None:
+            return
+        step = on_max_wait(s.queue_def, tuple(s.visited))
+        await self._leave_queue(s)
+        await self.calllog.event(
+            s.call_id, "overflowed", queue=s.decision.queue, to=step.queue or "callback"
+        )
+        if step.kind == "queue" and step.queue:
+            await self._enqueue(
+                s, overflow_decision(s.decision, step.queue), await self.crm.queues()
+            )
+            return
+        s.outcome = "overflowed"
+        await self._to_callback(s, preamble=[])
+
+    async def _announce(self, s: CallerSession) -> None:
+        if s.phase is not Phase.QUEUED or s.announcing:
+            return
+        media = []
+        if HOLD_PROMPT in s.flow.prompts:
+            media.append(prompt_media(s.flow, HOLD_PROMPT, s.ivr.language))
+        position = self.acd.position(s.channel_id)
+        if s.ivr.language == "en" and position:
+            # Asterisk's own English queue prompts say the position.
+            media += (
+                ["sound:queue-youarenext"]
+                if position == 1
+                else ["sound:queue-thereare", f"number:{position}", "sound:queue-callswaiting"]
+            )
+        if not media:
+            return
+        await self._moh(s, on=False)
+        s.announcing = f"announce{int(time.monotonic() * 1000)}"
+        await self.ari.play(s.channel_id, media, f"{s.channel_id}-{s.announcing}")
+
+    async def _to_callback(self, s: CallerSession, preamble: list[str]) -> None:
+        node = s.flow.after_hours_callback
+        if node is None:
+            await self.ari.hangup(s.channel_id)
+            return
+        s.phase = Phase.IVR
+        await self._run(s, s.ivr.goto(node, preamble=preamble))
+
+    async def _callback(self, s: CallerSession, request: RequestCallback) -> None:
+        number = normalise(request.number, self.region) if request.number else None
+        number = number or s.caller_e164 or (s.caller_number or "")
+        queues = await self.crm.queues()
+        calendar_name = queues[request.queue].calendar if request.queue in queues else None
+        calendar = s.flow.calendars.get(calendar_name) if calendar_name else None
+        due = next_open(calendar, now()) or now()
+        if s.outcome is None:
+            s.outcome = "callback_requested"
+        await self.crm.create_callback(
+            call_id=s.call_id,
+            client_id=s.caller.client_id,
+            number=number,
+            reason=s.outcome,
+            queue=request.queue,
+            assigned_agent_id=s.caller.assigned_manager,
+            due_at=due,
+        )
+        log.info("callback_requested", number=number, due_at=due.isoformat())
+
+    # ---- offers and the agent -------------------------------------------------------------
+
+    async def _offer(self, s: CallerSession, offer: Offer) -> None:
+        if s.phase is not Phase.QUEUED:
+            self.desk.publish(
+                self.acd.declined(
+                    offer.call_id, offer.agent_id, time.monotonic(), pause_agent=False
+                )
+            )
+            return
+        s.agent_id = offer.agent_id
+        await self.calllog.event(
+            s.call_id, "offered", agent_id=offer.agent_id, tier=offer.tier, mode=str(offer.mode)
+        )
+        bridge = self.desk.nailed_bridge(offer.agent_id)
+        if bridge is not None:
+            self.acd.answered(s.channel_id, offer.agent_id, time.monotonic())
+            await self._connect(s, offer.agent_id, bridge, own=False)
+            return
+        ring = s.queue_def.ring_timeout_seconds if s.queue_def else 15
+        leg = await self.desk.ring(offer, s.caller.name, s.caller_number, ring)
+        if leg is None:
+            self.desk.publish(self.acd.declined(s.channel_id, offer.agent_id, time.monotonic()))
+            return
+        s.agent_leg = leg
+
+    async def _agent_answered(self, s: CallerSession, leg: str, agent_id: str) -> None:
+        if s.phase is not Phase.QUEUED or s.agent_leg != leg:
+            await self.desk.release_leg(leg)
+            return
+        self.acd.answered(s.channel_id, agent_id, time.monotonic())
+        bridge_id = f"call-{s.call_id}"
+        await self.ari.request("POST", f"/bridges/{bridge_id}", params={"type": "mixing"})
+        await self.ari.request("POST", f"/bridges/{bridge_id}/addChannel", params={"channel": leg})
+        await self._connect(s, agent_id, bridge_id, own=True)
+
+    async def _connect(self, s: CallerSession, agent_id: str, bridge_id: str, *, own: bool) -> None:
+        for timer in ("max_wait", "announce"):
+            self._cancel_timer(s, timer)
+        if s.announcing:
+            with contextlib.suppress(ARINotFound):
+                await self.ari.request("DELETE", f"/playbacks/{s.channel_id}-{s.announcing}")
+            s.announcing = None
+        await self._moh(s, on=False)
+        await self.ari.request(
+            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": s.channel_id}
+        )
+        s.phase = Phase.CONNECTED
+        s.bridge_id, s.own_bridge = bridge_id, own
+        s.connected_at = now()
+        waited = (s.connected_at - s.queued_at).total_seconds() if s.queued_at else 0.0
+        await self.crm.update_call(
+            s.call_id, agent_id=agent_id, connected_at=s.connected_at, wait_seconds=waited
+        )
+        await self.calllog.event(
+            s.call_id,
+            "agent_connected",
+            agent_id=agent_id,
+            bridge=bridge_id,
+            waited=round(waited, 3),
+        )
+        log.info("agent_connected", agent_id=agent_id, waited=round(waited, 3))
+
+    async def _agent_gone(self, s: CallerSession, event: Event) -> None:
+        leg, agent_id = str(event["leg"]), str(event["agent_id"])
+        if s.phase is Phase.CONNECTED and s.agent_id == agent_id:
+            # The agent ended the call.
+            await self.calllog.event(s.call_id, "agent_hung_up")
+            await self.ari.hangup(s.channel_id)
+            return
+        if s.phase is Phase.QUEUED and s.agent_leg == leg and not event.get("answered"):
+            s.agent_leg = None
+            s.agent_id = None
+            await self.calllog.event(
+                s.call_id, "agent_no_answer", agent_id=agent_id, cause=event.get("cause")
+            )
+            self.desk.publish(self.acd.declined(s.channel_id, agent_id, time.monotonic()))
+
+    # ---- the end --------------------------------------------------------------------------
+
+    async def _caller_left(self, s: CallerSession, at: datetime) -> None:
+        """The caller hung up (or was hung up): free whatever they held, once."""
+        if s.closing:
+            return
+        s.closing = True
+        previous = s.phase
+        s.phase = Phase.ENDED
+        for timer in list(s.timers):
+            self._cancel_timer(s, timer)
+        if previous is Phase.QUEUED:
+            cancelled = self.acd.cancel(s.channel_id, time.monotonic())
+            await self.desk.release_leg(s.agent_leg)
+            self.desk.publish(list(cancelled.offers))
+            s.phase = Phase.QUEUED  # for the outcome: abandoned in the queue
+        elif previous is Phase.CONNECTED and s.agent_id:
+            await self.desk.release_leg(s.agent_leg)
+            wrap = s.queue_def.wrap_up_seconds if s.queue_def else 10
+            self.desk.call_ended(s.agent_id, wrap)
+            if s.own_bridge and s.bridge_id:
+                with contextlib.suppress(ARIError):
+                    await self.ari.request("DELETE", f"/bridges/{s.bridge_id}")
+
+    async def _close(self, s: CallerSession, at: datetime, cause: object, text: object) -> None:
+        self.calls.pop(s.channel_id, None)
+        outcome = s.final_outcome()
+        talk = (at - s.connected_at).total_seconds() if s.connected_at else None
+        await self.crm.update_call(s.call_id, ivr_path=s.ivr.path, talk_seconds=talk)
         closed = await self.calllog.close(
-            tracked.call_id,
+            s.call_id,
             at=at,
             cause=int(cause) if isinstance(cause, int | str) and str(cause).isdigit() else None,
-            cause_text=str(cause_text) if cause_text is not None else None,
-            outcome=tracked.call.outcome,
+            cause_text=str(text) if text is not None else None,
+            outcome=outcome,
         )
         if closed:
-            log.info("call_ended", outcome=tracked.call.outcome, cause=cause)
+            log.info("call_ended", outcome=outcome, cause=cause)
+
+    # ---- media and timers -----------------------------------------------------------------
+
+    async def _moh(self, s: CallerSession, *, on: bool) -> None:
+        if on == s.moh:
+            return
+        s.moh = on
+        with contextlib.suppress(ARINotFound):
+            if on:
+                await self.ari.request(
+                    "POST", f"/channels/{s.channel_id}/moh", params={"mohClass": "default"}
+                )
+            else:
+                await self.ari.request("DELETE", f"/channels/{s.channel_id}/moh")
+
+    def _timer(self, s: CallerSession, timer_id: str, seconds: float) -> None:
+        self._cancel_timer(s, timer_id)
+
+        async def fire() -> None:
+            await asyncio.sleep(seconds)
+            s.timers.pop(timer_id, None)
+            # Delivered on the caller's own stream, in order with their ARI events.
+            self.ari.dispatch(
+                {
+                    "type": TIMER,
+                    "application": self.name,
+                    "channel": {"id": s.channel_id},
+                    "timer": timer_id,
+                }
+            )
+
+        s.timers[timer_id] = asyncio.create_task(fire())
+
+    def _cancel_timer(self, s: CallerSession, timer_id: str) -> None:
+        task = s.timers.pop(timer_id, None)
+        if task is not None:
+            task.cancel()
+
+    # ---- after a reconnect ----------------------------------------------------------------
 
     async def reconcile(self) -> None:
-        """After a (re)connect: events were lost while we were away. Close the calls whose
-        channel is gone, and move on the ones still here."""
+        """Asterisk sent nothing while we were away: close the records of calls that ended
+        meanwhile; callers still here are handed on (or hung up cleanly if we lost them)."""
         for call_id, channel_id in await self.calllog.open_calls("ari"):
             structlog.contextvars.bind_contextvars(call_id=call_id, channel_id=channel_id)
             try:
-                channel = await self.ari.get_channel(channel_id)
+                await self.ari.get_channel(channel_id)
             except ARINotFound:
-                tracked = self.calls.pop(channel_id, None)
-                outcome = tracked.call.outcome if tracked else "lost"
-                await self.calllog.close(
-                    call_id,
-                    at=now(),
-                    cause=None,
-                    cause_text="gone while disconnected",
-                    outcome=outcome,
-                )
-                log.warning("call_closed_on_reconcile", outcome=outcome)
+                s = self.calls.get(channel_id)
+                if s is not None:
+                    await self._caller_left(s, now())
+                    await self._close(s, now(), None, "gone while disconnected")
+                else:
+                    await self.calllog.close(
+                        call_id,
+                        at=now(),
+                        cause=None,
+                        cause_text="gone while disconnected",
+                        outcome="lost",
+                    )
+                log.warning("call_closed_on_reconcile")
                 continue
             except ARIError as exc:
                 log.warning("reconcile_failed", error=str(exc))
                 return
-            tracked = self.calls.get(channel_id)
-            if tracked is None:
-                # Started before this process did: adopt it with a fresh state machine.
-                tracked = self.calls[channel_id] = _Tracked(
-                    InfolineCall(channel_id, self.greeting), call_id
-                )
-                log.info("call_adopted", state=channel.get("state"))
-                await self._carry_out(tracked, tracked.call.on_start())
-            elif tracked.call.state is CallState.GREETING:
-                # The greeting may have finished while we could not hear it.
-                try:
-                    await self.ari.request("GET", f"/playbacks/{tracked.call.greeting_id}")
-                except ARINotFound:
-                    await self._carry_out(
-                        tracked, tracked.call.on_playback_finished(tracked.call.greeting_id)
-                    )
+            if channel_id not in self.calls:
+                # Started before this process: we no longer know where the caller was.
+                log.warning("call_not_adoptable_hanging_up")
+                with contextlib.suppress(ARIError):
+                    await self.ari.hangup(channel_id)

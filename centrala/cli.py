@@ -7,10 +7,14 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from centrala.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from dialplan.model import Flow
 
 
 def _settings() -> Settings:
@@ -72,6 +76,34 @@ def pbx_cli(command: str) -> None:
         click.echo(LocalPBX(_settings()).cli(command), nl=False)
     except PBXError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+# ---- prompts ------------------------------------------------------------------------------
+
+
+@main.group()
+def prompts() -> None:
+    """The IVR's prompts as sound files (synthesised from the flow's texts)."""
+
+
+@prompts.command("build")
+@click.argument(
+    "flow_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def prompts_build(flow_file: Path | None) -> None:
+    """Synthesise the prompts of FLOW_FILE (default: the configured flow) into
+    DATA_DIR/sounds/<lang>/<name>.wav; unchanged texts are kept from the last build.
+    `centrala pbx up` installs them into the local Asterisk."""
+    from centrala.prompts import PromptError, build_prompts, load_flow
+
+    settings = _settings()
+    out_dir = settings.data_dir / "sounds"
+    built: list[Path] = []
+    try:
+        paths = build_prompts(load_flow(flow_file or settings.flow_file), out_dir, built=built)
+    except PromptError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{len(built)} prompts built, {len(paths) - len(built)} cached, in {out_dir}")
 
 
 # ---- db -----------------------------------------------------------------------------------
@@ -140,6 +172,196 @@ def import_clients(path: Path) -> None:
 def import_agents(path: Path) -> None:
     """Import agents (agent_id, name, role, endpoint, queues, skills)."""
     _run_import("agents", path)
+
+
+# ---- dialplan -----------------------------------------------------------------------------
+
+
+@main.group("dialplan")
+def dialplan_() -> None:
+    """Editable call flows: IVR menus, prompts, routing rules, hours and queues."""
+
+
+def _read_flow(path: Path) -> Flow:
+    from dialplan.validate import FlowError, load_flow
+
+    try:
+        return load_flow(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc
+    except FlowError as exc:
+        _flow_problems(path, exc.problems)
+
+
+def _flow_problems(path: Path, problems: list[str]) -> NoReturn:
+    for problem in problems:
+        click.echo(f"{path}: {problem}", err=True)
+    sys.exit(2)
+
+
+def _database_queues(settings: Settings) -> set[str] | None:
+    """The queue ids in the settings' database; None when it is not there or not reachable
+    (a missing SQLite file is not created)."""
+    from sqlalchemy.engine import make_url
+
+    from dialplan.store import known_queue_ids
+    from models.db import create_engine, session_factory
+
+    url = settings.effective_database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or not Path(parsed.database).is_file():
+            return None
+        connect: dict[str, Any] = {}
+    else:
+        connect = {"connect_args": {"timeout": 5}}
+
+    async def run() -> set[str] | None:
+        engine = create_engine(url, **connect)
+        try:
+            return await asyncio.wait_for(known_queue_ids(session_factory(engine)), 10)
+        except Exception:  # unreachable, not migrated, ...: check against the file alone
+            return None
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@dialplan_.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def dialplan_check(path: Path) -> None:
+    """Check the flow in PATH (YAML or JSON) without applying it: exit 0 when valid, 2 with
+    one problem per line. Queues are also looked up in the database when it is reachable."""
+    from dialplan.validate import validate
+
+    flow = _read_flow(path)
+    known = _database_queues(_settings())
+    if known is None:
+        click.echo("note: database not reachable, queues checked against the file only", err=True)
+    problems = validate(flow, known or ())
+    if problems:
+        _flow_problems(path, problems)
+    click.echo(f"OK: flow {flow.name}, {len(flow.nodes)} nodes, {len(flow.routes)} routes")
+
+
+@dialplan_.command("apply")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def dialplan_apply(path: Path) -> None:
+    """Validate the flow in PATH and make it the active version of its name, with its queues,
+    in one transaction. Calls in progress keep their version; new calls take this one.
+    Applying the active flow again changes nothing."""
+    import getpass
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dialplan.store import apply_flow
+    from dialplan.validate import FlowError
+    from models.db import create_engine, session_factory
+
+    flow = _read_flow(path)
+    try:
+        user: str | None = getpass.getuser()[:64]
+    except (KeyError, OSError):
+        user = None
+
+    async def run() -> int:
+        engine = create_engine(_settings().effective_database_url)
+        try:
+            return await apply_flow(session_factory(engine), flow, created_by=user)
+        finally:
+            await engine.dispose()
+
+    try:
+        version = asyncio.run(run())
+    except FlowError as exc:
+        _flow_problems(path, exc.problems)
+    except (SQLAlchemyError, OSError) as exc:
+        raise click.ClickException(f"database: {exc}") from exc
+    click.echo(f"flow {flow.name} version {version} active")
+
+
+# ---- agent -------------------------------------------------------------------------------
+
+
+@main.group()
+def agent() -> None:
+    """Agents' state in the running `centrala serve` (through its API)."""
+
+
+def _api(method: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+    import urllib.error
+    import urllib.request
+
+    settings = _settings()
+    url = f"http://{settings.web_host}:{settings.web_port}{path}"
+    data = json.dumps(body or {}).encode()
+    req = urllib.request.Request(
+        url,
+        data=data if method == "POST" else None,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {settings.effective_api_token()}",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            result: dict[str, object] = json.loads(resp.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("message", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        raise click.ClickException(f"{detail} (HTTP {exc.code})") from exc
+    except OSError as exc:
+        raise click.ClickException(f"centrala serve is not reachable at {url}: {exc}") from exc
+
+
+@agent.command("login")
+@click.argument("agent_id")
+@click.option("--endpoint", help="dial string of the phone, e.g. PJSIP/101 (default: on file)")
+@click.option(
+    "--mode",
+    type=click.Choice(["per_call", "nailed"]),
+    default="per_call",
+    help="ring the phone per call, or keep it connected all shift",
+)
+def agent_login(agent_id: str, endpoint: str | None, mode: str) -> None:
+    """Log an agent in with their phone."""
+    body: dict[str, object] = {"mode": mode}
+    if endpoint:
+        body["endpoint"] = endpoint
+    click.echo(json.dumps(_api("POST", f"/api/agents/{agent_id}/login", body)))
+
+
+@agent.command("logout")
+@click.argument("agent_id")
+def agent_logout(agent_id: str) -> None:
+    """Log an agent out."""
+    click.echo(json.dumps(_api("POST", f"/api/agents/{agent_id}/logout")))
+
+
+@agent.command("pause")
+@click.argument("agent_id")
+@click.option("--reason", default="break", help="why (shown on the wallboard)")
+def agent_pause(agent_id: str, reason: str) -> None:
+    """Pause an agent: no calls are offered to them."""
+    click.echo(json.dumps(_api("POST", f"/api/agents/{agent_id}/pause", {"reason": reason})))
+
+
+@agent.command("ready")
+@click.argument("agent_id")
+def agent_ready(agent_id: str) -> None:
+    """End a pause or the wrap-up: the agent takes calls again."""
+    click.echo(json.dumps(_api("POST", f"/api/agents/{agent_id}/ready")))
+
+
+@agent.command("status")
+def agent_status() -> None:
+    """Agents and queues as the ACD sees them now."""
+    click.echo(json.dumps(_api("GET", "/api/acd"), indent=2))
 
 
 # ---- serve --------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -228,11 +229,19 @@ class LocalPBX:
         tmp.rename(self.rootfs)
         (self.rootfs / STAMP).write_text(" ".join(PACKAGES) + "\n")
 
-    def install_config(self) -> None:
+    def install_config(self, log: _Log | None = None) -> None:
         etc = self.rootfs / "etc/asterisk"
         if etc.exists():
             shutil.rmtree(etc)
         shutil.copytree(self.settings.pbx_config_dir, etc)
+        extra = self.settings.pbx_extra_config_dir
+        if extra is not None:
+            # Tests' simulated agents and clients (extensions_test.conf); never in production.
+            if not extra.is_dir():
+                raise PBXError(f"CENTRALA_PBX_EXTRA_CONFIG_DIR {extra} is not a directory")
+            for conf in sorted(extra.glob("*.conf")):
+                shutil.copy2(conf, etc / conf.name)
+        self.install_media(log or (lambda m: print(m, file=sys.stderr)))
         generated = etc / "centrala"
         generated.mkdir(exist_ok=True)
         for name, text in render_generated_config(self.settings).items():
@@ -249,6 +258,35 @@ class LocalPBX:
         for conf in generated.iterdir():
             conf.chmod(0o640)
 
+    def install_media(self, log: _Log) -> None:
+        """The default flow's prompts (synthesised, cached in data_dir/sounds) into the
+        chroot's sounds/centrala/<lang>/, and our music on hold into the default MOH class."""
+        from centrala.prompts import PromptError, build_prompts, hold_music, load_flow
+
+        sounds = self.settings.data_dir / "sounds"
+        try:
+            build_prompts(load_flow(self.settings.flow_file), sounds)
+        except PromptError as exc:
+            log(f"warning: prompts not synthesised, the IVR may play missing files: {exc}")
+        target = self.rootfs / "usr/share/asterisk/sounds/centrala"
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        for lang_dir in sorted(sounds.iterdir()) if sounds.is_dir() else []:
+            files = sorted(lang_dir.glob("*.wav")) if lang_dir.is_dir() else []
+            if not files:
+                continue
+            (target / lang_dir.name).mkdir()
+            for wav in files:
+                shutil.copyfile(wav, target / lang_dir.name / wav.name)
+        # Never silence on hold: the default class plays this (its directory is otherwise empty).
+        hold_music(self.rootfs / "var/lib/asterisk/moh/centrala-hold.wav")
+        # Readable by the asterisk user (it only reads them).
+        for dirpath, _dirs, names in os.walk(target):
+            os.chmod(dirpath, 0o755)
+            for name in names:
+                os.chmod(os.path.join(dirpath, name), 0o644)
+
     def _asterisk_ids(self) -> tuple[int, int]:
         for line in (self.rootfs / "etc/passwd").read_text().splitlines():
             fields = line.split(":")
@@ -260,7 +298,7 @@ class LocalPBX:
         self.check_can_run()
         if self.pid() is not None:
             # Already ours and running: refresh the config and reload, so `up` is idempotent.
-            self.install_config()
+            self.install_config(log)
             self._cli("core reload")
             self._wait_ari(self.settings.pbx_start_timeout)
             return self.status()
@@ -273,7 +311,7 @@ class LocalPBX:
             )
         if not self.rootfs_ready():
             self.build_rootfs(log)
-        self.install_config()
+        self.install_config(log)
         with open(self.logfile, "ab") as out:
             proc = subprocess.Popen(
                 [

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiohttp import web
@@ -16,20 +17,29 @@ from sqlalchemy import text
 
 from agi.infoline import InfolineAGI
 from agi.server import FastAGIServer
+from ari_app.acd import ACD
+from ari_app.agents import AgentDesk, AgentDeskError
 from ari_app.ami import AMIClient
+from ari_app.api import routes as api_routes
 from ari_app.ari import ARIClient, ARIError, Event
 from ari_app.infoline import InfolineApp
 from centrala.settings import Settings
+from dialplan.store import active_flow, apply_flow
+from dialplan.validate import load_flow
 from models.calllog import CallLog
+from models.crm import CRM
 from models.db import create_engine, session_factory, upgrade_async
 
 log = structlog.get_logger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 CALLLOG = web.AppKey("calllog", CallLog)
+CRM_KEY = web.AppKey("crm", CRM)
 ARI = web.AppKey("ari", ARIClient)
 AMI = web.AppKey("ami", AMIClient)
 AGI = web.AppKey("agi", FastAGIServer)
+ACD_KEY = web.AppKey("acd", ACD)
+DESK = web.AppKey("desk", AgentDesk)
 INFOLINE = web.AppKey("infoline", InfolineApp)
 LOOP_LAG = web.AppKey("loop_lag", list[float])
 
@@ -39,7 +49,14 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.migrate_on_start:
         await upgrade_async(settings)
     engine = create_engine(settings.effective_database_url)
-    app[CALLLOG] = CallLog(session_factory(engine), settings.default_region)
+    sessions = session_factory(engine)
+    app[CALLLOG] = CallLog(sessions, settings.default_region)
+    app[CRM_KEY] = CRM(sessions)
+    if await active_flow(sessions, "infoline") is None:
+        # A fresh install speaks the shipped flow until an admin applies their own.
+        flow = load_flow(settings.flow_file.read_text(), str(settings.flow_file))
+        version = await apply_flow(sessions, flow, created_by="serve (fresh install)")
+        log.info("flow_applied", flow=flow.name, version=version, file=str(settings.flow_file))
     yield
     await engine.dispose()
 
@@ -49,8 +66,16 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     ari = ARIClient(
         settings.ari_url, settings.ari_user, settings.ari_password, [settings.infoline_app]
     )
+    acd = ACD()
+    desk = AgentDesk(ari, app[CRM_KEY], acd, settings.infoline_app)
     infoline = InfolineApp(
-        ari, app[CALLLOG], name=settings.infoline_app, greeting=settings.greeting_sound
+        ari,
+        app[CALLLOG],
+        app[CRM_KEY],
+        desk,
+        acd,
+        name=settings.infoline_app,
+        region=settings.default_region,
     )
 
     async def on_event(event: Event) -> None:
@@ -59,9 +84,10 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
 
     ari.on_event(on_event)
     ari.on_connect(infoline.reconcile)
-    app[ARI], app[INFOLINE] = ari, infoline
+    app[ARI], app[ACD_KEY], app[DESK], app[INFOLINE] = ari, acd, desk, infoline
     await ari.start()
     yield
+    await desk.close()
     await ari.stop()
 
 
@@ -137,15 +163,39 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ok else 503)
 
 
+@web.middleware
+async def api_guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Bearer token on /api; domain errors as JSON with a stable error_id; Asterisk down
+    is 503, not 500."""
+    if request.path.startswith("/api/"):
+        expected = request.app[SETTINGS].effective_api_token()
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return web.json_response(
+                {"error_id": "unauthorized", "message": "missing or wrong API token"}, status=401
+            )
+    try:
+        return await handler(request)
+    except AgentDeskError as exc:
+        return web.json_response({"error_id": exc.error_id, "message": str(exc)}, status=exc.status)
+    except ARIError as exc:
+        status = 503 if exc.error_id == "pbx_unavailable" else 502
+        return web.json_response({"error_id": exc.error_id, "message": str(exc)}, status=status)
+
+
 def build_app(settings: Settings) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[api_guard], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([loop_lag_ctx, database_ctx, ari_ctx, agi_ctx, ami_ctx])
     app.router.add_get("/status", status)
+    app.router.add_routes(api_routes(DESK, ACD_KEY))
     return app
 
 
 async def run(settings: Settings) -> None:
+    settings.effective_api_token()  # made before the first request, readable by the CLI
     runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.web_host, settings.web_port)

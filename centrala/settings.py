@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         default=True, description="`centrala serve` upgrades the schema before it starts"
     )
 
+    api_token: str | None = Field(
+        default=None,
+        description="bearer token of the /api routes; unset: generated into DATA_DIR/api-token",
+    )
+
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
 
@@ -61,6 +66,29 @@ class Settings(BaseSettings):
     pbx_mirror: str = "http://deb.debian.org/debian"
     pbx_config_dir: Path = REPO_ROOT / "asterisk-docker" / "asterisk"
     pbx_start_timeout: float = 60.0
+    pbx_extra_config_dir: Path | None = Field(
+        default=None, description="every *.conf here is installed too (tests' simulated phones)"
+    )
+
+    # The call flow a fresh install plays (its prompts are synthesised by `pbx up`).
+    flow_file: Path = REPO_ROOT / "dialplan" / "infoline.yaml"
+
+    def effective_api_token(self) -> str:
+        """The API token: the setting, else the one `serve` generated on first start."""
+        if self.api_token:
+            return self.api_token
+        path = self.data_dir / "api-token"
+        if not path.exists():
+            import secrets
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                return path.read_text().strip()
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
 
     @property
     def effective_database_url(self) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -226,6 +227,11 @@ class Call(Base):
     queue: Mapped[str | None] = mapped_column(String(64))
     agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    flow_version: Mapped[int | None] = mapped_column(Integer)
+    queued_at: Mapped[datetime | None]
+    connected_at: Mapped[datetime | None]
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan"
@@ -351,3 +357,32 @@ class DoNotCall(Base):
     reason: Mapped[str | None] = mapped_column(String(200))
     added_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime | None]
+
+
+class FlowVersion(Base):
+    """A stored version of an editable call flow (dialplan/*.yaml, `centrala dialplan apply`).
+
+    Versions of a name count up from 1 and are never changed; at most one per name is active
+    (the partial unique index below), and new calls take it. Calls in progress keep theirs.
+    """
+
+    __tablename__ = "flow_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]]
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical JSON
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(String(64))
+
+
+Index(
+    "uq_flow_versions_active_name",
+    FlowVersion.name,
+    unique=True,
+    postgresql_where=FlowVersion.active,
+    sqlite_where=FlowVersion.active,
+)

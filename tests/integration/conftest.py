@@ -35,6 +35,12 @@ from tests.conftest import Database, make_database
 TEST_APP = "centrala-test"
 INFO_NUMBER = "0800100200"
 
+# The test install also gets the simulated agents' and clients' phones (tests/asterisk/*.conf);
+# set for the whole session, so a `pbx down/up` inside a test keeps them.
+os.environ.setdefault(
+    "CENTRALA_PBX_EXTRA_CONFIG_DIR", str(Path(__file__).resolve().parent.parent / "asterisk")
+)
+
 
 def _centrala(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
     proc = subprocess.run(
@@ -88,6 +94,7 @@ class Server:
     db: Database
     log_path: Path
     proc: subprocess.Popen[bytes]
+    data_dir: Path
 
     async def status(self) -> tuple[int, dict[str, Any]]:
         async with (
@@ -169,7 +176,7 @@ async def server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    srv = Server(f"http://127.0.0.1:{port}", db, log_path, proc)
+    srv = Server(f"http://127.0.0.1:{port}", db, log_path, proc, tmp)
     try:
         await srv.wait_ready()
         yield srv
@@ -185,7 +192,7 @@ async def server(
 
 
 @dataclass
-class TestCall:
+class CallerLeg:
     """The caller's leg (Local;1) of a call into the PBX, held by the test app."""
 
     id: str
@@ -221,7 +228,7 @@ class Callers:
 
     def __init__(self, ari: ARIClient) -> None:
         self.ari = ari
-        self.calls: dict[str, TestCall] = {}
+        self.calls: dict[str, CallerLeg] = {}
         ari.on_event(self._on_event)
 
     async def _on_event(self, event: Event) -> None:
@@ -233,8 +240,8 @@ class Callers:
 
     async def place(
         self, number: str = INFO_NUMBER, *, context: str = "from-trunk", caller_id: str = ""
-    ) -> TestCall:
-        call = TestCall(f"test-{uuid.uuid4().hex[:16]}", self.ari)
+    ) -> CallerLeg:
+        call = CallerLeg(f"test-{uuid.uuid4().hex[:16]}", self.ari)
         self.calls[call.id] = call
         await self.ari.originate(
             f"Local/{number}@{context}",

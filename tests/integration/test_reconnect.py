@@ -13,8 +13,10 @@ from tests.integration.conftest import PBX, Callers, Server
 
 
 async def place_and_log(server: Server, callers: Callers) -> str | None:
+    """A call the app answers (its IVR starts) and logs once the caller hangs up."""
     call = await callers.place(caller_id="<+38761300300>")
-    await call.wait_for("ChannelDestroyed")
+    await call.wait_for("StasisStart")
+    await call.hangup()
     return (await server.wait_closed(call.far_end)).outcome
 
 
@@ -35,7 +37,7 @@ async def test_app_reconnects_after_its_ari_websocket_is_killed(
 
     after = await server.wait_ready(timeout=20, min_connects=before["ari"]["connects"] + 1)
     assert after["ari"]["ws_local_port"] != port
-    assert await place_and_log(server, callers) == "completed"
+    assert await place_and_log(server, callers) == "abandoned_in_ivr"
 
 
 async def test_app_reconnects_after_asterisk_restarts(
@@ -57,4 +59,4 @@ async def test_app_reconnects_after_asterisk_restarts(
     assert after["ami"]["connected"]
     assert "infoline" in after["ari"]["apps"]
     await callers.ari.wait_connected(30)
-    assert await place_and_log(server, callers) == "completed"
+    assert await place_and_log(server, callers) == "abandoned_in_ivr"

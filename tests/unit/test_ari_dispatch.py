@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from ari_app.ari import ARIClient, Event, event_key
+from ari_app.infoline import ari_time
 
 
 def _ev(kind: str, channel: str, n: int) -> Event:
@@ -73,3 +75,8 @@ async def test_a_failing_handler_does_not_stop_the_channels_later_events() -> No
     while client._streams:
         await asyncio.sleep(0.01)
     assert seen == [1, 2]
+
+
+def test_ari_timestamps_are_read_as_utc() -> None:
+    at = ari_time("2026-11-23T16:40:00.123+0100")
+    assert at == datetime(2026, 11, 23, 15, 40, 0, 123000, tzinfo=UTC)

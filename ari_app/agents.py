@@ -1,0 +1,305 @@
+"""Agents' side of the ACD, over ARI: log-in and out, pauses, nailed-up legs, ringing an
+agent's phone for an offer, and the ACD's timers. The decisions are the pure ``ACD``'s; this
+module carries them out and tells each caller's session what happened to its offer by posting
+events on that caller's own ordered event stream (so caller-side logic never races itself).
+
+ACD call ids are the caller's channel id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from ari_app.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
+from ari_app.ari import ARIClient, ARIError, Event
+from models.crm import CRM
+
+log = structlog.get_logger(__name__)
+
+# Synthetic events we post on a caller's stream.
+OFFER = "CentralaOffer"
+AGENT_ANSWERED = "CentralaAgentAnswered"
+AGENT_GONE = "CentralaAgentGone"
+
+
+class AgentDeskError(Exception):
+    def __init__(self, error_id: str, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.error_id = error_id
+        self.status = status
+
+    @classmethod
+    def from_acd(cls, exc: ACDError) -> AgentDeskError:
+        return cls(exc.error_id, str(exc), 404 if exc.error_id == "unknown_agent" else 409)
+
+
+@dataclass
+class AgentLeg:
+    """An agent's phone leg: rung for one call (per_call) or up all shift (nailed)."""
+
+    channel_id: str
+    agent_id: str
+    caller_channel: str | None  # None for a nailed leg
+    answered: bool = False
+    bridge_id: str | None = None  # nailed: the agent's own bridge
+
+
+def _clean_caller_id(name: str | None, number: str | None) -> str:
+    # Caller ID travels to the agent's phone; it is attacker-controlled text.
+    def keep(text: str | None, extra: str) -> str:
+        return "".join(c for c in (text or "") if c.isalnum() or c in extra)[:40]
+
+    n, num = keep(name, " .-'"), keep(number, "+")
+    return f'"{n}" <{num}>' if n else f"<{num}>"
+
+
+class AgentDesk:
+    def __init__(self, ari: ARIClient, crm: CRM, acd: ACD, app: str) -> None:
+        self.ari = ari
+        self.crm = crm
+        self.acd = acd
+        self.app = app
+        self.legs: dict[str, AgentLeg] = {}
+        self.nailed: dict[str, AgentLeg] = {}  # agent id -> leg
+        self._pending_nailed: dict[str, tuple[Any, str]] = {}  # agent id -> (profile, endpoint)
+        self._tick: asyncio.TimerHandle | None = None
+        self._logout_after_call: set[str] = set()
+
+    # ---- the ACD's decisions, published ---------------------------------------------------
+
+    def publish(self, offers: list[Offer]) -> None:
+        for offer in offers:
+            self._post(offer.call_id, OFFER, offer=offer)
+        self._schedule_tick()
+
+    def _post(self, caller_channel: str, kind: str, **data: Any) -> None:
+        self.ari.dispatch(
+            {"type": kind, "application": self.app, "channel": {"id": caller_channel}, **data}
+        )
+
+    def _schedule_tick(self) -> None:
+        deadline = self.acd.next_deadline()
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - time.monotonic())
+        self._tick = asyncio.get_running_loop().call_later(delay, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        self.publish(self.acd.tick(time.monotonic()))
+
+    async def refresh_profiles(self) -> None:
+        """Skills and queue memberships as they are in the database now."""
+        logged_in = [a.profile.id for a in self.acd.agents() if a.status != AgentStatus.LOGGED_OUT]
+        offers: list[Offer] = []
+        for profile in await self.crm.profiles(logged_in):
+            offers += self.acd.update_profile(profile, time.monotonic())
+        self.publish(offers)
+
+    # ---- agents' own actions (API / CLI) --------------------------------------------------
+
+    async def login(self, agent_id: str, endpoint: str | None, mode: AgentMode) -> None:
+        found = await self.crm.agent(agent_id)
+        if found is None:
+            raise AgentDeskError("unknown_agent", f"no active agent {agent_id!r}", 404)
+        profile, default_endpoint = found
+        endpoint = endpoint or default_endpoint
+        if not endpoint:
+            raise AgentDeskError("no_endpoint", f"agent {agent_id!r} has no phone", 422)
+        if mode is AgentMode.NAILED:
+            if agent_id in self.nailed:
+                return
+            self._pending_nailed[agent_id] = (profile, endpoint)
+            channel_id = f"nailed-{agent_id}-{uuid.uuid4().hex[:8]}"
+            self.nailed[agent_id] = AgentLeg(channel_id, agent_id, None)
+            try:
+                await self.ari.originate(
+                    endpoint,
+                    channel_id=channel_id,
+                    app=self.app,
+                    app_args=f"nailed,{agent_id}",
+                    dial_timeout=30,
+                )
+            except ARIError as exc:
+                self.nailed.pop(agent_id, None)
+                raise AgentDeskError("phone_failed", f"cannot call {endpoint}: {exc}", 502) from exc
+            return  # logged in once their phone answers (StasisStart)
+        self.publish(self.acd.login(profile, endpoint, mode, time.monotonic()))
+        log.info("agent_logged_in", agent_id=agent_id, endpoint=endpoint, mode=mode)
+
+    async def logout(self, agent_id: str) -> None:
+        try:
+            self.acd.logout(agent_id, time.monotonic())
+        except ACDError as exc:
+            raise AgentDeskError.from_acd(exc) from exc
+        leg = self.nailed.pop(agent_id, None)
+        if leg is not None:
+            await self._hangup(leg.channel_id)
+        log.info("agent_logged_out", agent_id=agent_id)
+
+    def pause(self, agent_id: str, reason: str) -> None:
+        try:
+            self.acd.pause(agent_id, reason, time.monotonic())
+        except ACDError as exc:
+            raise AgentDeskError.from_acd(exc) from exc
+
+    def ready(self, agent_id: str) -> None:
+        now = time.monotonic()
+        try:
+            agent = self.acd.agent(agent_id)
+            if agent.status == AgentStatus.WRAP_UP:
+                offers = self.acd.finish_wrap_up(agent_id, now)
+            else:
+                offers = self.acd.unpause(agent_id, now)
+        except ACDError as exc:
+            raise AgentDeskError.from_acd(exc) from exc
+        self.publish(offers)
+
+    # ---- offers: ring the agent, or bridge into their nailed leg --------------------------
+
+    async def ring(
+        self, offer: Offer, caller_name: str | None, caller_number: str | None, ring_timeout: int
+    ) -> str | None:
+        """Ring the agent's phone for the caller; returns the leg's channel id, or None when
+        it could not even be dialled (the offer is then declined)."""
+        channel_id = f"agent-{uuid.uuid4().hex[:12]}"
+        leg = self.legs[channel_id] = AgentLeg(channel_id, offer.agent_id, offer.call_id)
+        try:
+            await self.ari.originate(
+                offer.endpoint,
+                channel_id=channel_id,
+                app=self.app,
+                app_args=f"agent,{offer.agent_id},{offer.call_id}",
+                caller_id=_clean_caller_id(caller_name, caller_number),
+                dial_timeout=ring_timeout,
+            )
+        except ARIError as exc:
+            log.warning("agent_dial_failed", agent_id=offer.agent_id, error=str(exc))
+            self.legs.pop(leg.channel_id, None)
+            return None
+        return channel_id
+
+    def nailed_bridge(self, agent_id: str) -> str | None:
+        leg = self.nailed.get(agent_id)
+        return leg.bridge_id if leg and leg.answered else None
+
+    async def release_leg(self, channel_id: str | None) -> None:
+        """Hang up a per-call agent leg (the caller left, or the call ended)."""
+        if channel_id and channel_id in self.legs:
+            await self._hangup(channel_id)
+
+    async def _hangup(self, channel_id: str) -> None:
+        with contextlib.suppress(ARIError):
+            await self.ari.hangup(channel_id)
+
+    # ---- agent legs' events ---------------------------------------------------------------
+
+    def owns(self, channel_id: str) -> bool:
+        return channel_id in self.legs or any(
+            leg.channel_id == channel_id for leg in self.nailed.values()
+        )
+
+    async def on_event(self, event: Event) -> None:
+        kind = event.get("type")
+        channel_id = str((event.get("channel") or {}).get("id", ""))
+        leg = self.legs.get(channel_id) or next(
+            (leg for leg in self.nailed.values() if leg.channel_id == channel_id), None
+        )
+        if leg is None:
+            return
+        structlog.contextvars.bind_contextvars(agent_id=leg.agent_id, channel_id=channel_id)
+        if kind == "StasisStart":
+            leg.answered = True
+            if leg.caller_channel is None:
+                await self._nailed_up(leg)
+            else:
+                self._post(
+                    leg.caller_channel, AGENT_ANSWERED, leg=channel_id, agent_id=leg.agent_id
+                )
+        elif kind == "ChannelDestroyed":
+            await self._leg_gone(leg, event.get("cause"))
+
+    async def _nailed_up(self, leg: AgentLeg) -> None:
+        bridge_id = f"agent-{leg.agent_id}-{uuid.uuid4().hex[:6]}"
+        try:
+            await self.ari.request("POST", f"/bridges/{bridge_id}", params={"type": "mixing"})
+            await self.ari.request(
+                "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": leg.channel_id}
+            )
+        except ARIError as exc:
+            log.error("nailed_bridge_failed", error=str(exc))
+            await self._hangup(leg.channel_id)
+            return
+        leg.bridge_id = bridge_id
+        profile, endpoint = self._pending_nailed.pop(leg.agent_id)
+        offers = self.acd.login(profile, endpoint, AgentMode.NAILED, time.monotonic())
+        log.info("agent_logged_in", mode="nailed", endpoint=endpoint, bridge=bridge_id)
+        self.publish(offers)
+
+    async def _leg_gone(self, leg: AgentLeg, cause: object) -> None:
+        now = time.monotonic()
+        if leg.caller_channel is not None:
+            self.legs.pop(leg.channel_id, None)
+            self._post(
+                leg.caller_channel,
+                AGENT_GONE,
+                leg=leg.channel_id,
+                agent_id=leg.agent_id,
+                answered=leg.answered,
+                cause=cause,
+            )
+            return
+        # A nailed leg ended: the agent is no longer reachable.
+        self.nailed.pop(leg.agent_id, None)
+        self._pending_nailed.pop(leg.agent_id, None)
+        if leg.bridge_id:
+            with contextlib.suppress(ARIError):
+                await self.ari.request("DELETE", f"/bridges/{leg.bridge_id}")
+        with contextlib.suppress(ACDError, KeyError):
+            agent = self.acd.agent(leg.agent_id)
+            if agent.current_call:
+                # The caller's session ends the call (call_ended), then the agent goes.
+                self._logout_after_call.add(leg.agent_id)
+                self._post(
+                    agent.current_call,
+                    AGENT_GONE,
+                    leg=leg.channel_id,
+                    agent_id=leg.agent_id,
+                    answered=True,
+                    cause=cause,
+                )
+            elif agent.status != AgentStatus.LOGGED_OUT:
+                self.acd.logout(leg.agent_id, now)
+        log.info("agent_nailed_leg_gone", cause=cause)
+
+    def call_ended(self, agent_id: str, wrap_up_seconds: float) -> None:
+        now = time.monotonic()
+        try:
+            if agent_id in self._logout_after_call:
+                # Their phone is gone: end the call in a long wrap-up (so no offer can reach
+                # them in between) and log them out.
+                self._logout_after_call.discard(agent_id)
+                offers = self.acd.ended(agent_id, now, 3600)
+                self.acd.logout(agent_id, now)
+            else:
+                offers = self.acd.ended(agent_id, now, wrap_up_seconds)
+        except ACDError as exc:
+            log.warning("acd_end_failed", agent_id=agent_id, error=str(exc))
+            return
+        self.publish(offers)
+
+    async def close(self) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+        for leg in list(self.nailed.values()) + list(self.legs.values()):
+            await self._hangup(leg.channel_id)

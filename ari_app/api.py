@@ -1,0 +1,94 @@
+"""The agents' JSON API: log in with a phone (any Asterisk dial string), log out, pause with
+a reason, be ready again; and the ACD's live picture for wallboards. Bearer-token protected
+(see centrala/service.py). Checks (is this a valid dial string? a known mode?) come before
+any effect."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ari_app.acd import ACD, AgentMode
+from ari_app.agents import AgentDesk, AgentDeskError
+
+MAX_REASON = 80
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise AgentDeskError("bad_json", "the body is not JSON", 400) from exc
+    if not isinstance(data, dict):
+        raise AgentDeskError("bad_json", "the body must be a JSON object", 400)
+    return data
+
+
+def check_login(data: dict[str, Any]) -> tuple[str | None, AgentMode]:
+    """Validate a login request; pure."""
+    from models.importing import parse_endpoint
+
+    endpoint = data.get("endpoint")
+    if endpoint is not None:
+        if not isinstance(endpoint, str):
+            raise AgentDeskError("bad_endpoint", "endpoint must be a string", 422)
+        try:
+            endpoint = parse_endpoint(endpoint)
+        except ValueError as exc:
+            raise AgentDeskError("bad_endpoint", f"endpoint {endpoint!r}: {exc}", 422) from exc
+    mode = data.get("mode", "per_call")
+    try:
+        return endpoint, AgentMode(mode)
+    except ValueError as exc:
+        raise AgentDeskError("bad_mode", "mode must be per_call or nailed", 422) from exc
+
+
+def check_reason(data: dict[str, Any]) -> str:
+    reason = data.get("reason", "break")
+    if (
+        not isinstance(reason, str)
+        or not reason.strip()
+        or len(reason) > MAX_REASON
+        or any(not c.isprintable() for c in reason)
+    ):
+        raise AgentDeskError("bad_reason", f"reason: 1-{MAX_REASON} printable characters", 422)
+    return reason.strip()
+
+
+def routes(desk_key: web.AppKey[AgentDesk], acd_key: web.AppKey[ACD]) -> list[web.RouteDef]:
+    async def login(request: web.Request) -> web.Response:
+        endpoint, mode = check_login(await _body(request))
+        agent_id = request.match_info["agent_id"]
+        await request.app[desk_key].login(agent_id, endpoint, mode)
+        return web.json_response({"agent_id": agent_id, "mode": str(mode)})
+
+    async def logout(request: web.Request) -> web.Response:
+        agent_id = request.match_info["agent_id"]
+        await request.app[desk_key].logout(agent_id)
+        return web.json_response({"agent_id": agent_id, "status": "logged_out"})
+
+    async def pause(request: web.Request) -> web.Response:
+        reason = check_reason(await _body(request))
+        agent_id = request.match_info["agent_id"]
+        request.app[desk_key].pause(agent_id, reason)
+        return web.json_response({"agent_id": agent_id, "status": "paused", "reason": reason})
+
+    async def ready(request: web.Request) -> web.Response:
+        agent_id = request.match_info["agent_id"]
+        request.app[desk_key].ready(agent_id)
+        return web.json_response({"agent_id": agent_id})
+
+    async def snapshot(request: web.Request) -> web.Response:
+        return web.json_response(dict(request.app[acd_key].snapshot(time.monotonic())))
+
+    return [
+        web.post("/api/agents/{agent_id}/login", login),
+        web.post("/api/agents/{agent_id}/logout", logout),
+        web.post("/api/agents/{agent_id}/pause", pause),
+        web.post("/api/agents/{agent_id}/ready", ready),
+        web.get("/api/acd", snapshot),
+    ]

@@ -1,0 +1,301 @@
+"""The IVR interpreter: walks a caller through a flow (``dialplan/model.py``). Pure: the Stasis
+adapter feeds it what happened on the channel (a prompt ended, a key was pressed, a timer
+fired) and carries out the actions it returns.
+
+Every prompt can be skipped with a key, and that key counts as typed ahead for the next menu
+("press 3 for complaints" can be pressed during the welcome). Menus re-prompt after a timeout
+or an invalid key, then go to their ``on_fail`` node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ari_app.routing import Caller, matches
+from dialplan.model import (
+    BranchNode,
+    CallbackNode,
+    Flow,
+    HangupNode,
+    LanguageNode,
+    MenuNode,
+    PlayNode,
+    RouteNode,
+)
+
+MAX_CALLBACK_DIGITS = 20
+CALLBACK_FIRST_KEY_SECONDS = 8.0
+CALLBACK_NEXT_KEY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class PlayPrompt:
+    prompt: str
+    language: str
+    playback_id: str
+
+
+@dataclass(frozen=True)
+class StopPlayback:
+    playback_id: str
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    timer_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    timer_id: str
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    language: str
+
+
+@dataclass(frozen=True)
+class RouteTo:
+    intent: str
+
+
+@dataclass(frozen=True)
+class RequestCallback:
+    """Call the caller back: on ``number`` as keyed, or on their own number when None."""
+
+    number: str | None
+    queue: str
+
+
+@dataclass(frozen=True)
+class HangupCall:
+    pass
+
+
+IVRAction = (
+    PlayPrompt
+    | StopPlayback
+    | StartTimer
+    | CancelTimer
+    | SetLanguage
+    | RouteTo
+    | RequestCallback
+    | HangupCall
+)
+
+
+@dataclass
+class IVR:
+    flow: Flow
+    caller: Caller
+    language: str = ""
+    node: str | None = None
+    path: list[str] = field(default_factory=list)
+    done: bool = False
+    _playlist: list[str] = field(default_factory=list)
+    _playing: str | None = None
+    _timer: str | None = None
+    _seq: int = 0
+    _attempts: int = 0
+    _digits: str = ""
+    _confirming: bool = False
+    _preamble: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.language:
+            self.language = self.flow.default_language
+
+    # ---- inputs ---------------------------------------------------------------------------
+
+    def start(self) -> list[IVRAction]:
+        return self.goto(self.flow.start)
+
+    def goto(
+        self, node: str, typeahead: str | None = None, preamble: list[str] | None = None
+    ) -> list[IVRAction]:
+        """Enter ``node`` (also used by the adapter: after hours, a callback from the queue);
+        ``preamble`` prompts play first (e.g. "we are closed" before the callback offer)."""
+        actions = self._stop()
+        self.done = False
+        self._preamble = list(preamble or [])
+        return actions + self._enter(node, typeahead)
+
+    def on_playback_finished(self, playback_id: str) -> list[IVRAction]:
+        if playback_id != self._playing:
+            return []
+        self._playing = None
+        if self._playlist:
+            return self._play_next()
+        return self._prompts_done()
+
+    def on_timer(self, timer_id: str) -> list[IVRAction]:
+        if timer_id != self._timer:
+            return []
+        self._timer = None
+        node = self._node()
+        if isinstance(node, MenuNode):
+            return self._menu_retry(node, invalid=False)
+        if isinstance(node, LanguageNode):
+            return self._enter(node.next)
+        if isinstance(node, CallbackNode):
+            if self._digits:
+                return self._callback_take(node, self._digits)
+            self._attempts += 1
+            if self._attempts > 1:
+                # No answer twice: no callback without the caller's consent.
+                return self._enter(node.next)
+            return self._play([node.prompt])
+        return []
+
+    def on_dtmf(self, digit: str) -> list[IVRAction]:
+        if self.done or self.node is None:
+            return []
+        node = self._node()
+        if isinstance(node, PlayNode):
+            return self._stop() + self._enter(node.next, typeahead=digit)
+        if isinstance(node, HangupNode):
+            return []
+        if isinstance(node, LanguageNode):
+            return self._stop() + self._language_key(node, digit)
+        if isinstance(node, MenuNode):
+            return self._stop() + self._menu_key(node, digit)
+        if isinstance(node, CallbackNode):
+            if self._confirming:
+                return []
+            return self._stop() + self._callback_key(node, digit)
+        return []
+
+    # ---- nodes ----------------------------------------------------------------------------
+
+    def _node(self) -> object:
+        assert self.node is not None
+        return self.flow.nodes[self.node]
+
+    def _enter(self, name: str, typeahead: str | None = None) -> list[IVRAction]:
+        node = self.flow.nodes[name]
+        self.node = name
+        self.path.append(name)
+        self._attempts = 0
+        self._digits = ""
+        self._confirming = False
+        if isinstance(node, PlayNode):
+            if typeahead is not None:
+                return self._enter(node.next, typeahead)
+            return self._play([node.prompt])
+        if isinstance(node, LanguageNode):
+            lang = self.caller.language
+            if lang and lang in self.flow.languages:
+                self.language = lang
+                return [SetLanguage(lang), *self._enter(node.next, typeahead)]
+            if typeahead is not None:
+                return self._language_key(node, typeahead)
+            return self._play([node.prompt])
+        if isinstance(node, BranchNode):
+            for case in node.cases:
+                if matches(case.when, self.caller, None):
+                    return self._enter(case.next, typeahead)
+            return self._enter(node.default, typeahead)
+        if isinstance(node, MenuNode):
+            if typeahead is not None:
+                return self._menu_key(node, typeahead)
+            return self._play([node.prompt])
+        if isinstance(node, RouteNode):
+            self.done = True
+            return [RouteTo(node.intent)]
+        if isinstance(node, CallbackNode):
+            return self._play([node.prompt])
+        if isinstance(node, HangupNode):
+            if node.prompt:
+                return self._play([node.prompt])
+            self.done = True
+            return [HangupCall()]
+        raise AssertionError(f"unknown node type {type(node).__name__}")
+
+    def _prompts_done(self) -> list[IVRAction]:
+        node = self._node()
+        if isinstance(node, PlayNode):
+            return self._enter(node.next)
+        if isinstance(node, MenuNode):
+            return self._start_timer(node.timeout_seconds)
+        if isinstance(node, LanguageNode):
+            return self._start_timer(node.timeout_seconds)
+        if isinstance(node, CallbackNode):
+            if self._confirming:
+                return self._enter(node.next)
+            return self._start_timer(CALLBACK_FIRST_KEY_SECONDS)
+        if isinstance(node, HangupNode):
+            self.done = True
+            return [HangupCall()]
+        return []
+
+    def _language_key(self, node: LanguageNode, digit: str) -> list[IVRAction]:
+        lang = node.options.get(digit)
+        if lang is None:
+            # Not a language key: the caller is already answering the next menu.
+            return self._enter(node.next, typeahead=digit)
+        self.language = lang
+        self.path.append(f"{self.node}:{digit}")
+        return [SetLanguage(lang), *self._enter(node.next)]
+
+    def _menu_key(self, node: MenuNode, digit: str) -> list[IVRAction]:
+        target = node.options.get(digit)
+        if target is None:
+            self.path.append(f"{self.node}:{digit}!")
+            return self._menu_retry(node, invalid=True)
+        self.path.append(f"{self.node}:{digit}")
+        return self._enter(target)
+
+    def _menu_retry(self, node: MenuNode, *, invalid: bool) -> list[IVRAction]:
+        self._attempts += 1
+        if self._attempts > node.retries:
+            self.path.append(f"{self.node}:{'invalid' if invalid else 'timeout'}")
+            return self._enter(node.on_fail)
+        prompts = [node.prompt]
+        if invalid and node.invalid_prompt:
+            prompts.insert(0, node.invalid_prompt)
+        return self._play(prompts)
+
+    def _callback_key(self, node: CallbackNode, digit: str) -> list[IVRAction]:
+        if not self._digits and digit == "1":
+            return self._callback_take(node, None)
+        if digit == "#":
+            return self._callback_take(node, self._digits or None)
+        if digit.isdigit() and len(self._digits) < MAX_CALLBACK_DIGITS:
+            self._digits += digit
+        return self._start_timer(CALLBACK_NEXT_KEY_SECONDS)
+
+    def _callback_take(self, node: CallbackNode, number: str | None) -> list[IVRAction]:
+        self.path.append(f"{self.node}:{'own_number' if number is None else 'other_number'}")
+        self._confirming = True
+        return [RequestCallback(number, node.queue), *self._play([node.confirm_prompt])]
+
+    # ---- media and timers -----------------------------------------------------------------
+
+    def _play(self, prompts: list[str]) -> list[IVRAction]:
+        self._playlist = [*self._preamble, *prompts]
+        self._preamble = []
+        return self._play_next()
+
+    def _play_next(self) -> list[IVRAction]:
+        prompt = self._playlist.pop(0)
+        self._seq += 1
+        self._playing = f"p{self._seq}"
+        return [PlayPrompt(prompt, self.language, self._playing)]
+
+    def _start_timer(self, seconds: float) -> list[IVRAction]:
+        self._seq += 1
+        self._timer = f"t{self._seq}"
+        return [StartTimer(self._timer, seconds)]
+
+    def _stop(self) -> list[IVRAction]:
+        actions: list[IVRAction] = []
+        if self._playing is not None:
+            actions.append(StopPlayback(self._playing))
+            self._playing = None
+        self._playlist = []
+        if self._timer is not None:
+            actions.append(CancelTimer(self._timer))
+            self._timer = None
+        return actions

@@ -1,0 +1,198 @@
+"""The IVR's prompts as sound files, and the music on hold.
+
+A prompt with an explicit ``media`` URI for a language is played from there; every other
+prompt text is synthesised (espeak-ng, then sox to 8 kHz 16-bit mono PCM WAV, which Asterisk's
+format_wav plays without transcoding trouble) into ``<out_dir>/<lang>/<name>.wav``, played as
+``sound:centrala/<lang>/<name>``. A sidecar ``<name>.wav.sha256`` of the voice and the text
+makes rebuilds instant: only changed texts are synthesised again.
+
+Operator tooling (``centrala prompts build``, ``centrala pbx up``): plain blocking code.
+"""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+from dialplan.model import Flow
+
+SAMPLE_RATE = 8000
+SPEED_WPM = 150
+SOUND_PREFIX = "centrala"
+
+# The call centres' languages and their espeak-ng voices (`espeak-ng --voices`).
+VOICES: dict[str, str] = {
+    "bs": "bs",
+    "hr": "hr",
+    "sr": "sr",
+    "en": "en",
+    "ro": "ro",
+    "cs": "cs",
+    "hu": "hu",
+    "tr": "tr",
+    "de": "de",
+}
+
+
+class PromptError(Exception):
+    """A prompt cannot be built; the message says why and what to do."""
+
+
+def load_flow(path: Path) -> Flow:
+    """A flow from its YAML (or JSON) file, parsed by ``dialplan.validate.load_flow``."""
+    from dialplan.validate import FlowError
+    from dialplan.validate import load_flow as parse_flow
+
+    try:
+        return parse_flow(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, FlowError) as exc:
+        raise PromptError(f"cannot read the flow {path}: {exc}") from exc
+
+
+def prompt_media(flow: Flow, name: str, lang: str) -> str:
+    """The ARI media URI that plays prompt `name` in `lang`: the prompt's explicit media for
+    that language if it has one, else the synthesised ``sound:centrala/<lang>/<name>``."""
+    prompt = flow.prompts.get(name)
+    if prompt is not None and lang in prompt.media:
+        return prompt.media[lang]
+    return f"sound:{SOUND_PREFIX}/{lang}/{name}"
+
+
+def voice_for(lang: str) -> str:
+    try:
+        return VOICES[lang]
+    except KeyError:
+        raise PromptError(
+            f"no speech synthesis voice for language {lang!r} "
+            f"(known: {', '.join(sorted(VOICES))}); give the prompt a recorded `media` instead"
+        ) from None
+
+
+def _digest(voice: str, text: str) -> str:
+    return hashlib.sha256(f"{voice}\n{text}".encode()).hexdigest()
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise PromptError(
+            f"{name} is not installed, needed to synthesise prompts: apt-get install -y {name}"
+        )
+    return path
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise PromptError(
+            f"{Path(cmd[0]).name} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
+        )
+
+
+def _synthesise(voice: str, text: str, out: Path) -> None:
+    espeak, sox = _tool("espeak-ng"), _tool("sox")
+    raw = out.with_name(f".{out.stem}.espeak.wav")
+    tmp = out.with_name(f".{out.stem}.tmp.wav")
+    try:
+        # An argument list, never a shell; "--" so a text starting with "-" is not an option.
+        _run([espeak, "-v", voice, "-s", str(SPEED_WPM), "-w", str(raw), "--", text])
+        # 8 kHz 16-bit mono PCM, normalised to -3 dBFS: even, and loud enough on a phone.
+        fmt = ["-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer"]
+        _run([sox, str(raw), *fmt, str(tmp), "gain", "-n", "-3"])
+        os.replace(tmp, out)
+    finally:
+        raw.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+def build_prompts(flow: Flow, out_dir: Path, *, built: list[Path] | None = None) -> list[Path]:
+    """Synthesise every prompt text without explicit media for its language into
+    ``out_dir/<lang>/<name>.wav``; returns every such file (built now or cached before).
+    Files synthesised by this call (not taken from the cache) are appended to `built`."""
+    jobs: list[tuple[str, str, str, str]] = []
+    for name, prompt in sorted(flow.prompts.items()):
+        for lang, text in sorted(prompt.text.items()):
+            if lang in prompt.media:
+                continue
+            # Check every language before synthesising anything.
+            jobs.append((name, lang, voice_for(lang), text))
+    paths = []
+    for name, lang, voice, text in jobs:
+        out = out_dir / lang / f"{name}.wav"
+        sidecar = out.with_name(out.name + ".sha256")
+        digest = _digest(voice, text)
+        paths.append(out)
+        if out.is_file() and sidecar.is_file() and sidecar.read_text().strip() == digest:
+            continue
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _synthesise(voice, text, out)
+        sidecar.write_text(digest + "\n")
+        if built is not None:
+            built.append(out)
+    return paths
+
+
+def hold_music(path: Path, seconds: float = 30) -> None:
+    """Write calm music on hold: a slow arpeggio of soft sine tones (each note fading in and
+    out) over four chords, 8 kHz 16-bit mono, peak at -12 dBFS. Deterministic: the same
+    arguments give the same bytes. Loops smoothly (it starts and ends quietly)."""
+    if seconds <= 0:
+        raise ValueError("seconds must be positive")
+    n = round(seconds * SAMPLE_RATE)
+    buf = [0.0] * n
+    # C major, A minor, F major, G major; notes in Hz, played up and down.
+    chords = (
+        (261.63, 329.63, 392.00, 523.25),
+        (220.00, 261.63, 329.63, 440.00),
+        (174.61, 220.00, 261.63, 349.23),
+        (196.00, 246.94, 293.66, 392.00),
+    )
+    step = 0.6  # seconds between notes
+    ring = 1.8  # how long each note sounds (they overlap, like a soft pad)
+    ring_n = round(ring * SAMPLE_RATE)
+    attack_n = round(0.08 * SAMPLE_RATE)
+    pattern = (0, 1, 2, 3, 2, 1)
+    note_index = 0
+    start = 0.0
+    while start < seconds:
+        chord = chords[(note_index // len(pattern)) % len(chords)]
+        freq = chord[pattern[note_index % len(pattern)]]
+        first = round(start * SAMPLE_RATE)
+        w = 2 * math.pi * freq / SAMPLE_RATE
+        for i in range(min(ring_n, n - first)):
+            if i < attack_n:
+                env = 0.5 - 0.5 * math.cos(math.pi * i / attack_n)  # soft fade in
+            else:
+                env = math.exp(-3.0 * (i - attack_n) / ring_n)  # gentle decay
+            if i > ring_n - attack_n:
+                env *= 0.5 - 0.5 * math.cos(math.pi * (ring_n - i) / attack_n)  # fade out
+            # A sine with a whisper of octave: warm rather than a bare test tone.
+            buf[first + i] += env * (math.sin(w * i) + 0.15 * math.sin(2 * w * i))
+        note_index += 1
+        start = note_index * step
+    # Fade the whole piece in and out over a second so the loop seam is soft.
+    edge = min(SAMPLE_RATE, n // 2)
+    for i in range(edge):
+        g = i / edge
+        buf[i] *= g
+        buf[n - 1 - i] *= g
+    peak = max(abs(x) for x in buf) or 1.0
+    scale = 32767 * 10 ** (-12 / 20) / peak
+    samples = array.array("h", (round(x * scale) for x in buf))
+    if sys.byteorder != "little":
+        samples.byteswap()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with wave.open(str(tmp), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(samples.tobytes())
+    os.replace(tmp, path)

@@ -1,0 +1,411 @@
+"""Checks of an editable call flow before it is stored: pure functions.
+
+``load_flow`` parses the YAML or JSON an admin wrote into a ``Flow`` (shape errors raise
+``FlowError`` with "path.to.field: message" lines); ``validate`` then finds what the shape
+cannot express: dangling node, prompt, queue and calendar names, unreachable nodes, loops a
+caller can never leave, prompts missing a language, overflow loops, a missing default route.
+Every problem is one human-readable line naming where it is; an empty list means valid.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import PurePath
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml  # type: ignore[import-untyped,unused-ignore]
+from pydantic import ValidationError
+
+from dialplan.model import (
+    BranchNode,
+    CallbackNode,
+    Flow,
+    HangupNode,
+    LanguageNode,
+    Match,
+    MenuNode,
+    PlayNode,
+    RouteNode,
+)
+
+QUEUE_HOLD = "queue_hold"  # played to callers waiting in a queue: needed when any route exists
+NODE_TYPES = ("play", "language", "branch", "menu", "route", "callback", "hangup")
+
+
+class FlowError(Exception):
+    """A flow that cannot be used; ``problems`` holds one message per problem."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# ---- parsing ------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
+    """YAML 1.2-ish booleans (only true/false: a language ``no`` stays a string) and duplicate
+    keys rejected (two nodes with one name would silently drop the first)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, int | float) and not isinstance(key, bool):
+            key = key_node.value  # menu digits written unquoted: 1: information
+        if key in result:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+            )
+        result[key] = loader.construct_object(value_node, deep=deep)
+    return result
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts = list(loc)
+    # Discriminated nodes put the type tag in the path: nodes.m.menu.prompt -> nodes.m.prompt
+    if len(parts) >= 3 and parts[0] == "nodes" and parts[2] in NODE_TYPES:
+        del parts[2]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def pydantic_problems(exc: ValidationError) -> list[str]:
+    """Pydantic's errors as "path.to.field: message" lines."""
+    problems = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{_loc(tuple(err['loc']))}: {msg}")
+    return problems
+
+
+def load_flow(text: str, filename: str) -> Flow:
+    """Parse a flow written as YAML or JSON (by the file's extension; otherwise a text opening
+    with "{" is JSON). Raises FlowError with every problem of the shape found."""
+    suffix = PurePath(filename).suffix.lower()
+    as_json = suffix == ".json" or (suffix not in (".yaml", ".yml") and text.lstrip()[:1] == "{")
+    data: Any
+    try:
+        data = json.loads(text) if as_json else yaml.load(text, Loader=_Loader)  # safe loader
+    except json.JSONDecodeError as exc:
+        raise FlowError([f"{filename}: line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise FlowError([f"{filename}: {where}{problem}"]) from None
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else type(data).__name__
+        raise FlowError([f"{filename}: a flow is a mapping (name:, nodes:, ...), not {kind}"])
+    try:
+        return Flow.model_validate(data)
+    except ValidationError as exc:
+        raise FlowError(pydantic_problems(exc)) from None
+
+
+# ---- checks -------------------------------------------------------------------------------
+
+
+def _targets(name: str, node: Any) -> Iterator[tuple[str, str]]:
+    """(where, target node name) for every node the node can lead to."""
+    where = f"nodes.{name}"
+    if isinstance(node, PlayNode | LanguageNode | CallbackNode):
+        yield f"{where}.next", node.next
+    elif isinstance(node, BranchNode):
+        for i, case in enumerate(node.cases):
+            yield f"{where}.cases[{i}].next", case.next
+        yield f"{where}.default", node.default
+    elif isinstance(node, MenuNode):
+        for digit, target in node.options.items():
+            yield f"{where}.options.{digit}", target
+        yield f"{where}.on_fail", node.on_fail
+
+
+def _prompts(flow: Flow) -> Iterator[tuple[str, str]]:
+    """(where, prompt name) for every prompt the flow plays."""
+    for name, node in flow.nodes.items():
+        where = f"nodes.{name}"
+        if isinstance(node, PlayNode | LanguageNode):
+            yield f"{where}.prompt", node.prompt
+        elif isinstance(node, MenuNode):
+            yield f"{where}.prompt", node.prompt
+            if node.invalid_prompt is not None:
+                yield f"{where}.invalid_prompt", node.invalid_prompt
+        elif isinstance(node, CallbackNode):
+            yield f"{where}.prompt", node.prompt
+            yield f"{where}.confirm_prompt", node.confirm_prompt
+        elif isinstance(node, HangupNode) and node.prompt is not None:
+            yield f"{where}.prompt", node.prompt
+    if flow.after_hours_prompt is not None:
+        yield "after_hours_prompt", flow.after_hours_prompt
+    if flow.routes or any(isinstance(n, RouteNode) for n in flow.nodes.values()):
+        yield f"{QUEUE_HOLD} (played to callers waiting in a queue)", QUEUE_HOLD
+
+
+def _matches(flow: Flow) -> Iterator[tuple[str, Match]]:
+    for i, route in enumerate(flow.routes):
+        yield f"routes[{i}] ({route.name}).when", route.when
+    for name, node in flow.nodes.items():
+        if isinstance(node, BranchNode):
+            for i, case in enumerate(node.cases):
+                yield f"nodes.{name}.cases[{i}].when", case.when
+
+
+def _queue_refs(flow: Flow) -> Iterator[tuple[str, str]]:
+    """(where, queue id) for every queue the flow sends callers or callbacks to."""
+    for i, route in enumerate(flow.routes):
+        yield f"routes[{i}] ({route.name}).queue", route.queue
+        for target in route.targets:
+            if target.startswith("queue:"):
+                yield f"routes[{i}] ({route.name}).targets", target.removeprefix("queue:")
+    for name, node in flow.nodes.items():
+        if isinstance(node, CallbackNode):
+            yield f"nodes.{name}.queue", node.queue
+    for qid, queue in flow.queues.items():
+        if queue.overflow is not None and queue.overflow.queue is not None:
+            yield f"queues.{qid}.overflow.queue", queue.overflow.queue
+
+
+def _is_default(match: Match) -> bool:
+    return all(value is None for value in match.model_dump().values())
+
+
+def _fmt(items: Iterable[str]) -> str:
+    return ", ".join(sorted(items))
+
+
+def _check_languages(flow: Flow) -> list[str]:
+    problems = []
+    langs = set(flow.languages)
+    if flow.default_language not in langs:
+        problems.append(
+            f"default_language: {flow.default_language!r} is not in languages [{_fmt(langs)}]"
+        )
+    seen: set[str] = set()
+    for lang in flow.languages:
+        if lang in seen:
+            problems.append(f"languages: {lang!r} is listed twice")
+        seen.add(lang)
+    for name, node in flow.nodes.items():
+        if isinstance(node, LanguageNode):
+            for digit, lang in node.options.items():
+                if lang not in langs:
+                    problems.append(
+                        f"nodes.{name}.options.{digit}: language {lang!r} is not one of the "
+                        f"flow's languages [{_fmt(langs)}]"
+                    )
+    for where, match in _matches(flow):
+        for lang in match.language or ():
+            if lang not in langs:
+                problems.append(
+                    f"{where}.language: {lang!r} is not one of the flow's languages [{_fmt(langs)}]"
+                )
+    return problems
+
+
+def _check_graph(flow: Flow) -> list[str]:
+    problems = []
+    nodes = flow.nodes
+    if flow.start not in nodes:
+        problems.append(f"start: no node named {flow.start!r}")
+    edges: dict[str, list[str]] = {name: [] for name in nodes}
+    for name, node in nodes.items():
+        for where, target in _targets(name, node):
+            if target in nodes:
+                edges[name].append(target)
+            else:
+                problems.append(f"{where}: no node named {target!r}")
+
+    entries = [flow.start]
+    if flow.after_hours_callback is not None:
+        callback = nodes.get(flow.after_hours_callback)
+        if callback is None:
+            problems.append(f"after_hours_callback: no node named {flow.after_hours_callback!r}")
+        elif not isinstance(callback, CallbackNode):
+            problems.append(
+                f"after_hours_callback: node {flow.after_hours_callback!r} is a "
+                f"{callback.type} node, not a callback node"
+            )
+        else:
+            entries.append(flow.after_hours_callback)
+    has_callback = isinstance(nodes.get(flow.after_hours_callback or ""), CallbackNode)
+    for qid, queue in flow.queues.items():
+        if queue.overflow is not None and queue.overflow.callback and not has_callback:
+            problems.append(
+                f"queues.{qid}.overflow.callback: needs after_hours_callback naming a "
+                "callback node (it takes the callback request)"
+            )
+
+    reached: set[str] = set()
+    stack = [e for e in entries if e in nodes]
+    while stack:
+        name = stack.pop()
+        if name not in reached:
+            reached.add(name)
+            stack.extend(edges[name])
+    if flow.start in nodes:
+        unreachable = set(nodes) - reached
+        if unreachable:
+            problems.append(
+                f"unreachable nodes (no path from start or after_hours_callback): "
+                f"{_fmt(unreachable)}"
+            )
+
+    # Loops without exit: nodes from which no route or hangup can be reached. A node with a
+    # dangling target (reported above) counts as an exit, not to report it twice.
+    dangling = {
+        name
+        for name, node in nodes.items()
+        if any(target not in nodes for _, target in _targets(name, node))
+    }
+    exits = {
+        name for name, node in nodes.items() if isinstance(node, RouteNode | HangupNode)
+    } | dangling
+    incoming: dict[str, list[str]] = {name: [] for name in nodes}
+    for name, targets in edges.items():
+        for target in targets:
+            incoming[target].append(name)
+    can_exit = set(exits)
+    stack = list(exits)
+    while stack:
+        for source in incoming[stack.pop()]:
+            if source not in can_exit:
+                can_exit.add(source)
+                stack.append(source)
+    stuck = set(nodes) - can_exit
+    reported: set[str] = set()
+    for begin in sorted(stuck):
+        if begin in reported:
+            continue
+        path: list[str] = []
+        at = begin
+        while at not in path and at not in reported:
+            path.append(at)
+            at = sorted(t for t in edges[at] if t in stuck)[0]  # stuck: all targets stuck
+        reported.update(path)
+        if at in path:  # a new cycle (else it leads into one reported already)
+            cycle = [*path[path.index(at) :], at]
+            problems.append(
+                f"loop without exit: {' → '.join(cycle)} never reaches a route or hangup node"
+            )
+    return problems
+
+
+def _check_prompts(flow: Flow) -> list[str]:
+    problems = []
+    checked: set[str] = set()
+    for where, prompt_name in _prompts(flow):
+        prompt = flow.prompts.get(prompt_name)
+        if prompt is None:
+            problems.append(f"{where}: no prompt named {prompt_name!r}")
+            continue
+        if prompt_name in checked:
+            continue
+        checked.add(prompt_name)
+        for lang in flow.languages:
+            if not prompt.text.get(lang, "").strip() and not prompt.media.get(lang, "").strip():
+                problems.append(f"prompts.{prompt_name}: no text or media for language {lang!r}")
+    return problems
+
+
+def _check_queues(flow: Flow, known_queues: Iterable[str]) -> list[str]:
+    problems = []
+    known = set(flow.queues) | set(known_queues)
+    for where, qid in _queue_refs(flow):
+        if qid not in known:
+            problems.append(
+                f"{where}: unknown queue {qid!r} (not in the flow's queues or the database)"
+            )
+    for qid, queue in flow.queues.items():
+        if queue.calendar is not None and queue.calendar not in flow.calendars:
+            problems.append(f"queues.{qid}.calendar: no calendar named {queue.calendar!r}")
+    # Overflow chains among the flow's queues must end (a queue without overflow, a callback,
+    # or a queue defined only in the database).
+    reported: set[str] = set()
+    for begin in sorted(flow.queues):
+        chain: list[str] = []
+        at: str | None = begin
+        while at is not None and at in flow.queues and at not in chain and at not in reported:
+            chain.append(at)
+            overflow = flow.queues[at].overflow
+            at = overflow.queue if overflow is not None else None
+        reported.update(chain)
+        if at is not None and at in chain:
+            cycle = [*chain[chain.index(at) :], at]
+            problems.append(
+                f"queues.{at}.overflow: overflow loop {' → '.join(cycle)} "
+                "(callers would be passed around forever)"
+            )
+    for name, calendar in flow.calendars.items():
+        try:
+            ZoneInfo(calendar.timezone)
+        except (ValueError, OSError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+            problems.append(
+                f"calendars.{name}.timezone: unknown time zone {calendar.timezone!r} "
+                "(use an IANA name like Europe/Sarajevo)"
+            )
+    return problems
+
+
+def _check_routes(flow: Flow) -> list[str]:
+    problems = []
+    route_nodes = {n: node for n, node in flow.nodes.items() if isinstance(node, RouteNode)}
+    default_at = next((i for i, r in enumerate(flow.routes) if _is_default(r.when)), None)
+    if (flow.routes or route_nodes) and default_at is None:
+        problems.append(
+            "routes: no default route: callers matching no rule would be stuck "
+            "(end the routes with a rule without `when`)"
+        )
+    if default_at is not None:
+        for i in range(default_at + 1, len(flow.routes)):
+            problems.append(
+                f"routes[{i}] ({flow.routes[i].name}): never tried, routes[{default_at}] "
+                f"({flow.routes[default_at].name}) before it matches every caller"
+            )
+    else:
+        matched: set[str] = set()
+        for route in flow.routes:
+            matched.update(route.when.intent or ())
+        for name, node in route_nodes.items():
+            if node.intent not in matched:
+                problems.append(
+                    f"nodes.{name}.intent: no route matches intent {node.intent!r} and there "
+                    "is no default route"
+                )
+    return problems
+
+
+def validate(flow: Flow, known_queues: Iterable[str] = ()) -> list[str]:
+    """Every problem of the flow, one line each; empty when the flow can be applied.
+
+    ``known_queues``: ids of queues defined in the database, which the flow may use without
+    declaring them."""
+    return [
+        *_check_languages(flow),
+        *_check_graph(flow),
+        *_check_prompts(flow),
+        *_check_queues(flow, known_queues),
+        *_check_routes(flow),
+    ]

@@ -1,0 +1,129 @@
+"""CRM reads and writes the info line needs while a call is live: who the caller is, the
+queues' current settings, agents' profiles, callback tasks, the call row's progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ari_app.acd import AgentProfile
+from ari_app.routing import Caller
+from dialplan.model import QueueDef
+from models.tables import Agent, Call, Callback, CallbackStatus, CallEvent, Client, Queue
+
+
+class CRM:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def caller(self, client_id: int | None) -> Caller:
+        if client_id is None:
+            return Caller()
+        async with self.sessions() as session:
+            client = await session.get(Client, client_id)
+        if client is None:
+            return Caller()
+        return Caller(
+            client_id=client.id,
+            name=client.name,
+            client_type=str(client.client_type),
+            overdue_debt=client.overdue_debt,
+            language=client.language,
+            assigned_manager=client.assigned_manager_id,
+        )
+
+    async def queues(self) -> dict[str, QueueDef]:
+        """Queue settings as they are now: an admin's edit applies to the next call."""
+        async with self.sessions() as session:
+            rows = list(await session.scalars(select(Queue)))
+        queues = {}
+        for row in rows:
+            data: dict[str, Any] = {
+                **(row.settings or {}),
+                "name": row.name,
+                "strategy": row.strategy,
+                "priority": row.priority,
+            }
+            if row.max_wait_seconds:
+                data["max_wait_seconds"] = row.max_wait_seconds
+            try:
+                queues[row.id] = QueueDef.model_validate(data)
+            except ValidationError:
+                # A hand-edited row that no longer fits: treat as defaults, never stall a call.
+                queues[row.id] = QueueDef(name=row.name)
+        return queues
+
+    async def agent(self, agent_id: str) -> tuple[AgentProfile, str | None] | None:
+        async with self.sessions() as session:
+            agent = await session.get(Agent, agent_id)
+            if agent is None or not agent.active:
+                return None
+            await session.refresh(agent, ["memberships"])
+            return _profile(agent), agent.endpoint
+
+    async def profiles(self, agent_ids: list[str]) -> list[AgentProfile]:
+        if not agent_ids:
+            return []
+        async with self.sessions() as session:
+            agents = list(await session.scalars(select(Agent).where(Agent.id.in_(agent_ids))))
+            for agent in agents:
+                await session.refresh(agent, ["memberships"])
+            return [_profile(a) for a in agents]
+
+    async def create_callback(
+        self,
+        *,
+        call_id: str,
+        client_id: int | None,
+        number: str,
+        reason: str,
+        queue: str | None,
+        assigned_agent_id: str | None,
+        due_at: datetime,
+    ) -> int:
+        async with self.sessions() as session:
+            callback = Callback(
+                call_id=call_id,
+                client_id=client_id,
+                number=number,
+                reason=reason,
+                queue=queue,
+                assigned_agent_id=assigned_agent_id,
+                due_at=due_at,
+                status=CallbackStatus.OPEN,
+            )
+            session.add(callback)
+            session.add(
+                CallEvent(
+                    call_id=call_id,
+                    at=datetime.now(due_at.tzinfo),
+                    kind="callback_requested",
+                    data={
+                        "number": number,
+                        "reason": reason,
+                        "queue": queue,
+                        "due_at": due_at.isoformat(),
+                    },
+                )
+            )
+            await session.commit()
+            return callback.id
+
+    async def update_call(self, call_id: str, **values: Any) -> None:
+        async with self.sessions() as session:
+            await session.execute(update(Call).where(Call.id == call_id).values(**values))
+            await session.commit()
+
+
+def _profile(agent: Agent) -> AgentProfile:
+    return AgentProfile(
+        id=agent.id,
+        name=agent.name,
+        role=str(agent.role),
+        skills=frozenset(agent.skills or ()),
+        queues={m.queue_id: m.penalty for m in agent.memberships},
+    )

@@ -1,0 +1,357 @@
+"""The free info line, path by path, on the real Asterisk: a test caller (Local channel driven
+through ARI, pressing keys) and test agents (Local channels into context test-agent, which
+answer and stay on) logged in through Centrala's API. Asserts who was connected and what was
+written."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from sqlalchemy import select
+
+from dialplan.model import Flow
+from dialplan.store import apply_flow
+from models.tables import (
+    Agent,
+    AgentRole,
+    Call,
+    Callback,
+    CallEvent,
+    Client,
+    ClientPhone,
+    ClientType,
+    Queue,
+    QueueMember,
+)
+from tests.integration.conftest import Callers, Server, CallerLeg
+
+FLOW_FILE = Path(__file__).parents[2] / "dialplan" / "infoline.yaml"
+
+
+def _flow(edit: Callable[[dict[str, Any]], None]) -> Flow:
+    data = yaml.safe_load(FLOW_FILE.read_text())
+    edit(data)
+    return Flow.model_validate(data)
+
+
+def open_always(data: dict[str, Any]) -> None:
+    """Tests must not depend on the time of day: every queue open, short waits."""
+    for queue in data["queues"].values():
+        queue["calendar"] = "always"
+        queue["wrap_up_seconds"] = 0
+        queue["ring_timeout_seconds"] = 5
+
+
+class Desk:
+    """Agents and clients for one test, logged in through the real API; all logged out and
+    their queue memberships removed at the end, so tests do not leak into each other."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.tag = uuid.uuid4().hex[:6]
+        self.logged_in: list[str] = []
+        self.agents: list[str] = []
+        token = (Path(server.data_dir) / "api-token").read_text().strip()
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def id(self, name: str) -> str:
+        return f"{name}-{self.tag}"
+
+    async def agent(
+        self, name: str, queues: list[str], *, context: str = "test-agent",
+        role: AgentRole = AgentRole.AGENT, login: bool = True,
+    ) -> str:
+        agent_id = self.id(name)
+        async with self.server.db.sessions() as session:
+            for q in queues:
+                if await session.get(Queue, q) is None:
+                    session.add(Queue(id=q, name=q, settings={}))
+            session.add(
+                Agent(id=agent_id, name=name, role=role, endpoint=f"Local/{agent_id}@{context}",
+                      skills=[], memberships=[QueueMember(queue_id=q) for q in queues])
+            )
+            await session.commit()
+        self.agents.append(agent_id)
+        if login:
+            await self.api("POST", f"/api/agents/{agent_id}/login", {})
+            self.logged_in.append(agent_id)
+        return agent_id
+
+    async def client(self, name: str, number: str, **fields: Any) -> int:
+        async with self.server.db.sessions() as session:
+            client = Client(external_id=self.id(name), name=name,
+                            phones=[ClientPhone(number=number)], **fields)
+            session.add(client)
+            await session.commit()
+            return client.id
+
+    async def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        async with aiohttp.ClientSession() as http, http.request(
+            method, self.server.url + path, json=body, headers=self.headers
+        ) as resp:
+            data = await resp.json()
+            assert resp.status == 200, data
+            return data
+
+    async def close(self) -> None:
+        deadline = time.monotonic() + 10
+        for agent_id in self.logged_in:
+            while True:
+                async with aiohttp.ClientSession() as http, http.post(
+                    f"{self.server.url}/api/agents/{agent_id}/logout", headers=self.headers
+                ) as resp:
+                    if resp.status == 200 or time.monotonic() > deadline:
+                        break
+                await asyncio.sleep(0.1)  # still on a call that is ending
+        async with self.server.db.sessions() as session:
+            for agent_id in self.agents:
+                for m in await session.scalars(
+                    select(QueueMember).where(QueueMember.agent_id == agent_id)
+                ):
+                    await session.delete(m)
+            await session.commit()
+
+
+@pytest.fixture
+async def desk(server: Server) -> AsyncIterator[Desk]:
+    await apply_flow(server.db.sessions, _flow(open_always))
+    d = Desk(server)
+    try:
+        yield d
+    finally:
+        await d.close()
+
+
+async def events(server: Server, call_id: str, kind: str) -> list[dict[str, Any]]:
+    async with server.db.sessions() as session:
+        rows = await session.scalars(
+            select(CallEvent.data).where(CallEvent.call_id == call_id, CallEvent.kind == kind)
+            .order_by(CallEvent.id)
+        )
+        return list(rows)
+
+
+async def wait_connected(server: Server, call: CallerLeg, timeout: float = 20) -> Call:
+    """The call row once an agent is connected to the caller."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with server.db.sessions() as session:
+            row = await session.scalar(select(Call).where(Call.channel_id == call.far_end))
+            if row is not None and row.connected_at is not None:
+                return row
+            if row is not None and row.ended_at is not None:
+                raise AssertionError(f"call ended without an agent: {row.outcome}")
+        await asyncio.sleep(0.05)
+    raise AssertionError("no agent connected")
+
+
+async def bridged_with(callers: Callers, call: CallerLeg) -> list[str]:
+    """Names of the channels in the bridge that holds the caller (from Asterisk itself)."""
+    for bridge in await callers.ari.bridges():
+        if call.far_end in bridge["channels"]:
+            names = []
+            for channel_id in bridge["channels"]:
+                names.append((await callers.ari.get_channel(channel_id))["name"])
+            return names
+    return []
+
+
+async def call_and_press(callers: Callers, number: str, keys: str) -> CallerLeg:
+    call = await callers.place(caller_id=f'"Test" <{number}>')
+    await call.wait_for("StasisStart")
+    if keys:
+        await call.dtmf(keys)
+    return call
+
+
+async def finish(server: Server, call: CallerLeg) -> Call:
+    await call.hangup()
+    return await server.wait_closed(call.far_end)
+
+
+async def test_key_client_reaches_own_manager_when_free(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    manager = await desk.agent("manager", ["key_accounts"])
+    await desk.agent("other-manager", ["key_accounts"])
+    await desk.agent("head", ["head_of_sales"])
+    client_id = await desk.client("Key Client", "+38761000101", client_type=ClientType.KEY,
+                                  assigned_manager_id=manager, language="bs")
+    call = await call_and_press(callers, "061 000 101", "2")  # 2: my loan
+
+    row = await wait_connected(server, call)
+    assert (row.client_id, row.agent_id, row.queue) == (client_id, manager, "key_accounts")
+    assert any(f"Local/{manager}@test-agent" in n for n in await bridged_with(callers, call))
+    routed = await events(server, row.id, "routed")
+    assert routed[0]["rule"].startswith("key clients")
+    assert (await events(server, row.id, "offered"))[0]["tier"] == 0
+
+    row = await finish(server, call)
+    assert row.outcome == "answered"
+    assert row.talk_seconds is not None and row.talk_seconds >= 0
+    assert row.wait_seconds is not None and row.wait_seconds < 5
+    assert row.ivr_path[-2:] == ["main_menu:2", "my_loan"]
+
+
+async def test_key_client_goes_to_another_key_account_manager_when_own_is_paused(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    manager = await desk.agent("manager", ["key_accounts"])
+    other = await desk.agent("other-manager", ["key_accounts"])
+    await desk.agent("head", ["head_of_sales"])
+    await desk.api("POST", f"/api/agents/{manager}/pause", {"reason": "meeting"})
+    await desk.client("Key Client", "+38761000102", client_type=ClientType.KEY,
+                      assigned_manager_id=manager)
+    call = await call_and_press(callers, "+38761000102", "2")
+
+    row = await wait_connected(server, call)
+    assert row.agent_id == other
+    assert (await events(server, row.id, "offered"))[0]["tier"] == 1
+    assert (await finish(server, call)).outcome == "answered"
+
+
+async def test_key_client_goes_to_head_of_sales_when_no_key_account_manager_is_free(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    manager = await desk.agent("manager", ["key_accounts"], login=False)
+    head = await desk.agent("head", ["head_of_sales"])
+    await desk.client("Key Client", "+38761000103", client_type=ClientType.KEY,
+                      assigned_manager_id=manager)
+    call = await call_and_press(callers, "+38761000103", "2")
+
+    row = await wait_connected(server, call)
+    assert row.agent_id == head
+    assert (await events(server, row.id, "offered"))[0]["tier"] == 2
+    await finish(server, call)
+
+
+async def test_client_with_overdue_debt_goes_to_finance(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    finance = await desk.agent("finance", ["finance"])
+    await desk.agent("general", ["general"])
+    await desk.client("Debtor", "+38761000104", client_type=ClientType.REGULAR,
+                      overdue_debt=True)
+    call = await call_and_press(callers, "+38761000104", "2")
+
+    row = await wait_connected(server, call)
+    assert (row.agent_id, row.queue) == (finance, "finance")
+    await finish(server, call)
+
+
+async def test_complaint_is_escalated_to_the_supervisor(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    supervisor = await desk.agent("supervisor", ["supervisor"], role=AgentRole.SUPERVISOR)
+    await desk.agent("general", ["general"])
+    await desk.client("Unhappy", "+38761000105", client_type=ClientType.REGULAR)
+    call = await call_and_press(callers, "+38761000105", "3")  # 3: complaint
+
+    row = await wait_connected(server, call)
+    assert (row.agent_id, row.queue) == (supervisor, "supervisor")
+    assert row.ivr_path[-1] == "complaint"
+    await finish(server, call)
+
+
+async def test_unknown_caller_reaches_the_new_client_desk(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    new_desk = await desk.agent("newdesk", ["new_clients"])
+    call = await call_and_press(callers, "+38761999106", "0")  # 0: an operator
+
+    row = await wait_connected(server, call)
+    assert (row.client_id, row.agent_id, row.queue) == (None, new_desk, "new_clients")
+    await finish(server, call)
+
+
+async def test_after_hours_caller_confirms_callback_and_a_task_is_created(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    def closed_today(data: dict[str, Any]) -> None:
+        open_always(data)
+        today = datetime.now(UTC).date()
+        data["calendars"]["office"]["holidays"] = [today]
+        data["queues"]["general"]["calendar"] = "office"
+        data["queues"]["new_clients"]["calendar"] = "office"
+
+    await apply_flow(server.db.sessions, _flow(closed_today))
+    await desk.agent("general", ["general"])  # logged in, but the queue is closed
+    call = await call_and_press(callers, "+38761999107", "0")
+    # After the "we are closed" message and the callback offer, confirm with 1.
+    await asyncio.sleep(1.0)
+    await call.dtmf("1")
+
+    row = await server.wait_closed(call.far_end, timeout=60)  # goodbye, then we hang up
+    assert row.outcome == "after_hours"
+    assert row.agent_id is None
+    async with server.db.sessions() as session:
+        callback = await session.scalar(select(Callback).where(Callback.call_id == row.id))
+    assert callback is not None
+    assert (callback.number, callback.reason, callback.status) == (
+        "+38761999107", "after_hours", "open")
+    assert callback.due_at > datetime.now(UTC)  # the next opening hour, not today
+
+
+async def test_queue_timeout_overflows_to_the_next_queue(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    def short_wait(data: dict[str, Any]) -> None:
+        open_always(data)
+        data["queues"]["new_clients"]["max_wait_seconds"] = 5
+        data["queues"]["new_clients"]["overflow"] = {"queue": "general"}
+
+    await apply_flow(server.db.sessions, _flow(short_wait))
+    general = await desk.agent("general", ["general"])  # nobody at the new-client desk
+    call = await call_and_press(callers, "+38761999108", "0")
+
+    row = await wait_connected(server, call, timeout=30)
+    assert (row.agent_id, row.queue) == (general, "general")
+    overflow = await events(server, row.id, "overflowed")
+    assert overflow == [{"queue": "new_clients", "to": "general"}]
+    assert row.wait_seconds is not None and row.wait_seconds >= 5
+    await finish(server, call)
+
+
+async def test_caller_hanging_up_in_the_queue_is_logged_as_abandoned(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    call = await call_and_press(callers, "+38761999109", "0")  # nobody logged in
+    deadline = time.monotonic() + 20
+    while True:
+        async with server.db.sessions() as session:
+            row = await session.scalar(select(Call).where(Call.channel_id == call.far_end))
+        if row is not None and row.queued_at is not None:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    row = await finish(server, call)
+    assert row.outcome == "abandoned_in_queue"
+    assert row.queue == "new_clients"
+    assert row.agent_id is None and row.connected_at is None
+
+
+async def test_agent_that_does_not_answer_is_paused_and_the_next_one_gets_the_call(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    sleepy = await desk.agent("sleepy", ["new_clients"], context="test-agent-noanswer")
+    await asyncio.sleep(0.05)
+    awake = await desk.agent("awake", ["new_clients"])
+    # sleepy has been idle longest, so is offered first; rings 5 s, then awake.
+    call = await call_and_press(callers, "+38761999110", "0")
+
+    row = await wait_connected(server, call, timeout=30)
+    assert row.agent_id == awake
+    assert [e["agent_id"] for e in await events(server, row.id, "agent_no_answer")] == [sleepy]
+    snapshot = await desk.api("GET", "/api/acd")
+    assert snapshot["agents"][sleepy]["status"] == "paused"
+    await finish(server, call)
