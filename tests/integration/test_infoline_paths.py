@@ -32,7 +32,7 @@ from models.tables import (
     Queue,
     QueueMember,
 )
-from tests.integration.conftest import Callers, Server, CallerLeg
+from tests.integration.conftest import CallerLeg, Callers, Server
 
 FLOW_FILE = Path(__file__).parents[2] / "dialplan" / "infoline.yaml"
 
@@ -67,8 +67,13 @@ class Desk:
         return f"{name}-{self.tag}"
 
     async def agent(
-        self, name: str, queues: list[str], *, context: str = "test-agent",
-        role: AgentRole = AgentRole.AGENT, login: bool = True,
+        self,
+        name: str,
+        queues: list[str],
+        *,
+        context: str = "test-agent",
+        role: AgentRole = AgentRole.AGENT,
+        login: bool = True,
     ) -> str:
         agent_id = self.id(name)
         async with self.server.db.sessions() as session:
@@ -76,8 +81,14 @@ class Desk:
                 if await session.get(Queue, q) is None:
                     session.add(Queue(id=q, name=q, settings={}))
             session.add(
-                Agent(id=agent_id, name=name, role=role, endpoint=f"Local/{agent_id}@{context}",
-                      skills=[], memberships=[QueueMember(queue_id=q) for q in queues])
+                Agent(
+                    id=agent_id,
+                    name=name,
+                    role=role,
+                    endpoint=f"Local/{agent_id}@{context}",
+                    skills=[],
+                    memberships=[QueueMember(queue_id=q) for q in queues],
+                )
             )
             await session.commit()
         self.agents.append(agent_id)
@@ -88,16 +99,18 @@ class Desk:
 
     async def client(self, name: str, number: str, **fields: Any) -> int:
         async with self.server.db.sessions() as session:
-            client = Client(external_id=self.id(name), name=name,
-                            phones=[ClientPhone(number=number)], **fields)
+            client = Client(
+                external_id=self.id(name), name=name, phones=[ClientPhone(number=number)], **fields
+            )
             session.add(client)
             await session.commit()
             return client.id
 
     async def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        async with aiohttp.ClientSession() as http, http.request(
-            method, self.server.url + path, json=body, headers=self.headers
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, self.server.url + path, json=body, headers=self.headers) as resp,
+        ):
             data = await resp.json()
             assert resp.status == 200, data
             return data
@@ -106,9 +119,12 @@ class Desk:
         deadline = time.monotonic() + 10
         for agent_id in self.logged_in:
             while True:
-                async with aiohttp.ClientSession() as http, http.post(
-                    f"{self.server.url}/api/agents/{agent_id}/logout", headers=self.headers
-                ) as resp:
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.post(
+                        f"{self.server.url}/api/agents/{agent_id}/logout", headers=self.headers
+                    ) as resp,
+                ):
                     if resp.status == 200 or time.monotonic() > deadline:
                         break
                 await asyncio.sleep(0.1)  # still on a call that is ending
@@ -134,7 +150,8 @@ async def desk(server: Server) -> AsyncIterator[Desk]:
 async def events(server: Server, call_id: str, kind: str) -> list[dict[str, Any]]:
     async with server.db.sessions() as session:
         rows = await session.scalars(
-            select(CallEvent.data).where(CallEvent.call_id == call_id, CallEvent.kind == kind)
+            select(CallEvent.data)
+            .where(CallEvent.call_id == call_id, CallEvent.kind == kind)
             .order_by(CallEvent.id)
         )
         return list(rows)
@@ -184,8 +201,13 @@ async def test_key_client_reaches_own_manager_when_free(
     manager = await desk.agent("manager", ["key_accounts"])
     await desk.agent("other-manager", ["key_accounts"])
     await desk.agent("head", ["head_of_sales"])
-    client_id = await desk.client("Key Client", "+38761000101", client_type=ClientType.KEY,
-                                  assigned_manager_id=manager, language="bs")
+    client_id = await desk.client(
+        "Key Client",
+        "+38761000101",
+        client_type=ClientType.KEY,
+        assigned_manager_id=manager,
+        language="bs",
+    )
     call = await call_and_press(callers, "061 000 101", "2")  # 2: my loan
 
     row = await wait_connected(server, call)
@@ -209,8 +231,9 @@ async def test_key_client_goes_to_another_key_account_manager_when_own_is_paused
     other = await desk.agent("other-manager", ["key_accounts"])
     await desk.agent("head", ["head_of_sales"])
     await desk.api("POST", f"/api/agents/{manager}/pause", {"reason": "meeting"})
-    await desk.client("Key Client", "+38761000102", client_type=ClientType.KEY,
-                      assigned_manager_id=manager)
+    await desk.client(
+        "Key Client", "+38761000102", client_type=ClientType.KEY, assigned_manager_id=manager
+    )
     call = await call_and_press(callers, "+38761000102", "2")
 
     row = await wait_connected(server, call)
@@ -224,8 +247,9 @@ async def test_key_client_goes_to_head_of_sales_when_no_key_account_manager_is_f
 ) -> None:
     manager = await desk.agent("manager", ["key_accounts"], login=False)
     head = await desk.agent("head", ["head_of_sales"])
-    await desk.client("Key Client", "+38761000103", client_type=ClientType.KEY,
-                      assigned_manager_id=manager)
+    await desk.client(
+        "Key Client", "+38761000103", client_type=ClientType.KEY, assigned_manager_id=manager
+    )
     call = await call_and_press(callers, "+38761000103", "2")
 
     row = await wait_connected(server, call)
@@ -239,8 +263,7 @@ async def test_client_with_overdue_debt_goes_to_finance(
 ) -> None:
     finance = await desk.agent("finance", ["finance"])
     await desk.agent("general", ["general"])
-    await desk.client("Debtor", "+38761000104", client_type=ClientType.REGULAR,
-                      overdue_debt=True)
+    await desk.client("Debtor", "+38761000104", client_type=ClientType.REGULAR, overdue_debt=True)
     call = await call_and_press(callers, "+38761000104", "2")
 
     row = await wait_connected(server, call)
@@ -297,7 +320,10 @@ async def test_after_hours_caller_confirms_callback_and_a_task_is_created(
         callback = await session.scalar(select(Callback).where(Callback.call_id == row.id))
     assert callback is not None
     assert (callback.number, callback.reason, callback.status) == (
-        "+38761999107", "after_hours", "open")
+        "+38761999107",
+        "after_hours",
+        "open",
+    )
     assert callback.due_at > datetime.now(UTC)  # the next opening hour, not today
 
 
