@@ -577,7 +577,7 @@ class InfolineApp:
             outcome=outcome,
         )
         if closed:
-            log.info("call_ended", outcome=outcome, cause=cause)
+            log.info("call_ended", outcome=outcome, cause=cause, agent_id=s.agent_id)
 
     # ---- media and timers -----------------------------------------------------------------
 
