@@ -145,6 +145,9 @@ class AgentDesk:
         leg = self.nailed.pop(agent_id, None)
         if leg is not None:
             await self._hangup(leg.channel_id)
+            if leg.bridge_id:
+                with contextlib.suppress(ARIError):
+                    await self.ari.request("DELETE", f"/bridges/{leg.bridge_id}")
         log.info("agent_logged_out", agent_id=agent_id)
 
     def pause(self, agent_id: str, reason: str) -> None:
@@ -303,3 +306,6 @@ class AgentDesk:
             self._tick.cancel()
         for leg in list(self.nailed.values()) + list(self.legs.values()):
             await self._hangup(leg.channel_id)
+            if leg.bridge_id:
+                with contextlib.suppress(ARIError):
+                    await self.ari.request("DELETE", f"/bridges/{leg.bridge_id}")

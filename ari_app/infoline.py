@@ -433,6 +433,7 @@ class InfolineApp:
         await self._moh(s, on=False)
         s.announcing = f"announce{int(time.monotonic() * 1000)}"
         await self.ari.play(s.channel_id, media, f"{s.channel_id}-{s.announcing}")
+        await self.calllog.event(s.call_id, "announced", position=position)
 
     async def _to_callback(self, s: CallerSession, preamble: list[str]) -> None:
         node = s.flow.after_hours_callback

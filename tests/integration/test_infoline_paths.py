@@ -381,3 +381,78 @@ async def test_agent_that_does_not_answer_is_paused_and_the_next_one_gets_the_ca
     snapshot = await desk.api("GET", "/api/acd")
     assert snapshot["agents"][sleepy]["status"] == "paused"
     await finish(server, call)
+
+
+async def test_nailed_up_agent_gets_the_caller_bridged_in_at_once(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    agent = await desk.agent("nailed", ["new_clients"], login=False)
+    await desk.api("POST", f"/api/agents/{agent}/login", {"mode": "nailed"})
+    desk.logged_in.append(agent)
+    deadline = time.monotonic() + 10
+    while (await desk.api("GET", "/api/acd"))["agents"].get(agent, {}).get("status") != (
+        "available"
+    ):
+        assert time.monotonic() < deadline, "the nailed leg never came up"
+        await asyncio.sleep(0.05)
+    own_bridge = [b for b in await callers.ari.bridges() if len(b["channels"]) == 1]
+    assert len(own_bridge) == 1  # the agent waits alone in their bridge
+
+    call = await call_and_press(callers, "+38761999111", "0")
+    row = await wait_connected(server, call)
+    assert row.agent_id == agent
+    names = await bridged_with(callers, call)
+    assert any(f"Local/{agent}@test-agent" in n for n in names) and len(names) == 2
+    await finish(server, call)
+    # The agent's leg stays up in their bridge for the next caller.
+    await asyncio.sleep(0.3)
+    bridges = await callers.ari.bridges()
+    assert [len(b["channels"]) for b in bridges] == [1]
+
+
+async def test_caller_pressing_star_in_the_queue_gets_a_callback_instead(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    call = await call_and_press(callers, "+38761999112", "0")  # nobody logged in: waits
+    deadline = time.monotonic() + 20
+    while True:
+        async with server.db.sessions() as session:
+            row = await session.scalar(select(Call).where(Call.channel_id == call.far_end))
+        if row is not None and row.queued_at is not None:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await call.dtmf("*")
+    await asyncio.sleep(0.5)
+    await call.dtmf("1")  # confirm: call me back on this number
+
+    row = await server.wait_closed(call.far_end, timeout=60)
+    assert row.outcome == "callback_requested"
+    async with server.db.sessions() as session:
+        callback = await session.scalar(select(Callback).where(Callback.call_id == row.id))
+    assert callback is not None
+    assert (callback.number, callback.reason) == ("+38761999112", "callback_requested")
+    assert await events(server, row.id, "left_queue_for_callback") == [{}]
+
+
+async def test_waiting_caller_hears_position_announcements(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    def announce_often(data: dict[str, Any]) -> None:
+        open_always(data)
+        data["queues"]["new_clients"]["announce_every_seconds"] = 2
+
+    await apply_flow(server.db.sessions, _flow(announce_often))
+    call = await call_and_press(callers, "+38761999113", "9")  # 9: English, then menu...
+    await asyncio.sleep(0.3)
+    await call.dtmf("0")
+    deadline = time.monotonic() + 30
+    while True:
+        async with server.db.sessions() as session:
+            row = await session.scalar(select(Call).where(Call.channel_id == call.far_end))
+        if row is not None and len(await events(server, row.id, "announced")) >= 2:
+            break
+        assert time.monotonic() < deadline, "no announcements"
+        await asyncio.sleep(0.2)
+    assert (await events(server, row.id, "announced"))[0] == {"position": 1}
+    assert (await finish(server, call)).outcome == "abandoned_in_queue"
