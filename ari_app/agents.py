@@ -171,18 +171,27 @@ class AgentDesk:
     # ---- offers: ring the agent, or bridge into their nailed leg --------------------------
 
     async def ring(
-        self, offer: Offer, caller_name: str | None, caller_number: str | None, ring_timeout: int
+        self,
+        offer: Offer,
+        caller_name: str | None,
+        caller_number: str | None,
+        ring_timeout: int,
+        caller_channel: str | None = None,
     ) -> str | None:
         """Ring the agent's phone for the caller; returns the leg's channel id, or None when
-        it could not even be dialled (the offer is then declined)."""
+        it could not even be dialled (the offer is then declined). News of the leg goes to
+        ``caller_channel``'s stream (default: the offer's call, which is the caller's
+        channel)."""
         channel_id = f"agent-{uuid.uuid4().hex[:12]}"
-        leg = self.legs[channel_id] = AgentLeg(channel_id, offer.agent_id, offer.call_id)
+        leg = self.legs[channel_id] = AgentLeg(
+            channel_id, offer.agent_id, caller_channel or offer.call_id
+        )
         try:
             await self.ari.originate(
                 offer.endpoint,
                 channel_id=channel_id,
                 app=self.app,
-                app_args=f"agent,{offer.agent_id},{offer.call_id}",
+                app_args=f"agent,{offer.agent_id},{leg.caller_channel}",
                 caller_id=_clean_caller_id(caller_name, caller_number),
                 dial_timeout=ring_timeout,
             )

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ari_app.acd import ACD, AgentMode
 from ari_app.agents import AgentDesk, AgentDeskError
+from ari_app.infoline import CallControlError, InfolineApp
 
 MAX_REASON = 80
 
@@ -59,7 +60,20 @@ def check_reason(data: dict[str, Any]) -> str:
     return reason.strip()
 
 
-def routes(desk_key: web.AppKey[AgentDesk], acd_key: web.AppKey[ACD]) -> list[web.RouteDef]:
+def check_transfer(data: dict[str, Any]) -> tuple[str, str]:
+    target, mode = data.get("to"), data.get("mode", "blind")
+    if not isinstance(target, str):
+        raise CallControlError("bad_target", "to: agent:ID, queue:ID or supervisor", 422)
+    if mode not in ("blind", "attended"):
+        raise CallControlError("bad_mode", "mode must be blind or attended", 422)
+    return target, "transfer" if mode == "blind" else "consult"
+
+
+def routes(
+    desk_key: web.AppKey[AgentDesk],
+    acd_key: web.AppKey[ACD],
+    infoline_key: web.AppKey[InfolineApp],
+) -> list[web.RouteDef]:
     async def login(request: web.Request) -> web.Response:
         endpoint, mode = check_login(await _body(request))
         agent_id = request.match_info["agent_id"]
@@ -85,7 +99,20 @@ def routes(desk_key: web.AppKey[AgentDesk], acd_key: web.AppKey[ACD]) -> list[we
     async def snapshot(request: web.Request) -> web.Response:
         return web.json_response(dict(request.app[acd_key].snapshot(time.monotonic())))
 
+    async def transfer(request: web.Request) -> web.Response:
+        target, op = check_transfer(await _body(request))
+        call_id = request.match_info["call_id"]
+        await request.app[infoline_key].control(call_id, op, target)
+        return web.json_response({"call_id": call_id, "operation": op, "to": target})
+
+    async def transfer_step(request: web.Request) -> web.Response:
+        call_id, step = request.match_info["call_id"], request.match_info["step"]
+        await request.app[infoline_key].control(call_id, step)
+        return web.json_response({"call_id": call_id, "operation": step})
+
     return [
+        web.post("/api/calls/{call_id}/transfer", transfer),
+        web.post("/api/calls/{call_id}/transfer/{step:complete|cancel}", transfer_step),
         web.post("/api/agents/{agent_id}/login", login),
         web.post("/api/agents/{agent_id}/logout", logout),
         web.post("/api/agents/{agent_id}/pause", pause),

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 
-from ari_app.acd import ACD, Offer
+from ari_app.acd import ACD, CallRequest, Offer
 from ari_app.agents import AGENT_ANSWERED, AGENT_GONE, OFFER, AgentDesk
 from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from ari_app.ivr import (
@@ -43,7 +43,9 @@ from ari_app.routing import (
     decide,
     on_max_wait,
     overflow_decision,
+    parse_transfer_target,
     queue_is_open,
+    transfer_decision,
 )
 from centrala.phones import normalise
 from centrala.prompts import prompt_media
@@ -57,7 +59,30 @@ from models.tables import Direction, FlowVersion
 log = structlog.get_logger(__name__)
 
 TIMER = "CentralaTimer"
+CONTROL = "CentralaControl"  # an agent's call control (transfer), from the API
 HOLD_PROMPT = "queue_hold"
+CONSULT_PRIORITY = 1000
+
+
+class CallControlError(Exception):
+    """A call control that cannot be done now; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, error_id: str, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.error_id = error_id
+        self.status = status
+
+
+@dataclass
+class Consult:
+    """An attended transfer under way: the agent talks to ``agent_id`` while the caller
+    holds."""
+
+    target: str
+    agent_id: str
+    acd_id: str
+    leg: str | None = None
+    answered: bool = False
 
 
 class Phase(StrEnum):
@@ -94,6 +119,8 @@ class CallerSession:
     moh: bool = False
     announcing: str | None = None
     closing: bool = False
+    consult: Consult | None = None
+    last_agent_id: str | None = None  # who had the caller last (for the log)
     hung_up_by_us: bool = False  # the flow ended the call (a hangup node)
 
     def final_outcome(self) -> str:
@@ -136,6 +163,7 @@ class InfolineApp:
         self.flow_name = flow_name
         self.region = region
         self.calls: dict[str, CallerSession] = {}
+        self.by_call: dict[str, str] = {}  # call id -> caller channel id
         self._flows: dict[int, Flow] = {}
 
     # ---- events ---------------------------------------------------------------------------
@@ -208,6 +236,8 @@ class InfolineApp:
             await self._agent_answered(s, str(event["leg"]), str(event["agent_id"]))
         elif kind == AGENT_GONE:
             await self._agent_gone(s, event)
+        elif kind == CONTROL:
+            await self._control(s, event)
         elif kind == "ChannelHangupRequest":
             await self._caller_left(s, at)
         elif kind == "StasisEnd":
@@ -256,6 +286,7 @@ class InfolineApp:
             return  # the record exists (closed or adopted): do not run the IVR twice
         profile = await self.crm.caller(opened.client_id)
         version, flow = await self._active_flow()
+        self.by_call[opened.id] = channel_id
         s = self.calls[channel_id] = CallerSession(
             channel_id=channel_id,
             call_id=opened.id,
@@ -490,6 +521,9 @@ class InfolineApp:
         s.agent_leg = leg
 
     async def _agent_answered(self, s: CallerSession, leg: str, agent_id: str) -> None:
+        if s.consult is not None and s.consult.leg == leg:
+            await self._consult_answered(s, s.consult)
+            return
         if s.phase is not Phase.QUEUED or s.agent_leg != leg:
             await self.desk.release_leg(leg)
             return
@@ -528,7 +562,14 @@ class InfolineApp:
 
     async def _agent_gone(self, s: CallerSession, event: Event) -> None:
         leg, agent_id = str(event["leg"]), str(event["agent_id"])
-        if s.phase is Phase.CONNECTED and s.agent_id == agent_id:
+        if s.consult is not None and s.consult.leg == leg:
+            # The consulted agent did not answer, or left: back to the first agent.
+            await self.calllog.event(
+                s.call_id, "consult_failed", agent_id=agent_id, cause=event.get("cause")
+            )
+            await self._consult_end(s, hang_up_leg=False)
+            return
+        if s.phase is Phase.CONNECTED and s.agent_id == agent_id and s.agent_leg in (leg, None):
             # The agent ended the call.
             await self.calllog.event(s.call_id, "agent_hung_up")
             await self.ari.hangup(s.channel_id)
@@ -540,6 +581,194 @@ class InfolineApp:
                 s.call_id, "agent_no_answer", agent_id=agent_id, cause=event.get("cause")
             )
             self.desk.publish(self.acd.declined(s.channel_id, agent_id, time.monotonic()))
+
+    # ---- call controls: transfers ---------------------------------------------------------
+
+    async def control(self, call_id: str, op: str, target: str | None = None) -> None:
+        """An agent's call control on a live call: ``transfer`` (blind) to ``target``,
+        ``consult`` (attended: talk to the target first), then ``complete`` or ``cancel``.
+        Runs on the caller's own stream; raises CallControlError when it cannot be done."""
+        if op in ("transfer", "consult"):
+            try:
+                parse_transfer_target(target or "")
+            except ValueError as exc:
+                raise CallControlError("bad_target", str(exc), 422) from exc
+        elif op not in ("complete", "cancel"):
+            raise CallControlError("bad_operation", f"unknown call control {op!r}", 422)
+        channel_id = self.by_call.get(call_id)
+        if channel_id is None:
+            raise CallControlError("unknown_call", f"no live call {call_id!r}", 404)
+        reply: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.ari.dispatch(
+            {
+                "type": CONTROL,
+                "application": self.name,
+                "channel": {"id": channel_id},
+                "op": op,
+                "target": target,
+                "reply": reply,
+            }
+        )
+        await asyncio.wait_for(reply, 15)
+
+    async def _control(self, s: CallerSession, event: Event) -> None:
+        reply: asyncio.Future[None] = event["reply"]
+        try:
+            if s.phase is not Phase.CONNECTED or s.agent_id is None:
+                raise CallControlError("not_connected", "the caller is not with an agent")
+            op, target = event["op"], event.get("target")
+            if op == "transfer":
+                await self._blind_transfer(s, str(target))
+            elif op == "consult":
+                await self._consult_start(s, str(target))
+            elif op == "complete":
+                await self._consult_complete(s)
+            else:
+                if s.consult is None:
+                    raise CallControlError("no_consult", "no attended transfer under way")
+                await self.calllog.event(s.call_id, "consult_cancelled")
+                await self._consult_end(s, hang_up_leg=True)
+        except BaseException as exc:
+            if not reply.done():
+                reply.set_exception(exc)
+            if not isinstance(exc, CallControlError):
+                raise
+        else:
+            if not reply.done():
+                reply.set_result(None)
+
+    async def _release_agent(self, s: CallerSession) -> None:
+        """The agent is done with this caller (the call moves on or ends)."""
+        if s.agent_id is None:
+            return
+        s.last_agent_id = s.agent_id
+        await self.desk.release_leg(s.agent_leg)
+        wrap = s.queue_def.wrap_up_seconds if s.queue_def else 10
+        self.desk.call_ended(s.agent_id, wrap)
+        if s.own_bridge and s.bridge_id:
+            with contextlib.suppress(ARIError):
+                await self.ari.request("DELETE", f"/bridges/{s.bridge_id}")
+        s.agent_id = s.agent_leg = s.bridge_id = None
+        s.own_bridge = False
+
+    async def _blind_transfer(self, s: CallerSession, target: str) -> None:
+        if s.consult is not None:
+            raise CallControlError("consult_under_way", "complete or cancel the consultation")
+        from_agent = s.agent_id
+        assert s.bridge_id is not None
+        await self.ari.request(
+            "POST", f"/bridges/{s.bridge_id}/removeChannel", params={"channel": s.channel_id}
+        )
+        await self._release_agent(s)
+        await self.calllog.event(
+            s.call_id, "transferred", mode="blind", from_agent=from_agent, to=target
+        )
+        log.info("transferred", mode="blind", from_agent=from_agent, to=target)
+        s.phase = Phase.IVR
+        await self._enqueue(s, transfer_decision(s.decision, target), await self.crm.queues())
+
+    async def _consult_start(self, s: CallerSession, target: str) -> None:
+        if s.consult is not None:
+            raise CallControlError("consult_under_way", "a consultation is already under way")
+        decision = transfer_decision(s.decision, target)
+        acd_id = f"consult:{s.call_id}"
+        offer = self.acd.request(
+            CallRequest(
+                acd_id,
+                decision.queue,
+                arrived_at=time.monotonic(),
+                targets=decision.targets,
+                priority=CONSULT_PRIORITY,
+            ),
+            time.monotonic(),
+        )
+        if offer is None:
+            self.acd.cancel(acd_id, time.monotonic())
+            raise CallControlError("nobody_free", f"nobody free to consult at {target}")
+        if self.desk.nailed_bridge(offer.agent_id) is not None:
+            self.desk.publish(
+                self.acd.declined(acd_id, offer.agent_id, time.monotonic(), pause_agent=False)
+            )
+            self.acd.cancel(acd_id, time.monotonic())
+            raise CallControlError(
+                "consult_nailed", "attended transfer to a nailed-up agent: use blind transfer"
+            )
+        assert s.bridge_id is not None
+        # The caller holds (music) while the agents talk.
+        await self.ari.request(
+            "POST", f"/bridges/{s.bridge_id}/removeChannel", params={"channel": s.channel_id}
+        )
+        await self._moh(s, on=True)
+        s.consult = Consult(target, offer.agent_id, acd_id)
+        leg = await self.desk.ring(
+            offer,
+            s.caller.name,
+            s.caller_number,
+            s.queue_def.ring_timeout_seconds if s.queue_def else 15,
+            caller_channel=s.channel_id,
+        )
+        if leg is None:
+            await self._consult_end(s, hang_up_leg=False)
+            raise CallControlError("consult_failed", f"cannot ring {offer.agent_id}", 502)
+        s.consult.leg = leg
+        await self.calllog.event(s.call_id, "consult_started", agent_id=offer.agent_id, to=target)
+
+    async def _consult_answered(self, s: CallerSession, consult: Consult) -> None:
+        assert consult.leg is not None and s.bridge_id is not None
+        self.acd.answered(consult.acd_id, consult.agent_id, time.monotonic())
+        consult.answered = True
+        await self.ari.request(
+            "POST", f"/bridges/{s.bridge_id}/addChannel", params={"channel": consult.leg}
+        )
+        await self.calllog.event(s.call_id, "consult_connected", agent_id=consult.agent_id)
+
+    async def _consult_complete(self, s: CallerSession) -> None:
+        consult = s.consult
+        if consult is None or not consult.answered or consult.leg is None:
+            raise CallControlError("consult_not_answered", "the other agent has not answered")
+        from_agent = s.agent_id
+        # A fresh bridge for the caller and the new agent; the first agent is released
+        # (a nailed-up first agent stays in their own bridge).
+        bridge_id = f"call-{s.call_id}-{int(time.monotonic() * 1000)}"
+        await self.ari.request("POST", f"/bridges/{bridge_id}", params={"type": "mixing"})
+        await self.ari.request(
+            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": consult.leg}
+        )
+        await self._release_agent(s)
+        await self._moh(s, on=False)
+        await self.ari.request(
+            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": s.channel_id}
+        )
+        s.agent_id, s.agent_leg, s.bridge_id, s.own_bridge = (
+            consult.agent_id,
+            consult.leg,
+            bridge_id,
+            True,
+        )
+        s.consult = None
+        await self.crm.update_call(s.call_id, agent_id=consult.agent_id)
+        await self.calllog.event(
+            s.call_id, "transferred", mode="attended", from_agent=from_agent, to=consult.agent_id
+        )
+        log.info("transferred", mode="attended", from_agent=from_agent, to=consult.agent_id)
+
+    async def _consult_end(self, s: CallerSession, *, hang_up_leg: bool) -> None:
+        """Give up the consultation: the consulted agent is freed, the caller goes back."""
+        consult, s.consult = s.consult, None
+        if consult is None:
+            return
+        now_mono = time.monotonic()
+        if consult.answered:
+            self.desk.call_ended(consult.agent_id, 0)
+        else:
+            self.desk.publish(list(self.acd.cancel(consult.acd_id, now_mono).offers))
+        if hang_up_leg and consult.leg:
+            await self.desk.release_leg(consult.leg)
+        if s.phase is Phase.CONNECTED and s.bridge_id:
+            await self._moh(s, on=False)
+            await self.ari.request(
+                "POST", f"/bridges/{s.bridge_id}/addChannel", params={"channel": s.channel_id}
+            )
 
     # ---- the end --------------------------------------------------------------------------
 
@@ -557,16 +786,13 @@ class InfolineApp:
             await self.desk.release_leg(s.agent_leg)
             self.desk.publish(list(cancelled.offers))
             s.phase = Phase.QUEUED  # for the outcome: abandoned in the queue
-        elif previous is Phase.CONNECTED and s.agent_id:
-            await self.desk.release_leg(s.agent_leg)
-            wrap = s.queue_def.wrap_up_seconds if s.queue_def else 10
-            self.desk.call_ended(s.agent_id, wrap)
-            if s.own_bridge and s.bridge_id:
-                with contextlib.suppress(ARIError):
-                    await self.ari.request("DELETE", f"/bridges/{s.bridge_id}")
+        elif previous is Phase.CONNECTED:
+            await self._consult_end(s, hang_up_leg=True)
+            await self._release_agent(s)
 
     async def _close(self, s: CallerSession, at: datetime, cause: object, text: object) -> None:
         self.calls.pop(s.channel_id, None)
+        self.by_call.pop(s.call_id, None)
         outcome = s.final_outcome()
         talk = (at - s.connected_at).total_seconds() if s.connected_at else None
         await self.crm.update_call(s.call_id, ivr_path=s.ivr.path, talk_seconds=talk)
@@ -578,7 +804,9 @@ class InfolineApp:
             outcome=outcome,
         )
         if closed:
-            log.info("call_ended", outcome=outcome, cause=cause, agent_id=s.agent_id)
+            log.info(
+                "call_ended", outcome=outcome, cause=cause, agent_id=s.agent_id or s.last_agent_id
+            )
 
     # ---- media and timers -----------------------------------------------------------------
 

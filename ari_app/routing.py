@@ -17,6 +17,8 @@ from ari_app.acd import AgentTarget, CallRequest, QueueTarget, Target
 from dialplan.hours import is_open
 from dialplan.model import Calendar, Flow, Match, QueueDef
 
+SUPERVISOR_QUEUE = "supervisor"
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -124,3 +126,31 @@ def overflow_decision(previous: RouteDecision, queue: str) -> RouteDecision:
         previous.priority,
         previous.skills,
     )
+
+
+def parse_transfer_target(text: str) -> tuple[Literal["agent", "queue"], str]:
+    """``agent:ID``, ``queue:ID`` or ``supervisor`` (the supervisor queue). Pure check."""
+    if text == "supervisor":
+        return "queue", SUPERVISOR_QUEUE
+    kind, _, ref = text.partition(":")
+    if (
+        kind not in ("agent", "queue")
+        or not ref
+        or len(ref) > 64
+        or not all(c.isalnum() or c in "_.@-" for c in ref)
+    ):
+        raise ValueError("transfer target must be agent:ID, queue:ID or supervisor")
+    return ("agent" if kind == "agent" else "queue"), ref
+
+
+def transfer_decision(previous: RouteDecision | None, target: str) -> RouteDecision:
+    """Where a transferred caller waits: the agent named (in the queue they were in), or
+    any member of the queue named. They keep their priority and their place."""
+    kind, ref = parse_transfer_target(target)
+    priority = previous.priority if previous else 0
+    if kind == "agent":
+        queue = previous.queue if previous else SUPERVISOR_QUEUE
+        return RouteDecision(
+            f"transfer to {ref}", queue, (AgentTarget(ref),), priority, frozenset()
+        )
+    return RouteDecision(f"transfer to {ref}", ref, (QueueTarget(ref),), priority, frozenset())

@@ -60,7 +60,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ari_app.ami import AMIClient, AMIError, Message  # noqa: E402
 from ari_app.ari import ARIClient, ARIError, Event  # noqa: E402
+from centrala.logs import configure_logging  # noqa: E402
 from centrala.settings import Settings  # noqa: E402
 
 APP = "centrala-bench-load"
@@ -164,7 +166,11 @@ def foreign_serves(own: int | None = None) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    t = psutil.Process(pid).cpu_times()
+    """User+system CPU of a process; NaN once it is gone (e.g. someone restarted the PBX)."""
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return math.nan
     return float(t.user + t.system)
 
 
@@ -357,7 +363,8 @@ class Leg:
     created: float | None = None  # Asterisk clock
     prompt: float | None = None  # Asterisk clock
     key_wall: float | None = None  # our clock (same machine)
-    connected: float | None = None  # Asterisk clock
+    connected: float | None = None  # Asterisk clock (ARI) or our receipt time (AMI)
+    connected_via: str = ""
     hangup_wall: float | None = None
     stage: str = "not started"
     error: str | None = None
@@ -374,11 +381,25 @@ class Leg:
 
 
 class Callers:
-    def __init__(self, ari: ARIClient) -> None:
+    """The callers' legs and their events: ARI (the ;1 leg in our app, the ;2 leg by
+    subscription) and AMI's BridgeEnter (ARI does not send ChannelEnteredBridge to an app
+    that is only subscribed to the channel, not to the bridge)."""
+
+    def __init__(self, ari: ARIClient, ami: AMIClient) -> None:
         self.ari = ari
         self.legs: dict[str, Leg] = {}
         self.unknown_events: Counter[str] = Counter()
         ari.on_event(self.on_event)
+        ami.on_event("BridgeEnter", self.on_bridge_enter)
+
+    def on_bridge_enter(self, msg: Message) -> None:
+        uid = msg.get("Uniqueid", "")
+        leg = self.legs.get(uid.removesuffix(";2")) if uid.endswith(";2") else None
+        if leg is not None and leg.connected is None:
+            leg.connected = time.time()
+            leg.connected_via = "ami"
+            leg.kinds["far:AMI BridgeEnter"] += 1
+            leg.bridged.set()
 
     async def on_event(self, event: Event) -> None:
         kind = str(event.get("type"))
@@ -407,6 +428,7 @@ class Callers:
         elif kind == "ChannelEnteredBridge":
             if leg.connected is None:
                 leg.connected = at or time.time()
+                leg.connected_via = "ari"
                 leg.bridged.set()
         elif kind == "ChannelDestroyed":
             leg.destroyed.set()
@@ -463,7 +485,7 @@ class Callers:
 
 
 async def run_callers(
-    ari: ARIClient,
+    callers: Callers,
     *,
     context: str,
     n: int,
@@ -472,7 +494,8 @@ async def run_callers(
     tag: str,
     connect_timeout: float,
 ) -> tuple[list[Leg], float, float]:
-    callers = Callers(ari)
+    callers.legs.clear()
+    callers.unknown_events.clear()
     legs = [
         Leg(i, f"bench-{tag}-c{i:04d}", f"+3876199{(hash(tag) + i) % 100000:05d}") for i in range(n)
     ]
@@ -486,7 +509,12 @@ async def run_callers(
     t1 = time.time()
     if callers.unknown_events:
         log(f"events for channels not ours: {dict(callers.unknown_events)}")
-    ari._handlers.remove(callers.on_event)
+    kinds: Counter[str] = Counter()
+    for leg in legs:
+        kinds.update(leg.kinds)
+    log(f"events seen on the callers' legs: {dict(sorted(kinds.items()))}")
+    via = Counter(leg.connected_via for leg in legs if leg.connected_via)
+    log(f"connected detected via: {dict(via)}")
     return legs, t0, t1
 
 
@@ -609,8 +637,9 @@ async def db_outcomes(sessions: Any, tag: str) -> dict[str, int]:
 
 
 async def app_run(
-    args: argparse.Namespace, ari: ARIClient, tag: str, pbx_pid: int
+    args: argparse.Namespace, callers: Callers, tag: str, pbx_pid: int
 ) -> dict[str, Any]:
+    ari = callers.ari
     work = Path(tempfile.mkdtemp(prefix="centrala-bench-"))
     db_url = args.database_url or f"sqlite+aiosqlite:///{work / 'centrala.db'}"
     serve = Serve(work, db_url)
@@ -629,7 +658,7 @@ async def app_run(
         self0 = resource.getrusage(resource.RUSAGE_SELF)
         connect_timeout = max(60.0, args.callers / max(1, args.agents) * (args.talk + 2) * 2)
         legs, t0, t1 = await run_callers(
-            ari,
+            callers,
             context="from-trunk",
             n=args.callers,
             ramp=args.ramp,
@@ -675,15 +704,16 @@ async def app_run(
 
 
 async def baseline_run(
-    args: argparse.Namespace, ari: ARIClient, tag: str, pbx_pid: int
+    args: argparse.Namespace, callers: Callers, tag: str, pbx_pid: int
 ) -> dict[str, Any]:
+    ari = callers.ari
     log(f"baseline run: {args.callers} callers into bench-baseline")
     result: dict[str, Any] = {"run": "baseline"}
     try:
         ast_cpu0 = cpu_seconds(pbx_pid)
         self0 = resource.getrusage(resource.RUSAGE_SELF)
         legs, t0, t1 = await run_callers(
-            ari,
+            callers,
             context="bench-baseline",
             n=args.callers,
             ramp=args.ramp,
@@ -822,6 +852,7 @@ def report(
 
 
 async def main_async(args: argparse.Namespace) -> None:
+    configure_logging("console", "WARNING")
     settings = Settings()
     log("pbx up (with tests/asterisk contexts)")
     pbx_pid = ensure_pbx(settings)
@@ -834,6 +865,13 @@ async def main_async(args: argparse.Namespace) -> None:
     ari = BenchARI(settings.ari_url, settings.ari_user, settings.ari_password, [APP])
     await ari.start()
     await ari.wait_connected(10)
+    ami = AMIClient(settings.ami_host, settings.ami_port, settings.ami_user, settings.ami_secret)
+    await ami.start()
+    await ami.wait_connected(10)
+    with contextlib.suppress(AMIError):
+        # Only what we use: less work for Asterisk on our account.
+        await ami.action("Filter", {"Operation": "Add", "Filter": "Event: BridgeEnter"})
+    callers = Callers(ari, ami)
     foreign = [c["name"] for c in await ari.channels()]
     if foreign:
         log(f"warning: {len(foreign)} channels already up in the PBX (someone else's calls?)")
@@ -842,15 +880,16 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         async with asyncio.timeout(args.timeout):
             if not args.baseline_only:
-                app = await app_run(args, ari, tag, pbx_pid)
+                app = await app_run(args, callers, tag, pbx_pid)
             if not args.no_baseline:
                 await asyncio.sleep(1)
-                base = await baseline_run(args, ari, tag + "b", pbx_pid)
+                base = await baseline_run(args, callers, tag + "b", pbx_pid)
     except TimeoutError:
         log(f"global timeout ({args.timeout}s) hit; reporting what was measured")
         await hang_up_leftovers(ari, tag)
     finally:
         await ari.stop()
+        await ami.stop()
     now_pid = pbx_status().get("pid")
     if now_pid != pbx_pid:
         log(f"warning: Asterisk restarted during the run (pid {pbx_pid} -> {now_pid}): discard")

@@ -22,7 +22,7 @@ from ari_app.agents import AgentDesk, AgentDeskError
 from ari_app.ami import AMIClient
 from ari_app.api import routes as api_routes
 from ari_app.ari import ARIClient, ARIError, Event
-from ari_app.infoline import InfolineApp
+from ari_app.infoline import CallControlError, InfolineApp
 from centrala.settings import Settings
 from dialplan.store import active_flow, apply_flow
 from dialplan.validate import load_flow
@@ -178,7 +178,7 @@ async def api_guard(
             )
     try:
         return await handler(request)
-    except AgentDeskError as exc:
+    except (AgentDeskError, CallControlError) as exc:
         return web.json_response({"error_id": exc.error_id, "message": str(exc)}, status=exc.status)
     except ARIError as exc:
         status = 503 if exc.error_id == "pbx_unavailable" else 502
@@ -190,7 +190,7 @@ def build_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([loop_lag_ctx, database_ctx, ari_ctx, agi_ctx, ami_ctx])
     app.router.add_get("/status", status)
-    app.router.add_routes(api_routes(DESK, ACD_KEY))
+    app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
     return app
 
 

@@ -456,3 +456,145 @@ async def test_waiting_caller_hears_position_announcements(
         await asyncio.sleep(0.2)
     assert (await events(server, row.id, "announced"))[0] == {"position": 1}
     assert (await finish(server, call)).outcome == "abandoned_in_queue"
+
+
+async def _connected_to(server: Server, callers: Callers, desk: Desk, number: str) -> Call:
+    call = await call_and_press(callers, number, "0")
+    row = await wait_connected(server, call)
+    row.__dict__["_leg"] = call
+    return row
+
+
+async def wait_event(server: Server, call_id: str, kind: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not await events(server, call_id, kind):
+        assert time.monotonic() < deadline, f"no {kind} event"
+        await asyncio.sleep(0.05)
+
+
+async def test_blind_transfer_to_the_supervisor_moves_the_caller_and_frees_the_agent(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    first = await desk.agent("first", ["new_clients"])
+    supervisor = await desk.agent("super", ["supervisor"], role=AgentRole.SUPERVISOR)
+    row = await _connected_to(server, callers, desk, "+38761999114")
+    call: CallerLeg = row.__dict__["_leg"]
+    assert row.agent_id == first
+
+    await desk.api("POST", f"/api/calls/{row.id}/transfer", {"to": "supervisor"})
+    await wait_event(server, row.id, "agent_connected")
+    deadline = time.monotonic() + 20
+    while True:
+        async with server.db.sessions() as session:
+            moved = await session.get(Call, row.id)
+        if moved is not None and moved.agent_id == supervisor:
+            break
+        assert time.monotonic() < deadline, "not transferred"
+        await asyncio.sleep(0.05)
+    names = await bridged_with(callers, call)
+    assert any(f"Local/{supervisor}@" in n for n in names) and len(names) == 2
+    assert (await events(server, row.id, "transferred")) == [
+        {"mode": "blind", "from_agent": first, "to": "supervisor"}
+    ]
+    assert (await desk.api("GET", "/api/acd"))["agents"][first]["status"] == "available"
+    closed = await finish(server, call)
+    assert (closed.outcome, closed.queue) == ("answered", "supervisor")
+
+
+async def test_attended_transfer_lets_the_agents_talk_then_hands_the_caller_over(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    first = await desk.agent("first", ["new_clients"])
+    second = await desk.agent("second", ["finance"])
+    row = await _connected_to(server, callers, desk, "+38761999115")
+    call: CallerLeg = row.__dict__["_leg"]
+
+    await desk.api(
+        "POST", f"/api/calls/{row.id}/transfer", {"to": f"agent:{second}", "mode": "attended"}
+    )
+    await wait_event(server, row.id, "consult_connected")
+    # The two agents talk; the caller holds, in no bridge.
+    assert await bridged_with(callers, call) == []
+    agents_bridge = [b for b in await callers.ari.bridges() if len(b["channels"]) == 2]
+    assert len(agents_bridge) == 1
+
+    await desk.api("POST", f"/api/calls/{row.id}/transfer/complete")
+    names = await bridged_with(callers, call)
+    assert any(f"Local/{second}@" in n for n in names) and len(names) == 2
+    assert not any(f"Local/{first}@" in n for n in names)
+    async with server.db.sessions() as session:
+        assert (await session.get(Call, row.id)).agent_id == second  # type: ignore[union-attr]
+    assert (await events(server, row.id, "transferred"))[0]["mode"] == "attended"
+    assert (await finish(server, call)).outcome == "answered"
+
+
+async def test_cancelled_attended_transfer_returns_the_caller_to_the_first_agent(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    first = await desk.agent("first", ["new_clients"])
+    second = await desk.agent("second", ["finance"])
+    row = await _connected_to(server, callers, desk, "+38761999116")
+    call: CallerLeg = row.__dict__["_leg"]
+
+    await desk.api(
+        "POST", f"/api/calls/{row.id}/transfer", {"to": f"agent:{second}", "mode": "attended"}
+    )
+    await wait_event(server, row.id, "consult_connected")
+    await desk.api("POST", f"/api/calls/{row.id}/transfer/cancel")
+    names = await bridged_with(callers, call)
+    assert any(f"Local/{first}@" in n for n in names) and len(names) == 2
+    await asyncio.sleep(0.3)
+    assert (await desk.api("GET", "/api/acd"))["agents"][second]["status"] == "available"
+    assert (await finish(server, call)).outcome == "answered"
+
+
+async def test_transfer_controls_refuse_clearly(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    async with aiohttp.ClientSession() as http:
+
+        async def post(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            async with http.post(server.url + path, json=body, headers=desk.headers) as resp:
+                return resp.status, await resp.json()
+
+        code, body = await post("/api/calls/nope/transfer", {"to": "supervisor"})
+        assert (code, body["error_id"]) == (404, "unknown_call")
+        code, body = await post("/api/calls/nope/transfer", {"to": "agent:x\\nAction: x"})
+        assert (code, body["error_id"]) == (422, "bad_target")
+        async with http.post(
+            server.url + "/api/calls/nope/transfer", json={"to": "supervisor"}
+        ) as r:
+            assert r.status == 401  # no token
+
+
+async def test_apply_mid_call_leaves_the_call_on_its_version_and_the_next_call_on_the_new(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    await desk.agent("newdesk", ["new_clients"])
+    first = await callers.place(caller_id="<+38761999117>")
+    await first.wait_for("StasisStart")
+    async with server.db.sessions() as session:
+        old_version = await session.scalar(
+            select(Call.flow_version).where(Call.channel_id == first.far_end)
+        )
+    assert old_version is not None
+
+    def zero_is_information(data: dict[str, Any]) -> None:
+        open_always(data)
+        data["nodes"]["main_menu"]["options"]["0"] = "information"
+
+    new_version = await apply_flow(server.db.sessions, _flow(zero_is_information))
+    assert new_version == old_version + 1
+
+    await first.dtmf("0")  # on its own version 0 is still "an operator"
+    row = await wait_connected(server, first)
+    assert row.flow_version == old_version
+    await finish(server, first)
+
+    second = await call_and_press(callers, "+38761999118", "0")  # new version: information
+    await asyncio.sleep(1.0)
+    row = await finish(server, second)
+    assert row.flow_version == new_version
+    at = row.ivr_path.index("main_menu:0")
+    assert row.ivr_path[at + 1] == "information"  # self-service, no agent
+    assert row.agent_id is None and row.queue is None
