@@ -198,6 +198,10 @@ class InfolineApp:
                 )
             elif kind == AGENT_ANSWERED:
                 await self.desk.release_leg(str(event.get("leg")))
+            elif kind == CONTROL and not event["reply"].done():
+                event["reply"].set_exception(
+                    CallControlError("unknown_call", "the call has ended", 404)
+                )
             return
         structlog.contextvars.bind_contextvars(
             call_id=session.call_id, channel_id=session.channel_id

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
 
 from ari_app.acd import AgentProfile
 from ari_app.routing import Caller
@@ -69,9 +70,11 @@ class CRM:
         if not agent_ids:
             return []
         async with self.sessions() as session:
-            agents = list(await session.scalars(select(Agent).where(Agent.id.in_(agent_ids))))
-            for agent in agents:
-                await session.refresh(agent, ["memberships"])
+            agents = await session.scalars(
+                select(Agent)
+                .where(Agent.id.in_(agent_ids))
+                .options(selectinload(Agent.memberships))
+            )
             return [_profile(a) for a in agents]
 
     async def create_callback(
