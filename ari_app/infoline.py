@@ -53,7 +53,7 @@ from dialplan.hours import next_open
 from dialplan.model import Flow, QueueDef
 from dialplan.store import flow_version
 from models.calllog import CallLog, now
-from models.crm import CRM
+from models.crm import CRM, caller_of
 from models.tables import Direction, FlowVersion
 
 log = structlog.get_logger(__name__)
@@ -275,6 +275,7 @@ class InfolineApp:
             return  # a duplicated StasisStart changes nothing
         args = event.get("args") or []
         caller = channel.get("caller") or {}
+        version, flow = await self._active_flow()
         opened = await self.calllog.open_call(
             channel_id=channel_id,
             linkedid=str(args[0]) if args else None,
@@ -284,12 +285,12 @@ class InfolineApp:
             caller_name=caller.get("name"),
             called_number=(channel.get("dialplan") or {}).get("exten"),
             started_at=ari_time(channel.get("creationtime")),
+            flow_version=version,
         )
         structlog.contextvars.bind_contextvars(call_id=opened.id, channel_id=channel_id)
         if not opened.new:
             return  # the record exists (closed or adopted): do not run the IVR twice
-        profile = await self.crm.caller(opened.client_id)
-        version, flow = await self._active_flow()
+        profile = caller_of(opened.client)
         self.by_call[opened.id] = channel_id
         s = self.calls[channel_id] = CallerSession(
             channel_id=channel_id,
@@ -307,7 +308,6 @@ class InfolineApp:
             client_id=opened.client_id,
             flow_version=version,
         )
-        await self.crm.update_call(s.call_id, flow_version=version)
         try:
             await self.ari.subscribe(self.name, f"channel:{channel_id}")
             s.subscribed = True
@@ -396,18 +396,24 @@ class InfolineApp:
         s.decision = decision
         s.queue_def = queues.get(decision.queue)
         s.visited.append(decision.queue)
-        await self.crm.update_call(s.call_id, queue=decision.queue, ivr_path=s.ivr.path)
-        if not queue_is_open(s.flow.calendars, s.queue_def, now()):
+        is_open = queue_is_open(s.flow.calendars, s.queue_def, now())
+        first_time = is_open and s.arrived_mono is None
+        if first_time:
+            s.arrived_mono, s.queued_at = time.monotonic(), now()
+        await self.crm.update_call(
+            s.call_id,
+            queue=decision.queue,
+            ivr_path=s.ivr.path,
+            **({"queued_at": s.queued_at} if first_time else {}),
+        )
+        if not is_open:
             s.outcome = "after_hours"
             await self.calllog.event(s.call_id, "after_hours", queue=decision.queue)
             preamble = [s.flow.after_hours_prompt] if s.flow.after_hours_prompt else []
             await self._to_callback(s, preamble=preamble)
             return
         s.phase = Phase.QUEUED
-        if s.arrived_mono is None:
-            s.arrived_mono = time.monotonic()
-            s.queued_at = now()
-            await self.crm.update_call(s.call_id, queued_at=s.queued_at)
+        assert s.arrived_mono is not None
         await self.desk.refresh_profiles()
         offer = self.acd.request(decision.request(s.channel_id, s.arrived_mono), time.monotonic())
         await self.calllog.event(
@@ -799,13 +805,14 @@ class InfolineApp:
         self.by_call.pop(s.call_id, None)
         outcome = s.final_outcome()
         talk = (at - s.connected_at).total_seconds() if s.connected_at else None
-        await self.crm.update_call(s.call_id, ivr_path=s.ivr.path, talk_seconds=talk)
         closed = await self.calllog.close(
             s.call_id,
             at=at,
             cause=int(cause) if isinstance(cause, int | str) and str(cause).isdigit() else None,
             cause_text=str(text) if text is not None else None,
             outcome=outcome,
+            ivr_path=s.ivr.path,
+            talk_seconds=talk,
         )
         if closed:
             log.info(

@@ -51,13 +51,14 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine(settings.effective_database_url)
     sessions = session_factory(engine)
     app[CALLLOG] = CallLog(sessions, settings.default_region)
-    app[CRM_KEY] = CRM(sessions)
+    app[CRM_KEY] = CRM(sessions, before_write=app[CALLLOG].flush)
     if await active_flow(sessions, "infoline") is None:
         # A fresh install speaks the shipped flow until an admin applies their own.
         flow = load_flow(settings.flow_file.read_text(), str(settings.flow_file))
         version = await apply_flow(sessions, flow, created_by="serve (fresh install)")
         log.info("flow_applied", flow=flow.name, version=version, file=str(settings.flow_file))
     yield
+    await app[CALLLOG].aclose()
     await engine.dispose()
 
 

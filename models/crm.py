@@ -3,6 +3,7 @@ queues' current settings, agents' profiles, callback tasks, the call row's progr
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,25 +18,25 @@ from dialplan.model import QueueDef
 from models.tables import Agent, Call, Callback, CallbackStatus, CallEvent, Client, Queue
 
 
+async def _nothing() -> None:
+    return None
+
+
 class CRM:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        before_write: Callable[[], Awaitable[None]] = _nothing,
+    ) -> None:
         self.sessions = sessions
+        # The call log's pending events go first, so the trail never trails the row.
+        self.before_write = before_write
 
     async def caller(self, client_id: int | None) -> Caller:
         if client_id is None:
             return Caller()
         async with self.sessions() as session:
-            client = await session.get(Client, client_id)
-        if client is None:
-            return Caller()
-        return Caller(
-            client_id=client.id,
-            name=client.name,
-            client_type=str(client.client_type),
-            overdue_debt=client.overdue_debt,
-            language=client.language,
-            assigned_manager=client.assigned_manager_id,
-        )
+            return caller_of(await session.get(Client, client_id))
 
     async def queues(self) -> dict[str, QueueDef]:
         """Queue settings as they are now: an admin's edit applies to the next call."""
@@ -88,6 +89,7 @@ class CRM:
         assigned_agent_id: str | None,
         due_at: datetime,
     ) -> int:
+        await self.before_write()
         async with self.sessions() as session:
             callback = Callback(
                 call_id=call_id,
@@ -117,6 +119,7 @@ class CRM:
             return callback.id
 
     async def update_call(self, call_id: str, **values: Any) -> None:
+        await self.before_write()
         async with self.sessions() as session:
             await session.execute(update(Call).where(Call.id == call_id).values(**values))
             await session.commit()
@@ -129,4 +132,18 @@ def _profile(agent: Agent) -> AgentProfile:
         role=str(agent.role),
         skills=frozenset(agent.skills or ()),
         queues={m.queue_id: m.penalty for m in agent.memberships},
+    )
+
+
+def caller_of(client: Client | None) -> Caller:
+    """What routing may know about a client's row."""
+    if client is None:
+        return Caller()
+    return Caller(
+        client_id=client.id,
+        name=client.name,
+        client_type=str(client.client_type),
+        overdue_debt=client.overdue_debt,
+        language=client.language,
+        assigned_manager=client.assigned_manager_id,
     )
