@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -210,6 +210,31 @@ class AttemptRecord:
     outcome: Outcome
     at: datetime
     call_id: str | None = None
+
+
+def history_to_json(history: tuple[AttemptRecord, ...]) -> list[dict[str, str | int | None]]:
+    """For ``campaign_contacts.attempt_history`` (times as ISO 8601 with offset)."""
+    return [
+        {
+            "attempt": r.attempt,
+            "outcome": r.outcome.value,
+            "at": r.at.isoformat(),
+            "call_id": r.call_id,
+        }
+        for r in history
+    ]
+
+
+def history_from_json(rows: list[dict[str, Any]]) -> tuple[AttemptRecord, ...]:
+    return tuple(
+        AttemptRecord(
+            int(r["attempt"]),
+            Outcome(r["outcome"]),
+            datetime.fromisoformat(r["at"]),
+            r.get("call_id"),
+        )
+        for r in rows
+    )
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from surveys.campaign import (
     after_attempt,
     calling_calendar,
     dialling,
+    history_from_json,
+    history_to_json,
     how_many_to_dial,
     mark_skipped,
     next_action,
@@ -281,6 +283,19 @@ def test_any_sequence_of_results_is_idempotent_and_bounded(
     assert [r.attempt for r in c.history] == list(range(1, c.attempts + 1))
     if c.status is ContactStatus.PENDING:
         assert c.next_attempt_at is not None
+
+
+def test_attempt_history_round_trips_through_json() -> None:
+    c = after_attempt(contact(), 1, Outcome.BUSY, MONDAY_10, RULES, call_id="c1")
+    c = after_attempt(c, 2, Outcome.COMPLETED, MONDAY_10 + timedelta(hours=1), RULES)
+    rows = history_to_json(c.history)
+    assert rows[0] == {
+        "attempt": 1,
+        "outcome": "busy",
+        "at": "2026-11-23T09:00:00+00:00",
+        "call_id": "c1",
+    }
+    assert history_from_json(rows) == c.history
 
 
 # ---- pacing -------------------------------------------------------------------------------

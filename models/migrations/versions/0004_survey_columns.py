@@ -20,7 +20,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("survey_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("survey_status", sa.String(length=20), nullable=True))
         batch.create_foreign_key(
-            op.f("fk_calls_survey_id_surveys"), "surveys", ["survey_id"], ["id"], ondelete="SET NULL"
+            op.f("fk_calls_survey_id_surveys"),
+            "surveys",
+            ["survey_id"],
+            ["id"],
+            ondelete="SET NULL",
         )
         batch.create_index(op.f("ix_calls_survey_id"), ["survey_id"], unique=False)
     with op.batch_alter_table("campaign_contacts") as batch:
