@@ -101,9 +101,9 @@ def pydantic_problems(exc: ValidationError) -> list[str]:
     return problems
 
 
-def load_flow(text: str, filename: str) -> Flow:
-    """Parse a flow written as YAML or JSON (by the file's extension; otherwise a text opening
-    with "{" is JSON). Raises FlowError with every problem of the shape found."""
+def read_document(text: str, filename: str) -> Any:
+    """YAML or JSON (by the file's extension; otherwise a text opening with "{" is JSON) as
+    plain data; a syntax error raises FlowError naming the line. Shared with surveys."""
     suffix = PurePath(filename).suffix.lower()
     as_json = suffix == ".json" or (suffix not in (".yaml", ".yml") and text.lstrip()[:1] == "{")
     data: Any
@@ -116,6 +116,13 @@ def load_flow(text: str, filename: str) -> Flow:
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise FlowError([f"{filename}: {where}{problem}"]) from None
+    return data
+
+
+def load_flow(text: str, filename: str) -> Flow:
+    """Parse a flow written as YAML or JSON (by the file's extension; otherwise a text opening
+    with "{" is JSON). Raises FlowError with every problem of the shape found."""
+    data = read_document(text, filename)
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
         raise FlowError([f"{filename}: a flow is a mapping (name:, nodes:, ...), not {kind}"])

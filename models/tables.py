@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -232,6 +233,12 @@ class Call(Base):
     connected_at: Mapped[datetime | None]
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     talk_seconds: Mapped[float | None] = mapped_column(Float)
+    # A survey call (campaign or after a call): the version asked and how far it got
+    # (surveys.interpreter.SurveyStatus), also when nothing was answered: response rates.
+    survey_id: Mapped[int | None] = mapped_column(
+        ForeignKey("surveys.id", ondelete="SET NULL"), index=True
+    )
+    survey_status: Mapped[str | None] = mapped_column(String(20))
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan"
@@ -348,6 +355,12 @@ class CampaignContact(Base):
     next_attempt_at: Mapped[datetime | None]
     last_outcome: Mapped[str | None] = mapped_column(String(40))
     last_call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    # Every attempt's result, [{attempt, outcome, at, call_id}] (surveys.campaign.AttemptRecord):
+    # an attempt number already here is never applied twice.
+    attempt_history: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    segment: Mapped[str | None] = mapped_column(String(20))  # at selection: NPS per segment
 
 
 class DoNotCall(Base):
