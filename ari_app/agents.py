@@ -305,6 +305,7 @@ class AgentDesk:
                 self.acd.logout(agent_id, now)
             else:
                 offers = self.acd.ended(agent_id, now, wrap_up_seconds)
+            log.info("agent_free", agent_id=agent_id, wrap_up=wrap_up_seconds)
         except ACDError as exc:
             log.warning("acd_end_failed", agent_id=agent_id, error=str(exc))
             return

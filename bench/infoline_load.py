@@ -19,7 +19,7 @@ does not inflate them):
                  Background on ;2)
   key->connected pressing 0 (this process' clock) -> ChannelEnteredBridge of ;2, for calls
                  taken by an agent who had been idle since the start (no queueing)
-  agent free     serve's JSON log: an agent's `call_ended` -> that agent's next
+  agent free     serve's JSON log: an agent's `agent_free` -> that agent's next
                  `agent_connected`, while callers were waiting; also from the caller's
                  hang-up request (this process) to that next `agent_connected`
   CPU per call   user+system CPU delta of `centrala serve` and of Asterisk over the run,
@@ -574,7 +574,7 @@ def agent_figures(
     seq: dict[str, list[tuple[str, float, str]]] = defaultdict(list)
     for item in lines:
         ev = item.get("event")
-        if ev in ("agent_connected", "call_ended") and item.get("agent_id") in agents:
+        if ev in ("agent_connected", "agent_free") and item.get("agent_id") in agents:
             seq[item["agent_id"]].append(
                 (str(ev), log_ts(item["timestamp"]), str(item.get("channel_id", "")))
             )
@@ -595,7 +595,8 @@ def agent_figures(
     negative = 0
     for evs in seq.values():
         connects = [e for e in evs if e[0] == "agent_connected"]
-        ends = [e for e in evs if e[0] == "call_ended"]
+        # `agent_free` is logged the moment the ACD frees the agent (before the record closes)
+        ends = [e for e in evs if e[0] == "agent_free"]
         if connects:
             leg = by_far.get(connects[0][2])
             if leg and leg.key_wall and leg.connected:
@@ -805,7 +806,7 @@ def report(
             )
             out.append(
                 f"  agent free -> connected p50 {fmt(r['call_ended_to_connected_p50_s'])}  "
-                f"p99 {fmt(r['call_ended_to_connected_p99_s'])}  (log call_ended -> "
+                f"p99 {fmt(r['call_ended_to_connected_p99_s'])}  (log agent_free -> "
                 f"agent_connected, {r['agent_free_pairs']} pairs, "
                 f"{r['call_ended_after_next_connect']} negative)"
             )
