@@ -493,6 +493,7 @@ async def test_blind_transfer_to_the_supervisor_moves_the_caller_and_frees_the_a
         await asyncio.sleep(0.05)
     names = await bridged_with(callers, call)
     assert any(f"Local/{supervisor}@" in n for n in names) and len(names) == 2
+    await wait_event(server, row.id, "transferred")
     assert (await events(server, row.id, "transferred")) == [
         {"mode": "blind", "from_agent": first, "to": "supervisor"}
     ]
@@ -524,6 +525,7 @@ async def test_attended_transfer_lets_the_agents_talk_then_hands_the_caller_over
     assert not any(f"Local/{first}@" in n for n in names)
     async with server.db.sessions() as session:
         assert (await session.get(Call, row.id)).agent_id == second  # type: ignore[union-attr]
+    await wait_event(server, row.id, "transferred")  # the trail is written behind
     assert (await events(server, row.id, "transferred"))[0]["mode"] == "attended"
     assert (await finish(server, call)).outcome == "answered"
 
