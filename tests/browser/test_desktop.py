@@ -112,7 +112,7 @@ async def test_agent_sees_screen_pop_hangs_up_and_enters_disposition(
 
     await page.get_by_label("complaint").check()
     await page.get_by_label("Outcome").select_option("follow_up")
-    await page.get_by_label("Note").fill("Disputes the late fee; promised a review.")
+    await page.get_by_label("Note", exact=True).fill("Disputes the late fee; promised a review.")
     await page.get_by_label("Follow-up task").fill("Review the late fee")
     await page.get_by_role("button", name="Save disposition").click()
     await expect(page.locator("#disp-msg")).to_have_text("Saved: complaint/follow_up")
@@ -162,7 +162,9 @@ async def test_supervisor_wallboard_shows_a_waiting_caller_then_the_abandon(
     await call.hangup()
     row = await server.wait_closed(call.far_end)
     assert row.outcome == "abandoned_in_queue"
-    await expect(waiting).to_have_text("0", timeout=5_000)
+    # Nobody waits and nobody serves new_clients: the queue leaves the board.
+    await expect(page.locator("#kpi-waiting")).to_have_text("0", timeout=5_000)
+    await expect(waiting).to_have_count(0)
     await expect(page.locator("#kpi-abandoned")).to_have_text(str(abandoned_before + 1))
 
     # Narrow screen: the same page, one column, still usable.
