@@ -91,6 +91,7 @@ class Notifier:
                         self.desk.pause(notice.agent_id, DISPOSITION_PAUSE)
                     self.pending[notice.agent_id] = notice.call_id
                 await self.push_pop(notice)
+                await self.to_agent(notice.agent_id, self.agent_state(notice.agent_id))
             elif notice.kind in ("ended", "missed"):
                 if self.live.get(notice.agent_id) == notice.call_id:
                     self.live.pop(notice.agent_id, None)

@@ -39,7 +39,7 @@ function renderRecord(target, pop) {
   if (pop.ivr_path !== undefined && pop.stage !== "record")
     target.append(dl([["Calling about", pop.intent], ["Queue", pop.queue], ["IVR path", (pop.ivr_path || []).join(" › ")]]));
   target.append(list("Open callbacks and tasks", pop.callbacks, (b) => `${when(b.due_at)} · ${b.reason || ""}`));
-  target.append(list("Last notes", pop.interactions, (i) => `${when(i.at)} · ${i.category || ""} · ${i.note || ""} (${i.agent_id || ""})`));
+  target.append(list("Last notes", pop.interactions, (i) => `${when(i.at)} · ${i.category || ""} · ${i.note || ""}${i.agent_id ? ` (${i.agent_id})` : ""}`));
   target.append(list("Last calls", pop.history, (h) => `${when(h.started_at)} · ${h.outcome || "…"} · ${h.disposition || "no disposition"} · ${h.agent_id || ""}`));
   target.append(list("NPS history", pop.nps, (n) => `${when(n.at)} · ${n.question}: ${n.score}`));
   const ph = el("div"); ph.append(el("h3", "Loans, balances, offers"));
@@ -85,7 +85,7 @@ function showDisposition(callId) {
 }
 
 function renderState(s) {
-  const st = $("state"); st.textContent = s.status.replace("_", " ") + (s.reason ? ` (${s.reason})` : "");
+  const st = $("state"); st.textContent = s.status.replace("_", " ") + (s.reason && s.status === "paused" ? ` (${s.reason})` : "");
   st.className = "st-" + s.status; $("state-time").textContent = s.seconds ? `${s.seconds}s` : "";
   if (s.pending_disposition && dispCall !== s.pending_disposition && !s.live_call) showDisposition(s.pending_disposition);
   if (s.live_call && popCall === s.live_call && liveCall !== s.live_call && s.status === "on_call") setLive(s.live_call);

@@ -26,9 +26,24 @@ def upgrade() -> None:
         sa.Column("field", sa.String(length=40), nullable=False),
         sa.Column("old_value", sa.Text(), nullable=True),
         sa.Column("new_value", sa.Text(), nullable=True),
-        sa.Column("changed_at", UTCDateTime(), server_default=sa.text("(CURRENT_TIMESTAMP)"), nullable=False),
-        sa.ForeignKeyConstraint(["agent_id"], ["agents.id"], name=op.f("fk_client_audit_agent_id_agents"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["client_id"], ["clients.id"], name=op.f("fk_client_audit_client_id_clients"), ondelete="CASCADE"),
+        sa.Column(
+            "changed_at",
+            UTCDateTime(),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["agent_id"],
+            ["agents.id"],
+            name=op.f("fk_client_audit_agent_id_agents"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["client_id"],
+            ["clients.id"],
+            name=op.f("fk_client_audit_client_id_clients"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_client_audit")),
     )
     op.create_index(op.f("ix_client_audit_client_id"), "client_audit", ["client_id"], unique=False)
