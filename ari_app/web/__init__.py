@@ -52,9 +52,16 @@ def desk_ctx(
     return ctx
 
 
+async def _close_sockets(app: web.Application) -> None:
+    # Open WebSockets would hold the shutdown for aiohttp's whole shutdown timeout.
+    if WEB in app:
+        await app[WEB].notifier.close_sockets()
+
+
 def setup_desk(app: web.Application) -> None:
     setup_templates(app)
     app.router.add_routes(routes())
+    app.on_shutdown.append(_close_sockets)
 
 
 __all__ = ["WEB", "desk_ctx", "setup_desk"]

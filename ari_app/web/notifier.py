@@ -166,6 +166,9 @@ class Notifier:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.close_sockets()
+
+    async def close_sockets(self) -> None:
         for ws in [*self.wallboards, *(w for s in self.desks.values() for w in s)]:
             with contextlib.suppress(Exception):
                 await ws.close(code=1001, message=b"server shutdown")

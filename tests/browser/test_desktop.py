@@ -78,6 +78,22 @@ async def test_agent_sees_screen_pop_hangs_up_and_enters_disposition(
         await session.commit()
 
     page = await log_in(browser, server, agent)
+    try:
+        await _desk_call(page, server, callers, desk, agent, manager, client_id, tmp_path)
+    finally:
+        await page.context.close()
+
+
+async def _desk_call(
+    page: Page,
+    server: Server,
+    callers: Callers,
+    desk: Desk,
+    agent: str,
+    manager: str,
+    client_id: int,
+    tmp_path: Path,
+) -> None:
     await expect(page).to_have_url(server.url + "/desk")
     await page.get_by_role("button", name="Available").click()
     desk.logged_in.append(agent)  # logged out of the queues at the end
@@ -132,7 +148,6 @@ async def test_agent_sees_screen_pop_hangs_up_and_enters_disposition(
     assert [(t.reason, t.assigned_agent_id, t.client_id) for t in tasks] == [
         ("Review the late fee", agent, client_id)
     ]
-    await page.context.close()
 
 
 async def test_supervisor_wallboard_shows_a_waiting_caller_then_the_abandon(
@@ -145,6 +160,15 @@ async def test_supervisor_wallboard_shows_a_waiting_caller_then_the_abandon(
     await desk.api("POST", f"/api/agents/{paused}/pause", {"reason": "lunch"})
 
     page = await log_in(browser, server, supervisor)
+    try:
+        await _wallboard(page, server, callers, paused, tmp_path)
+    finally:
+        await page.context.close()
+
+
+async def _wallboard(
+    page: Page, server: Server, callers: Callers, paused: str, tmp_path: Path
+) -> None:
     await expect(page).to_have_url(server.url + "/wallboard")
     await expect(page.locator(f'tr[data-agent="{paused}"]')).to_contain_text("paused (lunch)")
     abandoned_before = int(await page.locator("#kpi-abandoned").inner_text())
@@ -170,4 +194,3 @@ async def test_supervisor_wallboard_shows_a_waiting_caller_then_the_abandon(
     # Narrow screen: the same page, one column, still usable.
     await page.set_viewport_size({"width": 390, "height": 800})
     await expect(page.locator("#kpi-waiting")).to_be_visible()
-    await page.context.close()
