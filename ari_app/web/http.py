@@ -247,6 +247,10 @@ async def _socket(request: web.Request, action: Action) -> tuple[web.WebSocketRe
     user = request.app[WEB].sessions.read(request.cookies.get(COOKIE))
     if user is None or not may(user.role, action):
         raise web.HTTPUnauthorized(text="log in first")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.host:
+        # Browsers send Origin on WebSocket handshakes; another site's page may not listen in.
+        raise web.HTTPForbidden(text="cross-origin WebSocket refused")
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=WS_MAX_MESSAGE)
     await ws.prepare(request)
     return ws, user

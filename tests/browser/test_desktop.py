@@ -7,15 +7,27 @@ waits. Screenshots go to $CENTRALA_SCREENSHOT_DIR (docs/ for the README) when se
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from ari_app.web.auth import hash_password
-from models.tables import Agent, AgentRole, Call, Callback, CallbackStatus, ClientType, Interaction
+from models.tables import (
+    Agent,
+    AgentRole,
+    Call,
+    Callback,
+    CallbackStatus,
+    Client,
+    ClientAudit,
+    ClientType,
+    Interaction,
+)
 from tests.integration.conftest import Callers, Server
 from tests.integration.test_infoline_paths import Desk, call_and_press, wait_connected
 
@@ -194,3 +206,117 @@ async def _wallboard(
     # Narrow screen: the same page, one column, still usable.
     await page.set_viewport_size({"width": 390, "height": 800})
     await expect(page.locator("#kpi-waiting")).to_be_visible()
+
+
+async def test_unknown_caller_becomes_a_client_is_transferred_and_edited_with_an_audit_trail(
+    server: Server, callers: Callers, desk: Desk, browser: Browser
+) -> None:
+    agent = await desk.agent("newdesk", ["new_clients"], login=False)
+    await set_password(server, agent)
+    supervisor = await desk.agent("super", ["supervisor"], role=AgentRole.SUPERVISOR)
+    page = await log_in(browser, server, agent, width=390)  # a narrow screen
+    try:
+        await page.get_by_role("button", name="Available").click()
+        desk.logged_in.append(agent)
+        await expect(page.locator("#state")).to_have_text("available")
+
+        call = await call_and_press(callers, "+38761999301", "0")  # unknown: new_clients
+        await expect(page.locator("#pop-body")).to_contain_text(
+            "Unknown caller +38761999301", timeout=20_000
+        )
+        row = await wait_connected(server, call)
+        form = page.locator("#new-client")
+        await expect(form).to_be_visible()
+        await expect(page.get_by_label("Phone", exact=True)).to_have_value("+38761999301")
+        await page.get_by_label("Name", exact=True).fill("Novi Klijent")
+        await page.get_by_role("button", name="Create client").click()
+        await expect(page.locator("#pop-body")).to_contain_text("Dobar dan, Novi Klijent")
+
+        # Blind transfer to the supervisor, from the browser, on the real call.
+        await page.get_by_label("Transfer to").fill("supervisor")
+        await page.get_by_role("button", name="Blind transfer").click()
+        await expect(page.locator("#call-msg")).to_have_text("Transferred")
+        deadline = time.monotonic() + 20
+        while True:
+            async with server.db.sessions() as session:
+                moved = await session.get(Call, row.id)
+            if moved is not None and moved.agent_id == supervisor:
+                break
+            assert time.monotonic() < deadline, "not transferred"
+            await page.wait_for_timeout(50)
+        await expect(page.locator("#disposition")).to_be_visible()
+        await page.get_by_label("information").check()
+        await page.get_by_role("button", name="Save disposition").click()
+        await expect(page.locator("#disp-msg")).to_have_text("Saved: information/resolved")
+
+        # Search the new client and edit their contact data: each change is audited.
+        await page.get_by_label("Name or phone").fill("Novi")
+        await page.get_by_role("button", name="Search").click()
+        await page.get_by_role("button", name="Novi Klijent · +38761999301").click()
+        view = page.locator("#client-view")
+        await view.get_by_label("Language").fill("en")
+        await view.get_by_role("button", name="Save changes").click()
+        await expect(view).to_contain_text("1 change(s) saved")
+        await call.hangup()
+        await server.wait_closed(call.far_end)
+    finally:
+        await page.context.close()
+
+    async with server.db.sessions() as session:
+        client = await session.scalar(select(Client).where(Client.name == "Novi Klijent"))
+        assert client is not None and client.language == "en"
+        audit = list(
+            await session.scalars(
+                select(ClientAudit)
+                .where(ClientAudit.client_id == client.id)
+                .order_by(ClientAudit.id)
+            )
+        )
+        stored = await session.get(Call, row.id)
+    assert [(a.agent_id, a.field, a.old_value, a.new_value) for a in audit] == [
+        (agent, "created", None, "Novi Klijent"),
+        (agent, "language", "bs", "en"),
+    ]
+    assert stored is not None and stored.disposition == "information/resolved"
+
+
+async def test_pages_and_api_refuse_without_a_session_a_role_or_the_csrf_token(
+    server: Server, desk: Desk
+) -> None:
+    agent = await desk.agent("plain", [], login=False)
+    await set_password(server, agent)
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.get(server.url + "/desk", allow_redirects=False) as resp:
+            assert (resp.status, resp.headers["Location"]) == (303, "/login")
+        async with http.get(server.url + "/api/openapi.json") as resp:
+            doc = await resp.json()
+            assert resp.status == 200 and "/desk/api/calls/{call_id}/disposition" in doc["paths"]
+        async with http.get(server.url + "/api/acd") as resp:
+            assert resp.status == 401  # the machines' API still wants its token
+        async with http.post(
+            server.url + "/login", data={"agent_id": agent, "password": PASSWORD}
+        ) as resp:
+            assert resp.status == 401  # no CSRF token: refused even with the right password
+        async with http.get(server.url + "/login") as resp:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "agent_id": agent, "password": "wrong password"}
+        async with http.post(server.url + "/login", data=form) as resp:
+            page = await resp.text()
+            assert resp.status == 401 and "Wrong agent id or password" in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)  # each form gets a new token
+        assert csrf is not None
+        form["csrf"], form["password"] = csrf.group(1), PASSWORD
+        async with http.post(server.url + "/login", data=form, allow_redirects=False) as resp:
+            assert resp.status == 303
+            cookie = resp.headers.getall("Set-Cookie")
+        session_cookie = next(c for c in cookie if c.startswith("centrala_session="))
+        assert "HttpOnly" in session_cookie and "SameSite=Strict" in session_cookie
+        assert "Max-Age=" in session_cookie
+        async with http.get(server.url + "/wallboard") as resp:
+            assert resp.status == 403  # an agent is no supervisor
+        async with http.post(server.url + "/desk/api/state", json={"state": "paused"}) as resp:
+            assert resp.status == 403 and (await resp.json())["error_id"] == "csrf"
+        async with http.get(server.url + "/desk/api/me") as resp:
+            assert (await resp.json())["status"] == "logged_out"

@@ -147,11 +147,11 @@ async function openClient(id, target) {
   target = target || $("client-view");
   const rec = await api("GET", `/desk/api/clients/${id}`);
   target.hidden = false; renderRecord(target, rec);
-  const form = el("form"); form.id = "edit-client";
+  const form = el("form", null, "edit-client");
   form.append(el("h3", "Edit contact data"));
   for (const [name, label, value] of [["name", "Name", rec.client.name], ["phones", "Phones (; separated)", rec.client.phones.join("; ")],
     ["language", "Language", rec.client.language || ""], ["document_expiry", "ID document expiry (YYYY-MM-DD)", rec.client.document_expiry || ""]]) {
-    const l = el("label", label); l.htmlFor = `edit-${name}`; const i = el("input"); i.id = `edit-${name}`; i.name = name; i.value = value;
+    const l = el("label", label); l.htmlFor = `${target.id}-edit-${name}`; const i = el("input"); i.id = l.htmlFor; i.name = name; i.value = value;
     form.append(l, i);
   }
   const b = el("button", "Save changes"); b.type = "submit"; form.append(b);
