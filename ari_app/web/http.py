@@ -330,10 +330,9 @@ async def set_state(request: web.Request, dw: DeskWeb, user: User) -> web.Respon
         else:
             dw.desk.ready(agent_id)
     elif state == "paused":
-        reason = check_reason(data)
-        if current is AgentStatus.LOGGED_OUT:
-            await dw.desk.login(agent_id, None, AgentMode.PER_CALL)
-        dw.desk.pause(agent_id, reason)
+        # Logged out agents are refused (409 logged_out): logging them in first could hand
+        # them a waiting call before the pause applies.
+        dw.desk.pause(agent_id, check_reason(data))
     elif state == "logged_out":
         if current is not AgentStatus.LOGGED_OUT:
             await dw.desk.logout(agent_id)
