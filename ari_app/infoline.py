@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -83,6 +84,18 @@ class Consult:
     acd_id: str
     leg: str | None = None
     answered: bool = False
+
+
+@dataclass(frozen=True)
+class DeskNotice:
+    """News for the agent desktop: a call was offered to an agent (their phone rings, or the
+    caller is bridged into their nailed leg), connected, or left them. ``at`` is wall-clock
+    time, so a browser's render time can be measured against it."""
+
+    kind: str  # "offered" | "connected" | "ended" | "missed"
+    call_id: str
+    agent_id: str
+    at: float
 
 
 class Phase(StrEnum):
@@ -165,6 +178,17 @@ class InfolineApp:
         self.calls: dict[str, CallerSession] = {}
         self.by_call: dict[str, str] = {}  # call id -> caller channel id
         self._flows: dict[int, Flow] = {}
+        self.desk_listeners: list[Callable[[DeskNotice], None]] = []
+
+    def _notify(self, kind: str, s: CallerSession, agent_id: str | None) -> None:
+        if agent_id is None:
+            return
+        notice = DeskNotice(kind, s.call_id, agent_id, time.time())
+        for listener in self.desk_listeners:
+            try:
+                listener(notice)
+            except Exception:  # a desktop problem must never disturb the call
+                log.exception("desk_listener_failed")
 
     # ---- events ---------------------------------------------------------------------------
 
@@ -518,6 +542,7 @@ class InfolineApp:
         await self.calllog.event(
             s.call_id, "offered", agent_id=offer.agent_id, tier=offer.tier, mode=str(offer.mode)
         )
+        self._notify("offered", s, offer.agent_id)
         bridge = self.desk.nailed_bridge(offer.agent_id)
         if bridge is not None:
             self.acd.answered(s.channel_id, offer.agent_id, time.monotonic())
@@ -557,6 +582,7 @@ class InfolineApp:
         s.phase = Phase.CONNECTED
         s.bridge_id, s.own_bridge = bridge_id, own
         s.connected_at = now()
+        self._notify("connected", s, agent_id)
         waited = (s.connected_at - s.queued_at).total_seconds() if s.queued_at else 0.0
         await self.crm.update_call(
             s.call_id, agent_id=agent_id, connected_at=s.connected_at, wait_seconds=waited
@@ -652,6 +678,7 @@ class InfolineApp:
         if s.agent_id is None:
             return
         s.last_agent_id = s.agent_id
+        self._notify("ended", s, s.agent_id)
         await self.desk.release_leg(s.agent_leg)
         wrap = s.queue_def.wrap_up_seconds if s.queue_def else 10
         self.desk.call_ended(s.agent_id, wrap)
@@ -721,6 +748,7 @@ class InfolineApp:
             await self._consult_end(s, hang_up_leg=False)
             raise CallControlError("consult_failed", f"cannot ring {offer.agent_id}", 502)
         s.consult.leg = leg
+        self._notify("offered", s, offer.agent_id)
         await self.calllog.event(s.call_id, "consult_started", agent_id=offer.agent_id, to=target)
 
     async def _consult_answered(self, s: CallerSession, consult: Consult) -> None:
@@ -756,6 +784,7 @@ class InfolineApp:
             True,
         )
         s.consult = None
+        self._notify("connected", s, consult.agent_id)
         await self.crm.update_call(s.call_id, agent_id=consult.agent_id)
         await self.calllog.event(
             s.call_id, "transferred", mode="attended", from_agent=from_agent, to=consult.agent_id
@@ -792,6 +821,7 @@ class InfolineApp:
         for timer in list(s.timers):
             self._cancel_timer(s, timer)
         if previous is Phase.QUEUED:
+            self._notify("missed", s, s.agent_id)
             cancelled = self.acd.cancel(s.channel_id, time.monotonic())
             await self.desk.release_leg(s.agent_leg)
             self.desk.publish(list(cancelled.offers))

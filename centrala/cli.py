@@ -364,6 +364,39 @@ def agent_status() -> None:
     click.echo(json.dumps(_api("GET", "/api/acd"), indent=2))
 
 
+@agent.command("passwd")
+@click.argument("agent_id")
+@click.option("--stdin", "from_stdin", is_flag=True, help="read the password from standard input")
+def agent_passwd(agent_id: str, from_stdin: bool) -> None:
+    """Set an agent's desktop password (argon2id hash in the database). Prompts twice, or
+    reads one line from stdin with --stdin or when stdin is not a terminal."""
+    from ari_app.web.auth import check_new_password, hash_password
+    from ari_app.web.store import DeskStore
+    from models.db import create_engine, session_factory
+
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    problem = check_new_password(password)
+    if problem:
+        raise click.ClickException(f"password: {problem}")
+    settings = _settings()
+
+    async def run() -> bool:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            return await DeskStore(session_factory(engine)).set_password(
+                agent_id, hash_password(password)
+            )
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(run()):
+        raise click.ClickException(f"no agent {agent_id!r}")
+    click.echo(f"password set for {agent_id}")
+
+
 # ---- serve --------------------------------------------------------------------------------
 
 

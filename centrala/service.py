@@ -23,6 +23,7 @@ from ari_app.ami import AMIClient
 from ari_app.api import routes as api_routes
 from ari_app.ari import ARIClient, ARIError, Event
 from ari_app.infoline import CallControlError, InfolineApp
+from ari_app.web import desk_ctx, setup_desk
 from centrala.settings import Settings
 from dialplan.store import active_flow, apply_flow
 from dialplan.validate import load_flow
@@ -170,7 +171,7 @@ async def api_guard(
 ) -> web.StreamResponse:
     """Bearer token on /api; domain errors as JSON with a stable error_id; Asterisk down
     is 503, not 500."""
-    if request.path.startswith("/api/"):
+    if request.path.startswith("/api/") and request.path != "/api/openapi.json":
         expected = request.app[SETTINGS].effective_api_token()
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), expected.encode()):
@@ -190,8 +191,10 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[api_guard], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([loop_lag_ctx, database_ctx, ari_ctx, agi_ctx, ami_ctx])
+    app.cleanup_ctx.append(desk_ctx(SETTINGS, CRM_KEY, ACD_KEY, DESK, INFOLINE))
     app.router.add_get("/status", status)
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
+    setup_desk(app)
     return app
 
 

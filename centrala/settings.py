@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         description="bearer token of the /api routes; unset: generated into DATA_DIR/api-token",
     )
 
+    # The agent desktop (ari_app/web): signed session cookies, their lifetime, and whether an
+    # agent must enter the call's disposition before taking the next call.
+    web_secret: str | None = Field(
+        default=None,
+        description="key that signs desktop sessions; unset: generated into DATA_DIR/web-secret",
+    )
+    session_hours: float = Field(default=9.0, gt=0, le=24 * 7)
+    disposition_required: bool = True
+
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
 
@@ -90,6 +99,12 @@ class Settings(BaseSettings):
                 f.write(secrets.token_urlsafe(32))
         return path.read_text().strip()
 
+    def effective_web_secret(self) -> str:
+        """The desktop's session key: the setting, else one generated on first use."""
+        if self.web_secret:
+            return self.web_secret
+        return _generated_secret(self.data_dir / "web-secret")
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -110,6 +125,20 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
+
+
+def _generated_secret(path: Path) -> str:
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 @lru_cache(maxsize=1)

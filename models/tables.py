@@ -399,3 +399,18 @@ Index(
     postgresql_where=FlowVersion.active,
     sqlite_where=FlowVersion.active,
 )
+
+
+class ClientAudit(Base):
+    """One change of a client's contact data from the agent desktop: who, when, which field,
+    the value before and after. Written in the same transaction as the change."""
+
+    __tablename__ = "client_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    field: Mapped[str] = mapped_column(String(40))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from ari_app.ari import ARIClient, ARINotFound, Event
 from centrala.settings import Settings
 from models.tables import Call, CallEvent
 from tests.conftest import Database, make_database
+from tests.integration import live
 
 TEST_APP = "centrala-test"
 INFO_NUMBER = "0800100200"
@@ -157,8 +157,19 @@ async def server(
     request: pytest.FixtureRequest, pbx: PBX, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Server]:
     """`centrala serve` on one database backend (the PostgreSQL one in its own database)."""
-    tmp = tmp_path_factory.mktemp(f"serve-{request.param}")
-    db = await make_database(request.param, tmp, suffix="_calls")
+    backend = str(request.param)
+    shared = live.servers.get(backend)
+    if shared is not None:  # the other fixture instance's (see live.py)
+        shared.users += 1
+        try:
+            yield shared.value
+        finally:
+            await _release_server(backend, shared)
+        return
+    for other, running in list(live.servers.items()):
+        await _stop_and_check(other, running.value)
+    tmp = tmp_path_factory.mktemp(f"serve-{backend}")
+    db = await make_database(backend, tmp, suffix="_calls")
     port = _free_port()
     log_path = tmp / "serve.log"
     env = {
@@ -177,18 +188,25 @@ async def server(
             stderr=subprocess.STDOUT,
         )
     srv = Server(f"http://127.0.0.1:{port}", db, log_path, proc, tmp)
+    shared = live.servers[backend] = live.Shared(srv)
     try:
         await srv.wait_ready()
         yield srv
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        await db.engine.dispose()
-        assert code == 0, f"centrala serve exited with {code}:\n{log_path.read_text()[-3000:]}"
+        await _release_server(backend, shared)
+
+
+async def _release_server(backend: str, shared: live.Shared) -> None:
+    shared.users -= 1
+    if shared.users == 0 and live.servers.get(backend) is shared:
+        await _stop_and_check(backend, shared.value)
+
+
+async def _stop_and_check(backend: str, srv: Server) -> None:
+    live.servers.pop(backend, None)
+    code = live.stop_server(srv.proc)
+    await srv.db.engine.dispose()
+    assert code == 0, f"centrala serve exited with {code}:\n{srv.log_path.read_text()[-3000:]}"
 
 
 @dataclass
@@ -254,12 +272,21 @@ class Callers:
 
 @pytest.fixture(scope="session")
 async def callers(pbx: PBX) -> AsyncIterator[Callers]:
-    s = pbx.settings
-    ari = ARIClient(s.ari_url, s.ari_user, s.ari_password, [TEST_APP])
-    await ari.start()
-    await ari.wait_connected(10)
-    yield Callers(ari)
-    await ari.stop()
+    if live.callers:  # the other fixture instance's (see live.py)
+        shared = live.callers[0]
+        shared.users += 1
+    else:
+        s = pbx.settings
+        ari = ARIClient(s.ari_url, s.ari_user, s.ari_password, [TEST_APP])
+        await ari.start()
+        await ari.wait_connected(10)
+        shared = live.Shared(Callers(ari))
+        live.callers.append(shared)
+    yield shared.value
+    shared.users -= 1
+    if shared.users == 0:
+        live.callers.remove(shared)
+        await shared.value.ari.stop()
 
 
 @pytest.fixture(autouse=True)

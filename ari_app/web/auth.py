@@ -1,0 +1,125 @@
+"""Who may do what on the agent desktop, and the session cookie that says who is asking.
+
+Pure: roles and actions are data, ``may`` is a table lookup; the session cookie is an
+itsdangerous-signed, timestamped value, so a tampered or expired cookie reads as nobody.
+Passwords are argon2id hashes (argon2-cffi's defaults).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+COOKIE = "centrala_session"
+PRE_COOKIE = "centrala_pre"  # before log-in: carries the nonce the login form's CSRF token binds
+MIN_PASSWORD = 8
+MAX_PASSWORD = 200
+
+_hasher = PasswordHasher()
+
+
+class Action(StrEnum):
+    USE_DESK = "use_desk"  # take calls, set own state, dispose own calls
+    EDIT_CLIENTS = "edit_clients"  # search, create, edit contact data
+    VIEW_WALLBOARD = "view_wallboard"
+    CONTROL_ANY_CALL = "control_any_call"  # hang up / transfer a call another agent holds
+
+
+ROLE_ACTIONS: dict[str, frozenset[Action]] = {
+    "agent": frozenset({Action.USE_DESK, Action.EDIT_CLIENTS}),
+    "manager": frozenset({Action.USE_DESK, Action.EDIT_CLIENTS}),
+    "supervisor": frozenset(
+        {Action.USE_DESK, Action.EDIT_CLIENTS, Action.VIEW_WALLBOARD, Action.CONTROL_ANY_CALL}
+    ),
+    "admin": frozenset(Action),
+}
+
+
+@dataclass(frozen=True)
+class User:
+    agent_id: str
+    role: str
+    nonce: str  # per log-in: binds the CSRF token, and lets a log-out revoke the session
+
+
+def may(role: str, action: Action) -> bool:
+    return action in ROLE_ACTIONS.get(role, frozenset())
+
+
+def may_control_call(user: User, call_agent_id: str | None) -> bool:
+    """An agent controls the calls they hold; supervisors and admins any call."""
+    if may(user.role, Action.CONTROL_ANY_CALL):
+        return True
+    return may(user.role, Action.USE_DESK) and call_agent_id == user.agent_id
+
+
+def home_page(role: str) -> str:
+    return "/wallboard" if role in ("supervisor", "admin") else "/desk"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False  # agents imported from CSV have none until `centrala agent passwd`
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_new_password(password: str) -> str | None:
+    """Why ``password`` cannot be set, or None."""
+    if len(password) < MIN_PASSWORD:
+        return f"at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"at most {MAX_PASSWORD} characters"
+    if any(c in password for c in "\r\n\0"):
+        return "no line breaks or NUL"
+    return None
+
+
+class Sessions:
+    """Signed, expiring session cookies; ``revoke`` ends one before it expires (log-out)."""
+
+    def __init__(self, secret: str, max_age_seconds: float) -> None:
+        self._secret = secret.encode()
+        self._serializer = URLSafeTimedSerializer(secret, salt="centrala-desk-session")
+        self.max_age = max_age_seconds
+        self._revoked: set[str] = set()
+
+    def issue(self, agent_id: str, role: str) -> tuple[str, User]:
+        user = User(agent_id, role, secrets.token_urlsafe(16))
+        return self._serializer.dumps([user.agent_id, user.role, user.nonce]), user
+
+    def read(self, cookie: str | None) -> User | None:
+        if not cookie:
+            return None
+        try:
+            data = self._serializer.loads(cookie, max_age=int(self.max_age))
+        except BadSignature:  # includes SignatureExpired
+            return None
+        if not (
+            isinstance(data, list) and len(data) == 3 and all(isinstance(x, str) for x in data)
+        ):
+            return None
+        user = User(*data)
+        return None if user.nonce in self._revoked else user
+
+    def revoke(self, user: User) -> None:
+        self._revoked.add(user.nonce)
+
+    def csrf_token(self, nonce: str) -> str:
+        return hmac.new(self._secret, b"csrf:" + nonce.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, nonce: str, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(self.csrf_token(nonce), token or "")

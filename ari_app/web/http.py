@@ -1,0 +1,481 @@
+"""The agent desktop's pages, its browser JSON API (/desk/api, authenticated by the session
+cookie plus a CSRF header on every change) and its WebSockets. Thin: checks are auth.py and
+forms.py, reads and writes store.py, pushes notifier.py. The machines' bearer-token API stays
+under /api (ari_app/api.py); its description is served at /api/openapi.json."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import WSMsgType, web
+
+from ari_app.acd import ACD, ACDError, AgentMode, AgentStatus
+from ari_app.agents import AgentDesk, AgentDeskError
+from ari_app.api import check_reason, check_transfer
+from ari_app.infoline import CallControlError, InfolineApp
+from ari_app.web.auth import (
+    COOKIE,
+    PRE_COOKIE,
+    Action,
+    Sessions,
+    User,
+    home_page,
+    may,
+    may_control_call,
+    verify_password,
+)
+from ari_app.web.forms import (
+    CATEGORIES,
+    DISPOSITION_PAUSE,
+    OUTCOMES,
+    FormError,
+    check_callback,
+    check_client,
+    check_disposition,
+    may_become_available,
+)
+from ari_app.web.notifier import Notifier
+from ari_app.web.openapi import OPENAPI
+from ari_app.web.screenpop import build_screenpop
+from ari_app.web.store import DeskStore
+
+HERE = Path(__file__).parent
+WS_MAX_MESSAGE = 4096
+WS_HEARTBEAT = 15.0
+
+
+@dataclass
+class DeskWeb:
+    store: DeskStore
+    sessions: Sessions
+    notifier: Notifier
+    acd: ACD
+    desk: AgentDesk
+    infoline: InfolineApp
+    region: str
+    disposition_required: bool
+
+
+WEB = web.AppKey("desk_web", DeskWeb)
+
+
+def setup_templates(app: web.Application) -> None:
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+
+
+def _err(status: int, error_id: str, message: str, field: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"error_id": error_id, "message": message}
+    if field:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+Handler = Callable[[web.Request, DeskWeb, User], Awaitable[web.StreamResponse]]
+
+
+def _api(
+    action: Action,
+) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """A /desk/api handler: a valid session whose role may ``action``, the CSRF header on
+    anything but GET, and domain errors as JSON with a stable error_id."""
+
+    def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def run(request: web.Request) -> web.StreamResponse:
+            dw = request.app[WEB]
+            user = dw.sessions.read(request.cookies.get(COOKIE))
+            if user is None:
+                return _err(401, "not_logged_in", "log in first")
+            if not may(user.role, action):
+                return _err(403, "forbidden", f"role {user.role} may not {action}")
+            if request.method != "GET" and not dw.sessions.csrf_ok(
+                user.nonce, request.headers.get("X-CSRF-Token")
+            ):
+                return _err(403, "csrf", "missing or wrong CSRF token")
+            try:
+                return await handler(request, dw, user)
+            except FormError as exc:
+                return _err(422, "bad_field", str(exc), exc.field)
+            except (AgentDeskError, CallControlError) as exc:
+                return _err(exc.status, exc.error_id, str(exc))
+
+        return run
+
+    return wrap
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise FormError("body", "not JSON") from exc
+    if not isinstance(data, dict):
+        raise FormError("body", "a JSON object")
+    return data
+
+
+def _page_user(request: web.Request, action: Action) -> User:
+    user = request.app[WEB].sessions.read(request.cookies.get(COOKIE))
+    if user is None:
+        raise web.HTTPSeeOther("/login")
+    if not may(user.role, action):
+        raise web.HTTPForbidden(text=f"role {user.role} may not open this page")
+    return user
+
+
+def _live_call_agent(dw: DeskWeb, call_id: str) -> str | None:
+    channel = dw.infoline.by_call.get(call_id)
+    session = dw.infoline.calls.get(channel) if channel else None
+    if session is None:
+        raise CallControlError("unknown_call", f"no live call {call_id!r}", 404)
+    return session.agent_id
+
+
+def _check_control(dw: DeskWeb, user: User, call_id: str) -> None:
+    if not may_control_call(user, _live_call_agent(dw, call_id)):
+        raise AgentDeskError("not_your_call", "this call is with another agent", 403)
+
+
+# ---- pages --------------------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    user = request.app[WEB].sessions.read(request.cookies.get(COOKIE))
+    raise web.HTTPSeeOther(home_page(user.role) if user else "/login")
+
+
+async def login_page(request: web.Request, error: str | None = None) -> web.Response:
+    nonce = secrets.token_urlsafe(16)
+    response = aiohttp_jinja2.render_template(
+        "login.html",
+        request,
+        {"csrf": request.app[WEB].sessions.csrf_token("pre:" + nonce), "error": error},
+        status=401 if error else 200,
+    )
+    response.set_cookie(
+        PRE_COOKIE, nonce, httponly=True, samesite="Strict", max_age=600, path="/login"
+    )
+    return response
+
+
+async def login_get(request: web.Request) -> web.Response:
+    return await login_page(request)
+
+
+async def login_post(request: web.Request) -> web.Response:
+    dw = request.app[WEB]
+    form = await request.post()
+    nonce = request.cookies.get(PRE_COOKIE, "")
+    if not nonce or not dw.sessions.csrf_ok("pre:" + nonce, str(form.get("csrf", ""))):
+        return await login_page(request, "The form expired; please try again.")
+    agent_id, password = str(form.get("agent_id", "")).strip(), str(form.get("password", ""))
+    agent = await dw.store.user(agent_id) if 0 < len(agent_id) <= 64 else None
+    # argon2 takes ~50 ms of CPU on purpose: off the event loop, so calls are not delayed.
+    ok = agent is not None and await asyncio.to_thread(
+        verify_password, agent.password_hash, password
+    )
+    if agent is None or not ok:
+        return await login_page(request, "Wrong agent id or password.")
+    cookie, _user = dw.sessions.issue(agent.id, str(agent.role))
+    response = web.HTTPSeeOther(home_page(str(agent.role)))
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        httponly=True,
+        samesite="Strict",
+        max_age=int(dw.sessions.max_age),
+        secure=request.secure,
+        path="/",
+    )
+    response.del_cookie(PRE_COOKIE, path="/login")
+    raise response
+
+
+async def logout_post(request: web.Request) -> web.StreamResponse:
+    dw = request.app[WEB]
+    user = dw.sessions.read(request.cookies.get(COOKIE))
+    form = await request.post()
+    if user is not None and dw.sessions.csrf_ok(user.nonce, str(form.get("csrf", ""))):
+        dw.sessions.revoke(user)
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+@aiohttp_jinja2.template("desk.html")
+async def desk_page(request: web.Request) -> dict[str, Any]:
+    user = _page_user(request, Action.USE_DESK)
+    dw = request.app[WEB]
+    agent = await dw.store.user(user.agent_id)
+    return {
+        "user": user,
+        "name": agent.name if agent else user.agent_id,
+        "csrf": dw.sessions.csrf_token(user.nonce),
+        "categories": CATEGORIES,
+        "outcomes": OUTCOMES,
+        "wallboard": may(user.role, Action.VIEW_WALLBOARD),
+    }
+
+
+@aiohttp_jinja2.template("wallboard.html")
+async def wallboard_page(request: web.Request) -> dict[str, Any]:
+    user = _page_user(request, Action.VIEW_WALLBOARD)
+    return {"user": user, "csrf": request.app[WEB].sessions.csrf_token(user.nonce)}
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
+# ---- WebSockets ---------------------------------------------------------------------------
+
+
+async def _socket(request: web.Request, action: Action) -> tuple[web.WebSocketResponse, User]:
+    user = request.app[WEB].sessions.read(request.cookies.get(COOKIE))
+    if user is None or not may(user.role, action):
+        raise web.HTTPUnauthorized(text="log in first")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.host:
+        # Browsers send Origin on WebSocket handshakes; another site's page may not listen in.
+        raise web.HTTPForbidden(text="cross-origin WebSocket refused")
+    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=WS_MAX_MESSAGE)
+    await ws.prepare(request)
+    return ws, user
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    # The browser only listens; anything it sends is ignored, oversized messages close it.
+    async for msg in ws:
+        if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+            break
+
+
+async def desk_ws(request: web.Request) -> web.WebSocketResponse:
+    ws, user = await _socket(request, Action.USE_DESK)
+    notifier = request.app[WEB].notifier
+    notifier.add_desk(user.agent_id, ws)
+    try:
+        await ws.send_json(notifier.agent_state(user.agent_id))
+        await _drain(ws)
+    finally:
+        notifier.remove_desk(user.agent_id, ws)
+    return ws
+
+
+async def wallboard_ws(request: web.Request) -> web.WebSocketResponse:
+    ws, _user = await _socket(request, Action.VIEW_WALLBOARD)
+    notifier = request.app[WEB].notifier
+    notifier.wallboards.add(ws)
+    try:
+        await ws.send_json(await notifier.wallboard())
+        await _drain(ws)
+    finally:
+        notifier.wallboards.discard(ws)
+    return ws
+
+
+# ---- the browser's JSON API ---------------------------------------------------------------
+
+
+@_api(Action.USE_DESK)
+async def me(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    snap = dw.acd.snapshot(time.monotonic())
+    state = dw.notifier.agent_state(user.agent_id)
+    targets = [f"queue:{q}" for q in snap["queues"]] + [
+        f"agent:{a}" for a in snap["agents"] if a != user.agent_id
+    ]
+    return web.json_response(
+        {"agent_id": user.agent_id, "role": user.role, **state, "targets": ["supervisor", *targets]}
+    )
+
+
+def release_disposition_pause(dw: DeskWeb, agent_id: str) -> None:
+    """The disposition is in: lift the pause the desk put on the agent for it (and only
+    that one: a pause the agent chose stays)."""
+    with contextlib.suppress(ACDError):
+        agent = dw.acd.agent(agent_id)
+        if agent.pause_reason == DISPOSITION_PAUSE:
+            dw.desk.publish(dw.acd.unpause(agent_id, time.monotonic()))
+
+
+@_api(Action.USE_DESK)
+async def set_state(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    data = await _json(request)
+    state = data.get("state")
+    agent_id = user.agent_id
+    try:
+        current = dw.acd.agent(agent_id).status
+    except ACDError:
+        current = AgentStatus.LOGGED_OUT
+    if state == "available":
+        if not may_become_available(dw.notifier.pending.get(agent_id), dw.disposition_required):
+            raise AgentDeskError(
+                "disposition_required", "enter the last call's disposition first", 409
+            )
+        if current is AgentStatus.LOGGED_OUT:
+            await dw.desk.login(agent_id, None, AgentMode.PER_CALL)
+        else:
+            dw.desk.ready(agent_id)
+    elif state == "paused":
+        # Logged out agents are refused (409 logged_out): logging them in first could hand
+        # them a waiting call before the pause applies.
+        dw.desk.pause(agent_id, check_reason(data))
+    elif state == "logged_out":
+        if current is not AgentStatus.LOGGED_OUT:
+            await dw.desk.logout(agent_id)
+    else:
+        raise FormError("state", "available, paused or logged_out")
+    return web.json_response(dw.notifier.agent_state(agent_id))
+
+
+@_api(Action.USE_DESK)
+async def hangup(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    call_id = request.match_info["call_id"]
+    _check_control(dw, user, call_id)
+    await dw.infoline.ari.hangup(dw.infoline.by_call[call_id])
+    return web.json_response({"call_id": call_id, "operation": "hangup"})
+
+
+@_api(Action.USE_DESK)
+async def transfer(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    call_id = request.match_info["call_id"]
+    target, op = check_transfer(await _json(request))
+    _check_control(dw, user, call_id)
+    await dw.infoline.control(call_id, op, target)
+    return web.json_response({"call_id": call_id, "operation": op, "to": target})
+
+
+@_api(Action.USE_DESK)
+async def transfer_step(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    call_id, step = request.match_info["call_id"], request.match_info["step"]
+    _check_control(dw, user, call_id)
+    await dw.infoline.control(call_id, step)
+    return web.json_response({"call_id": call_id, "operation": step})
+
+
+async def _own_call(dw: DeskWeb, user: User, call_id: str) -> None:
+    """Dispositions and callbacks: the agent's own call (live or ended), or a supervisor."""
+    if may(user.role, Action.CONTROL_ANY_CALL):
+        return
+    call = await dw.store.call(call_id)
+    if call is None:
+        raise AgentDeskError("unknown_call", f"no call {call_id!r}", 404)
+    mine = (dw.notifier.pending.get(user.agent_id), dw.notifier.live.get(user.agent_id))
+    if call.agent_id != user.agent_id and call_id not in mine:
+        raise AgentDeskError("not_your_call", "this call was with another agent", 403)
+
+
+@_api(Action.USE_DESK)
+async def disposition(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    call_id = request.match_info["call_id"]
+    await _own_call(dw, user, call_id)
+    now = datetime.now(UTC)
+    disp = check_disposition(await _json(request), now)
+    await dw.store.save_disposition(call_id, user.agent_id, disp, now)
+    if dw.notifier.pending.get(user.agent_id) == call_id:
+        dw.notifier.pending.pop(user.agent_id, None)
+        release_disposition_pause(dw, user.agent_id)
+    return web.json_response({"call_id": call_id, "disposition": disp.code})
+
+
+@_api(Action.USE_DESK)
+async def callback(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    call_id = request.match_info["call_id"]
+    await _own_call(dw, user, call_id)
+    now = datetime.now(UTC)
+    req = check_callback(await _json(request), now)
+    callback_id = await dw.store.schedule_callback(call_id, user.agent_id, req, now)
+    return web.json_response({"callback_id": callback_id, "due_at": req.due_at.isoformat()})
+
+
+@_api(Action.EDIT_CLIENTS)
+async def search(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    from centrala.phones import normalise
+
+    q = request.query.get("q", "").strip()[:100]
+    if len(q) < 2:
+        raise FormError("q", "at least 2 characters")
+    digits = "".join(c for c in q if c.isdigit())
+    number = (normalise(q, dw.region) or digits) if len(digits) >= 4 else None
+    return web.json_response({"clients": await dw.store.search(q, number)})
+
+
+def _client_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["client_id"])
+    except ValueError as exc:
+        raise FormError("client_id", "a number") from exc
+
+
+@_api(Action.EDIT_CLIENTS)
+async def client_get(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    client_id = _client_id(request)
+    rows = await dw.store.client_rows(client_id)
+    if rows is None:
+        raise AgentDeskError("unknown_client", f"no client {client_id}", 404)
+    record = build_screenpop(rows, "record", datetime.now(UTC).date())
+    record["audit"] = await dw.store.audit(client_id)
+    return web.json_response(record)
+
+
+@_api(Action.EDIT_CLIENTS)
+async def client_create(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    fields = check_client(await _json(request), dw.region, partial=False)
+    client_id = await dw.store.create_client(fields, user.agent_id)
+    return web.json_response({"client_id": client_id}, status=201)
+
+
+@_api(Action.EDIT_CLIENTS)
+async def client_update(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    client_id = _client_id(request)
+    fields = check_client(await _json(request), dw.region, partial=True)
+    try:
+        changed = await dw.store.update_client(client_id, fields, user.agent_id)
+    except LookupError as exc:
+        raise AgentDeskError("unknown_client", f"no client {client_id}", 404) from exc
+    return web.json_response({"client_id": client_id, "changed": changed})
+
+
+@_api(Action.VIEW_WALLBOARD)
+async def wallboard_json(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    return web.json_response(await dw.notifier.wallboard())
+
+
+def routes() -> list[web.AbstractRouteDef]:
+    return [
+        web.get("/", index),
+        web.get("/login", login_get),
+        web.post("/login", login_post),
+        web.post("/logout", logout_post),
+        web.get("/desk", desk_page),
+        web.get("/wallboard", wallboard_page),
+        web.get("/desk/ws", desk_ws),
+        web.get("/wallboard/ws", wallboard_ws),
+        web.get("/api/openapi.json", openapi),
+        web.get("/desk/api/me", me),
+        web.post("/desk/api/state", set_state),
+        web.post("/desk/api/calls/{call_id}/hangup", hangup),
+        web.post("/desk/api/calls/{call_id}/transfer", transfer),
+        web.post("/desk/api/calls/{call_id}/transfer/{step:complete|cancel}", transfer_step),
+        web.post("/desk/api/calls/{call_id}/disposition", disposition),
+        web.post("/desk/api/calls/{call_id}/callback", callback),
+        web.get("/desk/api/clients", search),
+        web.post("/desk/api/clients", client_create),
+        web.get("/desk/api/clients/{client_id}", client_get),
+        web.patch("/desk/api/clients/{client_id}", client_update),
+        web.get("/desk/api/wallboard", wallboard_json),
+        web.static("/static", HERE / "static"),
+    ]

@@ -1,0 +1,150 @@
+"""The API's description (OpenAPI 3.1), hand-written: served at /api/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _op(
+    summary: str, *, body: dict[str, Any] | None = None, auth: str = "bearer"
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "security": [{auth: []}],
+        "responses": {
+            "200": {"description": "done", "content": {"application/json": {}}},
+            "4XX": {"$ref": "#/components/responses/Error"},
+            "503": {"$ref": "#/components/responses/Error"},
+        },
+    }
+    if body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object", "properties": body}}},
+        }
+    return op
+
+
+_S = {"type": "string"}
+_DESK = "session"  # the browser's session cookie, plus the X-CSRF-Token header on changes
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Centrala",
+        "version": "0.1.0",
+        "description": (
+            "Machines use /api/* with `Authorization: Bearer <token>` (DATA_DIR/api-token). "
+            "The agent desktop's browser uses /desk/api/* with its session cookie and the "
+            "X-CSRF-Token header (from the page's meta tag) on every change. Errors are JSON "
+            "with a stable error_id; Asterisk unreachable is 503."
+        ),
+    },
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "centrala_session"},
+        },
+        "responses": {
+            "Error": {
+                "description": "error",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"error_id": _S, "message": _S, "field": _S},
+                        }
+                    }
+                },
+            }
+        },
+    },
+    "paths": {
+        "/api/agents/{agent_id}/login": {
+            "post": _op(
+                "log an agent in (their phone: endpoint, or their default)",
+                body={"endpoint": _S, "mode": {"enum": ["per_call", "nailed"]}},
+            )
+        },
+        "/api/agents/{agent_id}/logout": {"post": _op("log an agent out")},
+        "/api/agents/{agent_id}/pause": {"post": _op("pause with a reason", body={"reason": _S})},
+        "/api/agents/{agent_id}/ready": {"post": _op("end a pause or the wrap-up")},
+        "/api/acd": {"get": _op("the ACD's live snapshot: queues and agents")},
+        "/api/calls/{call_id}/transfer": {
+            "post": _op(
+                "transfer a live call: to agent:ID, queue:ID or supervisor",
+                body={"to": _S, "mode": {"enum": ["blind", "attended"]}},
+            )
+        },
+        "/api/calls/{call_id}/transfer/complete": {"post": _op("complete an attended transfer")},
+        "/api/calls/{call_id}/transfer/cancel": {"post": _op("cancel an attended transfer")},
+        "/api/openapi.json": {
+            "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
+        },
+        "/desk/api/me": {
+            "get": _op("the logged-in agent's state and transfer targets", auth=_DESK)
+        },
+        "/desk/api/state": {
+            "post": _op(
+                "set own state",
+                body={"state": {"enum": ["available", "paused", "logged_out"]}, "reason": _S},
+                auth=_DESK,
+            )
+        },
+        "/desk/api/calls/{call_id}/hangup": {"post": _op("hang up the call", auth=_DESK)},
+        "/desk/api/calls/{call_id}/transfer": {
+            "post": _op(
+                "transfer own call",
+                body={"to": _S, "mode": {"enum": ["blind", "attended"]}},
+                auth=_DESK,
+            )
+        },
+        "/desk/api/calls/{call_id}/transfer/complete": {"post": _op("complete", auth=_DESK)},
+        "/desk/api/calls/{call_id}/transfer/cancel": {"post": _op("cancel", auth=_DESK)},
+        "/desk/api/calls/{call_id}/disposition": {
+            "post": _op(
+                "the call's disposition (calls.disposition + interactions; follow-up task)",
+                body={
+                    "category": {
+                        "enum": ["information", "sales", "complaint", "satisfaction", "suggestion"]
+                    },
+                    "outcome": {"enum": ["resolved", "follow_up", "escalated", "not_resolved"]},
+                    "note": _S,
+                    "follow_up": _S,
+                    "follow_up_due": {"type": "string", "format": "date-time"},
+                },
+                auth=_DESK,
+            )
+        },
+        "/desk/api/calls/{call_id}/callback": {
+            "post": _op(
+                "schedule a callback",
+                body={"due_at": {"type": "string", "format": "date-time"}, "note": _S},
+                auth=_DESK,
+            )
+        },
+        "/desk/api/clients": {
+            "get": _op("search clients by name or phone (?q=)", auth=_DESK),
+            "post": _op(
+                "create a client",
+                body={"name": _S, "phones": _S, "language": _S, "client_type": _S},
+                auth=_DESK,
+            ),
+        },
+        "/desk/api/clients/{client_id}": {
+            "get": _op("a client's record, history and audit trail", auth=_DESK),
+            "patch": _op(
+                "edit contact data (each change audited)",
+                body={
+                    "name": _S,
+                    "phones": _S,
+                    "language": _S,
+                    "client_type": _S,
+                    "document_expiry": {"type": "string", "format": "date"},
+                },
+                auth=_DESK,
+            ),
+        },
+        "/desk/api/wallboard": {"get": _op("the wallboard's figures (supervisor)", auth=_DESK)},
+    },
+}

@@ -1,0 +1,130 @@
+"""What the agent sees when a call reaches them, as a function of the database rows: pure, so
+"what goes in the screen-pop" is tested without a browser, a PBX or a database.
+
+The schema has no loans, balances or offers yet: the pop carries an explicit placeholder for
+them (``not_in_schema``) instead of inventing data. NPS history comes from survey answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from models.tables import Agent, Call, Callback, Client, Interaction, SurveyAnswer
+
+EXPIRY_WARN_DAYS = 30
+GREETINGS = {"bs": "Dobar dan, {name}", "hr": "Dobar dan, {name}", "sr": "Dobar dan, {name}"}
+DEFAULT_GREETING = "Good day, {name}"
+
+
+@dataclass
+class PopRows:
+    call: Call
+    client: Client | None = None
+    phones: list[str] = field(default_factory=list)
+    manager: Agent | None = None
+    callbacks: list[Callback] = field(default_factory=list)  # open ones
+    interactions: list[Interaction] = field(default_factory=list)  # newest first
+    calls: list[Call] = field(default_factory=list)  # the client's earlier calls, newest first
+    survey_answers: list[SurveyAnswer] = field(default_factory=list)  # newest first
+    intent: str | None = None  # from the call's "routed" event
+
+
+def address_as(name: str, language: str | None) -> str:
+    """How to greet the caller: by their full name, in their language (the schema has no
+    title or gender, so no Mr/Mrs guess)."""
+    return GREETINGS.get(language or "", DEFAULT_GREETING).format(name=name.strip())
+
+
+def document_state(expiry: date | None, today: date) -> str:
+    if expiry is None:
+        return "unknown"
+    if expiry < today:
+        return "expired"
+    if (expiry - today).days <= EXPIRY_WARN_DAYS:
+        return "expiring"
+    return "valid"
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def build_screenpop(rows: PopRows, stage: str, today: date) -> dict[str, Any]:
+    call, client = rows.call, rows.client
+    pop: dict[str, Any] = {
+        "call_id": call.id,
+        "stage": stage,
+        "caller_number": call.caller_number,
+        "queue": call.queue,
+        "intent": rows.intent,
+        "ivr_path": list(call.ivr_path or []),
+        "known": client is not None,
+        "placeholders": {
+            "loans_and_balances": "not_in_schema",
+            "offers": "not_in_schema",
+        },
+    }
+    if client is None:
+        # An unknown caller: the desk offers "create client" pre-filled with the number.
+        pop["new_client"] = {"phone": call.caller_number or "", "name": call.caller_name or ""}
+        return pop
+    alerts = []
+    if client.overdue_debt:
+        alerts.append("overdue_debt")
+    doc = document_state(client.document_expiry, today)
+    if doc in ("expired", "expiring"):
+        alerts.append(f"document_{doc}")
+    if str(client.client_type) == "key":
+        alerts.append("key_client")
+    if client.birthday and (client.birthday.month, client.birthday.day) == (today.month, today.day):
+        alerts.append("birthday_today")
+    pop["client"] = {
+        "id": client.id,
+        "external_id": client.external_id,
+        "name": client.name,
+        "address_as": address_as(client.name, client.language),
+        "client_type": str(client.client_type),
+        "language": client.language,
+        "segment": client.segment,
+        "manager": (
+            {"id": rows.manager.id, "name": rows.manager.name} if rows.manager is not None else None
+        ),
+        "overdue_debt": client.overdue_debt,
+        "document_expiry": _iso(client.document_expiry),
+        "document_state": doc,
+        "phones": rows.phones,
+        "alerts": alerts,
+    }
+    pop["callbacks"] = [
+        {"id": c.id, "due_at": _iso(c.due_at), "reason": c.reason, "number": c.number}
+        for c in rows.callbacks
+    ]
+    pop["interactions"] = [
+        {
+            "at": _iso(i.created_at),
+            "category": i.category,
+            "note": i.note,
+            "agent_id": i.agent_id,
+            "channel": i.channel,
+        }
+        for i in rows.interactions
+    ]
+    pop["history"] = [
+        {
+            "call_id": c.id,
+            "started_at": _iso(c.started_at),
+            "outcome": c.outcome,
+            "disposition": c.disposition,
+            "agent_id": c.agent_id,
+            "queue": c.queue,
+        }
+        for c in rows.calls
+    ]
+    pop["nps"] = [
+        {"at": _iso(a.answered_at), "question": a.question_key, "score": a.value_int}
+        for a in rows.survey_answers
+        if a.value_int is not None
+    ]
+    return pop

@@ -1,0 +1,185 @@
+"use strict";
+// The agent desktop: state, screen-pop (pushed over the WebSocket), call controls,
+// disposition, client search and edit. Renders with textContent only (no HTML injection).
+const $ = (id) => document.getElementById(id);
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+let liveCall = null, dispCall = null, popCall = null;
+window.__pops = [];  // render timings, read by the benchmark and the tests
+
+async function api(method, path, body) {
+  const r = await fetch(path, {method, credentials: "same-origin",
+    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+    body: body === undefined ? undefined : JSON.stringify(body)});
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(data.message || r.statusText);
+  return data;
+}
+function el(tag, text, cls) { const e = document.createElement(tag); if (text != null) e.textContent = text; if (cls) e.className = cls; return e; }
+function dl(pairs) { const d = el("dl"); for (const [k, v] of pairs) { d.append(el("dt", k), el("dd", v == null || v === "" ? "—" : String(v))); } return d; }
+function list(title, items, fmt) {
+  const s = el("div"); s.append(el("h3", title));
+  if (!items || !items.length) { s.append(el("p", "none", "muted")); return s; }
+  const ul = el("ul"); for (const i of items) ul.append(el("li", fmt(i))); s.append(ul); return s;
+}
+function when(iso) { return iso ? new Date(iso).toLocaleString() : "—"; }
+function say(id, text, bad) { const m = $(id); m.textContent = text; m.className = bad ? "msg error" : "msg"; }
+
+function renderRecord(target, pop) {
+  const c = pop.client;
+  target.replaceChildren();
+  target.append(el("p", c.address_as, "greet"));
+  const alerts = el("p", null, "alerts");
+  for (const a of c.alerts) alerts.append(el("span", a.replaceAll("_", " ")));
+  target.append(alerts);
+  target.append(dl([["Name", c.name], ["Client type", c.client_type], ["Language", c.language],
+    ["Manager", c.manager ? `${c.manager.name} (${c.manager.id})` : null],
+    ["Overdue debt", c.overdue_debt ? "YES" : "no"],
+    ["ID document", c.document_expiry ? `${c.document_expiry} (${c.document_state})` : "unknown"],
+    ["Phones", c.phones.join(", ")]]));
+  if (pop.ivr_path !== undefined && pop.stage !== "record")
+    target.append(dl([["Calling about", pop.intent], ["Queue", pop.queue], ["IVR path", (pop.ivr_path || []).join(" › ")]]));
+  target.append(list("Open callbacks and tasks", pop.callbacks, (b) => `${when(b.due_at)} · ${b.reason || ""}`));
+  target.append(list("Last notes", pop.interactions, (i) => `${when(i.at)} · ${i.category || ""} · ${i.note || ""}${i.agent_id ? ` (${i.agent_id})` : ""}`));
+  target.append(list("Last calls", pop.history, (h) => `${when(h.started_at)} · ${h.outcome || "…"} · ${h.disposition || "no disposition"} · ${h.agent_id || ""}`));
+  target.append(list("NPS history", pop.nps, (n) => `${when(n.at)} · ${n.question}: ${n.score}`));
+  const ph = el("div"); ph.append(el("h3", "Loans, balances, offers"));
+  ph.append(el("p", "Not in the CRM schema yet: no data to show.", "muted")); target.append(ph);
+}
+
+function renderPop(msg) {
+  const pop = msg.pop; popCall = pop.call_id;
+  $("pop-empty").hidden = true;
+  const body = $("pop-body"); body.hidden = false;
+  const form = $("new-client");
+  if (pop.known) { form.hidden = true; renderRecord(body, pop); }
+  else {
+    body.replaceChildren(el("p", `Unknown caller ${pop.caller_number || ""}`, "greet"),
+      dl([["Calling about", pop.intent], ["Queue", pop.queue], ["IVR path", (pop.ivr_path || []).join(" › ")]]));
+    form.hidden = false; $("nc-phone").value = pop.new_client.phone; $("nc-name").value = pop.new_client.name;
+  }
+  $("pop-title").textContent = pop.stage === "offered" ? "Incoming call" : "On the call";
+  body.dataset.callId = pop.call_id;
+  if (pop.stage === "connected") setLive(pop.call_id);
+  requestAnimationFrame(() => setTimeout(() => {
+    window.__pops.push({call_id: pop.call_id, stage: pop.stage, event_at: msg.event_at * 1000,
+      rendered_at: performance.timeOrigin + performance.now()});
+  }, 0));
+}
+
+function setLive(callId) {
+  liveCall = callId;
+  $("call-line").textContent = callId ? `Live call ${callId}` : "No live call.";
+  for (const b of ["btn-hangup", "btn-blind", "btn-consult", "btn-complete", "btn-cancel", "btn-callback"])
+    $(b).disabled = !callId;
+}
+
+function callEnded(msg) {
+  if (liveCall === msg.call_id) setLive(null);
+  $("pop-title").textContent = msg.missed ? "Missed call" : "Last call";
+  if (!msg.missed) showDisposition(msg.call_id);
+}
+function showDisposition(callId) {
+  dispCall = callId; $("disposition").hidden = false;
+  $("disp-title").textContent = `Disposition for call ${callId}`;
+  const first = document.querySelector('#disp-form input[name="category"]'); if (first) first.focus();
+}
+
+function renderState(s) {
+  const st = $("state"); st.textContent = s.status.replace("_", " ") + (s.reason && s.status === "paused" ? ` (${s.reason})` : "");
+  st.className = "st-" + s.status; $("state-time").textContent = s.seconds ? `${s.seconds}s` : "";
+  if (s.pending_disposition && dispCall !== s.pending_disposition && !s.live_call) showDisposition(s.pending_disposition);
+  if (s.live_call && popCall === s.live_call && liveCall !== s.live_call && s.status === "on_call") setLive(s.live_call);
+}
+
+function connect() {
+  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/desk/ws");
+  ws.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    if (msg.type === "screenpop") renderPop(msg);
+    else if (msg.type === "call_ended") callEnded(msg);
+    else if (msg.type === "state") renderState(msg);
+  };
+  ws.onclose = () => { $("state").textContent = "reconnecting…"; setTimeout(connect, 1000); };
+}
+
+async function setState(state, reason) {
+  try { renderState(await api("POST", "/desk/api/state", {state, reason})); say("state-msg", ""); }
+  catch (e) { say("state-msg", e.message, true); }
+}
+$("btn-available").onclick = () => setState("available");
+$("btn-pause").onclick = () => setState("paused", $("pause-reason").value);
+$("btn-logout-acd").onclick = () => setState("logged_out");
+
+async function control(path, body, label) {
+  try { await api("POST", `/desk/api/calls/${liveCall}/${path}`, body); say("call-msg", label); }
+  catch (e) { say("call-msg", e.message, true); }
+}
+$("btn-hangup").onclick = () => control("hangup", undefined, "Hung up");
+$("btn-blind").onclick = () => control("transfer", {to: $("xfer-to").value, mode: "blind"}, "Transferred");
+$("btn-consult").onclick = () => control("transfer", {to: $("xfer-to").value, mode: "attended"}, "Consulting…");
+$("btn-complete").onclick = () => control("transfer/complete", undefined, "Transfer completed");
+$("btn-cancel").onclick = () => control("transfer/cancel", undefined, "Consultation cancelled");
+function isoLocal(v) { return v ? new Date(v).toISOString() : null; }
+$("callback-form").onsubmit = async (e) => {
+  e.preventDefault();
+  try { await api("POST", `/desk/api/calls/${liveCall || dispCall}/callback`, {due_at: isoLocal($("cb-due").value), note: $("cb-note").value}); say("call-msg", "Callback scheduled"); }
+  catch (err) { say("call-msg", err.message, true); }
+};
+$("disp-form").onsubmit = async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  const body = {category: f.get("category"), outcome: f.get("outcome"), note: f.get("note"),
+    follow_up: f.get("follow_up"), follow_up_due: isoLocal(f.get("follow_up_due"))};
+  try {
+    const r = await api("POST", `/desk/api/calls/${dispCall}/disposition`, body);
+    say("disp-msg", `Saved: ${r.disposition}`); e.target.reset(); $("disposition").hidden = true; dispCall = null;
+  } catch (err) { say("disp-msg", err.message, true); }
+};
+$("new-client").onsubmit = async (e) => {
+  e.preventDefault();
+  try {
+    const r = await api("POST", "/desk/api/clients", {name: $("nc-name").value, phones: $("nc-phone").value, language: $("nc-lang").value, client_type: "new"});
+    $("new-client").hidden = true; openClient(r.client_id, $("pop-body"));
+  } catch (err) { alert(err.message); }
+};
+
+async function openClient(id, target) {
+  target = target || $("client-view");
+  const rec = await api("GET", `/desk/api/clients/${id}`);
+  target.hidden = false; renderRecord(target, rec);
+  const form = el("form", null, "edit-client");
+  form.append(el("h3", "Edit contact data"));
+  for (const [name, label, value] of [["name", "Name", rec.client.name], ["phones", "Phones (; separated)", rec.client.phones.join("; ")],
+    ["language", "Language", rec.client.language || ""], ["document_expiry", "ID document expiry (YYYY-MM-DD)", rec.client.document_expiry || ""]]) {
+    const l = el("label", label); l.htmlFor = `${target.id}-edit-${name}`; const i = el("input"); i.id = l.htmlFor; i.name = name; i.value = value;
+    form.append(l, i);
+  }
+  const b = el("button", "Save changes"); b.type = "submit"; form.append(b);
+  const msg = el("span", "", "msg"); msg.setAttribute("role", "status"); form.append(msg);
+  form.onsubmit = async (e) => {
+    e.preventDefault(); const f = new FormData(form); const body = {};
+    for (const [k, v] of f.entries()) body[k] = v;
+    try { const r = await api("PATCH", `/desk/api/clients/${id}`, body); msg.textContent = `${r.changed} change(s) saved`; }
+    catch (err) { msg.textContent = err.message; msg.className = "msg error"; }
+  };
+  target.append(form);
+  target.append(list("Change history", rec.audit, (a) => `${when(a.at)} · ${a.agent_id}: ${a.field} ${a.old || "—"} → ${a.new || "—"}`));
+}
+$("search-form").onsubmit = async (e) => {
+  e.preventDefault();
+  const ul = $("search-results"); ul.replaceChildren();
+  try {
+    const r = await api("GET", `/desk/api/clients?q=${encodeURIComponent($("search-q").value)}`);
+    if (!r.clients.length) ul.append(el("li", "no client found"));
+    for (const c of r.clients) {
+      const li = el("li"); const b = el("button", `${c.name} · ${c.phones.join(", ")}`); b.type = "button";
+      b.onclick = () => openClient(c.id); li.append(b); ul.append(li);
+    }
+  } catch (err) { ul.append(el("li", err.message, "error")); }
+};
+
+api("GET", "/desk/api/me").then((me) => {
+  const dlist = $("xfer-targets"); for (const t of me.targets) { const o = el("option"); o.value = t; dlist.append(o); }
+  renderState(me);
+}).catch(() => {});
+connect();

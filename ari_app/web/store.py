@@ -1,0 +1,329 @@
+"""The desktop's database reads and writes: thin, no decisions (those are in forms.py,
+screenpop.py and auth.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ari_app.web.forms import CallbackRequest, CallFigure, Disposition, changes
+from ari_app.web.screenpop import PopRows
+from models.tables import (
+    Agent,
+    Call,
+    Callback,
+    CallbackStatus,
+    CallEvent,
+    Client,
+    ClientAudit,
+    ClientPhone,
+    ClientType,
+    Interaction,
+    SurveyAnswer,
+)
+
+RECENT = 5
+
+
+class DeskStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def user(self, agent_id: str) -> Agent | None:
+        async with self.sessions() as session:
+            agent = await session.get(Agent, agent_id)
+            return agent if agent is not None and agent.active else None
+
+    async def set_password(self, agent_id: str, password_hash: str) -> bool:
+        async with self.sessions() as session:
+            agent = await session.get(Agent, agent_id)
+            if agent is None:
+                return False
+            agent.password_hash = password_hash
+            await session.commit()
+            return True
+
+    async def call(self, call_id: str) -> Call | None:
+        async with self.sessions() as session:
+            return await session.get(Call, call_id)
+
+    async def pop_rows(self, call_id: str) -> PopRows | None:
+        async with self.sessions() as session:
+            call = await session.get(Call, call_id)
+            if call is None:
+                return None
+            intent = await session.scalar(
+                select(CallEvent.data)
+                .where(CallEvent.call_id == call_id, CallEvent.kind == "routed")
+                .order_by(CallEvent.id.desc())
+                .limit(1)
+            )
+            rows = PopRows(call=call, intent=(intent or {}).get("intent"))
+            if call.client_id is None:
+                return rows
+            await self._client_rows(session, call.client_id, rows, exclude_call=call_id)
+            return rows
+
+    async def _client_rows(
+        self, session: AsyncSession, client_id: int, rows: PopRows, exclude_call: str | None
+    ) -> None:
+        client = await session.get(Client, client_id)
+        if client is None:
+            return
+        rows.client = client
+        rows.phones = list(
+            await session.scalars(
+                select(ClientPhone.number).where(ClientPhone.client_id == client_id)
+            )
+        )
+        if client.assigned_manager_id:
+            rows.manager = await session.get(Agent, client.assigned_manager_id)
+        rows.callbacks = list(
+            await session.scalars(
+                select(Callback)
+                .where(Callback.client_id == client_id, Callback.status == CallbackStatus.OPEN)
+                .order_by(Callback.due_at)
+                .limit(RECENT)
+            )
+        )
+        rows.interactions = list(
+            await session.scalars(
+                select(Interaction)
+                .where(Interaction.client_id == client_id)
+                .order_by(Interaction.id.desc())
+                .limit(RECENT)
+            )
+        )
+        calls = select(Call).where(Call.client_id == client_id)
+        if exclude_call:
+            calls = calls.where(Call.id != exclude_call)
+        rows.calls = list(
+            await session.scalars(calls.order_by(Call.started_at.desc()).limit(RECENT))
+        )
+        rows.survey_answers = list(
+            await session.scalars(
+                select(SurveyAnswer)
+                .where(SurveyAnswer.client_id == client_id)
+                .order_by(SurveyAnswer.answered_at.desc())
+                .limit(RECENT)
+            )
+        )
+
+    async def client_rows(self, client_id: int) -> PopRows | None:
+        """A client's record and history, shaped like a pop (without a live call)."""
+        async with self.sessions() as session:
+            rows = PopRows(call=Call(id="", ivr_path=[]))
+            await self._client_rows(session, client_id, rows, exclude_call=None)
+            if rows.client is None:
+                return None
+            rows.calls = list(
+                await session.scalars(
+                    select(Call)
+                    .where(Call.client_id == client_id)
+                    .order_by(Call.started_at.desc())
+                    .limit(50)
+                )
+            )
+            return rows
+
+    async def audit(self, client_id: int) -> list[dict[str, Any]]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(ClientAudit)
+                .where(ClientAudit.client_id == client_id)
+                .order_by(ClientAudit.id.desc())
+                .limit(50)
+            )
+            return [
+                {
+                    "at": r.changed_at.isoformat(),
+                    "agent_id": r.agent_id,
+                    "field": r.field,
+                    "old": r.old_value,
+                    "new": r.new_value,
+                }
+                for r in rows
+            ]
+
+    async def search(self, query: str, number: str | None) -> list[dict[str, Any]]:
+        async with self.sessions() as session:
+            conditions = [func.lower(Client.name).contains(query.lower())]
+            if number:
+                conditions.append(
+                    Client.id.in_(
+                        select(ClientPhone.client_id).where(ClientPhone.number.contains(number))
+                    )
+                )
+            clients = list(
+                await session.scalars(
+                    select(Client).where(or_(*conditions)).order_by(Client.name).limit(20)
+                )
+            )
+            out = []
+            for c in clients:
+                phones = list(
+                    await session.scalars(
+                        select(ClientPhone.number).where(ClientPhone.client_id == c.id)
+                    )
+                )
+                out.append(
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "client_type": str(c.client_type),
+                        "phones": phones,
+                    }
+                )
+            return out
+
+    async def create_client(self, fields: dict[str, Any], agent_id: str) -> int:
+        async with self.sessions() as session:
+            client = Client(
+                external_id=f"desk-{uuid.uuid4().hex[:12]}",
+                name=fields["name"],
+                language=fields.get("language"),
+                client_type=ClientType(fields["client_type"]),
+                document_expiry=fields.get("document_expiry"),
+                phones=[ClientPhone(number=n) for n in fields["phones"]],
+            )
+            session.add(client)
+            await session.flush()
+            session.add(
+                ClientAudit(
+                    client_id=client.id,
+                    agent_id=agent_id,
+                    field="created",
+                    old_value=None,
+                    new_value=client.name,
+                )
+            )
+            await session.commit()
+            return client.id
+
+    async def update_client(self, client_id: int, fields: dict[str, Any], agent_id: str) -> int:
+        """Apply the changed fields with one audit row each; returns how many changed."""
+        async with self.sessions() as session:
+            client = await session.get(Client, client_id)
+            if client is None:
+                raise LookupError(client_id)
+            phones = list(
+                await session.scalars(select(ClientPhone).where(ClientPhone.client_id == client_id))
+            )
+            before = {
+                "name": client.name,
+                "language": client.language,
+                "client_type": str(client.client_type),
+                "document_expiry": client.document_expiry,
+                "phones": [p.number for p in phones],
+            }
+            diff = changes(before, fields)
+            for field, old, new in diff:
+                if field == "phones":
+                    keep = set(fields["phones"])
+                    for p in phones:
+                        if p.number not in keep:
+                            await session.delete(p)
+                    have = {p.number for p in phones}
+                    for n in fields["phones"]:
+                        if n not in have:
+                            session.add(ClientPhone(client_id=client_id, number=n))
+                elif field == "client_type":
+                    client.client_type = ClientType(fields[field])
+                else:
+                    setattr(client, field, fields[field])
+                session.add(
+                    ClientAudit(
+                        client_id=client_id,
+                        agent_id=agent_id,
+                        field=field,
+                        old_value=old,
+                        new_value=new,
+                    )
+                )
+            await session.commit()
+            return len(diff)
+
+    async def save_disposition(
+        self, call_id: str, agent_id: str, disp: Disposition, now: datetime
+    ) -> None:
+        """On the call row and in the client's history, in one transaction; a follow-up
+        becomes a callback task assigned to the agent."""
+        async with self.sessions() as session:
+            call = await session.get(Call, call_id)
+            if call is None:
+                raise LookupError(call_id)
+            call.disposition = disp.code
+            session.add(
+                Interaction(
+                    client_id=call.client_id,
+                    call_id=call_id,
+                    agent_id=agent_id,
+                    channel="phone",
+                    category=disp.category,
+                    note=f"[{disp.outcome}] {disp.note or ''}".strip(),
+                )
+            )
+            if disp.follow_up and disp.follow_up_due is not None:
+                session.add(
+                    Callback(
+                        client_id=call.client_id,
+                        call_id=call_id,
+                        number=call.caller_number or "",
+                        reason=disp.follow_up,
+                        queue=call.queue,
+                        assigned_agent_id=agent_id,
+                        due_at=disp.follow_up_due,
+                        status=CallbackStatus.OPEN,
+                    )
+                )
+            session.add(
+                CallEvent(
+                    call_id=call_id,
+                    at=now,
+                    kind="disposition",
+                    data={"agent_id": agent_id, "code": disp.code},
+                )
+            )
+            await session.commit()
+
+    async def schedule_callback(
+        self, call_id: str, agent_id: str, req: CallbackRequest, now: datetime
+    ) -> int:
+        async with self.sessions() as session:
+            call = await session.get(Call, call_id)
+            if call is None:
+                raise LookupError(call_id)
+            callback = Callback(
+                client_id=call.client_id,
+                call_id=call_id,
+                number=call.caller_number or "",
+                reason=req.note or "agent scheduled",
+                queue=call.queue,
+                assigned_agent_id=agent_id,
+                due_at=req.due_at,
+                status=CallbackStatus.OPEN,
+            )
+            session.add(callback)
+            session.add(
+                CallEvent(
+                    call_id=call_id,
+                    at=now,
+                    kind="callback_scheduled",
+                    data={"agent_id": agent_id, "due_at": req.due_at.isoformat()},
+                )
+            )
+            await session.commit()
+            return callback.id
+
+    async def day(self, since: datetime) -> list[CallFigure]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Call.connected_at, Call.wait_seconds, Call.outcome, Call.queue).where(
+                    Call.started_at >= since
+                )
+            )
+            return [CallFigure(r[0] is not None, r[1], r[2], r[3]) for r in rows]
