@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePath
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,6 +28,7 @@ from dialplan.model import (
     Match,
     MenuNode,
     PlayNode,
+    Prompt,
     RouteNode,
 )
 
@@ -320,18 +321,22 @@ def _check_graph(flow: Flow) -> list[str]:
     return problems
 
 
-def _check_prompts(flow: Flow) -> list[str]:
+def check_prompts(
+    used: Iterable[tuple[str, str]], prompts: Mapping[str, Prompt], languages: Iterable[str]
+) -> list[str]:
+    """Every prompt used (``(where, name)``) exists and has text or media in every language.
+    Shared by call flows and surveys."""
     problems = []
     checked: set[str] = set()
-    for where, prompt_name in _prompts(flow):
-        prompt = flow.prompts.get(prompt_name)
+    for where, prompt_name in used:
+        prompt = prompts.get(prompt_name)
         if prompt is None:
             problems.append(f"{where}: no prompt named {prompt_name!r}")
             continue
         if prompt_name in checked:
             continue
         checked.add(prompt_name)
-        for lang in flow.languages:
+        for lang in dict.fromkeys(languages):
             if not prompt.text.get(lang, "").strip() and not prompt.media.get(lang, "").strip():
                 problems.append(f"prompts.{prompt_name}: no text or media for language {lang!r}")
     return problems
@@ -412,7 +417,7 @@ def validate(flow: Flow, known_queues: Iterable[str] = ()) -> list[str]:
     return [
         *_check_languages(flow),
         *_check_graph(flow),
-        *_check_prompts(flow),
+        *check_prompts(_prompts(flow), flow.prompts, flow.languages),
         *_check_queues(flow, known_queues),
         *_check_routes(flow),
     ]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from pydantic import ValidationError
 
-from dialplan.validate import FlowError, read_document
+from dialplan.validate import FlowError, check_prompts, read_document
 from surveys.model import (
     END,
     NPS_MAX,
@@ -235,30 +235,13 @@ def _check_cases(survey: Survey) -> list[str]:
     return problems
 
 
-def _check_prompts(survey: Survey) -> list[str]:
-    problems = []
-    checked: set[str] = set()
-    for where, prompt_name in _prompts(survey):
-        prompt = survey.prompts.get(prompt_name)
-        if prompt is None:
-            problems.append(f"{where}: no prompt named {prompt_name!r}")
-            continue
-        if prompt_name in checked:
-            continue
-        checked.add(prompt_name)
-        for lang in dict.fromkeys(survey.languages):
-            if not prompt.text.get(lang, "").strip() and not prompt.media.get(lang, "").strip():
-                problems.append(f"prompts.{prompt_name}: no text or media for language {lang!r}")
-    return problems
-
-
 def validate(survey: Survey) -> list[str]:
     """Every problem of the survey, one line each; empty when it can be applied."""
     return [
         *_check_languages(survey),
         *_check_graph(survey),
         *_check_cases(survey),
-        *_check_prompts(survey),
+        *check_prompts(_prompts(survey), survey.prompts, survey.languages),
     ]
 
 

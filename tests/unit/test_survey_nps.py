@@ -89,8 +89,10 @@ def test_interval_narrows_as_n_grows_for_fixed_proportions(
     large_width = large.ci_high - large.ci_low
     assert large_width <= small_width + 1e-9
     promoters, passives, detractors = counts
-    if passives == 0 and (promoters == 0 or detractors == 0):
-        assert small_width == pytest.approx(0.0)  # one group only: the Wald interval collapses
+    if sum(1 for c in counts if c) == 1:
+        # One group only (all promoters, all passives or all detractors): the Wald interval
+        # collapses to a point at every n. (Regression: all-passive answers were missed.)
+        assert small_width == pytest.approx(0.0)
     elif small.ci_low > -100 and small.ci_high < 100:
         # Unclipped (so is the narrower one, around the same score): exactly by sqrt(k).
         assert large_width == pytest.approx(small_width / math.sqrt(k), rel=1e-6)
