@@ -113,6 +113,7 @@ def routes(
     return [
         web.post("/api/calls/{call_id}/transfer", transfer),
         web.post("/api/calls/{call_id}/transfer/{step:complete|cancel}", transfer_step),
+        web.post("/api/calls/{call_id}/{step:hold|resume}", transfer_step),
         web.post("/api/agents/{agent_id}/login", login),
         web.post("/api/agents/{agent_id}/logout", logout),
         web.post("/api/agents/{agent_id}/pause", pause),

@@ -133,6 +133,7 @@ class CallerSession:
     announcing: str | None = None
     closing: bool = False
     consult: Consult | None = None
+    on_hold: bool = False  # out of the agent's bridge, hearing music
     last_agent_id: str | None = None  # who had the caller last (for the log)
     hung_up_by_us: bool = False  # the flow ended the call (a hangup node)
 
@@ -580,6 +581,7 @@ class InfolineApp:
             "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": s.channel_id}
         )
         s.phase = Phase.CONNECTED
+        s.on_hold = False
         s.bridge_id, s.own_bridge = bridge_id, own
         s.connected_at = now()
         self._notify("connected", s, agent_id)
@@ -629,7 +631,7 @@ class InfolineApp:
                 parse_transfer_target(target or "")
             except ValueError as exc:
                 raise CallControlError("bad_target", str(exc), 422) from exc
-        elif op not in ("complete", "cancel"):
+        elif op not in ("complete", "cancel", "hold", "resume"):
             raise CallControlError("bad_operation", f"unknown call control {op!r}", 422)
         channel_id = self.by_call.get(call_id)
         if channel_id is None:
@@ -659,6 +661,10 @@ class InfolineApp:
                 await self._consult_start(s, str(target))
             elif op == "complete":
                 await self._consult_complete(s)
+            elif op == "hold":
+                await self._hold(s)
+            elif op == "resume":
+                await self._resume(s)
             else:
                 if s.consult is None:
                     raise CallControlError("no_consult", "no attended transfer under way")
@@ -672,6 +678,33 @@ class InfolineApp:
         else:
             if not reply.done():
                 reply.set_result(None)
+
+    async def _take_caller_out(self, s: CallerSession) -> None:
+        """Out of the agent's bridge, onto music (hold, transfers); once."""
+        if not s.on_hold and s.bridge_id:
+            await self.ari.request(
+                "POST", f"/bridges/{s.bridge_id}/removeChannel", params={"channel": s.channel_id}
+            )
+        s.on_hold = True
+        await self._moh(s, on=True)
+
+    async def _hold(self, s: CallerSession) -> None:
+        if s.consult is not None:
+            raise CallControlError("consult_under_way", "the caller is on hold already")
+        if not s.on_hold:
+            await self._take_caller_out(s)
+            await self.calllog.event(s.call_id, "held", agent_id=s.agent_id)
+
+    async def _resume(self, s: CallerSession) -> None:
+        if s.consult is not None:
+            raise CallControlError("consult_under_way", "complete or cancel the consultation")
+        if s.on_hold and s.bridge_id:
+            await self._moh(s, on=False)
+            await self.ari.request(
+                "POST", f"/bridges/{s.bridge_id}/addChannel", params={"channel": s.channel_id}
+            )
+            s.on_hold = False
+            await self.calllog.event(s.call_id, "resumed", agent_id=s.agent_id)
 
     async def _release_agent(self, s: CallerSession) -> None:
         """The agent is done with this caller (the call moves on or ends)."""
@@ -692,10 +725,7 @@ class InfolineApp:
         if s.consult is not None:
             raise CallControlError("consult_under_way", "complete or cancel the consultation")
         from_agent = s.agent_id
-        assert s.bridge_id is not None
-        await self.ari.request(
-            "POST", f"/bridges/{s.bridge_id}/removeChannel", params={"channel": s.channel_id}
-        )
+        await self._take_caller_out(s)
         await self._release_agent(s)
         await self.calllog.event(
             s.call_id, "transferred", mode="blind", from_agent=from_agent, to=target
@@ -730,12 +760,8 @@ class InfolineApp:
             raise CallControlError(
                 "consult_nailed", "attended transfer to a nailed-up agent: use blind transfer"
             )
-        assert s.bridge_id is not None
         # The caller holds (music) while the agents talk.
-        await self.ari.request(
-            "POST", f"/bridges/{s.bridge_id}/removeChannel", params={"channel": s.channel_id}
-        )
-        await self._moh(s, on=True)
+        await self._take_caller_out(s)
         s.consult = Consult(target, offer.agent_id, acd_id)
         leg = await self.desk.ring(
             offer,
@@ -777,6 +803,7 @@ class InfolineApp:
         await self.ari.request(
             "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": s.channel_id}
         )
+        s.on_hold = False
         s.agent_id, s.agent_leg, s.bridge_id, s.own_bridge = (
             consult.agent_id,
             consult.leg,
@@ -808,6 +835,7 @@ class InfolineApp:
             await self.ari.request(
                 "POST", f"/bridges/{s.bridge_id}/addChannel", params={"channel": s.channel_id}
             )
+            s.on_hold = False
 
     # ---- the end --------------------------------------------------------------------------
 

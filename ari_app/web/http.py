@@ -470,6 +470,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.post("/desk/api/calls/{call_id}/hangup", hangup),
         web.post("/desk/api/calls/{call_id}/transfer", transfer),
         web.post("/desk/api/calls/{call_id}/transfer/{step:complete|cancel}", transfer_step),
+        web.post("/desk/api/calls/{call_id}/{step:hold|resume}", transfer_step),
         web.post("/desk/api/calls/{call_id}/disposition", disposition),
         web.post("/desk/api/calls/{call_id}/callback", callback),
         web.get("/desk/api/clients", search),

@@ -78,6 +78,8 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/calls/{call_id}/transfer/complete": {"post": _op("complete an attended transfer")},
         "/api/calls/{call_id}/transfer/cancel": {"post": _op("cancel an attended transfer")},
+        "/api/calls/{call_id}/hold": {"post": _op("put the caller on hold (music)")},
+        "/api/calls/{call_id}/resume": {"post": _op("take the caller off hold")},
         "/api/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
         },
@@ -101,6 +103,8 @@ OPENAPI: dict[str, Any] = {
         },
         "/desk/api/calls/{call_id}/transfer/complete": {"post": _op("complete", auth=_DESK)},
         "/desk/api/calls/{call_id}/transfer/cancel": {"post": _op("cancel", auth=_DESK)},
+        "/desk/api/calls/{call_id}/hold": {"post": _op("hold", auth=_DESK)},
+        "/desk/api/calls/{call_id}/resume": {"post": _op("resume", auth=_DESK)},
         "/desk/api/calls/{call_id}/disposition": {
             "post": _op(
                 "the call's disposition (calls.disposition + interactions; follow-up task)",

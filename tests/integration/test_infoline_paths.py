@@ -600,3 +600,25 @@ async def test_apply_mid_call_leaves_the_call_on_its_version_and_the_next_call_o
     at = row.ivr_path.index("main_menu:0")
     assert row.ivr_path[at + 1] == "information"  # self-service, no agent
     assert row.agent_id is None and row.queue is None
+
+
+async def test_hold_puts_the_caller_on_music_and_resume_brings_them_back(
+    server: Server, callers: Callers, desk: Desk
+) -> None:
+    agent = await desk.agent("holder", ["new_clients"])
+    row = await _connected_to(server, callers, desk, "+38761999119")
+    call: CallerLeg = row.__dict__["_leg"]
+
+    await desk.api("POST", f"/api/calls/{row.id}/hold")
+    assert await bridged_with(callers, call) == []  # out of the bridge, hearing music
+    await desk.api("POST", f"/api/calls/{row.id}/hold")  # twice: nothing more happens
+    await desk.api("POST", f"/api/calls/{row.id}/resume")
+    names = await bridged_with(callers, call)
+    assert any(f"Local/{agent}@" in n for n in names) and len(names) == 2
+    await wait_event(server, row.id, "resumed")
+    assert [k for k in ("held", "resumed") if await events(server, row.id, k)] == [
+        "held",
+        "resumed",
+    ]
+    assert len(await events(server, row.id, "held")) == 1
+    assert (await finish(server, call)).outcome == "answered"

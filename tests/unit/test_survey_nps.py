@@ -88,7 +88,6 @@ def test_interval_narrows_as_n_grows_for_fixed_proportions(
     small_width = small.ci_high - small.ci_low
     large_width = large.ci_high - large.ci_low
     assert large_width <= small_width + 1e-9
-    promoters, passives, detractors = counts
     if sum(1 for c in counts if c) == 1:
         # One group only (all promoters, all passives or all detractors): the Wald interval
         # collapses to a point at every n. (Regression: all-passive answers were missed.)

@@ -69,7 +69,7 @@ function renderPop(msg) {
 function setLive(callId) {
   liveCall = callId;
   $("call-line").textContent = callId ? `Live call ${callId}` : "No live call.";
-  for (const b of ["btn-hangup", "btn-blind", "btn-consult", "btn-complete", "btn-cancel", "btn-callback"])
+  for (const b of ["btn-hangup", "btn-hold", "btn-resume", "btn-blind", "btn-consult", "btn-complete", "btn-cancel", "btn-callback"])
     $(b).disabled = !callId;
 }
 
@@ -115,6 +115,8 @@ async function control(path, body, label) {
   catch (e) { say("call-msg", e.message, true); }
 }
 $("btn-hangup").onclick = () => control("hangup", undefined, "Hung up");
+$("btn-hold").onclick = () => control("hold", undefined, "On hold");
+$("btn-resume").onclick = () => control("resume", undefined, "Back with the caller");
 $("btn-blind").onclick = () => control("transfer", {to: $("xfer-to").value, mode: "blind"}, "Transferred");
 $("btn-consult").onclick = () => control("transfer", {to: $("xfer-to").value, mode: "attended"}, "Consulting…");
 $("btn-complete").onclick = () => control("transfer/complete", undefined, "Transfer completed");
