@@ -45,6 +45,7 @@ from ari_app.routing import (
     on_max_wait,
     overflow_decision,
     parse_transfer_target,
+    queue_calendar,
     queue_is_open,
     transfer_decision,
 )
@@ -513,8 +514,7 @@ class InfolineApp:
         number = normalise(request.number, self.region) if request.number else None
         number = number or s.caller_e164 or (s.caller_number or "")
         queues = await self.crm.queues()
-        calendar_name = queues[request.queue].calendar if request.queue in queues else None
-        calendar = s.flow.calendars.get(calendar_name) if calendar_name else None
+        calendar = queue_calendar(s.flow.calendars, queues.get(request.queue))
         due = next_open(calendar, now()) or now()
         if s.outcome is None:
             s.outcome = "callback_requested"

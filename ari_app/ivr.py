@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ari_app.prompter import CancelTimer as CancelTimer
+from ari_app.prompter import PlayPrompt as PlayPrompt
+from ari_app.prompter import Prompter
+from ari_app.prompter import StartTimer as StartTimer
+from ari_app.prompter import StopPlayback as StopPlayback
 from ari_app.routing import Caller, matches
 from dialplan.model import (
     BranchNode,
@@ -26,29 +31,6 @@ from dialplan.model import (
 MAX_CALLBACK_DIGITS = 20
 CALLBACK_FIRST_KEY_SECONDS = 8.0
 CALLBACK_NEXT_KEY_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class PlayPrompt:
-    prompt: str
-    language: str
-    playback_id: str
-
-
-@dataclass(frozen=True)
-class StopPlayback:
-    playback_id: str
-
-
-@dataclass(frozen=True)
-class StartTimer:
-    timer_id: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class CancelTimer:
-    timer_id: str
 
 
 @dataclass(frozen=True)
@@ -94,10 +76,7 @@ class IVR:
     node: str | None = None
     path: list[str] = field(default_factory=list)
     done: bool = False
-    _playlist: list[str] = field(default_factory=list)
-    _playing: str | None = None
-    _timer: str | None = None
-    _seq: int = 0
+    _media: Prompter = field(default_factory=Prompter)
     _attempts: int = 0
     _digits: str = ""
     _confirming: bool = False
@@ -123,17 +102,14 @@ class IVR:
         return actions + self._enter(node, typeahead)
 
     def on_playback_finished(self, playback_id: str) -> list[IVRAction]:
-        if playback_id != self._playing:
+        step = self._media.finished(playback_id, self.language)
+        if step is None:
             return []
-        self._playing = None
-        if self._playlist:
-            return self._play_next()
-        return self._prompts_done()
+        return [*step] if step else self._prompts_done()
 
     def on_timer(self, timer_id: str) -> list[IVRAction]:
-        if timer_id != self._timer:
+        if not self._media.fired(timer_id):
             return []
-        self._timer = None
         node = self._node()
         if isinstance(node, MenuNode):
             return self._menu_retry(node, invalid=False)
@@ -274,28 +250,11 @@ class IVR:
     # ---- media and timers -----------------------------------------------------------------
 
     def _play(self, prompts: list[str]) -> list[IVRAction]:
-        self._playlist = [*self._preamble, *prompts]
-        self._preamble = []
-        return self._play_next()
-
-    def _play_next(self) -> list[IVRAction]:
-        prompt = self._playlist.pop(0)
-        self._seq += 1
-        self._playing = f"p{self._seq}"
-        return [PlayPrompt(prompt, self.language, self._playing)]
+        preamble, self._preamble = self._preamble, []
+        return [*self._media.play([*preamble, *prompts], self.language)]
 
     def _start_timer(self, seconds: float) -> list[IVRAction]:
-        self._seq += 1
-        self._timer = f"t{self._seq}"
-        return [StartTimer(self._timer, seconds)]
+        return [*self._media.start_timer(seconds)]
 
     def _stop(self) -> list[IVRAction]:
-        actions: list[IVRAction] = []
-        if self._playing is not None:
-            actions.append(StopPlayback(self._playing))
-            self._playing = None
-        self._playlist = []
-        if self._timer is not None:
-            actions.append(CancelTimer(self._timer))
-            self._timer = None
-        return actions
+        return [*self._media.stop()]

@@ -94,11 +94,15 @@ def decide(
     raise NoRoute(f"no routing rule of flow {flow.name!r} matches")
 
 
-def queue_is_open(calendars: dict[str, Calendar], queue: QueueDef | None, at: datetime) -> bool:
+def queue_calendar(calendars: dict[str, Calendar], queue: QueueDef | None) -> Calendar | None:
+    """The calendar governing a queue (its live settings); None means always open."""
     if queue is None or queue.calendar is None:
-        return True
-    calendar = calendars.get(queue.calendar)
-    return True if calendar is None else is_open(calendar, at)
+        return None
+    return calendars.get(queue.calendar)
+
+
+def queue_is_open(calendars: dict[str, Calendar], queue: QueueDef | None, at: datetime) -> bool:
+    return is_open(queue_calendar(calendars, queue), at)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from dialplan.model import WEEKDAYS, Calendar, Flow
+from dialplan.model import WEEKDAYS, Calendar
 
 HORIZON = timedelta(days=370)
 
@@ -104,25 +104,3 @@ def next_open(calendar: Calendar | None, at: datetime) -> datetime | None:
         if is_open(calendar, candidate):
             return candidate
     return None
-
-
-def queue_calendar(flow: Flow, queue_id: str) -> Calendar | None:
-    """The calendar of a queue of the flow; None (always open) for a queue without one or a
-    queue the flow does not declare (defined only in the database)."""
-    queue = flow.queues.get(queue_id)
-    if queue is None or queue.calendar is None:
-        return None
-    try:
-        return flow.calendars[queue.calendar]
-    except KeyError:
-        raise KeyError(f"queue {queue_id!r}: no calendar named {queue.calendar!r}") from None
-
-
-def queue_open(flow: Flow, queue_id: str, at: datetime) -> bool:
-    """Whether the flow's queue takes calls at ``at`` (by its calendar; none: always)."""
-    return is_open(queue_calendar(flow, queue_id), at)
-
-
-def queue_next_open(flow: Flow, queue_id: str, at: datetime) -> datetime | None:
-    """When the flow's queue next takes calls (``at`` itself when open now)."""
-    return next_open(queue_calendar(flow, queue_id), at)

@@ -37,10 +37,9 @@ def clean_text(value: str | None, limit: int = MAX_TEXT) -> str | None:
 class OpenedCall:
     id: str
     client_id: int | None
-    client_name: str | None
     caller_e164: str | None
     new: bool
-    client: Client | None = None  # the matched client's row (detached), for routing
+    client: Client | None = None  # the matched client's row (detached): name, routing facts
 
 
 class CallLog:
@@ -128,21 +127,14 @@ class CallLog:
                     raise
                 return await self._opened(session, existing, e164, new=False)
             return OpenedCall(
-                call.id,
-                call.client_id,
-                clients[0].name if clients else None,
-                e164,
-                new=True,
-                client=clients[0] if clients else None,
+                call.id, call.client_id, e164, new=True, client=clients[0] if clients else None
             )
 
     async def _opened(
         self, session: AsyncSession, call: Call, e164: str | None, *, new: bool
     ) -> OpenedCall:
-        name = None
-        if call.client_id is not None:
-            name = await session.scalar(select(Client.name).where(Client.id == call.client_id))
-        return OpenedCall(call.id, call.client_id, name, e164, new)
+        client = None if call.client_id is None else await session.get(Client, call.client_id)
+        return OpenedCall(call.id, call.client_id, e164, new, client)
 
     async def event(self, call_id: str, kind: str, at: datetime | None = None, **data: Any) -> None:
         self._pending.append({"call_id": call_id, "at": at or now(), "kind": kind, "data": data})

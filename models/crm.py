@@ -32,12 +32,6 @@ class CRM:
         # The call log's pending events go first, so the trail never trails the row.
         self.before_write = before_write
 
-    async def caller(self, client_id: int | None) -> Caller:
-        if client_id is None:
-            return Caller()
-        async with self.sessions() as session:
-            return caller_of(await session.get(Client, client_id))
-
     async def queues(self) -> dict[str, QueueDef]:
         """Queue settings as they are now: an admin's edit applies to the next call."""
         async with self.sessions() as session:

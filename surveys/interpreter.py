@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ari_app.ivr import CancelTimer, HangupCall, PlayPrompt, StartTimer, StopPlayback
+from ari_app.ivr import HangupCall
+from ari_app.prompter import CancelTimer, PlayPrompt, Prompter, StartTimer, StopPlayback
 from surveys.model import (
     END,
     NPS_MAX,
@@ -124,11 +125,8 @@ class SurveyCall:
     question: str | None = None
     answers: list[Answer] = field(default_factory=list)
     path: list[str] = field(default_factory=list)  # what happened, for the call's ivr_path
-    _playlist: list[str] = field(default_factory=list)
-    _playing: str | None = None
-    _timer: str | None = None
+    _media: Prompter = field(default_factory=Prompter)
     _recording: str | None = None
-    _seq: int = 0
     _attempts: int = 0
     _digits: str = ""
 
@@ -148,11 +146,11 @@ class SurveyCall:
         return self._play([self.survey.intro])
 
     def on_playback_finished(self, playback_id: str) -> list[SurveyAction]:
-        if playback_id != self._playing:
+        step = self._media.finished(playback_id, self.language)
+        if step is None:
             return []
-        self._playing = None
-        if self._playlist:
-            return self._play_next()
+        if step:
+            return [*step]
         if self.phase is Phase.INTRO:
             consent = self.survey.consent
             if consent is None:
@@ -181,9 +179,8 @@ class SurveyCall:
         return []
 
     def on_timer(self, timer_id: str) -> list[SurveyAction]:
-        if timer_id != self._timer:
+        if not self._media.fired(timer_id):
             return []
-        self._timer = None
         if self.phase is Phase.INTRO:
             return self._consent_retry(invalid=False)
         if self.phase is Phase.QUESTION:
@@ -215,12 +212,7 @@ class SurveyCall:
     def on_hangup(self) -> list[SurveyAction]:
         """The respondent hung up (or the call was lost). Answers given stay; a number still
         being keyed ("1" waiting for a possible "0") is dropped: it was never confirmed."""
-        actions: list[SurveyAction] = []
-        if self._timer is not None:
-            actions.append(CancelTimer(self._timer))
-            self._timer = None
-        self._playing = None
-        self._playlist = []
+        actions: list[SurveyAction] = [*self._media.forget()]
         self._digits = ""
         recording = self.phase is Phase.RECORDING
         self.phase = Phase.OVER
@@ -386,30 +378,13 @@ class SurveyCall:
     # ---- media and timers -----------------------------------------------------------------
 
     def _play(self, prompts: list[str]) -> list[SurveyAction]:
-        self._playlist = list(prompts)
-        return self._play_next()
-
-    def _play_next(self) -> list[SurveyAction]:
-        prompt = self._playlist.pop(0)
-        self._seq += 1
-        self._playing = f"p{self._seq}"
-        return [PlayPrompt(prompt, self.language, self._playing)]
+        return [*self._media.play(prompts, self.language)]
 
     def _start_timer(self, seconds: float) -> list[SurveyAction]:
-        self._seq += 1
-        self._timer = f"t{self._seq}"
-        return [StartTimer(self._timer, seconds)]
+        return [*self._media.start_timer(seconds)]
 
     def _stop(self) -> list[SurveyAction]:
-        actions: list[SurveyAction] = []
-        if self._playing is not None:
-            actions.append(StopPlayback(self._playing))
-            self._playing = None
-        self._playlist = []
-        if self._timer is not None:
-            actions.append(CancelTimer(self._timer))
-            self._timer = None
-        return actions
+        return [*self._media.stop()]
 
 
 def _bounds(question: NPSQuestion | ScaleQuestion) -> tuple[int, int]:

@@ -76,6 +76,7 @@ async def test_caller_is_matched_through_any_of_the_clients_phones(database: Dat
         await session.commit()
     log = CallLog(database.sessions, "BA")
     opened = await _open(log, "chan-3", "061/222-333")
-    assert (opened.client_id, opened.client_name) == (client.id, "Key Client")
+    assert opened.client is not None
+    assert (opened.client_id, opened.client.name) == (client.id, "Key Client")
     unknown = await _open(log, "chan-4", "anonymous")
     assert unknown.client_id is None and unknown.caller_e164 is None

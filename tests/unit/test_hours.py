@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dialplan.hours import is_open, next_open, queue_next_open, queue_open
+from ari_app.routing import queue_calendar, queue_is_open
+from dialplan.hours import is_open, next_open
 from dialplan.model import WEEKDAYS, Calendar, Flow
 from dialplan.validate import load_flow
 
@@ -204,22 +205,16 @@ def test_clock_falling_back_into_a_range_reopens_it() -> None:
 
 def test_queue_open_follows_the_queue_calendar() -> None:
     sunday_night = local(2027, 2, 7, 3, 0)
-    assert queue_open(FLOW, "urgent", sunday_night)  # calendar: always
-    assert not queue_open(FLOW, "general", sunday_night)  # calendar: office
-    assert queue_next_open(FLOW, "general", sunday_night) == utc(2027, 2, 8, 7, 0)
+    assert queue_is_open(FLOW.calendars, FLOW.queues["urgent"], sunday_night)  # always
+    assert not queue_is_open(FLOW.calendars, FLOW.queues["general"], sunday_night)  # office
+    office = queue_calendar(FLOW.calendars, FLOW.queues["general"])
+    assert next_open(office, sunday_night) == utc(2027, 2, 8, 7, 0)
 
 
 def test_queue_without_a_calendar_or_unknown_to_the_flow_is_always_open() -> None:
-    flow = FLOW.model_copy(
-        update={
-            "queues": {
-                **FLOW.queues,
-                "x": FLOW.queues["general"].model_copy(update={"calendar": None}),
-            }
-        }
-    )
-    assert queue_open(flow, "x", local(2027, 2, 7, 3, 0))
-    assert queue_open(FLOW, "defined_in_the_database", local(2027, 2, 7, 3, 0))
+    no_calendar = FLOW.queues["general"].model_copy(update={"calendar": None})
+    assert queue_is_open(FLOW.calendars, no_calendar, local(2027, 2, 7, 3, 0))
+    assert queue_is_open(FLOW.calendars, None, local(2027, 2, 7, 3, 0))  # only in the database
 
 
 # ---- property -----------------------------------------------------------------------------
