@@ -261,13 +261,28 @@ class LocalPBX:
     def install_media(self, log: _Log) -> None:
         """The default flow's prompts (synthesised, cached in data_dir/sounds) into the
         chroot's sounds/centrala/<lang>/, and our music on hold into the default MOH class."""
-        from centrala.prompts import PromptError, build_prompts, hold_music, load_flow
+        from centrala.prompts import (
+            PromptError,
+            build_prompts,
+            hold_music,
+            load_flow,
+            load_survey_file,
+        )
 
         sounds = self.settings.data_dir / "sounds"
         try:
             build_prompts(load_flow(self.settings.flow_file), sounds)
+            for survey_file in self.settings.survey_files:
+                build_prompts(load_survey_file(survey_file), sounds)
         except PromptError as exc:
             log(f"warning: prompts not synthesised, the IVR may play missing files: {exc}")
+        self.install_sounds()
+        # Never silence on hold: the default class plays this (its directory is otherwise empty).
+        hold_music(self.rootfs / "var/lib/asterisk/moh/centrala-hold.wav")
+
+    def install_sounds(self) -> None:
+        """Every synthesised prompt in data_dir/sounds into the chroot's sounds/centrala/."""
+        sounds = self.settings.data_dir / "sounds"
         target = self.rootfs / "usr/share/asterisk/sounds/centrala"
         if target.exists():
             shutil.rmtree(target)
@@ -279,8 +294,6 @@ class LocalPBX:
             (target / lang_dir.name).mkdir()
             for wav in files:
                 shutil.copyfile(wav, target / lang_dir.name / wav.name)
-        # Never silence on hold: the default class plays this (its directory is otherwise empty).
-        hold_music(self.rootfs / "var/lib/asterisk/moh/centrala-hold.wav")
         # Readable by the asterisk user (it only reads them).
         for dirpath, _dirs, names in os.walk(target):
             os.chmod(dirpath, 0o755)

@@ -19,9 +19,12 @@ import shutil
 import subprocess
 import sys
 import wave
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
-from dialplan.model import Flow
+from dialplan.model import Flow, Prompt
+from surveys.model import Survey
 
 SAMPLE_RATE = 8000
 SPEED_WPM = 150
@@ -56,13 +59,38 @@ def load_flow(path: Path) -> Flow:
         raise PromptError(f"cannot read the flow {path}: {exc}") from exc
 
 
-def prompt_media(flow: Flow, name: str, lang: str) -> str:
+class PromptSource(Protocol):
+    """A call flow or a survey: whatever names prompts."""
+
+    @property
+    def prompts(self) -> Mapping[str, Prompt]: ...
+
+
+def sound_name(source: PromptSource, name: str) -> str:
+    """The file name (without .wav) prompt `name` is synthesised into: a survey's prompts are
+    ``survey-<survey>-<name>`` so they never overwrite the info line's (both have "thanks")."""
+    if isinstance(source, Survey):
+        return f"survey-{source.name}-{name}"
+    return name
+
+
+def load_survey_file(path: Path) -> Survey:
+    """A survey from its YAML (or JSON) file, checked by ``surveys.validate``."""
+    from surveys.validate import SurveyError, check_survey
+
+    try:
+        return check_survey(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, SurveyError) as exc:
+        raise PromptError(f"cannot read the survey {path}: {exc}") from exc
+
+
+def prompt_media(source: PromptSource, name: str, lang: str) -> str:
     """The ARI media URI that plays prompt `name` in `lang`: the prompt's explicit media for
-    that language if it has one, else the synthesised ``sound:centrala/<lang>/<name>``."""
-    prompt = flow.prompts.get(name)
+    that language if it has one, else the synthesised ``sound:centrala/<lang>/<file>``."""
+    prompt = source.prompts.get(name)
     if prompt is not None and lang in prompt.media:
         return prompt.media[lang]
-    return f"sound:{SOUND_PREFIX}/{lang}/{name}"
+    return f"sound:{SOUND_PREFIX}/{lang}/{sound_name(source, name)}"
 
 
 def voice_for(lang: str) -> str:
@@ -112,17 +140,19 @@ def _synthesise(voice: str, text: str, out: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def build_prompts(flow: Flow, out_dir: Path, *, built: list[Path] | None = None) -> list[Path]:
+def build_prompts(
+    source: PromptSource, out_dir: Path, *, built: list[Path] | None = None
+) -> list[Path]:
     """Synthesise every prompt text without explicit media for its language into
-    ``out_dir/<lang>/<name>.wav``; returns every such file (built now or cached before).
-    Files synthesised by this call (not taken from the cache) are appended to `built`."""
+    ``out_dir/<lang>/<file>.wav`` (``sound_name``); returns every such file (built now or
+    cached before). Files synthesised by this call (not from the cache) go into `built`."""
     jobs: list[tuple[str, str, str, str]] = []
-    for name, prompt in sorted(flow.prompts.items()):
+    for name, prompt in sorted(source.prompts.items()):
         for lang, text in sorted(prompt.text.items()):
             if lang in prompt.media:
                 continue
             # Check every language before synthesising anything.
-            jobs.append((name, lang, voice_for(lang), text))
+            jobs.append((sound_name(source, name), lang, voice_for(lang), text))
     paths = []
     for name, lang, voice, text in jobs:
         out = out_dir / lang / f"{name}.wav"

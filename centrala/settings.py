@@ -82,6 +82,19 @@ class Settings(BaseSettings):
     # The call flow a fresh install plays (its prompts are synthesised by `pbx up`).
     flow_file: Path = REPO_ROOT / "dialplan" / "infoline.yaml"
 
+    # Automated surveys: the surveys a fresh install knows (applied by `serve` when missing,
+    # prompts synthesised by `pbx up`), the Stasis app of campaign calls, and how a campaign
+    # dials a client's number (`{number}` is the E.164 number).
+    survey_files: list[Path] = [REPO_ROOT / "surveys" / "nps.yaml"]
+    survey_app: str = "centrala-survey"
+    outbound_dial: str = Field(
+        default="PJSIP/{number}@trunk", description="channel to dial for campaign calls"
+    )
+    outbound_caller_id: str = Field(
+        default="0800100200", description="the number campaign calls show"
+    )
+    campaign_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+
     def effective_api_token(self) -> str:
         """The API token: the setting, else the one `serve` generated on first start."""
         if self.api_token:

@@ -42,10 +42,11 @@ def checksum(flow: Flow) -> str:
 
 def _lock_key(name: str) -> int:
     # A signed 64-bit key for pg_advisory_xact_lock, stable across processes.
-    return int.from_bytes(hashlib.sha256(f"flow:{name}".encode()).digest()[:8], "big", signed=True)
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-async def _lock(session: AsyncSession, name: str) -> None:
+async def lock_name(session: AsyncSession, name: str) -> None:
+    """Serialise writers of one named thing (a flow, a survey) until the transaction ends."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(name)})
@@ -86,7 +87,7 @@ async def _apply_once(
     sessions: async_sessionmaker[AsyncSession], flow: Flow, digest: str, created_by: str | None
 ) -> int:
     async with sessions() as session, session.begin():
-        await _lock(session, flow.name)
+        await lock_name(session, f"flow:{flow.name}")
         active = await session.scalar(
             select(FlowVersion).where(FlowVersion.name == flow.name, FlowVersion.active)
         )
