@@ -15,8 +15,9 @@ ami_secret=${CENTRALA_AMI_SECRET:-centrala-local-ami}
 agi_host=${CENTRALA_AGI_HOST:-127.0.0.1}
 agi_port=${CENTRALA_AGI_PORT:-4573}
 app=${CENTRALA_INFOLINE_APP:-infoline}
+survey_app=${CENTRALA_SURVEY_APP:-centrala-survey}
 
-for v in "$ari_user" "$ari_password" "$ami_user" "$ami_secret" "$app"; do
+for v in "$ari_user" "$ari_password" "$ami_user" "$ami_secret" "$app" "$survey_app"; do
   case "$v" in
     ""|*[\;\[\]=,\"\'\ \	]*) echo "credentials and app name must be non-empty, without spaces, quotes, ; [ ] = or ," >&2; exit 2 ;;
   esac
@@ -34,7 +35,7 @@ printf 'bindaddr = %s\nport = %s\n' "$ami_host" "$ami_port" > "$out/manager_gene
 printf '[%s]\nsecret = %s\ndeny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\nread = all\nwrite = all\n' \
   "$ami_user" "$ami_secret" > "$out/manager_users.conf"
 printf '[transport-udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:5060\n' > "$out/pjsip_transports.conf"
-printf 'INFOLINE_APP = %s\nCENTRALA_AGI = agi://%s:%s\n' "$app" "$agi_host" "$agi_port" > "$out/globals.conf"
+printf 'INFOLINE_APP = %s\nSURVEY_APP = %s\nCENTRALA_AGI = agi://%s:%s\n' "$app" "$survey_app" "$agi_host" "$agi_port" > "$out/globals.conf"
 
 [ -n "${CENTRALA_RENDER_ONLY:-}" ] && exit 0
 chown -R asterisk:asterisk "$out"

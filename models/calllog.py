@@ -83,13 +83,17 @@ class CallLog:
         called_number: str | None,
         started_at: datetime,
         flow_version: int | None = None,
+        client_id: int | None = None,
+        survey_id: int | None = None,
     ) -> OpenedCall:
+        """Open the call's record (once per channel). The client is ``client_id`` when the
+        caller knows it (a campaign calling a client), else looked up by the caller's number."""
         e164 = normalise(caller_number, self.region)
         async with self.sessions() as session:
             existing = await session.scalar(select(Call).where(Call.channel_id == channel_id))
             if existing is not None:
                 return await self._opened(session, existing, e164, new=False)
-            clients = await self.find_client(session, e164)
+            clients = [] if client_id is not None else await self.find_client(session, e164)
             call = Call(
                 channel_id=channel_id,
                 linkedid=clean_text(linkedid, 64),
@@ -98,10 +102,11 @@ class CallLog:
                 caller_number=clean_text(caller_number, 64),
                 caller_name=clean_text(caller_name),
                 called_number=clean_text(called_number, 64),
-                client_id=clients[0].id if clients else None,
+                client_id=client_id if client_id is not None else (clients[0].id if clients else None),
                 started_at=started_at,
                 ivr_path=[],
                 flow_version=flow_version,
+                survey_id=survey_id,
             )
             session.add(call)
             try:

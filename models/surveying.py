@@ -1,0 +1,153 @@
+"""What a survey call writes, shared by the outbound campaign (ARI) and the post-call survey
+(FastAGI): each answer the moment it is given, the survey's final state on the call row, and
+the detractor's follow-up callback. Every write is idempotent per call, so a replayed event or
+a resumed call never stores an answer or a task twice."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models.tables import Call, Callback, CallbackStatus, CallEvent, Client, Interaction, SurveyAnswer
+from surveys.campaign import ClientFacts
+from surveys.followup import CallbackTask
+from surveys.interpreter import Answer, SurveyStatus
+
+
+async def _nothing() -> None:
+    return None
+
+
+class SurveyLog:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        before_write: Callable[[], Awaitable[None]] = _nothing,
+    ) -> None:
+        self.sessions = sessions
+        # The call log's pending events go first, so the trail never trails the row.
+        self.before_write = before_write
+
+    async def started(self, call_id: str, survey_id: int) -> None:
+        """The call asks survey version ``survey_id`` (counted in response rates even when
+        nobody answers anything)."""
+        await self.before_write()
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Call)
+                .where(Call.id == call_id)
+                .values(survey_id=survey_id, survey_status=SurveyStatus.IN_PROGRESS.value)
+            )
+
+    async def save_answer(
+        self, call_id: str, survey_id: int, client_id: int | None, answer: Answer, at: datetime
+    ) -> bool:
+        """Store one answer; False when this call already answered that question."""
+        await self.before_write()
+        try:
+            async with self.sessions() as session, session.begin():
+                session.add(
+                    SurveyAnswer(
+                        survey_id=survey_id,
+                        call_id=call_id,
+                        client_id=client_id,
+                        question_key=answer.question_key,
+                        value_int=answer.value_int,
+                        value_text=answer.value_text,
+                        recording=answer.recording,
+                        answered_at=at,
+                    )
+                )
+        except IntegrityError:  # (call_id, question_key) is unique
+            return False
+        return True
+
+    async def answers(self, call_id: str) -> list[Answer]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(SurveyAnswer).where(SurveyAnswer.call_id == call_id).order_by(SurveyAnswer.id)
+            )
+            return [
+                Answer(r.question_key, r.value_int, r.value_text, r.recording) for r in rows
+            ]
+
+    async def ended(self, call_id: str, status: SurveyStatus) -> None:
+        """The survey's final state on the call row (a final state is never overwritten)."""
+        await self.before_write()
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Call)
+                .where(
+                    Call.id == call_id,
+                    (Call.survey_status.is_(None))
+                    | (Call.survey_status == SurveyStatus.IN_PROGRESS.value),
+                )
+                .values(survey_status=status.value)
+            )
+
+    async def client_facts(self, client_id: int | None, number: str) -> ClientFacts:
+        """What the follow-up rule needs about the respondent."""
+        if client_id is None:
+            return ClientFacts(client_id=None, number=number)
+        async with self.sessions() as session:
+            client = await session.get(Client, client_id)
+        if client is None:
+            return ClientFacts(client_id=None, number=number)
+        return ClientFacts(
+            client_id=client.id,
+            number=number,
+            assigned_manager=client.assigned_manager_id,
+            language=client.language,
+        )
+
+    async def follow_up(self, call_id: str, task: CallbackTask, at: datetime) -> int | None:
+        """Create the detractor's callback (once per call) and put the score in the client's
+        history, where the manager reads it before calling. Returns the callback id, None when
+        this call already has one."""
+        await self.before_write()
+        async with self.sessions() as session, session.begin():
+            existing = await session.scalar(
+                select(Callback.id).where(Callback.call_id == call_id, Callback.reason == task.reason)
+            )
+            if existing is not None:
+                return None
+            callback = Callback(
+                call_id=call_id,
+                client_id=task.client_id,
+                number=task.number,
+                reason=task.reason,
+                queue=task.queue,
+                assigned_agent_id=task.assigned_agent_id,
+                due_at=task.due_at,
+                status=CallbackStatus.OPEN,
+            )
+            session.add(callback)
+            if task.client_id is not None:
+                session.add(
+                    Interaction(
+                        client_id=task.client_id,
+                        call_id=call_id,
+                        channel="survey",
+                        category=task.reason,
+                        note=task.note,
+                    )
+                )
+            session.add(
+                CallEvent(
+                    call_id=call_id,
+                    at=at,
+                    kind="follow_up_created",
+                    data={
+                        "reason": task.reason,
+                        "assigned_agent_id": task.assigned_agent_id,
+                        "queue": task.queue,
+                        "due_at": task.due_at.isoformat(),
+                    },
+                )
+            )
+            await session.flush()
+            return callback.id
