@@ -188,9 +188,12 @@ def free_port() -> int:
 
 
 class Serve:
-    def __init__(self, workdir: Path, database_url: str) -> None:
+    def __init__(
+        self, workdir: Path, database_url: str, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.database_url = database_url
+        self.extra_env = extra_env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "serve.log"
@@ -206,6 +209,7 @@ class Serve:
             "CENTRALA_WEB_PORT": str(self.port),
             "CENTRALA_LOG_FORMAT": "json",
             "CENTRALA_LOG_LEVEL": "INFO",
+            **self.extra_env,
         }
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(

@@ -411,5 +411,16 @@ def serve() -> None:
     asyncio.run(run(settings))
 
 
+def _register_survey_commands() -> None:
+    from centrala.cli_surveys import campaign, survey
+
+    main.add_command(survey)
+    main.add_command(campaign)
+
+
+_register_survey_commands()
+
+
 if __name__ == "__main__":
     main()
+

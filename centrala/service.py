@@ -22,14 +22,20 @@ from ari_app.agents import AgentDesk, AgentDeskError
 from ari_app.ami import AMIClient
 from ari_app.api import routes as api_routes
 from ari_app.ari import ARIClient, ARIError, Event
+from ari_app.campaign_api import routes as campaign_routes
+from ari_app.campaigns import CampaignDialler
 from ari_app.infoline import CallControlError, InfolineApp
 from ari_app.web import desk_ctx, setup_desk
 from centrala.settings import Settings
 from dialplan.store import active_flow, apply_flow
 from dialplan.validate import load_flow
 from models.calllog import CallLog
+from models.campaigns import CampaignError, CampaignStore
 from models.crm import CRM
 from models.db import create_engine, session_factory, upgrade_async
+from models.surveying import SurveyLog
+from surveys.store import active_survey, apply_survey
+from surveys.validate import check_survey
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +48,9 @@ AGI = web.AppKey("agi", FastAGIServer)
 ACD_KEY = web.AppKey("acd", ACD)
 DESK = web.AppKey("desk", AgentDesk)
 INFOLINE = web.AppKey("infoline", InfolineApp)
+SURVEYS = web.AppKey("surveys", SurveyLog)
+CAMPAIGNS = web.AppKey("campaigns", CampaignStore)
+DIALLER = web.AppKey("dialler", CampaignDialler)
 LOOP_LAG = web.AppKey("loop_lag", list[float])
 
 
@@ -58,6 +67,13 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         flow = load_flow(settings.flow_file.read_text(), str(settings.flow_file))
         version = await apply_flow(sessions, flow, created_by="serve (fresh install)")
         log.info("flow_applied", flow=flow.name, version=version, file=str(settings.flow_file))
+    app[SURVEYS] = SurveyLog(sessions, before_write=app[CALLLOG].flush)
+    app[CAMPAIGNS] = CampaignStore(sessions)
+    for path in settings.survey_files:
+        survey = check_survey(path.read_text(encoding="utf-8"), str(path))
+        if await active_survey(sessions, survey.name) is None:
+            stored = await apply_survey(sessions, survey)
+            log.info("survey_applied", survey=survey.name, version=stored.version, file=str(path))
     yield
     await app[CALLLOG].aclose()
     await engine.dispose()
@@ -66,7 +82,10 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     ari = ARIClient(
-        settings.ari_url, settings.ari_user, settings.ari_password, [settings.infoline_app]
+        settings.ari_url,
+        settings.ari_user,
+        settings.ari_password,
+        [settings.infoline_app, settings.survey_app],
     )
     acd = ACD()
     desk = AgentDesk(ari, app[CRM_KEY], acd, settings.infoline_app)
@@ -80,15 +99,33 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         region=settings.default_region,
     )
 
+    dialler = CampaignDialler(
+        ari,
+        app[CALLLOG],
+        app[SURVEYS],
+        app[CAMPAIGNS],
+        app=settings.survey_app,
+        dial=settings.outbound_dial,
+        caller_id=settings.outbound_caller_id,
+        tick_seconds=settings.campaign_tick_seconds,
+    )
+
     async def on_event(event: Event) -> None:
         with structlog.contextvars.bound_contextvars():
-            await infoline.on_event(event)
+            if event.get("application") == settings.survey_app:
+                await dialler.on_event(event)
+            else:
+                await infoline.on_event(event)
 
     ari.on_event(on_event)
     ari.on_connect(infoline.reconcile)
+    ari.on_connect(dialler.reconcile)
     app[ARI], app[ACD_KEY], app[DESK], app[INFOLINE] = ari, acd, desk, infoline
+    app[DIALLER] = dialler
     await ari.start()
+    dialler.start()
     yield
+    await dialler.stop()
     await desk.close()
     await ari.stop()
 
@@ -180,7 +217,7 @@ async def api_guard(
             )
     try:
         return await handler(request)
-    except (AgentDeskError, CallControlError) as exc:
+    except (AgentDeskError, CallControlError, CampaignError) as exc:
         return web.json_response({"error_id": exc.error_id, "message": str(exc)}, status=exc.status)
     except ARIError as exc:
         status = 503 if exc.error_id == "pbx_unavailable" else 502
@@ -194,6 +231,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(desk_ctx(SETTINGS, CRM_KEY, ACD_KEY, DESK, INFOLINE))
     app.router.add_get("/status", status)
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
+    app.router.add_routes(campaign_routes(CAMPAIGNS))
     setup_desk(app)
     return app
 

@@ -42,6 +42,13 @@ class OpenedCall:
     client: Client | None = None  # the matched client's row (detached): name, routing facts
 
 
+@dataclass(frozen=True)
+class CallState:
+    answered_at: datetime | None
+    ended_at: datetime | None
+    survey_status: str | None
+
+
 class CallLog:
     def __init__(
         self,
@@ -102,7 +109,9 @@ class CallLog:
                 caller_number=clean_text(caller_number, 64),
                 caller_name=clean_text(caller_name),
                 called_number=clean_text(called_number, 64),
-                client_id=client_id if client_id is not None else (clients[0].id if clients else None),
+                client_id=client_id
+                if client_id is not None
+                else (clients[0].id if clients else None),
                 started_at=started_at,
                 ivr_path=[],
                 flow_version=flow_version,
@@ -213,6 +222,15 @@ class CallLog:
                 )
             await session.commit()
             return closed
+
+    async def state(self, call_id: str) -> CallState | None:
+        """How far a call got, as stored (for a call that ended while we were away)."""
+        await self.flush()
+        async with self.sessions() as session:
+            call = await session.get(Call, call_id)
+            if call is None:
+                return None
+            return CallState(call.answered_at, call.ended_at, call.survey_status)
 
     async def open_calls(self, handler: str) -> list[tuple[str, str]]:
         """(call id, channel id) of calls not yet closed: what a restarted app must adopt."""

@@ -12,7 +12,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.tables import Call, Callback, CallbackStatus, CallEvent, Client, Interaction, SurveyAnswer
+from models.tables import (
+    Call,
+    Callback,
+    CallbackStatus,
+    CallEvent,
+    Client,
+    Interaction,
+    SurveyAnswer,
+)
 from surveys.campaign import ClientFacts
 from surveys.followup import CallbackTask
 from surveys.interpreter import Answer, SurveyStatus
@@ -69,11 +77,11 @@ class SurveyLog:
     async def answers(self, call_id: str) -> list[Answer]:
         async with self.sessions() as session:
             rows = await session.scalars(
-                select(SurveyAnswer).where(SurveyAnswer.call_id == call_id).order_by(SurveyAnswer.id)
+                select(SurveyAnswer)
+                .where(SurveyAnswer.call_id == call_id)
+                .order_by(SurveyAnswer.id)
             )
-            return [
-                Answer(r.question_key, r.value_int, r.value_text, r.recording) for r in rows
-            ]
+            return [Answer(r.question_key, r.value_int, r.value_text, r.recording) for r in rows]
 
     async def ended(self, call_id: str, status: SurveyStatus) -> None:
         """The survey's final state on the call row (a final state is never overwritten)."""
@@ -111,7 +119,9 @@ class SurveyLog:
         await self.before_write()
         async with self.sessions() as session, session.begin():
             existing = await session.scalar(
-                select(Callback.id).where(Callback.call_id == call_id, Callback.reason == task.reason)
+                select(Callback.id).where(
+                    Callback.call_id == call_id, Callback.reason == task.reason
+                )
             )
             if existing is not None:
                 return None

@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dialplan.hours import next_open
 from dialplan.model import WEEKDAYS, Calendar, Strict
@@ -407,3 +407,102 @@ def how_many_to_dial(
     if max_per_tick is not None:
         n = min(n, max(0, max_per_tick))
     return n
+
+
+# ---- a campaign's settings and its calls' results ------------------------------------------
+
+MachineAction = Literal["hangup", "message"]
+
+
+class CampaignSettings(Strict):
+    """Everything a survey campaign is run with, stored in ``campaigns.settings``."""
+
+    rules: CampaignRules = Field(default_factory=CampaignRules)
+    concurrency: int = Field(default=30, ge=1, le=500)  # survey calls at once
+    calls_per_second: float = Field(default=10, gt=0, le=100)  # the carrier's call rate
+    ring_seconds: int = Field(default=30, ge=5, le=120)
+    amd: bool = True  # answering-machine detection before the survey starts
+    machine_action: MachineAction = "hangup"
+    machine_prompt: str | None = None  # a survey prompt, played to a machine ("message")
+    followup_queue: str = "new_clients"  # detractors without a manager are called from here
+    starts_at: datetime | None = None  # the schedule: no calls before / after
+    ends_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _machine(self) -> CampaignSettings:
+        if self.machine_action == "message" and not self.machine_prompt:
+            raise ValueError("machine_action 'message' needs machine_prompt (a survey prompt)")
+        if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
+            raise ValueError("starts_at must be before ends_at")
+        return self
+
+
+def in_schedule(settings: CampaignSettings, now: datetime) -> bool:
+    if settings.starts_at is not None and now < settings.starts_at:
+        return False
+    return settings.ends_at is None or now < settings.ends_at
+
+
+# Q.850 causes of a call that was never answered (ChannelDestroyed's cause).
+_BUSY_CAUSES = frozenset({17, 21})  # user busy, call rejected
+_NO_ANSWER_CAUSES = frozenset({16, 18, 19, 20, 31})  # gave up ringing, no answer, absent
+_INVALID_CAUSES = frozenset({1, 22, 28})  # unallocated, number changed, invalid format
+
+
+def unanswered_outcome(cause: int | None) -> Outcome:
+    """Why a campaign call that never reached the survey ended, from its hang-up cause."""
+    if cause in _BUSY_CAUSES:
+        return Outcome.BUSY
+    if cause in _NO_ANSWER_CAUSES:
+        return Outcome.NO_ANSWER
+    if cause in _INVALID_CAUSES:
+        return Outcome.INVALID_NUMBER
+    return Outcome.FAILED  # congestion, channel unavailable, network failure, unknown
+
+
+def is_machine(amd_status: str) -> bool:
+    """Asterisk AMD's AMDSTATUS: MACHINE is a machine; HUMAN and NOTSURE are treated as a
+    person (a person wrongly hung up on costs more than a machine asked one question)."""
+    return amd_status.strip().upper() == "MACHINE"
+
+
+def calling_timezones(client: ClientFacts, number_zones: tuple[str, ...]) -> tuple[str, ...]:
+    """The zones whose clock decides when the client may be called: their own when known,
+    else every zone their number can be in (all must be inside the window)."""
+    if client.timezone:
+        return (client.timezone,)
+    return number_zones
+
+
+def next_action_in_zones(
+    contact: Contact,
+    now: datetime,
+    rules: CampaignRules,
+    zones: tuple[str, ...],
+    do_not_call: Mapping[str, datetime | None] | None = None,
+) -> NextAction:
+    """``next_action`` when the client's zone is not known for sure: the first time that is
+    inside the calling window in every candidate zone (a number of a country with several
+    zones). No zone: the legal calendar's."""
+    if len(zones) <= 1:
+        client = replace(contact.client, timezone=zones[0] if zones else contact.client.timezone)
+        return next_action(replace(contact, client=client), now, rules, do_not_call)
+    at = now
+    for _ in range(16):  # converges in a few rounds; give up rather than loop
+        actions = [
+            next_action(
+                replace(contact, client=replace(contact.client, timezone=z), next_attempt_at=at),
+                now,
+                rules,
+                do_not_call,
+            )
+            for z in zones
+        ]
+        dials = [a for a in actions if isinstance(a, Dial)]
+        if len(dials) != len(actions):
+            return next(a for a in actions if not isinstance(a, Dial))
+        latest = max(d.at for d in dials)
+        if all(d.at == latest for d in dials):
+            return dials[0]
+        at = latest
+    return Skip("no_calling_window", final=False)

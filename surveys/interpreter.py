@@ -209,6 +209,22 @@ class SurveyCall:
             return actions
         return actions + self._advance(self._question(), None)
 
+    def resume(self, answers: list[Answer]) -> list[SurveyAction]:
+        """Go on with a survey whose first part ran in a process that is gone (``centrala
+        serve`` restarted mid-call): the answers stored stand, and the respondent is asked the
+        first question they have not answered, without the intro when they had consented
+        (answers mean they had). Without answers it starts from the intro."""
+        if not answers:
+            return self.start()
+        self.answers = list(answers)
+        self.consented = True
+        given = {a.question_key: a.value for a in answers}
+        name = self.survey.start
+        while name != END and name in given and name in self.survey.questions:
+            name = next_question(self.survey.questions[name], given[name])
+        self.path.append("resumed")
+        return self._enter(name)
+
     def on_hangup(self) -> list[SurveyAction]:
         """The respondent hung up (or the call was lost). Answers given stay; a number still
         being keyed ("1" waiting for a possible "0") is dropped: it was never confirmed."""
@@ -350,13 +366,7 @@ class SurveyCall:
         return self._play(prompts)
 
     def _advance(self, question: Question, value: int | str | None) -> list[SurveyAction]:
-        if isinstance(question.next, str):
-            return self._enter(question.next)
-        for case in question.next:
-            if case.when is None or case.when.holds(value):
-                return self._enter(case.next)
-        # validate() requires a default case; without one the survey ends here.
-        return self._enter(END)
+        return self._enter(next_question(question, value))
 
     def _record(self, question: RecordingQuestion) -> list[SurveyAction]:
         self.phase = Phase.RECORDING
@@ -385,6 +395,16 @@ class SurveyCall:
 
     def _stop(self) -> list[SurveyAction]:
         return [*self._media.stop()]
+
+
+def next_question(question: Question, value: int | str | None) -> str:
+    """Where the survey goes after ``question`` answered with ``value`` (None: unanswered)."""
+    if isinstance(question.next, str):
+        return question.next
+    for case in question.next:
+        if case.when is None or case.when.holds(value):
+            return case.next
+    return END  # validate() requires a default case; without one the survey ends here
 
 
 def _bounds(question: NPSQuestion | ScaleQuestion) -> tuple[int, int]:

@@ -95,6 +95,24 @@ class Server:
     log_path: Path
     proc: subprocess.Popen[bytes]
     data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def spawn(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "centrala.cli", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def crash_and_restart(self) -> None:
+        """Kill `centrala serve` (SIGKILL: nothing is tidied up) and start it again on the
+        same database, as after a crash; returns once it is ready."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.spawn()
+        await self.wait_ready()
 
     async def status(self) -> tuple[int, dict[str, Any]]:
         async with (
@@ -170,6 +188,18 @@ async def server(
         await _stop_and_check(other, running.value)
     tmp = tmp_path_factory.mktemp(f"serve-{backend}")
     db = await make_database(backend, tmp, suffix="_calls")
+    srv = start_serve(db, tmp)
+    shared = live.servers[backend] = live.Shared(srv)
+    try:
+        await srv.wait_ready()
+        yield srv
+    finally:
+        await _release_server(backend, shared)
+
+
+def start_serve(db: Database, tmp: Path) -> Server:
+    """Start `centrala serve` on ``db`` (its data and log in ``tmp``). Survey campaigns dial
+    the simulated clients of tests/asterisk ([test-clients]) and tick fast."""
     port = _free_port()
     log_path = tmp / "serve.log"
     env = {
@@ -179,21 +209,12 @@ async def server(
         "CENTRALA_LOG_FORMAT": "json",
         "CENTRALA_LOG_LEVEL": "DEBUG",
         "CENTRALA_DATA_DIR": str(tmp),
+        "CENTRALA_OUTBOUND_DIAL": "Local/{number}@test-clients",
+        "CENTRALA_CAMPAIGN_TICK_SECONDS": "0.25",
     }
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "centrala.cli", "serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    srv = Server(f"http://127.0.0.1:{port}", db, log_path, proc, tmp)
-    shared = live.servers[backend] = live.Shared(srv)
-    try:
-        await srv.wait_ready()
-        yield srv
-    finally:
-        await _release_server(backend, shared)
+    srv = Server(f"http://127.0.0.1:{port}", db, log_path, None, tmp, env)  # type: ignore[arg-type]
+    srv.spawn()
+    return srv
 
 
 async def _release_server(backend: str, shared: live.Shared) -> None:

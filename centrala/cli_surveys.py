@@ -1,0 +1,245 @@
+"""`centrala survey ...` and `centrala campaign ...`: survey definitions and outbound survey
+campaigns, straight on the database. The running `centrala serve` picks a campaign's start,
+pause or stop up at its next tick (the API does the same through the server)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from centrala.settings import get_settings
+
+T = TypeVar("T")
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def _db(work: Callable[[Sessions], Awaitable[T]]) -> T:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from models.campaigns import CampaignError
+    from models.db import create_engine, session_factory
+
+    async def run() -> T:
+        engine = create_engine(get_settings().effective_database_url)
+        try:
+            return await work(session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except CampaignError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        raise click.ClickException(f"database: {exc}") from exc
+
+
+# ---- survey -------------------------------------------------------------------------------
+
+
+@click.group()
+def survey() -> None:
+    """Survey definitions (NPS, research): check, apply, report."""
+
+
+def _read_survey(path: Path) -> Any:
+    from surveys.validate import SurveyError, check_survey
+
+    try:
+        return check_survey(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc
+    except SurveyError as exc:
+        for problem in exc.problems:
+            click.echo(f"{path}: {problem}", err=True)
+        sys.exit(2)
+
+
+@survey.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def survey_check(path: Path) -> None:
+    """Check the survey in PATH (YAML or JSON): exit 0 when valid, 2 with one problem per
+    line."""
+    s = _read_survey(path)
+    click.echo(f"OK: survey {s.name}, {len(s.questions)} questions, languages {s.languages}")
+
+
+@survey.command("apply")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def survey_apply(path: Path) -> None:
+    """Validate the survey in PATH and make it the active version of its name; synthesise
+    its prompts (and install them into the local PBX when it is there). Campaigns already
+    created keep the version they were created with."""
+    from centrala.pbx import LocalPBX
+    from centrala.prompts import PromptError, build_prompts
+    from surveys.store import apply_survey
+
+    s = _read_survey(path)
+    stored = _db(lambda sessions: apply_survey(sessions, s))
+    settings = get_settings()
+    try:
+        build_prompts(s, settings.data_dir / "sounds")
+        pbx = LocalPBX(settings)
+        if pbx.rootfs.is_dir():
+            pbx.install_sounds()
+    except (PromptError, OSError) as exc:
+        click.echo(f"warning: prompts not synthesised: {exc}", err=True)
+    click.echo(f"survey {s.name} version {stored.version} active (id {stored.id})")
+
+
+# ---- campaign -----------------------------------------------------------------------------
+
+
+@click.group()
+def campaign() -> None:
+    """Outbound survey campaigns: create, start, pause, stop, status."""
+
+
+@campaign.command("create")
+@click.argument("name")
+@click.option("--survey", "survey_name", default="nps", show_default=True)
+@click.option(
+    "--segment",
+    "segments",
+    multiple=True,
+    type=click.Choice(["new", "active", "inactive"]),
+    help="target clients of these segments (repeatable); see --contacts",
+)
+@click.option(
+    "--contacts",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a CSV list: number, client_id, name, language, timezone, segment",
+)
+@click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML/JSON campaign settings (window, legal hours, retries, AMD, ...)",
+)
+@click.option("--concurrency", type=click.IntRange(1, 500))
+@click.option("--machine-action", type=click.Choice(["hangup", "message"]))
+@click.option("--machine-prompt")
+def campaign_create(
+    name: str,
+    survey_name: str,
+    segments: tuple[str, ...],
+    contacts: Path | None,
+    settings_file: Path | None,
+    concurrency: int | None,
+    machine_action: str | None,
+    machine_prompt: str | None,
+) -> None:
+    """Create campaign NAME (a draft: `campaign start NAME` dials) asking SURVEY's active
+    version, for the clients of --segment or the numbers of --contacts."""
+    from ari_app.campaign_api import check_settings
+    from dialplan.validate import FlowError, read_document
+    from models.campaigns import CampaignError
+    from models.importing import ImportRejected, read_csv_file
+    from surveys.contacts import parse_contacts
+
+    if bool(segments) == bool(contacts):
+        raise click.UsageError("give either --segment (one or more) or --contacts")
+    data: dict[str, Any] = {}
+    if settings_file is not None:
+        try:
+            loaded = read_document(settings_file.read_text(encoding="utf-8"), str(settings_file))
+        except (OSError, FlowError) as exc:
+            raise click.ClickException(f"{settings_file}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise click.ClickException(f"{settings_file}: settings must be a mapping")
+        data = loaded
+    if concurrency is not None:
+        data["concurrency"] = concurrency
+    if machine_action is not None:
+        data["machine_action"] = machine_action
+    if machine_prompt is not None:
+        data["machine_prompt"] = machine_prompt
+    if segments:
+        rules = data.setdefault("rules", {})
+        rules["segments"] = list(segments)
+    try:
+        settings = check_settings(data)
+    except CampaignError as exc:
+        raise click.ClickException(str(exc)) from exc
+    rows = None
+    if contacts is not None:
+        try:
+            rows = parse_contacts(read_csv_file(contacts), get_settings().default_region)
+        except ImportRejected as exc:
+            click.echo(exc.with_source(str(contacts)).report(), err=True)
+            sys.exit(2)
+
+    async def create(sessions: Sessions) -> tuple[int, int]:
+        from models.campaigns import create_campaign
+
+        return await create_campaign(
+            sessions, name, survey_name, settings, rows, datetime.now(UTC)
+        )
+
+    campaign_id, count = _db(create)
+    click.echo(f"campaign {name} (id {campaign_id}) created with {count} contacts: draft")
+
+
+def _set_status(name: str, status: str) -> None:
+    from models.campaigns import CampaignStore
+    from models.tables import CampaignStatus
+
+    row = _db(lambda sessions: CampaignStore(sessions).set_status(name, CampaignStatus(status)))
+    click.echo(f"campaign {row.name}: {row.status.value}")
+
+
+@campaign.command("start")
+@click.argument("name")
+def campaign_start(name: str) -> None:
+    """Start (or resume) dialling NAME; `centrala serve` places the calls."""
+    _set_status(name, "running")
+
+
+@campaign.command("pause")
+@click.argument("name")
+def campaign_pause(name: str) -> None:
+    """No new calls for NAME until started again; calls under way finish."""
+    _set_status(name, "paused")
+
+
+@campaign.command("stop")
+@click.argument("name")
+def campaign_stop(name: str) -> None:
+    """Stop NAME for good; calls under way finish."""
+    _set_status(name, "stopped")
+
+
+@campaign.command("status")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def campaign_status(name: str | None, as_json: bool) -> None:
+    """Progress of NAME (or every campaign): contacts by state and by last outcome."""
+    import json
+
+    from ari_app.campaign_api import campaign_json
+    from models.campaigns import CampaignStore
+
+    async def gather(sessions: Sessions) -> list[dict[str, Any]]:
+        store = CampaignStore(sessions)
+        rows = [await store.find(name)] if name else await store.all()
+        return [campaign_json(c, await store.progress(c.id)) for c in rows]
+
+    found = _db(gather)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for c in found:
+        p = c["progress"]
+        click.echo(
+            f"{c['name']} (id {c['id']}): {c['status']}, {p['finished']}/{p['contacts']} "
+            f"contacts finished ({p['percent_done']}%), {p['attempts']} calls"
+        )
+        click.echo("  by state:   " + ", ".join(f"{k} {v}" for k, v in p["by_status"].items()))
+        click.echo("  by outcome: " + ", ".join(f"{k} {v}" for k, v in p["by_outcome"].items()))
