@@ -23,6 +23,8 @@ from ari_app.ami import AMIClient
 from ari_app.api import routes as api_routes
 from ari_app.ari import ARIClient, ARIError, Event
 from ari_app.infoline import CallControlError, InfolineApp
+from ari_app.reports import Sessions
+from ari_app.reports import routes as report_routes
 from ari_app.web import desk_ctx, setup_desk
 from centrala.settings import Settings
 from dialplan.store import active_flow, apply_flow
@@ -43,6 +45,7 @@ ACD_KEY = web.AppKey("acd", ACD)
 DESK = web.AppKey("desk", AgentDesk)
 INFOLINE = web.AppKey("infoline", InfolineApp)
 LOOP_LAG = web.AppKey("loop_lag", list[float])
+SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, no call state
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -51,6 +54,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         await upgrade_async(settings)
     engine = create_engine(settings.effective_database_url)
     sessions = session_factory(engine)
+    app[SESSIONS] = sessions
     app[CALLLOG] = CallLog(sessions, settings.default_region)
     app[CRM_KEY] = CRM(sessions, before_write=app[CALLLOG].flush)
     if await active_flow(sessions, "infoline") is None:
@@ -194,6 +198,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(desk_ctx(SETTINGS, CRM_KEY, ACD_KEY, DESK, INFOLINE))
     app.router.add_get("/status", status)
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
+    app.router.add_routes(report_routes(SESSIONS))
     setup_desk(app)
     return app
 
