@@ -423,4 +423,3 @@ _register_survey_commands()
 
 if __name__ == "__main__":
     main()
-

@@ -5,6 +5,7 @@ pause or stop up at its next tick (the API does the same through the server)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -94,6 +95,89 @@ def survey_apply(path: Path) -> None:
     click.echo(f"survey {s.name} version {stored.version} active (id {stored.id})")
 
 
+@survey.command("report")
+@click.argument("name")
+@click.option("--version", "version", type=click.IntRange(min=1), help="one version only")
+@click.option("--campaign", help="one campaign only (default: all, with post-call surveys)")
+@click.option(
+    "--period", type=click.Choice(["day", "week", "month"]), default="month", show_default=True
+)
+@click.option("--since", metavar="YYYY-MM-DD", help="first local day (survey calls started)")
+@click.option("--until", metavar="YYYY-MM-DD", help="last local day, included")
+@click.option(
+    "--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), help="every answer row"
+)
+@click.option(
+    "--svg", "svg_file", type=click.Path(dir_okay=False, path_type=Path), help="the chart"
+)
+@click.option("--json", "as_json", is_flag=True, help="the figures as JSON instead of a table")
+def survey_report(
+    name: str,
+    version: int | None,
+    campaign: str | None,
+    period: str,
+    since: str | None,
+    until: str | None,
+    csv_file: Path | None,
+    svg_file: Path | None,
+    as_json: bool,
+) -> None:
+    """NPS (± its 95% interval) overall, per segment and per period; response and completion
+    rates; answers per question. Optionally every answer as CSV and a chart as SVG."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from models.db import create_engine, session_factory
+    from models.survey_results import load_results
+    from surveys.report import (
+        ReportError,
+        ResultsQuery,
+        SurveyResults,
+        answers_csv,
+        build_report,
+        chart_svg,
+        format_table,
+        parse_request,
+    )
+
+    params = {
+        "version": str(version) if version else "",
+        "campaign": campaign or "",
+        "period": period,
+        "since": since or "",
+        "until": until or "",
+    }
+
+    async def run(query: ResultsQuery) -> SurveyResults:
+        engine = create_engine(get_settings().effective_database_url)
+        try:
+            return await load_results(session_factory(engine), query)
+        finally:
+            await engine.dispose()
+
+    try:
+        query, chosen = parse_request(name, params)
+        results = asyncio.run(run(query))
+    except ReportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        raise click.ClickException(f"database: {exc}") from exc
+    report = build_report(results, chosen)
+    try:
+        if csv_file:
+            csv_file.write_text(answers_csv(results.answers), encoding="utf-8", newline="")
+        if svg_file:
+            svg_file.write_text(chart_svg(report), encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_table(report), nl=False)
+    for path, what in ((csv_file, f"{len(results.answers)} answer rows"), (svg_file, "chart")):
+        if path:
+            click.echo(f"{what} written to {path}", err=True)
+
+
 # ---- campaign -----------------------------------------------------------------------------
 
 
@@ -179,9 +263,7 @@ def campaign_create(
     async def create(sessions: Sessions) -> tuple[int, int]:
         from models.campaigns import create_campaign
 
-        return await create_campaign(
-            sessions, name, survey_name, settings, rows, datetime.now(UTC)
-        )
+        return await create_campaign(sessions, name, survey_name, settings, rows, datetime.now(UTC))
 
     campaign_id, count = _db(create)
     click.echo(f"campaign {name} (id {campaign_id}) created with {count} contacts: draft")

@@ -25,6 +25,8 @@ from ari_app.ari import ARIClient, ARIError, Event
 from ari_app.campaign_api import routes as campaign_routes
 from ari_app.campaigns import CampaignDialler
 from ari_app.infoline import CallControlError, InfolineApp
+from ari_app.reports import Sessions
+from ari_app.reports import routes as report_routes
 from ari_app.web import desk_ctx, setup_desk
 from centrala.settings import Settings
 from dialplan.store import active_flow, apply_flow
@@ -52,6 +54,7 @@ SURVEYS = web.AppKey("surveys", SurveyLog)
 CAMPAIGNS = web.AppKey("campaigns", CampaignStore)
 DIALLER = web.AppKey("dialler", CampaignDialler)
 LOOP_LAG = web.AppKey("loop_lag", list[float])
+SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, no call state
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -60,6 +63,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         await upgrade_async(settings)
     engine = create_engine(settings.effective_database_url)
     sessions = session_factory(engine)
+    app[SESSIONS] = sessions
     app[CALLLOG] = CallLog(sessions, settings.default_region)
     app[CRM_KEY] = CRM(sessions, before_write=app[CALLLOG].flush)
     if await active_flow(sessions, "infoline") is None:
@@ -232,6 +236,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/status", status)
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
     app.router.add_routes(campaign_routes(CAMPAIGNS))
+    app.router.add_routes(report_routes(SESSIONS))
     setup_desk(app)
     return app
 

@@ -13,6 +13,7 @@ from ari_app.infoline import InfolineApp
 from ari_app.web.auth import Sessions
 from ari_app.web.http import WEB, DeskWeb, routes, setup_templates
 from ari_app.web.notifier import Notifier
+from ari_app.web.reports import routes as report_routes
 from ari_app.web.store import DeskStore
 from centrala.settings import Settings
 from models.crm import CRM
@@ -61,6 +62,7 @@ async def _close_sockets(app: web.Application) -> None:
 def setup_desk(app: web.Application) -> None:
     setup_templates(app)
     app.router.add_routes(routes())
+    app.router.add_routes(report_routes())
     app.on_shutdown.append(_close_sockets)
 
 

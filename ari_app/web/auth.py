@@ -30,13 +30,20 @@ class Action(StrEnum):
     EDIT_CLIENTS = "edit_clients"  # search, create, edit contact data
     VIEW_WALLBOARD = "view_wallboard"
     CONTROL_ANY_CALL = "control_any_call"  # hang up / transfer a call another agent holds
+    VIEW_REPORTS = "view_reports"  # survey results: figures, chart, every answer as CSV
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "agent": frozenset({Action.USE_DESK, Action.EDIT_CLIENTS}),
     "manager": frozenset({Action.USE_DESK, Action.EDIT_CLIENTS}),
     "supervisor": frozenset(
-        {Action.USE_DESK, Action.EDIT_CLIENTS, Action.VIEW_WALLBOARD, Action.CONTROL_ANY_CALL}
+        {
+            Action.USE_DESK,
+            Action.EDIT_CLIENTS,
+            Action.VIEW_WALLBOARD,
+            Action.CONTROL_ANY_CALL,
+            Action.VIEW_REPORTS,
+        }
     ),
     "admin": frozenset(Action),
 }

@@ -48,6 +48,7 @@ from ari_app.web.notifier import Notifier
 from ari_app.web.openapi import OPENAPI
 from ari_app.web.screenpop import build_screenpop
 from ari_app.web.store import DeskStore
+from surveys.report import ReportError
 
 HERE = Path(__file__).parent
 WS_MAX_MESSAGE = 4096
@@ -109,7 +110,7 @@ def _api(
                 return await handler(request, dw, user)
             except FormError as exc:
                 return _err(422, "bad_field", str(exc), exc.field)
-            except (AgentDeskError, CallControlError) as exc:
+            except (AgentDeskError, CallControlError, ReportError) as exc:
                 return _err(exc.status, exc.error_id, str(exc))
 
         return run

@@ -26,6 +26,28 @@ def _op(
 
 
 _S = {"type": "string"}
+# The survey report's query parameters, as `centrala survey report`'s options.
+_REPORT_QUERY = [
+    {"name": "name", "in": "path", "required": True, "schema": _S},
+    {"name": "version", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {"name": "campaign", "in": "query", "schema": _S},
+    {"name": "period", "in": "query", "schema": {"enum": ["day", "week", "month"]}},
+    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "until", "in": "query", "schema": {"type": "string", "format": "date"}},
+]
+
+
+def _report_op(summary: str, *, csv: bool = False, auth: str = "bearer") -> dict[str, Any]:
+    op = _op(summary, auth=auth)
+    op["parameters"] = _REPORT_QUERY
+    if csv:
+        op["responses"]["200"] = {
+            "description": "CSV, one row per answer",
+            "content": {"text/csv": {}},
+        }
+    return op
+
+
 _DESK = "session"  # the browser's session cookie, plus the X-CSRF-Token header on changes
 
 OPENAPI: dict[str, Any] = {
@@ -80,6 +102,15 @@ OPENAPI: dict[str, Any] = {
         "/api/calls/{call_id}/transfer/cancel": {"post": _op("cancel an attended transfer")},
         "/api/calls/{call_id}/hold": {"post": _op("put the caller on hold (music)")},
         "/api/calls/{call_id}/resume": {"post": _op("take the caller off hold")},
+        "/api/surveys/{name}/report": {
+            "get": _report_op(
+                "survey results: NPS overall, by segment, version and period (95% interval), "
+                "response and completion rates, answers per question"
+            )
+        },
+        "/api/surveys/{name}/answers.csv": {
+            "get": _report_op("every answer row of the survey as CSV", csv=True)
+        },
         "/api/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
         },
@@ -150,5 +181,8 @@ OPENAPI: dict[str, Any] = {
             ),
         },
         "/desk/api/wallboard": {"get": _op("the wallboard's figures (supervisor)", auth=_DESK)},
+        "/desk/api/surveys/{name}/answers.csv": {
+            "get": _report_op("every answer row as CSV (supervisor)", csv=True, auth=_DESK)
+        },
     },
 }

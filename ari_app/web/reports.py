@@ -1,0 +1,82 @@
+"""Survey results on the desk, for supervisors and admins: the list of surveys, a survey's
+figures with the chart inline, and every answer as CSV through the session-cookie API. The
+figures come from ``ari_app.reports``, as the bearer API's do."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp_jinja2
+from aiohttp import web
+from markupsafe import Markup
+
+from ari_app.reports import csv_response, survey_results
+from ari_app.web.auth import Action, User
+from ari_app.web.http import WEB, DeskWeb, _api, _page_user
+from models.survey_results import survey_names
+from surveys.report import PERIODS, ReportError, chart_svg
+
+FILTERS = ("version", "campaign", "period", "since", "until")
+
+
+async def surveys_page(request: web.Request) -> web.Response:
+    user = _page_user(request, Action.VIEW_REPORTS)
+    dw = request.app[WEB]
+    return aiohttp_jinja2.render_template(
+        "survey_reports.html",
+        request,
+        {
+            "user": user,
+            "csrf": dw.sessions.csrf_token(user.nonce),
+            "names": await survey_names(dw.store.sessions),
+        },
+    )
+
+
+async def survey_page(request: web.Request) -> web.Response:
+    user = _page_user(request, Action.VIEW_REPORTS)
+    dw = request.app[WEB]
+    name = request.match_info["name"]
+    given = {k: request.query.get(k, "").strip() for k in FILTERS}
+    context: dict[str, Any] = {
+        "user": user,
+        "csrf": dw.sessions.csrf_token(user.nonce),
+        "name": name,
+        "given": given,
+        "periods": PERIODS,
+    }
+    try:
+        report, _ = await survey_results(dw.store.sessions, name, given)
+    except ReportError as exc:
+        context["error"] = str(exc)
+        return aiohttp_jinja2.render_template(
+            "survey_report.html", request, context, status=exc.status
+        )
+    kept = {k: v for k, v in given.items() if v}
+    context.update(
+        figures=report.to_json(),
+        # chart_svg escapes every text it writes: safe to put into the page as it is.
+        chart=Markup(chart_svg(report)),
+        csv_url=f"/desk/api/surveys/{quote(name, safe='')}/answers.csv"
+        + (f"?{urlencode(kept)}" if kept else ""),
+    )
+    return aiohttp_jinja2.render_template("survey_report.html", request, context)
+
+
+@_api(Action.VIEW_REPORTS)
+async def answers_csv(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    name = request.match_info["name"]
+    _, results = await survey_results(dw.store.sessions, name, dict(request.query))
+    return csv_response(name, results)
+
+
+def routes() -> list[web.AbstractRouteDef]:
+    return [
+        web.get("/reports/surveys", surveys_page),
+        web.get("/reports/surveys/{name}", survey_page),
+        web.get("/desk/api/surveys/{name}/answers.csv", answers_csv),
+    ]
+
+
+__all__ = ["routes"]
