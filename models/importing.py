@@ -771,10 +771,14 @@ async def _write_clients(session: AsyncSession, rows: Sequence[ClientRow]) -> Im
     await session.flush()
 
     # New clients go in as batched INSERTs: through the unit of work every row would be a
-    # round trip of its own, minutes for a large file.
+    # round trip of its own, minutes for a large file. render_nulls: the ORM batches only runs
+    # of rows with the same columns, and leaves out None values, so rows alternating an empty
+    # and a filled field would each go alone.
     if new_clients:
         ids = await session.execute(
-            insert(Client).returning(Client.external_id, Client.id), new_clients
+            insert(Client).returning(Client.external_id, Client.id),
+            new_clients,
+            execution_options={"render_nulls": True},
         )
         phone_rows = [
             {"client_id": client_id, "number": number}
@@ -880,10 +884,8 @@ async def _write_loans(session: AsyncSession, rows: Sequence[LoanRow]) -> Import
         else:
             unchanged += 1
     await session.flush()
-    if new_loans:
-        # Batched, as for clients. render_nulls keeps every row's columns alike (an open loan's
-        # closed_at too): the ORM batches only runs of rows with the same columns.
-        await session.execute(insert(Loan).execution_options(render_nulls=True), new_loans)
+    if new_loans:  # batched, as for clients
+        await session.execute(insert(Loan), new_loans, execution_options={"render_nulls": True})
     return ImportResult("loans", len(new_loans), updated, unchanged)
 
 
