@@ -144,7 +144,7 @@ def db_revision(message: str) -> None:
 
 @main.group("import")
 def import_() -> None:
-    """Import clients or agents from CSV. All rows or none: a bad row aborts the import."""
+    """Import clients, agents or loans from CSV. All rows or none: a bad row aborts the import."""
 
 
 def _run_import(kind: str, path: Path) -> None:
@@ -172,6 +172,13 @@ def import_clients(path: Path) -> None:
 def import_agents(path: Path) -> None:
     """Import agents (agent_id, name, role, endpoint, queues, skills)."""
     _run_import("agents", path)
+
+
+@import_.command("loans")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_loans(path: Path) -> None:
+    """Import loans (loan_id, client_id, opened_at, closed_at, amount, product)."""
+    _run_import("loans", path)
 
 
 # ---- dialplan -----------------------------------------------------------------------------

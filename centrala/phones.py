@@ -37,3 +37,17 @@ def normalise(raw: str | None, region: str) -> str | None:
     if 3 <= len(digits) <= 15:
         return ("+" if text.startswith("+") else "") + digits
     return None
+
+
+def normalise_dialable(raw: str | None, region: str) -> str | None:
+    """Like ``normalise``, but only a number in the numbering plan. For lists we dial out to:
+    the stable key ``normalise`` keeps for odd caller IDs would let a short code (112, a
+    premium service) into a campaign."""
+    number = normalise(raw, region)
+    if number is None or not number.startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(number)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(parsed) else None

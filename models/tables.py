@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     TypeDecorator,
@@ -177,6 +179,8 @@ class Client(Base):
     birthday: Mapped[date | None] = mapped_column(Date)
     document_expiry: Mapped[date | None] = mapped_column(Date)
     overdue_debt: Mapped[bool] = mapped_column(Boolean, default=False)
+    # IANA name; None: the campaign's default zone (calling windows are the client's clock).
+    timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
@@ -198,6 +202,21 @@ class ClientPhone(Base):
     label: Mapped[str | None] = mapped_column(String(40))
 
     client: Mapped[Client] = relationship(back_populates="phones")
+
+
+class Loan(Base):
+    """A client's loan as the loan system reports it (`centrala import loans`). Campaigns read
+    their segments from these rows: new, active and inactive borrowers."""
+
+    __tablename__ = "loans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)  # the loan system's id
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]  # None: still open
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    product: Mapped[str | None] = mapped_column(String(64))
 
 
 class Call(Base):
@@ -361,6 +380,11 @@ class CampaignContact(Base):
         JSON, default=list, server_default=text("'[]'")
     )
     segment: Mapped[str | None] = mapped_column(String(20))  # at selection: NPS per segment
+    # From an imported contact list (surveys.contacts): a contact may be no client of ours yet,
+    # so what the call needs (greeting, prompt language, calling window) travels with it.
+    name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(8))
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class DoNotCall(Base):

@@ -16,7 +16,7 @@ around these functions; it reads rows, asks, and writes back what they return.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -37,8 +37,8 @@ class Segment(StrEnum):
 
 @dataclass(frozen=True)
 class ClientFacts:
-    """What the rules need to know about a client. The schema has no loans table yet: the
-    adapter fills the loan facts from wherever loans live (an import or the loan system), and
+    """What the rules need to know about a client. ``models.segments.client_facts`` fills them
+    from the CRM: the loan facts from ``loans`` (`centrala import loans`), and
     ``last_surveyed_at`` from the newest survey call of the client in any campaign."""
 
     client_id: int | None
@@ -72,6 +72,23 @@ def segments_of(client: ClientFacts, now: datetime, rules: SegmentRules) -> froz
     ):
         found.add(Segment.INACTIVE)
     return frozenset(found)
+
+
+# A new borrower's first loan is open too: a contact is counted once, in the first that applies.
+SEGMENT_ORDER = (Segment.NEW, Segment.ACTIVE, Segment.INACTIVE)
+
+
+def counted_segment(
+    client: ClientFacts,
+    now: datetime,
+    rules: SegmentRules,
+    wanted: Collection[Segment] | None = None,
+) -> Segment | None:
+    """The one segment a contact is counted in (``campaign_contacts.segment``, NPS per
+    segment): the first of new, active, inactive that applies and is ``wanted`` (None: any).
+    A campaign for active borrowers counts a new borrower with an open loan as active."""
+    found = segments_of(client, now, rules)
+    return next((s for s in SEGMENT_ORDER if s in found and (wanted is None or s in wanted)), None)
 
 
 # ---- outcomes and retries -----------------------------------------------------------------

@@ -265,6 +265,18 @@ async def test_campaign_surveys_people_detects_machines_and_retries_by_rule(
     assert (row.attempts, row.last_outcome) == (2, "refused")
     assert [c.outcome for c in await calls_to(server, busy)] == ["busy", "refused"]
 
+    # The campaign's report: one promoter and one detractor, by segment.
+    status, report = await api(
+        server, "GET", f"/api/surveys/nps/report?campaign=nps-{promoter[-6:]}"
+    )
+    assert status == 200, report
+    overall = report["nps"]
+    assert (overall["promoters"], overall["detractors"], overall["nps"]) == (1, 1, 0.0)
+    assert report["by_segment"]["active"]["promoters"] == 1
+    assert report["by_segment"]["new"]["detractors"] == 1
+    # Five contacts dialled, two reached a person and both completed.
+    assert report["rates"]["contacts"] == 5 and report["rates"]["completed"] == 2
+
     status, body = await api(server, "GET", f"/api/campaigns/{campaign_id}")
     assert status == 200 and body["progress"]["contacts"] == 7
     assert body["progress"]["by_status"]["done"] == 3

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from centrala.phones import normalise
+from centrala.phones import normalise, normalise_dialable
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,22 @@ def test_anything_that_is_not_a_phone_number_gives_none(raw: str | None) -> None
 def test_normalise_never_raises_and_gives_a_plain_key(raw: str) -> None:
     result = normalise(raw, "BA")
     assert result is None or re.fullmatch(r"\+?[0-9]{3,15}", result)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("061 123 456", "+38761123456"),
+        ("38761123456", "+38761123456"),
+        ("+1 202 555 0143", "+12025550143"),
+        ("112", None),  # emergency: kept by normalise as a caller id, never dialled from a list
+        ("0800", None),
+        ("+12345", None),
+        ("-12345", None),
+        ("", None),
+    ],
+)
+def test_dialable_numbers_are_only_those_in_the_numbering_plan(
+    raw: str, expected: str | None
+) -> None:
+    assert normalise_dialable(raw, "BA") == expected

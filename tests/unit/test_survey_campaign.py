@@ -27,6 +27,7 @@ from surveys.campaign import (
     Skip,
     after_attempt,
     calling_calendar,
+    counted_segment,
     dialling,
     history_from_json,
     history_to_json,
@@ -73,6 +74,18 @@ def test_segments_new_active_inactive() -> None:
     assert segments_of(recent, now, rules) == frozenset()
     assert segments_of(ClientFacts(1, "+1"), now, rules) == frozenset()  # never borrowed
     assert segments_of(gone, now, SegmentRules(inactive_days=365)) == frozenset()
+
+
+def test_a_contact_is_counted_in_the_first_wanted_segment_that_applies() -> None:
+    rules = SegmentRules()
+    now = MONDAY_10
+    new_and_active = ClientFacts(1, "+1", first_loan_at=now - timedelta(days=30), open_loans=1)
+    assert counted_segment(new_and_active, now, rules) is Segment.NEW
+    assert counted_segment(new_and_active, now, rules, {Segment.ACTIVE}) is Segment.ACTIVE
+    assert counted_segment(new_and_active, now, rules, [Segment.INACTIVE]) is None
+    gone = ClientFacts(1, "+1", last_loan_closed_at=now - timedelta(days=200))
+    assert counted_segment(gone, now, rules) is Segment.INACTIVE
+    assert counted_segment(ClientFacts(1, "+1"), now, rules) is None
 
 
 def test_contact_outside_the_campaigns_segments_is_skipped() -> None:
