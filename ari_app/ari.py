@@ -64,11 +64,14 @@ class ARIConflict(ARIError):
 
 
 def event_key(event: Event) -> str:
-    """Which ordered stream an event belongs to: its channel, else its playback's or
-    recording's target, else its bridge; else the app-wide stream."""
+    """Which ordered stream an event belongs to: its channel (or the dialled peer), else its
+    playback's or recording's target, else its bridge; else the app-wide stream."""
     channel = event.get("channel")
     if isinstance(channel, dict) and "id" in channel:
         return f"channel:{channel['id']}"
+    peer = event.get("peer")  # an originate's Dial events name only the channel dialled
+    if isinstance(peer, dict) and "id" in peer:
+        return f"channel:{peer['id']}"
     for holder in ("playback", "recording"):
         target = event.get(holder, {}).get("target_uri") if holder in event else None
         if isinstance(target, str) and target:

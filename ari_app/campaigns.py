@@ -124,6 +124,7 @@ class SurveyDial:
     call: SurveyCall
     phase: Phase = Phase.RINGING
     answered_at: datetime | None = None
+    dial_status: str | None = None  # the originate's Dial result (BUSY, NOANSWER, ...)
     outcome: Outcome | None = None  # applied to the contact
     timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -297,7 +298,7 @@ class CampaignDialler:
         if event.get("application") != self.app:
             return
         kind = str(event.get("type"))
-        channel: dict[str, Any] = event.get("channel") or {}
+        channel: dict[str, Any] = event.get("channel") or event.get("peer") or {}
         channel_id = str(channel.get("id", ""))
         for holder in ("playback", "recording"):
             if holder in event:
@@ -346,6 +347,10 @@ class CampaignDialler:
             if kind == "RecordingFinished":
                 seconds = float(recording.get("talking_duration") or recording.get("duration") or 0)
             await self._run(s, s.call.on_recording_finished(str(recording.get("name")), seconds))
+        elif kind == "Dial" and s.phase is Phase.RINGING:
+            status = str(event.get("dialstatus") or "")
+            if status:
+                s.dial_status = status
         elif kind == "ChannelHangupRequest":
             if s.phase is Phase.SURVEY:
                 await self._run(s, s.call.on_hangup())
@@ -397,7 +402,11 @@ class CampaignDialler:
         outcome = s.outcome
         if outcome is None:
             # Never reached the survey: unanswered, or gone while AMD listened (try again).
-            outcome = unanswered_outcome(cause) if s.answered_at is None else Outcome.NO_ANSWER
+            outcome = (
+                unanswered_outcome(cause, s.dial_status)
+                if s.answered_at is None
+                else Outcome.NO_ANSWER
+            )
         await self._end(s, outcome, cause, event.get("cause_txt"))
 
     async def _end(
@@ -603,11 +612,12 @@ class CampaignDialler:
             answered_at=state.answered_at if state is not None else None,
         )
         structlog.contextvars.bind_contextvars(call_id=call_id, channel_id=channel_id)
-        context = str((channel.get("dialplan") or {}).get("context", ""))
+        dialplan = channel.get("dialplan") or {}
+        in_stasis = str(dialplan.get("app_name", "")).lower() == "stasis"
         if channel.get("state") != "Up":
             s.phase = Phase.RINGING
-        elif context == AMD_CONTEXT:
-            s.phase = Phase.DETECTING
+        elif dialplan.get("context") == AMD_CONTEXT and not in_stasis:
+            s.phase = Phase.DETECTING  # AMD still listening: its verdict comes to us
         else:
             # Answered and in Stasis: the survey goes on where the stored answers end.
             s.phase = Phase.SURVEY

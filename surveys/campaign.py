@@ -466,8 +466,20 @@ _NO_ANSWER_CAUSES = frozenset({16, 18, 19, 20, 31})  # gave up ringing, no answe
 _INVALID_CAUSES = frozenset({1, 22, 28})  # unallocated, number changed, invalid format
 
 
-def unanswered_outcome(cause: int | None) -> Outcome:
-    """Why a campaign call that never reached the survey ended, from its hang-up cause."""
+_DIAL_STATUS = {
+    "BUSY": Outcome.BUSY,
+    "NOANSWER": Outcome.NO_ANSWER,
+    "CONGESTION": Outcome.FAILED,
+    "CHANUNAVAIL": Outcome.FAILED,
+}
+
+
+def unanswered_outcome(cause: int | None, dial_status: str | None = None) -> Outcome:
+    """Why a campaign call that never reached the survey ended: from the originate's dial
+    status when Asterisk gave one (a Local channel's busy line leaves the cause at 0), else
+    from the hang-up cause."""
+    if dial_status in _DIAL_STATUS:
+        return _DIAL_STATUS[dial_status]
     if cause in _BUSY_CAUSES:
         return Outcome.BUSY
     if cause in _NO_ANSWER_CAUSES:

@@ -5,6 +5,7 @@ with a long greeting, a busy line, a phone nobody picks up), on SQLite and Postg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator
@@ -15,15 +16,15 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from ari_app.ami import AMIClient
+from ari_app.ami import AMIActionError, AMIClient
 from dialplan.model import WEEKDAYS, Calendar
 from models.campaigns import CampaignStore, NewContact
 from models.tables import (
     Agent,
     AgentRole,
     Call,
-    CallEvent,
     Callback,
+    CallEvent,
     CampaignContact,
     CampaignStatus,
     Client,
@@ -34,6 +35,7 @@ from surveys.campaign import CampaignRules, CampaignSettings, RetryRule
 from surveys.nps import nps
 from surveys.store import active_survey
 from tests.integration.conftest import PBX, Server
+
 
 @pytest.fixture(scope="session")
 async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
@@ -57,7 +59,8 @@ async def simulate(ami: AMIClient, num: str, kind: str, **keys: str) -> None:
         if value:
             await ami.action("DBPut", {"Family": "sim", "Key": f"{num}-{suffix}", "Val": value})
         else:
-            await ami.action("DBDel", {"Family": "sim", "Key": f"{num}-{suffix}"}, timeout=5)
+            with contextlib.suppress(AMIActionError):  # nothing there to delete
+                await ami.action("DBDel", {"Family": "sim", "Key": f"{num}-{suffix}"})
 
 
 def around_now(hours_before: int = 1, hours_after: int = 2) -> Calendar:
@@ -86,9 +89,13 @@ def settings(**overrides: Any) -> CampaignSettings:
             "failed": RetryRule(delay_minutes=30, max_attempts=3),
         },
     )
-    return CampaignSettings(
-        rules=rules, concurrency=10, ring_seconds=5, followup_queue="new_clients", **overrides
-    )
+    values: dict[str, Any] = {
+        "rules": rules,
+        "concurrency": 10,
+        "ring_seconds": 5,
+        "followup_queue": "new_clients",
+    }
+    return CampaignSettings(**{**values, **overrides})
 
 
 async def make_client(server: Server, num: str, manager: str | None = None) -> int:
@@ -226,7 +233,9 @@ async def test_campaign_surveys_people_detects_machines_and_retries_by_rule(
             )
         )
         amd = await session.scalar(
-            select(CallEvent).join(Call).where(Call.called_number == machine, CallEvent.kind == "amd")
+            select(CallEvent)
+            .join(Call)
+            .where(Call.called_number == machine, CallEvent.kind == "amd")
         )
     assert [(c.call_id, c.reason, c.assigned_agent_id) for c in callbacks] == [
         (detractor_call.id, "nps_detractor", f"mgr-{detractor[-4:]}")
@@ -235,7 +244,11 @@ async def test_campaign_surveys_people_detects_machines_and_retries_by_rule(
     # The machine was detected on its audio and hung up on; tried again in 4 hours.
     assert amd is not None and amd.data["status"] == "MACHINE"
     now = datetime.now(UTC)
-    for num, outcome, minutes in ((machine, "machine", 240), (busy, "busy", 15), (silent, "no_answer", 120)):
+    for num, outcome, minutes in (
+        (machine, "machine", 240),
+        (busy, "busy", 15),
+        (silent, "no_answer", 120),
+    ):
         row = rows[num]
         assert (row.status, row.last_outcome, row.attempts) == ("pending", outcome, 1), num
         assert row.next_attempt_at is not None
@@ -263,7 +276,13 @@ async def test_campaign_surveys_people_detects_machines_and_retries_by_rule(
 
     row = await wait_until(busy_done, timeout=40, what="the retried client")
     assert (row.attempts, row.last_outcome) == (2, "refused")
-    assert [c.outcome for c in await calls_to(server, busy)] == ["busy", "refused"]
+
+    async def busy_calls_ended() -> list[Call] | None:
+        calls = await calls_to(server, busy)
+        return calls if all(c.ended_at is not None for c in calls) else None
+
+    calls = await wait_until(busy_calls_ended, timeout=20, what="the goodbye")
+    assert [c.outcome for c in calls] == ["busy", "refused"]
 
     # The campaign's report: one promoter and one detractor, by segment.
     status, report = await api(

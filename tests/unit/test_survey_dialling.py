@@ -51,6 +51,13 @@ def test_unanswered_outcome_reads_the_q850_cause(cause: int | None, outcome: Out
     assert unanswered_outcome(cause) is outcome
 
 
+def test_the_dial_status_wins_over_a_missing_cause() -> None:
+    assert unanswered_outcome(0, "BUSY") is Outcome.BUSY
+    assert unanswered_outcome(0, "NOANSWER") is Outcome.NO_ANSWER
+    assert unanswered_outcome(17, "CHANUNAVAIL") is Outcome.FAILED
+    assert unanswered_outcome(17, "ANSWER") is Outcome.BUSY  # not a failure status: the cause
+
+
 @pytest.mark.parametrize(
     ("status", "machine"),
     [("MACHINE", True), ("machine ", True), ("HUMAN", False), ("NOTSURE", False), ("", False)],
@@ -71,9 +78,7 @@ def test_settings_refuse_a_message_without_a_prompt_and_a_backwards_schedule() -
 
 
 def test_schedule_bounds() -> None:
-    s = CampaignSettings(
-        starts_at=MONDAY_NOON_UTC, ends_at=MONDAY_NOON_UTC + timedelta(hours=2)
-    )
+    s = CampaignSettings(starts_at=MONDAY_NOON_UTC, ends_at=MONDAY_NOON_UTC + timedelta(hours=2))
     assert not in_schedule(s, MONDAY_NOON_UTC - timedelta(seconds=1))
     assert in_schedule(s, MONDAY_NOON_UTC)
     assert not in_schedule(s, MONDAY_NOON_UTC + timedelta(hours=2))
