@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import web
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agi.infoline import InfolineAGI
 from agi.server import FastAGIServer
+from agi.survey import SurveyAGI
 from ari_app.acd import ACD
 from ari_app.agents import AgentDesk, AgentDeskError
 from ari_app.ami import AMIClient
@@ -30,11 +32,15 @@ from dialplan.validate import load_flow
 from models.calllog import CallLog
 from models.crm import CRM
 from models.db import create_engine, session_factory, upgrade_async
+from models.surveying import SurveyLog
+from surveys.store import active_survey, apply_survey
+from surveys.validate import SurveyError, check_survey
 
 log = structlog.get_logger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 CALLLOG = web.AppKey("calllog", CallLog)
+SURVEYLOG = web.AppKey("surveylog", SurveyLog)
 CRM_KEY = web.AppKey("crm", CRM)
 ARI = web.AppKey("ari", ARIClient)
 AMI = web.AppKey("ami", AMIClient)
@@ -53,14 +59,32 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     sessions = session_factory(engine)
     app[CALLLOG] = CallLog(sessions, settings.default_region)
     app[CRM_KEY] = CRM(sessions, before_write=app[CALLLOG].flush)
+    app[SURVEYLOG] = SurveyLog(sessions, before_write=app[CALLLOG].flush)
     if await active_flow(sessions, "infoline") is None:
         # A fresh install speaks the shipped flow until an admin applies their own.
         flow = load_flow(settings.flow_file.read_text(), str(settings.flow_file))
         version = await apply_flow(sessions, flow, created_by="serve (fresh install)")
         log.info("flow_applied", flow=flow.name, version=version, file=str(settings.flow_file))
+    await apply_missing_surveys(settings, sessions)
     yield
     await app[CALLLOG].aclose()
     await engine.dispose()
+
+
+async def apply_missing_surveys(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A fresh install knows the shipped surveys; an applied version is never replaced here.
+    A broken file is logged, not fatal: the info line must answer regardless."""
+    for path in settings.survey_files:
+        try:
+            survey = check_survey(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError, SurveyError) as exc:
+            log.error("survey_file_invalid", file=str(path), error=str(exc))
+            continue
+        if await active_survey(sessions, survey.name) is None:
+            stored = await apply_survey(sessions, survey)
+            log.info("survey_applied", survey=survey.name, version=stored.version, file=str(path))
 
 
 async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -78,6 +102,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         acd,
         name=settings.infoline_app,
         region=settings.default_region,
+        survey=settings.postcall_survey,
     )
 
     async def on_event(event: Event) -> None:
@@ -95,8 +120,16 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    survey = SurveyAGI(
+        app[SURVEYLOG],
+        app[CALLLOG],
+        app[CRM_KEY],
+        follow_up_queue=settings.survey_follow_up_queue,
+        region=settings.default_region,
+        default_survey=settings.postcall_survey,
+    )
     server = FastAGIServer(
-        {"infoline": InfolineAGI(app[CALLLOG], settings.greeting_sound)},
+        {"infoline": InfolineAGI(app[CALLLOG], settings.greeting_sound), "survey": survey},
         settings.agi_host,
         settings.agi_port,
     )

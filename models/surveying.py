@@ -6,13 +6,22 @@ a resumed call never stores an answer or a task twice."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.tables import Call, Callback, CallbackStatus, CallEvent, Client, Interaction, SurveyAnswer
+from models.tables import (
+    Call,
+    Callback,
+    CallbackStatus,
+    CallEvent,
+    Client,
+    Interaction,
+    SurveyAnswer,
+)
 from surveys.campaign import ClientFacts
 from surveys.followup import CallbackTask
 from surveys.interpreter import Answer, SurveyStatus
@@ -20,6 +29,17 @@ from surveys.interpreter import Answer, SurveyStatus
 
 async def _nothing() -> None:
     return None
+
+
+@dataclass(frozen=True)
+class Respondent:
+    """Who takes a post-call survey: the call they just had, as its row tells."""
+
+    call_id: str
+    client_id: int | None
+    caller_number: str | None  # as Asterisk gave it
+    language: str | None  # the language of the call (chosen in the IVR), else the client's
+    survey_status: str | None  # a final one: this call was surveyed already
 
 
 class SurveyLog:
@@ -69,11 +89,33 @@ class SurveyLog:
     async def answers(self, call_id: str) -> list[Answer]:
         async with self.sessions() as session:
             rows = await session.scalars(
-                select(SurveyAnswer).where(SurveyAnswer.call_id == call_id).order_by(SurveyAnswer.id)
+                select(SurveyAnswer)
+                .where(SurveyAnswer.call_id == call_id)
+                .order_by(SurveyAnswer.id)
             )
-            return [
-                Answer(r.question_key, r.value_int, r.value_text, r.recording) for r in rows
-            ]
+            return [Answer(r.question_key, r.value_int, r.value_text, r.recording) for r in rows]
+
+    async def respondent(self, call_id: str) -> Respondent | None:
+        """The call ``call_id`` as a survey respondent; None when there is no such call."""
+        async with self.sessions() as session:
+            call = await session.get(Call, call_id)
+            if call is None:
+                return None
+            chosen = await session.scalar(
+                select(CallEvent.data)
+                .where(CallEvent.call_id == call_id, CallEvent.kind == "language")
+                .order_by(CallEvent.id.desc())
+                .limit(1)
+            )
+            client = None if call.client_id is None else await session.get(Client, call.client_id)
+        language = (chosen or {}).get("language") or (client.language if client else None)
+        return Respondent(
+            call_id=call.id,
+            client_id=call.client_id,
+            caller_number=call.caller_number,
+            language=language,
+            survey_status=call.survey_status,
+        )
 
     async def ended(self, call_id: str, status: SurveyStatus) -> None:
         """The survey's final state on the call row (a final state is never overwritten)."""
@@ -111,7 +153,9 @@ class SurveyLog:
         await self.before_write()
         async with self.sessions() as session, session.begin():
             existing = await session.scalar(
-                select(Callback.id).where(Callback.call_id == call_id, Callback.reason == task.reason)
+                select(Callback.id).where(
+                    Callback.call_id == call_id, Callback.reason == task.reason
+                )
             )
             if existing is not None:
                 return None
