@@ -63,7 +63,7 @@ def check_reason(data: dict[str, Any]) -> str:
 def check_transfer(data: dict[str, Any]) -> tuple[str, str]:
     target, mode = data.get("to"), data.get("mode", "blind")
     if not isinstance(target, str):
-        raise CallControlError("bad_target", "to: agent:ID, queue:ID or supervisor", 422)
+        raise CallControlError("bad_target", "to: agent:ID, queue:ID, supervisor or survey", 422)
     if mode not in ("blind", "attended"):
         raise CallControlError("bad_mode", "mode must be blind or attended", 422)
     return target, "transfer" if mode == "blind" else "consult"

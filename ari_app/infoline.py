@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from sqlalchemy import select
@@ -27,6 +28,7 @@ from ari_app.agents import AGENT_ANSWERED, AGENT_GONE, OFFER, AgentDesk
 from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from ari_app.ivr import (
     IVR,
+    AgreeSurvey,
     CancelTimer,
     HangupCall,
     IVRAction,
@@ -64,6 +66,10 @@ TIMER = "CentralaTimer"
 CONTROL = "CentralaControl"  # an agent's call control (transfer), from the API
 HOLD_PROMPT = "queue_hold"
 CONSULT_PRIORITY = 1000
+# The dialplan context of the post-call survey (extensions.conf); it reads these variables.
+SURVEY_CONTEXT = "centrala-postcall-survey"
+SURVEY_VARIABLE = "CENTRALA_SURVEY"
+CALL_ID_VARIABLE = "CENTRALA_CALL_ID"
 
 
 class CallControlError(Exception):
@@ -103,6 +109,7 @@ class Phase(StrEnum):
     IVR = "ivr"
     QUEUED = "queued"
     CONNECTED = "connected"
+    SURVEY = "survey"  # sent to the post-call survey (dialplan): only the hang-up is to come
     ENDED = "ended"
 
 
@@ -137,6 +144,8 @@ class CallerSession:
     on_hold: bool = False  # out of the agent's bridge, hearing music
     last_agent_id: str | None = None  # who had the caller last (for the log)
     hung_up_by_us: bool = False  # the flow ended the call (a hangup node)
+    survey: str | None = None  # the survey the caller agreed to take after the call
+    left_agent_at: datetime | None = None  # sent to the survey: the talk ended here
 
     def final_outcome(self) -> str:
         if self.connected_at is not None:
@@ -168,6 +177,7 @@ class InfolineApp:
         name: str,
         flow_name: str = "infoline",
         region: str = "BA",
+        survey: str = "nps",
     ) -> None:
         self.ari = ari
         self.calllog = calllog
@@ -177,6 +187,7 @@ class InfolineApp:
         self.name = name
         self.flow_name = flow_name
         self.region = region
+        self.survey = survey  # the post-call survey of the transfer target "survey"
         self.calls: dict[str, CallerSession] = {}
         self.by_call: dict[str, str] = {}  # call id -> caller channel id
         self._flows: dict[int, Flow] = {}
@@ -367,6 +378,9 @@ class InfolineApp:
                 await self._route(s, action.intent)
             elif isinstance(action, RequestCallback):
                 await self._callback(s, action)
+            elif isinstance(action, AgreeSurvey):
+                s.survey = action.survey
+                await self.calllog.event(s.call_id, "survey_agreed", survey=action.survey)
             elif isinstance(action, HangupCall):
                 s.hung_up_by_us = True
                 await self.ari.hangup(s.channel_id)
@@ -608,9 +622,12 @@ class InfolineApp:
             await self._consult_end(s, hang_up_leg=False)
             return
         if s.phase is Phase.CONNECTED and s.agent_id == agent_id and s.agent_leg in (leg, None):
-            # The agent ended the call.
+            # The agent ended the call: the caller who agreed to a survey goes to it.
             await self.calllog.event(s.call_id, "agent_hung_up")
-            await self.ari.hangup(s.channel_id)
+            if s.survey is not None and s.consult is None:
+                await self._to_survey(s, s.survey, via="agreed")
+            else:
+                await self.ari.hangup(s.channel_id)
             return
         if s.phase is Phase.QUEUED and s.agent_leg == leg and not event.get("answered"):
             s.agent_leg = None
@@ -624,14 +641,17 @@ class InfolineApp:
 
     async def control(self, call_id: str, op: str, target: str | None = None) -> None:
         """An agent's call control on a live call: ``transfer`` (blind) to ``target``,
-        ``consult`` (attended: talk to the target first), then ``complete`` or ``cancel``.
-        Runs on the caller's own stream; raises CallControlError when it cannot be done."""
+        ``consult`` (attended: talk to the target first), then ``complete`` or ``cancel``;
+        ``hold``, ``resume``; ``hangup`` (the agent ends the call). Runs on the caller's own
+        stream; raises CallControlError when it cannot be done."""
         if op in ("transfer", "consult"):
             try:
-                parse_transfer_target(target or "")
+                kind, _ = parse_transfer_target(target or "")
             except ValueError as exc:
                 raise CallControlError("bad_target", str(exc), 422) from exc
-        elif op not in ("complete", "cancel", "hold", "resume"):
+            if kind == "survey" and op == "consult":
+                raise CallControlError("bad_target", "send a caller to a survey blind", 422)
+        elif op not in ("complete", "cancel", "hold", "resume", "hangup"):
             raise CallControlError("bad_operation", f"unknown call control {op!r}", 422)
         channel_id = self.by_call.get(call_id)
         if channel_id is None:
@@ -652,10 +672,12 @@ class InfolineApp:
     async def _control(self, s: CallerSession, event: Event) -> None:
         reply: asyncio.Future[None] = event["reply"]
         try:
-            if s.phase is not Phase.CONNECTED or s.agent_id is None:
-                raise CallControlError("not_connected", "the caller is not with an agent")
             op, target = event["op"], event.get("target")
-            if op == "transfer":
+            if op == "hangup":
+                await self._agent_ends_call(s)
+            elif s.phase is not Phase.CONNECTED or s.agent_id is None:
+                raise CallControlError("not_connected", "the caller is not with an agent")
+            elif op == "transfer":
                 await self._blind_transfer(s, str(target))
             elif op == "consult":
                 await self._consult_start(s, str(target))
@@ -724,6 +746,10 @@ class InfolineApp:
     async def _blind_transfer(self, s: CallerSession, target: str) -> None:
         if s.consult is not None:
             raise CallControlError("consult_under_way", "complete or cancel the consultation")
+        kind, survey = parse_transfer_target(target)
+        if kind == "survey":
+            await self._to_survey(s, survey or self.survey, via="transfer")
+            return
         from_agent = s.agent_id
         await self._take_caller_out(s)
         await self._release_agent(s)
@@ -837,6 +863,47 @@ class InfolineApp:
             )
             s.on_hold = False
 
+    async def _agent_ends_call(self, s: CallerSession) -> None:
+        """The agent's hang-up button: a caller who agreed to the survey goes to it."""
+        if s.phase is Phase.CONNECTED and s.survey is not None and s.consult is None:
+            await self.calllog.event(s.call_id, "agent_hung_up")
+            await self._to_survey(s, s.survey, via="agreed")
+        else:
+            await self.ari.hangup(s.channel_id)
+
+    # ---- the post-call survey -------------------------------------------------------------
+
+    async def _to_survey(self, s: CallerSession, survey: str, *, via: str) -> None:
+        """The caller leaves the agent for the post-call survey: the dialplan's
+        SURVEY_CONTEXT runs it over FastAGI (agi/survey.py) on this very channel, so the
+        answers land on this call's row. The agent is freed as after any transfer."""
+        from_agent = s.agent_id
+        if s.bridge_id and not s.on_hold:
+            # The bridge may be gone with the agent; `continue` takes the caller out anyway.
+            with contextlib.suppress(ARIError):
+                await self.ari.request(
+                    "POST",
+                    f"/bridges/{s.bridge_id}/removeChannel",
+                    params={"channel": s.channel_id},
+                )
+        await self._moh(s, on=False)
+        await self._release_agent(s)
+        s.phase, s.left_agent_at = Phase.SURVEY, now()
+        channel = f"/channels/{quote(s.channel_id, safe='')}"
+        for variable, value in ((SURVEY_VARIABLE, survey), (CALL_ID_VARIABLE, s.call_id)):
+            await self.ari.request(
+                "POST", f"{channel}/variable", params={"variable": variable, "value": value}
+            )
+        await self.ari.request(
+            "POST",
+            f"{channel}/continue",
+            params={"context": SURVEY_CONTEXT, "extension": "s", "priority": 1},
+        )
+        await self.calllog.event(
+            s.call_id, "sent_to_survey", survey=survey, via=via, from_agent=from_agent
+        )
+        log.info("sent_to_survey", survey=survey, via=via, from_agent=from_agent)
+
     # ---- the end --------------------------------------------------------------------------
 
     async def _caller_left(self, s: CallerSession, at: datetime) -> None:
@@ -862,7 +929,8 @@ class InfolineApp:
         self.calls.pop(s.channel_id, None)
         self.by_call.pop(s.call_id, None)
         outcome = s.final_outcome()
-        talk = (at - s.connected_at).total_seconds() if s.connected_at else None
+        talk_end = s.left_agent_at or at  # the survey after the talk is no talk time
+        talk = (talk_end - s.connected_at).total_seconds() if s.connected_at else None
         closed = await self.calllog.close(
             s.call_id,
             at=at,

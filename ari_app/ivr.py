@@ -18,6 +18,7 @@ from ari_app.prompter import StartTimer as StartTimer
 from ari_app.prompter import StopPlayback as StopPlayback
 from ari_app.routing import Caller, matches
 from dialplan.model import (
+    AgreeSurveyNode,
     BranchNode,
     CallbackNode,
     Flow,
@@ -56,6 +57,13 @@ class HangupCall:
     pass
 
 
+@dataclass(frozen=True)
+class AgreeSurvey:
+    """The caller agreed to ``survey`` after the call (the adapter remembers it)."""
+
+    survey: str
+
+
 IVRAction = (
     PlayPrompt
     | StopPlayback
@@ -65,6 +73,7 @@ IVRAction = (
     | RouteTo
     | RequestCallback
     | HangupCall
+    | AgreeSurvey
 )
 
 
@@ -129,7 +138,7 @@ class IVR:
         if self.done or self.node is None:
             return []
         node = self._node()
-        if isinstance(node, PlayNode):
+        if isinstance(node, PlayNode | AgreeSurveyNode):
             return self._stop() + self._enter(node.next, typeahead=digit)
         if isinstance(node, HangupNode):
             return []
@@ -187,11 +196,16 @@ class IVR:
                 return self._play([node.prompt])
             self.done = True
             return [HangupCall()]
+        if isinstance(node, AgreeSurveyNode):
+            agreed: list[IVRAction] = [AgreeSurvey(node.survey)]
+            if node.prompt is None or typeahead is not None:
+                return agreed + self._enter(node.next, typeahead)
+            return agreed + self._play([node.prompt])
         raise AssertionError(f"unknown node type {type(node).__name__}")
 
     def _prompts_done(self) -> list[IVRAction]:
         node = self._node()
-        if isinstance(node, PlayNode):
+        if isinstance(node, PlayNode | AgreeSurveyNode):
             return self._enter(node.next)
         if isinstance(node, MenuNode):
             return self._start_timer(node.timeout_seconds)

@@ -9,15 +9,17 @@ priority and the skills required. Business hours and overflow are per queue.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from ari_app.acd import AgentTarget, CallRequest, QueueTarget, Target
 from dialplan.hours import is_open
-from dialplan.model import Calendar, Flow, Match, QueueDef
+from dialplan.model import NAME, Calendar, Flow, Match, QueueDef
 
 SUPERVISOR_QUEUE = "supervisor"
+SURVEY_NAME = re.compile(NAME)  # a survey's name, as surveys/model.py spells it
 
 
 @dataclass(frozen=True)
@@ -132,26 +134,38 @@ def overflow_decision(previous: RouteDecision, queue: str) -> RouteDecision:
     )
 
 
-def parse_transfer_target(text: str) -> tuple[Literal["agent", "queue"], str]:
-    """``agent:ID``, ``queue:ID`` or ``supervisor`` (the supervisor queue). Pure check."""
+TransferKind = Literal["agent", "queue", "survey"]
+
+
+def parse_transfer_target(text: str) -> tuple[TransferKind, str]:
+    """``agent:ID``, ``queue:ID``, ``supervisor`` (the supervisor queue), or ``survey`` /
+    ``survey:NAME``: the caller leaves the agent for the post-call survey (the reference is
+    empty for the line's default survey). Pure check."""
     if text == "supervisor":
         return "queue", SUPERVISOR_QUEUE
+    if text == "survey":
+        return "survey", ""
     kind, _, ref = text.partition(":")
+    if kind == "survey" and SURVEY_NAME.fullmatch(ref):
+        return "survey", ref
     if (
         kind not in ("agent", "queue")
         or not ref
         or len(ref) > 64
         or not all(c.isalnum() or c in "_.@-" for c in ref)
     ):
-        raise ValueError("transfer target must be agent:ID, queue:ID or supervisor")
+        raise ValueError("transfer target must be agent:ID, queue:ID, supervisor or survey")
     return ("agent" if kind == "agent" else "queue"), ref
 
 
 def transfer_decision(previous: RouteDecision | None, target: str) -> RouteDecision:
     """Where a transferred caller waits: the agent named (in the queue they were in), or
-    any member of the queue named. They keep their priority and their place."""
+    any member of the queue named. They keep their priority and their place. A survey is
+    not a place to wait: ValueError."""
     kind, ref = parse_transfer_target(target)
     priority = previous.priority if previous else 0
+    if kind == "survey":
+        raise ValueError("a survey is no queue: the caller is sent to it, not queued")
     if kind == "agent":
         queue = previous.queue if previous else SUPERVISOR_QUEUE
         return RouteDecision(

@@ -37,7 +37,7 @@ ASTERISK_OWNED = (
     "var/lib/asterisk",
     "var/log/asterisk",
     "var/spool/asterisk",
-    "var/spool/asterisk/recording",  # survey voice comments (ARI recordings)
+    "var/spool/asterisk/recording",  # survey comments (AGI RECORD FILE does not mkdir)
     "var/cache/asterisk",
     "run/asterisk",
 )

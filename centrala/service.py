@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import web
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agi.infoline import InfolineAGI
 from agi.server import FastAGIServer
+from agi.survey import SurveyAGI
 from ari_app.acd import ACD
 from ari_app.agents import AgentDesk, AgentDeskError
 from ari_app.ami import AMIClient
@@ -37,7 +39,7 @@ from models.crm import CRM
 from models.db import create_engine, session_factory, upgrade_async
 from models.surveying import SurveyLog
 from surveys.store import active_survey, apply_survey
-from surveys.validate import check_survey
+from surveys.validate import SurveyError, check_survey
 
 log = structlog.get_logger(__name__)
 
@@ -73,14 +75,26 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         log.info("flow_applied", flow=flow.name, version=version, file=str(settings.flow_file))
     app[SURVEYS] = SurveyLog(sessions, before_write=app[CALLLOG].flush)
     app[CAMPAIGNS] = CampaignStore(sessions)
-    for path in settings.survey_files:
-        survey = check_survey(path.read_text(encoding="utf-8"), str(path))
-        if await active_survey(sessions, survey.name) is None:
-            stored = await apply_survey(sessions, survey)
-            log.info("survey_applied", survey=survey.name, version=stored.version, file=str(path))
+    await apply_missing_surveys(settings, sessions)
     yield
     await app[CALLLOG].aclose()
     await engine.dispose()
+
+
+async def apply_missing_surveys(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A fresh install knows the shipped surveys; an applied version is never replaced here.
+    A broken file is logged, not fatal: the info line must answer regardless."""
+    for path in settings.survey_files:
+        try:
+            survey = check_survey(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError, SurveyError) as exc:
+            log.error("survey_file_invalid", file=str(path), error=str(exc))
+            continue
+        if await active_survey(sessions, survey.name) is None:
+            stored = await apply_survey(sessions, survey)
+            log.info("survey_applied", survey=survey.name, version=stored.version, file=str(path))
 
 
 async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -101,6 +115,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         acd,
         name=settings.infoline_app,
         region=settings.default_region,
+        survey=settings.postcall_survey,
     )
 
     dialler = CampaignDialler(
@@ -136,8 +151,16 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    survey = SurveyAGI(
+        app[SURVEYS],
+        app[CALLLOG],
+        app[CRM_KEY],
+        follow_up_queue=settings.survey_follow_up_queue,
+        region=settings.default_region,
+        default_survey=settings.postcall_survey,
+    )
     server = FastAGIServer(
-        {"infoline": InfolineAGI(app[CALLLOG], settings.greeting_sound)},
+        {"infoline": InfolineAGI(app[CALLLOG], settings.greeting_sound), "survey": survey},
         settings.agi_host,
         settings.agi_port,
     )

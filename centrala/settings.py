@@ -94,6 +94,10 @@ class Settings(BaseSettings):
         default="0800100200", description="the number campaign calls show"
     )
     campaign_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    # The post-call survey (agi/survey.py): the survey of the transfer target "survey", and
+    # the queue of a detractor's callback when they have no manager of their own.
+    postcall_survey: str = Field(default="nps", pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    survey_follow_up_queue: str = "new_clients"
 
     def effective_api_token(self) -> str:
         """The API token: the setting, else the one `serve` generated on first start."""

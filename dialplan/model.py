@@ -170,8 +170,26 @@ class HangupNode(Strict):
     prompt: Name | None = None
 
 
+class AgreeSurveyNode(Strict):
+    """The caller agrees to `survey` after the call (a menu key leads here): when the agent
+    hangs up first, the caller goes to the survey instead of hearing the line drop. The
+    optional prompt confirms it; then the caller goes on to `next`."""
+
+    type: Literal["agree_survey"]
+    survey: Name = "nps"
+    prompt: Name | None = None
+    next: Name
+
+
 Node = Annotated[
-    PlayNode | LanguageNode | BranchNode | MenuNode | RouteNode | CallbackNode | HangupNode,
+    PlayNode
+    | LanguageNode
+    | BranchNode
+    | MenuNode
+    | RouteNode
+    | CallbackNode
+    | HangupNode
+    | AgreeSurveyNode,
     Field(discriminator="type"),
 ]
 

@@ -20,6 +20,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 from pydantic import ValidationError
 
 from dialplan.model import (
+    AgreeSurveyNode,
     BranchNode,
     CallbackNode,
     Flow,
@@ -33,7 +34,7 @@ from dialplan.model import (
 )
 
 QUEUE_HOLD = "queue_hold"  # played to callers waiting in a queue: needed when any route exists
-NODE_TYPES = ("play", "language", "branch", "menu", "route", "callback", "hangup")
+NODE_TYPES = ("play", "language", "branch", "menu", "route", "callback", "hangup", "agree_survey")
 
 
 class FlowError(Exception):
@@ -139,7 +140,7 @@ def load_flow(text: str, filename: str) -> Flow:
 def _targets(name: str, node: Any) -> Iterator[tuple[str, str]]:
     """(where, target node name) for every node the node can lead to."""
     where = f"nodes.{name}"
-    if isinstance(node, PlayNode | LanguageNode | CallbackNode):
+    if isinstance(node, PlayNode | LanguageNode | CallbackNode | AgreeSurveyNode):
         yield f"{where}.next", node.next
     elif isinstance(node, BranchNode):
         for i, case in enumerate(node.cases):
@@ -164,7 +165,7 @@ def _prompts(flow: Flow) -> Iterator[tuple[str, str]]:
         elif isinstance(node, CallbackNode):
             yield f"{where}.prompt", node.prompt
             yield f"{where}.confirm_prompt", node.confirm_prompt
-        elif isinstance(node, HangupNode) and node.prompt is not None:
+        elif isinstance(node, HangupNode | AgreeSurveyNode) and node.prompt is not None:
             yield f"{where}.prompt", node.prompt
     if flow.after_hours_prompt is not None:
         yield "after_hours_prompt", flow.after_hours_prompt

@@ -33,6 +33,10 @@ def clean_text(value: str | None, limit: int = MAX_TEXT) -> str | None:
     return kept or None
 
 
+def _first_id(clients: list[Client]) -> int | None:
+    return clients[0].id if clients else None
+
+
 @dataclass(frozen=True)
 class OpenedCall:
     id: str
@@ -109,9 +113,7 @@ class CallLog:
                 caller_number=clean_text(caller_number, 64),
                 caller_name=clean_text(caller_name),
                 called_number=clean_text(called_number, 64),
-                client_id=client_id
-                if client_id is not None
-                else (clients[0].id if clients else None),
+                client_id=client_id if client_id is not None else _first_id(clients),
                 started_at=started_at,
                 ivr_path=[],
                 flow_version=flow_version,

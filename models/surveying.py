@@ -6,6 +6,7 @@ a resumed call never stores an answer or a task twice."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -28,6 +29,17 @@ from surveys.interpreter import Answer, SurveyStatus
 
 async def _nothing() -> None:
     return None
+
+
+@dataclass(frozen=True)
+class Respondent:
+    """Who takes a post-call survey: the call they just had, as its row tells."""
+
+    call_id: str
+    client_id: int | None
+    caller_number: str | None  # as Asterisk gave it
+    language: str | None  # the language of the call (chosen in the IVR), else the client's
+    survey_status: str | None  # a final one: this call was surveyed already
 
 
 class SurveyLog:
@@ -82,6 +94,28 @@ class SurveyLog:
                 .order_by(SurveyAnswer.id)
             )
             return [Answer(r.question_key, r.value_int, r.value_text, r.recording) for r in rows]
+
+    async def respondent(self, call_id: str) -> Respondent | None:
+        """The call ``call_id`` as a survey respondent; None when there is no such call."""
+        async with self.sessions() as session:
+            call = await session.get(Call, call_id)
+            if call is None:
+                return None
+            chosen = await session.scalar(
+                select(CallEvent.data)
+                .where(CallEvent.call_id == call_id, CallEvent.kind == "language")
+                .order_by(CallEvent.id.desc())
+                .limit(1)
+            )
+            client = None if call.client_id is None else await session.get(Client, call.client_id)
+        language = (chosen or {}).get("language") or (client.language if client else None)
+        return Respondent(
+            call_id=call.id,
+            client_id=call.client_id,
+            caller_number=call.caller_number,
+            language=language,
+            survey_status=call.survey_status,
+        )
 
     async def ended(self, call_id: str, status: SurveyStatus) -> None:
         """The survey's final state on the call row (a final state is never overwritten)."""

@@ -298,8 +298,9 @@ async def me(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
     targets = [f"queue:{q}" for q in snap["queues"]] + [
         f"agent:{a}" for a in snap["agents"] if a != user.agent_id
     ]
+    targets = ["supervisor", "survey", *targets]  # survey: the post-call survey
     return web.json_response(
-        {"agent_id": user.agent_id, "role": user.role, **state, "targets": ["supervisor", *targets]}
+        {"agent_id": user.agent_id, "role": user.role, **state, "targets": targets}
     )
 
 
@@ -346,7 +347,8 @@ async def set_state(request: web.Request, dw: DeskWeb, user: User) -> web.Respon
 async def hangup(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
     call_id = request.match_info["call_id"]
     _check_control(dw, user, call_id)
-    await dw.infoline.ari.hangup(dw.infoline.by_call[call_id])
+    # Through the info line: a caller who agreed to the survey is sent there, not hung up.
+    await dw.infoline.control(call_id, "hangup")
     return web.json_response({"call_id": call_id, "operation": "hangup"})
 
 

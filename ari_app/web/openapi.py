@@ -94,7 +94,8 @@ OPENAPI: dict[str, Any] = {
         "/api/acd": {"get": _op("the ACD's live snapshot: queues and agents")},
         "/api/calls/{call_id}/transfer": {
             "post": _op(
-                "transfer a live call: to agent:ID, queue:ID or supervisor",
+                "transfer a live call: to agent:ID, queue:ID, supervisor, or survey[:NAME] "
+                "(blind only: the caller leaves for the post-call survey)",
                 body={"to": _S, "mode": {"enum": ["blind", "attended"]}},
             )
         },

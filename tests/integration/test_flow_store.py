@@ -179,7 +179,7 @@ def centrala(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_cli_check_and_apply_end_to_end(database: Database, tmp_path: Path) -> None:
     out = centrala(database.url, "dialplan", "check", str(INFOLINE))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "OK: flow infoline, 14 nodes, 6 routes"
+    assert out.stdout.strip() == "OK: flow infoline, 15 nodes, 6 routes"
     assert await versions(database) == []  # check writes nothing
 
     out = centrala(database.url, "dialplan", "apply", str(INFOLINE))

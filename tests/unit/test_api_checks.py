@@ -68,6 +68,8 @@ def test_transfer_request_refused(body: dict[str, object]) -> None:
         ("supervisor", ("queue", "supervisor")),
         ("queue:finance", ("queue", "finance")),
         ("agent:m-1.x@y", ("agent", "m-1.x@y")),
+        ("survey", ("survey", "")),  # the line's default post-call survey
+        ("survey:nps", ("survey", "nps")),
     ],
 )
 def test_transfer_targets(text: str, expected: tuple[str, str]) -> None:
@@ -75,7 +77,19 @@ def test_transfer_targets(text: str, expected: tuple[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "agent:", "boss", "queue:a b", "agent:x\nAction: Hangup", "agent:" + "a" * 65]
+    "text",
+    [
+        "",
+        "agent:",
+        "boss",
+        "queue:a b",
+        "agent:x\nAction: Hangup",
+        "agent:" + "a" * 65,
+        "survey:",
+        "survey:NPS",
+        "survey:nps\n",
+        "surveys",
+    ],
 )
 def test_bad_transfer_targets(text: str) -> None:
     with pytest.raises(ValueError):
@@ -92,6 +106,11 @@ def test_transferred_caller_keeps_priority_and_waits_for_the_named_agent() -> No
     )
     to_queue = transfer_decision(before, "queue:finance")
     assert (to_queue.queue, to_queue.targets) == ("finance", (QueueTarget("finance"),))
+
+
+def test_a_survey_is_no_place_to_wait_in() -> None:
+    with pytest.raises(ValueError):
+        transfer_decision(None, "survey")
 
 
 def test_caller_id_shown_to_agents_is_cleaned() -> None:

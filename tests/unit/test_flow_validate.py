@@ -126,6 +126,19 @@ def test_menu_option_must_name_a_node() -> None:
     assert "nodes.main_menu.options.7: no node named 'missing'" in out
 
 
+def test_agree_survey_next_and_prompt_must_exist() -> None:
+    def broken(d: dict[str, Any]) -> None:
+        d["nodes"]["survey_after_call"].update(next="nowhere", prompt="nope")
+
+    out = problems_of(broken)
+    assert "nodes.survey_after_call.next: no node named 'nowhere'" in out
+    assert "nodes.survey_after_call.prompt: no prompt named 'nope'" in out
+
+
+def test_agree_survey_without_a_prompt_is_fine() -> None:
+    assert validate(variant(lambda d: d["nodes"]["survey_after_call"].pop("prompt"))) == []
+
+
 def test_menu_on_fail_must_name_a_node() -> None:
     out = problems_of(lambda d: d["nodes"]["main_menu"].update(on_fail="missing"))
     assert "nodes.main_menu.on_fail: no node named 'missing'" in out

@@ -9,6 +9,7 @@ import yaml
 
 from ari_app.ivr import (
     IVR,
+    AgreeSurvey,
     CancelTimer,
     HangupCall,
     IVRAction,
@@ -117,6 +118,30 @@ def test_information_answers_without_an_agent_then_returns_to_the_menu() -> None
     info = ivr.on_dtmf("1")
     assert prompts(info) == ["information_products"]
     assert prompts(finish(ivr, info)) == ["main_menu"]
+
+
+def test_key_six_agrees_to_the_survey_after_the_call_then_the_menu_again() -> None:
+    ivr = IVR(FLOW, KEY_CLIENT)
+    finish(ivr, finish(ivr, ivr.start()))
+    agreed = ivr.on_dtmf("6")
+    assert AgreeSurvey("nps") in agreed
+    assert prompts(agreed) == ["survey_agreed"]
+    assert prompts(finish(ivr, agreed)) == ["main_menu"]
+    assert ivr.on_dtmf("0")[-1] == RouteTo("operator")
+    assert ivr.path[-5:] == [
+        "main_menu:6",
+        "survey_after_call",
+        "main_menu",
+        "main_menu:0",
+        "operator",
+    ]
+
+
+def test_a_key_during_the_survey_confirmation_counts_for_the_menu() -> None:
+    ivr = IVR(FLOW, KEY_CLIENT)
+    finish(ivr, finish(ivr, ivr.start()))
+    ivr.on_dtmf("6")
+    assert ivr.on_dtmf("2")[-1] == RouteTo("my_loan")
 
 
 def test_invalid_keys_reprompt_then_go_to_an_operator() -> None:
