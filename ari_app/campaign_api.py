@@ -4,6 +4,7 @@ its next tick."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -45,7 +46,56 @@ def check_settings(data: object) -> CampaignSettings:
         raise CampaignError("bad_settings", problems, 422) from exc
 
 
-def routes(store_key: web.AppKey[CampaignStore]) -> list[web.RouteDef]:
+def check_create(data: dict[str, Any], region: str) -> tuple[str, str, CampaignSettings, Any]:
+    """A create request: name, survey (default nps), settings, and either `segments` (put
+    into the settings' rules) or `contacts_csv` (a contact list as CSV text); pure."""
+    from models.importing import ImportRejected
+    from surveys.contacts import parse_contacts
+
+    name = data.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:
+        raise CampaignError("bad_name", "name: 1 to 100 characters", 422)
+    survey = data.get("survey", "nps")
+    if not isinstance(survey, str) or not survey:
+        raise CampaignError("bad_survey", "survey: a survey's name", 422)
+    raw = data.get("settings") or {}
+    if not isinstance(raw, dict):
+        raise CampaignError("bad_settings", "settings: an object", 422)
+    segments, csv_text = data.get("segments"), data.get("contacts_csv")
+    if (segments is None) == (csv_text is None):
+        raise CampaignError("bad_targets", "give either segments or contacts_csv", 422)
+    if segments is not None:
+        raw = {**raw, "rules": {**(raw.get("rules") or {}), "segments": segments}}
+    settings = check_settings(raw)
+    rows = None
+    if csv_text is not None:
+        if not isinstance(csv_text, str):
+            raise CampaignError("bad_contacts", "contacts_csv: CSV text", 422)
+        try:
+            rows = parse_contacts(csv_text, region)
+        except ImportRejected as exc:
+            raise CampaignError("bad_contacts", exc.report(), 422) from exc
+    return name.strip(), survey, settings, rows
+
+
+def routes(store_key: web.AppKey[CampaignStore], region: str = "BA") -> list[web.RouteDef]:
+    async def create(request: web.Request) -> web.Response:
+        from models.campaigns import create_campaign
+
+        try:
+            data = await request.json()
+        except ValueError as exc:
+            raise CampaignError("bad_json", "the body is not JSON", 400) from exc
+        if not isinstance(data, dict):
+            raise CampaignError("bad_json", "the body must be a JSON object", 400)
+        name, survey, settings, rows = check_create(data, region)
+        store = request.app[store_key]
+        campaign_id, _ = await create_campaign(
+            store.sessions, name, survey, settings, rows, datetime.now(UTC)
+        )
+        campaign = await store.find(campaign_id)
+        return web.json_response(campaign_json(campaign, await store.progress(campaign_id)))
+
     async def index(request: web.Request) -> web.Response:
         campaigns = await request.app[store_key].all()
         return web.json_response({"campaigns": [campaign_json(c) for c in campaigns]})
@@ -63,6 +113,7 @@ def routes(store_key: web.AppKey[CampaignStore]) -> list[web.RouteDef]:
 
     return [
         web.get("/api/campaigns", index),
+        web.post("/api/campaigns", create),
         web.get("/api/campaigns/{campaign}", show),
         web.post("/api/campaigns/{campaign}/{op:start|pause|stop}", operate),
     ]

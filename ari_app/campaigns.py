@@ -385,6 +385,7 @@ class CampaignDialler:
         await self._apply(s, Outcome.MACHINE)
         if s.settings.machine_action == "message" and s.settings.machine_prompt:
             media = prompt_media(s.stored.survey, s.settings.machine_prompt, s.call.language)
+            await self.calllog.event(s.call_id, "machine_message", media=media)
             await self.ari.play(s.channel_id, media, f"{s.channel_id}-{MACHINE_PLAYBACK}")
         else:
             await self.ari.hangup(s.channel_id)

@@ -258,7 +258,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(desk_ctx(SETTINGS, CRM_KEY, ACD_KEY, DESK, INFOLINE))
     app.router.add_get("/status", status)
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
-    app.router.add_routes(campaign_routes(CAMPAIGNS))
+    app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
     app.router.add_routes(report_routes(SESSIONS))
     setup_desk(app)
     return app

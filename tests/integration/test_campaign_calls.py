@@ -351,3 +351,33 @@ async def test_a_crash_mid_campaign_loses_and_duplicates_nothing(
     assert len(await calls_to(server, ringing)) == 1
     lines = server.log_lines()
     assert any(line.get("event") == "survey_call_resumed" for line in lines)
+
+
+async def test_a_machine_hears_a_short_message_when_the_campaign_says_so(
+    server: Server, ami: AMIClient
+) -> None:
+    store = CampaignStore(server.db.sessions)
+    stored = await active_survey(server.db.sessions, "nps")
+    assert stored is not None
+    machine = number()
+    await simulate(ami, machine, "machine")
+    campaign_id, _ = await store.create(
+        f"message-{machine[-6:]}",
+        stored.id,
+        settings(machine_action="message", machine_prompt="machine_message"),
+        [NewContact(machine, timezone="UTC", language="en")],
+    )
+    await store.set_status(campaign_id, CampaignStatus.RUNNING)
+
+    async def ended() -> Call | None:
+        calls = await calls_to(server, machine)
+        return calls[0] if calls and calls[0].ended_at is not None else None
+
+    call = await wait_until(ended, timeout=40, what="the machine's call")
+    assert call.outcome == "machine" and call.survey_status is None
+    kinds = await server.event_kinds(call.id)
+    assert "machine_message" in kinds
+    # AMD takes about 2.5 s; the message (about 6 s) is played to its end before we hang up.
+    assert call.talk_seconds is not None and call.talk_seconds > 5
+    row = (await contacts_of(server, campaign_id))[machine]
+    assert (row.status, row.last_outcome) == ("pending", "machine")
