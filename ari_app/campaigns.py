@@ -30,7 +30,14 @@ import phonenumbers
 import structlog
 from phonenumbers import timezone as number_timezones
 
-from ari_app.ari import ARIClient, ARIConflict, ARIError, ARINotFound, Event
+from ari_app.ari import (
+    ARIClient,
+    ARIConflict,
+    ARIError,
+    ARINotFound,
+    ARIUnavailable,
+    Event,
+)
 from ari_app.ivr import HangupCall
 from ari_app.prompter import CancelTimer, PlayPrompt, StartTimer, StopPlayback
 from centrala.prompts import prompt_media
@@ -154,6 +161,7 @@ class CampaignDialler:
         self._surveys: dict[int, StoredSurvey] = {}
         self._task: asyncio.Task[None] | None = None
         self._reconciled = asyncio.Event()
+        self._reconciling = asyncio.Lock()
         self._spawned: set[asyncio.Task[None]] = set()
 
     # ---- the dialling loop ----------------------------------------------------------------
@@ -174,6 +182,8 @@ class CampaignDialler:
         while True:
             started = time.monotonic()
             try:
+                if self.ari.connected and not self._reconciled.is_set():
+                    await self.reconcile()  # the one at connect failed: no dialling before
                 if self.ari.connected and self._reconciled.is_set():
                     await self.tick()
             except Exception:  # a database hiccup must not end the campaigns for good
@@ -285,6 +295,16 @@ class CampaignDialler:
             )
         except ARIConflict:
             log.warning("originate_duplicate")  # the channel exists: it is this very attempt
+        except ARIUnavailable as exc:
+            # No answer from Asterisk: the call may have been placed all the same. Only a
+            # channel known to be absent is a failed attempt; else its events (or the
+            # reconcile after the reconnect) tell.
+            log.warning("originate_unconfirmed", error=str(exc))
+            with contextlib.suppress(ARIUnavailable):
+                try:
+                    await self.ari.get_channel(channel_id)
+                except ARINotFound:
+                    await self._end(s, Outcome.FAILED, None, f"originate failed: {exc}")
         except ARIError as exc:
             log.warning("originate_failed", error=str(exc))
             await self._end(s, Outcome.FAILED, None, f"originate failed: {exc}")
@@ -306,8 +326,11 @@ class CampaignDialler:
         s = self.calls.get(channel_id)
         if s is None:
             if kind == "StasisStart" and parse_channel_id(channel_id):
-                # A call of ours from before a restart, back in Stasis before reconcile ran.
-                s = await self._adopt(channel)
+                # A call of ours from before a restart, back in Stasis before reconcile ran:
+                # this very event says where it is (just answered, or AMD's verdict).
+                args = [str(a) for a in event.get("args") or []]
+                async with self._reconciling:
+                    s = await self._adopt(channel, entering=args[0] if args else None)
             if s is None:
                 return
         structlog.contextvars.bind_contextvars(call_id=s.call_id, channel_id=s.channel_id)
@@ -533,6 +556,10 @@ class CampaignDialler:
         """Find every attempt under way again: a call still on the PBX is adopted (its survey
         resumes); a call that ended while we were away gets its result from what was stored
         (answers mean they took part; never answered means it failed and is retried)."""
+        async with self._reconciling:
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
         try:
             for campaign_id, contact_id, attempt, call_id in await self.store.dialling_contacts():
                 channel_id = channel_id_for(campaign_id, contact_id, attempt)
@@ -580,7 +607,11 @@ class CampaignDialler:
         await self.store.apply(campaign_id, contact_id, attempt, outcome, now(), call_id)
         log.warning("survey_call_closed_on_reconcile", outcome=outcome.value)
 
-    async def _adopt(self, channel: dict[str, Any]) -> SurveyDial | None:
+    async def _adopt(
+        self, channel: dict[str, Any], entering: str | None = None
+    ) -> SurveyDial | None:
+        """Take over a call of ours placed before a restart. ``entering``: the first argument
+        of the StasisStart that brought it ("campaign": just answered, "amd": the verdict)."""
         channel_id = str(channel.get("id", ""))
         ids = parse_channel_id(channel_id)
         if ids is None or channel_id in self.calls:
@@ -615,8 +646,10 @@ class CampaignDialler:
         structlog.contextvars.bind_contextvars(call_id=call_id, channel_id=channel_id)
         dialplan = channel.get("dialplan") or {}
         in_stasis = str(dialplan.get("app_name", "")).lower() == "stasis"
-        if channel.get("state") != "Up":
+        if entering == "campaign" or channel.get("state") != "Up":
             s.phase = Phase.RINGING
+        elif entering == "amd":
+            s.phase = Phase.DETECTING
         elif dialplan.get("context") == AMD_CONTEXT and not in_stasis:
             s.phase = Phase.DETECTING  # AMD still listening: its verdict comes to us
         else:
