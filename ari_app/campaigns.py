@@ -49,7 +49,6 @@ from surveys.campaign import (
     CampaignSettings,
     ContactStatus,
     Dial,
-    Done,
     Outcome,
     Skip,
     calling_timezones,
@@ -162,7 +161,6 @@ class CampaignDialler:
         self._task: asyncio.Task[None] | None = None
         self._reconciled = asyncio.Event()
         self._reconciling = asyncio.Lock()
-        self._spawned: set[asyncio.Task[None]] = set()
 
     # ---- the dialling loop ----------------------------------------------------------------
 
@@ -230,8 +228,7 @@ class CampaignDialler:
                 )
                 await self.store.close_contact(d.contact.contact_id, status, action.reason)
                 log.info("contact_skipped", contact_id=d.contact.contact_id, reason=action.reason)
-            elif isinstance(action, Done):
-                continue
+            # Done, or a Skip that is not final: nothing to do now.
 
     async def _survey(self, survey_id: int) -> StoredSurvey:
         stored = self._surveys.get(survey_id)
@@ -248,6 +245,22 @@ class CampaignDialler:
         contact = due.contact
         if not await self.store.claim(contact.contact_id, attempt):
             return False
+        try:
+            return await self._place(campaign, due, attempt, at)
+        except Exception:
+            # Claimed but never placed (the database or the survey failed us): give the
+            # attempt back as failed, so the contact is retried instead of held forever.
+            if channel_id_for(campaign.id, contact.contact_id, attempt) not in self.calls:
+                with contextlib.suppress(Exception):
+                    await self.store.apply(
+                        campaign.id, contact.contact_id, attempt, Outcome.FAILED, now(), None
+                    )
+            raise
+
+    async def _place(
+        self, campaign: RunningCampaign, due: DueContact, attempt: int, at: datetime
+    ) -> bool:
+        contact = due.contact
         channel_id = channel_id_for(campaign.id, contact.contact_id, attempt)
         stored = await self._survey(campaign.survey_id)
         opened = await self.calllog.open_call(
