@@ -32,15 +32,12 @@ import structlog
 from agi.server import AGIError, AGIHangup, AGIReply, AGIRequest, AGISession
 from ari_app.ivr import HangupCall
 from ari_app.prompter import CancelTimer, PlayPrompt, StartTimer, StopPlayback
-from ari_app.routing import queue_calendar
 from centrala.phones import normalise
 from centrala.prompts import prompt_media
 from dialplan.model import NAME, Calendar
-from dialplan.store import active_flow
 from models.calllog import CallLog, now
-from models.crm import CRM
 from models.surveying import Respondent, SurveyLog
-from surveys.followup import follow_up_for
+from surveys.followup import follow_up_for, permission_question
 from surveys.interpreter import (
     FINAL,
     Answer,
@@ -51,7 +48,7 @@ from surveys.interpreter import (
     SurveyEnded,
     SurveyStatus,
 )
-from surveys.model import Survey, YesNoQuestion
+from surveys.model import Survey
 from surveys.store import StoredSurvey, active_survey
 
 log = structlog.get_logger(__name__)
@@ -287,13 +284,6 @@ def survey_request(args: Sequence[str], default_survey: str) -> SurveyRequest:
     return SurveyRequest(survey, call_id)
 
 
-def permission_question(survey: Survey, name: str | None) -> str | None:
-    """``name`` when the survey asks it as a yes/no ("may we call you back?"), else None."""
-    if name is not None and isinstance(survey.questions.get(name), YesNoQuestion):
-        return name
-    return None
-
-
 class SurveyAGI:
     """The FastAGI script ``survey``. A detractor's callback goes to their manager, else to
     ``follow_up_queue``, due when that queue next opens."""
@@ -302,7 +292,6 @@ class SurveyAGI:
         self,
         surveys: SurveyLog,
         calllog: CallLog,
-        crm: CRM,
         *,
         follow_up_queue: str,
         region: str,
@@ -314,7 +303,6 @@ class SurveyAGI:
     ) -> None:
         self.surveys = surveys
         self.calllog = calllog
-        self.crm = crm
         self.follow_up_queue = follow_up_queue
         self.region = region
         self.default_survey = default_survey
@@ -431,7 +419,4 @@ class SurveyAGI:
         )
 
     async def _queue_calendar(self) -> Calendar | None:
-        """The follow-up queue's hours, as the info line reads them (live queue settings)."""
-        active = await active_flow(self.surveys.sessions, self.flow_name)
-        calendars = active[1].calendars if active is not None else {}
-        return queue_calendar(calendars, (await self.crm.queues()).get(self.follow_up_queue))
+        return await self.surveys.queue_hours(self.follow_up_queue, self.flow_name)

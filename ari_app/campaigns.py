@@ -58,7 +58,7 @@ from surveys.campaign import (
     next_action_in_zones,
     unanswered_outcome,
 )
-from surveys.followup import follow_up_for
+from surveys.followup import follow_up_for, permission_question
 from surveys.interpreter import (
     Record,
     SaveAnswer,
@@ -74,6 +74,7 @@ log = structlog.get_logger(__name__)
 TIMER = "CentralaTimer"
 AMD_CONTEXT = "centrala-amd"
 MACHINE_PLAYBACK = "machine"
+PERMISSION_QUESTION = "may_call_back"  # a detractor who says no is not called back
 _DIALLABLE = re.compile(r"^\+?[0-9]{3,15}$")
 _CHANNEL = re.compile(r"^survey-(\d+)-(\d+)-(\d+)$")
 
@@ -537,9 +538,8 @@ class CampaignDialler:
             survey=s.stored.survey,
             queue=s.settings.followup_queue,
             now=now(),
-            permission_question="may_call_back"
-            if "may_call_back" in s.stored.survey.questions
-            else None,
+            permission_question=permission_question(s.stored.survey, PERMISSION_QUESTION),
+            calendar=await self.surveys.queue_hours(s.settings.followup_queue),
         )
         if task is not None:
             await self.surveys.follow_up(s.call_id, task, now())

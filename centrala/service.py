@@ -154,7 +154,6 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
     survey = SurveyAGI(
         app[SURVEYS],
         app[CALLLOG],
-        app[CRM_KEY],
         follow_up_queue=settings.survey_follow_up_queue,
         region=settings.default_region,
         default_survey=settings.postcall_survey,

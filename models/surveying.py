@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dialplan.model import Calendar
 from models.tables import (
     Call,
     Callback,
@@ -130,6 +131,17 @@ class SurveyLog:
                 )
                 .values(survey_status=status.value)
             )
+
+    async def queue_hours(self, queue: str, flow_name: str = "infoline") -> Calendar | None:
+        """A follow-up queue's hours as the info line reads them (live queue settings, the
+        active flow's calendars): a callback is due when they open. None: always open."""
+        from ari_app.routing import queue_calendar
+        from dialplan.store import active_flow
+        from models.crm import CRM
+
+        active = await active_flow(self.sessions, flow_name)
+        calendars = active[1].calendars if active is not None else {}
+        return queue_calendar(calendars, (await CRM(self.sessions).queues()).get(queue))
 
     async def client_facts(self, client_id: int | None, number: str) -> ClientFacts:
         """What the follow-up rule needs about the respondent."""

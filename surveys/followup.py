@@ -32,6 +32,13 @@ class CallbackTask:
     note: str
 
 
+def permission_question(survey: Survey, name: str | None) -> str | None:
+    """``name`` when the survey asks it as a yes/no ("may we call you back?"), else None."""
+    if name is not None and isinstance(survey.questions.get(name), YesNoQuestion):
+        return name
+    return None
+
+
 def follow_up_for(
     answers: Iterable[Answer],
     client: ClientFacts,

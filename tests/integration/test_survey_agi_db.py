@@ -15,7 +15,6 @@ from agi.server import AGISession
 from agi.survey import DIGITS, SurveyAGI
 from centrala.prompts import load_survey_file
 from models.calllog import CallLog
-from models.crm import CRM
 from models.surveying import SurveyLog
 from models.tables import (
     Agent,
@@ -114,7 +113,6 @@ async def _line(database: Database) -> Line:
     script = SurveyAGI(
         SurveyLog(database.sessions, before_write=calllog.flush),
         calllog,
-        CRM(database.sessions),
         follow_up_queue="new_clients",
         region="BA",
     )

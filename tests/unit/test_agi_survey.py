@@ -16,12 +16,12 @@ from agi.survey import (
     AGISurveyChannel,
     SurveyAGI,
     SurveyDriver,
-    permission_question,
     recorded,
     stream_file,
     survey_request,
 )
 from centrala.prompts import prompt_media
+from surveys.followup import permission_question
 from surveys.interpreter import Answer, Record, SurveyCall, SurveyStatus
 from surveys.model import Survey
 from tests.fake_agi import FakeSession
@@ -168,7 +168,7 @@ async def test_malformed_arguments_get_a_polite_goodbye_and_nothing_is_stored(
     args: tuple[str, ...],
 ) -> None:
     store: Any = NoStorage()
-    script = SurveyAGI(store, store, store, follow_up_queue="new_clients", region="BA")
+    script = SurveyAGI(store, store, follow_up_queue="new_clients", region="BA")
     session = FakeSession("-", args=args)
     await script(session.request, cast(AGISession, session))
     assert session.commands == ["STREAM FILE vm-goodbye", "HANGUP"]
@@ -176,7 +176,7 @@ async def test_malformed_arguments_get_a_polite_goodbye_and_nothing_is_stored(
 
 async def test_a_caller_gone_before_the_goodbye_is_no_error() -> None:
     store: Any = NoStorage()
-    script = SurveyAGI(store, store, store, follow_up_queue="new_clients", region="BA")
+    script = SurveyAGI(store, store, follow_up_queue="new_clients", region="BA")
     session = FakeSession("hangup", args=("nps",))
     await script(session.request, cast(AGISession, session))
     assert session.commands == ["STREAM FILE vm-goodbye"]
