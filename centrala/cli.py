@@ -419,10 +419,11 @@ def serve() -> None:
 
 
 def _register_survey_commands() -> None:
-    from centrala.cli_surveys import campaign, survey
+    from centrala.cli_surveys import campaign, do_not_call, survey
 
     main.add_command(survey)
     main.add_command(campaign)
+    main.add_command(do_not_call)
 
 
 _register_survey_commands()

@@ -325,3 +325,84 @@ def campaign_status(name: str | None, as_json: bool) -> None:
         )
         click.echo("  by state:   " + ", ".join(f"{k} {v}" for k, v in p["by_status"].items()))
         click.echo("  by outcome: " + ", ".join(f"{k} {v}" for k, v in p["by_outcome"].items()))
+
+
+# ---- do not call --------------------------------------------------------------------------
+
+
+@click.group("dnc")
+def do_not_call() -> None:
+    """The do-not-call list: numbers no campaign ever dials (checked before every attempt)."""
+
+
+def _dnc_number(raw: str) -> str:
+    from centrala.phones import normalise
+
+    number = normalise(raw, get_settings().default_region)
+    if number is None:
+        raise click.BadParameter(f"{raw!r} is not a phone number", param_hint="NUMBER")
+    return number
+
+
+@do_not_call.command("add")
+@click.argument("number")
+@click.option("--reason", default="", help="why (e.g. asked on the phone, legal notice)")
+@click.option("--until", "until", metavar="YYYY-MM-DD", help="the entry lapses that day (UTC)")
+def dnc_add(number: str, reason: str, until: str | None) -> None:
+    """Put NUMBER on the list (again: its reason and expiry are replaced)."""
+    from models.tables import DoNotCall
+
+    e164 = _dnc_number(number)
+    expires = None
+    if until:
+        try:
+            expires = datetime.fromisoformat(until).replace(tzinfo=UTC)
+        except ValueError as exc:
+            raise click.BadParameter(f"{until!r} is not YYYY-MM-DD", param_hint="--until") from exc
+
+    async def add(sessions: Sessions) -> None:
+        async with sessions() as session, session.begin():
+            row = await session.get(DoNotCall, e164)
+            if row is None:
+                session.add(DoNotCall(number=e164, reason=reason[:200] or None, expires_at=expires))
+            else:
+                row.reason, row.expires_at = reason[:200] or None, expires
+
+    _db(add)
+    click.echo(f"{e164} on the do-not-call list" + (f" until {until}" if until else ""))
+
+
+@do_not_call.command("remove")
+@click.argument("number")
+def dnc_remove(number: str) -> None:
+    """Take NUMBER off the list."""
+    from sqlalchemy import delete
+
+    from models.tables import DoNotCall
+
+    e164 = _dnc_number(number)
+
+    async def remove(sessions: Sessions) -> int:
+        async with sessions() as session, session.begin():
+            result = await session.execute(delete(DoNotCall).where(DoNotCall.number == e164))
+            return int(getattr(result, "rowcount", 0))
+
+    if not _db(remove):
+        raise click.ClickException(f"{e164} is not on the do-not-call list")
+    click.echo(f"{e164} removed from the do-not-call list")
+
+
+@do_not_call.command("list")
+def dnc_list() -> None:
+    """Every number on the list, with its reason and expiry."""
+    from sqlalchemy import select
+
+    from models.tables import DoNotCall
+
+    async def rows(sessions: Sessions) -> list[DoNotCall]:
+        async with sessions() as session:
+            return list(await session.scalars(select(DoNotCall).order_by(DoNotCall.number)))
+
+    for row in _db(rows):
+        until = row.expires_at.date().isoformat() if row.expires_at else "-"
+        click.echo(f"{row.number}\t{until}\t{row.reason or ''}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from models.campaigns import CampaignStore
 from models.tables import Campaign, CampaignContact, Client, ClientPhone, Loan
 from surveys.store import active_survey
 from tests.conftest import Database
@@ -127,3 +128,21 @@ async def test_campaign_from_a_csv_list_all_or_nothing(database: Database, tmp_p
     unknown.write_text("number,client_id\n+38761100005,NOBODY\n")
     code, _, err = await centrala(database, "campaign", "create", "u", "--contacts", str(unknown))
     assert code == 1 and "NOBODY" in err
+
+
+async def test_the_do_not_call_list(database: Database) -> None:
+    code, out, err = await centrala(
+        database, "dnc", "add", "061 100 001", "--reason", "asked", "--until", "2027-01-31"
+    )
+    assert code == 0 and "+38761100001 on the do-not-call list until 2027-01-31" in out, err
+    code, out, _ = await centrala(database, "dnc", "add", "+38761100001", "--reason", "again")
+    assert code == 0  # a second add replaces the reason and the expiry
+    code, out, _ = await centrala(database, "dnc", "list")
+    assert out.splitlines() == ["+38761100001\t-\tagain"]
+    store = CampaignStore(database.sessions)
+    assert await store.do_not_call() == {"+38761100001": None}
+    code, _, err = await centrala(database, "dnc", "add", "not-a-number")
+    assert code == 2 and "not a phone number" in err
+    assert (await centrala(database, "dnc", "remove", "+38761100001"))[0] == 0
+    code, _, err = await centrala(database, "dnc", "remove", "+38761100001")
+    assert code == 1 and "not on the do-not-call list" in err
