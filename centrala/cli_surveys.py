@@ -323,6 +323,8 @@ def campaign_status(name: str | None, as_json: bool) -> None:
             f"{c['name']} (id {c['id']}): {c['status']}, {p['finished']}/{p['contacts']} "
             f"contacts finished ({p['percent_done']}%), {p['attempts']} calls"
         )
+        if p["next_call_at"]:
+            click.echo(f"  next call:  {p['next_call_at']} (a retry, or the calling window opens)")
         click.echo("  by state:   " + ", ".join(f"{k} {v}" for k, v in p["by_status"].items()))
         click.echo("  by outcome: " + ", ".join(f"{k} {v}" for k, v in p["by_outcome"].items()))
 

@@ -459,6 +459,12 @@ class CampaignStore:
                 )
                 or 0
             )
+            next_call = await session.scalar(
+                select(func.min(CampaignContact.next_attempt_at)).where(
+                    CampaignContact.campaign_id == campaign_id,
+                    CampaignContact.status == ContactStatus.PENDING.value,
+                )
+            )
         total = sum(by_status.values())
         finished = sum(
             by_status[s.value]
@@ -476,6 +482,8 @@ class CampaignStore:
             "attempts": attempts,
             "by_status": dict(sorted(by_status.items())),
             "by_outcome": dict(sorted(by_outcome.items())),
+            # The earliest retry or window opening waiting (None: due now, or nobody left).
+            "next_call_at": next_call.isoformat() if next_call is not None else None,
         }
 
 

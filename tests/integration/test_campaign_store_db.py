@@ -55,6 +55,8 @@ async def test_an_attempt_applies_once_and_schedules_the_retry(database: Databas
     )
     assert again.status is ContactStatus.PENDING and again.last_outcome == "busy"  # unchanged
     assert await store.due(campaign_id, NOW, 10) == []  # not before the retry is due
+    progress = await store.progress(campaign_id)
+    assert progress["next_call_at"] == (NOW + timedelta(minutes=15)).isoformat()
     (later,) = await store.due(campaign_id, NOW + timedelta(minutes=15), 10)
     assert later.contact.attempts == 1 and len(later.contact.history) == 1
     assert await store.apply(campaign_id + 1, cid, 2, Outcome.BUSY, NOW, None) is None
