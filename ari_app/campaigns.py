@@ -246,12 +246,15 @@ class CampaignDialler:
         contact = due.contact
         if not await self.store.claim(contact.contact_id, attempt):
             return False
+        channel_id = channel_id_for(campaign.id, contact.contact_id, attempt)
         try:
-            return await self._place(campaign, due, attempt, at)
+            # Bound for this attempt only: the loop goes on to other contacts.
+            with structlog.contextvars.bound_contextvars(channel_id=channel_id, call_id=None):
+                return await self._place(campaign, due, attempt, at)
         except Exception:
             # Claimed but never placed (the database or the survey failed us): give the
             # attempt back as failed, so the contact is retried instead of held forever.
-            if channel_id_for(campaign.id, contact.contact_id, attempt) not in self.calls:
+            if channel_id not in self.calls:
                 with contextlib.suppress(Exception):
                     await self.store.apply(
                         campaign.id, contact.contact_id, attempt, Outcome.FAILED, now(), None
@@ -293,7 +296,7 @@ class CampaignDialler:
                 recording_prefix=f"survey-{opened.id}",
             ),
         )
-        structlog.contextvars.bind_contextvars(call_id=opened.id, channel_id=channel_id)
+        structlog.contextvars.bind_contextvars(call_id=opened.id)
         if not _DIALLABLE.match(contact.number):
             # Never put a hostile string into a dial string.
             await self._end(s, Outcome.INVALID_NUMBER, None, "not a diallable number")
