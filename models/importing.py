@@ -97,6 +97,7 @@ _FALSE = frozenset({"", "0", "false", "no"})
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 T = TypeVar("T")
+Row = TypeVar("Row")  # a parsed CSV row (ClientRow, AgentRow, ...)
 
 
 # ---- results and errors ---------------------------------------------------------------------
@@ -580,14 +581,29 @@ class _Duplicates:
         )
 
 
+def collect_rows(
+    records: Iterable[CsvRecord], row_of: Callable[[CsvRecord, RecordFields], Row]
+) -> tuple[list[Row], list[RowError]]:
+    """Every record through ``row_of`` (which notes its problems in the fields' errors): the
+    rows without a problem, and every problem of the others."""
+    rows: list[Row] = []
+    errors: list[RowError] = []
+    for record in records:
+        f = RecordFields(record)
+        row = row_of(record, f)
+        if f.errors:
+            errors += f.errors
+        else:
+            rows.append(row)
+    return rows, errors
+
+
 def parse_client_rows(
     records: Iterable[CsvRecord], region: str
 ) -> tuple[list[ClientRow], list[RowError]]:
-    rows: list[ClientRow] = []
-    errors: list[RowError] = []
     seen = _Duplicates("external_id")
-    for record in records:
-        f = RecordFields(record)
+
+    def row_of(record: CsvRecord, f: RecordFields) -> ClientRow:
         external_id = f.take("external_id", parse_external_id)
         row = ClientRow(
             line=record.line,
@@ -607,19 +623,15 @@ def parse_client_rows(
         )
         if external_id is not None and (dup := seen.check(record.line, external_id)):
             f.errors.append(dup)
-        if f.errors:
-            errors += f.errors
-        else:
-            rows.append(row)
-    return rows, errors
+        return row
+
+    return collect_rows(records, row_of)
 
 
 def parse_agent_rows(records: Iterable[CsvRecord]) -> tuple[list[AgentRow], list[RowError]]:
-    rows: list[AgentRow] = []
-    errors: list[RowError] = []
     seen = _Duplicates("agent_id")
-    for record in records:
-        f = RecordFields(record)
+
+    def row_of(record: CsvRecord, f: RecordFields) -> AgentRow:
         agent_id = f.take("agent_id", parse_agent_id)
         row = AgentRow(
             line=record.line,
@@ -632,19 +644,15 @@ def parse_agent_rows(records: Iterable[CsvRecord]) -> tuple[list[AgentRow], list
         )
         if agent_id is not None and (dup := seen.check(record.line, agent_id)):
             f.errors.append(dup)
-        if f.errors:
-            errors += f.errors
-        else:
-            rows.append(row)
-    return rows, errors
+        return row
+
+    return collect_rows(records, row_of)
 
 
 def parse_loan_rows(records: Iterable[CsvRecord]) -> tuple[list[LoanRow], list[RowError]]:
-    rows: list[LoanRow] = []
-    errors: list[RowError] = []
     seen = _Duplicates("loan_id")
-    for record in records:
-        f = RecordFields(record)
+
+    def row_of(record: CsvRecord, f: RecordFields) -> LoanRow:
         loan_id = f.take("loan_id", parse_external_id)
         row = LoanRow(
             line=record.line,
@@ -660,11 +668,9 @@ def parse_loan_rows(records: Iterable[CsvRecord]) -> tuple[list[LoanRow], list[R
         if row.opened_at and row.closed_at and row.closed_at < row.opened_at:
             message = "closed before it was opened (opened_at is later)"
             f.errors.append(RowError.at(record.line, "closed_at", f.raw("closed_at"), message))
-        if f.errors:
-            errors += f.errors
-        else:
-            rows.append(row)
-    return rows, errors
+        return row
+
+    return collect_rows(records, row_of)
 
 
 def parse_clients(text: str, region: str) -> tuple[list[ClientRow], list[RowError]]:

@@ -21,6 +21,7 @@ from models.importing import (
     InvalidValue,
     RecordFields,
     RowError,
+    collect_rows,
     parse_language,
     parse_timezone,
     read_table,
@@ -79,11 +80,9 @@ def parse_segment(raw: str) -> Segment | None:
 def parse_contact_rows(
     records: Iterable[CsvRecord], region: str
 ) -> tuple[list[ContactRow], list[RowError]]:
-    rows: list[ContactRow] = []
-    errors: list[RowError] = []
     first_line: dict[str, int] = {}  # number -> the line it first appeared on
-    for record in records:
-        f = RecordFields(record)
+
+    def row_of(record: CsvRecord, f: RecordFields) -> ContactRow:
         row = ContactRow(
             line=record.line,
             number=f.take("number", lambda raw: parse_number(raw, region)),
@@ -99,11 +98,9 @@ def parse_contact_rows(
             if first != record.line:
                 message = f"duplicate number {row.number}, first on line {first}"
                 f.errors.append(RowError.at(record.line, "number", f.raw("number"), message))
-        if f.errors:
-            errors += f.errors
-        else:
-            rows.append(row)
-    return rows, errors
+        return row
+
+    return collect_rows(records, row_of)
 
 
 def parse_contacts(text: str, region: str) -> list[ContactRow]:
