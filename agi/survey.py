@@ -34,10 +34,9 @@ from ari_app.ivr import HangupCall
 from ari_app.prompter import CancelTimer, PlayPrompt, StartTimer, StopPlayback
 from centrala.phones import normalise
 from centrala.prompts import prompt_media
-from dialplan.model import NAME, Calendar
+from dialplan.model import NAME
 from models.calllog import CallLog, now
 from models.surveying import Respondent, SurveyLog
-from surveys.followup import follow_up_for, permission_question
 from surveys.interpreter import (
     FINAL,
     Answer,
@@ -394,29 +393,22 @@ class SurveyAGI:
     async def _follow_up(self, call: SurveyCall, survey: Survey, respondent: Respondent) -> None:
         if not call.answers:
             return
-        number = normalise(respondent.caller_number, self.region) or ""
-        facts = await self.surveys.client_facts(respondent.client_id, number)
-        task = follow_up_for(
+        created = await self.surveys.follow_up_detractor(
+            respondent.call_id,
+            survey,
             call.answers,
-            facts,
-            survey=survey,
+            client_id=respondent.client_id,
+            number=normalise(respondent.caller_number, self.region) or "",
             queue=self.follow_up_queue,
-            now=now(),
-            permission_question=permission_question(survey, self.permission_question),
-            calendar=await self._queue_calendar(),
+            permission=self.permission_question,
+            at=now(),
+            flow_name=self.flow_name,
         )
-        if task is None:
-            return
-        if not task.number and task.client_id is None:
-            log.warning("follow_up_without_number")  # anonymous and unknown: nobody to call
-            return
-        callback_id = await self.surveys.follow_up(respondent.call_id, task, now())
-        log.info(
-            "follow_up_created",
-            callback_id=callback_id,
-            assigned_agent_id=task.assigned_agent_id,
-            queue=task.queue,
-        )
-
-    async def _queue_calendar(self) -> Calendar | None:
-        return await self.surveys.queue_hours(self.follow_up_queue, self.flow_name)
+        if created is not None:
+            task, callback_id = created
+            log.info(
+                "follow_up_created",
+                callback_id=callback_id,
+                assigned_agent_id=task.assigned_agent_id,
+                queue=task.queue,
+            )

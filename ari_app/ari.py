@@ -341,3 +341,43 @@ def _error(status: int, text: str, method: str, path: str) -> ARIError:
         message = text[:200]
     cls = {404: ARINotFound, 409: ARIConflict, 503: ARIUnavailable}.get(status, ARIError)
     return cls(status, message, method, path)
+
+
+TIMER = "CentralaTimer"  # the synthetic event a call's timer posts when it goes off
+
+
+class ChannelTimers:
+    """A call's named timers. One that goes off arrives as a synthetic ``TIMER`` event (with
+    its ``timer`` name) on the call's own ordered stream, in order with the call's ARI events;
+    starting a name again restarts it."""
+
+    def __init__(self, ari: ARIClient, app: str, channel_id: str) -> None:
+        self.ari = ari
+        self.app = app
+        self.channel_id = channel_id
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, timer_id: str, seconds: float) -> None:
+        self.cancel(timer_id)
+        self._tasks[timer_id] = asyncio.create_task(self._fire(timer_id, seconds))
+
+    async def _fire(self, timer_id: str, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._tasks.pop(timer_id, None)
+        self.ari.dispatch(
+            {
+                "type": TIMER,
+                "application": self.app,
+                "channel": {"id": self.channel_id},
+                "timer": timer_id,
+            }
+        )
+
+    def cancel(self, timer_id: str) -> None:
+        task = self._tasks.pop(timer_id, None)
+        if task is not None:
+            task.cancel()
+
+    def cancel_all(self) -> None:
+        for timer_id in list(self._tasks):
+            self.cancel(timer_id)

@@ -21,7 +21,7 @@ import contextlib
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -31,11 +31,13 @@ import structlog
 from phonenumbers import timezone as number_timezones
 
 from ari_app.ari import (
+    TIMER,
     ARIClient,
     ARIConflict,
     ARIError,
     ARINotFound,
     ARIUnavailable,
+    ChannelTimers,
     Event,
 )
 from ari_app.ivr import HangupCall
@@ -58,7 +60,6 @@ from surveys.campaign import (
     next_action_in_zones,
     unanswered_outcome,
 )
-from surveys.followup import follow_up_for, permission_question
 from surveys.interpreter import (
     Record,
     SaveAnswer,
@@ -71,7 +72,6 @@ from surveys.store import StoredSurvey, survey_by_id
 
 log = structlog.get_logger(__name__)
 
-TIMER = "CentralaTimer"
 AMD_CONTEXT = "centrala-amd"
 MACHINE_PLAYBACK = "machine"
 PERMISSION_QUESTION = "may_call_back"  # a detractor who says no is not called back
@@ -129,11 +129,11 @@ class SurveyDial:
     stored: StoredSurvey
     settings: CampaignSettings
     call: SurveyCall
+    timers: ChannelTimers
     phase: Phase = Phase.RINGING
     answered_at: datetime | None = None
     dial_status: str | None = None  # the originate's Dial result (BUSY, NOANSWER, ...)
     outcome: Outcome | None = None  # applied to the contact
-    timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
 class CampaignDialler:
@@ -174,8 +174,7 @@ class CampaignDialler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for s in list(self.calls.values()):
-            for task in s.timers.values():
-                task.cancel()
+            s.timers.cancel_all()
 
     async def _loop(self) -> None:
         while True:
@@ -280,22 +279,7 @@ class CampaignDialler:
             survey_id=stored.id,
         )
         await self.store.set_call(contact.contact_id, opened.id)
-        s = self.calls[channel_id] = SurveyDial(
-            channel_id=channel_id,
-            call_id=opened.id,
-            campaign_id=campaign.id,
-            contact_id=contact.contact_id,
-            attempt=attempt,
-            number=contact.number,
-            client_id=contact.client.client_id,
-            stored=stored,
-            settings=campaign.settings,
-            call=SurveyCall(
-                stored.survey,
-                language=contact.client.language or "",
-                recording_prefix=f"survey-{opened.id}",
-            ),
-        )
+        s = self._follow(channel_id, opened.id, campaign, due, attempt, stored)
         structlog.contextvars.bind_contextvars(call_id=opened.id)
         if not _DIALLABLE.match(contact.number):
             # Never put a hostile string into a dial string.
@@ -328,6 +312,36 @@ class CampaignDialler:
             return True
         log.info("survey_call_dialled", number=contact.number, attempt=attempt)
         return True
+
+    def _follow(
+        self,
+        channel_id: str,
+        call_id: str,
+        campaign: RunningCampaign,
+        due: DueContact,
+        attempt: int,
+        stored: StoredSurvey,
+    ) -> SurveyDial:
+        """Start following an attempt's call (placed now, or found again after a restart)."""
+        contact = due.contact
+        s = self.calls[channel_id] = SurveyDial(
+            channel_id=channel_id,
+            call_id=call_id,
+            campaign_id=campaign.id,
+            contact_id=contact.contact_id,
+            attempt=attempt,
+            number=contact.number,
+            client_id=contact.client.client_id,
+            stored=stored,
+            settings=campaign.settings,
+            call=SurveyCall(
+                stored.survey,
+                language=contact.client.language or "",
+                recording_prefix=f"survey-{call_id}",
+            ),
+            timers=ChannelTimers(self.ari, self.app, channel_id),
+        )
+        return s
 
     # ---- events ---------------------------------------------------------------------------
 
@@ -378,7 +392,6 @@ class CampaignDialler:
             elif s.phase is Phase.SURVEY:
                 await self._run(s, s.call.on_playback_finished(local))
         elif kind == TIMER:
-            s.timers.pop(str(event.get("timer")), None)
             if s.phase is Phase.SURVEY:
                 await self._run(s, s.call.on_timer(str(event.get("timer"))))
         elif kind in ("RecordingFinished", "RecordingFailed"):
@@ -454,9 +467,7 @@ class CampaignDialler:
         self, s: SurveyDial, outcome: Outcome, cause: int | None, cause_text: object
     ) -> None:
         s.phase = Phase.ENDED
-        for task in s.timers.values():
-            task.cancel()
-        s.timers.clear()
+        s.timers.cancel_all()
         await self._apply(s, outcome)
         self.calls.pop(s.channel_id, None)
         at = now()
@@ -502,11 +513,9 @@ class CampaignDialler:
                         "DELETE", f"/playbacks/{s.channel_id}-{action.playback_id}"
                     )
             elif isinstance(action, StartTimer):
-                self._timer(s, action.timer_id, action.seconds)
+                s.timers.start(action.timer_id, action.seconds)
             elif isinstance(action, CancelTimer):
-                task = s.timers.pop(action.timer_id, None)
-                if task is not None:
-                    task.cancel()
+                s.timers.cancel(action.timer_id)
             elif isinstance(action, Record):
                 await self.ari.request(
                     "POST",
@@ -534,37 +543,24 @@ class CampaignDialler:
     async def _survey_ended(self, s: SurveyDial, ended: SurveyEnded) -> None:
         await self.surveys.ended(s.call_id, ended.status)
         await self._apply(s, _SURVEY_OUTCOME[ended.status.value])
-        client = await self.surveys.client_facts(s.client_id, s.number)
-        task = follow_up_for(
+        created = await self.surveys.follow_up_detractor(
+            s.call_id,
+            s.stored.survey,
             s.call.answers,
-            client,
-            survey=s.stored.survey,
+            client_id=s.client_id,
+            number=s.number,
             queue=s.settings.followup_queue,
-            now=now(),
-            permission_question=permission_question(s.stored.survey, PERMISSION_QUESTION),
-            calendar=await self.surveys.queue_hours(s.settings.followup_queue),
+            permission=PERMISSION_QUESTION,
+            at=now(),
         )
-        if task is not None:
-            await self.surveys.follow_up(s.call_id, task, now())
-            log.info("detractor_follow_up", assigned_agent_id=task.assigned_agent_id)
-
-    def _timer(self, s: SurveyDial, timer_id: str, seconds: float) -> None:
-        async def fire() -> None:
-            await asyncio.sleep(seconds)
-            # Delivered on the call's own stream, in order with its ARI events.
-            self.ari.dispatch(
-                {
-                    "type": TIMER,
-                    "application": self.app,
-                    "channel": {"id": s.channel_id},
-                    "timer": timer_id,
-                }
+        if created is not None:
+            task, callback_id = created
+            log.info(
+                "follow_up_created",
+                callback_id=callback_id,
+                assigned_agent_id=task.assigned_agent_id,
+                queue=task.queue,
             )
-
-        old = s.timers.pop(timer_id, None)
-        if old is not None:
-            old.cancel()
-        s.timers[timer_id] = asyncio.create_task(fire())
 
     # ---- after a restart or a reconnect ---------------------------------------------------
 
@@ -642,23 +638,8 @@ class CampaignDialler:
         campaign, due, call_id = found
         stored = await self._survey(campaign.survey_id)
         state = await self.calllog.state(call_id)
-        s = self.calls[channel_id] = SurveyDial(
-            channel_id=channel_id,
-            call_id=call_id,
-            campaign_id=campaign_id,
-            contact_id=contact_id,
-            attempt=attempt,
-            number=due.contact.number,
-            client_id=due.contact.client.client_id,
-            stored=stored,
-            settings=campaign.settings,
-            call=SurveyCall(
-                stored.survey,
-                language=due.contact.client.language or "",
-                recording_prefix=f"survey-{call_id}",
-            ),
-            answered_at=state.answered_at if state is not None else None,
-        )
+        s = self._follow(channel_id, call_id, campaign, due, attempt, stored)
+        s.answered_at = state.answered_at if state is not None else None
         structlog.contextvars.bind_contextvars(call_id=call_id, channel_id=channel_id)
         dialplan = channel.get("dialplan") or {}
         in_stasis = str(dialplan.get("app_name", "")).lower() == "stasis"

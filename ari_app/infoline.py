@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from ari_app.acd import ACD, CallRequest, Offer
 from ari_app.agents import AGENT_ANSWERED, AGENT_GONE, OFFER, AgentDesk
-from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
+from ari_app.ari import TIMER, ARIClient, ARIError, ARINotFound, ChannelTimers, Event
 from ari_app.ivr import (
     IVR,
     AgreeSurvey,
@@ -62,7 +62,6 @@ from models.tables import Direction, FlowVersion
 
 log = structlog.get_logger(__name__)
 
-TIMER = "CentralaTimer"
 CONTROL = "CentralaControl"  # an agent's call control (transfer), from the API
 HOLD_PROMPT = "queue_hold"
 CONSULT_PRIORITY = 1000
@@ -123,6 +122,7 @@ class CallerSession:
     flow: Flow
     flow_version: int
     ivr: IVR
+    timers: ChannelTimers
     phase: Phase = Phase.IVR
     subscribed: bool = False
     decision: RouteDecision | None = None
@@ -136,7 +136,6 @@ class CallerSession:
     own_bridge: bool = False
     connected_at: datetime | None = None
     outcome: str | None = None  # set by what happened; None = decided at hang-up
-    timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     moh: bool = False
     announcing: str | None = None
     closing: bool = False
@@ -262,8 +261,8 @@ class InfolineApp:
                 s.announcing = None
                 if s.phase is Phase.QUEUED:
                     await self._moh(s, on=True)
-                    self._timer(
-                        s, "announce", s.queue_def.announce_every_seconds if s.queue_def else 30
+                    s.timers.start(
+                        "announce", s.queue_def.announce_every_seconds if s.queue_def else 30
                     )
                 return
             await self._run(s, s.ivr.on_playback_finished(local))
@@ -338,6 +337,7 @@ class InfolineApp:
             flow=flow,
             flow_version=version,
             ivr=IVR(flow, profile),
+            timers=ChannelTimers(self.ari, self.name, channel_id),
         )
         log.info(
             "call_started",
@@ -369,9 +369,9 @@ class InfolineApp:
                         "DELETE", f"/playbacks/{s.channel_id}-{action.playback_id}"
                     )
             elif isinstance(action, StartTimer):
-                self._timer(s, action.timer_id, action.seconds)
+                s.timers.start(action.timer_id, action.seconds)
             elif isinstance(action, CancelTimer):
-                self._cancel_timer(s, action.timer_id)
+                s.timers.cancel(action.timer_id)
             elif isinstance(action, SetLanguage):
                 await self.calllog.event(s.call_id, "language", language=action.language)
             elif isinstance(action, RouteTo):
@@ -398,7 +398,6 @@ class InfolineApp:
             await self._to_callback(s, preamble=[])
 
     async def _on_timer(self, s: CallerSession, timer_id: str) -> None:
-        s.timers.pop(timer_id, None)
         if timer_id == "max_wait":
             await self._max_wait(s)
         elif timer_id == "announce":
@@ -461,9 +460,9 @@ class InfolineApp:
         )
         await self._moh(s, on=True)
         if s.queue_def is not None:
-            self._timer(s, "max_wait", s.queue_def.max_wait_seconds)
+            s.timers.start("max_wait", s.queue_def.max_wait_seconds)
             if s.queue_def.announce_every_seconds:
-                self._timer(s, "announce", s.queue_def.announce_every_seconds)
+                s.timers.start("announce", s.queue_def.announce_every_seconds)
         if offer is not None:
             await self._offer(s, offer)
         self.desk.publish([])
@@ -475,7 +474,7 @@ class InfolineApp:
             s.agent_leg = None
         self.desk.publish(list(cancelled.offers))
         for timer in ("max_wait", "announce"):
-            self._cancel_timer(s, timer)
+            s.timers.cancel(timer)
         await self._moh(s, on=False)
         s.phase = Phase.IVR
 
@@ -585,7 +584,7 @@ class InfolineApp:
 
     async def _connect(self, s: CallerSession, agent_id: str, bridge_id: str, *, own: bool) -> None:
         for timer in ("max_wait", "announce"):
-            self._cancel_timer(s, timer)
+            s.timers.cancel(timer)
         if s.announcing:
             with contextlib.suppress(ARINotFound):
                 await self.ari.request("DELETE", f"/playbacks/{s.channel_id}-{s.announcing}")
@@ -913,8 +912,7 @@ class InfolineApp:
         s.closing = True
         previous = s.phase
         s.phase = Phase.ENDED
-        for timer in list(s.timers):
-            self._cancel_timer(s, timer)
+        s.timers.cancel_all()
         if previous is Phase.QUEUED:
             self._notify("missed", s, s.agent_id)
             cancelled = self.acd.cancel(s.channel_id, time.monotonic())
@@ -958,29 +956,6 @@ class InfolineApp:
                 )
             else:
                 await self.ari.request("DELETE", f"/channels/{s.channel_id}/moh")
-
-    def _timer(self, s: CallerSession, timer_id: str, seconds: float) -> None:
-        self._cancel_timer(s, timer_id)
-
-        async def fire() -> None:
-            await asyncio.sleep(seconds)
-            s.timers.pop(timer_id, None)
-            # Delivered on the caller's own stream, in order with their ARI events.
-            self.ari.dispatch(
-                {
-                    "type": TIMER,
-                    "application": self.name,
-                    "channel": {"id": s.channel_id},
-                    "timer": timer_id,
-                }
-            )
-
-        s.timers[timer_id] = asyncio.create_task(fire())
-
-    def _cancel_timer(self, s: CallerSession, timer_id: str) -> None:
-        task = s.timers.pop(timer_id, None)
-        if task is not None:
-            task.cancel()
 
     # ---- after a reconnect ----------------------------------------------------------------
 

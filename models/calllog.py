@@ -46,6 +46,16 @@ class OpenedCall:
     client: Client | None = None  # the matched client's row (detached): name, routing facts
 
 
+async def last_event_data(session: AsyncSession, call_id: str, kind: str) -> dict[str, Any] | None:
+    """The data of the call's latest event of ``kind`` (e.g. "routed", "language")."""
+    return await session.scalar(
+        select(CallEvent.data)
+        .where(CallEvent.call_id == call_id, CallEvent.kind == kind)
+        .order_by(CallEvent.id.desc())
+        .limit(1)
+    )
+
+
 @dataclass(frozen=True)
 class CallState:
     answered_at: datetime | None

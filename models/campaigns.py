@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from models.segments import SURVEYED_STATUSES, last_surveyed
 from models.tables import (
     Call,
     Campaign,
@@ -27,7 +28,6 @@ from models.tables import (
     DoNotCall,
 )
 from surveys.campaign import (
-    SURVEYED,
     CampaignSettings,
     ClientFacts,
     Contact,
@@ -40,8 +40,6 @@ from surveys.campaign import (
 
 if TYPE_CHECKING:
     from surveys.contacts import ContactRow
-
-SURVEYED_STATES = tuple(o.value for o in SURVEYED)
 
 
 class CampaignError(Exception):
@@ -255,12 +253,14 @@ class CampaignStore:
             )
             if not rows:
                 return []
-            facts = await self._facts(session, rows)
+            facts = await self._facts(session, rows, now)
         return [DueContact(_contact(r, facts[r.id]), campaign_id, r.name) for r in rows]
 
     async def _facts(
-        self, session: AsyncSession, rows: list[CampaignContact]
+        self, session: AsyncSession, rows: list[CampaignContact], now: datetime
     ) -> dict[int, ClientFacts]:
+        """The rules' facts per contact row: its own language and zone, else its client's;
+        last surveyed by client (``models.segments``) or by this number, whichever is later."""
         client_ids = {r.client_id for r in rows if r.client_id is not None}
         numbers = {r.number for r in rows}
         clients: dict[int, Client] = {}
@@ -268,18 +268,12 @@ class CampaignStore:
         if client_ids:
             for c in await session.scalars(select(Client).where(Client.id.in_(client_ids))):
                 clients[c.id] = c
-            for client_id, at in await session.execute(
-                select(Call.client_id, func.max(Call.started_at))
-                .where(Call.client_id.in_(client_ids), Call.survey_status.in_(SURVEYED_STATES))
-                .group_by(Call.client_id)
-            ):
-                if client_id is not None:
-                    surveyed_client[client_id] = at
+            surveyed_client = await last_surveyed(session, sorted(client_ids), now)
         surveyed_number = {
             number: at
             for number, at in await session.execute(
                 select(Call.called_number, func.max(Call.started_at))
-                .where(Call.called_number.in_(numbers), Call.survey_status.in_(SURVEYED_STATES))
+                .where(Call.called_number.in_(numbers), Call.survey_status.in_(SURVEYED_STATUSES))
                 .group_by(Call.called_number)
             )
         }
@@ -403,7 +397,7 @@ class CampaignStore:
                 or row.last_call_id is None
             ):
                 return None
-            facts = await self._facts(session, [row])
+            facts = await self._facts(session, [row], datetime.now(UTC))
         running = RunningCampaign(
             campaign.id,
             campaign.name,

@@ -71,7 +71,7 @@ async def _facts(
     session: AsyncSession, ids: Sequence[int] | None, now: datetime
 ) -> list[ClientFacts]:
     loans = await _loan_facts(session, ids, now)
-    surveyed = await _last_surveyed(session, ids, now)
+    surveyed = await last_surveyed(session, ids, now)
     facts = []
     for client_id, number, manager, language, timezone in await _first_phones(session, ids):
         loan = loans.get(client_id)
@@ -141,9 +141,11 @@ async def _loan_facts(
     }
 
 
-async def _last_surveyed(
+async def last_surveyed(
     session: AsyncSession, ids: Sequence[int] | None, now: datetime
 ) -> dict[int, datetime]:
+    """When each client (``ids``, or every client) last took part in a survey call (any
+    campaign, or after a call), as of ``now``: the frequency cap's clock."""
     query = (
         select(Call.client_id, func.max(Call.started_at))
         .where(

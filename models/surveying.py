@@ -5,15 +5,17 @@ a resumed call never stores an answer or a task twice."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialplan.model import Calendar
+from models.calllog import last_event_data
 from models.tables import (
     Call,
     Callback,
@@ -24,8 +26,11 @@ from models.tables import (
     SurveyAnswer,
 )
 from surveys.campaign import ClientFacts
-from surveys.followup import CallbackTask
+from surveys.followup import CallbackTask, follow_up_for, permission_question
 from surveys.interpreter import Answer, SurveyStatus
+from surveys.model import Survey
+
+log = structlog.get_logger(__name__)
 
 
 async def _nothing() -> None:
@@ -102,12 +107,7 @@ class SurveyLog:
             call = await session.get(Call, call_id)
             if call is None:
                 return None
-            chosen = await session.scalar(
-                select(CallEvent.data)
-                .where(CallEvent.call_id == call_id, CallEvent.kind == "language")
-                .order_by(CallEvent.id.desc())
-                .limit(1)
-            )
+            chosen = await last_event_data(session, call_id, "language")
             client = None if call.client_id is None else await session.get(Client, call.client_id)
         language = (chosen or {}).get("language") or (client.language if client else None)
         return Respondent(
@@ -157,6 +157,41 @@ class SurveyLog:
             assigned_manager=client.assigned_manager_id,
             language=client.language,
         )
+
+    async def follow_up_detractor(
+        self,
+        call_id: str,
+        survey: Survey,
+        answers: Sequence[Answer],
+        *,
+        client_id: int | None,
+        number: str,
+        queue: str,
+        permission: str | None,
+        at: datetime,
+        flow_name: str = "infoline",
+    ) -> tuple[CallbackTask, int] | None:
+        """The follow-up a finished survey's answers call for (``surveys.followup``), for the
+        client's manager or ``queue``, due when that queue opens; ``permission``: the yes/no
+        question whose "no" means do not call back. Returns the task and its callback id;
+        None when no callback is due, nobody could be called, or the call has one already."""
+        facts = await self.client_facts(client_id, number)
+        task = follow_up_for(
+            answers,
+            facts,
+            survey=survey,
+            queue=queue,
+            now=at,
+            permission_question=permission_question(survey, permission),
+            calendar=await self.queue_hours(queue, flow_name),
+        )
+        if task is None:
+            return None
+        if not task.number and task.client_id is None:
+            log.warning("follow_up_without_number")  # anonymous and unknown: nobody to call
+            return None
+        callback_id = await self.follow_up(call_id, task, at)
+        return None if callback_id is None else (task, callback_id)
 
     async def follow_up(self, call_id: str, task: CallbackTask, at: datetime) -> int | None:
         """Create the detractor's callback (once per call) and put the score in the client's

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_app.web.forms import CallbackRequest, CallFigure, Disposition, changes
 from ari_app.web.screenpop import PopRows
+from models.calllog import last_event_data
 from models.tables import (
     Agent,
     Call,
@@ -56,12 +57,7 @@ class DeskStore:
             call = await session.get(Call, call_id)
             if call is None:
                 return None
-            intent = await session.scalar(
-                select(CallEvent.data)
-                .where(CallEvent.call_id == call_id, CallEvent.kind == "routed")
-                .order_by(CallEvent.id.desc())
-                .limit(1)
-            )
+            intent = await last_event_data(session, call_id, "routed")
             rows = PopRows(call=call, intent=(intent or {}).get("intent"))
             if call.client_id is None:
                 return rows
