@@ -41,7 +41,8 @@ from ari_app.ari import (
     Event,
 )
 from ari_app.ivr import HangupCall
-from ari_app.prompter import CancelTimer, PlayPrompt, StartTimer, StopPlayback
+from ari_app.media import carry_out
+from ari_app.prompter import MediaAction, PlayPrompt
 from centrala.prompts import prompt_media
 from models.calllog import CallLog, now
 from models.campaigns import CampaignStore, DueContact, RunningCampaign
@@ -503,19 +504,10 @@ class CampaignDialler:
 
     async def _run(self, s: SurveyDial, actions: list[SurveyAction]) -> None:
         for action in actions:
-            if isinstance(action, PlayPrompt):
-                if s.phase is Phase.SURVEY:
-                    media = prompt_media(s.stored.survey, action.prompt, action.language)
-                    await self.ari.play(s.channel_id, media, f"{s.channel_id}-{action.playback_id}")
-            elif isinstance(action, StopPlayback):
-                with contextlib.suppress(ARINotFound):
-                    await self.ari.request(
-                        "DELETE", f"/playbacks/{s.channel_id}-{action.playback_id}"
-                    )
-            elif isinstance(action, StartTimer):
-                s.timers.start(action.timer_id, action.seconds)
-            elif isinstance(action, CancelTimer):
-                s.timers.cancel(action.timer_id)
+            if isinstance(action, PlayPrompt) and s.phase is not Phase.SURVEY:
+                continue  # the call has left the survey (hung up): nothing to play to
+            if isinstance(action, MediaAction):
+                await carry_out(self.ari, s.channel_id, s.timers, s.stored.survey, action)
             elif isinstance(action, Record):
                 await self.ari.request(
                     "POST",

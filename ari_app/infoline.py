@@ -29,16 +29,14 @@ from ari_app.ari import TIMER, ARIClient, ARIError, ARINotFound, ChannelTimers, 
 from ari_app.ivr import (
     IVR,
     AgreeSurvey,
-    CancelTimer,
     HangupCall,
     IVRAction,
-    PlayPrompt,
     RequestCallback,
     RouteTo,
     SetLanguage,
-    StartTimer,
-    StopPlayback,
 )
+from ari_app.media import carry_out
+from ari_app.prompter import MediaAction
 from ari_app.routing import (
     Caller,
     NoRoute,
@@ -360,18 +358,8 @@ class InfolineApp:
         for action in actions:
             if s.phase is Phase.ENDED:
                 return
-            if isinstance(action, PlayPrompt):
-                media = prompt_media(s.flow, action.prompt, action.language)
-                await self.ari.play(s.channel_id, media, f"{s.channel_id}-{action.playback_id}")
-            elif isinstance(action, StopPlayback):
-                with contextlib.suppress(ARINotFound):
-                    await self.ari.request(
-                        "DELETE", f"/playbacks/{s.channel_id}-{action.playback_id}"
-                    )
-            elif isinstance(action, StartTimer):
-                s.timers.start(action.timer_id, action.seconds)
-            elif isinstance(action, CancelTimer):
-                s.timers.cancel(action.timer_id)
+            if isinstance(action, MediaAction):
+                await carry_out(self.ari, s.channel_id, s.timers, s.flow, action)
             elif isinstance(action, SetLanguage):
                 await self.calllog.event(s.call_id, "language", language=action.language)
             elif isinstance(action, RouteTo):

@@ -320,18 +320,16 @@ class CampaignStore:
 
     async def defer(self, contact_id: int, at: datetime) -> None:
         """Not now: the contact's next calling window opens at ``at``."""
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(CampaignContact)
-                .where(
-                    CampaignContact.id == contact_id,
-                    CampaignContact.status == ContactStatus.PENDING.value,
-                )
-                .values(next_attempt_at=at)
-            )
+        await self._update_pending(contact_id, next_attempt_at=at)
 
     async def close_contact(self, contact_id: int, status: ContactStatus, reason: str) -> None:
         """Never call this contact in this campaign (do-not-call, surveyed recently, ...)."""
+        await self._update_pending(
+            contact_id, status=status.value, last_outcome=reason, next_attempt_at=None
+        )
+
+    async def _update_pending(self, contact_id: int, **values: Any) -> None:
+        """Change a contact still waiting to be called (not one being dialled or done)."""
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(CampaignContact)
@@ -339,7 +337,7 @@ class CampaignStore:
                     CampaignContact.id == contact_id,
                     CampaignContact.status == ContactStatus.PENDING.value,
                 )
-                .values(status=status.value, last_outcome=reason, next_attempt_at=None)
+                .values(**values)
             )
 
     async def set_call(self, contact_id: int, call_id: str) -> None:

@@ -18,7 +18,8 @@ from dialplan.model import QueueDef
 from models.tables import Agent, Call, Callback, CallbackStatus, CallEvent, Client, Queue
 
 
-async def _nothing() -> None:
+async def nothing() -> None:
+    """A ``before_write`` that has nothing to write first."""
     return None
 
 
@@ -26,7 +27,7 @@ class CRM:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        before_write: Callable[[], Awaitable[None]] = _nothing,
+        before_write: Callable[[], Awaitable[None]] = nothing,
     ) -> None:
         self.sessions = sessions
         # The call log's pending events go first, so the trail never trails the row.

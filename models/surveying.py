@@ -14,8 +14,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ari_app.routing import queue_calendar
 from dialplan.model import Calendar
+from dialplan.store import active_flow
 from models.calllog import last_event_data
+from models.crm import CRM, nothing
 from models.tables import (
     Call,
     Callback,
@@ -33,10 +36,6 @@ from surveys.model import Survey
 log = structlog.get_logger(__name__)
 
 
-async def _nothing() -> None:
-    return None
-
-
 @dataclass(frozen=True)
 class Respondent:
     """Who takes a post-call survey: the call they just had, as its row tells."""
@@ -52,7 +51,7 @@ class SurveyLog:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        before_write: Callable[[], Awaitable[None]] = _nothing,
+        before_write: Callable[[], Awaitable[None]] = nothing,
     ) -> None:
         self.sessions = sessions
         # The call log's pending events go first, so the trail never trails the row.
@@ -135,10 +134,6 @@ class SurveyLog:
     async def queue_hours(self, queue: str, flow_name: str = "infoline") -> Calendar | None:
         """A follow-up queue's hours as the info line reads them (live queue settings, the
         active flow's calendars): a callback is due when they open. None: always open."""
-        from ari_app.routing import queue_calendar
-        from dialplan.store import active_flow
-        from models.crm import CRM
-
         active = await active_flow(self.sessions, flow_name)
         calendars = active[1].calendars if active is not None else {}
         return queue_calendar(calendars, (await CRM(self.sessions).queues()).get(queue))
