@@ -393,7 +393,7 @@ class SurveyAGI:
     async def _follow_up(self, call: SurveyCall, survey: Survey, respondent: Respondent) -> None:
         if not call.answers:
             return
-        created = await self.surveys.follow_up_detractor(
+        await self.surveys.follow_up_detractor(
             respondent.call_id,
             survey,
             call.answers,
@@ -404,11 +404,3 @@ class SurveyAGI:
             at=now(),
             flow_name=self.flow_name,
         )
-        if created is not None:
-            task, callback_id = created
-            log.info(
-                "follow_up_created",
-                callback_id=callback_id,
-                assigned_agent_id=task.assigned_agent_id,
-                queue=task.queue,
-            )

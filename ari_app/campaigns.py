@@ -535,7 +535,7 @@ class CampaignDialler:
     async def _survey_ended(self, s: SurveyDial, ended: SurveyEnded) -> None:
         await self.surveys.ended(s.call_id, ended.status)
         await self._apply(s, _SURVEY_OUTCOME[ended.status.value])
-        created = await self.surveys.follow_up_detractor(
+        await self.surveys.follow_up_detractor(
             s.call_id,
             s.stored.survey,
             s.call.answers,
@@ -545,14 +545,6 @@ class CampaignDialler:
             permission=PERMISSION_QUESTION,
             at=now(),
         )
-        if created is not None:
-            task, callback_id = created
-            log.info(
-                "follow_up_created",
-                callback_id=callback_id,
-                assigned_agent_id=task.assigned_agent_id,
-                queue=task.queue,
-            )
 
     # ---- after a restart or a reconnect ---------------------------------------------------
 

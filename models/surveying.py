@@ -165,11 +165,11 @@ class SurveyLog:
         permission: str | None,
         at: datetime,
         flow_name: str = "infoline",
-    ) -> tuple[CallbackTask, int] | None:
+    ) -> int | None:
         """The follow-up a finished survey's answers call for (``surveys.followup``), for the
         client's manager or ``queue``, due when that queue opens; ``permission``: the yes/no
-        question whose "no" means do not call back. Returns the task and its callback id;
-        None when no callback is due, nobody could be called, or the call has one already."""
+        question whose "no" means do not call back. Returns the callback's id; None when no
+        callback is due, nobody could be called, or the call has one already."""
         facts = await self.client_facts(client_id, number)
         task = follow_up_for(
             answers,
@@ -186,7 +186,14 @@ class SurveyLog:
             log.warning("follow_up_without_number")  # anonymous and unknown: nobody to call
             return None
         callback_id = await self.follow_up(call_id, task, at)
-        return None if callback_id is None else (task, callback_id)
+        if callback_id is not None:
+            log.info(
+                "follow_up_created",
+                callback_id=callback_id,
+                assigned_agent_id=task.assigned_agent_id,
+                queue=task.queue,
+            )
+        return callback_id
 
     async def follow_up(self, call_id: str, task: CallbackTask, at: datetime) -> int | None:
         """Create the detractor's callback (once per call) and put the score in the client's
