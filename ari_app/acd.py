@@ -289,6 +289,22 @@ class ACD:
             return
         raise ACDError("not_offered", f"call {call_id} is not offered to agent {agent_id}")
 
+    def adopt_call(self, call_id: str, agent_id: str, now: float) -> None:
+        """A call already talking to ``agent_id`` when this process started (a restart
+        adopted it): the agent is on that call again. A pause asked for stays pending."""
+        agent = self._get(agent_id)
+        if agent.current_call == call_id and agent.status is AgentStatus.ON_CALL:
+            return
+        if agent.status is AgentStatus.LOGGED_OUT:
+            raise ACDError("logged_out", "agent is logged out")
+        if agent.status in _BUSY:
+            raise ACDError("agent_busy", "agent is on another call")
+        self._waiting.pop(call_id, None)
+        agent.current_call = call_id
+        agent.wrap_up_until = None
+        self._answered[call_id] = agent.id
+        self._set_status(agent, AgentStatus.ON_CALL, now)
+
     def declined(
         self, call_id: str, agent_id: str, now: float, *, pause_agent: bool = True
     ) -> list[Offer]:

@@ -12,14 +12,16 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from ari_app.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
-from ari_app.ari import ARIClient, ARIError, Event
+from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from models.crm import CRM
+from models.tables import AgentSession
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +73,9 @@ class AgentDesk:
         self._pending_nailed: dict[str, tuple[Any, str]] = {}  # agent id -> (profile, endpoint)
         self._tick: asyncio.TimerHandle | None = None
         self._logout_after_call: set[str] = set()
+        # Agents' sessions are written in the order they change (pause, ready, logout...).
+        self._writes = asyncio.Lock()
+        self._pending_writes: set[asyncio.Task[None]] = set()
 
     # ---- the ACD's decisions, published ---------------------------------------------------
 
@@ -135,6 +140,7 @@ class AgentDesk:
                 raise AgentDeskError("phone_failed", f"cannot call {endpoint}: {exc}", 502) from exc
             return  # logged in once their phone answers (StasisStart)
         self.publish(self.acd.login(profile, endpoint, mode, time.monotonic()))
+        await self._write(self.crm.save_agent_session(agent_id, endpoint=endpoint, mode=mode))
         log.info("agent_logged_in", agent_id=agent_id, endpoint=endpoint, mode=mode)
 
     async def logout(self, agent_id: str) -> None:
@@ -142,6 +148,7 @@ class AgentDesk:
             self.acd.logout(agent_id, time.monotonic())
         except ACDError as exc:
             raise AgentDeskError.from_acd(exc) from exc
+        await self._write(self.crm.drop_agent_session(agent_id))
         leg = self.nailed.pop(agent_id, None)
         if leg is not None:
             await self._hangup(leg.channel_id)
@@ -155,6 +162,7 @@ class AgentDesk:
             self.acd.pause(agent_id, reason, time.monotonic())
         except ACDError as exc:
             raise AgentDeskError.from_acd(exc) from exc
+        self._write_soon(self.crm.pause_agent_session(agent_id, reason))
 
     def ready(self, agent_id: str) -> None:
         now = time.monotonic()
@@ -166,6 +174,7 @@ class AgentDesk:
                 offers = self.acd.unpause(agent_id, now)
         except ACDError as exc:
             raise AgentDeskError.from_acd(exc) from exc
+        self._write_soon(self.crm.pause_agent_session(agent_id, None))
         self.publish(offers)
 
     # ---- offers: ring the agent, or bridge into their nailed leg --------------------------
@@ -255,6 +264,15 @@ class AgentDesk:
         leg.bridge_id = bridge_id
         profile, endpoint = self._pending_nailed.pop(leg.agent_id)
         offers = self.acd.login(profile, endpoint, AgentMode.NAILED, time.monotonic())
+        await self._write(
+            self.crm.save_agent_session(
+                leg.agent_id,
+                endpoint=endpoint,
+                mode=AgentMode.NAILED,
+                nailed_channel=leg.channel_id,
+                nailed_bridge=bridge_id,
+            )
+        )
         log.info("agent_logged_in", mode="nailed", endpoint=endpoint, bridge=bridge_id)
         self.publish(offers)
 
@@ -273,6 +291,7 @@ class AgentDesk:
             return
         # A nailed leg ended: the agent is no longer reachable.
         self.nailed.pop(leg.agent_id, None)
+        self._write_soon(self.crm.drop_agent_session(leg.agent_id))
         self._pending_nailed.pop(leg.agent_id, None)
         if leg.bridge_id:
             with contextlib.suppress(ARIError):
@@ -312,10 +331,75 @@ class AgentDesk:
         self.publish(offers)
 
     async def close(self) -> None:
+        """Stop (a deploy or a crash): agents' legs and sessions are left as they are, for the
+        next process to re-attach (``restore``); nothing is hung up."""
         if self._tick is not None:
             self._tick.cancel()
-        for leg in list(self.nailed.values()) + list(self.legs.values()):
-            await self._hangup(leg.channel_id)
-            if leg.bridge_id:
-                with contextlib.suppress(ARIError):
-                    await self.ari.request("DELETE", f"/bridges/{leg.bridge_id}")
+        if self._pending_writes:
+            await asyncio.gather(*self._pending_writes, return_exceptions=True)
+
+    # ---- sessions that survive a restart --------------------------------------------------
+
+    async def _write(self, write: Awaitable[None]) -> None:
+        async with self._writes:
+            await write
+
+    def _write_soon(self, write: Awaitable[None]) -> None:
+        """A session write from a synchronous caller: still in order with the others."""
+
+        async def run() -> None:
+            try:
+                await self._write(write)
+            except Exception:  # the ACD holds the truth; the next change writes it again
+                log.exception("agent_session_write_failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._pending_writes.add(task)
+        task.add_done_callback(self._pending_writes.discard)
+
+    async def restore(self) -> None:
+        """After a restart: the agents logged in before are logged in again (paused ones stay
+        paused); a nailed-up agent gets their leg back if it is still up in their bridge, else
+        their session ends. Calls are adopted after this (``InfolineApp.reconcile``)."""
+        for row in await self.crm.agent_sessions():
+            with structlog.contextvars.bound_contextvars(agent_id=row.agent_id):
+                await self._restore_one(row)
+
+    async def _restore_one(self, row: AgentSession) -> None:
+        found = await self.crm.agent(row.agent_id)
+        try:
+            mode = AgentMode(row.mode)
+        except ValueError:
+            found = None
+        if found is None:
+            await self._write(self.crm.drop_agent_session(row.agent_id))
+            return
+        profile, _ = found
+        if mode is AgentMode.NAILED:
+            channel, bridge = row.nailed_channel, row.nailed_bridge
+            if not channel or not bridge or not await self._in_bridge(channel, bridge):
+                log.info("agent_nailed_leg_lost_in_restart")
+                await self._write(self.crm.drop_agent_session(row.agent_id))
+                if bridge:
+                    with contextlib.suppress(ARIError):
+                        await self.ari.request("DELETE", f"/bridges/{bridge}")
+                return
+            self.nailed[row.agent_id] = AgentLeg(
+                channel, row.agent_id, None, answered=True, bridge_id=bridge
+            )
+        now = time.monotonic()
+        self.acd.login(profile, row.endpoint, mode, now)
+        if row.pause_reason:
+            self.acd.pause(row.agent_id, row.pause_reason, now)
+        log.info("agent_restored", mode=mode, paused=row.pause_reason)
+
+    async def _in_bridge(self, channel_id: str, bridge_id: str) -> bool:
+        try:
+            bridge = await self.ari.request("GET", f"/bridges/{bridge_id}")
+        except ARINotFound:
+            return False
+        return channel_id in (bridge or {}).get("channels", [])
+
+    def adopt_leg(self, channel_id: str, agent_id: str, caller_channel: str) -> None:
+        """A per-call agent leg talking to an adopted caller."""
+        self.legs[channel_id] = AgentLeg(channel_id, agent_id, caller_channel, answered=True)

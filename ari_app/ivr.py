@@ -152,6 +152,25 @@ class IVR:
             return self._stop() + self._callback_key(node, digit)
         return []
 
+    # ---- restart survival -----------------------------------------------------------------
+
+    @property
+    def playing(self) -> str | None:
+        """The prompt playing now (its playback id), if any."""
+        return self._media.playing
+
+    @property
+    def seq(self) -> int:
+        return self._media.seq
+
+    def resume(self, language: str, path: list[str], seq: int) -> None:
+        """Continue a call another process walked this far; playback and timer ids go on from
+        ``seq`` so they never meet the old process's (a late event of those is stale)."""
+        if language in self.flow.languages:
+            self.language = language
+        self.path = list(path)
+        self._media.seq = seq
+
     # ---- nodes ----------------------------------------------------------------------------
 
     def _node(self) -> object:

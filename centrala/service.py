@@ -210,7 +210,14 @@ async def status(request: web.Request) -> web.Response:
     except Exception as exc:  # any driver error means "not OK" here
         db_ok = False
         log.warning("status_db_failed", error=str(exc))
-    ok = ari.connected and app[SETTINGS].infoline_app in apps and ami.connected and db_ok
+    infoline = app[INFOLINE]
+    ok = (
+        ari.connected
+        and app[SETTINGS].infoline_app in apps
+        and ami.connected
+        and db_ok
+        and infoline.ready  # what a previous process left live is adopted
+    )
     body = {
         "ok": ok,
         "ari": {
@@ -222,7 +229,9 @@ async def status(request: web.Request) -> web.Response:
         "ami": {"connected": ami.connected},
         "agi": {"port": agi.port, "active_sessions": agi.active_sessions},
         "db": {"ok": db_ok},
-        "calls_in_progress": len(app[INFOLINE].calls),
+        "calls_in_progress": len(infoline.calls),
+        "calls_adopted": infoline.adopted,
+        "adopted_ready": infoline.ready,
         "loop_lag_ms": round(app[LOOP_LAG][0] * 1000, 1),
     }
     return web.json_response(body, status=200 if ok else 503)

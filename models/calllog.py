@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -63,6 +63,18 @@ class CallState:
     survey_status: str | None
 
 
+@dataclass(frozen=True)
+class LiveRow:
+    call_id: str
+    channel_id: str
+    state: dict[str, Any] | None
+    flow_version: int | None
+    client_id: int | None
+    caller_number: str | None
+    queued_at: datetime | None
+    connected_at: datetime | None
+
+
 class CallLog:
     def __init__(
         self,
@@ -78,6 +90,9 @@ class CallLog:
         # Anything that updates the call row flushes first, so the trail's order holds.
         self.write_behind_seconds = write_behind_seconds
         self._pending: list[dict[str, Any]] = []
+        # Live calls' latest state (core.livestate), written behind with the events: a
+        # restarted process adopts the call from it. None clears it.
+        self._states: dict[str, dict[str, Any] | None] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
 
@@ -167,6 +182,12 @@ class CallLog:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_soon())
 
+    def set_state(self, call_id: str, state: dict[str, Any] | None) -> None:
+        """Keep where the live call is (written behind: the latest state wins)."""
+        self._states[call_id] = state
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon())
+
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self.write_behind_seconds)
         await self.flush()
@@ -174,11 +195,22 @@ class CallLog:
     async def flush(self) -> None:
         """Write the pending events now (in order, one transaction)."""
         async with self._flush_lock:
-            if not self._pending:
+            if not self._pending and not self._states:
                 return
             batch, self._pending = self._pending, []
+            states, self._states = self._states, {}
             async with self.sessions() as session:
-                await session.execute(insert(CallEvent), batch)
+                if batch:
+                    await session.execute(insert(CallEvent), batch)
+                if states:
+                    calls = cast(Table, Call.__table__)
+                    # Only a live row: a closed call's state stays cleared.
+                    await session.execute(
+                        update(calls)
+                        .where(calls.c.id == bindparam("state_call"), calls.c.ended_at.is_(None))
+                        .values(live_state=bindparam("state")),
+                        [{"state_call": k, "state": v} for k, v in states.items()],
+                    )
                 await session.commit()
 
     async def aclose(self) -> None:
@@ -219,6 +251,7 @@ class CallLog:
                     hangup_cause=cause,
                     hangup_cause_text=clean_text(cause_text, 80),
                     outcome=outcome,
+                    live_state=None,
                     **values,
                 )
             )
@@ -243,6 +276,33 @@ class CallLog:
             if call is None:
                 return None
             return CallState(call.answered_at, call.ended_at, call.survey_status)
+
+    async def client(self, client_id: int | None) -> Client | None:
+        if client_id is None:
+            return None
+        async with self.sessions() as session:
+            return await session.get(Client, client_id)
+
+    async def live_calls(self, handler: str) -> list[LiveRow]:
+        """Calls not yet closed, with what a restarted app needs to adopt them."""
+        await self.flush()
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Call).where(Call.handler == handler, Call.ended_at.is_(None))
+            )
+            return [
+                LiveRow(
+                    call_id=r.id,
+                    channel_id=r.channel_id,
+                    state=r.live_state,
+                    flow_version=r.flow_version,
+                    client_id=r.client_id,
+                    caller_number=r.caller_number,
+                    queued_at=r.queued_at,
+                    connected_at=r.connected_at,
+                )
+                for r in rows
+            ]
 
     async def open_calls(self, handler: str) -> list[tuple[str, str]]:
         """(call id, channel id) of calls not yet closed: what a restarted app must adopt."""

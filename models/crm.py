@@ -4,18 +4,27 @@ queues' current settings, agents' profiles, callback tasks, the call row's progr
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from ari_app.acd import AgentProfile
 from ari_app.routing import Caller
 from dialplan.model import QueueDef
-from models.tables import Agent, Call, Callback, CallbackStatus, CallEvent, Client, Queue
+from models.tables import (
+    Agent,
+    AgentSession,
+    Call,
+    Callback,
+    CallbackStatus,
+    CallEvent,
+    Client,
+    Queue,
+)
 
 
 async def nothing() -> None:
@@ -118,6 +127,49 @@ class CRM:
         async with self.sessions() as session:
             await session.execute(update(Call).where(Call.id == call_id).values(**values))
             await session.commit()
+
+    # ---- agents' sessions: who is logged in, so a restart logs them in again -------------
+
+    async def save_agent_session(
+        self,
+        agent_id: str,
+        *,
+        endpoint: str,
+        mode: str,
+        nailed_channel: str | None = None,
+        nailed_bridge: str | None = None,
+    ) -> None:
+        async with self.sessions() as session:
+            await session.execute(delete(AgentSession).where(AgentSession.agent_id == agent_id))
+            session.add(
+                AgentSession(
+                    agent_id=agent_id,
+                    endpoint=endpoint,
+                    mode=mode,
+                    nailed_channel=nailed_channel,
+                    nailed_bridge=nailed_bridge,
+                    logged_in_at=datetime.now(UTC),
+                )
+            )
+            await session.commit()
+
+    async def pause_agent_session(self, agent_id: str, reason: str | None) -> None:
+        async with self.sessions() as session:
+            await session.execute(
+                update(AgentSession)
+                .where(AgentSession.agent_id == agent_id)
+                .values(pause_reason=reason)
+            )
+            await session.commit()
+
+    async def drop_agent_session(self, agent_id: str) -> None:
+        async with self.sessions() as session:
+            await session.execute(delete(AgentSession).where(AgentSession.agent_id == agent_id))
+            await session.commit()
+
+    async def agent_sessions(self) -> list[AgentSession]:
+        async with self.sessions() as session:
+            return list(await session.scalars(select(AgentSession).order_by(AgentSession.agent_id)))
 
 
 def _profile(agent: Agent) -> AgentProfile:

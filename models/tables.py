@@ -134,6 +134,22 @@ class Agent(Base):
     memberships: Mapped[list[QueueMember]] = relationship(back_populates="agent")
 
 
+class AgentSession(Base):
+    """An agent logged in now (and how), so a restarted `serve` logs them in again and
+    re-attaches their nailed-up leg instead of logging everyone out."""
+
+    __tablename__ = "agent_sessions"
+    agent_id: Mapped[str] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    endpoint: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(20))  # core.acd.AgentMode
+    pause_reason: Mapped[str | None] = mapped_column(String(80))
+    nailed_channel: Mapped[str | None] = mapped_column(String(64))
+    nailed_bridge: Mapped[str | None] = mapped_column(String(64))
+    logged_in_at: Mapped[datetime]
+
+
 class Queue(Base):
     __tablename__ = "queues"
 
@@ -258,6 +274,8 @@ class Call(Base):
         ForeignKey("surveys.id", ondelete="SET NULL"), index=True
     )
     survey_status: Mapped[str | None] = mapped_column(String(20))
+    # Where a live call is (core.livestate), so a restarted `serve` adopts it; NULL once closed.
+    live_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan"

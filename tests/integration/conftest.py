@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -109,10 +110,17 @@ class Server:
     async def crash_and_restart(self) -> None:
         """Kill `centrala serve` (SIGKILL: nothing is tidied up) and start it again on the
         same database, as after a crash; returns once it is ready."""
-        self.proc.kill()
-        self.proc.wait(timeout=10)
+        await self.restart(signal.SIGKILL)
+
+    async def restart(self, sig: signal.Signals) -> int:
+        """Stop `centrala serve` with ``sig`` (SIGKILL: a crash; SIGTERM: a deploy) and start
+        it again on the same database; returns the old process's exit code once the new one
+        is ready (it has adopted what was live)."""
+        self.proc.send_signal(sig)
+        code = await asyncio.to_thread(self.proc.wait, 20)
         self.spawn()
         await self.wait_ready()
+        return code
 
     async def status(self) -> tuple[int, dict[str, Any]]:
         async with (
