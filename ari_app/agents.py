@@ -17,8 +17,8 @@ from typing import Any
 
 import structlog
 
-from ari_app.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
 from ari_app.ari import ARIClient, ARIError, Event
+from core.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
 from models.crm import CRM
 
 log = structlog.get_logger(__name__)

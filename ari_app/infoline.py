@@ -23,10 +23,12 @@ from urllib.parse import quote
 import structlog
 from sqlalchemy import select
 
-from ari_app.acd import ACD, CallRequest, Offer
 from ari_app.agents import AGENT_ANSWERED, AGENT_GONE, OFFER, AgentDesk
 from ari_app.ari import TIMER, ARIClient, ARIError, ARINotFound, ChannelTimers, Event
-from ari_app.ivr import (
+from ari_app.media import carry_out
+from centrala.prompts import prompt_media
+from core.acd import ACD, CallRequest, Offer
+from core.ivr import (
     IVR,
     AgreeSurvey,
     HangupCall,
@@ -35,9 +37,9 @@ from ari_app.ivr import (
     RouteTo,
     SetLanguage,
 )
-from ari_app.media import carry_out
-from ari_app.prompter import MediaAction
-from ari_app.routing import (
+from core.phones import normalise
+from core.prompter import MediaAction
+from core.routing import (
     Caller,
     NoRoute,
     RouteDecision,
@@ -49,13 +51,11 @@ from ari_app.routing import (
     queue_is_open,
     transfer_decision,
 )
-from centrala.phones import normalise
-from centrala.prompts import prompt_media
 from dialplan.hours import next_open
 from dialplan.model import Flow, QueueDef
-from dialplan.store import flow_version
 from models.calllog import CallLog, now
 from models.crm import CRM, caller_of
+from models.flows import flow_version
 from models.tables import Direction, FlowVersion
 
 log = structlog.get_logger(__name__)

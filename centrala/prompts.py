@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from core.surveys.model import Survey
 from dialplan.model import Flow, Prompt
-from surveys.model import Survey
 
 SAMPLE_RATE = 8000
 SPEED_WPM = 150
@@ -75,8 +75,8 @@ def sound_name(source: PromptSource, name: str) -> str:
 
 
 def load_survey_file(path: Path) -> Survey:
-    """A survey from its YAML (or JSON) file, checked by ``surveys.validate``."""
-    from surveys.validate import SurveyError, check_survey
+    """A survey from its YAML (or JSON) file, checked by ``core.surveys.validate``."""
+    from core.surveys.validate import SurveyError, check_survey
 
     try:
         return check_survey(path.read_text(encoding="utf-8"), str(path))

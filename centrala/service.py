@@ -19,27 +19,27 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agi.infoline import InfolineAGI
 from agi.server import FastAGIServer
 from agi.survey import SurveyAGI
-from ari_app.acd import ACD
 from ari_app.agents import AgentDesk, AgentDeskError
 from ari_app.ami import AMIClient
-from ari_app.api import routes as api_routes
 from ari_app.ari import ARIClient, ARIError, Event
-from ari_app.campaign_api import routes as campaign_routes
 from ari_app.campaigns import CampaignDialler
 from ari_app.infoline import CallControlError, InfolineApp
-from ari_app.reports import Sessions
-from ari_app.reports import routes as report_routes
-from ari_app.web import desk_ctx, setup_desk
 from centrala.settings import Settings
-from dialplan.store import active_flow, apply_flow
+from core.acd import ACD
+from core.surveys.validate import SurveyError, check_survey
 from dialplan.validate import load_flow
 from models.calllog import CallLog
 from models.campaigns import CampaignError, CampaignStore
 from models.crm import CRM
 from models.db import create_engine, session_factory, upgrade_async
-from models.surveying import SurveyLog
-from surveys.store import active_survey, apply_survey
-from surveys.validate import SurveyError, check_survey
+from models.flows import active_flow, apply_flow
+from models.surveys import active_survey, apply_survey
+from usecases.surveying import SurveyLog
+from web import desk_ctx, setup_desk
+from web.api import routes as api_routes
+from web.campaign_api import routes as campaign_routes
+from web.survey_api import Sessions
+from web.survey_api import routes as report_routes
 
 log = structlog.get_logger(__name__)
 

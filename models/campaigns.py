@@ -1,6 +1,6 @@
 """Survey campaigns in the database: the campaign, its contacts and every attempt's state.
 
-The dialler (``ari_app.campaigns``) asks the pure rules (``surveys.campaign``) what to do and
+The dialler (``ari_app.campaigns``) asks the pure rules (``core.surveys.campaign``) what to do and
 writes the answer here. Every state change is a guarded UPDATE (``WHERE status = ... AND
 attempts = ...``), so two ticks, a replayed event or a restarted process can never claim a
 contact twice or apply an attempt's result twice.
@@ -18,16 +18,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.segments import SURVEYED_STATUSES, last_surveyed
-from models.tables import (
-    Call,
-    Campaign,
-    CampaignContact,
-    CampaignStatus,
-    Client,
-    DoNotCall,
-)
-from surveys.campaign import (
+from core.surveys.campaign import (
     CampaignSettings,
     ClientFacts,
     Contact,
@@ -37,9 +28,18 @@ from surveys.campaign import (
     history_from_json,
     history_to_json,
 )
+from models.segments import SURVEYED_STATUSES, last_surveyed
+from models.tables import (
+    Call,
+    Campaign,
+    CampaignContact,
+    CampaignStatus,
+    Client,
+    DoNotCall,
+)
 
 if TYPE_CHECKING:
-    from surveys.contacts import ContactRow
+    from core.surveys.contacts import ContactRow
 
 
 class CampaignError(Exception):
@@ -491,7 +491,7 @@ async def create_campaign(
     (an imported list), or else of the clients in ``settings.rules.segments``. Returns (id,
     contacts)."""
     from models.segments import select_targets
-    from surveys.store import active_survey
+    from models.surveys import active_survey
 
     stored = await active_survey(sessions, survey_name)
     if stored is None:

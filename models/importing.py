@@ -30,8 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
-from centrala.phones import normalise
 from centrala.settings import Settings
+from core.phones import normalise
 from models.db import create_engine, session_factory
 from models.tables import (
     Agent,

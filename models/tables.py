@@ -253,7 +253,7 @@ class Call(Base):
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     talk_seconds: Mapped[float | None] = mapped_column(Float)
     # A survey call (campaign or after a call): the version asked and how far it got
-    # (surveys.interpreter.SurveyStatus), also when nothing was answered: response rates.
+    # (core.surveys.interpreter.SurveyStatus), also when nothing was answered: response rates.
     survey_id: Mapped[int | None] = mapped_column(
         ForeignKey("surveys.id", ondelete="SET NULL"), index=True
     )
@@ -374,13 +374,14 @@ class CampaignContact(Base):
     next_attempt_at: Mapped[datetime | None]
     last_outcome: Mapped[str | None] = mapped_column(String(40))
     last_call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
-    # Every attempt's result, [{attempt, outcome, at, call_id}] (surveys.campaign.AttemptRecord):
+    # Every attempt's result, [{attempt, outcome, at, call_id}]
+    # (core.surveys.campaign.AttemptRecord):
     # an attempt number already here is never applied twice.
     attempt_history: Mapped[list[dict[str, Any]]] = mapped_column(
         JSON, default=list, server_default=text("'[]'")
     )
     segment: Mapped[str | None] = mapped_column(String(20))  # at selection: NPS per segment
-    # From an imported contact list (surveys.contacts): a contact may be no client of ours yet,
+    # From an imported contact list (core.surveys.contacts): a contact may be no client of ours yet,
     # so what the call needs (greeting, prompt language, calling window) travels with it.
     name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(8))

@@ -16,7 +16,6 @@ import aiohttp
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from ari_app.web.auth import hash_password
 from models.tables import (
     Agent,
     AgentRole,
@@ -30,6 +29,7 @@ from models.tables import (
 )
 from tests.integration.conftest import Callers, Server
 from tests.integration.test_infoline_paths import Desk, call_and_press, wait_connected
+from web.auth import hash_password
 
 PASSWORD = "correct horse battery"
 

@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import select
 
 from dialplan.model import Flow
-from dialplan.store import apply_flow
+from models.flows import apply_flow
 from models.tables import (
     Agent,
     AgentRole,

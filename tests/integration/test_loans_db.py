@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, event, func, select
 
+from core.surveys.campaign import ClientFacts, Segment, SegmentRules
+from core.surveys.interpreter import SurveyStatus
 from models.importing import ImportRejected, import_rows
 from models.segments import client_facts, select_targets
 from models.tables import Agent, AgentRole, Call, Client, ClientPhone, Direction, Loan, Survey
-from surveys.campaign import ClientFacts, Segment, SegmentRules
-from surveys.interpreter import SurveyStatus
 from tests.conftest import Database
 
 REGION = "BA"

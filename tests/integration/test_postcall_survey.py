@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from ari_app.ari import ARINotFound
-from dialplan.store import apply_flow
+from models.flows import apply_flow
 from models.tables import Call, Callback, ClientType, SurveyAnswer
 from models.tables import Survey as SurveyRow
 from tests.integration.conftest import PBX, CallerLeg, Callers, Server

@@ -21,9 +21,9 @@ from agi.survey import (
     survey_request,
 )
 from centrala.prompts import prompt_media
-from surveys.followup import permission_question
-from surveys.interpreter import Answer, Record, SurveyCall, SurveyStatus
-from surveys.model import Survey
+from core.surveys.followup import permission_question
+from core.surveys.interpreter import Answer, Record, SurveyCall, SurveyStatus
+from core.surveys.model import Survey
 from tests.fake_agi import FakeSession
 
 NPS = Survey.model_validate(

@@ -19,11 +19,23 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import WSMsgType, web
 
-from ari_app.acd import ACD, ACDError, AgentMode, AgentStatus
 from ari_app.agents import AgentDesk, AgentDeskError
-from ari_app.api import check_reason, check_transfer
 from ari_app.infoline import CallControlError, InfolineApp
-from ari_app.web.auth import (
+from core.acd import ACD, ACDError, AgentMode, AgentStatus
+from core.desk.forms import (
+    CATEGORIES,
+    DISPOSITION_PAUSE,
+    OUTCOMES,
+    FormError,
+    check_callback,
+    check_client,
+    check_disposition,
+    may_become_available,
+)
+from core.desk.screenpop import build_screenpop
+from core.surveys.report import ReportError
+from web.api import check_reason, check_transfer
+from web.auth import (
     COOKIE,
     PRE_COOKIE,
     Action,
@@ -34,21 +46,9 @@ from ari_app.web.auth import (
     may_control_call,
     verify_password,
 )
-from ari_app.web.forms import (
-    CATEGORIES,
-    DISPOSITION_PAUSE,
-    OUTCOMES,
-    FormError,
-    check_callback,
-    check_client,
-    check_disposition,
-    may_become_available,
-)
-from ari_app.web.notifier import Notifier
-from ari_app.web.openapi import OPENAPI
-from ari_app.web.screenpop import build_screenpop
-from ari_app.web.store import DeskStore
-from surveys.report import ReportError
+from web.notifier import Notifier
+from web.openapi import OPENAPI
+from web.store import DeskStore
 
 HERE = Path(__file__).parent
 WS_MAX_MESSAGE = 4096
@@ -406,7 +406,7 @@ async def callback(request: web.Request, dw: DeskWeb, user: User) -> web.Respons
 
 @_api(Action.EDIT_CLIENTS)
 async def search(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
-    from centrala.phones import normalise
+    from core.phones import normalise
 
     q = request.query.get("q", "").strip()[:100]
     if len(q) < 2:

@@ -1,5 +1,5 @@
 """Survey results over HTTP: the figures as JSON and every answer as CSV, for machines under
-the bearer-token /api (``routes``) and for supervisors on the desk (``ari_app.web.reports``,
+the bearer-token /api (``routes``) and for supervisors on the desk (``web.reports``,
 which shares the helpers here). Query parameters as `centrala survey report`'s options:
 version, campaign, period (day|week|month), since and until (YYYY-MM-DD, local days)."""
 
@@ -10,8 +10,7 @@ import re
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.survey_results import load_results
-from surveys.report import (
+from core.surveys.report import (
     ReportError,
     SurveyReport,
     SurveyResults,
@@ -19,6 +18,7 @@ from surveys.report import (
     build_report,
     parse_request,
 )
+from models.survey_results import load_results
 
 Sessions = async_sessionmaker[AsyncSession]
 

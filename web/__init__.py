@@ -7,16 +7,16 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from ari_app.acd import ACD
 from ari_app.agents import AgentDesk
 from ari_app.infoline import InfolineApp
-from ari_app.web.auth import Sessions
-from ari_app.web.http import WEB, DeskWeb, routes, setup_templates
-from ari_app.web.notifier import Notifier
-from ari_app.web.reports import routes as report_routes
-from ari_app.web.store import DeskStore
 from centrala.settings import Settings
+from core.acd import ACD
 from models.crm import CRM
+from web.auth import Sessions
+from web.http import WEB, DeskWeb, routes, setup_templates
+from web.notifier import Notifier
+from web.reports import routes as report_routes
+from web.store import DeskStore
 
 
 def desk_ctx(

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from centrala.phones import normalise_dialable
+from core.phones import normalise_dialable
+from core.surveys.campaign import Segment
 from models.importing import (
     MAX_ID,
     MAX_NAME,
@@ -27,7 +28,6 @@ from models.importing import (
     read_table,
     text_field,
 )
-from surveys.campaign import Segment
 
 CONTACT_COLUMNS = ("number",)
 CONTACT_OPTIONAL = ("client_id", "name", "language", "timezone", "segment")

@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ari_app.acd import ACD, AgentMode
 from ari_app.agents import AgentDesk, AgentDeskError
 from ari_app.infoline import CallControlError, InfolineApp
+from core.acd import ACD, AgentMode
 
 MAX_REASON = 80
 

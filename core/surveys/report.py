@@ -1,14 +1,14 @@
 """Survey results: what the stored answers and survey calls say. Pure: the rows come from
 ``models/survey_results.py``; this module decides what they mean and how they are shown.
 
-* NPS overall, per segment, per survey version and per period (``surveys.nps``), the 0-10
+* NPS overall, per segment, per survey version and per period (``core.surveys.nps``), the 0-10
   histogram, the response and completion rates, the answers per question;
 * the figures as JSON (``SurveyReport.to_json``), as a text table (``format_table``) and as a
   dependency-free SVG chart (``chart_svg``); every answer row as CSV (``answers_csv``).
 
 One respondent counts once: a campaign contact, however many times they were dialled, or one
 post-call survey offer (its call). Their last survey call with a final state gives the rates,
-as ``surveys.nps.rates`` expects, and their last answer to a question the NPS and the
+as ``core.surveys.nps.rates`` expects, and their last answer to a question the NPS and the
 distributions. The CSV keeps every stored row.
 
 Dates given as YYYY-MM-DD are local days in ``REPORT_TIMEZONE`` (the periods' zone too); a
@@ -28,9 +28,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
-from surveys.interpreter import FINAL, Answer, SurveyStatus
-from surveys.model import NPS_MAX
-from surveys.nps import (
+from core.surveys.interpreter import FINAL, Answer, SurveyStatus
+from core.surveys.model import NPS_MAX
+from core.surveys.nps import (
     DETRACTOR_MAX,
     MIN_RELIABLE,
     PROMOTER_MIN,

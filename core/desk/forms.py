@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from centrala.phones import normalise
+from core.phones import normalise
 
 CATEGORIES = ("information", "sales", "complaint", "satisfaction", "suggestion")
 OUTCOMES = ("resolved", "follow_up", "escalated", "not_resolved")
