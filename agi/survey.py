@@ -30,8 +30,8 @@ from typing import Protocol
 import structlog
 
 from agi.server import AGIError, AGIHangup, AGIReply, AGIRequest, AGISession
-from centrala.prompts import prompt_media
 from core.ivr import HangupCall
+from core.media import prompt_media
 from core.phones import normalise
 from core.prompter import CancelTimer, PlayPrompt, StartTimer, StopPlayback
 from core.surveys.interpreter import (

@@ -41,8 +41,8 @@ from ari_app.ari import (
     Event,
 )
 from ari_app.media import carry_out
-from centrala.prompts import prompt_media
 from core.ivr import HangupCall
+from core.media import prompt_media
 from core.prompter import MediaAction, PlayPrompt
 from core.surveys.campaign import (
     CampaignSettings,

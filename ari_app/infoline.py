@@ -26,7 +26,6 @@ from sqlalchemy import select
 from ari_app.agents import AGENT_ANSWERED, AGENT_GONE, OFFER, AgentDesk
 from ari_app.ari import TIMER, ARIClient, ARIError, ARINotFound, ChannelTimers, Event
 from ari_app.media import carry_out
-from centrala.prompts import prompt_media
 from core.acd import ACD, CallRequest, Offer
 from core.ivr import (
     IVR,
@@ -37,6 +36,7 @@ from core.ivr import (
     RouteTo,
     SetLanguage,
 )
+from core.media import prompt_media
 from core.phones import normalise
 from core.prompter import MediaAction
 from core.routing import (

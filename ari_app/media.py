@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 
 from ari_app.ari import ARIClient, ARINotFound, ChannelTimers
-from centrala.prompts import PromptSource, prompt_media
+from core.media import PromptSource, prompt_media
 from core.prompter import CancelTimer, MediaAction, PlayPrompt, StartTimer, StopPlayback
 
 

@@ -150,9 +150,10 @@ class Callers:
 
 
 async def create_agents(serve: Serve, n: int, tag: str) -> list[str]:
+    from core.enums import AgentRole
     from models.db import create_engine, session_factory
     from models.flows import apply_flow
-    from models.tables import Agent, AgentRole, Queue, QueueMember
+    from models.tables import Agent, Queue, QueueMember
 
     engine = create_engine(serve.database_url)
     sessions = session_factory(engine)

@@ -64,7 +64,7 @@ async def run_one(
 ) -> dict[str, float]:
     workdir = Path(tempfile.mkdtemp(prefix=f"survey-bench-{concurrency}-"))
     url = f"sqlite+aiosqlite:///{workdir / 'centrala.db'}"
-    await upgrade_async(Settings(database_url=url))
+    await upgrade_async(url)
     serve = Serve(
         workdir,
         url,

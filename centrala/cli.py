@@ -121,7 +121,7 @@ def db_upgrade(revision: str) -> None:
     from models.db import upgrade
 
     settings = _settings()
-    upgrade(settings, revision)
+    upgrade(settings.effective_database_url, revision)
     click.echo(f"database at {revision}: {settings.effective_database_url.split('@')[-1]}")
 
 
@@ -149,11 +149,14 @@ def import_() -> None:
 
 def _run_import(kind: str, path: Path) -> None:
     from centrala.logs import configure_logging
-    from models.importing import ImportRejected, import_csv
+    from core.csvrows import ImportRejected
+    from models.importing import import_csv
 
     configure_logging("console", "WARNING")
+    settings = _settings()
+    url, region = settings.effective_database_url, settings.default_region
     try:
-        result = asyncio.run(import_csv(_settings(), kind, path))
+        result = asyncio.run(import_csv(url, kind, path, region))
     except ImportRejected as exc:
         click.echo(exc.report(), err=True)
         sys.exit(2)

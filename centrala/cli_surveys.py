@@ -222,10 +222,11 @@ def campaign_create(
 ) -> None:
     """Create campaign NAME (a draft: `campaign start NAME` dials) asking SURVEY's active
     version, for the clients of --segment or the numbers of --contacts."""
+    from core.csvrows import ImportRejected
     from core.surveys.contacts import parse_contacts
     from dialplan.validate import FlowError, read_document
     from models.campaigns import CampaignError
-    from models.importing import ImportRejected, read_csv_file
+    from models.importing import read_csv_file
     from web.campaign_api import check_settings
 
     if bool(segments) == bool(contacts):

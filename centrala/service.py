@@ -62,7 +62,7 @@ SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, n
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.migrate_on_start:
-        await upgrade_async(settings)
+        await upgrade_async(settings.effective_database_url)
     engine = create_engine(settings.effective_database_url)
     sessions = session_factory(engine)
     app[SESSIONS] = sessions

@@ -35,6 +35,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.enums import AgentRole as AgentRole
+from core.enums import ClientType as ClientType
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -85,19 +88,6 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
         length=20,
         values_callable=lambda e: [m.value for m in e],
     )
-
-
-class ClientType(enum.StrEnum):
-    KEY = "key"
-    REGULAR = "regular"
-    NEW = "new"
-
-
-class AgentRole(enum.StrEnum):
-    AGENT = "agent"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"
-    MANAGER = "manager"
 
 
 class Direction(enum.StrEnum):

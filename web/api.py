@@ -31,7 +31,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def check_login(data: dict[str, Any]) -> tuple[str | None, AgentMode]:
     """Validate a login request; pure."""
-    from models.importing import parse_endpoint
+    from core.csvrows import parse_endpoint
 
     endpoint = data.get("endpoint")
     if endpoint is not None:

@@ -49,8 +49,8 @@ def check_settings(data: object) -> CampaignSettings:
 def check_create(data: dict[str, Any], region: str) -> tuple[str, str, CampaignSettings, Any]:
     """A create request: name, survey (default nps), settings, and either `segments` (put
     into the settings' rules) or `contacts_csv` (a contact list as CSV text); pure."""
+    from core.csvrows import ImportRejected
     from core.surveys.contacts import parse_contacts
-    from models.importing import ImportRejected
 
     name = data.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.desk.forms import CallbackRequest, CallFigure, Disposition, changes
 from core.desk.screenpop import PopRows
+from core.enums import ClientType
 from models.calllog import last_event_data
 from models.tables import (
     Agent,
@@ -22,7 +23,6 @@ from models.tables import (
     Client,
     ClientAudit,
     ClientPhone,
-    ClientType,
     Interaction,
     SurveyAnswer,
 )

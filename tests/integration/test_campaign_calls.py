@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from ari_app.ami import AMIActionError, AMIClient
+from core.enums import AgentRole
 from core.surveys.campaign import CampaignRules, CampaignSettings, RetryRule
 from core.surveys.nps import nps
 from dialplan.model import WEEKDAYS, Calendar
@@ -24,7 +25,6 @@ from models.campaigns import CampaignStore, NewContact
 from models.surveys import active_survey
 from models.tables import (
     Agent,
-    AgentRole,
     Call,
     Callback,
     CallEvent,

@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 from agi.server import AGISession
 from agi.survey import DIGITS, SurveyAGI
 from centrala.prompts import load_survey_file
+from core.enums import AgentRole
 from models.calllog import CallLog
 from models.surveys import StoredSurvey, apply_survey
 from models.tables import (
     Agent,
-    AgentRole,
     Call,
     Callback,
     CallEvent,

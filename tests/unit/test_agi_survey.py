@@ -20,7 +20,7 @@ from agi.survey import (
     stream_file,
     survey_request,
 )
-from centrala.prompts import prompt_media
+from core.media import prompt_media
 from core.surveys.followup import permission_question
 from core.surveys.interpreter import Answer, Record, SurveyCall, SurveyStatus
 from core.surveys.model import Survey

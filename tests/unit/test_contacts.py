@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.csvrows import MAX_FIELD, ImportRejected, RowError
 from core.surveys.campaign import Segment
 from core.surveys.contacts import ContactRow, parse_contacts
-from models.importing import MAX_FIELD, ImportRejected, RowError
 
 REGION = "BA"
 HEADER = "number,client_id,name,language,timezone,segment"

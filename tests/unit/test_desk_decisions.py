@@ -22,7 +22,8 @@ from core.desk.forms import (
     wallboard,
 )
 from core.desk.screenpop import PopRows, address_as, build_screenpop, document_state
-from models.tables import Agent, Call, Callback, Client, ClientType, Interaction, SurveyAnswer
+from core.enums import ClientType
+from models.tables import Agent, Call, Callback, Client, Interaction, SurveyAnswer
 from web.auth import (
     Action,
     Sessions,
