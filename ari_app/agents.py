@@ -19,6 +19,7 @@ import structlog
 
 from ari_app.ari import ARIClient, ARIError, Event
 from core.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
+from core.errors import AgentDeskError
 from models.crm import CRM
 
 log = structlog.get_logger(__name__)
@@ -27,17 +28,6 @@ log = structlog.get_logger(__name__)
 OFFER = "CentralaOffer"
 AGENT_ANSWERED = "CentralaAgentAnswered"
 AGENT_GONE = "CentralaAgentGone"
-
-
-class AgentDeskError(Exception):
-    def __init__(self, error_id: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.error_id = error_id
-        self.status = status
-
-    @classmethod
-    def from_acd(cls, exc: ACDError) -> AgentDeskError:
-        return cls(exc.error_id, str(exc), 404 if exc.error_id == "unknown_agent" else 409)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from ari_app.agents import AGENT_ANSWERED, AGENT_GONE, OFFER, AgentDesk
 from ari_app.ari import TIMER, ARIClient, ARIError, ARINotFound, ChannelTimers, Event
 from ari_app.media import carry_out
 from core.acd import ACD, CallRequest, Offer
+from core.errors import CallControlError
 from core.ivr import (
     IVR,
     AgreeSurvey,
@@ -67,15 +68,6 @@ CONSULT_PRIORITY = 1000
 SURVEY_CONTEXT = "centrala-postcall-survey"
 SURVEY_VARIABLE = "CENTRALA_SURVEY"
 CALL_ID_VARIABLE = "CENTRALA_CALL_ID"
-
-
-class CallControlError(Exception):
-    """A call control that cannot be done now; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, error_id: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.error_id = error_id
-        self.status = status
 
 
 @dataclass

@@ -16,6 +16,8 @@ from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 from typing import NamedTuple, TypedDict
 
+from core.errors import DomainError
+
 
 class AgentStatus(StrEnum):
     LOGGED_OUT = "logged_out"
@@ -102,10 +104,9 @@ class Cancelled:
     offers: tuple[Offer, ...]  # that agent, free again, may take a waiting call at once
 
 
-class ACDError(Exception):
+class ACDError(DomainError):
     def __init__(self, error_id: str, message: str) -> None:
-        super().__init__(message)
-        self.error_id = error_id
+        super().__init__(message, error_id=error_id, status=409)
 
 
 class Eligibility(NamedTuple):

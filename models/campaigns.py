@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.errors import DomainError
 from core.surveys.campaign import (
     CampaignSettings,
     ClientFacts,
@@ -42,13 +43,11 @@ if TYPE_CHECKING:
     from core.surveys.contacts import ContactRow
 
 
-class CampaignError(Exception):
+class CampaignError(DomainError):
     """A campaign command that cannot be done; ``error_id`` is stable for API clients."""
 
     def __init__(self, error_id: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.error_id = error_id
-        self.status = status
+        super().__init__(message, error_id=error_id, status=status)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
+from core.errors import DomainError
 from core.surveys.interpreter import FINAL, Answer, SurveyStatus
 from core.surveys.model import NPS_MAX
 from core.surveys.nps import (
@@ -54,13 +55,11 @@ MAX_NAME = 100  # surveys.name and campaigns.name are String(100)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class ReportError(Exception):
+class ReportError(DomainError):
     """A report that cannot be made as asked: a stable ``error_id`` and an HTTP status."""
 
     def __init__(self, error_id: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.error_id = error_id
-        self.status = status
+        super().__init__(message, error_id=error_id, status=status)
 
 
 # ---- what the adapter reads ---------------------------------------------------------------

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ari_app.agents import AgentDeskError, _clean_caller_id
-from ari_app.infoline import CallControlError
+from ari_app.agents import _clean_caller_id
 from core.acd import AgentMode, AgentTarget, QueueTarget
+from core.errors import AgentDeskError, CallControlError
 from core.routing import RouteDecision, parse_transfer_target, transfer_decision
 from web.api import check_login, check_reason, check_transfer
 
