@@ -29,7 +29,8 @@ from typing import Protocol
 
 import structlog
 
-from agi.server import AGIError, AGIHangup, AGIReply, AGIRequest, AGISession
+from agi.protocol import AGIError, AGIHangup, AGIReply, AGIRequest
+from agi.server import AGISession
 from core.ivr import HangupCall
 from core.media import prompt_media
 from core.phones import normalise

@@ -10,7 +10,8 @@ from typing import Any, cast
 import pytest
 import yaml
 
-from agi.server import AGISession, parse_reply
+from agi.protocol import parse_reply
+from agi.server import AGISession
 from agi.survey import (
     DIGITS,
     AGISurveyChannel,
