@@ -1,4 +1,6 @@
-"""The outbound survey dialler: runs the campaigns over ARI (IVR-only: no agent waits).
+"""Over 500 lines: the dialler's Stasis app in one piece (place, AMD, survey, reconcile); to split.
+
+The outbound survey dialler: runs the campaigns over ARI (IVR-only: no agent waits).
 
 Each tick, for every running campaign, it asks the pure rules (``core.surveys.campaign``) whom to
 call now, claims those contacts in the database and originates one call each, with a channel

@@ -1,4 +1,6 @@
-"""Automatic call distribution: which agent gets which call, as a pure state machine.
+"""Over 500 lines: one state machine whose transitions share one state, property-tested as a whole.
+
+Automatic call distribution: which agent gets which call, as a pure state machine.
 
 No I/O, no asyncio, no clock: every method takes ``now`` (monotonic seconds) and returns the
 decisions, i.e. the offers to place. The ARI adapter rings phones, keeps the timers and calls

@@ -1,4 +1,6 @@
-"""The pure half of the CSV imports (clients, agents, loans, and the shape every CSV import
+"""Over 500 lines: one small parser per field of three CSV contracts, plus the shared reader.
+
+The pure half of the CSV imports (clients, agents, loans, and the shape every CSV import
 shares): reading the text into records of the known columns, validating every field, and
 collecting every problem as a ``RowError`` (``ImportRejected`` carries them all). No database
 and no files: ``models.importing`` reads the file and writes the rows.

@@ -1,4 +1,6 @@
-"""Survey campaigns in the database: the campaign, its contacts and every attempt's state.
+"""Over 500 lines: the campaign aggregate's one store (campaign, contacts, attempts, claims).
+
+Survey campaigns in the database: the campaign, its contacts and every attempt's state.
 
 The dialler (``ari_app.campaigns``) asks the pure rules (``core.surveys.campaign``) what to do and
 writes the answer here. Every state change is a guarded UPDATE (``WHERE status = ... AND

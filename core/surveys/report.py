@@ -1,4 +1,6 @@
-"""Survey results: what the stored answers and survey calls say. Pure: the rows come from
+"""Over 500 lines: one report model with its figures, CSV and SVG rendering.
+
+Survey results: what the stored answers and survey calls say. Pure: the rows come from
 ``models/survey_results.py``; this module decides what they mean and how they are shown.
 
 * NPS overall, per segment, per survey version and per period (``core.surveys.nps``), the 0-10
