@@ -7,7 +7,8 @@ import contextlib
 
 import structlog
 
-from agi.server import AGIError, AGIHangup, AGIRequest, AGISession
+from agi.protocol import AGIError, AGIHangup, AGIRequest
+from agi.server import AGISession
 from models.calllog import CallLog, now
 from models.tables import Direction
 

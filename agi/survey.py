@@ -29,15 +29,13 @@ from typing import Protocol
 
 import structlog
 
-from agi.server import AGIError, AGIHangup, AGIReply, AGIRequest, AGISession
-from ari_app.ivr import HangupCall
-from ari_app.prompter import CancelTimer, PlayPrompt, StartTimer, StopPlayback
-from centrala.phones import normalise
-from centrala.prompts import prompt_media
-from dialplan.model import NAME
-from models.calllog import CallLog, now
-from models.surveying import Respondent, SurveyLog
-from surveys.interpreter import (
+from agi.protocol import AGIError, AGIHangup, AGIReply, AGIRequest
+from agi.server import AGISession
+from core.ivr import HangupCall
+from core.media import prompt_media
+from core.phones import normalise
+from core.prompter import CancelTimer, PlayPrompt, StartTimer, StopPlayback
+from core.surveys.interpreter import (
     FINAL,
     Answer,
     Record,
@@ -47,8 +45,11 @@ from surveys.interpreter import (
     SurveyEnded,
     SurveyStatus,
 )
-from surveys.model import Survey
-from surveys.store import StoredSurvey, active_survey
+from core.surveys.model import Survey
+from dialplan.model import NAME
+from models.calllog import CallLog, now
+from models.surveys import StoredSurvey, active_survey
+from usecases.surveying import Respondent, SurveyLog
 
 log = structlog.get_logger(__name__)
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import structlog
 
-from ari_app.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
 from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
+from core.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
+from core.errors import AgentDeskError
 from models.crm import CRM
 from models.tables import AgentSession
 
@@ -29,17 +30,6 @@ log = structlog.get_logger(__name__)
 OFFER = "CentralaOffer"
 AGENT_ANSWERED = "CentralaAgentAnswered"
 AGENT_GONE = "CentralaAgentGone"
-
-
-class AgentDeskError(Exception):
-    def __init__(self, error_id: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.error_id = error_id
-        self.status = status
-
-    @classmethod
-    def from_acd(cls, exc: ACDError) -> AgentDeskError:
-        return cls(exc.error_id, str(exc), 404 if exc.error_id == "unknown_agent" else 409)
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""A small asyncio client for the Asterisk Manager Interface (AMI).
+"""Over 500 lines: one AMI client: connection, login, actions, events and reconnect share one state.
+
+A small asyncio client for the Asterisk Manager Interface (AMI).
 
 Written instead of panoramisk because we need three things it gets wrong:
 

@@ -25,6 +25,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import aiohttp
 import structlog
 
+from core.errors import UpstreamError
+
 log = structlog.get_logger(__name__)
 
 Event = dict[str, Any]
@@ -34,7 +36,7 @@ ConnectHandler = Callable[[], Awaitable[None]]
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 
 
-class ARIError(Exception):
+class ARIError(UpstreamError):
     """A failed ARI request. ``status`` is the HTTP status Asterisk gave (0: no answer)."""
 
     error_id = "ari_error"
@@ -49,6 +51,7 @@ class ARIUnavailable(ARIError):
     """Asterisk did not answer (down, restarting, unreachable): a 503 to our own callers."""
 
     error_id = "pbx_unavailable"
+    http_status = 503
 
 
 class ARINotFound(ARIError):

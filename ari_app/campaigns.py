@@ -1,6 +1,8 @@
-"""The outbound survey dialler: runs the campaigns over ARI (IVR-only: no agent waits).
+"""Over 500 lines: the dialler's Stasis app in one piece (place, AMD, survey, reconcile); to split.
 
-Each tick, for every running campaign, it asks the pure rules (``surveys.campaign``) whom to
+The outbound survey dialler: runs the campaigns over ARI (IVR-only: no agent waits).
+
+Each tick, for every running campaign, it asks the pure rules (``core.surveys.campaign``) whom to
 call now, claims those contacts in the database and originates one call each, with a channel
 id derived from the attempt (``survey-<campaign>-<contact>-<attempt>``): a retried or
 replayed originate gets 409 from Asterisk instead of ringing the client twice.
@@ -8,7 +10,7 @@ replayed originate gets 409 from Asterisk instead of ringing the client twice.
 A call: it rings (unanswered: the hang-up cause says busy / no answer / failed, and the retry
 rules take over); answered, it goes through Asterisk's AMD in the ``centrala-amd`` context and
 comes back with the verdict; a machine is hung up on or hears a short message; a person is
-surveyed by ``surveys.interpreter.SurveyCall``. Every answer is stored the moment it is given
+surveyed by ``core.surveys.interpreter.SurveyCall``. Every answer is stored the moment it is given
 and the attempt's result the moment it is known, so a restart of ``centrala serve`` finds the
 calls under way on the PBX again (``reconcile``), resumes a survey at the first unanswered
 question, and never calls anyone twice.
@@ -40,15 +42,11 @@ from ari_app.ari import (
     ChannelTimers,
     Event,
 )
-from ari_app.ivr import HangupCall
 from ari_app.media import carry_out
-from ari_app.prompter import MediaAction, PlayPrompt
-from centrala.prompts import prompt_media
-from models.calllog import CallLog, now
-from models.campaigns import CampaignStore, DueContact, RunningCampaign
-from models.surveying import SurveyLog
-from models.tables import Direction
-from surveys.campaign import (
+from core.ivr import HangupCall
+from core.media import prompt_media
+from core.prompter import MediaAction, PlayPrompt
+from core.surveys.campaign import (
     CampaignSettings,
     ContactStatus,
     Dial,
@@ -61,7 +59,7 @@ from surveys.campaign import (
     next_action_in_zones,
     unanswered_outcome,
 )
-from surveys.interpreter import (
+from core.surveys.interpreter import (
     Record,
     SaveAnswer,
     SurveyAction,
@@ -69,7 +67,11 @@ from surveys.interpreter import (
     SurveyEnded,
     SurveyStatus,
 )
-from surveys.store import StoredSurvey, survey_by_id
+from models.calllog import CallLog, now
+from models.campaigns import CampaignStore, DueContact, RunningCampaign
+from models.surveys import StoredSurvey, survey_by_id
+from models.tables import Direction
+from usecases.surveying import SurveyLog
 
 log = structlog.get_logger(__name__)
 

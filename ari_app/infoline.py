@@ -23,10 +23,12 @@ from urllib.parse import quote
 import structlog
 from sqlalchemy import select
 
-from ari_app.acd import ACD, ACDError, AgentMode, AgentProfile, CallRequest, Offer
 from ari_app.agents import AGENT_ANSWERED, AGENT_GONE, OFFER, AgentDesk
 from ari_app.ari import TIMER, ARIClient, ARIError, ARINotFound, ChannelTimers, Event
-from ari_app.ivr import (
+from ari_app.media import carry_out
+from core.acd import ACD, ACDError, AgentMode, AgentProfile, CallRequest, Offer
+from core.errors import CallControlError
+from core.ivr import (
     IVR,
     AgreeSurvey,
     HangupCall,
@@ -35,9 +37,11 @@ from ari_app.ivr import (
     RouteTo,
     SetLanguage,
 )
-from ari_app.media import carry_out
-from ari_app.prompter import MediaAction
-from ari_app.routing import (
+from core.livestate import LiveCall, decode_decision, encode_decision, parse_time
+from core.media import prompt_media
+from core.phones import normalise
+from core.prompter import MediaAction
+from core.routing import (
     Caller,
     NoRoute,
     RouteDecision,
@@ -49,14 +53,11 @@ from ari_app.routing import (
     queue_is_open,
     transfer_decision,
 )
-from centrala.phones import normalise
-from centrala.prompts import prompt_media
-from core.livestate import LiveCall, decode_decision, encode_decision, parse_time
 from dialplan.hours import next_open
 from dialplan.model import Flow, QueueDef
-from dialplan.store import flow_version
 from models.calllog import CallLog, LiveRow, now
 from models.crm import CRM, caller_of
+from models.flows import flow_version
 from models.tables import Direction, FlowVersion
 
 log = structlog.get_logger(__name__)
@@ -69,15 +70,6 @@ CONSULT_PRIORITY = 1000
 SURVEY_CONTEXT = "centrala-postcall-survey"
 SURVEY_VARIABLE = "CENTRALA_SURVEY"
 CALL_ID_VARIABLE = "CENTRALA_CALL_ID"
-
-
-class CallControlError(Exception):
-    """A call control that cannot be done now; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, error_id: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.error_id = error_id
-        self.status = status
 
 
 @dataclass

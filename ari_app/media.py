@@ -1,4 +1,4 @@
-"""Carries out the media actions of a pure call state machine (``ari_app.prompter``: the
+"""Carries out the media actions of a pure call state machine (``core.prompter``: the
 IVR, the survey) on a channel: prompts as ARI playbacks named ``<channel>-<playback id>``,
 timers as the call's ``ChannelTimers``. One executor for the info line and the campaigns."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 
 from ari_app.ari import ARIClient, ARINotFound, ChannelTimers
-from ari_app.prompter import CancelTimer, MediaAction, PlayPrompt, StartTimer, StopPlayback
-from centrala.prompts import PromptSource, prompt_media
+from core.media import PromptSource, prompt_media
+from core.prompter import CancelTimer, MediaAction, PlayPrompt, StartTimer, StopPlayback
 
 
 async def carry_out(

@@ -3,11 +3,15 @@
 FROM python:3.11-slim
 WORKDIR /opt/centrala
 COPY pyproject.toml README.md ./
-COPY centrala centrala
-COPY agi agi
-COPY ari_app ari_app
+COPY core core
 COPY dialplan dialplan
 COPY models models
+COPY usecases usecases
+COPY ari_app ari_app
+COPY agi agi
+COPY web web
+COPY surveys surveys
+COPY centrala centrala
 RUN pip install --no-cache-dir .
 ENV CENTRALA_LOG_FORMAT=json
 CMD ["centrala", "serve"]

@@ -35,12 +35,12 @@ from sqlalchemy import func, select  # noqa: E402
 
 from ari_app.ami import AMIClient  # noqa: E402
 from centrala.settings import Settings  # noqa: E402
+from core.surveys.campaign import CampaignRules, CampaignSettings  # noqa: E402
 from dialplan.model import WEEKDAYS, Calendar  # noqa: E402
 from models.campaigns import CampaignStore, NewContact  # noqa: E402
 from models.db import create_engine, session_factory, upgrade_async  # noqa: E402
+from models.surveys import active_survey  # noqa: E402
 from models.tables import Call, CampaignContact  # noqa: E402
-from surveys.campaign import CampaignRules, CampaignSettings  # noqa: E402
-from surveys.store import active_survey  # noqa: E402
 
 PERSON = "wwwwww1wwww9wwww1"  # consent, 9, yes: what a promoter presses, with their pauses
 
@@ -64,7 +64,7 @@ async def run_one(
 ) -> dict[str, float]:
     workdir = Path(tempfile.mkdtemp(prefix=f"survey-bench-{concurrency}-"))
     url = f"sqlite+aiosqlite:///{workdir / 'centrala.db'}"
-    await upgrade_async(Settings(database_url=url))
+    await upgrade_async(url)
     serve = Serve(
         workdir,
         url,

@@ -121,7 +121,7 @@ def db_upgrade(revision: str) -> None:
     from models.db import upgrade
 
     settings = _settings()
-    upgrade(settings, revision)
+    upgrade(settings.effective_database_url, revision)
     click.echo(f"database at {revision}: {settings.effective_database_url.split('@')[-1]}")
 
 
@@ -149,11 +149,14 @@ def import_() -> None:
 
 def _run_import(kind: str, path: Path) -> None:
     from centrala.logs import configure_logging
-    from models.importing import ImportRejected, import_csv
+    from core.csvrows import ImportRejected
+    from models.importing import import_csv
 
     configure_logging("console", "WARNING")
+    settings = _settings()
+    url, region = settings.effective_database_url, settings.default_region
     try:
-        result = asyncio.run(import_csv(_settings(), kind, path))
+        result = asyncio.run(import_csv(url, kind, path, region))
     except ImportRejected as exc:
         click.echo(exc.report(), err=True)
         sys.exit(2)
@@ -211,8 +214,8 @@ def _database_queues(settings: Settings) -> set[str] | None:
     (a missing SQLite file is not created)."""
     from sqlalchemy.engine import make_url
 
-    from dialplan.store import known_queue_ids
     from models.db import create_engine, session_factory
+    from models.flows import known_queue_ids
 
     url = settings.effective_database_url
     parsed = make_url(url)
@@ -262,9 +265,9 @@ def dialplan_apply(path: Path) -> None:
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from dialplan.store import apply_flow
     from dialplan.validate import FlowError
     from models.db import create_engine, session_factory
+    from models.flows import apply_flow
 
     flow = _read_flow(path)
     try:
@@ -377,9 +380,9 @@ def agent_status() -> None:
 def agent_passwd(agent_id: str, from_stdin: bool) -> None:
     """Set an agent's desktop password (argon2id hash in the database). Prompts twice, or
     reads one line from stdin with --stdin or when stdin is not a terminal."""
-    from ari_app.web.auth import check_new_password, hash_password
-    from ari_app.web.store import DeskStore
     from models.db import create_engine, session_factory
+    from web.auth import check_new_password, hash_password
+    from web.store import DeskStore
 
     if from_stdin or not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")

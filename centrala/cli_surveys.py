@@ -51,7 +51,7 @@ def survey() -> None:
 
 
 def _read_survey(path: Path) -> Any:
-    from surveys.validate import SurveyError, check_survey
+    from core.surveys.validate import SurveyError, check_survey
 
     try:
         return check_survey(path.read_text(encoding="utf-8"), str(path))
@@ -80,7 +80,7 @@ def survey_apply(path: Path) -> None:
     created keep the version they were created with."""
     from centrala.pbx import LocalPBX
     from centrala.prompts import PromptError, build_prompts
-    from surveys.store import apply_survey
+    from models.surveys import apply_survey
 
     s = _read_survey(path)
     stored = _db(lambda sessions: apply_survey(sessions, s))
@@ -126,9 +126,7 @@ def survey_report(
     rates; answers per question. Optionally every answer as CSV and a chart as SVG."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from models.db import create_engine, session_factory
-    from models.survey_results import load_results
-    from surveys.report import (
+    from core.surveys.report import (
         ReportError,
         ResultsQuery,
         SurveyResults,
@@ -138,6 +136,8 @@ def survey_report(
         format_table,
         parse_request,
     )
+    from models.db import create_engine, session_factory
+    from models.survey_results import load_results
 
     params = {
         "version": str(version) if version else "",
@@ -222,11 +222,12 @@ def campaign_create(
 ) -> None:
     """Create campaign NAME (a draft: `campaign start NAME` dials) asking SURVEY's active
     version, for the clients of --segment or the numbers of --contacts."""
-    from ari_app.campaign_api import check_settings
+    from core.csvrows import ImportRejected
+    from core.surveys.contacts import parse_contacts
     from dialplan.validate import FlowError, read_document
     from models.campaigns import CampaignError
-    from models.importing import ImportRejected, read_csv_file
-    from surveys.contacts import parse_contacts
+    from models.importing import read_csv_file
+    from web.campaign_api import check_settings
 
     if bool(segments) == bool(contacts):
         raise click.UsageError("give either --segment (one or more) or --contacts")
@@ -305,8 +306,8 @@ def campaign_status(name: str | None, as_json: bool) -> None:
     """Progress of NAME (or every campaign): contacts by state and by last outcome."""
     import json
 
-    from ari_app.campaign_api import campaign_json
     from models.campaigns import CampaignStore
+    from web.campaign_api import campaign_json
 
     async def gather(sessions: Sessions) -> list[dict[str, Any]]:
         store = CampaignStore(sessions)
@@ -338,7 +339,7 @@ def do_not_call() -> None:
 
 
 def _dnc_number(raw: str) -> str:
-    from centrala.phones import normalise
+    from core.phones import normalise
 
     number = normalise(raw, get_settings().default_region)
     if number is None:

@@ -19,16 +19,14 @@ import shutil
 import subprocess
 import sys
 import wave
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
 
-from dialplan.model import Flow, Prompt
-from surveys.model import Survey
+from core.media import PromptSource, sound_name
+from core.surveys.model import Survey
+from dialplan.model import Flow
 
 SAMPLE_RATE = 8000
 SPEED_WPM = 150
-SOUND_PREFIX = "centrala"
 
 # The call centres' languages and their espeak-ng voices (`espeak-ng --voices`).
 VOICES: dict[str, str] = {
@@ -59,38 +57,14 @@ def load_flow(path: Path) -> Flow:
         raise PromptError(f"cannot read the flow {path}: {exc}") from exc
 
 
-class PromptSource(Protocol):
-    """A call flow or a survey: whatever names prompts."""
-
-    @property
-    def prompts(self) -> Mapping[str, Prompt]: ...
-
-
-def sound_name(source: PromptSource, name: str) -> str:
-    """The file name (without .wav) prompt `name` is synthesised into: a survey's prompts are
-    ``survey-<survey>-<name>`` so they never overwrite the info line's (both have "thanks")."""
-    if isinstance(source, Survey):
-        return f"survey-{source.name}-{name}"
-    return name
-
-
 def load_survey_file(path: Path) -> Survey:
-    """A survey from its YAML (or JSON) file, checked by ``surveys.validate``."""
-    from surveys.validate import SurveyError, check_survey
+    """A survey from its YAML (or JSON) file, checked by ``core.surveys.validate``."""
+    from core.surveys.validate import SurveyError, check_survey
 
     try:
         return check_survey(path.read_text(encoding="utf-8"), str(path))
     except (OSError, UnicodeDecodeError, SurveyError) as exc:
         raise PromptError(f"cannot read the survey {path}: {exc}") from exc
-
-
-def prompt_media(source: PromptSource, name: str, lang: str) -> str:
-    """The ARI media URI that plays prompt `name` in `lang`: the prompt's explicit media for
-    that language if it has one, else the synthesised ``sound:centrala/<lang>/<file>``."""
-    prompt = source.prompts.get(name)
-    if prompt is not None and lang in prompt.media:
-        return prompt.media[lang]
-    return f"sound:{SOUND_PREFIX}/{lang}/{sound_name(source, name)}"
 
 
 def voice_for(lang: str) -> str:

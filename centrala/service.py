@@ -6,40 +6,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agi.infoline import InfolineAGI
 from agi.server import FastAGIServer
 from agi.survey import SurveyAGI
-from ari_app.acd import ACD
-from ari_app.agents import AgentDesk, AgentDeskError
+from ari_app.agents import AgentDesk
 from ari_app.ami import AMIClient
-from ari_app.api import routes as api_routes
-from ari_app.ari import ARIClient, ARIError, Event
-from ari_app.campaign_api import routes as campaign_routes
+from ari_app.ari import ARIClient, Event
 from ari_app.campaigns import CampaignDialler
-from ari_app.infoline import CallControlError, InfolineApp
-from ari_app.reports import Sessions
-from ari_app.reports import routes as report_routes
-from ari_app.web import desk_ctx, setup_desk
+from ari_app.infoline import InfolineApp
 from centrala.settings import Settings
-from dialplan.store import active_flow, apply_flow
+from core.acd import ACD
+from core.surveys.validate import SurveyError, check_survey
 from dialplan.validate import load_flow
 from models.calllog import CallLog
-from models.campaigns import CampaignError, CampaignStore
+from models.campaigns import CampaignStore
 from models.crm import CRM
 from models.db import create_engine, session_factory, upgrade_async
-from models.surveying import SurveyLog
-from surveys.store import active_survey, apply_survey
-from surveys.validate import SurveyError, check_survey
+from models.flows import active_flow, apply_flow
+from models.surveys import active_survey, apply_survey
+from usecases.surveying import SurveyLog
+from web import DeskConfig, desk_ctx, setup_desk
+from web.api import routes as api_routes
+from web.campaign_api import routes as campaign_routes
+from web.errors import api_guard, errors
+from web.ports import DESK, INFOLINE
+from web.status import StatusSources, status_route
+from web.survey_api import Sessions
+from web.survey_api import routes as report_routes
 
 log = structlog.get_logger(__name__)
 
@@ -50,11 +51,10 @@ ARI = web.AppKey("ari", ARIClient)
 AMI = web.AppKey("ami", AMIClient)
 AGI = web.AppKey("agi", FastAGIServer)
 ACD_KEY = web.AppKey("acd", ACD)
-DESK = web.AppKey("desk", AgentDesk)
-INFOLINE = web.AppKey("infoline", InfolineApp)
 SURVEYS = web.AppKey("surveys", SurveyLog)
 CAMPAIGNS = web.AppKey("campaigns", CampaignStore)
 DIALLER = web.AppKey("dialler", CampaignDialler)
+INFOLINE_APP = web.AppKey("infoline_app", InfolineApp)  # the concrete app, for wiring
 LOOP_LAG = web.AppKey("loop_lag", list[float])
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, no call state
 
@@ -62,7 +62,7 @@ SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, n
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.migrate_on_start:
-        await upgrade_async(settings)
+        await upgrade_async(settings.effective_database_url)
     engine = create_engine(settings.effective_database_url)
     sessions = session_factory(engine)
     app[SESSIONS] = sessions
@@ -140,6 +140,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     ari.on_connect(infoline.reconcile)
     ari.on_connect(dialler.reconcile)
     app[ARI], app[ACD_KEY], app[DESK], app[INFOLINE] = ari, acd, desk, infoline
+    app[INFOLINE_APP] = infoline
     app[DIALLER] = dialler
     await ari.start()
     dialler.start()
@@ -196,75 +197,33 @@ async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-async def status(request: web.Request) -> web.Response:
-    app = request.app
-    ari, ami, agi = app[ARI], app[AMI], app[AGI]
-    apps: list[str] = []
-    if ari.connected:
-        with contextlib.suppress(ARIError):
-            apps = [a["name"] for a in await ari.request("GET", "/applications")]
-    db_ok = True
-    try:
-        async with app[CALLLOG].sessions() as session:
-            await session.execute(text("SELECT 1"))
-    except Exception as exc:  # any driver error means "not OK" here
-        db_ok = False
-        log.warning("status_db_failed", error=str(exc))
-    infoline = app[INFOLINE]
-    ok = (
-        ari.connected
-        and app[SETTINGS].infoline_app in apps
-        and ami.connected
-        and db_ok
-        and infoline.ready  # what a previous process left live is adopted
+def status_sources(app: web.Application) -> StatusSources:
+    return StatusSources(
+        ari=app[ARI],
+        ami=app[AMI],
+        agi=app[AGI],
+        sessions=app[SESSIONS],
+        calls=app[INFOLINE_APP].calls,
+        loop_lag=app[LOOP_LAG],
+        infoline_app=app[SETTINGS].infoline_app,
+        adoption=app[INFOLINE_APP],
     )
-    body = {
-        "ok": ok,
-        "ari": {
-            "connected": ari.connected,
-            "connects": ari.connects,
-            "ws_local_port": ari.ws_local_port,
-            "apps": apps,
-        },
-        "ami": {"connected": ami.connected},
-        "agi": {"port": agi.port, "active_sessions": agi.active_sessions},
-        "db": {"ok": db_ok},
-        "calls_in_progress": len(infoline.calls),
-        "calls_adopted": infoline.adopted,
-        "adopted_ready": infoline.ready,
-        "loop_lag_ms": round(app[LOOP_LAG][0] * 1000, 1),
-    }
-    return web.json_response(body, status=200 if ok else 503)
-
-
-@web.middleware
-async def api_guard(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Bearer token on /api; domain errors as JSON with a stable error_id; Asterisk down
-    is 503, not 500."""
-    if request.path.startswith("/api/") and request.path != "/api/openapi.json":
-        expected = request.app[SETTINGS].effective_api_token()
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            return web.json_response(
-                {"error_id": "unauthorized", "message": "missing or wrong API token"}, status=401
-            )
-    try:
-        return await handler(request)
-    except (AgentDeskError, CallControlError, CampaignError) as exc:
-        return web.json_response({"error_id": exc.error_id, "message": str(exc)}, status=exc.status)
-    except ARIError as exc:
-        status = 503 if exc.error_id == "pbx_unavailable" else 502
-        return web.json_response({"error_id": exc.error_id, "message": str(exc)}, status=status)
 
 
 def build_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[api_guard], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[errors, api_guard(settings.effective_api_token)], client_max_size=64 * 1024
+    )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([loop_lag_ctx, database_ctx, ari_ctx, agi_ctx, ami_ctx])
-    app.cleanup_ctx.append(desk_ctx(SETTINGS, CRM_KEY, ACD_KEY, DESK, INFOLINE))
-    app.router.add_get("/status", status)
+    desk_config = DeskConfig(
+        web_secret=settings.effective_web_secret(),
+        session_seconds=settings.session_hours * 3600,
+        region=settings.default_region,
+        disposition_required=settings.disposition_required,
+    )
+    app.cleanup_ctx.append(desk_ctx(desk_config, CRM_KEY, ACD_KEY, DESK, INFOLINE))
+    app.router.add_routes([status_route(status_sources)])
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
     app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
     app.router.add_routes(report_routes(SESSIONS))

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
-from ari_app.acd import AgentTarget, QueueTarget, Target
-from ari_app.routing import RouteDecision
+from core.acd import AgentTarget, QueueTarget, Target
+from core.routing import RouteDecision
 
 VERSION = 1
 Phase = Literal["ivr", "queued", "connected", "survey"]

@@ -1,6 +1,6 @@
 """The shape of an editable call flow (IVR menus, prompts, routing rules, business hours and
 queues) as admins write it in YAML/JSON. Pure data: checked by ``dialplan.validate``, stored
-versioned by ``dialplan.store``, interpreted call by call by ``ari_app.ivr``.
+versioned by ``models.flows``, interpreted call by call by ``core.ivr``.
 
 The default flow for a fresh install is ``dialplan/infoline.yaml``.
 """

@@ -15,7 +15,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from centrala.phones import normalise
+from core.phones import normalise
 from models.tables import Call, CallEvent, Client, ClientPhone, Direction
 
 MAX_TEXT = 200

@@ -1,6 +1,8 @@
-"""Survey campaigns in the database: the campaign, its contacts and every attempt's state.
+"""Over 500 lines: the campaign aggregate's one store (campaign, contacts, attempts, claims).
 
-The dialler (``ari_app.campaigns``) asks the pure rules (``surveys.campaign``) what to do and
+Survey campaigns in the database: the campaign, its contacts and every attempt's state.
+
+The dialler (``ari_app.campaigns``) asks the pure rules (``core.surveys.campaign``) what to do and
 writes the answer here. Every state change is a guarded UPDATE (``WHERE status = ... AND
 attempts = ...``), so two ticks, a replayed event or a restarted process can never claim a
 contact twice or apply an attempt's result twice.
@@ -18,16 +20,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.segments import SURVEYED_STATUSES, last_surveyed
-from models.tables import (
-    Call,
-    Campaign,
-    CampaignContact,
-    CampaignStatus,
-    Client,
-    DoNotCall,
-)
-from surveys.campaign import (
+from core.errors import DomainError
+from core.surveys.campaign import (
     CampaignSettings,
     ClientFacts,
     Contact,
@@ -37,18 +31,25 @@ from surveys.campaign import (
     history_from_json,
     history_to_json,
 )
+from models.segments import SURVEYED_STATUSES, last_surveyed
+from models.tables import (
+    Call,
+    Campaign,
+    CampaignContact,
+    CampaignStatus,
+    Client,
+    DoNotCall,
+)
 
 if TYPE_CHECKING:
-    from surveys.contacts import ContactRow
+    from core.surveys.contacts import ContactRow
 
 
-class CampaignError(Exception):
+class CampaignError(DomainError):
     """A campaign command that cannot be done; ``error_id`` is stable for API clients."""
 
     def __init__(self, error_id: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.error_id = error_id
-        self.status = status
+        super().__init__(message, error_id=error_id, status=status)
 
 
 @dataclass(frozen=True)
@@ -491,7 +492,7 @@ async def create_campaign(
     (an imported list), or else of the clients in ``settings.rules.segments``. Returns (id,
     contacts)."""
     from models.segments import select_targets
-    from surveys.store import active_survey
+    from models.surveys import active_survey
 
     stored = await active_survey(sessions, survey_name)
     if stored is None:

@@ -12,8 +12,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from ari_app.acd import AgentProfile
-from ari_app.routing import Caller
+from core.acd import AgentProfile
+from core.routing import Caller
 from dialplan.model import QueueDef
 from models.tables import (
     Agent,

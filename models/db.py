@@ -14,8 +14,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
-from centrala.settings import Settings
-
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -53,9 +51,8 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(settings: Settings, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head") -> None:
     """Blocking: for the CLI and for test fixtures (call it in a thread from async code)."""
-    url = settings.effective_database_url
     if make_url(url).get_backend_name() == "sqlite":
         db = make_url(url).database
         if db and db != ":memory:":
@@ -63,5 +60,5 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-async def upgrade_async(settings: Settings, revision: str = "head") -> None:
-    await asyncio.to_thread(upgrade, settings, revision)
+async def upgrade_async(url: str, revision: str = "head") -> None:
+    await asyncio.to_thread(upgrade, url, revision)

@@ -1,6 +1,6 @@
 """The campaign's CRM segment query: ClientFacts read from the tables, and the target list of
 a campaign's segments. A thin adapter: which segment a client is in stays pure in
-surveys.campaign; here are only the queries.
+core.surveys.campaign; here are only the queries.
 
 The facts come from three set-based queries (clients with their first phone, loan aggregates,
 the last survey call), each a GROUP BY over the whole table or a chunk of ids, merged in
@@ -16,8 +16,8 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.surveys.campaign import SURVEYED, ClientFacts, Segment, SegmentRules, counted_segment
 from models.tables import Call, Client, ClientPhone, Loan
-from surveys.campaign import SURVEYED, ClientFacts, Segment, SegmentRules, counted_segment
 
 # The survey calls that count for the frequency cap: someone answered and the survey ran.
 SURVEYED_STATUSES = tuple(sorted(outcome.value for outcome in SURVEYED))
@@ -58,7 +58,7 @@ async def select_targets(
     now: datetime,
 ) -> list[tuple[ClientFacts, Segment | None]]:
     """A campaign's target list: the clients in any of ``segments`` (None: every client with a
-    phone), each with the segment it is counted in (surveys.campaign.counted_segment)."""
+    phone), each with the segment it is counted in (core.surveys.campaign.counted_segment)."""
     targets: list[tuple[ClientFacts, Segment | None]] = []
     for client in await client_facts(sessions, now=now):
         segment = counted_segment(client, now, rules, segments)

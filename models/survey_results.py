@@ -1,4 +1,4 @@
-"""Reads a survey's results for ``surveys.report``: thin, no decisions beyond the joins.
+"""Reads a survey's results for ``core.surveys.report``: thin, no decisions beyond the joins.
 
 Every answer links to its call (``survey_answers.call_id``), its client and the exact survey
 version asked (``survey_answers.survey_id``). A campaign call belongs to the contact whose
@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.tables import Call, Campaign, CampaignContact, Client, Direction, Survey, SurveyAnswer
-from surveys.report import (
+from core.surveys.report import (
     NO_SEGMENT,
     POSTCALL,
     AnswerRow,
@@ -26,6 +25,7 @@ from surveys.report import (
     SurveyResults,
     attempted_between,
 )
+from models.tables import Call, Campaign, CampaignContact, Client, Direction, Survey, SurveyAnswer
 
 
 @dataclass(frozen=True)

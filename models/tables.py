@@ -35,6 +35,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.enums import AgentRole as AgentRole
+from core.enums import ClientType as ClientType
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -85,19 +88,6 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
         length=20,
         values_callable=lambda e: [m.value for m in e],
     )
-
-
-class ClientType(enum.StrEnum):
-    KEY = "key"
-    REGULAR = "regular"
-    NEW = "new"
-
-
-class AgentRole(enum.StrEnum):
-    AGENT = "agent"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"
-    MANAGER = "manager"
 
 
 class Direction(enum.StrEnum):
@@ -269,7 +259,7 @@ class Call(Base):
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     talk_seconds: Mapped[float | None] = mapped_column(Float)
     # A survey call (campaign or after a call): the version asked and how far it got
-    # (surveys.interpreter.SurveyStatus), also when nothing was answered: response rates.
+    # (core.surveys.interpreter.SurveyStatus), also when nothing was answered: response rates.
     survey_id: Mapped[int | None] = mapped_column(
         ForeignKey("surveys.id", ondelete="SET NULL"), index=True
     )
@@ -392,13 +382,14 @@ class CampaignContact(Base):
     next_attempt_at: Mapped[datetime | None]
     last_outcome: Mapped[str | None] = mapped_column(String(40))
     last_call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
-    # Every attempt's result, [{attempt, outcome, at, call_id}] (surveys.campaign.AttemptRecord):
+    # Every attempt's result, [{attempt, outcome, at, call_id}]
+    # (core.surveys.campaign.AttemptRecord):
     # an attempt number already here is never applied twice.
     attempt_history: Mapped[list[dict[str, Any]]] = mapped_column(
         JSON, default=list, server_default=text("'[]'")
     )
     segment: Mapped[str | None] = mapped_column(String(20))  # at selection: NPS per segment
-    # From an imported contact list (surveys.contacts): a contact may be no client of ours yet,
+    # From an imported contact list (core.surveys.contacts): a contact may be no client of ours yet,
     # so what the call needs (greeting, prompt language, calling window) travels with it.
     name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(8))

@@ -14,7 +14,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from centrala.settings import Settings
 from models.db import create_engine, session_factory, upgrade_async
 
 POSTGRES_URL = os.environ.get(
@@ -74,7 +73,7 @@ async def make_database(backend: str, tmp_path: Path, suffix: str = "") -> Datab
         url = postgres_url(suffix)
         await ensure_postgres_database(url)
         await _reset_postgres(url)
-    await upgrade_async(Settings(database_url=url))
+    await upgrade_async(url)
     engine = create_engine(url)
     return Database(url, engine, session_factory(engine))
 

@@ -16,20 +16,11 @@ import aiohttp
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from ari_app.web.auth import hash_password
-from models.tables import (
-    Agent,
-    AgentRole,
-    Call,
-    Callback,
-    CallbackStatus,
-    Client,
-    ClientAudit,
-    ClientType,
-    Interaction,
-)
+from core.enums import AgentRole, ClientType
+from models.tables import Agent, Call, Callback, CallbackStatus, Client, ClientAudit, Interaction
 from tests.integration.conftest import Callers, Server
 from tests.integration.test_infoline_paths import Desk, call_and_press, wait_connected
+from web.auth import hash_password
 
 PASSWORD = "correct horse battery"
 

@@ -17,11 +17,14 @@ import pytest
 from sqlalchemy import select
 
 from ari_app.ami import AMIActionError, AMIClient
+from core.enums import AgentRole
+from core.surveys.campaign import CampaignRules, CampaignSettings, RetryRule
+from core.surveys.nps import nps
 from dialplan.model import WEEKDAYS, Calendar
 from models.campaigns import CampaignStore, NewContact
+from models.surveys import active_survey
 from models.tables import (
     Agent,
-    AgentRole,
     Call,
     Callback,
     CallEvent,
@@ -31,9 +34,6 @@ from models.tables import (
     DoNotCall,
     SurveyAnswer,
 )
-from surveys.campaign import CampaignRules, CampaignSettings, RetryRule
-from surveys.nps import nps
-from surveys.store import active_survey
 from tests.integration.conftest import PBX, Server
 
 

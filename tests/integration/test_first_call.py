@@ -7,7 +7,8 @@ import asyncio
 
 from sqlalchemy import select
 
-from models.tables import Call, Client, ClientPhone, ClientType, Direction
+from core.enums import ClientType
+from models.tables import Call, Client, ClientPhone, Direction
 from tests.integration.conftest import INFO_NUMBER, Callers, Server
 
 GREETING_PATH = ["opened", "answered", "greeting_started", "greeting_finished"]

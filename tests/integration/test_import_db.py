@@ -16,8 +16,10 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import selectinload
 
 from centrala.settings import Settings
-from models.importing import ImportRejected, import_csv, import_rows
-from models.tables import Agent, AgentRole, Client, ClientPhone, ClientType, Queue, QueueMember
+from core.csvrows import ImportRejected
+from core.enums import AgentRole, ClientType
+from models.importing import import_csv, import_rows
+from models.tables import Agent, Client, ClientPhone, Queue, QueueMember
 from tests.conftest import Database
 
 REGION = "BA"
@@ -187,12 +189,14 @@ async def test_import_csv_reads_a_file_and_names_it_in_the_report(
     settings = Settings(database_url=database.url, default_region=REGION)
     agents = tmp_path / "agents.csv"
     agents.write_text(AGENTS, encoding="utf-8")
-    result = await import_csv(settings, "agents", agents)
+    result = await import_csv(
+        settings.effective_database_url, "agents", agents, settings.default_region
+    )
     assert result.created == 3
     latin = tmp_path / "clients.csv"
     latin.write_bytes(CLIENTS.removeprefix("\ufeff").encode("cp1250"))
     with pytest.raises(ImportRejected) as caught:
-        await import_csv(settings, "clients", latin)
+        await import_csv(settings.effective_database_url, "clients", latin, settings.default_region)
     assert caught.value.report().startswith(f"{latin}: import rejected")
     assert "not UTF-8" in caught.value.report()
 

@@ -18,20 +18,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from core.enums import AgentRole, ClientType
 from dialplan.model import Flow
-from dialplan.store import apply_flow
-from models.tables import (
-    Agent,
-    AgentRole,
-    Call,
-    Callback,
-    CallEvent,
-    Client,
-    ClientPhone,
-    ClientType,
-    Queue,
-    QueueMember,
-)
+from models.flows import apply_flow
+from models.tables import Agent, Call, Callback, CallEvent, Client, ClientPhone, Queue, QueueMember
 from tests.integration.conftest import CallerLeg, Callers, Server
 
 FLOW_FILE = Path(__file__).parents[2] / "dialplan" / "infoline.yaml"

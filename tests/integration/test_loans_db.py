@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, event, func, select
 
-from models.importing import ImportRejected, import_rows
+from core.csvrows import ImportRejected
+from core.enums import AgentRole
+from core.surveys.campaign import ClientFacts, Segment, SegmentRules
+from core.surveys.interpreter import SurveyStatus
+from models.importing import import_rows
 from models.segments import client_facts, select_targets
-from models.tables import Agent, AgentRole, Call, Client, ClientPhone, Direction, Loan, Survey
-from surveys.campaign import ClientFacts, Segment, SegmentRules
-from surveys.interpreter import SurveyStatus
+from models.tables import Agent, Call, Client, ClientPhone, Direction, Loan, Survey
 from tests.conftest import Database
 
 REGION = "BA"

@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ari_app.ari import Event
-from centrala.prompts import load_flow, prompt_media
+from centrala.prompts import load_flow
+from core.media import prompt_media
 from tests.integration.conftest import PBX, Callers
 
 

@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from ari_app.ari import ARINotFound
-from dialplan.store import apply_flow
-from models.tables import Call, Callback, ClientType, SurveyAnswer
+from core.enums import ClientType
+from models.flows import apply_flow
+from models.tables import Call, Callback, SurveyAnswer
 from models.tables import Survey as SurveyRow
 from tests.integration.conftest import PBX, CallerLeg, Callers, Server
 from tests.integration.test_infoline_paths import (

@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 from agi.server import AGISession
 from agi.survey import DIGITS, SurveyAGI
 from centrala.prompts import load_survey_file
+from core.enums import AgentRole
 from models.calllog import CallLog
-from models.surveying import SurveyLog
+from models.surveys import StoredSurvey, apply_survey
 from models.tables import (
     Agent,
-    AgentRole,
     Call,
     Callback,
     CallEvent,
@@ -28,9 +28,9 @@ from models.tables import (
     Interaction,
     SurveyAnswer,
 )
-from surveys.store import StoredSurvey, apply_survey
 from tests.conftest import Database
 from tests.fake_agi import FakeSession
+from usecases.surveying import SurveyLog
 
 NPS_FILE = Path(__file__).parents[2] / "surveys" / "nps.yaml"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

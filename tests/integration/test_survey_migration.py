@@ -13,10 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, select, text
 
+from core.surveys.campaign import ContactStatus, Outcome, Segment
+from core.surveys.interpreter import SurveyStatus
 from models.db import alembic_config
 from models.tables import Base, Call, CallEvent, Campaign, CampaignContact, Direction, Survey
-from surveys.campaign import ContactStatus, Outcome, Segment
-from surveys.interpreter import SurveyStatus
 from tests.conftest import Database
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -14,15 +14,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ari_app.reports import routes as report_routes
-from ari_app.web.auth import COOKIE, Sessions
-from ari_app.web.http import WEB, DeskWeb, setup_templates
-from ari_app.web.reports import routes as desk_report_routes
-from ari_app.web.store import DeskStore
-from centrala.service import SESSIONS, SETTINGS, api_guard
+from centrala.service import SESSIONS, SETTINGS
 from centrala.settings import Settings
 from tests.conftest import Database
 from tests.integration.test_survey_results_db import seed
+from web.auth import COOKIE, Sessions
+from web.errors import api_guard, errors
+from web.http import WEB, DeskWeb, setup_templates
+from web.reports import routes as desk_report_routes
+from web.store import DeskStore
+from web.survey_api import routes as report_routes
 
 TOKEN = "report-test-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -33,8 +34,9 @@ async def http(
     database: Database, tmp_path: Path
 ) -> AsyncIterator[tuple[TestClient[Any, Any], Sessions]]:
     await seed(database)
-    app = web.Application(middlewares=[api_guard])
-    app[SETTINGS] = Settings(api_token=TOKEN, data_dir=tmp_path)
+    settings = Settings(api_token=TOKEN, data_dir=tmp_path)
+    app = web.Application(middlewares=[errors, api_guard(settings.effective_api_token)])
+    app[SETTINGS] = settings
     app[SESSIONS] = database.sessions
     sessions = Sessions("report-test-secret", 3600)
     # The report pages use the desk's store and sessions only; the live-call parts stay out.

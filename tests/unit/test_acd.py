@@ -7,7 +7,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from ari_app.acd import (
+from core.acd import (
     ACD,
     ACDError,
     Agent,

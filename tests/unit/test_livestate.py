@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ari_app.acd import (
+from core.acd import (
     ACD,
     ACDError,
     AgentMode,
@@ -19,8 +19,8 @@ from ari_app.acd import (
     AgentTarget,
     QueueTarget,
 )
-from ari_app.routing import RouteDecision
 from core.livestate import LiveCall, decode_decision, encode_decision, parse_time
+from core.routing import RouteDecision
 
 DECISION = RouteDecision(
     rule="key_client",

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from models.importing import (
+from core.csvrows import (
     CLIENT_COLUMNS,
     LOAN_COLUMNS,
     RowError,

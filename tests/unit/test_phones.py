@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from centrala.phones import normalise, normalise_dialable
+from core.phones import normalise, normalise_dialable
 
 
 @pytest.mark.parametrize(

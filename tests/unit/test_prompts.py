@@ -11,15 +11,9 @@ from typing import Any
 
 import pytest
 
-from centrala.prompts import (
-    PromptError,
-    build_prompts,
-    hold_music,
-    load_flow,
-    prompt_media,
-    voice_for,
-)
+from centrala.prompts import PromptError, build_prompts, hold_music, load_flow, voice_for
 from centrala.settings import Settings
+from core.media import prompt_media
 from dialplan.model import Flow
 
 

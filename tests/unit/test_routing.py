@@ -11,8 +11,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ari_app.acd import AgentTarget, QueueTarget
-from ari_app.routing import (
+from core.acd import AgentTarget, QueueTarget
+from core.routing import (
     Caller,
     NoRoute,
     OverflowDecision,

@@ -1,4 +1,4 @@
-"""NPS, its confidence interval, rates and answer distributions (surveys.nps)."""
+"""NPS, its confidence interval, rates and answer distributions (core.surveys.nps)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from surveys.interpreter import Answer, SurveyStatus
-from surveys.nps import (
+from core.surveys.interpreter import Answer, SurveyStatus
+from core.surveys.nps import (
     ScoredResponse,
     distribution,
     nps,

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ari_app.web.forms import CallbackRequest, CallFigure, Disposition, changes
-from ari_app.web.screenpop import PopRows
+from core.desk.forms import CallbackRequest, CallFigure, Disposition, changes
+from core.desk.screenpop import PopRows
+from core.enums import ClientType
 from models.calllog import last_event_data
 from models.tables import (
     Agent,
@@ -22,7 +23,6 @@ from models.tables import (
     Client,
     ClientAudit,
     ClientPhone,
-    ClientType,
     Interaction,
     SurveyAnswer,
 )

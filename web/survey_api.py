@@ -1,5 +1,5 @@
 """Survey results over HTTP: the figures as JSON and every answer as CSV, for machines under
-the bearer-token /api (``routes``) and for supervisors on the desk (``ari_app.web.reports``,
+the bearer-token /api (``routes``) and for supervisors on the desk (``web.reports``,
 which shares the helpers here). Query parameters as `centrala survey report`'s options:
 version, campaign, period (day|week|month), since and until (YYYY-MM-DD, local days)."""
 
@@ -10,15 +10,14 @@ import re
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.survey_results import load_results
-from surveys.report import (
-    ReportError,
+from core.surveys.report import (
     SurveyReport,
     SurveyResults,
     answers_csv,
     build_report,
     parse_request,
 )
+from models.survey_results import load_results
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -30,10 +29,6 @@ async def survey_results(
     query, period = parse_request(name, params)
     results = await load_results(sessions, query)
     return build_report(results, period), results
-
-
-def error_response(exc: ReportError) -> web.Response:
-    return web.json_response({"error_id": exc.error_id, "message": str(exc)}, status=exc.status)
 
 
 def csv_response(name: str, results: SurveyResults) -> web.Response:
@@ -50,18 +45,12 @@ def csv_response(name: str, results: SurveyResults) -> web.Response:
 def routes(sessions_key: web.AppKey[Sessions]) -> list[web.RouteDef]:
     async def report(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        try:
-            figures, _ = await survey_results(request.app[sessions_key], name, dict(request.query))
-        except ReportError as exc:
-            return error_response(exc)
+        figures, _ = await survey_results(request.app[sessions_key], name, dict(request.query))
         return web.json_response(figures.to_json())
 
     async def answers(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        try:
-            _, results = await survey_results(request.app[sessions_key], name, dict(request.query))
-        except ReportError as exc:
-            return error_response(exc)
+        _, results = await survey_results(request.app[sessions_key], name, dict(request.query))
         return csv_response(name, results)
 
     return [

@@ -14,8 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from pydantic import ValidationError
 
-from dialplan.validate import FlowError, check_prompts, read_document
-from surveys.model import (
+from core.surveys.model import (
     END,
     NPS_MAX,
     Case,
@@ -28,6 +27,7 @@ from surveys.model import (
     When,
     YesNoQuestion,
 )
+from dialplan.validate import FlowError, check_prompts, read_document
 
 QUESTION_TYPES = ("nps", "scale", "yes_no", "choice", "recording")
 

@@ -13,12 +13,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from ari_app.acd import ACD, AgentStatus
-from ari_app.agents import AgentDesk, AgentDeskError
-from ari_app.infoline import DeskNotice
-from ari_app.web.forms import DISPOSITION_PAUSE, day_figures, wallboard
-from ari_app.web.screenpop import build_screenpop
-from ari_app.web.store import DeskStore
+from core.acd import ACD, AgentStatus
+from core.desk.forms import DISPOSITION_PAUSE, day_figures, wallboard
+from core.desk.screenpop import build_screenpop
+from core.errors import AgentDeskError
+from web.ports import AgentCommands, DeskNotice
+from web.store import DeskStore
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +27,7 @@ SEND_TIMEOUT = 2.0
 
 class Notifier:
     def __init__(
-        self, store: DeskStore, acd: ACD, desk: AgentDesk, *, disposition_required: bool
+        self, store: DeskStore, acd: ACD, desk: AgentCommands, *, disposition_required: bool
     ) -> None:
         self.store = store
         self.acd = acd

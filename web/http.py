@@ -1,7 +1,7 @@
 """The agent desktop's pages, its browser JSON API (/desk/api, authenticated by the session
 cookie plus a CSRF header on every change) and its WebSockets. Thin: checks are auth.py and
 forms.py, reads and writes store.py, pushes notifier.py. The machines' bearer-token API stays
-under /api (ari_app/api.py); its description is served at /api/openapi.json."""
+under /api (web/api.py); its description is served at /api/openapi.json."""
 
 from __future__ import annotations
 
@@ -19,11 +19,21 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import WSMsgType, web
 
-from ari_app.acd import ACD, ACDError, AgentMode, AgentStatus
-from ari_app.agents import AgentDesk, AgentDeskError
-from ari_app.api import check_reason, check_transfer
-from ari_app.infoline import CallControlError, InfolineApp
-from ari_app.web.auth import (
+from core.acd import ACD, ACDError, AgentMode, AgentStatus
+from core.desk.forms import (
+    CATEGORIES,
+    DISPOSITION_PAUSE,
+    OUTCOMES,
+    FormError,
+    check_callback,
+    check_client,
+    check_disposition,
+    may_become_available,
+)
+from core.desk.screenpop import build_screenpop
+from core.errors import AgentDeskError, CallControlError
+from web.api import check_reason, check_transfer
+from web.auth import (
     COOKIE,
     PRE_COOKIE,
     Action,
@@ -34,21 +44,11 @@ from ari_app.web.auth import (
     may_control_call,
     verify_password,
 )
-from ari_app.web.forms import (
-    CATEGORIES,
-    DISPOSITION_PAUSE,
-    OUTCOMES,
-    FormError,
-    check_callback,
-    check_client,
-    check_disposition,
-    may_become_available,
-)
-from ari_app.web.notifier import Notifier
-from ari_app.web.openapi import OPENAPI
-from ari_app.web.screenpop import build_screenpop
-from ari_app.web.store import DeskStore
-from surveys.report import ReportError
+from web.errors import error_json
+from web.notifier import Notifier
+from web.openapi import OPENAPI
+from web.ports import AgentCommands, CallControl
+from web.store import DeskStore
 
 HERE = Path(__file__).parent
 WS_MAX_MESSAGE = 4096
@@ -61,8 +61,8 @@ class DeskWeb:
     sessions: Sessions
     notifier: Notifier
     acd: ACD
-    desk: AgentDesk
-    infoline: InfolineApp
+    desk: AgentCommands
+    infoline: CallControl
     region: str
     disposition_required: bool
 
@@ -78,13 +78,6 @@ def setup_templates(app: web.Application) -> None:
     )
 
 
-def _err(status: int, error_id: str, message: str, field: str | None = None) -> web.Response:
-    body: dict[str, Any] = {"error_id": error_id, "message": message}
-    if field:
-        body["field"] = field
-    return web.json_response(body, status=status)
-
-
 Handler = Callable[[web.Request, DeskWeb, User], Awaitable[web.StreamResponse]]
 
 
@@ -92,26 +85,23 @@ def _api(
     action: Action,
 ) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
     """A /desk/api handler: a valid session whose role may ``action``, the CSRF header on
-    anything but GET, and domain errors as JSON with a stable error_id."""
+    anything but GET."""
 
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def run(request: web.Request) -> web.StreamResponse:
             dw = request.app[WEB]
             user = dw.sessions.read(request.cookies.get(COOKIE))
             if user is None:
-                return _err(401, "not_logged_in", "log in first")
+                return error_json(401, "not_logged_in", "log in first")
             if not may(user.role, action):
-                return _err(403, "forbidden", f"role {user.role} may not {action}")
+                return error_json(403, "forbidden", f"role {user.role} may not {action}")
             if request.method != "GET" and not dw.sessions.csrf_ok(
                 user.nonce, request.headers.get("X-CSRF-Token")
             ):
-                return _err(403, "csrf", "missing or wrong CSRF token")
-            try:
-                return await handler(request, dw, user)
-            except FormError as exc:
-                return _err(422, "bad_field", str(exc), exc.field)
-            except (AgentDeskError, CallControlError, ReportError) as exc:
-                return _err(exc.status, exc.error_id, str(exc))
+                return error_json(403, "csrf", "missing or wrong CSRF token")
+            # A DomainError (a form field, an agent or call command, a report) goes on to
+            # the app's one error middleware (web.errors).
+            return await handler(request, dw, user)
 
         return run
 
@@ -406,7 +396,7 @@ async def callback(request: web.Request, dw: DeskWeb, user: User) -> web.Respons
 
 @_api(Action.EDIT_CLIENTS)
 async def search(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
-    from centrala.phones import normalise
+    from core.phones import normalise
 
     q = request.query.get("q", "").strip()[:100]
     if len(q) < 2:

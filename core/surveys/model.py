@@ -1,6 +1,6 @@
 """The shape of an automated IVR survey (NPS, research) as admins write it in YAML/JSON. Pure
-data, in the style of ``dialplan.model``: checked by ``surveys.validate``, interpreted call by
-call by ``surveys.interpreter``.
+data, in the style of ``dialplan.model``: checked by ``core.surveys.validate``, interpreted call by
+call by ``core.surveys.interpreter``.
 
 Versions: the definition carries its ``name``; like flows, the store gives every applied
 definition of a name the next ``version`` (``surveys.name, version``) and answers point at the

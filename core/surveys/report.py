@@ -1,14 +1,16 @@
-"""Survey results: what the stored answers and survey calls say. Pure: the rows come from
+"""Over 500 lines: one report model with its figures, CSV and SVG rendering.
+
+Survey results: what the stored answers and survey calls say. Pure: the rows come from
 ``models/survey_results.py``; this module decides what they mean and how they are shown.
 
-* NPS overall, per segment, per survey version and per period (``surveys.nps``), the 0-10
+* NPS overall, per segment, per survey version and per period (``core.surveys.nps``), the 0-10
   histogram, the response and completion rates, the answers per question;
 * the figures as JSON (``SurveyReport.to_json``), as a text table (``format_table``) and as a
   dependency-free SVG chart (``chart_svg``); every answer row as CSV (``answers_csv``).
 
 One respondent counts once: a campaign contact, however many times they were dialled, or one
 post-call survey offer (its call). Their last survey call with a final state gives the rates,
-as ``surveys.nps.rates`` expects, and their last answer to a question the NPS and the
+as ``core.surveys.nps.rates`` expects, and their last answer to a question the NPS and the
 distributions. The CSV keeps every stored row.
 
 Dates given as YYYY-MM-DD are local days in ``REPORT_TIMEZONE`` (the periods' zone too); a
@@ -28,9 +30,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
-from surveys.interpreter import FINAL, Answer, SurveyStatus
-from surveys.model import NPS_MAX
-from surveys.nps import (
+from core.errors import DomainError
+from core.surveys.interpreter import FINAL, Answer, SurveyStatus
+from core.surveys.model import NPS_MAX
+from core.surveys.nps import (
     DETRACTOR_MAX,
     MIN_RELIABLE,
     PROMOTER_MIN,
@@ -54,13 +57,11 @@ MAX_NAME = 100  # surveys.name and campaigns.name are String(100)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class ReportError(Exception):
+class ReportError(DomainError):
     """A report that cannot be made as asked: a stable ``error_id`` and an HTTP status."""
 
     def __init__(self, error_id: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.error_id = error_id
-        self.status = status
+        super().__init__(message, error_id=error_id, status=status)
 
 
 # ---- what the adapter reads ---------------------------------------------------------------

@@ -1,5 +1,8 @@
-"""What the agent sees when a call reaches them, as a function of the database rows: pure, so
-"what goes in the screen-pop" is tested without a browser, a PBX or a database.
+"""What the agent sees when a call reaches them, as a function of the call's and the client's
+facts: pure, so "what goes in the screen-pop" is tested without a browser, a PBX or a
+database. The facts are read-only Protocols (``CallFacts``, ``ClientFacts``, ...): the
+desk's store hands in its database rows, which have these attributes, and tests may hand in
+anything else that has them; nothing here knows SQLAlchemy.
 
 The schema has no loans, balances or offers yet: the pop carries an explicit placeholder for
 them (``not_in_schema``) instead of inventing data. NPS history comes from survey answers.
@@ -7,27 +10,110 @@ them (``not_in_schema``) instead of inventing data. NPS history comes from surve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from models.tables import Agent, Call, Callback, Client, Interaction, SurveyAnswer
+from core.enums import ClientType
 
 EXPIRY_WARN_DAYS = 30
 GREETINGS = {"bs": "Dobar dan, {name}", "hr": "Dobar dan, {name}", "sr": "Dobar dan, {name}"}
 DEFAULT_GREETING = "Good day, {name}"
 
 
+class CallFacts(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def caller_number(self) -> str | None: ...
+    @property
+    def caller_name(self) -> str | None: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def ivr_path(self) -> list[str]: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def disposition(self) -> str | None: ...
+    @property
+    def agent_id(self) -> str | None: ...
+
+
+class ClientFacts(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def client_type(self) -> ClientType: ...
+    @property
+    def language(self) -> str | None: ...
+    @property
+    def segment(self) -> str | None: ...
+    @property
+    def overdue_debt(self) -> bool: ...
+    @property
+    def document_expiry(self) -> date | None: ...
+    @property
+    def birthday(self) -> date | None: ...
+
+
+class AgentFacts(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+class CallbackFacts(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def due_at(self) -> datetime: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def number(self) -> str: ...
+
+
+class InteractionFacts(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def note(self) -> str | None: ...
+    @property
+    def agent_id(self) -> str | None: ...
+    @property
+    def channel(self) -> str: ...
+
+
+class AnswerFacts(Protocol):
+    @property
+    def answered_at(self) -> datetime: ...
+    @property
+    def question_key(self) -> str: ...
+    @property
+    def value_int(self) -> int | None: ...
+
+
 @dataclass
 class PopRows:
-    call: Call
-    client: Client | None = None
+    call: CallFacts
+    client: ClientFacts | None = None
     phones: list[str] = field(default_factory=list)
-    manager: Agent | None = None
-    callbacks: list[Callback] = field(default_factory=list)  # open ones
-    interactions: list[Interaction] = field(default_factory=list)  # newest first
-    calls: list[Call] = field(default_factory=list)  # the client's earlier calls, newest first
-    survey_answers: list[SurveyAnswer] = field(default_factory=list)  # newest first
+    manager: AgentFacts | None = None
+    callbacks: Sequence[CallbackFacts] = field(default_factory=list)  # open ones
+    interactions: Sequence[InteractionFacts] = field(default_factory=list)  # newest first
+    calls: Sequence[CallFacts] = field(default_factory=list)  # earlier calls, newest first
+    survey_answers: Sequence[AnswerFacts] = field(default_factory=list)  # newest first
     intent: str | None = None  # from the call's "routed" event
 
 

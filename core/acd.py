@@ -1,4 +1,6 @@
-"""Automatic call distribution: which agent gets which call, as a pure state machine.
+"""Over 500 lines: one state machine whose transitions share one state, property-tested as a whole.
+
+Automatic call distribution: which agent gets which call, as a pure state machine.
 
 No I/O, no asyncio, no clock: every method takes ``now`` (monotonic seconds) and returns the
 decisions, i.e. the offers to place. The ARI adapter rings phones, keeps the timers and calls
@@ -15,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 from typing import NamedTuple, TypedDict
+
+from core.errors import DomainError
 
 
 class AgentStatus(StrEnum):
@@ -102,10 +106,9 @@ class Cancelled:
     offers: tuple[Offer, ...]  # that agent, free again, may take a waiting call at once
 
 
-class ACDError(Exception):
+class ACDError(DomainError):
     def __init__(self, error_id: str, message: str) -> None:
-        super().__init__(message)
-        self.error_id = error_id
+        super().__init__(message, error_id=error_id, status=409)
 
 
 class Eligibility(NamedTuple):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ari_app.prompter import CancelTimer as CancelTimer
-from ari_app.prompter import PlayPrompt as PlayPrompt
-from ari_app.prompter import Prompter
-from ari_app.prompter import StartTimer as StartTimer
-from ari_app.prompter import StopPlayback as StopPlayback
-from ari_app.routing import Caller, matches
+from core.prompter import CancelTimer as CancelTimer
+from core.prompter import PlayPrompt as PlayPrompt
+from core.prompter import Prompter
+from core.prompter import StartTimer as StartTimer
+from core.prompter import StopPlayback as StopPlayback
+from core.routing import Caller, matches
 from dialplan.model import (
     AgreeSurveyNode,
     BranchNode,

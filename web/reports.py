@@ -1,6 +1,6 @@
 """Survey results on the desk, for supervisors and admins: the list of surveys, a survey's
 figures with the chart inline, and every answer as CSV through the session-cookie API. The
-figures come from ``ari_app.reports``, as the bearer API's do."""
+figures come from ``web.survey_api``, as the bearer API's do."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from ari_app.reports import csv_response, survey_results
-from ari_app.web.auth import Action, User
-from ari_app.web.http import WEB, DeskWeb, _api, _page_user
+from core.surveys.report import PERIODS, ReportError, chart_svg
 from models.survey_results import survey_names
-from surveys.report import PERIODS, ReportError, chart_svg
+from web.auth import Action, User
+from web.http import WEB, DeskWeb, _api, _page_user
+from web.survey_api import csv_response, survey_results
 
 FILTERS = ("version", "campaign", "period", "since", "until")
 

@@ -74,7 +74,12 @@ OPENAPI: dict[str, Any] = {
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "properties": {"error_id": _S, "message": _S, "field": _S},
+                            "properties": {
+                                "error_id": _S,
+                                "message": _S,
+                                "details": {"type": "object"},
+                                "field": _S,
+                            },
                         }
                     }
                 },

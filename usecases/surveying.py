@@ -14,11 +14,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ari_app.routing import queue_calendar
+from core.routing import queue_calendar
+from core.surveys.campaign import ClientFacts
+from core.surveys.followup import CallbackTask, follow_up_for, permission_question
+from core.surveys.interpreter import Answer, SurveyStatus
+from core.surveys.model import Survey
 from dialplan.model import Calendar
-from dialplan.store import active_flow
 from models.calllog import last_event_data
 from models.crm import CRM, nothing
+from models.flows import active_flow
 from models.tables import (
     Call,
     Callback,
@@ -28,10 +32,6 @@ from models.tables import (
     Interaction,
     SurveyAnswer,
 )
-from surveys.campaign import ClientFacts
-from surveys.followup import CallbackTask, follow_up_for, permission_question
-from surveys.interpreter import Answer, SurveyStatus
-from surveys.model import Survey
 
 log = structlog.get_logger(__name__)
 
@@ -166,7 +166,7 @@ class SurveyLog:
         at: datetime,
         flow_name: str = "infoline",
     ) -> int | None:
-        """The follow-up a finished survey's answers call for (``surveys.followup``), for the
+        """The follow-up a finished survey's answers call for (``core.surveys.followup``), for the
         client's manager or ``queue``, due when that queue opens; ``permission``: the yes/no
         question whose "no" means do not call back. Returns the callback's id; None when no
         callback is due, nobody could be called, or the call has one already."""

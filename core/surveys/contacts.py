@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from centrala.phones import normalise_dialable
-from models.importing import (
+from core.csvrows import (
     MAX_ID,
     MAX_NAME,
     CsvRecord,
@@ -27,7 +26,8 @@ from models.importing import (
     read_table,
     text_field,
 )
-from surveys.campaign import Segment
+from core.phones import normalise_dialable
+from core.surveys.campaign import Segment
 
 CONTACT_COLUMNS = ("number",)
 CONTACT_OPTIONAL = ("client_id", "name", "language", "timezone", "segment")

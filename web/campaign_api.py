@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from core.surveys.campaign import CampaignSettings
 from models.campaigns import CampaignError, CampaignStore
 from models.tables import Campaign, CampaignStatus
-from surveys.campaign import CampaignSettings
 
 OPERATIONS = {
     "start": CampaignStatus.RUNNING,
@@ -49,8 +49,8 @@ def check_settings(data: object) -> CampaignSettings:
 def check_create(data: dict[str, Any], region: str) -> tuple[str, str, CampaignSettings, Any]:
     """A create request: name, survey (default nps), settings, and either `segments` (put
     into the settings' rules) or `contacts_csv` (a contact list as CSV text); pure."""
-    from models.importing import ImportRejected
-    from surveys.contacts import parse_contacts
+    from core.csvrows import ImportRejected
+    from core.surveys.contacts import parse_contacts
 
     name = data.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:

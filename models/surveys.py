@@ -1,4 +1,4 @@
-"""Versioned storage of survey definitions in the ``surveys`` table, like ``dialplan.store``.
+"""Versioned storage of survey definitions in the ``surveys`` table, like ``models.flows``.
 
 ``apply_survey`` validates a survey and stores it as the next version of its name, the only
 active one; applying the same definition again changes nothing. Campaigns and post-call
@@ -17,10 +17,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dialplan.store import lock_name
+from core.surveys.model import Survey
+from core.surveys.validate import SurveyError, validate
+from models.flows import lock_name
 from models.tables import Survey as SurveyRow
-from surveys.model import Survey
-from surveys.validate import SurveyError, validate
 
 ATTEMPTS = 3
 

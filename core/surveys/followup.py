@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from core.surveys.campaign import ClientFacts
+from core.surveys.interpreter import Answer
+from core.surveys.model import NPSQuestion, Survey, YesNoQuestion
+from core.surveys.nps import is_detractor
 from dialplan.hours import next_open
 from dialplan.model import Calendar
-from surveys.campaign import ClientFacts
-from surveys.interpreter import Answer
-from surveys.model import NPSQuestion, Survey, YesNoQuestion
-from surveys.nps import is_detractor
 
 REASON = "nps_detractor"
 

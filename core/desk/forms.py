@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from centrala.phones import normalise
+from core.errors import DomainError
+from core.phones import normalise
 
 CATEGORIES = ("information", "sales", "complaint", "satisfaction", "suggestion")
 OUTCOMES = ("resolved", "follow_up", "escalated", "not_resolved")
@@ -22,11 +23,13 @@ ESCALATION_QUEUES = frozenset({"supervisor"})
 DISPOSITION_PAUSE = "disposition"
 
 
-class FormError(Exception):
+class FormError(DomainError):
     """A form field that does not pass; ``field`` names it for the page."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(
+            f"{field}: {message}", error_id="bad_field", status=422, details={"field": field}
+        )
         self.field = field
 
 

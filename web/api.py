@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ari_app.acd import ACD, AgentMode
-from ari_app.agents import AgentDesk, AgentDeskError
-from ari_app.infoline import CallControlError, InfolineApp
+from core.acd import ACD, AgentMode
+from core.errors import AgentDeskError, CallControlError
+from web.ports import AgentCommands, CallControl
 
 MAX_REASON = 80
 
@@ -31,7 +31,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def check_login(data: dict[str, Any]) -> tuple[str | None, AgentMode]:
     """Validate a login request; pure."""
-    from models.importing import parse_endpoint
+    from core.csvrows import parse_endpoint
 
     endpoint = data.get("endpoint")
     if endpoint is not None:
@@ -70,9 +70,9 @@ def check_transfer(data: dict[str, Any]) -> tuple[str, str]:
 
 
 def routes(
-    desk_key: web.AppKey[AgentDesk],
+    desk_key: web.AppKey[AgentCommands],
     acd_key: web.AppKey[ACD],
-    infoline_key: web.AppKey[InfolineApp],
+    infoline_key: web.AppKey[CallControl],
 ) -> list[web.RouteDef]:
     async def login(request: web.Request) -> web.Response:
         endpoint, mode = check_login(await _body(request))

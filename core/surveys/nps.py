@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from surveys.interpreter import Answer, SurveyStatus
-from surveys.model import NPS_MAX
+from core.surveys.interpreter import Answer, SurveyStatus
+from core.surveys.model import NPS_MAX
 
 PROMOTER_MIN = 9
 DETRACTOR_MAX = 6

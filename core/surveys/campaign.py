@@ -1,4 +1,6 @@
-"""Outbound survey campaign rules, pure: whom to call, when, how often, and what an attempt's
+"""Over 500 lines: campaign rules (segments, windows, retries, pacing) and their settings.
+
+Outbound survey campaign rules, pure: whom to call, when, how often, and what an attempt's
 result does to the contact. The campaign engine (ARI originate, AMD, timers) is an adapter
 around these functions; it reads rows, asks, and writes back what they return.
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from ari_app.acd import AgentTarget, CallRequest, QueueTarget, Target
+from core.acd import AgentTarget, CallRequest, QueueTarget, Target
 from dialplan.hours import is_open
 from dialplan.model import NAME, Calendar, Flow, Match, QueueDef
 

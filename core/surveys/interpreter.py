@@ -1,5 +1,5 @@
 """The survey interpreter: walks one respondent through a survey (``surveys/model.py``). Pure,
-in the style of ``ari_app.ivr``: the adapter (ARI for outbound campaigns, FastAGI after a call)
+in the style of ``core.ivr``: the adapter (ARI for outbound campaigns, FastAGI after a call)
 feeds it what happened on the channel (a prompt ended, a key, a timer fired, a recording
 ended, the hang-up) and carries out the actions it returns. The media actions are the IVR's
 own (``PlayPrompt``, ``StartTimer``, ...), so one executor serves both.
@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ari_app.ivr import HangupCall
-from ari_app.prompter import CancelTimer, PlayPrompt, Prompter, StartTimer, StopPlayback
-from surveys.model import (
+from core.ivr import HangupCall
+from core.prompter import CancelTimer, PlayPrompt, Prompter, StartTimer, StopPlayback
+from core.surveys.model import (
     END,
     NPS_MAX,
     ChoiceQuestion,

@@ -1,0 +1,83 @@
+"""Every HTTP route: the agent desktop and the supervisor's wallboard (pages, browser API,
+WebSocket pushes), the bearer-token REST API (agents, calls, campaigns, survey reports), the
+survey report pages, ``/status``, and the one error middleware.
+
+May import ``core``, ``dialplan``, ``models`` and ``usecases``, never ``ari_app`` or ``agi``:
+the Stasis apps are injected by ``centrala serve`` under the keys of ``web.ports``, typed by
+that module's Protocols. ``desk_ctx`` and ``setup_desk`` are all `serve` needs to wire the
+desk."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from core.acd import ACD
+from models.crm import CRM
+from web.auth import Sessions
+from web.http import WEB, DeskWeb, routes, setup_templates
+from web.notifier import Notifier
+from web.ports import AgentCommands, CallControl
+from web.reports import routes as report_routes
+from web.store import DeskStore
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    """The settings the desk reads (``centrala serve`` takes them from its Settings)."""
+
+    web_secret: str
+    session_seconds: float
+    region: str
+    disposition_required: bool
+
+
+def desk_ctx(
+    config: DeskConfig,
+    crm_key: web.AppKey[CRM],
+    acd_key: web.AppKey[ACD],
+    desk_key: web.AppKey[AgentCommands],
+    infoline_key: web.AppKey[CallControl],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = DeskStore(app[crm_key].sessions)
+        notifier = Notifier(
+            store,
+            app[acd_key],
+            app[desk_key],
+            disposition_required=config.disposition_required,
+        )
+        app[WEB] = DeskWeb(
+            store=store,
+            sessions=Sessions(config.web_secret, config.session_seconds),
+            notifier=notifier,
+            acd=app[acd_key],
+            desk=app[desk_key],
+            infoline=app[infoline_key],
+            region=config.region,
+            disposition_required=config.disposition_required,
+        )
+        app[infoline_key].desk_listeners.append(notifier.on_notice)
+        notifier.start()
+        yield
+        await notifier.stop()
+
+    return ctx
+
+
+async def _close_sockets(app: web.Application) -> None:
+    # Open WebSockets would hold the shutdown for aiohttp's whole shutdown timeout.
+    if WEB in app:
+        await app[WEB].notifier.close_sockets()
+
+
+def setup_desk(app: web.Application) -> None:
+    setup_templates(app)
+    app.router.add_routes(routes())
+    app.router.add_routes(report_routes())
+    app.on_shutdown.append(_close_sockets)
+
+
+__all__ = ["WEB", "DeskConfig", "desk_ctx", "setup_desk"]

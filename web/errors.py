@@ -1,0 +1,50 @@
+"""The one place an error becomes an HTTP answer, for every route (pages, /desk/api, /api):
+any ``DomainError`` is ``{"error_id", "message", "details"}`` JSON with its status (a form
+error also names its ``field`` at the top, as the desk's API always did); a failed upstream
+(Asterisk) is 503 when it is unavailable, else 502. And the bearer token of /api."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from core.errors import DomainError, UpstreamError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_json(
+    status: int, error_id: str, message: str, details: dict[str, Any] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {"error_id": error_id, "message": message, "details": details or {}}
+    if details and "field" in details:
+        body["field"] = details["field"]
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return error_json(exc.status, exc.error_id, str(exc), exc.details)
+    except UpstreamError as exc:
+        return error_json(exc.http_status, exc.error_id, str(exc))
+
+
+def api_guard(token: Callable[[], str]) -> Middleware:
+    """Bearer ``token()`` on /api (its description, /api/openapi.json, is public)."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/api/") and request.path != "/api/openapi.json":
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), token().encode()):
+                return error_json(401, "unauthorized", "missing or wrong API token")
+        return await handler(request)
+
+    return guard

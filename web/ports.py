@@ -1,0 +1,56 @@
+"""What the web layer calls on the Stasis apps, as small Protocols: ``centrala serve`` injects
+the real objects (``ari_app.agents.AgentDesk``, ``ari_app.infoline.InfolineApp``) under the
+keys below, and the web layer never imports them. A fake with these members serves a test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from core.acd import AgentMode, Offer
+
+
+class DeskNotice(Protocol):
+    """News for the desk: ``kind`` offered | connected | ended | missed; ``at`` wall clock."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def at(self) -> float: ...
+
+
+class AgentCommands(Protocol):
+    """The agents' phones and states (``AgentDesk``); raises ``AgentDeskError``."""
+
+    async def login(self, agent_id: str, endpoint: str | None, mode: AgentMode) -> None: ...
+    async def logout(self, agent_id: str) -> None: ...
+    def pause(self, agent_id: str, reason: str) -> None: ...
+    def ready(self, agent_id: str) -> None: ...
+    def publish(self, offers: list[Offer]) -> None: ...
+
+
+class LiveCall(Protocol):
+    @property
+    def agent_id(self) -> str | None: ...
+
+
+class CallControl(Protocol):
+    """The info line's live calls (``InfolineApp``); raises ``CallControlError``."""
+
+    @property
+    def calls(self) -> Mapping[str, LiveCall]: ...
+    @property
+    def by_call(self) -> Mapping[str, str]: ...
+    @property
+    def desk_listeners(self) -> list[Callable[[Any], None]]: ...
+    async def control(self, call_id: str, op: str, target: str | None = None) -> None: ...
+
+
+DESK: web.AppKey[AgentCommands] = web.AppKey("desk")
+INFOLINE: web.AppKey[CallControl] = web.AppKey("infoline")

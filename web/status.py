@@ -1,0 +1,102 @@
+"""``GET /status``: is every part up (ARI and its Stasis apps, AMI, FastAGI, the database,
+the event loop's lag). The parts are injected as small Protocols."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sized
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.errors import UpstreamError
+
+log = structlog.get_logger(__name__)
+
+
+class ARIStatus(Protocol):
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def connects(self) -> int: ...
+    @property
+    def ws_local_port(self) -> int | None: ...
+    async def request(self, method: str, path: str) -> Any: ...
+
+
+class AMIStatus(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
+
+class AGIStatus(Protocol):
+    @property
+    def port(self) -> int: ...
+    @property
+    def active_sessions(self) -> int: ...
+
+
+class Adoption(Protocol):
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def adopted(self) -> int: ...
+
+
+@dataclass
+class StatusSources:
+    ari: ARIStatus
+    ami: AMIStatus
+    agi: AGIStatus
+    sessions: async_sessionmaker[AsyncSession]
+    calls: Sized  # the info line's calls in progress
+    loop_lag: list[float]  # seconds, [0] kept current by the loop probe
+    infoline_app: str  # the Stasis app that must be registered
+    adoption: Adoption  # what a previous process left live is adopted
+
+
+def status_route(sources: Callable[[web.Application], StatusSources]) -> web.RouteDef:
+    async def status(request: web.Request) -> web.Response:
+        src = sources(request.app)
+        ari, ami, agi = src.ari, src.ami, src.agi
+        apps: list[str] = []
+        if ari.connected:
+            with contextlib.suppress(UpstreamError):
+                apps = [a["name"] for a in await ari.request("GET", "/applications")]
+        db_ok = True
+        try:
+            async with src.sessions() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not OK" here
+            db_ok = False
+            log.warning("status_db_failed", error=str(exc))
+        ok = (
+            ari.connected
+            and src.infoline_app in apps
+            and ami.connected
+            and db_ok
+            and src.adoption.ready
+        )
+        body = {
+            "ok": ok,
+            "ari": {
+                "connected": ari.connected,
+                "connects": ari.connects,
+                "ws_local_port": ari.ws_local_port,
+                "apps": apps,
+            },
+            "ami": {"connected": ami.connected},
+            "agi": {"port": agi.port, "active_sessions": agi.active_sessions},
+            "db": {"ok": db_ok},
+            "calls_in_progress": len(src.calls),
+            "calls_adopted": src.adoption.adopted,
+            "adopted_ready": src.adoption.ready,
+            "loop_lag_ms": round(src.loop_lag[0] * 1000, 1),
+        }
+        return web.json_response(body, status=200 if ok else 503)
+
+    return web.get("/status", status)
