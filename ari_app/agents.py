@@ -144,7 +144,7 @@ class AgentDesk:
             await self._hangup(leg.channel_id)
             if leg.bridge_id:
                 with contextlib.suppress(ARIError):
-                    await self.ari.request("DELETE", f"/bridges/{leg.bridge_id}")
+                    await self.ari.destroy_bridge(leg.bridge_id)
         log.info("agent_logged_out", agent_id=agent_id)
 
     def pause(self, agent_id: str, reason: str) -> None:
@@ -243,10 +243,8 @@ class AgentDesk:
     async def _nailed_up(self, leg: AgentLeg) -> None:
         bridge_id = f"agent-{leg.agent_id}-{uuid.uuid4().hex[:6]}"
         try:
-            await self.ari.request("POST", f"/bridges/{bridge_id}", params={"type": "mixing"})
-            await self.ari.request(
-                "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": leg.channel_id}
-            )
+            await self.ari.create_bridge(bridge_id)
+            await self.ari.add_to_bridge(bridge_id, leg.channel_id)
         except ARIError as exc:
             log.error("nailed_bridge_failed", error=str(exc))
             await self._hangup(leg.channel_id)
@@ -285,7 +283,7 @@ class AgentDesk:
         self._pending_nailed.pop(leg.agent_id, None)
         if leg.bridge_id:
             with contextlib.suppress(ARIError):
-                await self.ari.request("DELETE", f"/bridges/{leg.bridge_id}")
+                await self.ari.destroy_bridge(leg.bridge_id)
         with contextlib.suppress(ACDError, KeyError):
             agent = self.acd.agent(leg.agent_id)
             if agent.current_call:
@@ -372,7 +370,7 @@ class AgentDesk:
                 await self._write(self.crm.drop_agent_session(row.agent_id))
                 if bridge:
                     with contextlib.suppress(ARIError):
-                        await self.ari.request("DELETE", f"/bridges/{bridge}")
+                        await self.ari.destroy_bridge(bridge)
                 return
             self.nailed[row.agent_id] = AgentLeg(
                 channel, row.agent_id, None, answered=True, bridge_id=bridge
@@ -385,7 +383,7 @@ class AgentDesk:
 
     async def _in_bridge(self, channel_id: str, bridge_id: str) -> bool:
         try:
-            bridge = await self.ari.request("GET", f"/bridges/{bridge_id}")
+            bridge = await self.ari.get_bridge(bridge_id)
         except ARINotFound:
             return False
         return channel_id in (bridge or {}).get("channels", [])

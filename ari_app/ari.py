@@ -298,6 +298,51 @@ class ARIClient:
     async def bridges(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], await self.request("GET", "/bridges"))
 
+    # ---- bridges, music, variables: one typed call each, ids quoted ------------------------
+
+    async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
+        await self.request("POST", f"/bridges/{_q(bridge_id)}", params={"type": kind})
+
+    async def get_bridge(self, bridge_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], await self.request("GET", f"/bridges/{_q(bridge_id)}"))
+
+    async def add_to_bridge(self, bridge_id: str, channel_id: str) -> None:
+        path = f"/bridges/{_q(bridge_id)}/addChannel"
+        await self.request("POST", path, params={"channel": channel_id})
+
+    async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
+        path = f"/bridges/{_q(bridge_id)}/removeChannel"
+        await self.request("POST", path, params={"channel": channel_id})
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{_q(bridge_id)}")
+
+    async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
+        path = f"/channels/{_q(channel_id)}/moh"
+        await self.request("POST", path, params={"mohClass": moh_class})
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self.request("DELETE", f"/channels/{_q(channel_id)}/moh")
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self.request("DELETE", f"/playbacks/{_q(playback_id)}")
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        path = f"/channels/{_q(channel_id)}/variable"
+        await self.request("POST", path, params={"variable": name, "value": value})
+
+    async def continue_in_dialplan(
+        self, channel_id: str, context: str, extension: str, priority: int = 1
+    ) -> None:
+        """The channel leaves Stasis for the dialplan."""
+        path = f"/channels/{_q(channel_id)}/continue"
+        params: dict[str, str | int] = {
+            "context": context,
+            "extension": extension,
+            "priority": priority,
+        }
+        await self.request("POST", path, params=params)
+
     async def application(self, name: str) -> dict[str, Any]:
         path = f"/applications/{quote(name, safe='')}"
         return cast(dict[str, Any], await self.request("GET", path))
@@ -335,6 +380,10 @@ class ARIClient:
         body = {"variables": dict(variables)} if variables else None
         path = f"/channels/{quote(channel_id, safe='')}"
         return cast(dict[str, Any], await self.request("POST", path, params=params, body=body))
+
+
+def _q(resource_id: str) -> str:
+    return quote(resource_id, safe="")
 
 
 def _error(status: int, text: str, method: str, path: str) -> ARIError:

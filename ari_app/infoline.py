@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote
 
 import structlog
 from sqlalchemy import select
@@ -577,8 +576,8 @@ class InfolineApp:
             return
         self.acd.answered(s.channel_id, agent_id, time.monotonic())
         bridge_id = f"call-{s.call_id}"
-        await self.ari.request("POST", f"/bridges/{bridge_id}", params={"type": "mixing"})
-        await self.ari.request("POST", f"/bridges/{bridge_id}/addChannel", params={"channel": leg})
+        await self.ari.create_bridge(bridge_id)
+        await self.ari.add_to_bridge(bridge_id, leg)
         await self._connect(s, agent_id, bridge_id, own=True)
 
     async def _connect(self, s: CallerSession, agent_id: str, bridge_id: str, *, own: bool) -> None:
@@ -586,12 +585,10 @@ class InfolineApp:
             s.timers.cancel(timer)
         if s.announcing:
             with contextlib.suppress(ARINotFound):
-                await self.ari.request("DELETE", f"/playbacks/{s.channel_id}-{s.announcing}")
+                await self.ari.stop_playback(f"{s.channel_id}-{s.announcing}")
             s.announcing = None
         await self._moh(s, on=False)
-        await self.ari.request(
-            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": s.channel_id}
-        )
+        await self.ari.add_to_bridge(bridge_id, s.channel_id)
         s.phase = Phase.CONNECTED
         s.on_hold = False
         s.bridge_id, s.own_bridge = bridge_id, own
@@ -702,9 +699,7 @@ class InfolineApp:
     async def _take_caller_out(self, s: CallerSession) -> None:
         """Out of the agent's bridge, onto music (hold, transfers); once."""
         if not s.on_hold and s.bridge_id:
-            await self.ari.request(
-                "POST", f"/bridges/{s.bridge_id}/removeChannel", params={"channel": s.channel_id}
-            )
+            await self.ari.remove_from_bridge(s.bridge_id, s.channel_id)
         s.on_hold = True
         await self._moh(s, on=True)
 
@@ -720,9 +715,7 @@ class InfolineApp:
             raise CallControlError("consult_under_way", "complete or cancel the consultation")
         if s.on_hold and s.bridge_id:
             await self._moh(s, on=False)
-            await self.ari.request(
-                "POST", f"/bridges/{s.bridge_id}/addChannel", params={"channel": s.channel_id}
-            )
+            await self.ari.add_to_bridge(s.bridge_id, s.channel_id)
             s.on_hold = False
             await self.calllog.event(s.call_id, "resumed", agent_id=s.agent_id)
 
@@ -737,7 +730,7 @@ class InfolineApp:
         self.desk.call_ended(s.agent_id, wrap)
         if s.own_bridge and s.bridge_id:
             with contextlib.suppress(ARIError):
-                await self.ari.request("DELETE", f"/bridges/{s.bridge_id}")
+                await self.ari.destroy_bridge(s.bridge_id)
         s.agent_id = s.agent_leg = s.bridge_id = None
         s.own_bridge = False
 
@@ -805,9 +798,7 @@ class InfolineApp:
         assert consult.leg is not None and s.bridge_id is not None
         self.acd.answered(consult.acd_id, consult.agent_id, time.monotonic())
         consult.answered = True
-        await self.ari.request(
-            "POST", f"/bridges/{s.bridge_id}/addChannel", params={"channel": consult.leg}
-        )
+        await self.ari.add_to_bridge(s.bridge_id, consult.leg)
         await self.calllog.event(s.call_id, "consult_connected", agent_id=consult.agent_id)
 
     async def _consult_complete(self, s: CallerSession) -> None:
@@ -818,15 +809,11 @@ class InfolineApp:
         # A fresh bridge for the caller and the new agent; the first agent is released
         # (a nailed-up first agent stays in their own bridge).
         bridge_id = f"call-{s.call_id}-{int(time.monotonic() * 1000)}"
-        await self.ari.request("POST", f"/bridges/{bridge_id}", params={"type": "mixing"})
-        await self.ari.request(
-            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": consult.leg}
-        )
+        await self.ari.create_bridge(bridge_id)
+        await self.ari.add_to_bridge(bridge_id, consult.leg)
         await self._release_agent(s)
         await self._moh(s, on=False)
-        await self.ari.request(
-            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": s.channel_id}
-        )
+        await self.ari.add_to_bridge(bridge_id, s.channel_id)
         s.on_hold = False
         s.agent_id, s.agent_leg, s.bridge_id, s.own_bridge = (
             consult.agent_id,
@@ -856,9 +843,7 @@ class InfolineApp:
             await self.desk.release_leg(consult.leg)
         if s.phase is Phase.CONNECTED and s.bridge_id:
             await self._moh(s, on=False)
-            await self.ari.request(
-                "POST", f"/bridges/{s.bridge_id}/addChannel", params={"channel": s.channel_id}
-            )
+            await self.ari.add_to_bridge(s.bridge_id, s.channel_id)
             s.on_hold = False
 
     async def _agent_ends_call(self, s: CallerSession) -> None:
@@ -879,24 +864,13 @@ class InfolineApp:
         if s.bridge_id and not s.on_hold:
             # The bridge may be gone with the agent; `continue` takes the caller out anyway.
             with contextlib.suppress(ARIError):
-                await self.ari.request(
-                    "POST",
-                    f"/bridges/{s.bridge_id}/removeChannel",
-                    params={"channel": s.channel_id},
-                )
+                await self.ari.remove_from_bridge(s.bridge_id, s.channel_id)
         await self._moh(s, on=False)
         await self._release_agent(s)
         s.phase, s.left_agent_at = Phase.SURVEY, now()
-        channel = f"/channels/{quote(s.channel_id, safe='')}"
         for variable, value in ((SURVEY_VARIABLE, survey), (CALL_ID_VARIABLE, s.call_id)):
-            await self.ari.request(
-                "POST", f"{channel}/variable", params={"variable": variable, "value": value}
-            )
-        await self.ari.request(
-            "POST",
-            f"{channel}/continue",
-            params={"context": SURVEY_CONTEXT, "extension": "s", "priority": 1},
-        )
+            await self.ari.set_variable(s.channel_id, variable, value)
+        await self.ari.continue_in_dialplan(s.channel_id, SURVEY_CONTEXT, "s")
         await self.calllog.event(
             s.call_id, "sent_to_survey", survey=survey, via=via, from_agent=from_agent
         )
@@ -950,11 +924,9 @@ class InfolineApp:
         s.moh = on
         with contextlib.suppress(ARINotFound):
             if on:
-                await self.ari.request(
-                    "POST", f"/channels/{s.channel_id}/moh", params={"mohClass": "default"}
-                )
+                await self.ari.start_moh(s.channel_id)
             else:
-                await self.ari.request("DELETE", f"/channels/{s.channel_id}/moh")
+                await self.ari.stop_moh(s.channel_id)
 
     # ---- restart survival: the live state, and adopting calls --------------------------
 
@@ -1131,7 +1103,7 @@ class InfolineApp:
             if state.playing:
                 # Its end would reach nobody: the node starts again instead.
                 with contextlib.suppress(ARINotFound):
-                    await self.ari.request("DELETE", f"/playbacks/{s.channel_id}-{state.playing}")
+                    await self.ari.stop_playback(f"{s.channel_id}-{state.playing}")
             s.phase = Phase.IVR
             node = state.node if state.node in s.flow.nodes else s.flow.start
             await self._run(s, s.ivr.goto(node))
@@ -1164,7 +1136,7 @@ class InfolineApp:
         if agent_id is None or bridge_id is None:
             return False
         try:
-            bridge = await self.ari.request("GET", f"/bridges/{quote(bridge_id, safe='')}")
+            bridge = await self.ari.get_bridge(bridge_id)
         except ARINotFound:
             bridge = None
         members = set((bridge or {}).get("channels", []))
@@ -1220,7 +1192,7 @@ class InfolineApp:
             if bridge_id.startswith(("call-", "agent-")) and bridge_id not in held_bridges:
                 log.info("stray_bridge_destroyed", bridge_id=bridge_id)
                 with contextlib.suppress(ARIError):
-                    await self.ari.request("DELETE", f"/bridges/{quote(bridge_id, safe='')}")
+                    await self.ari.destroy_bridge(bridge_id)
 
     async def _flow_of(self, version: int | None) -> tuple[int, Flow]:
         if version is not None and version not in self._flows:

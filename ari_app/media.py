@@ -24,7 +24,7 @@ async def carry_out(
         await ari.play(channel_id, media, f"{channel_id}-{action.playback_id}")
     elif isinstance(action, StopPlayback):
         with contextlib.suppress(ARINotFound):  # it has ended already
-            await ari.request("DELETE", f"/playbacks/{channel_id}-{action.playback_id}")
+            await ari.stop_playback(f"{channel_id}-{action.playback_id}")
     elif isinstance(action, StartTimer):
         timers.start(action.timer_id, action.seconds)
     elif isinstance(action, CancelTimer):
