@@ -1,0 +1,147 @@
+"""The ground floor of the info line's app: the parts and the steps every concern uses."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+
+import structlog
+from sqlalchemy import select
+
+from ari_app.agents import AgentDesk
+from ari_app.ari import ARIClient, ARIError, ARINotFound
+from ari_app.infoline.notifier import DeskNotifier
+from ari_app.infoline.session import (
+    CallerSession,
+)
+from core.acd import ACD
+from core.ivr import (
+    IVRAction,
+)
+from core.routing import (
+    RouteDecision,
+)
+from dialplan.model import Flow, QueueDef
+from models.calllog import CallLog
+from models.crm import CRM
+from models.flows import flow_version
+from models.tables import FlowVersion
+
+log = structlog.get_logger(__name__)
+
+
+class CallBase:
+    """What every concern of a call shares: the app's parts, the desk notices, music on
+    hold, the flow of a call, freeing its agent, and closing its record."""
+
+    # Carried out by later rooms of this class (queueing.py, stasis.py).
+    async def _enqueue(
+        self, s: CallerSession, decision: RouteDecision, queues: dict[str, QueueDef]
+    ) -> None:
+        raise NotImplementedError
+
+    async def _run(self, s: CallerSession, actions: list[IVRAction]) -> None:
+        raise NotImplementedError
+
+    def __init__(
+        self,
+        ari: ARIClient,
+        calllog: CallLog,
+        crm: CRM,
+        desk: AgentDesk,
+        acd: ACD,
+        *,
+        name: str,
+        flow_name: str = "infoline",
+        region: str = "BA",
+        survey: str = "nps",
+    ) -> None:
+        self.ari = ari
+        self.calllog = calllog
+        self.crm = crm
+        self.desk = desk
+        self.acd = acd
+        self.name = name
+        self.flow_name = flow_name
+        self.region = region
+        self.survey = survey  # the post-call survey of the transfer target "survey"
+        self.calls: dict[str, CallerSession] = {}
+        self.by_call: dict[str, str] = {}  # call id -> caller channel id
+        self._flows: dict[int, Flow] = {}
+        self.notifier = DeskNotifier()
+        self.desk_listeners = self.notifier.listeners  # the desktop subscribes here
+        # False until the first reconcile has adopted what a previous process left live.
+        self.ready = False
+        self.adopted = 0
+
+    def _notify(self, kind: str, s: CallerSession, agent_id: str | None) -> None:
+        self.notifier.notify(kind, s.call_id, agent_id)
+
+    async def _moh(self, s: CallerSession, *, on: bool) -> None:
+        if on == s.moh:
+            return
+        s.moh = on
+        with contextlib.suppress(ARINotFound):
+            if on:
+                await self.ari.start_moh(s.channel_id)
+            else:
+                await self.ari.stop_moh(s.channel_id)
+
+    async def _active_flow(self) -> tuple[int, Flow]:
+        async with self.crm.sessions() as session:
+            version = await session.scalar(
+                select(FlowVersion.version).where(
+                    FlowVersion.name == self.flow_name, FlowVersion.active
+                )
+            )
+        if version is None:
+            raise RuntimeError(f"no active flow {self.flow_name!r}: `centrala dialplan apply`")
+        if version not in self._flows:
+            flow = await flow_version(self.crm.sessions, self.flow_name, version)
+            assert flow is not None
+            self._flows[version] = flow
+        return version, self._flows[version]
+
+    async def _flow_of(self, version: int | None) -> tuple[int, Flow]:
+        if version is not None and version not in self._flows:
+            flow = await flow_version(self.crm.sessions, self.flow_name, version)
+            if flow is not None:
+                self._flows[version] = flow
+        if version is not None and version in self._flows:
+            return version, self._flows[version]
+        return await self._active_flow()
+
+    async def _release_agent(self, s: CallerSession) -> None:
+        """The agent is done with this caller (the call moves on or ends)."""
+        if s.agent_id is None:
+            return
+        s.last_agent_id = s.agent_id
+        self._notify("ended", s, s.agent_id)
+        await self.desk.release_leg(s.agent_leg)
+        wrap = s.queue_def.wrap_up_seconds if s.queue_def else 10
+        self.desk.call_ended(s.agent_id, wrap)
+        if s.own_bridge and s.bridge_id:
+            with contextlib.suppress(ARIError):
+                await self.ari.destroy_bridge(s.bridge_id)
+        s.agent_id = s.agent_leg = s.bridge_id = None
+        s.own_bridge = False
+
+    async def _close(self, s: CallerSession, at: datetime, cause: object, text: object) -> None:
+        self.calls.pop(s.channel_id, None)
+        self.by_call.pop(s.call_id, None)
+        outcome = s.final_outcome()
+        talk_end = s.left_agent_at or at  # the survey after the talk is no talk time
+        talk = (talk_end - s.connected_at).total_seconds() if s.connected_at else None
+        closed = await self.calllog.close(
+            s.call_id,
+            at=at,
+            cause=int(cause) if isinstance(cause, int | str) and str(cause).isdigit() else None,
+            cause_text=str(text) if text is not None else None,
+            outcome=outcome,
+            ivr_path=s.ivr.path,
+            talk_seconds=talk,
+        )
+        if closed:
+            log.info(
+                "call_ended", outcome=outcome, cause=cause, agent_id=s.agent_id or s.last_agent_id
+            )

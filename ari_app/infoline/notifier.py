@@ -1,0 +1,39 @@
+"""News for the agent desktop about a call (offered, connected, ended, missed); a desktop's
+problem never disturbs the call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DeskNotice:
+    """A call was offered to an agent (their phone rings, or the caller is bridged into their
+    nailed leg), connected, or left them. ``at`` is wall-clock time, so a browser's render
+    time can be measured against it."""
+
+    kind: str  # "offered" | "connected" | "ended" | "missed"
+    call_id: str
+    agent_id: str
+    at: float
+
+
+class DeskNotifier:
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[DeskNotice], None]] = []
+
+    def notify(self, kind: str, call_id: str, agent_id: str | None) -> None:
+        if agent_id is None:
+            return
+        notice = DeskNotice(kind, call_id, agent_id, time.time())
+        for listener in self.listeners:
+            try:
+                listener(notice)
+            except Exception:  # a desktop problem must never disturb the call
+                log.exception("desk_listener_failed")

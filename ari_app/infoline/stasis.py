@@ -1,0 +1,225 @@
+"""ARI events in: the info line's Stasis app dispatches each event of a caller to the
+step it calls for; a call starts here, and the IVR's actions are carried out here."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import structlog
+
+from ari_app.agents import AGENT_ANSWERED, AGENT_GONE, OFFER
+from ari_app.ari import TIMER, ARIError, ARINotFound, ChannelTimers, Event
+from ari_app.infoline.adoption import Adoption
+from ari_app.infoline.session import (
+    ADOPT,
+    CONTROL,
+    CallerSession,
+    ari_time,
+)
+from ari_app.media import carry_out
+from core.acd import Offer
+from core.callphase import Phase
+from core.errors import CallControlError
+from core.ivr import (
+    IVR,
+    AgreeSurvey,
+    HangupCall,
+    IVRAction,
+    RequestCallback,
+    RouteTo,
+    SetLanguage,
+)
+from core.prompter import MediaAction
+from models.calllog import now
+from models.crm import caller_of
+from models.tables import Direction
+
+log = structlog.get_logger(__name__)
+
+
+class InfolineApp(Adoption):
+    """The info line's Stasis app: ARI events in, each on its caller's ordered stream."""
+
+    async def on_event(self, event: Event) -> None:
+        if event.get("application") != self.name:
+            return
+        kind = str(event.get("type"))
+        channel: dict[str, Any] = event.get("channel") or {}
+        channel_id = str(channel.get("id", ""))
+        if kind in ("PlaybackFinished", "PlaybackFailed"):
+            target = str(event.get("playback", {}).get("target_uri", ""))
+            channel_id = target.removeprefix("channel:")
+        if self.desk.owns(channel_id):
+            await self.desk.on_event(event)
+            return
+        if kind == "StasisStart":
+            args = event.get("args") or []
+            if args and args[0] in ("agent", "nailed"):
+                # An agent leg whose bookkeeping is gone (rung by a process that has since
+                # been restarted): nobody waits for it.
+                log.info("stray_agent_leg_hung_up", channel_id=channel_id)
+                with contextlib.suppress(ARIError):
+                    await self.ari.hangup(channel_id)
+                return
+            await self._start(event, channel)
+            return
+        if kind == ADOPT:
+            await self._adopt_event(event)
+            return
+        session = self.calls.get(channel_id)
+        if session is None:
+            if kind in (OFFER,):
+                # The caller left before the offer reached them; free the agent.
+                offer: Offer = event["offer"]
+                self.desk.publish(
+                    self.acd.declined(
+                        offer.call_id, offer.agent_id, time.monotonic(), pause_agent=False
+                    )
+                )
+            elif kind == AGENT_ANSWERED:
+                await self.desk.release_leg(str(event.get("leg")))
+            elif kind == CONTROL and not event["reply"].done():
+                event["reply"].set_exception(
+                    CallControlError("unknown_call", "the call has ended", 404)
+                )
+            return
+        structlog.contextvars.bind_contextvars(
+            call_id=session.call_id, channel_id=session.channel_id
+        )
+        try:
+            await self._handle(session, kind, event)
+            self._save(session)
+        except ARINotFound:
+            log.info("channel_gone", event_type=kind)
+        except Exception:
+            log.exception("call_handling_failed", event_type=kind)
+            # Never leave a caller in silence: hang up cleanly, the record closes.
+            with contextlib.suppress(ARIError):
+                await self.ari.hangup(session.channel_id)
+
+    async def _handle(self, s: CallerSession, kind: str, event: Event) -> None:
+        at = ari_time(event.get("timestamp"))
+        if kind in ("PlaybackFinished", "PlaybackFailed"):
+            playback_id = str(event.get("playback", {}).get("id", ""))
+            local = playback_id.removeprefix(f"{s.channel_id}-")
+            if local == s.announcing:
+                s.announcing = None
+                if s.phase is Phase.QUEUED:
+                    await self._moh(s, on=True)
+                    s.timers.start(
+                        "announce", s.queue_def.announce_every_seconds if s.queue_def else 30
+                    )
+                return
+            await self._run(s, s.ivr.on_playback_finished(local))
+        elif kind == "ChannelDtmfReceived":
+            await self._dtmf(s, str(event.get("digit", "")))
+        elif kind == TIMER:
+            await self._on_timer(s, str(event.get("timer")))
+        elif kind == OFFER:
+            await self._offer(s, event["offer"])
+        elif kind == AGENT_ANSWERED:
+            await self._agent_answered(s, str(event["leg"]), str(event["agent_id"]))
+        elif kind == AGENT_GONE:
+            await self._agent_gone(s, event)
+        elif kind == CONTROL:
+            await self._control(s, event)
+        elif kind == "ChannelHangupRequest":
+            await self._caller_left(s, at)
+        elif kind == "StasisEnd":
+            await self._caller_left(s, at)
+            if not s.subscribed:
+                await self._close(s, at, None, None)
+        elif kind == "ChannelDestroyed":
+            await self._caller_left(s, at)
+            await self._close(s, at, event.get("cause"), event.get("cause_txt"))
+
+    async def _start(self, event: Event, channel: dict[str, Any]) -> None:
+        channel_id = str(channel.get("id", ""))
+        if not channel_id or channel_id in self.calls:
+            return  # a duplicated StasisStart changes nothing
+        args = event.get("args") or []
+        caller = channel.get("caller") or {}
+        version, flow = await self._active_flow()
+        opened = await self.calllog.open_call(
+            channel_id=channel_id,
+            linkedid=str(args[0]) if args else None,
+            direction=Direction.INBOUND,
+            handler="ari",
+            caller_number=caller.get("number"),
+            caller_name=caller.get("name"),
+            called_number=(channel.get("dialplan") or {}).get("exten"),
+            started_at=ari_time(channel.get("creationtime")),
+            flow_version=version,
+        )
+        structlog.contextvars.bind_contextvars(call_id=opened.id, channel_id=channel_id)
+        if not opened.new:
+            return  # the record exists (closed or adopted): do not run the IVR twice
+        profile = caller_of(opened.client)
+        self.by_call[opened.id] = channel_id
+        s = self.calls[channel_id] = CallerSession(
+            channel_id=channel_id,
+            call_id=opened.id,
+            caller=profile,
+            caller_number=caller.get("number"),
+            caller_e164=opened.caller_e164,
+            flow=flow,
+            flow_version=version,
+            ivr=IVR(flow, profile),
+            timers=ChannelTimers(self.ari, self.name, channel_id),
+        )
+        log.info(
+            "call_started",
+            caller=opened.caller_e164,
+            client_id=opened.client_id,
+            flow_version=version,
+        )
+        try:
+            await self.ari.subscribe(self.name, f"channel:{channel_id}")
+            s.subscribed = True
+        except ARIError as exc:
+            log.info("subscribe_failed", error=str(exc))
+        await self.ari.answer(channel_id)
+        await self.calllog.answered(s.call_id, now())
+        await self._run(s, s.ivr.start())
+        self._save(s)
+
+    async def _run(self, s: CallerSession, actions: list[IVRAction]) -> None:
+        for action in actions:
+            if s.phase is Phase.ENDED:
+                return
+            if isinstance(action, MediaAction):
+                await carry_out(self.ari, s.channel_id, s.timers, s.flow, action)
+            elif isinstance(action, SetLanguage):
+                await self.calllog.event(s.call_id, "language", language=action.language)
+            elif isinstance(action, RouteTo):
+                await self._route(s, action.intent)
+            elif isinstance(action, RequestCallback):
+                await self._callback(s, action)
+            elif isinstance(action, AgreeSurvey):
+                s.survey = action.survey
+                await self.calllog.event(s.call_id, "survey_agreed", survey=action.survey)
+            elif isinstance(action, HangupCall):
+                s.hung_up_by_us = True
+                await self.ari.hangup(s.channel_id)
+
+    async def _dtmf(self, s: CallerSession, digit: str) -> None:
+        if len(digit) != 1 or digit not in "0123456789*#ABCD":
+            return
+        if s.phase is Phase.IVR:
+            await self._run(s, s.ivr.on_dtmf(digit))
+        elif s.phase is Phase.QUEUED and digit == s.flow.queue_key_for_callback:
+            # The caller would rather be called back than wait.
+            await self._leave_queue(s)
+            s.outcome = "callback_requested"
+            await self.calllog.event(s.call_id, "left_queue_for_callback")
+            await self._to_callback(s, preamble=[])
+
+    async def _on_timer(self, s: CallerSession, timer_id: str) -> None:
+        if timer_id == "max_wait":
+            await self._max_wait(s)
+        elif timer_id == "announce":
+            await self._announce(s)
+        else:
+            await self._run(s, s.ivr.on_timer(timer_id))
