@@ -15,13 +15,11 @@ from sqlalchemy.orm import selectinload
 from core.acd import AgentProfile
 from core.routing import Caller
 from dialplan.model import QueueDef
+from models.callbacks import add_callback
 from models.tables import (
     Agent,
     AgentSession,
     Call,
-    Callback,
-    CallbackStatus,
-    CallEvent,
     Client,
     Queue,
 )
@@ -95,7 +93,8 @@ class CRM:
     ) -> int:
         await self.before_write()
         async with self.sessions() as session:
-            callback = Callback(
+            callback = add_callback(
+                session,
                 call_id=call_id,
                 client_id=client_id,
                 number=number,
@@ -103,21 +102,13 @@ class CRM:
                 queue=queue,
                 assigned_agent_id=assigned_agent_id,
                 due_at=due_at,
-                status=CallbackStatus.OPEN,
-            )
-            session.add(callback)
-            session.add(
-                CallEvent(
-                    call_id=call_id,
-                    at=datetime.now(due_at.tzinfo),
-                    kind="callback_requested",
-                    data={
-                        "number": number,
-                        "reason": reason,
-                        "queue": queue,
-                        "due_at": due_at.isoformat(),
-                    },
-                )
+                event="callback_requested",
+                event_data={
+                    "number": number,
+                    "reason": reason,
+                    "queue": queue,
+                    "due_at": due_at.isoformat(),
+                },
             )
             await session.commit()
             return callback.id

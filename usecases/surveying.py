@@ -20,14 +20,13 @@ from core.surveys.followup import CallbackTask, follow_up_for, permission_questi
 from core.surveys.interpreter import Answer, SurveyStatus
 from core.surveys.model import Survey
 from dialplan.model import Calendar
+from models.callbacks import add_callback
 from models.calllog import last_event_data
 from models.crm import CRM, nothing
 from models.flows import active_flow
 from models.tables import (
     Call,
     Callback,
-    CallbackStatus,
-    CallEvent,
     Client,
     Interaction,
     SurveyAnswer,
@@ -208,7 +207,8 @@ class SurveyLog:
             )
             if existing is not None:
                 return None
-            callback = Callback(
+            callback = add_callback(
+                session,
                 call_id=call_id,
                 client_id=task.client_id,
                 number=task.number,
@@ -216,9 +216,15 @@ class SurveyLog:
                 queue=task.queue,
                 assigned_agent_id=task.assigned_agent_id,
                 due_at=task.due_at,
-                status=CallbackStatus.OPEN,
+                event="follow_up_created",
+                event_data={
+                    "reason": task.reason,
+                    "assigned_agent_id": task.assigned_agent_id,
+                    "queue": task.queue,
+                    "due_at": task.due_at.isoformat(),
+                },
+                at=at,
             )
-            session.add(callback)
             if task.client_id is not None:
                 session.add(
                     Interaction(
@@ -229,18 +235,5 @@ class SurveyLog:
                         note=task.note,
                     )
                 )
-            session.add(
-                CallEvent(
-                    call_id=call_id,
-                    at=at,
-                    kind="follow_up_created",
-                    data={
-                        "reason": task.reason,
-                        "assigned_agent_id": task.assigned_agent_id,
-                        "queue": task.queue,
-                        "due_at": task.due_at.isoformat(),
-                    },
-                )
-            )
             await session.flush()
             return callback.id

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.desk.forms import CallbackRequest, CallFigure, Disposition, changes
 from core.desk.screenpop import PopRows
 from core.enums import ClientType
+from models.callbacks import add_callback
 from models.calllog import last_event_data
 from models.tables import (
     Agent,
@@ -264,17 +265,15 @@ class DeskStore:
                 )
             )
             if disp.follow_up and disp.follow_up_due is not None:
-                session.add(
-                    Callback(
-                        client_id=call.client_id,
-                        call_id=call_id,
-                        number=call.caller_number or "",
-                        reason=disp.follow_up,
-                        queue=call.queue,
-                        assigned_agent_id=agent_id,
-                        due_at=disp.follow_up_due,
-                        status=CallbackStatus.OPEN,
-                    )
+                add_callback(
+                    session,
+                    client_id=call.client_id,
+                    call_id=call_id,
+                    number=call.caller_number or "",
+                    reason=disp.follow_up,
+                    queue=call.queue,
+                    assigned_agent_id=agent_id,
+                    due_at=disp.follow_up_due,
                 )
             session.add(
                 CallEvent(
@@ -293,7 +292,8 @@ class DeskStore:
             call = await session.get(Call, call_id)
             if call is None:
                 raise LookupError(call_id)
-            callback = Callback(
+            callback = add_callback(
+                session,
                 client_id=call.client_id,
                 call_id=call_id,
                 number=call.caller_number or "",
@@ -301,16 +301,9 @@ class DeskStore:
                 queue=call.queue,
                 assigned_agent_id=agent_id,
                 due_at=req.due_at,
-                status=CallbackStatus.OPEN,
-            )
-            session.add(callback)
-            session.add(
-                CallEvent(
-                    call_id=call_id,
-                    at=now,
-                    kind="callback_scheduled",
-                    data={"agent_id": agent_id, "due_at": req.due_at.isoformat()},
-                )
+                event="callback_scheduled",
+                event_data={"agent_id": agent_id, "due_at": req.due_at.isoformat()},
+                at=now,
             )
             await session.commit()
             return callback.id
