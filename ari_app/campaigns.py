@@ -42,6 +42,7 @@ from ari_app.ari import (
     ChannelTimers,
     Event,
 )
+from ari_app.dispatch import event_channel, run_call_step
 from ari_app.media import carry_out
 from core.ivr import HangupCall
 from core.media import prompt_media
@@ -353,10 +354,7 @@ class CampaignDialler:
             return
         kind = str(event.get("type"))
         channel: dict[str, Any] = event.get("channel") or event.get("peer") or {}
-        channel_id = str(channel.get("id", ""))
-        for holder in ("playback", "recording"):
-            if holder in event:
-                channel_id = str(event[holder].get("target_uri", "")).removeprefix("channel:")
+        channel_id = event_channel(event)
         s = self.calls.get(channel_id)
         if s is None:
             if kind == "StasisStart" and parse_channel_id(channel_id):
@@ -367,15 +365,14 @@ class CampaignDialler:
                     s = await self._adopt(channel, entering=args[0] if args else None)
             if s is None:
                 return
-        structlog.contextvars.bind_contextvars(call_id=s.call_id, channel_id=s.channel_id)
-        try:
-            await self._handle(s, kind, event)
-        except ARINotFound:
-            log.info("channel_gone", event_type=kind)
-        except Exception:
-            log.exception("survey_call_failed", event_type=kind)
-            with contextlib.suppress(ARIError):
-                await self.ari.hangup(s.channel_id)
+        await run_call_step(
+            self.ari,
+            self._handle(s, kind, event),
+            call_id=s.call_id,
+            channel_id=s.channel_id,
+            event_type=kind,
+            failure="survey_call_failed",
+        )
 
     async def _handle(self, s: SurveyDial, kind: str, event: Event) -> None:
         if kind == "StasisStart":

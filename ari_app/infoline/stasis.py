@@ -10,7 +10,8 @@ from typing import Any
 import structlog
 
 from ari_app.agents import AGENT_ANSWERED, AGENT_GONE, OFFER
-from ari_app.ari import TIMER, ARIError, ARINotFound, ChannelTimers, Event
+from ari_app.ari import TIMER, ARIError, ChannelTimers, Event
+from ari_app.dispatch import event_channel, run_call_step
 from ari_app.infoline.adoption import Adoption
 from ari_app.infoline.session import (
     ADOPT,
@@ -47,10 +48,7 @@ class InfolineApp(Adoption):
             return
         kind = str(event.get("type"))
         channel: dict[str, Any] = event.get("channel") or {}
-        channel_id = str(channel.get("id", ""))
-        if kind in ("PlaybackFinished", "PlaybackFailed"):
-            target = str(event.get("playback", {}).get("target_uri", ""))
-            channel_id = target.removeprefix("channel:")
+        channel_id = event_channel(event)
         if self.desk.owns(channel_id):
             await self.desk.on_event(event)
             return
@@ -85,19 +83,15 @@ class InfolineApp(Adoption):
                     CallControlError("unknown_call", "the call has ended", 404)
                 )
             return
-        structlog.contextvars.bind_contextvars(
-            call_id=session.call_id, channel_id=session.channel_id
+        handled = await run_call_step(
+            self.ari,
+            self._handle(session, kind, event),
+            call_id=session.call_id,
+            channel_id=session.channel_id,
+            event_type=kind,
         )
-        try:
-            await self._handle(session, kind, event)
+        if handled:
             self._save(session)
-        except ARINotFound:
-            log.info("channel_gone", event_type=kind)
-        except Exception:
-            log.exception("call_handling_failed", event_type=kind)
-            # Never leave a caller in silence: hang up cleanly, the record closes.
-            with contextlib.suppress(ARIError):
-                await self.ari.hangup(session.channel_id)
 
     async def _handle(self, s: CallerSession, kind: str, event: Event) -> None:
         at = ari_time(event.get("timestamp"))
