@@ -151,6 +151,14 @@ async def active_flow(
     return row.version, Flow.model_validate(row.definition)
 
 
+async def active_version(sessions: async_sessionmaker[AsyncSession], name: str) -> int | None:
+    """Only the number of the active version (a caller that caches flows by version)."""
+    async with sessions() as session:
+        return await session.scalar(
+            select(FlowVersion.version).where(FlowVersion.name == name, FlowVersion.active)
+        )
+
+
 async def flow_version(
     sessions: async_sessionmaker[AsyncSession], name: str, version: int
 ) -> Flow | None:

@@ -6,7 +6,6 @@ import contextlib
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
 
 from ari_app.agents import AgentDesk
 from ari_app.ari import ARIClient, ARIError, ARINotFound
@@ -24,8 +23,7 @@ from core.routing import (
 from dialplan.model import Flow, QueueDef
 from models.calllog import CallLog
 from models.crm import CRM
-from models.flows import flow_version
-from models.tables import FlowVersion
+from models.flows import active_version, flow_version
 
 log = structlog.get_logger(__name__)
 
@@ -88,12 +86,7 @@ class CallBase:
                 await self.ari.stop_moh(s.channel_id)
 
     async def _active_flow(self) -> tuple[int, Flow]:
-        async with self.crm.sessions() as session:
-            version = await session.scalar(
-                select(FlowVersion.version).where(
-                    FlowVersion.name == self.flow_name, FlowVersion.active
-                )
-            )
+        version = await active_version(self.crm.sessions, self.flow_name)
         if version is None:
             raise RuntimeError(f"no active flow {self.flow_name!r}: `centrala dialplan apply`")
         if version not in self._flows:
