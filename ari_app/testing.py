@@ -6,13 +6,16 @@ panoramisk ships ``testing.py`` beside its AMI client).
 client's own ``dispatch``, so they are ordered per channel exactly as in production (one stream
 and one worker per ``event_key``). Only ``request`` is replaced: every REST call is recorded
 in order (method, path, params, json) and answered from a small model of Asterisk's channels,
-bridges and playbacks, with Asterisk's errors (404 for a channel that is gone, 409 for an
-originate with a channel id in use, …) and the events Asterisk would send back (a hang-up
-brings StasisEnd and ChannelDestroyed, a stopped playback PlaybackFinished, …).
+bridges, playbacks and live recordings, with Asterisk's errors (404 for a channel that is
+gone, 409 for an originate with a channel id in use, …) and the events Asterisk would send back
+(a hang-up brings StasisEnd and ChannelDestroyed, a stopped playback PlaybackFinished, …).
 
-Not modelled: media, dialplan, endpoints' states, recordings, snoop channels. A REST path the
-model does not know raises ``ARIError`` with status 501, so a test notices an unmodelled call
-instead of getting a silent ``None``.
+Not modelled: media, dialplan, endpoints' states, stored recordings, snoop channels. A REST
+path the model does not know raises ``ARIError`` with status 501, so a test notices an
+unmodelled call instead of getting a silent ``None``.
+
+Longer than 500 lines on purpose: it is one model of Asterisk's REST surface, read as a whole
+when a test and the real Asterisk disagree.
 """
 
 from __future__ import annotations
@@ -125,6 +128,25 @@ class FakePlayback:
         }
 
 
+@dataclass
+class FakeRecording:
+    name: str
+    channel_id: str
+    format: str
+    state: str = "recording"
+
+    def to_json(self, seconds: float = 0.0) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "format": self.format,
+            "state": self.state,
+            "target_uri": f"channel:{self.channel_id}",
+            "duration": round(seconds),
+            "talking_duration": round(seconds),
+            "silence_duration": 0,
+        }
+
+
 def ari_timestamp(at: datetime | None = None) -> str:
     """As Asterisk writes them: 2026-11-23T16:40:00.123+0000."""
     at = at or datetime.now(UTC)
@@ -144,6 +166,7 @@ class FakeARI(ARIClient):
         self.live_channels: dict[str, FakeChannel] = {}
         self.live_bridges: dict[str, FakeBridge] = {}
         self.live_playbacks: dict[str, FakePlayback] = {}
+        self.live_recordings: dict[str, FakeRecording] = {}
         self.emitted: list[Event] = []  # every event sent to the app, in order
         self.destroyed: list[str] = []  # channel ids, in the order they went
         self._seq = itertools.count(1)
@@ -250,6 +273,14 @@ class FakeARI(ARIClient):
             raise ARINotFound(404, "Playback not found", "(test)", playback_id)
         return self._playback_event(playback, "PlaybackFinished", "done")
 
+    def finish_recording(self, name: str, seconds: float = 2.0) -> Event:
+        """A live recording ends (silence, the limit, or the terminating key) having heard
+        ``seconds`` of talk."""
+        recording = self.live_recordings.pop(name, None)
+        if recording is None:
+            raise ARINotFound(404, "Recording not found", "(test)", name)
+        return self._recording_event(recording, "RecordingFinished", "done", seconds)
+
     def hang_up(self, channel_id: str, cause: int = 16, cause_txt: str = "Normal Clearing") -> None:
         """The far end hangs up (the caller, or an agent's phone; one still ringing: no
         answer)."""
@@ -297,6 +328,7 @@ class FakeARI(ARIClient):
             "channels": self._channels,
             "bridges": self._bridges,
             "playbacks": self._playbacks,
+            "recordings": self._recordings,
             "applications": self._applications,
         }
         route = routes.get(parts[0])
@@ -339,6 +371,8 @@ class FakeARI(ARIClient):
             if action == "moh":
                 channel.moh = str(query.get("mohClass", "default")) if method == "POST" else None
                 return None
+            if action == "record" and method == "POST":
+                return self._record(channel, query, path)
             if action == "dtmf" and method == "POST":
                 return None  # sent towards the far end; nothing comes back to the app
             if action == "variable":
@@ -418,6 +452,29 @@ class FakeARI(ARIClient):
                 return None
         raise ARIError(501, "not in the fake", method, path)
 
+    def _recordings(
+        self,
+        method: str,
+        rest: list[str],
+        query: dict[str, Any],
+        body: Mapping[str, Any] | None,
+        path: str,
+    ) -> Any:
+        if len(rest) >= 2 and rest[0] == "live":
+            recording = self.live_recordings.get(rest[1])
+            if recording is None:
+                raise ARINotFound(404, "Recording not found", method, path)
+            if len(rest) == 2 and method == "GET":
+                return recording.to_json()
+            if (len(rest), method) == (2, "DELETE"):  # cancelled: the file is thrown away
+                del self.live_recordings[recording.name]
+                self._recording_event(recording, "RecordingFailed", "canceled", 0.0)
+                return None
+            if len(rest) == 3 and rest[2] == "stop" and method == "POST":
+                self.finish_recording(recording.name)
+                return None
+        raise ARIError(501, "not in the fake", method, path)
+
     def _applications(
         self,
         method: str,
@@ -426,6 +483,8 @@ class FakeARI(ARIClient):
         body: Mapping[str, Any] | None,
         path: str,
     ) -> Any:
+        if not rest and method == "GET":
+            return [{"name": app} for app in self.apps]
         if not rest or rest[0] not in self.apps:
             raise ARINotFound(404, "Application not found", method, path)
         app = rest[0]
@@ -515,6 +574,15 @@ class FakeARI(ARIClient):
         self._playback_event(playback, "PlaybackStarted", "playing")
         return playback.to_json()
 
+    def _record(self, channel: FakeChannel, query: dict[str, Any], path: str) -> dict[str, Any]:
+        name = str(query.get("name", ""))
+        if name in self.live_recordings:  # ifExists is about stored files, not live ones
+            raise ARIConflict(409, "Recording with the same name in progress", "POST", path)
+        recording = FakeRecording(name, channel.id, str(query.get("format", "wav")))
+        self.live_recordings[name] = recording
+        self._recording_event(recording, "RecordingStarted", "recording", 0.0)
+        return recording.to_json()
+
     def _leave_stasis(self, channel: FakeChannel) -> None:
         if channel.bridge is not None and channel.bridge in self.live_bridges:
             self._leave_bridge(channel, self.live_bridges[channel.bridge])
@@ -527,6 +595,8 @@ class FakeARI(ARIClient):
         ChannelDestroyed (with the cause) if the app still hears about it."""
         for playback in self.playing(channel.id):
             del self.live_playbacks[playback.id]
+        for recording in [r for r in self.live_recordings.values() if r.channel_id == channel.id]:
+            del self.live_recordings[recording.name]
         self._leave_stasis(channel)
         del self.live_channels[channel.id]
         self.destroyed.append(channel.id)
@@ -552,6 +622,20 @@ class FakeARI(ARIClient):
             "application": (channel.app if channel else None) or self.apps[0],
             "timestamp": ari_timestamp(),
             "playback": playback.to_json(),
+        }
+        self.emit(event)
+        return event
+
+    def _recording_event(
+        self, recording: FakeRecording, kind: str, state: str, seconds: float
+    ) -> Event:
+        recording.state = state
+        channel = self.live_channels.get(recording.channel_id)
+        event: Event = {
+            "type": kind,
+            "application": (channel.app if channel else None) or self.apps[0],
+            "timestamp": ari_timestamp(),
+            "recording": recording.to_json(seconds),
         }
         self.emit(event)
         return event

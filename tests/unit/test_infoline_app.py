@@ -166,7 +166,8 @@ async def test_fake_ari_records_requests_and_models_channels_bridges_and_playbac
     seen: list[tuple[str, str]] = []
 
     async def handler(event: dict[str, Any]) -> None:
-        key = event.get("channel", {}).get("id") or event["playback"]["target_uri"]
+        holder = event.get("playback") or event.get("recording") or {}
+        key = event.get("channel", {}).get("id") or holder["target_uri"]
         seen.append((event["type"], key))
 
     ari.on_event(handler)
@@ -184,6 +185,9 @@ async def test_fake_ari_records_requests_and_models_channels_bridges_and_playbac
     await ari.request("POST", "/bridges/b1/addChannel", params={"channel": "caller"})
     assert [b["channels"] for b in await ari.bridges()] == [["leg", "caller"]]
     ari.finish_playback("caller-p1")
+    await ari.request("POST", "/channels/caller/record", params={"name": "why", "format": "wav"})
+    finished = ari.finish_recording("why", seconds=3)
+    assert finished["recording"]["talking_duration"] == 3
     ari.hang_up("caller")
     await ari.settle()
 
@@ -206,6 +210,8 @@ async def test_fake_ari_records_requests_and_models_channels_bridges_and_playbac
         "PlaybackStarted",
         "ChannelEnteredBridge",
         "PlaybackFinished",
+        "RecordingStarted",
+        "RecordingFinished",
         "ChannelHangupRequest",
         "ChannelLeftBridge",
         "StasisEnd",
