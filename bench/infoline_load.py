@@ -291,9 +291,11 @@ def bench_flow() -> Any:
 
 async def setup_desk(serve: Serve, n_agents: int, tag: str, mode: str) -> tuple[list[str], Any]:
     """Apply the bench flow, create the agents in queue new_clients, log them in."""
-    from dialplan.store import apply_flow
+    from core.enums import AgentRole
+
     from models.db import create_engine, session_factory
-    from models.tables import Agent, AgentRole, Queue, QueueMember
+    from models.flows import apply_flow
+    from models.tables import Agent, Queue, QueueMember
 
     engine = create_engine(serve.database_url)
     sessions = session_factory(engine)

@@ -50,9 +50,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from infoline_load import Serve, bench_flow, centrala_cli, log, pct  # noqa: E402
+from web.auth import hash_password  # noqa: E402
 
 from ari_app.ari import ARIClient, ARINotFound, Event  # noqa: E402
-from ari_app.web.auth import hash_password  # noqa: E402
 from centrala.settings import Settings  # noqa: E402
 
 APP = "centrala-bench-pop"
@@ -150,9 +150,11 @@ class Callers:
 
 
 async def create_agents(serve: Serve, n: int, tag: str) -> list[str]:
-    from dialplan.store import apply_flow
+    from core.enums import AgentRole
+
     from models.db import create_engine, session_factory
-    from models.tables import Agent, AgentRole, Queue, QueueMember
+    from models.flows import apply_flow
+    from models.tables import Agent, Queue, QueueMember
 
     engine = create_engine(serve.database_url)
     sessions = session_factory(engine)

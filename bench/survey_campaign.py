@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from core.surveys.campaign import CampaignRules, CampaignSettings  # noqa: E402
 from infoline_load import Serve, cpu_seconds, ensure_pbx, foreign_serves, log  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
@@ -38,9 +39,8 @@ from centrala.settings import Settings  # noqa: E402
 from dialplan.model import WEEKDAYS, Calendar  # noqa: E402
 from models.campaigns import CampaignStore, NewContact  # noqa: E402
 from models.db import create_engine, session_factory, upgrade_async  # noqa: E402
+from models.surveys import active_survey  # noqa: E402
 from models.tables import Call, CampaignContact  # noqa: E402
-from surveys.campaign import CampaignRules, CampaignSettings  # noqa: E402
-from surveys.store import active_survey  # noqa: E402
 
 PERSON = "wwwwww1wwww9wwww1"  # consent, 9, yes: what a promoter presses, with their pauses
 

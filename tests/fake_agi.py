@@ -4,7 +4,7 @@ and recording."""
 
 from __future__ import annotations
 
-from agi.server import AGIHangup, AGIReply, AGIRequest, parse_reply
+from agi.protocol import AGIHangup, AGIReply, AGIRequest, parse_reply
 
 SAMPLE_RATE = 8000
 

@@ -12,21 +12,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+from core.enums import AgentRole, ClientType
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
+from web.auth import hash_password
 
-from ari_app.web.auth import hash_password
-from models.tables import (
-    Agent,
-    AgentRole,
-    Call,
-    Callback,
-    CallbackStatus,
-    Client,
-    ClientAudit,
-    ClientType,
-    Interaction,
-)
+from models.tables import Agent, Call, Callback, CallbackStatus, Client, ClientAudit, Interaction
 from tests.integration.conftest import Callers, Server
 from tests.integration.test_infoline_paths import Desk, call_and_press, wait_connected
 from tests.support import wait_until

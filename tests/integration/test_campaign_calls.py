@@ -12,14 +12,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from core.enums import AgentRole
+from core.surveys.campaign import CampaignRules, CampaignSettings, RetryRule
+from core.surveys.nps import nps
 from sqlalchemy import select
 
 from ari_app.ami import AMIActionError, AMIClient
 from dialplan.model import WEEKDAYS, Calendar
 from models.campaigns import CampaignStore, NewContact
+from models.surveys import active_survey
 from models.tables import (
     Agent,
-    AgentRole,
     Call,
     Callback,
     CallEvent,
@@ -29,9 +32,6 @@ from models.tables import (
     DoNotCall,
     SurveyAnswer,
 )
-from surveys.campaign import CampaignRules, CampaignSettings, RetryRule
-from surveys.nps import nps
-from surveys.store import active_survey
 from tests.integration.conftest import PBX, Server
 from tests.support import wait_until
 

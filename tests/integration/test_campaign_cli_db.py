@@ -11,8 +11,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from models.campaigns import CampaignStore
+from models.surveys import active_survey
 from models.tables import Campaign, CampaignContact, Client, ClientPhone, Loan
-from surveys.store import active_survey
 from tests.conftest import Database
 from tests.integration.test_loans_db import centrala
 

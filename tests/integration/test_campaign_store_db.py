@@ -8,10 +8,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from core.surveys.campaign import CampaignSettings, ContactStatus, Outcome
 
 from models.campaigns import CampaignError, CampaignStore, NewContact
 from models.tables import Call, CampaignStatus, Client, Direction, Survey
-from surveys.campaign import CampaignSettings, ContactStatus, Outcome
 from tests.conftest import Database
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

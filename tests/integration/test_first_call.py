@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+from core.enums import ClientType
 from sqlalchemy import select
 
-from models.tables import Call, Client, ClientPhone, ClientType, Direction
+from models.tables import Call, Client, ClientPhone, Direction
 from tests.integration.conftest import INFO_NUMBER, Callers, Server
 from tests.support import wait_until
 

@@ -1,4 +1,4 @@
-"""Versioned flows in real databases (SQLite and PostgreSQL): dialplan.store and the
+"""Versioned flows in real databases (SQLite and PostgreSQL): models.flows and the
 `centrala dialplan check/apply` commands as operators run them."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import yaml
 from sqlalchemy import func, select
 
 from dialplan.model import Flow
-from dialplan.store import active_flow, apply_flow, checksum, flow_version, known_queue_ids
 from dialplan.validate import FlowError
+from models.flows import active_flow, apply_flow, checksum, flow_version, known_queue_ids
 from models.tables import FlowVersion, Queue
 from tests.conftest import Database
 

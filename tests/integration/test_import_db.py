@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from core.csvrows import ImportRejected
+from core.enums import AgentRole, ClientType
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import selectinload
 
 from centrala.settings import Settings
-from models.importing import ImportRejected, import_csv, import_rows
-from models.tables import Agent, AgentRole, Client, ClientPhone, ClientType, Queue, QueueMember
+from models.importing import import_csv, import_rows
+from models.tables import Agent, Client, ClientPhone, Queue, QueueMember
 from tests.conftest import Database
 
 REGION = "BA"

@@ -15,22 +15,12 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from core.enums import AgentRole, ClientType
 from sqlalchemy import select
 
 from dialplan.model import Flow
-from dialplan.store import apply_flow
-from models.tables import (
-    Agent,
-    AgentRole,
-    Call,
-    Callback,
-    CallEvent,
-    Client,
-    ClientPhone,
-    ClientType,
-    Queue,
-    QueueMember,
-)
+from models.flows import apply_flow
+from models.tables import Agent, Call, Callback, CallEvent, Client, ClientPhone, Queue, QueueMember
 from tests.integration.conftest import CallerLeg, Callers, Server
 from tests.support import wait_until
 

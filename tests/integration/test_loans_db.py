@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from core.csvrows import ImportRejected
+from core.enums import AgentRole
+from core.surveys.campaign import ClientFacts, Segment, SegmentRules
+from core.surveys.interpreter import SurveyStatus
 from sqlalchemy import delete, event, func, select
 
-from models.importing import ImportRejected, import_rows
+from models.importing import import_rows
 from models.segments import client_facts, select_targets
-from models.tables import Agent, AgentRole, Call, Client, ClientPhone, Direction, Loan, Survey
-from surveys.campaign import ClientFacts, Segment, SegmentRules
-from surveys.interpreter import SurveyStatus
+from models.tables import Agent, Call, Client, ClientPhone, Direction, Loan, Survey
 from tests.conftest import Database
 
 REGION = "BA"

@@ -13,8 +13,10 @@ import wave
 from typing import Any
 from urllib.parse import quote
 
+from core.media import prompt_media
+
 from ari_app.ari import Event
-from centrala.prompts import load_flow, prompt_media
+from centrala.prompts import load_flow
 from tests.integration.conftest import PBX, Callers
 
 

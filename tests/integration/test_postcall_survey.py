@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from core.enums import ClientType
 from sqlalchemy import select
 
 from ari_app.ami import AMIClient, Message
 from ari_app.ari import ARINotFound
-from dialplan.store import apply_flow
-from models.tables import Call, Callback, ClientType, SurveyAnswer
+from models.flows import apply_flow
+from models.tables import Call, Callback, SurveyAnswer
 from models.tables import Survey as SurveyRow
 from tests.integration.conftest import PBX, CallerLeg, Callers, Server
 from tests.integration.test_infoline_paths import (

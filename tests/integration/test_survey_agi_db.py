@@ -9,16 +9,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from core.enums import AgentRole
 from sqlalchemy import func, select
+from usecases.surveying import SurveyLog
 
 from agi.server import AGISession
 from agi.survey import DIGITS, SurveyAGI
 from centrala.prompts import load_survey_file
 from models.calllog import CallLog
-from models.surveying import SurveyLog
+from models.surveys import StoredSurvey, apply_survey
 from models.tables import (
     Agent,
-    AgentRole,
     Call,
     Callback,
     CallEvent,
@@ -28,7 +29,6 @@ from models.tables import (
     Interaction,
     SurveyAnswer,
 )
-from surveys.store import StoredSurvey, apply_survey
 from tests.conftest import Database
 from tests.fake_agi import FakeSession
 

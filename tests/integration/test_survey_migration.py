@@ -11,12 +11,12 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from core.surveys.campaign import ContactStatus, Outcome, Segment
+from core.surveys.interpreter import SurveyStatus
 from sqlalchemy import Connection, inspect, select, text
 
 from models.db import alembic_config
 from models.tables import Base, Call, CallEvent, Campaign, CampaignContact, Direction, Survey
-from surveys.campaign import ContactStatus, Outcome, Segment
-from surveys.interpreter import SurveyStatus
 from tests.conftest import Database
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

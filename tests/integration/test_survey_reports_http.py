@@ -13,13 +13,14 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from web.auth import COOKIE, Sessions
+from web.errors import api_guard
+from web.http import WEB, DeskWeb, setup_templates
+from web.reports import routes as desk_report_routes
+from web.store import DeskStore
+from web.survey_api import routes as report_routes
 
-from ari_app.reports import routes as report_routes
-from ari_app.web.auth import COOKIE, Sessions
-from ari_app.web.http import WEB, DeskWeb, setup_templates
-from ari_app.web.reports import routes as desk_report_routes
-from ari_app.web.store import DeskStore
-from centrala.service import SESSIONS, SETTINGS, api_guard
+from centrala.service import SESSIONS, SETTINGS
 from centrala.settings import Settings
 from tests.conftest import Database
 from tests.integration.test_survey_results_db import seed

@@ -18,10 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from models.survey_results import load_results, survey_names
-from models.tables import Call, Campaign, CampaignContact, Client, Direction, Survey, SurveyAnswer
-from surveys.report import (
+from core.surveys.report import (
     CSV_COLUMNS,
     ReportError,
     ResultsQuery,
@@ -29,6 +26,9 @@ from surveys.report import (
     build_report,
     parse_period,
 )
+
+from models.survey_results import load_results, survey_names
+from models.tables import Call, Campaign, CampaignContact, Client, Direction, Survey, SurveyAnswer
 from tests.conftest import Database
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,11 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pytest
-from hypothesis import settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from ari_app.acd import (
+from core.acd import (
     ACD,
     ACDError,
     Agent,
@@ -23,6 +19,9 @@ from ari_app.acd import (
     pick_agent,
     pick_call,
 )
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 
 def prof(

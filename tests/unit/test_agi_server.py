@@ -13,7 +13,7 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agi.server import (
+from agi.protocol import (
     MAX_COMMAND_BYTES,
     AGIArgumentError,
     AGICommandError,
@@ -21,15 +21,13 @@ from agi.server import (
     AGIProtocolError,
     AGIReply,
     AGIRequest,
-    AGISession,
     AGITimeout,
     AGIUsageError,
-    FastAGIServer,
-    Handler,
     format_command,
     parse_reply,
     parse_request,
 )
+from agi.server import AGISession, FastAGIServer, Handler
 
 IO_TIMEOUT = 2.0
 

@@ -9,8 +9,13 @@ from typing import Any, cast
 
 import pytest
 import yaml
+from core.media import prompt_media
+from core.surveys.followup import permission_question
+from core.surveys.interpreter import Answer, Record, SurveyCall, SurveyStatus
+from core.surveys.model import Survey
 
-from agi.server import AGISession, parse_reply
+from agi.protocol import parse_reply
+from agi.server import AGISession
 from agi.survey import (
     DIGITS,
     AGISurveyChannel,
@@ -20,10 +25,6 @@ from agi.survey import (
     stream_file,
     survey_request,
 )
-from centrala.prompts import prompt_media
-from surveys.followup import permission_question
-from surveys.interpreter import Answer, Record, SurveyCall, SurveyStatus
-from surveys.model import Survey
 from tests.fake_agi import FakeSession
 
 NPS = Survey.model_validate(

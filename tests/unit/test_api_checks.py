@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from core.acd import AgentMode, AgentTarget, QueueTarget
+from core.errors import AgentDeskError, CallControlError
+from core.routing import RouteDecision, parse_transfer_target, transfer_decision
+from web.api import check_login, check_reason, check_transfer
 
-from ari_app.acd import AgentMode, AgentTarget, QueueTarget
-from ari_app.agents import AgentDeskError, _clean_caller_id
-from ari_app.api import check_login, check_reason, check_transfer
-from ari_app.infoline import CallControlError
-from ari_app.routing import RouteDecision, parse_transfer_target, transfer_decision
+from ari_app.agents import _clean_caller_id
 
 
 def test_login_defaults_to_ringing_per_call_with_the_phone_on_file() -> None:

@@ -1,13 +1,12 @@
-"""A campaign's contact list from CSV (surveys.contacts.parse_contacts): numbers to E.164, the
+"""A campaign's contact list from CSV (core.surveys.contacts.parse_contacts): numbers to E.164, the
 optional columns validated, all rows or none with one error per problem."""
 
 from __future__ import annotations
 
 import pytest
-
-from models.importing import MAX_FIELD, ImportRejected, RowError
-from surveys.campaign import Segment
-from surveys.contacts import ContactRow, parse_contacts
+from core.csvrows import MAX_FIELD, ImportRejected, RowError
+from core.surveys.campaign import Segment
+from core.surveys.contacts import ContactRow, parse_contacts
 
 REGION = "BA"
 HEADER = "number,client_id,name,language,timezone,segment"

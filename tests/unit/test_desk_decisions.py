@@ -8,20 +8,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from ari_app.web.auth import (
-    Action,
-    Sessions,
-    User,
-    check_new_password,
-    hash_password,
-    may,
-    may_control_call,
-    verify_password,
-)
-from ari_app.web.forms import (
+from core.desk.forms import (
     CallFigure,
     FormError,
     changes,
@@ -31,8 +18,22 @@ from ari_app.web.forms import (
     may_become_available,
     wallboard,
 )
-from ari_app.web.screenpop import PopRows, address_as, build_screenpop, document_state
-from models.tables import Agent, Call, Callback, Client, ClientType, Interaction, SurveyAnswer
+from core.desk.screenpop import PopRows, address_as, build_screenpop, document_state
+from core.enums import ClientType
+from hypothesis import given
+from hypothesis import strategies as st
+from web.auth import (
+    Action,
+    Sessions,
+    User,
+    check_new_password,
+    hash_password,
+    may,
+    may_control_call,
+    verify_password,
+)
+
+from models.tables import Agent, Call, Callback, Client, Interaction, SurveyAnswer
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()

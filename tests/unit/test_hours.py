@@ -8,10 +8,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from core.routing import queue_calendar, queue_is_open
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ari_app.routing import queue_calendar, queue_is_open
 from dialplan.hours import is_open, next_open
 from dialplan.model import WEEKDAYS, Calendar, Flow
 from dialplan.validate import load_flow

@@ -6,25 +6,24 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from models.importing import (
+from core.csvrows import (
     AGENT_COLUMNS,
     CLIENT_COLUMNS,
     MAX_FIELD,
     MAX_FILE_BYTES,
     ImportRejected,
-    ImportResult,
     RowError,
     decode_csv_bytes,
     detect_delimiter,
     parse_agents,
     parse_clients,
     parse_endpoint,
-    read_csv_file,
     read_table,
     show_value,
 )
-from models.tables import AgentRole, ClientType
+from core.enums import AgentRole, ClientType
+
+from models.importing import ImportResult, read_csv_file
 
 REGION = "BA"
 CLIENT_HEADER = ",".join(CLIENT_COLUMNS)
@@ -334,7 +333,7 @@ def test_huge_field_beyond_the_csv_module_limit_is_an_error_not_a_crash() -> Non
 
 
 def test_too_many_rows_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("models.importing.MAX_ROWS", 3)
+    monkeypatch.setattr("core.csvrows.MAX_ROWS", 3)
     rows = [f"C{i},Ana,,,new,,,,0" for i in range(5)]
     _, errors = parse_clients(clients_csv(*rows), REGION)
     error = only_error(errors)
@@ -342,7 +341,7 @@ def test_too_many_rows_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_text_larger_than_the_file_limit_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("models.importing.MAX_FILE_BYTES", 100)
+    monkeypatch.setattr("core.csvrows.MAX_FILE_BYTES", 100)
     records, errors = read_table(clients_csv(*[GOOD_CLIENT] * 3), CLIENT_COLUMNS)
     assert records == []
     assert "larger than" in only_error(errors).message

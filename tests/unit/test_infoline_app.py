@@ -18,19 +18,20 @@ from typing import Any
 
 import pytest
 import yaml
+from core.acd import ACD, AgentMode
+from core.enums import AgentRole
 from sqlalchemy import select
 
-from ari_app.acd import ACD, AgentMode
 from ari_app.agents import AgentDesk
 from ari_app.ari import ARIConflict, ARINotFound
 from ari_app.infoline import InfolineApp
 from ari_app.testing import FakeARI
-from dialplan.store import apply_flow
 from dialplan.validate import load_flow
 from models.calllog import CallLog
 from models.crm import CRM
 from models.db import create_engine, session_factory
-from models.tables import Agent, AgentRole, Call, CallEvent, QueueMember
+from models.flows import apply_flow
+from models.tables import Agent, Call, CallEvent, QueueMember
 from tests.conftest import Database, make_database
 
 APP = "infoline"

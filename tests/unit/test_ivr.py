@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from ari_app.ivr import (
+from core.ivr import (
     IVR,
     AgreeSurvey,
     CancelTimer,
@@ -20,7 +19,8 @@ from ari_app.ivr import (
     StartTimer,
     StopPlayback,
 )
-from ari_app.routing import Caller
+from core.routing import Caller
+
 from dialplan.model import Flow
 
 FLOW = Flow.model_validate(

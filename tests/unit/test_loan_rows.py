@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-
-from models.importing import (
+from core.csvrows import (
     CLIENT_COLUMNS,
     LOAN_COLUMNS,
     RowError,

@@ -3,10 +3,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from core.phones import normalise, normalise_dialable
 from hypothesis import given
 from hypothesis import strategies as st
-
-from centrala.phones import normalise, normalise_dialable
 
 
 @pytest.mark.parametrize(

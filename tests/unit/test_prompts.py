@@ -10,15 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from core.media import prompt_media
 
-from centrala.prompts import (
-    PromptError,
-    build_prompts,
-    hold_music,
-    load_flow,
-    prompt_media,
-    voice_for,
-)
+from centrala.prompts import PromptError, build_prompts, hold_music, load_flow, voice_for
 from centrala.settings import Settings
 from dialplan.model import Flow
 

@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given
-from hypothesis import strategies as st
-
-from ari_app.acd import AgentTarget, QueueTarget
-from ari_app.routing import (
+from core.acd import AgentTarget, QueueTarget
+from core.routing import (
     Caller,
     NoRoute,
     OverflowDecision,
@@ -22,6 +19,9 @@ from ari_app.routing import (
     overflow_decision,
     queue_is_open,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dialplan.model import Flow, Match, Overflow, QueueDef
 
 FLOW = Flow.model_validate(

@@ -1,4 +1,4 @@
-"""Survey campaign rules (surveys.campaign) and the detractor follow-up (surveys.followup)."""
+"""Survey campaign rules (core.surveys.campaign) and the detractor follow-up (core.surveys.followup)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from dialplan.hours import is_open
-from dialplan.model import Calendar
-from surveys.campaign import (
+from core.surveys.campaign import (
     CampaignRules,
     ClientFacts,
     Contact,
@@ -36,9 +31,14 @@ from surveys.campaign import (
     next_action,
     segments_of,
 )
-from surveys.followup import follow_up_for
-from surveys.interpreter import Answer
-from surveys.validate import load_survey
+from core.surveys.followup import follow_up_for
+from core.surveys.interpreter import Answer
+from core.surveys.validate import load_survey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dialplan.hours import is_open
+from dialplan.model import Calendar
 
 SARAJEVO = ZoneInfo("Europe/Sarajevo")
 # Monday 23 November 2026, 10:00 in Sarajevo

@@ -7,11 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
-from ari_app.campaigns import channel_id_for, number_zones, parse_channel_id
-from dialplan.model import WEEKDAYS, Calendar
-from surveys.campaign import (
+from core.surveys.campaign import (
     CampaignRules,
     CampaignSettings,
     ClientFacts,
@@ -25,8 +21,12 @@ from surveys.campaign import (
     next_action_in_zones,
     unanswered_outcome,
 )
-from surveys.interpreter import Answer, SurveyCall
-from surveys.validate import check_survey
+from core.surveys.interpreter import Answer, SurveyCall
+from core.surveys.validate import check_survey
+from pydantic import ValidationError
+
+from ari_app.campaigns import channel_id_for, number_zones, parse_channel_id
+from dialplan.model import WEEKDAYS, Calendar
 
 NPS = Path(__file__).resolve().parents[2] / "surveys" / "nps.yaml"
 MONDAY_NOON_UTC = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

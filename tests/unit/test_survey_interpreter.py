@@ -8,11 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from ari_app.ivr import CancelTimer, HangupCall, PlayPrompt, StartTimer, StopPlayback
-from surveys.interpreter import (
+from core.ivr import CancelTimer, HangupCall, PlayPrompt, StartTimer, StopPlayback
+from core.surveys.interpreter import (
     Answer,
     Record,
     SaveAnswer,
@@ -21,8 +18,10 @@ from surveys.interpreter import (
     SurveyEnded,
     SurveyStatus,
 )
-from surveys.model import Survey
-from surveys.validate import validate
+from core.surveys.model import Survey
+from core.surveys.validate import validate
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 NPS_FILE = Path(__file__).parents[2] / "surveys" / "nps.yaml"
 BASE: dict[str, Any] = yaml.safe_load(NPS_FILE.read_text(encoding="utf-8"))

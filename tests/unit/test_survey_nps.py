@@ -1,4 +1,4 @@
-"""NPS, its confidence interval, rates and answer distributions (surveys.nps)."""
+"""NPS, its confidence interval, rates and answer distributions (core.surveys.nps)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from surveys.interpreter import Answer, SurveyStatus
-from surveys.nps import (
+from core.surveys.interpreter import Answer, SurveyStatus
+from core.surveys.nps import (
     ScoredResponse,
     distribution,
     nps,
@@ -20,6 +17,8 @@ from surveys.nps import (
     period_of,
     rates,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 SCORES = st.lists(st.integers(0, 10), min_size=1, max_size=300)
 COUNTS = st.tuples(st.integers(0, 200), st.integers(0, 200), st.integers(0, 200)).filter(

@@ -1,4 +1,4 @@
-"""Survey results as figures, CSV and a chart (surveys.report): pure, from hand-made rows."""
+"""Survey results as figures, CSV and a chart (core.surveys.report): pure, from hand-made rows."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from surveys.interpreter import SurveyStatus
-from surveys.report import (
+from core.surveys.interpreter import SurveyStatus
+from core.surveys.report import (
     CSV_COLUMNS,
     DETRACTOR,
     PASSIVE,
@@ -374,7 +373,7 @@ def test_chart_escapes_names_and_keeps_many_periods_readable() -> None:
 
 
 def test_only_supervisors_and_admins_view_reports() -> None:
-    from ari_app.web.auth import Action, may
+    from web.auth import Action, may
 
     assert may("supervisor", Action.VIEW_REPORTS) and may("admin", Action.VIEW_REPORTS)
     assert not may("agent", Action.VIEW_REPORTS) and not may("manager", Action.VIEW_REPORTS)

@@ -1,4 +1,4 @@
-"""Survey checks (surveys.validate): each rule shown by a minimal break of the shipped NPS
+"""Survey checks (core.surveys.validate): each rule shown by a minimal break of the shipped NPS
 survey."""
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from surveys.model import Survey, When
-from surveys.validate import SurveyError, check_survey, load_survey, validate
+from core.surveys.model import Survey, When
+from core.surveys.validate import SurveyError, check_survey, load_survey, validate
 
 NPS_FILE = Path(__file__).parents[2] / "surveys" / "nps.yaml"
 TEXT = NPS_FILE.read_text(encoding="utf-8")
