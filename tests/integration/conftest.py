@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,12 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from ari_app.ari import ARIClient, ARINotFound, Event
+from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from centrala.settings import Settings
 from models.tables import Call, CallEvent
 from tests.conftest import Database, make_database
 from tests.integration import live
+from tests.support import wait_until
 
 TEST_APP = "centrala-test"
 INFO_NUMBER = "0800100200"
@@ -161,14 +162,15 @@ class Server:
 
     async def wait_closed(self, channel_id: str, timeout: float = 15) -> Call:
         """The call row once its record is closed (ended_at set)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        async def closed() -> Call | None:
             async with self.db.sessions() as session:
                 call = await session.scalar(select(Call).where(Call.channel_id == channel_id))
-                if call is not None and call.ended_at is not None:
-                    return call
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no closed call row for channel {channel_id}")
+            return call if call is not None and call.ended_at is not None else None
+
+        return await wait_until(
+            closed, timeout=timeout, message=f"a closed call row for channel {channel_id}"
+        )
 
     async def event_kinds(self, call_id: str) -> list[str]:
         async with self.db.sessions() as session:
@@ -240,27 +242,51 @@ async def _stop_and_check(backend: str, srv: Server) -> None:
 
 @dataclass
 class CallerLeg:
-    """The caller's leg (Local;1) of a call into the PBX, held by the test app."""
+    """The caller's leg (Local;1) of a call into the PBX, held by the test app. The test app
+    also subscribes to the far end (Local;2, the channel the app under test handles), so its
+    events (the prompts' PlaybackStarted, …) are there to wait on."""
 
     id: str
     ari: ARIClient
-    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
-    seen: list[Event] = field(default_factory=list)
+    seen: list[Event] = field(default_factory=list)  # events of this leg
+    far_seen: list[Event] = field(default_factory=list)  # events of the far end
 
     @property
     def far_end(self) -> str:
         # The Local channel's other half, the one that runs the dialplan we test.
         return f"{self.id};2"
 
-    async def wait_for(self, kind: str, timeout: float = 15) -> Event:
-        for event in self.seen:
-            if event["type"] == kind:
-                return event
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self.events.get()
-                if event["type"] == kind:
-                    return event
+    async def wait_for(
+        self,
+        kind: str,
+        timeout: float = 15,
+        *,
+        where: Callable[[Event], bool] | None = None,
+        far: bool = False,
+        after: int = 0,
+    ) -> Event:
+        """The first event ``kind`` on this leg (``far``: on the far end) matching ``where``,
+        among those seen from index ``after`` on."""
+        events = self.far_seen if far else self.seen
+
+        def found() -> Event | None:
+            return next(
+                (e for e in events[after:] if e["type"] == kind and (where is None or where(e))),
+                None,
+            )
+
+        side = self.far_end if far else self.id
+        return await wait_until(found, timeout=timeout, message=f"{kind} on {side}")
+
+    async def prompt_started(self, prompt: str, timeout: float = 15, after: int = 0) -> Event:
+        """The far end starts playing ``prompt`` (a flow's prompt name, or a sound's): the
+        caller hears it from now on."""
+
+        def plays(event: Event) -> bool:
+            uri = str(event["playback"].get("media_uri", ""))
+            return uri.rsplit("/", 1)[-1].removeprefix("sound:") == prompt
+
+        return await self.wait_for("PlaybackStarted", timeout, where=plays, far=True, after=after)
 
     async def hangup(self) -> None:
         with contextlib.suppress(ARINotFound):
@@ -280,10 +306,13 @@ class Callers:
 
     async def _on_event(self, event: Event) -> None:
         channel = event.get("channel") or {}
-        call = self.calls.get(str(channel.get("id", "")))
-        if call is not None:
-            call.seen.append(event)
-            call.events.put_nowait(event)
+        channel_id = str(channel.get("id", ""))
+        if "playback" in event:
+            channel_id = str(event["playback"].get("target_uri", "")).removeprefix("channel:")
+        call = self.calls.get(channel_id.removesuffix(";2"))
+        if call is None:
+            return
+        (call.far_seen if channel_id == call.far_end else call.seen).append(event)
 
     async def place(
         self, number: str = INFO_NUMBER, *, context: str = "from-trunk", caller_id: str = ""
@@ -296,6 +325,9 @@ class Callers:
             app=TEST_APP,
             caller_id=caller_id or None,
         )
+        # At once, before the far end has had time to do much: its events are ours too.
+        with contextlib.suppress(ARIError):  # a far end gone already (a call that failed)
+            await self.ari.subscribe(TEST_APP, f"channel:{call.far_end}")
         return call
 
 

@@ -4,10 +4,8 @@ with a long greeting, a busy line, a phone nobody picks up), on SQLite and Postg
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +33,7 @@ from models.tables import (
     SurveyAnswer,
 )
 from tests.integration.conftest import PBX, Server
+from tests.support import wait_until
 
 
 @pytest.fixture(scope="session")
@@ -119,16 +118,6 @@ async def contacts_of(server: Server, campaign_id: int) -> dict[str, CampaignCon
         return {r.number: r for r in rows}
 
 
-async def wait_until(check: Any, timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def calls_to(server: Server, num: str) -> list[Call]:
     async with server.db.sessions() as session:
         rows = await session.scalars(
@@ -206,7 +195,7 @@ async def test_campaign_surveys_people_detects_machines_and_retries_by_rule(
         tried = all(r.attempts >= 1 for n, r in rows.items() if n not in (barred, asleep))
         return rows if settled and tried else None
 
-    rows = await wait_until(first_pass, timeout=90, what="every contact tried once")
+    rows = await wait_until(first_pass, timeout=90, message="every contact tried once")
 
     # The promoter and the detractor took the survey; their answers are stored.
     for num in (promoter, detractor):
@@ -274,14 +263,14 @@ async def test_campaign_surveys_people_detects_machines_and_retries_by_rule(
         row = (await contacts_of(server, campaign_id))[busy]
         return row if row.status == "done" else None
 
-    row = await wait_until(busy_done, timeout=40, what="the retried client")
+    row = await wait_until(busy_done, timeout=40, message="the retried client")
     assert (row.attempts, row.last_outcome) == (2, "refused")
 
     async def busy_calls_ended() -> list[Call] | None:
         calls = await calls_to(server, busy)
         return calls if all(c.ended_at is not None for c in calls) else None
 
-    calls = await wait_until(busy_calls_ended, timeout=20, what="the goodbye")
+    calls = await wait_until(busy_calls_ended, timeout=20, message="the goodbye")
     assert [c.outcome for c in calls] == ["busy", "refused"]
 
     # The campaign's report: one promoter and one detractor, by segment.
@@ -332,14 +321,14 @@ async def test_a_crash_mid_campaign_loses_and_duplicates_nothing(
                 return False
         return True
 
-    await wait_until(all_scored, timeout=60, what="three scores")
+    await wait_until(all_scored, timeout=60, message="three scores")
     await server.crash_and_restart()
 
     async def finished() -> dict[str, CampaignContact] | None:
         rows = await contacts_of(server, campaign_id)
         return rows if all(r.status != "dialling" for r in rows.values()) else None
 
-    rows = await wait_until(finished, timeout=60, what="the campaign after the restart")
+    rows = await wait_until(finished, timeout=60, message="the campaign after the restart")
     for num in people:
         (call,) = await calls_to(server, num)  # called once, never again
         assert (rows[num].status, rows[num].attempts) == ("done", 1), num
@@ -373,7 +362,7 @@ async def test_a_machine_hears_a_short_message_when_the_campaign_says_so(
         calls = await calls_to(server, machine)
         return calls[0] if calls and calls[0].ended_at is not None else None
 
-    call = await wait_until(ended, timeout=40, what="the machine's call")
+    call = await wait_until(ended, timeout=40, message="the machine's call")
     assert call.outcome == "machine" and call.survey_status is None
     kinds = await server.event_kinds(call.id)
     assert "machine_message" in kinds

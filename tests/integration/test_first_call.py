@@ -10,6 +10,7 @@ from sqlalchemy import select
 from core.enums import ClientType
 from models.tables import Call, Client, ClientPhone, Direction
 from tests.integration.conftest import INFO_NUMBER, Callers, Server
+from tests.support import wait_until
 
 GREETING_PATH = ["opened", "answered", "greeting_started", "greeting_finished"]
 
@@ -33,7 +34,7 @@ async def test_known_caller_over_ari_is_answered_identified_and_logged(
     client_id = await add_client(server, "ARI-1", "Amra Hodžić", "+38761100200", "+38733111222")
     call = await callers.place(caller_id='"Amra" <061 100 200>')
     await call.wait_for("StasisStart")
-    await asyncio.sleep(0.5)  # the recording notice is playing
+    await call.prompt_started("recording_notice")  # hang up while it plays
     await call.hangup()
 
     row = await server.wait_closed(call.far_end)
@@ -100,7 +101,14 @@ async def test_fastagi_caller_hanging_up_mid_script_is_abandoned_and_server_serv
 ) -> None:
     call = await callers.place(context="infoline-agi", caller_id="<+38761555444>")
     await call.wait_for("StasisStart")
-    await asyncio.sleep(0.3)
+
+    async def greeting_started() -> bool:
+        async with server.db.sessions() as session:
+            call_id = await session.scalar(select(Call.id).where(Call.channel_id == call.far_end))
+        return call_id is not None and "greeting_started" in await server.event_kinds(call_id)
+
+    # The script logs greeting_started as it starts the greeting: hang up mid-greeting.
+    await wait_until(greeting_started, message="the FastAGI greeting")
     await call.hangup()
     row = await server.wait_closed(call.far_end)
     assert row.outcome == "abandoned_in_ivr"

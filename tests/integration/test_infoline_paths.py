@@ -5,8 +5,7 @@ written."""
 
 from __future__ import annotations
 
-import asyncio
-import time
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from dialplan.model import Flow
 from models.flows import apply_flow
 from models.tables import Agent, Call, Callback, CallEvent, Client, ClientPhone, Queue, QueueMember
 from tests.integration.conftest import CallerLeg, Callers, Server
+from tests.support import wait_until
 
 FLOW_FILE = Path(__file__).parents[2] / "dialplan" / "infoline.yaml"
 
@@ -106,18 +106,19 @@ class Desk:
             return data
 
     async def close(self) -> None:
-        deadline = time.monotonic() + 10
         for agent_id in self.logged_in:
-            while True:
+
+            async def logged_out(agent_id: str = agent_id) -> bool:
                 async with (
                     aiohttp.ClientSession() as http,
                     http.post(
                         f"{self.server.url}/api/agents/{agent_id}/logout", headers=self.headers
                     ) as resp,
                 ):
-                    if resp.status == 200 or time.monotonic() > deadline:
-                        break
-                await asyncio.sleep(0.1)  # still on a call that is ending
+                    return resp.status == 200  # 409 while still on a call that is ending
+
+            with contextlib.suppress(AssertionError):  # clean-up: the test's failure counts
+                await wait_until(logged_out, timeout=10, interval=0.1, message="logout")
         async with self.server.db.sessions() as session:
             for agent_id in self.agents:
                 for m in await session.scalars(
@@ -147,18 +148,31 @@ async def events(server: Server, call_id: str, kind: str) -> list[dict[str, Any]
         return list(rows)
 
 
+async def call_row(server: Server, call: CallerLeg) -> Call | None:
+    async with server.db.sessions() as session:
+        return await session.scalar(select(Call).where(Call.channel_id == call.far_end))
+
+
 async def wait_connected(server: Server, call: CallerLeg, timeout: float = 20) -> Call:
     """The call row once an agent is connected to the caller."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        async with server.db.sessions() as session:
-            row = await session.scalar(select(Call).where(Call.channel_id == call.far_end))
-            if row is not None and row.connected_at is not None:
-                return row
-            if row is not None and row.ended_at is not None:
-                raise AssertionError(f"call ended without an agent: {row.outcome}")
-        await asyncio.sleep(0.05)
-    raise AssertionError("no agent connected")
+
+    async def connected() -> Call | None:
+        row = await call_row(server, call)
+        if row is not None and row.connected_at is None and row.ended_at is not None:
+            raise AssertionError(f"call ended without an agent: {row.outcome}")
+        return row if row is not None and row.connected_at is not None else None
+
+    return await wait_until(connected, timeout=timeout, message="an agent connected")
+
+
+async def wait_queued(server: Server, call: CallerLeg, timeout: float = 20) -> Call:
+    """The call row once the caller waits in a queue (the "queued" event is written)."""
+
+    async def queued() -> Call | None:
+        row = await call_row(server, call)
+        return row if row is not None and await events(server, row.id, "queued") else None
+
+    return await wait_until(queued, timeout=timeout, message="the caller queued")
 
 
 async def bridged_with(callers: Callers, call: CallerLeg) -> list[str]:
@@ -299,8 +313,8 @@ async def test_after_hours_caller_confirms_callback_and_a_task_is_created(
     await apply_flow(server.db.sessions, _flow(closed_today))
     await desk.agent("general", ["general"])  # logged in, but the queue is closed
     call = await call_and_press(callers, "+38761999107", "0")
-    # After the "we are closed" message and the callback offer, confirm with 1.
-    await asyncio.sleep(1.0)
+    # After the "we are closed" message, confirm the callback offer with 1 as it plays.
+    await call.prompt_started("callback_offer")
     await call.dtmf("1")
 
     row = await server.wait_closed(call.far_end, timeout=60)  # goodbye, then we hang up
@@ -341,15 +355,7 @@ async def test_caller_hanging_up_in_the_queue_is_logged_as_abandoned(
     server: Server, callers: Callers, desk: Desk
 ) -> None:
     call = await call_and_press(callers, "+38761999109", "0")  # nobody logged in
-    deadline = time.monotonic() + 20
-    while True:
-        async with server.db.sessions() as session:
-            row = await session.scalar(select(Call).where(Call.channel_id == call.far_end))
-        if row is not None and row.queued_at is not None:
-            break
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)
+    await wait_queued(server, call)
     row = await finish(server, call)
     assert row.outcome == "abandoned_in_queue"
     assert row.queue == "new_clients"
@@ -360,9 +366,9 @@ async def test_agent_that_does_not_answer_is_paused_and_the_next_one_gets_the_ca
     server: Server, callers: Callers, desk: Desk
 ) -> None:
     sleepy = await desk.agent("sleepy", ["new_clients"], context="test-agent-noanswer")
-    await asyncio.sleep(0.05)
     awake = await desk.agent("awake", ["new_clients"])
-    # sleepy has been idle longest, so is offered first; rings 5 s, then awake.
+    # sleepy logged in first (each login is done when its API call returns), so has been
+    # idle longest and is offered first; rings 5 s, then awake.
     call = await call_and_press(callers, "+38761999110", "0")
 
     row = await wait_connected(server, call, timeout=30)
@@ -379,12 +385,7 @@ async def test_nailed_up_agent_gets_the_caller_bridged_in_at_once(
     agent = await desk.agent("nailed", ["new_clients"], login=False)
     await desk.api("POST", f"/api/agents/{agent}/login", {"mode": "nailed"})
     desk.logged_in.append(agent)
-    deadline = time.monotonic() + 10
-    while (await desk.api("GET", "/api/acd"))["agents"].get(agent, {}).get("status") != (
-        "available"
-    ):
-        assert time.monotonic() < deadline, "the nailed leg never came up"
-        await asyncio.sleep(0.05)
+    await wait_status(desk, agent, "available", message="the nailed leg up")
     own_bridge = [b for b in await callers.ari.bridges() if len(b["channels"]) == 1]
     assert len(own_bridge) == 1  # the agent waits alone in their bridge
 
@@ -393,27 +394,23 @@ async def test_nailed_up_agent_gets_the_caller_bridged_in_at_once(
     assert row.agent_id == agent
     names = await bridged_with(callers, call)
     assert any(f"Local/{agent}@test-agent" in n for n in names) and len(names) == 2
-    await finish(server, call)
+    await finish(server, call)  # the row is closed: the app is done with the call
+
     # The agent's leg stays up in their bridge for the next caller.
-    await asyncio.sleep(0.3)
-    bridges = await callers.ari.bridges()
-    assert [len(b["channels"]) for b in bridges] == [1]
+    async def agent_alone_in_bridge() -> bool:
+        return [len(b["channels"]) for b in await callers.ari.bridges()] == [1]
+
+    await wait_until(agent_alone_in_bridge, timeout=5, message="the agent alone in the bridge")
+    await wait_status(desk, agent, "available", message="the nailed agent free again")
 
 
 async def test_caller_pressing_star_in_the_queue_gets_a_callback_instead(
     server: Server, callers: Callers, desk: Desk
 ) -> None:
     call = await call_and_press(callers, "+38761999112", "0")  # nobody logged in: waits
-    deadline = time.monotonic() + 20
-    while True:
-        async with server.db.sessions() as session:
-            row = await session.scalar(select(Call).where(Call.channel_id == call.far_end))
-        if row is not None and row.queued_at is not None:
-            break
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await wait_queued(server, call)
     await call.dtmf("*")
-    await asyncio.sleep(0.5)
+    await call.prompt_started("callback_offer")
     await call.dtmf("1")  # confirm: call me back on this number
 
     row = await server.wait_closed(call.far_end, timeout=60)
@@ -434,16 +431,14 @@ async def test_waiting_caller_hears_position_announcements(
 
     await apply_flow(server.db.sessions, _flow(announce_often))
     call = await call_and_press(callers, "+38761999113", "9")  # 9: English, then menu...
-    await asyncio.sleep(0.3)
+    await call.prompt_started("welcome")  # ... in English from the welcome on
     await call.dtmf("0")
-    deadline = time.monotonic() + 30
-    while True:
-        async with server.db.sessions() as session:
-            row = await session.scalar(select(Call).where(Call.channel_id == call.far_end))
-        if row is not None and len(await events(server, row.id, "announced")) >= 2:
-            break
-        assert time.monotonic() < deadline, "no announcements"
-        await asyncio.sleep(0.2)
+    row = await wait_queued(server, call)
+
+    async def two_announcements() -> bool:
+        return len(await events(server, row.id, "announced")) >= 2
+
+    await wait_until(two_announcements, timeout=30, message="two announcements")
     assert (await events(server, row.id, "announced"))[0] == {"position": 1}
     assert (await finish(server, call)).outcome == "abandoned_in_queue"
 
@@ -456,10 +451,20 @@ async def _connected_to(server: Server, callers: Callers, desk: Desk, number: st
 
 
 async def wait_event(server: Server, call_id: str, kind: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not await events(server, call_id, kind):
-        assert time.monotonic() < deadline, f"no {kind} event"
-        await asyncio.sleep(0.05)
+    async def written() -> list[dict[str, Any]]:
+        return await events(server, call_id, kind)
+
+    await wait_until(written, timeout=timeout, message=f"a {kind} event")
+
+
+async def wait_status(desk: Desk, agent_id: str, status: str, *, message: str) -> None:
+    """Until the ACD shows ``agent_id`` in ``status``."""
+
+    async def reached() -> bool:
+        agents = (await desk.api("GET", "/api/acd"))["agents"]
+        return bool(agents.get(agent_id, {}).get("status") == status)
+
+    await wait_until(reached, timeout=10, message=message)
 
 
 async def test_blind_transfer_to_the_supervisor_moves_the_caller_and_frees_the_agent(
@@ -473,14 +478,13 @@ async def test_blind_transfer_to_the_supervisor_moves_the_caller_and_frees_the_a
 
     await desk.api("POST", f"/api/calls/{row.id}/transfer", {"to": "supervisor"})
     await wait_event(server, row.id, "agent_connected")
-    deadline = time.monotonic() + 20
-    while True:
+
+    async def with_supervisor() -> bool:
         async with server.db.sessions() as session:
             moved = await session.get(Call, row.id)
-        if moved is not None and moved.agent_id == supervisor:
-            break
-        assert time.monotonic() < deadline, "not transferred"
-        await asyncio.sleep(0.05)
+        return moved is not None and moved.agent_id == supervisor
+
+    await wait_until(with_supervisor, timeout=20, message="the supervisor on the call")
     names = await bridged_with(callers, call)
     assert any(f"Local/{supervisor}@" in n for n in names) and len(names) == 2
     await wait_event(server, row.id, "transferred")
@@ -535,8 +539,7 @@ async def test_cancelled_attended_transfer_returns_the_caller_to_the_first_agent
     await desk.api("POST", f"/api/calls/{row.id}/transfer/cancel")
     names = await bridged_with(callers, call)
     assert any(f"Local/{first}@" in n for n in names) and len(names) == 2
-    await asyncio.sleep(0.3)
-    assert (await desk.api("GET", "/api/acd"))["agents"][second]["status"] == "available"
+    await wait_status(desk, second, "available", message="the consulted agent freed")
     assert (await finish(server, call)).outcome == "answered"
 
 
@@ -584,7 +587,7 @@ async def test_apply_mid_call_leaves_the_call_on_its_version_and_the_next_call_o
     await finish(server, first)
 
     second = await call_and_press(callers, "+38761999118", "0")  # new version: information
-    await asyncio.sleep(1.0)
+    await second.prompt_started("information_products")
     row = await finish(server, second)
     assert row.flow_version == new_version
     at = row.ivr_path.index("main_menu:0")

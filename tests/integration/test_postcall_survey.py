@@ -6,14 +6,13 @@ gets a callback for their manager."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from sqlalchemy import select
 
+from ari_app.ami import AMIClient, Message
 from ari_app.ari import ARINotFound
 from core.enums import ClientType
 from models.flows import apply_flow
@@ -30,10 +29,49 @@ from tests.integration.test_infoline_paths import (
     wait_connected,
     wait_event,
 )
+from tests.support import wait_until
 
-# Gaps that leave a key inside the prompt or wait it answers: Asterisk drops a key that
-# arrives between two AGI commands, and the next command starts within milliseconds.
-INSIDE_PROMPT = 1.0
+
+class AGICommands:
+    """The FastAGI commands Asterisk starts on each channel, from AMI's AGIExecStart. Asterisk
+    drops a key that arrives between two AGI commands, and the next command starts within
+    milliseconds: a key pressed once a STREAM FILE has started lands inside that prompt."""
+
+    def __init__(self, ami: AMIClient) -> None:
+        self.started: dict[str, list[str]] = {}  # channel uniqueid -> commands, in order
+        self._waited: dict[str, int] = {}  # how many of them a test has waited past
+        ami.on_event("AGIExecStart", self._on_start)
+
+    def _on_start(self, msg: Message) -> None:
+        self.started.setdefault(msg.get("Uniqueid", ""), []).append(msg.get("Command", ""))
+
+    async def wait(self, call: CallerLeg, command: str, timeout: float = 30) -> None:
+        """Until ``command`` (e.g. "STREAM FILE") starts on the call's far end, after the one
+        waited for last."""
+        channel = call.far_end
+
+        def index() -> int | None:
+            commands = self.started.get(channel, [])
+            for i in range(self._waited.get(channel, 0), len(commands)):
+                if commands[i].upper().startswith(command):
+                    return i + 1
+            return None
+
+        self._waited[channel] = await wait_until(
+            index, timeout=timeout, message=f"{command} on {channel}"
+        )
+
+
+@pytest.fixture
+async def agi(pbx: PBX) -> AsyncIterator[AGICommands]:
+    s = pbx.settings
+    ami = AMIClient(s.ami_host, s.ami_port, s.ami_user, s.ami_secret)
+    await ami.start()
+    await ami.wait_connected(10)
+    try:
+        yield AGICommands(ami)
+    finally:
+        await ami.stop()
 
 
 @pytest.fixture
@@ -49,14 +87,13 @@ async def desk(server: Server) -> AsyncIterator[Desk]:
 
 async def wait_survey(server: Server, call_id: str, *statuses: str, timeout: float = 30) -> Call:
     """The call row once its survey_status is one of ``statuses``."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def reached() -> Call | None:
         async with server.db.sessions() as session:
             row = await session.get(Call, call_id)
-        if row is not None and row.survey_status in statuses:
-            return row
-        assert time.monotonic() < deadline, f"survey status {row and row.survey_status}"
-        await asyncio.sleep(0.05)
+        return row if row is not None and row.survey_status in statuses else None
+
+    return await wait_until(reached, timeout=timeout, message=f"survey status in {statuses}")
 
 
 async def answers_of(server: Server, call_id: str) -> list[SurveyAnswer]:
@@ -76,29 +113,30 @@ async def active_nps_id(server: Server) -> int:
     return survey_id
 
 
-async def keys(call: CallerLeg, *digits: str) -> None:
+async def keys(agi: AGICommands, call: CallerLeg, *digits: str) -> None:
     """Press each key inside the prompt that follows the previous one."""
     for digit in digits:
-        await asyncio.sleep(INSIDE_PROMPT)
+        await agi.wait(call, "STREAM FILE")
         await call.dtmf(digit)
 
 
 async def say_something(call: CallerLeg) -> None:
-    """Speak on the caller's leg (a core sound), to the end."""
+    """Speak on the caller's leg (core sounds, 2.8 s), to the end."""
     playback = f"{call.id}-say"
-    await call.ari.play(call.id, "sound:hello-world", playback)
-    deadline = time.monotonic() + 10
-    while True:  # a playback that ended is gone from ARI
+    await call.ari.play(call.id, ["sound:hello-world", "sound:hello-world"], playback)
+
+    async def ended() -> bool:
         try:
             await call.ari.request("GET", f"/playbacks/{playback}")
-        except ARINotFound:
-            return
-        assert time.monotonic() < deadline, "the caller's words never ended"
-        await asyncio.sleep(0.05)
+        except ARINotFound:  # a playback that ended is gone from ARI
+            return True
+        return False
+
+    await wait_until(ended, timeout=10, message="the end of the caller's words")
 
 
 async def test_agent_sends_a_detractor_to_the_survey_and_their_manager_gets_a_callback(
-    server: Server, callers: Callers, desk: Desk, pbx: PBX
+    server: Server, callers: Callers, desk: Desk, pbx: PBX, agi: AGICommands
 ) -> None:
     agent = await desk.agent("general", ["general"])
     manager = await desk.agent("manager", [], login=False)
@@ -117,11 +155,13 @@ async def test_agent_sends_a_detractor_to_the_survey_and_their_manager_gets_a_ca
     await wait_survey(server, row.id, "in_progress")
     # Consent during the intro, 3 during the question, a key during "after the tone, tell
     # us" skips to the recording; then words, "#", and yes to a call back.
-    await keys(call, "1", "3", "#")
-    await asyncio.sleep(0.8)  # the beep, then the recording
+    await keys(agi, call, "1", "3", "#")
+    await agi.wait(call, "RECORD FILE")
+    # Talking over the beep (part of RECORD FILE, no event marks its end) like a hasty
+    # caller: what follows the beep is recorded, still more than a second.
     await say_something(call)
     await call.dtmf("#")
-    await keys(call, "1")
+    await keys(agi, call, "1")
 
     surveyed = await wait_survey(server, row.id, "completed")
     closed = await server.wait_closed(call.far_end, timeout=30)  # the survey hung up
@@ -155,7 +195,7 @@ async def test_agent_sends_a_detractor_to_the_survey_and_their_manager_gets_a_ca
 
 
 async def test_caller_who_agreed_in_the_menu_is_surveyed_when_the_agent_hangs_up(
-    server: Server, callers: Callers, desk: Desk
+    server: Server, callers: Callers, desk: Desk, agi: AGICommands
 ) -> None:
     newdesk = await desk.agent("newdesk", ["new_clients"])
     # 6: a survey after the call (the confirmation plays), 0 during it: an operator.
@@ -172,7 +212,7 @@ async def test_caller_who_agreed_in_the_menu_is_surveyed_when_the_agent_hangs_up
     )
     await callers.ari.hangup(agent_leg)  # the agent ends the call first
     await wait_survey(server, row.id, "in_progress")
-    await keys(call, "1", "9", "2")  # consent, 9, no call back
+    await keys(agi, call, "1", "9", "2")  # consent, 9, no call back
 
     surveyed = await wait_survey(server, row.id, "completed")
     closed = await server.wait_closed(call.far_end, timeout=30)
@@ -191,7 +231,7 @@ async def test_caller_who_agreed_in_the_menu_is_surveyed_when_the_agent_hangs_up
 
 
 async def test_caller_hanging_up_mid_survey_keeps_the_answers_given(
-    server: Server, callers: Callers, desk: Desk
+    server: Server, callers: Callers, desk: Desk, agi: AGICommands
 ) -> None:
     await desk.agent("general", ["general"])
     await desk.client("Busy Client", "+38761000303", client_type=ClientType.REGULAR)
@@ -200,8 +240,8 @@ async def test_caller_hanging_up_mid_survey_keeps_the_answers_given(
 
     await desk.api("POST", f"/api/calls/{row.id}/transfer", {"to": "survey:nps"})
     await wait_survey(server, row.id, "in_progress")
-    await keys(call, "1", "9")
-    await asyncio.sleep(INSIDE_PROMPT)
+    await keys(agi, call, "1", "9")
+    await agi.wait(call, "STREAM FILE")
     await call.hangup()  # during "may we call you back?"
 
     await wait_survey(server, row.id, "partial")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from urllib.parse import urlsplit
 
 from centrala.pbx import LocalPBX
 from tests.integration.conftest import PBX, Callers, Server
+from tests.support import wait_until
 
 
 async def place_and_log(server: Server, callers: Callers) -> str | None:
@@ -46,13 +46,12 @@ async def test_app_reconnects_after_asterisk_restarts(
     before = await server.wait_ready()
     await asyncio.to_thread(pbx.down)
     assert LocalPBX(pbx.settings).processes_in_root() == []  # `down` leaves nothing behind
-    deadline = time.monotonic() + 10
-    while True:
+
+    async def reports_asterisk_down() -> bool:
         code, status = await server.status()
-        if code == 503 and not status["ari"]["connected"] and not status["ami"]["connected"]:
-            break
-        assert time.monotonic() < deadline, status
-        await asyncio.sleep(0.1)
+        return code == 503 and not status["ari"]["connected"] and not status["ami"]["connected"]
+
+    await wait_until(reports_asterisk_down, timeout=10, message="/status saying Asterisk is down")
 
     await asyncio.to_thread(pbx.up)
     after = await server.wait_ready(timeout=30, min_connects=before["ari"]["connects"] + 1)

@@ -1,0 +1,506 @@
+"""The info line's Stasis app on a fake ARI: events in through ``FakeARI`` (callers entering
+Stasis, pressing keys, hanging up; agents' phones answering), requests and call rows out.
+
+The app runs with its real parts (``InfolineApp``, ``AgentDesk``, the pure ACD, the real
+CallLog and CRM on a migrated SQLite file, the shipped flow applied), so these tests see what
+the integration tests see, in milliseconds; they talk to the app only through its entry points
+(ARI events, ``AgentDesk.login``/``logout``, ``InfolineApp.control``) so a refactor of its
+insides leaves them standing."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from ari_app.agents import AgentDesk
+from ari_app.ari import ARIConflict, ARINotFound
+from ari_app.infoline import InfolineApp
+from ari_app.testing import FakeARI
+from core.acd import ACD, AgentMode
+from core.enums import AgentRole
+from dialplan.validate import load_flow
+from models.calllog import CallLog
+from models.crm import CRM
+from models.db import create_engine, session_factory
+from models.flows import apply_flow
+from models.tables import Agent, Call, CallEvent, QueueMember
+from tests.conftest import Database, make_database
+
+APP = "infoline"
+FLOW_FILE = Path(__file__).parents[2] / "dialplan" / "infoline.yaml"
+INFO_NUMBER = "0800100200"
+
+
+def shipped_flow_open_always() -> str:
+    """The shipped flow, with every queue open and no wrap-up: a test must not depend on the
+    time of day (as in tests/integration/test_infoline_paths.py)."""
+    data = yaml.safe_load(FLOW_FILE.read_text())
+    for queue in data["queues"].values():
+        queue["calendar"] = "always"
+        queue["wrap_up_seconds"] = 0
+    return yaml.safe_dump(data, allow_unicode=True)
+
+
+@pytest.fixture(scope="module")
+async def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrated once, flow applied; each test gets a copy of the file (a migration per test
+    would cost more than the test)."""
+    tmp = tmp_path_factory.mktemp("infoline-template")
+    db = await make_database("sqlite", tmp)
+    try:
+        flow = load_flow(shipped_flow_open_always(), str(FLOW_FILE))
+        await apply_flow(db.sessions, flow, created_by="tests")
+    finally:
+        await db.engine.dispose()
+    return tmp / "centrala.db"
+
+
+@dataclass
+class Line:
+    """The info line wired as `centrala serve` wires it, on a fake ARI."""
+
+    ari: FakeARI
+    app: InfolineApp
+    desk: AgentDesk
+    calllog: CallLog
+    db: Database
+
+    async def settle(self) -> None:
+        """Every event handled and the call log's trail written."""
+        await self.ari.settle()
+        await self.calllog.flush()
+
+    async def add_agent(self, agent_id: str, queues: list[str], *, role: str = "agent") -> str:
+        endpoint = f"PJSIP/{agent_id}"
+        async with self.db.sessions() as session:
+            session.add(
+                Agent(
+                    id=agent_id,
+                    name=agent_id.title(),
+                    role=AgentRole(role),
+                    endpoint=endpoint,
+                    skills=[],
+                    memberships=[QueueMember(queue_id=q) for q in queues],
+                )
+            )
+            await session.commit()
+        return endpoint
+
+    async def login(self, agent_id: str, queues: list[str], *, role: str = "agent") -> str:
+        endpoint = await self.add_agent(agent_id, queues, role=role)
+        await self.desk.login(agent_id, None, AgentMode.PER_CALL)
+        return endpoint
+
+    async def call(self, channel_id: str, number: str = "061 999 001", keys: str = "") -> None:
+        """A caller dials the info line (and presses ``keys`` during the recording notice)."""
+        self.ari.stasis_start(
+            channel_id, [f"linked-{channel_id}"], caller=("Test", number), exten=INFO_NUMBER
+        )
+        await self.settle()
+        if keys:
+            self.ari.dtmf(channel_id, keys)
+            await self.settle()
+
+    async def row(self, channel_id: str) -> Call:
+        async with self.db.sessions() as session:
+            row = await session.scalar(select(Call).where(Call.channel_id == channel_id))
+        assert row is not None, f"no call row for {channel_id}"
+        return row
+
+    async def events(self, call_id: str, kind: str | None = None) -> list[tuple[str, Any]]:
+        async with self.db.sessions() as session:
+            stmt = select(CallEvent.kind, CallEvent.data).where(CallEvent.call_id == call_id)
+            if kind is not None:
+                stmt = stmt.where(CallEvent.kind == kind)
+            rows = await session.execute(stmt.order_by(CallEvent.id))
+            return [(r[0], r[1]) for r in rows]
+
+    def agent_leg(self, endpoint: str) -> str:
+        legs = [c.id for c in self.ari.originated() if c.endpoint == endpoint]
+        assert len(legs) == 1, f"{endpoint}: {legs}"
+        return legs[0]
+
+
+@pytest.fixture
+async def line(template_db: Path, tmp_path: Path) -> AsyncIterator[Line]:
+    shutil.copy(template_db, tmp_path / "centrala.db")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'centrala.db'}"
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    calllog = CallLog(sessions, "BA")
+    crm = CRM(sessions, before_write=calllog.flush)
+    ari = FakeARI([APP])
+    acd = ACD()
+    desk = AgentDesk(ari, crm, acd, APP)
+    app = InfolineApp(ari, calllog, crm, desk, acd, name=APP, region="BA")
+    ari.on_event(app.on_event)
+    await ari.start()
+    try:
+        yield Line(ari, app, desk, calllog, Database(url, engine, sessions))
+    finally:
+        await ari.settle()
+        await desk.close()
+        await ari.stop()
+        await calllog.aclose()
+        await engine.dispose()
+
+
+def no_leftovers(ari: FakeARI) -> None:
+    assert ari.live_channels == {}, list(ari.live_channels)
+    assert ari.live_bridges == {}, list(ari.live_bridges)
+    assert ari.live_playbacks == {}, list(ari.live_playbacks)
+
+
+# ---- the fake itself ----------------------------------------------------------------------
+
+
+async def test_fake_ari_records_requests_and_models_channels_bridges_and_playbacks() -> None:
+    ari = FakeARI(["app"])
+    seen: list[tuple[str, str]] = []
+
+    async def handler(event: dict[str, Any]) -> None:
+        holder = event.get("playback") or event.get("recording") or {}
+        key = event.get("channel", {}).get("id") or holder["target_uri"]
+        seen.append((event["type"], key))
+
+    ari.on_event(handler)
+    ari.stasis_start("caller", ["x"], caller="061 000 000")
+    await ari.answer("caller")
+    playback = await ari.play("caller", ["sound:a", "sound:b"], "caller-p1")
+    assert playback["target_uri"] == "channel:caller"
+    leg = await ari.originate("PJSIP/101", channel_id="leg", app="app", app_args="agent,a1")
+    assert leg["state"] == "Down"
+    with pytest.raises(ARIConflict):  # an originate retried with the same id does not dial
+        await ari.originate("PJSIP/101", channel_id="leg", app="app")
+    ari.pick_up("leg")
+    await ari.request("POST", "/bridges/b1", params={"type": "mixing"})
+    await ari.request("POST", "/bridges/b1/addChannel", params={"channel": "leg"})
+    await ari.request("POST", "/bridges/b1/addChannel", params={"channel": "caller"})
+    assert [b["channels"] for b in await ari.bridges()] == [["leg", "caller"]]
+    ari.finish_playback("caller-p1")
+    await ari.request("POST", "/channels/caller/record", params={"name": "why", "format": "wav"})
+    finished = ari.finish_recording("why", seconds=3)
+    assert finished["recording"]["talking_duration"] == 3
+    ari.hang_up("caller")
+    await ari.settle()
+
+    with pytest.raises(ARINotFound):
+        await ari.get_channel("caller")
+    with pytest.raises(ARINotFound):
+        await ari.hangup("caller")
+    assert ari.bridge_of("leg") is not None and ari.live_bridges["b1"].channels == ["leg"]
+    assert [(r.method, r.path) for r in ari.requests[:3]] == [
+        ("POST", "/channels/caller/answer"),
+        ("POST", "/channels/caller/play/caller-p1"),
+        ("POST", "/channels/leg"),
+    ]
+    assert ari.requests[1].params == {"media": ["sound:a", "sound:b"]}
+    assert ari.requests[2].params["appArgs"] == "agent,a1"
+    caller_events = [kind for kind, key in seen if key in ("caller", "channel:caller")]
+    assert caller_events == [
+        "StasisStart",
+        "ChannelStateChange",
+        "PlaybackStarted",
+        "ChannelEnteredBridge",
+        "PlaybackFinished",
+        "RecordingStarted",
+        "RecordingFinished",
+        "ChannelHangupRequest",
+        "ChannelLeftBridge",
+        "StasisEnd",
+        "ChannelDestroyed",
+    ]
+    assert ("StasisStart", "leg") in seen
+    assert next(
+        e for e in ari.emitted if e["type"] == "StasisStart" and e["channel"]["id"] == "leg"
+    )["args"] == ["agent", "a1"]
+    await ari.stop()
+
+
+async def test_fake_ari_orders_each_channels_events_and_never_lets_one_call_hold_another() -> None:
+    ari = FakeARI(["app"])
+    order: list[str] = []
+    gate, b_started = asyncio.Event(), asyncio.Event()
+
+    async def handler(event: dict[str, Any]) -> None:
+        channel_id = event["channel"]["id"]
+        if (channel_id, event["type"]) == ("a", "StasisStart"):
+            await gate.wait()  # a slow handler on "a"
+            await ari.answer("a")
+        if channel_id == "b":
+            b_started.set()
+        order.append(f"{channel_id}:{event['type']}")
+
+    ari.on_event(handler)
+    ari.stasis_start("a")
+    ari.dtmf("a", "1")
+    ari.stasis_start("b")
+    await asyncio.wait_for(b_started.wait(), 1)
+    assert order == ["b:StasisStart"]  # "b" was not held up by "a"
+    gate.set()
+    await ari.settle()
+    # The key was queued behind StasisStart before the answer's state change was sent.
+    assert [e for e in order if e.startswith("a:")] == [
+        "a:StasisStart",
+        "a:ChannelDtmfReceived",
+        "a:ChannelStateChange",
+    ]
+    await ari.stop()
+
+
+# ---- the info line ------------------------------------------------------------------------
+
+
+async def test_caller_hanging_up_in_the_ivr_closes_the_row_as_abandoned_in_ivr(
+    line: Line,
+) -> None:
+    await line.call("caller-1", "061 999 001")
+    assert line.ari.requests_to("POST", "/channels/caller-1/answer")
+    notice = line.ari.playing("caller-1")
+    assert len(notice) == 1 and notice[0].id.startswith("caller-1-")
+
+    line.ari.hang_up("caller-1")
+    await line.settle()
+
+    row = await line.row("caller-1")
+    assert (row.outcome, row.hangup_cause, row.caller_number) == (
+        "abandoned_in_ivr",
+        16,
+        "061 999 001",
+    )
+    assert row.linkedid == "linked-caller-1" and row.called_number == INFO_NUMBER
+    assert row.answered_at is not None and row.ended_at is not None
+    assert row.ivr_path == ["notice"]
+    assert [k for k, _ in await line.events(row.id)] == ["opened", "answered", "closed"]
+    no_leftovers(line.ari)
+
+
+async def test_caller_pressing_nine_after_the_language_prompt_hears_the_rest_in_english(
+    line: Line,
+) -> None:
+    await line.call("caller-2")
+
+    def now_playing() -> list[str]:
+        (playback,) = line.ari.playing("caller-2")
+        return playback.media
+
+    for prompt in ("bs/recording_notice", "bs/choose_language"):
+        assert now_playing() == [f"sound:centrala/{prompt}"]
+        line.ari.finish_playback(line.ari.playing("caller-2")[0].id)
+        await line.settle()
+    assert line.ari.playing("caller-2") == []  # the language prompt waits for a key
+    line.ari.dtmf("caller-2", "9")
+    await line.settle()
+    for prompt in ("en/welcome", "en/main_menu"):
+        assert now_playing() == [f"sound:centrala/{prompt}"]
+        line.ari.finish_playback(line.ari.playing("caller-2")[0].id)
+        await line.settle()
+
+    line.ari.hang_up("caller-2")
+    await line.settle()
+    row = await line.row("caller-2")
+    assert row.ivr_path == ["notice", "language", "language:9", "who", "greeting_new", "main_menu"]
+    assert [d for _, d in await line.events(row.id, "language")] == [{"language": "en"}]
+    no_leftovers(line.ari)
+
+
+async def test_new_caller_pressing_zero_is_connected_to_a_per_call_agent(line: Line) -> None:
+    endpoint = await line.login("ana", ["new_clients"])
+    await line.call("caller-3", keys="0")  # 0 during the notice: typed ahead to the menu
+
+    leg = line.agent_leg(endpoint)
+    (originate,) = line.ari.requests_to("POST", f"/channels/{leg}")
+    assert originate.params["endpoint"] == endpoint
+    assert originate.params["app"] == APP
+    assert originate.params["appArgs"] == "agent,ana,caller-3"
+    assert originate.params["callerId"] == "<061999001>"  # the number as dialled, cleaned
+    queued = await line.row("caller-3")
+    assert queued.queue == "new_clients" and queued.queued_at is not None
+    assert line.ari.live_channels["caller-3"].moh == "default"  # music while it rings
+
+    line.ari.pick_up(leg)
+    await line.settle()
+
+    bridge = line.ari.bridge_of("caller-3")
+    assert bridge is not None and sorted(bridge.channels) == sorted([leg, "caller-3"])
+    assert line.ari.live_channels["caller-3"].moh is None
+    row = await line.row("caller-3")
+    assert (row.agent_id, row.queue) == ("ana", "new_clients")
+    assert row.connected_at is not None
+    assert [d["agent_id"] for _, d in await line.events(row.id, "agent_connected")] == ["ana"]
+
+    line.ari.hang_up("caller-3")
+    await line.settle()
+    row = await line.row("caller-3")
+    assert row.outcome == "answered" and row.talk_seconds is not None
+    assert row.ivr_path[-2:] == ["main_menu:0", "operator"]
+    no_leftovers(line.ari)  # the agent's leg hung up, the call's bridge gone
+
+
+async def test_caller_leaving_the_queue_while_the_agent_rings_is_abandoned_in_queue(
+    line: Line,
+) -> None:
+    endpoint = await line.login("ana", ["new_clients"])
+    await line.call("caller-4", keys="0")
+    leg = line.agent_leg(endpoint)
+
+    line.ari.hang_up("caller-4")
+    await line.settle()
+
+    assert leg in line.ari.destroyed  # the ringing agent leg was hung up by the app
+    assert line.ari.requests_to("DELETE", f"/channels/{leg}")
+    row = await line.row("caller-4")
+    assert (row.outcome, row.queue) == ("abandoned_in_queue", "new_clients")
+    assert row.agent_id is None and row.connected_at is None
+    no_leftovers(line.ari)
+
+    # The agent is free again: the next caller rings them.
+    await line.call("caller-5", keys="0")
+    assert line.agent_leg(endpoint) != leg
+    line.ari.hang_up("caller-5")
+    await line.settle()
+
+
+async def test_caller_with_nobody_logged_in_waits_on_music_and_abandons_in_queue(
+    line: Line,
+) -> None:
+    await line.call("caller-6", keys="0")
+    assert line.ari.originated() == []
+    assert line.ari.live_channels["caller-6"].moh == "default"
+    assert [
+        d["queue"] for _, d in await line.events((await line.row("caller-6")).id, "queued")
+    ] == ["new_clients"]
+    line.ari.hang_up("caller-6")
+    await line.settle()
+    assert (await line.row("caller-6")).outcome == "abandoned_in_queue"
+    no_leftovers(line.ari)
+
+
+async def test_nailed_up_agent_waits_in_own_bridge_and_gets_the_caller_bridged_in(
+    line: Line,
+) -> None:
+    endpoint = await line.add_agent("nina", ["new_clients"])
+    await line.desk.login("nina", None, AgentMode.NAILED)
+    await line.settle()
+    leg = line.agent_leg(endpoint)
+    assert line.ari.requests_to("POST", f"/channels/{leg}")[0].params["appArgs"] == "nailed,nina"
+
+    line.ari.pick_up(leg)
+    await line.settle()
+    own = line.ari.bridge_of(leg)
+    assert own is not None and own.channels == [leg]  # alone in their bridge, logged in
+
+    await line.call("caller-7", keys="0")
+    assert line.ari.bridge_of("caller-7") is own
+    assert sorted(own.channels) == sorted([leg, "caller-7"])
+    assert [c.id for c in line.ari.originated()] == [leg]  # nobody else was rung
+    row = await line.row("caller-7")
+    assert row.agent_id == "nina" and row.connected_at is not None
+
+    line.ari.hang_up("caller-7")
+    await line.settle()
+    assert (await line.row("caller-7")).outcome == "answered"
+    assert own.channels == [leg] and leg in line.ari.live_channels  # the leg stays up
+
+    await line.call("caller-8", keys="0")  # and takes the next caller
+    assert sorted(own.channels) == sorted([leg, "caller-8"])
+    line.ari.hang_up("caller-8")
+    await line.settle()
+
+    await line.desk.logout("nina")
+    await line.settle()
+    no_leftovers(line.ari)
+
+
+async def test_duplicated_stasis_start_changes_nothing(line: Line) -> None:
+    await line.call("caller-9")
+    first = next(
+        e
+        for e in line.ari.emitted
+        if e["type"] == "StasisStart" and e["channel"]["id"] == "caller-9"
+    )
+    requests_before = list(line.ari.requests)
+
+    line.ari.emit(first)
+    await line.settle()
+
+    assert line.ari.requests == requests_before  # not answered twice, no second notice
+    async with line.db.sessions() as session:
+        rows = list(await session.scalars(select(Call).where(Call.channel_id == "caller-9")))
+    assert len(rows) == 1
+    assert [k for k, _ in await line.events(rows[0].id)] == ["opened", "answered"]
+    line.ari.hang_up("caller-9")
+    await line.settle()
+    assert (await line.row("caller-9")).outcome == "abandoned_in_ivr"
+
+
+async def test_blind_transfer_to_the_supervisor_rings_them_and_frees_the_first_agent(
+    line: Line,
+) -> None:
+    first = await line.login("ana", ["new_clients"])
+    boss = await line.login("boss", ["supervisor"], role="supervisor")
+    await line.call("caller-10", keys="0")
+    first_leg = line.agent_leg(first)
+    line.ari.pick_up(first_leg)
+    await line.settle()
+    row = await line.row("caller-10")
+    assert row.agent_id == "ana"
+    first_bridge = line.ari.bridge_of("caller-10")
+    assert first_bridge is not None
+
+    await line.app.control(row.id, "transfer", "supervisor")
+    await line.settle()
+
+    assert first_leg in line.ari.destroyed  # the first agent is released
+    assert first_bridge.id not in line.ari.live_bridges
+    assert line.ari.bridge_of("caller-10") is None
+    assert line.ari.live_channels["caller-10"].moh == "default"  # waits on music
+    boss_leg = line.agent_leg(boss)
+    line.ari.pick_up(boss_leg)
+    await line.settle()
+
+    bridge = line.ari.bridge_of("caller-10")
+    assert bridge is not None and sorted(bridge.channels) == sorted([boss_leg, "caller-10"])
+    row = await line.row("caller-10")
+    assert (row.agent_id, row.queue) == ("boss", "supervisor")
+    assert [d for _, d in await line.events(row.id, "transferred")] == [
+        {"mode": "blind", "from_agent": "ana", "to": "supervisor"}
+    ]
+
+    # The first agent takes the next caller at once.
+    await line.call("caller-11", keys="0")
+    assert line.agent_leg(first) != first_leg
+
+    line.ari.hang_up("caller-11")
+    line.ari.hang_up("caller-10")
+    await line.settle()
+    closed = await line.row("caller-10")
+    assert (closed.outcome, closed.queue, closed.agent_id) == ("answered", "supervisor", "boss")
+    no_leftovers(line.ari)
+
+
+async def test_agent_that_does_not_answer_is_logged_and_the_caller_keeps_waiting(
+    line: Line,
+) -> None:
+    endpoint = await line.login("sleepy", ["new_clients"])
+    await line.call("caller-12", keys="0")
+    leg = line.agent_leg(endpoint)
+
+    line.ari.hang_up(leg, cause=19, cause_txt="No answer")  # the phone rang out
+    await line.settle()
+
+    row = await line.row("caller-12")
+    assert [d["agent_id"] for _, d in await line.events(row.id, "agent_no_answer")] == ["sleepy"]
+    assert row.connected_at is None and row.ended_at is None
+    line.ari.hang_up("caller-12")
+    await line.settle()
+    assert (await line.row("caller-12")).outcome == "abandoned_in_queue"
+    no_leftovers(line.ari)
