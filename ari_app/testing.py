@@ -184,6 +184,14 @@ class FakeARI(ARIClient):
         for callback in self._on_connect:
             self._spawn(self._guarded(callback), "ari-on-connect")
 
+    def new_process(self) -> None:
+        """As when the app's process is replaced (a crash, a deploy): Asterisk keeps its
+        channels, bridges and playbacks; the old process's handlers are gone, the new one
+        attaches its own and then ``reconnect``s."""
+        self._handlers.clear()
+        self._on_connect.clear()
+        self.requests.clear()
+
     def disconnect(self) -> None:
         self._connected.clear()
 

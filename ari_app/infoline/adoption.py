@@ -26,6 +26,9 @@ from models.crm import caller_of
 
 log = structlog.get_logger(__name__)
 
+# Playback numbering for a call whose saved state is unreadable: no call plays this many.
+UNKNOWN_SEQ = 1_000_000
+
 
 class Adoption(Queueing):
     """Restart survival: each call's live state written after every event, and the calls
@@ -180,7 +183,9 @@ class Adoption(Queueing):
 
     async def _resume_call(self, s: CallerSession, state: LiveCall | None) -> None:
         if state is None:
-            # Lost before its first state was written: from the top of the flow.
+            # Lost before its first state was written (or unreadable): from the top of the
+            # flow, numbering playbacks far past any the old process can have used.
+            s.ivr.resume(s.ivr.language, [], UNKNOWN_SEQ)
             await self._run(s, s.ivr.start())
             return
         # The old process's numbering goes on well past what it may have used unsaved.
@@ -257,6 +262,9 @@ class Adoption(Queueing):
             # Their session was not kept: logged in again so the call is theirs to end.
             self.publish_login(found[0], str(found[1]), mono)
         self.acd.adopt_call(s.channel_id, agent_id, mono)
+        if s.decision is not None:
+            # The queue's settings apply to the rest of the call (its wrap-up, transfers).
+            s.queue_def = (await self.crm.queues()).get(s.decision.queue)
         s.state = CallPhase(Phase.CONNECTED)  # adopted in its phase, not a move
         s.agent_id, s.bridge_id, s.own_bridge = agent_id, bridge_id, state.own_bridge
         s.on_hold = s.moh = state.on_hold

@@ -5,9 +5,7 @@ with the outcome and times of what really happened."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from tests.integration.test_infoline_paths import (
     desk,  # noqa: F401  (the fixture)
     wait_connected,
 )
+from tests.support import wait_until
 
 QUEUE = "new_clients"
 
@@ -32,24 +31,20 @@ async def row_of(server: Server, call: CallerLeg) -> Call | None:
 
 
 async def wait_row(server: Server, call: CallerLeg, check: Any, what: str) -> Call:
-    deadline = time.monotonic() + 20
-    while True:
+    async def ready() -> Call | None:
         row = await row_of(server, call)
-        if row is not None and check(row):
-            return row
-        assert time.monotonic() < deadline, f"{what}: {row and row.outcome}"
-        await asyncio.sleep(0.05)
+        return row if row is not None and check(row) else None
+
+    row: Call = await wait_until(ready, timeout=20, message=what)
+    return row
 
 
-async def wait_agents(d: Desk, expected: dict[str, str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 15
-    while True:
+async def wait_agents(d: Desk, expected: dict[str, str]) -> None:
+    async def statuses() -> bool:
         agents = (await d.api("GET", "/api/acd"))["agents"]
-        statuses = {a: agents.get(a, {}).get("status") for a in expected}
-        if statuses == expected:
-            return dict(agents)
-        assert time.monotonic() < deadline, statuses
-        await asyncio.sleep(0.05)
+        return {a: agents.get(a, {}).get("status") for a in expected} == expected
+
+    await wait_until(statuses, message=f"agents {expected}")
 
 
 async def closed_count(server: Server, call_id: str) -> int:

@@ -504,3 +504,89 @@ async def test_agent_that_does_not_answer_is_logged_and_the_caller_keeps_waiting
     await line.settle()
     assert (await line.row("caller-12")).outcome == "abandoned_in_queue"
     no_leftovers(line.ari)
+
+
+# ---- a restart of the process -------------------------------------------------------------
+
+
+async def test_a_new_process_adopts_the_talking_the_queued_and_the_ivr_caller(line: Line) -> None:
+    endpoint = await line.login("ana", ["new_clients"])
+    await line.call("talker", keys="0")
+    line.ari.pick_up(line.agent_leg(endpoint))
+    await line.call("waiter", number="061 999 002", keys="0")
+    await line.call("browser", number="061 999 003")  # still hearing the recording notice
+    await line.settle()
+    (old_prompt,) = line.ari.playing("browser")
+
+    # The process dies: its timers with it; Asterisk keeps every channel and bridge.
+    for session in line.app.calls.values():
+        session.timers.cancel_all()
+    await line.desk.close()
+    line.ari.new_process()
+    acd = ACD()
+    crm = CRM(line.db.sessions, before_write=line.calllog.flush)
+    desk = AgentDesk(line.ari, crm, acd, APP)
+    app = InfolineApp(line.ari, line.calllog, crm, desk, acd, name=APP, region="BA")
+    line.ari.on_event(app.on_event)
+    line.ari.on_connect(app.reconcile)
+    await line.ari.reconnect()
+    await line.ari.settle()
+    assert app.ready and app.adopted == 3
+    await line.settle()
+
+    assert line.ari.destroyed == []  # nobody hung up
+    assert acd.agent("ana").status == "on_call" and acd.agent("ana").current_call == "talker"
+    assert [c.call_id for c in acd.waiting()] == ["waiter"]
+    assert line.ari.live_channels["waiter"].moh == "default"
+    # The IVR caller hears the node again; the old prompt is stopped, the new id is new.
+    assert line.ari.requests_to("DELETE", f"/playbacks/{old_prompt.id}")
+    (new_prompt,) = line.ari.playing("browser")
+    assert new_prompt.id != old_prompt.id
+
+    line.ari.hang_up("talker")
+    await line.settle()
+    talker = await line.row("talker")
+    assert talker.outcome == "answered" and talker.agent_id == "ana"
+    assert talker.live_state is None
+    # The freed agent's phone rings for the caller who was waiting.
+    (ring,) = [c for c in line.ari.originated() if c.endpoint == endpoint and c.state == "Down"]
+    assert line.ari.requests_to("POST", f"/channels/{ring.id}")[0].params["appArgs"] == (
+        "agent,ana,waiter"
+    )
+    for caller in ("waiter", "browser"):
+        line.ari.hang_up(caller)
+    await line.settle()
+    assert (await line.row("waiter")).outcome == "abandoned_in_queue"
+    assert (await line.row("browser")).outcome == "abandoned_in_ivr"
+    for caller in ("talker", "waiter", "browser"):
+        row = await line.row(caller)
+        assert [k for k, _ in await line.events(row.id, "closed")] == ["closed"]
+        assert [k for k, _ in await line.events(row.id, "adopted")] == ["adopted"]
+    await desk.close()
+    no_leftovers(line.ari)
+
+
+async def test_a_call_row_with_an_unreadable_live_state_starts_the_flow_again(line: Line) -> None:
+    await line.call("caller-x")
+    row = await line.row("caller-x")
+    async with line.db.sessions() as session:
+        await session.execute(
+            Call.__table__.update().where(Call.id == row.id).values(live_state={"v": 99})
+        )
+        await session.commit()
+    for session_ in line.app.calls.values():
+        session_.timers.cancel_all()
+    line.ari.new_process()
+    acd = ACD()
+    crm = CRM(line.db.sessions, before_write=line.calllog.flush)
+    desk = AgentDesk(line.ari, crm, acd, APP)
+    app = InfolineApp(line.ari, line.calllog, crm, desk, acd, name=APP, region="BA")
+    line.ari.on_event(app.on_event)
+    line.ari.on_connect(app.reconcile)
+    await line.ari.reconnect()
+    await line.ari.settle()
+    assert app.adopted == 1 and "caller-x" in app.calls
+    assert app.calls["caller-x"].ivr.node == "notice"  # from the top of the flow
+    line.ari.hang_up("caller-x")
+    await line.settle()
+    assert (await line.row("caller-x")).outcome == "abandoned_in_ivr"
