@@ -16,9 +16,7 @@ from ari_app.infoline.session import (
 )
 from core.acd import ACDError, AgentMode, AgentProfile
 from core.callphase import CallPhase, Phase
-from core.ivr import (
-    IVR,
-)
+from core.ivr import IVR
 from core.livestate import LiveCall, decode_decision, encode_decision, parse_time
 from core.phones import normalise
 from models.calllog import LiveRow, now
@@ -260,7 +258,7 @@ class Adoption(Queueing):
             if found is None or not found[1]:
                 return False
             # Their session was not kept: logged in again so the call is theirs to end.
-            self.publish_login(found[0], str(found[1]), mono)
+            self._login_again(found[0], str(found[1]), mono)
         self.acd.adopt_call(s.channel_id, agent_id, mono)
         if s.decision is not None:
             # The queue's settings apply to the rest of the call (its wrap-up, transfers).
@@ -283,7 +281,7 @@ class Adoption(Queueing):
                 await self.ari.hangup(s.channel_id)
         return True
 
-    def publish_login(self, profile: AgentProfile, endpoint: str, mono: float) -> None:
+    def _login_again(self, profile: AgentProfile, endpoint: str, mono: float) -> None:
         self.desk.publish(self.acd.login(profile, endpoint, AgentMode.PER_CALL, mono))
 
     async def _clear_strays(self) -> None:

@@ -10,16 +10,10 @@ import structlog
 from ari_app.agents import AgentDesk
 from ari_app.ari import ARIClient, ARIError, ARINotFound
 from ari_app.infoline.notifier import DeskNotifier
-from ari_app.infoline.session import (
-    CallerSession,
-)
+from ari_app.infoline.session import CallerSession
 from core.acd import ACD
-from core.ivr import (
-    IVRAction,
-)
-from core.routing import (
-    RouteDecision,
-)
+from core.ivr import IVRAction
+from core.routing import RouteDecision
 from dialplan.model import Flow, QueueDef
 from models.calllog import CallLog
 from models.crm import CRM

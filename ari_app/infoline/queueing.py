@@ -16,9 +16,7 @@ from ari_app.infoline.session import (
 from ari_app.infoline.transfers import Transfers
 from core.acd import Offer
 from core.callphase import Phase
-from core.ivr import (
-    RequestCallback,
-)
+from core.ivr import RequestCallback
 from core.media import prompt_media
 from core.phones import normalise
 from core.routing import (

@@ -10,9 +10,7 @@ from typing import Any
 
 from ari_app.ari import ChannelTimers
 from core.callphase import CallPhase, Phase, final_outcome
-from core.ivr import (
-    IVR,
-)
+from core.ivr import IVR
 from core.routing import (
     Caller,
     RouteDecision,
