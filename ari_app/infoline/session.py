@@ -42,6 +42,14 @@ class Consult:
 
 @dataclass
 class CallerSession:
+    """One caller on the info line. ``state`` says where they are (``core.callphase``); the
+    other fields are what each phase needs: the IVR's walk (``ivr``); in the queue, the
+    route and the queue (``decision``, ``queue_def``, ``visited``, arrival times, ``moh``,
+    ``announcing``); with an agent, who and where (``agent_id``, ``agent_leg``,
+    ``bridge_id``, ``own_bridge``, ``connected_at``, ``on_hold``, ``consult``); and what
+    decides the outcome at the end (``outcome``, ``hung_up_by_us``, ``survey``). All of it
+    but the timers is kept on the call's row after each event (``adoption.py``)."""
+
     channel_id: str
     call_id: str
     caller: Caller
