@@ -160,12 +160,23 @@ def ensure_pbx(settings: Settings) -> int:
     return int(status["pid"])
 
 
+def _net_namespace(pid: int | str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
 def foreign_serves(own: int | None = None) -> list[int]:
+    """`centrala serve` processes in this network namespace (one in another namespace has
+    its own ports and its own Asterisk, and does not disturb this one)."""
+    here = _net_namespace("self")
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info.get("cmdline") or [])
         if p.info["pid"] != own and re.search(r"centrala(\.cli)?\s+serve\b", cmd):
-            found.append(p.info["pid"])
+            if _net_namespace(p.info["pid"]) == here:
+                found.append(p.info["pid"])
     return found
 
 
