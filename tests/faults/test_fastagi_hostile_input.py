@@ -5,7 +5,7 @@ The same injection through the real Asterisk is test_fastagi_hostile_caller_on_a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,6 +119,7 @@ async def test_caller_name_injecting_a_script_and_a_uniqueid_is_served_by_the_in
     assert commands[0] == "ANSWER"  # the info line's script, not the survey's
     assert commands[1].startswith("STREAM FILE hello-world")
     row = await wait_until(lambda: line.row(channel_id="1764500000.1"))
+    assert row is not None
     assert (row.handler, row.linkedid, row.outcome) == ("agi", "L1", "completed")
     victim = await line.row(id=line.victim_id)
     assert victim is not None
@@ -159,6 +160,7 @@ async def test_idle_flood_from_one_address_leaves_asterisk_its_sessions(line: Li
     )
     assert (await play_asterisk(client))[0] == "ANSWER"
     row = await wait_until(lambda: line.row(channel_id="1764500000.2"))
+    assert row is not None
     assert row.outcome == "completed"
     assert line.server.active_sessions == per_peer  # the flood's share, still held
     for idle in flood:
@@ -175,6 +177,7 @@ async def test_peer_that_stops_answering_is_recorded_as_timeout_not_completed(
     assert await client.closed() == b""  # the command timeout (0.5 s here) closed it
 
     row = await wait_until(lambda: line.row(channel_id="1764500000.3", outcome="timeout"))
+    assert row is not None
     assert row.ended_at is not None and row.answered_at is None
 
 
@@ -184,7 +187,7 @@ async def test_flood_of_refused_connections_logs_a_summary_not_a_line_each(line:
             junk = await AsteriskClient.connect(line.server.port, b"GET / HTTP/1.1\r\n\r\n")
             await junk.closed()
 
-        def refused() -> list[dict[str, Any]]:
+        def refused() -> list[MutableMapping[str, Any]]:
             return [e for e in logs if e["event"] == "agi.connections_refused"]
 
         await wait_until(lambda: sum(sum(e["counts"].values()) for e in refused()) == 100)

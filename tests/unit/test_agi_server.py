@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, ClassVar, cast
 
 import pytest
@@ -941,7 +941,7 @@ async def test_refused_connections_are_logged_once_per_interval_with_a_count(
             client = await AsteriskClient.connect(server.port, asterisk_header(args=("bad",)))
             assert await client.closed() == b""
 
-        def refused() -> list[dict[str, Any]]:
+        def refused() -> list[MutableMapping[str, Any]]:
             return [e for e in logs if e["event"] == "agi.connections_refused"]
 
         await wait_until(lambda: sum(sum(e["counts"].values()) for e in refused()) == 30)
