@@ -224,7 +224,11 @@ class FastAGIServer:
     header line, the caller's name included, so a name that ends the header early with an
     injected blank line cuts the real secret off, and one that injects its own ``agi_arg_1``
     repeats a key (refused): an accepted header is the one the dialplan wrote. A query
-    parameter in the URL would come first and vouch for nothing after it.
+    parameter in the URL would come first and vouch for nothing after it. Without a secret
+    (tests of the protocol alone) every request is let in; ``centrala serve`` always has one.
+
+    ``limits``: sessions by remote address (``core.agi_gate``); ``max_connections`` alone is
+    a plain total with no per-address rule.
     """
 
     def __init__(

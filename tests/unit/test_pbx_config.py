@@ -55,13 +55,16 @@ def test_docker_entrypoint_renders_exactly_what_pbx_up_renders(
 
 
 def test_agi_secret_is_generated_once_into_data_dir_and_rendered(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
+    # None given here wins over a CENTRALA_AGI_SECRET in the environment (the integration
+    # tests' conftest sets one for the whole process).
+    settings = Settings(data_dir=tmp_path, agi_secret=None)
     first = render_generated_config(settings)["globals.conf"]
     secret = (tmp_path / "agi-secret").read_text()
     assert f"CENTRALA_AGI_SECRET = {secret}\n" in first
     assert len(secret) >= 32
     assert (tmp_path / "agi-secret").stat().st_mode & 0o777 == 0o600
-    assert render_generated_config(Settings(data_dir=tmp_path))["globals.conf"] == first
+    again = Settings(data_dir=tmp_path, agi_secret=None)
+    assert render_generated_config(again)["globals.conf"] == first
 
 
 @pytest.mark.parametrize("bad", ["short", "has space-0123456789", "semi;colon-0123456789"])
