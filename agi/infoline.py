@@ -7,7 +7,7 @@ import contextlib
 
 import structlog
 
-from agi.protocol import AGIError, AGIHangup, AGIRequest
+from agi.protocol import AGIError, AGIHangup, AGIRequest, AGITimeout
 from agi.server import AGISession
 from models.calllog import CallLog, now
 from models.tables import Direction
@@ -49,6 +49,14 @@ class InfolineAGI:
             await session.command("HANGUP")
         except AGIHangup:
             outcome = "abandoned_in_ivr"
+        except AGITimeout:
+            # Asterisk stopped answering (the server closed the session): the greeting may
+            # never have played, so this is no completed call.
+            outcome = "timeout"
+            raise
+        except BaseException:
+            outcome = "failed"
+            raise
         finally:
             cause: int | None = None
             with contextlib.suppress(AGIError):

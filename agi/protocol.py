@@ -114,25 +114,92 @@ class AGIRequest:
         return self.env.get("context", "")
 
 
+# Asterisk writes the caller's fields unescaped (res_agi.c setup_env), so a caller name or
+# number with a line feed adds header lines of the caller's choosing. Each of those fields is
+# always followed by the same key, so the lines between it and that key are the rest of the
+# value, not header lines.
+CALLER_FIELD_NEXT: dict[str, str] = {
+    "callerid": "calleridname",
+    "calleridname": "callingpres",
+    "dnid": "rdnis",
+    "rdnis": "context",
+}
+
+# The keys that pick the handler, name the call or carry its arguments (and the secret): a
+# second one of these means the header was forged, and the request is refused outright.
+# Other repeats are harmless; the first one counts, so a later line never overrides it.
+SECURITY_KEYS = frozenset(
+    {
+        "network_script",
+        "request",
+        "channel",
+        "uniqueid",
+        "callerid",
+        "calleridname",
+        "dnid",
+        "rdnis",
+        "context",
+        "extension",
+        "accountcode",
+    }
+)
+
+
+class AGIDuplicateKey(AGIProtocolError):
+    """The header repeats a key that decides what runs or for which call."""
+
+
+def _split_line(line: str) -> tuple[str, str]:
+    key, sep, value = line.partition(":")
+    if not sep:
+        raise AGIProtocolError(f"header line without colon: {line[:80]!r}")
+    if not key.startswith("agi_") or len(key) == 4 or not key.isprintable() or " " in key:
+        raise AGIProtocolError(f"not an agi_* header: {key[:80]!r}")
+    if "\x00" in value:
+        raise AGIProtocolError(f"NUL byte in header {key!r}")
+    # Asterisk writes "agi_x: value"; the value may be empty ("agi_accountcode: ").
+    return key[4:], value[1:] if value.startswith(" ") else value
+
+
+def _fold_caller_fields(lines: Sequence[str]) -> list[str]:
+    """The header lines with every injected line folded back into the caller's field it
+    came from (joined with a line feed), when the key that follows that field is there."""
+    folded: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        key = line.partition(":")[0].removeprefix("agi_")
+        follower = CALLER_FIELD_NEXT.get(key) if line.startswith("agi_") else None
+        if follower is not None:
+            ends = next(
+                (at for at in range(index, len(lines)) if lines[at].startswith(f"agi_{follower}:")),
+                None,
+            )
+            if ends is not None:
+                line = "\n".join([line, *lines[index:ends]])
+                index = ends
+        folded.append(line)
+    return folded
+
+
 def parse_request(lines: Sequence[str]) -> AGIRequest:
     """Parse header lines (without the terminating empty line) into an AGIRequest.
 
-    Every line must be ``agi_<name>: <value>``; anything else raises AGIProtocolError.
+    Every line must be ``agi_<name>: <value>``; anything else raises AGIProtocolError. A key
+    is never overridden by a later line: a repeated security-relevant key (see
+    ``SECURITY_KEYS``, and every ``agi_arg_N``) raises AGIDuplicateKey, any other keeps its
+    first value.
     """
     env: dict[str, str] = {}
-    for raw in lines:
-        line = raw.rstrip("\r\n")
-        if not line:
+    stripped = [raw.rstrip("\r\n") for raw in lines]
+    for line in _fold_caller_fields([line for line in stripped if line]):
+        key, value = _split_line(line)
+        if key in env:
+            if key in SECURITY_KEYS or key.startswith("arg_"):
+                raise AGIDuplicateKey(f"header repeats agi_{key}")
             continue
-        key, sep, value = line.partition(":")
-        if not sep:
-            raise AGIProtocolError(f"header line without colon: {line[:80]!r}")
-        if not key.startswith("agi_") or len(key) == 4 or not key.isprintable() or " " in key:
-            raise AGIProtocolError(f"not an agi_* header: {key[:80]!r}")
-        if "\x00" in value:
-            raise AGIProtocolError(f"NUL byte in header {key!r}")
-        # Asterisk writes "agi_x: value"; the value may be empty ("agi_accountcode: ").
-        env[key[4:]] = value[1:] if value.startswith(" ") else value
+        env[key] = value
 
     # agi_network_script is "path?query" as written after the host in agi://host/path?query;
     # fall back to agi_request (the full URL) if it is missing.

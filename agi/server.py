@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -37,6 +41,7 @@ from agi.protocol import (
     MAX_REPLY_LINE,
     MAX_USAGE_LINES,
     AGIArgumentError,
+    AGIDuplicateKey,
     AGIHangup,
     AGIProtocolError,
     AGIReply,
@@ -48,6 +53,7 @@ from agi.protocol import (
     read_header,
     read_line,
 )
+from core.agi_gate import Refusal, RefusalLog, SessionLimits, refusal
 
 __all__ = [
     "DEAD_CHANNEL_COMMANDS",
@@ -197,8 +203,33 @@ async def _close_writer(writer: asyncio.StreamWriter) -> None:
             await writer.wait_closed()
 
 
+def _address(peer: object) -> str:
+    """The remote address of ``peername``, IPv4-mapped IPv6 written as IPv4."""
+    host = peer[0] if isinstance(peer, tuple) and peer else str(peer)
+    try:
+        address = ipaddress.ip_address(str(host).split("%", 1)[0])
+    except ValueError:
+        return str(host)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
 class FastAGIServer:
-    """FastAGI listener dispatching ``agi://host:port/<script>`` to ``handlers[script]``."""
+    """FastAGI listener dispatching ``agi://host:port/<script>`` to ``handlers[script]``.
+
+    With a ``secret``, a request must carry it as its first AGI argument
+    (``AGI(agi://host/script,<secret>,...)``); it is compared in constant time and removed
+    before the handler sees the arguments. Asterisk writes the arguments after every other
+    header line, the caller's name included, so a name that ends the header early with an
+    injected blank line cuts the real secret off, and one that injects its own ``agi_arg_1``
+    repeats a key (refused): an accepted header is the one the dialplan wrote. A query
+    parameter in the URL would come first and vouch for nothing after it. Without a secret
+    (tests of the protocol alone) every request is let in; ``centrala serve`` always has one.
+
+    ``limits``: sessions by remote address (``core.agi_gate``); ``max_connections`` alone is
+    a plain total with no per-address rule.
+    """
 
     def __init__(
         self,
@@ -206,19 +237,34 @@ class FastAGIServer:
         host: str | None = "127.0.0.1",
         port: int = 4573,
         *,
+        secret: str | None = None,
+        limits: SessionLimits | None = None,
         header_timeout: float = 5.0,
-        max_connections: int = 500,
+        max_connections: int | None = None,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         max_header_bytes: int = 16 * 1024,
         max_header_lines: int = 256,
         max_header_line_length: int = 4096,
         stop_timeout: float = 2.0,
+        refusal_log_interval: float = 60.0,
     ) -> None:
         self._handlers = dict(handlers)
         self._host = host
         self._port = port
+        self._secret = secret.encode("utf-8") if secret is not None else None
+        if limits is None:
+            limits = (
+                SessionLimits()
+                if max_connections is None
+                else SessionLimits(
+                    total=max_connections,
+                    per_peer=max_connections,
+                    reserved_for_pbx=0,
+                    pbx_addresses=frozenset(),
+                )
+            )
+        self._limits = limits
         self._header_timeout = header_timeout
-        self._max_connections = max_connections
         self._command_timeout = command_timeout
         self._max_header_bytes = max_header_bytes
         self._max_header_lines = max_header_lines
@@ -226,6 +272,9 @@ class FastAGIServer:
         self._stop_timeout = stop_timeout
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._by_address: Counter[str] = Counter()
+        self._refusals = RefusalLog(refusal_log_interval)
+        self._refusal_flush: asyncio.TimerHandle | None = None
         self._stopping = False
 
     @property
@@ -249,7 +298,7 @@ class FastAGIServer:
             # Small stream limit: header lines longer than this fail fast; replies are
             # read in pieces by _read_line, so they are not limited by it.
             limit=self._max_header_line_length + 1,
-            backlog=max(128, min(self._max_connections, 4096)),
+            backlog=max(128, min(self._limits.total, 4096)),
         )
         logger.info("agi.server_started", host=self._host, port=self.port)
 
@@ -268,6 +317,7 @@ class FastAGIServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        self._log_held_refusals()
         logger.info("agi.server_stopped")
 
     async def __aenter__(self) -> FastAGIServer:
@@ -277,14 +327,40 @@ class FastAGIServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    # ---- refusals: counted, and logged at most once an interval ---------------------------
+
+    def _refused(self, reason: Refusal, peer: object, **details: object) -> None:
+        loop = asyncio.get_running_loop()
+        counts = self._refusals.note(reason, loop.time())
+        if counts is not None:
+            # The first refusal after a quiet interval, with its details.
+            logger.warning(
+                "agi.connections_refused", counts=counts, peer=peer, reason=reason, **details
+            )
+        elif self._refusal_flush is None:
+            self._refusal_flush = loop.call_at(self._refusals.due_at, self._log_held_refusals)
+
+    def _log_held_refusals(self) -> None:
+        if self._refusal_flush is not None:
+            self._refusal_flush.cancel()
+            self._refusal_flush = None
+        counts = self._refusals.take(asyncio.get_running_loop().time())
+        if counts:
+            logger.warning("agi.connections_refused", counts=counts, total=sum(counts.values()))
+
+    # ---- connections --------------------------------------------------------------------
+
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        address = _address(peer)
         task = asyncio.current_task()
-        if task is None or self._stopping or len(self._tasks) >= self._max_connections:
-            logger.warning("agi.connection_rejected", peer=peer, active=len(self._tasks))
+        why = refusal(address, self._by_address, self._limits, stopping=self._stopping)
+        if task is None or why is not None:
+            self._refused(why or Refusal.STOPPING, peer, active=len(self._tasks))
             await _close_writer(writer)
             return
         self._tasks.add(task)
+        self._by_address[address] += 1
         try:
             await self._serve(reader, writer, peer)
         except asyncio.CancelledError:
@@ -298,10 +374,12 @@ class FastAGIServer:
                 await _close_writer(writer)
             finally:
                 self._tasks.discard(task)
+                self._by_address[address] -= 1
+                if self._by_address[address] <= 0:
+                    del self._by_address[address]
 
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object
-    ) -> None:
+    async def _read_request(self, reader: asyncio.StreamReader, peer: object) -> AGIRequest | None:
+        """The authenticated request (secret removed from its arguments), None if refused."""
         try:
             async with asyncio.timeout(self._header_timeout):
                 lines = await read_header(
@@ -312,21 +390,37 @@ class FastAGIServer:
                 )
             request = parse_request(lines)
         except TimeoutError:
-            logger.warning("agi.header_timeout", peer=peer, timeout=self._header_timeout)
-            return
+            self._refused(Refusal.HEADER_TIMEOUT, peer, timeout=self._header_timeout)
+            return None
+        except AGIDuplicateKey as exc:
+            self._refused(Refusal.DUPLICATE_KEY, peer, error=str(exc))
+            return None
         except AGIProtocolError as exc:
-            logger.warning("agi.bad_header", peer=peer, error=str(exc))
-            return
+            self._refused(Refusal.BAD_HEADER, peer, error=str(exc))
+            return None
         except OSError as exc:
-            logger.warning("agi.header_io_error", peer=peer, error=repr(exc))
-            return
+            self._refused(Refusal.BAD_HEADER, peer, error=repr(exc))
+            return None
+        if self._secret is None:
+            return request
+        given = request.args[0].encode("utf-8") if request.args else b""
+        if not hmac.compare_digest(given, self._secret):
+            self._refused(Refusal.UNAUTHENTICATED, peer, script=request.script[:64])
+            return None
+        return replace(request, args=request.args[1:])
 
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object
+    ) -> None:
+        request = await self._read_request(reader, peer)
+        if request is None:
+            return
         with structlog.contextvars.bound_contextvars(
             agi_script=request.script, call_id=request.uniqueid
         ):
             handler = self._handlers.get(request.script)
             if handler is None:
-                logger.warning("agi.unknown_script", peer=peer)
+                self._refused(Refusal.UNKNOWN_SCRIPT, peer, script=request.script[:64])
                 return
             session = AGISession(request, reader, writer, command_timeout=self._command_timeout)
             logger.info("agi.session_start", channel=request.channel)
@@ -334,6 +428,8 @@ class FastAGIServer:
                 await handler(request, session)
             except AGIHangup as exc:
                 logger.info("agi.session_hangup", reason=str(exc))
+            except AGITimeout as exc:
+                logger.warning("agi.session_timeout", reason=str(exc))
             except Exception:
                 logger.exception("agi.handler_error")
             else:

@@ -29,7 +29,7 @@ from typing import Protocol
 
 import structlog
 
-from agi.protocol import AGIError, AGIHangup, AGIReply, AGIRequest
+from agi.protocol import AGIError, AGIHangup, AGIReply, AGIRequest, AGITimeout
 from agi.server import AGISession
 from core.ivr import HangupCall
 from core.media import prompt_media
@@ -208,6 +208,11 @@ class SurveyDriver:
             while (waiting := await self._carry_out(actions)) is not None:
                 actions = await self._wait(waiting)
         except AGIHangup:
+            await self._carry_out(self.call.on_hangup())
+        except AGITimeout:
+            # Asterisk stopped answering and the session is closed: the respondent is as
+            # good as gone; what they answered so far is kept, the survey is not complete.
+            log.warning("survey_agi_timeout")
             await self._carry_out(self.call.on_hangup())
         if not self.call.done:
             # Nothing left to wait for, yet no final state: end it as a hang-up would.

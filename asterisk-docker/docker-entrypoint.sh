@@ -16,12 +16,30 @@ agi_host=${CENTRALA_AGI_HOST:-127.0.0.1}
 agi_port=${CENTRALA_AGI_PORT:-4573}
 app=${CENTRALA_INFOLINE_APP:-infoline}
 survey_app=${CENTRALA_SURVEY_APP:-centrala-survey}
-
 for v in "$ari_user" "$ari_password" "$ami_user" "$ami_secret" "$app" "$survey_app"; do
   case "$v" in
     ""|*[\;\[\]=,\"\'\ \	]*) echo "credentials and app name must be non-empty, without spaces, quotes, ; [ ] = or ," >&2; exit 2 ;;
   esac
 done
+
+# The FastAGI secret (centrala/settings.py: effective_agi_secret): the setting, else the one
+# in DATA_DIR/agi-secret, generated there on first use (share DATA_DIR with `serve`, or set
+# CENTRALA_AGI_SECRET for both).
+agi_secret=${CENTRALA_AGI_SECRET:-}
+if [ -z "$agi_secret" ]; then
+  secret_file=${CENTRALA_DATA_DIR:-/var/lib/centrala}/agi-secret
+  if [ ! -f "$secret_file" ]; then
+    mkdir -p "$(dirname "$secret_file")"
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$secret_file")
+  fi
+  agi_secret=$(cat "$secret_file")
+fi
+case "$agi_secret" in
+  *[!A-Za-z0-9_-]*) echo "CENTRALA_AGI_SECRET must be 16-128 of A-Z a-z 0-9 _ -" >&2; exit 2 ;;
+esac
+if [ ${#agi_secret} -lt 16 ] || [ ${#agi_secret} -gt 128 ]; then
+  echo "CENTRALA_AGI_SECRET must be 16-128 of A-Z a-z 0-9 _ -" >&2; exit 2
+fi
 
 hostport=${ari_url#*://}; hostport=${hostport%%/*}
 http_host=${hostport%:*}; http_port=${hostport##*:}
@@ -35,7 +53,8 @@ printf 'bindaddr = %s\nport = %s\n' "$ami_host" "$ami_port" > "$out/manager_gene
 printf '[%s]\nsecret = %s\ndeny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\nread = all\nwrite = all\n' \
   "$ami_user" "$ami_secret" > "$out/manager_users.conf"
 printf '[transport-udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:5060\n' > "$out/pjsip_transports.conf"
-printf 'INFOLINE_APP = %s\nSURVEY_APP = %s\nCENTRALA_AGI = agi://%s:%s\n' "$app" "$survey_app" "$agi_host" "$agi_port" > "$out/globals.conf"
+printf 'INFOLINE_APP = %s\nSURVEY_APP = %s\nCENTRALA_AGI = agi://%s:%s\nCENTRALA_AGI_SECRET = %s\n' \
+  "$app" "$survey_app" "$agi_host" "$agi_port" "$agi_secret" > "$out/globals.conf"
 
 [ -n "${CENTRALA_RENDER_ONLY:-}" ] && exit 0
 chown -R asterisk:asterisk "$out"

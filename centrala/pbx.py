@@ -108,6 +108,7 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
             f"INFOLINE_APP = {settings.infoline_app}\n"
             f"SURVEY_APP = {settings.survey_app}\n"
             f"CENTRALA_AGI = agi://{settings.agi_host}:{settings.agi_port}\n"
+            f"CENTRALA_AGI_SECRET = {settings.effective_agi_secret()}\n"
         ),
     }
 
@@ -245,6 +246,7 @@ class LocalPBX:
             for conf in sorted(extra.glob("*.conf")):
                 shutil.copy2(conf, etc / conf.name)
         self.install_media(log or (lambda m: print(m, file=sys.stderr)))
+        self._share_agi_secret()
         generated = etc / "centrala"
         generated.mkdir(exist_ok=True)
         for name, text in render_generated_config(self.settings).items():
@@ -260,6 +262,18 @@ class LocalPBX:
         # Credentials readable by Asterisk only.
         for conf in generated.iterdir():
             conf.chmod(0o640)
+
+    def _share_agi_secret(self) -> None:
+        """`pbx up` runs with sudo and may be first to generate the FastAGI secret: give the
+        file to the user who ran sudo, or `serve` (run as that user) could not read it."""
+        if self.settings.agi_secret:
+            return
+        self.settings.effective_agi_secret()
+        uid, gid = os.environ.get("SUDO_UID"), os.environ.get("SUDO_GID")
+        if uid and gid and uid.isdigit() and gid.isdigit():
+            path = self.settings.data_dir / "agi-secret"
+            if path.stat().st_uid == 0:
+                os.chown(path, int(uid), int(gid))
 
     def install_media(self, log: _Log) -> None:
         """The default flow's prompts (synthesised, cached in data_dir/sounds) into the

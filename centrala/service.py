@@ -24,6 +24,7 @@ from ari_app.campaigns import CampaignDialler
 from ari_app.infoline import InfolineApp
 from centrala.settings import Settings
 from core.acd import ACD
+from core.agi_gate import SessionLimits
 from core.surveys.validate import SurveyError, check_survey
 from dialplan.validate import load_flow
 from models.calllog import CallLog
@@ -163,6 +164,15 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
         {"infoline": InfolineAGI(app[CALLLOG], settings.greeting_sound), "survey": survey},
         settings.agi_host,
         settings.agi_port,
+        secret=settings.effective_agi_secret(),
+        limits=SessionLimits(
+            total=settings.agi_max_sessions,
+            per_peer=settings.agi_max_sessions_per_peer,
+            reserved_for_pbx=min(settings.agi_reserved_for_pbx, settings.agi_max_sessions - 1),
+            pbx_addresses=frozenset(settings.agi_pbx_addresses),
+        ),
+        header_timeout=settings.agi_header_timeout,
+        command_timeout=settings.agi_command_timeout,
     )
     await server.start()
     app[AGI] = server

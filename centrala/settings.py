@@ -39,6 +39,21 @@ class Settings(BaseSettings):
     ami_secret: str = "centrala-local-ami"
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # FastAGI is reachable by anyone who reaches its port: the dialplan passes this secret as
+    # every script's first argument, and a request without it is refused before any handler.
+    agi_secret: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{16,128}$",
+        description="shared with the dialplan; unset: generated into DATA_DIR/agi-secret",
+    )
+    # Asterisk's own connections come from these addresses: they are never held to the
+    # per-address cap, and the other addresses together leave them a reserved share.
+    agi_pbx_addresses: list[str] = ["127.0.0.1", "::1"]
+    agi_max_sessions: int = Field(default=500, ge=2, le=10_000)
+    agi_max_sessions_per_peer: int = Field(default=16, ge=1, le=10_000)
+    agi_reserved_for_pbx: int = Field(default=100, ge=0, le=10_000)
+    agi_header_timeout: float = Field(default=5.0, gt=0, le=60)
+    agi_command_timeout: float = Field(default=30.0, gt=0, le=600)
     web_host: str = "127.0.0.1"
     web_port: int = 8080
 
@@ -121,6 +136,13 @@ class Settings(BaseSettings):
         if self.web_secret:
             return self.web_secret
         return _generated_secret(self.data_dir / "web-secret")
+
+    def effective_agi_secret(self) -> str:
+        """The FastAGI secret: the setting, else one generated on first use (by `serve` or
+        `pbx up`, whichever runs first, so both render and check the same one)."""
+        if self.agi_secret:
+            return self.agi_secret
+        return _generated_secret(self.data_dir / "agi-secret")
 
     @property
     def effective_database_url(self) -> str:

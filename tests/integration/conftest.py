@@ -42,6 +42,8 @@ INFO_NUMBER = "0800100200"
 os.environ.setdefault(
     "CENTRALA_PBX_EXTRA_CONFIG_DIR", str(Path(__file__).resolve().parent.parent / "asterisk")
 )
+# `pbx up` and each `serve` have data directories of their own: give them one FastAGI secret.
+os.environ.setdefault("CENTRALA_AGI_SECRET", f"integration-{uuid.uuid4().hex}")
 
 
 def _centrala(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:

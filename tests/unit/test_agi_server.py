@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, ClassVar, cast
 
 import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agi.infoline import InfolineAGI
 from agi.protocol import (
     MAX_COMMAND_BYTES,
     AGIArgumentError,
     AGICommandError,
+    AGIDuplicateKey,
     AGIHangup,
     AGIProtocolError,
     AGIReply,
@@ -26,8 +28,13 @@ from agi.protocol import (
     format_command,
     parse_reply,
     parse_request,
+    read_header,
 )
 from agi.server import AGISession, FastAGIServer, Handler
+from core.agi_gate import Refusal, RefusalLog, SessionLimits, refusal
+from models.calllog import CallLog, OpenedCall
+from tests.fake_agi import SECRET, AsteriskClient, asterisk_header
+from tests.support import wait_until
 
 IO_TIMEOUT = 2.0
 
@@ -723,3 +730,222 @@ async def test_stop_cancels_running_sessions_and_closes_them() -> None:
     assert cancelled.is_set()
     assert server.active_sessions == 0
     assert await fake.expect_closed() == b""
+
+
+# --------------------------------------------------------------------------- hostile input
+# Issue 10: a caller's name is written into the header unescaped; anyone reaching the port
+# could run a script; idle clients took every slot; a stalled peer counted as completed;
+# every refused connection logged a line.
+
+
+def _header_lines(header: bytes) -> list[str]:
+    return header.decode().split("\n\n", 1)[0].split("\n")
+
+
+def test_newline_in_caller_name_cannot_change_the_script_or_the_uniqueid() -> None:
+    name = "Ana\nagi_network_script: survey\nagi_uniqueid: 1764400000.7\nagi_arg_1: x"
+    request = parse_request(_header_lines(asterisk_header(calleridname=name, args=(SECRET, "L1"))))
+    assert request.script == "infoline"
+    assert request.uniqueid == "1764500000.1"
+    assert request.args == [SECRET, "L1"]
+    assert request.calleridname == name  # the whole name, line feeds and all
+    assert request.extension == "0800100200"
+
+
+def test_newline_in_caller_number_is_kept_in_the_number() -> None:
+    number = "061\nagi_channel: PJSIP/victim-00000001"
+    request = parse_request(_header_lines(asterisk_header(callerid=number)))
+    assert request.callerid == number
+    assert request.channel == "Local/0800100200@infoline-agi-00000001;2"
+
+
+def test_injection_that_escapes_the_name_repeats_a_key_and_is_refused() -> None:
+    # A forged agi_callingpres ends the name early; what follows it repeats real keys.
+    name = "Ana\nagi_callingpres: 0\nagi_uniqueid: 1764400000.7"
+    with pytest.raises(AGIDuplicateKey, match="agi_uniqueid"):
+        parse_request(_header_lines(asterisk_header(calleridname=name)))
+
+
+@pytest.mark.parametrize(
+    "repeated",
+    [
+        "agi_network_script: survey",
+        "agi_uniqueid: 1764400000.7",
+        "agi_channel: PJSIP/victim-1",
+        "agi_arg_1: forged",
+        "agi_request: agi://127.0.0.1/survey",
+    ],
+)
+def test_a_repeated_security_relevant_key_refuses_the_request(repeated: str) -> None:
+    lines = [*_header_lines(asterisk_header(args=("a",))), repeated]
+    with pytest.raises(AGIDuplicateKey):
+        parse_request(lines)
+
+
+def test_a_repeated_harmless_key_never_overrides_the_first() -> None:
+    lines = [*_header_lines(asterisk_header()), "agi_language: xx", "agi_priority: 99"]
+    request = parse_request(lines)
+    assert (request.env["language"], request.env["priority"]) == ("en", "2")
+
+
+async def test_lines_after_the_blank_line_are_not_header() -> None:
+    # A name with an empty line in it ends the header there: the rest is never header.
+    name = "Ana\n\nagi_network_script: survey"
+    reader = asyncio.StreamReader()
+    reader.feed_data(asterisk_header(calleridname=name, args=(SECRET,)))
+    reader.feed_eof()
+    request = parse_request(await read_header(reader))
+    assert request.script == "infoline"
+    assert request.args == []  # the real arguments (the secret) came after the blank line
+    assert (await reader.readline()) == b"agi_network_script: survey\n"
+
+
+def test_other_addresses_are_capped_and_leave_the_pbx_its_share() -> None:
+    limits = SessionLimits(
+        total=10, per_peer=3, reserved_for_pbx=4, pbx_addresses=frozenset({"10.0.0.5"})
+    )
+    assert refusal("10.9.9.9", {"10.9.9.9": 2}, limits) is None
+    assert refusal("10.9.9.9", {"10.9.9.9": 3}, limits) is Refusal.PEER_LIMIT
+    others = {"10.9.9.1": 3, "10.9.9.2": 3}
+    assert refusal("10.9.9.3", others, limits) is Refusal.OTHERS_LIMIT
+    # The PBX is held to no per-address cap, only to the total.
+    assert refusal("10.0.0.5", {**others, "10.0.0.5": 3}, limits) is None
+    assert refusal("10.0.0.5", {**others, "10.0.0.5": 4}, limits) is Refusal.FULL
+    assert refusal("10.0.0.5", {}, limits, stopping=True) is Refusal.STOPPING
+
+
+@pytest.mark.parametrize("reserved", [10, -1])
+def test_session_limits_that_cannot_work_are_refused(reserved: int) -> None:
+    with pytest.raises(ValueError):
+        SessionLimits(total=10, reserved_for_pbx=reserved)
+
+
+def test_refusal_log_says_the_first_at_once_then_one_summary_per_interval() -> None:
+    log = RefusalLog(interval=60)
+    assert log.note(Refusal.BAD_HEADER, now=0) == {"bad_header": 1}
+    assert [log.note(Refusal.PEER_LIMIT, now=t) for t in range(1, 50)] == [None] * 49
+    assert log.note(Refusal.BAD_HEADER, now=50) is None
+    assert log.due_at == 60
+    assert log.take(now=60) == {"peer_limit": 49, "bad_header": 1}
+    assert log.note(Refusal.UNAUTHENTICATED, now=61) is None  # within the next interval
+    assert log.take(now=120) == {"unauthenticated": 1}
+    assert log.take(now=180) == {}
+    assert log.note(Refusal.UNAUTHENTICATED, now=181) == {"unauthenticated": 1}
+
+
+async def _secured(make_server: ServerFactory, rec: Recorder, **kwargs: Any) -> FastAGIServer:
+    async def handler(request: AGIRequest, session: AGISession) -> None:
+        rec.events.append(request.args)
+        rec.done.set()
+
+    return await make_server({"infoline": handler, "survey": handler}, secret=SECRET, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        asterisk_header(args=()),
+        asterisk_header(args=("wrong-secret-0123456789", "L1")),
+        asterisk_header(args=(SECRET[:-1], "L1")),
+        # A name that ends the header with a blank line cuts the real secret off ...
+        asterisk_header(calleridname="Ana\n", args=(SECRET, "L1")),
+        # ... and one that brings its own first argument first must know the secret.
+        asterisk_header(calleridname="Ana\nagi_arg_1: guess\n", args=(SECRET, "L1")),
+    ],
+    ids=["no-secret", "wrong-secret", "prefix-of-secret", "secret-cut-off", "secret-guessed"],
+)
+async def test_request_without_the_secret_is_refused_before_any_handler(
+    make_server: ServerFactory, header: bytes
+) -> None:
+    rec = Recorder()
+    server = await _secured(make_server, rec)
+    with structlog.testing.capture_logs() as logs:
+        client = await AsteriskClient.connect(server.port, header)
+        assert await client.closed() == b""
+        await wait_for_idle(server)
+    assert rec.events == []
+    assert [entry["reason"] for entry in logs if entry["event"] == "agi.connections_refused"] == [
+        "unauthenticated"
+    ]
+
+
+async def test_the_secret_is_checked_and_taken_off_the_arguments(
+    make_server: ServerFactory,
+) -> None:
+    rec = Recorder()
+    server = await _secured(make_server, rec)
+    await AsteriskClient.connect(server.port, asterisk_header(args=(SECRET, "L1", "")))
+    assert await rec.wait() == [["L1", ""]]
+
+
+async def test_idle_flood_from_one_address_does_not_stop_the_pbx_session(
+    make_server: ServerFactory,
+) -> None:
+    rec = Recorder()
+    limits = SessionLimits(total=12, per_peer=4, reserved_for_pbx=4)
+    server = await _secured(make_server, rec, limits=limits, header_timeout=30)
+    flood = [await AsteriskClient.connect(server.port, source="127.0.0.2") for _ in range(40)]
+    await wait_until(lambda: server.active_sessions == 4, timeout=5)
+    # Another attacking address gets its own few, and the others together stop at 8.
+    flood += [await AsteriskClient.connect(server.port, source="127.0.0.3") for _ in range(40)]
+    await wait_until(lambda: server.active_sessions == 8, timeout=5)
+    flood += [await AsteriskClient.connect(server.port, source="127.0.0.4") for _ in range(4)]
+    await AsteriskClient.connect(server.port, asterisk_header(args=(SECRET, "L1")))
+    assert await rec.wait() == [["L1"]]
+    assert server.active_sessions <= 8 + 1
+    for client in flood:
+        client.close()
+
+
+class _CallLog:
+    """Just what the info-line script writes, kept for the assertions."""
+
+    def __init__(self) -> None:
+        self.closed: list[dict[str, Any]] = []
+
+    async def open_call(self, **fields: Any) -> OpenedCall:
+        return OpenedCall(id="call-1", client_id=None, caller_e164=None, new=False)
+
+    async def answered(self, call_id: str, at: Any) -> None:
+        pass
+
+    async def event(self, call_id: str, kind: str, **data: Any) -> None:
+        pass
+
+    async def close(self, call_id: str, **fields: Any) -> bool:
+        self.closed.append(fields)
+        return True
+
+
+async def test_a_peer_that_stops_answering_ends_the_call_as_timeout_not_completed(
+    make_server: ServerFactory,
+) -> None:
+    calllog = _CallLog()
+    infoline = InfolineAGI(cast(CallLog, calllog), "sound:hello-world")
+    server = await make_server({"infoline": infoline}, secret=SECRET, command_timeout=0.2)
+    client = await AsteriskClient.connect(server.port, asterisk_header(args=(SECRET, "L1")))
+    assert await client.command() == "ANSWER"
+    # ... and no reply, ever.
+    assert await client.closed() == b""
+    await wait_until(lambda: calllog.closed, timeout=5)
+    assert [(c["outcome"], c["cause"]) for c in calllog.closed] == [("timeout", None)]
+
+
+async def test_refused_connections_are_logged_once_per_interval_with_a_count(
+    make_server: ServerFactory,
+) -> None:
+    rec = Recorder()
+    server = await _secured(make_server, rec, refusal_log_interval=0.3)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(30):
+            client = await AsteriskClient.connect(server.port, asterisk_header(args=("bad",)))
+            assert await client.closed() == b""
+
+        def refused() -> list[MutableMapping[str, Any]]:
+            return [e for e in logs if e["event"] == "agi.connections_refused"]
+
+        await wait_until(lambda: sum(sum(e["counts"].values()) for e in refused()) == 30)
+    lines = refused()
+    assert lines[0]["counts"] == {"unauthenticated": 1}
+    assert len(lines) <= 3  # 30 refusals in well under a second: a line, then a summary or two
+    assert rec.events == []

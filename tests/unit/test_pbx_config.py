@@ -24,6 +24,7 @@ CUSTOM_ENV = {
     "CENTRALA_AMI_SECRET": "s3cret-ami",
     "CENTRALA_AGI_PORT": "14573",
     "CENTRALA_INFOLINE_APP": "infoline-b",
+    "CENTRALA_AGI_SECRET": "s3cret-agi-0123456789",
 }
 
 
@@ -44,15 +45,39 @@ def test_docker_entrypoint_renders_exactly_what_pbx_up_renders(
     for key in list(os.environ):
         if key.startswith("CENTRALA_"):
             monkeypatch.delenv(key)
+    # The AGI secret, when unset, is generated into the data directory both read.
+    env = {**env, "CENTRALA_DATA_DIR": str(tmp_path / "data")}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert _entrypoint_render(tmp_path, env) == render_generated_config(Settings())
+    rendered = tmp_path / "rendered"
+    rendered.mkdir()
+    assert _entrypoint_render(rendered, env) == render_generated_config(Settings())
+
+
+def test_agi_secret_is_generated_once_into_data_dir_and_rendered(tmp_path: Path) -> None:
+    # None given here wins over a CENTRALA_AGI_SECRET in the environment (the integration
+    # tests' conftest sets one for the whole process).
+    settings = Settings(data_dir=tmp_path, agi_secret=None)
+    first = render_generated_config(settings)["globals.conf"]
+    secret = (tmp_path / "agi-secret").read_text()
+    assert f"CENTRALA_AGI_SECRET = {secret}\n" in first
+    assert len(secret) >= 32
+    assert (tmp_path / "agi-secret").stat().st_mode & 0o777 == 0o600
+    again = Settings(data_dir=tmp_path, agi_secret=None)
+    assert render_generated_config(again)["globals.conf"] == first
+
+
+@pytest.mark.parametrize("bad", ["short", "has space-0123456789", "semi;colon-0123456789"])
+def test_an_agi_secret_that_would_break_the_dialplan_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="agi_secret"):
+        Settings(agi_secret=bad)
 
 
 def test_rendered_config_carries_settings() -> None:
     files = render_generated_config(
         Settings(**{k.removeprefix("CENTRALA_").lower(): v for k, v in CUSTOM_ENV.items()})
     )
+    assert "CENTRALA_AGI_SECRET = s3cret-agi-0123456789" in files["globals.conf"]
     assert "bindport = 18088" in files["http.conf"]
     assert "[ops]" in files["ari_users.conf"] and "password = s3cret-ari" in files["ari_users.conf"]
     assert "permit = 127.0.0.1/255.255.255.255" in files["manager_users.conf"]
@@ -85,7 +110,20 @@ def test_info_number_enters_our_stasis_app_from_trunk_with_agi_fallback() -> Non
     from_trunk = dialplan.split("[from-trunk]")[1].split("\n[")[0]
     assert "exten => 0800100200,1," in from_trunk
     assert "Stasis(${INFOLINE_APP},${CHANNEL(linkedid)})" in from_trunk
-    assert "AGI(${CENTRALA_AGI}/infoline,${CHANNEL(linkedid)})" in from_trunk
+    assert "AGI(${CENTRALA_AGI}/infoline,${CENTRALA_AGI_SECRET},${CHANNEL(linkedid)})" in from_trunk
+
+
+def test_every_fastagi_script_in_the_dialplan_gets_the_secret_first() -> None:
+    calls = [
+        line.split("AGI(", 1)[1]
+        for conf in CONFIG.glob("*.conf")
+        for line in conf.read_text().splitlines()
+        if "AGI(" in line and not line.lstrip().startswith(";")
+    ]
+    assert len(calls) == 3
+    for call in calls:
+        assert call.startswith("${CENTRALA_AGI}/") and ",${CENTRALA_AGI_SECRET}" in call
+        assert call.split(",")[1] == "${CENTRALA_AGI_SECRET}"
 
 
 def test_modules_conf_loads_explicitly_what_ari_and_agi_need() -> None:

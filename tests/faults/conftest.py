@@ -1,0 +1,8 @@
+"""The fault tests that need the real Asterisk and `centrala serve` use the integration tests'
+own fixtures (tests/integration/live.py explains how the two imports share what runs)."""
+
+from __future__ import annotations
+
+from tests.integration.conftest import callers, no_leftovers, pbx, server
+
+__all__ = ["callers", "no_leftovers", "pbx", "server"]
