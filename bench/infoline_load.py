@@ -174,9 +174,9 @@ def foreign_serves(own: int | None = None) -> list[int]:
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info.get("cmdline") or [])
-        if p.info["pid"] != own and re.search(r"centrala(\.cli)?\s+serve\b", cmd):
-            if _net_namespace(p.info["pid"]) == here:
-                found.append(p.info["pid"])
+        serving = re.search(r"centrala(\.cli)?\s+serve\b", cmd)
+        if p.info["pid"] != own and serving and _net_namespace(p.info["pid"]) == here:
+            found.append(p.info["pid"])
     return found
 
 
