@@ -157,6 +157,20 @@ def _load_yaml(text: str, filename: str) -> Any:
         loader.dispose()
 
 
+def _too_deep(data: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether parsed JSON nests deeper than ``limit`` (walked with its own stack)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return False
+
+
 def read_document(text: str, filename: str) -> Any:
     """YAML or JSON (by the file's extension; otherwise a text opening with "{" is JSON) as
     plain data. A syntax error, or a text past the limits above, raises DocumentError naming
@@ -168,13 +182,18 @@ def read_document(text: str, filename: str) -> Any:
     suffix = PurePath(filename).suffix.lower()
     as_json = suffix == ".json" or (suffix not in (".yaml", ".yml") and text.lstrip()[:1] == "{")
     try:
-        return json.loads(text) if as_json else _load_yaml(text, filename)
+        if not as_json:
+            return _load_yaml(text, filename)
+        data = json.loads(text)
+        if _too_deep(data):
+            raise DocumentError([f"{filename}: nested more than {MAX_NESTING} levels deep"])
+        return data
     except json.JSONDecodeError as exc:
         raise DocumentError(
             [f"{filename}: line {exc.lineno} column {exc.colno}: {exc.msg}"]
         ) from None
     except RecursionError:  # JSON: the parser recurses per level, and has no depth option
-        raise DocumentError([f"{filename}: nested too deeply"]) from None
+        raise DocumentError([f"{filename}: nested more than {MAX_NESTING} levels deep"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""

@@ -137,10 +137,15 @@ def test_yaml_nested_too_deep_is_refused(depth: int) -> None:
         read_document("[" * depth + "]" * depth, "deep.yaml")
 
 
-def test_json_nested_too_deep_is_refused_without_a_traceback() -> None:
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 200_000])
+def test_json_nested_too_deep_is_refused_without_a_traceback(depth: int) -> None:
     with pytest.raises(DocumentError) as exc:
-        read_document("[" * 200_000 + "]" * 200_000, "deep.json")
-    assert exc.value.problems == ["deep.json: nested too deeply"]
+        read_document("[" * depth + "]" * depth, "deep.json")
+    assert exc.value.problems == [f"deep.json: nested more than {MAX_NESTING} levels deep"]
+
+
+def test_json_nested_to_the_limit_is_read() -> None:
+    assert read_document("[" * MAX_NESTING + "]" * MAX_NESTING, "deep.json") is not None
 
 
 def test_reader_keeps_its_yaml_rules() -> None:
