@@ -144,8 +144,9 @@ def test_json_nested_too_deep_is_refused_without_a_traceback(depth: int) -> None
     assert exc.value.problems == [f"deep.json: nested more than {MAX_NESTING} levels deep"]
 
 
-def test_json_nested_to_the_limit_is_read() -> None:
-    assert read_document("[" * MAX_NESTING + "]" * MAX_NESTING, "deep.json") is not None
+@pytest.mark.parametrize("name", ["deep.json", "deep.yaml"])
+def test_nesting_to_the_limit_is_read(name: str) -> None:
+    assert read_document("[" * MAX_NESTING + "]" * MAX_NESTING, name) is not None
 
 
 def test_reader_keeps_its_yaml_rules() -> None:
