@@ -417,6 +417,8 @@ def serve() -> None:
     from centrala.service import run
 
     settings = _settings()
+    if problems := settings.exposed_default_secrets():
+        raise click.ClickException("refusing to serve: " + "; ".join(problems))
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(run(settings))
 

@@ -324,7 +324,12 @@ class LocalPBX:
                 return int(fields[2]), int(fields[3])
         raise PBXError(f"no asterisk user in {self.rootfs}/etc/passwd: remove {self.root}")
 
+    def check_secrets(self) -> None:
+        if problems := self.settings.exposed_default_secrets():
+            raise PBXError("refusing to start Asterisk: " + "; ".join(problems))
+
     def up(self, log: _Log) -> PBXStatus:
+        self.check_secrets()
         self.check_can_run()
         if self.pid() is not None:
             # Already ours and running: refresh the config and reload, so `up` is idempotent.

@@ -6,10 +6,12 @@ The names here are a contract with operators' scripts (see DESIGN.md), keep them
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import (
@@ -20,6 +22,20 @@ from pydantic_settings import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The shipped credentials: fine while Asterisk listens on loopback only, where the machine's
+# own users are the only ones who reach it.
+DEFAULT_ARI_PASSWORD = "centrala-local-ari"
+DEFAULT_AMI_SECRET = "centrala-local-ami"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (an unknown name is not)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -32,11 +48,11 @@ class Settings(BaseSettings):
 
     ari_url: str = "http://127.0.0.1:8088/ari"
     ari_user: str = "centrala"
-    ari_password: str = "centrala-local-ari"
+    ari_password: str = DEFAULT_ARI_PASSWORD
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_user: str = "centrala"
-    ami_secret: str = "centrala-local-ami"
+    ami_secret: str = DEFAULT_AMI_SECRET
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
     # FastAGI is reachable by anyone who reaches its port: the dialplan passes this secret as
@@ -114,6 +130,32 @@ class Settings(BaseSettings):
     postcall_survey: str = Field(default="nps", pattern=r"^[a-z][a-z0-9_]{0,63}$")
     survey_follow_up_queue: str = "new_clients"
 
+    def exposed_default_secrets(self) -> list[str]:
+        """Why the shipped ARI password or AMI secret must not be used here: one line per
+        interface that listens beyond loopback with one (anyone reaching it could originate,
+        listen to or hang up any call). Empty when none does."""
+        problems = []
+        ari_host = urlsplit(self.ari_url).hostname or "127.0.0.1"
+        if self.ari_password == DEFAULT_ARI_PASSWORD and not is_loopback(ari_host):
+            problems.append(
+                f"CENTRALA_ARI_PASSWORD is the shipped default and ARI is on {ari_host} "
+                "(CENTRALA_ARI_URL), not loopback: set CENTRALA_ARI_PASSWORD to a secret of "
+                "your own, or use 127.0.0.1"
+            )
+        if self.ami_secret == DEFAULT_AMI_SECRET and not is_loopback(self.ami_host):
+            problems.append(
+                f"CENTRALA_AMI_SECRET is the shipped default and AMI is on {self.ami_host} "
+                "(CENTRALA_AMI_HOST), not loopback: set CENTRALA_AMI_SECRET to a secret of "
+                "your own, or use 127.0.0.1"
+            )
+        return problems
+
+    def make_data_dir(self) -> Path:
+        """The data directory, made readable by its owner only when we create it (it holds
+        the database, the session key, the API token and recordings)."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.data_dir
+
     def effective_api_token(self) -> str:
         """The API token: the setting, else the one `serve` generated on first start."""
         if self.api_token:
@@ -122,7 +164,7 @@ class Settings(BaseSettings):
         if not path.exists():
             import secrets
 
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.make_data_dir()
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:  # another process made it first
@@ -170,7 +212,7 @@ def _generated_secret(path: Path) -> str:
     if not path.exists():
         import secrets
 
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process made it first

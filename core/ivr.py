@@ -32,6 +32,21 @@ from dialplan.model import (
 MAX_CALLBACK_DIGITS = 20
 CALLBACK_FIRST_KEY_SECONDS = 8.0
 CALLBACK_NEXT_KEY_SECONDS = 5.0
+# A call's path as the call log stores it: a caller pressing keys for an hour would otherwise
+# store tens of thousands of entries in one row (and ship them to every screen pop).
+MAX_RECORDED_PATH = 200
+RECORDED_PATH_HEAD = 50  # the start says how the caller came in; the rest is the latest
+
+
+def recorded_path(path: list[str], limit: int = MAX_RECORDED_PATH) -> list[str]:
+    """``path`` as stored: whole when short enough, else its first ``RECORDED_PATH_HEAD``
+    entries, a marker saying how many were left out, and the latest ones; ``limit`` entries in
+    all."""
+    if len(path) <= limit:
+        return list(path)
+    head = min(RECORDED_PATH_HEAD, limit // 4)
+    tail = limit - head - 1
+    return [*path[:head], f"…{len(path) - head - tail} skipped…", *path[-tail:]]
 
 
 @dataclass(frozen=True)
@@ -178,49 +193,67 @@ class IVR:
         return self.flow.nodes[self.node]
 
     def _enter(self, name: str, typeahead: str | None = None) -> list[IVRAction]:
-        node = self.flow.nodes[name]
-        self.node = name
-        self.path.append(name)
-        self._attempts = 0
-        self._digits = ""
-        self._confirming = False
-        if isinstance(node, PlayNode):
-            if typeahead is not None:
-                return self._enter(node.next, typeahead)
-            return self._play([node.prompt])
-        if isinstance(node, LanguageNode):
-            lang = self.caller.language
-            if lang and lang in self.flow.languages:
-                self.language = lang
-                return [SetLanguage(lang), *self._enter(node.next, typeahead)]
-            if typeahead is not None:
-                return self._language_key(node, typeahead)
-            return self._play([node.prompt])
-        if isinstance(node, BranchNode):
-            for case in node.cases:
-                if matches(case.when, self.caller, None):
-                    return self._enter(case.next, typeahead)
-            return self._enter(node.default, typeahead)
-        if isinstance(node, MenuNode):
-            if typeahead is not None:
-                return self._menu_key(node, typeahead)
-            return self._play([node.prompt])
-        if isinstance(node, RouteNode):
-            self.done = True
-            return [RouteTo(node.intent)]
-        if isinstance(node, CallbackNode):
-            return self._play([node.prompt])
-        if isinstance(node, HangupNode):
-            if node.prompt:
-                return self._play([node.prompt])
-            self.done = True
-            return [HangupCall()]
-        if isinstance(node, AgreeSurveyNode):
-            agreed: list[IVRAction] = [AgreeSurvey(node.survey)]
-            if node.prompt is None or typeahead is not None:
-                return agreed + self._enter(node.next, typeahead)
-            return agreed + self._play([node.prompt])
-        raise AssertionError(f"unknown node type {type(node).__name__}")
+        """Enter ``name`` and walk on through the nodes that need no waiting (a play skipped by
+        a key typed ahead, a branch, a known caller's language, a survey agreement) until one
+        plays, waits or ends. A loop, not recursion: a flow's chain must not be able to
+        exhaust the stack. ``dialplan.validate`` refuses loops of such nodes; one in a flow
+        stored before that check hangs up after a walk longer than the flow, not spinning."""
+        actions: list[IVRAction] = []
+        for _step in range(len(self.flow.nodes) + 1):
+            node = self.flow.nodes[name]
+            self.node = name
+            self.path.append(name)
+            self._attempts = 0
+            self._digits = ""
+            self._confirming = False
+            if isinstance(node, PlayNode):
+                if typeahead is not None:
+                    name = node.next
+                    continue
+                return actions + self._play([node.prompt])
+            if isinstance(node, LanguageNode):
+                lang = self.caller.language
+                if lang and lang in self.flow.languages:
+                    self.language = lang
+                    actions.append(SetLanguage(lang))
+                    name = node.next
+                    continue
+                if typeahead is not None:
+                    if typeahead not in node.options:
+                        # Not a language key: the caller is already answering the next menu.
+                        name = node.next
+                        continue
+                    return actions + self._language_key(node, typeahead)
+                return actions + self._play([node.prompt])
+            if isinstance(node, BranchNode):
+                name = next(
+                    (c.next for c in node.cases if matches(c.when, self.caller, None)),
+                    node.default,
+                )
+                continue
+            if isinstance(node, MenuNode):
+                if typeahead is not None:
+                    return actions + self._menu_key(node, typeahead)
+                return actions + self._play([node.prompt])
+            if isinstance(node, RouteNode):
+                self.done = True
+                return [*actions, RouteTo(node.intent)]
+            if isinstance(node, CallbackNode):
+                return actions + self._play([node.prompt])
+            if isinstance(node, HangupNode):
+                if node.prompt:
+                    return actions + self._play([node.prompt])
+                self.done = True
+                return [*actions, HangupCall()]
+            if isinstance(node, AgreeSurveyNode):
+                actions.append(AgreeSurvey(node.survey))
+                if node.prompt is None or typeahead is not None:
+                    name = node.next
+                    continue
+                return actions + self._play([node.prompt])
+            raise AssertionError(f"unknown node type {type(node).__name__}")
+        self.done = True
+        return [*actions, HangupCall()]
 
     def _prompts_done(self) -> list[IVRAction]:
         node = self._node()

@@ -19,6 +19,17 @@ DIGIT = r"^[0-9*#]$"
 HHMM_RANGE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
+# Size limits of a flow, checked by ``dialplan.validate`` before it is stored or its prompts
+# synthesised. The shipped flow has 15 nodes, 13 prompts of at most 315 characters and walks
+# at most 4 steps between two waits. A node is walked per call event, prompts are synthesised
+# one by one into sound files, so these bound what one definition can cost.
+MAX_NODES = 500
+MAX_STEPS_WITHOUT_INPUT = 200  # play/branch/language/agree_survey nodes walked between waits
+MAX_PROMPTS = 500
+MAX_LANGUAGES = 10
+MAX_PROMPT_TEXT = 2_000  # characters of one prompt in one language (about two minutes spoken)
+MAX_TOTAL_PROMPT_TEXT = 200_000  # characters of every prompt in every language
+
 Name = Annotated[str, Field(pattern=NAME)]
 
 

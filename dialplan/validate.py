@@ -9,17 +9,20 @@ Every problem is one human-readable line naming where it is; an empty list means
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import PurePath
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml  # type: ignore[import-untyped,unused-ignore]
 from pydantic import ValidationError
 
+from dialplan import document
 from dialplan.model import (
+    MAX_LANGUAGES,
+    MAX_NODES,
+    MAX_PROMPT_TEXT,
+    MAX_PROMPTS,
+    MAX_STEPS_WITHOUT_INPUT,
+    MAX_TOTAL_PROMPT_TEXT,
     AgreeSurveyNode,
     BranchNode,
     CallbackNode,
@@ -48,41 +51,6 @@ class FlowError(Exception):
 # ---- parsing ------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
-    """YAML 1.2-ish booleans (only true/false: a language ``no`` stays a string) and duplicate
-    keys rejected (two nodes with one name would silently drop the first)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    result: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, int | float) and not isinstance(key, bool):
-            key = key_node.value  # menu digits written unquoted: 1: information
-        if key in result:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
-            )
-        result[key] = loader.construct_object(value_node, deep=deep)
-    return result
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
-
-
 def _loc(loc: tuple[int | str, ...]) -> str:
     parts = list(loc)
     # Discriminated nodes put the type tag in the path: nodes.m.menu.prompt -> nodes.m.prompt
@@ -104,21 +72,13 @@ def pydantic_problems(exc: ValidationError) -> list[str]:
 
 
 def read_document(text: str, filename: str) -> Any:
-    """YAML or JSON (by the file's extension; otherwise a text opening with "{" is JSON) as
-    plain data; a syntax error raises FlowError naming the line. Shared with surveys."""
-    suffix = PurePath(filename).suffix.lower()
-    as_json = suffix == ".json" or (suffix not in (".yaml", ".yml") and text.lstrip()[:1] == "{")
-    data: Any
+    """YAML or JSON as plain data (``dialplan.document``: its size, aliases and nesting
+    bounded); a text that cannot be read raises FlowError naming the line. Shared with
+    surveys."""
     try:
-        data = json.loads(text) if as_json else yaml.load(text, Loader=_Loader)  # safe loader
-    except json.JSONDecodeError as exc:
-        raise FlowError([f"{filename}: line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise FlowError([f"{filename}: {where}{problem}"]) from None
-    return data
+        return document.read_document(text, filename)
+    except document.DocumentError as exc:
+        raise FlowError(exc.problems) from None
 
 
 def load_flow(text: str, filename: str) -> Flow:
@@ -129,9 +89,107 @@ def load_flow(text: str, filename: str) -> Flow:
         kind = "empty" if data is None else type(data).__name__
         raise FlowError([f"{filename}: a flow is a mapping (name:, nodes:, ...), not {kind}"])
     try:
-        return Flow.model_validate(data)
+        flow = Flow.model_validate(data)
     except ValidationError as exc:
         raise FlowError(pydantic_problems(exc)) from None
+    # Whatever reads a flow (apply, serve, the prompt builder) gets one within the limits.
+    if problems := check_limits(flow):
+        raise FlowError(problems)
+    return flow
+
+
+# ---- size limits --------------------------------------------------------------------------
+
+
+def check_prompt_sizes(prompts: Mapping[str, Prompt], languages: Iterable[str]) -> list[str]:
+    """Prompts few and short enough to be synthesised and stored. Shared with surveys."""
+    problems = []
+    if len(prompts) > MAX_PROMPTS:
+        problems.append(f"prompts: {len(prompts)} prompts, at most {MAX_PROMPTS}")
+    langs = list(languages)
+    if len(langs) > MAX_LANGUAGES:
+        problems.append(f"languages: {len(langs)} languages, at most {MAX_LANGUAGES}")
+    total = 0
+    for name, prompt in prompts.items():
+        for lang, text in prompt.text.items():
+            total += len(text)
+            if len(text) > MAX_PROMPT_TEXT:
+                problems.append(
+                    f"prompts.{name}.text.{lang}: {len(text):,} characters, at most "
+                    f"{MAX_PROMPT_TEXT:,} (record a media file for a longer announcement)"
+                )
+        total += sum(len(media) for media in prompt.media.values())
+    if total > MAX_TOTAL_PROMPT_TEXT:
+        problems.append(
+            f"prompts: {total:,} characters of text in all, at most {MAX_TOTAL_PROMPT_TEXT:,}"
+        )
+    return problems
+
+
+def _passes_through(node: Any) -> bool:
+    """A node a caller who keyed ahead walks through without waiting: a play (the key skips
+    it), a branch, a language choice (a known caller's, or any key) and a survey agreement."""
+    return isinstance(node, PlayNode | BranchNode | LanguageNode | AgreeSurveyNode)
+
+
+def _walks_without_input(flow: Flow) -> tuple[list[list[str]], int, str]:
+    """Loops of pass-through nodes (a caller who keys ahead would walk them forever) and the
+    longest walk through them: (loops, steps, the node it starts at). Walked with an explicit
+    stack: a chain of any length costs no recursion."""
+    nodes = flow.nodes
+    passing = {name for name, node in nodes.items() if _passes_through(node)}
+    edges = {
+        name: sorted({t for _, t in _targets(name, nodes[name]) if t in passing})
+        for name in passing
+    }
+    loops: list[list[str]] = []
+    seen_loops: set[frozenset[str]] = set()
+    longest: dict[str, int] = {}  # steps from the node on, itself included
+    state: dict[str, int] = {}  # 1: on the current path, 2: measured
+    path: list[str] = []
+    for begin in sorted(passing):
+        stack: list[tuple[str, bool]] = [(begin, False)]
+        while stack:
+            name, measured = stack.pop()
+            if measured:
+                path.pop()
+                state[name] = 2
+                longest[name] = 1 + max((longest.get(t, 0) for t in edges[name]), default=0)
+                continue
+            if state.get(name) == 2:
+                continue
+            path.append(name)
+            state[name] = 1
+            stack.append((name, True))
+            for target in edges[name]:
+                if state.get(target) == 1:
+                    cycle = [*path[path.index(target) :], target]
+                    if frozenset(cycle) not in seen_loops:
+                        seen_loops.add(frozenset(cycle))
+                        loops.append(cycle)
+                elif state.get(target) is None:
+                    stack.append((target, False))
+    steps, start = max(((n, name) for name, n in longest.items()), default=(0, ""))
+    return loops, steps, start
+
+
+def check_limits(flow: Flow) -> list[str]:
+    """The flow's size within the limits of ``dialplan.model``: checked before anything else
+    (``load_flow`` raises them), so an oversized flow is never walked, stored or synthesised."""
+    problems = []
+    if len(flow.nodes) > MAX_NODES:
+        problems.append(f"nodes: {len(flow.nodes):,} nodes, at most {MAX_NODES}")
+    problems.extend(check_prompt_sizes(flow.prompts, flow.languages))
+    if problems:
+        return problems
+    _loops, steps, start = _walks_without_input(flow)
+    if steps > MAX_STEPS_WITHOUT_INPUT:
+        problems.append(
+            f"nodes.{start}: a caller walks {steps:,} play/branch/language steps from here "
+            f"without waiting for a key, at most {MAX_STEPS_WITHOUT_INPUT} "
+            "(put a menu in the chain)"
+        )
+    return problems
 
 
 # ---- checks -------------------------------------------------------------------------------
@@ -319,6 +377,12 @@ def _check_graph(flow: Flow) -> list[str]:
             problems.append(
                 f"loop without exit: {' → '.join(cycle)} never reaches a route or hangup node"
             )
+    for cycle in _walks_without_input(flow)[0]:
+        if not set(cycle) <= stuck:  # a loop without exit is reported above
+            problems.append(
+                f"loop without input: {' → '.join(cycle)} (a caller who keys ahead would "
+                "walk it forever: put a menu in it)"
+            )
     return problems
 
 
@@ -415,6 +479,8 @@ def validate(flow: Flow, known_queues: Iterable[str] = ()) -> list[str]:
 
     ``known_queues``: ids of queues defined in the database, which the flow may use without
     declaring them."""
+    if problems := check_limits(flow):
+        return problems
     return [
         *_check_languages(flow),
         *_check_graph(flow),

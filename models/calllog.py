@@ -15,6 +15,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.ivr import recorded_path
 from core.phones import normalise
 from models.tables import Call, CallEvent, Client, ClientPhone, Direction
 
@@ -241,6 +242,8 @@ class CallLog:
     ) -> bool:
         """Close the call once (with any last ``values`` of the row); returns False when it
         was closed already."""
+        if "ivr_path" in values:
+            values["ivr_path"] = recorded_path(values["ivr_path"])
         await self.flush()
         async with self.sessions() as session:
             result = await session.execute(

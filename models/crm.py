@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from core.acd import AgentProfile
+from core.ivr import recorded_path
 from core.routing import Caller
 from dialplan.model import QueueDef
 from models.callbacks import add_callback
@@ -114,6 +115,8 @@ class CRM:
             return callback.id
 
     async def update_call(self, call_id: str, **values: Any) -> None:
+        if "ivr_path" in values:
+            values["ivr_path"] = recorded_path(values["ivr_path"])
         await self.before_write()
         async with self.sessions() as session:
             await session.execute(update(Call).where(Call.id == call_id).values(**values))

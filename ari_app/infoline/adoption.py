@@ -16,7 +16,7 @@ from ari_app.infoline.session import (
 )
 from core.acd import ACDError, AgentMode, AgentProfile
 from core.callphase import CallPhase, Phase
-from core.ivr import IVR
+from core.ivr import IVR, recorded_path
 from core.livestate import LiveCall, decode_decision, encode_decision, parse_time
 from core.phones import normalise
 from models.calllog import LiveRow, now
@@ -48,7 +48,7 @@ class Adoption(Queueing):
             phase=s.phase.value,  # type: ignore[arg-type]  # ENDED is never saved
             node=s.ivr.node,
             language=s.ivr.language,
-            path=list(s.ivr.path),
+            path=recorded_path(s.ivr.path),
             playing=s.ivr.playing,
             seq=s.ivr.seq,
             decision=encode_decision(s.decision),

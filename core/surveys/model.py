@@ -25,6 +25,10 @@ END = "end"  # `next: end`: the survey is over, play the thank-you
 KEY = r"^[0-9]$"  # answer keys; "*" repeats the question and "#" ends a number
 NPS_MAX = 10
 MAX_SCALE = 100  # numbers are keyed digit by digit: keep them short
+# At most this many questions (the shipped NPS survey asks 3): a caller answers them one by
+# one on the phone, and each question's prompts are synthesised. Prompts and their text are
+# bounded as a flow's are (``dialplan.model``).
+MAX_QUESTIONS = 100
 
 Key = Annotated[str, Field(pattern=KEY)]
 Language = Annotated[str, Field(pattern=LANG)]

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from core.surveys.model import (
     END,
+    MAX_QUESTIONS,
     NPS_MAX,
     Case,
     ChoiceQuestion,
@@ -27,7 +28,7 @@ from core.surveys.model import (
     When,
     YesNoQuestion,
 )
-from dialplan.validate import FlowError, check_prompts, read_document
+from dialplan.validate import FlowError, check_prompt_sizes, check_prompts, read_document
 
 QUESTION_TYPES = ("nps", "scale", "yes_no", "choice", "recording")
 
@@ -66,12 +67,26 @@ def load_survey(text: str, filename: str) -> Survey:
             [f"{filename}: a survey is a mapping (name:, questions:, ...), not {kind}"]
         )
     try:
-        return Survey.model_validate(data)
+        survey = Survey.model_validate(data)
     except ValidationError as exc:
         raise SurveyError(
             f"{_loc(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         ) from None
+    # Whatever reads a survey (apply, serve, the prompt builder) gets one within the limits.
+    if problems := check_limits(survey):
+        raise SurveyError(problems)
+    return survey
+
+
+def check_limits(survey: Survey) -> list[str]:
+    """The survey's size within the limits: checked before anything else, so an oversized
+    survey is never walked, stored or synthesised."""
+    problems = []
+    if len(survey.questions) > MAX_QUESTIONS:
+        problems.append(f"questions: {len(survey.questions):,} questions, at most {MAX_QUESTIONS}")
+    problems.extend(check_prompt_sizes(survey.prompts, survey.languages))
+    return problems
 
 
 # ---- checks -------------------------------------------------------------------------------
@@ -151,26 +166,34 @@ def _check_graph(survey: Survey) -> list[str]:
     if unreachable := set(questions) - reached:
         problems.append(f"unreachable questions (no path from start): {_fmt(unreachable)}")
 
-    # Any cycle is a loop: answers are stored one per question and call.
+    # Any cycle is a loop: answers are stored one per question and call. A depth-first walk
+    # with its own stack (no recursion a long chain of questions could exhaust).
     state: dict[str, int] = {}  # 1: on the current path, 2: finished
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        path.append(name)
-        for target in sorted(set(edges[name])):
-            if state.get(target) == 1:
-                cycle = [*path[path.index(target) :], target]
-                problems.append(
-                    f"loop: {' → '.join(cycle)} (a survey asks each question at most once)"
-                )
-            elif target not in state:
-                visit(target, path)
-        path.pop()
-        state[name] = 2
-
-    for name in sorted(questions):
-        if name not in state:
-            visit(name, [])
+    path: list[str] = []
+    for begin in sorted(questions):
+        if begin in state:
+            continue
+        walk: list[tuple[str, bool]] = [(begin, False)]
+        while walk:
+            name, finished = walk.pop()
+            if finished:
+                path.pop()
+                state[name] = 2
+                continue
+            if name in state:
+                continue
+            state[name] = 1
+            path.append(name)
+            walk.append((name, True))
+            # Pushed in reverse: visited in sorted order, as the report always was.
+            for target in sorted(set(edges[name]), reverse=True):
+                if state.get(target) == 1:
+                    cycle = [*path[path.index(target) :], target]
+                    problems.append(
+                        f"loop: {' → '.join(cycle)} (a survey asks each question at most once)"
+                    )
+                elif target not in state:
+                    walk.append((target, False))
     return problems
 
 
@@ -237,6 +260,8 @@ def _check_cases(survey: Survey) -> list[str]:
 
 def validate(survey: Survey) -> list[str]:
     """Every problem of the survey, one line each; empty when it can be applied."""
+    if problems := check_limits(survey):
+        return problems
     return [
         *_check_languages(survey),
         *_check_graph(survey),
