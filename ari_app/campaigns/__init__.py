@@ -1,8 +1,9 @@
 """The outbound survey dialler: runs the campaigns over ARI (IVR-only: no agent waits). One
 room per concern, the same furniture as ``ari_app.infoline``:
 
-- ``session.py``: one survey call (``SurveyDial``, its phase), the channel id that says
-  campaign, contact and attempt, the names the dialplan shares;
+- ``session.py``: one survey call (``SurveyDial``; its phase moves on
+  ``core.surveys.dialphase``'s state machine), the channel id that says campaign, contact and
+  attempt, the names the dialplan shares;
 - ``calls.py``: what every concern shares (the parts, following a call, applying an attempt's
   outcome, closing the record);
 - ``placing.py``: the tick: whom to call now, claiming and originating;
@@ -32,13 +33,13 @@ May import ``ari_app.ari``, ``ari_app.dispatch``, ``ari_app.media``, ``core``, `
 """
 
 from ari_app.campaigns.session import (
-    Phase,
     SurveyDial,
     channel_id_for,
     number_zones,
     parse_channel_id,
 )
 from ari_app.campaigns.stasis import CampaignDialler
+from core.surveys.dialphase import Phase
 
 __all__ = [
     "CampaignDialler",

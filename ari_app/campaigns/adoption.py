@@ -13,13 +13,13 @@ from ari_app.ari import ARIError, ARINotFound
 from ari_app.campaigns.session import (
     AMD_CONTEXT,
     SURVEY_OUTCOME,
-    Phase,
     SurveyDial,
     channel_id_for,
     parse_channel_id,
 )
 from ari_app.campaigns.survey import Surveying
 from core.surveys.campaign import Outcome
+from core.surveys.dialphase import Phase
 from core.surveys.interpreter import SurveyStatus
 from models.calllog import now
 
@@ -107,14 +107,14 @@ class Adoption(Surveying):
         dialplan = channel.get("dialplan") or {}
         in_stasis = str(dialplan.get("app_name", "")).lower() == "stasis"
         if entering == "campaign" or channel.get("state") != "Up":
-            s.phase = Phase.RINGING
+            s.state.move(Phase.RINGING)
         elif entering == "amd":
-            s.phase = Phase.DETECTING
+            s.state.move(Phase.DETECTING)
         elif dialplan.get("context") == AMD_CONTEXT and not in_stasis:
-            s.phase = Phase.DETECTING  # AMD still listening: its verdict comes to us
+            s.state.move(Phase.DETECTING)  # AMD still listening: its verdict comes to us
         else:
             # Answered and in Stasis: the survey goes on where the stored answers end.
-            s.phase = Phase.SURVEY
+            s.state.move(Phase.SURVEY)
             if s.answered_at is None:
                 s.answered_at = now()
             answers = await self.surveys.answers(call_id)

@@ -8,8 +8,9 @@ import asyncio
 import structlog
 
 from ari_app.ari import ARIClient, ChannelTimers
-from ari_app.campaigns.session import Phase, SurveyDial
+from ari_app.campaigns.session import SurveyDial
 from core.surveys.campaign import Outcome
+from core.surveys.dialphase import Phase
 from core.surveys.interpreter import SurveyCall
 from models.calllog import CallLog, now
 from models.campaigns import CampaignStore, DueContact, RunningCampaign
@@ -88,7 +89,7 @@ class DiallerCalls:
     async def _end(
         self, s: SurveyDial, outcome: Outcome, cause: int | None, cause_text: object
     ) -> None:
-        s.phase = Phase.ENDED
+        s.state.move(Phase.ENDED)
         s.timers.cancel_all()
         await self._apply(s, outcome)
         self.calls.pop(s.channel_id, None)

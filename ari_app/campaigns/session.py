@@ -1,18 +1,19 @@
-"""One survey call of the dialler: its state (``SurveyDial``), the ids it is known by (the
-channel id says campaign, contact and attempt), and the names the dialplan shares."""
+"""One survey call of the dialler: its state (``SurveyDial``; its phase is
+``core.surveys.dialphase``'s state machine), the ids it is known by (the channel id says
+campaign, contact and attempt), and the names the dialplan shares."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 import phonenumbers
 from phonenumbers import timezone as number_timezones
 
 from ari_app.ari import ChannelTimers
 from core.surveys.campaign import CampaignSettings, Outcome
+from core.surveys.dialphase import DialState, Phase
 from core.surveys.interpreter import SurveyCall
 from models.surveys import StoredSurvey
 
@@ -43,14 +44,6 @@ def number_zones(number: str) -> tuple[str, ...]:
     return zones
 
 
-class Phase(StrEnum):
-    RINGING = "ringing"
-    DETECTING = "detecting"  # answered; Asterisk's AMD is listening
-    SURVEY = "survey"
-    MACHINE = "machine"  # a machine answered: hang up, or leave the message first
-    ENDED = "ended"
-
-
 # A survey's end, as the attempt's outcome for the contact.
 SURVEY_OUTCOME = {
     "completed": Outcome.COMPLETED,
@@ -75,7 +68,11 @@ class SurveyDial:
     settings: CampaignSettings
     call: SurveyCall
     timers: ChannelTimers
-    phase: Phase = Phase.RINGING
+    state: DialState = field(default_factory=DialState)  # moved only by its legal moves
     answered_at: datetime | None = None
     dial_status: str | None = None  # the originate's Dial result (BUSY, NOANSWER, ...)
     outcome: Outcome | None = None  # applied to the contact
+
+    @property
+    def phase(self) -> Phase:
+        return self.state.now

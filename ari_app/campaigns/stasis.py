@@ -12,8 +12,9 @@ import structlog
 
 from ari_app.ari import TIMER, Event
 from ari_app.campaigns.adoption import Adoption
-from ari_app.campaigns.session import MACHINE_PLAYBACK, Phase, SurveyDial, parse_channel_id
+from ari_app.campaigns.session import MACHINE_PLAYBACK, SurveyDial, parse_channel_id
 from ari_app.dispatch import event_channel, run_call_step
+from core.surveys.dialphase import Phase
 
 log = structlog.get_logger(__name__)
 

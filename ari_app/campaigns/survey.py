@@ -16,7 +16,6 @@ from ari_app.campaigns.session import (
     MACHINE_PLAYBACK,
     PERMISSION_QUESTION,
     SURVEY_OUTCOME,
-    Phase,
     SurveyDial,
 )
 from ari_app.media import carry_out
@@ -24,6 +23,7 @@ from core.ivr import HangupCall
 from core.media import prompt_media
 from core.prompter import MediaAction, PlayPrompt
 from core.surveys.campaign import Outcome, is_machine, unanswered_outcome
+from core.surveys.dialphase import Phase
 from core.surveys.interpreter import Record, SaveAnswer, SurveyAction, SurveyEnded
 from models.calllog import now
 
@@ -37,7 +37,7 @@ class Surveying(Placing):
         s.answered_at = now()
         await self.calllog.answered(s.call_id, s.answered_at)
         if s.settings.amd:
-            s.phase = Phase.DETECTING
+            s.state.move(Phase.DETECTING)
             # AMD runs in the dialplan; the verdict comes back in a new StasisStart ("amd", ...).
             await self.ari.continue_in_dialplan(s.channel_id, AMD_CONTEXT, "s", 1)
         else:
@@ -50,7 +50,7 @@ class Surveying(Placing):
         if not is_machine(status):
             await self._start_survey(s)
             return
-        s.phase = Phase.MACHINE
+        s.state.move(Phase.MACHINE)
         log.info("answering_machine", action=s.settings.machine_action)
         await self._apply(s, Outcome.MACHINE)
         if s.settings.machine_action == "message" and s.settings.machine_prompt:
@@ -61,7 +61,7 @@ class Surveying(Placing):
             await self.ari.hangup(s.channel_id)
 
     async def _start_survey(self, s: SurveyDial) -> None:
-        s.phase = Phase.SURVEY
+        s.state.move(Phase.SURVEY)
         await self.surveys.started(s.call_id, s.stored.id)
         await self._run(s, s.call.start())
 
