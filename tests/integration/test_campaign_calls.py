@@ -200,8 +200,18 @@ async def test_campaign_surveys_people_detects_machines_and_retries_by_rule(
     # The promoter and the detractor took the survey; their answers are stored.
     for num in (promoter, detractor):
         assert rows[num].status == "done" and rows[num].last_outcome == "completed", num
-    (promoter_call,) = await calls_to(server, promoter)
-    (detractor_call,) = await calls_to(server, detractor)
+
+    async def survey_calls_closed() -> tuple[Call, Call] | None:
+        # The contact is done the moment the survey ends; the detractor's follow-up is written
+        # after that, and the call's row is closed only at the hang-up that comes later still.
+        (promoter_call,) = await calls_to(server, promoter)
+        (detractor_call,) = await calls_to(server, detractor)
+        closed = promoter_call.ended_at is not None and detractor_call.ended_at is not None
+        return (promoter_call, detractor_call) if closed else None
+
+    promoter_call, detractor_call = await wait_until(
+        survey_calls_closed, timeout=30, message="the survey calls' hang-ups"
+    )
     assert promoter_call.survey_status == detractor_call.survey_status == "completed"
     assert promoter_call.survey_id == stored.id and promoter_call.client_id == promoter_client
     given = await answers_of(server, promoter_call.id)
