@@ -327,6 +327,29 @@ class ARIClient:
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{_q(playback_id)}")
 
+    async def record(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        max_seconds: int,
+        silence_seconds: int,
+        beep: bool,
+        terminate_on: str,
+    ) -> None:
+        """Record the channel into Asterisk's recordings as ``name``.wav (a retried call's
+        recording replaces its own)."""
+        params: dict[str, str | int] = {
+            "name": name,
+            "format": "wav",
+            "maxDurationSeconds": max_seconds,
+            "maxSilenceSeconds": silence_seconds,
+            "ifExists": "overwrite",
+            "beep": "true" if beep else "false",
+            "terminateOn": terminate_on,
+        }
+        await self.request("POST", f"/channels/{_q(channel_id)}/record", params=params)
+
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         path = f"/channels/{_q(channel_id)}/variable"
         await self.request("POST", path, params={"variable": name, "value": value})

@@ -89,18 +89,13 @@ class Surveying(Placing):
             if isinstance(action, MediaAction):
                 await carry_out(self.ari, s.channel_id, s.timers, s.stored.survey, action)
             elif isinstance(action, Record):
-                await self.ari.request(
-                    "POST",
-                    f"/channels/{s.channel_id}/record",
-                    params={
-                        "name": action.name,
-                        "format": "wav",
-                        "maxDurationSeconds": action.max_seconds,
-                        "maxSilenceSeconds": action.silence_seconds,
-                        "ifExists": "overwrite",
-                        "beep": "true" if action.beep else "false",
-                        "terminateOn": action.terminate_on,
-                    },
+                await self.ari.record(
+                    s.channel_id,
+                    action.name,
+                    max_seconds=action.max_seconds,
+                    silence_seconds=action.silence_seconds,
+                    beep=action.beep,
+                    terminate_on=action.terminate_on,
                 )
             elif isinstance(action, SaveAnswer):
                 await self.surveys.save_answer(

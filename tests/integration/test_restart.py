@@ -157,6 +157,4 @@ async def test_restart_of_serve_keeps_callers_in_the_ivr_the_queue_and_talking(
     assert {r.outcome for r in rows.values()} <= {"answered", "abandoned_in_queue"}
 
     # Agents stay logged in: the paused one paused, the others free again.
-    await wait_agents(
-        desk, {ana: "available", ben: "available", nora: "available", pia: "paused"}
-    )
+    await wait_agents(desk, {ana: "available", ben: "available", nora: "available", pia: "paused"})
