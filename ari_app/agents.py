@@ -388,6 +388,33 @@ class AgentDesk:
             return False
         return channel_id in (bridge or {}).get("channels", [])
 
+    async def resync(self) -> None:
+        """After a reconnect: what agents' legs did while we were away (Asterisk sent no
+        events then). A leg gone is gone now; a leg that answered is answered now."""
+        for leg in [*self.legs.values(), *self.nailed.values()]:
+            with structlog.contextvars.bound_contextvars(
+                agent_id=leg.agent_id, channel_id=leg.channel_id
+            ):
+                try:
+                    channel = await self.ari.get_channel(leg.channel_id)
+                except ARINotFound:
+                    log.info("agent_leg_gone_while_away")
+                    await self._leg_gone(leg, None)
+                    continue
+                if leg.answered or channel.get("state") != "Up":
+                    continue
+                log.info("agent_leg_answered_while_away")
+                leg.answered = True
+                if leg.caller_channel is None:
+                    await self._nailed_up(leg)
+                else:
+                    self._post(
+                        leg.caller_channel,
+                        AGENT_ANSWERED,
+                        leg=leg.channel_id,
+                        agent_id=leg.agent_id,
+                    )
+
     def adopt_leg(self, channel_id: str, agent_id: str, caller_channel: str) -> None:
         """A per-call agent leg talking to an adopted caller."""
         self.legs[channel_id] = AgentLeg(channel_id, agent_id, caller_channel, answered=True)

@@ -324,6 +324,9 @@ class ARIClient:
     async def stop_moh(self, channel_id: str) -> None:
         await self.request("DELETE", f"/channels/{_q(channel_id)}/moh")
 
+    async def get_playback(self, playback_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], await self.request("GET", f"/playbacks/{_q(playback_id)}"))
+
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{_q(playback_id)}")
 

@@ -168,6 +168,7 @@ class FakeARI(ARIClient):
         self.live_playbacks: dict[str, FakePlayback] = {}
         self.live_recordings: dict[str, FakeRecording] = {}
         self.emitted: list[Event] = []  # every event sent to the app, in order
+        self.lost: list[Event] = []  # events Asterisk sent while the app was disconnected
         self.destroyed: list[str] = []  # channel ids, in the order they went
         self._seq = itertools.count(1)
         self._connected.set()
@@ -204,7 +205,11 @@ class FakeARI(ARIClient):
     # ---- pushing events (the test plays Asterisk and the callers) ------------------------
 
     def emit(self, event: Event) -> None:
-        """Send one event to the app, through the client's per-channel ordered dispatch."""
+        """Send one event to the app, through the client's per-channel ordered dispatch; while
+        disconnected it is lost, as Asterisk sends nothing to an app that is not connected."""
+        if not self._connected.is_set():
+            self.lost.append(event)
+            return
         self.emitted.append(event)
         self.dispatch(event)
 

@@ -12,6 +12,7 @@ from ari_app.ari import ARIError, ARINotFound, ChannelTimers, Event
 from ari_app.infoline.queueing import Queueing
 from ari_app.infoline.session import (
     ADOPT,
+    RESYNC,
     CallerSession,
 )
 from core.acd import ACDError, AgentMode, AgentProfile
@@ -88,6 +89,10 @@ class Adoption(Queueing):
                     continue
                 if row.channel_id not in self.calls:
                     to_adopt.append((row, LiveCall.from_json(row.state)))
+            if not first:
+                await self.desk.resync()
+                for s in list(self.calls.values()):
+                    self._post(s.channel_id, RESYNC)
             for row, state in sorted(to_adopt, key=_adoption_order):
                 await self._adopt(row, state)
             if first:
@@ -97,6 +102,23 @@ class Adoption(Queueing):
         finally:
             structlog.contextvars.unbind_contextvars("call_id", "channel_id")
             self.ready = True
+
+    def _post(self, channel_id: str, kind: str, **data: object) -> None:
+        self.ari.dispatch(
+            {"type": kind, "application": self.name, "channel": {"id": channel_id}, **data}
+        )
+
+    async def _resync(self, s: CallerSession) -> None:
+        """A prompt that ended while we were away sent its PlaybackFinished to nobody: the
+        caller would sit in silence. Notice it now and go on as if it had arrived."""
+        for local in (s.ivr.playing if s.phase is Phase.IVR else None, s.announcing):
+            if local is None:
+                continue
+            try:
+                await self.ari.get_playback(f"{s.channel_id}-{local}")
+            except ARINotFound:
+                log.info("playback_ended_while_away", playback=local)
+                await self._playback_finished(s, local)
 
     async def _gone_while_away(self, row: LiveRow) -> None:
         s = self.calls.get(row.channel_id)

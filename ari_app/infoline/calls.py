@@ -35,6 +35,9 @@ class CallBase:
     async def _run(self, s: CallerSession, actions: list[IVRAction]) -> None:
         raise NotImplementedError
 
+    async def _playback_finished(self, s: CallerSession, local: str) -> None:
+        raise NotImplementedError
+
     def __init__(
         self,
         ari: ARIClient,

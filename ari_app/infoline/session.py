@@ -20,6 +20,7 @@ from models.calllog import now
 
 CONTROL = "CentralaControl"  # an agent's call control (transfer), from the API
 ADOPT = "CentralaAdopt"  # adopt a call found live after a restart, on the caller's own stream
+RESYNC = "CentralaResync"  # after a reconnect: notice what the call missed, on its own stream
 HOLD_PROMPT = "queue_hold"
 CONSULT_PRIORITY = 1000
 # The dialplan context of the post-call survey (extensions.conf); it reads these variables.

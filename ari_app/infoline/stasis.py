@@ -16,6 +16,7 @@ from ari_app.infoline.adoption import Adoption
 from ari_app.infoline.session import (
     ADOPT,
     CONTROL,
+    RESYNC,
     CallerSession,
     ari_time,
 )
@@ -97,16 +98,9 @@ class InfolineApp(Adoption):
         at = ari_time(event.get("timestamp"))
         if kind in ("PlaybackFinished", "PlaybackFailed"):
             playback_id = str(event.get("playback", {}).get("id", ""))
-            local = playback_id.removeprefix(f"{s.channel_id}-")
-            if local == s.announcing:
-                s.announcing = None
-                if s.phase is Phase.QUEUED:
-                    await self._moh(s, on=True)
-                    s.timers.start(
-                        "announce", s.queue_def.announce_every_seconds if s.queue_def else 30
-                    )
-                return
-            await self._run(s, s.ivr.on_playback_finished(local))
+            await self._playback_finished(s, playback_id.removeprefix(f"{s.channel_id}-"))
+        elif kind == RESYNC:
+            await self._resync(s)
         elif kind == "ChannelDtmfReceived":
             await self._dtmf(s, str(event.get("digit", "")))
         elif kind == TIMER:
@@ -178,6 +172,17 @@ class InfolineApp(Adoption):
         await self.calllog.answered(s.call_id, now())
         await self._run(s, s.ivr.start())
         self._save(s)
+
+    async def _playback_finished(self, s: CallerSession, local: str) -> None:
+        if local == s.announcing:
+            s.announcing = None
+            if s.phase is Phase.QUEUED:
+                await self._moh(s, on=True)
+                s.timers.start(
+                    "announce", s.queue_def.announce_every_seconds if s.queue_def else 30
+                )
+            return
+        await self._run(s, s.ivr.on_playback_finished(local))
 
     async def _run(self, s: CallerSession, actions: list[IVRAction]) -> None:
         for action in actions:

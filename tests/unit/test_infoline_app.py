@@ -142,7 +142,9 @@ async def line(template_db: Path, tmp_path: Path) -> AsyncIterator[Line]:
     desk = AgentDesk(ari, crm, acd, APP)
     app = InfolineApp(ari, calllog, crm, desk, acd, name=APP, region="BA")
     ari.on_event(app.on_event)
+    ari.on_connect(app.reconcile)  # as serve wires it: adopt on the first connect, resync after
     await ari.start()
+    await ari.settle()
     try:
         yield Line(ari, app, desk, calllog, Database(url, engine, sessions))
     finally:
@@ -590,3 +592,64 @@ async def test_a_call_row_with_an_unreadable_live_state_starts_the_flow_again(li
     line.ari.hang_up("caller-x")
     await line.settle()
     assert (await line.row("caller-x")).outcome == "abandoned_in_ivr"
+
+
+# ---- a reconnect: what the calls missed while Asterisk's events could not reach us -------
+
+
+async def reconnect(line: Line) -> None:
+    await line.ari.reconnect()
+    await line.settle()
+    await line.ari.settle()
+
+
+async def test_prompt_that_ended_while_disconnected_does_not_leave_the_caller_in_silence(
+    line: Line,
+) -> None:
+    await line.call("flap-1")
+    (notice,) = line.ari.playing("flap-1")
+    line.ari.disconnect()
+    line.ari.finish_playback(notice.id)  # its PlaybackFinished is lost
+    assert [e["type"] for e in line.ari.lost] == ["PlaybackFinished"]
+    assert line.ari.playing("flap-1") == []  # silence, until we notice
+    await reconnect(line)
+    (now_playing,) = line.ari.playing("flap-1")
+    assert now_playing.media == ["sound:centrala/bs/choose_language"]
+    line.ari.hang_up("flap-1")
+    await line.settle()
+    no_leftovers(line.ari)
+
+
+async def test_agent_answering_while_disconnected_is_bridged_to_the_caller_on_reconnect(
+    line: Line,
+) -> None:
+    endpoint = await line.login("ana", ["new_clients"])
+    await line.call("flap-2", keys="0")
+    leg = line.agent_leg(endpoint)
+    line.ari.disconnect()
+    line.ari.pick_up(leg)  # its StasisStart is lost
+    await reconnect(line)
+    bridge = line.ari.bridge_of("flap-2")
+    assert bridge is not None and sorted(bridge.channels) == sorted([leg, "flap-2"])
+    assert (await line.row("flap-2")).agent_id == "ana"
+    line.ari.hang_up("flap-2")
+    await line.settle()
+    no_leftovers(line.ari)
+
+
+async def test_agent_hanging_up_while_disconnected_ends_the_call_and_frees_the_agent(
+    line: Line,
+) -> None:
+    endpoint = await line.login("ana", ["new_clients"])
+    await line.call("flap-3", keys="0")
+    leg = line.agent_leg(endpoint)
+    line.ari.pick_up(leg)
+    await line.settle()
+    line.ari.disconnect()
+    line.ari.hang_up(leg)  # the agent's ChannelDestroyed is lost
+    await reconnect(line)
+    row = await line.row("flap-3")
+    assert row.outcome == "answered" and row.ended_at is not None
+    assert [k for k, _ in await line.events(row.id, "agent_hung_up")] == ["agent_hung_up"]
+    assert line.app.acd.agent("ana").status in ("available", "wrap_up")
+    no_leftovers(line.ari)
