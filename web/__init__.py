@@ -9,19 +9,26 @@ desk."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
+import structlog
 from aiohttp import web
 
 from core.acd import ACD
 from models.crm import CRM
+from models.web_sessions import WebSessionStore
 from web.auth import Sessions
 from web.http import WEB, DeskWeb, routes, setup_templates
 from web.notifier import Notifier
 from web.ports import AgentCommands, CallControl
 from web.reports import routes as report_routes
 from web.store import DeskStore
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,11 @@ class DeskConfig:
     session_seconds: float
     region: str
     disposition_required: bool
+    secure_cookies: bool = False
+    trusted_proxy: str | None = None
+    # How often open WebSockets are checked against the sessions table, for revocations made
+    # outside this process (a password change from the CLI, a demotion).
+    session_recheck_seconds: float = 5.0
 
 
 def desk_ctx(
@@ -58,13 +70,31 @@ def desk_ctx(
             infoline=app[infoline_key],
             region=config.region,
             disposition_required=config.disposition_required,
+            web_sessions=WebSessionStore(
+                app[crm_key].sessions, timedelta(seconds=config.session_seconds)
+            ),
+            secure_cookies=config.secure_cookies,
+            trusted_proxy=config.trusted_proxy,
         )
         app[infoline_key].desk_listeners.append(notifier.on_notice)
         notifier.start()
+        recheck = asyncio.create_task(_recheck_sockets(app[WEB], config.session_recheck_seconds))
         yield
+        recheck.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recheck
         await notifier.stop()
 
     return ctx
+
+
+async def _recheck_sockets(dw: DeskWeb, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await dw.recheck_sockets()
+        except Exception:  # the database is away: the sockets stay, the next round retries
+            log.warning("session_recheck_failed", exc_info=True)
 
 
 async def _close_sockets(app: web.Application) -> None:
