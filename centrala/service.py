@@ -245,7 +245,7 @@ async def run(settings: Settings) -> None:
         build_app(settings),
         handle_signals=False,
         access_log=None,
-        handler_args=handler_args(settings.web_header_timeout),
+        **handler_args(settings.web_header_timeout),
     )
     await runner.setup()
     site = CappedSite(

@@ -28,7 +28,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def handler_args(header_timeout: float) -> dict[str, Any]:
-    """``web.AppRunner(..., handler_args=...)``: the header deadline (see module doc)."""
+    """Keyword arguments of ``web.AppRunner`` (it hands them to every request handler):
+    the header deadline (see module doc)."""
     return {"keepalive_timeout": header_timeout}
 
 
