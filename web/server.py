@@ -36,11 +36,21 @@ def handler_args(header_timeout: float) -> dict[str, Any]:
 def body_deadline(timeout: float) -> Middleware:
     """A request body not fully received within ``timeout`` seconds is answered 408 and the
     connection closed. The body is read here (at most the app's client_max_size) and kept by
-    aiohttp, so the handler's ``post()``/``json()`` reads it from memory."""
+    aiohttp, so the handler's ``post()``/``json()``/``read()`` reads it from memory. A
+    multipart body could not be read twice (aiohttp parses it from the stream): no route
+    takes one, so it is refused with 415 before anything is read."""
 
     @web.middleware
     async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.body_exists and request.headers.get("Upgrade", "").lower() != "websocket":
+            if request.content_type.startswith("multipart/"):
+                return web.json_response(
+                    {
+                        "error_id": "multipart_not_accepted",
+                        "message": "send a form as application/x-www-form-urlencoded or JSON",
+                    },
+                    status=415,
+                )
             try:
                 async with asyncio.timeout(timeout):
                     await request.read()

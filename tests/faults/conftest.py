@@ -24,7 +24,7 @@ from web.api import routes as api_routes
 from web.auth import COOKIE, hash_password
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
-from web.ports import DESK, INFOLINE, AgentCommands, CallControl, LiveCall
+from web.ports import DESK, INFOLINE, CallControl, LiveCall
 from web.server import CappedSite, body_deadline, handler_args
 
 API_TOKEN = "fault-test-token"
@@ -35,6 +35,9 @@ CAMPAIGNS = web.AppKey("campaigns", CampaignStore)
 
 
 class FakeDesk:
+    def __init__(self) -> None:
+        self.pauses: list[tuple[str, str]] = []
+
     async def login(self, agent_id: str, endpoint: str | None, mode: AgentMode) -> None:
         pass
 
@@ -42,7 +45,7 @@ class FakeDesk:
         pass
 
     def pause(self, agent_id: str, reason: str) -> None:
-        pass
+        self.pauses.append((agent_id, reason))
 
     def ready(self, agent_id: str) -> None:
         pass
@@ -74,6 +77,7 @@ class DeskServer:
     database: Database
     runner: web.AppRunner
     site: CappedSite
+    desk: FakeDesk
 
     @property
     def url(self) -> str:
@@ -94,7 +98,7 @@ async def start_desk(database: Database, limits: Limits | None = None) -> DeskSe
         middlewares=[errors, api_guard(lambda: API_TOKEN), body_deadline(limits.body_timeout)],
         client_max_size=64 * 1024,
     )
-    desk: AgentCommands = FakeDesk()
+    desk = FakeDesk()
     infoline: CallControl = FakeInfoline()
     app[CRM_KEY], app[ACD_KEY], app[DESK], app[INFOLINE] = (
         CRM(database.sessions),
@@ -118,7 +122,7 @@ async def start_desk(database: Database, limits: Limits | None = None) -> DeskSe
     await runner.setup()
     site = CappedSite(runner, "127.0.0.1", 0, max_connections=limits.max_connections)
     await site.start()
-    return DeskServer(database, runner, site)
+    return DeskServer(database, runner, site, desk)
 
 
 async def add_agents(database: Database) -> None:

@@ -103,6 +103,31 @@ async def test_slow_body_is_cut_off_at_the_body_deadline(tmp_path: Path) -> None
         await database.engine.dispose()
 
 
+async def test_body_deadline_hands_the_body_on_to_the_handler(desk: DeskServer) -> None:
+    """Regression: the deadline reads the body first, and the API then took it for absent
+    (a pause's reason was lost and became "break")."""
+    bearer = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with (
+        aiohttp.ClientSession(desk.url, headers=bearer) as api,
+        api.post("/api/agents/anna/pause", json={"reason": "lunch"}) as r,
+    ):
+        assert r.status == 200, await r.text()
+    assert desk.desk.pauses == [("anna", "lunch")]
+
+
+async def test_multipart_body_is_refused_with_415_not_500(desk: DeskServer) -> None:
+    form = aiohttp.FormData()
+    form.add_field("agent_id", "anna")
+    form.add_field("password", PASSWORD)
+    form.add_field("upload", b"x" * 100, filename="a.csv")
+    async with (
+        aiohttp.ClientSession(desk.url) as http,
+        http.post("/login", data=form, allow_redirects=False) as r,
+    ):
+        assert r.status == 415
+        assert (await r.json())["error_id"] == "multipart_not_accepted"
+
+
 # ---- log-in -------------------------------------------------------------------------------
 
 
