@@ -96,22 +96,42 @@ class CappedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
 
+        # Every handler we made, in accept order. Not server.connections: a connection
+        # accepted in the same burst is listed there only after its connection_made, and one
+        # closed a moment ago until its connection_lost.
+        # (The value: when it was made; one never connected after a while is gone too, as
+        # when asyncio failed to set the accepted socket up.)
+        handlers: dict[RequestHandler, float] = {}
+        loop = asyncio.get_running_loop()
+
+        def gone(handler: RequestHandler, now: float) -> bool:
+            if handler._manager is None:  # its connection_lost ran
+                return True
+            return handler._task_handler is None and now - handlers[handler] > 10.0
+
         def protocol() -> asyncio.Protocol:
-            connections = server.connections
-            if len(connections) >= self.max_connections:
-                idle = [h for h in connections if _idle(h)]
-                if idle:
-                    idle[0].force_close()  # the oldest: connections keep accept order
-                else:
+            now = loop.time()
+            for handler in [h for h in handlers if gone(h, now)]:
+                del handlers[handler]
+            open_ = [h for h in handlers if not h._force_close]
+            excess = len(open_) + 1 - self.max_connections
+            if excess > 0:
+                idle = [h for h in open_ if _idle(h)][:excess]  # the oldest first
+                for handler in idle:
+                    handler.force_close()
+                if len(idle) < excess:
                     self.refused += 1
                     if self.refused in (1, 10, 100) or self.refused % 1000 == 0:
                         log.warning(
-                            "web_connection_refused", cap=self.max_connections, refused=self.refused
+                            "web_connection_refused",
+                            cap=self.max_connections,
+                            refused=self.refused,
                         )
                     return _Refused()
-            return server()
+            handler = server()
+            handlers[handler] = now
+            return handler
 
-        loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             protocol,
             self._host,

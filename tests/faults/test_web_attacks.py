@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +18,7 @@ from structlog.testing import capture_logs
 
 from models.tables import Agent, AgentRole
 from tests.conftest import Database, make_database
-from tests.faults.conftest import (
+from tests.faults.web_harness import (
     API_TOKEN,
     PASSWORD,
     DeskServer,
@@ -32,6 +33,17 @@ from tests.faults.conftest import (
 from tests.support import wait_until
 from web.auth import COOKIE, hash_password
 from web.store import DeskStore
+
+
+@pytest.fixture
+async def desk(database: Database) -> AsyncIterator[DeskServer]:
+    await add_agents(database)
+    server = await start_desk(database)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
 
 # ---- slow-loris ---------------------------------------------------------------------------
 

@@ -1,17 +1,16 @@
-"""Attacks on the web port, against the desk's real aiohttp app served the way `centrala serve`
-serves it (web/server.py: the header deadline, the body deadline, the connection cap) on a
-real socket, with a real database (SQLite and PostgreSQL). The Stasis apps behind the desk
-are small fakes: these tests are about HTTP, not calls."""
+"""A harness for attacks on the web port: the desk's real aiohttp app served the way
+`centrala serve` serves it (web/server.py: the header deadline, the body deadline, the
+connection cap) on a real socket, with a real database (SQLite and PostgreSQL). The Stasis
+apps behind the desk are small fakes: these attacks are about HTTP, not calls."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from core.acd import ACD, AgentMode, Offer
@@ -171,13 +170,3 @@ async def csrf_of_page(http: aiohttp.ClientSession, path: str = "/desk") -> str:
         match = re.search(r'name="csrf-token" content="([^"]+)"', await page.text())
     assert match, f"{path} carries the session's CSRF token"
     return match.group(1)
-
-
-@pytest.fixture
-async def desk(database: Database) -> AsyncIterator[DeskServer]:
-    await add_agents(database)
-    server = await start_desk(database)
-    try:
-        yield server
-    finally:
-        await server.stop()
