@@ -162,6 +162,51 @@ async def test_brute_force_login_is_throttled_and_logged(desk: DeskServer) -> No
         assert (await login(http, "sara", PASSWORD)).status == 303
 
 
+async def test_forged_x_forwarded_for_does_not_escape_the_address_throttle(
+    database: Database,
+) -> None:
+    """X-Forwarded-For is believed only from the configured proxy: a guesser who sends a new
+    one with every try is still counted at their own address."""
+    await add_agents(database)
+    server = await start_desk(database, Limits(trusted_proxy="192.0.2.1"))
+    try:
+        async with client(server.url) as http:
+            with capture_logs() as logs:
+                for n in range(3):
+                    forged = {"X-Forwarded-For": f"198.51.100.{n}"}
+                    assert (await login(http, f"guess{n}", "x", forged)).status == 401
+        assert [(e["address"], e["failures_from_address"]) for e in logs] == [
+            ("127.0.0.1", 1),
+            ("127.0.0.1", 2),
+            ("127.0.0.1", 3),
+        ]
+    finally:
+        await server.stop()
+
+
+async def test_session_cookie_is_secure_behind_tls(database: Database) -> None:
+    """Measured before: cookies lacked ``Secure`` behind a TLS proxy. With
+    CENTRALA_WEB_SECURE_COOKIES, or X-Forwarded-Proto: https from the trusted proxy, they have
+    it; X-Forwarded-Proto from anyone else changes nothing."""
+    await add_agents(database)
+    for limits, headers, secure in (
+        (Limits(secure_cookies=True), {}, True),
+        (Limits(trusted_proxy="127.0.0.1"), {"X-Forwarded-Proto": "https"}, True),
+        (Limits(trusted_proxy="192.0.2.1"), {"X-Forwarded-Proto": "https"}, False),
+        (Limits(), {}, False),
+    ):
+        server = await start_desk(database, limits)
+        try:
+            async with client(server.url) as http:
+                response = await login(http, "anna", PASSWORD, headers)
+                assert response.status == 303
+                cookie = response.cookies[COOKIE]
+                assert bool(cookie["secure"]) is secure, (limits, headers)
+                assert cookie["httponly"] and cookie["samesite"] == "Strict"
+        finally:
+            await server.stop()
+
+
 async def test_unknown_agent_ids_answer_as_slowly_as_known_ones(desk: DeskServer) -> None:
     """Measured before: an unknown id answered 60 times faster (argon2 ran for known ids only).
     Four tries each, under the throttle's free failures."""

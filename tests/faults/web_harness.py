@@ -69,6 +69,8 @@ class Limits:
     body_timeout: float = 30.0
     max_connections: int = 500
     recheck_seconds: float = 0.1
+    secure_cookies: bool = False
+    trusted_proxy: str | None = None
 
 
 @dataclass
@@ -112,6 +114,8 @@ async def start_desk(database: Database, limits: Limits | None = None) -> DeskSe
         region="BA",
         disposition_required=False,
         session_recheck_seconds=limits.recheck_seconds,
+        secure_cookies=limits.secure_cookies,
+        trusted_proxy=limits.trusted_proxy,
     )
     app.cleanup_ctx.append(desk_ctx(config, CRM_KEY, ACD_KEY, DESK, INFOLINE))
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
@@ -145,15 +149,18 @@ def client(base: str) -> aiohttp.ClientSession:
 
 
 async def login(
-    http: aiohttp.ClientSession, agent_id: str, password: str
+    http: aiohttp.ClientSession,
+    agent_id: str,
+    password: str,
+    headers: dict[str, str] | None = None,
 ) -> aiohttp.ClientResponse:
     """The browser's way in: the login page (its CSRF token and pre-login cookie), then the
-    form. The answer is returned unread-through (303 on success)."""
+    form. The answer is returned read (303 on success)."""
     async with http.get("/login") as page:
         match = re.search(r'name="csrf" value="([^"]+)"', await page.text())
     assert match, "the login page carries a CSRF token"
     form = {"agent_id": agent_id, "password": password, "csrf": match.group(1)}
-    async with http.post("/login", data=form, allow_redirects=False) as response:
+    async with http.post("/login", data=form, allow_redirects=False, headers=headers) as response:
         await response.read()
         return response
 
