@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.tables import Agent, AgentRole, WebSession
@@ -82,6 +82,16 @@ class WebSessionStore:
                 .where(WebSession.id == session_id, WebSession.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
+
+
+    async def purge(self, now: datetime) -> int:
+        """Forget sessions past their lifetime (revoked or not: their cookies are refused by
+        age anyway), so the table holds the live ones and not every log-in ever made."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                delete(WebSession).where(WebSession.created_at <= now - self.max_age)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def revoke_agent_sessions(session: AsyncSession, agent_id: str, now: datetime) -> None:

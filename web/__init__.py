@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from aiohttp import web
@@ -88,13 +89,20 @@ def desk_ctx(
     return ctx
 
 
+PURGE_EVERY = 3600.0  # seconds between clean-ups of expired web_sessions rows
+
+
 async def _recheck_sockets(dw: DeskWeb, every: float) -> None:
+    next_purge = time.monotonic()
     while True:
-        await asyncio.sleep(every)
         try:
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_EVERY
+                await dw.web_sessions.purge(datetime.now(UTC))
             await dw.recheck_sockets()
         except Exception:  # the database is away: the sockets stay, the next round retries
             log.warning("session_recheck_failed", exc_info=True)
+        await asyncio.sleep(every)
 
 
 async def _close_sockets(app: web.Application) -> None:

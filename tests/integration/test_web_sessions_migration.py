@@ -46,11 +46,15 @@ async def test_a_session_is_live_until_revoked_expired_or_its_agent_goes(
     await store.revoke(session_id, T0 + timedelta(minutes=6))
     assert await store.live(session_id, T0 + timedelta(minutes=7)) is None
 
+    assert await store.purge(T0 + timedelta(hours=8)) == 0  # within the lifetime: kept
     async with database.sessions() as session, session.begin():
         await session.execute(delete(Agent).where(Agent.id == "boris"))
     async with database.sessions() as session:
         owners = (await session.scalars(select(WebSession.agent_id))).all()
     assert owners == ["anna"]  # boris's session went with him (ON DELETE CASCADE)
+    assert await store.purge(T0 + timedelta(hours=9)) == 1  # past it: forgotten
+    async with database.sessions() as session:
+        assert (await session.scalars(select(WebSession))).all() == []
 
 
 def _tables(conn: Connection) -> set[str]:
