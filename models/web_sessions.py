@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, delete, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.tables import Agent, AgentRole, WebSession
@@ -26,10 +27,19 @@ class LiveSession:
     role: str  # read from ``agents`` now, never from the cookie
 
 
+# While the database is away a session it confirmed this recently still counts, so agents
+# keep their desks (the calls go on from memory) through a short outage.
+OUTAGE_GRACE = timedelta(minutes=15)
+UNREACHABLE = (DBAPIError, OSError, TimeoutError)
+
+
 class WebSessionStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], max_age: timedelta) -> None:
         self.sessions = sessions
         self.max_age = max_age
+        # Each session's last answer from the database, for an outage; a log-out here
+        # removes it at once, even when the database cannot be told.
+        self._confirmed: dict[str, tuple[LiveSession, datetime]] = {}
 
     async def open(self, agent_id: str, now: datetime) -> str:
         session_id = secrets.token_urlsafe(32)
@@ -51,9 +61,28 @@ class WebSessionStore:
         )
 
     async def live(self, session_id: str, now: datetime) -> LiveSession | None:
-        """The session if it is still live (not revoked, not expired, its agent active)."""
+        """The session if it is still live (not revoked, not expired, its agent active).
+        With the database unreachable: the database's last answer of the past
+        ``OUTAGE_GRACE``, else the error goes on."""
         if not 0 < len(session_id) <= 64:
             return None
+        try:
+            live = await self._live(session_id, now)
+        except UNREACHABLE:
+            confirmed = self._confirmed.get(session_id)
+            if confirmed is None or now - confirmed[1] > OUTAGE_GRACE:
+                raise
+            return confirmed[0]
+        if live is None:
+            self._confirmed.pop(session_id, None)
+        else:
+            if len(self._confirmed) >= 10_000:  # bounded: the oldest answer goes
+                del self._confirmed[next(iter(self._confirmed))]
+            self._confirmed.pop(session_id, None)
+            self._confirmed[session_id] = (live, now)
+        return live
+
+    async def _live(self, session_id: str, now: datetime) -> LiveSession | None:
         async with self.sessions() as session:
             row = (
                 await session.execute(self._live_query(now).where(WebSession.id == session_id))
@@ -76,6 +105,7 @@ class WebSessionStore:
             return {web_session.id: str(role) for web_session, role in rows}
 
     async def revoke(self, session_id: str, now: datetime) -> None:
+        self._confirmed.pop(session_id, None)
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(WebSession)

@@ -1,13 +1,16 @@
-"""Migration 0008 (web_sessions) on SQLite and PostgreSQL: it stores a desktop log-in, a
-deleted agent takes their sessions along, and it downgrades to 0007 and upgrades again
-without touching the agents. (test_survey_migration.py checks that the ORM models agree with
+"""Migration 0008 (web_sessions) and its store on SQLite and PostgreSQL: it stores a desktop
+log-in, a deleted agent takes their sessions along, expired ones are purged, a confirmed one
+outlives a short database outage, and it downgrades to 0007 and upgrades again without
+touching the agents. (test_survey_migration.py checks that the ORM models agree with
 the migrated schema.)"""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
+import pytest
 from alembic import command
 from sqlalchemy import Connection, delete, inspect, select
 
@@ -77,3 +80,37 @@ async def test_downgrade_drops_only_web_sessions_and_upgrade_restores(database: 
         sessions = (await session.scalars(select(WebSession))).all()
     assert agents == ["anna", "boris"]
     assert sessions == []
+
+
+class _Unreachable:
+    """A session factory whose database is down."""
+
+    def __call__(self) -> _Unreachable:
+        return self
+
+    async def __aenter__(self) -> None:
+        raise ConnectionRefusedError("database down")
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def test_a_confirmed_session_outlives_a_short_database_outage(database: Database) -> None:
+    """The calls go on from memory while the database is away; so do the desks of agents whose
+    session the database confirmed lately. A log-out still ends one at once."""
+    session_id = await _seed(database)
+    store = WebSessionStore(database.sessions, timedelta(hours=9))
+    assert await store.live(session_id, T0) is not None
+    other = await store.open("boris", T0)  # never confirmed before the outage
+
+    store.sessions = cast(Any, _Unreachable())
+    live = await store.live(session_id, T0 + timedelta(minutes=10))
+    assert live is not None and live.agent_id == "anna"
+    with pytest.raises(ConnectionRefusedError):
+        await store.live(other, T0 + timedelta(minutes=10))
+    with pytest.raises(ConnectionRefusedError):  # past the grace: no longer taken on trust
+        await store.live(session_id, T0 + timedelta(minutes=16))
+    with pytest.raises(ConnectionRefusedError):
+        await store.revoke(session_id, T0 + timedelta(minutes=11))
+    with pytest.raises(ConnectionRefusedError):
+        await store.live(session_id, T0 + timedelta(minutes=12))
