@@ -39,6 +39,7 @@ from web.api import routes as api_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
 from web.ports import DESK, INFOLINE
+from web.server import CappedSite, body_deadline, handler_args
 from web.status import StatusSources, status_route
 from web.survey_api import Sessions
 from web.survey_api import routes as report_routes
@@ -222,7 +223,12 @@ def status_sources(app: web.Application) -> StatusSources:
 
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[errors, api_guard(settings.effective_api_token)], client_max_size=64 * 1024
+        middlewares=[
+            errors,
+            api_guard(settings.effective_api_token),
+            body_deadline(settings.web_body_timeout),
+        ],
+        client_max_size=64 * 1024,
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([loop_lag_ctx, database_ctx, ari_ctx, agi_ctx, ami_ctx])
@@ -231,6 +237,8 @@ def build_app(settings: Settings) -> web.Application:
         session_seconds=settings.session_hours * 3600,
         region=settings.default_region,
         disposition_required=settings.disposition_required,
+        secure_cookies=settings.web_secure_cookies,
+        trusted_proxy=settings.web_trusted_proxy,
     )
     app.cleanup_ctx.append(desk_ctx(desk_config, CRM_KEY, ACD_KEY, DESK, INFOLINE))
     app.router.add_routes([status_route(status_sources)])
@@ -243,9 +251,19 @@ def build_app(settings: Settings) -> web.Application:
 
 async def run(settings: Settings) -> None:
     settings.effective_api_token()  # made before the first request, readable by the CLI
-    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        build_app(settings),
+        handle_signals=False,
+        access_log=None,
+        **handler_args(settings.web_header_timeout),
+    )
     await runner.setup()
-    site = web.TCPSite(runner, settings.web_host, settings.web_port)
+    site = CappedSite(
+        runner,
+        settings.web_host,
+        settings.web_port,
+        max_connections=settings.web_max_connections,
+    )
     await site.start()
     log.info("serving", web=f"http://{settings.web_host}:{settings.web_port}")
     stop = asyncio.Event()

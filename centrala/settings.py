@@ -98,6 +98,25 @@ class Settings(BaseSettings):
     session_hours: float = Field(default=9.0, gt=0, le=24 * 7)
     disposition_required: bool = True
 
+    # The web port against hostile clients (web/server.py): deadlines for a request's headers
+    # and body, a cap on open connections, and how cookies are marked behind a TLS proxy.
+    web_header_timeout: float = Field(
+        default=15.0, gt=0, le=3600, description="seconds a connection may take to send headers"
+    )
+    web_body_timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds a request may take to send its body"
+    )
+    web_max_connections: int = Field(
+        default=500, ge=1, le=100_000, description="open web connections at most"
+    )
+    web_secure_cookies: bool = Field(
+        default=False, description="mark session cookies Secure (served behind HTTPS)"
+    )
+    web_trusted_proxy: str | None = Field(
+        default=None,
+        description="address of the reverse proxy whose X-Forwarded-For/-Proto are believed",
+    )
+
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
 

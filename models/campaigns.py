@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import DomainError
+from core.ids import MAX_ROW_ID, row_id
 from core.surveys.campaign import (
     CampaignSettings,
     ClientFacts,
@@ -139,7 +140,11 @@ class CampaignStore:
     async def find(self, name_or_id: str | int) -> Campaign:
         async with self.sessions() as session:
             if isinstance(name_or_id, int) or str(name_or_id).isdigit():
-                row = await session.get(Campaign, int(name_or_id))
+                campaign_id = (
+                    name_or_id if isinstance(name_or_id, int) else row_id(name_or_id)
+                )
+                valid = campaign_id is not None and 0 < campaign_id <= MAX_ROW_ID
+                row = await session.get(Campaign, campaign_id) if valid else None
             else:
                 row = await session.scalar(select(Campaign).where(Campaign.name == name_or_id))
         if row is None:

@@ -140,6 +140,21 @@ class AgentSession(Base):
     logged_in_at: Mapped[datetime]
 
 
+class WebSession(Base):
+    """A desktop log-in. The browser's cookie carries only ``id``; who it is and what they may
+    do is read from here and from ``agents`` on every request, so a log-out, a demotion, a
+    deactivation or a password change holds at once and across restarts of `serve`."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
 class Queue(Base):
     __tablename__ = "queues"
 

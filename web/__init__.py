@@ -9,19 +9,27 @@ desk."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+import structlog
 from aiohttp import web
 
 from core.acd import ACD
 from models.crm import CRM
+from models.web_sessions import WebSessionStore
 from web.auth import Sessions
 from web.http import WEB, DeskWeb, routes, setup_templates
 from web.notifier import Notifier
 from web.ports import AgentCommands, CallControl
 from web.reports import routes as report_routes
 from web.store import DeskStore
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,11 @@ class DeskConfig:
     session_seconds: float
     region: str
     disposition_required: bool
+    secure_cookies: bool = False
+    trusted_proxy: str | None = None
+    # How often open WebSockets are checked against the sessions table, for revocations made
+    # outside this process (a password change from the CLI, a demotion).
+    session_recheck_seconds: float = 5.0
 
 
 def desk_ctx(
@@ -58,13 +71,38 @@ def desk_ctx(
             infoline=app[infoline_key],
             region=config.region,
             disposition_required=config.disposition_required,
+            web_sessions=WebSessionStore(
+                app[crm_key].sessions, timedelta(seconds=config.session_seconds)
+            ),
+            secure_cookies=config.secure_cookies,
+            trusted_proxy=config.trusted_proxy,
         )
         app[infoline_key].desk_listeners.append(notifier.on_notice)
         notifier.start()
+        recheck = asyncio.create_task(_recheck_sockets(app[WEB], config.session_recheck_seconds))
         yield
+        recheck.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recheck
         await notifier.stop()
 
     return ctx
+
+
+PURGE_EVERY = 3600.0  # seconds between clean-ups of expired web_sessions rows
+
+
+async def _recheck_sockets(dw: DeskWeb, every: float) -> None:
+    next_purge = time.monotonic()
+    while True:
+        try:
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_EVERY
+                await dw.web_sessions.purge(datetime.now(UTC))
+            await dw.recheck_sockets()
+        except Exception:  # the database is away: the sockets stay, the next round retries
+            log.warning("session_recheck_failed", exc_info=True)
+        await asyncio.sleep(every)
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -18,7 +18,8 @@ MAX_REASON = 80
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
+    # body_exists, not can_read_body: the body deadline (web/server.py) has read it already.
+    if not request.body_exists:
         return {}
     try:
         data = await request.json()

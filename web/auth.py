@@ -1,12 +1,14 @@
 """Who may do what on the agent desktop, and the session cookie that says who is asking.
 
 Pure: roles and actions are data, ``may`` is a table lookup; the session cookie is an
-itsdangerous-signed, timestamped value, so a tampered or expired cookie reads as nobody.
+itsdangerous-signed, timestamped session id, so a tampered or expired cookie reads as nobody
+(whether the session is still live is the database's answer, models.web_sessions).
 Passwords are argon2id hashes (argon2-cffi's defaults).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -53,7 +55,7 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
 class User:
     agent_id: str
     role: str
-    nonce: str  # per log-in: binds the CSRF token, and lets a log-out revoke the session
+    nonce: str  # the session id (web_sessions.id): binds the CSRF token
 
 
 def may(role: str, action: Action) -> bool:
@@ -75,11 +77,18 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
-    if not password_hash:
-        return False  # agents imported from CSV have none until `centrala agent passwd`
+    """Whether ``password`` matches. With no hash (an unknown or inactive agent, or one
+    imported from CSV before `centrala agent passwd`) it is checked against a dummy hash all
+    the same: the answer must take as long as for a known agent, or the timing tells a
+    guesser which agent ids exist."""
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -96,34 +105,27 @@ def check_new_password(password: str) -> str | None:
 
 
 class Sessions:
-    """Signed, expiring session cookies; ``revoke`` ends one before it expires (log-out)."""
+    """The session cookie: a signed, timestamped session id (``web_sessions.id``). It says
+    nothing of who the user is or what they may do; the database does, on every request (see
+    models.web_sessions), so a revocation there holds at once."""
 
     def __init__(self, secret: str, max_age_seconds: float) -> None:
         self._secret = secret.encode()
         self._serializer = URLSafeTimedSerializer(secret, salt="centrala-desk-session")
         self.max_age = max_age_seconds
-        self._revoked: set[str] = set()
 
-    def issue(self, agent_id: str, role: str) -> tuple[str, User]:
-        user = User(agent_id, role, secrets.token_urlsafe(16))
-        return self._serializer.dumps([user.agent_id, user.role, user.nonce]), user
+    def cookie(self, session_id: str) -> str:
+        return self._serializer.dumps(session_id)
 
-    def read(self, cookie: str | None) -> User | None:
-        if not cookie:
+    def session_id(self, cookie: str | None) -> str | None:
+        """The session id a genuine, unexpired cookie carries, else None."""
+        if not cookie or len(cookie) > 400:
             return None
         try:
             data = self._serializer.loads(cookie, max_age=int(self.max_age))
         except BadSignature:  # includes SignatureExpired
             return None
-        if not (
-            isinstance(data, list) and len(data) == 3 and all(isinstance(x, str) for x in data)
-        ):
-            return None
-        user = User(*data)
-        return None if user.nonce in self._revoked else user
-
-    def revoke(self, user: User) -> None:
-        self._revoked.add(user.nonce)
+        return data if isinstance(data, str) and 0 < len(data) <= 64 else None
 
     def csrf_token(self, nonce: str) -> str:
         return hmac.new(self._secret, b"csrf:" + nonce.encode(), hashlib.sha256).hexdigest()

@@ -36,15 +36,26 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_json(exc.http_status, exc.error_id, str(exc))
 
 
+def bearer_ok(header: str | None, token: str) -> bool:
+    """Exactly ``Bearer <token>``. aiohttp hands over non-UTF-8 header bytes as surrogates,
+    which cannot be encoded back: such a header is simply wrong, not a server error."""
+    if header is None or not header.startswith("Bearer "):
+        return False
+    try:
+        given = header.removeprefix("Bearer ").encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(given, token.encode("utf-8"))
+
+
 def api_guard(token: Callable[[], str]) -> Middleware:
     """Bearer ``token()`` on /api (its description, /api/openapi.json, is public)."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/api/") and request.path != "/api/openapi.json":
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(given.encode(), token().encode()):
-                return error_json(401, "unauthorized", "missing or wrong API token")
+        guarded = request.path.startswith("/api/") and request.path != "/api/openapi.json"
+        if guarded and not bearer_ok(request.headers.get("Authorization"), token()):
+            return error_json(401, "unauthorized", "missing or wrong API token")
         return await handler(request)
 
     return guard

@@ -10,13 +10,14 @@ import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
+import structlog
 from aiohttp import WSMsgType, web
 
 from core.acd import ACD, ACDError, AgentMode, AgentStatus
@@ -32,9 +33,13 @@ from core.desk.forms import (
 )
 from core.desk.screenpop import build_screenpop
 from core.errors import AgentDeskError, CallControlError
+from core.ids import row_id
+from core.throttle import LoginThrottle
+from models.web_sessions import WebSessionStore
 from web.api import check_reason, check_transfer
 from web.auth import (
     COOKIE,
+    MAX_PASSWORD,
     PRE_COOKIE,
     Action,
     Sessions,
@@ -50,9 +55,12 @@ from web.openapi import OPENAPI
 from web.ports import AgentCommands, CallControl
 from web.store import DeskStore
 
+log = structlog.get_logger(__name__)
+
 HERE = Path(__file__).parent
 WS_MAX_MESSAGE = 4096
 WS_HEARTBEAT = 15.0
+MAX_AGENT_ID = 64
 
 
 @dataclass
@@ -65,9 +73,64 @@ class DeskWeb:
     infoline: CallControl
     region: str
     disposition_required: bool
+    web_sessions: WebSessionStore
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    # Cookies only over HTTPS: set when a TLS proxy stands in front (the proxy's request to us
+    # is plain HTTP, so aiohttp cannot tell by itself).
+    secure_cookies: bool = False
+    # The proxy whose X-Forwarded-For/-Proto we believe; from anyone else they are forged.
+    trusted_proxy: str | None = None
+    # Each open WebSocket, with the session it belongs to and what it needs to stay open.
+    sockets: dict[web.WebSocketResponse, tuple[str, Action]] = field(default_factory=dict)
+
+    def client_address(self, request: web.Request) -> str:
+        remote = request.remote or "?"
+        if self.trusted_proxy and remote == self.trusted_proxy:
+            forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+            return forwarded[:64] or remote
+        return remote
+
+    def secure(self, request: web.Request) -> bool:
+        if self.secure_cookies or request.secure:
+            return True
+        return bool(
+            self.trusted_proxy
+            and request.remote == self.trusted_proxy
+            and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+        )
+
+    async def close_sockets(self, session_id: str) -> None:
+        """The session ended: its pushes stop now, not when the browser next asks."""
+        for ws, (sid, _action) in list(self.sockets.items()):
+            if sid == session_id:
+                await ws.close(code=WS_SESSION_ENDED, message=b"session ended")
+
+    async def recheck_sockets(self) -> None:
+        """Close the sockets whose session was revoked elsewhere (a password change from the
+        CLI, another process's log-out) or whose agent lost the role they need."""
+        if not self.sockets:
+            return
+        roles = await self.web_sessions.live_roles(
+            {sid for sid, _ in self.sockets.values()}, datetime.now(UTC)
+        )
+        for ws, (sid, action) in list(self.sockets.items()):
+            role = roles.get(sid)
+            if role is None or not may(role, action):
+                await ws.close(code=WS_SESSION_ENDED, message=b"session ended")
 
 
+WS_SESSION_ENDED = 4401  # an application close code: the browser goes to the login page
 WEB = web.AppKey("desk_web", DeskWeb)
+
+
+async def current_user(request: web.Request) -> User | None:
+    """Who sends this request: a live session in the database, with its agent's role now."""
+    dw = request.app[WEB]
+    session_id = dw.sessions.session_id(request.cookies.get(COOKIE))
+    if session_id is None:
+        return None
+    live = await dw.web_sessions.live(session_id, datetime.now(UTC))
+    return None if live is None else User(live.agent_id, live.role, live.id)
 
 
 def setup_templates(app: web.Application) -> None:
@@ -90,7 +153,7 @@ def _api(
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def run(request: web.Request) -> web.StreamResponse:
             dw = request.app[WEB]
-            user = dw.sessions.read(request.cookies.get(COOKIE))
+            user = await current_user(request)
             if user is None:
                 return error_json(401, "not_logged_in", "log in first")
             if not may(user.role, action):
@@ -118,8 +181,8 @@ async def _json(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def _page_user(request: web.Request, action: Action) -> User:
-    user = request.app[WEB].sessions.read(request.cookies.get(COOKIE))
+async def _page_user(request: web.Request, action: Action) -> User:
+    user = await current_user(request)
     if user is None:
         raise web.HTTPSeeOther("/login")
     if not may(user.role, action):
@@ -144,17 +207,19 @@ def _check_control(dw: DeskWeb, user: User, call_id: str) -> None:
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    user = request.app[WEB].sessions.read(request.cookies.get(COOKIE))
+    user = await current_user(request)
     raise web.HTTPSeeOther(home_page(user.role) if user else "/login")
 
 
-async def login_page(request: web.Request, error: str | None = None) -> web.Response:
+async def login_page(
+    request: web.Request, error: str | None = None, status: int | None = None
+) -> web.Response:
     nonce = secrets.token_urlsafe(16)
     response = aiohttp_jinja2.render_template(
         "login.html",
         request,
         {"csrf": request.app[WEB].sessions.csrf_token("pre:" + nonce), "error": error},
-        status=401 if error else 200,
+        status=status or (401 if error else 200),
     )
     response.set_cookie(
         PRE_COOKIE, nonce, httponly=True, samesite="Strict", max_age=600, path="/login"
@@ -173,22 +238,40 @@ async def login_post(request: web.Request) -> web.Response:
     if not nonce or not dw.sessions.csrf_ok("pre:" + nonce, str(form.get("csrf", ""))):
         return await login_page(request, "The form expired; please try again.")
     agent_id, password = str(form.get("agent_id", "")).strip(), str(form.get("password", ""))
-    agent = await dw.store.user(agent_id) if 0 < len(agent_id) <= 64 else None
+    address = dw.client_address(request)
+    account = agent_id[:MAX_AGENT_ID].casefold()  # one count per account, however it is typed
+    wait = dw.throttle.retry_after(account, address, time.monotonic())
+    if wait > 0:
+        # Refused before the password is even checked: a guess made now tells nothing.
+        response = await login_page(request, "Too many failed log-ins; wait and try again.", 429)
+        response.headers["Retry-After"] = str(max(1, round(wait)))
+        return response
+    agent = await dw.store.user(agent_id) if 0 < len(agent_id) <= MAX_AGENT_ID else None
     # argon2 takes ~50 ms of CPU on purpose: off the event loop, so calls are not delayed.
-    ok = agent is not None and await asyncio.to_thread(
-        verify_password, agent.password_hash, password
-    )
+    # It runs for unknown ids too (against a dummy hash), so both answer in the same time.
+    known = agent.password_hash if agent and len(password) <= MAX_PASSWORD else None
+    ok = await asyncio.to_thread(verify_password, known, password[:MAX_PASSWORD])
     if agent is None or not ok:
+        failures, from_address = dw.throttle.failed(account, address, time.monotonic())
+        log.warning(
+            "login_failed",
+            agent_id=agent_id[:MAX_AGENT_ID],
+            address=address,
+            failures=failures,
+            failures_from_address=from_address,
+        )
         return await login_page(request, "Wrong agent id or password.")
-    cookie, _user = dw.sessions.issue(agent.id, str(agent.role))
+    dw.throttle.succeeded(account, address, time.monotonic())
+    session_id = await dw.web_sessions.open(agent.id, datetime.now(UTC))
+    log.info("login", agent_id=agent.id, address=address)
     response = web.HTTPSeeOther(home_page(str(agent.role)))
     response.set_cookie(
         COOKIE,
-        cookie,
+        dw.sessions.cookie(session_id),
         httponly=True,
         samesite="Strict",
         max_age=int(dw.sessions.max_age),
-        secure=request.secure,
+        secure=dw.secure(request),
         path="/",
     )
     response.del_cookie(PRE_COOKIE, path="/login")
@@ -197,10 +280,12 @@ async def login_post(request: web.Request) -> web.Response:
 
 async def logout_post(request: web.Request) -> web.StreamResponse:
     dw = request.app[WEB]
-    user = dw.sessions.read(request.cookies.get(COOKIE))
+    user = await current_user(request)
     form = await request.post()
     if user is not None and dw.sessions.csrf_ok(user.nonce, str(form.get("csrf", ""))):
-        dw.sessions.revoke(user)
+        await dw.web_sessions.revoke(user.nonce, datetime.now(UTC))
+        await dw.close_sockets(user.nonce)
+        log.info("logout", agent_id=user.agent_id)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(COOKIE, path="/")
     raise response
@@ -208,7 +293,7 @@ async def logout_post(request: web.Request) -> web.StreamResponse:
 
 @aiohttp_jinja2.template("desk.html")
 async def desk_page(request: web.Request) -> dict[str, Any]:
-    user = _page_user(request, Action.USE_DESK)
+    user = await _page_user(request, Action.USE_DESK)
     dw = request.app[WEB]
     agent = await dw.store.user(user.agent_id)
     return {
@@ -223,7 +308,7 @@ async def desk_page(request: web.Request) -> dict[str, Any]:
 
 @aiohttp_jinja2.template("wallboard.html")
 async def wallboard_page(request: web.Request) -> dict[str, Any]:
-    user = _page_user(request, Action.VIEW_WALLBOARD)
+    user = await _page_user(request, Action.VIEW_WALLBOARD)
     return {"user": user, "csrf": request.app[WEB].sessions.csrf_token(user.nonce)}
 
 
@@ -235,7 +320,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def _socket(request: web.Request, action: Action) -> tuple[web.WebSocketResponse, User]:
-    user = request.app[WEB].sessions.read(request.cookies.get(COOKIE))
+    user = await current_user(request)
     if user is None or not may(user.role, action):
         raise web.HTTPUnauthorized(text="log in first")
     origin = request.headers.get("Origin")
@@ -244,6 +329,7 @@ async def _socket(request: web.Request, action: Action) -> tuple[web.WebSocketRe
         raise web.HTTPForbidden(text="cross-origin WebSocket refused")
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=WS_MAX_MESSAGE)
     await ws.prepare(request)
+    request.app[WEB].sockets[ws] = (user.nonce, action)
     return ws, user
 
 
@@ -263,6 +349,7 @@ async def desk_ws(request: web.Request) -> web.WebSocketResponse:
         await _drain(ws)
     finally:
         notifier.remove_desk(user.agent_id, ws)
+        request.app[WEB].sockets.pop(ws, None)
     return ws
 
 
@@ -275,6 +362,7 @@ async def wallboard_ws(request: web.Request) -> web.WebSocketResponse:
         await _drain(ws)
     finally:
         notifier.wallboards.discard(ws)
+        request.app[WEB].sockets.pop(ws, None)
     return ws
 
 
@@ -407,10 +495,10 @@ async def search(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
 
 
 def _client_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["client_id"])
-    except ValueError as exc:
-        raise FormError("client_id", "a number") from exc
+    client_id = row_id(request.match_info["client_id"])
+    if client_id is None:
+        raise AgentDeskError("unknown_client", "no such client", 404)
+    return client_id
 
 
 @_api(Action.EDIT_CLIENTS)

@@ -21,7 +21,7 @@ FILTERS = ("version", "campaign", "period", "since", "until")
 
 
 async def surveys_page(request: web.Request) -> web.Response:
-    user = _page_user(request, Action.VIEW_REPORTS)
+    user = await _page_user(request, Action.VIEW_REPORTS)
     dw = request.app[WEB]
     return aiohttp_jinja2.render_template(
         "survey_reports.html",
@@ -35,7 +35,7 @@ async def surveys_page(request: web.Request) -> web.Response:
 
 
 async def survey_page(request: web.Request) -> web.Response:
-    user = _page_user(request, Action.VIEW_REPORTS)
+    user = await _page_user(request, Action.VIEW_REPORTS)
     dw = request.app[WEB]
     name = request.match_info["name"]
     given = {k: request.query.get(k, "").strip() for k in FILTERS}

@@ -4,7 +4,7 @@ screenpop.py and auth.py)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -27,6 +27,7 @@ from models.tables import (
     Interaction,
     SurveyAnswer,
 )
+from models.web_sessions import revoke_agent_sessions
 
 RECENT = 5
 
@@ -41,11 +42,14 @@ class DeskStore:
             return agent if agent is not None and agent.active else None
 
     async def set_password(self, agent_id: str, password_hash: str) -> bool:
+        """A new password ends every desktop log-in of the agent (whoever knew the old one
+        is out at once)."""
         async with self.sessions() as session:
             agent = await session.get(Agent, agent_id)
             if agent is None:
                 return False
             agent.password_hash = password_hash
+            await revoke_agent_sessions(session, agent_id, datetime.now(UTC))
             await session.commit()
             return True
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,6 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from centrala.service import SESSIONS, SETTINGS
 from centrala.settings import Settings
+from models.tables import Agent, AgentRole
+from models.web_sessions import WebSessionStore
 from tests.conftest import Database
 from tests.integration.test_survey_results_db import seed
 from web.auth import COOKIE, Sessions
@@ -29,16 +33,34 @@ TOKEN = "report-test-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
+@dataclass
+class Users:
+    """Log-ins as the desk makes them: an agent of the role, a session row, its cookie."""
+
+    database: Database
+    sessions: Sessions
+    web_sessions: WebSessionStore
+
+    async def headers(self, role: str) -> dict[str, str]:
+        agent_id = f"{role}-1"
+        async with self.database.sessions() as session, session.begin():
+            if await session.get(Agent, agent_id) is None:
+                session.add(Agent(id=agent_id, name=agent_id, role=AgentRole(role), active=True))
+        session_id = await self.web_sessions.open(agent_id, datetime.now(UTC))
+        return {"Cookie": f"{COOKIE}={self.sessions.cookie(session_id)}"}
+
+
 @pytest.fixture
 async def http(
     database: Database, tmp_path: Path
-) -> AsyncIterator[tuple[TestClient[Any, Any], Sessions]]:
+) -> AsyncIterator[tuple[TestClient[Any, Any], Users]]:
     await seed(database)
     settings = Settings(api_token=TOKEN, data_dir=tmp_path)
     app = web.Application(middlewares=[errors, api_guard(settings.effective_api_token)])
     app[SETTINGS] = settings
     app[SESSIONS] = database.sessions
     sessions = Sessions("report-test-secret", 3600)
+    web_sessions = WebSessionStore(database.sessions, timedelta(hours=1))
     # The report pages use the desk's store and sessions only; the live-call parts stay out.
     app[WEB] = DeskWeb(
         store=DeskStore(database.sessions),
@@ -49,6 +71,7 @@ async def http(
         infoline=cast(Any, None),
         region="BA",
         disposition_required=True,
+        web_sessions=web_sessions,
     )
     setup_templates(app)
     app.router.add_routes(report_routes(SESSIONS))
@@ -56,17 +79,12 @@ async def http(
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
-        yield client, sessions
+        yield client, Users(database, sessions, web_sessions)
     finally:
         await client.close()
 
 
-def as_user(sessions: Sessions, role: str) -> dict[str, str]:
-    cookie, _ = sessions.issue("s1", role)
-    return {"Cookie": f"{COOKIE}={cookie}"}
-
-
-async def test_api_needs_the_bearer_token(http: tuple[TestClient[Any, Any], Sessions]) -> None:
+async def test_api_needs_the_bearer_token(http: tuple[TestClient[Any, Any], Users]) -> None:
     client, _ = http
     for path in ("/api/surveys/nps/report", "/api/surveys/nps/answers.csv"):
         for headers in ({}, {"Authorization": "Bearer wrong"}):
@@ -75,7 +93,7 @@ async def test_api_needs_the_bearer_token(http: tuple[TestClient[Any, Any], Sess
             assert (await resp.json())["error_id"] == "unauthorized"
 
 
-async def test_api_report_as_json(http: tuple[TestClient[Any, Any], Sessions]) -> None:
+async def test_api_report_as_json(http: tuple[TestClient[Any, Any], Users]) -> None:
     client, _ = http
     resp = await client.get(
         "/api/surveys/nps/report", params={"version": "1", "period": "week"}, headers=BEARER
@@ -100,7 +118,7 @@ async def test_api_report_as_json(http: tuple[TestClient[Any, Any], Sessions]) -
     ],
 )
 async def test_api_errors_are_json_with_an_error_id(
-    http: tuple[TestClient[Any, Any], Sessions],
+    http: tuple[TestClient[Any, Any], Users],
     path: str,
     params: dict[str, str],
     status: int,
@@ -113,7 +131,7 @@ async def test_api_errors_are_json_with_an_error_id(
     assert body["error_id"] == error_id and body["message"]
 
 
-async def test_api_answers_as_csv_attachment(http: tuple[TestClient[Any, Any], Sessions]) -> None:
+async def test_api_answers_as_csv_attachment(http: tuple[TestClient[Any, Any], Users]) -> None:
     client, _ = http
     resp = await client.get("/api/surveys/nps/answers.csv", headers=BEARER)
     assert resp.status == 200
@@ -124,38 +142,38 @@ async def test_api_answers_as_csv_attachment(http: tuple[TestClient[Any, Any], S
 
 
 async def test_desk_page_for_supervisors_with_figures_chart_and_csv_link(
-    http: tuple[TestClient[Any, Any], Sessions],
+    http: tuple[TestClient[Any, Any], Users],
 ) -> None:
-    client, sessions = http
+    client, users = http
     resp = await client.get(
         "/reports/surveys/nps",
         params={"version": "1", "period": "month"},
-        headers=as_user(sessions, "supervisor"),
+        headers=await users.headers("supervisor"),
     )
     assert resp.status == 200
     page = await resp.text()
     assert '<span class="kpi" id="nps">16.7</span>' in page
     assert "<svg" in page and 'class="bar promoter"' in page
     assert 'href="/desk/api/surveys/nps/answers.csv?version=1&amp;period=month"' in page
-    listing = await client.get("/reports/surveys", headers=as_user(sessions, "admin"))
+    listing = await client.get("/reports/surveys", headers=await users.headers("admin"))
     assert listing.status == 200 and 'href="/reports/surveys/nps"' in await listing.text()
 
 
 async def test_desk_page_refuses_agents_and_sends_strangers_to_log_in(
-    http: tuple[TestClient[Any, Any], Sessions],
+    http: tuple[TestClient[Any, Any], Users],
 ) -> None:
-    client, sessions = http
-    agent = await client.get("/reports/surveys/nps", headers=as_user(sessions, "agent"))
+    client, users = http
+    agent = await client.get("/reports/surveys/nps", headers=await users.headers("agent"))
     assert agent.status == 403
     stranger = await client.get("/reports/surveys/nps", allow_redirects=False)
     assert stranger.status == 303 and stranger.headers["Location"] == "/login"
 
 
 async def test_desk_page_unknown_survey_and_bad_dates_say_why_escaped(
-    http: tuple[TestClient[Any, Any], Sessions],
+    http: tuple[TestClient[Any, Any], Users],
 ) -> None:
-    client, sessions = http
-    headers = as_user(sessions, "supervisor")
+    client, users = http
+    headers = await users.headers("supervisor")
     unknown = await client.get("/reports/surveys/%3Cscript%3Ex", headers=headers)
     assert unknown.status == 404
     text = await unknown.text()
@@ -165,19 +183,19 @@ async def test_desk_page_unknown_survey_and_bad_dates_say_why_escaped(
 
 
 async def test_desk_csv_needs_a_supervisors_session(
-    http: tuple[TestClient[Any, Any], Sessions],
+    http: tuple[TestClient[Any, Any], Users],
 ) -> None:
-    client, sessions = http
+    client, users = http
     path = "/desk/api/surveys/nps/answers.csv"
     assert (await client.get(path)).status == 401
-    agent = await client.get(path, headers=as_user(sessions, "agent"))
+    agent = await client.get(path, headers=await users.headers("agent"))
     assert agent.status == 403 and (await agent.json())["error_id"] == "forbidden"
     ok = await client.get(
-        path, params={"campaign": "nps-nov"}, headers=as_user(sessions, "supervisor")
+        path, params={"campaign": "nps-nov"}, headers=await users.headers("supervisor")
     )
     assert ok.status == 200 and ok.content_type == "text/csv"
     assert len(list(csv.reader(io.StringIO(await ok.text())))) == 1 + 9
     unknown = await client.get(
-        "/desk/api/surveys/nope/answers.csv", headers=as_user(sessions, "supervisor")
+        "/desk/api/surveys/nope/answers.csv", headers=await users.headers("supervisor")
     )
     assert unknown.status == 404 and (await unknown.json())["error_id"] == "unknown_survey"

@@ -99,7 +99,12 @@ function connect() {
     else if (msg.type === "call_ended") callEnded(msg);
     else if (msg.type === "state") renderState(msg);
   };
-  ws.onclose = () => { $("state").textContent = "reconnecting…"; setTimeout(connect, 1000); };
+  ws.onclose = (e) => {
+    // 4401: the session ended (logged out, revoked, demoted): log in again, do not retry.
+    if (e.code === 4401) { location.href = "/login"; return; }
+    $("state").textContent = "reconnecting…";
+    setTimeout(connect, 1000);
+  };
 }
 
 async function setState(state, reason) {

@@ -27,6 +27,9 @@ function render(b) {
 function connect() {
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/wallboard/ws");
   ws.onmessage = (e) => { const m = JSON.parse(e.data); if (m.type === "wallboard") render(m); };
-  ws.onclose = () => setTimeout(connect, 1000);
+  ws.onclose = (e) => {
+    if (e.code === 4401) { location.href = "/login"; return; }  // the session ended
+    setTimeout(connect, 1000);
+  };
 }
 connect();
