@@ -19,6 +19,7 @@ import json
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -120,6 +121,7 @@ class ARIClient:
         self._connected = asyncio.Event()
         self.ws_local_port: int | None = None
         self.connects = 0
+        self.disconnected_at: datetime | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -190,6 +192,9 @@ class ARIClient:
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 log.warning("ari_connect_failed", url=_redact(self._ws_url()), error=str(exc))
             finally:
+                if self._connected.is_set():
+                    # From here Asterisk's events reach nobody (reconcile dates what it missed).
+                    self.disconnected_at = datetime.now(UTC)
                 self._connected.clear()
                 self.ws_local_port = None
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
@@ -368,6 +373,13 @@ class ARIClient:
             "priority": priority,
         }
         await self.request("POST", path, params=params)
+
+    async def asterisk_started(self) -> str | None:
+        """When this Asterisk started: another value than last time means it was restarted
+        (every call it had is gone)."""
+        info = await self.request("GET", "/asterisk/info", params={"only": "status"})
+        started = ((info or {}).get("status") or {}).get("startup_time")
+        return str(started) if started else None
 
     async def application(self, name: str) -> dict[str, Any]:
         path = f"/applications/{quote(name, safe='')}"

@@ -169,6 +169,7 @@ class FakeARI(ARIClient):
         self.live_recordings: dict[str, FakeRecording] = {}
         self.emitted: list[Event] = []  # every event sent to the app, in order
         self.lost: list[Event] = []  # events Asterisk sent while the app was disconnected
+        self.startup_time = "2026-11-30T08:00:00.000+0000"  # when "Asterisk" started
         self.destroyed: list[str] = []  # channel ids, in the order they went
         self._seq = itertools.count(1)
         self._connected.set()
@@ -195,6 +196,18 @@ class FakeARI(ARIClient):
 
     def disconnect(self) -> None:
         self._connected.clear()
+        self.disconnected_at = datetime.now(UTC)
+
+    def restart_asterisk(self) -> None:
+        """Asterisk dies and comes back (the app is disconnected meanwhile): every channel,
+        bridge and playback is gone, and no event of it reaches the app."""
+        if self._connected.is_set():
+            self.disconnect()
+        for channel in list(self.live_channels.values()):
+            self._destroy(channel, 0, "Asterisk restarted")
+        self.live_bridges.clear()
+        self.live_playbacks.clear()
+        self.startup_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
     async def stop(self) -> None:
         for task in list(self._workers):
@@ -343,11 +356,24 @@ class FakeARI(ARIClient):
             "playbacks": self._playbacks,
             "recordings": self._recordings,
             "applications": self._applications,
+            "asterisk": self._asterisk,
         }
         route = routes.get(parts[0])
         if route is None:
             raise ARIError(501, "not in the fake", method, path)
         return route(method, parts[1:], query, body, path)
+
+    def _asterisk(
+        self,
+        method: str,
+        rest: list[str],
+        query: dict[str, Any],
+        body: Mapping[str, Any] | None,
+        path: str,
+    ) -> Any:
+        if method == "GET" and rest == ["info"]:
+            return {"status": {"startup_time": self.startup_time, "last_reload_time": ""}}
+        raise ARIError(501, "not in the fake", method, path)
 
     def _channels(
         self,

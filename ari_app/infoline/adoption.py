@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from datetime import datetime
 
 import structlog
 
@@ -75,17 +76,27 @@ class Adoption(Queueing):
         restarted): agents first, then the talking calls, the queue in its order, the IVR."""
         first = not self.ready
         try:
+            started = await self.ari.asterisk_started()
+            pbx_restarted = started != self._pbx_started and self._pbx_started is not None
+            self._pbx_started = started
+            # Calls that ended while we were away ended after we lost the link, and a PBX
+            # restart ended them right then: no outage in their end or talk time.
+            away_since = None if first else self.ari.disconnected_at
+            if pbx_restarted:
+                log.warning("pbx_restarted", started=started)
             if first:
                 await self.desk.restore()
             to_adopt: list[tuple[LiveRow, LiveCall | None]] = []
-            for row in await self.calllog.live_calls("ari"):
+            # The waiting callers first: a talker's agent freed before them would be offered
+            # a caller who is gone too.
+            for row in sorted(await self.calllog.live_calls("ari"), key=self._talking_last):
                 structlog.contextvars.bind_contextvars(
                     call_id=row.call_id, channel_id=row.channel_id
                 )
                 try:
                     await self.ari.get_channel(row.channel_id)
                 except ARINotFound:
-                    await self._gone_while_away(row)
+                    await self._gone_while_away(row, away_since or now(), lost=pbx_restarted)
                     continue
                 if row.channel_id not in self.calls:
                     to_adopt.append((row, LiveCall.from_json(row.state)))
@@ -95,13 +106,17 @@ class Adoption(Queueing):
                     self._post(s.channel_id, RESYNC)
             for row, state in sorted(to_adopt, key=_adoption_order):
                 await self._adopt(row, state)
-            if first:
+            if first or pbx_restarted:
                 await self._clear_strays()
         except ARIError as exc:
             log.warning("reconcile_failed", error=str(exc))
         finally:
             structlog.contextvars.unbind_contextvars("call_id", "channel_id")
             self.ready = True
+
+    def _talking_last(self, row: LiveRow) -> bool:
+        s = self.calls.get(row.channel_id)
+        return s is not None and s.phase is Phase.CONNECTED
 
     def _post(self, channel_id: str, kind: str, **data: object) -> None:
         self.ari.dispatch(
@@ -120,20 +135,21 @@ class Adoption(Queueing):
                 log.info("playback_ended_while_away", playback=local)
                 await self._playback_finished(s, local)
 
-    async def _gone_while_away(self, row: LiveRow) -> None:
+    async def _gone_while_away(self, row: LiveRow, at: datetime, *, lost: bool) -> None:
+        """The caller's channel is gone. ``lost``: Asterisk was restarted, so the call was cut
+        by us, not abandoned by the caller (a talk that happened stays answered)."""
+        text = "lost in a restart of Asterisk" if lost else "gone while disconnected"
         s = self.calls.get(row.channel_id)
         if s is not None:
-            await self._caller_left(s, now())
-            await self._close(s, now(), None, "gone while disconnected")
+            if lost and s.connected_at is None:
+                s.outcome = "lost"
+            await self._caller_left(s, at)
+            await self._close(s, at, None, text)
         else:
             await self.calllog.close(
-                row.call_id,
-                at=now(),
-                cause=None,
-                cause_text="gone while disconnected",
-                outcome="lost",
+                row.call_id, at=at, cause=None, cause_text=text, outcome="lost"
             )
-        log.warning("call_closed_on_reconcile")
+        log.warning("call_closed_on_reconcile", lost=lost)
 
     async def _adopt(self, row: LiveRow, state: LiveCall | None) -> None:
         """Adopt one call on the caller's own ordered stream (so none of its events can

@@ -67,6 +67,7 @@ class CallBase:
         self.desk_listeners = self.notifier.listeners  # the desktop subscribes here
         # False until the first reconcile has adopted what a previous process left live.
         self.ready = False
+        self._pbx_started: str | None = None  # Asterisk's startup time at the last connect
         self.adopted = 0
 
     def _notify(self, kind: str, s: CallerSession, agent_id: str | None) -> None:

@@ -14,7 +14,7 @@ from ari_app.infoline.session import (
     CallerSession,
 )
 from ari_app.infoline.transfers import Transfers
-from core.acd import Offer
+from core.acd import ACDError, AgentStatus, Offer
 from core.callphase import Phase
 from core.ivr import RequestCallback
 from core.media import prompt_media
@@ -266,6 +266,13 @@ class Queueing(Transfers):
             )
             self.desk.publish(self.acd.declined(s.channel_id, agent_id, time.monotonic()))
 
+    def _answered_by(self, s: CallerSession, agent_id: str) -> bool:
+        try:
+            agent = self.acd.agent(agent_id)
+        except ACDError:
+            return False
+        return agent.current_call == s.channel_id and agent.status is AgentStatus.ON_CALL
+
     async def _caller_left(self, s: CallerSession, at: datetime) -> None:
         """The caller hung up (or was hung up): free whatever they held, once."""
         if s.closing:
@@ -279,6 +286,10 @@ class Queueing(Transfers):
             cancelled = self.acd.cancel(s.channel_id, time.monotonic())
             await self.desk.release_leg(s.agent_leg)
             self.desk.publish(list(cancelled.offers))
+            if s.agent_id is not None and self._answered_by(s, s.agent_id):
+                # The agent answered but the caller was gone before the bridge: their call
+                # ends here, or they would stay on it for good.
+                self.desk.call_ended(s.agent_id, 0)
         elif previous is Phase.CONNECTED:
             await self._consult_end(s, hang_up_leg=True)
             await self._release_agent(s)

@@ -653,3 +653,31 @@ async def test_agent_hanging_up_while_disconnected_ends_the_call_and_frees_the_a
     assert [k for k, _ in await line.events(row.id, "agent_hung_up")] == ["agent_hung_up"]
     assert line.app.acd.agent("ana").status in ("available", "wrap_up")
     no_leftovers(line.ari)
+
+
+async def test_asterisk_restart_frees_the_agents_and_closes_calls_as_lost_at_the_outage(
+    line: Line,
+) -> None:
+    endpoint = await line.login("ana", ["new_clients"])
+    await line.call("talker", keys="0")
+    line.ari.pick_up(line.agent_leg(endpoint))
+    await line.call("waiter", number="061 999 002", keys="0")
+    await line.settle()
+
+    line.ari.restart_asterisk()
+    outage = line.ari.disconnected_at
+    assert outage is not None
+    await reconnect(line)
+
+    talker, waiter = await line.row("talker"), await line.row("waiter")
+    # The talk happened; the wait was cut by us, not given up by the caller.
+    assert talker.outcome == "answered" and waiter.outcome == "lost"
+    assert talker.ended_at == waiter.ended_at == outage  # not the reconnect's time
+    assert talker.connected_at is not None and talker.talk_seconds == pytest.approx(
+        (outage - talker.connected_at).total_seconds()
+    )
+    assert talker.hangup_cause_text == "lost in a restart of Asterisk"
+    assert line.app.calls == {}
+    assert line.app.acd.agent("ana").status in ("available", "wrap_up")
+    await line.desk.logout("ana")  # not stuck on a call that no longer exists
+    no_leftovers(line.ari)
