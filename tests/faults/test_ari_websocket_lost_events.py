@@ -9,11 +9,9 @@ ends and its PlaybackFinished goes nowhere; then `serve` thaws and reconnects.""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
-from urllib.parse import urlsplit
 
-from tests.integration.conftest import PBX, Callers, Server
+from tests.integration.conftest import PBX, Callers, Server, kill_ari_websocket
 
 NEXT_PROMPT_WITHIN = 5.0  # seconds of silence a caller may hear after the link is back
 
@@ -28,14 +26,7 @@ async def test_prompt_ending_while_the_ari_websocket_is_down_does_not_leave_sile
 
     server.proc.send_signal(signal.SIGSTOP)
     try:
-        ari = urlsplit(pbx.settings.ari_url)
-        killed = subprocess.run(
-            ["ss", "-K", "-t", "src", f"127.0.0.1:{port}", "dst", f"{ari.hostname}:{ari.port}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert f":{port}" in killed.stdout, killed.stdout
+        kill_ari_websocket(pbx.settings, port)
         # The prompt ends while the app has no WebSocket: its PlaybackFinished is lost.
         await call.wait_for("PlaybackFinished", timeout=30, far=True)
     finally:

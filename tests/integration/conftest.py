@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -58,6 +59,19 @@ def _centrala(*args: str, env: dict[str, str] | None = None, timeout: float = 30
     if proc.returncode != 0:
         pytest.fail(f"centrala {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc.stdout
+
+
+def kill_ari_websocket(settings: Settings, local_port: int) -> None:
+    """Destroy `serve`'s ARI WebSocket in the kernel (`module reload res_ari.so` does not close
+    it): Asterisk's events for the app go nowhere until it reconnects."""
+    ari = urlsplit(settings.ari_url)
+    killed = subprocess.run(
+        ["ss", "-K", "-t", "src", f"127.0.0.1:{local_port}", "dst", f"{ari.hostname}:{ari.port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f":{local_port}" in killed.stdout, killed.stdout
 
 
 @dataclass

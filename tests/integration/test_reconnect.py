@@ -4,11 +4,9 @@ re-registers its Stasis app, and the next call is handled and logged."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from urllib.parse import urlsplit
 
 from centrala.pbx import LocalPBX
-from tests.integration.conftest import PBX, Callers, Server
+from tests.integration.conftest import PBX, Callers, Server, kill_ari_websocket
 from tests.support import wait_until
 
 
@@ -25,15 +23,7 @@ async def test_app_reconnects_after_its_ari_websocket_is_killed(
 ) -> None:
     before = await server.wait_ready()
     port = before["ari"]["ws_local_port"]
-    ari = urlsplit(pbx.settings.ari_url)
-    # `module reload res_ari.so` does not close the socket; destroying it in the kernel does.
-    killed = subprocess.run(
-        ["ss", "-K", "-t", "src", f"127.0.0.1:{port}", "dst", f"{ari.hostname}:{ari.port}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert f":{port}" in killed.stdout, killed.stdout
+    kill_ari_websocket(pbx.settings, port)
 
     after = await server.wait_ready(timeout=20, min_connects=before["ari"]["connects"] + 1)
     assert after["ari"]["ws_local_port"] != port

@@ -511,16 +511,9 @@ async def test_agent_that_does_not_answer_is_logged_and_the_caller_keeps_waiting
 # ---- a restart of the process -------------------------------------------------------------
 
 
-async def test_a_new_process_adopts_the_talking_the_queued_and_the_ivr_caller(line: Line) -> None:
-    endpoint = await line.login("ana", ["new_clients"])
-    await line.call("talker", keys="0")
-    line.ari.pick_up(line.agent_leg(endpoint))
-    await line.call("waiter", number="061 999 002", keys="0")
-    await line.call("browser", number="061 999 003")  # still hearing the recording notice
-    await line.settle()
-    (old_prompt,) = line.ari.playing("browser")
-
-    # The process dies: its timers with it; Asterisk keeps every channel and bridge.
+async def new_process(line: Line) -> tuple[InfolineApp, ACD, AgentDesk]:
+    """The process dies (its timers with it; Asterisk keeps every channel and bridge) and a
+    new one, wired as serve wires it, connects and adopts what it finds."""
     for session in line.app.calls.values():
         session.timers.cancel_all()
     await line.desk.close()
@@ -533,6 +526,19 @@ async def test_a_new_process_adopts_the_talking_the_queued_and_the_ivr_caller(li
     line.ari.on_connect(app.reconcile)
     await line.ari.reconnect()
     await line.ari.settle()
+    return app, acd, desk
+
+
+async def test_a_new_process_adopts_the_talking_the_queued_and_the_ivr_caller(line: Line) -> None:
+    endpoint = await line.login("ana", ["new_clients"])
+    await line.call("talker", keys="0")
+    line.ari.pick_up(line.agent_leg(endpoint))
+    await line.call("waiter", number="061 999 002", keys="0")
+    await line.call("browser", number="061 999 003")  # still hearing the recording notice
+    await line.settle()
+    (old_prompt,) = line.ari.playing("browser")
+
+    app, acd, desk = await new_process(line)
     assert app.ready and app.adopted == 3
     await line.settle()
 
@@ -576,17 +582,7 @@ async def test_a_call_row_with_an_unreadable_live_state_starts_the_flow_again(li
             Call.__table__.update().where(Call.id == row.id).values(live_state={"v": 99})
         )
         await session.commit()
-    for session_ in line.app.calls.values():
-        session_.timers.cancel_all()
-    line.ari.new_process()
-    acd = ACD()
-    crm = CRM(line.db.sessions, before_write=line.calllog.flush)
-    desk = AgentDesk(line.ari, crm, acd, APP)
-    app = InfolineApp(line.ari, line.calllog, crm, desk, acd, name=APP, region="BA")
-    line.ari.on_event(app.on_event)
-    line.ari.on_connect(app.reconcile)
-    await line.ari.reconnect()
-    await line.ari.settle()
+    app, _, _ = await new_process(line)
     assert app.adopted == 1 and "caller-x" in app.calls
     assert app.calls["caller-x"].ivr.node == "notice"  # from the top of the flow
     line.ari.hang_up("caller-x")
