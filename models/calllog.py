@@ -190,8 +190,14 @@ class CallLog:
             self._flusher = asyncio.create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(self.write_behind_seconds)
-        await self.flush()
+        # Until nothing is left: what arrives while a batch is being written finds this task
+        # still running and starts no other, so it must go in the next batch, not wait for
+        # the next event (a call's last events waited for its hang-up).
+        while True:
+            await asyncio.sleep(self.write_behind_seconds)
+            await self.flush()
+            if not self._pending and not self._states:
+                return
 
     async def flush(self) -> None:
         """Write the pending events now (in order, one transaction)."""

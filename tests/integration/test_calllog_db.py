@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
 from models.calllog import CallLog
 from models.tables import Call, CallEvent, Client, ClientPhone, Direction
 from tests.conftest import Database
+from tests.support import wait_until
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -80,3 +84,43 @@ async def test_caller_is_matched_through_any_of_the_clients_phones(database: Dat
     assert (opened.client_id, opened.client.name) == (client.id, "Key Client")
     unknown = await _open(log, "chan-4", "anonymous")
     assert unknown.client_id is None and unknown.caller_e164 is None
+
+
+async def test_event_logged_while_a_batch_is_being_written_is_written_without_another_event(
+    database: Database,
+) -> None:
+    """Regression: an event that arrived while the write-behind task was writing the previous
+    batch waited for the call's next event (the attended-transfer test's flake under load)."""
+    log = CallLog(database.sessions, "BA", write_behind_seconds=0.01)
+    opened = await _open(log, "chan-behind")
+    writing, go_on = asyncio.Event(), asyncio.Event()
+    real_sessions = log.sessions
+
+    @contextlib.asynccontextmanager
+    async def slow_first_write() -> AsyncIterator[Any]:
+        async with real_sessions() as session:
+            if not writing.is_set():
+                writing.set()
+                await go_on.wait()  # the batch is taken and still being written...
+            yield session
+
+    log.sessions = slow_first_write  # type: ignore[assignment]
+    await log.event(opened.id, "first")
+    await asyncio.wait_for(writing.wait(), 5)
+    await log.event(opened.id, "second")  # ...when this one comes
+    go_on.set()
+
+    async def kinds() -> list[str]:
+        async with database.sessions() as session:
+            rows = await session.scalars(
+                select(CallEvent.kind).where(CallEvent.call_id == opened.id).order_by(CallEvent.id)
+            )
+            return list(rows)
+
+    await wait_until(lambda: _has(kinds, "second"), message="the second event written")
+    assert (await kinds())[-2:] == ["first", "second"]
+    await log.aclose()
+
+
+async def _has(kinds: Any, kind: str) -> bool:
+    return kind in await kinds()
