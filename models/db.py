@@ -77,3 +77,26 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 async def upgrade_async(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, url, revision)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database is away (refused, reset, shutting down), not a bad statement: the
+    call path goes on from memory and the journal. asyncpg's connection errors reach us
+    as OSError when connecting, else wrapped in SQLAlchemy's DBAPIError."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, OSError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        name = type(orig).__name__ if orig is not None else ""
+        module = type(orig).__module__ if orig is not None else ""
+        # asyncpg's PostgresConnectionError family and "the database is shutting down".
+        return module.startswith("asyncpg") and (
+            "Connection" in name or "CannotConnectNow" in name or "AdminShutdown" in name
+        )
+    return False
