@@ -124,6 +124,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         region=settings.default_region,
         survey=settings.postcall_survey,
     )
+    await infoline.warm()  # the database is up here (migrations and the flow just ran)
 
     dialler = CampaignDialler(
         ari,

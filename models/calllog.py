@@ -201,6 +201,7 @@ class CallLog:
             except Exception as exc:
                 if self.journal is None or not is_outage(exc):
                     raise
+                self._went_down(exc)
         if not self._lookup_skip_said:
             self._lookup_skip_said = True
             log.warning("caller_lookup_skipped_database_down")

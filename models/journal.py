@@ -37,9 +37,29 @@ class WriteJournal:
         self.path = path
         self._seq = 0
         self.pending = 0  # entries written and not yet drained
+        self._cut_torn_tail()
         for entry in self._read():
             self._seq = max(self._seq, int(entry["seq"]))
             self.pending += 1
+
+    def _cut_torn_tail(self) -> None:
+        """A last line without its newline is a write the process died in (never
+        acknowledged): cut it, so the next append starts on a line of its own. Once, at
+        start, before the loop serves calls."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        if not data or data.endswith(b"\n"):
+            return
+        keep = data.rfind(b"\n") + 1
+        log.warning("journal_torn_line_cut", path=str(self.path), bytes=len(data) - keep)
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, keep)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _read(self) -> list[dict[str, Any]]:
         try:

@@ -85,6 +85,12 @@ class CallBase:
             else:
                 await self.ari.stop_moh(s.channel_id)
 
+    async def warm(self) -> None:
+        """Read what the call path needs (the active flow, the queues) once at start, so a
+        database that goes away right after still leaves the line answering."""
+        await self._active_flow()
+        await self.crm.queues()
+
     async def _active_flow(self) -> tuple[int, Flow]:
         try:
             version = await active_version(self.crm.sessions, self.flow_name)
