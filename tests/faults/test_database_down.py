@@ -21,7 +21,7 @@ from models.tables import Call, CallEvent
 from tests.conftest import make_database
 from tests.integration import live
 from tests.integration.conftest import PBX, Callers, _stop_and_check, start_serve
-from tests.integration.test_infoline_paths import _flow, open_always
+from tests.integration.test_infoline_paths import Desk, _flow, bridged_with, open_always
 from tests.support import wait_until
 
 
@@ -44,8 +44,11 @@ async def test_database_down_calls_are_answered_and_rows_written_when_it_returns
     await apply_flow(db.sessions, _flow(open_always))
     srv = start_serve(db, tmp_path)
     stopped = False
+    desk: Desk | None = None
     try:
         await srv.wait_ready()
+        desk = Desk(srv)
+        agent = await desk.agent("ana", ["new_clients"])  # logged in before the outage
         await asyncio.to_thread(_cluster, "stop")
         stopped = True
 
@@ -58,6 +61,15 @@ async def test_database_down_calls_are_answered_and_rows_written_when_it_returns
         calls = [await callers.place(caller_id=f'"Test" <06199900{n}>') for n in range(5)]
         for call in calls:
             await call.prompt_started("recording_notice", timeout=20)
+        to_agent = calls[0]
+        await to_agent.dtmf("0")  # an operator: routed from the queues as last read
+
+        async def with_agent() -> bool:
+            return any(
+                f"Local/{agent}@test-agent" in n for n in await bridged_with(callers, to_agent)
+            )
+
+        await wait_until(with_agent, timeout=20, message="the caller talking to the agent")
         for call in calls[:3]:  # these end during the outage
             await call.hangup()
 
@@ -102,6 +114,13 @@ async def test_database_down_calls_are_answered_and_rows_written_when_it_returns
                 assert kinds.count("closed") == 1 and kinds.count("answered") == 1, kinds
                 assert [at for _, at in trail] == sorted(at for _, at in trail), kinds
                 assert not [e for e, n in Counter(trail).items() if n > 1], kinds
+            talked = next(r for r in rows if r.channel_id == to_agent.far_end)
+            assert (talked.agent_id, talked.queue, talked.outcome) == (
+                agent,
+                "new_clients",
+                "answered",
+            )
+            assert talked.connected_at is not None
         said = Counter(line.get("event") for line in srv.log_lines())
         assert said["database_down_journaling"] == 1, said  # once per outage, not per write
         assert said["database_back"] == 1, said
@@ -113,6 +132,8 @@ async def test_database_down_calls_are_answered_and_rows_written_when_it_returns
             await asyncio.to_thread(_cluster, "start")
         for call in calls if "calls" in locals() else []:
             await call.hangup()
+        if desk is not None:
+            await desk.close()
         code = live.stop_server(srv.proc)
         await db.engine.dispose()
     assert code == 0, srv.log_path.read_text()[-3000:]

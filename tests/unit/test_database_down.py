@@ -232,3 +232,27 @@ async def test_journal_appends_fsync_keep_order_and_ignore_a_torn_last_line(
     await reopened.clear(2)
     assert [(e["seq"], e["op"]) for e in await reopened.entries()] == [(3, "c"), (4, "e")]
     assert reopened.pending == 2
+
+
+def test_an_outage_is_told_from_a_bad_statement_through_the_drivers_wrapping() -> None:
+    from asyncpg.exceptions import CannotConnectNowError, UniqueViolationError
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    from models.db import is_outage
+
+    class AdapterError(Exception):  # SQLAlchemy's asyncpg adapter wraps asyncpg's error
+        pass
+
+    def wrapped(cause: Exception) -> DBAPIError:
+        adapted = AdapterError(str(cause))
+        adapted.__cause__ = cause
+        return DBAPIError("SELECT 1", None, adapted)
+
+    # PostgreSQL shutting down (seen when it is stopped under load), refused, reset.
+    assert is_outage(wrapped(CannotConnectNowError("the database system is shutting down")))
+    assert is_outage(ConnectionRefusedError(111, "Connect call failed"))
+    assert is_outage(ConnectionResetError())
+    # A statement the database refuses is a bug or bad input, not an outage: it is raised.
+    assert not is_outage(wrapped(UniqueViolationError("duplicate key")))
+    assert not is_outage(IntegrityError("INSERT", None, ValueError("constraint")))
+    assert not is_outage(ValueError("bad"))
