@@ -455,12 +455,22 @@ class CallLog:
             return None
         raise ValueError(f"unknown call-log write {kind!r}")
 
+    async def _written(self) -> None:
+        """Everything said so far is in the database, as far as it can be: a read that
+        adopts calls must see the rows the journal still holds (a database away still
+        fails the read, as it would anyway)."""
+        await self.flush()
+        if self.degraded:
+            await self.drain()
+
     async def aclose(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
         if self._drainer is not None:
             self._drainer.cancel()
         await self.flush()
+        if self.degraded:
+            await self.drain()  # whatever is left stays journaled for the next start
 
     async def answered(self, call_id: str, at: datetime) -> None:
         await self._submit([{"op": "answered", "call_id": call_id, "at": at}])
@@ -535,7 +545,7 @@ class CallLog:
 
     async def state(self, call_id: str) -> CallState | None:
         """How far a call got, as stored (for a call that ended while we were away)."""
-        await self.flush()
+        await self._written()
         async with self.sessions() as session:
             call = await session.get(Call, call_id)
             if call is None:
@@ -550,7 +560,7 @@ class CallLog:
 
     async def live_calls(self, handler: str) -> list[LiveRow]:
         """Calls not yet closed, with what a restarted app needs to adopt them."""
-        await self.flush()
+        await self._written()
         async with self.sessions() as session:
             rows = await session.scalars(
                 select(Call).where(Call.handler == handler, Call.ended_at.is_(None))
@@ -571,6 +581,7 @@ class CallLog:
 
     async def open_calls(self, handler: str) -> list[tuple[str, str]]:
         """(call id, channel id) of calls not yet closed: what a restarted app must adopt."""
+        await self._written()
         async with self.sessions() as session:
             rows = await session.execute(
                 select(Call.id, Call.channel_id).where(

@@ -256,3 +256,22 @@ def test_an_outage_is_told_from_a_bad_statement_through_the_drivers_wrapping() -
     assert not is_outage(wrapped(UniqueViolationError("duplicate key")))
     assert not is_outage(IntegrityError("INSERT", None, ValueError("constraint")))
     assert not is_outage(ValueError("bad"))
+
+
+async def test_a_journal_left_by_a_previous_process_drains_at_start_before_calls_are_adopted(
+    line: tuple[Line, Switch],
+) -> None:
+    ln, switch = line
+    switch.down = True
+    await ln.call("caller-z")  # answered while the database is away, then serve dies
+    assert ln.calllog.journal is not None
+    path = ln.calllog.journal.path
+    switch.down = False
+    restarted = CallLog(switch.factory(), "BA", journal=WriteJournal(path))
+    assert restarted.journal is not None and restarted.journal.pending > 0
+    restarted.start()
+    assert restarted.degraded  # new writes queue behind the old journal until it drains
+    live = await restarted.live_calls("ari")  # what a reconnect adopts: the journaled call
+    assert [r.channel_id for r in live] == ["caller-z"]
+    assert not restarted.degraded and restarted.journal.pending == 0
+    await restarted.aclose()
