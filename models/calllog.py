@@ -288,28 +288,6 @@ class CallLog:
     async def _submit(self, ops: list[dict[str, Any]]) -> Any:
         """Write the pending trail, then ``ops``, in order: to the database, or to the
         journal while it is away. Returns the last op's result (None when journaled)."""
-        if ops and not self.degraded:
-            # The database is up: the trail under the lock, then the row's write in its own
-            # transaction, beside other calls' writes (one call's writes are sequential, so
-            # its order holds; making every call's writes queue adds a wait to each).
-            await self._in_order([])
-            if not self.degraded:
-                try:
-                    result = None
-                    async with self.sessions() as session:
-                        for op in ops:
-                            result = await self._apply(session, op, replay=False)
-                        await session.commit()
-                    return result
-                except Exception as exc:
-                    if self.journal is None or not is_outage(exc):
-                        raise
-                    self._went_down(exc)
-        return await self._in_order(ops)
-
-    async def _in_order(self, ops: list[dict[str, Any]]) -> Any:
-        """The pending trail and ``ops`` under the write lock: to the database, or to the
-        journal (after anything already in it) while it is away."""
         async with self._flush_lock:
             ops = self._take_pending() + ops
             if not ops:
