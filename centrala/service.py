@@ -32,6 +32,7 @@ from models.campaigns import CampaignStore
 from models.crm import CRM
 from models.db import create_engine, session_factory, upgrade_async
 from models.flows import active_flow, apply_flow
+from models.journal import WriteJournal
 from models.surveys import active_survey, apply_survey
 from usecases.surveying import SurveyLog
 from web import DeskConfig, desk_ctx, setup_desk
@@ -68,7 +69,11 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine(settings.effective_database_url)
     sessions = session_factory(engine)
     app[SESSIONS] = sessions
-    app[CALLLOG] = CallLog(sessions, settings.default_region)
+    # While the database is away the call path's writes go to this journal (fsynced) and
+    # drain into the database when it is back; what a previous process left drains first.
+    journal = WriteJournal(settings.data_dir / "journal" / "calls.jsonl")
+    app[CALLLOG] = CallLog(sessions, settings.default_region, journal=journal)
+    app[CALLLOG].start()
     app[CRM_KEY] = CRM(sessions, before_write=app[CALLLOG].flush)
     if await active_flow(sessions, "infoline") is None:
         # A fresh install speaks the shipped flow until an admin applies their own.
@@ -119,6 +124,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         region=settings.default_region,
         survey=settings.postcall_survey,
     )
+    await infoline.warm()  # the database is up here (migrations and the flow just ran)
 
     dialler = CampaignDialler(
         ari,
@@ -218,6 +224,7 @@ def status_sources(app: web.Application) -> StatusSources:
         loop_lag=app[LOOP_LAG],
         infoline_app=app[SETTINGS].infoline_app,
         adoption=app[INFOLINE_APP],
+        journal=app[CALLLOG],
     )
 
 

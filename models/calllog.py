@@ -7,17 +7,27 @@ duplicated StasisStart or AGI request finds the same row, and closing twice chan
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import structlog
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.ivr import recorded_path
+from core.outage import DbHealth, Outage
 from core.phones import normalise
-from models.tables import Call, CallEvent, Client, ClientPhone, Direction
+from models.callbacks import add_callback
+from models.db import is_outage
+from models.journal import WriteJournal
+from models.tables import Call, Callback, CallEvent, Client, ClientPhone, Direction
+
+log = structlog.get_logger(__name__)
 
 MAX_TEXT = 200
 
@@ -45,6 +55,19 @@ class OpenedCall:
     caller_e164: str | None
     new: bool
     client: Client | None = None  # the matched client's row (detached): name, routing facts
+
+
+async def _event_present(session: AsyncSession, event: dict[str, Any]) -> bool:
+    found = await session.scalar(
+        select(CallEvent.id)
+        .where(
+            CallEvent.call_id == event["call_id"],
+            CallEvent.kind == event["kind"],
+            CallEvent.at == event["at"],
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def last_event_data(session: AsyncSession, call_id: str, kind: str) -> dict[str, Any] | None:
@@ -83,6 +106,8 @@ class CallLog:
         region: str,
         *,
         write_behind_seconds: float = 0.02,
+        journal: WriteJournal | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
         self.region = region
@@ -95,7 +120,34 @@ class CallLog:
         # restarted process adopts the call from it. None clears it.
         self._states: dict[str, dict[str, Any] | None] = {}
         self._flusher: asyncio.Task[None] | None = None
+        # One lock orders every write, to the database or to the journal: the journal holds
+        # writes in the order the calls made them, and nothing overtakes it while it drains.
         self._flush_lock = asyncio.Lock()
+        # Without a journal a database error reaches the caller as before (tests, tools).
+        self.journal = journal
+        self.outage = Outage()
+        self.clock = clock
+        self._drainer: asyncio.Task[None] | None = None
+        self._lookup_skip_said = False
+
+    @property
+    def degraded(self) -> bool:
+        """The database is away or the journal still holds writes for it."""
+        return self.journal is not None and (
+            self.journal.pending > 0 or self.outage.health is not DbHealth.UP
+        )
+
+    @property
+    def journal_pending(self) -> int:
+        return self.journal.pending if self.journal is not None else 0
+
+    def start(self) -> None:
+        """Drain what a previous process journaled before anything new is written: until
+        it is drained, new writes queue behind it in the journal."""
+        if self.journal is not None and self.journal.pending:
+            self.outage.failed(self.clock())
+            log.warning("journal_found_draining", pending=self.journal.pending)
+            self._drain_later()
 
     async def find_client(self, session: AsyncSession, e164: str | None) -> list[Client]:
         if not e164:
@@ -124,37 +176,66 @@ class CallLog:
         survey_id: int | None = None,
     ) -> OpenedCall:
         """Open the call's record (once per channel). The client is ``client_id`` when the
-        caller knows it (a campaign calling a client), else looked up by the caller's number."""
+        caller knows it (a campaign calling a client), else looked up by the caller's number.
+        With the database away the row goes to the journal under an id of ours and the
+        caller is unknown (no lookup): the call is answered all the same."""
         e164 = normalise(caller_number, self.region)
+        row: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "channel_id": channel_id,
+            "linkedid": clean_text(linkedid, 64),
+            "direction": direction.value,
+            "handler": handler,
+            "caller_number": clean_text(caller_number, 64),
+            "caller_name": clean_text(caller_name),
+            "called_number": clean_text(called_number, 64),
+            "client_id": client_id,
+            "started_at": started_at,
+            "ivr_path": [],
+            "flow_version": flow_version,
+            "survey_id": survey_id,
+        }
+        if not self.degraded:
+            try:
+                return await self._open_in_db(row, e164)
+            except Exception as exc:
+                if self.journal is None or not is_outage(exc):
+                    raise
+                self._went_down(exc)
+        if not self._lookup_skip_said:
+            self._lookup_skip_said = True
+            log.warning("caller_lookup_skipped_database_down")
+        event = {
+            "call_id": row["id"],
+            "at": started_at,
+            "kind": "opened",
+            "data": {"handler": handler, "caller_e164": e164, "client_ids": [], "journaled": True},
+        }
+        await self._submit([{"op": "open", "row": row, "event": event}])
+        return OpenedCall(row["id"], client_id, e164, new=True, client=None)
+
+    async def _open_in_db(self, row: dict[str, Any], e164: str | None) -> OpenedCall:
+        channel_id = row["channel_id"]
+        client_id = row["client_id"]
         async with self.sessions() as session:
             existing = await session.scalar(select(Call).where(Call.channel_id == channel_id))
             if existing is not None:
                 return await self._opened(session, existing, e164, new=False)
             clients = [] if client_id is not None else await self.find_client(session, e164)
             call = Call(
-                channel_id=channel_id,
-                linkedid=clean_text(linkedid, 64),
-                direction=direction,
-                handler=handler,
-                caller_number=clean_text(caller_number, 64),
-                caller_name=clean_text(caller_name),
-                called_number=clean_text(called_number, 64),
-                client_id=client_id if client_id is not None else _first_id(clients),
-                started_at=started_at,
-                ivr_path=[],
-                flow_version=flow_version,
-                survey_id=survey_id,
+                **{**row, "direction": Direction(row["direction"])},
             )
+            call.client_id = client_id if client_id is not None else _first_id(clients)
             session.add(call)
             try:
                 await session.flush()
                 session.add(
                     CallEvent(
                         call_id=call.id,
-                        at=started_at,
+                        at=row["started_at"],
                         kind="opened",
                         data={
-                            "handler": handler,
+                            "handler": row["handler"],
                             "caller_e164": e164,
                             "client_ids": [c.id for c in clients],
                         },
@@ -201,40 +282,241 @@ class CallLog:
 
     async def flush(self) -> None:
         """Write the pending events now (in order, one transaction)."""
+        await self._submit([])
+
+    def _take_pending(self) -> list[dict[str, Any]]:
+        if not self._pending and not self._states:
+            return []
+        batch, self._pending = self._pending, []
+        states, self._states = self._states, {}
+        return [{"op": "flush", "events": batch, "states": states}]
+
+    async def _submit(self, ops: list[dict[str, Any]]) -> Any:
+        """Write the pending trail, then ``ops``, in order: to the database, or to the
+        journal while it is away. Returns the last op's result (None when journaled)."""
         async with self._flush_lock:
-            if not self._pending and not self._states:
+            ops = self._take_pending() + ops
+            if not ops:
+                return None
+            if self.journal is not None and self.degraded:
+                await self.journal.append(ops)
+                self._drain_later()
+                return None
+            try:
+                result = None
+                async with self.sessions() as session:
+                    for op in ops:
+                        result = await self._apply(session, op, replay=False)
+                    await session.commit()
+                return result
+            except Exception as exc:
+                if self.journal is None or not is_outage(exc):
+                    raise
+                self._went_down(exc)
+                await self.journal.append(ops)
+                self._drain_later()
+                return None
+
+    def _went_down(self, exc: BaseException) -> None:
+        if self.outage.failed(self.clock()):
+            log.error("database_down_journaling", error=str(exc)[:200])
+
+    def _drain_later(self) -> None:
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain_loop())
+
+    async def _drain_loop(self) -> None:
+        while True:
+            if await self.drain():
                 return
-            batch, self._pending = self._pending, []
-            states, self._states = self._states, {}
-            async with self.sessions() as session:
-                if batch:
-                    await session.execute(insert(CallEvent), batch)
-                if states:
-                    calls = cast(Table, Call.__table__)
-                    # Only a live row: a closed call's state stays cleared.
-                    await session.execute(
-                        update(calls)
-                        .where(calls.c.id == bindparam("state_call"), calls.c.ended_at.is_(None))
-                        .values(live_state=bindparam("state")),
-                        [{"state_call": k, "state": v} for k, v in states.items()],
+            # Backoff between tries (not a poll of a flag): the database gives no signal.
+            await asyncio.sleep(max(0.05, self.outage.retry_at - self.clock()))
+
+    async def drain(self) -> bool:
+        """Write the journal into the database in order, each entry once (replaying is
+        idempotent, so a crash mid-drain repeats nothing); True when it is empty."""
+        if self.journal is None:
+            return True
+        async with self._flush_lock:
+            entries = await self.journal.entries()
+            if not entries:
+                self.journal.pending = 0
+                self._recovered(0)
+                return True
+            self.outage.draining()
+            done = 0
+            try:
+                for entry in entries:
+                    async with self.sessions() as session:
+                        try:
+                            await self._apply(session, entry, replay=True)
+                            await session.commit()
+                        except Exception as exc:
+                            if is_outage(exc):
+                                raise
+                            # A write the database refuses is said, not retried forever.
+                            log.error(
+                                "journal_entry_rejected",
+                                seq=entry.get("seq"),
+                                op=entry.get("op"),
+                                error=str(exc)[:300],
+                            )
+                    done = int(entry["seq"])
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if done:
+                    await self.journal.clear(done)
+                self._went_down(exc)
+                return False
+            await self.journal.clear(done)
+            self._recovered(len(entries))
+            return True
+
+    def _recovered(self, drained: int) -> None:
+        if self.outage.health is DbHealth.UP:
+            return
+        lasted = self.outage.recovered(self.clock())
+        log.warning(
+            "database_back",
+            drained_writes=drained,
+            outage_seconds=None if lasted is None else round(lasted, 1),
+        )
+
+    async def _apply(self, session: AsyncSession, op: dict[str, Any], *, replay: bool) -> Any:
+        """One write. With ``replay`` (from the journal) it checks what is already there,
+        so an entry written before a crash is not written twice."""
+        kind = op["op"]
+        calls = cast(Table, Call.__table__)
+        if kind == "open":
+            row = op["row"]
+            if replay:
+                present = await session.scalar(
+                    select(Call.id).where(
+                        (Call.id == row["id"]) | (Call.channel_id == row["channel_id"])
                     )
-                await session.commit()
+                )
+                if present is not None:
+                    return None
+            await session.execute(
+                insert(calls), [{**row, "direction": Direction(row["direction"])}]
+            )
+            await session.execute(insert(CallEvent), [op["event"]])
+            return None
+        if kind == "flush":
+            batch = op["events"]
+            if replay:
+                batch = [e for e in batch if not await _event_present(session, e)]
+            if batch:
+                await session.execute(insert(CallEvent), batch)
+            states = op["states"]
+            if states:
+                # Only a live row: a closed call's state stays cleared.
+                await session.execute(
+                    update(calls)
+                    .where(calls.c.id == bindparam("state_call"), calls.c.ended_at.is_(None))
+                    .values(live_state=bindparam("state")),
+                    [{"state_call": k, "state": v} for k, v in states.items()],
+                )
+            return None
+        if kind == "answered":
+            result = await session.execute(
+                update(Call)
+                .where(Call.id == op["call_id"], Call.answered_at.is_(None))
+                .values(answered_at=op["at"])
+            )
+            if not replay or bool(getattr(result, "rowcount", 0)):
+                session.add(CallEvent(call_id=op["call_id"], at=op["at"], kind="answered", data={}))
+            return None
+        if kind == "update":
+            await session.execute(
+                update(Call).where(Call.id == op["call_id"]).values(**op["values"])
+            )
+            return None
+        if kind == "close":
+            result = await session.execute(
+                update(Call)
+                .where(Call.id == op["call_id"], Call.ended_at.is_(None))
+                .values(live_state=None, **op["values"])
+            )
+            closed = bool(getattr(result, "rowcount", 0))
+            if closed:
+                session.add(
+                    CallEvent(call_id=op["call_id"], at=op["at"], kind="closed", data=op["event"])
+                )
+            return closed
+        if kind == "callback":
+            values = op["values"]
+            if replay:
+                present = await session.scalar(
+                    select(Callback.id).where(
+                        Callback.call_id == values["call_id"],
+                        Callback.number == values["number"],
+                        Callback.due_at == values["due_at"],
+                    )
+                )
+                if present is not None:
+                    return None
+            add_callback(session, **values)
+            return None
+        raise ValueError(f"unknown call-log write {kind!r}")
+
+    async def _written(self) -> None:
+        """Everything said so far is in the database, as far as it can be: a read that
+        adopts calls must see the rows the journal still holds (a database away still
+        fails the read, as it would anyway)."""
+        await self.flush()
+        if self.degraded:
+            await self.drain()
 
     async def aclose(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
+        if self._drainer is not None:
+            self._drainer.cancel()
         await self.flush()
+        if self.degraded:
+            await self.drain()  # whatever is left stays journaled for the next start
 
     async def answered(self, call_id: str, at: datetime) -> None:
-        await self.flush()
-        async with self.sessions() as session:
-            await session.execute(
-                update(Call)
-                .where(Call.id == call_id, Call.answered_at.is_(None))
-                .values(answered_at=at)
-            )
-            session.add(CallEvent(call_id=call_id, at=at, kind="answered", data={}))
-            await session.commit()
+        await self._submit([{"op": "answered", "call_id": call_id, "at": at}])
+
+    async def update(self, call_id: str, **values: Any) -> None:
+        """Change the call's row (queue, agent, ...), in order with its trail."""
+        if "ivr_path" in values:
+            values["ivr_path"] = recorded_path(values["ivr_path"])
+        await self._submit([{"op": "update", "call_id": call_id, "values": values}])
+
+    async def callback(
+        self,
+        *,
+        call_id: str,
+        client_id: int | None,
+        number: str,
+        reason: str,
+        queue: str | None,
+        assigned_agent_id: str | None,
+        due_at: datetime,
+    ) -> None:
+        """The caller asked to be called back: the task, with its event in the trail."""
+        values = {
+            "call_id": call_id,
+            "client_id": client_id,
+            "number": number,
+            "reason": reason,
+            "queue": queue,
+            "assigned_agent_id": assigned_agent_id,
+            "due_at": due_at,
+            "event": "callback_requested",
+            "event_data": {
+                "number": number,
+                "reason": reason,
+                "queue": queue,
+                "due_at": due_at.isoformat(),
+            },
+            "at": now(),
+        }
+        await self._submit([{"op": "callback", "values": values}])
 
     async def close(
         self,
@@ -247,39 +529,29 @@ class CallLog:
         **values: Any,
     ) -> bool:
         """Close the call once (with any last ``values`` of the row); returns False when it
-        was closed already."""
+        was closed already. While the database is away it is journaled and taken as closed
+        (the drain closes it only if it is still open)."""
         if "ivr_path" in values:
             values["ivr_path"] = recorded_path(values["ivr_path"])
-        await self.flush()
-        async with self.sessions() as session:
-            result = await session.execute(
-                update(Call)
-                .where(Call.id == call_id, Call.ended_at.is_(None))
-                .values(
-                    ended_at=at,
-                    hangup_cause=cause,
-                    hangup_cause_text=clean_text(cause_text, 80),
-                    outcome=outcome,
-                    live_state=None,
-                    **values,
-                )
-            )
-            closed = bool(getattr(result, "rowcount", 0))
-            if closed:
-                session.add(
-                    CallEvent(
-                        call_id=call_id,
-                        at=at,
-                        kind="closed",
-                        data={"cause": cause, "cause_text": cause_text, "outcome": outcome},
-                    )
-                )
-            await session.commit()
-            return closed
+        op = {
+            "op": "close",
+            "call_id": call_id,
+            "at": at,
+            "values": {
+                "ended_at": at,
+                "hangup_cause": cause,
+                "hangup_cause_text": clean_text(cause_text, 80),
+                "outcome": outcome,
+                **values,
+            },
+            "event": {"cause": cause, "cause_text": cause_text, "outcome": outcome},
+        }
+        result = await self._submit([op])
+        return True if result is None else bool(result)
 
     async def state(self, call_id: str) -> CallState | None:
         """How far a call got, as stored (for a call that ended while we were away)."""
-        await self.flush()
+        await self._written()
         async with self.sessions() as session:
             call = await session.get(Call, call_id)
             if call is None:
@@ -294,7 +566,7 @@ class CallLog:
 
     async def live_calls(self, handler: str) -> list[LiveRow]:
         """Calls not yet closed, with what a restarted app needs to adopt them."""
-        await self.flush()
+        await self._written()
         async with self.sessions() as session:
             rows = await session.scalars(
                 select(Call).where(Call.handler == handler, Call.ended_at.is_(None))
@@ -315,6 +587,7 @@ class CallLog:
 
     async def open_calls(self, handler: str) -> list[tuple[str, str]]:
         """(call id, channel id) of calls not yet closed: what a restarted app must adopt."""
+        await self._written()
         async with self.sessions() as session:
             rows = await session.execute(
                 select(Call.id, Call.channel_id).where(

@@ -17,6 +17,7 @@ from core.ivr import recorded_path
 from core.routing import Caller
 from dialplan.model import QueueDef
 from models.callbacks import add_callback
+from models.db import is_outage
 from models.tables import (
     Agent,
     AgentSession,
@@ -40,11 +41,20 @@ class CRM:
         self.sessions = sessions
         # The call log's pending events go first, so the trail never trails the row.
         self.before_write = before_write
+        # What the call path read last, served while the database is away.
+        self._queues: dict[str, QueueDef] | None = None
+        self._profiles: dict[str, AgentProfile] = {}
 
     async def queues(self) -> dict[str, QueueDef]:
-        """Queue settings as they are now: an admin's edit applies to the next call."""
-        async with self.sessions() as session:
-            rows = list(await session.scalars(select(Queue)))
+        """Queue settings as they are now: an admin's edit applies to the next call. With
+        the database away, the settings last read (a call is routed all the same)."""
+        try:
+            async with self.sessions() as session:
+                rows = list(await session.scalars(select(Queue)))
+        except Exception as exc:
+            if self._queues is None or not is_outage(exc):
+                raise
+            return self._queues
         queues = {}
         for row in rows:
             data: dict[str, Any] = {
@@ -60,6 +70,7 @@ class CRM:
             except ValidationError:
                 # A hand-edited row that no longer fits: treat as defaults, never stall a call.
                 queues[row.id] = QueueDef(name=row.name)
+        self._queues = queues
         return queues
 
     async def agent(self, agent_id: str) -> tuple[AgentProfile, str | None] | None:
@@ -73,13 +84,21 @@ class CRM:
     async def profiles(self, agent_ids: list[str]) -> list[AgentProfile]:
         if not agent_ids:
             return []
-        async with self.sessions() as session:
-            agents = await session.scalars(
-                select(Agent)
-                .where(Agent.id.in_(agent_ids))
-                .options(selectinload(Agent.memberships))
-            )
-            return [_profile(a) for a in agents]
+        try:
+            async with self.sessions() as session:
+                agents = await session.scalars(
+                    select(Agent)
+                    .where(Agent.id.in_(agent_ids))
+                    .options(selectinload(Agent.memberships))
+                )
+                found = [_profile(a) for a in agents]
+        except Exception as exc:
+            # The database is away: the profiles as last read keep the ACD routing.
+            if not is_outage(exc):
+                raise
+            return [self._profiles[a] for a in agent_ids if a in self._profiles]
+        self._profiles.update((p.id, p) for p in found)
+        return found
 
     async def create_callback(
         self,

@@ -77,3 +77,36 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 async def upgrade_async(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, url, revision)
+
+
+# SQLSTATEs of a server that is away: class 08 (connection exception), and the server
+# shutting down or not yet accepting (admin_shutdown, crash_shutdown, cannot_connect_now).
+_AWAY_STATES = ("57P01", "57P02", "57P03")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database is away (refused, reset, shutting down, starting), not a bad statement:
+    the call path goes on from memory and the journal. asyncpg's errors reach us as OSError
+    when the port is closed, else wrapped by SQLAlchemy (DBAPIError around its adapter's
+    error, whose cause is asyncpg's own), so the whole chain is looked at."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    seen: BaseException | None = exc
+    for _ in range(6):  # exc, its orig / cause, ...: a short chain
+        if seen is None:
+            return False
+        if isinstance(seen, OSError | TimeoutError | OperationalError | InterfaceError):
+            return True
+        state = str(getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None) or "")
+        if state.startswith("08") or state in _AWAY_STATES:
+            return True
+        kind = type(seen)
+        if kind.__module__.startswith("asyncpg") and (
+            "Connection" in kind.__name__ or "CannotConnectNow" in kind.__name__
+        ):
+            return True
+        nxt = seen.orig if isinstance(seen, DBAPIError) else None
+        seen = nxt if nxt is not None else seen.__cause__
+    return False

@@ -47,6 +47,13 @@ class Adoption(Protocol):
     def adopted(self) -> int: ...
 
 
+class Journal(Protocol):
+    @property
+    def degraded(self) -> bool: ...
+    @property
+    def journal_pending(self) -> int: ...
+
+
 @dataclass
 class StatusSources:
     ari: ARIStatus
@@ -57,6 +64,7 @@ class StatusSources:
     loop_lag: list[float]  # seconds, [0] kept current by the loop probe
     infoline_app: str  # the Stasis app that must be registered
     adoption: Adoption  # what a previous process left live is adopted
+    journal: Journal | None = None  # the call log's write journal (database outages)
 
 
 def status_route(sources: Callable[[web.Application], StatusSources]) -> web.RouteDef:
@@ -73,14 +81,19 @@ def status_route(sources: Callable[[web.Application], StatusSources]) -> web.Rou
                 await session.execute(text("SELECT 1"))
         except Exception as exc:  # any driver error means "not OK" here
             db_ok = False
-            log.warning("status_db_failed", error=str(exc))
-        ok = (
-            ari.connected
-            and src.infoline_app in apps
-            and ami.connected
-            and db_ok
-            and src.adoption.ready
+            log.debug("status_db_failed", error=str(exc))  # the call log says it once
+        journal = src.journal
+        others_ok = (
+            ari.connected and src.infoline_app in apps and ami.connected and src.adoption.ready
         )
+        # "ok" is every part up. With only the database away and the journal taking the
+        # writes, calls are still answered: degraded, answered 200, not dead (503).
+        ok = others_ok and db_ok and not (journal is not None and journal.degraded)
+        serving = others_ok and (db_ok or journal is not None)
+        db: dict[str, Any] = {"ok": db_ok}
+        if journal is not None:
+            db["degraded"] = not db_ok or journal.degraded
+            db["journal"] = journal.journal_pending
         body = {
             "ok": ok,
             "ari": {
@@ -91,12 +104,14 @@ def status_route(sources: Callable[[web.Application], StatusSources]) -> web.Rou
             },
             "ami": {"connected": ami.connected},
             "agi": {"port": agi.port, "active_sessions": agi.active_sessions},
-            "db": {"ok": db_ok},
+            "db": db,
             "calls_in_progress": len(src.calls),
             "calls_adopted": src.adoption.adopted,
             "adopted_ready": src.adoption.ready,
             "loop_lag_ms": round(src.loop_lag[0] * 1000, 1),
         }
-        return web.json_response(body, status=200 if ok else 503)
+        if serving and not ok:
+            body["degraded"] = "database away: calls answered, writes journaled"
+        return web.json_response(body, status=200 if serving else 503)
 
     return web.get("/status", status)

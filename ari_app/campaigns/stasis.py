@@ -15,6 +15,7 @@ from ari_app.campaigns.adoption import Adoption
 from ari_app.campaigns.session import MACHINE_PLAYBACK, SurveyDial, parse_channel_id
 from ari_app.dispatch import event_channel, run_call_step
 from core.surveys.dialphase import Phase
+from models.db import is_outage
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +37,7 @@ class CampaignDialler(Adoption):
             s.timers.cancel_all()
 
     async def _loop(self) -> None:
+        db_away = False  # said once per outage, not once a tick
         while True:
             started = time.monotonic()
             try:
@@ -43,8 +45,15 @@ class CampaignDialler(Adoption):
                     await self.reconcile()  # the one at connect failed: no dialling before
                 if self.ari.connected and self._reconciled.is_set():
                     await self.tick()
-            except Exception:  # a database hiccup must not end the campaigns for good
-                log.exception("campaign_tick_failed")
+                if db_away:
+                    db_away = False
+                    log.warning("campaigns_resumed_database_back")
+            except Exception as exc:  # a database hiccup must not end the campaigns for good
+                if not is_outage(exc):
+                    log.exception("campaign_tick_failed")
+                elif not db_away:
+                    db_away = True
+                    log.error("campaigns_paused_database_down", error=str(exc)[:200])
             await asyncio.sleep(max(0.05, self.tick_seconds - (time.monotonic() - started)))
 
     # ---- events ---------------------------------------------------------------------------

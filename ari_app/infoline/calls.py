@@ -17,6 +17,7 @@ from core.routing import RouteDecision
 from dialplan.model import Flow, QueueDef
 from models.calllog import CallLog
 from models.crm import CRM
+from models.db import is_outage
 from models.flows import active_version, flow_version
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,7 @@ class CallBase:
         self.calls: dict[str, CallerSession] = {}
         self.by_call: dict[str, str] = {}  # call id -> caller channel id
         self._flows: dict[int, Flow] = {}
+        self._last_version: int | None = None  # the active flow as last read
         self.notifier = DeskNotifier()
         self.desk_listeners = self.notifier.listeners  # the desktop subscribes here
         # False until the first reconcile has adopted what a previous process left live.
@@ -83,14 +85,28 @@ class CallBase:
             else:
                 await self.ari.stop_moh(s.channel_id)
 
+    async def warm(self) -> None:
+        """Read what the call path needs (the active flow, the queues) once at start, so a
+        database that goes away right after still leaves the line answering."""
+        await self._active_flow()
+        await self.crm.queues()
+
     async def _active_flow(self) -> tuple[int, Flow]:
-        version = await active_version(self.crm.sessions, self.flow_name)
+        try:
+            version = await active_version(self.crm.sessions, self.flow_name)
+        except Exception as exc:
+            # The database is away: the version last seen answers the call (an admin's
+            # apply during the outage takes effect when it is back).
+            if self._last_version is None or not is_outage(exc):
+                raise
+            return self._last_version, self._flows[self._last_version]
         if version is None:
             raise RuntimeError(f"no active flow {self.flow_name!r}: `centrala dialplan apply`")
         if version not in self._flows:
             flow = await flow_version(self.crm.sessions, self.flow_name, version)
             assert flow is not None
             self._flows[version] = flow
+        self._last_version = version
         return version, self._flows[version]
 
     async def _flow_of(self, version: int | None) -> tuple[int, Flow]:

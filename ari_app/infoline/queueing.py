@@ -73,7 +73,7 @@ class Queueing(Transfers):
             s.arrived_mono, s.queued_at = time.monotonic(), now()
         if is_open:
             s.queue_entered_at = now()
-        await self.crm.update_call(
+        await self.calllog.update(
             s.call_id,
             queue=decision.queue,
             ivr_path=s.ivr.path,
@@ -165,7 +165,7 @@ class Queueing(Transfers):
         due = next_open(calendar, now()) or now()
         if s.outcome is None:
             s.outcome = "callback_requested"
-        await self.crm.create_callback(
+        await self.calllog.callback(
             call_id=s.call_id,
             client_id=s.caller.client_id,
             number=number,
@@ -229,7 +229,7 @@ class Queueing(Transfers):
         s.connected_at = now()
         self._notify("connected", s, agent_id)
         waited = (s.connected_at - s.queued_at).total_seconds() if s.queued_at else 0.0
-        await self.crm.update_call(
+        await self.calllog.update(
             s.call_id, agent_id=agent_id, connected_at=s.connected_at, wait_seconds=waited
         )
         await self.calllog.event(

@@ -209,7 +209,7 @@ class Transfers(CallBase):
         )
         s.consult = None
         self._notify("connected", s, consult.agent_id)
-        await self.crm.update_call(s.call_id, agent_id=consult.agent_id)
+        await self.calllog.update(s.call_id, agent_id=consult.agent_id)
         await self.calllog.event(
             s.call_id, "transferred", mode="attended", from_agent=from_agent, to=consult.agent_id
         )
