@@ -74,7 +74,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     journal = WriteJournal(settings.data_dir / "journal" / "calls.jsonl")
     app[CALLLOG] = CallLog(sessions, settings.default_region, journal=journal)
     app[CALLLOG].start()
-    app[CRM_KEY] = CRM(sessions, before_write=app[CALLLOG].flush)
+    app[CRM_KEY] = CRM(sessions)
     if await active_flow(sessions, "infoline") is None:
         # A fresh install speaks the shipped flow until an admin applies their own.
         flow = load_flow(settings.flow_file.read_text(), str(settings.flow_file))

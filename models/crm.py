@@ -1,9 +1,9 @@
-"""CRM reads and writes the info line needs while a call is live: who the caller is, the
-queues' current settings, agents' profiles, callback tasks, the call row's progress."""
+"""CRM reads the info line needs while a call is live (the queues' current settings, agents'
+profiles and the caller's routing facts) and agents' sessions. A call's own writes (its row,
+trail and callback tasks) go through ``models.calllog.CallLog``, in order with its trail."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,15 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from core.acd import AgentProfile
-from core.ivr import recorded_path
 from core.routing import Caller
 from dialplan.model import QueueDef
-from models.callbacks import add_callback
 from models.db import is_outage
 from models.tables import (
     Agent,
     AgentSession,
-    Call,
     Client,
     Queue,
 )
@@ -36,11 +33,8 @@ class CRM:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        before_write: Callable[[], Awaitable[None]] = nothing,
     ) -> None:
         self.sessions = sessions
-        # The call log's pending events go first, so the trail never trails the row.
-        self.before_write = before_write
         # What the call path read last, served while the database is away.
         self._queues: dict[str, QueueDef] | None = None
         self._profiles: dict[str, AgentProfile] = {}
@@ -99,49 +93,6 @@ class CRM:
             return [self._profiles[a] for a in agent_ids if a in self._profiles]
         self._profiles.update((p.id, p) for p in found)
         return found
-
-    async def create_callback(
-        self,
-        *,
-        call_id: str,
-        client_id: int | None,
-        number: str,
-        reason: str,
-        queue: str | None,
-        assigned_agent_id: str | None,
-        due_at: datetime,
-    ) -> int:
-        await self.before_write()
-        async with self.sessions() as session:
-            callback = add_callback(
-                session,
-                call_id=call_id,
-                client_id=client_id,
-                number=number,
-                reason=reason,
-                queue=queue,
-                assigned_agent_id=assigned_agent_id,
-                due_at=due_at,
-                event="callback_requested",
-                event_data={
-                    "number": number,
-                    "reason": reason,
-                    "queue": queue,
-                    "due_at": due_at.isoformat(),
-                },
-            )
-            await session.commit()
-            return callback.id
-
-    async def update_call(self, call_id: str, **values: Any) -> None:
-        if "ivr_path" in values:
-            values["ivr_path"] = recorded_path(values["ivr_path"])
-        await self.before_write()
-        async with self.sessions() as session:
-            await session.execute(update(Call).where(Call.id == call_id).values(**values))
-            await session.commit()
-
-    # ---- agents' sessions: who is logged in, so a restart logs them in again -------------
 
     async def save_agent_session(
         self,

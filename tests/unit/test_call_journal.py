@@ -65,7 +65,7 @@ async def line(template_db: Path, tmp_path: Path) -> AsyncIterator[tuple[Line, S
     switch = Switch(real)
     journal = WriteJournal(tmp_path / "journal" / "calls.jsonl")
     calllog = CallLog(switch.factory(), "BA", journal=journal)
-    crm = CRM(switch.factory(), before_write=calllog.flush)
+    crm = CRM(switch.factory())
     ari = FakeARI([APP])
     acd = ACD()
     desk = AgentDesk(ari, crm, acd, APP)
