@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -147,20 +146,19 @@ class Server:
             return resp.status, await resp.json()
 
     async def wait_ready(self, timeout: float = 30, min_connects: int = 1) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
+        async def ready() -> dict[str, Any] | None:
             if self.proc.poll() is not None:
                 raise AssertionError(f"centrala serve exited:\n{self.log_path.read_text()}")
             try:
                 code, body = await self.status()
-                last = body
-                if code == 200 and body["ari"]["connects"] >= min_connects:
-                    return body
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                last = exc
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"centrala serve not ready: {last}")
+            except (TimeoutError, aiohttp.ClientError):
+                return None
+            return body if code == 200 and body["ari"]["connects"] >= min_connects else None
+
+        body: dict[str, Any] = await wait_until(
+            ready, timeout=timeout, interval=0.1, message="centrala serve ready"
+        )
+        return body
 
     def log_lines(self) -> list[dict[str, Any]]:
         lines = []
@@ -373,15 +371,18 @@ async def no_leftovers(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     if "callers" not in request.fixturenames:
         return
     ari: ARIClient = request.getfixturevalue("callers").ari
-    deadline = time.monotonic() + 10
     channels: list[Any] = []
     bridges: list[Any] = []
-    while time.monotonic() < deadline:
+
+    async def all_gone() -> bool:
+        nonlocal channels, bridges
         await ari.wait_connected(15)
         channels, bridges = await ari.channels(), await ari.bridges()
-        if not channels and not bridges:
-            return
-        await asyncio.sleep(0.1)
+        return not channels and not bridges
+
+    with contextlib.suppress(AssertionError):
+        await wait_until(all_gone, timeout=10, interval=0.1, message="no leftovers")
+        return
     for ch in channels:
         await ari.hangup(ch["id"])
     raise AssertionError(f"left behind: channels {[c['name'] for c in channels]}, {bridges=}")
