@@ -1,4 +1,7 @@
-"""The call log: every call is a row from its first event to its last, with an event trail.
+"""Over 500 lines: one ordered write path (the trail, the row, the journal while the database
+is away) whose parts share one lock and one queue; to split when the journal grows.
+
+The call log: every call is a row from its first event to its last, with an event trail.
 
 Idempotent by construction: a call is keyed by the Asterisk channel that opened it, so a
 duplicated StasisStart or AGI request finds the same row, and closing twice changes nothing.

@@ -1,4 +1,7 @@
-"""The agent desktop's pages, its browser JSON API (/desk/api, authenticated by the session
+"""Over 500 lines: the desk's routes share one session/CSRF guard and one set of app keys;
+to split by page (desk, wallboard, reports) when the admin console adds its own.
+
+The agent desktop's pages, its browser JSON API (/desk/api, authenticated by the session
 cookie plus a CSRF header on every change) and its WebSockets. Thin: checks are auth.py and
 forms.py, reads and writes store.py, pushes notifier.py. The machines' bearer-token API stays
 under /api (web/api.py); its description is served at /api/openapi.json."""
