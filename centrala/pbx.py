@@ -36,6 +36,7 @@ ASTERISK_OWNED = (
     "etc/asterisk",
     "var/lib/asterisk",
     "var/log/asterisk",
+    "var/log/asterisk/cdr-custom",  # the CDR file Centrala reconciles from (cdr_custom.conf)
     "var/spool/asterisk",
     "var/spool/asterisk/recording",  # survey comments (AGI RECORD FILE does not mkdir)
     "var/cache/asterisk",

@@ -21,6 +21,7 @@ from ari_app.agents import AgentDesk
 from ari_app.ami import AMIClient
 from ari_app.ari import ARIClient, Event
 from ari_app.campaigns import CampaignDialler
+from ari_app.cdr import CdrFile, CdrReconciler
 from ari_app.infoline import InfolineApp
 from centrala.settings import Settings
 from core.acd import ACD
@@ -58,6 +59,7 @@ SURVEYS = web.AppKey("surveys", SurveyLog)
 CAMPAIGNS = web.AppKey("campaigns", CampaignStore)
 DIALLER = web.AppKey("dialler", CampaignDialler)
 INFOLINE_APP = web.AppKey("infoline_app", InfolineApp)  # the concrete app, for wiring
+PBX_RECORDS = web.AppKey("pbx_records", CdrReconciler)
 LOOP_LAG = web.AppKey("loop_lag", list[float])
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, no call state
 
@@ -114,6 +116,12 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     acd = ACD()
     desk = AgentDesk(ari, app[CRM_KEY], acd, settings.infoline_app)
+    pbx_records = CdrReconciler(
+        CdrFile(settings.effective_cdr_file, settings.make_data_dir() / "cdr-cursor.json"),
+        app[CALLLOG],
+        [settings.infoline_number],
+    )
+    app[PBX_RECORDS] = pbx_records
     infoline = InfolineApp(
         ari,
         app[CALLLOG],
@@ -123,6 +131,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         name=settings.infoline_app,
         region=settings.default_region,
         survey=settings.postcall_survey,
+        pbx_records=pbx_records,
     )
     await infoline.warm()  # the database is up here (migrations and the flow just ran)
 
@@ -152,7 +161,11 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DIALLER] = dialler
     await ari.start()
     dialler.start()
+    reconciling = asyncio.create_task(pbx_records.run(settings.cdr_reconcile_seconds))
     yield
+    reconciling.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reconciling
     await dialler.stop()
     await desk.close()
     await ari.stop()

@@ -26,6 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # own users are the only ones who reach it.
 DEFAULT_ARI_PASSWORD = "centrala-local-ari"
 DEFAULT_AMI_SECRET = "centrala-local-ami"
+# Where the shipped cdr_custom.conf makes Asterisk write its records, under its root.
+CDR_FILE_IN_PBX = "var/log/asterisk/cdr-custom/centrala.csv"
 
 
 def is_loopback(host: str) -> bool:
@@ -129,6 +131,14 @@ class Settings(BaseSettings):
         default=None, description="every *.conf here is installed too (tests' simulated phones)"
     )
 
+    # Asterisk's call detail records (cdr_custom.conf): calls Centrala never saw (it was away)
+    # become rows from them. None: the local PBX's file under pbx_root. Elsewhere: a path
+    # where Asterisk's cdr-custom/centrala.csv is shared with this host.
+    cdr_file: Path | None = Field(default=None, description="Asterisk's cdr-custom/centrala.csv")
+    cdr_reconcile_seconds: float = Field(
+        default=15.0, gt=0, le=3600, description="how often calls are reconciled from the CDR"
+    )
+
     # The call flow a fresh install plays (its prompts are synthesised by `pbx up`).
     flow_file: Path = REPO_ROOT / "dialplan" / "infoline.yaml"
 
@@ -204,6 +214,12 @@ class Settings(BaseSettings):
         if self.agi_secret:
             return self.agi_secret
         return _generated_secret(self.data_dir / "agi-secret")
+
+    @property
+    def effective_cdr_file(self) -> Path:
+        if self.cdr_file is not None:
+            return self.cdr_file
+        return self.pbx_root / "rootfs" / CDR_FILE_IN_PBX
 
     @property
     def effective_database_url(self) -> str:

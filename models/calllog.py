@@ -13,7 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -22,6 +22,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.cdrs import UNSERVED, UNSERVED_TEXT, PbxCall
 from core.ivr import recorded_path
 from core.outage import DbHealth, Outage
 from core.phones import normalise
@@ -448,6 +449,8 @@ class CallLog:
                     CallEvent(call_id=op["call_id"], at=op["at"], kind="closed", data=op["event"])
                 )
             return closed
+        if kind == "unseen":
+            return await self._insert_unseen(session, op["calls"])
         if kind == "callback":
             values = op["values"]
             if replay:
@@ -463,6 +466,59 @@ class CallLog:
             add_callback(session, **values)
             return None
         raise ValueError(f"unknown call-log write {kind!r}")
+
+    async def record_unseen(self, calls: list[PbxCall]) -> int | None:
+        """Calls Asterisk recorded that have no row (Centrala was away): a closed row each,
+        in order with everything written before (so a call this process opened, even into
+        the journal, is found and not made twice). Returns how many rows were made (None
+        when journaled)."""
+        if not calls:
+            return 0
+        result = await self._submit([{"op": "unseen", "calls": [asdict(c) for c in calls]}])
+        return None if result is None else int(result)
+
+    async def _insert_unseen(self, session: AsyncSession, calls: list[dict[str, Any]]) -> int:
+        present = set(
+            await session.scalars(
+                select(Call.channel_id).where(Call.channel_id.in_([c["channel_id"] for c in calls]))
+            )
+        )
+        made = 0
+        for c in calls:
+            if c["channel_id"] in present:
+                continue
+            present.add(c["channel_id"])
+            e164 = normalise(c["caller_number"], self.region)
+            clients = await self.find_client(session, e164)
+            call = Call(
+                channel_id=c["channel_id"],
+                linkedid=clean_text(c["linkedid"], 64),
+                direction=Direction.INBOUND,
+                handler="pbx",
+                caller_number=clean_text(c["caller_number"], 64),
+                called_number=clean_text(c["called_number"], 64),
+                client_id=_first_id(clients),
+                started_at=c["started_at"],
+                answered_at=c["answered_at"],
+                ended_at=c["ended_at"],
+                hangup_cause_text=UNSERVED_TEXT,
+                outcome=UNSERVED,
+                ivr_path=[],
+            )
+            session.add(call)
+            await session.flush()
+            data = {
+                "source": "cdr",
+                "disposition": c["disposition"],
+                "last_app": c["last_app"],
+                "context": c["context"],
+                "caller_e164": e164,
+                "client_ids": [x.id for x in clients],
+            }
+            session.add(CallEvent(call_id=call.id, at=c["ended_at"], kind="reconciled", data=data))
+            log.warning("call_reconciled_from_cdr", call_id=call.id, channel_id=c["channel_id"])
+            made += 1
+        return made
 
     async def _written(self) -> None:
         """Everything said so far is in the database, as far as it can be: a read that

@@ -251,7 +251,7 @@ class Call(Base):
     channel_id: Mapped[str] = mapped_column(String(64), unique=True)
     linkedid: Mapped[str | None] = mapped_column(String(64), index=True)
     direction: Mapped[Direction] = mapped_column(_enum(Direction, "call_direction"))
-    handler: Mapped[str] = mapped_column(String(16))  # "ari" | "agi"
+    handler: Mapped[str] = mapped_column(String(16))  # "ari" | "agi" | "pbx" (CDR only)
     caller_number: Mapped[str | None] = mapped_column(String(64))
     caller_name: Mapped[str | None] = mapped_column(String(200))
     called_number: Mapped[str | None] = mapped_column(String(64))

@@ -18,6 +18,7 @@ from ari_app.infoline.session import (
 )
 from core.acd import ACDError, AgentMode, AgentProfile
 from core.callphase import CallPhase, Phase
+from core.cdrs import PbxCall
 from core.ivr import IVR, recorded_path
 from core.livestate import LiveCall, decode_decision, encode_decision, parse_time
 from core.phones import normalise
@@ -86,6 +87,8 @@ class Adoption(Queueing):
                 log.warning("pbx_restarted", started=started)
             if first:
                 await self.desk.restore()
+            # When each caller who left while we were away really left, as Asterisk wrote it.
+            ended = await self._pbx_ended_calls()
             to_adopt: list[tuple[LiveRow, LiveCall | None]] = []
             # The waiting callers first: a talker's agent freed before them would be offered
             # a caller who is gone too.
@@ -96,7 +99,9 @@ class Adoption(Queueing):
                 try:
                     await self.ari.get_channel(row.channel_id)
                 except ARINotFound:
-                    await self._gone_while_away(row, away_since or now(), lost=pbx_restarted)
+                    left = ended.get(row.channel_id)
+                    at = left.ended_at if left is not None else away_since or now()
+                    await self._gone_while_away(row, at, lost=pbx_restarted)
                     continue
                 if row.channel_id not in self.calls:
                     to_adopt.append((row, LiveCall.from_json(row.state)))
@@ -113,6 +118,15 @@ class Adoption(Queueing):
         finally:
             structlog.contextvars.unbind_contextvars("call_id", "channel_id")
             self.ready = True
+
+    async def _pbx_ended_calls(self) -> dict[str, PbxCall]:
+        if self.pbx_records is None:
+            return {}
+        try:
+            return await self.pbx_records.ended_calls()
+        except OSError as exc:  # the CDR file unreadable: the times we have are next best
+            log.warning("cdr_read_failed", error=str(exc)[:200])
+            return {}
 
     def _talking_last(self, row: LiveRow) -> bool:
         s = self.calls.get(row.channel_id)

@@ -9,6 +9,7 @@ import structlog
 
 from ari_app.agents import AgentDesk
 from ari_app.ari import ARIClient, ARIError, ARINotFound
+from ari_app.cdr import CdrReconciler
 from ari_app.infoline.notifier import DeskNotifier
 from ari_app.infoline.session import CallerSession
 from core.acd import ACD
@@ -51,8 +52,12 @@ class CallBase:
         flow_name: str = "infoline",
         region: str = "BA",
         survey: str = "nps",
+        pbx_records: CdrReconciler | None = None,
     ) -> None:
         self.ari = ari
+        # Asterisk's CDR: when callers who left while we were away left, and the calls we
+        # never saw (ari_app/cdr.py).
+        self.pbx_records = pbx_records
         self.calllog = calllog
         self.crm = crm
         self.desk = desk
