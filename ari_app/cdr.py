@@ -154,9 +154,12 @@ class CdrReconciler:
         # have left in a record the periodic pass already took.
         self._recent: OrderedDict[str, PbxCall] = OrderedDict()
         self.recorded = 0  # rows made from records since start (journaled ones not counted)
+        self.file_found: bool | None = None  # None: not looked yet
+        self.taken_until: datetime | None = None  # every call that ended before is taken
 
     async def _read(self) -> NewRecords | None:
         found = await self.cdr.read_new()
+        self.file_found = found is not None
         if found is not None:
             for channel_id, call in channels(r for r, _ in found.records).items():
                 self._recent[channel_id] = call
@@ -186,14 +189,17 @@ class CdrReconciler:
                     break
                 taken.append(record)
                 cursor = after
-            if not found.records:
-                cursor = found.cursor  # only rejected or blank lines: past them
+            complete = len(taken) == len(found.records)
+            if complete:
+                cursor = found.cursor  # past rejected or blank lines too
             if cursor is None:
                 return 0
             calls = callers_to_record(channels(taken).values(), self.numbers)
             made = await self.calllog.record_unseen(calls)
             await self.cdr.done(cursor)
             self.recorded += made or 0
+            if complete:
+                self.taken_until = until
             return made or 0
 
     async def run(self, every: float) -> None:

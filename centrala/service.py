@@ -9,6 +9,7 @@ import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import structlog
 from aiohttp import web
@@ -120,6 +121,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         CdrFile(settings.effective_cdr_file, settings.make_data_dir() / "cdr-cursor.json"),
         app[CALLLOG],
         [settings.infoline_number],
+        grace=timedelta(seconds=settings.cdr_grace_seconds),
     )
     app[PBX_RECORDS] = pbx_records
     infoline = InfolineApp(
@@ -238,6 +240,7 @@ def status_sources(app: web.Application) -> StatusSources:
         infoline_app=app[SETTINGS].infoline_app,
         adoption=app[INFOLINE_APP],
         journal=app[CALLLOG],
+        pbx_records=app[PBX_RECORDS],
     )
 
 

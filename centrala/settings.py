@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     cdr_reconcile_seconds: float = Field(
         default=15.0, gt=0, le=3600, description="how often calls are reconciled from the CDR"
     )
+    # A record is taken only this long after its call ended: the StasisStart of a caller who
+    # hung up at once may still be on its way to the app that opens their row.
+    cdr_grace_seconds: float = Field(default=15.0, ge=1, le=3600)
 
     # The call flow a fresh install plays (its prompts are synthesised by `pbx up`).
     flow_file: Path = REPO_ROOT / "dialplan" / "infoline.yaml"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sized
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
@@ -54,6 +55,15 @@ class Journal(Protocol):
     def journal_pending(self) -> int: ...
 
 
+class PbxRecords(Protocol):
+    @property
+    def file_found(self) -> bool | None: ...
+    @property
+    def recorded(self) -> int: ...
+    @property
+    def taken_until(self) -> datetime | None: ...
+
+
 @dataclass
 class StatusSources:
     ari: ARIStatus
@@ -65,6 +75,7 @@ class StatusSources:
     infoline_app: str  # the Stasis app that must be registered
     adoption: Adoption  # what a previous process left live is adopted
     journal: Journal | None = None  # the call log's write journal (database outages)
+    pbx_records: PbxRecords | None = None  # calls reconciled from Asterisk's CDR
 
 
 def status_route(sources: Callable[[web.Application], StatusSources]) -> web.RouteDef:
@@ -110,6 +121,13 @@ def status_route(sources: Callable[[web.Application], StatusSources]) -> web.Rou
             "adopted_ready": src.adoption.ready,
             "loop_lag_ms": round(src.loop_lag[0] * 1000, 1),
         }
+        if src.pbx_records is not None:
+            until = src.pbx_records.taken_until
+            body["cdr"] = {
+                "file_found": src.pbx_records.file_found,
+                "calls_recorded": src.pbx_records.recorded,
+                "taken_until": None if until is None else until.isoformat(),
+            }
         if serving and not ok:
             body["degraded"] = "database away: calls answered, writes journaled"
         return web.json_response(body, status=200 if serving else 503)
