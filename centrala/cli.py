@@ -70,10 +70,13 @@ def pbx_status() -> None:
 @click.argument("command")
 def pbx_cli(command: str) -> None:
     """Run one Asterisk CLI command in the local Asterisk."""
-    from centrala.pbx import LocalPBX, PBXError
+    from centrala.pbx import CLIRefused, LocalPBX, PBXError
 
     try:
         click.echo(LocalPBX(_settings()).cli(command), nl=False)
+    except CLIRefused as exc:  # Asterisk's words too: its usage text says what it wants
+        click.echo(exc.output, nl=False, err=True)
+        raise click.ClickException(str(exc)) from exc
     except PBXError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -400,10 +401,15 @@ class LocalPBX:
         return proc.stdout
 
     def cli(self, command: str) -> str:
-        """Run an Asterisk CLI command (tests use it for `module reload`, `core show`)."""
+        """Run an Asterisk CLI command (tests use it for `module reload`, `core show`).
+        Asterisk's `-rx` exits 0 whatever happens: a refusal is told from its words."""
         if self.pid() is None:
             raise PBXError("the local Asterisk is not running: `centrala pbx up`")
-        return self._cli(command)
+        output = self._cli(command)
+        refusal = cli_refusal(command, output)
+        if refusal is not None:
+            raise CLIRefused(refusal, output)
+        return output
 
     def down(self, timeout: float = 10.0) -> bool:
         """Stop Asterisk; returns whether anything was running. Leaves no process behind."""
@@ -428,6 +434,29 @@ class LocalPBX:
             time.sleep(0.1)
         self.pidfile.unlink(missing_ok=True)
         return True
+
+
+class CLIRefused(PBXError):
+    """Asterisk refused a CLI command (unknown, failed, or wrong arguments)."""
+
+    def __init__(self, reason: str, output: str) -> None:
+        super().__init__(reason)
+        self.output = output
+
+
+def cli_refusal(command: str, output: str) -> str | None:
+    """Why Asterisk refused ``command``, from what it printed; None when it ran. Its CLI
+    says "No such command", "Command '…' failed." (the handler failed), or prints the
+    command's usage (wrong arguments)."""
+    text = output.strip()
+    if text.startswith("No such command"):
+        return f"Asterisk does not know the command {command!r}"
+    if re.search(r"^Command '.*' failed\.$", text, re.M):
+        return f"Asterisk refused {command!r}: {text.splitlines()[0]}"
+    asks_for_help = command.split()[:3] == ["core", "show", "help"]
+    if not asks_for_help and re.search(r"^\s*Usage\d?: ", text, re.M):
+        return f"wrong arguments for {command!r}; its usage follows"
+    return None
 
 
 def _alive(pid: int) -> bool:

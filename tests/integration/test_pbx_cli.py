@@ -50,3 +50,25 @@ def test_up_names_the_port_another_process_holds(tmp_path: Path) -> None:
     assert f"ARI HTTP 127.0.0.1:{port}" in proc.stderr
     assert "taken by another process" in proc.stderr
     assert not (tmp_path / "rootfs").exists()  # refused before building anything
+
+
+def test_cli_exits_1_when_asterisk_refuses_the_command(pbx: PBX) -> None:
+    # Asterisk's own `-rx` exits 0 for all of these: `pbx cli` tells them apart.
+    unknown = _run("cli", "no such thing here")
+    assert unknown.returncode == 1
+    assert "No such command 'no such thing here'" in unknown.stderr
+    failed = _run("cli", "module load no_such_module.so")
+    assert failed.returncode == 1
+    assert "Command 'module load no_such_module.so' failed." in failed.stderr
+    usage = _run("cli", "channel originate")
+    assert usage.returncode == 1
+    assert "wrong arguments for 'channel originate'" in usage.stderr
+    assert "Usage1: channel originate" in usage.stderr
+
+
+def test_cli_prints_what_asterisk_answers_and_exits_0(pbx: PBX) -> None:
+    version = _run("cli", "core show version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("Asterisk 22.")
+    helped = _run("cli", "core show help channel originate")
+    assert helped.returncode == 0 and "Usage1: channel originate" in helped.stdout
