@@ -10,22 +10,15 @@ import asyncio
 import signal
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
-
 from core.cdrs import UNSERVED
 from models.tables import Call
 from tests.integration.conftest import CallerLeg, Callers, Server
 from tests.support import wait_until
 
 
-async def rows_of(server: Server, call: CallerLeg) -> list[Call]:
-    async with server.db.sessions() as session:
-        return list(await session.scalars(select(Call).where(Call.channel_id == call.far_end)))
-
-
 async def one_row(server: Server, call: CallerLeg, what: str, timeout: float = 30) -> Call:
     async def found() -> Call | None:
-        rows = await rows_of(server, call)
+        rows = await server.rows_for_channel(call.far_end)
         assert len(rows) <= 1, f"{len(rows)} rows for one call"
         return rows[0] if rows and rows[0].ended_at is not None else None
 
@@ -73,7 +66,7 @@ async def test_calls_while_serve_is_down_are_reconciled_from_asterisks_cdr(
         assert row.caller_number == number
         assert utc(row.started_at) < utc(row.ended_at) < restarted
         assert await server.event_kinds(row.id) == ["reconciled"]
-    apology_row = (await rows_of(server, apology))[0]
+    apology_row = (await server.rows_for_channel(apology.far_end))[0]
     assert apology_row.answered_at is not None  # Asterisk answered to play the apology
 
     # A call served normally after the restart: a pass past its end makes no second row.
@@ -83,17 +76,8 @@ async def test_calls_while_serve_is_down_are_reconciled_from_asterisks_cdr(
     row = await server.wait_closed(served.far_end)
     assert row.handler == "ari"
 
-    async def passed_its_end() -> bool:
-        _, body = await server.status()
-        until = body["cdr"]["taken_until"]
-        return until is not None and datetime.fromisoformat(until) > utc(row.ended_at)
-
-    await wait_until(passed_its_end, timeout=30, message="a CDR pass past the served call")
+    await server.wait_cdr_past(utc(row.ended_at))
     _, body = await server.status()
     assert body["cdr"]["file_found"] is True
     assert body["cdr"]["calls_recorded"] >= 2
-    async with server.db.sessions() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(Call).where(Call.channel_id == served.far_end)
-        )
-    assert count == 1
+    assert len(await server.rows_for_channel(served.far_end)) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC
 
 from core.agi_gate import SessionLimits
 from tests.integration.conftest import Callers, Server
@@ -41,10 +42,13 @@ async def test_idle_fastagi_flood_from_one_address_leaves_the_real_calls_served(
             await callers.place(context="infoline-agi", caller_id=f"<+3876177700{n}>")
             for n in range(3)
         ]
+        ends = []
         for call in calls:
             await call.wait_for("ChannelDestroyed", timeout=30)
             row = await server.wait_closed(call.far_end)
             assert (row.handler, row.outcome, row.hangup_cause) == ("agi", "completed", 16)
+            assert row.ended_at is not None
+            ends.append(row.ended_at if row.ended_at.tzinfo else row.ended_at.replace(tzinfo=UTC))
         _, body = await server.status()
         # Never more than its share (idle ones are cut at the header deadline meanwhile).
         assert body["agi"]["active_sessions"] <= per_peer
@@ -57,3 +61,7 @@ async def test_idle_fastagi_flood_from_one_address_leaves_the_real_calls_served(
         return bool(body["agi"]["active_sessions"] == 0)
 
     await wait_until(let_go, message="the flood's sessions closed")
+    # Asterisk's CDR of these FastAGI calls, read back, finds their rows: none made twice.
+    await server.wait_cdr_past(max(ends))
+    for call in calls:
+        assert len(await server.rows_for_channel(call.far_end)) == 1

@@ -19,6 +19,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -159,6 +160,21 @@ class Server:
             ready, timeout=timeout, interval=0.1, message="centrala serve ready"
         )
         return body
+
+    async def wait_cdr_past(self, at: datetime, timeout: float = 30) -> None:
+        """Until a pass over Asterisk's CDR has taken every call that ended before ``at``
+        (a call that got no row by then is in the table as reconciled)."""
+
+        async def past() -> bool:
+            _, body = await self.status()
+            until = body["cdr"]["taken_until"]
+            return until is not None and datetime.fromisoformat(until) > at
+
+        await wait_until(past, timeout=timeout, message=f"a CDR pass past {at}")
+
+    async def rows_for_channel(self, channel_id: str) -> list[Call]:
+        async with self.db.sessions() as session:
+            return list(await session.scalars(select(Call).where(Call.channel_id == channel_id)))
 
     def log_lines(self) -> list[dict[str, Any]]:
         lines = []
