@@ -1,33 +1,46 @@
-"""Info line under load: N concurrent callers through the IVR into agents, on the local
-Asterisk, against a real `centrala serve`; then the same callers through a dialplan-only
-baseline (Asterisk alone answers, plays the same first prompt, bridges to an always-free
-agent), and the ratios.
+"""Info line under load: N callers through the IVR into agents, on the local Asterisk,
+against a real `centrala serve`; then the same callers through a dialplan-only baseline doing
+the same work (Asterisk alone answers, plays the same first prompt, and on 0 queues the caller
+with app_queue for as many agents, each a simulated phone that answers), and the ratios.
 
     python bench/infoline_load.py --callers 50 --agents 20 --talk 2
         [--ramp 0] [--mode per_call|nailed] [--database-url URL] [--timeout 600]
         [--no-baseline] [--baseline-only]
+    python bench/infoline_load.py --capacity [--reps 3] [--duration 10] [--talk 1]
+        [--rate-start 8] [--resolution 1.1]
 
 Each caller is a Local channel `Local/0800100200@from-trunk` (baseline: `@bench-baseline`)
-whose ;1 half sits in this script's Stasis app; the script subscribes the app to the ;2 half
-(the one that runs the info line). The caller waits for the first prompt, presses 0 (an
-operator; the callers' numbers are unknown, so the call routes to queue new_clients), waits
-to be bridged to an agent, talks --talk seconds and hangs up.
+whose ;1 half sits in this script's Stasis app, with TALK_DETECT on it: the caller "hears"
+the first prompt when audio first reaches them (ChannelTalkingStarted on ;1), the same
+event for both runs. The caller then presses 0 (an operator; the callers' numbers are
+unknown, so the call routes to queue new_clients / the baseline's queue), waits to be bridged
+to an agent, talks --talk seconds and hangs up.
 
-Figures (all latencies from Asterisk's own event timestamps, so a busy benchmark process
-does not inflate them):
-  first prompt   ;2's creation -> PlaybackStarted on ;2 (baseline: ChannelDialplan entering
-                 Background on ;2)
-  key->connected pressing 0 (this process' clock) -> ChannelEnteredBridge of ;2, for calls
-                 taken by an agent who had been idle since the start (no queueing)
-  agent free     serve's JSON log: an agent's `agent_free` -> that agent's next
-                 `agent_connected`, while callers were waiting; also from the caller's
-                 hang-up request (this process) to that next `agent_connected`
+Figures (latencies from Asterisk's own event timestamps where there are any, so a busy
+benchmark process does not inflate them):
+  first prompt   ;2's creation -> the caller hears audio. Percentiles over ALL callers: one
+                 who never heard it (refused, cut, timed out) counts as infinitely late.
+                 Also ;2's creation -> Asterisk's own start of the prompt (PlaybackStarted;
+                 baseline: ChannelDialplan entering Background), without --capacity.
+  key->connected pressing 0 (this process' clock) -> BridgeEnter of ;2 (AMI, receipt time)
+  agent free     an agent free again (ours: serve's log `agent_free`; baseline: AMI
+                 AgentComplete) -> that agent's next connect, when at that moment a caller
+                 was waiting and not already ringing another agent (ours: the call's
+                 `offered` event in the database; baseline: AMI AgentCalled)
   CPU per call   user+system CPU delta of `centrala serve` and of Asterisk over the run,
                  divided by completed calls
 
-Needs root (it runs `centrala pbx up` with CENTRALA_PBX_EXTRA_CONFIG_DIR=tests/asterisk).
-Leaves the PBX running. Do not run while the integration tests run (they own the PBX, and
-their `centrala serve` would register the same Stasis app).
+--capacity: the calls per second carried with >= 99% of all callers hearing the first prompt
+within 1 s, found by search (doubling from --rate-start until a rate fails, then bisecting
+until the bounds are within --resolution); each probe puts round(rate * --duration) callers
+at that rate through, with ceil(rate * (talk + 1)) agents (or --agents if larger). Ours and
+the baseline alternate which goes first in each of --reps repetitions; prints each rate, the
+ratio per repetition, and its median and spread.
+
+Needs root (it runs `centrala pbx up` with CENTRALA_PBX_EXTRA_CONFIG_DIR=tests/asterisk, and
+loads app_queue and func_talkdetect). Leaves the PBX running. Do not run while the
+integration tests run in the same network namespace (they own the PBX, and their `centrala
+serve` would register the same Stasis app).
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ import re
 import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,7 +63,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +84,12 @@ INFO_NUMBER = "0800100200"
 EXTRA_CONFIG = REPO / "tests" / "asterisk"
 FLOW_FILE = REPO / "dialplan" / "infoline.yaml"
 PROMPT_APPS = {"background", "playback"}
-# Dialplan Answer() (and Background's own answer) waits up to 500 ms for the caller's first
-# audio frame; a Local-channel caller sends none, a SIP caller's RTP would end it at once.
-# ARI's answer does not wait. The baseline's first prompt is reported raw and without it.
-ANSWER_MEDIA_WAIT = 0.5
+BASELINE_QUEUE = "bench-baseline"
+HEARD_WITHIN = 1.0  # the capacity criterion: >= 99% of callers hear the first prompt by then
+CARRIED_SHARE = 0.99
+# Talk detection on the caller's leg: audio above this mean magnitude is the prompt arriving
+# (the prompts start with speech; silence and comfort noise stay below it).
+TALK_THRESHOLD = "2500,256"
 
 
 def log(msg: str) -> None:
@@ -144,7 +160,9 @@ def pbx_status() -> dict[str, Any]:
 
 
 def ensure_pbx(settings: Settings) -> int:
-    """`centrala pbx up` with the test contexts; make sure the baseline context is loaded."""
+    """`centrala pbx up` with the test contexts; make sure the baseline's context and queue,
+    and talk detection, are loaded (the shipped modules.conf loads neither app_queue nor
+    func_talkdetect)."""
     status = json.loads(centrala_cli("pbx", "up").strip().splitlines()[-1])
     if not status.get("ari"):
         raise SystemExit(f"the PBX did not come up: {status}")
@@ -154,9 +172,15 @@ def ensure_pbx(settings: Settings) -> int:
         # Until asterisk-docker/asterisk/extensions.conf includes it itself.
         conf.write_text(text.rstrip("\n") + '\n#tryinclude "extensions_bench.conf"\n')
         centrala_cli("pbx", "cli", "dialplan reload")
-    shown = centrala_cli("pbx", "cli", f"dialplan show {INFO_NUMBER}@bench-baseline")
-    if "Background" not in shown:
-        raise SystemExit(f"context bench-baseline not loaded:\n{shown}")
+    for module in ("app_queue.so", "func_talkdetect.so"):
+        if "1 modules loaded" not in centrala_cli("pbx", "cli", f"module show like {module}"):
+            centrala_cli("pbx", "cli", f"module load {module}")
+    shown = centrala_cli("pbx", "cli", "dialplan show bench-baseline-menu")
+    if "Background" not in shown or "Queue" not in shown:
+        raise SystemExit(f"context bench-baseline-menu not loaded:\n{shown}")
+    shown = centrala_cli("pbx", "cli", f"queue show {BASELINE_QUEUE}")
+    if BASELINE_QUEUE not in shown or "No such queue" in shown:
+        raise SystemExit(f"queue {BASELINE_QUEUE} not loaded:\n{shown}")
     return int(status["pid"])
 
 
@@ -381,10 +405,11 @@ class Leg:
     id: str
     number: str
     created: float | None = None  # Asterisk clock
-    prompt: float | None = None  # Asterisk clock
-    answer_app: float | None = None  # baseline: Answer() started (Asterisk clock)
+    heard: float | None = None  # the prompt's audio reached the caller (Asterisk clock)
+    prompt: float | None = None  # Asterisk started the prompt (Asterisk clock)
     key_wall: float | None = None  # our clock (same machine)
-    connected: float | None = None  # Asterisk clock (ARI) or our receipt time (AMI)
+    offered: float | None = None  # first offered to an agent (serve's / our clock)
+    connected: float | None = None  # our receipt time of AMI BridgeEnter
     connected_via: str = ""
     hangup_wall: float | None = None
     stage: str = "not started"
@@ -401,17 +426,33 @@ class Leg:
         return f"{self.id};2"
 
 
+@dataclass
+class MemberEvent:
+    """The baseline queue's member events (AMI, our receipt time)."""
+
+    kind: str  # AgentCalled | AgentConnect | AgentComplete
+    member: str
+    caller: str  # the caller's ;2 uniqueid
+    at: float
+
+
 class Callers:
     """The callers' legs and their events: ARI (the ;1 leg in our app, the ;2 leg by
-    subscription) and AMI's BridgeEnter (ARI does not send ChannelEnteredBridge to an app
-    that is only subscribed to the channel, not to the bridge)."""
+    subscription unless `watch_far` is off) and AMI's BridgeEnter (ARI does not send
+    ChannelEnteredBridge to an app that is only subscribed to the channel, not to the
+    bridge), plus the baseline queue's AgentCalled / AgentConnect / AgentComplete."""
 
     def __init__(self, ari: ARIClient, ami: AMIClient) -> None:
         self.ari = ari
+        self.ami = ami
         self.legs: dict[str, Leg] = {}
         self.unknown_events: Counter[str] = Counter()
+        self.members: list[MemberEvent] = []
+        self.watch_far = True
         ari.on_event(self.on_event)
         ami.on_event("BridgeEnter", self.on_bridge_enter)
+        for name in ("AgentCalled", "AgentConnect", "AgentComplete"):
+            ami.on_event(name, self.on_member_event)
 
     def on_bridge_enter(self, msg: Message) -> None:
         uid = msg.get("Uniqueid", "")
@@ -421,6 +462,15 @@ class Callers:
             leg.connected_via = "ami"
             leg.kinds["far:AMI BridgeEnter"] += 1
             leg.bridged.set()
+
+    def on_member_event(self, msg: Message) -> None:
+        now = time.time()
+        kind = msg.get("Event", "")
+        caller = msg.get("Uniqueid", "")
+        self.members.append(MemberEvent(kind, msg.get("MemberName", ""), caller, now))
+        leg = self.legs.get(caller.removesuffix(";2"))
+        if kind == "AgentCalled" and leg is not None and leg.offered is None:
+            leg.offered = now
 
     async def on_event(self, event: Event) -> None:
         kind = str(event.get("type"))
@@ -438,18 +488,18 @@ class Callers:
         if not far:
             if kind == "StasisStart":
                 leg.stasis.set()
+            elif kind == "ChannelTalkingStarted" and leg.heard is None:
+                leg.heard = at or time.time()
+                leg.prompted.set()
             elif kind == "ChannelDestroyed":
                 leg.destroyed.set()
             return
         app_name = str(
             event.get("dialplan_app") or (channel.get("dialplan") or {}).get("app_name") or ""
         ).lower()
-        if kind == "ChannelDialplan" and app_name == "answer" and leg.answer_app is None:
-            leg.answer_app = at
         if kind == "PlaybackStarted" or (kind == "ChannelDialplan" and app_name in PROMPT_APPS):
             if leg.prompt is None:
                 leg.prompt = at or time.time()
-                leg.prompted.set()
         elif kind == "ChannelEnteredBridge":
             if leg.connected is None:
                 leg.connected = at or time.time()
@@ -476,15 +526,17 @@ class Callers:
                 app=APP,
                 caller_id=f'"Bench caller" <{leg.number}>',
                 dial_timeout=60,
+                # On the caller's half: what it reads is what the far end plays to it.
+                variables={"TALK_DETECT(set)": TALK_THRESHOLD},
             )
             leg.created = ari_ts(resp.get("creationtime")) or time.time()
-            leg.stage = "subscribe"
-            await self.ari.subscribe(APP, f"channel:{leg.far}")
+            if self.watch_far:
+                leg.stage = "subscribe"
+                await self.ari.subscribe(APP, f"channel:{leg.far}")
             leg.stage = "StasisStart"
             await asyncio.wait_for(leg.stasis.wait(), 60)
             leg.stage = "first prompt"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(leg.prompted.wait(), 30)
+            await asyncio.wait_for(leg.prompted.wait(), 30)
             leg.stage = "press 0"
             leg.key_wall = time.time()
             await self.ari.send_dtmf(leg.id, "0")
@@ -518,9 +570,11 @@ async def run_callers(
     talk: float,
     tag: str,
     connect_timeout: float,
+    quiet: bool = False,
 ) -> tuple[list[Leg], float, float]:
     callers.legs.clear()
     callers.unknown_events.clear()
+    callers.members.clear()
     legs = [
         Leg(i, f"bench-{tag}-c{i:04d}", f"+3876199{(hash(tag) + i) % 100000:05d}") for i in range(n)
     ]
@@ -533,6 +587,8 @@ async def run_callers(
     )
     t1 = time.time()
     callers.unknown_events.pop("Dial", None)  # Dial events name caller/peer, not channel
+    if quiet:
+        return legs, t0, t1
     if callers.unknown_events:
         log(f"events for channels not ours: {dict(callers.unknown_events)}")
     kinds: Counter[str] = Counter()
@@ -559,86 +615,120 @@ async def hang_up_leftovers(ari: ARIClient, tag: str) -> int:
 
 
 def caller_figures(legs: list[Leg]) -> dict[str, Any]:
-    prompt = [leg.prompt - leg.created for leg in legs if leg.prompt and leg.created]
+    """First prompt over all callers: one who never heard it counts as infinitely late (a
+    caller refused or cut under overload is the worst case, not a missing sample)."""
+
+    def delays(attr: str) -> list[float]:
+        out = []
+        for leg in legs:
+            at = getattr(leg, attr)
+            out.append(at - leg.created if at is not None and leg.created else math.inf)
+        return out
+
+    heard = delays("heard")
+    started = delays("prompt")
     errors = Counter((leg.error or "").split(":")[0] for leg in legs if leg.error)
-    adjusted = [
-        leg.prompt
-        - leg.created
-        - (min(ANSWER_MEDIA_WAIT, leg.prompt - leg.answer_app) if leg.answer_app else 0.0)
-        for leg in legs
-        if leg.prompt and leg.created
-    ]
     return {
-        "first_prompt_no_answer_wait_p50_s": pct(adjusted, 0.5),
-        "first_prompt_no_answer_wait_p99_s": pct(adjusted, 0.99),
         "attempted": len(legs),
         "completed": sum(leg.completed for leg in legs),
-        "no_prompt_seen": sum(1 for leg in legs if leg.prompt is None),
-        "first_prompt_p50_s": pct(prompt, 0.5),
-        "first_prompt_p99_s": pct(prompt, 0.99),
-        "first_prompt_max_s": max(prompt) if prompt else None,
+        "never_heard": sum(1 for d in heard if math.isinf(d)),
+        "heard_within_1s": sum(1 for d in heard if d <= HEARD_WITHIN),
+        "first_prompt_p50_s": pct(heard, 0.5),
+        "first_prompt_p99_s": pct(heard, 0.99),
+        "first_prompt_max_s": max(heard) if heard else None,
+        "prompt_started_p50_s": pct(started, 0.5),
+        "prompt_started_p99_s": pct(started, 0.99),
         "errors": dict(errors),
+    }
+
+
+def carried(figures: dict[str, Any]) -> bool:
+    return bool(figures["heard_within_1s"] >= CARRIED_SHARE * figures["attempted"])
+
+
+def free_to_connected(
+    frees: dict[str, list[float]],
+    connects: dict[str, list[tuple[float, str]]],
+    legs: list[Leg],
+) -> dict[str, Any]:
+    """Per agent: free again -> their next connect, counted when at that moment some caller
+    had pressed 0 and was neither ringing an agent yet, nor connected, nor gone."""
+
+    def waiting_at(t: float) -> bool:
+        return any(
+            leg.key_wall is not None
+            and leg.key_wall < t
+            and (leg.offered is None or leg.offered > t)
+            and (leg.connected is None or leg.connected > t)
+            and (leg.hangup_wall is None or leg.hangup_wall > t)
+            for leg in legs
+        )
+
+    gaps: list[float] = []
+    for agent, free_times in frees.items():
+        later = sorted(connects.get(agent, []))
+        for free_at in free_times:
+            nxt = next((c for c in later if c[0] >= free_at), None)
+            if nxt is not None and waiting_at(free_at):
+                gaps.append(nxt[0] - free_at)
+    return {
+        "agent_free_pairs": len(gaps),
+        "agent_free_to_connected_p50_s": pct(gaps, 0.5),
+        "agent_free_to_connected_p99_s": pct(gaps, 0.99),
     }
 
 
 def agent_figures(
     lines: list[dict[str, Any]], legs: list[Leg], agents: list[str]
 ) -> dict[str, Any]:
-    """Agent free -> next caller connected, from serve's log; and key -> connected for calls
-    taken by an idle agent (their first call)."""
-    by_far = {leg.far: leg for leg in legs}
-    seq: dict[str, list[tuple[str, float, str]]] = defaultdict(list)
+    """Ours: serve's log `agent_free` -> that agent's next `agent_connected`."""
+    frees: dict[str, list[float]] = defaultdict(list)
+    connects: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    wanted = set(agents)
     for item in lines:
         ev = item.get("event")
-        if ev in ("agent_connected", "agent_free") and item.get("agent_id") in agents:
-            seq[item["agent_id"]].append(
-                (str(ev), log_ts(item["timestamp"]), str(item.get("channel_id", "")))
-            )
+        agent = item.get("agent_id")
+        if agent not in wanted:
+            continue
+        if ev == "agent_free":
+            frees[agent].append(log_ts(item["timestamp"]))
+        elif ev == "agent_connected":
+            connects[agent].append((log_ts(item["timestamp"]), str(item.get("channel_id", ""))))
+    return free_to_connected(frees, connects, legs)
 
-    def waiting_at(t: float) -> int:
-        return sum(
-            1
-            for leg in legs
-            if leg.key_wall is not None
-            and leg.key_wall < t
-            and (leg.connected is None or leg.connected > t)
-            and (leg.hangup_wall is None or leg.hangup_wall > t)
+
+def baseline_agent_figures(members: list[MemberEvent], legs: list[Leg]) -> dict[str, Any]:
+    """The baseline: AMI AgentComplete -> that member's next AgentConnect."""
+    frees: dict[str, list[float]] = defaultdict(list)
+    connects: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for m in members:
+        if m.kind == "AgentComplete":
+            frees[m.member].append(m.at)
+        elif m.kind == "AgentConnect":
+            connects[m.member].append((m.at, m.caller))
+    return free_to_connected(frees, connects, legs)
+
+
+async def offered_times(sessions: Any, legs: list[Leg]) -> None:
+    """Ours: when each caller was first offered to an agent (the `offered` event of their
+    call), from the database."""
+    from sqlalchemy import func, select
+
+    from models.tables import Call, CallEvent
+
+    by_far = {leg.far: leg for leg in legs}
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Call.channel_id, func.min(CallEvent.at))
+            .join(CallEvent, CallEvent.call_id == Call.id)
+            .where(CallEvent.kind == "offered", Call.channel_id.in_(list(by_far)))
+            .group_by(Call.channel_id)
         )
-
-    from_end: list[float] = []
-    from_hangup: list[float] = []
-    first_key_to_connect: list[float] = []
-    negative = 0
-    for evs in seq.values():
-        connects = [e for e in evs if e[0] == "agent_connected"]
-        # `agent_free` is logged the moment the ACD frees the agent (before the record closes)
-        ends = [e for e in evs if e[0] == "agent_free"]
-        if connects:
-            leg = by_far.get(connects[0][2])
-            if leg and leg.key_wall and leg.connected:
-                first_key_to_connect.append(leg.connected - leg.key_wall)
-        for k, end in enumerate(ends):
-            if k + 1 >= len(connects):
-                continue
-            nxt = connects[k + 1]
-            prev_leg = by_far.get(connects[k][2])
-            free_at = prev_leg.hangup_wall if prev_leg and prev_leg.hangup_wall else end[1]
-            if waiting_at(free_at) <= 0:
-                continue
-            d = nxt[1] - end[1]
-            negative += d < 0
-            from_end.append(d)
-            from_hangup.append(nxt[1] - free_at)
-    return {
-        "agent_free_pairs": len(from_end),
-        "call_ended_to_connected_p50_s": pct(from_end, 0.5),
-        "call_ended_to_connected_p99_s": pct(from_end, 0.99),
-        "call_ended_after_next_connect": negative,
-        "hangup_to_connected_p50_s": pct(from_hangup, 0.5),
-        "hangup_to_connected_p99_s": pct(from_hangup, 0.99),
-        "idle_agent_key_to_connected_p50_s": pct(first_key_to_connect, 0.5),
-        "idle_agent_key_to_connected_p99_s": pct(first_key_to_connect, 0.99),
-    }
+        for channel_id, at in rows:
+            leg = by_far.get(str(channel_id))
+            if leg is not None and at is not None:
+                stamp = at if at.tzinfo else at.replace(tzinfo=UTC)
+                leg.offered = stamp.timestamp()
 
 
 def key_to_connected(legs: list[Leg]) -> dict[str, Any]:
@@ -672,14 +762,29 @@ async def db_outcomes(sessions: Any, tag: str) -> dict[str, int]:
 # --------------------------------------------------------------------------- runs
 
 
+@dataclass(frozen=True)
+class Load:
+    callers: int
+    agents: int
+    talk: float
+    ramp: float
+    mode: str = "per_call"
+    quiet: bool = False  # capacity probes: fewer lines, no subscription to the far legs
+
+
+def connect_timeout(load: Load) -> float:
+    return min(580.0, max(60.0, load.callers / max(1, load.agents) * (load.talk + 2) * 2))
+
+
 async def app_run(
-    args: argparse.Namespace, callers: Callers, tag: str, pbx_pid: int
+    args: argparse.Namespace, callers: Callers, tag: str, pbx_pid: int, load: Load
 ) -> dict[str, Any]:
     ari = callers.ari
     work = Path(tempfile.mkdtemp(prefix="centrala-bench-"))
     db_url = args.database_url or f"sqlite+aiosqlite:///{work / 'centrala.db'}"
     serve = Serve(work, db_url)
-    log(f"app run: starting centrala serve (log {serve.log_path})")
+    if not load.quiet:
+        log(f"app run: starting centrala serve (log {serve.log_path})")
     serve.start()
     agents: list[str] = []
     engine = sessions = None
@@ -687,26 +792,29 @@ async def app_run(
     try:
         await serve.wait_ready()
         assert serve.proc is not None
-        agents, (engine, sessions) = await setup_desk(serve, args.agents, tag, args.mode)
-        log(f"app run: {len(agents)} agents logged in ({args.mode}); {args.callers} callers")
+        agents, (engine, sessions) = await setup_desk(serve, load.agents, tag, load.mode)
+        if not load.quiet:
+            log(f"app run: {len(agents)} agents logged in ({load.mode}); {load.callers} callers")
         await asyncio.sleep(0.5)
         serve_cpu0, ast_cpu0 = cpu_seconds(serve.proc.pid), cpu_seconds(pbx_pid)
         self0 = resource.getrusage(resource.RUSAGE_SELF)
-        connect_timeout = max(60.0, args.callers / max(1, args.agents) * (args.talk + 2) * 2)
+        callers.watch_far = not load.quiet
         legs, t0, t1 = await run_callers(
             callers,
             context="from-trunk",
-            n=args.callers,
-            ramp=args.ramp,
-            talk=args.talk,
+            n=load.callers,
+            ramp=load.ramp,
+            talk=load.talk,
             tag=tag,
-            connect_timeout=min(connect_timeout, 580),
+            connect_timeout=connect_timeout(load),
+            quiet=load.quiet,
         )
         serve_cpu = cpu_seconds(serve.proc.pid) - serve_cpu0
         ast_cpu = cpu_seconds(pbx_pid) - ast_cpu0
         self1 = resource.getrusage(resource.RUSAGE_SELF)
         await asyncio.sleep(0.5)  # the last call_ended lines
         lines = serve.log_lines()
+        await offered_times(sessions, legs)
         done = sum(leg.completed for leg in legs)
         result |= caller_figures(legs)
         result |= key_to_connected(legs)
@@ -739,29 +847,49 @@ async def app_run(
     return result
 
 
+async def baseline_members(ami: AMIClient, tag: str, n: int, *, add: bool) -> None:
+    """The baseline queue's members: n simulated phones, like the info line's agents."""
+    for i in range(n):
+        interface = f"Local/bench-{tag}-a{i:03d}@test-agent"
+        with contextlib.suppress(AMIError):
+            if add:
+                await ami.action(
+                    "QueueAdd",
+                    {"Queue": BASELINE_QUEUE, "Interface": interface, "MemberName": interface},
+                )
+            else:
+                await ami.action("QueueRemove", {"Queue": BASELINE_QUEUE, "Interface": interface})
+
+
 async def baseline_run(
-    args: argparse.Namespace, callers: Callers, tag: str, pbx_pid: int
+    args: argparse.Namespace, callers: Callers, tag: str, pbx_pid: int, load: Load
 ) -> dict[str, Any]:
     ari = callers.ari
-    log(f"baseline run: {args.callers} callers into bench-baseline")
+    if not load.quiet:
+        log(f"baseline run: {load.callers} callers into bench-baseline, {load.agents} agents")
     result: dict[str, Any] = {"run": "baseline"}
+    await baseline_members(callers.ami, tag, load.agents, add=True)
     try:
+        await asyncio.sleep(0.5)
         ast_cpu0 = cpu_seconds(pbx_pid)
         self0 = resource.getrusage(resource.RUSAGE_SELF)
+        callers.watch_far = not load.quiet
         legs, t0, t1 = await run_callers(
             callers,
             context="bench-baseline",
-            n=args.callers,
-            ramp=args.ramp,
-            talk=args.talk,
+            n=load.callers,
+            ramp=load.ramp,
+            talk=load.talk,
             tag=tag,
-            connect_timeout=60,
+            connect_timeout=connect_timeout(load),
+            quiet=load.quiet,
         )
         ast_cpu = cpu_seconds(pbx_pid) - ast_cpu0
         self1 = resource.getrusage(resource.RUSAGE_SELF)
         done = sum(leg.completed for leg in legs)
         result |= caller_figures(legs)
         result |= key_to_connected(legs)
+        result |= baseline_agent_figures(callers.members, legs)
         result |= {
             "wall_s": t1 - t0,
             "asterisk_cpu_s": ast_cpu,
@@ -773,19 +901,28 @@ async def baseline_run(
         left = await hang_up_leftovers(ari, tag)
         if left:
             log(f"baseline run: hung up {left} leftover channels")
+        await baseline_members(callers.ami, tag, load.agents, add=False)
     return result
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
+    if a is None or not b or math.isinf(a) or math.isinf(b):
+        return None
+    return a / b
+
+
+def fmt_s(v: Any, scale: float = 1000, unit: str = "ms") -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and math.isinf(v):
+        return "never"
+    return f"{v * scale:.1f} {unit}"
 
 
 def report(
     args: argparse.Namespace, app: dict[str, Any] | None, base: dict[str, Any] | None
 ) -> None:
-    def fmt(v: Any, scale: float = 1000, unit: str = "ms") -> str:
-        return "n/a" if v is None else f"{v * scale:.1f} {unit}"
-
+    fmt = fmt_s
     out = [
         f"infoline_load: callers={args.callers} agents={args.agents} talk={args.talk}s "
         f"ramp={args.ramp}s mode={args.mode}"
@@ -800,36 +937,31 @@ def report(
             + (f"; errors {r['errors']}" if r["errors"] else "")
         )
         out.append(
-            f"  first prompt            p50 {fmt(r['first_prompt_p50_s'])}  "
-            f"p99 {fmt(r['first_prompt_p99_s'])}  max {fmt(r['first_prompt_max_s'])}"
-            + (f"  (no prompt seen: {r['no_prompt_seen']})" if r["no_prompt_seen"] else "")
+            f"  first prompt heard      p50 {fmt(r['first_prompt_p50_s'])}  "
+            f"p99 {fmt(r['first_prompt_p99_s'])}  max {fmt(r['first_prompt_max_s'])}  "
+            f"within 1 s {r['heard_within_1s']}/{r['attempted']}"
+            + (f"  (never heard: {r['never_heard']})" if r["never_heard"] else "")
         )
-        if r["run"] == "baseline":
-            out.append(
-                f"  first prompt w/o Answer's 500 ms media wait  "
-                f"p50 {fmt(r['first_prompt_no_answer_wait_p50_s'])}  "
-                f"p99 {fmt(r['first_prompt_no_answer_wait_p99_s'])}"
-            )
+        out.append(
+            f"  prompt started (PBX)    p50 {fmt(r['prompt_started_p50_s'])}  "
+            f"p99 {fmt(r['prompt_started_p99_s'])}"
+            + ("  (PlaybackStarted)" if r["run"] == "app" else "  (Background entered)")
+        )
         out.append(
             f"  key 0 -> connected      p50 {fmt(r['key_to_connected_p50_s'])}  "
-            f"p99 {fmt(r['key_to_connected_p99_s'])}"
-            + ("  (includes queueing)" if r["run"] == "app" else "")
+            f"p99 {fmt(r['key_to_connected_p99_s'])}  (includes queueing)"
+        )
+        out.append(
+            f"  agent free -> connected p50 {fmt(r['agent_free_to_connected_p50_s'])}  "
+            f"p99 {fmt(r['agent_free_to_connected_p99_s'])}  ({r['agent_free_pairs']} pairs "
+            "with a caller waiting and not ringing another agent; "
+            + (
+                "log agent_free -> agent_connected)"
+                if r["run"] == "app"
+                else "AMI AgentComplete -> AgentConnect)"
+            )
         )
         if r["run"] == "app":
-            out.append(
-                f"  idle agent: key->conn   p50 {fmt(r['idle_agent_key_to_connected_p50_s'])}  "
-                f"p99 {fmt(r['idle_agent_key_to_connected_p99_s'])}"
-            )
-            out.append(
-                f"  agent free -> connected p50 {fmt(r['call_ended_to_connected_p50_s'])}  "
-                f"p99 {fmt(r['call_ended_to_connected_p99_s'])}  (log agent_free -> "
-                f"agent_connected, {r['agent_free_pairs']} pairs, "
-                f"{r['call_ended_after_next_connect']} negative)"
-            )
-            out.append(
-                f"  caller hangup -> next   p50 {fmt(r['hangup_to_connected_p50_s'])}  "
-                f"p99 {fmt(r['hangup_to_connected_p99_s'])}  (hang-up request -> agent_connected)"
-            )
             out.append(
                 f"  CPU per call            serve {fmt(r['serve_cpu_per_call_ms'], 1)}  "
                 f"asterisk {fmt(r['asterisk_cpu_per_call_ms'], 1)}  "
@@ -847,20 +979,16 @@ def report(
     ratios: dict[str, float | None] = {}
     if app and base:
         ratios = {
-            "first_prompt_p50": ratio(
-                app["first_prompt_p50_s"], base["first_prompt_no_answer_wait_p50_s"]
-            ),
-            "first_prompt_p99": ratio(
-                app["first_prompt_p99_s"], base["first_prompt_no_answer_wait_p99_s"]
-            ),
-            "first_prompt_p50_vs_raw_baseline": ratio(
-                app["first_prompt_p50_s"], base["first_prompt_p50_s"]
-            ),
+            "first_prompt_p50": ratio(app["first_prompt_p50_s"], base["first_prompt_p50_s"]),
+            "first_prompt_p99": ratio(app["first_prompt_p99_s"], base["first_prompt_p99_s"]),
             "cpu_per_call": ratio(
                 (app["serve_cpu_per_call_ms"] or 0) + (app["asterisk_cpu_per_call_ms"] or 0)
                 if app["asterisk_cpu_per_call_ms"] is not None
                 else None,
                 base["asterisk_cpu_per_call_ms"],
+            ),
+            "serve_cpu_vs_asterisk_own": ratio(
+                app["serve_cpu_per_call_ms"], app["asterisk_cpu_per_call_ms"]
             ),
             "asterisk_cpu_per_call": ratio(
                 app["asterisk_cpu_per_call_ms"], base["asterisk_cpu_per_call_ms"]
@@ -869,15 +997,14 @@ def report(
         f = {k: ("n/a" if v is None else f"{v:.2f}x") for k, v in ratios.items()}
         out.append("-- app / baseline --")
         out.append(
-            f"  first prompt p50 {f['first_prompt_p50']}  p99 {f['first_prompt_p99']} "
-            f"(vs baseline w/o Answer wait; vs raw p50 {f['first_prompt_p50_vs_raw_baseline']});  "
+            f"  first prompt heard p50 {f['first_prompt_p50']}  p99 {f['first_prompt_p99']};  "
             f"CPU per call (serve+asterisk vs asterisk alone) {f['cpu_per_call']}  "
-            f"(asterisk only {f['asterisk_cpu_per_call']})"
+            f"(asterisk only {f['asterisk_cpu_per_call']}; serve vs its own Asterisk "
+            f"{f['serve_cpu_vs_asterisk_own']})"
         )
     for r in (app, base):
         if r is not None and args.carries_check:
-            ok = r["completed"] >= 0.99 * r["attempted"] and (r["first_prompt_p99_s"] or 99) < 1.0
-            out.append(f"  {r['run']}: carries N={args.callers}: {'yes' if ok else 'NO'}")
+            out.append(f"  {r['run']}: carries N={args.callers}: {'yes' if carried(r) else 'NO'}")
     out.append("note: the local PBX is left running (`centrala pbx down` stops it)")
     print("\n".join(out), flush=True)
     strip = {k: v for k, v in (app or {}).items() if not k.startswith("_")}
@@ -901,6 +1028,126 @@ def report(
     )
 
 
+# --------------------------------------------------------------------------- capacity
+
+
+async def probe(
+    args: argparse.Namespace, callers: Callers, side: str, rate: float, pbx_pid: int
+) -> tuple[bool, dict[str, Any]]:
+    """Put round(rate * duration) callers through at `rate` calls/s; carried when >= 99% of
+    them heard the first prompt within 1 s."""
+    n = max(20, round(rate * args.duration))
+    agents = max(args.agents, math.ceil(rate * (args.talk + 1)))
+    load = Load(callers=n, agents=agents, talk=args.talk, ramp=n / rate, mode=args.mode, quiet=True)
+    tag = uuid.uuid4().hex[:6]
+    run = app_run if side == "app" else baseline_run
+    r = await run(args, callers, tag, pbx_pid, load)
+    ok = carried(r)
+    cpu = (
+        f"serve {fmt_s(r.get('serve_cpu_per_call_ms'), 1)} + " if side == "app" else ""
+    ) + f"asterisk {fmt_s(r.get('asterisk_cpu_per_call_ms'), 1)} per call"
+    log(
+        f"  {side:8s} {rate:6.1f}/s  {n} callers {agents} agents: heard within 1 s "
+        f"{r['heard_within_1s']}/{n}, p99 {fmt_s(r['first_prompt_p99_s'])}, completed "
+        f"{r['completed']}/{n}; {cpu}; bench {r['bench_cpu_s']:.1f}s -> "
+        f"{'carried' if ok else 'NOT carried'}"
+    )
+    await settle(callers.ari)
+    return ok, r
+
+
+async def settle(ari: ARIClient, timeout: float = 30) -> None:  # noqa: ASYNC109
+    """Until no bench channel is left, so one probe's tail does not load the next."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ARIError):
+            if not any("bench-" in ch.get("name", "") for ch in await ari.channels()):
+                break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1)
+
+
+async def capacity_search(
+    args: argparse.Namespace, callers: Callers, side: str, pbx_pid: int
+) -> float:
+    """The highest rate carried: double from --rate-start until one fails, then bisect
+    (geometrically) until the bounds are within --resolution."""
+    lo, hi = 0.0, None
+    rate = args.rate_start
+    while hi is None:
+        ok, _ = await probe(args, callers, side, rate, pbx_pid)
+        if ok:
+            lo = rate
+            if rate >= args.rate_max:
+                return lo
+            rate = min(args.rate_max, rate * 2)
+        else:
+            hi = rate
+    if lo == 0.0:
+        # Even the first rate failed: go down.
+        rate = hi
+        while lo == 0.0 and rate > 0.5:
+            rate /= 2
+            ok, _ = await probe(args, callers, side, rate, pbx_pid)
+            if ok:
+                lo = rate
+            else:
+                hi = rate
+        if lo == 0.0:
+            return 0.0
+    while hi / lo > args.resolution:
+        mid = math.sqrt(lo * hi)
+        ok, _ = await probe(args, callers, side, mid, pbx_pid)
+        if ok:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+async def capacity(args: argparse.Namespace, callers: Callers, pbx_pid: int) -> None:
+    rows: list[tuple[float, float]] = []
+    for rep in range(args.reps):
+        order = ["app", "baseline"] if rep % 2 == 0 else ["baseline", "app"]
+        found: dict[str, float] = {}
+        for side in order:
+            log(f"repetition {rep + 1}/{args.reps}: {side}")
+            found[side] = await capacity_search(args, callers, side, pbx_pid)
+            log(f"repetition {rep + 1}: {side} carries {found[side]:.1f} calls/s")
+        rows.append((found["app"], found["baseline"]))
+    ratios = [a / b for a, b in rows if b]
+    out = [
+        f"infoline_load --capacity: >= {CARRIED_SHARE:.0%} of all callers hear the first "
+        f"prompt within {HEARD_WITHIN:g} s; {args.duration:g} s probes, talk {args.talk:g} s, "
+        f"agents max({args.agents}, ceil(rate x (talk + 1))), mode {args.mode}, resolution "
+        f"{args.resolution:g}"
+    ]
+    for i, (a, b) in enumerate(rows, 1):
+        out.append(
+            f"  repetition {i}: ours {a:6.1f} calls/s  baseline {b:6.1f} calls/s  "
+            f"ratio {a / b if b else math.nan:.2f}x"
+        )
+    if ratios:
+        out.append(
+            f"  ratio ours/baseline: median {statistics.median(ratios):.2f}x  "
+            f"min {min(ratios):.2f}x  max {max(ratios):.2f}x  over {len(ratios)} repetitions"
+        )
+    print("\n".join(out), flush=True)
+    print(
+        "JSON "
+        + json.dumps(
+            {
+                "capacity": [{"app": a, "baseline": b} for a, b in rows],
+                "ratios": ratios,
+                "duration": args.duration,
+                "talk": args.talk,
+                "mode": args.mode,
+            }
+        ),
+        flush=True,
+    )
+
+
 async def main_async(args: argparse.Namespace) -> None:
     configure_logging("console", "WARNING")
     settings = Settings()
@@ -909,8 +1156,8 @@ async def main_async(args: argparse.Namespace) -> None:
     others = foreign_serves()
     if others and not args.force:
         raise SystemExit(
-            f"another `centrala serve` is running (pids {others}); it would share the Stasis "
-            "app and the PBX. Retry later, or --force."
+            f"another `centrala serve` is running in this network namespace (pids {others}); "
+            "it would share the Stasis app and the PBX. Retry later, or --force."
         )
     ari = BenchARI(settings.ari_url, settings.ari_user, settings.ari_password, [APP])
     await ari.start()
@@ -920,29 +1167,34 @@ async def main_async(args: argparse.Namespace) -> None:
     await ami.wait_connected(10)
     with contextlib.suppress(AMIError):
         # Only what we use: less work for Asterisk on our account.
-        await ami.action("Filter", {"Operation": "Add", "Filter": "Event: BridgeEnter"})
+        for event in ("BridgeEnter", "AgentCalled", "AgentConnect", "AgentComplete"):
+            await ami.action("Filter", {"Operation": "Add", "Filter": f"Event: {event}"})
     callers = Callers(ari, ami)
     foreign = [c["name"] for c in await ari.channels()]
     if foreign:
         log(f"warning: {len(foreign)} channels already up in the PBX (someone else's calls?)")
     tag = uuid.uuid4().hex[:6]
     app = base = None
+    load = Load(args.callers, args.agents, args.talk, args.ramp, args.mode)
     try:
         async with asyncio.timeout(args.timeout):
+            if args.capacity:
+                await capacity(args, callers, pbx_pid)
+                return
             if not args.baseline_only:
-                app = await app_run(args, callers, tag, pbx_pid)
+                app = await app_run(args, callers, tag, pbx_pid, load)
             if not args.no_baseline:
                 await asyncio.sleep(1)
-                base = await baseline_run(args, callers, tag + "b", pbx_pid)
+                base = await baseline_run(args, callers, tag + "b", pbx_pid, load)
     except TimeoutError:
         log(f"global timeout ({args.timeout}s) hit; reporting what was measured")
         await hang_up_leftovers(ari, tag)
     finally:
         await ari.stop()
         await ami.stop()
-    now_pid = pbx_status().get("pid")
-    if now_pid != pbx_pid:
-        log(f"warning: Asterisk restarted during the run (pid {pbx_pid} -> {now_pid}): discard")
+        now_pid = pbx_status().get("pid")
+        if now_pid != pbx_pid:
+            log(f"warning: Asterisk restarted during the run (pid {pbx_pid} -> {now_pid}): discard")
     report(args, app, base)
 
 
@@ -961,7 +1213,17 @@ def main() -> None:
     parser.add_argument("--baseline-only", action="store_true")
     parser.add_argument("--force", action="store_true", help="run despite another serve")
     parser.add_argument(
-        "--carries-check", action="store_true", help="print ≥99%% completed and p99 prompt < 1 s"
+        "--carries-check",
+        action="store_true",
+        help="print whether >= 99%% of all callers heard the first prompt within 1 s",
+    )
+    parser.add_argument("--capacity", action="store_true", help="search the calls/s carried")
+    parser.add_argument("--reps", type=int, default=3, help="capacity: repetitions")
+    parser.add_argument("--duration", type=float, default=10, help="capacity: seconds a probe")
+    parser.add_argument("--rate-start", type=float, default=8, help="capacity: first calls/s")
+    parser.add_argument("--rate-max", type=float, default=400, help="capacity: calls/s bound")
+    parser.add_argument(
+        "--resolution", type=float, default=1.1, help="capacity: stop at hi/lo <= this"
     )
     args = parser.parse_args()
     asyncio.run(main_async(args))
