@@ -24,9 +24,9 @@ benchmark process does not inflate them):
                  baseline: ChannelDialplan entering Background), without --capacity.
   key->connected pressing 0 (this process' clock) -> BridgeEnter of ;2 (AMI, receipt time)
   agent free     an agent free again (ours: serve's log `agent_free`; baseline: AMI
-                 AgentComplete) -> that agent's next connect, when at that moment a caller
-                 was waiting and not already ringing another agent (ours: the call's
-                 `offered` event in the database; baseline: AMI AgentCalled)
+                 AgentComplete) -> that agent's next connect, when its caller was already
+                 waiting at that moment and not ringing another agent (ours: the call's
+                 first `offered` event in the database; baseline: AMI AgentCalled)
   CPU per call   user+system CPU delta of `centrala serve` and of Asterisk over the run,
                  divided by completed calls
 
@@ -651,25 +651,22 @@ def free_to_connected(
     connects: dict[str, list[tuple[float, str]]],
     legs: list[Leg],
 ) -> dict[str, Any]:
-    """Per agent: free again -> their next connect, counted when at that moment some caller
-    had pressed 0 and was neither ringing an agent yet, nor connected, nor gone."""
-
-    def waiting_at(t: float) -> bool:
-        return any(
-            leg.key_wall is not None
-            and leg.key_wall < t
-            and (leg.offered is None or leg.offered > t)
-            and (leg.connected is None or leg.connected > t)
-            and (leg.hangup_wall is None or leg.hangup_wall > t)
-            for leg in legs
-        )
-
+    """Per agent: free again -> their next connect, counted when the caller of that connect
+    was already waiting at that moment (had pressed 0) and was not ringing another agent."""
+    by_far = {leg.far: leg for leg in legs}
     gaps: list[float] = []
     for agent, free_times in frees.items():
         later = sorted(connects.get(agent, []))
         for free_at in free_times:
             nxt = next((c for c in later if c[0] >= free_at), None)
-            if nxt is not None and waiting_at(free_at):
+            leg = by_far.get(nxt[1]) if nxt is not None else None
+            if (
+                nxt is not None
+                and leg is not None
+                and leg.key_wall is not None
+                and leg.key_wall < free_at
+                and (leg.offered is None or leg.offered >= free_at)
+            ):
                 gaps.append(nxt[0] - free_at)
     return {
         "agent_free_pairs": len(gaps),
@@ -954,7 +951,7 @@ def report(
         out.append(
             f"  agent free -> connected p50 {fmt(r['agent_free_to_connected_p50_s'])}  "
             f"p99 {fmt(r['agent_free_to_connected_p99_s'])}  ({r['agent_free_pairs']} pairs "
-            "with a caller waiting and not ringing another agent; "
+            "whose caller was waiting, not ringing another agent; "
             + (
                 "log agent_free -> agent_connected)"
                 if r["run"] == "app"
