@@ -247,6 +247,7 @@ class AMIClient:
         max_line_bytes: int = DEFAULT_MAX_LINE,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE,
         action_id_prefix: str | None = None,
+        events: str = "on",
     ) -> None:
         if not 0 < reconnect_min <= reconnect_max:
             raise ValueError("need 0 < reconnect_min <= reconnect_max")
@@ -254,6 +255,10 @@ class AMIClient:
         self.port = port
         self._username = _check_text("username", username)
         self._secret = _check_text("secret", secret)
+        # The Login's `Events`: "on", "off" (a client that only sends actions: Asterisk then
+        # writes it no event at all, where "on" has it format and send every one), or a list
+        # of event classes ("call,agent").
+        self._events = _check_text("events", events)
         self.action_timeout = action_timeout
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -456,7 +461,7 @@ class AMIClient:
                 raise AMIProtocolError(f"unexpected banner {banner!r}")
             self._conn = conn
             reader_task = asyncio.create_task(self._read_loop(conn))
-            fields = {"Username": self._username, "Secret": self._secret, "Events": "on"}
+            fields = {"Username": self._username, "Secret": self._secret, "Events": self._events}
             try:
                 await self._request("Login", fields, None, is_list=False, require_login=False)
             except AMIActionError as exc:

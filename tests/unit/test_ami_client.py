@@ -208,6 +208,13 @@ async def test_login_success_sends_credentials_and_events_on(
     assert login["ActionID"].startswith("t-")
 
 
+async def test_login_can_ask_for_no_events(fake: FakeAMI, make_client: ClientFactory) -> None:
+    """serve only sends actions: it logs in with `Events: off`, so Asterisk sends it none."""
+    client = await make_client(events="off")
+    assert client.connected
+    assert fake.actions[0]["Events"] == "off"
+
+
 async def test_refused_login_is_logged_and_retried_until_server_accepts(
     fake: FakeAMI, make_client: ClientFactory
 ) -> None:
