@@ -95,10 +95,13 @@ class AgentDesk:
 
     async def refresh_profiles(self) -> None:
         """Skills and queue memberships as they are in the database now."""
+        held = {a.profile.id: a.profile for a in self.acd.agents()}
         logged_in = [a.profile.id for a in self.acd.agents() if a.status != AgentStatus.LOGGED_OUT]
         offers: list[Offer] = []
         for profile in await self.crm.profiles(logged_in):
-            offers += self.acd.update_profile(profile, time.monotonic())
+            # Only a changed profile: the ACD matches again on each update (at every call).
+            if held.get(profile.id) != profile:
+                offers += self.acd.update_profile(profile, time.monotonic())
         self.publish(offers)
 
     # ---- agents' own actions (API / CLI) --------------------------------------------------

@@ -20,6 +20,8 @@ from models.tables import (
     Agent,
     AgentSession,
     Client,
+    ConfigGeneration,
+    FlowVersion,
     Queue,
 )
 
@@ -35,37 +37,53 @@ class CRM:
         sessions: async_sessionmaker[AsyncSession],
     ) -> None:
         self.sessions = sessions
-        # What the call path read last, served while the database is away.
+        # The call path's read-mostly data, as last read: served from memory while the
+        # database's config_generation says nothing changed, and while it is away.
+        self._generation: int | None = None
         self._queues: dict[str, QueueDef] | None = None
         self._profiles: dict[str, AgentProfile] = {}
+        self._active_flows: dict[str, int] = {}
+
+    async def _current(self) -> None:
+        """Make the cached queues, profiles and active flow versions current: one small read
+        of config_generation (bumped by triggers on every write of those tables, by any
+        process), and all of them read again only when it moved. The number is read before
+        the tables, so a change committed in between only causes one more reload."""
+        try:
+            async with self.sessions() as session:
+                generation = await session.scalar(select(ConfigGeneration.generation))
+                if generation is not None and generation == self._generation:
+                    return
+                await self._load(session)
+                # No row (a schema made without the migrations): read every time.
+                self._generation = generation
+        except Exception as exc:
+            # The database is away: what was read last keeps the calls routed.
+            if self._queues is None or not is_outage(exc):
+                raise
+
+    async def _load(self, session: AsyncSession) -> None:
+        rows = list(await session.scalars(select(Queue)))
+        agents = await session.scalars(select(Agent).options(selectinload(Agent.memberships)))
+        profiles = {a.id: _profile(a) for a in agents}
+        flows = await session.execute(
+            select(FlowVersion.name, FlowVersion.version).where(FlowVersion.active)
+        )
+        self._active_flows = {str(name): int(version) for name, version in flows}
+        self._profiles = profiles
+        self._queues = {row.id: _queue_def(row) for row in rows}
 
     async def queues(self) -> dict[str, QueueDef]:
         """Queue settings as they are now: an admin's edit applies to the next call. With
         the database away, the settings last read (a call is routed all the same)."""
-        try:
-            async with self.sessions() as session:
-                rows = list(await session.scalars(select(Queue)))
-        except Exception as exc:
-            if self._queues is None or not is_outage(exc):
-                raise
-            return self._queues
-        queues = {}
-        for row in rows:
-            data: dict[str, Any] = {
-                **(row.settings or {}),
-                "name": row.name,
-                "strategy": row.strategy,
-                "priority": row.priority,
-            }
-            if row.max_wait_seconds:
-                data["max_wait_seconds"] = row.max_wait_seconds
-            try:
-                queues[row.id] = QueueDef.model_validate(data)
-            except ValidationError:
-                # A hand-edited row that no longer fits: treat as defaults, never stall a call.
-                queues[row.id] = QueueDef(name=row.name)
-        self._queues = queues
-        return queues
+        await self._current()
+        assert self._queues is not None
+        return self._queues
+
+    async def active_flow_version(self, name: str) -> int | None:
+        """The number of the active version of flow ``name`` (None: no version active)."""
+        await self._current()
+        return self._active_flows.get(name)
 
     async def agent(self, agent_id: str) -> tuple[AgentProfile, str | None] | None:
         async with self.sessions() as session:
@@ -76,23 +94,12 @@ class CRM:
             return _profile(agent), agent.endpoint
 
     async def profiles(self, agent_ids: list[str]) -> list[AgentProfile]:
+        """Skills and memberships of these agents as they are now (as last read while the
+        database is away)."""
         if not agent_ids:
             return []
-        try:
-            async with self.sessions() as session:
-                agents = await session.scalars(
-                    select(Agent)
-                    .where(Agent.id.in_(agent_ids))
-                    .options(selectinload(Agent.memberships))
-                )
-                found = [_profile(a) for a in agents]
-        except Exception as exc:
-            # The database is away: the profiles as last read keep the ACD routing.
-            if not is_outage(exc):
-                raise
-            return [self._profiles[a] for a in agent_ids if a in self._profiles]
-        self._profiles.update((p.id, p) for p in found)
-        return found
+        await self._current()
+        return [self._profiles[a] for a in agent_ids if a in self._profiles]
 
     async def save_agent_session(
         self,
@@ -134,6 +141,22 @@ class CRM:
     async def agent_sessions(self) -> list[AgentSession]:
         async with self.sessions() as session:
             return list(await session.scalars(select(AgentSession).order_by(AgentSession.agent_id)))
+
+
+def _queue_def(row: Queue) -> QueueDef:
+    data: dict[str, Any] = {
+        **(row.settings or {}),
+        "name": row.name,
+        "strategy": row.strategy,
+        "priority": row.priority,
+    }
+    if row.max_wait_seconds:
+        data["max_wait_seconds"] = row.max_wait_seconds
+    try:
+        return QueueDef.model_validate(data)
+    except ValidationError:
+        # A hand-edited row that no longer fits: treat as defaults, never stall a call.
+        return QueueDef(name=row.name)
 
 
 def _profile(agent: Agent) -> AgentProfile:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -447,6 +448,19 @@ Index(
     postgresql_where=FlowVersion.active,
     sqlite_where=FlowVersion.active,
 )
+
+
+class ConfigGeneration(Base):
+    """One row whose number counts every change of what the call path reads on every call
+    (flow versions, queues, agents, their memberships): triggers bump it on any insert,
+    update or delete of those tables, by any process (`centrala dialplan apply`, an import,
+    a test writing rows). `serve` keeps those tables in memory and reads only this number
+    per use (models/crm.py), so an edit still applies to the next call."""
+
+    __tablename__ = "config_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class ClientAudit(Base):

@@ -19,7 +19,7 @@ from dialplan.model import Flow, QueueDef
 from models.calllog import CallLog
 from models.crm import CRM
 from models.db import is_outage
-from models.flows import active_version, flow_version
+from models.flows import flow_version
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +98,7 @@ class CallBase:
 
     async def _active_flow(self) -> tuple[int, Flow]:
         try:
-            version = await active_version(self.crm.sessions, self.flow_name)
+            version = await self.crm.active_flow_version(self.flow_name)
         except Exception as exc:
             # The database is away: the version last seen answers the call (an admin's
             # apply during the outage takes effect when it is back).
