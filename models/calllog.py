@@ -115,9 +115,11 @@ class CallLog:
     ) -> None:
         self.sessions = sessions
         self.region = region
-        # The event trail is written behind, many calls' events in one transaction: a call
-        # makes a dozen events and one transaction each cost more CPU than the call itself.
-        # Anything that updates the call row flushes first, so the trail's order holds.
+        # The event trail and the row's updates are written behind, many calls' writes in
+        # one transaction: a call makes a dozen of them, and one transaction each cost more
+        # CPU than the call itself. They wait here as ordered writes (consecutive events in
+        # one "flush"), and whatever is written next (a close, an open's journal entry)
+        # takes them first, so the order holds.
         self.write_behind_seconds = write_behind_seconds
         self._pending: list[dict[str, Any]] = []
         # Live calls' latest state (core.livestate), written behind with the events: a
@@ -219,42 +221,44 @@ class CallLog:
         return OpenedCall(row["id"], client_id, e164, new=True, client=None)
 
     async def _open_in_db(self, row: dict[str, Any], e164: str | None) -> OpenedCall:
+        """The row and its `opened` event in one transaction, with plain inserts (no unit of
+        work). A row this channel already has (a duplicated or concurrent StasisStart) hits
+        the unique key: that row is used."""
         channel_id = row["channel_id"]
         client_id = row["client_id"]
         async with self.sessions() as session:
-            existing = await session.scalar(select(Call).where(Call.channel_id == channel_id))
-            if existing is not None:
-                return await self._opened(session, existing, e164, new=False)
             clients = [] if client_id is not None else await self.find_client(session, e164)
-            call = Call(
-                **{**row, "direction": Direction(row["direction"])},
-            )
-            call.client_id = client_id if client_id is not None else _first_id(clients)
-            session.add(call)
+            values = {
+                **row,
+                "direction": Direction(row["direction"]),
+                "client_id": client_id if client_id is not None else _first_id(clients),
+            }
+            opened = {
+                "call_id": row["id"],
+                "at": row["started_at"],
+                "kind": "opened",
+                "data": {
+                    "handler": row["handler"],
+                    "caller_e164": e164,
+                    "client_ids": [c.id for c in clients],
+                },
+            }
             try:
-                await session.flush()
-                session.add(
-                    CallEvent(
-                        call_id=call.id,
-                        at=row["started_at"],
-                        kind="opened",
-                        data={
-                            "handler": row["handler"],
-                            "caller_e164": e164,
-                            "client_ids": [c.id for c in clients],
-                        },
-                    )
-                )
+                await session.execute(insert(cast(Table, Call.__table__)), [values])
+                await session.execute(insert(CallEvent), [opened])
                 await session.commit()
             except IntegrityError:
-                # The same channel opened concurrently (a duplicated event): use that row.
                 await session.rollback()
                 existing = await session.scalar(select(Call).where(Call.channel_id == channel_id))
                 if existing is None:
                     raise
                 return await self._opened(session, existing, e164, new=False)
             return OpenedCall(
-                call.id, call.client_id, e164, new=True, client=clients[0] if clients else None
+                row["id"],
+                values["client_id"],
+                e164,
+                new=True,
+                client=clients[0] if clients else None,
             )
 
     async def _opened(
@@ -264,13 +268,25 @@ class CallLog:
         return OpenedCall(call.id, call.client_id, e164, new, client)
 
     async def event(self, call_id: str, kind: str, at: datetime | None = None, **data: Any) -> None:
-        self._pending.append({"call_id": call_id, "at": at or now(), "kind": kind, "data": data})
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_soon())
+        item = {"call_id": call_id, "at": at or now(), "kind": kind, "data": data}
+        last = self._pending[-1] if self._pending else None
+        if last is not None and last["op"] == "flush":
+            last["events"].append(item)
+        else:
+            self._pending.append({"op": "flush", "events": [item], "states": {}})
+        self._write_soon()
+
+    def _behind(self, op: dict[str, Any]) -> None:
+        """A row write, in order with the trail, written with the next batch."""
+        self._pending.append(op)
+        self._write_soon()
 
     def set_state(self, call_id: str, state: dict[str, Any] | None) -> None:
         """Keep where the live call is (written behind: the latest state wins)."""
         self._states[call_id] = state
+        self._write_soon()
+
+    def _write_soon(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_soon())
 
@@ -289,11 +305,14 @@ class CallLog:
         await self._submit([])
 
     def _take_pending(self) -> list[dict[str, Any]]:
+        """The writes waiting, in order; the live states (latest wins) after them."""
         if not self._pending and not self._states:
             return []
-        batch, self._pending = self._pending, []
+        ops, self._pending = self._pending, []
         states, self._states = self._states, {}
-        return [{"op": "flush", "events": batch, "states": states}]
+        if states:
+            ops.append({"op": "flush", "events": [], "states": states})
+        return ops
 
     async def _submit(self, ops: list[dict[str, Any]]) -> Any:
         """Write the pending trail, then ``ops``, in order: to the database, or to the
@@ -538,13 +557,15 @@ class CallLog:
             await self.drain()  # whatever is left stays journaled for the next start
 
     async def answered(self, call_id: str, at: datetime) -> None:
-        await self._submit([{"op": "answered", "call_id": call_id, "at": at}])
+        """The call was answered (written behind, in order with its trail)."""
+        self._behind({"op": "answered", "call_id": call_id, "at": at})
 
     async def update(self, call_id: str, **values: Any) -> None:
-        """Change the call's row (queue, agent, ...), in order with its trail."""
+        """Change the call's row (queue, agent, ...): written behind, in order with its
+        trail; `flush` (or any read that adopts calls) writes it at once."""
         if "ivr_path" in values:
             values["ivr_path"] = recorded_path(values["ivr_path"])
-        await self._submit([{"op": "update", "call_id": call_id, "values": values}])
+        self._behind({"op": "update", "call_id": call_id, "values": values})
 
     async def callback(
         self,

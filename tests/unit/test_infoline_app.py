@@ -444,6 +444,88 @@ async def test_duplicated_stasis_start_changes_nothing(line: Line) -> None:
     assert (await line.row("caller-9")).outcome == "abandoned_in_ivr"
 
 
+CONNECTED_TRAIL = ["opened", "answered", "routed", "queued", "offered", "agent_connected", "closed"]
+
+
+async def test_forty_callers_at_once_each_get_their_whole_trail_once_and_in_order(
+    line: Line,
+) -> None:
+    """Issue 18: rows and trails of many calls are written behind in shared batches; under
+    that load every call still has each event exactly once, in the order it happened, and
+    its row the values written last."""
+    agents = [f"agent{i}" for i in range(8)]
+    for agent in agents:
+        await line.login(agent, ["new_clients"])
+    callers = [f"load-{i:02d}" for i in range(40)]
+    for i, caller in enumerate(callers):
+        line.ari.stasis_start(
+            caller, [f"linked-{caller}"], caller=("Test", f"061 998 {i:03d}"), exten=INFO_NUMBER
+        )
+    for caller in callers:
+        line.ari.dtmf(caller, "0")  # all typed ahead during the notice, all queued at once
+    await line.settle()
+    # Eight callers give up: four while their agent's phone rings, four while waiting.
+    rung = [
+        str(r.params["appArgs"]).split(",")[2]
+        for r in line.ari.requests_to("POST", "/channels/")
+        if str(r.params.get("appArgs", "")).startswith("agent,")
+    ]
+    assert len(rung) == len(agents)
+    leavers = rung[:4] + [c for c in callers if c not in rung][:4]
+    for caller in leavers:
+        line.ari.hang_up(caller)
+    await line.settle()
+    for _ in range(len(callers)):
+        ringing = [c.id for c in line.ari.originated() if c.state != "Up"]
+        talking = [c for c in callers if c in line.ari.live_channels and line.ari.bridge_of(c)]
+        if not ringing and not talking:
+            break
+        for leg in ringing:
+            line.ari.pick_up(leg)
+        await line.settle()
+        for caller in talking:
+            line.ari.hang_up(caller)
+        await line.settle()
+    no_leftovers(line.ari)
+
+    async with line.db.sessions() as session:
+        rows = {
+            r.channel_id: r
+            for r in await session.scalars(select(Call).where(Call.channel_id.in_(callers)))
+        }
+        trail = list(
+            await session.execute(
+                select(CallEvent.call_id, CallEvent.id, CallEvent.at, CallEvent.kind)
+                .where(CallEvent.call_id.in_([r.id for r in rows.values()]))
+                .order_by(CallEvent.id)
+            )
+        )
+    assert sorted(rows) == callers
+    by_call: dict[str, list[Any]] = {}
+    for event in trail:
+        by_call.setdefault(event.call_id, []).append(event)
+    connected = 0
+    for caller, row in rows.items():
+        events = by_call[row.id]
+        kinds = [e.kind for e in events]
+        assert [e.at for e in events] == sorted(e.at for e in events), caller  # written in order
+        if caller in leavers:
+            assert row.outcome == "abandoned_in_queue", caller
+            assert kinds in (CONNECTED_TRAIL[:4] + ["closed"], CONNECTED_TRAIL[:5] + ["closed"])
+            assert row.agent_id is None and row.connected_at is None
+            continue
+        connected += 1
+        assert kinds == CONNECTED_TRAIL, caller
+        assert row.outcome == "answered" and row.queue == "new_clients"
+        assert row.agent_id in agents and row.answered_at is not None
+        assert row.queued_at is not None and row.connected_at is not None
+        assert row.queued_at <= row.connected_at <= row.ended_at
+        assert row.live_state is None
+    assert connected == len(callers) - len(leavers)
+    for caller in leavers[:4]:  # left while it rang
+        assert "offered" in [e.kind for e in by_call[rows[caller].id]]
+
+
 async def test_blind_transfer_to_the_supervisor_rings_them_and_frees_the_first_agent(
     line: Line,
 ) -> None:
