@@ -1205,7 +1205,9 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=0.0, help="spread call starts over S s")
     parser.add_argument("--mode", choices=["per_call", "nailed"], default="per_call")
     parser.add_argument("--database-url", default=None, help="default: a temp SQLite file")
-    parser.add_argument("--timeout", type=float, default=600, help="global bound, seconds")
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="global bound, seconds (600; --capacity 7200)"
+    )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--baseline-only", action="store_true")
     parser.add_argument("--force", action="store_true", help="run despite another serve")
@@ -1223,6 +1225,8 @@ def main() -> None:
         "--resolution", type=float, default=1.1, help="capacity: stop at hi/lo <= this"
     )
     args = parser.parse_args()
+    if args.timeout is None:
+        args.timeout = 7200 if args.capacity else 600
     asyncio.run(main_async(args))
 
 
