@@ -84,6 +84,65 @@ async def last_event_data(session: AsyncSession, call_id: str, kind: str) -> dic
     )
 
 
+# The writes that wait in the queue (the trail, live states, row updates, answers): written
+# many calls at a time, a statement per kind of write instead of one per write.
+BATCHED = frozenset({"flush", "answered", "update"})
+
+
+async def _write_batch(session: AsyncSession, ops: list[dict[str, Any]]) -> None:
+    """``ops`` (of ``BATCHED`` kinds, in the order they were made) in a few statements: the
+    events in one insert, in order (so the trail's ids keep it); each call's row updates
+    merged in order (a later value of a column wins, as it would one by one); the answers
+    (only a row not yet answered, as one by one); the latest live states of live rows.
+    Within the one transaction the row updates and the events touch different tables, so
+    their order between them changes nothing."""
+    events: list[dict[str, Any]] = []
+    answers: list[dict[str, Any]] = []
+    updates: dict[str, dict[str, Any]] = {}
+    states: dict[str, dict[str, Any] | None] = {}
+    for op in ops:
+        kind = op["op"]
+        if kind == "flush":
+            events += op["events"]
+            states.update(op["states"])
+        elif kind == "answered":
+            call_id, at = op["call_id"], op["at"]
+            answers.append({"a_call": call_id, "a_at": at})
+            events.append({"call_id": call_id, "at": at, "kind": "answered", "data": {}})
+        else:
+            updates.setdefault(op["call_id"], {}).update(op["values"])
+    calls = cast(Table, Call.__table__)
+    if events:
+        await session.execute(insert(CallEvent), events)
+    if answers:
+        await session.execute(
+            update(calls)
+            .where(calls.c.id == bindparam("a_call"), calls.c.answered_at.is_(None))
+            .values(answered_at=bindparam("a_at")),
+            answers,
+        )
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for call_id, values in updates.items():
+        columns = tuple(sorted(values))
+        row = {f"u_{c}": values[c] for c in columns}
+        by_columns.setdefault(columns, []).append({"u_call": call_id, **row})
+    for columns, rows in by_columns.items():
+        await session.execute(
+            update(calls)
+            .where(calls.c.id == bindparam("u_call"))
+            .values({c: bindparam(f"u_{c}") for c in columns}),
+            rows,
+        )
+    if states:
+        # Only a live row: a closed call's state stays cleared.
+        await session.execute(
+            update(calls)
+            .where(calls.c.id == bindparam("state_call"), calls.c.ended_at.is_(None))
+            .values(live_state=bindparam("state")),
+            [{"state_call": k, "state": v} for k, v in states.items()],
+        )
+
+
 @dataclass(frozen=True)
 class CallState:
     answered_at: datetime | None
@@ -328,7 +387,11 @@ class CallLog:
             try:
                 result = None
                 async with self.sessions() as session:
-                    for op in ops:
+                    behind = 0
+                    while behind < len(ops) and ops[behind]["op"] in BATCHED:
+                        behind += 1
+                    await _write_batch(session, ops[:behind])
+                    for op in ops[behind:]:
                         result = await self._apply(session, op, replay=False)
                     await session.commit()
                 return result
