@@ -521,15 +521,14 @@ class CallLog:
             return None
         if kind == "close":
             result = await session.execute(
-                update(Call)
-                .where(Call.id == op["call_id"], Call.ended_at.is_(None))
+                update(calls)
+                .where(calls.c.id == op["call_id"], calls.c.ended_at.is_(None))
                 .values(live_state=None, **op["values"])
             )
             closed = bool(getattr(result, "rowcount", 0))
             if closed:
-                session.add(
-                    CallEvent(call_id=op["call_id"], at=op["at"], kind="closed", data=op["event"])
-                )
+                closing = {"call_id": op["call_id"], "at": op["at"], "kind": "closed"}
+                await session.execute(insert(CallEvent), [{**closing, "data": op["event"]}])
             return closed
         if kind == "unseen":
             return await self._insert_unseen(session, op["calls"])

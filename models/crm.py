@@ -4,6 +4,7 @@ trail and callback tasks) go through ``models.calllog.CallLog``, in order with i
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,8 @@ from models.tables import (
     Queue,
 )
 
+SAME_CHECK_SECONDS = 0.001
+
 
 async def nothing() -> None:
     """A ``before_write`` that has nothing to write first."""
@@ -43,20 +46,27 @@ class CRM:
         self._queues: dict[str, QueueDef] | None = None
         self._profiles: dict[str, AgentProfile] = {}
         self._active_flows: dict[str, int] = {}
+        self._checked_at = -1.0  # monotonic time of the last check that found it current
 
     async def _current(self) -> None:
         """Make the cached queues, profiles and active flow versions current: one small read
         of config_generation (bumped by triggers on every write of those tables, by any
         process), and all of them read again only when it moved. The number is read before
-        the tables, so a change committed in between only causes one more reload."""
+        the tables, so a change committed in between only causes one more reload. Checks
+        within ``SAME_CHECK_SECONDS`` of one that found it current share it (the reads of one
+        step of a call, and of calls arriving together): no call can be placed and reach us
+        that fast after an edit."""
+        if time.monotonic() - self._checked_at < SAME_CHECK_SECONDS:
+            return
         try:
             async with self.sessions() as session:
                 generation = await session.scalar(select(ConfigGeneration.generation))
-                if generation is not None and generation == self._generation:
-                    return
-                await self._load(session)
+                if generation is None or generation != self._generation:
+                    await self._load(session)
                 # No row (a schema made without the migrations): read every time.
                 self._generation = generation
+                if generation is not None:
+                    self._checked_at = time.monotonic()
         except Exception as exc:
             # The database is away: what was read last keeps the calls routed.
             if self._queues is None or not is_outage(exc):

@@ -511,7 +511,7 @@ async def test_forty_callers_at_once_each_get_their_whole_trail_once_and_in_orde
         assert [e.at for e in events] == sorted(e.at for e in events), caller  # written in order
         if caller in leavers:
             assert row.outcome == "abandoned_in_queue", caller
-            assert kinds in (CONNECTED_TRAIL[:4] + ["closed"], CONNECTED_TRAIL[:5] + ["closed"])
+            assert kinds in ([*CONNECTED_TRAIL[:4], "closed"], [*CONNECTED_TRAIL[:5], "closed"])
             assert row.agent_id is None and row.connected_at is None
             continue
         connected += 1
