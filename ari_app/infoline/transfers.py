@@ -88,6 +88,9 @@ class Transfers(CallBase):
                     raise CallControlError("no_consult", "no attended transfer under way")
                 await self.calllog.event(s.call_id, "consult_cancelled")
                 await self._consult_end(s, hang_up_leg=True)
+            # The agent's request is answered once its changes are stored: the desk reads the
+            # row back (the call's writes are otherwise written behind).
+            await self.calllog.flush()
         except BaseException as exc:
             if not reply.done():
                 reply.set_exception(exc)
