@@ -102,5 +102,8 @@ def ari_time(value: str | None) -> datetime:
     """ARI timestamps look like 2026-11-23T16:40:00.123+0000."""
     if value:
         with contextlib.suppress(ValueError):
-            return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+            # fromisoformat reads this form (3.11+), some 60 times faster than strptime.
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(UTC)
     return now()
