@@ -18,7 +18,7 @@ import contextlib
 import json
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -103,8 +103,12 @@ class ARIClient:
         reconnect_min: float = 0.2,
         reconnect_max: float = 5.0,
         heartbeat: float = 10.0,
+        events: Collection[str] | None = None,
     ) -> None:
         self.base = url.rstrip("/")
+        # The only event types the apps want (None: all): set on each app after every
+        # connect (Asterisk keeps an app's filter only while the app is registered).
+        self._events = None if events is None else sorted(events)
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
         self.apps = list(apps)
@@ -179,6 +183,8 @@ class ARIClient:
                     self._connected.set()
                     delay = self._reconnect_min
                     log.info("ari_connected", apps=self.apps, local_port=self.ws_local_port)
+                    if self._events is not None:
+                        self._spawn(self._filter_events(self._events), "ari-event-filter")
                     for callback in self._on_connect:
                         self._spawn(self._guarded(callback), "ari-on-connect")
                     async for msg in ws:
@@ -199,6 +205,15 @@ class ARIClient:
                 self.ws_local_port = None
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, self._reconnect_max)
+
+    async def _filter_events(self, events: list[str]) -> None:
+        body = {"allowed": [{"type": kind} for kind in events]}
+        for app in self.apps:
+            try:
+                await self.request("PUT", f"/applications/{_q(app)}/eventFilter", body=body)
+            except ARIError as exc:
+                # An Asterisk without filters sends everything: slower, not wrong.
+                log.warning("ari_event_filter_failed", app=app, error=str(exc))
 
     def _dispatch_text(self, data: str) -> None:
         try:
@@ -432,6 +447,26 @@ def _error(status: int, text: str, method: str, path: str) -> ARIError:
     cls = {404: ARINotFound, 409: ARIConflict, 503: ARIUnavailable}.get(status, ARIError)
     return cls(status, message, method, path)
 
+
+# The event types the Stasis apps act on (ari_app/infoline, ari_app/campaigns, the agents'
+# legs in ari_app/agents.py). Asterisk otherwise sends an app every event of each channel it
+# holds or follows (variables set, dialplan steps, caller id and connected line, state and
+# bridge moves): most of a call's events, each built as JSON by Asterisk, parsed and
+# dispatched by us for nothing.
+APP_EVENTS = (
+    "StasisStart",
+    "StasisEnd",
+    "ChannelDestroyed",
+    "ChannelHangupRequest",
+    "ChannelDtmfReceived",
+    "PlaybackFinished",
+    "PlaybackFailed",
+    "RecordingFinished",
+    "RecordingFailed",
+    "Dial",
+    "ApplicationReplaced",
+    "ApplicationMoveFailed",
+)
 
 TIMER = "CentralaTimer"  # the synthetic event a call's timer posts when it goes off
 

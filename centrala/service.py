@@ -20,7 +20,7 @@ from agi.server import FastAGIServer
 from agi.survey import SurveyAGI
 from ari_app.agents import AgentDesk
 from ari_app.ami import AMIClient
-from ari_app.ari import ARIClient, Event
+from ari_app.ari import APP_EVENTS, ARIClient, Event
 from ari_app.campaigns import CampaignDialler
 from ari_app.cdr import CdrFile, CdrReconciler
 from ari_app.infoline import InfolineApp
@@ -114,6 +114,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.ari_user,
         settings.ari_password,
         [settings.infoline_app, settings.survey_app],
+        events=APP_EVENTS,
     )
     acd = ACD()
     desk = AgentDesk(ari, app[CRM_KEY], acd, settings.infoline_app)

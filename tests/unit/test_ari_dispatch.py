@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
-from ari_app.ari import ARIClient, Event, event_key
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from ari_app.ari import APP_EVENTS, ARIClient, Event, event_key
 from ari_app.infoline import ari_time
 
 
@@ -80,3 +84,41 @@ async def test_a_failing_handler_does_not_stop_the_channels_later_events() -> No
 def test_ari_timestamps_are_read_as_utc() -> None:
     at = ari_time("2026-11-23T16:40:00.123+0100")
     assert at == datetime(2026, 11, 23, 15, 40, 0, 123000, tzinfo=UTC)
+
+
+async def test_client_asks_asterisk_for_only_the_events_its_apps_use() -> None:
+    """Issue 18: without a filter Asterisk sends an app every event of its channels (variables
+    set, dialplan steps, connected line, ...), most of a call's events, for nothing. After
+    each connect the client sets each app's event filter to the types it was given."""
+    filters: dict[str, Any] = {}
+    got_both = asyncio.Event()
+
+    async def events(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
+
+    async def event_filter(request: web.Request) -> web.Response:
+        filters[request.match_info["app"]] = await request.json()
+        if len(filters) == 2:
+            got_both.set()
+        return web.json_response({"name": request.match_info["app"]})
+
+    server_app = web.Application()
+    server_app.router.add_get("/ari/events", events)
+    server_app.router.add_put("/ari/applications/{app}/eventFilter", event_filter)
+    async with TestServer(server_app) as server:
+        client = ARIClient(
+            str(server.make_url("/ari")), "u", "p", ["infoline", "survey"], events=APP_EVENTS
+        )
+        await client.start()
+        try:
+            await asyncio.wait_for(got_both.wait(), 5)
+        finally:
+            await client.stop()
+    wanted = sorted(APP_EVENTS)
+    assert filters == {app: {"allowed": [{"type": t} for t in wanted]} for app in filters}
+    assert sorted(filters) == ["infoline", "survey"]
+    assert "ChannelVarset" not in wanted and "StasisStart" in wanted
