@@ -146,8 +146,11 @@ class Adoption(Queueing):
             await self._caller_left(s, at)
             await self._close(s, at, None, text)
         else:
+            # A call this process never held (it ended while `serve` was down): a talk that
+            # happened stays answered (its end, hence its talk time, is not known here).
+            outcome = "answered" if row.connected_at is not None else "lost"
             await self.calllog.close(
-                row.call_id, at=at, cause=None, cause_text=text, outcome="lost"
+                row.call_id, at=at, cause=None, cause_text=text, outcome=outcome
             )
         log.warning("call_closed_on_reconcile", lost=lost)
 
