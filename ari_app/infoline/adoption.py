@@ -106,6 +106,7 @@ class Adoption(Queueing):
                     self._post(s.channel_id, RESYNC)
             for row, state in sorted(to_adopt, key=_adoption_order):
                 await self._adopt(row, state)
+            await self._start_missed()
             if first or pbx_restarted:
                 await self._clear_strays()
         except ARIError as exc:
@@ -113,6 +114,22 @@ class Adoption(Queueing):
         finally:
             structlog.contextvars.unbind_contextvars("call_id", "channel_id")
             self.ready = True
+
+    async def _start_missed(self) -> None:
+        """Callers in our Stasis app that nobody handles and no row knows: their StasisStart
+        went to a process killed before it wrote the row, so no adoption finds them and they
+        would ring in the app for good. Started now as if the event had come, on their own
+        stream (a StasisStart that does arrive after it finds the call taken)."""
+        for channel in await self.ari.channels():
+            channel_id = str(channel.get("id", ""))
+            dialplan = channel.get("dialplan") or {}
+            app, *args = str(dialplan.get("app_data", "")).split(",")
+            if str(dialplan.get("app_name", "")).lower() != "stasis" or app != self.name:
+                continue
+            if channel_id in self.calls or self.desk.owns(channel_id):
+                continue
+            log.warning("stasis_start_missed", channel_id=channel_id)
+            self._post(channel_id, "StasisStart", channel=channel, args=args)
 
     def _talking_last(self, row: LiveRow) -> bool:
         s = self.calls.get(row.channel_id)
