@@ -119,17 +119,18 @@ class Adoption(Queueing):
         """Callers in our Stasis app that nobody handles and no row knows: their StasisStart
         went to a process killed before it wrote the row, so no adoption finds them and they
         would ring in the app for good. Started now as if the event had come, on their own
-        stream (a StasisStart that does arrive after it finds the call taken)."""
+        stream (one whose real StasisStart is on its way finds the call taken). Agents' legs
+        are the desk's and ``_clear_strays``'s."""
         for channel in await self.ari.channels():
             channel_id = str(channel.get("id", ""))
             dialplan = channel.get("dialplan") or {}
             app, *args = str(dialplan.get("app_data", "")).split(",")
             if str(dialplan.get("app_name", "")).lower() != "stasis" or app != self.name:
                 continue
-            if channel_id in self.calls or self.desk.owns(channel_id):
+            if args and args[0] in ("agent", "nailed"):
                 continue
-            log.warning("stasis_start_missed", channel_id=channel_id)
-            self._post(channel_id, "StasisStart", channel=channel, args=args)
+            if channel_id not in self.calls and not self.desk.owns(channel_id):
+                self._post(channel_id, "StasisStart", channel=channel, args=args, missed=True)
 
     def _talking_last(self, row: LiveRow) -> bool:
         s = self.calls.get(row.channel_id)

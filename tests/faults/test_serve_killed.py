@@ -79,3 +79,7 @@ async def test_caller_whose_stasis_start_died_with_serve_is_answered_by_the_next
     row = await server.wait_closed(call.far_end)
     assert row.outcome == "abandoned_in_ivr", row.outcome
     assert (await server.event_kinds(row.id)).count("closed") == 1
+    said = [
+        x.get("channel_id") for x in server.log_lines() if x.get("event") == "stasis_start_missed"
+    ]
+    assert said.count(call.far_end) == 1, said
