@@ -12,9 +12,11 @@ info line. Each caller's life is drawn from --seed: 55% choose an operator (0) a
 agent 3-10 s, 10% hear the information prompt (1) first, 15% choose an operator but hang up
 after 3-25 s on hold if nobody answers, 20% walk the menu (1) and hang up in the IVR after
 2-20 s; 35% press 9 for English, the others type their menu key ahead. A caller presses the
-key 0.3-1.5 s after an input prompt (the language choice, the main menu) ends, and presses
-again if the prompt comes back (a key lost while `serve` was down). Agents are per-call
-(Local/...@test-agent answers at once), all in queue new_clients (callers are unknown numbers).
+key 0.3-1.5 s after an input prompt (the language choice, the main menu, a callback offer)
+ends, and again if the prompt comes back (a key lost while `serve` was down); half of them
+press their menu key into the main menu, 1.5-6 s after it starts. Agents are per-call
+(Local/...@test-agent answers at once), all in queue new_clients (callers are unknown
+numbers); every queue open, the hold announcement every 20 s.
 
 Faults, one at a time, each --fault-gap seconds after the last one was over (drawn from
 --seed), each logged with its time:
@@ -699,21 +701,9 @@ async def fresh_database(url: str) -> None:
     hours would still hold)."""
     from models.db import create_engine, session_factory, upgrade_async
     from models.flows import apply_flow
+    from tests.conftest import ensure_postgres_database
 
-    parsed = make_url(url)
-    admin = create_engine(
-        parsed.set(database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
-    try:
-        async with admin.connect() as conn:
-            exists = await conn.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
-            )
-            if not exists:
-                await conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    finally:
-        await admin.dispose()
+    await ensure_postgres_database(url)
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
