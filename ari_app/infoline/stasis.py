@@ -144,6 +144,8 @@ class InfolineApp(Adoption):
         structlog.contextvars.bind_contextvars(call_id=opened.id, channel_id=channel_id)
         if not opened.new:
             return  # the record exists (closed or adopted): do not run the IVR twice
+        if event.get("missed"):
+            log.warning("stasis_start_missed")  # found in the app on connect (adoption.py)
         profile = caller_of(opened.client)
         self.by_call[opened.id] = channel_id
         s = self.calls[channel_id] = CallerSession(
