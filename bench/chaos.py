@@ -41,8 +41,9 @@ their lives, `/status` must say ok with an empty journal, and the rows are read:
   answered        callers whose ;1 half entered this app (Asterisk answered them)
   rows final      exactly one row, with ended_at and outcome set
   rows missing    placed calls with no row; those that met no `serve` at all (the far end fell
-                  through Stasis and FastAGI to the dialplan's apology) are counted apart: until
-                  calls are reconciled from Asterisk's CDR they have no row
+                  through Stasis and FastAGI to the dialplan's apology) are counted apart: their
+                  rows come from Asterisk's CDR (the end waits for a pass past the last call);
+                  --require-all-rows counts them as missing like any other
   rows open       a row without ended_at or outcome
   duplicates      more than one row for one call
   placed while serve was down   placed between a kill and /status ready again
@@ -83,6 +84,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -668,6 +670,19 @@ async def serve_drained(serve: Serve, timeout: float) -> bool:  # noqa: ASYNC109
     return False
 
 
+async def cdr_taken(serve: Serve, ended: datetime, timeout: float) -> bool:  # noqa: ASYNC109
+    """/status says a CDR pass has taken every call that ended before ``ended``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError, aiohttp.ClientError, ValueError, KeyError):
+            _, body = await status(serve)
+            until = body["cdr"]["taken_until"]
+            if until is not None and datetime.fromisoformat(until) > ended:
+                return True
+        await asyncio.sleep(0.5)
+    return False
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -1090,6 +1105,10 @@ async def main_async(args: argparse.Namespace) -> int:
             _, body = await status(serve)
             log(f"/status not ok 120 s after the last call: {body}")
             chaos.broken = chaos.broken or f"/status not ok at the end: {body}"
+        # Calls that met no serve get their rows from Asterisk's CDR: wait for a pass that
+        # has taken every call ended by now (its grace and interval are serve's settings).
+        if not await cdr_taken(serve, datetime.now(UTC), 90):
+            log("no CDR pass past the last call within 90 s")
         rows = await settle_rows(url, tag, 30)
         left = await leftovers(ari)
         f = figures(args, callers, rows, chaos, left, serve_log_problems(workdir))
