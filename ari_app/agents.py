@@ -22,7 +22,7 @@ from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from core.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
 from core.errors import AgentDeskError
 from models.crm import CRM
-from models.tables import AgentSession
+from models.snapshot import SessionRow
 
 log = structlog.get_logger(__name__)
 
@@ -353,7 +353,7 @@ class AgentDesk:
             with structlog.contextvars.bound_contextvars(agent_id=row.agent_id):
                 await self._restore_one(row)
 
-    async def _restore_one(self, row: AgentSession) -> None:
+    async def _restore_one(self, row: SessionRow) -> None:
         found = await self.crm.agent(row.agent_id)
         try:
             mode = AgentMode(row.mode)

@@ -90,9 +90,11 @@ class Adoption(Queueing):
             # When each caller who left while we were away really left, as Asterisk wrote it.
             ended = await self._pbx_ended_calls()
             to_adopt: list[tuple[LiveRow, LiveCall | None]] = []
+            # With the database away these come from the journal (models/livecalls.py).
+            rows = await self.calllog.live_calls("ari")
             # The waiting callers first: a talker's agent freed before them would be offered
             # a caller who is gone too.
-            for row in sorted(await self.calllog.live_calls("ari"), key=self._talking_last):
+            for row in sorted(rows, key=self._talking_last):
                 structlog.contextvars.bind_contextvars(
                     call_id=row.call_id, channel_id=row.channel_id
                 )
