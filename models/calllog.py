@@ -229,11 +229,16 @@ class CallLog:
         }
         if not self.degraded:
             try:
-                return await self._open_in_db(row, e164)
+                opened = await self._open_in_db(row, e164)
             except Exception as exc:
                 if self.journal is None or not is_outage(exc):
                     raise
                 self._went_down(exc)
+            else:
+                if opened.new:  # kept beside the database too (models.livecalls)
+                    row = {**row, "id": opened.id, "client_id": opened.client_id}
+                    livecalls.apply(self.live, {"op": "open", "row": row})
+                return opened
         if not self._lookup_skip_said:
             self._lookup_skip_said = True
             log.warning("caller_lookup_skipped_database_down")
@@ -341,6 +346,7 @@ class CallLog:
                 result = None
                 async with self.sessions() as session:
                     for op in ops:
+                        op = _remapped(op, self._remap)
                         result = await self._apply(session, op, replay=False)
                     await session.commit()
             except Exception as exc:
