@@ -57,7 +57,10 @@ def desk_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         crm = app[crm_key]
         store = DeskStore(
-            crm.sessions, live_facts=getattr(crm.writer, "live_facts", None), writer=crm.writer
+            crm.sessions,
+            live_facts=getattr(crm.writer, "live_facts", None),
+            writer=crm.writer,
+            remember=crm.agent,
         )
         notifier = Notifier(
             store,

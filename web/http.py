@@ -276,6 +276,8 @@ async def login_post(request: web.Request) -> web.Response:
         return await login_page(request, "Wrong agent id or password.")
     dw.throttle.succeeded(account, address, time.monotonic())
     session_id = await dw.web_sessions.open(agent.id, datetime.now(UTC))
+    if dw.store.remember is not None:
+        await dw.store.remember(agent.id)  # their profile, for an outage
     log.info("login", agent_id=agent.id, address=address)
     response = web.HTTPSeeOther(home_page(str(agent.role)))
     response.set_cookie(

@@ -4,7 +4,7 @@ screenpop.py and auth.py)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -98,10 +98,14 @@ class DeskStore:
         sessions: async_sessionmaker[AsyncSession],
         live_facts: Callable[[str], dict[str, Any] | None] | None = None,
         writer: DispositionWriter | None = None,
+        remember: Callable[[str], Awaitable[Any]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.live_facts = live_facts
         self.writer = writer
+        # Reads an agent's profile and phone into the snapshot (models.snapshot), so an
+        # agent who logged in to the desk can go available during an outage.
+        self.remember = remember
         if writer is not None:
             writer.register("disposition", apply_disposition)
 
