@@ -258,6 +258,7 @@ class Adoption(Queueing):
         if state is None:
             # Lost before its first state was written (or unreadable): from the top of the
             # flow, numbering playbacks far past any the old process can have used.
+            await self.calllog.event(s.call_id, "adopted", phase=None, node=None)
             s.ivr.resume(s.ivr.language, [], UNKNOWN_SEQ)
             await self._run(s, s.ivr.start())
             return
