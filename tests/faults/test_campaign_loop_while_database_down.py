@@ -86,7 +86,6 @@ async def test_campaign_loop_while_database_down_pauses_dialling_and_resumes(
 
         contacts = await wait_until(all_done, timeout=90, message="every contact surveyed")
         assert [c.attempts for c in contacts] == [1, 1, 1]
-        await store.set_status(campaign_id, CampaignStatus.STOPPED)
         for contact in contacts:  # the outcome is stored just before the row closes
             await srv.wait_closed(channel_id_for(campaign_id, contact.id, 1), timeout=20)
         async with own.db.sessions() as session:
