@@ -1,5 +1,7 @@
 """Over 500 lines: one ordered write path (the trail, the row, the journal while the database
-is away) whose parts share one lock and one queue; to split when the journal grows.
+is away) whose parts share one lock and one queue; other modules' write kinds are registered
+here (``register``: agents' sessions, survey answers, dispositions, ...) and the open calls
+kept beside the database are models/livecalls.py. Next to split: the drain and replay.
 
 The call log: every call is a row from its first event to its last, with an event trail.
 
