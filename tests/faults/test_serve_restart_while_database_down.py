@@ -86,6 +86,11 @@ async def test_serve_restarted_while_database_down_adopts_calls_from_its_journal
         calls = [before, talking, waiting]
         for call in calls:
             await srv.wait_closed(call.far_end, timeout=20)
+        async def agent_free() -> bool:
+            agents = (await own.desk.api("GET", "/api/acd"))["agents"]
+            return bool(agents[agent]["status"] == "available")
+
+        await wait_until(agent_free, timeout=20, message="ana free again")
         rows = await final_rows(own.db, [c.far_end for c in calls])
         for call in (talking, waiting):
             row, kinds = rows[call.far_end]

@@ -69,6 +69,12 @@ async def test_serve_started_while_database_down_answers_from_its_snapshot(
         await to_agent.hangup()
         for call in calls:
             await srv.wait_closed(call.far_end, timeout=20)
+
+        async def agent_free() -> bool:
+            agents = (await own.desk.api("GET", "/api/acd"))["agents"]
+            return bool(agents[agent]["status"] == "available")
+
+        await wait_until(agent_free, timeout=20, message="ana free again")
         rows = await final_rows(own.db, [c.far_end for c in calls])
         talked, _ = rows[to_agent.far_end]
         assert (talked.agent_id, talked.outcome) == (agent, "answered")
