@@ -33,7 +33,16 @@ from models.db import create_engine, session_factory
 from models.journal import WriteJournal
 from models.snapshot import SessionRow, Snapshot
 from models.surveys import apply_survey
-from models.tables import Agent, AgentRole, AgentSession, Call, SurveyAnswer, WebSession
+from models.tables import (
+    Agent,
+    AgentRole,
+    AgentSession,
+    Call,
+    CallEvent,
+    Direction,
+    SurveyAnswer,
+    WebSession,
+)
 from models.web_sessions import OUTAGE_GRACE, WebSessionStore
 from tests.conftest import Database
 from tests.unit.test_call_journal import Switch
@@ -366,3 +375,49 @@ async def test_desk_sessions_last_the_outage_and_a_log_out_holds(
     assert revoked is not None
     fresh = WebSessionStore(line.db.sessions, timedelta(hours=9))  # a restarted process
     assert await fresh.live(ended, late) is None and await fresh.live(kept, late) is not None
+
+
+async def test_a_call_started_again_during_an_outage_writes_onto_the_row_it_has(
+    parts: tuple[Line, Switch, Path],
+) -> None:
+    """A caller found in the app that nothing readable knows (its row is in the database,
+    which is away) is started as a new call under a new id; the drain puts every write of
+    it on the row the channel already has, and makes no second row."""
+    line, switch, _ = parts
+    calllog = line.calllog
+    kwargs: dict[str, Any] = {
+        "linkedid": None,
+        "direction": Direction.INBOUND,
+        "handler": "ari",
+        "caller_number": "061 999 001",
+        "caller_name": None,
+        "called_number": "0800100200",
+        "started_at": T0,
+    }
+    first = await calllog.open_call(channel_id="lost", **kwargs)
+    switch.down = True
+    again = await calllog.open_call(channel_id="lost", adopted=True, **kwargs)
+    assert again.new and again.id != first.id
+    await calllog.answered(again.id, T0 + timedelta(seconds=1))
+    await calllog.event(again.id, "language", language="bs")
+    await calllog.close(
+        again.id, at=T0 + timedelta(seconds=9), cause=16, cause_text=None, outcome="completed"
+    )
+    switch.down = False
+    assert await calllog.drain()
+    async with line.db.sessions() as session:
+        rows = list(await session.scalars(select(Call).where(Call.channel_id == "lost")))
+        assert [r.id for r in rows] == [first.id]
+        assert rows[0].outcome == "completed" and rows[0].answered_at is not None
+        kinds = list(
+            await session.scalars(
+                select(CallEvent.kind).where(CallEvent.call_id == first.id).order_by(CallEvent.id)
+            )
+        )
+    assert kinds == ["opened", "adopted", "answered", "language", "closed"], kinds
+    # Later writes of the same call (the database back) go to that row too.
+    await calllog.event(again.id, "late")
+    await calllog.flush()
+    async with line.db.sessions() as session:
+        late = await session.scalar(select(CallEvent.call_id).where(CallEvent.kind == "late"))
+    assert late == first.id
