@@ -11,14 +11,19 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from centrala.settings import Settings, get_settings
+from centrala.settings import Settings, get_settings, settings_problems
 
 if TYPE_CHECKING:
     from dialplan.model import Flow
 
 
 def _settings() -> Settings:
-    return get_settings()
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise click.ClickException(settings_problems(exc)) from exc
 
 
 @click.group()
@@ -79,6 +84,25 @@ def pbx_cli(command: str) -> None:
         raise click.ClickException(str(exc)) from exc
     except PBXError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@pbx.command("render")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def pbx_render(directory: Path) -> None:
+    """Write the configuration rendered from the settings (what `pbx up` installs under
+    /etc/asterisk/centrala/) into DIRECTORY: the Docker deployment's Asterisk reads it."""
+    from centrala.pbx import PBXError, render_generated_config
+
+    try:
+        files = render_generated_config(_settings())
+    except PBXError as exc:
+        raise click.ClickException(str(exc)) from exc
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        path = directory / name
+        path.touch(mode=0o600)  # credentials: readable by the owner only until chowned
+        path.write_text(text)
+    click.echo(" ".join(sorted(files)))
 
 
 # ---- prompts ------------------------------------------------------------------------------

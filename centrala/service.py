@@ -179,7 +179,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     pbx_records = CdrReconciler(
         CdrFile(settings.effective_cdr_file, settings.make_data_dir() / "cdr-cursor.json"),
         app[CALLLOG],
-        [settings.infoline_number],
+        settings.infoline_numbers,
         grace=timedelta(seconds=settings.cdr_grace_seconds),
     )
     app[PBX_RECORDS] = pbx_records
@@ -200,8 +200,8 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SURVEYS],
         app[CAMPAIGNS],
         app=settings.survey_app,
-        dial=settings.outbound_dial,
-        caller_id=settings.outbound_caller_id,
+        dial=settings.effective_outbound_dial,
+        caller_id=settings.effective_outbound_caller_id,
         tick_seconds=settings.campaign_tick_seconds,
     )
 
