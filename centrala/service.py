@@ -25,6 +25,7 @@ from ari_app.campaigns import CampaignDialler
 from ari_app.cdr import CdrFile, CdrReconciler
 from ari_app.infoline import InfolineApp
 from ari_app.infoline.calls import NoFlowKnown
+from ari_app.phones import PhonePusher
 from centrala.settings import Settings
 from core.acd import ACD
 from core.agi_gate import SessionLimits
@@ -37,6 +38,7 @@ from models.crm import CRM
 from models.db import create_engine, is_outage, session_factory, upgrade_async
 from models.flows import active_flow, apply_flow
 from models.journal import WriteJournal
+from models.phones import PhoneStore
 from models.snapshot import Snapshot
 from models.surveys import active_survey, apply_survey
 from usecases.surveying import SurveyLog
@@ -212,7 +214,14 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             else:
                 await infoline.on_event(event)
 
+    phones = PhonePusher(
+        ari,
+        PhoneStore(app[SESSIONS]).all,
+        realm=settings.sip_realm,
+        codecs=settings.phone_codecs,
+    )
     ari.on_event(on_event)
+    ari.on_connect(phones.reconcile)
     ari.on_connect(infoline.reconcile)
     ari.on_connect(dialler.reconcile)
     app[ARI], app[ACD_KEY], app[DESK], app[INFOLINE] = ari, acd, desk, infoline

@@ -346,7 +346,14 @@ def phone_objects(endpoint: str, digest: str, realm: str, codecs: list[str]) -> 
         SorceryObject(
             "aor",
             endpoint,
-            (("max_contacts", "1"), ("remove_existing", "yes"), ("qualify_frequency", "30")),
+            (
+                ("max_contacts", "1"),
+                ("remove_existing", "yes"),
+                ("qualify_frequency", "30"),
+                # A reset or a removal holds for a phone still registered within 10 minutes.
+                ("default_expiration", "300"),
+                ("maximum_expiration", "600"),
+            ),
         ),
         SorceryObject(
             "endpoint",
