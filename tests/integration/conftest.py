@@ -247,10 +247,11 @@ async def server(
         await _release_server(backend, shared)
 
 
-def start_serve(db: Database, tmp: Path, *, spawn: bool = True) -> Server:
+def start_serve(db: Database, tmp: Path, *, spawn: bool = True, **overrides: str | None) -> Server:
     """Start `centrala serve` on ``db`` (its data and log in ``tmp``; ``spawn`` False: only
     ready to, with ``Server.spawn``). Survey campaigns dial the simulated clients of
-    tests/asterisk ([test-clients]) and tick fast."""
+    tests/asterisk ([test-clients]) and tick fast. ``overrides``: environment variables to set
+    (None: to unset)."""
     port = _free_port()
     log_path = tmp / "serve.log"
     env = {
@@ -267,6 +268,11 @@ def start_serve(db: Database, tmp: Path, *, spawn: bool = True) -> Server:
         "CENTRALA_CDR_RECONCILE_SECONDS": "1",
         "CENTRALA_CDR_GRACE_SECONDS": "3",
     }
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     srv = Server(f"http://127.0.0.1:{port}", db, log_path, None, tmp, env)  # type: ignore[arg-type]
     if spawn:
         srv.spawn()
