@@ -31,8 +31,9 @@ RECORD_FIELDS = (
     "end",
 )
 
-# The contexts where callers from outside enter the info line (extensions.conf).
-ENTRY_CONTEXTS = frozenset({"from-trunk", "infoline-agi"})
+# The contexts where callers from outside enter the info line (extensions.conf: a number
+# enters from-trunk and goes on to centrala-infoline, where the CDR finds it).
+ENTRY_CONTEXTS = frozenset({"from-trunk", "centrala-infoline", "infoline-agi"})
 
 # What the CRM says of a call Centrala was not there to serve.
 UNSERVED = "unserved"

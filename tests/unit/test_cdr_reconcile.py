@@ -130,11 +130,13 @@ def test_only_callers_of_the_info_line_are_recorded() -> None:
                 + line("1.4", context="")  # an agent's leg we originated: no
                 + line("1.5", channel="Local/0800100200@from-trunk-00000001;1")  # far end: no
                 + line("1.6", channel="Local/0800100200@from-trunk-00000001;2")  # caller: yes
+                # A number's entry point: from-trunk sends it on to the info line's context.
+                + line("1.7", context="centrala-infoline")  # yes
             ).encode()
         )
     ]
     chosen = callers_to_record(channels(records).values(), [NUMBER])
-    assert [c.channel_id for c in chosen] == ["1.1", "1.2", "1.6"]
+    assert [c.channel_id for c in chosen] == ["1.1", "1.2", "1.6", "1.7"]
 
 
 def test_a_channel_bridged_twice_is_one_call_from_its_first_start_to_its_last_end() -> None:
