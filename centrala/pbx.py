@@ -47,6 +47,9 @@ ASTERISK_OWNED = (
 
 
 _Log = Callable[[str], None]
+NO_EID_NOTICE = (
+    "No ethernet interface found for seeding global EID. You will have to set it manually.\n"
+)
 
 
 class PBXError(Exception):
@@ -404,7 +407,9 @@ class LocalPBX:
             timeout=15,
             check=False,
         )
-        return proc.stdout
+        # The remote console says this first on a host (or network namespace) without an
+        # ethernet interface: it is not the command's answer.
+        return proc.stdout.removeprefix(NO_EID_NOTICE)
 
     def cli(self, command: str) -> str:
         """Run an Asterisk CLI command (tests use it for `module reload`, `core show`).
