@@ -1,4 +1,7 @@
-"""A fake ARI for fast tests of the Stasis apps, beside the client it stands in for (the way
+"""Over 500 lines: one fake of one client (its REST routes and the Asterisk behaviour they
+stand for: channels, bridges, playbacks, restarts), kept whole so it moves with ``ari.py``.
+
+A fake ARI for fast tests of the Stasis apps, beside the client it stands in for (the way
 panoramisk ships ``testing.py`` beside its AMI client).
 
 ``FakeARI`` *is* an ``ARIClient``: the apps call the same methods, and the events a test pushes

@@ -1,4 +1,7 @@
-"""The ``centrala`` command. Names of commands and options are a contract with operators'
+"""Over 500 lines: every operator command in one place (the surveys' are in ``cli_surveys``);
+the next group to move out is ``agent``.
+
+The ``centrala`` command. Names of commands and options are a contract with operators'
 scripts (DESIGN.md): keep them."""
 
 from __future__ import annotations
