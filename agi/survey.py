@@ -48,7 +48,8 @@ from core.surveys.interpreter import (
 from core.surveys.model import Survey
 from dialplan.model import NAME
 from models.calllog import CallLog, now
-from models.surveys import StoredSurvey, active_survey
+from models.db import is_outage
+from models.surveys import StoredSurvey
 from usecases.surveying import Respondent, SurveyLog
 
 log = structlog.get_logger(__name__)
@@ -333,12 +334,18 @@ class SurveyAGI:
         await self._run(request, session, respondent, stored)
 
     async def _lookup(self, asked: SurveyRequest) -> tuple[Respondent, StoredSurvey]:
-        respondent = await self.surveys.respondent(asked.call_id)
+        try:
+            respondent = await self.surveys.respondent(asked.call_id)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            raise SurveyRefused(f"database away and call {asked.call_id} not live here") from exc
         if respondent is None:
             raise SurveyRefused(f"no call {asked.call_id}")
         if respondent.survey_status in FINAL:
             raise SurveyRefused(f"call surveyed already ({respondent.survey_status})")
-        stored = await active_survey(self.surveys.sessions, asked.survey)
+        # With the database away: the version last read (answers are journaled).
+        stored = await self.surveys.active(asked.survey)
         if stored is None:
             raise SurveyRefused(f"no active survey {asked.survey!r}")
         return respondent, stored

@@ -22,7 +22,7 @@ from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from core.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
 from core.errors import AgentDeskError
 from models.crm import CRM
-from models.tables import AgentSession
+from models.snapshot import SessionRow
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +64,7 @@ class AgentDesk:
         self._tick: asyncio.TimerHandle | None = None
         self._logout_after_call: set[str] = set()
         # Agents' sessions are written in the order they change (pause, ready, logout...).
-        self._writes = asyncio.Lock()
+        self._last_write: asyncio.Task[None] | None = None
         self._pending_writes: set[asyncio.Task[None]] = set()
 
     # ---- the ACD's decisions, published ---------------------------------------------------
@@ -331,22 +331,37 @@ class AgentDesk:
 
     # ---- sessions that survive a restart --------------------------------------------------
 
-    async def _write(self, write: Awaitable[None]) -> None:
-        async with self._writes:
+    def _chain(self, write: Awaitable[None]) -> asyncio.Task[None]:
+        """Run ``write`` after every session write asked for before it, whether that one was
+        awaited or not: an agent's pause, log-out and log-in reach the table (or the
+        journal) in the order they happened."""
+        previous = self._last_write
+
+        async def run() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):  # said where it failed
+                    await asyncio.shield(previous)
             await write
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._last_write = task
+        self._pending_writes.add(task)
+        task.add_done_callback(self._pending_writes.discard)
+        return task
+
+    async def _write(self, write: Awaitable[None]) -> None:
+        await self._chain(write)
 
     def _write_soon(self, write: Awaitable[None]) -> None:
         """A session write from a synchronous caller: still in order with the others."""
 
         async def run() -> None:
             try:
-                await self._write(write)
+                await write
             except Exception:  # the ACD holds the truth; the next change writes it again
                 log.exception("agent_session_write_failed")
 
-        task = asyncio.get_running_loop().create_task(run())
-        self._pending_writes.add(task)
-        task.add_done_callback(self._pending_writes.discard)
+        self._chain(run())
 
     async def restore(self) -> None:
         """After a restart: the agents logged in before are logged in again (paused ones stay
@@ -356,7 +371,7 @@ class AgentDesk:
             with structlog.contextvars.bound_contextvars(agent_id=row.agent_id):
                 await self._restore_one(row)
 
-    async def _restore_one(self, row: AgentSession) -> None:
+    async def _restore_one(self, row: SessionRow) -> None:
         found = await self.crm.agent(row.agent_id)
         try:
             mode = AgentMode(row.mode)

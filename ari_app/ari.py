@@ -130,8 +130,12 @@ class ARIClient:
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        await self.open()
         self._runner = asyncio.create_task(self._run(), name="ari-events")
+
+    async def open(self) -> None:
+        """REST only, no event WebSocket (a command that makes one request)."""
+        self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
 
     async def stop(self) -> None:
         if self._runner:
@@ -283,6 +287,19 @@ class ARIClient:
                 return json.loads(text)
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise ARIUnavailable(0, str(exc) or type(exc).__name__, method, path) from exc
+
+    async def put_config(
+        self, config_class: str, object_type: str, object_id: str, fields: list[tuple[str, str]]
+    ) -> None:
+        """Create or replace a sorcery object (ARI's dynamic configuration: the object type
+        must have a writable wizard, sorcery.conf's ``memory``)."""
+        path = f"/asterisk/config/dynamic/{_q(config_class)}/{_q(object_type)}/{_q(object_id)}"
+        body = {"fields": [{"attribute": a, "value": v} for a, v in fields]}
+        await self.request("PUT", path, body=body)
+
+    async def delete_config(self, config_class: str, object_type: str, object_id: str) -> None:
+        path = f"/asterisk/config/dynamic/{_q(config_class)}/{_q(object_type)}/{_q(object_id)}"
+        await self.request("DELETE", path)
 
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{quote(channel_id, safe='')}/answer")

@@ -1,4 +1,7 @@
-"""A fake ARI for fast tests of the Stasis apps, beside the client it stands in for (the way
+"""Over 500 lines: one fake of one client (its REST routes and the Asterisk behaviour they
+stand for: channels, bridges, playbacks, restarts), kept whole so it moves with ``ari.py``.
+
+A fake ARI for fast tests of the Stasis apps, beside the client it stands in for (the way
 panoramisk ships ``testing.py`` beside its AMI client).
 
 ``FakeARI`` *is* an ``ARIClient``: the apps call the same methods, and the events a test pushes
@@ -171,6 +174,8 @@ class FakeARI(ARIClient):
         self.lost: list[Event] = []  # events Asterisk sent while the app was disconnected
         self.startup_time = "2026-11-30T08:00:00.000+0000"  # when "Asterisk" started
         self.destroyed: list[str] = []  # channel ids, in the order they went
+        # Dynamic configuration (sorcery's memory wizard): (class, type, id) -> fields.
+        self.config: dict[tuple[str, str, str], dict[str, str]] = {}
         self._seq = itertools.count(1)
         self._connected.set()
 
@@ -373,6 +378,19 @@ class FakeARI(ARIClient):
     ) -> Any:
         if method == "GET" and rest == ["info"]:
             return {"status": {"startup_time": self.startup_time, "last_reload_time": ""}}
+        if rest[:2] == ["config", "dynamic"] and len(rest) == 5:
+            key = (rest[2], rest[3], rest[4])
+            if method == "PUT":
+                fields = {f["attribute"]: f["value"] for f in (body or {}).get("fields", [])}
+                self.config[key] = fields
+                return [{"attribute": a, "value": v} for a, v in fields.items()]
+            if key not in self.config:
+                raise ARINotFound(404, "Object not found", method, path)
+            if method == "DELETE":
+                del self.config[key]
+                return None
+            if method == "GET":
+                return [{"attribute": a, "value": v} for a, v in self.config[key].items()]
         raise ARIError(501, "not in the fake", method, path)
 
     def _channels(

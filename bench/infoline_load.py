@@ -324,8 +324,11 @@ def bench_flow() -> Any:
     return Flow.model_validate(data)
 
 
-async def setup_desk(serve: Serve, n_agents: int, tag: str, mode: str) -> tuple[list[str], Any]:
-    """Apply the bench flow, create the agents in queue new_clients, log them in."""
+async def setup_desk(
+    serve: Serve, n_agents: int, tag: str, mode: str, flow: Any = None
+) -> tuple[list[str], Any]:
+    """Apply the bench flow (or ``flow``), create the agents in queue new_clients, log them
+    in."""
     from core.enums import AgentRole
     from models.db import create_engine, session_factory
     from models.flows import apply_flow
@@ -333,7 +336,7 @@ async def setup_desk(serve: Serve, n_agents: int, tag: str, mode: str) -> tuple[
 
     engine = create_engine(serve.database_url)
     sessions = session_factory(engine)
-    await apply_flow(sessions, bench_flow())
+    await apply_flow(sessions, flow if flow is not None else bench_flow())
     agents = [f"bench-{tag}-a{i:03d}" for i in range(n_agents)]
     async with sessions() as session:
         if await session.get(Queue, "new_clients") is None:

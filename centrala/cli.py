@@ -1,4 +1,7 @@
-"""The ``centrala`` command. Names of commands and options are a contract with operators'
+"""Over 500 lines: every operator command in one place (the surveys' are in ``cli_surveys``);
+the next group to move out is ``agent``.
+
+The ``centrala`` command. Names of commands and options are a contract with operators'
 scripts (DESIGN.md): keep them."""
 
 from __future__ import annotations
@@ -11,14 +14,19 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from centrala.settings import Settings, get_settings
+from centrala.settings import Settings, get_settings, settings_problems
 
 if TYPE_CHECKING:
     from dialplan.model import Flow
 
 
 def _settings() -> Settings:
-    return get_settings()
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise click.ClickException(settings_problems(exc)) from exc
 
 
 @click.group()
@@ -79,6 +87,25 @@ def pbx_cli(command: str) -> None:
         raise click.ClickException(str(exc)) from exc
     except PBXError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@pbx.command("render")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def pbx_render(directory: Path) -> None:
+    """Write the configuration rendered from the settings (what `pbx up` installs under
+    /etc/asterisk/centrala/) into DIRECTORY: the Docker deployment's Asterisk reads it."""
+    from centrala.pbx import PBXError, render_generated_config
+
+    try:
+        files = render_generated_config(_settings())
+    except PBXError as exc:
+        raise click.ClickException(str(exc)) from exc
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        path = directory / name
+        path.touch(mode=0o600)  # credentials: readable by the owner only until chowned
+        path.write_text(text)
+    click.echo(" ".join(sorted(files)))
 
 
 # ---- prompts ------------------------------------------------------------------------------
@@ -408,6 +435,67 @@ def agent_passwd(agent_id: str, from_stdin: bool) -> None:
     if not asyncio.run(run()):
         raise click.ClickException(f"no agent {agent_id!r}")
     click.echo(f"password set for {agent_id}")
+
+
+@agent.command("phone")
+@click.argument("agent_id")
+@click.option("--remove", is_flag=True, help="take the agent's phone away instead")
+def agent_phone(agent_id: str, remove: bool) -> None:
+    """Make (or reset) the agent's SIP phone and print its credentials, once: a desk phone or
+    softphone registers with them, and the agent's phone on file becomes PJSIP/AGENT_ID. The
+    password is shown only now; the database keeps its SIP digest, never the password."""
+    import secrets
+
+    from ari_app.ari import ARIClient, ARIError
+    from ari_app.phones import PhonePusher
+    from core.sip import check_phone_name, phone_dial, phone_digest
+    from models.db import create_engine, session_factory
+    from models.phones import Phone, PhoneStore
+
+    settings = _settings()
+    problem = check_phone_name(agent_id, settings.trunks)
+    if problem:
+        raise click.ClickException(f"agent {agent_id}: {problem}")
+    password = secrets.token_urlsafe(18)
+    phone = Phone(
+        agent_id, agent_id, settings.sip_realm, phone_digest(agent_id, settings.sip_realm, password)
+    )
+
+    async def run() -> dict[str, object]:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            store = PhoneStore(session_factory(engine))
+            if remove:
+                if await store.remove(agent_id) is None:
+                    raise click.ClickException(f"agent {agent_id} has no phone")
+            elif not await store.put(phone):
+                raise click.ClickException(f"no agent {agent_id!r}")
+        finally:
+            await engine.dispose()
+        ari = ARIClient(settings.ari_url, settings.ari_user, settings.ari_password, [])
+        await ari.open()
+        pusher = PhonePusher(ari, store.all, realm=settings.sip_realm, codecs=settings.phone_codecs)
+        try:
+            await (pusher.remove(agent_id) if remove else pusher.push(phone))
+            in_asterisk = "updated"
+        except ARIError as exc:
+            # Written in the database: `serve` pushes every phone when it (re)connects.
+            in_asterisk = f"not reached ({exc}); pushed when centrala serve connects"
+        finally:
+            await ari.stop()
+        if remove:
+            return {"agent": agent_id, "removed": True, "asterisk": in_asterisk}
+        return {
+            "agent": agent_id,
+            "username": phone.endpoint,
+            "password": password,
+            "realm": settings.sip_realm,
+            "registrar": settings.sip_external_address or settings.sip_bind,
+            "dial": phone_dial(phone.endpoint),
+            "asterisk": in_asterisk,
+        }
+
+    click.echo(json.dumps(asyncio.run(run())))
 
 
 # ---- serve --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from centrala.settings import Settings
+from core.sip import check_hostport, render_numbers, render_rtp, render_transports, render_trunks
 
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-config", "asterisk-core-sounds-en")
 STAMP = ".centrala-rootfs-ready"
@@ -46,6 +47,9 @@ ASTERISK_OWNED = (
 
 
 _Log = Callable[[str], None]
+NO_EID_NOTICE = (
+    "No ethernet interface found for seeding global EID. You will have to set it manually.\n"
+)
 
 
 class PBXError(Exception):
@@ -103,9 +107,12 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
             "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
             "read = all\nwrite = all\n"
         ),
-        "pjsip_transports.conf": (
-            "[transport-udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:5060\n"
-        ),
+        # Real lines (core/sip.py): SIP's address, the carrier trunks, the numbers that
+        # enter from them (lines of [from-trunk]) and the RTP ports.
+        "pjsip_transports.conf": render_transports(settings.sip_network),
+        "pjsip_trunks.conf": render_trunks(settings.trunks),
+        "numbers.conf": render_numbers(settings.numbers),
+        "rtp_ports.conf": render_rtp(settings.sip_network),
         "globals.conf": (
             f"INFOLINE_APP = {settings.infoline_app}\n"
             f"SURVEY_APP = {settings.survey_app}\n"
@@ -140,14 +147,16 @@ class LocalPBX:
     def ports_in_use(self) -> list[str]:
         """Our ports that another process holds (checked only while our Asterisk is down)."""
         host, port = ari_endpoint(self.settings)
+        sip_host, sip_port = check_hostport(self.settings.sip_bind)
         wanted = [
             (socket.SOCK_STREAM, host, port, "ARI HTTP"),
             (socket.SOCK_STREAM, self.settings.ami_host, self.settings.ami_port, "AMI"),
-            (socket.SOCK_DGRAM, "127.0.0.1", 5060, "SIP"),
+            (socket.SOCK_DGRAM, sip_host.strip("[]"), sip_port or 5060, "SIP"),
         ]
         taken = []
         for kind, h, p, what in wanted:
-            with socket.socket(socket.AF_INET, kind) as s:
+            family = socket.AF_INET6 if ":" in h else socket.AF_INET
+            with socket.socket(family, kind) as s:
                 if kind == socket.SOCK_STREAM:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
@@ -398,7 +407,9 @@ class LocalPBX:
             timeout=15,
             check=False,
         )
-        return proc.stdout
+        # The remote console says this first on a host (or network namespace) without an
+        # ethernet interface: it is not the command's answer.
+        return proc.stdout.removeprefix(NO_EID_NOTICE)
 
     def cli(self, command: str) -> str:
         """Run an Asterisk CLI command (tests use it for `module reload`, `core show`).

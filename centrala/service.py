@@ -24,17 +24,22 @@ from ari_app.ari import APP_EVENTS, ARIClient, Event
 from ari_app.campaigns import CampaignDialler
 from ari_app.cdr import CdrFile, CdrReconciler
 from ari_app.infoline import InfolineApp
+from ari_app.infoline.calls import NoFlowKnown
+from ari_app.phones import PhonePusher
 from centrala.settings import Settings
 from core.acd import ACD
 from core.agi_gate import SessionLimits
+from core.outage import backoff
 from core.surveys.validate import SurveyError, check_survey
 from dialplan.validate import load_flow
 from models.calllog import CallLog
 from models.campaigns import CampaignStore
 from models.crm import CRM
-from models.db import create_engine, session_factory, upgrade_async
+from models.db import create_engine, is_outage, session_factory, upgrade_async
 from models.flows import active_flow, apply_flow
 from models.journal import WriteJournal
+from models.phones import PhoneStore
+from models.snapshot import Snapshot
 from models.surveys import active_survey, apply_survey
 from usecases.surveying import SurveyLog
 from web import DeskConfig, desk_ctx, setup_desk
@@ -63,32 +68,88 @@ INFOLINE_APP = web.AppKey("infoline_app", InfolineApp)  # the concrete app, for 
 PBX_RECORDS = web.AppKey("pbx_records", CdrReconciler)
 LOOP_LAG = web.AppKey("loop_lag", list[float])
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, no call state
+# Migrated and prepared (set late when `serve` started without the database).
+DB_READY = web.AppKey("db_ready", asyncio.Event)
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    if settings.migrate_on_start:
-        await upgrade_async(settings.effective_database_url)
     engine = create_engine(settings.effective_database_url)
     sessions = session_factory(engine)
     app[SESSIONS] = sessions
     # While the database is away the call path's writes go to this journal (fsynced) and
     # drain into the database when it is back; what a previous process left drains first.
     journal = WriteJournal(settings.data_dir / "journal" / "calls.jsonl")
-    app[CALLLOG] = CallLog(sessions, settings.default_region, journal=journal)
-    app[CALLLOG].start()
-    app[CRM_KEY] = CRM(sessions)
+    calllog = app[CALLLOG] = CallLog(sessions, settings.default_region, journal=journal)
+    # What the call path last read (flow, queues, agents, surveys), for a start without
+    # the database (models/snapshot.py).
+    snapshot = Snapshot(settings.data_dir / "snapshot.json")
+    app[CRM_KEY] = CRM(sessions, snapshot=snapshot, writer=calllog)
+    app[SURVEYS] = SurveyLog(sessions, calllog=calllog, crm=app[CRM_KEY])
+    app[CAMPAIGNS] = CampaignStore(sessions)
+    ready = app[DB_READY] = asyncio.Event()
+    waiting: asyncio.Task[None] | None = None
+    try:
+        await prepare_database(settings, sessions)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        # Started while the database is away (a host rebooted, PostgreSQL slower to come
+        # up): answer from the snapshot, journal the writes, migrate and drain once it is
+        # back. Said once; retried with backoff.
+        log.error(
+            "database_down_at_start",
+            error=str(exc)[:200],
+            snapshot=snapshot.has_flow,
+            journal=journal.pending,
+        )
+        calllog.schema_ready.clear()
+        calllog.start(database_down=True)
+        waiting = asyncio.create_task(_wait_for_database(settings, sessions, calllog, ready))
+    else:
+        calllog.start()
+        ready.set()
+    yield
+    if waiting is not None:
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+    await calllog.aclose()
+    await engine.dispose()
+
+
+async def prepare_database(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Migrations, and what a fresh install needs (the shipped flow and surveys)."""
+    if settings.migrate_on_start:
+        await upgrade_async(settings.effective_database_url)
     if await active_flow(sessions, "infoline") is None:
         # A fresh install speaks the shipped flow until an admin applies their own.
         flow = load_flow(settings.flow_file.read_text(), str(settings.flow_file))
         version = await apply_flow(sessions, flow, created_by="serve (fresh install)")
         log.info("flow_applied", flow=flow.name, version=version, file=str(settings.flow_file))
-    app[SURVEYS] = SurveyLog(sessions, before_write=app[CALLLOG].flush)
-    app[CAMPAIGNS] = CampaignStore(sessions)
     await apply_missing_surveys(settings, sessions)
-    yield
-    await app[CALLLOG].aclose()
-    await engine.dispose()
+
+
+async def _wait_for_database(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    calllog: CallLog,
+    ready: asyncio.Event,
+) -> None:
+    attempt = 0
+    while True:
+        attempt += 1
+        await asyncio.sleep(backoff(attempt))
+        try:
+            await prepare_database(settings, sessions)
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("database_prepare_failed")
+            continue
+        break
+    log.warning("database_reachable", attempts=attempt)
+    calllog.schema_ready.set()  # the journal drains into it now
+    ready.set()
 
 
 async def apply_missing_surveys(
@@ -121,7 +182,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     pbx_records = CdrReconciler(
         CdrFile(settings.effective_cdr_file, settings.make_data_dir() / "cdr-cursor.json"),
         app[CALLLOG],
-        [settings.infoline_number],
+        settings.infoline_numbers,
         grace=timedelta(seconds=settings.cdr_grace_seconds),
     )
     app[PBX_RECORDS] = pbx_records
@@ -136,16 +197,14 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         survey=settings.postcall_survey,
         pbx_records=pbx_records,
     )
-    await infoline.warm()  # the database is up here (migrations and the flow just ran)
-
     dialler = CampaignDialler(
         ari,
         app[CALLLOG],
         app[SURVEYS],
         app[CAMPAIGNS],
         app=settings.survey_app,
-        dial=settings.outbound_dial,
-        caller_id=settings.outbound_caller_id,
+        dial=settings.effective_outbound_dial,
+        caller_id=settings.effective_outbound_caller_id,
         tick_seconds=settings.campaign_tick_seconds,
     )
 
@@ -156,22 +215,59 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             else:
                 await infoline.on_event(event)
 
+    phones = PhonePusher(
+        ari,
+        PhoneStore(app[SESSIONS]).all,
+        realm=settings.sip_realm,
+        codecs=settings.phone_codecs,
+    )
     ari.on_event(on_event)
+    ari.on_connect(phones.reconcile)
     ari.on_connect(infoline.reconcile)
     ari.on_connect(dialler.reconcile)
     app[ARI], app[ACD_KEY], app[DESK], app[INFOLINE] = ari, acd, desk, infoline
     app[INFOLINE_APP] = infoline
     app[DIALLER] = dialler
-    await ari.start()
-    dialler.start()
+    deferred: asyncio.Task[None] | None = None
+    try:
+        # The flow and queues, read now (or from the snapshot when the database is away),
+        # so a database that goes away right after still leaves the line answering.
+        await infoline.warm()
+    except NoFlowKnown as exc:
+        # Nothing to run the IVR from: the Stasis app stays unregistered, so the dialplan
+        # sends callers to the FastAGI info line (journaled) until the database is back.
+        log.error(
+            "cannot_serve_no_snapshot",
+            reason=str(exc),
+            callers="the dialplan's FastAGI fallback answers them",
+            retrying=True,
+        )
+        deferred = asyncio.create_task(_start_when_database_back(app, infoline, ari, dialler))
+    else:
+        await ari.start()
+        dialler.start()
     reconciling = asyncio.create_task(pbx_records.run(settings.cdr_reconcile_seconds))
     yield
     reconciling.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await reconciling
+    if deferred is not None:
+        deferred.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await deferred
     await dialler.stop()
     await desk.close()
     await ari.stop()
+
+
+async def _start_when_database_back(
+    app: web.Application, infoline: InfolineApp, ari: ARIClient, dialler: CampaignDialler
+) -> None:
+    await app[DB_READY].wait()
+    await infoline.warm()
+    log.warning("infoline_registering_database_back")
+    await ari.start()
+    dialler.start()
 
 
 async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -197,6 +293,9 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
         header_timeout=settings.agi_header_timeout,
         command_timeout=settings.agi_command_timeout,
     )
+    # The post-call survey as read now, kept for an outage (and a start during one).
+    with contextlib.suppress(Exception):
+        await app[SURVEYS].active(settings.postcall_survey)
     await server.start()
     app[AGI] = server
     yield

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from core.sip import SipNetwork, Trunk, check_sip, numbers, outbound_dial
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The shipped credentials: fine while Asterisk listens on loopback only, where the machine's
@@ -150,17 +152,82 @@ class Settings(BaseSettings):
     # dials a client's number (`{number}` is the E.164 number).
     survey_files: list[Path] = [REPO_ROOT / "surveys" / "nps.yaml"]
     survey_app: str = "centrala-survey"
-    outbound_dial: str = Field(
-        default="PJSIP/{number}@trunk", description="channel to dial for campaign calls"
+    outbound_dial: str | None = Field(
+        default=None,
+        description="channel to dial for campaign calls; unset: PJSIP/{number}@OUTBOUND_TRUNK",
     )
-    outbound_caller_id: str = Field(
-        default="0800100200", description="the number campaign calls show"
+    outbound_caller_id: str | None = Field(
+        default=None,
+        description="the number campaign calls show; unset: the outbound trunk's caller_id, "
+        "else the info number",
     )
     campaign_tick_seconds: float = Field(default=1.0, gt=0, le=60)
     # The post-call survey (agi/survey.py): the survey of the transfer target "survey", and
     # the queue of a detractor's callback when they have no manager of their own.
     postcall_survey: str = Field(default="nps", pattern=r"^[a-z][a-z0-9_]{0,63}$")
     survey_follow_up_queue: str = "new_clients"
+
+    # Real phone lines (core/sip.py): where SIP listens and how it is seen through NAT, the RTP
+    # ports, the carrier trunks with the numbers arriving on them, the trunk calls leave
+    # through, and the realm and codecs of agents' phones. The defaults: SIP on loopback only,
+    # no trunk, the info number entering the info line.
+    sip_bind: str = Field(default="127.0.0.1:5060", description="SIP UDP address and port")
+    sip_external_address: str | None = Field(
+        default=None, description="public address (host or host:port) when behind NAT"
+    )
+    sip_local_nets: list[str] = Field(
+        default_factory=list, description="networks reached without NAT (with an external one)"
+    )
+    rtp_start: int = 10000
+    rtp_end: int = 20000
+    trunks: list[Trunk] = Field(default_factory=list, description="carrier SIP trunks")
+    outbound_trunk: str | None = Field(default=None, description="the trunk calls leave through")
+    sip_realm: str = Field(default="centrala", pattern=r"^[A-Za-z0-9.-]{1,64}$")
+    phone_codecs: list[str] = ["g722", "alaw", "ulaw"]
+
+    @model_validator(mode="after")
+    def _sip_fits_together(self) -> Settings:
+        problems = check_sip(
+            self.sip_network,
+            self.trunks,
+            outbound_trunk=self.outbound_trunk,
+            infoline_number=self.infoline_number,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def sip_network(self) -> SipNetwork:
+        return SipNetwork(
+            bind=self.sip_bind,
+            external_address=self.sip_external_address,
+            local_nets=tuple(self.sip_local_nets),
+            rtp_start=self.rtp_start,
+            rtp_end=self.rtp_end,
+        )
+
+    @property
+    def numbers(self) -> dict[str, str]:
+        """Every number entering from a trunk and its entry point."""
+        return numbers(self.trunks, self.infoline_number)
+
+    @property
+    def infoline_numbers(self) -> list[str]:
+        return [n for n, entry in self.numbers.items() if entry == "infoline"]
+
+    @property
+    def effective_outbound_dial(self) -> str:
+        if self.outbound_dial:
+            return self.outbound_dial
+        return outbound_dial(self.outbound_trunk or "trunk")
+
+    @property
+    def effective_outbound_caller_id(self) -> str:
+        if self.outbound_caller_id:
+            return self.outbound_caller_id
+        trunk = next((t for t in self.trunks if t.name == self.outbound_trunk), None)
+        return (trunk.caller_id if trunk else None) or self.infoline_number
 
     def exposed_default_secrets(self) -> list[str]:
         """Why the shipped ARI password or AMI secret must not be used here: one line per
@@ -258,6 +325,19 @@ def _generated_secret(path: Path) -> str:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """A settings error as operators read it: one line per problem, named by its setting."""
+    lines = ["the settings are not valid:"]
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not where:
+            lines += [f"  {problem}" for problem in message.split("; ")]
+        else:
+            lines.append(f"  CENTRALA_{where.upper()}: {message}")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 # The columns of one record line; cdr_custom.conf must write exactly these, in this order.
@@ -31,8 +31,9 @@ RECORD_FIELDS = (
     "end",
 )
 
-# The contexts where callers from outside enter the info line (extensions.conf).
-ENTRY_CONTEXTS = frozenset({"from-trunk", "infoline-agi"})
+# The contexts where callers from outside enter the info line (extensions.conf: a number
+# enters from-trunk and goes on to centrala-infoline, where the CDR finds it).
+ENTRY_CONTEXTS = frozenset({"from-trunk", "centrala-infoline", "infoline-agi"})
 
 # What the CRM says of a call Centrala was not there to serve.
 UNSERVED = "unserved"
@@ -169,18 +170,13 @@ def channels(records: Iterable[CdrRecord]) -> dict[str, PbxCall]:
             )
             continue
         answers = [a for a in (was.answered_at, r.answer) if a is not None]
-        seen[r.uniqueid] = PbxCall(
-            channel_id=was.channel_id,
-            linkedid=was.linkedid,
-            caller_number=was.caller_number,
-            called_number=was.called_number,
-            context=was.context,
+        seen[r.uniqueid] = replace(
+            was,
             started_at=min(was.started_at, r.start),
             answered_at=min(answers) if answers else None,
             ended_at=max(was.ended_at, r.end),
             disposition="ANSWERED" if answers else r.disposition,
             last_app=r.last_app,
-            channel=was.channel,
         )
     return seen
 

@@ -1,5 +1,7 @@
 """Over 500 lines: one ordered write path (the trail, the row, the journal while the database
-is away) whose parts share one lock and one queue; to split when the journal grows.
+is away) whose parts share one lock and one queue; other modules' write kinds are registered
+here (``register``: agents' sessions, survey answers, dispositions, ...) and the open calls
+kept beside the database are models/livecalls.py. Next to split: the drain and replay.
 
 The call log: every call is a row from its first event to its last, with an event trail.
 
@@ -10,9 +12,10 @@ duplicated StasisStart or AGI request finds the same row, and closing twice chan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -26,6 +29,7 @@ from core.cdrs import UNSERVED, UNSERVED_TEXT, PbxCall
 from core.ivr import recorded_path
 from core.outage import DbHealth, Outage
 from core.phones import normalise
+from models import livecalls
 from models.callbacks import add_callback
 from models.db import is_outage
 from models.journal import WriteJournal
@@ -34,6 +38,11 @@ from models.tables import Call, Callback, CallEvent, Client, ClientPhone, Direct
 log = structlog.get_logger(__name__)
 
 MAX_TEXT = 200
+
+# A write kind another module owns (agents' sessions, survey answers, ...): applied to the
+# database in order with the calls' writes, journaled with them while it is away. With
+# ``replay`` (from the journal) it checks what is already there and writes nothing twice.
+Applier = Callable[[AsyncSession, dict[str, Any], bool], Awaitable[Any]]
 
 
 def now() -> datetime:
@@ -194,6 +203,17 @@ class CallLog:
         self.clock = clock
         self._drainer: asyncio.Task[None] | None = None
         self._lookup_skip_said = False
+        self._appliers: dict[str, Applier] = {}
+        # Open calls as our own writes say (models.livecalls): adopted from when the
+        # database cannot be read; the journal's first entry while it is away.
+        self.live: dict[str, dict[str, Any]] = {}
+        # Set once the database is ready for the journal (migrated, after a start without
+        # it): until then nothing drains into it.
+        self.schema_ready = asyncio.Event()
+        self.schema_ready.set()
+        # Calls a restart adopted from Asterisk alone (its row unreadable): the row the
+        # database holds for that channel, found when the journal drains.
+        self._remap: dict[str, str] = {}
 
     @property
     def degraded(self) -> bool:
@@ -206,12 +226,21 @@ class CallLog:
     def journal_pending(self) -> int:
         return self.journal.pending if self.journal is not None else 0
 
-    def start(self) -> None:
+    def register(self, kind: str, applier: Applier) -> None:
+        """Another module's write kind (see ``Applier``)."""
+        self._appliers[kind] = applier
+
+    def start(self, *, database_down: bool = False) -> None:
         """Drain what a previous process journaled before anything new is written: until
-        it is drained, new writes queue behind it in the journal."""
+        it is drained, new writes queue behind it in the journal. ``database_down``: it
+        could not be reached at start; writes go to the journal from the first one."""
         if self.journal is not None and self.journal.pending:
+            self.live = livecalls.rebuild(self.journal.read_now())
             self.outage.failed(self.clock())
             log.warning("journal_found_draining", pending=self.journal.pending)
+            self._drain_later()
+        elif database_down and self.journal is not None:
+            self.outage.failed(self.clock())
             self._drain_later()
 
     async def find_client(self, session: AsyncSession, e164: str | None) -> list[Client]:
@@ -239,6 +268,7 @@ class CallLog:
         flow_version: int | None = None,
         client_id: int | None = None,
         survey_id: int | None = None,
+        adopted: bool = False,
     ) -> OpenedCall:
         """Open the call's record (once per channel). The client is ``client_id`` when the
         caller knows it (a campaign calling a client), else looked up by the caller's number.
@@ -262,11 +292,16 @@ class CallLog:
         }
         if not self.degraded:
             try:
-                return await self._open_in_db(row, e164)
+                opened = await self._open_in_db(row, e164)
             except Exception as exc:
                 if self.journal is None or not is_outage(exc):
                     raise
                 self._went_down(exc)
+            else:
+                if opened.new:  # kept beside the database too (models.livecalls)
+                    row = {**row, "id": opened.id, "client_id": opened.client_id}
+                    livecalls.apply(self.live, {"op": "open", "row": row})
+                return opened
         if not self._lookup_skip_said:
             self._lookup_skip_said = True
             log.warning("caller_lookup_skipped_database_down")
@@ -276,7 +311,10 @@ class CallLog:
             "kind": "opened",
             "data": {"handler": handler, "caller_e164": e164, "client_ids": [], "journaled": True},
         }
-        await self._submit([{"op": "open", "row": row, "event": event}])
+        op: dict[str, Any] = {"op": "open", "row": row, "event": event}
+        if adopted:
+            op["adopted"] = True  # its row may exist under another id: found at the drain
+        await self._submit([op])
         return OpenedCall(row["id"], client_id, e164, new=True, client=None)
 
     async def _open_in_db(self, row: dict[str, Any], e164: str | None) -> OpenedCall:
@@ -377,16 +415,18 @@ class CallLog:
         """Write the pending trail, then ``ops``, in order: to the database, or to the
         journal while it is away. Returns the last op's result (None when journaled)."""
         async with self._flush_lock:
-            ops = self._take_pending() + ops
+            taken = self._take_pending()
+            ops = taken + ops
             if not ops:
                 return None
             if self.journal is not None and self.degraded:
-                await self.journal.append(ops)
-                self._drain_later()
+                await self._journal(ops)
                 return None
             try:
                 result = None
                 async with self.sessions() as session:
+                    # Ids of calls adopted from Asterisk alone go to their rows' ids.
+                    ops = [_remapped(op, self._remap) for op in ops]
                     behind = 0
                     while behind < len(ops) and ops[behind]["op"] in BATCHED:
                         behind += 1
@@ -394,14 +434,59 @@ class CallLog:
                     for op in ops[behind:]:
                         result = await self._apply(session, op, replay=False)
                     await session.commit()
-                return result
             except Exception as exc:
                 if self.journal is None or not is_outage(exc):
+                    self._put_back(taken)  # the trail is not lost with a refused write
                     raise
                 self._went_down(exc)
-                await self.journal.append(ops)
-                self._drain_later()
+                await self._journal(ops)
                 return None
+            for op in ops:
+                livecalls.apply(self.live, op)
+            return result
+
+    def _put_back(self, taken: list[dict[str, Any]]) -> None:
+        """A refused write loses nothing: the taken writes go back in front of those made
+        since, and each live state taken unless a newer one was set meanwhile."""
+        kept: list[dict[str, Any]] = []
+        for op in taken:
+            if op["op"] == "flush":
+                for call_id, state in op["states"].items():
+                    self._states.setdefault(call_id, state)
+                if op["events"]:
+                    kept.append({**op, "states": {}})
+            else:
+                kept.append(op)
+        self._pending[:0] = kept
+        if taken and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush_soon())
+
+    async def write(self, ops: list[dict[str, Any]]) -> Any:
+        """Write ``ops`` (registered kinds) in order with the calls' writes: to the database,
+        or to the journal while it is away. The last op's result; None when journaled."""
+        return await self._submit(ops)
+
+    async def _journal(self, ops: list[dict[str, Any]]) -> None:
+        assert self.journal is not None
+        if not self.journal.pending:
+            # The journal starts: it opens with every call still open, so a process
+            # restarted before the database is back adopts them from here.
+            ops = [self._live_head(), *ops]
+        await self.journal.append(ops)
+        for op in ops:
+            livecalls.apply(self.live, op)
+        self._drain_later()
+
+    def _live_head(self) -> dict[str, Any]:
+        return {"op": "live", "rows": {k: dict(v) for k, v in self.live.items()}}
+
+    def database_failed(self, exc: BaseException) -> None:
+        """Another part found the database away: writes go to the journal from now on, and
+        the drain's backoff tries it until it is back (said once, like any outage)."""
+        if self.journal is None:
+            return
+        self._went_down(exc)
+        self._drain_later()
 
     def _went_down(self, exc: BaseException) -> None:
         if self.outage.failed(self.clock()):
@@ -413,6 +498,7 @@ class CallLog:
 
     async def _drain_loop(self) -> None:
         while True:
+            await self.schema_ready.wait()
             if await self.drain():
                 return
             # Backoff between tries (not a poll of a flag): the database gives no signal.
@@ -423,9 +509,20 @@ class CallLog:
         idempotent, so a crash mid-drain repeats nothing); True when it is empty."""
         if self.journal is None:
             return True
+        if not self.schema_ready.is_set():
+            return False
         async with self._flush_lock:
             entries = await self.journal.entries()
             if not entries:
+                if self.outage.health is not DbHealth.UP:
+                    try:  # nothing to write: is it back, though?
+                        async with self.sessions() as session:
+                            await session.execute(select(1))
+                    except Exception as exc:
+                        if not is_outage(exc):
+                            raise
+                        self._went_down(exc)
+                        return False
                 self.journal.pending = 0
                 self._recovered(0)
                 return True
@@ -433,6 +530,7 @@ class CallLog:
             done = 0
             try:
                 for entry in entries:
+                    entry = _remapped(entry, self._remap)
                     async with self.sessions() as session:
                         try:
                             await self._apply(session, entry, replay=True)
@@ -452,7 +550,8 @@ class CallLog:
                 if not is_outage(exc):
                     raise
                 if done:
-                    await self.journal.clear(done)
+                    # What is left starts again with the open calls (see models.livecalls).
+                    await self.journal.clear(done, head=self._live_head())
                 self._went_down(exc)
                 return False
             await self.journal.clear(done)
@@ -474,6 +573,10 @@ class CallLog:
         so an entry written before a crash is not written twice."""
         kind = op["op"]
         calls = cast(Table, Call.__table__)
+        if kind == "live":
+            return None  # the open calls at the journal's head: for a restart, not a write
+        if kind in self._appliers:
+            return await self._appliers[kind](session, op, replay)
         if kind == "open":
             row = op["row"]
             if replay:
@@ -482,6 +585,14 @@ class CallLog:
                         (Call.id == row["id"]) | (Call.channel_id == row["channel_id"])
                     )
                 )
+                if present is not None and present != row["id"] and op.get("adopted"):
+                    # Adopted from Asterisk alone while the row was unreadable: its later
+                    # writes go to the row the channel has.
+                    self._remap[row["id"]] = present
+                    event = {**op["event"], "call_id": present, "kind": "adopted"}
+                    if not await _event_present(session, event):
+                        await session.execute(insert(CallEvent), [event])
+                    return None
                 if present is not None:
                     return None
             await session.execute(
@@ -601,13 +712,15 @@ class CallLog:
             made += 1
         return made
 
-    async def _written(self) -> None:
+    async def settle(self) -> None:
         """Everything said so far is in the database, as far as it can be: a read that
         adopts calls must see the rows the journal still holds (a database away still
         fails the read, as it would anyway)."""
         await self.flush()
         if self.degraded:
             await self.drain()
+
+    _written = settle
 
     async def aclose(self) -> None:
         if self._flusher is not None:
@@ -707,25 +820,59 @@ class CallLog:
             return await session.get(Client, client_id)
 
     async def live_calls(self, handler: str) -> list[LiveRow]:
-        """Calls not yet closed, with what a restarted app needs to adopt them."""
+        """Calls not yet closed, with what a restarted app needs to adopt them. With the
+        database away: as our own writes and the journal say (``self.live``)."""
         await self._written()
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(Call).where(Call.handler == handler, Call.ended_at.is_(None))
-            )
-            return [
-                LiveRow(
-                    call_id=r.id,
-                    channel_id=r.channel_id,
-                    state=r.live_state,
-                    flow_version=r.flow_version,
-                    client_id=r.client_id,
-                    caller_number=r.caller_number,
-                    queued_at=r.queued_at,
-                    connected_at=r.connected_at,
+        try:
+            async with self.sessions() as session:
+                rows = list(
+                    await session.scalars(
+                        select(Call).where(Call.handler == handler, Call.ended_at.is_(None))
+                    )
                 )
-                for r in rows
+        except Exception as exc:
+            if self.journal is None or not is_outage(exc):
+                raise
+            self._went_down(exc)
+            log.warning("live_calls_from_journal", calls=len(self.live))
+            return [
+                _live_row(call_id, facts)
+                for call_id, facts in self.live.items()
+                if facts.get("handler") == handler
             ]
+        found = [
+            LiveRow(
+                call_id=r.id,
+                channel_id=r.channel_id,
+                state=r.live_state,
+                flow_version=r.flow_version,
+                client_id=r.client_id,
+                caller_number=r.caller_number,
+                queued_at=r.queued_at,
+                connected_at=r.connected_at,
+            )
+            for r in rows
+        ]
+        for r in rows:  # adopted: kept here from now on, like the calls we open
+            self.live.setdefault(
+                r.id,
+                {
+                    "channel_id": r.channel_id,
+                    "handler": r.handler,
+                    "flow_version": r.flow_version,
+                    "client_id": r.client_id,
+                    "caller_number": r.caller_number,
+                    "queued_at": r.queued_at,
+                    "connected_at": r.connected_at,
+                    "state": r.live_state,
+                    "survey_status": r.survey_status,
+                },
+            )
+        return found
+
+    def live_facts(self, call_id: str) -> dict[str, Any] | None:
+        """An open call's facts as our writes say (its row may be unreadable)."""
+        return self.live.get(call_id)
 
     async def open_calls(self, handler: str) -> list[tuple[str, str]]:
         """(call id, channel id) of calls not yet closed: what a restarted app must adopt."""
@@ -737,3 +884,52 @@ class CallLog:
                 )
             )
             return [(r[0], r[1]) for r in rows]
+
+
+def _live_row(call_id: str, facts: dict[str, Any]) -> LiveRow:
+    return LiveRow(
+        call_id=call_id,
+        channel_id=str(facts.get("channel_id")),
+        state=facts.get("state"),
+        flow_version=facts.get("flow_version"),
+        client_id=facts.get("client_id"),
+        caller_number=facts.get("caller_number"),
+        queued_at=_as_time(facts.get("queued_at")),
+        connected_at=_as_time(facts.get("connected_at")),
+    )
+
+
+def _as_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value)
+    return None
+
+
+def _remapped(entry: dict[str, Any], remap: dict[str, str]) -> dict[str, Any]:
+    """``entry`` with the call ids of calls adopted from Asterisk alone replaced by the ids
+    of their rows (see ``_apply``'s open)."""
+    if not remap:
+        return entry
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                if k == "call_id" and isinstance(v, str):
+                    out[k] = remap.get(v, v)
+                elif k == "states" and isinstance(v, dict):
+                    out[k] = {remap.get(c, c): s for c, s in v.items()}
+                else:
+                    out[k] = walk(v)
+            return out
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    walked: dict[str, Any] = walk(entry)
+    if walked.get("op") == "open":
+        walked["row"] = entry["row"]  # the open itself finds the remap
+    return walked

@@ -366,23 +366,9 @@ class CampaignStore:
         """Apply an attempt's result with the campaign's retry rules (idempotent: an
         attempt already applied changes nothing). None when the contact is unknown."""
         async with self.sessions() as session, session.begin():
-            campaign = await session.get(Campaign, campaign_id)
-            row = await session.get(CampaignContact, contact_id, with_for_update=True)
-            if campaign is None or row is None or row.campaign_id != campaign_id:
-                return None
-            settings = CampaignSettings.model_validate(campaign.settings)
-            before = _contact(row, ClientFacts(client_id=row.client_id, number=row.number))
-            if attempt <= before.attempts:
-                return before
-            after = after_attempt(before, attempt, outcome, now, settings.rules, call_id)
-            row.status = after.status.value
-            row.attempts = after.attempts
-            row.next_attempt_at = after.next_attempt_at
-            row.last_outcome = after.last_outcome
-            row.attempt_history = history_to_json(after.history)
-            if call_id is not None:
-                row.last_call_id = call_id
-            return after
+            return await apply_outcome(
+                session, campaign_id, contact_id, attempt, outcome, now, call_id
+            )
 
     async def attempt(
         self, campaign_id: int, contact_id: int, attempt: int
@@ -544,3 +530,48 @@ async def create_campaign(
     if not contacts:
         raise CampaignError("no_contacts", "nobody to call: the list or segments are empty", 422)
     return await CampaignStore(sessions).create(name, stored.id, settings, contacts)
+
+
+async def apply_outcome(
+    session: AsyncSession,
+    campaign_id: int,
+    contact_id: int,
+    attempt: int,
+    outcome: Outcome,
+    now: datetime,
+    call_id: str | None,
+) -> Contact | None:
+    """``CampaignStore.apply`` in the caller's transaction (the call log's, when the
+    outcome goes through its ordered writes and the journal)."""
+    campaign = await session.get(Campaign, campaign_id)
+    row = await session.get(CampaignContact, contact_id, with_for_update=True)
+    if campaign is None or row is None or row.campaign_id != campaign_id:
+        return None
+    settings = CampaignSettings.model_validate(campaign.settings)
+    before = _contact(row, ClientFacts(client_id=row.client_id, number=row.number))
+    if attempt <= before.attempts:
+        return before
+    after = after_attempt(before, attempt, outcome, now, settings.rules, call_id)
+    row.status = after.status.value
+    row.attempts = after.attempts
+    row.next_attempt_at = after.next_attempt_at
+    row.last_outcome = after.last_outcome
+    row.attempt_history = history_to_json(after.history)
+    if call_id is not None:
+        row.last_call_id = call_id
+    await session.flush()
+    return after
+
+
+async def apply_outcome_op(session: AsyncSession, op: dict[str, Any], replay: bool) -> Any:
+    """An attempt's outcome from the call log's ordered writes (journaled while the database
+    is away); idempotent by attempt number, so a replay changes nothing twice."""
+    return await apply_outcome(
+        session,
+        op["campaign_id"],
+        op["contact_id"],
+        op["attempt"],
+        Outcome(op["outcome"]),
+        op["at"],
+        op["call_id"],
+    )

@@ -104,11 +104,19 @@ class WriteJournal:
     async def entries(self) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._read)
 
-    async def clear(self, through: int) -> None:
-        """Forget the entries up to sequence ``through`` (drained), keep any later ones."""
+    def read_now(self) -> list[dict[str, Any]]:
+        """The entries, read on the spot (at start, before the loop serves anything)."""
+        return self._read()
+
+    async def clear(self, through: int, head: dict[str, Any] | None = None) -> None:
+        """Forget the entries up to sequence ``through`` (drained), keep any later ones;
+        ``head``: an entry to put before those kept (numbered ``through``, so it sorts
+        first and goes with the next clear)."""
 
         def _clear() -> int:
             rest = [e for e in self._read() if int(e["seq"]) > through]
+            if rest and head is not None:
+                rest.insert(0, {"seq": through, **head})
             tmp = self.path.with_suffix(".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:

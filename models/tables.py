@@ -141,6 +141,21 @@ class AgentSession(Base):
     logged_in_at: Mapped[datetime]
 
 
+class AgentPhone(Base):
+    """An agent's SIP phone (a desk phone or a softphone registers as ``endpoint``). Only the
+    digest of its password is kept (SIP's HA1, what Asterisk's password_digest takes): the
+    password itself is shown once when made and is in no file and no table."""
+
+    __tablename__ = "agent_phones"
+    agent_id: Mapped[str] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    endpoint: Mapped[str] = mapped_column(String(64), unique=True)
+    realm: Mapped[str] = mapped_column(String(64))
+    password_digest: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+
+
 class WebSession(Base):
     """A desktop log-in. The browser's cookie carries only ``id``; who it is and what they may
     do is read from here and from ``agents`` on every request, so a log-out, a demotion, a

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.exc import DBAPIError
@@ -27,19 +28,40 @@ class LiveSession:
     role: str  # read from ``agents`` now, never from the cookie
 
 
-# While the database is away a session it confirmed this recently still counts, so agents
-# keep their desks (the calls go on from memory) through a short outage.
+# While the database is away a session it confirmed this long before the outage began still
+# counts, for the whole outage, so agents keep their desks (the calls go on from memory).
 OUTAGE_GRACE = timedelta(minutes=15)
 UNREACHABLE = (DBAPIError, OSError, TimeoutError)
+MAX_KEPT = 10_000
+
+
+class RevocationWriter(Protocol):
+    """The call log's ordered writes: a log-out during an outage is journaled and reaches
+    the database when it is back, so the cookie stays dead after a restart."""
+
+    def register(self, kind: str, applier: Any) -> None: ...
+    async def write(self, ops: list[dict[str, Any]]) -> Any: ...
 
 
 class WebSessionStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], max_age: timedelta) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        max_age: timedelta,
+        writer: RevocationWriter | None = None,
+    ) -> None:
         self.sessions = sessions
         self.max_age = max_age
         # Each session's last answer from the database, for an outage; a log-out here
         # removes it at once, even when the database cannot be told.
         self._confirmed: dict[str, tuple[LiveSession, datetime]] = {}
+        # Logged out here: refused from now on, whatever the database still says (its
+        # revocation may be in the journal until the database is back).
+        self._revoked: dict[str, None] = {}
+        self._away_since: datetime | None = None
+        self.writer = writer
+        if writer is not None:
+            writer.register("web_session_revoke", apply_revoke)
 
     async def open(self, agent_id: str, now: datetime) -> str:
         session_id = secrets.token_urlsafe(32)
@@ -64,19 +86,22 @@ class WebSessionStore:
         """The session if it is still live (not revoked, not expired, its agent active).
         With the database unreachable: the database's last answer of the past
         ``OUTAGE_GRACE``, else the error goes on."""
-        if not 0 < len(session_id) <= 64:
+        if not 0 < len(session_id) <= 64 or session_id in self._revoked:
             return None
         try:
             live = await self._live(session_id, now)
         except UNREACHABLE:
+            if self._away_since is None:
+                self._away_since = now
             confirmed = self._confirmed.get(session_id)
-            if confirmed is None or now - confirmed[1] > OUTAGE_GRACE:
+            if confirmed is None or self._away_since - confirmed[1] > OUTAGE_GRACE:
                 raise
             return confirmed[0]
+        self._away_since = None
         if live is None:
             self._confirmed.pop(session_id, None)
         else:
-            if len(self._confirmed) >= 10_000:  # bounded: the oldest answer goes
+            if len(self._confirmed) >= MAX_KEPT:  # bounded: the oldest answer goes
                 del self._confirmed[next(iter(self._confirmed))]
             self._confirmed.pop(session_id, None)
             self._confirmed[session_id] = (live, now)
@@ -106,13 +131,15 @@ class WebSessionStore:
 
     async def revoke(self, session_id: str, now: datetime) -> None:
         self._confirmed.pop(session_id, None)
+        if len(self._revoked) >= MAX_KEPT:
+            del self._revoked[next(iter(self._revoked))]
+        self._revoked[session_id] = None
+        op = {"op": "web_session_revoke", "id": session_id, "at": now}
+        if self.writer is not None:
+            await self.writer.write([op])
+            return
         async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(WebSession)
-                .where(WebSession.id == session_id, WebSession.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-
+            await apply_revoke(session, op, False)
 
     async def purge(self, now: datetime) -> int:
         """Forget sessions past their lifetime (revoked or not: their cookies are refused by
@@ -122,6 +149,15 @@ class WebSessionStore:
                 delete(WebSession).where(WebSession.created_at <= now - self.max_age)
             )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def apply_revoke(session: AsyncSession, op: dict[str, Any], replay: bool) -> None:
+    """A log-out (idempotent: a revoked session keeps its first revocation time)."""
+    await session.execute(
+        update(WebSession)
+        .where(WebSession.id == op["id"], WebSession.revoked_at.is_(None))
+        .values(revoked_at=op["at"])
+    )
 
 
 async def revoke_agent_sessions(session: AsyncSession, agent_id: str, now: datetime) -> None:

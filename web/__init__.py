@@ -55,7 +55,13 @@ def desk_ctx(
     infoline_key: web.AppKey[CallControl],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        store = DeskStore(app[crm_key].sessions)
+        crm = app[crm_key]
+        store = DeskStore(
+            crm.sessions,
+            live_facts=getattr(crm.writer, "live_facts", None),
+            writer=crm.writer,
+            remember=crm.agent,
+        )
         notifier = Notifier(
             store,
             app[acd_key],
@@ -72,7 +78,7 @@ def desk_ctx(
             region=config.region,
             disposition_required=config.disposition_required,
             web_sessions=WebSessionStore(
-                app[crm_key].sessions, timedelta(seconds=config.session_seconds)
+                crm.sessions, timedelta(seconds=config.session_seconds), writer=crm.writer
             ),
             secure_cookies=config.secure_cookies,
             trusted_proxy=config.trusted_proxy,
@@ -94,14 +100,20 @@ PURGE_EVERY = 3600.0  # seconds between clean-ups of expired web_sessions rows
 
 async def _recheck_sockets(dw: DeskWeb, every: float) -> None:
     next_purge = time.monotonic()
+    failing = False  # said once while it lasts, not every round
     while True:
         try:
             if time.monotonic() >= next_purge:
                 next_purge = time.monotonic() + PURGE_EVERY
                 await dw.web_sessions.purge(datetime.now(UTC))
             await dw.recheck_sockets()
+            if failing:
+                failing = False
+                log.info("session_recheck_resumed")
         except Exception:  # the database is away: the sockets stay, the next round retries
-            log.warning("session_recheck_failed", exc_info=True)
+            if not failing:
+                failing = True
+                log.warning("session_recheck_failed", exc_info=True)
         await asyncio.sleep(every)
 
 

@@ -13,6 +13,14 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from core.errors import DomainError, UpstreamError
+from models.db import is_outage
+
+# What a request that needs the database answers while it is away: calls and the desks of
+# agents already logged in go on from memory; this is for what only the database can do.
+DB_AWAY = (
+    "The database is unavailable. Calls are still answered and agents already logged in"
+    " keep their desks; this needs the database: try again when it is back."
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -34,6 +42,17 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_json(exc.status, exc.error_id, str(exc), exc.details)
     except UpstreamError as exc:
         return error_json(exc.http_status, exc.error_id, str(exc))
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        if request.path.startswith(("/api/", "/desk/api/")):
+            response = error_json(503, "database_unavailable", DB_AWAY)
+        else:
+            response = web.Response(status=503, text=DB_AWAY)
+        response.headers["Retry-After"] = "5"
+        return response
 
 
 def bearer_ok(header: str | None, token: str) -> bool:

@@ -38,6 +38,7 @@ from core.desk.screenpop import build_screenpop
 from core.errors import AgentDeskError, CallControlError
 from core.ids import row_id
 from core.throttle import LoginThrottle
+from models.db import is_outage
 from models.web_sessions import WebSessionStore
 from web.api import check_reason, check_transfer
 from web.auth import (
@@ -52,7 +53,7 @@ from web.auth import (
     may_control_call,
     verify_password,
 )
-from web.errors import error_json
+from web.errors import DB_AWAY, error_json
 from web.notifier import Notifier
 from web.openapi import OPENAPI
 from web.ports import AgentCommands, CallControl
@@ -249,7 +250,16 @@ async def login_post(request: web.Request) -> web.Response:
         response = await login_page(request, "Too many failed log-ins; wait and try again.", 429)
         response.headers["Retry-After"] = str(max(1, round(wait)))
         return response
-    agent = await dw.store.user(agent_id) if 0 < len(agent_id) <= MAX_AGENT_ID else None
+    try:
+        agent = await dw.store.user(agent_id) if 0 < len(agent_id) <= MAX_AGENT_ID else None
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        # A log-in needs the database (the password hash, the session row): said plainly,
+        # 503, not a failure that counts against the account.
+        response = await login_page(request, DB_AWAY, 503)
+        response.headers["Retry-After"] = "5"
+        return response
     # argon2 takes ~50 ms of CPU on purpose: off the event loop, so calls are not delayed.
     # It runs for unknown ids too (against a dummy hash), so both answer in the same time.
     known = agent.password_hash if agent and len(password) <= MAX_PASSWORD else None
@@ -266,6 +276,8 @@ async def login_post(request: web.Request) -> web.Response:
         return await login_page(request, "Wrong agent id or password.")
     dw.throttle.succeeded(account, address, time.monotonic())
     session_id = await dw.web_sessions.open(agent.id, datetime.now(UTC))
+    if dw.store.remember is not None:
+        await dw.store.remember(agent.id)  # their profile, for an outage
     log.info("login", agent_id=agent.id, address=address)
     response = web.HTTPSeeOther(home_page(str(agent.role)))
     response.set_cookie(
@@ -298,7 +310,12 @@ async def logout_post(request: web.Request) -> web.StreamResponse:
 async def desk_page(request: web.Request) -> dict[str, Any]:
     user = await _page_user(request, Action.USE_DESK)
     dw = request.app[WEB]
-    agent = await dw.store.user(user.agent_id)
+    try:
+        agent = await dw.store.user(user.agent_id)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        agent = None  # the database is away: the desk works from memory, by agent id
     return {
         "user": user,
         "name": agent.name if agent else user.agent_id,
@@ -454,11 +471,13 @@ async def _own_call(dw: DeskWeb, user: User, call_id: str) -> None:
     """Dispositions and callbacks: the agent's own call (live or ended), or a supervisor."""
     if may(user.role, Action.CONTROL_ANY_CALL):
         return
+    mine = (dw.notifier.pending.get(user.agent_id), dw.notifier.live.get(user.agent_id))
+    if call_id in mine:
+        return  # the desk knows it is theirs (and so with the database away)
     call = await dw.store.call(call_id)
     if call is None:
         raise AgentDeskError("unknown_call", f"no call {call_id!r}", 404)
-    mine = (dw.notifier.pending.get(user.agent_id), dw.notifier.live.get(user.agent_id))
-    if call.agent_id != user.agent_id and call_id not in mine:
+    if call.agent_id != user.agent_id:
         raise AgentDeskError("not_your_call", "this call was with another agent", 403)
 
 
@@ -468,7 +487,10 @@ async def disposition(request: web.Request, dw: DeskWeb, user: User) -> web.Resp
     await _own_call(dw, user, call_id)
     now = datetime.now(UTC)
     disp = check_disposition(await _json(request), now)
-    await dw.store.save_disposition(call_id, user.agent_id, disp, now)
+    try:
+        await dw.store.save_disposition(call_id, user.agent_id, disp, now)
+    except LookupError as exc:
+        raise AgentDeskError("unknown_call", f"no call {call_id!r}", 404) from exc
     if dw.notifier.pending.get(user.agent_id) == call_id:
         dw.notifier.pending.pop(user.agent_id, None)
         release_disposition_pause(dw, user.agent_id)

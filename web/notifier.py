@@ -17,6 +17,7 @@ from core.acd import ACD, AgentStatus
 from core.desk.forms import DISPOSITION_PAUSE, day_figures, wallboard
 from core.desk.screenpop import build_screenpop
 from core.errors import AgentDeskError
+from models.db import is_outage
 from web.ports import AgentCommands, DeskNotice
 from web.store import DeskStore
 
@@ -39,6 +40,8 @@ class Notifier:
         self.live: dict[str, str] = {}  # agent id -> call id they are offered or on
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._figures: Any = None  # the day's figures as last read
+        self._figures_failing = False
 
     # ---- sockets --------------------------------------------------------------------------
 
@@ -135,7 +138,17 @@ class Notifier:
 
     async def wallboard(self) -> dict[str, Any]:
         midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        figures = day_figures(await self.store.day(midnight))
+        try:
+            self._figures = day_figures(await self.store.day(midnight))
+            self._figures_failing = False
+        except Exception as exc:
+            # The database is away: the day's figures as last read, the agents live.
+            if not is_outage(exc) or self._figures is None:
+                raise
+            if not self._figures_failing:
+                self._figures_failing = True
+                log.warning("wallboard_figures_as_last_read")
+        figures = self._figures
         snapshot = dict(self.acd.snapshot(time.monotonic()))
         return {"type": "wallboard", **wallboard(snapshot, figures)}
 

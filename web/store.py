@@ -4,8 +4,9 @@ screenpop.py and auth.py)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,6 +16,7 @@ from core.desk.screenpop import PopRows
 from core.enums import ClientType
 from models.callbacks import add_callback
 from models.calllog import last_event_data
+from models.db import is_outage
 from models.tables import (
     Agent,
     Call,
@@ -32,9 +34,80 @@ from models.web_sessions import revoke_agent_sessions
 RECENT = 5
 
 
+class DispositionWriter(Protocol):
+    def register(self, kind: str, applier: Any) -> None: ...
+    async def write(self, ops: list[dict[str, Any]]) -> Any: ...
+
+
+async def apply_disposition(session: AsyncSession, op: dict[str, Any], replay: bool) -> None:
+    """An agent's disposition of a call (with its follow-up callback). Replayed once: its
+    trail event (the same call, kind and time) says it is there."""
+    call_id = op["call_id"]
+    call = await session.get(Call, call_id)
+    if call is None:
+        raise LookupError(call_id)
+    if replay:
+        present = await session.scalar(
+            select(CallEvent.id).where(
+                CallEvent.call_id == call_id,
+                CallEvent.kind == "disposition",
+                CallEvent.at == op["at"],
+            )
+        )
+        if present is not None:
+            return
+    call.disposition = op["code"]
+    session.add(
+        Interaction(
+            client_id=call.client_id,
+            call_id=call_id,
+            agent_id=op["agent_id"],
+            channel="phone",
+            category=op["category"],
+            note=f"[{op['outcome']}] {op['note'] or ''}".strip(),
+        )
+    )
+    if op["follow_up"] and op["follow_up_due"] is not None:
+        add_callback(
+            session,
+            client_id=call.client_id,
+            call_id=call_id,
+            number=call.caller_number or "",
+            reason=op["follow_up"],
+            queue=call.queue,
+            assigned_agent_id=op["agent_id"],
+            due_at=op["follow_up_due"],
+        )
+    session.add(
+        CallEvent(
+            call_id=call_id,
+            at=op["at"],
+            kind="disposition",
+            data={"agent_id": op["agent_id"], "code": op["code"]},
+        )
+    )
+    await session.flush()
+
+
 class DeskStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """``live_facts``: an open call's facts as the call log's own writes know them, for a
+    screen-pop while the database is away (the caller as the call knows them, no history)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        live_facts: Callable[[str], dict[str, Any] | None] | None = None,
+        writer: DispositionWriter | None = None,
+        remember: Callable[[str], Awaitable[Any]] | None = None,
+    ) -> None:
         self.sessions = sessions
+        self.live_facts = live_facts
+        self.writer = writer
+        # Reads an agent's profile and phone into the snapshot (models.snapshot), so an
+        # agent who logged in to the desk can go available during an outage.
+        self.remember = remember
+        if writer is not None:
+            writer.register("disposition", apply_disposition)
 
     async def user(self, agent_id: str) -> Agent | None:
         async with self.sessions() as session:
@@ -58,6 +131,16 @@ class DeskStore:
             return await session.get(Call, call_id)
 
     async def pop_rows(self, call_id: str) -> PopRows | None:
+        try:
+            return await self._pop_rows(call_id)
+        except Exception as exc:
+            facts = self.live_facts(call_id) if self.live_facts is not None else None
+            if facts is None or not is_outage(exc):
+                raise
+            call = Call(id=call_id, caller_number=facts.get("caller_number"), ivr_path=[])
+            return PopRows(call=call)
+
+    async def _pop_rows(self, call_id: str) -> PopRows | None:
         async with self.sessions() as session:
             call = await session.get(Call, call_id)
             if call is None:
@@ -252,41 +335,26 @@ class DeskStore:
         self, call_id: str, agent_id: str, disp: Disposition, now: datetime
     ) -> None:
         """On the call row and in the client's history, in one transaction; a follow-up
-        becomes a callback task assigned to the agent."""
+        becomes a callback task assigned to the agent. Through the call log's ordered
+        writes when there is one: journaled while the database is away (the agent is not
+        held paused for a disposition the database cannot take yet)."""
+        op = {
+            "op": "disposition",
+            "call_id": call_id,
+            "agent_id": agent_id,
+            "code": disp.code,
+            "category": disp.category,
+            "outcome": disp.outcome,
+            "note": disp.note,
+            "follow_up": disp.follow_up,
+            "follow_up_due": disp.follow_up_due,
+            "at": now,
+        }
+        if self.writer is not None:
+            await self.writer.write([op])
+            return
         async with self.sessions() as session:
-            call = await session.get(Call, call_id)
-            if call is None:
-                raise LookupError(call_id)
-            call.disposition = disp.code
-            session.add(
-                Interaction(
-                    client_id=call.client_id,
-                    call_id=call_id,
-                    agent_id=agent_id,
-                    channel="phone",
-                    category=disp.category,
-                    note=f"[{disp.outcome}] {disp.note or ''}".strip(),
-                )
-            )
-            if disp.follow_up and disp.follow_up_due is not None:
-                add_callback(
-                    session,
-                    client_id=call.client_id,
-                    call_id=call_id,
-                    number=call.caller_number or "",
-                    reason=disp.follow_up,
-                    queue=call.queue,
-                    assigned_agent_id=agent_id,
-                    due_at=disp.follow_up_due,
-                )
-            session.add(
-                CallEvent(
-                    call_id=call_id,
-                    at=now,
-                    kind="disposition",
-                    data={"agent_id": agent_id, "code": disp.code},
-                )
-            )
+            await apply_disposition(session, op, False)
             await session.commit()
 
     async def schedule_callback(

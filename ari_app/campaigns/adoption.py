@@ -22,6 +22,7 @@ from core.surveys.campaign import Outcome
 from core.surveys.dialphase import Phase
 from core.surveys.interpreter import SurveyStatus
 from models.calllog import now
+from models.db import is_outage
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +49,13 @@ class Adoption(Surveying):
                     await self._adopt(channel)
         except ARIError as exc:
             log.warning("campaign_reconcile_failed", error=str(exc))
+            return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # The database is away: the loop reconciles once it is back, before any dial.
+            self.calllog.database_failed(exc)
+            log.warning("campaign_reconcile_deferred_database_down")
             return
         finally:
             structlog.contextvars.unbind_contextvars("call_id", "channel_id")

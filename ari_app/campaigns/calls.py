@@ -13,7 +13,7 @@ from core.surveys.campaign import Outcome
 from core.surveys.dialphase import Phase
 from core.surveys.interpreter import SurveyCall
 from models.calllog import CallLog, now
-from models.campaigns import CampaignStore, DueContact, RunningCampaign
+from models.campaigns import CampaignStore, DueContact, RunningCampaign, apply_outcome_op
 from models.surveys import StoredSurvey, survey_by_id
 from usecases.surveying import SurveyLog
 
@@ -46,6 +46,7 @@ class DiallerCalls:
         self._task: asyncio.Task[None] | None = None
         self._reconciled = asyncio.Event()
         self._reconciling = asyncio.Lock()
+        calllog.register("contact_outcome", apply_outcome_op)
 
     async def _survey(self, survey_id: int) -> StoredSurvey:
         stored = self._surveys.get(survey_id)
@@ -110,9 +111,23 @@ class DiallerCalls:
         if s.outcome is not None:
             return
         s.outcome = outcome
-        contact = await self.store.apply(
-            s.campaign_id, s.contact_id, s.attempt, outcome, now(), s.call_id
+        # In order with the call's writes: journaled while the database is away (the call's
+        # row still closes), applied once when it is back.
+        contact = await self.calllog.write(
+            [
+                {
+                    "op": "contact_outcome",
+                    "campaign_id": s.campaign_id,
+                    "contact_id": s.contact_id,
+                    "attempt": s.attempt,
+                    "outcome": outcome.value,
+                    "at": now(),
+                    "call_id": s.call_id,
+                }
+            ]
         )
+        if contact is None and self.calllog.degraded:
+            log.warning("contact_outcome_journaled", contact_id=s.contact_id)
         if contact is not None:
             log.info(
                 "contact_updated",

@@ -41,19 +41,29 @@ class CampaignDialler(Adoption):
         while True:
             started = time.monotonic()
             try:
-                if self.ari.connected and not self._reconciled.is_set():
-                    await self.reconcile()  # the one at connect failed: no dialling before
-                if self.ari.connected and self._reconciled.is_set():
-                    await self.tick()
-                if db_away:
-                    db_away = False
-                    log.warning("campaigns_resumed_database_back")
+                if self.calllog.degraded:
+                    # The database is away, or the journal still drains into it: no new
+                    # call is placed that could not be recorded (the contact claimed, its
+                    # outcome applied); the calls under way go on.
+                    if not db_away:
+                        db_away = True
+                        log.error("campaigns_paused_database_down", journal=True)
+                else:
+                    if self.ari.connected and not self._reconciled.is_set():
+                        await self.reconcile()  # the one at connect failed: no dialling before
+                    if self.ari.connected and self._reconciled.is_set():
+                        await self.tick()
+                    if db_away:
+                        db_away = False
+                        log.warning("campaigns_resumed_database_back")
             except Exception as exc:  # a database hiccup must not end the campaigns for good
                 if not is_outage(exc):
                     log.exception("campaign_tick_failed")
-                elif not db_away:
-                    db_away = True
-                    log.error("campaigns_paused_database_down", error=str(exc)[:200])
+                else:
+                    self.calllog.database_failed(exc)
+                    if not db_away:
+                        db_away = True
+                        log.error("campaigns_paused_database_down", error=str(exc)[:200])
             await asyncio.sleep(max(0.05, self.tick_seconds - (time.monotonic() - started)))
 
     # ---- events ---------------------------------------------------------------------------

@@ -90,9 +90,11 @@ class Adoption(Queueing):
             # When each caller who left while we were away really left, as Asterisk wrote it.
             ended = await self._pbx_ended_calls()
             to_adopt: list[tuple[LiveRow, LiveCall | None]] = []
+            # With the database away these come from the journal (models/livecalls.py).
+            rows = await self.calllog.live_calls("ari")
             # The waiting callers first: a talker's agent freed before them would be offered
             # a caller who is gone too.
-            for row in sorted(await self.calllog.live_calls("ari"), key=self._talking_last):
+            for row in sorted(rows, key=self._talking_last):
                 structlog.contextvars.bind_contextvars(
                     call_id=row.call_id, channel_id=row.channel_id
                 )
@@ -111,6 +113,7 @@ class Adoption(Queueing):
                     self._post(s.channel_id, RESYNC)
             for row, state in sorted(to_adopt, key=_adoption_order):
                 await self._adopt(row, state)
+            await self._start_missed()
             if first or pbx_restarted:
                 await self._clear_strays()
         except ARIError as exc:
@@ -127,6 +130,23 @@ class Adoption(Queueing):
         except OSError as exc:  # the CDR file unreadable: the times we have are next best
             log.warning("cdr_read_failed", error=str(exc)[:200])
             return {}
+
+    async def _start_missed(self) -> None:
+        """Callers in our Stasis app that nobody handles and no row knows: their StasisStart
+        went to a process killed before it wrote the row, so no adoption finds them and they
+        would ring in the app for good. Started now as if the event had come, on their own
+        stream (one whose real StasisStart is on its way finds the call taken). Agents' legs
+        are the desk's and ``_clear_strays``'s."""
+        for channel in await self.ari.channels():
+            channel_id = str(channel.get("id", ""))
+            dialplan = channel.get("dialplan") or {}
+            app, *args = str(dialplan.get("app_data", "")).split(",")
+            if str(dialplan.get("app_name", "")).lower() != "stasis" or app != self.name:
+                continue
+            if args and args[0] in ("agent", "nailed"):
+                continue
+            if channel_id not in self.calls and not self.desk.owns(channel_id):
+                self._post(channel_id, "StasisStart", channel=channel, args=args, missed=True)
 
     def _talking_last(self, row: LiveRow) -> bool:
         s = self.calls.get(row.channel_id)
@@ -160,8 +180,11 @@ class Adoption(Queueing):
             await self._caller_left(s, at)
             await self._close(s, at, None, text)
         else:
+            # A call this process never held (it ended while `serve` was down): a talk that
+            # happened stays answered (its end, hence its talk time, is not known here).
+            outcome = "answered" if row.connected_at is not None else "lost"
             await self.calllog.close(
-                row.call_id, at=at, cause=None, cause_text=text, outcome="lost"
+                row.call_id, at=at, cause=None, cause_text=text, outcome=outcome
             )
         log.warning("call_closed_on_reconcile", lost=lost)
 
@@ -235,6 +258,7 @@ class Adoption(Queueing):
         if state is None:
             # Lost before its first state was written (or unreadable): from the top of the
             # flow, numbering playbacks far past any the old process can have used.
+            await self.calllog.event(s.call_id, "adopted", phase=None, node=None)
             s.ivr.resume(s.ivr.language, [], UNKNOWN_SEQ)
             await self._run(s, s.ivr.start())
             return

@@ -24,6 +24,17 @@ from models.flows import flow_version
 log = structlog.get_logger(__name__)
 
 
+class NoFlowKnown(Exception):
+    """The database is away and no flow was ever read (no snapshot): the info line cannot
+    answer; the dialplan's FastAGI fallback does until the database is back."""
+
+    def __init__(self, flow_name: str) -> None:
+        super().__init__(
+            f"the database is unreachable and no snapshot of flow {flow_name!r} was ever"
+            " written here (a first start?): the info line cannot run its IVR"
+        )
+
+
 class CallBase:
     """What every concern of a call shares: the app's parts, the desk notices, music on
     hold, the flow of a call, freeing its agent, and closing its record."""
@@ -95,15 +106,28 @@ class CallBase:
         database that goes away right after still leaves the line answering."""
         await self._active_flow()
         await self.crm.queues()
+        try:
+            await self.crm.warm_agents()
+        except Exception as exc:  # away: the snapshot's agents, as last read
+            if not is_outage(exc):
+                raise
 
     async def _active_flow(self) -> tuple[int, Flow]:
         try:
             version = await self.crm.active_flow_version(self.flow_name)
         except Exception as exc:
-            # The database is away: the version last seen answers the call (an admin's
-            # apply during the outage takes effect when it is back).
-            if self._last_version is None or not is_outage(exc):
+            if not is_outage(exc):
                 raise
+            # The database is away: the version last seen answers the call (an admin's
+            # apply during the outage takes effect when it is back); a process started
+            # during the outage has it from the snapshot file (models.snapshot).
+            if self._last_version is None:
+                kept = self.crm.snapshot.flow(self.flow_name)
+                if kept is None:
+                    raise NoFlowKnown(self.flow_name) from exc
+                self._flows[kept[0]] = kept[1]
+                self._last_version = kept[0]
+                log.warning("flow_from_snapshot", flow_version=kept[0])
             return self._last_version, self._flows[self._last_version]
         if version is None:
             raise RuntimeError(f"no active flow {self.flow_name!r}: `centrala dialplan apply`")
@@ -111,12 +135,23 @@ class CallBase:
             flow = await flow_version(self.crm.sessions, self.flow_name, version)
             assert flow is not None
             self._flows[version] = flow
+        if version != self._last_version:
+            self.crm.snapshot.set_flow(self.flow_name, version, self._flows[version])
+            await self.crm.snapshot.save()
         self._last_version = version
         return version, self._flows[version]
 
     async def _flow_of(self, version: int | None) -> tuple[int, Flow]:
         if version is not None and version not in self._flows:
-            flow = await flow_version(self.crm.sessions, self.flow_name, version)
+            kept = self.crm.snapshot.flow(self.flow_name)
+            try:
+                flow = await flow_version(self.crm.sessions, self.flow_name, version)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # The database is away: the version the snapshot holds, if it is this one
+                # (else the active one goes on with the call).
+                flow = kept[1] if kept is not None and kept[0] == version else None
             if flow is not None:
                 self._flows[version] = flow
         if version is not None and version in self._flows:

@@ -140,10 +140,15 @@ class InfolineApp(Adoption):
             called_number=(channel.get("dialplan") or {}).get("exten"),
             started_at=ari_time(channel.get("creationtime")),
             flow_version=version,
+            # Found in the app on connect (adoption.py): with the database away, its row
+            # may exist unread; the journal's drain puts its writes there.
+            adopted=bool(event.get("missed")),
         )
         structlog.contextvars.bind_contextvars(call_id=opened.id, channel_id=channel_id)
         if not opened.new:
             return  # the record exists (closed or adopted): do not run the IVR twice
+        if event.get("missed"):
+            log.warning("stasis_start_missed")  # found in the app on connect (adoption.py)
         profile = caller_of(opened.client)
         self.by_call[opened.id] = channel_id
         s = self.calls[channel_id] = CallerSession(

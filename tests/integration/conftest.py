@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -139,6 +139,16 @@ class Server:
         await self.wait_ready()
         return code
 
+    async def restart_stopped(self, between: Callable[[], Awaitable[None]]) -> int:
+        """Stop `centrala serve` (SIGTERM), do ``between`` (e.g. stop the database), start it
+        again; returns the old process's exit code once the new one is ready."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(self.proc.wait, 20)
+        await between()
+        self.spawn()
+        await self.wait_ready()
+        return code
+
     async def status(self) -> tuple[int, dict[str, Any]]:
         async with (
             aiohttp.ClientSession() as http,
@@ -237,9 +247,11 @@ async def server(
         await _release_server(backend, shared)
 
 
-def start_serve(db: Database, tmp: Path) -> Server:
-    """Start `centrala serve` on ``db`` (its data and log in ``tmp``). Survey campaigns dial
-    the simulated clients of tests/asterisk ([test-clients]) and tick fast."""
+def start_serve(db: Database, tmp: Path, *, spawn: bool = True, **overrides: str | None) -> Server:
+    """Start `centrala serve` on ``db`` (its data and log in ``tmp``; ``spawn`` False: only
+    ready to, with ``Server.spawn``). Survey campaigns dial the simulated clients of
+    tests/asterisk ([test-clients]) and tick fast. ``overrides``: environment variables to set
+    (None: to unset)."""
     port = _free_port()
     log_path = tmp / "serve.log"
     env = {
@@ -256,8 +268,14 @@ def start_serve(db: Database, tmp: Path) -> Server:
         "CENTRALA_CDR_RECONCILE_SECONDS": "1",
         "CENTRALA_CDR_GRACE_SECONDS": "3",
     }
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     srv = Server(f"http://127.0.0.1:{port}", db, log_path, None, tmp, env)  # type: ignore[arg-type]
-    srv.spawn()
+    if spawn:
+        srv.spawn()
     return srv
 
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from ari_app.ari import ARINotFound
 from core.enums import AgentRole, ClientType
 from dialplan.model import Flow
 from models.flows import apply_flow
@@ -181,7 +182,8 @@ async def bridged_with(callers: Callers, call: CallerLeg) -> list[str]:
         if call.far_end in bridge["channels"]:
             names = []
             for channel_id in bridge["channels"]:
-                names.append((await callers.ari.get_channel(channel_id))["name"])
+                with contextlib.suppress(ARINotFound):  # hung up since the bridge was read
+                    names.append((await callers.ari.get_channel(channel_id))["name"])
             return names
     return []
 

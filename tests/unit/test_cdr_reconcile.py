@@ -23,7 +23,7 @@ from core.cdrs import (
     parse_record,
     split_records,
 )
-from models.calllog import CallLog
+from models.calllog import CallLog, OpenedCall
 from models.db import create_engine, session_factory
 from models.journal import WriteJournal
 from models.tables import Call, CallEvent, Client, ClientPhone, Direction
@@ -130,11 +130,13 @@ def test_only_callers_of_the_info_line_are_recorded() -> None:
                 + line("1.4", context="")  # an agent's leg we originated: no
                 + line("1.5", channel="Local/0800100200@from-trunk-00000001;1")  # far end: no
                 + line("1.6", channel="Local/0800100200@from-trunk-00000001;2")  # caller: yes
+                # A number's entry point: from-trunk sends it on to the info line's context.
+                + line("1.7", context="centrala-infoline")  # yes
             ).encode()
         )
     ]
     chosen = callers_to_record(channels(records).values(), [NUMBER])
-    assert [c.channel_id for c in chosen] == ["1.1", "1.2", "1.6"]
+    assert [c.channel_id for c in chosen] == ["1.1", "1.2", "1.6", "1.7"]
 
 
 def test_a_channel_bridged_twice_is_one_call_from_its_first_start_to_its_last_end() -> None:
@@ -205,6 +207,20 @@ async def reconciler(
         await engine.dispose()
 
 
+async def open_by_stasis(calllog: CallLog, channel_id: str) -> OpenedCall:
+    """A call this process opened itself (as the Stasis app does at StasisStart)."""
+    return await calllog.open_call(
+        channel_id=channel_id,
+        linkedid=channel_id,
+        direction=Direction.INBOUND,
+        handler="ari",
+        caller_number="061111222",
+        caller_name=None,
+        called_number=NUMBER,
+        started_at=T0,
+    )
+
+
 async def _rows(switch: Switch) -> dict[str, Call]:
     async with switch.real() as session:
         return {c.channel_id: c for c in await session.scalars(select(Call))}
@@ -222,16 +238,7 @@ async def test_calls_never_seen_become_closed_rows_once_with_the_client_found(
         await session.commit()
         client_id = client.id
     # A call this process opened (it has a row): its record changes nothing.
-    seen = await calllog.open_call(
-        channel_id="4.1",
-        linkedid="4.1",
-        direction=Direction.INBOUND,
-        handler="ari",
-        caller_number="061111222",
-        caller_name=None,
-        called_number=NUMBER,
-        started_at=T0,
-    )
+    seen = await open_by_stasis(calllog, "4.1")
     path.write_text(
         line("4.1")
         + line("4.2", answer=None, disposition="NO ANSWER", seconds=3)
@@ -284,16 +291,7 @@ async def test_with_the_database_down_records_are_journaled_after_the_calls_open
     rec, calllog, switch, path = reconciler
     switch.down = True
     # Opened into the journal during the outage; its record must not make a second row.
-    opened = await calllog.open_call(
-        channel_id="6.1",
-        linkedid="6.1",
-        direction=Direction.INBOUND,
-        handler="ari",
-        caller_number="061111222",
-        caller_name=None,
-        called_number=NUMBER,
-        started_at=T0,
-    )
+    opened = await open_by_stasis(calllog, "6.1")
     path.write_text(line("6.1") + line("6.2"))
     assert await rec.record_unseen(T0 + timedelta(minutes=5)) == 0  # journaled
     switch.down = False

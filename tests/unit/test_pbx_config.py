@@ -8,9 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
+from centrala.cli import main
 from centrala.pbx import LocalPBX, PBXError, render_generated_config
-from centrala.settings import REPO_ROOT, Settings
+from centrala.settings import REPO_ROOT, Settings, get_settings
 
 ENTRYPOINT = REPO_ROOT / "asterisk-docker" / "docker-entrypoint.sh"
 CONFIG = REPO_ROOT / "asterisk-docker" / "asterisk"
@@ -28,30 +31,102 @@ CUSTOM_ENV = {
 }
 
 
-def _entrypoint_render(tmp_path: Path, env: dict[str, str]) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CENTRALA_")}
-    subprocess.run(
-        ["sh", str(ENTRYPOINT)],
-        env={**clean, **env, "CENTRALA_RENDER_ONLY": str(tmp_path)},
-        check=True,
-    )
-    return {p.name: p.read_text() for p in tmp_path.iterdir()}
+TRUNK_TOML = """
+sip_bind = "0.0.0.0:5070"
+sip_external_address = "203.0.113.10"
+sip_local_nets = ["10.0.0.0/8"]
+rtp_start = 12000
+rtp_end = 12999
+outbound_trunk = "carrier"
+
+[[trunks]]
+name = "carrier"
+server = "198.51.100.7:5060"
+addresses = ["198.51.100.0/28"]
+username = "centrala-ba"
+password = "not-in-the-repo"
+registration = true
+caller_id = "0800100200"
+numbers = { "0800100200" = "infoline", "+38733555000" = "infoline" }
+"""
 
 
-@pytest.mark.parametrize("env", [{}, CUSTOM_ENV], ids=["defaults", "custom"])
-def test_docker_entrypoint_renders_exactly_what_pbx_up_renders(
-    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("CENTRALA_"):
             monkeypatch.delenv(key)
-    # The AGI secret, when unset, is generated into the data directory both read.
-    env = {**env, "CENTRALA_DATA_DIR": str(tmp_path / "data")}
+
+
+@pytest.mark.parametrize(
+    ("env", "toml"),
+    [({}, None), (CUSTOM_ENV, None), ({}, TRUNK_TOML)],
+    ids=["defaults", "custom", "trunks"],
+)
+def test_pbx_render_writes_exactly_what_pbx_up_installs(
+    tmp_path: Path, env: dict[str, str], toml: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Docker deployment's Asterisk reads what `centrala pbx render` wrote (compose.yaml:
+    # pbx-config); `pbx up` installs render_generated_config: the same, for the same settings.
+    _clean_env(monkeypatch)
+    env = {**env, "CENTRALA_DATA_DIR": str(tmp_path / "data")}  # the AGI secret, made there
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    rendered = tmp_path / "rendered"
-    rendered.mkdir()
-    assert _entrypoint_render(rendered, env) == render_generated_config(Settings())
+    if toml is not None:
+        config = tmp_path / "centrala.toml"
+        config.write_text(toml)
+        monkeypatch.setenv("CENTRALA_CONFIG", str(config))
+    get_settings.cache_clear()
+    out = tmp_path / "rendered"
+    try:
+        result = CliRunner().invoke(main, ["pbx", "render", str(out)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    written = {p.name: p.read_text() for p in out.iterdir()}
+    assert written == render_generated_config(Settings())
+    assert all(p.stat().st_mode & 0o077 == 0 for p in out.iterdir())
+    if toml is not None:
+        assert "[carrier](trunk-endpoint)" in written["pjsip_trunks.conf"]
+        assert "password = not-in-the-repo" in written["pjsip_trunks.conf"]
+        assert "bind = 0.0.0.0:5070" in written["pjsip_transports.conf"]
+        assert "rtpstart = 12000" in written["rtp_ports.conf"]
+
+
+def test_docker_entrypoint_wants_every_rendered_file(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CENTRALA_")}
+    env = {**clean, "CENTRALA_RENDERED_CONFIG": str(tmp_path), "CENTRALA_CHECK_ONLY": "1"}
+    missing = subprocess.run(
+        ["sh", str(ENTRYPOINT)], env=env, capture_output=True, text=True, check=False
+    )
+    assert missing.returncode == 2
+    assert "centrala pbx render" in missing.stderr
+    for name, text in render_generated_config(Settings(data_dir=tmp_path / "d")).items():
+        (tmp_path / name).write_text(text)
+    ready = subprocess.run(
+        ["sh", str(ENTRYPOINT)], env=env, capture_output=True, text=True, check=False
+    )
+    assert ready.returncode == 0, ready.stderr
+    for name in render_generated_config(Settings(data_dir=tmp_path / "d")):
+        (tmp_path / name).unlink()
+        gone = subprocess.run(["sh", str(ENTRYPOINT)], env=env, capture_output=True, check=False)
+        assert gone.returncode == 2, f"starts without {name}"
+        (tmp_path / name).write_text("")
+
+
+def test_compose_renders_with_centralas_settings_before_asterisk_starts() -> None:
+    compose = yaml.safe_load((REPO_ROOT / "asterisk-docker" / "compose.yaml").read_text())
+    services = compose["services"]
+    render, asterisk, centrala = services["pbx-config"], services["asterisk"], services["centrala"]
+    assert render["command"] == ["centrala", "pbx", "render", "/etc/asterisk/centrala"]
+    assert "asterisk-generated:/etc/asterisk/centrala" in render["volumes"]
+    assert "asterisk-generated:/etc/asterisk/centrala" in asterisk["volumes"]
+    assert asterisk["depends_on"]["pbx-config"]["condition"] == "service_completed_successfully"
+    # The renderer reads the very settings `serve` runs with (same file, same variables).
+    assert render["build"] == centrala["build"]
+    for key, value in render["environment"].items():
+        assert centrala["environment"][key] == value
+    config_mount = "./centrala.toml:/etc/centrala/centrala.toml:ro"
+    assert config_mount in render["volumes"] and config_mount in centrala["volumes"]
 
 
 def test_agi_secret_is_generated_once_into_data_dir_and_rendered(tmp_path: Path) -> None:
@@ -92,25 +167,36 @@ def test_credentials_that_would_break_asterisk_config_are_refused(bad: str) -> N
         render_generated_config(Settings(ari_password=bad))
 
 
-def test_entrypoint_refuses_the_same_bad_credentials(tmp_path: Path) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CENTRALA_")}
-    proc = subprocess.run(
-        ["sh", str(ENTRYPOINT)],
-        env={**clean, "CENTRALA_ARI_PASSWORD": "a;b", "CENTRALA_RENDER_ONLY": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 2
-    assert not list(tmp_path.iterdir())
+def test_pbx_render_refuses_bad_settings_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _clean_env(monkeypatch)
+    monkeypatch.setenv("CENTRALA_ARI_PASSWORD", "a;b")
+    monkeypatch.setenv("CENTRALA_SIP_BIND", "0.0.0.0")  # no port
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["pbx", "render", str(tmp_path / "out")])
+        assert result.exit_code == 1
+        assert "CENTRALA_SIP_BIND: '0.0.0.0': the port is needed" in result.output
+        monkeypatch.delenv("CENTRALA_SIP_BIND")
+        get_settings.cache_clear()
+        result = CliRunner().invoke(main, ["pbx", "render", str(tmp_path / "out")])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "CENTRALA_ARI_PASSWORD must be non-empty" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_info_number_enters_our_stasis_app_from_trunk_with_agi_fallback() -> None:
     dialplan = (CONFIG / "extensions.conf").read_text()
     from_trunk = dialplan.split("[from-trunk]")[1].split("\n[")[0]
-    assert "exten => 0800100200,1," in from_trunk
-    assert "Stasis(${INFOLINE_APP},${CHANNEL(linkedid)})" in from_trunk
-    assert "AGI(${CENTRALA_AGI}/infoline,${CENTRALA_AGI_SECRET},${CHANNEL(linkedid)})" in from_trunk
+    assert '#include "centrala/numbers.conf"' in from_trunk
+    numbers = render_generated_config(Settings())["numbers.conf"]
+    assert numbers == "exten => 0800100200,1,Goto(centrala-infoline,${EXTEN},1)\n"
+    infoline = dialplan.split("[centrala-infoline]")[1].split("\n[")[0]
+    assert "Stasis(${INFOLINE_APP},${CHANNEL(linkedid)})" in infoline
+    assert "AGI(${CENTRALA_AGI}/infoline,${CENTRALA_AGI_SECRET},${CHANNEL(linkedid)})" in infoline
 
 
 def test_every_fastagi_script_in_the_dialplan_gets_the_secret_first() -> None:

@@ -1,7 +1,7 @@
 """config_generation: a number every change of the call path's read-mostly tables bumps
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 
 `serve` keeps the active flow versions, the queues and the agents' profiles in memory and
 reads only this number on each use; triggers bump it on any insert, update or delete of
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,72 @@
+"""Agents' phones into Asterisk through ARI's dynamic configuration (sorcery.conf keeps
+res_pjsip's endpoints, aors and auths in memory besides pjsip.conf's): the database is the one
+source. Asterisk forgets them when it restarts, and it restarting is an ARI reconnect, so every
+(re)connect pushes them all again (``reconcile``); a change pushes the one phone at once."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from ari_app.ari import ARIClient, ARIError, ARINotFound
+from core.sip import phone_objects
+from models.phones import Phone
+
+log = structlog.get_logger(__name__)
+CONFIG_CLASS = "res_pjsip"
+
+
+class PhonePusher:
+    def __init__(
+        self,
+        ari: ARIClient,
+        phones: Callable[[], Awaitable[list[Phone]]],
+        *,
+        realm: str,
+        codecs: list[str],
+    ) -> None:
+        self.ari = ari
+        self.phones = phones
+        self.realm = realm
+        self.codecs = codecs
+        self.pushed = 0
+
+    async def push(self, phone: Phone) -> None:
+        for obj in phone_objects(phone.endpoint, phone.password_digest, self.realm, self.codecs):
+            await self.ari.put_config(CONFIG_CLASS, obj.type, obj.id, list(obj.fields))
+
+    async def remove(self, endpoint: str) -> None:
+        # The endpoint first: from then on no call reaches the phone, nor may it register.
+        for object_type in ("endpoint", "aor", "auth"):
+            with contextlib.suppress(ARINotFound):
+                await self.ari.delete_config(CONFIG_CLASS, object_type, endpoint)
+
+    async def reconcile(self) -> None:
+        """Every agent's phone into Asterisk (after a connect: it may have restarted)."""
+        try:
+            phones = await self.phones()
+        except Exception:  # the database away: the next connect tries again
+            log.exception("phones_not_read")
+            return
+        pushed = 0
+        for phone in phones:
+            if phone.realm != self.realm:
+                # The digest proves user:realm:password; under another realm it proves nothing.
+                log.error(
+                    "phone_realm_changed",
+                    agent_id=phone.agent_id,
+                    realm=phone.realm,
+                    expected=self.realm,
+                    fix="centrala agent phone AGENT (new credentials)",
+                )
+                continue
+            try:
+                await self.push(phone)
+            except ARIError as exc:
+                log.error("phone_not_pushed", agent_id=phone.agent_id, error=str(exc))
+                continue
+            pushed += 1
+        self.pushed = pushed
+        log.info("phones_pushed", phones=pushed)

@@ -1,0 +1,245 @@
+"""Trunks, numbers, SIP addresses and agents' phones as settings, checked and rendered
+(core/sip.py, centrala/settings.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from centrala.settings import Settings, settings_problems
+from core.sip import (
+    SipNetwork,
+    Trunk,
+    check_phone_name,
+    check_sip,
+    phone_digest,
+    phone_objects,
+    render_numbers,
+    render_transports,
+    render_trunks,
+)
+
+IP_TRUNK: dict[str, Any] = {
+    "name": "carrier",
+    "server": "198.51.100.7",
+    "addresses": ["198.51.100.7", "198.51.100.64/28"],
+    "numbers": {"0800100200": "infoline", "+38733555000": "infoline"},
+    "caller_id": "+38733555000",
+}
+REG_TRUNK: dict[str, Any] = {
+    "name": "voip-ba",
+    "server": "sip.voip.example:5080",
+    "username": "centrala77",
+    "password": "pw-from-the-carrier",
+    "registration": True,
+    "codecs": ["alaw"],
+}
+
+
+def _problems(trunks: list[dict[str, Any]], **kw: Any) -> list[str]:
+    network = kw.pop("network", SipNetwork())
+    return check_sip(
+        network,
+        [Trunk(**t) for t in trunks],
+        outbound_trunk=kw.pop("outbound_trunk", None),
+        infoline_number="0800100200",
+    )
+
+
+def test_defaults_keep_sip_on_loopback_with_no_trunk() -> None:
+    s = Settings()
+    assert s.trunks == []
+    assert render_transports(s.sip_network) == (
+        "[transport-udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:5060\n"
+    )
+    assert render_trunks(s.trunks) == ""
+    assert s.numbers == {"0800100200": "infoline"}
+    assert s.effective_outbound_dial == "PJSIP/{number}@trunk"
+    assert s.effective_outbound_caller_id == "0800100200"
+
+
+def test_an_ip_authenticated_trunk_is_recognised_by_address_and_dialled_at_its_server() -> None:
+    text = render_trunks([Trunk(**IP_TRUNK)])
+    assert "[carrier](trunk-endpoint)\naors = carrier\ndisallow = all\nallow = alaw,ulaw\n" in text
+    assert "[carrier](trunk-aor)\ncontact = sip:198.51.100.7\n" in text
+    assert "match = 198.51.100.7,198.51.100.64/28" in text
+    assert "registration" not in text and "auth" not in text.replace("trunk-endpoint", "")
+
+
+def test_a_registration_trunk_registers_and_authenticates_its_calls() -> None:
+    text = render_trunks([Trunk(**REG_TRUNK)])
+    assert "outbound_auth = voip-ba-auth" in text
+    assert (
+        "[voip-ba-auth](trunk-auth)\nusername = centrala77\npassword = pw-from-the-carrier" in text
+    )
+    reg = text.split("[voip-ba-reg]")[1]
+    assert "server_uri = sip:sip.voip.example:5080" in reg
+    assert "client_uri = sip:centrala77@sip.voip.example" in reg
+    # Calls the carrier sends to our registration are this trunk's (no address to match).
+    assert "line = yes\nendpoint = voip-ba" in reg
+    assert "identify" not in text
+
+
+def test_numbers_go_to_their_entry_point_and_the_info_number_always_to_the_info_line() -> None:
+    s = Settings(trunks=[IP_TRUNK])
+    assert s.numbers == {"+38733555000": "infoline", "0800100200": "infoline"}
+    assert s.infoline_numbers == ["+38733555000", "0800100200"]
+    assert render_numbers(s.numbers) == (
+        "exten => +38733555000,1,Goto(centrala-infoline,${EXTEN},1)\n"
+        "exten => 0800100200,1,Goto(centrala-infoline,${EXTEN},1)\n"
+    )
+
+
+def test_the_outbound_trunk_gives_the_dial_string_and_the_presented_number() -> None:
+    s = Settings(trunks=[IP_TRUNK], outbound_trunk="carrier")
+    assert s.effective_outbound_dial == "PJSIP/{number}@carrier"
+    assert s.effective_outbound_caller_id == "+38733555000"
+    own = Settings(trunks=[IP_TRUNK], outbound_trunk="carrier", outbound_caller_id="033111222")
+    assert own.effective_outbound_caller_id == "033111222"
+
+
+def test_nat_puts_the_public_address_in_signalling_and_media_except_for_local_nets() -> None:
+    text = render_transports(
+        SipNetwork(
+            bind="0.0.0.0:5060",
+            external_address="203.0.113.10:5062",
+            local_nets=("10.0.0.0/8", "192.168.0.0/16"),
+        )
+    )
+    assert "external_signaling_address = 203.0.113.10\nexternal_signaling_port = 5062\n" in text
+    assert "external_media_address = 203.0.113.10\n" in text
+    assert "local_net = 10.0.0.0/8\nlocal_net = 192.168.0.0/16\n" in text
+
+
+@pytest.mark.parametrize(
+    ("trunks", "kw", "expected"),
+    [
+        ([{**IP_TRUNK, "addresses": []}], {}, "calls from it cannot be recognised"),
+        (
+            [{**REG_TRUNK, "password": None}],
+            {},
+            "registration = true needs server, username and password",
+        ),
+        ([{**IP_TRUNK, "username": "x"}], {}, "username and password go together"),
+        ([IP_TRUNK, IP_TRUNK], {}, "trunk 'carrier' is defined twice"),
+        (
+            [IP_TRUNK],
+            {"outbound_trunk": "other"},
+            "CENTRALA_OUTBOUND_TRUNK: no trunk named 'other'",
+        ),
+        ([{**IP_TRUNK, "server": None}], {"outbound_trunk": "carrier"}, "has no server"),
+        ([], {"network": SipNetwork(bind="0.0.0.0")}, "the port is needed"),
+        ([], {"network": SipNetwork(bind="sip.example:5060")}, "CENTRALA_SIP_BIND"),
+        (
+            [],
+            {"network": SipNetwork(external_address="203.0.113.1")},
+            "needs CENTRALA_SIP_LOCAL_NETS",
+        ),
+        ([], {"network": SipNetwork(rtp_start=20000, rtp_end=10000)}, "CENTRALA_RTP_START"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_saying_why(
+    trunks: list[dict[str, Any]], kw: dict[str, Any], expected: str
+) -> None:
+    problems = _problems(trunks, **kw)
+    assert any(expected in p for p in problems), problems
+
+
+def test_the_shipped_example_and_defaults_have_no_problem() -> None:
+    assert _problems([]) == []
+    assert _problems([IP_TRUNK, REG_TRUNK], outbound_trunk="voip-ba") == []
+
+
+def test_two_trunks_may_not_send_one_number_to_two_places() -> None:
+    # Only one entry point exists today, so the clash is with the info number's own.
+    other = {**REG_TRUNK, "numbers": {"0800100200": "infoline"}}
+    assert _problems([IP_TRUNK, other]) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("numbers", {"0800-100": "infoline"}, "String should match pattern"),
+        ("numbers", {"0800100200": "sales"}, "entry points are infoline"),
+        ("codecs", ["opus"], "codec 'opus'"),
+        ("addresses", ["carrier.example"], "is not an IP address or network"),
+        ("password", "semi;colon", "password: non-empty"),
+        ("server", "sip.example:99999", "the port must be 1-65535"),
+        ("name", "Carrier One", "String should match pattern"),
+        ("surprise", 1, "Extra inputs are not permitted"),
+    ],
+)
+def test_a_trunk_field_that_cannot_work_is_refused(field: str, value: Any, expected: str) -> None:
+    with pytest.raises(ValidationError, match=expected):
+        Trunk(**{**IP_TRUNK, field: value})
+
+
+def test_settings_errors_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CENTRALA_TRUNKS", json.dumps([{**IP_TRUNK, "codecs": ["opus"]}]))
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "CENTRALA_TRUNKS.0.CODECS: codec 'opus'" in settings_problems(caught.value)
+    monkeypatch.setenv("CENTRALA_TRUNKS", json.dumps([IP_TRUNK]))
+    monkeypatch.setenv("CENTRALA_OUTBOUND_TRUNK", "nope")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "  CENTRALA_OUTBOUND_TRUNK: no trunk named 'nope'" in settings_problems(caught.value)
+
+
+def test_trunks_come_from_the_config_file_and_the_secret_never_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "centrala.toml"
+    config.write_text(
+        'outbound_trunk = "voip-ba"\n[[trunks]]\nname = "voip-ba"\n'
+        'server = "sip.voip.example:5080"\n'
+        'username = "centrala77"\npassword = "pw-from-the-carrier"\nregistration = true\n'
+        'numbers = { "+38733555000" = "infoline" }\n'
+    )
+    monkeypatch.setenv("CENTRALA_CONFIG", str(config))
+    s = Settings()
+    assert s.trunks[0].registration is True
+    assert s.numbers["+38733555000"] == "infoline"
+    assert "pw-from-the-carrier" not in repr(s)
+
+
+def test_phone_digest_is_sips_ha1_as_asterisk_documents_it() -> None:
+    # The example of Asterisk's own documentation (pjsip.conf, password_digest).
+    assert phone_digest("myname", "myrealm", "mypassword") == "md5:dce9ccd0a69e3ef90d8b9bf725053e78"
+
+
+def test_an_agents_phone_is_auth_aor_and_endpoint_named_after_the_agent() -> None:
+    auth, aor, endpoint = phone_objects("101", "md5:abc", "centrala", ["g722", "alaw"])
+    assert (auth.type, aor.type, endpoint.type) == ("auth", "aor", "endpoint")
+    assert {auth.id, aor.id, endpoint.id} == {"101"}
+    assert dict(auth.fields) == {
+        "auth_type": "digest",
+        "username": "101",
+        "realm": "centrala",
+        "password_digest": "md5:abc",
+    }
+    fields = dict(endpoint.fields)
+    assert fields["auth"] == fields["aors"] == "101"
+    assert fields["context"] == "from-agents"
+    assert fields["allow"] == "g722,alaw"
+    assert dict(aor.fields)["max_contacts"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("101", None),
+        ("anna.k-7", None),
+        ("carrier", "is the name of a trunk"),
+        ("a b", "cannot be a SIP user name"),
+        ("x@y", "cannot be a SIP user name"),
+        ("-lead", "cannot be a SIP user name"),
+    ],
+)
+def test_phone_names_are_sip_user_names_and_never_a_trunks(name: str, expected: str | None) -> None:
+    problem = check_phone_name(name, [Trunk(**IP_TRUNK)])
+    assert (problem is None) if expected is None else (problem is not None and expected in problem)
