@@ -209,6 +209,37 @@ async def test_a_callback_and_row_updates_made_during_the_outage_drain_once(
     assert await kinds(ln.db, opened.id) == ["opened", "callback_requested", "closed"]
 
 
+async def test_a_write_the_database_refuses_raises_and_loses_none_of_the_writes_queued_before_it(
+    line: tuple[Line, Switch],
+) -> None:
+    ln, _ = line
+    calllog = ln.calllog
+    calllog.write_behind_seconds = 3600.0  # the test writes them itself
+    opened = await calllog.open_call(
+        channel_id="c-2",
+        linkedid=None,
+        direction=Direction.INBOUND,
+        handler="ari",
+        caller_number="061 999 002",
+        caller_name="Test",
+        called_number=None,
+        started_at=T0,
+    )
+    await calllog.event(opened.id, "ivr", node="main_menu")
+    await calllog.answered(opened.id, T0)
+    await calllog.update(opened.id, queue="new_clients")
+    calllog.set_state(opened.id, {"phase": "queued"})
+    with pytest.raises(ValueError, match="unknown call-log write"):
+        await calllog.write([{"op": "no-such-write"}])  # a bug, not an outage: raised
+    assert not calllog.degraded
+    await calllog.flush()  # what the refused batch took is written with the next one
+    async with ln.db.sessions() as session:
+        row = await session.get(Call, opened.id)
+    assert row is not None and row.answered_at is not None and row.queue == "new_clients"
+    assert row.live_state == {"phase": "queued"}
+    assert await kinds(ln.db, opened.id) == ["opened", "ivr", "answered"]
+
+
 async def test_journal_appends_fsync_keep_order_and_ignore_a_torn_last_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
