@@ -132,6 +132,10 @@ class DeskStore:
 
     async def pop_rows(self, call_id: str) -> PopRows | None:
         try:
+            if self.writer is not None:
+                # The call's row is written behind: what the IVR and the queue set (intent,
+                # queue, path) must be in it before the agent's screen shows the call.
+                await self.writer.write([])
             return await self._pop_rows(call_id)
         except Exception as exc:
             facts = self.live_facts(call_id) if self.live_facts is not None else None

@@ -33,6 +33,7 @@ async def test_caller_name_forging_fastagi_script_and_uniqueid_is_served_by_the_
             started_at=now(),
         )
         session.add(victim)
+    logged_before = len(server.log_lines())  # the server is shared with other tests
     name = f"Ana\nagi_network_script: survey\nagi_uniqueid: {victim_channel}\nagi_arg_1: nps"
     try:
         call = await callers.place(context="infoline-agi", caller_id=f'"{name}" <+38761555444>')
@@ -51,7 +52,8 @@ async def test_caller_name_forging_fastagi_script_and_uniqueid_is_served_by_the_
             after = await session.scalar(select(Call).where(Call.channel_id == victim_channel))
         assert after is not None
         assert (after.ended_at, after.outcome, after.survey_status) == (None, None, None)
-        assert not [e for e in server.log_lines() if e.get("agi_script") == "survey"]
+        this_test = server.log_lines()[logged_before:]
+        assert not [e for e in this_test if e.get("agi_script") == "survey"]
     finally:
         async with server.db.sessions() as session, session.begin():
             await session.execute(
