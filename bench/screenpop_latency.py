@@ -18,8 +18,8 @@ The clock starts at Asterisk's own events, with Asterisk's timestamps: a second 
 WebSocket of this script subscribed to every event source (subscribeAll) records the
 creation of each agent's leg (the ring: the channel that rings the agent's phone,
 Local/<agent>@test-agent...;1) and each bridge's entries (the bridge: when the last of the
-caller and the agent's leg entered it). A pop is paired with its agent's latest such event
-before it was handled. A WebSocket client's latency is its receipt time minus the event's;
+caller and the agent's leg entered it). A pop is paired with its agent's nearest such event
+(an offer's pop may come before Asterisk's ring: serve tells the desk as it makes the leg). A WebSocket client's latency is its receipt time minus the event's;
 the browser's is the time after the record is in the DOM and a frame has been painted
 (``requestAnimationFrame`` then a task) minus the event's (everything is on one machine, so
 one clock). Phase 1: --calls calls, --concurrency at a time, spread over all agents.
@@ -60,6 +60,7 @@ from web.auth import hash_password  # noqa: E402
 
 APP = "centrala-bench-pop"
 CLOCK_APP = "centrala-bench-clock"
+PAIR_WINDOW = 1.5  # seconds; less than a caller's --hold
 PASSWORD = "bench-password-1"
 CHROMIUM_ARGS = [
     "--headless",
@@ -133,9 +134,8 @@ class AsteriskClock:
         self.bridges: dict[str, list[float]] = {}  # agent -> times its bridge became whole
         self._entered: dict[str, dict[str, float]] = {}  # bridge -> channel -> entered
         self._agent_of_bridge: dict[str, str] = {}
-        self.http = aiohttp.ClientSession(
-            auth=aiohttp.BasicAuth(settings.ari_user, settings.ari_password)
-        )
+        token = aiohttp.BasicAuth(settings.ari_user, settings.ari_password).encode()
+        self.http = aiohttp.ClientSession(headers={"Authorization": token})
         self.task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -190,11 +190,16 @@ class AsteriskClock:
                 self._agent_of_bridge.pop(bridge_id, None)
 
     def latency(self, agent: str, stage: str, handled_at: float) -> float | None:
-        """Seconds from the agent's latest ring (offered) or bridge (connected) event before
-        ``handled_at`` to it; None when Asterisk showed no such event."""
+        """Seconds from the agent's ring (offered) or bridge (connected) event nearest to
+        ``handled_at`` to it (negative: the pop was there before Asterisk's event, as when
+        the desk is told of an offer before the leg to the phone is made); None when
+        Asterisk showed no such event within ``PAIR_WINDOW`` seconds. An agent's calls are
+        seconds apart, so the nearest is its own."""
         times = (self.rings if stage == "offered" else self.bridges).get(agent, [])
-        before = [t for t in times if t <= handled_at + 0.002]  # ms-rounded timestamps
-        return handled_at - max(before) if before else None
+        if not times:
+            return None
+        nearest = min(times, key=lambda t: abs(handled_at - t))
+        return handled_at - nearest if abs(handled_at - nearest) <= PAIR_WINDOW else None
 
     async def stop(self) -> None:
         if self.task:
@@ -392,6 +397,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(figures("Chromium rendered, bridge", br["connected"]))
         everything = ws["offered"] + ws["connected"] + br["offered"] + br["connected"]
         print(figures("all pops", everything))
+        early = sum(1 for v in everything if v < 0)
+        print(f"pops handled before Asterisk's event (negative latency): {early}")
         print(
             f"(browser pops: {len(pops)}, {phase1_browser} in phase 1; agents that got a "
             f"pop: {sum(1 for a in ws_agents if a.samples) + (1 if pops else 0)}/{len(agents)}; "
