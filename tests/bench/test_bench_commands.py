@@ -1,0 +1,148 @@
+"""Every benchmark command the README shows, run as written with small numbers (see
+conftest.py): the command still parses, runs against the real PBX and prints its figures.
+An option the README shows that this file does not know how to shrink fails the test, so a
+new README command cannot go untried."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.bench.conftest import BenchHost
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+# Each option's small value(s), for as many values as the README gives it.
+SMALL: dict[str, list[str]] = {
+    "--calls": ["4"],
+    "--concurrency": ["1", "2"],  # at most two levels
+    "--callers": ["4"],
+    "--agents": ["2"],
+    "--talk": ["0.5"],
+    "--ramp": ["1"],
+    "--talking": ["1"],
+    "--queued": ["1"],
+    "--ivr": ["1"],
+    "--repeat": ["1"],
+    "--reps": ["1"],
+    "--duration": ["2"],
+    "--rate-start": ["2"],
+    "--resolution": ["2"],
+    "--browser-calls": ["1"],
+    "--contacts": ["3"],
+    "--mix": [],  # kept as written
+    "--capacity": [],
+    "--pg-cluster": [],  # replaced by the bench host's cluster
+}
+# What each benchmark needs besides, to stay small.
+EXTRA: dict[str, list[str]] = {
+    "bench/infoline_load.py --capacity": ["--rate-max", "4", "--agents", "4"],
+    "bench/screenpop_latency.py": [
+        *("--agents", "3", "--calls", "4", "--concurrency", "2"),
+        *("--browser-calls", "1", "--busy-agents", "1"),
+    ],
+    "bench/chaos.py": [
+        "--duration",
+        "30",
+        "--fault-gap",
+        "3",
+        "6",
+        "--db-down",
+        "2",
+        "4",
+        "--serve-pause",
+        "0.5",
+        "1",
+    ],
+}
+
+
+def readme_commands() -> list[tuple[str, list[str]]]:
+    """(script, arguments) of each `python bench/....py ...` in the README; [optional]
+    parts left out."""
+    found = []
+    for m in re.finditer(r"python (bench/\w+\.py)([^|`\n]*)", README.read_text()):
+        args = re.sub(r"\[[^\]]*\]", " ", m.group(2)).split()
+        found.append((m.group(1), args))
+    return found
+
+
+def shrink(script: str, args: list[str], host: BenchHost) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        option = args[i]
+        assert option in SMALL, f"README runs {script} with {option}: teach {__file__} it"
+        values = []
+        i += 1
+        while i < len(args) and not args[i].startswith("--"):
+            values.append(args[i])
+            i += 1
+        if option == "--pg-cluster":
+            values = [host.pg_cluster]
+        elif SMALL[option]:
+            values = SMALL[option][: len(values)]
+        out += [option, *values]
+    key = f"{script} --capacity" if "--capacity" in out else script
+    extra = EXTRA.get(key, [])
+    for j in range(0, len(extra)):
+        if extra[j].startswith("--") and extra[j] in out:
+            k = out.index(extra[j])
+            del out[k : k + 2]  # the extra's value wins
+    return [*out, *extra]
+
+
+COMMANDS = sorted({(s, tuple(a)) for s, a in readme_commands()})
+
+
+def test_the_readme_shows_every_benchmark() -> None:
+    shown = {s for s, _ in COMMANDS}
+    on_disk = {f"bench/{p.name}" for p in (README.parent / "bench").glob("*.py")}
+    assert shown == on_disk, f"benchmarks the README does not show: {on_disk - shown}"
+
+
+def check(script: str, args: list[str], out: str) -> None:
+    """What each benchmark must have printed for the run to count."""
+    if script == "bench/ari_cycles.py":
+        levels = args[args.index("--concurrency") + 1 :]
+        for level in levels:
+            assert re.search(rf"concurrency=\s*{level} calls=4 cycles/s=\s*[\d.]+", out), out
+    elif script == "bench/infoline_load.py" and "--capacity" in args:
+        assert re.search(r"ratio ours/baseline: median [\d.]+x", out), out
+    elif script == "bench/infoline_load.py":
+        line = next(x for x in out.splitlines() if x.startswith("JSON "))
+        result = json.loads(line[5:])
+        for run in ("app", "baseline"):
+            assert result[run]["completed"] == result[run]["attempted"] == 4, result[run]
+            assert result[run]["never_heard"] == 0, result[run]
+        assert result["app"]["db_outcomes"] == {"answered": 4}, result["app"]
+    elif script == "bench/restart.py":
+        assert "adopted 3/3; dropped 0; agents on call 1/1" in out, out
+    elif script == "bench/chaos.py":
+        assert re.search(r"placed\s+\d+", out), out
+    elif script == "bench/screenpop_latency.py":
+        assert "agents that got a pop: 3/3" in out, out
+        assert re.search(r"Chromium rendered, bridge\s+n=[1-9]", out), out
+    elif script == "bench/survey_campaign.py":
+        rows = [x.split() for x in out.splitlines() if re.match(r"\s+\d+\s+\d+\s+\d+\s", x)]
+        assert rows, out
+        for _, calls, completed, *_rest in rows:
+            # Every contact dialled; surveys completed (a simulated client can answer too
+            # late on a loaded machine: the figure is the benchmark's, not this test's).
+            assert int(calls) == 3 and int(completed) >= 1, out
+    else:
+        raise AssertionError(f"no check for {script}: add one")
+
+
+@pytest.mark.parametrize(
+    ("script", "args"), COMMANDS, ids=[f"{s} {' '.join(a)}" for s, a in COMMANDS]
+)
+def test_readme_benchmark_command_runs(
+    bench_host: BenchHost, script: str, args: tuple[str, ...]
+) -> None:
+    small = shrink(script, list(args), bench_host)
+    out = bench_host.run(script, *small, timeout=900)
+    check(script, small, out)
