@@ -59,6 +59,9 @@ class Trunk(_Strict):
     caller_id: Annotated[str, Field(pattern=DID)] | None = Field(
         default=None, description="the number presented on calls out through this trunk"
     )
+    calls_per_second: float | None = Field(
+        default=None, gt=0, le=1000, description="the carrier's limit on new calls out"
+    )
 
     @field_validator("addresses")
     @classmethod
