@@ -331,6 +331,9 @@ class OutboundApp:
             await self.refused_row(agent_id, dialled, "phone", refusal, channel_id)
             await self._hangup(channel_id, REFUSAL_CAUSE.get(refusal.reason, "rejected"))
             return
+        # After StasisEnd (a bridge's hang-up ends it) Asterisk sends a channel's events only
+        # to an app subscribed to it: its ChannelDestroyed closes the call.
+        await self.ari.subscribe(self.app, f"channel:{channel_id}")
         async with call.lock:
             call.agent_up = True
             with contextlib.suppress(ARIError):
