@@ -224,7 +224,8 @@ class Settings(BaseSettings):
 
     @property
     def infoline_numbers(self) -> list[str]:
-        return [n for n, entry in self.numbers.items() if entry == "infoline"]
+        # A queue's number enters the info line's app too (straight into the queue).
+        return [n for n, e in self.numbers.items() if e == "infoline" or e.startswith("queue:")]
 
     @property
     def effective_outbound_dial(self) -> str:

@@ -386,6 +386,30 @@ async def test_a_burst_of_campaign_calls_leaves_at_the_trunks_rate(out: Out, far
     assert (arrived[-1] - arrived[0]).total_seconds() >= (len(numbers) - 1) / RATE - 0.1
 
 
+async def test_a_call_to_a_queues_number_rings_its_agent_with_no_menu(
+    out: Out, far: Far, callers: Callers
+) -> None:
+    seen = len(far.incoming)
+    caller = await far.call("+38733555222", f'"Client" <{CLIENT}>')
+    ring = await ring_after(far, f"7{AGENT}", seen, timeout=20)  # general's agent, at once
+    phone = str(ring["channel"]["id"])
+    await far.ari.answer(phone)
+
+    async def connected() -> Call | None:
+        async with out.server.db.sessions() as session:
+            row = await session.scalar(select(Call).where(Call.called_number == "+38733555222"))
+        return row if row is not None and row.connected_at is not None else None
+
+    row = await wait_until(connected, timeout=20, message="the caller with the agent")
+    assert row.queue == "general" and row.agent_id == AGENT and row.ivr_path == []
+    kinds = [e.kind for e in await events_of(out.server, row.id)]
+    assert "entered_queue_number" in kinds and "prompt" not in " ".join(kinds), kinds
+    await far.ari.hangup(caller)
+    closed = await out.server.wait_closed(row.channel_id)
+    assert closed.outcome == "answered" and closed.direction == "inbound"
+    await far.wait_event(phone, "StasisEnd")
+
+
 async def test_the_registration_trunk_registers_and_the_carriers_call_arrives_over_it(
     out: Out, far: Far, callers: Callers
 ) -> None:

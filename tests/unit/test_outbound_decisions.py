@@ -23,7 +23,7 @@ from core.outbound import (
     parse_leg,
     presented_number,
 )
-from core.sip import Trunk
+from core.sip import Trunk, numbers, render_numbers
 from core.surveys.campaign import CampaignSettings
 from core.throttle import CallRate
 from dialplan.model import Calendar
@@ -225,3 +225,28 @@ def test_the_dialplan_learns_the_outbound_apps_name() -> None:
     assert "OUTBOUND_APP = out-b\n" in globals_conf
     with pytest.raises(Exception, match="CENTRALA_OUTBOUND_APP"):
         render_generated_config(Settings(outbound_app="bad;app"))
+
+
+# ---- numbers to entry points ---------------------------------------------------------------
+
+
+def test_a_number_for_a_queue_enters_the_info_lines_app_naming_its_queue() -> None:
+    trunk = Trunk(
+        name="carrier",
+        addresses=["10.0.0.1"],
+        numbers={"+38733555222": "queue:general", "+38733555000": "infoline"},
+    )
+    text = render_numbers(numbers([trunk], "0800100200"))
+    assert (
+        "exten => +38733555222,1,Set(CENTRALA_ENTRY=queue:general)\n"
+        " same => n,Goto(centrala-infoline,${EXTEN},1)\n"
+    ) in text
+    assert "exten => +38733555000,1,Goto(centrala-infoline,${EXTEN},1)\n" in text
+    # The CDR's reconcile counts its callers as the info line's.
+    assert "+38733555222" in Settings(trunks=[trunk]).infoline_numbers
+
+
+@pytest.mark.parametrize("entry", ["queue:", "queue:a b", "flow:x", "queue:x;y", "queue:x)", "q"])
+def test_an_unknown_entry_point_is_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="entry points are infoline, queue:NAME"):
+        Trunk(name="carrier", addresses=["10.0.0.1"], numbers={"+38733555222": entry})
