@@ -393,7 +393,7 @@ def build_app(settings: Settings) -> web.Application:
         secure_cookies=settings.web_secure_cookies,
         trusted_proxy=settings.web_trusted_proxy,
     )
-    app.cleanup_ctx.append(desk_ctx(desk_config, CRM_KEY, ACD_KEY, DESK, INFOLINE))
+    app.cleanup_ctx.append(desk_ctx(desk_config, CRM_KEY, ACD_KEY, DESK, INFOLINE, OUTBOUND))
     app.router.add_routes([status_route(status_sources)])
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE, OUTBOUND))
     app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
