@@ -250,6 +250,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     ari.on_connect(phones.reconcile)
     ari.on_connect(infoline.reconcile)
     ari.on_connect(dialler.reconcile)
+    ari.on_connect(outbound.reconcile)
     app[ARI], app[ACD_KEY], app[DESK], app[INFOLINE] = ari, acd, desk, infoline
     app[INFOLINE_APP] = infoline
     app[DIALLER] = dialler

@@ -5,6 +5,7 @@ agent's desk phone (``from-agents`` hands the dialled number here). The decision
 log like every call's. May import core, models and the other ari_app modules it names.
 """
 
-from ari_app.outbound.app import ManualCall, OutboundApp
+from ari_app.outbound.adoption import OutboundApp
+from ari_app.outbound.calls import ManualCall
 
 __all__ = ["ManualCall", "OutboundApp"]

@@ -145,8 +145,15 @@ async def out(
     config.write_text(readme_toml(password))
     db = await make_database("sqlite", tmp)
     await apply_flow(db.sessions, _flow(open_always))
-    srv = start_serve(db, tmp, CENTRALA_CONFIG=str(config), CENTRALA_OUTBOUND_DIAL=None)
+    # The trunks into the PBX before serve connects: its ARI link (and the phones it pushes
+    # at connect) then stays as it is while the phone registers.
+    srv = start_serve(
+        db, tmp, spawn=False, CENTRALA_CONFIG=str(config), CENTRALA_OUTBOUND_DIAL=None
+    )
     env = {**srv.env}
+    _centrala("pbx", "up", env=env)
+    far.cli("module reload res_pjsip.so")
+    srv.spawn()
     (tmp / "agents.csv").write_text(
         "agent_id,name,role,endpoint,queues,skills\n"
         f"{AGENT},Ana Agent,agent,,new_clients;general,bs\n"
@@ -158,8 +165,6 @@ async def out(
     )
     try:
         await srv.wait_ready()
-        _centrala("pbx", "up", env=env)
-        far.cli("module reload res_pjsip.so")
         _centrala("import", "agents", str(tmp / "agents.csv"), env=env)
         _centrala("import", "clients", str(tmp / "clients.csv"), env=env)
         phone = json.loads(_centrala("agent", "phone", AGENT, env=env))
@@ -362,6 +367,47 @@ async def test_the_agent_dials_from_the_desk_phone_and_the_call_leaves_through_t
     assert row.direction == "outbound" and row.agent_id == AGENT
     assert row.outcome == "answered" and (row.talk_seconds or 0) > 3
     assert row.client_id is None  # nobody on record with that number
+
+
+async def test_a_crash_of_serve_leaves_a_manual_call_talking_and_its_row_right(
+    out: Out, far: Far
+) -> None:
+    seen = len(far.incoming)
+    status, placed = await out.api("POST", f"/api/agents/{AGENT}/call", {"number": CLIENT})
+    assert status == 202, placed
+    phone = str((await ring_after(far, f"7{AGENT}", seen))["channel"]["id"])
+    await far.ari.answer(phone)
+    client = str((await ring_after(far, CLIENT, seen))["channel"]["id"])
+    await far.ari.answer(client)
+
+    async def connected() -> Call | None:
+        async with out.server.db.sessions() as session:
+            row = await session.get(Call, placed["call_id"])
+        return row if row is not None and row.connected_at is not None else None
+
+    await wait_until(connected, timeout=20, message="bridged")
+    await out.server.crash_and_restart()  # SIGKILL: nothing tidied up
+    await tones_both_ways(far, phone, client)  # still talking through the same bridge
+    await far.ari.hangup(phone)  # the agent ends it: the adopted call follows
+    await far.wait_event(client, "StasisEnd")
+    row = await row_of(out.server, id=placed["call_id"])
+    assert row.outcome == "answered" and row.agent_id == AGENT
+    assert row.talk_seconds is not None and row.talk_seconds > 4  # across the restart
+    assert row.ended_at is not None and row.connected_at is not None
+    assert row.talk_seconds == pytest.approx(
+        (row.ended_at - row.connected_at).total_seconds(), abs=0.5
+    )
+
+
+async def test_with_serve_away_the_desk_phone_is_told_no_circuit(out: Out, far: Far) -> None:
+    causes: list[int] = []
+
+    async def dial_while_away() -> None:
+        phone = await dial_from_phone(far, "061444555")
+        causes.append(int((await far.wait_event(phone, "ChannelDestroyed"))["cause"]))
+
+    await out.server.restart_stopped(dial_while_away)
+    assert causes == [34]  # from-agents: the outbound app is not there
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ class ManualCall:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class OutboundApp:
+class OutboundCalls:
     def __init__(
         self,
         ari: ARIClient,
@@ -171,6 +171,7 @@ class OutboundApp:
         self.calls[key] = call
         self.by_channel[call.agent_channel] = key
         self.by_channel[call.client_channel] = key
+        self._save(call)
         structlog.contextvars.bind_contextvars(call_id=call.call_id)
         log.info("manual_call", origin=origin, agent_id=agent_id, number=permit.number)
         return call
@@ -264,6 +265,7 @@ class OutboundApp:
         if waited:
             await self.calllog.event(call.call_id, "trunk_rate_wait", seconds=round(waited, 3))
         call.client_dialled = True
+        self._save(call)
         try:
             await self.ari.originate(
                 self.dial.format(number=call.number),
@@ -347,6 +349,7 @@ class OutboundApp:
             side = "agent" if channel_id == call.agent_channel else "client"
             if kind == "StasisStart" and side == "agent" and not call.agent_up:
                 call.agent_up = True  # the agent answered their phone
+                self._save(call)
                 await self.calllog.event(call.call_id, "agent_answered")
                 await self._dial_client(call)
             elif kind == "StasisStart" and side == "client":
@@ -374,6 +377,7 @@ class OutboundApp:
         await self.ari.add_to_bridge(bridge, call.agent_channel)
         await self.ari.add_to_bridge(bridge, call.client_channel)
         call.connected_at = at
+        self._save(call)
         await self.calllog.answered(call.call_id, at)
         await self.calllog.update(call.call_id, connected_at=at)
         log.info("manual_call_connected")
@@ -433,6 +437,32 @@ class OutboundApp:
     async def _hangup(self, channel_id: str, reason: str) -> None:
         with contextlib.suppress(ARINotFound):
             await self.ari.hangup(channel_id, reason=reason)
+
+    # ---- surviving a restart ------------------------------------------------------------------
+
+    def _save(self, call: ManualCall) -> None:
+        """Where the call is, on its row (``calls.live_state``): what a restarted ``serve``
+        adopts it from."""
+        self.calllog.set_state(
+            call.call_id,
+            {
+                "manual": {
+                    "key": call.key,
+                    "agent_id": call.agent_id,
+                    "number": call.number,
+                    "presented": call.presented,
+                    "queue": call.queue,
+                    "origin": call.origin,
+                    "agent_channel": call.agent_channel,
+                    "client_channel": call.client_channel,
+                    "callback_id": call.callback_id,
+                    "agent_up": call.agent_up,
+                    "client_dialled": call.client_dialled,
+                    "bridge_id": call.bridge_id,
+                    "connected_at": call.connected_at.isoformat() if call.connected_at else None,
+                }
+            },
+        )
 
     def live(self) -> list[dict[str, Any]]:
         return [
