@@ -188,7 +188,8 @@ async def out(
     finally:
         with contextlib.suppress(pytest.fail.Exception):  # not logged in: set-up failed early
             _centrala("agent", "logout", AGENT, env=env)
-        live.stop_server(srv.proc)
+        if srv.proc is not None:  # None: the PBX refused the config before serve started
+            live.stop_server(srv.proc)
         await db.engine.dispose()
         for name in ("far_phones.conf", "far_registrar.conf"):
             (far_root / name).unlink(missing_ok=True)
