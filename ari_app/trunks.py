@@ -23,6 +23,22 @@ class TrunkGate:
         self.limits = dict(per_second)
         self._rates = {trunk: CallRate(rate) for trunk, rate in per_second.items()}
 
+    def check(self, trunk: str | None, max_wait: float) -> None:
+        """Refuse now (``trunk_busy``) a call that would wait longer than ``max_wait`` if it
+        were dialled now: a desk asks before the agent's phone rings."""
+        rate = self._rates.get(trunk or "")
+        if rate is not None and rate.wait(time.monotonic()) > max_wait:
+            raise self._busy(trunk)
+
+    def _busy(self, trunk: str | None) -> OutboundRefused:
+        log.warning("trunk_rate_refused", trunk=trunk, limit=self.limits[trunk or ""])
+        return OutboundRefused(
+            "trunk_busy",
+            f"trunk {trunk} takes at most {self.limits[trunk or '']:g} new calls a second: "
+            "try again in a moment",
+            trunk=trunk or "",
+        )
+
     async def admit(self, trunk: str | None, max_wait: float) -> float:
         """Wait for the trunk's next free moment; the seconds waited. Raises
         ``OutboundRefused('trunk_busy')`` when that moment is further than ``max_wait``."""
@@ -31,13 +47,7 @@ class TrunkGate:
             return 0.0
         wait = rate.reserve(time.monotonic(), max_wait)
         if wait is None:
-            log.warning("trunk_rate_refused", trunk=trunk, limit=self.limits[trunk or ""])
-            raise OutboundRefused(
-                "trunk_busy",
-                f"trunk {trunk} takes at most {self.limits[trunk or '']:g} new calls a second: "
-                "try again in a moment",
-                trunk=trunk or "",
-            )
+            raise self._busy(trunk)
         if wait > 0:
             # The limiter's own pacing (a booked moment), not a synchronisation.
             await asyncio.sleep(wait)

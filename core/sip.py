@@ -31,6 +31,8 @@ def entry_context(entry: str) -> str | None:
     if entry in ENTRY_POINTS:
         return ENTRY_POINTS[entry]
     return ENTRY_POINTS["infoline"] if QUEUE_ENTRY.match(entry) else None
+
+
 # Codecs whose modules modules.conf loads (codec_* and the pass-through ones).
 CODECS = ("alaw", "ulaw", "g722", "gsm")
 TRUNK_NAME = r"^[a-z][a-z0-9_-]{0,31}$"

@@ -103,6 +103,12 @@ class CallRate:
         self.burst = burst
         self._next_free: float | None = None  # when the bucket is full again, minus burst
 
+    def wait(self, now: float) -> float:
+        """The wait a call booked now would get (nothing is booked)."""
+        earliest = now - (self.burst - 1) * self.interval
+        start = earliest if self._next_free is None else max(self._next_free, earliest)
+        return max(0.0, start - now)
+
     def reserve(self, now: float, max_wait: float) -> float | None:
         # The bucket's state is one time: the moment from which a call needs no token saved.
         # A full bucket (idle long enough) starts burst-1 intervals back.

@@ -39,6 +39,8 @@ from models.tables import Direction
 log = structlog.get_logger(__name__)
 
 HANDLER = "outbound"
+# ARI's hang-up reasons for the Q.850 causes a client's line gives.
+_HANGUP_REASON = {17: "busy", 18: "no_answer", 19: "no_answer", 1: "unallocated", 21: "rejected"}
 AGENT_RING_SECONDS = 30
 CLIENT_RING_SECONDS = 45
 
@@ -116,6 +118,8 @@ class OutboundCalls:
         if found is None:
             raise OutboundRefused("not_logged_in", f"no active agent {agent_id!r}")
         profile, _endpoint = found
+        if origin == "desk":
+            self.gate.check(self.trunk, self.max_wait)
         permit = check_call(
             raw_number,
             region=self.region,
@@ -395,7 +399,9 @@ class OutboundCalls:
                 result = outcome(connected=False, cause=cause, dial_status=call.dial_status)
             await self._close(call, cause=cause, text=text, result=result)
         if side == "client" or call.client_dialled:
-            await self._hangup(other, "normal")
+            # An unanswered client's reason reaches the agent's phone (busy, no answer).
+            reason = "normal" if call.connected_at else _HANGUP_REASON.get(cause or 0, "normal")
+            await self._hangup(other, reason if side == "client" else "normal")
         self.by_channel.pop(call.agent_channel if side == "agent" else call.client_channel, None)
         if call.agent_channel not in self.by_channel and call.client_channel not in self.by_channel:
             self.calls.pop(call.key, None)

@@ -400,6 +400,35 @@ async def test_a_crash_of_serve_leaves_a_manual_call_talking_and_its_row_right(
     )
 
 
+async def test_a_client_who_hangs_up_while_serve_is_away_ends_the_call_at_the_restart(
+    out: Out, far: Far
+) -> None:
+    seen = len(far.incoming)
+    status, placed = await out.api("POST", f"/api/agents/{AGENT}/call", {"number": CLIENT})
+    assert status == 202, placed
+    phone = str((await ring_after(far, f"7{AGENT}", seen))["channel"]["id"])
+    await far.ari.answer(phone)
+    client = str((await ring_after(far, CLIENT, seen))["channel"]["id"])
+    await far.ari.answer(client)
+
+    async def connected() -> Call | None:
+        async with out.server.db.sessions() as session:
+            row = await session.get(Call, placed["call_id"])
+        return row if row is not None and row.connected_at is not None else None
+
+    await wait_until(connected, timeout=20, message="bridged")
+
+    async def client_leaves() -> None:
+        await far.ari.hangup(client)
+        await far.wait_event(client, "StasisEnd")
+
+    await out.server.restart_stopped(client_leaves)
+    await far.wait_event(phone, "StasisEnd")  # the restarted serve hung the agent up
+    row = await row_of(out.server, id=placed["call_id"])
+    assert row.outcome == "answered" and row.talk_seconds is not None and row.talk_seconds > 0
+    assert "ended while serve was away" in (row.hangup_cause_text or "")
+
+
 async def test_with_serve_away_the_desk_phone_is_told_no_circuit(out: Out, far: Far) -> None:
     causes: list[int] = []
 

@@ -250,3 +250,26 @@ def test_a_number_for_a_queue_enters_the_info_lines_app_naming_its_queue() -> No
 def test_an_unknown_entry_point_is_refused(entry: str) -> None:
     with pytest.raises(ValueError, match="entry points are infoline, queue:NAME"):
         Trunk(name="carrier", addresses=["10.0.0.1"], numbers={"+38733555222": entry})
+
+
+def test_the_wait_a_call_would_get_is_told_without_booking_it() -> None:
+    rate = CallRate(2)
+    assert rate.wait(0.0) == 0.0
+    assert rate.reserve(0.0, 10) == 0.0
+    assert rate.wait(0.0) == 0.5 and rate.wait(0.0) == 0.5  # asking books nothing
+    assert rate.reserve(0.0, 10) == 0.5
+    assert rate.wait(0.2) == pytest.approx(0.8)
+
+
+async def test_the_trunk_gate_refuses_a_call_that_would_wait_too_long() -> None:
+    from ari_app.trunks import TrunkGate
+
+    gate = TrunkGate({"carrier": 1.0})
+    assert await gate.admit("other", 0) == 0.0  # a trunk without a limit
+    assert await gate.admit("carrier", 0) == 0.0
+    with pytest.raises(OutboundRefused) as caught:
+        gate.check("carrier", 0.5)  # the desk asks before the agent's phone rings
+    assert caught.value.error_id == "trunk_busy" and caught.value.status == 429
+    with pytest.raises(OutboundRefused):
+        await gate.admit("carrier", 0.5)
+    gate.check("carrier", 5)
