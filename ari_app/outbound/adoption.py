@@ -28,7 +28,12 @@ class OutboundApp(OutboundCalls):
         leg gone is ended now (the other leg hung up, the row closed: answered with its talk
         time if it was connected, else ``lost``)."""
         try:
-            rows = await self.calllog.live_calls(HANDLER)
+            # With the database away, from the journal (the info line's adoption reads and
+            # reports that once; manual calls are rare, so no second read or log line).
+            if self.calllog.degraded:
+                rows = self.calllog.journaled_live(HANDLER)
+            else:
+                rows = await self.calllog.live_calls(HANDLER)
         except Exception:
             log.exception("manual_calls_reconcile_failed")
             return
