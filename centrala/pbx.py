@@ -91,6 +91,7 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
         ("CENTRALA_AMI_SECRET", settings.ami_secret),
         ("CENTRALA_INFOLINE_APP", settings.infoline_app),
         ("CENTRALA_SURVEY_APP", settings.survey_app),
+        ("CENTRALA_OUTBOUND_APP", settings.outbound_app),
     ):
         if not value or any(c in value for c in "\r\n\0;[]=,\"' \t"):
             raise PBXError(f"{name} must be non-empty, without spaces, quotes, ; [ ] = or ,")
@@ -116,6 +117,7 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
         "globals.conf": (
             f"INFOLINE_APP = {settings.infoline_app}\n"
             f"SURVEY_APP = {settings.survey_app}\n"
+            f"OUTBOUND_APP = {settings.outbound_app}\n"
             f"CENTRALA_AGI = agi://{settings.agi_host}:{settings.agi_port}\n"
             f"CENTRALA_AGI_SECRET = {settings.effective_agi_secret()}\n"
         ),

@@ -25,7 +25,9 @@ from ari_app.campaigns import CampaignDialler
 from ari_app.cdr import CdrFile, CdrReconciler
 from ari_app.infoline import InfolineApp
 from ari_app.infoline.calls import NoFlowKnown
+from ari_app.outbound import OutboundApp
 from ari_app.phones import PhonePusher
+from ari_app.trunks import TrunkGate
 from centrala.settings import Settings
 from core.acd import ACD
 from core.agi_gate import SessionLimits
@@ -38,6 +40,7 @@ from models.crm import CRM
 from models.db import create_engine, is_outage, session_factory, upgrade_async
 from models.flows import active_flow, apply_flow
 from models.journal import WriteJournal
+from models.outbound import OutboundStore
 from models.phones import PhoneStore
 from models.snapshot import Snapshot
 from models.surveys import active_survey, apply_survey
@@ -46,7 +49,7 @@ from web import DeskConfig, desk_ctx, setup_desk
 from web.api import routes as api_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
-from web.ports import DESK, INFOLINE
+from web.ports import DESK, INFOLINE, OUTBOUND
 from web.server import CappedSite, body_deadline, handler_args
 from web.status import StatusSources, status_route
 from web.survey_api import Sessions
@@ -174,7 +177,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.ari_url,
         settings.ari_user,
         settings.ari_password,
-        [settings.infoline_app, settings.survey_app],
+        [settings.infoline_app, settings.survey_app, settings.outbound_app],
         events=APP_EVENTS,
     )
     acd = ACD()
@@ -197,6 +200,8 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         survey=settings.postcall_survey,
         pbx_records=pbx_records,
     )
+    # One call-rate limit per trunk for everyone dialling out through it.
+    gate = TrunkGate({t.name: t.calls_per_second for t in settings.trunks if t.calls_per_second})
     dialler = CampaignDialler(
         ari,
         app[CALLLOG],
@@ -207,11 +212,31 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         caller_id=settings.effective_outbound_caller_id,
         tick_seconds=settings.campaign_tick_seconds,
     )
+    dialler.gate, dialler.trunk = gate, settings.outbound_trunk
+    outbound = OutboundApp(
+        ari,
+        app[CALLLOG],
+        app[CRM_KEY],
+        OutboundStore(app[SESSIONS]),
+        acd,
+        desk,
+        gate,
+        app=settings.outbound_app,
+        dial=settings.effective_outbound_dial,
+        trunk=settings.outbound_trunk,
+        default_caller_id=settings.effective_outbound_caller_id,
+        queue_caller_ids=dict(settings.queue_caller_ids),
+        region=settings.default_region,
+        window=settings.manual_call_window,
+        max_wait=settings.trunk_max_wait_seconds,
+    )
 
     async def on_event(event: Event) -> None:
         with structlog.contextvars.bound_contextvars():
             if event.get("application") == settings.survey_app:
                 await dialler.on_event(event)
+            elif event.get("application") == settings.outbound_app:
+                await outbound.on_event(event)
             else:
                 await infoline.on_event(event)
 
@@ -225,9 +250,11 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     ari.on_connect(phones.reconcile)
     ari.on_connect(infoline.reconcile)
     ari.on_connect(dialler.reconcile)
+    ari.on_connect(outbound.reconcile)
     app[ARI], app[ACD_KEY], app[DESK], app[INFOLINE] = ari, acd, desk, infoline
     app[INFOLINE_APP] = infoline
     app[DIALLER] = dialler
+    app[OUTBOUND] = outbound
     deferred: asyncio.Task[None] | None = None
     try:
         # The flow and queues, read now (or from the snapshot when the database is away),
@@ -367,9 +394,9 @@ def build_app(settings: Settings) -> web.Application:
         secure_cookies=settings.web_secure_cookies,
         trusted_proxy=settings.web_trusted_proxy,
     )
-    app.cleanup_ctx.append(desk_ctx(desk_config, CRM_KEY, ACD_KEY, DESK, INFOLINE))
+    app.cleanup_ctx.append(desk_ctx(desk_config, CRM_KEY, ACD_KEY, DESK, INFOLINE, OUTBOUND))
     app.router.add_routes([status_route(status_sources)])
-    app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
+    app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE, OUTBOUND))
     app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
     app.router.add_routes(report_routes(SESSIONS))
     setup_desk(app)

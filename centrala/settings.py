@@ -10,7 +10,7 @@ import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, model_validator
@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from core.sip import SipNetwork, Trunk, check_sip, numbers, outbound_dial
+from dialplan.model import Calendar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The shipped credentials: fine while Asterisk listens on loopback only, where the machine's
@@ -182,6 +183,15 @@ class Settings(BaseSettings):
     rtp_end: int = 20000
     trunks: list[Trunk] = Field(default_factory=list, description="carrier SIP trunks")
     outbound_trunk: str | None = Field(default=None, description="the trunk calls leave through")
+    # Manual outbound calls (ari_app/outbound): their Stasis app, the number each queue's
+    # calls present (else the outbound trunk's caller_id), the hours agents may call clients
+    # (unset: any time), and how long a call waits for the trunk's call rate before refusal.
+    outbound_app: str = "centrala-outbound"
+    queue_caller_ids: dict[str, Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]] = Field(
+        default_factory=dict, description="queue -> the number its agents' calls present"
+    )
+    manual_call_window: Calendar | None = None
+    trunk_max_wait_seconds: float = Field(default=3.0, ge=0, le=60)
     sip_realm: str = Field(default="centrala", pattern=r"^[A-Za-z0-9.-]{1,64}$")
     phone_codecs: list[str] = ["g722", "alaw", "ulaw"]
 
@@ -214,13 +224,18 @@ class Settings(BaseSettings):
 
     @property
     def infoline_numbers(self) -> list[str]:
-        return [n for n, entry in self.numbers.items() if entry == "infoline"]
+        # A queue's number enters the info line's app too (straight into the queue).
+        return [n for n, e in self.numbers.items() if e == "infoline" or e.startswith("queue:")]
 
     @property
     def effective_outbound_dial(self) -> str:
         if self.outbound_dial:
             return self.outbound_dial
         return outbound_dial(self.outbound_trunk or "trunk")
+
+    @property
+    def outbound_trunk_settings(self) -> Trunk | None:
+        return next((t for t in self.trunks if t.name == self.outbound_trunk), None)
 
     @property
     def effective_outbound_caller_id(self) -> str:

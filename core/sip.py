@@ -20,7 +20,19 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 # Entry points a number can go to, and the dialplan context each one is (extensions.conf).
+# Besides these, ``queue:NAME``: the info line's app puts the caller straight into queue NAME
+# (no greeting, no menu).
 ENTRY_POINTS: dict[str, str] = {"infoline": "centrala-infoline"}
+QUEUE_ENTRY = re.compile(r"^queue:([A-Za-z0-9_.@-]{1,64})$")
+
+
+def entry_context(entry: str) -> str | None:
+    """The dialplan context a number's entry point enters (None: no such entry point)."""
+    if entry in ENTRY_POINTS:
+        return ENTRY_POINTS[entry]
+    return ENTRY_POINTS["infoline"] if QUEUE_ENTRY.match(entry) else None
+
+
 # Codecs whose modules modules.conf loads (codec_* and the pass-through ones).
 CODECS = ("alaw", "ulaw", "g722", "gsm")
 TRUNK_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -58,6 +70,9 @@ class Trunk(_Strict):
     )
     caller_id: Annotated[str, Field(pattern=DID)] | None = Field(
         default=None, description="the number presented on calls out through this trunk"
+    )
+    calls_per_second: float | None = Field(
+        default=None, gt=0, le=1000, description="the carrier's limit on new calls out"
     )
 
     @field_validator("addresses")
@@ -104,8 +119,8 @@ class Trunk(_Strict):
     @classmethod
     def _entry_points(cls, value: dict[str, str]) -> dict[str, str]:
         for number, entry in value.items():
-            if entry not in ENTRY_POINTS:
-                known = ", ".join(sorted(ENTRY_POINTS))
+            if entry_context(entry) is None:
+                known = ", ".join([*sorted(ENTRY_POINTS), "queue:NAME"])
                 raise ValueError(f"number {number} goes to {entry!r}: entry points are {known}")
         return value
 
@@ -286,11 +301,16 @@ def render_trunks(trunks: list[Trunk]) -> str:
 
 
 def render_numbers(entries: dict[str, str]) -> str:
-    """The numbers' lines of [from-trunk] (extensions.conf includes them there)."""
-    return "".join(
-        f"exten => {number},1,Goto({ENTRY_POINTS[entry]},${{EXTEN}},1)\n"
-        for number, entry in entries.items()
-    )
+    """The numbers' lines of [from-trunk] (extensions.conf includes them there). A number
+    for a queue sets CENTRALA_ENTRY, which centrala-infoline hands to the Stasis app."""
+    lines = []
+    for number, entry in entries.items():
+        goto = f"Goto({entry_context(entry)},${{EXTEN}},1)"
+        if QUEUE_ENTRY.match(entry):
+            lines.append(f"exten => {number},1,Set(CENTRALA_ENTRY={entry})\n same => n,{goto}\n")
+        else:
+            lines.append(f"exten => {number},1,{goto}\n")
+    return "".join(lines)
 
 
 def outbound_dial(trunk: str) -> str:

@@ -87,3 +87,35 @@ class LoginThrottle:
         """The right password: the account starts afresh; the address keeps its count (one
         known password must not launder a spray of guesses at other accounts)."""
         self._records["account"].pop(account, None)
+
+
+class CallRate:
+    """A carrier's limit on new calls through a trunk: ``per_second`` on average, at most
+    ``burst`` back to back (a token bucket kept as the time the next call may go). ``reserve``
+    books a call's moment: 0 now, a wait in seconds, or None when the wait would pass
+    ``max_wait`` (nothing booked then). A booked moment is the caller's to keep: it waits that
+    long, then dials. Pure: ``now`` is monotonic seconds."""
+
+    def __init__(self, per_second: float, burst: int = 1) -> None:
+        if per_second <= 0 or burst < 1:
+            raise ValueError("per_second > 0 and burst >= 1")
+        self.interval = 1.0 / per_second
+        self.burst = burst
+        self._next_free: float | None = None  # when the bucket is full again, minus burst
+
+    def wait(self, now: float) -> float:
+        """The wait a call booked now would get (nothing is booked)."""
+        earliest = now - (self.burst - 1) * self.interval
+        start = earliest if self._next_free is None else max(self._next_free, earliest)
+        return max(0.0, start - now)
+
+    def reserve(self, now: float, max_wait: float) -> float | None:
+        # The bucket's state is one time: the moment from which a call needs no token saved.
+        # A full bucket (idle long enough) starts burst-1 intervals back.
+        earliest = now - (self.burst - 1) * self.interval
+        start = earliest if self._next_free is None else max(self._next_free, earliest)
+        wait = max(0.0, start - now)
+        if wait > max_wait:
+            return None
+        self._next_free = start + self.interval
+        return wait

@@ -870,6 +870,15 @@ class CallLog:
             )
         return found
 
+    def journaled_live(self, handler: str) -> list[LiveRow]:
+        """Open calls of ``handler`` as our writes and the journal say, without reading the
+        database (for an app that adopts while it is away)."""
+        return [
+            _live_row(call_id, facts)
+            for call_id, facts in self.live.items()
+            if facts.get("handler") == handler
+        ]
+
     def live_facts(self, call_id: str) -> dict[str, Any] | None:
         """An open call's facts as our writes say (its row may be unreadable)."""
         return self.live.get(call_id)

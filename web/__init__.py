@@ -25,7 +25,7 @@ from models.web_sessions import WebSessionStore
 from web.auth import Sessions
 from web.http import WEB, DeskWeb, routes, setup_templates
 from web.notifier import Notifier
-from web.ports import AgentCommands, CallControl
+from web.ports import AgentCommands, CallControl, ManualCalls
 from web.reports import routes as report_routes
 from web.store import DeskStore
 
@@ -53,6 +53,7 @@ def desk_ctx(
     acd_key: web.AppKey[ACD],
     desk_key: web.AppKey[AgentCommands],
     infoline_key: web.AppKey[CallControl],
+    outbound_key: web.AppKey[ManualCalls] | None = None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         crm = app[crm_key]
@@ -82,6 +83,7 @@ def desk_ctx(
             ),
             secure_cookies=config.secure_cookies,
             trusted_proxy=config.trusted_proxy,
+            outbound=app.get(outbound_key) if outbound_key is not None else None,
         )
         app[infoline_key].desk_listeners.append(notifier.on_notice)
         notifier.start()

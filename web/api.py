@@ -12,7 +12,7 @@ from aiohttp import web
 
 from core.acd import ACD, AgentMode
 from core.errors import AgentDeskError, CallControlError
-from web.ports import AgentCommands, CallControl
+from web.ports import AgentCommands, CallControl, ManualCalls
 
 MAX_REASON = 80
 
@@ -70,10 +70,43 @@ def check_transfer(data: dict[str, Any]) -> tuple[str, str]:
     return target, "transfer" if mode == "blind" else "consult"
 
 
+def check_call_request(data: dict[str, Any]) -> dict[str, Any]:
+    """What to call: ``number``, ``client_id`` (the client's number on record) or
+    ``callback_id`` (a callback task); optional ``queue`` (whose number is presented). Pure."""
+    number, client_id, callback_id, queue = (
+        data.get("number"),
+        data.get("client_id"),
+        data.get("callback_id"),
+        data.get("queue"),
+    )
+    given = [k for k in ("number", "client_id", "callback_id") if data.get(k) is not None]
+    if len(given) != 1:
+        raise AgentDeskError("bad_call", "give exactly one of number, client_id, callback_id", 422)
+    if number is not None and (not isinstance(number, str) or len(number) > 40):
+        raise AgentDeskError("bad_number", "number: a string of at most 40 characters", 422)
+    for name, value in (("client_id", client_id), ("callback_id", callback_id)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise AgentDeskError("bad_call", f"{name} must be an integer", 422)
+    if queue is not None and (not isinstance(queue, str) or not 0 < len(queue) <= 64):
+        raise AgentDeskError("bad_call", "queue: a queue id", 422)
+    return {"number": number, "client_id": client_id, "callback_id": callback_id, "queue": queue}
+
+
+def placed(agent_id: str, call: Any) -> dict[str, Any]:
+    return {
+        "call_id": call.call_id,
+        "agent_id": agent_id,
+        "number": call.number,
+        "presented": call.presented,
+        "queue": call.queue,
+    }
+
+
 def routes(
     desk_key: web.AppKey[AgentCommands],
     acd_key: web.AppKey[ACD],
     infoline_key: web.AppKey[CallControl],
+    outbound_key: web.AppKey[ManualCalls] | None = None,
 ) -> list[web.RouteDef]:
     async def login(request: web.Request) -> web.Response:
         endpoint, mode = check_login(await _body(request))
@@ -111,7 +144,16 @@ def routes(
         await request.app[infoline_key].control(call_id, step)
         return web.json_response({"call_id": call_id, "operation": step})
 
+    async def call(request: web.Request) -> web.Response:
+        wanted = check_call_request(await _body(request))
+        agent_id = request.match_info["agent_id"]
+        assert outbound_key is not None
+        made = await request.app[outbound_key].call_from_desk(agent_id, **wanted)
+        return web.json_response(placed(agent_id, made), status=202)
+
+    extra = [web.post("/api/agents/{agent_id}/call", call)] if outbound_key else []
     return [
+        *extra,
         web.post("/api/calls/{call_id}/transfer", transfer),
         web.post("/api/calls/{call_id}/transfer/{step:complete|cancel}", transfer_step),
         web.post("/api/calls/{call_id}/{step:hold|resume}", transfer_step),

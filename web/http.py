@@ -40,7 +40,7 @@ from core.ids import row_id
 from core.throttle import LoginThrottle
 from models.db import is_outage
 from models.web_sessions import WebSessionStore
-from web.api import check_reason, check_transfer
+from web.api import check_call_request, check_reason, check_transfer, placed
 from web.auth import (
     COOKIE,
     MAX_PASSWORD,
@@ -56,7 +56,7 @@ from web.auth import (
 from web.errors import DB_AWAY, error_json
 from web.notifier import Notifier
 from web.openapi import OPENAPI
-from web.ports import AgentCommands, CallControl
+from web.ports import AgentCommands, CallControl, ManualCalls
 from web.store import DeskStore
 
 log = structlog.get_logger(__name__)
@@ -84,6 +84,8 @@ class DeskWeb:
     secure_cookies: bool = False
     # The proxy whose X-Forwarded-For/-Proto we believe; from anyone else they are forged.
     trusted_proxy: str | None = None
+    # Agents' manual outbound calls (None: this serve places none).
+    outbound: ManualCalls | None = None
     # Each open WebSocket, with the session it belongs to and what it needs to stay open.
     sockets: dict[web.WebSocketResponse, tuple[str, Action]] = field(default_factory=dict)
 
@@ -507,6 +509,16 @@ async def callback(request: web.Request, dw: DeskWeb, user: User) -> web.Respons
     return web.json_response({"callback_id": callback_id, "due_at": req.due_at.isoformat()})
 
 
+@_api(Action.USE_DESK)
+async def call_out(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    """The desk's Call action: the agent's own phone rings, then the client."""
+    wanted = check_call_request(await _json(request))
+    if dw.outbound is None:
+        raise AgentDeskError("no_outbound", "this desk places no calls", 503)
+    made = await dw.outbound.call_from_desk(user.agent_id, **wanted)
+    return web.json_response(placed(user.agent_id, made), status=202)
+
+
 @_api(Action.EDIT_CLIENTS)
 async def search(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
     from core.phones import normalise
@@ -573,6 +585,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get("/api/openapi.json", openapi),
         web.get("/desk/api/me", me),
         web.post("/desk/api/state", set_state),
+        web.post("/desk/api/call", call_out),
         web.post("/desk/api/calls/{call_id}/hangup", hangup),
         web.post("/desk/api/calls/{call_id}/transfer", transfer),
         web.post("/desk/api/calls/{call_id}/transfer/{step:complete|cancel}", transfer_step),

@@ -26,6 +26,13 @@ def _op(
 
 
 _S = {"type": "string"}
+# What a manual call is to: one of number, client_id (their number on record), callback_id.
+_CALL = {
+    "number": {"type": "string"},
+    "client_id": {"type": "integer"},
+    "callback_id": {"type": "integer"},
+    "queue": {"type": "string"},
+}
 # The survey report's query parameters, as `centrala survey report`'s options.
 _REPORT_QUERY = [
     {"name": "name", "in": "path", "required": True, "schema": _S},
@@ -96,6 +103,14 @@ OPENAPI: dict[str, Any] = {
         "/api/agents/{agent_id}/logout": {"post": _op("log an agent out")},
         "/api/agents/{agent_id}/pause": {"post": _op("pause with a reason", body={"reason": _S})},
         "/api/agents/{agent_id}/ready": {"post": _op("end a pause or the wrap-up")},
+        "/api/agents/{agent_id}/call": {
+            "post": _op(
+                "call out for the agent: their phone rings, then the client through the "
+                "outbound trunk (202: placed; refusals: bad_number, do_not_call, "
+                "outside_calling_window, agent_busy, not_logged_in, trunk_busy)",
+                body=_CALL,
+            )
+        },
         "/api/acd": {"get": _op("the ACD's live snapshot: queues and agents")},
         "/api/calls/{call_id}/transfer": {
             "post": _op(
@@ -123,6 +138,7 @@ OPENAPI: dict[str, Any] = {
         "/desk/api/me": {
             "get": _op("the logged-in agent's state and transfer targets", auth=_DESK)
         },
+        "/desk/api/call": {"post": _op("call out as the logged-in agent", body=_CALL)},
         "/desk/api/state": {
             "post": _op(
                 "set own state",

@@ -52,5 +52,31 @@ class CallControl(Protocol):
     async def control(self, call_id: str, op: str, target: str | None = None) -> None: ...
 
 
+class PlacedCall(Protocol):
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def presented(self) -> str: ...
+    @property
+    def queue(self) -> str | None: ...
+
+
+class ManualCalls(Protocol):
+    """Agents' manual outbound calls (``OutboundApp``); raises ``OutboundRefused``."""
+
+    async def call_from_desk(
+        self,
+        agent_id: str,
+        *,
+        number: str | None = None,
+        client_id: int | None = None,
+        callback_id: int | None = None,
+        queue: str | None = None,
+    ) -> PlacedCall: ...
+
+
 DESK: web.AppKey[AgentCommands] = web.AppKey("desk")
 INFOLINE: web.AppKey[CallControl] = web.AppKey("infoline")
+OUTBOUND: web.AppKey[ManualCalls] = web.AppKey("outbound")

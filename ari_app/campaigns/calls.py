@@ -9,6 +9,7 @@ import structlog
 
 from ari_app.ari import ARIClient, ChannelTimers
 from ari_app.campaigns.session import SurveyDial
+from ari_app.trunks import TrunkGate
 from core.surveys.campaign import Outcome
 from core.surveys.dialphase import Phase
 from core.surveys.interpreter import SurveyCall
@@ -41,6 +42,9 @@ class DiallerCalls:
         self.dial = dial
         self.caller_id = caller_id
         self.tick_seconds = tick_seconds
+        # The outbound trunk's call rate, shared with agents' manual calls (set by serve).
+        self.gate: TrunkGate | None = None
+        self.trunk: str | None = None
         self.calls: dict[str, SurveyDial] = {}
         self._surveys: dict[int, StoredSurvey] = {}
         self._task: asyncio.Task[None] | None = None

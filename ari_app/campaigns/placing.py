@@ -13,6 +13,7 @@ import structlog
 from ari_app.ari import ARIConflict, ARIError, ARINotFound, ARIUnavailable
 from ari_app.campaigns.calls import DiallerCalls
 from ari_app.campaigns.session import DIALLABLE, channel_id_for, number_zones
+from core.outbound import OutboundRefused
 from core.surveys.campaign import (
     ContactStatus,
     Dial,
@@ -100,12 +101,13 @@ class Placing(DiallerCalls):
         contact = due.contact
         channel_id = channel_id_for(campaign.id, contact.contact_id, attempt)
         stored = await self._survey(campaign.survey_id)
+        caller_id = campaign.settings.caller_id or self.caller_id
         opened = await self.calllog.open_call(
             channel_id=channel_id,
             linkedid=None,
             direction=Direction.OUTBOUND,
             handler="campaign",
-            caller_number=self.caller_id,
+            caller_number=caller_id,
             caller_name=None,
             called_number=contact.number,
             started_at=at,
@@ -119,13 +121,20 @@ class Placing(DiallerCalls):
             # Never put a hostile string into a dial string.
             await self._end(s, Outcome.INVALID_NUMBER, None, "not a diallable number")
             return True
+        if self.gate is not None:
+            try:
+                # The carrier's call rate: the tick waits its turn (a whole tick at most).
+                await self.gate.admit(self.trunk, max(self.tick_seconds, 1.0) * 5)
+            except OutboundRefused as exc:
+                await self._end(s, Outcome.FAILED, None, str(exc))
+                return True
         try:
             await self.ari.originate(
                 self.dial.format(number=contact.number),
                 channel_id=channel_id,
                 app=self.app,
                 app_args=f"campaign,{campaign.id},{contact.contact_id},{attempt}",
-                caller_id=self.caller_id,
+                caller_id=caller_id,
                 dial_timeout=campaign.settings.ring_seconds,
             )
         except ARIConflict:

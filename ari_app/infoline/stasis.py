@@ -34,6 +34,7 @@ from core.ivr import (
     SetLanguage,
 )
 from core.prompter import MediaAction
+from core.routing import transfer_decision
 from models.calllog import now
 from models.crm import caller_of
 from models.tables import Direction
@@ -175,6 +176,18 @@ class InfolineApp(Adoption):
             log.info("subscribe_failed", error=str(exc))
         await self.ari.answer(channel_id)
         await self.calllog.answered(s.call_id, now())
+        entry = str(args[1]) if len(args) > 1 else ""
+        if entry.startswith("queue:"):
+            # The number dialled is the queue's own: no greeting, no menu.
+            try:
+                decision = transfer_decision(None, entry)
+            except ValueError:
+                log.error("bad_entry_point", entry=entry[:80])
+            else:
+                await self.calllog.event(s.call_id, "entered_queue_number", queue=decision.queue)
+                await self._enqueue(s, decision, await self.crm.queues())
+                self._save(s)
+                return
         await self._run(s, s.ivr.start())
         self._save(s)
 

@@ -446,6 +446,9 @@ class CampaignSettings(Strict):
     followup_queue: str = "new_clients"  # detractors without a manager are called from here
     starts_at: datetime | None = None  # the schedule: no calls before / after
     ends_at: datetime | None = None
+    # The number this campaign's calls present (unset: CENTRALA_OUTBOUND_CALLER_ID, else the
+    # outbound trunk's caller_id): a survey shows the number a client can call back on.
+    caller_id: str | None = Field(default=None, pattern=r"^\+?[0-9]{2,20}$")
 
     @model_validator(mode="after")
     def _machine(self) -> CampaignSettings:

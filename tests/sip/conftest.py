@@ -197,7 +197,11 @@ async def far(pbx: PBX, far_config: Path) -> AsyncIterator[Far]:
 
 @pytest.fixture(autouse=True)
 async def far_leaves_nothing(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """As no_leftovers for the Centrala PBX: no channel left on the far side either."""
+    """As no_leftovers for the Centrala PBX: no channel left on the far side either. Each
+    test starts with no calls from Centrala seen (an earlier test's call to the same number
+    or phone is not this test's)."""
+    if "far" in request.fixturenames:
+        request.getfixturevalue("far").incoming.clear()
     yield
     if "far" not in request.fixturenames:
         return

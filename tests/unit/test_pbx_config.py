@@ -195,7 +195,7 @@ def test_info_number_enters_our_stasis_app_from_trunk_with_agi_fallback() -> Non
     numbers = render_generated_config(Settings())["numbers.conf"]
     assert numbers == "exten => 0800100200,1,Goto(centrala-infoline,${EXTEN},1)\n"
     infoline = dialplan.split("[centrala-infoline]")[1].split("\n[")[0]
-    assert "Stasis(${INFOLINE_APP},${CHANNEL(linkedid)})" in infoline
+    assert "Stasis(${INFOLINE_APP},${CHANNEL(linkedid)},${CENTRALA_ENTRY})" in infoline
     assert "AGI(${CENTRALA_AGI}/infoline,${CENTRALA_AGI_SECRET},${CHANNEL(linkedid)})" in infoline
 
 

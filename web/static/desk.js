@@ -170,6 +170,13 @@ async function openClient(id, target) {
     catch (err) { msg.textContent = err.message; msg.className = "msg error"; }
   };
   target.append(form);
+  const call = el("button", `Call ${rec.client.phones[0] || ""}`, "call-client"); call.type = "button";
+  call.disabled = !rec.client.phones.length;
+  call.onclick = async () => {
+    try { const r = await api("POST", "/desk/api/call", {client_id: id}); say("call-msg", `Calling ${r.number} as ${r.presented}: your phone rings first`); }
+    catch (err) { say("call-msg", err.message, true); }
+  };
+  target.append(call);
   target.append(list("Change history", rec.audit, (a) => `${when(a.at)} · ${a.agent_id}: ${a.field} ${a.old || "—"} → ${a.new || "—"}`));
 }
 $("search-form").onsubmit = async (e) => {
@@ -190,3 +197,9 @@ api("GET", "/desk/api/me").then((me) => {
   renderState(me);
 }).catch(() => {});
 connect();
+
+$("dial-form").onsubmit = async (e) => {
+  e.preventDefault();
+  try { const r = await api("POST", "/desk/api/call", {number: $("dial-number").value}); say("call-msg", `Calling ${r.number} as ${r.presented}: your phone rings first`); }
+  catch (err) { say("call-msg", err.message, true); }
+};
