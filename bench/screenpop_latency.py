@@ -20,7 +20,8 @@ creation of each agent's leg (the ring: the channel that rings the agent's phone
 Local/<agent>@test-agent...;1) and each bridge's entries (the bridge: when the last of the
 caller and the agent's leg entered it). A pop is paired with its agent's nearest such event
 (an offer's pop may come before Asterisk's ring: serve tells the desk as it makes the
-leg). A WebSocket client's latency is its receipt time minus the event's; the browser's is the time after the record is in the DOM and a frame has been painted
+leg). A WebSocket client's latency is its receipt time minus the event's; the browser's
+is the time after the record is in the DOM and a frame has been painted
 (``requestAnimationFrame`` then a task) minus the event's (everything is on one machine, so
 one clock). Phase 1: --calls calls, --concurrency at a time, spread over all agents.
 Phase 2: all WebSocket agents but --busy-agents pause, and calls go on --concurrency at a
