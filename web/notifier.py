@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,7 @@ class Notifier:
         self.pending: dict[str, str] = {}  # agent id -> call id awaiting its disposition
         self.live: dict[str, str] = {}  # agent id -> call id they are offered or on
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last: dict[str, asyncio.Task[None]] = {}  # agent id -> their latest news
         self._ticker: asyncio.Task[None] | None = None
         self._figures: Any = None  # the day's figures as last read
         self._figures_failing = False
@@ -74,9 +76,24 @@ class Notifier:
     # ---- news from the info line ----------------------------------------------------------
 
     def on_notice(self, notice: DeskNotice) -> None:
-        task = asyncio.create_task(self._handle(notice))
+        # An agent's news is handled in the order it came: each reads the call's rows first,
+        # and an "offered" pop that finished after "connected" left the desk showing an
+        # incoming call the agent was already on.
+        previous = self._last.get(notice.agent_id)
+        task = asyncio.create_task(self._handle_after(previous, notice))
+        self._last[notice.agent_id] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(functools.partial(self._forget, notice.agent_id))
+
+    def _forget(self, agent_id: str, task: asyncio.Task[None]) -> None:
+        if self._last.get(agent_id) is task:
+            del self._last[agent_id]
+
+    async def _handle_after(self, previous: asyncio.Task[None] | None, notice: DeskNotice) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # its failure is its own (logged there)
+        await self._handle(notice)
 
     async def _handle(self, notice: DeskNotice) -> None:
         try:
