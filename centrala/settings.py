@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from core.sip import SipNetwork, Trunk, check_sip, numbers, outbound_dial
+from core.softphone import default_ws_url
 from dialplan.model import Calendar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -194,6 +195,14 @@ class Settings(BaseSettings):
     trunk_max_wait_seconds: float = Field(default=3.0, ge=0, le=60)
     sip_realm: str = Field(default="centrala", pattern=r"^[A-Za-z0-9.-]{1,64}$")
     phone_codecs: list[str] = ["g722", "alaw", "ulaw"]
+    # The browser softphone (core/softphone.py): where browsers reach Asterisk's WebSocket
+    # transport. Unset: ws:// on Asterisk's HTTP address (CENTRALA_ARI_URL's host and port),
+    # which a browser accepts on loopback only; a deployment puts wss:// here.
+    softphone_ws_url: str | None = Field(
+        default=None,
+        pattern=r"^wss?://[^\s\"'<>]+$",
+        description="e.g. wss://pbx.example.com:8089/ws",
+    )
 
     @model_validator(mode="after")
     def _sip_fits_together(self) -> Settings:
@@ -206,6 +215,13 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def effective_softphone_ws_url(self) -> str:
+        if self.softphone_ws_url:
+            return self.softphone_ws_url
+        parts = urlsplit(self.ari_url)
+        return default_ws_url(parts.hostname or "127.0.0.1", parts.port or 8088)
 
     @property
     def sip_network(self) -> SipNetwork:
