@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.sip import ENDPOINT_NAME, SorceryObject, phone_dial
+from core.sip import ENDPOINT_NAME, SorceryObject, check_hostport, phone_dial
 
 WEB_SUFFIX = "-web"
 # What Chromium and Firefox speak that the shipped modules.conf loads (codec_opus_open_source,
@@ -125,3 +125,44 @@ def default_ws_url(http_host: str, http_port: int) -> str:
     anything else is wss (CENTRALA_SOFTPHONE_WS_URL)."""
     host = f"[{http_host}]" if ":" in http_host else http_host
     return f"ws://{host}:{http_port}/ws"
+
+
+# ---- wss for deployments: TLS on Asterisk's HTTP server -------------------------------------
+
+TLS_CERT_FILE = "softphone-tls.crt"
+TLS_KEY_FILE = "softphone-tls.key"
+
+
+def check_softphone_tls(
+    bind: str | None, cert: str | None, key: str | None, ws_url: str | None
+) -> list[str]:
+    """Every problem of the wss settings taken together, one line each (empty: fine)."""
+    if bind is None and cert is None and key is None:
+        return []
+    problems = []
+    if bind is None or cert is None or key is None:
+        problems.append(
+            "CENTRALA_SOFTPHONE_TLS_BIND, _TLS_CERT and _TLS_KEY go together (wss for browsers)"
+        )
+    if bind is not None:
+        try:
+            _host, port = check_hostport(bind)
+            if port is None:
+                raise ValueError(f"{bind!r}: the port is needed")
+        except ValueError as exc:
+            problems.append(f"CENTRALA_SOFTPHONE_TLS_BIND: {exc} (e.g. 0.0.0.0:8089)")
+    if ws_url is None or not ws_url.startswith("wss://"):
+        problems.append(
+            "CENTRALA_SOFTPHONE_WS_URL: with TLS, the wss:// address browsers reach, named as in "
+            "the certificate (e.g. wss://pbx.example.com:8089/ws)"
+        )
+    return problems
+
+
+def render_http_tls(bind: str, config_dir: str) -> str:
+    """http.conf's TLS lines: Asterisk serves /ws (and ARI, whose password then must be a real
+    one) over HTTPS at ``bind`` with the operator's certificate, copied beside the config."""
+    return (
+        f"tlsenable = yes\ntlsbindaddr = {bind}\n"
+        f"tlscertfile = {config_dir}/{TLS_CERT_FILE}\ntlsprivatekey = {config_dir}/{TLS_KEY_FILE}\n"
+    )
