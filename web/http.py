@@ -88,6 +88,9 @@ class DeskWeb:
     outbound: ManualCalls | None = None
     # The agents' browser softphones (None: serve runs without them, e.g. a test's app).
     softphones: Softphones | None = None
+    # Agent id -> the desk session their softphone's credentials were issued to: it goes when
+    # that session ends (in this process's memory; a restart forgets, the log-out still holds).
+    softphone_sessions: dict[str, str] = field(default_factory=dict)
     # Each open WebSocket, with the session it belongs to and what it needs to stay open.
     sockets: dict[web.WebSocketResponse, tuple[str, Action]] = field(default_factory=dict)
 
@@ -116,15 +119,20 @@ class DeskWeb:
     async def recheck_sockets(self) -> None:
         """Close the sockets whose session was revoked elsewhere (a password change from the
         CLI, another process's log-out) or whose agent lost the role they need."""
-        if not self.sockets:
+        if not self.sockets and not self.softphone_sessions:
             return
         roles = await self.web_sessions.live_roles(
-            {sid for sid, _ in self.sockets.values()}, datetime.now(UTC)
+            {sid for sid, _ in self.sockets.values()} | set(self.softphone_sessions.values()),
+            datetime.now(UTC),
         )
         for ws, (sid, action) in list(self.sockets.items()):
             role = roles.get(sid)
             if role is None or not may(role, action):
                 await ws.close(code=WS_SESSION_ENDED, message=b"session ended")
+        for agent_id, sid in list(self.softphone_sessions.items()):
+            role = roles.get(sid)
+            if role is None or not may(role, Action.USE_DESK):
+                await _drop_softphone(self, agent_id, sid)
 
 
 WS_SESSION_ENDED = 4401  # an application close code: the browser goes to the login page
@@ -304,7 +312,7 @@ async def logout_post(request: web.Request) -> web.StreamResponse:
     if user is not None and dw.sessions.csrf_ok(user.nonce, str(form.get("csrf", ""))):
         await dw.web_sessions.revoke(user.nonce, datetime.now(UTC))
         await dw.close_sockets(user.nonce)
-        await _drop_softphone(dw, user.agent_id)
+        await _drop_softphone(dw, user.agent_id, user.nonce)
         log.info("logout", agent_id=user.agent_id)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(COOKIE, path="/")
@@ -455,6 +463,7 @@ async def softphone_issue(request: web.Request, dw: DeskWeb, user: User) -> web.
     if dw.softphones is None:
         raise AgentDeskError("no_softphone", "this server has no browser softphone", 404)
     credentials = await dw.softphones.issue(user.agent_id)
+    dw.softphone_sessions[user.agent_id] = user.nonce
     response = web.json_response(credentials.as_dict())
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -462,13 +471,19 @@ async def softphone_issue(request: web.Request, dw: DeskWeb, user: User) -> web.
 
 @_api(Action.USE_DESK)
 async def softphone_remove(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
-    await _drop_softphone(dw, user.agent_id)
+    await _drop_softphone(dw, user.agent_id, user.nonce)
     return web.json_response({"agent_id": user.agent_id, "softphone": "removed"})
 
 
-async def _drop_softphone(dw: DeskWeb, agent_id: str) -> None:
+async def _drop_softphone(dw: DeskWeb, agent_id: str, session_id: str) -> None:
+    """The agent's softphone goes with the desk session it was issued to; another session's
+    (a newer browser of the agent's) stays."""
     if dw.softphones is None:
         return
+    issued_to = dw.softphone_sessions.get(agent_id)
+    if issued_to is not None and issued_to != session_id:
+        return
+    dw.softphone_sessions.pop(agent_id, None)
     try:
         await dw.softphones.remove(agent_id)
     except Exception:  # Asterisk away: it forgot the endpoint anyway when it went

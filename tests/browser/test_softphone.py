@@ -8,7 +8,9 @@ replaced by a newer desk session, or of an agent who logged out are refused by A
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -16,10 +18,12 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.browser.test_desktop import PASSWORD, desk_ready, set_password
+from tests.browser.test_desktop import PASSWORD, desk_ready, set_password, shot
 from tests.integration.conftest import PBX, Callers, Server
 from tests.integration.test_infoline_paths import Desk, bridged_with, call_and_press
 from tests.support import wait_until
+from web.auth import hash_password
+from web.store import DeskStore
 
 # Chromium's fake microphone (a beep) granted without a prompt; loopback candidates allowed in
 # ICE (Chromium leaves them out otherwise: the test machine may have no other address).
@@ -94,20 +98,25 @@ async def asterisk_rx_packets(callers: Callers, channel_id: str) -> int:
 
 
 async def test_agent_answers_an_info_line_call_in_the_browser(
-    server: Server, callers: Callers, desk: Desk, pbx: PBX, phone_browser: Browser
+    server: Server,
+    callers: Callers,
+    desk: Desk,
+    pbx: PBX,
+    phone_browser: Browser,
+    tmp_path: Path,
 ) -> None:
     agent = await desk.agent("webby", ["new_clients"], login=False)
     await set_password(server, agent)
     page = await open_desk(phone_browser, server, agent)
     try:
-        await _softphone_call(page, server, callers, desk, pbx, agent)
+        await _softphone_call(page, server, callers, desk, pbx, agent, tmp_path)
         await _refused_credentials(page, server, pbx, agent)
     finally:
         await page.context.close()
 
 
 async def _softphone_call(
-    page: Page, server: Server, callers: Callers, desk: Desk, pbx: PBX, agent: str
+    page: Page, server: Server, callers: Callers, desk: Desk, pbx: PBX, agent: str, tmp_path: Path
 ) -> None:
     endpoint = f"{agent}-web"
     await expect(page.locator("#phone-state")).to_have_text("registered", timeout=15_000)
@@ -122,6 +131,7 @@ async def _softphone_call(
     call = await call_and_press(callers, "+38761999301", "0")  # unknown caller: new_clients
     await expect(page.locator("#phone-ring")).to_be_visible(timeout=20_000)
     await expect(page.locator("#phone-from")).to_contain_text("38761999301")
+    await page.screenshot(path=shot(tmp_path, "softphone.png", server.db.backend))
     await page.get_by_role("button", name="Answer").click()
     await expect(page.locator("#phone-state")).to_have_text("in call", timeout=10_000)
 
@@ -198,3 +208,26 @@ async def _refused_credentials(page: Page, server: Server, pbx: PBX, agent: str)
     await page.add_script_tag(url="/static/vendor/jssip.min.js")
     assert (await page.evaluate(TRY_REGISTER, newer)).startswith("refused")
     assert f"{agent}-web/" not in pbx.cli("pjsip show contacts")
+
+
+async def test_a_password_change_elsewhere_takes_the_softphone_away(
+    server: Server, desk: Desk, pbx: PBX, phone_browser: Browser
+) -> None:
+    agent = await desk.agent("revoked", ["new_clients"], login=False)
+    await set_password(server, agent)
+    page = await open_desk(phone_browser, server, agent)
+    try:
+        await expect(page.locator("#phone-state")).to_have_text("registered", timeout=15_000)
+        issued: dict[str, Any] = await page.evaluate("window.__softphone.credentials")
+        # What `centrala agent passwd` does: every desk session of the agent ends.
+        assert await DeskStore(server.db.sessions).set_password(agent, hash_password("new one"))
+        await expect(page).to_have_url(server.url + "/login", timeout=15_000)
+
+        async def gone() -> bool:
+            return f"{agent}-web/" not in await asyncio.to_thread(pbx.cli, "pjsip show contacts")
+
+        await wait_until(gone, timeout=10, message="the revoked session's softphone removed")
+        await page.add_script_tag(url="/static/vendor/jssip.min.js")
+        assert (await page.evaluate(TRY_REGISTER, issued)).startswith("refused")
+    finally:
+        await page.context.close()

@@ -31,7 +31,7 @@ async def test_a_restarted_asterisk_gets_the_browser_back_and_it_rings_again(
     callers: Callers,
     pbx: PBX,
     desk: Desk,  # noqa: F811
-    phone_browser: Browser,  # noqa: F811
+    phone_browser: Browser,
 ) -> None:
     before = await server.wait_ready()
     agent = await desk.agent("crashy", ["new_clients"], login=False)
