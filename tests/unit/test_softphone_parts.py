@@ -4,6 +4,8 @@ an agent is rung on, and what reaches Asterisk (a digest, never the password).""
 
 from __future__ import annotations
 
+import fnmatch
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +226,19 @@ def test_wss_settings_are_checked_together(tmp_path: Path) -> None:
     shipped = _tls(tmp_path, ari_password=Settings().ari_password)
     assert any("CENTRALA_SOFTPHONE_TLS_BIND" in p for p in shipped.exposed_default_secrets())
     assert _tls(tmp_path).exposed_default_secrets() == []
+
+
+def test_the_vendored_jssip_is_installed_with_the_web_package() -> None:
+    """`pip install .` (the Centrala image) takes web's files by pyproject's package-data
+    patterns: the desk's scripts and the built JsSIP in static/vendor/ must all match."""
+    root = MODULES.parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["web"]
+    web = root / "web"
+    files = [p.relative_to(web).as_posix() for p in (web / "static").rglob("*") if p.is_file()]
+    assert "static/vendor/jssip.min.js" in files and "static/softphone.js" in files
+    for name in files:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+    head = (web / "static/vendor/jssip.min.js").read_text()[:200]
+    assert "JsSIP 3.13.8 (MIT" in head  # the version and licence, where a reader looks
