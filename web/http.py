@@ -336,6 +336,10 @@ async def desk_page(request: web.Request) -> dict[str, Any]:
         "categories": CATEGORIES,
         "outcomes": OUTCOMES,
         "wallboard": may(user.role, Action.VIEW_WALLBOARD),
+        # The browser softphone: offered when serve has it; switched on by itself for an
+        # agent with no phone on file (only a headset), otherwise at the agent's choice.
+        "softphone": dw.softphones is not None,
+        "softphone_default": "on" if agent is not None and not agent.endpoint else "off",
     }
 
 

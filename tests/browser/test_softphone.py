@@ -17,10 +17,19 @@ from urllib.parse import quote
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from models.tables import Agent
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.test_desktop import PASSWORD, desk_ready, set_password, shot
 from tests.integration.conftest import PBX, Callers, Server
-from tests.integration.test_infoline_paths import Desk, bridged_with, call_and_press
+from tests.integration.test_infoline_paths import (
+    Desk,
+    bridged_with,
+    call_and_press,
+    call_row,
+    wait_connected,
+    wait_queued,
+    wait_status,
+)
 from tests.support import wait_until
 from web.auth import hash_password
 from web.store import DeskStore
@@ -70,7 +79,11 @@ async def phone_browser() -> AsyncIterator[Browser]:
             await b.close()
 
 
-async def open_desk(browser: Browser, server: Server, agent_id: str) -> Page:
+async def open_desk(
+    browser: Browser, server: Server, agent_id: str, *, switch_on: bool = True
+) -> Page:
+    """The agent's desk; ``switch_on``: the agent switches the softphone on (it is off for
+    an agent with a phone on file, as the tests' agents have)."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     await page.goto(server.url + "/login")
@@ -79,6 +92,9 @@ async def open_desk(browser: Browser, server: Server, agent_id: str) -> Page:
     await page.get_by_role("button", name="Log in").click()
     await expect(page).to_have_url(server.url + "/desk")
     await desk_ready(page)
+    if switch_on:
+        await expect(page.locator("#phone-state")).to_have_text("off")
+        await page.get_by_role("button", name="Use this browser as my phone").click()
     return page
 
 
@@ -107,7 +123,13 @@ async def test_agent_answers_an_info_line_call_in_the_browser(
 ) -> None:
     agent = await desk.agent("webby", ["new_clients"], login=False)
     await set_password(server, agent)
-    page = await open_desk(phone_browser, server, agent)
+    async with server.db.sessions() as session:  # only a headset: no phone on file
+        row = await session.get(Agent, agent)
+        assert row is not None
+        row.endpoint = None
+        await session.commit()
+    # With no phone of their own, the softphone switches itself on.
+    page = await open_desk(phone_browser, server, agent, switch_on=False)
     try:
         await _softphone_call(page, server, callers, desk, pbx, agent, tmp_path)
         await _refused_credentials(page, server, pbx, agent)
@@ -128,9 +150,9 @@ async def _softphone_call(
     desk.logged_in.append(agent)
     await expect(page.locator("#state")).to_have_text("available")
 
-    call = await call_and_press(callers, "+38761999301", "0")  # unknown caller: new_clients
+    call = await call_and_press(callers, "+38761999731", "0")  # unknown caller: new_clients
     await expect(page.locator("#phone-ring")).to_be_visible(timeout=20_000)
-    await expect(page.locator("#phone-from")).to_contain_text("38761999301")
+    await expect(page.locator("#phone-from")).to_contain_text("38761999731")
     await page.screenshot(path=shot(tmp_path, "softphone.png", server.db.backend))
     await page.get_by_role("button", name="Answer").click()
     await expect(page.locator("#phone-state")).to_have_text("in call", timeout=10_000)
@@ -229,5 +251,89 @@ async def test_a_password_change_elsewhere_takes_the_softphone_away(
         await wait_until(gone, timeout=10, message="the revoked session's softphone removed")
         await page.add_script_tag(url="/static/vendor/jssip.min.js")
         assert (await page.evaluate(TRY_REGISTER, issued)).startswith("refused")
+    finally:
+        await page.context.close()
+
+
+async def test_a_declined_call_waits_again_and_rings_once_the_agent_is_back(
+    server: Server, callers: Callers, desk: Desk, pbx: PBX, phone_browser: Browser
+) -> None:
+    agent = await desk.agent("decliner", ["new_clients"], login=False)
+    await set_password(server, agent)
+    page = await open_desk(phone_browser, server, agent)
+    try:
+        await expect(page.locator("#phone-state")).to_have_text("registered", timeout=15_000)
+        await page.get_by_role("button", name="Available").click()
+        desk.logged_in.append(agent)
+        await expect(page.locator("#state")).to_have_text("available")
+
+        call = await call_and_press(callers, "+38761999732", "0")
+        await expect(page.locator("#phone-ring")).to_be_visible(timeout=20_000)
+        await page.get_by_role("button", name="Decline").click()
+        # Declined like a ring-no-answer: the agent is paused, the caller waits again.
+        await expect(page.locator("#state")).to_have_text("paused (no_answer)", timeout=10_000)
+        await expect(page.locator("#phone-ring")).to_be_hidden()
+        await wait_queued(server, call)
+        row = await call_row(server, call)
+        assert row is not None and row.connected_at is None and row.ended_at is None
+
+        await page.get_by_role("button", name="Available").click()
+        await expect(page.locator("#phone-ring")).to_be_visible(timeout=20_000)
+        await page.get_by_role("button", name="Answer").click()
+        connected = await wait_connected(server, call)
+        assert connected.agent_id == agent
+        await expect(page.get_by_role("button", name="Hang up")).to_be_enabled(timeout=10_000)
+        await page.get_by_role("button", name="Hang up").click()
+        closed = await server.wait_closed(call.far_end)
+        assert (closed.agent_id, closed.outcome) == (agent, "answered")
+
+        # Switched off: un-registered, and the endpoint taken away.
+        issued: dict[str, Any] = await page.evaluate("window.__softphone.credentials")
+        await page.get_by_role("button", name="Stop using this browser").click()
+        await expect(page.locator("#phone-state")).to_have_text("off")
+        assert f"{agent}-web/" not in pbx.cli("pjsip show contacts")
+        assert (await page.evaluate(TRY_REGISTER, issued)).startswith("refused")
+    finally:
+        await page.context.close()
+
+
+async def test_a_nailed_up_browser_gets_each_caller_without_ringing(
+    server: Server, callers: Callers, desk: Desk, phone_browser: Browser
+) -> None:
+    agent = await desk.agent("nailweb", ["new_clients"], login=False)
+    await set_password(server, agent)
+    page = await open_desk(phone_browser, server, agent)
+    try:
+        state = page.locator("#phone-state")
+        await expect(state).to_have_text("registered", timeout=15_000)
+        # The shift's one leg to the browser: rung once, answered, then kept up.
+        login = {"mode": "nailed", "endpoint": f"PJSIP/{agent}-web"}
+        await desk.api("POST", f"/api/agents/{agent}/login", login)
+        desk.logged_in.append(agent)
+        await expect(page.locator("#phone-ring")).to_be_visible(timeout=20_000)
+        await page.get_by_role("button", name="Answer").click()
+        await expect(state).to_have_text("in call", timeout=10_000)
+        await wait_status(desk, agent, "available", message="the nailed leg up")
+
+        for number in ("+38761999733", "+38761999734"):
+            call = await call_and_press(callers, number, "0")
+            row = await wait_connected(server, call)
+            assert row.agent_id == agent
+            assert any(
+                n.startswith(f"PJSIP/{agent}-web-") for n in await bridged_with(callers, call)
+            )
+            await expect(page.locator("#phone-ring")).to_be_hidden()  # no ringing: bridged in
+            await call.hangup()
+            closed = await server.wait_closed(call.far_end)
+            assert (closed.agent_id, closed.outcome) == (agent, "answered")
+            await expect(state).to_have_text("in call")  # the leg stays up
+            # The desk holds the agent for the disposition, then they are free again.
+            await page.get_by_label("complaint").check()
+            await page.get_by_role("button", name="Save disposition").click()
+            await wait_status(desk, agent, "available", message="the nailed agent free again")
+
+        await desk.api("POST", f"/api/agents/{agent}/logout", {})
+        desk.logged_in.remove(agent)
+        await expect(state).to_have_text("registered", timeout=10_000)  # the leg hung up
     finally:
         await page.context.close()

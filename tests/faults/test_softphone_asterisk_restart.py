@@ -57,7 +57,7 @@ async def test_a_restarted_asterisk_gets_the_browser_back_and_it_rings_again(
         assert await page.evaluate("window.__softphone.credentials.password") != first
         assert f"{agent}-web/" in pbx.cli("pjsip show contacts")
 
-        call = await call_and_press(callers, "+38761999311", "0")
+        call = await call_and_press(callers, "+38761999735", "0")
         await expect(page.locator("#phone-ring")).to_be_visible(timeout=20_000)
         await page.get_by_role("button", name="Answer").click()
         row = await wait_connected(server, call)

@@ -4,7 +4,11 @@
 // request replaces them, so this browser is the agent's one softphone). A call rings here with
 // Answer/Decline; the desk's own controls (hang up, hold, transfer) act on the call through the
 // server, Mute acts on this browser's microphone. Remote audio plays in #phone-audio.
+// On by itself for an agent with no phone on file; otherwise the agent switches it on (the
+// choice is kept in this browser). While it is registered, going Available rings it, not the
+// desk phone.
 (() => {
+  const KEY = "centrala.softphone";
   const phone = {ua: null, session: null, credentials: null, muted: false, refused: 0, retry: null};
   window.__softphone = phone;  // read by the browser tests (registration, call, getStats)
   const show = (text) => { $("phone-state").textContent = text; };
@@ -32,8 +36,39 @@
     session.on("failed", over);
   }
 
+  function setOn(on) {
+    const b = $("btn-phone");
+    b.textContent = on ? "Stop using this browser" : "Use this browser as my phone";
+    b.setAttribute("aria-pressed", String(on));
+  }
+
+  async function stop() {
+    clearTimeout(phone.retry);
+    if (phone.session) phone.session.terminate();
+    if (phone.ua) { phone.ua.removeAllListeners(); phone.ua.stop(); phone.ua = null; }
+    phone.credentials = null;
+    setOn(false);
+    show("off");
+    try { await api("DELETE", "/desk/api/softphone"); } catch (e) { /* gone with Asterisk */ }
+  }
+
+  // JsSIP (250 kB) is fetched only when the softphone is switched on.
+  let jssip = null;
+  function loadJsSIP() {
+    jssip = jssip || new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = "/static/vendor/jssip.min.js";
+      script.onload = () => resolve(window.JsSIP);
+      script.onerror = () => { jssip = null; reject(new Error("JsSIP not loaded")); };
+      document.head.append(script);
+    });
+    return jssip;
+  }
+
   async function start() {
     clearTimeout(phone.retry);
+    setOn(true);
+    try { await loadJsSIP(); } catch (e) { show(`off (${e.message})`); return; }
     let credentials;
     try { credentials = await api("POST", "/desk/api/softphone"); }
     catch (e) { show(`off (${e.message})`); return; }
@@ -77,7 +112,13 @@
     $("btn-mute").textContent = phone.muted ? "Unmute" : "Mute";
     $("btn-mute").setAttribute("aria-pressed", String(phone.muted));
   };
+  $("btn-phone").onclick = () => {
+    const on = !phone.ua;
+    localStorage.setItem(KEY, on ? "on" : "off");
+    if (on) start(); else stop();
+  };
   // Leaving the page un-registers at once: calls stop ringing here.
   window.addEventListener("pagehide", () => { if (phone.ua) phone.ua.stop(); });
-  if (window.JsSIP) start(); else show("off (JsSIP not loaded)");
+  const wanted = localStorage.getItem(KEY) || $("softphone").dataset.default;
+  if (wanted === "on") start();
 })();
