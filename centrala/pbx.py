@@ -171,6 +171,9 @@ class LocalPBX:
             (socket.SOCK_STREAM, self.settings.ami_host, self.settings.ami_port, "AMI"),
             (socket.SOCK_DGRAM, sip_host.strip("[]"), sip_port or 5060, "SIP"),
         ]
+        if self.settings.softphone_tls_bind:
+            tls_host, tls_port = check_hostport(self.settings.softphone_tls_bind)
+            wanted.append((socket.SOCK_STREAM, tls_host.strip("[]"), tls_port or 8089, "HTTPS"))
         taken = []
         for kind, h, p, what in wanted:
             family = socket.AF_INET6 if ":" in h else socket.AF_INET

@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from models.tables import Agent
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.test_desktop import PASSWORD, desk_ready, set_password, shot
-from tests.integration.conftest import PBX, Callers, Server
+from tests.integration.conftest import PBX, Callers, Server, _centrala
 from tests.integration.test_infoline_paths import (
     Desk,
     bridged_with,
@@ -307,8 +307,9 @@ async def test_a_nailed_up_browser_gets_each_caller_without_ringing(
         state = page.locator("#phone-state")
         await expect(state).to_have_text("registered", timeout=15_000)
         # The shift's one leg to the browser: rung once, answered, then kept up.
-        login = {"mode": "nailed", "endpoint": f"PJSIP/{agent}-web"}
-        await desk.api("POST", f"/api/agents/{agent}/login", login)
+        # As the README shows it: centrala agent login ID --endpoint PJSIP/ID-web --mode nailed
+        login = ("agent", "login", agent, "--endpoint", f"PJSIP/{agent}-web", "--mode", "nailed")
+        await asyncio.to_thread(_centrala, *login, env=server.env)
         desk.logged_in.append(agent)
         await expect(page.locator("#phone-ring")).to_be_visible(timeout=20_000)
         await page.get_by_role("button", name="Answer").click()

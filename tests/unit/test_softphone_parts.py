@@ -5,6 +5,7 @@ an agent is rung on, and what reaches Asterisk (a digest, never the password).""
 from __future__ import annotations
 
 import fnmatch
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from ari_app.ari import ARIError, ARINotFound
 from ari_app.softphones import Softphones
 from ari_app.testing import FakeARI
-from centrala.pbx import render_generated_config
+from centrala.pbx import LocalPBX, render_generated_config
 from centrala.settings import Settings
 from core.errors import AgentDeskError
 from core.sip import phone_digest
@@ -242,3 +243,13 @@ def test_the_vendored_jssip_is_installed_with_the_web_package() -> None:
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
     head = (web / "static/vendor/jssip.min.js").read_text()[:200]
     assert "JsSIP 3.13.8 (MIT" in head  # the version and licence, where a reader looks
+
+
+def test_a_taken_https_port_for_wss_is_named(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        settings = _tls(tmp_path, softphone_tls_bind=f"127.0.0.1:{port}")
+        taken = LocalPBX(settings).ports_in_use()
+    assert f"HTTPS 127.0.0.1:{port}" in taken
