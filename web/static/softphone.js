@@ -9,7 +9,8 @@
 // desk phone.
 (() => {
   const KEY = "centrala.softphone";
-  const phone = {ua: null, session: null, credentials: null, muted: false, refused: 0, retry: null};
+  const phone = {on: false, ua: null, session: null, credentials: null, muted: false, refused: 0, retry: null};
+  let generation = 0;  // a start overtaken by a stop (or a newer start) gives up
   window.__softphone = phone;  // read by the browser tests (registration, call, getStats)
   const show = (text) => { $("phone-state").textContent = text; };
 
@@ -43,6 +44,8 @@
   }
 
   async function stop() {
+    generation += 1;
+    phone.on = false;
     clearTimeout(phone.retry);
     if (phone.session) phone.session.terminate();
     if (phone.ua) { phone.ua.removeAllListeners(); phone.ua.stop(); phone.ua = null; }
@@ -66,12 +69,15 @@
   }
 
   async function start() {
+    const mine = ++generation;
+    phone.on = true;
     clearTimeout(phone.retry);
     setOn(true);
     try { await loadJsSIP(); } catch (e) { show(`off (${e.message})`); return; }
     let credentials;
     try { credentials = await api("POST", "/desk/api/softphone"); }
     catch (e) { show(`off (${e.message})`); return; }
+    if (mine !== generation) return;
     if (phone.ua) { phone.ua.removeAllListeners(); phone.ua.stop(); }
     phone.credentials = credentials;
     const ua = new JsSIP.UA({
@@ -113,7 +119,7 @@
     $("btn-mute").setAttribute("aria-pressed", String(phone.muted));
   };
   $("btn-phone").onclick = () => {
-    const on = !phone.ua;
+    const on = !phone.on;
     localStorage.setItem(KEY, on ? "on" : "off");
     if (on) start(); else stop();
   };
