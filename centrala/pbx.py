@@ -31,9 +31,11 @@ from urllib.parse import urlsplit
 
 from centrala.settings import Settings
 from core.sip import check_hostport, render_numbers, render_rtp, render_transports, render_trunks
+from core.softphone import TLS_CERT_FILE, TLS_KEY_FILE, render_http_tls
 
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-config", "asterisk-core-sounds-en")
 STAMP = ".centrala-rootfs-ready"
+GENERATED_DIR = "/etc/asterisk/centrala"  # where Asterisk reads what Centrala renders
 ASTERISK_OWNED = (
     "etc/asterisk",
     "var/lib/asterisk",
@@ -82,7 +84,8 @@ def ari_endpoint(settings: Settings) -> tuple[str, int]:
 def render_generated_config(settings: Settings) -> dict[str, str]:
     """The files under /etc/asterisk/centrala/ that carry addresses and credentials.
 
-    Pure: the Docker entrypoint writes the same files from the same environment variables.
+    Pure but for reading the softphone's TLS certificate and key when they are set: the
+    Docker entrypoint writes the same files from the same environment variables.
     """
     for name, value in (
         ("CENTRALA_ARI_USER", settings.ari_user),
@@ -96,8 +99,21 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
         if not value or any(c in value for c in "\r\n\0;[]=,\"' \t"):
             raise PBXError(f"{name} must be non-empty, without spaces, quotes, ; [ ] = or ,")
     http_host, http_port = ari_endpoint(settings)
-    return {
-        "http.conf": f"bindaddr = {http_host}\nbindport = {http_port}\n",
+    http_conf = f"bindaddr = {http_host}\nbindport = {http_port}\n"
+    tls: dict[str, str] = {}
+    if settings.softphone_tls_bind and settings.softphone_tls_cert and settings.softphone_tls_key:
+        # wss for browsers' softphones: the operator's certificate beside the config.
+        http_conf += render_http_tls(settings.softphone_tls_bind, GENERATED_DIR)
+        for name, path in (
+            (TLS_CERT_FILE, settings.softphone_tls_cert),
+            (TLS_KEY_FILE, settings.softphone_tls_key),
+        ):
+            try:
+                tls[name] = path.read_text()
+            except OSError as exc:
+                raise PBXError(f"cannot read the softphone's TLS file {path}: {exc}") from exc
+    return tls | {
+        "http.conf": http_conf,
         "ari_users.conf": (
             f"[{settings.ari_user}]\ntype = user\nread_only = no\n"
             f"password = {settings.ari_password}\n"
@@ -155,6 +171,9 @@ class LocalPBX:
             (socket.SOCK_STREAM, self.settings.ami_host, self.settings.ami_port, "AMI"),
             (socket.SOCK_DGRAM, sip_host.strip("[]"), sip_port or 5060, "SIP"),
         ]
+        if self.settings.softphone_tls_bind:
+            tls_host, tls_port = check_hostport(self.settings.softphone_tls_bind)
+            wanted.append((socket.SOCK_STREAM, tls_host.strip("[]"), tls_port or 8089, "HTTPS"))
         taken = []
         for kind, h, p, what in wanted:
             family = socket.AF_INET6 if ":" in h else socket.AF_INET

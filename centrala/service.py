@@ -27,6 +27,7 @@ from ari_app.infoline import InfolineApp
 from ari_app.infoline.calls import NoFlowKnown
 from ari_app.outbound import OutboundApp
 from ari_app.phones import PhonePusher
+from ari_app.softphones import Softphones
 from ari_app.trunks import TrunkGate
 from centrala.settings import Settings
 from core.acd import ACD
@@ -49,7 +50,7 @@ from web import DeskConfig, desk_ctx, setup_desk
 from web.api import routes as api_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
-from web.ports import DESK, INFOLINE, OUTBOUND
+from web.ports import DESK, INFOLINE, OUTBOUND, SOFTPHONES
 from web.server import CappedSite, body_deadline, handler_args
 from web.status import StatusSources, status_route
 from web.survey_api import Sessions
@@ -245,6 +246,9 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         PhoneStore(app[SESSIONS]).all,
         realm=settings.sip_realm,
         codecs=settings.phone_codecs,
+    )
+    app[SOFTPHONES] = Softphones(
+        ari, realm=settings.sip_realm, ws_url=settings.effective_softphone_ws_url
     )
     ari.on_event(on_event)
     ari.on_connect(phones.reconcile)

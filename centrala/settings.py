@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from core.sip import SipNetwork, Trunk, check_sip, numbers, outbound_dial
+from core.softphone import check_softphone_tls, default_ws_url
 from dialplan.model import Calendar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -194,6 +195,19 @@ class Settings(BaseSettings):
     trunk_max_wait_seconds: float = Field(default=3.0, ge=0, le=60)
     sip_realm: str = Field(default="centrala", pattern=r"^[A-Za-z0-9.-]{1,64}$")
     phone_codecs: list[str] = ["g722", "alaw", "ulaw"]
+    # The browser softphone (core/softphone.py): where browsers reach Asterisk's WebSocket
+    # transport. Unset: ws:// on Asterisk's HTTP address (CENTRALA_ARI_URL's host and port),
+    # which a browser accepts on loopback only; a deployment puts wss:// here.
+    softphone_ws_url: str | None = Field(
+        default=None,
+        pattern=r"^wss?://[^\s\"'<>]+$",
+        description="e.g. wss://pbx.example.com:8089/ws",
+    )
+    # wss: TLS on Asterisk's HTTP server with the operator's certificate (PEM files on this
+    # host; `pbx up` and `pbx render` copy them beside Asterisk's config).
+    softphone_tls_bind: str | None = Field(default=None, description="e.g. 0.0.0.0:8089")
+    softphone_tls_cert: Path | None = None
+    softphone_tls_key: Path | None = None
 
     @model_validator(mode="after")
     def _sip_fits_together(self) -> Settings:
@@ -203,9 +217,22 @@ class Settings(BaseSettings):
             outbound_trunk=self.outbound_trunk,
             infoline_number=self.infoline_number,
         )
+        problems += check_softphone_tls(
+            self.softphone_tls_bind,
+            None if self.softphone_tls_cert is None else str(self.softphone_tls_cert),
+            None if self.softphone_tls_key is None else str(self.softphone_tls_key),
+            self.softphone_ws_url,
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def effective_softphone_ws_url(self) -> str:
+        if self.softphone_ws_url:
+            return self.softphone_ws_url
+        parts = urlsplit(self.ari_url)
+        return default_ws_url(parts.hostname or "127.0.0.1", parts.port or 8088)
 
     @property
     def sip_network(self) -> SipNetwork:
@@ -255,6 +282,13 @@ class Settings(BaseSettings):
                 f"CENTRALA_ARI_PASSWORD is the shipped default and ARI is on {ari_host} "
                 "(CENTRALA_ARI_URL), not loopback: set CENTRALA_ARI_PASSWORD to a secret of "
                 "your own, or use 127.0.0.1"
+            )
+        tls_host = (self.softphone_tls_bind or "127.0.0.1:0").rsplit(":", 1)[0].strip("[]")
+        if self.ari_password == DEFAULT_ARI_PASSWORD and not is_loopback(tls_host):
+            problems.append(
+                f"CENTRALA_ARI_PASSWORD is the shipped default and Asterisk's HTTPS server (ARI "
+                f"with it) is on {tls_host} (CENTRALA_SOFTPHONE_TLS_BIND): set "
+                "CENTRALA_ARI_PASSWORD to a secret of your own"
             )
         if self.ami_secret == DEFAULT_AMI_SECRET and not is_loopback(self.ami_host):
             problems.append(

@@ -259,6 +259,10 @@ def render_transports(network: SipNetwork) -> str:
             lines.append(f"external_signaling_port = {port}")
         lines.append(f"external_media_address = {host}")
         lines += [f"local_net = {net}" for net in network.local_nets]
+    # Browser softphones (core/softphone.py): SIP over WebSocket arrives through Asterisk's
+    # HTTP server (ws on its address, wss when http.conf has TLS); ``bind`` is not used.
+    lines += ["", "[transport-ws]", "type = transport", "protocol = ws", "bind = 0.0.0.0"]
+    lines += ["", "[transport-wss]", "type = transport", "protocol = wss", "bind = 0.0.0.0"]
     return "\n".join(lines) + "\n"
 
 

@@ -25,7 +25,7 @@ from models.web_sessions import WebSessionStore
 from web.auth import Sessions
 from web.http import WEB, DeskWeb, routes, setup_templates
 from web.notifier import Notifier
-from web.ports import AgentCommands, CallControl, ManualCalls
+from web.ports import SOFTPHONES, AgentCommands, CallControl, ManualCalls
 from web.reports import routes as report_routes
 from web.store import DeskStore
 
@@ -84,6 +84,7 @@ def desk_ctx(
             secure_cookies=config.secure_cookies,
             trusted_proxy=config.trusted_proxy,
             outbound=app.get(outbound_key) if outbound_key is not None else None,
+            softphones=app.get(SOFTPHONES),
         )
         app[infoline_key].desk_listeners.append(notifier.on_notice)
         notifier.start()

@@ -56,7 +56,7 @@ from web.auth import (
 from web.errors import DB_AWAY, error_json
 from web.notifier import Notifier
 from web.openapi import OPENAPI
-from web.ports import AgentCommands, CallControl, ManualCalls
+from web.ports import AgentCommands, CallControl, ManualCalls, Softphones
 from web.store import DeskStore
 
 log = structlog.get_logger(__name__)
@@ -86,6 +86,11 @@ class DeskWeb:
     trusted_proxy: str | None = None
     # Agents' manual outbound calls (None: this serve places none).
     outbound: ManualCalls | None = None
+    # The agents' browser softphones (None: serve runs without them, e.g. a test's app).
+    softphones: Softphones | None = None
+    # Agent id -> the desk session their softphone's credentials were issued to: it goes when
+    # that session ends (in this process's memory; a restart forgets, the log-out still holds).
+    softphone_sessions: dict[str, str] = field(default_factory=dict)
     # Each open WebSocket, with the session it belongs to and what it needs to stay open.
     sockets: dict[web.WebSocketResponse, tuple[str, Action]] = field(default_factory=dict)
 
@@ -114,15 +119,20 @@ class DeskWeb:
     async def recheck_sockets(self) -> None:
         """Close the sockets whose session was revoked elsewhere (a password change from the
         CLI, another process's log-out) or whose agent lost the role they need."""
-        if not self.sockets:
+        if not self.sockets and not self.softphone_sessions:
             return
         roles = await self.web_sessions.live_roles(
-            {sid for sid, _ in self.sockets.values()}, datetime.now(UTC)
+            {sid for sid, _ in self.sockets.values()} | set(self.softphone_sessions.values()),
+            datetime.now(UTC),
         )
         for ws, (sid, action) in list(self.sockets.items()):
             role = roles.get(sid)
             if role is None or not may(role, action):
                 await ws.close(code=WS_SESSION_ENDED, message=b"session ended")
+        for agent_id, sid in list(self.softphone_sessions.items()):
+            role = roles.get(sid)
+            if role is None or not may(role, Action.USE_DESK):
+                await _drop_softphone(self, agent_id, sid)
 
 
 WS_SESSION_ENDED = 4401  # an application close code: the browser goes to the login page
@@ -302,6 +312,7 @@ async def logout_post(request: web.Request) -> web.StreamResponse:
     if user is not None and dw.sessions.csrf_ok(user.nonce, str(form.get("csrf", ""))):
         await dw.web_sessions.revoke(user.nonce, datetime.now(UTC))
         await dw.close_sockets(user.nonce)
+        await _drop_softphone(dw, user.agent_id, user.nonce)
         log.info("logout", agent_id=user.agent_id)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(COOKIE, path="/")
@@ -325,6 +336,10 @@ async def desk_page(request: web.Request) -> dict[str, Any]:
         "categories": CATEGORIES,
         "outcomes": OUTCOMES,
         "wallboard": may(user.role, Action.VIEW_WALLBOARD),
+        # The browser softphone: offered when serve has it; switched on by itself for an
+        # agent with no phone on file (only a headset), otherwise at the agent's choice.
+        "softphone": dw.softphones is not None,
+        "softphone_default": "on" if agent is not None and not agent.endpoint else "off",
     }
 
 
@@ -428,7 +443,9 @@ async def set_state(request: web.Request, dw: DeskWeb, user: User) -> web.Respon
                 "disposition_required", "enter the last call's disposition first", 409
             )
         if current is AgentStatus.LOGGED_OUT:
-            await dw.desk.login(agent_id, None, AgentMode.PER_CALL)
+            # The browser softphone while it is registered, else the phone on file.
+            dial = await dw.softphones.dial(agent_id) if dw.softphones else None
+            await dw.desk.login(agent_id, dial, AgentMode.PER_CALL)
         else:
             dw.desk.ready(agent_id)
     elif state == "paused":
@@ -441,6 +458,40 @@ async def set_state(request: web.Request, dw: DeskWeb, user: User) -> web.Respon
     else:
         raise FormError("state", "available, paused or logged_out")
     return web.json_response(dw.notifier.agent_state(agent_id))
+
+
+@_api(Action.USE_DESK)
+async def softphone_issue(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    """Credentials for this browser's softphone, shown once, never stored: a new request (this
+    or another browser of the agent) replaces them."""
+    if dw.softphones is None:
+        raise AgentDeskError("no_softphone", "this server has no browser softphone", 404)
+    credentials = await dw.softphones.issue(user.agent_id)
+    dw.softphone_sessions[user.agent_id] = user.nonce
+    response = web.json_response(credentials.as_dict())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@_api(Action.USE_DESK)
+async def softphone_remove(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    await _drop_softphone(dw, user.agent_id, user.nonce)
+    return web.json_response({"agent_id": user.agent_id, "softphone": "removed"})
+
+
+async def _drop_softphone(dw: DeskWeb, agent_id: str, session_id: str) -> None:
+    """The agent's softphone goes with the desk session it was issued to; another session's
+    (a newer browser of the agent's) stays."""
+    if dw.softphones is None:
+        return
+    issued_to = dw.softphone_sessions.get(agent_id)
+    if issued_to is not None and issued_to != session_id:
+        return
+    dw.softphone_sessions.pop(agent_id, None)
+    try:
+        await dw.softphones.remove(agent_id)
+    except Exception:  # Asterisk away: it forgot the endpoint anyway when it went
+        log.warning("softphone_not_removed", agent_id=agent_id, exc_info=True)
 
 
 @_api(Action.USE_DESK)
@@ -586,6 +637,8 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get("/desk/api/me", me),
         web.post("/desk/api/state", set_state),
         web.post("/desk/api/call", call_out),
+        web.post("/desk/api/softphone", softphone_issue),
+        web.delete("/desk/api/softphone", softphone_remove),
         web.post("/desk/api/calls/{call_id}/hangup", hangup),
         web.post("/desk/api/calls/{call_id}/transfer", transfer),
         web.post("/desk/api/calls/{call_id}/transfer/{step:complete|cancel}", transfer_step),

@@ -146,6 +146,15 @@ OPENAPI: dict[str, Any] = {
                 auth=_DESK,
             )
         },
+        "/desk/api/softphone": {
+            "post": _op(
+                "new SIP credentials for this browser's softphone (username, password, realm, "
+                "ws_url, uri, register_expires), shown once; the agent's previous ones stop "
+                "working",
+                auth=_DESK,
+            ),
+            "delete": _op("take the agent's browser softphone away", auth=_DESK),
+        },
         "/desk/api/calls/{call_id}/hangup": {"post": _op("hang up the call", auth=_DESK)},
         "/desk/api/calls/{call_id}/transfer": {
             "post": _op(

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from core.acd import AgentMode, Offer
+from core.softphone import WebCredentials
 
 
 class DeskNotice(Protocol):
@@ -77,6 +78,16 @@ class ManualCalls(Protocol):
     ) -> PlacedCall: ...
 
 
+class Softphones(Protocol):
+    """Agents' browser softphones (``ari_app.softphones.Softphones``); raises
+    ``AgentDeskError``."""
+
+    async def issue(self, agent_id: str) -> WebCredentials: ...
+    async def remove(self, agent_id: str) -> None: ...
+    async def dial(self, agent_id: str) -> str | None: ...
+
+
 DESK: web.AppKey[AgentCommands] = web.AppKey("desk")
+SOFTPHONES: web.AppKey[Softphones] = web.AppKey("softphones")
 INFOLINE: web.AppKey[CallControl] = web.AppKey("infoline")
 OUTBOUND: web.AppKey[ManualCalls] = web.AppKey("outbound")

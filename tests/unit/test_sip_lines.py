@@ -55,6 +55,9 @@ def test_defaults_keep_sip_on_loopback_with_no_trunk() -> None:
     assert s.trunks == []
     assert render_transports(s.sip_network) == (
         "[transport-udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:5060\n"
+        # Browser softphones' SIP over WebSocket, through Asterisk's HTTP server.
+        "\n[transport-ws]\ntype = transport\nprotocol = ws\nbind = 0.0.0.0\n"
+        "\n[transport-wss]\ntype = transport\nprotocol = wss\nbind = 0.0.0.0\n"
     )
     assert render_trunks(s.trunks) == ""
     assert s.numbers == {"0800100200": "infoline"}
