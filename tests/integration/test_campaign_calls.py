@@ -351,6 +351,15 @@ async def test_a_crash_mid_campaign_loses_and_duplicates_nothing(
     lines = server.log_lines()
     assert any(line.get("event") == "survey_call_resumed" for line in lines)
 
+    async def hung_up() -> bool:
+        # The survey's goodbye plays after the answers are stored: wait for the channels to
+        # go, or the other database's run of this test (its campaign and contacts numbered
+        # alike, so the same channel ids) finds them still up.
+        calls = [c for num in [*people, ringing] for c in await calls_to(server, num)]
+        return all(c.ended_at is not None for c in calls)
+
+    await wait_until(hung_up, timeout=30, message="the campaign's calls hung up")
+
 
 async def test_a_machine_hears_a_short_message_when_the_campaign_says_so(
     server: Server, ami: AMIClient
