@@ -107,8 +107,10 @@ class AudioFacts:
 
 def audio_facts(fmt: str, head: bytes, size: int) -> AudioFacts:
     """How long the audio file is, from its first bytes and its size. Asterisk writes a WAV's
-    sizes into its header only when it closes the file, so a header saying 0 while data
-    follows is a recording still being written (or one cut off by a crash)."""
+    sizes into its header only when it closes the file, so a header saying 0 is a recording
+    still being written (or one cut off by a crash) — also when no data follows yet: the
+    writer holds the first seconds in its buffer, and a file closed with no audio at all
+    cannot be told from that (the keeper takes it as it is after a grace period)."""
     if fmt == "gsm":
         return AudioFacts(round((size // GSM_FRAME) * 0.02, 3), complete=True)
     if len(head) < WAV_HEADER or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -118,7 +120,7 @@ def audio_facts(fmt: str, head: bytes, size: int) -> AudioFacts:
     declared = struct.unpack("<I", head[40:44])[0]
     frame = max(channels * bits // 8, 1)
     data = max(size - WAV_HEADER, 0)
-    complete = declared == data and (declared > 0 or size == WAV_HEADER)
+    complete = declared == data and declared > 0
     return AudioFacts(round(data / frame / max(rate, 1), 3), complete)
 
 

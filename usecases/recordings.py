@@ -127,7 +127,7 @@ class RecordingKeeper:
                 )
         if waiting:
             # Asterisk closes the file a moment after the hang-up: look again soon.
-            asyncio.get_running_loop().call_later(0.2, self._kick.set)
+            asyncio.get_running_loop().call_later(0.5, self._kick.set)
         return finished
 
     async def delete_expired(self, now: datetime) -> int:
