@@ -169,7 +169,7 @@ class RecordingStore:
                 .order_by(Recording.id)
                 .limit(limit)
             )
-            return [(RecordingRow.of(r), ended) for r, ended in rows.tuples() if ended]
+            return [(RecordingRow.of(r), ended) for r, ended in rows if ended]
 
     async def finish(
         self,
