@@ -11,6 +11,7 @@ closes when the channel hangs up; the keeper (usecases.recordings) then finishes
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ import structlog
 from ari_app.ami import AMIClient, AMIError
 from core.recording import RecordingError, Stretch, file_name, pause, paused_now, resume
 from models.calllog import CallLog, now
+from models.db import is_outage
 from models.recordings import RecordingStore
 
 log = structlog.get_logger(__name__)
@@ -71,13 +73,26 @@ class CallRecorder:
         self._seq[call_id] = len(rows)
         return running
 
-    async def start(self, call_id: str, channel_id: str) -> bool:
+    async def start(self, call_id: str, channel_id: str, *, adopted: bool = False) -> bool:
         """Record the caller's channel from now on; nothing when it is recorded already.
+        ``adopted``: a call a previous process had, whose recording only its row may know.
         False: it could not be started (AMI away): the call goes on unrecorded, on its trail."""
-        if await self._current(call_id) is not None:
+        if call_id in self.running:
             return True
-        seq = self._seq.get(call_id, len(await self.store.for_call(call_id))) + 1
+        seq = self._seq.get(call_id, 0) + 1
         name = file_name(call_id, seq, self.fmt)
+        if adopted:
+            try:
+                if await self._current(call_id) is not None:
+                    return True
+                seq = len(await self.store.for_call(call_id)) + 1
+                name = file_name(call_id, seq, self.fmt)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # The database is away: record all the same, never over a file that may be.
+                log.warning("recording_rows_unreadable", error=str(exc)[:200])
+                name = file_name(f"{call_id}-{secrets.token_hex(4)}", 1, self.fmt)
         try:
             await self.ami.action(
                 "MixMonitor",
@@ -115,7 +130,15 @@ class CallRecorder:
         await self._mute(call_id, channel_id, by, on=False)
 
     async def _mute(self, call_id: str, channel_id: str, by: str | None, *, on: bool) -> None:
-        running = await self._current(call_id)
+        try:
+            running = await self._current(call_id)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # Adopted, and only its row knows the recording: the pause must not go unrecorded.
+            raise RecordingError(
+                "recording_unavailable", "the database is unreachable; try again", 503
+            ) from exc
         if running is None:
             raise RecordingError("not_recorded", "this call is not being recorded", 409)
         at = now()

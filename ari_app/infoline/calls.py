@@ -185,7 +185,7 @@ class CallBase:
         recording = s.call_id in self.recorder.running
         change = queue_recording(recording, queue.record)
         if change == "start":
-            await self.recorder.start(s.call_id, s.channel_id)
+            await self.recorder.start(s.call_id, s.channel_id, adopted=s.adopted)
         elif change == "stop":
             await self.recorder.stop(s.call_id, s.channel_id)
 

@@ -207,7 +207,7 @@ class InfolineApp(Adoption):
                 await self.calllog.event(s.call_id, "survey_agreed", survey=action.survey)
             elif isinstance(action, StartRecording):
                 if self.recorder is not None:
-                    await self.recorder.start(s.call_id, s.channel_id)
+                    await self.recorder.start(s.call_id, s.channel_id, adopted=s.adopted)
             elif isinstance(action, HangupCall):
                 s.hung_up_by_us = True
                 await self.ari.hangup(s.channel_id)

@@ -168,3 +168,44 @@ async def test_with_ami_away_the_call_goes_on_unrecorded_and_says_so(
     failed = await line.events(row.id, "recording_failed")
     assert len(failed) == 1 and "not connected" in failed[0][1]["error"]
     assert await line.events(row.id, "queued")  # the caller went on to the queue
+
+
+class AwayStore:
+    """The recordings' rows while the database is away: reads fail, writes are journaled."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[str, dict[str, Any]]] = []
+
+    async def for_call(self, call_id: str) -> list[Any]:
+        raise ConnectionRefusedError("database away")
+
+    async def open_stretches(self, call_id: str) -> Any:
+        raise ConnectionRefusedError("database away")
+
+    async def write(self, action: str, call_id: str, at: Any, **data: Any) -> None:
+        self.written.append((action, data))
+
+
+class TrailLog:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    async def event(self, call_id: str, kind: str, at: Any = None, **data: Any) -> None:
+        self.events.append(kind)
+
+
+async def test_an_adopted_call_is_recorded_with_the_database_away_never_over_a_file() -> None:
+    ami, store = FakeAMI(), AwayStore()
+    recorder = CallRecorder(ami, store, TrailLog(), pbx_dir=PBX_DIR)  # type: ignore[arg-type]
+    assert await recorder.start("call-1", "c1", adopted=True)
+    ((name, fields),) = ami.sent
+    assert name == "MixMonitor"
+    # Its rows unreadable: a file name of its own, so an earlier recording is never overwritten.
+    assert fields["File"].startswith(f"{PBX_DIR}/call-1-") and fields["File"].endswith(".wav")
+    assert store.written[0][0] == "start"
+    assert await recorder.start("call-1", "c1", adopted=True)  # known now: nothing twice
+    assert len(ami.sent) == 1
+    recorder.running.clear()  # as after another restart: only the rows would know
+    with pytest.raises(RecordingError) as away:
+        await recorder.pause("call-1", "c1", "ana")
+    assert (away.value.error_id, away.value.status) == ("recording_unavailable", 503)
