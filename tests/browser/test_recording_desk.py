@@ -35,7 +35,7 @@ async def test_agent_pauses_the_recording_then_plays_the_last_calls_recording(
         desk.logged_in.append(agent)
         await expect(page.locator("#state")).to_have_text("available")
 
-        call = await call_and_press(callers, "061 999 401", "0")
+        call = await call_and_press(callers, "062 555 401", "0")
         row = await wait_connected(server, call)
         await callers.ari.play(call.id, caller_tone, f"speech-{row.id}")
         pause = page.get_by_role("button", name="Pause recording")

@@ -210,7 +210,7 @@ def tones_in(samples: array.array[int], rate: int, start: float, end: float) -> 
 async def test_both_sides_are_recorded_from_the_notice_and_the_paused_stretch_is_silent(
     server: Server, callers: Callers, desk: Desk, caller_tone: str
 ) -> None:
-    call = await connected_call(server, callers, desk, "+38761999301")
+    call = await connected_call(server, callers, desk, "+38762555301")
     row = call.__dict__["row"]
     agent = desk.id("rec")
     before = await recordings(server, row.id)
@@ -241,7 +241,7 @@ async def test_nothing_is_recorded_while_the_notice_plays_and_a_second_pause_is_
     server: Server, callers: Callers, desk: Desk, caller_tone: str
 ) -> None:
     await desk.agent("rec", ["new_clients"], context="test-agent-tone")
-    call = await callers.place(caller_id='"Test" <+38761999302>')
+    call = await callers.place(caller_id='"Test" <+38762555302>')
     await call.prompt_started("recording_notice")
     async with server.db.sessions() as session:
         opened = await session.scalar(select(Call).where(Call.channel_id == call.far_end))
@@ -274,7 +274,7 @@ async def test_nothing_is_recorded_while_the_notice_plays_and_a_second_pause_is_
 async def test_a_recording_survives_a_crash_of_serve_and_is_paused_after_it(
     server: Server, callers: Callers, desk: Desk, caller_tone: str
 ) -> None:
-    call = await connected_call(server, callers, desk, "+38761999303")
+    call = await connected_call(server, callers, desk, "+38762555303")
     row = call.__dict__["row"]
     # The caller speaks across the crash: a Local channel that sends nothing adds no time
     # to the file (SIP's RTP flows both ways all along), and the offsets are by the clock.
@@ -298,7 +298,7 @@ async def test_a_recording_survives_a_crash_of_serve_and_is_paused_after_it(
 async def test_a_call_that_ends_while_serve_is_down_has_its_recording_finished_at_start(
     server: Server, callers: Callers, desk: Desk, caller_tone: str
 ) -> None:
-    call = await connected_call(server, callers, desk, "+38761999304")
+    call = await connected_call(server, callers, desk, "+38762555304")
     row = call.__dict__["row"]
     await play(callers, call, caller_tone)
 
@@ -316,7 +316,7 @@ async def test_a_call_that_ends_while_serve_is_down_has_its_recording_finished_a
 async def test_retention_deletes_an_old_recording_file_and_marks_its_row(
     server: Server, callers: Callers, desk: Desk, caller_tone: str
 ) -> None:
-    call = await connected_call(server, callers, desk, "+38761999305")
+    call = await connected_call(server, callers, desk, "+38762555305")
     row = call.__dict__["row"]
     await play(callers, call, caller_tone)
     await finish(server, call)
@@ -346,13 +346,13 @@ async def test_retention_deletes_an_old_recording_file_and_marks_its_row(
 async def test_the_notice_plays_in_a_known_clients_language(
     server: Server, callers: Callers, desk: Desk
 ) -> None:
-    await desk.client("English", "+38761999306", language="en")
-    call = await callers.place(caller_id='"Test" <+38761999306>')
+    await desk.client("English", "+38762555306", language="en")
+    call = await callers.place(caller_id='"Test" <+38762555306>')
     notice = await call.prompt_started("recording_notice")
     assert "/en/" in notice["playback"]["media_uri"], notice["playback"]
     await call.hangup()
     await server.wait_closed(call.far_end)
-    stranger = await callers.place(caller_id='"Test" <+38761999307>')
+    stranger = await callers.place(caller_id='"Test" <+38762555307>')
     notice = await stranger.prompt_started("recording_notice")
     assert "/bs/" in notice["playback"]["media_uri"], notice["playback"]
     await stranger.hangup()
