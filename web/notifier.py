@@ -39,6 +39,7 @@ class Notifier:
         self.pending: dict[str, str] = {}  # agent id -> call id awaiting its disposition
         self.live: dict[str, str] = {}  # agent id -> call id they are offered or on
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_order: dict[str, asyncio.Lock] = {}  # per agent: notices handled in order
         self._ticker: asyncio.Task[None] | None = None
         self._figures: Any = None  # the day's figures as last read
         self._figures_failing = False
@@ -79,6 +80,15 @@ class Notifier:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, notice: DeskNotice) -> None:
+        # One agent's notices in the order they came: each pop reads the database, and an
+        # "offered" pop read slower than the "connected" one after it would be pushed last
+        # (the desk showed "Incoming call" for a call in progress). Tasks start in creation
+        # order and the lock is fair, so they are handled in order.
+        lock = self._in_order.setdefault(notice.agent_id, asyncio.Lock())
+        async with lock:
+            await self._handle_in_order(notice)
+
+    async def _handle_in_order(self, notice: DeskNotice) -> None:
         try:
             if notice.kind in ("offered", "connected"):
                 self.live[notice.agent_id] = notice.call_id

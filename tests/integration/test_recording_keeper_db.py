@@ -18,8 +18,6 @@ from models.tables import Call, CallEvent, Direction, Recording
 from tests.conftest import Database
 from usecases.recordings import RecordingKeeper
 
-NOW = datetime.now(UTC)
-
 
 def wav(data: bytes, *, closed: bool) -> bytes:
     size = len(data) if closed else 0  # Asterisk writes the sizes when it closes the file
@@ -35,6 +33,7 @@ def wav(data: bytes, *, closed: bool) -> bytes:
 
 
 async def add_call(db: Database, call_id: str, ended_ago: timedelta | None) -> None:
+    now = datetime.now(UTC)  # not at import: a whole suite may run before this test
     async with db.sessions() as session, session.begin():
         session.add(
             Call(
@@ -42,8 +41,8 @@ async def add_call(db: Database, call_id: str, ended_ago: timedelta | None) -> N
                 channel_id=f"chan-{call_id}",
                 direction=Direction.INBOUND,
                 handler="ari",
-                started_at=NOW - timedelta(minutes=10),
-                ended_at=None if ended_ago is None else NOW - ended_ago,
+                started_at=now - timedelta(minutes=10),
+                ended_at=None if ended_ago is None else now - ended_ago,
             )
         )
         session.add(
@@ -51,9 +50,9 @@ async def add_call(db: Database, call_id: str, ended_ago: timedelta | None) -> N
                 call_id=call_id,
                 file=f"{call_id}.wav",
                 format="wav",
-                started_at=NOW - timedelta(minutes=10),
+                started_at=now - timedelta(minutes=10),
                 paused=[
-                    {"since": (NOW - timedelta(minutes=10, seconds=-1)).isoformat(), "until": None}
+                    {"since": (now - timedelta(minutes=10, seconds=-1)).isoformat(), "until": None}
                 ],
             )
         )
@@ -113,14 +112,14 @@ async def test_retention_deletes_old_files_keeps_rows_and_zero_days_keeps_all(
         (files / f"{call_id}.wav").write_bytes(wav(bytes(320), closed=True))
     forever = RecordingKeeper(store, files, retention_days=0)
     await forever.finish_ended()
-    assert await forever.delete_expired(NOW) == 0
+    assert await forever.delete_expired(datetime.now(UTC)) == 0
     keeper = RecordingKeeper(store, files, retention_days=90)
-    assert await keeper.delete_expired(NOW) == 1
+    assert await keeper.delete_expired(datetime.now(UTC)) == 1
     assert not (files / "old.wav").exists() and (files / "recent.wav").exists()
     old = await row_of(database, "old")
     assert old.deleted_at is not None and old.sha256 is not None
     assert (await row_of(database, "recent")).deleted_at is None
-    assert await keeper.delete_expired(NOW) == 0  # nothing twice
+    assert await keeper.delete_expired(datetime.now(UTC)) == 0  # nothing twice
     async with database.sessions() as session:
         kinds = list(
             await session.scalars(select(CallEvent.kind).where(CallEvent.call_id == "old"))
@@ -137,6 +136,6 @@ async def test_a_file_that_cannot_be_deleted_keeps_its_row_live(
     async with database.sessions() as session, session.begin():
         row = await session.scalar(select(Recording).where(Recording.call_id == "stuck"))
         assert row is not None
-        row.ended_at = NOW - timedelta(days=100)
-    assert await keeper.delete_expired(NOW) == 0
+        row.ended_at = datetime.now(UTC) - timedelta(days=100)
+    assert await keeper.delete_expired(datetime.now(UTC)) == 0
     assert (await row_of(database, "stuck")).deleted_at is None

@@ -29,6 +29,19 @@ from tests.conftest import make_database
 from tests.unit.test_infoline_app import APP, Line, shipped_flow_open_always
 
 PBX_DIR = "/var/spool/asterisk/monitor/centrala"
+SETTLE = 20.0  # seconds the fake ARI's events may take on a loaded machine (a whole suite)
+
+
+async def dial(line: Line, channel_id: str, keys: str = "") -> None:
+    """As Line.call, with more time to settle."""
+    line.ari.stasis_start(
+        channel_id, [f"linked-{channel_id}"], caller=("Test", "061 999 001"), exten="0800100200"
+    )
+    await line.ari.settle(SETTLE)
+    if keys:
+        line.ari.dtmf(channel_id, keys)
+        await line.ari.settle(SETTLE)
+    await line.calllog.flush()
 
 
 class FakeAMI:
@@ -93,10 +106,12 @@ async def test_the_notice_starts_mixmonitor_and_the_agent_pauses_and_resumes_it(
     line, ami, store = recorded
     endpoint = await line.login("ana", ["new_clients"])
     line.ari.stasis_start("c1", ["linked-c1"], caller=("Test", "061 999 001"), exten="0800100200")
-    await line.settle()
+    await line.ari.settle(SETTLE)
+    await line.calllog.flush()
     assert ami.sent == []  # the notice plays: nothing recorded yet
     line.ari.dtmf("c1", "0")  # skips it
-    await line.settle()
+    await line.ari.settle(SETTLE)
+    await line.calllog.flush()
     row = await line.row("c1")
     assert ami.sent == [
         ("MixMonitor", {"Channel": "c1", "File": f"{PBX_DIR}/{row.id}.wav", "Options": ""})
@@ -107,13 +122,15 @@ async def test_the_notice_starts_mixmonitor_and_the_agent_pauses_and_resumes_it(
     with pytest.raises(CallControlError, match="not with an agent"):
         await line.app.control(row.id, "pause_recording", "ana")  # in the queue still
     line.ari.pick_up(line.agent_leg(endpoint))
-    await line.settle()
+    await line.ari.settle(SETTLE)
+    await line.calllog.flush()
     await line.app.control(row.id, "pause_recording", "ana")
     with pytest.raises(RecordingError) as twice:
         await line.app.control(row.id, "pause_recording", "ana")
     assert twice.value.error_id == "recording_paused_already"
     await line.app.control(row.id, "resume_recording", "ana")
-    await line.settle()
+    await line.ari.settle(SETTLE)
+    await line.calllog.flush()
     mutes = [f for name, f in ami.sent if name == "MixMonitorMute"]
     assert [(m["Channel"], m["Direction"], m["State"]) for m in mutes] == [
         ("c1", "both", "1"),
@@ -131,7 +148,7 @@ async def test_a_queue_that_is_not_recorded_stops_the_recording(tmp_path: Path) 
 
     line, ami, _ = await make_line(tmp_path, unrecorded_new_clients)
     try:
-        await line.call("c1", keys="0")
+        await dial(line, "c1", keys="0")
         row = await line.row("c1")
         assert ami.names() == ["MixMonitor", "StopMixMonitor"]
         assert ("recording_stopped", {}) in await line.events(row.id)
@@ -148,10 +165,11 @@ async def test_a_queue_may_record_a_flow_that_does_not(tmp_path: Path) -> None:
 
     line, ami, _ = await make_line(tmp_path, queue_records_only)
     try:
-        await line.call("c1")
+        await dial(line, "c1")
         assert ami.sent == []
         line.ari.dtmf("c1", "0")
-        await line.settle()
+        await line.ari.settle(SETTLE)
+        await line.calllog.flush()
         assert ami.names() == ["MixMonitor"]  # on entering the queue
     finally:
         await close(line)
@@ -162,7 +180,7 @@ async def test_with_ami_away_the_call_goes_on_unrecorded_and_says_so(
 ) -> None:
     line, ami, store = recorded
     ami.away = True
-    await line.call("c1", keys="0")
+    await dial(line, "c1", keys="0")
     row = await line.row("c1")
     assert await store.for_call(row.id) == []
     failed = await line.events(row.id, "recording_failed")
