@@ -1,7 +1,7 @@
 """call recordings: recordings
 
 Revision ID: 0011
-Revises: 0009 (0010 is another branch's: chain this after it when both are merged)
+Revises: 0010
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from models.tables import UTCDateTime
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
