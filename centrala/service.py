@@ -27,6 +27,7 @@ from ari_app.infoline import InfolineApp
 from ari_app.infoline.calls import NoFlowKnown
 from ari_app.outbound import OutboundApp
 from ari_app.phones import PhonePusher
+from ari_app.recording import CallRecorder
 from ari_app.softphones import Softphones
 from ari_app.trunks import TrunkGate
 from centrala.settings import Settings
@@ -43,14 +44,17 @@ from models.flows import active_flow, apply_flow
 from models.journal import WriteJournal
 from models.outbound import OutboundStore
 from models.phones import PhoneStore
+from models.recordings import RecordingStore
 from models.snapshot import Snapshot
 from models.surveys import active_survey, apply_survey
+from usecases.recordings import RecordingKeeper
 from usecases.surveying import SurveyLog
 from web import DeskConfig, desk_ctx, setup_desk
 from web.api import routes as api_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
 from web.ports import DESK, INFOLINE, OUTBOUND, SOFTPHONES
+from web.recordings import RECORDINGS, RecordingFiles
 from web.server import CappedSite, body_deadline, handler_args
 from web.status import StatusSources, status_route
 from web.survey_api import Sessions
@@ -70,6 +74,7 @@ CAMPAIGNS = web.AppKey("campaigns", CampaignStore)
 DIALLER = web.AppKey("dialler", CampaignDialler)
 INFOLINE_APP = web.AppKey("infoline_app", InfolineApp)  # the concrete app, for wiring
 PBX_RECORDS = web.AppKey("pbx_records", CdrReconciler)
+RECORDER = web.AppKey("recorder", CallRecorder)
 LOOP_LAG = web.AppKey("loop_lag", list[float])
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, no call state
 # Migrated and prepared (set late when `serve` started without the database).
@@ -200,6 +205,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         region=settings.default_region,
         survey=settings.postcall_survey,
         pbx_records=pbx_records,
+        recorder=app[RECORDER],
     )
     # One call-rate limit per trunk for everyone dialling out through it.
     gate = TrunkGate({t.name: t.calls_per_second for t in settings.trunks if t.calls_per_second})
@@ -346,6 +352,32 @@ async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
     await ami.stop()
 
 
+async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Call recording: the recorder the info line drives (MixMonitor over AMI), and the keeper
+    that finishes recordings' rows and deletes the files past the retention period."""
+    settings = app[SETTINGS]
+    store = RecordingStore(app[SESSIONS], app[CALLLOG])
+    directory = settings.effective_recording_dir
+    keeper = RecordingKeeper(store, directory, retention_days=settings.recording_retention_days)
+    recorder = CallRecorder(
+        app[AMI],
+        store,
+        app[CALLLOG],
+        pbx_dir=settings.recording_pbx_dir,
+        fmt=settings.recording_format,
+    )
+    recorder.on_finished.append(keeper.kick)
+    app[RECORDER] = recorder
+    app[RECORDINGS] = RecordingFiles(store, directory)
+    # Recordings of calls that ended while `serve` was away are finished in the first round.
+    keeping = asyncio.create_task(keeper.run(settings.recording_sweep_seconds))
+    keeper.kick()
+    yield
+    keeping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await keeping
+
+
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     """Measures how late the event loop wakes up: a blocked loop delays every call."""
     lags: list[float] = [0.0]
@@ -389,7 +421,8 @@ def build_app(settings: Settings) -> web.Application:
         client_max_size=64 * 1024,
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([loop_lag_ctx, database_ctx, ari_ctx, agi_ctx, ami_ctx])
+    # AMI before the Stasis apps: the info line records calls through it from the first one.
+    app.cleanup_ctx.extend([loop_lag_ctx, database_ctx, ami_ctx, recording_ctx, ari_ctx, agi_ctx])
     desk_config = DeskConfig(
         web_secret=settings.effective_web_secret(),
         session_seconds=settings.session_hours * 3600,

@@ -32,6 +32,7 @@ DEFAULT_ARI_PASSWORD = "centrala-local-ari"
 DEFAULT_AMI_SECRET = "centrala-local-ami"
 # Where the shipped cdr_custom.conf makes Asterisk write its records, under its root.
 CDR_FILE_IN_PBX = "var/log/asterisk/cdr-custom/centrala.csv"
+RECORDINGS_IN_PBX = "/var/spool/asterisk/monitor/centrala"  # Asterisk's spool (MixMonitor)
 
 
 def is_loopback(host: str) -> bool:
@@ -145,6 +146,18 @@ class Settings(BaseSettings):
     # A record is taken only this long after its call ended: the StasisStart of a caller who
     # hung up at once may still be on its way to the app that opens their row.
     cdr_grace_seconds: float = Field(default=15.0, ge=1, le=3600)
+
+    # Call recording (core.recording): where Asterisk writes the files (as Asterisk sees the
+    # path: inside its chroot or container), where `serve` reads them (None: the local PBX's
+    # spool under pbx_root; with Asterisk elsewhere, that directory shared with this host),
+    # the format, and how many days a recording is kept (0: for good).
+    recording_pbx_dir: str = Field(default=RECORDINGS_IN_PBX, pattern=r"^/[A-Za-z0-9_./-]+$")
+    recording_dir: Path | None = Field(default=None, description="the recordings, as we see them")
+    recording_format: Literal["wav", "gsm"] = "wav"
+    recording_retention_days: int = Field(default=90, ge=0, le=36500)
+    recording_sweep_seconds: float = Field(
+        default=60.0, gt=0, le=86400, description="how often old recordings are looked for"
+    )
 
     # The call flow a fresh install plays (its prompts are synthesised by `pbx up`).
     flow_file: Path = REPO_ROOT / "dialplan" / "infoline.yaml"
@@ -339,6 +352,12 @@ class Settings(BaseSettings):
         if self.cdr_file is not None:
             return self.cdr_file
         return self.pbx_root / "rootfs" / CDR_FILE_IN_PBX
+
+    @property
+    def effective_recording_dir(self) -> Path:
+        if self.recording_dir is not None:
+            return self.recording_dir
+        return self.pbx_root / "rootfs" / self.recording_pbx_dir.lstrip("/")
 
     @property
     def effective_database_url(self) -> str:

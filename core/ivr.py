@@ -73,6 +73,12 @@ class HangupCall:
 
 
 @dataclass(frozen=True)
+class StartRecording:
+    """The notice that calls are recorded has been played (or skipped with a key): record the
+    call from now on (the adapter does nothing when it is recorded already)."""
+
+
+@dataclass(frozen=True)
 class AgreeSurvey:
     """The caller agreed to ``survey`` after the call (the adapter remembers it)."""
 
@@ -89,6 +95,7 @@ IVRAction = (
     | RequestCallback
     | HangupCall
     | AgreeSurvey
+    | StartRecording
 )
 
 
@@ -108,7 +115,10 @@ class IVR:
 
     def __post_init__(self) -> None:
         if not self.language:
-            self.language = self.flow.default_language
+            # A client the CRM knows hears everything in their language from the first
+            # prompt (the recording notice); the others the line's default until they choose.
+            known = self.caller.language
+            self.language = known if known in self.flow.languages else self.flow.default_language
 
     # ---- inputs ---------------------------------------------------------------------------
 
@@ -200,6 +210,8 @@ class IVR:
         stored before that check hangs up after a walk longer than the flow, not spinning."""
         actions: list[IVRAction] = []
         for _step in range(len(self.flow.nodes) + 1):
+            if self._leaving_notice():
+                actions.append(StartRecording())
             node = self.flow.nodes[name]
             self.node = name
             self.path.append(name)
@@ -254,6 +266,11 @@ class IVR:
             raise AssertionError(f"unknown node type {type(node).__name__}")
         self.done = True
         return [*actions, HangupCall()]
+
+    def _leaving_notice(self) -> bool:
+        """Moving on from the node whose end starts the recording (``Flow.recording``)."""
+        recording = self.flow.recording
+        return recording is not None and self.node == recording.after
 
     def _prompts_done(self) -> list[IVRAction]:
         node = self._node()

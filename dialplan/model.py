@@ -85,6 +85,9 @@ class QueueDef(Strict):
     wrap_up_seconds: int = Field(default=10, ge=0, le=600)
     ring_timeout_seconds: int = Field(default=15, ge=3, le=120)
     skills: list[str] = Field(default_factory=list)
+    # Recording of the callers this queue takes: True records them from here on (also when
+    # the flow does not), False stops it, None follows the flow (core.recording).
+    record: bool | None = None
 
 
 class Match(Strict):
@@ -205,6 +208,13 @@ Node = Annotated[
 ]
 
 
+class RecordingDef(Strict):
+    """Calls are recorded (both sides, on the caller's channel) from the end of node ``after``
+    (the notice that says so) to the hang-up."""
+
+    after: Name
+
+
 class Flow(Strict):
     name: Name
     description: str = ""
@@ -220,3 +230,4 @@ class Flow(Strict):
     after_hours_prompt: Name | None = None
     after_hours_callback: Name | None = None  # a callback node
     queue_key_for_callback: Annotated[str, Field(pattern=DIGIT)] | None = "*"
+    recording: RecordingDef | None = None  # None: calls are not recorded (queues may)

@@ -317,6 +317,16 @@ def _check_graph(flow: Flow) -> list[str]:
             )
         else:
             entries.append(flow.after_hours_callback)
+    if flow.recording is not None:
+        after = nodes.get(flow.recording.after)
+        if after is None:
+            problems.append(f"recording.after: no node named {flow.recording.after!r}")
+        elif not isinstance(after, PlayNode):
+            # The recording starts when the notice that announces it has been played.
+            problems.append(
+                f"recording.after: node {flow.recording.after!r} is a {after.type} node, "
+                "not a play node (the notice that calls are recorded)"
+            )
     has_callback = isinstance(nodes.get(flow.after_hours_callback or ""), CallbackNode)
     for qid, queue in flow.queues.items():
         if queue.overflow is not None and queue.overflow.callback and not has_callback:

@@ -491,3 +491,25 @@ class ClientAudit(Base):
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)
     changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Recording(Base):
+    """A call's recording (both sides, from the end of the recording notice to the hang-up):
+    the file under the recordings directory, and once the call has ended its length, size and
+    sha256. ``paused`` holds the stretches an agent paused it for (core.recording.Stretch:
+    ``since``/``until``/``by``; ``offsets`` once finished: seconds into the file). A recording
+    past the retention period loses its file and keeps the row with ``deleted_at``."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    file: Mapped[str] = mapped_column(String(200), unique=True)
+    format: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    paused: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    deleted_at: Mapped[datetime | None]

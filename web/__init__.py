@@ -26,6 +26,7 @@ from web.auth import Sessions
 from web.http import WEB, DeskWeb, routes, setup_templates
 from web.notifier import Notifier
 from web.ports import SOFTPHONES, AgentCommands, CallControl, ManualCalls
+from web.recordings import routes as recording_routes
 from web.reports import routes as report_routes
 from web.store import DeskStore
 
@@ -130,6 +131,7 @@ def setup_desk(app: web.Application) -> None:
     setup_templates(app)
     app.router.add_routes(routes())
     app.router.add_routes(report_routes())
+    app.router.add_routes(recording_routes())
     app.on_shutdown.append(_close_sockets)
 
 

@@ -151,9 +151,19 @@ def routes(
         made = await request.app[outbound_key].call_from_desk(agent_id, **wanted)
         return web.json_response(placed(agent_id, made), status=202)
 
+    async def recording(request: web.Request) -> web.Response:
+        # The machines' API pauses on the agent's behalf: who, for the trail, if they say.
+        call_id, step = request.match_info["call_id"], request.match_info["step"]
+        by = (await _body(request)).get("agent_id")
+        if by is not None and (not isinstance(by, str) or not 0 < len(by) <= 64):
+            raise AgentDeskError("bad_agent", "agent_id: the agent's id", 422)
+        await request.app[infoline_key].control(call_id, f"{step}_recording", by)
+        return web.json_response({"call_id": call_id, "recording": step})
+
     extra = [web.post("/api/agents/{agent_id}/call", call)] if outbound_key else []
     return [
         *extra,
+        web.post("/api/calls/{call_id}/recording/{step:pause|resume}", recording),
         web.post("/api/calls/{call_id}/transfer", transfer),
         web.post("/api/calls/{call_id}/transfer/{step:complete|cancel}", transfer_step),
         web.post("/api/calls/{call_id}/{step:hold|resume}", transfer_step),

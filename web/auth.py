@@ -33,6 +33,7 @@ class Action(StrEnum):
     VIEW_WALLBOARD = "view_wallboard"
     CONTROL_ANY_CALL = "control_any_call"  # hang up / transfer a call another agent holds
     VIEW_REPORTS = "view_reports"  # survey results: figures, chart, every answer as CSV
+    HEAR_ANY_RECORDING = "hear_any_recording"  # play/download any call's recording
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -45,6 +46,7 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.VIEW_WALLBOARD,
             Action.CONTROL_ANY_CALL,
             Action.VIEW_REPORTS,
+            Action.HEAR_ANY_RECORDING,
         }
     ),
     "admin": frozenset(Action),
@@ -67,6 +69,14 @@ def may_control_call(user: User, call_agent_id: str | None) -> bool:
     if may(user.role, Action.CONTROL_ANY_CALL):
         return True
     return may(user.role, Action.USE_DESK) and call_agent_id == user.agent_id
+
+
+def may_hear_recording(user: User, handled_by: set[str]) -> bool:
+    """Supervisors and admins hear any call's recording; an agent or a manager only those of
+    the calls they handled (``handled_by``: every agent the call was connected to)."""
+    if may(user.role, Action.HEAR_ANY_RECORDING):
+        return True
+    return may(user.role, Action.USE_DESK) and user.agent_id in handled_by
 
 
 def home_page(role: str) -> str:

@@ -123,6 +123,15 @@ OPENAPI: dict[str, Any] = {
         "/api/calls/{call_id}/transfer/cancel": {"post": _op("cancel an attended transfer")},
         "/api/calls/{call_id}/hold": {"post": _op("put the caller on hold (music)")},
         "/api/calls/{call_id}/resume": {"post": _op("take the caller off hold")},
+        "/api/calls/{call_id}/recording/pause": {
+            "post": _op(
+                "pause the call's recording (card data is read out); 409 when paused already",
+                body={"agent_id": _S},
+            )
+        },
+        "/api/calls/{call_id}/recording/resume": {
+            "post": _op("record the call again", body={"agent_id": _S})
+        },
         "/api/surveys/{name}/report": {
             "get": _report_op(
                 "survey results: NPS overall, by segment, version and period (95% interval), "
@@ -167,6 +176,29 @@ OPENAPI: dict[str, Any] = {
         "/desk/api/calls/{call_id}/transfer/cancel": {"post": _op("cancel", auth=_DESK)},
         "/desk/api/calls/{call_id}/hold": {"post": _op("hold", auth=_DESK)},
         "/desk/api/calls/{call_id}/resume": {"post": _op("resume", auth=_DESK)},
+        "/desk/api/calls/{call_id}/recording/pause": {
+            "post": _op("pause own call's recording (supervisors: any call's)", auth=_DESK)
+        },
+        "/desk/api/calls/{call_id}/recording/resume": {
+            "post": _op("record the call again", auth=_DESK)
+        },
+        "/desk/api/calls/{call_id}/recordings": {
+            "get": _op(
+                "the call's recordings: length, sha256, paused stretches, audio links "
+                "(supervisors and admins: any call; agents: the calls they handled)",
+                auth=_DESK,
+            )
+        },
+        "/desk/api/recordings/{recording_id}/audio": {
+            "get": {
+                **_op("the recording's audio (Range requests; ?download=1 saves it)", auth=_DESK),
+                "responses": {
+                    "200": {"description": "the file", "content": {"audio/wav": {}}},
+                    "206": {"description": "the range asked for"},
+                    "4XX": {"$ref": "#/components/responses/Error"},
+                },
+            }
+        },
         "/desk/api/calls/{call_id}/disposition": {
             "post": _op(
                 "the call's disposition (calls.disposition + interactions; follow-up task)",

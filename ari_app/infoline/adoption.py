@@ -243,6 +243,7 @@ class Adoption(Queueing):
             flow_version=version,
             ivr=IVR(flow, profile),
             timers=ChannelTimers(self.ari, self.name, row.channel_id),
+            adopted=True,
         )
         self.calls[row.channel_id] = s
         self.by_call[row.call_id] = row.channel_id

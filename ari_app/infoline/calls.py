@@ -12,8 +12,10 @@ from ari_app.ari import ARIClient, ARIError, ARINotFound
 from ari_app.cdr import CdrReconciler
 from ari_app.infoline.notifier import DeskNotifier
 from ari_app.infoline.session import CallerSession
+from ari_app.recording import CallRecorder
 from core.acd import ACD
 from core.ivr import IVRAction
+from core.recording import queue_recording
 from core.routing import RouteDecision
 from dialplan.model import Flow, QueueDef
 from models.calllog import CallLog
@@ -64,8 +66,11 @@ class CallBase:
         region: str = "BA",
         survey: str = "nps",
         pbx_records: CdrReconciler | None = None,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.ari = ari
+        # Records callers' channels (MixMonitor over AMI); None: calls are not recorded.
+        self.recorder = recorder
         # Asterisk's CDR: when callers who left while we were away left, and the calls we
         # never saw (ari_app/cdr.py).
         self.pbx_records = pbx_records
@@ -173,9 +178,22 @@ class CallBase:
         s.agent_id = s.agent_leg = s.bridge_id = None
         s.own_bridge = False
 
+    async def _record_in_queue(self, s: CallerSession, queue: QueueDef | None) -> None:
+        """The queue's own recording setting, on entering it (core.recording)."""
+        if self.recorder is None or queue is None:
+            return
+        recording = s.call_id in self.recorder.running
+        change = queue_recording(recording, queue.record)
+        if change == "start":
+            await self.recorder.start(s.call_id, s.channel_id, adopted=s.adopted)
+        elif change == "stop":
+            await self.recorder.stop(s.call_id, s.channel_id)
+
     async def _close(self, s: CallerSession, at: datetime, cause: object, text: object) -> None:
         self.calls.pop(s.channel_id, None)
         self.by_call.pop(s.call_id, None)
+        if self.recorder is not None:
+            self.recorder.ended(s.call_id)
         outcome = s.final_outcome()
         talk_end = s.left_agent_at or at  # the survey after the talk is no talk time
         talk = (talk_end - s.connected_at).total_seconds() if s.connected_at else None

@@ -87,6 +87,7 @@ class Queueing(Transfers):
             return
         s.state.move(Phase.QUEUED)
         assert s.arrived_mono is not None
+        await self._record_in_queue(s, s.queue_def)
         await self.desk.refresh_profiles()
         offer = self.acd.request(decision.request(s.channel_id, s.arrived_mono), time.monotonic())
         await self.calllog.event(

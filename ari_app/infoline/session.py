@@ -84,6 +84,7 @@ class CallerSession:
     survey: str | None = None  # the survey the caller agreed to take after the call
     left_agent_at: datetime | None = None  # sent to the survey: the talk ended here
     saved: dict[str, Any] | None = None  # the live state last written (restart survival)
+    adopted: bool = False  # taken over from a previous process (its rows say the rest)
 
     @property
     def phase(self) -> Phase:

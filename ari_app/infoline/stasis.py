@@ -32,6 +32,7 @@ from core.ivr import (
     RequestCallback,
     RouteTo,
     SetLanguage,
+    StartRecording,
 )
 from core.prompter import MediaAction
 from core.routing import transfer_decision
@@ -217,6 +218,9 @@ class InfolineApp(Adoption):
             elif isinstance(action, AgreeSurvey):
                 s.survey = action.survey
                 await self.calllog.event(s.call_id, "survey_agreed", survey=action.survey)
+            elif isinstance(action, StartRecording):
+                if self.recorder is not None:
+                    await self.recorder.start(s.call_id, s.channel_id, adopted=s.adopted)
             elif isinstance(action, HangupCall):
                 s.hung_up_by_us = True
                 await self.ari.hangup(s.channel_id)

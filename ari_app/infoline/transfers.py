@@ -21,7 +21,7 @@ from ari_app.infoline.session import (
 )
 from core.acd import CallRequest
 from core.callphase import Phase
-from core.errors import CallControlError
+from core.errors import CallControlError, DomainError
 from core.routing import (
     parse_transfer_target,
     transfer_decision,
@@ -29,6 +29,9 @@ from core.routing import (
 from models.calllog import now
 
 log = structlog.get_logger(__name__)
+
+# The recording's pause while the client reads out card data; the target is the agent.
+RECORDING_OPS = ("pause_recording", "resume_recording")
 
 
 class Transfers(CallBase):
@@ -47,7 +50,7 @@ class Transfers(CallBase):
                 raise CallControlError("bad_target", str(exc), 422) from exc
             if kind == "survey" and op == "consult":
                 raise CallControlError("bad_target", "send a caller to a survey blind", 422)
-        elif op not in ("complete", "cancel", "hold", "resume", "hangup"):
+        elif op not in ("complete", "cancel", "hold", "resume", "hangup", *RECORDING_OPS):
             raise CallControlError("bad_operation", f"unknown call control {op!r}", 422)
         channel_id = self.by_call.get(call_id)
         if channel_id is None:
@@ -73,6 +76,8 @@ class Transfers(CallBase):
                 await self._agent_ends_call(s)
             elif s.phase is not Phase.CONNECTED or s.agent_id is None:
                 raise CallControlError("not_connected", "the caller is not with an agent")
+            elif op in RECORDING_OPS:
+                await self._pause_recording(s, on=op == "pause_recording", by=target)
             elif op == "transfer":
                 await self._blind_transfer(s, str(target))
             elif op == "consult":
@@ -94,11 +99,21 @@ class Transfers(CallBase):
         except BaseException as exc:
             if not reply.done():
                 reply.set_exception(exc)
-            if not isinstance(exc, CallControlError):
+            if not isinstance(exc, DomainError):
                 raise
         else:
             if not reply.done():
                 reply.set_result(None)
+
+    async def _pause_recording(self, s: CallerSession, *, on: bool, by: str | None) -> None:
+        """The agent pauses the recording while the client reads out card data, and resumes
+        it; both on the call's trail and in the recording's row (ari_app.recording)."""
+        if self.recorder is None:
+            raise CallControlError("not_recorded", "calls are not recorded here", 409)
+        if on:
+            await self.recorder.pause(s.call_id, s.channel_id, by)
+        else:
+            await self.recorder.resume(s.call_id, s.channel_id, by)
 
     async def _take_caller_out(self, s: CallerSession) -> None:
         """Out of the agent's bridge, onto music (hold, transfers); once."""

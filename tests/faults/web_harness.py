@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ from aiohttp import web
 from core.acd import ACD, AgentMode, Offer
 from models.campaigns import CampaignStore
 from models.crm import CRM
+from models.recordings import RecordingStore
 from models.tables import Agent, AgentRole
 from tests.conftest import Database
 from web import DeskConfig, desk_ctx, setup_desk
@@ -24,6 +26,7 @@ from web.auth import COOKIE, hash_password
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
 from web.ports import DESK, INFOLINE, CallControl, LiveCall
+from web.recordings import RECORDINGS, RecordingFiles
 from web.server import CappedSite, body_deadline, handler_args
 
 API_TOKEN = "fault-test-token"
@@ -58,9 +61,10 @@ class FakeInfoline:
     calls: Mapping[str, LiveCall] = field(default_factory=dict)
     by_call: Mapping[str, str] = field(default_factory=dict)
     desk_listeners: list[Callable[[Any], None]] = field(default_factory=list)
+    controls: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     async def control(self, call_id: str, op: str, target: str | None = None) -> None:
-        pass
+        self.controls.append((call_id, op, target))
 
 
 @dataclass
@@ -93,19 +97,29 @@ class DeskServer:
         await self.runner.cleanup()
 
 
-async def start_desk(database: Database, limits: Limits | None = None) -> DeskServer:
+async def start_desk(
+    database: Database,
+    limits: Limits | None = None,
+    *,
+    infoline: FakeInfoline | None = None,
+    recordings_dir: Path | None = None,
+) -> DeskServer:
+    """``recordings_dir``: where the recordings' files are (none are, unless given)."""
     limits = limits or Limits()
     app = web.Application(
         middlewares=[errors, api_guard(lambda: API_TOKEN), body_deadline(limits.body_timeout)],
         client_max_size=64 * 1024,
     )
     desk = FakeDesk()
-    infoline: CallControl = FakeInfoline()
+    live: CallControl = infoline or FakeInfoline()
     app[CRM_KEY], app[ACD_KEY], app[DESK], app[INFOLINE] = (
         CRM(database.sessions),
         ACD(),
         desk,
-        infoline,
+        live,
+    )
+    app[RECORDINGS] = RecordingFiles(
+        RecordingStore(database.sessions), recordings_dir or Path("/nonexistent")
     )
     app[CAMPAIGNS] = CampaignStore(database.sessions)
     config = DeskConfig(

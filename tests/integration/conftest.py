@@ -267,6 +267,8 @@ def start_serve(db: Database, tmp: Path, *, spawn: bool = True, **overrides: str
         # made twice, and the calls placed while serve is down show up soon.
         "CENTRALA_CDR_RECONCILE_SECONDS": "1",
         "CENTRALA_CDR_GRACE_SECONDS": "3",
+        # The recordings' keeper looks for recordings past the retention period every second.
+        "CENTRALA_RECORDING_SWEEP_SECONDS": "1",
     }
     for key, value in overrides.items():
         if value is None:

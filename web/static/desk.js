@@ -3,7 +3,7 @@
 // disposition, client search and edit. Renders with textContent only (no HTML injection).
 const $ = (id) => document.getElementById(id);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
-let liveCall = null, dispCall = null, popCall = null;
+let liveCall = null, dispCall = null, popCall = null, lastCall = null;
 window.__pops = [];  // render timings, read by the benchmark and the tests
 
 async function api(method, path, body) {
@@ -69,15 +69,33 @@ function renderPop(msg) {
 function setLive(callId) {
   liveCall = callId;
   $("call-line").textContent = callId ? `Live call ${callId}` : "No live call.";
-  for (const b of ["btn-hangup", "btn-hold", "btn-resume", "btn-blind", "btn-consult", "btn-complete", "btn-cancel", "btn-callback"])
+  for (const b of ["btn-hangup", "btn-hold", "btn-resume", "btn-blind", "btn-consult", "btn-complete", "btn-cancel", "btn-callback", "btn-rec-pause", "btn-rec-resume"])
     $(b).disabled = !callId;
 }
 
 function callEnded(msg) {
   if (liveCall === msg.call_id) setLive(null);
   $("pop-title").textContent = msg.missed ? "Missed call" : "Last call";
-  if (!msg.missed) showDisposition(msg.call_id);
+  if (!msg.missed) { showDisposition(msg.call_id); lastCall = msg.call_id; $("recording").hidden = false; $("rec-list").replaceChildren(); }
 }
+// The last call's recordings: played in the page (the server answers Range requests, so the
+// player can seek) or downloaded; finished a moment after the hang-up.
+async function loadRecordings() {
+  const box = $("rec-list"); box.replaceChildren();
+  try {
+    const r = await api("GET", `/desk/api/calls/${lastCall}/recordings`);
+    if (!r.recordings.length) box.append(el("p", "This call was not recorded.", "muted"));
+    for (const rec of r.recordings) {
+      if (rec.deleted_at) { box.append(el("p", `Deleted ${when(rec.deleted_at)} (retention period).`, "muted")); continue; }
+      if (!rec.audio) { box.append(el("p", "Still being finished: try again in a moment.", "muted")); continue; }
+      const player = el("audio"); player.controls = true; player.preload = "none"; player.src = rec.audio;
+      const a = el("a", "Download"); a.href = rec.download;
+      const paused = rec.paused.map((p) => `${p.from_second}–${p.to_second} s`).join(", ");
+      box.append(el("p", `${rec.seconds} s${paused ? ` · paused ${paused}` : ""}`), player, a);
+    }
+  } catch (err) { box.append(el("p", err.message, "error")); }
+}
+$("btn-rec-load").onclick = loadRecordings;
 function showDisposition(callId) {
   dispCall = callId; $("disposition").hidden = false;
   $("disp-title").textContent = `Disposition for call ${callId}`;
@@ -122,6 +140,8 @@ async function control(path, body, label) {
 $("btn-hangup").onclick = () => control("hangup", undefined, "Hung up");
 $("btn-hold").onclick = () => control("hold", undefined, "On hold");
 $("btn-resume").onclick = () => control("resume", undefined, "Back with the caller");
+$("btn-rec-pause").onclick = () => control("recording/pause", undefined, "Recording paused");
+$("btn-rec-resume").onclick = () => control("recording/resume", undefined, "Recording on again");
 $("btn-blind").onclick = () => control("transfer", {to: $("xfer-to").value, mode: "blind"}, "Transferred");
 $("btn-consult").onclick = () => control("transfer", {to: $("xfer-to").value, mode: "attended"}, "Consulting…");
 $("btn-complete").onclick = () => control("transfer/complete", undefined, "Transfer completed");
