@@ -29,11 +29,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from centrala.prompts import PromptError, build_prompts, hold_music, load_flow, load_survey_file
 from centrala.settings import Settings
-from core.sip import check_hostport, render_numbers, render_rtp, render_transports, render_trunks
+from core.sip import (
+    TLS_CA,
+    TLS_CERT,
+    TLS_KEY,
+    check_hostport,
+    render_numbers,
+    render_rtp,
+    render_transports,
+    render_trunks,
+)
 
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-config", "asterisk-core-sounds-en")
 STAMP = ".centrala-rootfs-ready"
+# Where Asterisk finds our media, relative to its root (asterisk.conf: astdatadir).
+SOUNDS_DIR = "usr/share/asterisk/sounds/centrala"
+MOH_FILE = "usr/share/asterisk/moh/centrala-hold.wav"
 ASTERISK_OWNED = (
     "etc/asterisk",
     "var/lib/asterisk",
@@ -95,7 +108,7 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
         if not value or any(c in value for c in "\r\n\0;[]=,\"' \t"):
             raise PBXError(f"{name} must be non-empty, without spaces, quotes, ; [ ] = or ,")
     http_host, http_port = ari_endpoint(settings)
-    return {
+    files = {
         "http.conf": f"bindaddr = {http_host}\nbindport = {http_port}\n",
         "ari_users.conf": (
             f"[{settings.ari_user}]\ntype = user\nread_only = no\n"
@@ -120,6 +133,64 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
             f"CENTRALA_AGI_SECRET = {settings.effective_agi_secret()}\n"
         ),
     }
+    # SIP over TLS: the operator's certificate, key and CA, where the transport says.
+    for name, setting, path in (
+        (TLS_CERT, "CENTRALA_SIP_TLS_CERT_FILE", settings.sip_tls_cert_file),
+        (TLS_KEY, "CENTRALA_SIP_TLS_KEY_FILE", settings.sip_tls_key_file),
+        (TLS_CA, "CENTRALA_SIP_TLS_CA_FILE", settings.sip_tls_ca_file),
+    ):
+        if path is not None:
+            files[name] = _read_pem(setting, path)
+    return files
+
+
+def _read_pem(setting: str, path: Path) -> str:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PBXError(f"{setting}: cannot read {path}: {exc}") from None
+    if "-----BEGIN " not in text:
+        raise PBXError(f"{setting}: {path} is not a PEM file")
+    return text
+
+
+def build_media(settings: Settings) -> None:
+    """Synthesise the prompts of the flow and the surveys into data_dir/sounds (cached)."""
+    sounds = settings.data_dir / "sounds"
+    build_prompts(load_flow(settings.flow_file), sounds)
+    for survey_file in settings.survey_files:
+        build_prompts(load_survey_file(survey_file), sounds)
+
+
+def install_media(settings: Settings, root: Path) -> None:
+    """The synthesised prompts into ``root``'s sounds/centrala/<lang>/ and our music on hold
+    into the default MOH class (musiconhold.conf), ``root`` being Asterisk's ``/``: the
+    chroot for `pbx up`, the Asterisk image's tree for `pbx media` (its Dockerfile)."""
+    install_sounds(settings, root)
+    # Never silence on hold: the default class plays this (its directory is otherwise empty).
+    # Under /usr/share, not /var/lib: the image's copy is not hidden by a volume.
+    hold_music(root / MOH_FILE)
+
+
+def install_sounds(settings: Settings, root: Path) -> None:
+    """Every synthesised prompt in data_dir/sounds into ``root``'s sounds/centrala/."""
+    sounds = settings.data_dir / "sounds"
+    target = root / SOUNDS_DIR
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for lang_dir in sorted(sounds.iterdir()) if sounds.is_dir() else []:
+        files = sorted(lang_dir.glob("*.wav")) if lang_dir.is_dir() else []
+        if not files:
+            continue
+        (target / lang_dir.name).mkdir()
+        for wav in files:
+            shutil.copyfile(wav, target / lang_dir.name / wav.name)
+    # Readable by the asterisk user (it only reads them).
+    for dirpath, _dirs, names in os.walk(target):
+        os.chmod(dirpath, 0o755)
+        for name in names:
+            os.chmod(os.path.join(dirpath, name), 0o644)
 
 
 class LocalPBX:
@@ -153,6 +224,9 @@ class LocalPBX:
             (socket.SOCK_STREAM, self.settings.ami_host, self.settings.ami_port, "AMI"),
             (socket.SOCK_DGRAM, sip_host.strip("[]"), sip_port or 5060, "SIP"),
         ]
+        if self.settings.sip_tls_bind is not None:
+            tls_host, tls_port = check_hostport(self.settings.sip_tls_bind)
+            wanted.append((socket.SOCK_STREAM, tls_host.strip("[]"), tls_port or 5061, "SIP TLS"))
         taken = []
         for kind, h, p, what in wanted:
             family = socket.AF_INET6 if ":" in h else socket.AF_INET
@@ -270,7 +344,7 @@ class LocalPBX:
                 os.chown(dirpath, uid, gid)
                 for f in files:
                     os.chown(os.path.join(dirpath, f), uid, gid, follow_symlinks=False)
-        # Credentials readable by Asterisk only.
+        # Credentials (and the TLS key) readable by Asterisk only.
         for conf in generated.iterdir():
             conf.chmod(0o640)
 
@@ -287,46 +361,16 @@ class LocalPBX:
                 os.chown(path, int(uid), int(gid))
 
     def install_media(self, log: _Log) -> None:
-        """The default flow's prompts (synthesised, cached in data_dir/sounds) into the
-        chroot's sounds/centrala/<lang>/, and our music on hold into the default MOH class."""
-        from centrala.prompts import (
-            PromptError,
-            build_prompts,
-            hold_music,
-            load_flow,
-            load_survey_file,
-        )
-
-        sounds = self.settings.data_dir / "sounds"
+        """The prompts and the music on hold into the chroot (``install_media``)."""
         try:
-            build_prompts(load_flow(self.settings.flow_file), sounds)
-            for survey_file in self.settings.survey_files:
-                build_prompts(load_survey_file(survey_file), sounds)
+            build_media(self.settings)
         except PromptError as exc:
             log(f"warning: prompts not synthesised, the IVR may play missing files: {exc}")
-        self.install_sounds()
-        # Never silence on hold: the default class plays this (its directory is otherwise empty).
-        hold_music(self.rootfs / "var/lib/asterisk/moh/centrala-hold.wav")
+        install_media(self.settings, self.rootfs)
 
     def install_sounds(self) -> None:
         """Every synthesised prompt in data_dir/sounds into the chroot's sounds/centrala/."""
-        sounds = self.settings.data_dir / "sounds"
-        target = self.rootfs / "usr/share/asterisk/sounds/centrala"
-        if target.exists():
-            shutil.rmtree(target)
-        target.mkdir(parents=True)
-        for lang_dir in sorted(sounds.iterdir()) if sounds.is_dir() else []:
-            files = sorted(lang_dir.glob("*.wav")) if lang_dir.is_dir() else []
-            if not files:
-                continue
-            (target / lang_dir.name).mkdir()
-            for wav in files:
-                shutil.copyfile(wav, target / lang_dir.name / wav.name)
-        # Readable by the asterisk user (it only reads them).
-        for dirpath, _dirs, names in os.walk(target):
-            os.chmod(dirpath, 0o755)
-            for name in names:
-                os.chmod(os.path.join(dirpath, name), 0o644)
+        install_sounds(self.settings, self.rootfs)
 
     def _asterisk_ids(self) -> tuple[int, int]:
         for line in (self.rootfs / "etc/passwd").read_text().splitlines():

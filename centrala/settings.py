@@ -180,6 +180,15 @@ class Settings(BaseSettings):
     )
     rtp_start: int = 10000
     rtp_end: int = 20000
+    # SIP over TLS (trunks with transport = "tls", phones registering over TLS): the files are
+    # read by `pbx up` / `pbx render` and copied where Asterisk reads them; keep the key
+    # outside the repository, readable by the operator only.
+    sip_tls_bind: str | None = Field(default=None, description="SIP TLS address and port")
+    sip_tls_cert_file: Path | None = Field(default=None, description="PEM certificate (chain)")
+    sip_tls_key_file: Path | None = Field(default=None, description="PEM private key")
+    sip_tls_ca_file: Path | None = Field(
+        default=None, description="PEM CA(s) the carrier's certificate is verified against"
+    )
     trunks: list[Trunk] = Field(default_factory=list, description="carrier SIP trunks")
     outbound_trunk: str | None = Field(default=None, description="the trunk calls leave through")
     sip_realm: str = Field(default="centrala", pattern=r"^[A-Za-z0-9.-]{1,64}$")
@@ -205,6 +214,10 @@ class Settings(BaseSettings):
             local_nets=tuple(self.sip_local_nets),
             rtp_start=self.rtp_start,
             rtp_end=self.rtp_end,
+            tls_bind=self.sip_tls_bind,
+            tls_cert=self.sip_tls_cert_file is not None,
+            tls_key=self.sip_tls_key_file is not None,
+            tls_ca=self.sip_tls_ca_file is not None,
         )
 
     @property

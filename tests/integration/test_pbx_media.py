@@ -52,8 +52,8 @@ def test_default_flow_prompts_are_installed(pbx: PBX) -> None:
 def test_hold_music_is_in_the_default_moh_class(pbx: PBX) -> None:
     out = pbx.cli("moh show files")
     assert "Class: default" in out, out
-    assert "/var/lib/asterisk/moh/centrala-hold" in out, out
-    path = pbx.settings.pbx_root / "rootfs/var/lib/asterisk/moh/centrala-hold.wav"
+    assert "/usr/share/asterisk/moh/centrala-hold" in out, out
+    path = pbx.settings.pbx_root / "rootfs/usr/share/asterisk/moh/centrala-hold.wav"
     with wave.open(str(path), "rb") as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
         assert w.getnframes() / w.getframerate() >= 20

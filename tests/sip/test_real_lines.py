@@ -41,7 +41,8 @@ CALLED = "+38761444555"
 
 def readme_section() -> str:
     text = README.read_text()
-    return text.split("## Connecting a carrier and phones", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## Connecting a carrier and phones", 1)[1].split("\n## ", 1)[0]
+    return section.split("\n### ", 1)[0]  # TLS and SRTP: tests/sip/test_secure_lines.py
 
 
 def readme_toml() -> str:
