@@ -493,7 +493,13 @@ def agent_phone(agent_id: str, remove: bool) -> None:
             await engine.dispose()
         ari = ARIClient(settings.ari_url, settings.ari_user, settings.ari_password, [])
         await ari.open()
-        pusher = PhonePusher(ari, store.all, realm=settings.sip_realm, codecs=settings.phone_codecs)
+        pusher = PhonePusher(
+            ari,
+            store.all,
+            realm=settings.sip_realm,
+            codecs=settings.phone_codecs,
+            media_encryption=settings.phone_media_encryption,
+        )
         try:
             await (pusher.remove(agent_id) if remove else pusher.push(phone))
             in_asterisk = "updated"

@@ -220,6 +220,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         PhoneStore(app[SESSIONS]).all,
         realm=settings.sip_realm,
         codecs=settings.phone_codecs,
+        media_encryption=settings.phone_media_encryption,
     )
     ari.on_event(on_event)
     ari.on_connect(phones.reconcile)

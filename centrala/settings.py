@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from core.sip import SipNetwork, Trunk, check_sip, numbers, outbound_dial
+from core.sip import MediaEncryption, SipNetwork, Trunk, check_sip, numbers, outbound_dial
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The shipped credentials: fine while Asterisk listens on loopback only, where the machine's
@@ -193,6 +193,9 @@ class Settings(BaseSettings):
     outbound_trunk: str | None = Field(default=None, description="the trunk calls leave through")
     sip_realm: str = Field(default="centrala", pattern=r"^[A-Za-z0-9.-]{1,64}$")
     phone_codecs: list[str] = ["g722", "alaw", "ulaw"]
+    phone_media_encryption: MediaEncryption = Field(
+        default="none", description="sdes: agents' phones' calls in SRTP only (over TLS)"
+    )
 
     @model_validator(mode="after")
     def _sip_fits_together(self) -> Settings:
@@ -201,6 +204,7 @@ class Settings(BaseSettings):
             self.trunks,
             outbound_trunk=self.outbound_trunk,
             infoline_number=self.infoline_number,
+            phone_media_encryption=self.phone_media_encryption,
         )
         if problems:
             raise ValueError("; ".join(problems))

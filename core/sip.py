@@ -39,6 +39,8 @@ TLS_KEY = "tls-key.pem"
 TLS_CA = "tls-ca.pem"
 
 Number = Annotated[str, Field(pattern=DID)]
+# SRTP with its keys in the SDP (SDES): only where the SDP travels over TLS.
+MediaEncryption = Literal["none", "sdes"]
 
 
 class _Strict(BaseModel):
@@ -68,7 +70,7 @@ class Trunk(_Strict):
     transport: Literal["udp", "tls"] = Field(
         default="udp", description="tls: signalling encrypted (needs CENTRALA_SIP_TLS_BIND)"
     )
-    media_encryption: Literal["none", "sdes"] = Field(
+    media_encryption: MediaEncryption = Field(
         default="none", description="sdes: SRTP, keys in the SDP (needs transport = tls)"
     )
 
@@ -180,6 +182,7 @@ def check_sip(
     *,
     outbound_trunk: str | None,
     infoline_number: str,
+    phone_media_encryption: MediaEncryption = "none",
 ) -> list[str]:
     """Every problem of the SIP settings taken together, one line each (empty: fine)."""
     problems = []
@@ -218,6 +221,11 @@ def check_sip(
             problems.append(f"CENTRALA_SIP_LOCAL_NETS: {net!r} is not a network")
     if not 1024 <= network.rtp_start < network.rtp_end <= 65535:
         problems.append("CENTRALA_RTP_START < CENTRALA_RTP_END, both within 1024-65535")
+    if phone_media_encryption == "sdes" and network.tls_bind is None:
+        problems.append(
+            "CENTRALA_PHONE_MEDIA_ENCRYPTION = sdes needs CENTRALA_SIP_TLS_BIND (phones "
+            "register over TLS, or the SRTP keys travel in clear)"
+        )
     names = [t.name for t in trunks]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"trunk {name!r} is defined twice")
@@ -390,10 +398,20 @@ def phone_digest(username: str, realm: str, password: str) -> str:
     return f"md5:{ha1.hexdigest()}"
 
 
-def phone_objects(endpoint: str, digest: str, realm: str, codecs: list[str]) -> list[SorceryObject]:
+def phone_objects(
+    endpoint: str,
+    digest: str,
+    realm: str,
+    codecs: list[str],
+    media_encryption: MediaEncryption = "none",
+) -> list[SorceryObject]:
     """An agent's phone: auth and aor first (the endpoint names them), then the endpoint.
     One registered contact (a new registration replaces it); calls the phone places enter
-    ``from-agents``."""
+    ``from-agents``. ``sdes``: its calls in SRTP only (the phone registers over TLS, where
+    the keys in the SDP are safe)."""
+    encryption: tuple[tuple[str, str], ...] = ()
+    if media_encryption == "sdes":
+        encryption = (("media_encryption", "sdes"), ("media_encryption_optimistic", "no"))
     return [
         SorceryObject(
             "auth",
@@ -433,6 +451,7 @@ def phone_objects(endpoint: str, digest: str, realm: str, codecs: list[str]) -> 
                 ("dtmf_mode", "rfc4733"),
                 ("allow_transfer", "yes"),
                 ("callerid", f"<{endpoint}>"),
+                *encryption,
             ),
         ),
     ]

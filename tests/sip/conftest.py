@@ -180,15 +180,17 @@ def _openssl(*args: str | Path) -> None:
 
 
 def make_tls_files(out: Path) -> TLSFiles:
-    """A CA, and certificates for Centrala (127.0.0.1) and the carrier (CARRIER) signed by it,
-    each naming its address (subjectAltName: what TLS verification checks)."""
+    """A CA, and certificates for Centrala (127.0.0.1) and the far side (the carrier's and the
+    phones' addresses) signed by it, each naming its addresses (subjectAltName: what TLS
+    verification checks)."""
     _openssl(
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
         "-subj", "/CN=Centrala test CA", "-keyout", out / "ca-key.pem", "-out", out / "ca.pem",
     )  # fmt: skip
-    for who, address in (("centrala", "127.0.0.1"), ("carrier", CARRIER)):
+    for who, addresses in (("centrala", ["127.0.0.1"]), ("carrier", [CARRIER, PHONES])):
+        address = addresses[0]
         key, csr, ext = out / f"{who}-key.pem", out / f"{who}.csr", out / f"{who}.ext"
-        ext.write_text(f"subjectAltName = IP:{address}\n")
+        ext.write_text("subjectAltName = " + ",".join(f"IP:{a}" for a in addresses) + "\n")
         _openssl(
             "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={address}",
             "-keyout", key, "-out", csr,

@@ -346,3 +346,22 @@ def test_tls_files_are_settings_and_missing_ones_are_refused(tmp_path: Path) -> 
         trunks=[TLS_TRUNK],
     )
     assert s.sip_network.tls_bind == "0.0.0.0:5061" and not s.sip_network.tls_ca
+
+
+def test_phones_in_srtp_only_when_asked_and_only_with_a_tls_listener() -> None:
+    digest = phone_digest("101", "centrala", "pw")
+    plain = dict(phone_objects("101", digest, "centrala", ["alaw"])[2].fields)
+    assert "media_encryption" not in plain
+    secure = dict(phone_objects("101", digest, "centrala", ["alaw"], "sdes")[2].fields)
+    assert secure["media_encryption"] == "sdes"
+    assert secure["media_encryption_optimistic"] == "no"
+    problems = check_sip(
+        SipNetwork(), [], outbound_trunk=None, infoline_number="0800", phone_media_encryption="sdes"
+    )
+    assert any(
+        "CENTRALA_PHONE_MEDIA_ENCRYPTION = sdes needs CENTRALA_SIP_TLS_BIND" in p for p in problems
+    )
+    ok = check_sip(
+        TLS_NETWORK, [], outbound_trunk=None, infoline_number="0800", phone_media_encryption="sdes"
+    )
+    assert ok == []
