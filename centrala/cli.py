@@ -114,8 +114,7 @@ def pbx_media(root: Path) -> None:
     """Synthesise the prompts of the flow and surveys and write them, with the music on hold,
     under ROOT as Asterisk's `/` sees them (what `pbx up` installs in its chroot): the
     Asterisk image's Dockerfile runs it. Unlike `pbx up`, a prompt that cannot be made fails."""
-    from centrala.pbx import MOH_FILE, SOUNDS_DIR, build_media, install_media
-    from centrala.prompts import PromptError
+    from centrala.prompts import MOH_FILE, SOUNDS_DIR, PromptError, build_media, install_media
 
     settings = _settings()
     try:

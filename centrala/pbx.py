@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from centrala.prompts import PromptError, build_prompts, hold_music, load_flow, load_survey_file
+from centrala.prompts import PromptError, build_media, install_media, install_sounds
 from centrala.settings import Settings
 from core.sip import (
     TLS_CA,
@@ -44,9 +44,6 @@ from core.sip import (
 
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-config", "asterisk-core-sounds-en")
 STAMP = ".centrala-rootfs-ready"
-# Where Asterisk finds our media, relative to its root (asterisk.conf: astdatadir).
-SOUNDS_DIR = "usr/share/asterisk/sounds/centrala"
-MOH_FILE = "usr/share/asterisk/moh/centrala-hold.wav"
 ASTERISK_OWNED = (
     "etc/asterisk",
     "var/lib/asterisk",
@@ -152,45 +149,6 @@ def _read_pem(setting: str, path: Path) -> str:
     if "-----BEGIN " not in text:
         raise PBXError(f"{setting}: {path} is not a PEM file")
     return text
-
-
-def build_media(settings: Settings) -> None:
-    """Synthesise the prompts of the flow and the surveys into data_dir/sounds (cached)."""
-    sounds = settings.data_dir / "sounds"
-    build_prompts(load_flow(settings.flow_file), sounds)
-    for survey_file in settings.survey_files:
-        build_prompts(load_survey_file(survey_file), sounds)
-
-
-def install_media(settings: Settings, root: Path) -> None:
-    """The synthesised prompts into ``root``'s sounds/centrala/<lang>/ and our music on hold
-    into the default MOH class (musiconhold.conf), ``root`` being Asterisk's ``/``: the
-    chroot for `pbx up`, the Asterisk image's tree for `pbx media` (its Dockerfile)."""
-    install_sounds(settings, root)
-    # Never silence on hold: the default class plays this (its directory is otherwise empty).
-    # Under /usr/share, not /var/lib: the image's copy is not hidden by a volume.
-    hold_music(root / MOH_FILE)
-
-
-def install_sounds(settings: Settings, root: Path) -> None:
-    """Every synthesised prompt in data_dir/sounds into ``root``'s sounds/centrala/."""
-    sounds = settings.data_dir / "sounds"
-    target = root / SOUNDS_DIR
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for lang_dir in sorted(sounds.iterdir()) if sounds.is_dir() else []:
-        files = sorted(lang_dir.glob("*.wav")) if lang_dir.is_dir() else []
-        if not files:
-            continue
-        (target / lang_dir.name).mkdir()
-        for wav in files:
-            shutil.copyfile(wav, target / lang_dir.name / wav.name)
-    # Readable by the asterisk user (it only reads them).
-    for dirpath, _dirs, names in os.walk(target):
-        os.chmod(dirpath, 0o755)
-        for name in names:
-            os.chmod(os.path.join(dirpath, name), 0o644)
 
 
 class LocalPBX:

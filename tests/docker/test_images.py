@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from centrala.pbx import MOH_FILE, NO_EID_NOTICE, SOUNDS_DIR
-from centrala.prompts import hold_music
+from centrala.pbx import NO_EID_NOTICE
+from centrala.prompts import MOH_FILE, SOUNDS_DIR, hold_music
 from centrala.settings import REPO_ROOT, Settings
 from tests.docker.conftest import Docker, readme_docker_commands, tmp_config
 

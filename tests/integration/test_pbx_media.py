@@ -15,8 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ari_app.ari import Event
-from centrala.pbx import MOH_FILE, SOUNDS_DIR
-from centrala.prompts import load_flow
+from centrala.prompts import MOH_FILE, SOUNDS_DIR, load_flow
 from core.media import prompt_media
 from tests.integration.conftest import PBX, Callers, _centrala
 

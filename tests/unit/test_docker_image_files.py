@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from centrala.pbx import MOH_FILE, render_generated_config
+from centrala.pbx import render_generated_config
+from centrala.prompts import MOH_FILE
 from centrala.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
