@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from ari_app.ari import ARIClient, ARIError, ARINotFound
-from core.sip import phone_objects
+from core.sip import MediaEncryption, phone_objects
 from models.phones import Phone
 
 log = structlog.get_logger(__name__)
@@ -26,15 +26,19 @@ class PhonePusher:
         *,
         realm: str,
         codecs: list[str],
+        media_encryption: MediaEncryption = "none",
     ) -> None:
         self.ari = ari
         self.phones = phones
         self.realm = realm
         self.codecs = codecs
+        self.media_encryption: MediaEncryption = media_encryption
         self.pushed = 0
 
     async def push(self, phone: Phone) -> None:
-        for obj in phone_objects(phone.endpoint, phone.password_digest, self.realm, self.codecs):
+        for obj in phone_objects(
+            phone.endpoint, phone.password_digest, self.realm, self.codecs, self.media_encryption
+        ):
             await self.ari.put_config(CONFIG_CLASS, obj.type, obj.id, list(obj.fields))
 
     async def remove(self, endpoint: str) -> None:

@@ -1,6 +1,13 @@
-# Centrala itself (`centrala serve`). Build from the repository root:
+# Centrala itself (`centrala serve`, and `centrala pbx render` for compose's pbx-config).
+# Build from the repository root (tests/docker runs exactly this):
 #   docker build -f asterisk-docker/centrala.Dockerfile -t centrala .
-FROM python:3.11-slim
+# Debian sid, as the Asterisk image: one base image, one distribution.
+FROM debian:sid-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/venv
 WORKDIR /opt/centrala
 COPY pyproject.toml README.md ./
 COPY core core
@@ -12,6 +19,9 @@ COPY agi agi
 COPY web web
 COPY surveys surveys
 COPY centrala centrala
-RUN pip install --no-cache-dir .
-ENV CENTRALA_LOG_FORMAT=json
+RUN /opt/venv/bin/pip install --no-cache-dir . && rm -rf /opt/centrala/*
+ENV PATH=/opt/venv/bin:$PATH
+# The installed package is not a checkout: its state (secrets, tokens, recordings) lives in
+# a volume (compose: centrala-data), never inside site-packages.
+ENV CENTRALA_LOG_FORMAT=json CENTRALA_DATA_DIR=/var/lib/centrala
 CMD ["centrala", "serve"]

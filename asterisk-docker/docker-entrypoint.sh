@@ -16,5 +16,5 @@ for f in http.conf ari_users.conf manager_general.conf manager_users.conf global
 done
 [ -n "${CENTRALA_CHECK_ONLY:-}" ] && exit 0
 chown -R asterisk:asterisk "$conf"
-chmod 640 "$conf"/*.conf
+chmod 640 "$conf"/*  # credentials, and the TLS key when there is one
 exec "$@"

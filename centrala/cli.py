@@ -108,6 +108,24 @@ def pbx_render(directory: Path) -> None:
     click.echo(" ".join(sorted(files)))
 
 
+@pbx.command("media")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+def pbx_media(root: Path) -> None:
+    """Synthesise the prompts of the flow and surveys and write them, with the music on hold,
+    under ROOT as Asterisk's `/` sees them (what `pbx up` installs in its chroot): the
+    Asterisk image's Dockerfile runs it. Unlike `pbx up`, a prompt that cannot be made fails."""
+    from centrala.prompts import MOH_FILE, SOUNDS_DIR, PromptError, build_media, install_media
+
+    settings = _settings()
+    try:
+        build_media(settings)
+    except PromptError as exc:
+        raise click.ClickException(str(exc)) from exc
+    install_media(settings, root)
+    count = sum(1 for _ in (root / SOUNDS_DIR).rglob("*.wav"))
+    click.echo(f"{count} prompts in {root / SOUNDS_DIR}, music on hold {root / MOH_FILE}")
+
+
 # ---- prompts ------------------------------------------------------------------------------
 
 
@@ -474,7 +492,13 @@ def agent_phone(agent_id: str, remove: bool) -> None:
             await engine.dispose()
         ari = ARIClient(settings.ari_url, settings.ari_user, settings.ari_password, [])
         await ari.open()
-        pusher = PhonePusher(ari, store.all, realm=settings.sip_realm, codecs=settings.phone_codecs)
+        pusher = PhonePusher(
+            ari,
+            store.all,
+            realm=settings.sip_realm,
+            codecs=settings.phone_codecs,
+            media_encryption=settings.phone_media_encryption,
+        )
         try:
             await (pusher.remove(agent_id) if remove else pusher.push(phone))
             in_asterisk = "updated"

@@ -6,6 +6,9 @@ settings, starts Asterisk as the ``asterisk`` user and waits until ARI answers. 
 image installs the very same package, so both paths run the same Asterisk.
 
 This is operator tooling that runs before the event loop exists, so it is plain blocking code.
+Over 500 lines: the chroot's life (build, start, stop, status) and the one place every file
+Asterisk reads is rendered (SIP, TLS, the softphone's wss) belong together; the renderers
+themselves live in core/sip.py and core/softphone.py.
 """
 
 from __future__ import annotations
@@ -29,8 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from centrala.prompts import PromptError, build_media, install_media, install_sounds
 from centrala.settings import Settings
-from core.sip import check_hostport, render_numbers, render_rtp, render_transports, render_trunks
+from core.sip import (
+    TLS_CA,
+    TLS_CERT,
+    TLS_KEY,
+    check_hostport,
+    render_numbers,
+    render_rtp,
+    render_transports,
+    render_trunks,
+)
 from core.softphone import TLS_CERT_FILE, TLS_KEY_FILE, render_http_tls
 
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-config", "asterisk-core-sounds-en")
@@ -104,15 +117,15 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
     if settings.softphone_tls_bind and settings.softphone_tls_cert and settings.softphone_tls_key:
         # wss for browsers' softphones: the operator's certificate beside the config.
         http_conf += render_http_tls(settings.softphone_tls_bind, GENERATED_DIR)
-        for name, path in (
+        for name, pem in (
             (TLS_CERT_FILE, settings.softphone_tls_cert),
             (TLS_KEY_FILE, settings.softphone_tls_key),
         ):
             try:
-                tls[name] = path.read_text()
+                tls[name] = pem.read_text()
             except OSError as exc:
-                raise PBXError(f"cannot read the softphone's TLS file {path}: {exc}") from exc
-    return tls | {
+                raise PBXError(f"cannot read the softphone's TLS file {pem}: {exc}") from exc
+    files = tls | {
         "http.conf": http_conf,
         "ari_users.conf": (
             f"[{settings.ari_user}]\ntype = user\nread_only = no\n"
@@ -138,6 +151,25 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
             f"CENTRALA_AGI_SECRET = {settings.effective_agi_secret()}\n"
         ),
     }
+    # SIP over TLS: the operator's certificate, key and CA, where the transport says.
+    for name, setting, path in (
+        (TLS_CERT, "CENTRALA_SIP_TLS_CERT_FILE", settings.sip_tls_cert_file),
+        (TLS_KEY, "CENTRALA_SIP_TLS_KEY_FILE", settings.sip_tls_key_file),
+        (TLS_CA, "CENTRALA_SIP_TLS_CA_FILE", settings.sip_tls_ca_file),
+    ):
+        if path is not None:
+            files[name] = _read_pem(setting, path)
+    return files
+
+
+def _read_pem(setting: str, path: Path) -> str:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PBXError(f"{setting}: cannot read {path}: {exc}") from None
+    if "-----BEGIN " not in text:
+        raise PBXError(f"{setting}: {path} is not a PEM file")
+    return text
 
 
 class LocalPBX:
@@ -174,6 +206,9 @@ class LocalPBX:
         if self.settings.softphone_tls_bind:
             tls_host, tls_port = check_hostport(self.settings.softphone_tls_bind)
             wanted.append((socket.SOCK_STREAM, tls_host.strip("[]"), tls_port or 8089, "HTTPS"))
+        if self.settings.sip_tls_bind is not None:
+            tls_host, tls_port = check_hostport(self.settings.sip_tls_bind)
+            wanted.append((socket.SOCK_STREAM, tls_host.strip("[]"), tls_port or 5061, "SIP TLS"))
         taken = []
         for kind, h, p, what in wanted:
             family = socket.AF_INET6 if ":" in h else socket.AF_INET
@@ -291,7 +326,7 @@ class LocalPBX:
                 os.chown(dirpath, uid, gid)
                 for f in files:
                     os.chown(os.path.join(dirpath, f), uid, gid, follow_symlinks=False)
-        # Credentials readable by Asterisk only.
+        # Credentials (and the TLS key) readable by Asterisk only.
         for conf in generated.iterdir():
             conf.chmod(0o640)
 
@@ -308,46 +343,16 @@ class LocalPBX:
                 os.chown(path, int(uid), int(gid))
 
     def install_media(self, log: _Log) -> None:
-        """The default flow's prompts (synthesised, cached in data_dir/sounds) into the
-        chroot's sounds/centrala/<lang>/, and our music on hold into the default MOH class."""
-        from centrala.prompts import (
-            PromptError,
-            build_prompts,
-            hold_music,
-            load_flow,
-            load_survey_file,
-        )
-
-        sounds = self.settings.data_dir / "sounds"
+        """The prompts and the music on hold into the chroot (``install_media``)."""
         try:
-            build_prompts(load_flow(self.settings.flow_file), sounds)
-            for survey_file in self.settings.survey_files:
-                build_prompts(load_survey_file(survey_file), sounds)
+            build_media(self.settings)
         except PromptError as exc:
             log(f"warning: prompts not synthesised, the IVR may play missing files: {exc}")
-        self.install_sounds()
-        # Never silence on hold: the default class plays this (its directory is otherwise empty).
-        hold_music(self.rootfs / "var/lib/asterisk/moh/centrala-hold.wav")
+        install_media(self.settings, self.rootfs)
 
     def install_sounds(self) -> None:
         """Every synthesised prompt in data_dir/sounds into the chroot's sounds/centrala/."""
-        sounds = self.settings.data_dir / "sounds"
-        target = self.rootfs / "usr/share/asterisk/sounds/centrala"
-        if target.exists():
-            shutil.rmtree(target)
-        target.mkdir(parents=True)
-        for lang_dir in sorted(sounds.iterdir()) if sounds.is_dir() else []:
-            files = sorted(lang_dir.glob("*.wav")) if lang_dir.is_dir() else []
-            if not files:
-                continue
-            (target / lang_dir.name).mkdir()
-            for wav in files:
-                shutil.copyfile(wav, target / lang_dir.name / wav.name)
-        # Readable by the asterisk user (it only reads them).
-        for dirpath, _dirs, names in os.walk(target):
-            os.chmod(dirpath, 0o755)
-            for name in names:
-                os.chmod(os.path.join(dirpath, name), 0o644)
+        install_sounds(self.settings, self.rootfs)
 
     def _asterisk_ids(self) -> tuple[int, int]:
         for line in (self.rootfs / "etc/passwd").read_text().splitlines():

@@ -6,7 +6,8 @@ format_wav plays without transcoding trouble) into ``<out_dir>/<lang>/<name>.wav
 ``sound:centrala/<lang>/<name>``. A sidecar ``<name>.wav.sha256`` of the voice and the text
 makes rebuilds instant: only changed texts are synthesised again.
 
-Operator tooling (``centrala prompts build``, ``centrala pbx up``): plain blocking code.
+Operator tooling (``centrala prompts build``, ``centrala pbx up``, ``centrala pbx media``):
+plain blocking code.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ import sys
 import wave
 from pathlib import Path
 
+from centrala.settings import Settings
 from core.media import PromptSource, sound_name
 from core.surveys.model import Survey
 from dialplan.model import Flow
 
 SAMPLE_RATE = 8000
+# Where Asterisk finds our media, relative to its root (asterisk.conf: astdatadir).
+SOUNDS_DIR = "usr/share/asterisk/sounds/centrala"
+MOH_FILE = "usr/share/asterisk/moh/centrala-hold.wav"
 SPEED_WPM = 150
 
 # The call centres' languages and their espeak-ng voices (`espeak-ng --voices`).
@@ -200,3 +205,42 @@ def hold_music(path: Path, seconds: float = 30) -> None:
         out.setframerate(SAMPLE_RATE)
         out.writeframes(samples.tobytes())
     os.replace(tmp, path)
+
+
+def build_media(settings: Settings) -> None:
+    """Synthesise the prompts of the flow and the surveys into data_dir/sounds (cached)."""
+    sounds = settings.data_dir / "sounds"
+    build_prompts(load_flow(settings.flow_file), sounds)
+    for survey_file in settings.survey_files:
+        build_prompts(load_survey_file(survey_file), sounds)
+
+
+def install_media(settings: Settings, root: Path) -> None:
+    """The synthesised prompts into ``root``'s sounds/centrala/<lang>/ and our music on hold
+    into the default MOH class (musiconhold.conf), ``root`` being Asterisk's ``/``: the
+    chroot for `pbx up`, the Asterisk image's tree for `pbx media` (its Dockerfile)."""
+    install_sounds(settings, root)
+    # Never silence on hold: the default class plays this (its directory is otherwise empty).
+    # Under /usr/share, not /var/lib: the image's copy is not hidden by a volume.
+    hold_music(root / MOH_FILE)
+
+
+def install_sounds(settings: Settings, root: Path) -> None:
+    """Every synthesised prompt in data_dir/sounds into ``root``'s sounds/centrala/."""
+    sounds = settings.data_dir / "sounds"
+    target = root / SOUNDS_DIR
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for lang_dir in sorted(sounds.iterdir()) if sounds.is_dir() else []:
+        files = sorted(lang_dir.glob("*.wav")) if lang_dir.is_dir() else []
+        if not files:
+            continue
+        (target / lang_dir.name).mkdir()
+        for wav in files:
+            shutil.copyfile(wav, target / lang_dir.name / wav.name)
+    # Readable by the asterisk user (it only reads them).
+    for dirpath, _dirs, names in os.walk(target):
+        os.chmod(dirpath, 0o755)
+        for name in names:
+            os.chmod(os.path.join(dirpath, name), 0o644)

@@ -252,6 +252,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         PhoneStore(app[SESSIONS]).all,
         realm=settings.sip_realm,
         codecs=settings.phone_codecs,
+        media_encryption=settings.phone_media_encryption,
     )
     app[SOFTPHONES] = Softphones(
         ari, realm=settings.sip_realm, ws_url=settings.effective_softphone_ws_url

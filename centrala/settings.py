@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from core.sip import SipNetwork, Trunk, check_sip, numbers, outbound_dial
+from core.sip import MediaEncryption, SipNetwork, Trunk, check_sip, numbers, outbound_dial
 from core.softphone import check_softphone_tls, default_ws_url
 from dialplan.model import Calendar
 
@@ -195,6 +195,15 @@ class Settings(BaseSettings):
     )
     rtp_start: int = 10000
     rtp_end: int = 20000
+    # SIP over TLS (trunks with transport = "tls", phones registering over TLS): the files are
+    # read by `pbx up` / `pbx render` and copied where Asterisk reads them; keep the key
+    # outside the repository, readable by the operator only.
+    sip_tls_bind: str | None = Field(default=None, description="SIP TLS address and port")
+    sip_tls_cert_file: Path | None = Field(default=None, description="PEM certificate (chain)")
+    sip_tls_key_file: Path | None = Field(default=None, description="PEM private key")
+    sip_tls_ca_file: Path | None = Field(
+        default=None, description="PEM CA(s) the carrier's certificate is verified against"
+    )
     trunks: list[Trunk] = Field(default_factory=list, description="carrier SIP trunks")
     outbound_trunk: str | None = Field(default=None, description="the trunk calls leave through")
     # Manual outbound calls (ari_app/outbound): their Stasis app, the number each queue's
@@ -221,6 +230,9 @@ class Settings(BaseSettings):
     softphone_tls_bind: str | None = Field(default=None, description="e.g. 0.0.0.0:8089")
     softphone_tls_cert: Path | None = None
     softphone_tls_key: Path | None = None
+    phone_media_encryption: MediaEncryption = Field(
+        default="none", description="sdes: agents' phones' calls in SRTP only (over TLS)"
+    )
 
     @model_validator(mode="after")
     def _sip_fits_together(self) -> Settings:
@@ -229,6 +241,7 @@ class Settings(BaseSettings):
             self.trunks,
             outbound_trunk=self.outbound_trunk,
             infoline_number=self.infoline_number,
+            phone_media_encryption=self.phone_media_encryption,
         )
         problems += check_softphone_tls(
             self.softphone_tls_bind,
@@ -255,6 +268,10 @@ class Settings(BaseSettings):
             local_nets=tuple(self.sip_local_nets),
             rtp_start=self.rtp_start,
             rtp_end=self.rtp_end,
+            tls_bind=self.sip_tls_bind,
+            tls_cert=self.sip_tls_cert_file is not None,
+            tls_key=self.sip_tls_key_file is not None,
+            tls_ca=self.sip_tls_ca_file is not None,
         )
 
     @property

@@ -15,7 +15,7 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -43,8 +43,16 @@ DID = r"^\+?[0-9]{2,20}$"
 # Values written into pjsip.conf: a ';' starts a comment there, brackets open sections.
 _CONFIG_UNSAFE = re.compile(r"[;\[\]\r\n\0\"]")
 HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+# Where Asterisk reads what Centrala renders, and the TLS files it copies there (the operator's
+# own paths may be anywhere on the host, outside Asterisk's chroot or container).
+GENERATED_DIR = "/etc/asterisk/centrala"
+TLS_CERT = "tls-cert.pem"
+TLS_KEY = "tls-key.pem"
+TLS_CA = "tls-ca.pem"
 
 Number = Annotated[str, Field(pattern=DID)]
+# SRTP with its keys in the SDP (SDES): only where the SDP travels over TLS.
+MediaEncryption = Literal["none", "sdes"]
 
 
 class _Strict(BaseModel):
@@ -73,6 +81,12 @@ class Trunk(_Strict):
     )
     calls_per_second: float | None = Field(
         default=None, gt=0, le=1000, description="the carrier's limit on new calls out"
+    )
+    transport: Literal["udp", "tls"] = Field(
+        default="udp", description="tls: signalling encrypted (needs CENTRALA_SIP_TLS_BIND)"
+    )
+    media_encryption: MediaEncryption = Field(
+        default="none", description="sdes: SRTP, keys in the SDP (needs transport = tls)"
     )
 
     @field_validator("addresses")
@@ -169,6 +183,12 @@ class SipNetwork:
     local_nets: tuple[str, ...] = ()
     rtp_start: int = 10000
     rtp_end: int = 20000
+    # SIP over TLS: where it listens, and whether the files it needs were given (their
+    # contents are the wiring's business; here only whether they go together).
+    tls_bind: str | None = None
+    tls_cert: bool = False
+    tls_key: bool = False
+    tls_ca: bool = False  # the CA that signed the carrier's certificate: verify it
 
 
 def check_sip(
@@ -177,16 +197,28 @@ def check_sip(
     *,
     outbound_trunk: str | None,
     infoline_number: str,
+    phone_media_encryption: MediaEncryption = "none",
 ) -> list[str]:
     """Every problem of the SIP settings taken together, one line each (empty: fine)."""
     problems = []
-    try:
-        host, port = check_hostport(network.bind)
-        ipaddress.ip_address(host.strip("[]"))
-        if port is None:
-            raise ValueError(f"{network.bind!r}: the port is needed")
-    except ValueError as exc:
-        problems.append(f"CENTRALA_SIP_BIND: {exc} (an IP address and port, e.g. 0.0.0.0:5060)")
+    binds = [("CENTRALA_SIP_BIND", network.bind, 5060)]
+    if network.tls_bind is not None:
+        binds.append(("CENTRALA_SIP_TLS_BIND", network.tls_bind, 5061))
+    for setting, bind, usual in binds:
+        try:
+            host, port = check_hostport(bind)
+            ipaddress.ip_address(host.strip("[]"))
+            if port is None:
+                raise ValueError(f"{bind!r}: the port is needed")
+        except ValueError as exc:
+            problems.append(f"{setting}: {exc} (an IP address and port, e.g. 0.0.0.0:{usual})")
+    if network.tls_bind is not None and not (network.tls_cert and network.tls_key):
+        problems.append(
+            "CENTRALA_SIP_TLS_BIND needs CENTRALA_SIP_TLS_CERT_FILE and CENTRALA_SIP_TLS_KEY_FILE "
+            "(the certificate the carrier and phones see, and its private key)"
+        )
+    if network.tls_bind is None and (network.tls_cert or network.tls_key or network.tls_ca):
+        problems.append("CENTRALA_SIP_TLS_CERT_FILE, _KEY_FILE, _CA_FILE: no CENTRALA_SIP_TLS_BIND")
     if network.external_address is not None:
         try:
             check_hostport(network.external_address)
@@ -204,6 +236,11 @@ def check_sip(
             problems.append(f"CENTRALA_SIP_LOCAL_NETS: {net!r} is not a network")
     if not 1024 <= network.rtp_start < network.rtp_end <= 65535:
         problems.append("CENTRALA_RTP_START < CENTRALA_RTP_END, both within 1024-65535")
+    if phone_media_encryption == "sdes" and network.tls_bind is None:
+        problems.append(
+            "CENTRALA_PHONE_MEDIA_ENCRYPTION = sdes needs CENTRALA_SIP_TLS_BIND (phones "
+            "register over TLS, or the SRTP keys travel in clear)"
+        )
     names = [t.name for t in trunks]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"trunk {name!r} is defined twice")
@@ -221,6 +258,11 @@ def check_sip(
             problems.append(f"{where}: registration = true needs server, username and password")
         if (trunk.username is None) != (trunk.password is None):
             problems.append(f"{where}: username and password go together")
+        if trunk.transport == "tls" and network.tls_bind is None:
+            problems.append(f"{where}: transport = tls needs CENTRALA_SIP_TLS_BIND")
+        if trunk.media_encryption == "sdes" and trunk.transport != "tls":
+            # SDES sends the SRTP keys in the SDP: over plain UDP anyone on the path reads them.
+            problems.append(f"{where}: media_encryption = sdes needs transport = tls")
         for number, entry in trunk.numbers.items():
             seen = entries.setdefault(number, (entry, where))
             if seen[0] != entry:
@@ -251,19 +293,39 @@ def numbers(trunks: list[Trunk], infoline_number: str) -> dict[str, str]:
 
 
 def render_transports(network: SipNetwork) -> str:
-    lines = ["[transport-udp]", "type = transport", "protocol = udp", f"bind = {network.bind}"]
-    if network.external_address is not None:
-        host, port = check_hostport(network.external_address)
-        lines.append(f"external_signaling_address = {host}")
-        if port is not None:
-            lines.append(f"external_signaling_port = {port}")
-        lines.append(f"external_media_address = {host}")
-        lines += [f"local_net = {net}" for net in network.local_nets]
-    # Browser softphones (core/softphone.py): SIP over WebSocket arrives through Asterisk's
-    # HTTP server (ws on its address, wss when http.conf has TLS); ``bind`` is not used.
-    lines += ["", "[transport-ws]", "type = transport", "protocol = ws", "bind = 0.0.0.0"]
-    lines += ["", "[transport-wss]", "type = transport", "protocol = wss", "bind = 0.0.0.0"]
-    return "\n".join(lines) + "\n"
+    """pjsip_transports.conf: UDP, and TLS when it has an address; NAT applies to both. Then
+    the browser softphones' WebSocket transports (core/softphone.py): SIP over WebSocket
+    arrives through Asterisk's HTTP server (ws on its address, wss when http.conf has TLS);
+    their ``bind`` is not used."""
+    udp = ["[transport-udp]", "type = transport", "protocol = udp", f"bind = {network.bind}"]
+    blocks = [udp + _nat(network, tls=False)]
+    if network.tls_bind is not None:
+        tls = ["[transport-tls]", "type = transport", "protocol = tls"]
+        tls += [f"bind = {network.tls_bind}", f"cert_file = {GENERATED_DIR}/{TLS_CERT}"]
+        tls.append(f"priv_key_file = {GENERATED_DIR}/{TLS_KEY}")
+        if network.tls_ca:
+            tls += [f"ca_list_file = {GENERATED_DIR}/{TLS_CA}", "verify_server = yes"]
+        else:
+            tls.append("verify_server = no")
+        # Carriers and phones present no certificate of their own (digest or IP auth).
+        tls.append("verify_client = no")
+        blocks.append(tls + _nat(network, tls=True))
+    blocks.append(["[transport-ws]", "type = transport", "protocol = ws", "bind = 0.0.0.0"])
+    blocks.append(["[transport-wss]", "type = transport", "protocol = wss", "bind = 0.0.0.0"])
+    return "\n".join("\n".join(block) + "\n" for block in blocks)
+
+
+def _nat(network: SipNetwork, *, tls: bool) -> list[str]:
+    """Behind NAT: the public address in SIP headers and SDP, except towards local nets.
+    An external port given with the address is the UDP one (TLS keeps its bind port)."""
+    if network.external_address is None:
+        return []
+    host, port = check_hostport(network.external_address)
+    lines = [f"external_signaling_address = {host}"]
+    if port is not None and not tls:
+        lines.append(f"external_signaling_port = {port}")
+    lines.append(f"external_media_address = {host}")
+    return lines + [f"local_net = {net}" for net in network.local_nets]
 
 
 def render_rtp(network: SipNetwork) -> str:
@@ -275,14 +337,21 @@ def render_trunks(trunks: list[Trunk]) -> str:
     out: list[str] = []
     for t in trunks:
         auth = f"{t.name}-auth" if t.username is not None else None
+        tls = t.transport == "tls"
+        uri_params = ";transport=tls" if tls else ""
         endpoint = [f"[{t.name}](trunk-endpoint)", f"aors = {t.name}", "disallow = all"]
         endpoint.append(f"allow = {','.join(t.codecs)}")
+        if tls:
+            endpoint.append("transport = transport-tls")
+        if t.media_encryption == "sdes":
+            # SRTP or no call: never fall back to clear RTP (media_encryption_optimistic).
+            endpoint += ["media_encryption = sdes", "media_encryption_optimistic = no"]
         if auth:
             endpoint.append(f"outbound_auth = {auth}")
         out.append("\n".join(endpoint))
         aor = [f"[{t.name}](trunk-aor)"]
         if t.server:
-            aor.append(f"contact = sip:{t.server}")
+            aor.append(f"contact = sip:{t.server}{uri_params}")
         out.append("\n".join(aor))
         if auth and t.password is not None:
             out.append(
@@ -296,8 +365,10 @@ def render_trunks(trunks: list[Trunk]) -> str:
         if t.registration and t.server and t.username:
             host = check_hostport(t.server)[0]
             out.append(
-                f"[{t.name}-reg]\ntype = registration\nserver_uri = sip:{t.server}\n"
-                f"client_uri = sip:{t.username}@{host}\ncontact_user = {t.username}\n"
+                f"[{t.name}-reg]\ntype = registration\nserver_uri = sip:{t.server}{uri_params}\n"
+                f"client_uri = sip:{t.username}@{host}{uri_params}\n"
+                + ("transport = transport-tls\n" if tls else "")
+                + f"contact_user = {t.username}\n"
                 f"outbound_auth = {auth}\nretry_interval = 20\nforbidden_retry_interval = 300\n"
                 f"max_retries = 10000\nexpiration = 300\nline = yes\nendpoint = {t.name}"
             )
@@ -352,10 +423,20 @@ def phone_digest(username: str, realm: str, password: str) -> str:
     return f"md5:{ha1.hexdigest()}"
 
 
-def phone_objects(endpoint: str, digest: str, realm: str, codecs: list[str]) -> list[SorceryObject]:
+def phone_objects(
+    endpoint: str,
+    digest: str,
+    realm: str,
+    codecs: list[str],
+    media_encryption: MediaEncryption = "none",
+) -> list[SorceryObject]:
     """An agent's phone: auth and aor first (the endpoint names them), then the endpoint.
     One registered contact (a new registration replaces it); calls the phone places enter
-    ``from-agents``."""
+    ``from-agents``. ``sdes``: its calls in SRTP only (the phone registers over TLS, where
+    the keys in the SDP are safe)."""
+    encryption: tuple[tuple[str, str], ...] = ()
+    if media_encryption == "sdes":
+        encryption = (("media_encryption", "sdes"), ("media_encryption_optimistic", "no"))
     return [
         SorceryObject(
             "auth",
@@ -395,6 +476,7 @@ def phone_objects(endpoint: str, digest: str, realm: str, codecs: list[str]) -> 
                 ("dtmf_mode", "rfc4733"),
                 ("allow_transfer", "yes"),
                 ("callerid", f"<{endpoint}>"),
+                *encryption,
             ),
         ),
     ]

@@ -10,13 +10,14 @@ import json
 import urllib.request
 import uuid
 import wave
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ari_app.ari import Event
-from centrala.prompts import load_flow
+from centrala.prompts import MOH_FILE, SOUNDS_DIR, load_flow
 from core.media import prompt_media
-from tests.integration.conftest import PBX, Callers
+from tests.integration.conftest import PBX, Callers, _centrala
 
 
 def _ari_get(pbx: PBX, path: str) -> Any:
@@ -52,8 +53,8 @@ def test_default_flow_prompts_are_installed(pbx: PBX) -> None:
 def test_hold_music_is_in_the_default_moh_class(pbx: PBX) -> None:
     out = pbx.cli("moh show files")
     assert "Class: default" in out, out
-    assert "/var/lib/asterisk/moh/centrala-hold" in out, out
-    path = pbx.settings.pbx_root / "rootfs/var/lib/asterisk/moh/centrala-hold.wav"
+    assert "/usr/share/asterisk/moh/centrala-hold" in out, out
+    path = pbx.settings.pbx_root / "rootfs/usr/share/asterisk/moh/centrala-hold.wav"
     with wave.open(str(path), "rb") as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
         assert w.getnframes() / w.getframerate() >= 20
@@ -102,3 +103,29 @@ async def test_a_synthesised_prompt_plays_on_a_call(callers: Callers) -> None:
     finally:
         await call.hangup()
         await call.wait_for("StasisEnd")
+
+
+def test_pbx_render_writes_byte_for_byte_what_pbx_up_installed(pbx: PBX, tmp_path: Path) -> None:
+    # The Docker deployment's Asterisk reads what `centrala pbx render` wrote (compose's
+    # pbx-config): for the same settings, the very files `pbx up` put in the running chroot.
+    installed = pbx.settings.pbx_root / "rootfs/etc/asterisk/centrala"
+    out = tmp_path / "rendered"
+    _centrala("pbx", "render", str(out))
+    rendered = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert rendered == {p.name: p.read_bytes() for p in installed.iterdir()}
+    assert "pjsip_transports.conf" in rendered
+
+
+def test_pbx_media_writes_byte_for_byte_what_pbx_up_installed(pbx: PBX, tmp_path: Path) -> None:
+    # The Asterisk image's prompts and hold music come from `centrala pbx media` (its
+    # Dockerfile): the same function and files as the local PBX's.
+    out = tmp_path / "media"
+    said = _centrala("pbx", "media", str(out))
+    made = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert Path(MOH_FILE) in made
+    prompts = [p for p in made if str(p).startswith(SOUNDS_DIR)]
+    assert {p.parts[-2] for p in prompts} >= {"bs", "en"}
+    assert f"{len(prompts)} prompts" in said
+    rootfs = pbx.settings.pbx_root / "rootfs"
+    for rel in made:
+        assert (out / rel).read_bytes() == (rootfs / rel).read_bytes(), rel

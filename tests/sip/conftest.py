@@ -92,12 +92,13 @@ class Far:
     def cli(self, command: str) -> str:
         return _centrala("pbx", "cli", command, env=self.env)
 
-    async def call(self, number: str, caller_id: str) -> str:
-        """The carrier sends a call to ``number`` over the trunk to Centrala."""
+    async def call(self, number: str, caller_id: str, via: str = "carrier-out") -> str:
+        """The carrier sends a call to ``number`` over the trunk to Centrala (``via``
+        carrier-tls-out: over TLS, with SRTP)."""
         channel_id = f"far-{uuid.uuid4().hex[:12]}"
         self.placed.add(channel_id)
         await self.ari.originate(
-            f"PJSIP/{number}@carrier-out", channel_id=channel_id, app=FAR_APP, caller_id=caller_id
+            f"PJSIP/{number}@{via}", channel_id=channel_id, app=FAR_APP, caller_id=caller_id
         )
         return channel_id
 
@@ -163,14 +164,67 @@ def _ensure_far_root(root: Path, ours: Path) -> None:
     partial.rename(root / "rootfs")
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """A test CA and a certificate from it for each side, made at test time."""
+
+    ca: Path
+    centrala_cert: Path
+    centrala_key: Path
+    carrier_cert: Path
+    carrier_key: Path
+
+
+def _openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+
+
+def make_tls_files(out: Path) -> TLSFiles:
+    """A CA, and certificates for Centrala (127.0.0.1) and the far side (the carrier's and the
+    phones' addresses) signed by it, each naming its addresses (subjectAltName: what TLS
+    verification checks)."""
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=Centrala test CA", "-keyout", out / "ca-key.pem", "-out", out / "ca.pem",
+    )  # fmt: skip
+    for who, addresses in (("centrala", ["127.0.0.1"]), ("carrier", [CARRIER, PHONES])):
+        address = addresses[0]
+        key, csr, ext = out / f"{who}-key.pem", out / f"{who}.csr", out / f"{who}.ext"
+        ext.write_text("subjectAltName = " + ",".join(f"IP:{a}" for a in addresses) + "\n")
+        _openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={address}",
+            "-keyout", key, "-out", csr,
+        )  # fmt: skip
+        _openssl(
+            "x509", "-req", "-in", csr, "-CA", out / "ca.pem", "-CAkey", out / "ca-key.pem",
+            "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", out / f"{who}-cert.pem",
+        )  # fmt: skip
+    return TLSFiles(
+        out / "ca.pem",
+        out / "centrala-cert.pem",
+        out / "centrala-key.pem",
+        out / "carrier-cert.pem",
+        out / "carrier-key.pem",
+    )
+
+
 @pytest.fixture(scope="session")
-def far_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def far_config(tmp_path_factory: pytest.TempPathFactory, tls_files: TLSFiles) -> Path:
     """The shipped configuration with tests/asterisk-far over it (its own SIP, dialplan, RTP
-    range); the phones' registrations are added by the tests (far_phones.conf)."""
+    range, the carrier's TLS certificate); the phones' registrations are added by the tests
+    (far_phones.conf)."""
     config = tmp_path_factory.mktemp("far-config") / "asterisk"
     shutil.copytree(Settings().pbx_config_dir, config)
     for conf in FAR_CONFIG.glob("*.conf"):
         shutil.copy2(conf, config / conf.name)
+    shutil.copy2(tls_files.carrier_cert, config / "far-tls-cert.pem")
+    shutil.copy2(tls_files.carrier_key, config / "far-tls-key.pem")
+    shutil.copy2(tls_files.ca, config / "far-tls-ca.pem")
     return config
 
 

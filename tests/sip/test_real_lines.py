@@ -42,7 +42,7 @@ CALLED = "+38761444555"
 def readme_section() -> str:
     text = README.read_text()
     section = text.split("## Connecting a carrier and phones", 1)[1].split("\n## ", 1)[0]
-    return section.split("\n### ", 1)[0]  # "Calling out" is test_outbound_lines.py's
+    return section.split("\n### ", 1)[0]  # "Calling out", TLS and SRTP: tests of their own
 
 
 def readme_toml() -> str:

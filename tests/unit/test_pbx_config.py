@@ -57,10 +57,31 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+TLS_TOML = """
+sip_tls_bind = "0.0.0.0:5061"
+sip_tls_cert_file = "{tmp}/cert.pem"
+sip_tls_key_file = "{tmp}/key.pem"
+sip_tls_ca_file = "{tmp}/ca.pem"
+
+[[trunks]]
+name = "carrier"
+server = "198.51.100.7:5061"
+addresses = ["198.51.100.7"]
+transport = "tls"
+media_encryption = "sdes"
+"""
+# Stand-ins: the renderer copies them as they are (the real ones are made by tests/sip).
+PEM = {
+    "cert.pem": "-----BEGIN CERTIFICATE-----\nTUlJQmNlcnQ=\n-----END CERTIFICATE-----\n",
+    "key.pem": "-----BEGIN PRIVATE KEY-----\nTUlJRXZrZXk=\n-----END PRIVATE KEY-----\n",
+    "ca.pem": "-----BEGIN CERTIFICATE-----\nTUlJQmNh\n-----END CERTIFICATE-----\n",
+}
+
+
 @pytest.mark.parametrize(
     ("env", "toml"),
-    [({}, None), (CUSTOM_ENV, None), ({}, TRUNK_TOML)],
-    ids=["defaults", "custom", "trunks"],
+    [({}, None), (CUSTOM_ENV, None), ({}, TRUNK_TOML), ({}, TLS_TOML)],
+    ids=["defaults", "custom", "trunks", "tls"],
 )
 def test_pbx_render_writes_exactly_what_pbx_up_installs(
     tmp_path: Path, env: dict[str, str], toml: str | None, monkeypatch: pytest.MonkeyPatch
@@ -73,8 +94,10 @@ def test_pbx_render_writes_exactly_what_pbx_up_installs(
         monkeypatch.setenv(key, value)
     if toml is not None:
         config = tmp_path / "centrala.toml"
-        config.write_text(toml)
+        config.write_text(toml.replace("{tmp}", str(tmp_path)))
         monkeypatch.setenv("CENTRALA_CONFIG", str(config))
+    for name, text in PEM.items():
+        (tmp_path / name).write_text(text)
     get_settings.cache_clear()
     out = tmp_path / "rendered"
     try:
@@ -85,11 +108,43 @@ def test_pbx_render_writes_exactly_what_pbx_up_installs(
     written = {p.name: p.read_text() for p in out.iterdir()}
     assert written == render_generated_config(Settings())
     assert all(p.stat().st_mode & 0o077 == 0 for p in out.iterdir())
-    if toml is not None:
+    if toml == TLS_TOML:
+        assert written["tls-cert.pem"] == PEM["cert.pem"]
+        assert written["tls-key.pem"] == PEM["key.pem"]
+        assert written["tls-ca.pem"] == PEM["ca.pem"]
+        assert "cert_file = /etc/asterisk/centrala/tls-cert.pem" in written["pjsip_transports.conf"]
+        assert "media_encryption = sdes" in written["pjsip_trunks.conf"]
+    else:
+        assert not [name for name in written if name.endswith(".pem")]
+    if toml == TRUNK_TOML:
         assert "[carrier](trunk-endpoint)" in written["pjsip_trunks.conf"]
         assert "password = not-in-the-repo" in written["pjsip_trunks.conf"]
         assert "bind = 0.0.0.0:5070" in written["pjsip_transports.conf"]
         assert "rtpstart = 12000" in written["rtp_ports.conf"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("missing.pem", None, "CENTRALA_SIP_TLS_KEY_FILE: cannot read"),
+        ("key.txt", "not a key", "CENTRALA_SIP_TLS_KEY_FILE: .* is not a PEM file"),
+    ],
+)
+def test_a_tls_file_that_cannot_be_used_is_refused_naming_its_setting(
+    tmp_path: Path, name: str, text: str | None, expected: str
+) -> None:
+    for pem, content in PEM.items():
+        (tmp_path / pem).write_text(content)
+    if text is not None:
+        (tmp_path / name).write_text(text)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        sip_tls_bind="0.0.0.0:5061",
+        sip_tls_cert_file=tmp_path / "cert.pem",
+        sip_tls_key_file=tmp_path / name,
+    )
+    with pytest.raises(PBXError, match=expected):
+        render_generated_config(settings)
 
 
 def test_docker_entrypoint_wants_every_rendered_file(tmp_path: Path) -> None:
@@ -229,6 +284,7 @@ def test_modules_conf_loads_explicitly_what_ari_and_agi_need() -> None:
         "app_stasis.so",
         "res_ari_channels.so",
         "chan_pjsip.so",
+        "res_srtp.so",  # media_encryption = sdes: without it no SDP can be made (found so)
     ):
         assert module in loaded
 

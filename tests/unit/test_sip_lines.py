@@ -246,3 +246,126 @@ def test_an_agents_phone_is_auth_aor_and_endpoint_named_after_the_agent() -> Non
 def test_phone_names_are_sip_user_names_and_never_a_trunks(name: str, expected: str | None) -> None:
     problem = check_phone_name(name, [Trunk(**IP_TRUNK)])
     assert (problem is None) if expected is None else (problem is not None and expected in problem)
+
+
+TLS_NETWORK = SipNetwork(tls_bind="0.0.0.0:5061", tls_cert=True, tls_key=True, tls_ca=True)
+TLS_TRUNK: dict[str, Any] = {
+    **IP_TRUNK,
+    "server": "198.51.100.7:5061",
+    "transport": "tls",
+    "media_encryption": "sdes",
+}
+
+
+def test_a_tls_listener_is_rendered_beside_udp_with_the_copied_files_and_verification() -> None:
+    text = render_transports(TLS_NETWORK)
+    udp, rest = text.split("[transport-tls]\n")
+    tls = rest.split("\n\n")[0]  # the browsers' WebSocket transports come after it
+    assert udp.startswith("[transport-udp]\n") and "protocol = udp" in udp
+    assert tls.splitlines() == [
+        "type = transport",
+        "protocol = tls",
+        "bind = 0.0.0.0:5061",
+        "cert_file = /etc/asterisk/centrala/tls-cert.pem",
+        "priv_key_file = /etc/asterisk/centrala/tls-key.pem",
+        "ca_list_file = /etc/asterisk/centrala/tls-ca.pem",
+        "verify_server = yes",
+        "verify_client = no",
+    ]
+    # Without a CA the carrier's certificate cannot be checked: Asterisk is told so.
+    unverified = render_transports(SipNetwork(tls_bind="0.0.0.0:5061", tls_cert=True, tls_key=True))
+    assert "verify_server = no" in unverified and "ca_list_file" not in unverified
+    assert "[transport-tls]" not in render_transports(SipNetwork())
+
+
+def test_nat_applies_to_the_tls_listener_too_keeping_its_own_port() -> None:
+    network = SipNetwork(
+        bind="0.0.0.0:5060",
+        external_address="203.0.113.10:5062",
+        local_nets=("10.0.0.0/8",),
+        tls_bind="0.0.0.0:5061",
+        tls_cert=True,
+        tls_key=True,
+    )
+    tls = render_transports(network).split("[transport-tls]\n")[1]
+    assert "external_signaling_address = 203.0.113.10\n" in tls
+    assert "external_media_address = 203.0.113.10\n" in tls
+    assert "local_net = 10.0.0.0/8\n" in tls
+    assert "external_signaling_port" not in tls  # 5062 is the UDP port's mapping
+
+
+def test_a_tls_trunk_with_srtp_goes_over_the_tls_transport_and_never_in_clear() -> None:
+    text = render_trunks([Trunk(**TLS_TRUNK)])
+    endpoint = text.split("\n\n")[0].splitlines()
+    assert "transport = transport-tls" in endpoint
+    assert "media_encryption = sdes" in endpoint
+    assert "media_encryption_optimistic = no" in endpoint
+    assert "contact = sip:198.51.100.7:5061;transport=tls\n" in text
+    registered = render_trunks(
+        [Trunk(**{**REG_TRUNK, "server": "sip.voip.example:5061", "transport": "tls"})]
+    )
+    reg = registered.split("[voip-ba-reg]\n")[1]
+    assert "server_uri = sip:sip.voip.example:5061;transport=tls\n" in reg
+    assert "client_uri = sip:centrala77@sip.voip.example;transport=tls\n" in reg
+    assert "transport = transport-tls\n" in reg
+    plain = render_trunks([Trunk(**IP_TRUNK)])
+    assert "transport" not in plain and "media_encryption" not in plain
+
+
+@pytest.mark.parametrize(
+    ("trunks", "network", "expected"),
+    [
+        ([TLS_TRUNK], SipNetwork(), "transport = tls needs CENTRALA_SIP_TLS_BIND"),
+        (
+            [{**IP_TRUNK, "media_encryption": "sdes"}],
+            TLS_NETWORK,
+            "media_encryption = sdes needs transport = tls",
+        ),
+        (
+            [],
+            SipNetwork(tls_bind="0.0.0.0:5061", tls_cert=True),
+            "CENTRALA_SIP_TLS_BIND needs CENTRALA_SIP_TLS_CERT_FILE and CENTRALA_SIP_TLS_KEY_FILE",
+        ),
+        ([], SipNetwork(tls_bind="0.0.0.0", tls_cert=True, tls_key=True), "CENTRALA_SIP_TLS_BIND"),
+        ([], SipNetwork(tls_cert=True, tls_key=True), "no CENTRALA_SIP_TLS_BIND"),
+    ],
+)
+def test_tls_settings_that_cannot_work_are_refused(
+    trunks: list[dict[str, Any]], network: SipNetwork, expected: str
+) -> None:
+    problems = _problems(trunks, network=network)
+    assert any(expected in p for p in problems), problems
+    assert _problems([TLS_TRUNK], network=TLS_NETWORK) == []
+
+
+def test_tls_files_are_settings_and_missing_ones_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="CENTRALA_SIP_TLS_BIND needs"):
+        Settings(sip_tls_bind="0.0.0.0:5061")
+    with pytest.raises(ValidationError, match="transport"):
+        Settings(trunks=[{**TLS_TRUNK, "transport": "tcp"}])
+    s = Settings(
+        sip_tls_bind="0.0.0.0:5061",
+        sip_tls_cert_file=tmp_path / "cert.pem",
+        sip_tls_key_file=tmp_path / "key.pem",
+        trunks=[TLS_TRUNK],
+    )
+    assert s.sip_network.tls_bind == "0.0.0.0:5061" and not s.sip_network.tls_ca
+
+
+def test_phones_in_srtp_only_when_asked_and_only_with_a_tls_listener() -> None:
+    digest = phone_digest("101", "centrala", "pw")
+    plain = dict(phone_objects("101", digest, "centrala", ["alaw"])[2].fields)
+    assert "media_encryption" not in plain
+    secure = dict(phone_objects("101", digest, "centrala", ["alaw"], "sdes")[2].fields)
+    assert secure["media_encryption"] == "sdes"
+    assert secure["media_encryption_optimistic"] == "no"
+    problems = check_sip(
+        SipNetwork(), [], outbound_trunk=None, infoline_number="0800", phone_media_encryption="sdes"
+    )
+    assert any(
+        "CENTRALA_PHONE_MEDIA_ENCRYPTION = sdes needs CENTRALA_SIP_TLS_BIND" in p for p in problems
+    )
+    ok = check_sip(
+        TLS_NETWORK, [], outbound_trunk=None, infoline_number="0800", phone_media_encryption="sdes"
+    )
+    assert ok == []
