@@ -30,6 +30,7 @@ from tests.integration.test_infoline_paths import (
     wait_queued,
     wait_status,
 )
+from tests.integration.test_recording import check_file, rms, wait_recording
 from tests.support import wait_until
 from web.auth import hash_password
 from web.store import DeskStore
@@ -202,7 +203,7 @@ async def _softphone_call(
 
     await page.get_by_role("button", name="Hold", exact=True).click()
     await expect(page.locator("#call-msg")).to_have_text("On hold")
-    await page.get_by_role("button", name="Resume").click()
+    await page.get_by_role("button", name="Resume", exact=True).click()
     await expect(page.locator("#call-msg")).to_have_text("Back with the caller")
 
     await page.get_by_role("button", name="Hang up").click()
@@ -215,6 +216,12 @@ async def _softphone_call(
     )
     assert row.connected_at is not None and row.talk_seconds is not None
     assert row.talk_seconds > 0.5, row.talk_seconds
+    # The call's recording: finished, the file as its row says (length, size, checksum),
+    # sound in it (the caller's prompt, the browser's fake microphone).
+    recording = await wait_recording(server, row.id, finished=True)
+    samples, _rate = check_file(recording)
+    assert recording.seconds is not None and recording.seconds > 0.5, recording.seconds
+    assert rms(samples) > 30, rms(samples)
     await expect(page.locator("#phone-state")).to_have_text("registered", timeout=10_000)
     await expect(page.locator("#disposition")).to_be_visible()
 

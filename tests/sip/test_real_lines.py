@@ -30,6 +30,7 @@ from tests.conftest import make_database
 from tests.integration import live
 from tests.integration.conftest import PBX, Callers, Server, _centrala, _stop_and_check, start_serve
 from tests.integration.test_infoline_paths import _flow, open_always
+from tests.integration.test_recording import check_file, wait_recording
 from tests.sip.conftest import CARRIER, PHONES, Far, goertzel
 from tests.support import wait_until
 
@@ -266,6 +267,19 @@ async def test_the_carrier_calls_the_free_number_the_caller_reaches_the_agents_p
     closed = await lines.server.wait_closed(row.channel_id)
     assert closed.agent_id == AGENT and closed.connected_at is not None
     await far.wait_event(phone, "StasisEnd")  # Centrala hung the phone up too
+
+    # The call was recorded from the end of the notice, both sides: each tone, sent over
+    # RTP from the carrier and from the phone, is in the file (checked against its row).
+    recording = await wait_recording(lines.server, row.id, finished=True)
+    samples, rate = check_file(recording)
+    window = rate // 2
+    found = {1000: 0.0, 1600: 0.0}
+    for start in range(0, len(samples) - window, window // 2):
+        part = samples[start : start + window]
+        noise = goertzel(part, rate, 1300) or 1e-9
+        for freq in found:
+            found[freq] = max(found[freq], goertzel(part, rate, freq) / noise)
+    assert all(ratio > 20 for ratio in found.values()), f"tone/noise in the recording: {found}"
 
 
 async def test_a_campaign_call_leaves_through_the_trunk_showing_its_number(
