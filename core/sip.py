@@ -423,6 +423,21 @@ def phone_digest(username: str, realm: str, password: str) -> str:
     return f"md5:{ha1.hexdigest()}"
 
 
+def digest_auth(endpoint: str, digest: str, realm: str) -> SorceryObject:
+    """A phone's credentials as Asterisk keeps them: the user name is the endpoint's, the
+    password only as its digest (HA1)."""
+    return SorceryObject(
+        "auth",
+        endpoint,
+        (
+            ("auth_type", "digest"),
+            ("username", endpoint),
+            ("realm", realm),
+            ("password_digest", digest),
+        ),
+    )
+
+
 def phone_objects(
     endpoint: str,
     digest: str,
@@ -438,16 +453,7 @@ def phone_objects(
     if media_encryption == "sdes":
         encryption = (("media_encryption", "sdes"), ("media_encryption_optimistic", "no"))
     return [
-        SorceryObject(
-            "auth",
-            endpoint,
-            (
-                ("auth_type", "digest"),
-                ("username", endpoint),
-                ("realm", realm),
-                ("password_digest", digest),
-            ),
-        ),
+        digest_auth(endpoint, digest, realm),
         SorceryObject(
             "aor",
             endpoint,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.sip import ENDPOINT_NAME, SorceryObject, check_hostport, phone_dial
+from core.sip import ENDPOINT_NAME, SorceryObject, check_hostport, digest_auth, phone_dial
 
 WEB_SUFFIX = "-web"
 # What Chromium and Firefox speak that the shipped modules.conf loads (codec_opus_open_source,
@@ -42,16 +42,7 @@ def web_phone_objects(endpoint: str, digest: str, realm: str) -> list[SorceryObj
     Asterisk's bundle of DTLS-SRTP (a certificate it makes itself, fingerprint checked), ICE,
     AVPF, rtcp-mux and media over the transport the REGISTER came on."""
     return [
-        SorceryObject(
-            "auth",
-            endpoint,
-            (
-                ("auth_type", "digest"),
-                ("username", endpoint),
-                ("realm", realm),
-                ("password_digest", digest),
-            ),
-        ),
+        digest_auth(endpoint, digest, realm),
         SorceryObject(
             "aor",
             endpoint,
