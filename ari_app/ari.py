@@ -8,6 +8,10 @@ Events are delivered in order *per channel* (one queue and one worker task per c
 slow handler for one call never delays another. The WebSocket reconnects with backoff after
 Asterisk restarts or the socket drops; Asterisk sends no events while we are disconnected, so
 ``on_connect`` callbacks run after every (re)connect to adopt what happened meanwhile.
+
+Over 500 lines: one class, the connection (WebSocket, reconnect, per-channel streams) and the
+typed REST calls on it; splitting the calls off would leave them a second class that only
+forwards to ``request``.
 """
 
 from __future__ import annotations
