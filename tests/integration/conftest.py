@@ -406,9 +406,13 @@ async def callers(pbx: PBX) -> AsyncIterator[Callers]:
 
 @pytest.fixture(autouse=True)
 async def no_leftovers(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """Like Asterisk's testsuite: after each test, no channel or bridge is left behind."""
+    """Like Asterisk's testsuite: after each test, no channel or bridge is left behind. And
+    the shared `centrala serve` is running: one a test killed and did not start again (it
+    failed half-way) is started again here, so the tests after it are not failed by it."""
     yield
+    died = await _serve_left_running(request)
     if "callers" not in request.fixturenames:
+        assert died is None, died
         return
     ari: ARIClient = request.getfixturevalue("callers").ari
     channels: list[Any] = []
@@ -420,10 +424,31 @@ async def no_leftovers(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         channels, bridges = await ari.channels(), await ari.bridges()
         return not channels and not bridges
 
-    with contextlib.suppress(AssertionError):
+    try:
         await wait_until(all_gone, timeout=10, interval=0.1, message="no leftovers")
+    except AssertionError:
+        pass
+    else:
+        assert died is None, died
         return
     for ch in channels:
         with contextlib.suppress(ARINotFound):  # its other half's hang-up took it too
             await ari.hangup(ch["id"])
-    raise AssertionError(f"left behind: channels {[c['name'] for c in channels]}, {bridges=}")
+    raise AssertionError(
+        f"left behind: channels {[c['name'] for c in channels]}, {bridges=}"
+        + (f"; {died}" if died else "")
+    )
+
+
+async def _serve_left_running(request: pytest.FixtureRequest) -> str | None:
+    """None when the test's shared `centrala serve` runs (or the test has none); else start it
+    again and say how it had ended."""
+    if "server" not in request.fixturenames:
+        return None
+    srv: Server = request.getfixturevalue("server")
+    code = srv.proc.poll()
+    if code is None:
+        return None
+    srv.spawn()
+    await srv.wait_ready()
+    return f"the test left centrala serve dead (exit code {code}); started again"
