@@ -57,7 +57,7 @@ class CallRecorder:
         self.fmt = fmt
         self.running: dict[str, Running] = {}  # call id -> its recording now
         self._seq: dict[str, int] = {}
-        self.on_finished: list[Callable[[], None]] = []  # the keeper's kick
+        self.on_finished: list[Callable[[str], None]] = []  # the keeper's kick
 
     async def _current(self, call_id: str) -> Running | None:
         running = self.running.get(call_id)
@@ -169,4 +169,4 @@ class CallRecorder:
         self.running.pop(call_id, None)
         self._seq.pop(call_id, None)
         for notify in self.on_finished:
-            notify()
+            notify(call_id)

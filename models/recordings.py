@@ -158,17 +158,20 @@ class RecordingStore:
                     agents.add(str(data["agent_id"]))
             return True, agents
 
-    async def to_finish(self, limit: int = 100) -> list[tuple[RecordingRow, datetime]]:
+    async def to_finish(
+        self, limit: int = 500, *, call_ids: list[str] | None = None
+    ) -> list[tuple[RecordingRow, datetime]]:
         """Recordings still open whose call has ended (here, or while `serve` was away),
-        with when the call ended."""
+        with when the call ended; ``call_ids``: of those calls only."""
+        stmt = (
+            select(Recording, Call.ended_at)
+            .join(Call, Call.id == Recording.call_id)
+            .where(Recording.ended_at.is_(None), Call.ended_at.is_not(None))
+        )
+        if call_ids is not None:
+            stmt = stmt.where(Recording.call_id.in_(call_ids))
         async with self.sessions() as session:
-            rows = await session.execute(
-                select(Recording, Call.ended_at)
-                .join(Call, Call.id == Recording.call_id)
-                .where(Recording.ended_at.is_(None), Call.ended_at.is_not(None))
-                .order_by(Recording.id)
-                .limit(limit)
-            )
+            rows = await session.execute(stmt.order_by(Recording.id).limit(limit))
             return [(RecordingRow.of(r), ended) for r, ended in rows if ended]
 
     async def finish(

@@ -65,6 +65,16 @@ async def row_of(db: Database, call_id: str) -> Recording:
     return row
 
 
+class Clock:
+    """The keeper's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def files(tmp_path: Path) -> Path:
     folder = tmp_path / "recordings"
@@ -75,7 +85,10 @@ def files(tmp_path: Path) -> Path:
 async def test_the_keeper_waits_for_asterisk_to_close_a_file_then_takes_one_it_never_will(
     database: Database, files: Path
 ) -> None:
-    keeper = RecordingKeeper(RecordingStore(database.sessions), files, retention_days=90)
+    clock = Clock()
+    keeper = RecordingKeeper(
+        RecordingStore(database.sessions), files, retention_days=90, clock=clock
+    )
     await add_call(database, "closing", timedelta(seconds=1))  # Asterisk is closing it
     await add_call(database, "crashed", timedelta(minutes=5))  # Asterisk died: never closed
     await add_call(database, "missing", timedelta(minutes=5))  # the file is gone
@@ -97,10 +110,44 @@ async def test_the_keeper_waits_for_asterisk_to_close_a_file_then_takes_one_it_n
     assert (missing.seconds, missing.size_bytes, missing.sha256) == (0.0, 0, None)
 
     (files / "closing.wav").write_bytes(wav(audio, closed=True))  # Asterisk closed it
+    assert await keeper.finish_ended() == 0  # not looked at again before its time
+    clock.now += keeper.FIRST_LOOK
     assert await keeper.finish_ended() == 1
     closed = await row_of(database, "closing")
     assert (closed.seconds, closed.size_bytes) == (2.0, 44 + len(audio))
+    clock.now += 60
     assert await keeper.finish_ended() == 0  # nothing twice
+
+
+async def test_a_call_that_ended_is_finished_from_its_kick_once_its_end_is_written(
+    database: Database, files: Path
+) -> None:
+    """The recorder kicks the keeper with the call's id as the call ends, maybe before the
+    call's end reaches the database: the keeper looks for it again, backing off, and reads
+    only that call's rows — a recording of another call is left to the sweep."""
+    clock = Clock()
+    store = RecordingStore(database.sessions)
+    keeper = RecordingKeeper(store, files, retention_days=90, clock=clock)
+    await keeper.finish_ended()  # the start's scan: nothing yet
+    await add_call(database, "ending", None)  # its end not written yet
+    await add_call(database, "other", timedelta(seconds=1))
+    for call_id in ("ending", "other"):
+        (files / f"{call_id}.wav").write_bytes(wav(bytes(320), closed=True))
+
+    keeper.kick("ending")
+    assert await keeper.finish_ended() == 0
+    async with database.sessions() as session, session.begin():
+        row = await session.get(Call, "ending")
+        assert row is not None
+        row.ended_at = datetime.now(UTC)
+    assert await keeper.finish_ended() == 0  # not before its next look
+    clock.now += keeper.FIRST_LOOK
+    assert await keeper.finish_ended() == 1
+    assert (await row_of(database, "ending")).seconds == 0.02  # 320 bytes at 16 kB/s
+    assert (await row_of(database, "other")).ended_at is None  # nobody kicked for it
+    keeper.kick()  # the sweep
+    assert await keeper.finish_ended() == 1
+    assert (await row_of(database, "other")).ended_at is not None
 
 
 async def test_retention_deletes_old_files_keeps_rows_and_zero_days_keeps_all(
