@@ -111,8 +111,12 @@ class RecordingKeeper:
         if call_id is None:
             self._scan = True
         else:
+            # First looked for a moment later: Asterisk closes the file after the hang-up,
+            # and the calls that end meanwhile are read in the same query.
             now = self.clock()
-            self._calls.setdefault(call_id, _Look(now, self.FIRST_LOOK, since=now))
+            self._calls.setdefault(
+                call_id, _Look(now + self.FIRST_LOOK, self.FIRST_LOOK, since=now)
+            )
         self._kick.set()
 
     def _next_due(self) -> float | None:
