@@ -23,10 +23,12 @@ caller and the agent's leg entered it). A pop is paired with its agent's nearest
 leg). A WebSocket client's latency is its receipt time minus the event's; the browser's
 is the time after the record is in the DOM and a frame has been painted
 (``requestAnimationFrame`` then a task) minus the event's (everything is on one machine, so
-one clock). Phase 1: --calls calls, --concurrency at a time, spread over all agents.
-Phase 2: all WebSocket agents but --busy-agents pause, and calls go on --concurrency at a
-time until the browser has had --browser-calls calls: its samples are taken under the same
-concurrent load. Disposition gating is turned off for the run
+one clock). Serve's share is printed too: the event to when serve sent the pop (its
+``sent_at``), the rest being the clients' own lag (199 of them in this one process).
+Phase 1: --calls calls, --concurrency at a time, spread over all agents. Phase 2: all
+WebSocket agents but --busy-agents pause, and calls go on --concurrency at a time until
+the browser has had --browser-calls calls: its samples are taken under the same concurrent
+load. Disposition gating is turned off for the run
 (CENTRALA_DISPOSITION_REQUIRED=false) so agents take call after call.
 
 Needs root (it runs `centrala pbx up` with CENTRALA_PBX_EXTRA_CONFIG_DIR=tests/asterisk).
@@ -114,7 +116,7 @@ class WSAgent:
                 continue
             data = msg.json()
             if data.get("type") == "screenpop":
-                self.samples.append((data["pop"]["stage"], time.time()))
+                self.samples.append((data["pop"]["stage"], time.time(), data.get("sent_at")))
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -372,14 +374,17 @@ async def main_async(args: argparse.Namespace) -> None:
             return clock.latency(agent, stage, handled)
 
         ws: dict[str, list[float]] = {"offered": [], "connected": []}
+        sent: dict[str, list[float]] = {"offered": [], "connected": []}
         unmatched = 0
         for a in ws_agents:
-            for stage, handled in a.samples:
+            for stage, handled, sent_at in a.samples:
                 v = lat(a.agent_id, stage, handled)
                 if v is None:
                     unmatched += 1
                 else:
                     ws[stage].append(v)
+                    if sent_at is not None:  # serve's own clock: its share of the latency
+                        sent[stage].append(v - (handled - float(sent_at)))
         br: dict[str, list[float]] = {"offered": [], "connected": []}
         for x in pops:
             v = lat(agents[0], x["stage"], x["rendered_at"] / 1000)
@@ -398,6 +403,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(figures("Chromium rendered, bridge", br["connected"]))
         everything = ws["offered"] + ws["connected"] + br["offered"] + br["connected"]
         print(figures("all pops", everything))
+        print(figures("  of which serve: event -> sent, ring", sent["offered"]))
+        print(figures("  of which serve: event -> sent, bridge", sent["connected"]))
         early = sum(1 for v in everything if v < 0)
         print(f"pops handled before Asterisk's event (negative latency): {early}")
         print(

@@ -130,7 +130,7 @@ class Notifier:
     async def push_pop(self, notice: DeskNotice) -> None:
         if notice.agent_id not in self.desks:
             return
-        rows = await self.store.pop_rows(notice.call_id)
+        rows = await self.store.pop_rows(notice.call_id, notice.facts)
         if rows is None:
             return
         pop = build_screenpop(rows, notice.kind, datetime.now(UTC).date())
@@ -142,7 +142,7 @@ class Notifier:
     # ---- states and the wallboard, once a second ------------------------------------------
 
     def agent_state(self, agent_id: str) -> dict[str, Any]:
-        snap = self.acd.snapshot(time.monotonic())["agents"].get(agent_id)
+        snap = self.acd.agent_snapshot(agent_id, time.monotonic())
         status = snap["status"] if snap else str(AgentStatus.LOGGED_OUT)
         return {
             "type": "state",

@@ -14,7 +14,7 @@ from ari_app.infoline.notifier import DeskNotifier
 from ari_app.infoline.session import CallerSession
 from ari_app.recording import CallRecorder
 from core.acd import ACD
-from core.ivr import IVRAction
+from core.ivr import IVRAction, recorded_path
 from core.recording import queue_recording
 from core.routing import RouteDecision
 from dialplan.model import Flow, QueueDef
@@ -94,7 +94,11 @@ class CallBase:
         self.adopted = 0
 
     def _notify(self, kind: str, s: CallerSession, agent_id: str | None) -> None:
-        self.notifier.notify(kind, s.call_id, agent_id)
+        facts = None
+        if kind in ("offered", "connected") and s.decision is not None:
+            path = recorded_path(s.ivr.path)  # as the row will have it
+            facts = {"queue": s.decision.queue, "ivr_path": path, "intent": s.intent}
+        self.notifier.notify(kind, s.call_id, agent_id, facts)
 
     async def _moh(self, s: CallerSession, *, on: bool) -> None:
         if on == s.moh:

@@ -4,8 +4,9 @@ problem never disturbs the call."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -16,22 +17,31 @@ log = structlog.get_logger(__name__)
 class DeskNotice:
     """A call was offered to an agent (their phone rings, or the caller is bridged into their
     nailed leg), connected, or left them. ``at`` is wall-clock time, so a browser's render
-    time can be measured against it."""
+    time can be measured against it. ``facts``: what the screen-pop shows of the call that
+    may not be written yet (its queue, IVR path and intent: written behind), so the desk
+    need not wait for the call's trail to be written before it shows the call."""
 
     kind: str  # "offered" | "connected" | "ended" | "missed"
     call_id: str
     agent_id: str
     at: float
+    facts: Mapping[str, Any] | None = None
 
 
 class DeskNotifier:
     def __init__(self) -> None:
         self.listeners: list[Callable[[DeskNotice], None]] = []
 
-    def notify(self, kind: str, call_id: str, agent_id: str | None) -> None:
+    def notify(
+        self,
+        kind: str,
+        call_id: str,
+        agent_id: str | None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> None:
         if agent_id is None:
             return
-        notice = DeskNotice(kind, call_id, agent_id, time.time())
+        notice = DeskNotice(kind, call_id, agent_id, time.time(), facts)
         for listener in self.listeners:
             try:
                 listener(notice)

@@ -47,6 +47,7 @@ class Queueing(Transfers):
             log.error("no_route", intent=intent)
             await self.ari.hangup(s.channel_id)
             return
+        s.intent = intent
         await self.calllog.event(
             s.call_id,
             "routed",

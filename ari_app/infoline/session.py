@@ -63,6 +63,7 @@ class CallerSession:
     state: CallPhase = field(default_factory=CallPhase)
     subscribed: bool = False
     decision: RouteDecision | None = None
+    intent: str | None = None  # what the IVR found the caller wants (routed by it)
     queue_def: QueueDef | None = None
     visited: list[str] = field(default_factory=list)
     arrived_mono: float | None = None

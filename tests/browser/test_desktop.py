@@ -118,6 +118,11 @@ async def _desk_call(
     await expect(pop).to_contain_text("document expiring")
     await expect(pop).to_contain_text(f"manager ({manager})")
     await expect(pop).to_contain_text("my_loan")
+    # The queue and the IVR path as the call's row has them (the pop shows them from the
+    # live call, before they are written).
+    assert row.queue and row.ivr_path
+    await expect(pop).to_contain_text(row.queue)
+    await expect(pop).to_contain_text(" › ".join(row.ivr_path))
     await expect(pop).to_contain_text("asked about rates")
     await expect(pop).to_contain_text("send contract copy")
     await expect(pop).to_contain_text("Not in the CRM schema yet")
