@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime
 
@@ -85,6 +86,7 @@ class CallBase:
         self.calls: dict[str, CallerSession] = {}
         self.by_call: dict[str, str] = {}  # call id -> caller channel id
         self._flows: dict[int, Flow] = {}
+        self._flow_lock = asyncio.Lock()
         self._last_version: int | None = None  # the active flow as last read
         self.notifier = DeskNotifier()
         self.desk_listeners = self.notifier.listeners  # the desktop subscribes here
@@ -140,14 +142,19 @@ class CallBase:
             return self._last_version, self._flows[self._last_version]
         if version is None:
             raise RuntimeError(f"no active flow {self.flow_name!r}: `centrala dialplan apply`")
-        if version not in self._flows:
-            flow = await flow_version(self.crm.sessions, self.flow_name, version)
-            assert flow is not None
-            self._flows[version] = flow
-        if version != self._last_version:
-            self.crm.snapshot.set_flow(self.flow_name, version, self._flows[version])
-            await self.crm.snapshot.save()
-        self._last_version = version
+        if version in self._flows and version == self._last_version:
+            return version, self._flows[version]
+        # A new version: read, checked and kept once, not by every call arriving meanwhile
+        # (50 callers at once after an apply each parsed the flow: first prompt p99 1 s).
+        async with self._flow_lock:
+            if version not in self._flows:
+                flow = await flow_version(self.crm.sessions, self.flow_name, version)
+                assert flow is not None
+                self._flows[version] = flow
+            if version != self._last_version:
+                self.crm.snapshot.set_flow(self.flow_name, version, self._flows[version])
+                await self.crm.snapshot.save()
+                self._last_version = version
         return version, self._flows[version]
 
     async def _flow_of(self, version: int | None) -> tuple[int, Flow]:

@@ -759,3 +759,38 @@ async def test_asterisk_restart_frees_the_agents_and_closes_calls_as_lost_at_the
     assert line.app.acd.agent("ana").status in ("available", "wrap_up")
     await line.desk.logout("ana")  # not stuck on a call that no longer exists
     no_leftovers(line.ari)
+
+
+async def test_callers_arriving_together_after_an_apply_read_the_new_flow_once(
+    line: Line, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin applies a new flow version, then 20 callers arrive at once: the version is
+    read and checked once, not by each of them (each did, and 50 callers at once heard the
+    first prompt up to 1 s late)."""
+    import ari_app.infoline.calls as calls_module
+
+    data = yaml.safe_load(shipped_flow_open_always())
+    for queue in data["queues"].values():
+        queue["wrap_up_seconds"] = 1  # a change: a new version
+    flow = load_flow(yaml.safe_dump(data, allow_unicode=True), str(FLOW_FILE))
+    version = await apply_flow(line.db.sessions, flow, created_by="tests")
+    reads: list[int] = []
+    real = calls_module.flow_version
+
+    async def counted(sessions: Any, name: str, version: int) -> Any:
+        reads.append(version)
+        await asyncio.sleep(0)  # the others arrive while it reads
+        return await real(sessions, name, version)
+
+    monkeypatch.setattr(calls_module, "flow_version", counted)
+    for n in range(20):
+        line.ari.stasis_start(
+            f"burst-{n}",
+            [f"linked-burst-{n}"],
+            caller=("Test", f"06199900{n:02d}"),
+            exten=INFO_NUMBER,
+        )
+    await line.settle()
+    assert reads == [version]
+    rows = [await line.row(f"burst-{n}") for n in range(20)]
+    assert {r.flow_version for r in rows} == {version}
