@@ -152,6 +152,26 @@ async def _write_batch(session: AsyncSession, ops: list[dict[str, Any]]) -> None
         )
 
 
+def _opened_event(row: dict[str, Any], e164: str | None, clients: list[Client]) -> dict[str, Any]:
+    return {
+        "call_id": row["id"],
+        "at": row["started_at"],
+        "kind": "opened",
+        "data": {
+            "handler": row["handler"],
+            "caller_e164": e164,
+            "client_ids": [c.id for c in clients],
+        },
+    }
+
+
+class _NoFuture:
+    """Stands for the awaiting side of an open made alone (nobody waits on it)."""
+
+
+_NO_FUTURE: Any = _NoFuture()
+
+
 @dataclass(frozen=True)
 class CallState:
     answered_at: datetime | None
@@ -214,6 +234,9 @@ class CallLog:
         # Calls a restart adopted from Asterisk alone (its row unreadable): the row the
         # database holds for that channel, found when the journal drains.
         self._remap: dict[str, str] = {}
+        # Calls waiting for their row to be opened, with whoever awaits each.
+        self._opening: list[tuple[dict[str, Any], str | None, asyncio.Future[OpenedCall]]] = []
+        self._opener: asyncio.Task[None] | None = None
 
     @property
     def degraded(self) -> bool:
@@ -242,6 +265,25 @@ class CallLog:
         elif database_down and self.journal is not None:
             self.outage.failed(self.clock())
             self._drain_later()
+
+    async def find_clients(
+        self, session: AsyncSession, numbers: set[str]
+    ) -> dict[str, list[Client]]:
+        """The clients with each of ``numbers`` among their phones, in id order."""
+        if not numbers:
+            return {}
+        rows = await session.execute(
+            select(ClientPhone.number, Client)
+            .join(Client, ClientPhone.client_id == Client.id)
+            .where(ClientPhone.number.in_(sorted(numbers)))
+            .order_by(Client.id)
+        )
+        found: dict[str, list[Client]] = {}
+        for number, client in rows:
+            clients = found.setdefault(number, [])
+            if client not in clients:
+                clients.append(client)
+        return found
 
     async def find_client(self, session: AsyncSession, e164: str | None) -> list[Client]:
         if not e164:
@@ -318,45 +360,96 @@ class CallLog:
         return OpenedCall(row["id"], client_id, e164, new=True, client=None)
 
     async def _open_in_db(self, row: dict[str, Any], e164: str | None) -> OpenedCall:
-        """The row and its `opened` event in one transaction, with plain inserts (no unit of
-        work). A row this channel already has (a duplicated or concurrent StasisStart) hits
-        the unique key: that row is used."""
-        channel_id = row["channel_id"]
-        client_id = row["client_id"]
-        async with self.sessions() as session:
-            clients = [] if client_id is not None else await self.find_client(session, e164)
-            values = {
-                **row,
-                "direction": Direction(row["direction"]),
-                "client_id": client_id if client_id is not None else _first_id(clients),
-            }
-            opened = {
-                "call_id": row["id"],
-                "at": row["started_at"],
-                "kind": "opened",
-                "data": {
-                    "handler": row["handler"],
-                    "caller_e164": e164,
-                    "client_ids": [c.id for c in clients],
-                },
-            }
+        """The row and its `opened` event, written with the other calls arriving meanwhile
+        in one transaction (50 callers at once each waited for their own before hearing the
+        first prompt)."""
+        future: asyncio.Future[OpenedCall] = asyncio.get_running_loop().create_future()
+        self._opening.append((row, e164, future))
+        if self._opener is None or self._opener.done():
+            self._opener = asyncio.create_task(self._open_waiting())
+        return await future
+
+    async def _open_waiting(self) -> None:
+        while self._opening:
+            batch, self._opening = self._opening, []
             try:
-                await session.execute(insert(cast(Table, Call.__table__)), [values])
-                await session.execute(insert(CallEvent), [opened])
+                # Under the write lock: SQLite takes one writer at a time, and a write that
+                # finds it busy sleeps in steps of up to 100 ms.
+                async with self._flush_lock:
+                    results = await self._open_together(batch)
+            except IntegrityError:
+                # A channel already has its row (a duplicated or concurrent StasisStart):
+                # each alone, so each gets its own answer.
+                for row, e164, future in batch:
+                    try:
+                        async with self._flush_lock:
+                            opened = await self._open_one(row, e164)
+                    except Exception as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(opened)
+                continue
+            except asyncio.CancelledError:
+                for _, _, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), opened in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(opened)
+
+    async def _open_together(
+        self, batch: list[tuple[dict[str, Any], str | None, asyncio.Future[OpenedCall]]]
+    ) -> list[OpenedCall]:
+        """The rows and their `opened` events in one transaction, with plain inserts (no
+        unit of work); each caller looked up by number in one query."""
+        async with self.sessions() as session:
+            wanted = {e164 for row, e164, _ in batch if e164 and row["client_id"] is None}
+            found = await self.find_clients(session, wanted)
+            values: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            results: list[OpenedCall] = []
+            for row, e164, _ in batch:
+                client_id = row["client_id"]
+                clients = [] if client_id is not None else found.get(e164 or "", [])
+                if client_id is None:
+                    client_id = _first_id(clients)
+                values.append(
+                    {**row, "direction": Direction(row["direction"]), "client_id": client_id}
+                )
+                events.append(_opened_event(row, e164, clients))
+                results.append(
+                    OpenedCall(
+                        row["id"], client_id, e164, new=True, client=clients[0] if clients else None
+                    )
+                )
+            try:
+                await session.execute(insert(cast(Table, Call.__table__)), values)
+                await session.execute(insert(CallEvent), events)
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
+                raise
+            return results
+
+    async def _open_one(self, row: dict[str, Any], e164: str | None) -> OpenedCall:
+        """One row alone; a row this channel already has hits the unique key: that row is
+        used."""
+        channel_id = row["channel_id"]
+        try:
+            return (await self._open_together([(row, e164, _NO_FUTURE)]))[0]
+        except IntegrityError:
+            async with self.sessions() as session:
                 existing = await session.scalar(select(Call).where(Call.channel_id == channel_id))
                 if existing is None:
                     raise
                 return await self._opened(session, existing, e164, new=False)
-            return OpenedCall(
-                row["id"],
-                values["client_id"],
-                e164,
-                new=True,
-                client=clients[0] if clients else None,
-            )
 
     async def _opened(
         self, session: AsyncSession, call: Call, e164: str | None, *, new: bool

@@ -41,6 +41,50 @@ async def test_duplicate_opens_of_one_channel_make_one_row(database: Database) -
     assert name == "TestCaller"
 
 
+async def test_callers_arriving_together_are_opened_in_one_go_each_with_their_client(
+    database: Database,
+) -> None:
+    """Calls opened at once are written together (one lookup, one transaction): each still
+    gets its own row, its own client and one `opened` event; a channel opened twice in the
+    same burst (a duplicated StasisStart) still has one row, and the others are not lost."""
+    async with database.sessions() as session:
+        known = Client(external_id="K9", name="Known", phones=[ClientPhone(number="+38761555001")])
+        shared = [
+            Client(
+                external_id=f"S{n}", name=f"Shared {n}", phones=[ClientPhone(number="+38761555002")]
+            )
+            for n in range(2)
+        ]
+        session.add_all([known, *shared])
+        await session.commit()
+    log = CallLog(database.sessions, "BA")
+    numbers = ["061 555 001", "061 555 002", "061 555 003", None] * 5
+    opened = await asyncio.gather(
+        *[_open(log, f"chan-burst-{n}", number) for n, number in enumerate(numbers)]
+    )
+    assert len({o.id for o in opened}) == len(numbers)
+    for o, number in zip(opened, numbers, strict=True):
+        expected = {"061 555 001": known.id, "061 555 002": shared[0].id}.get(number or "")
+        assert (o.client_id, o.new) == (expected, True), (number, o)
+    # A burst with a channel opened again: its row is used, the other call still opened.
+    again, other = await asyncio.gather(
+        _open(log, "chan-burst-0", numbers[0]), _open(log, "chan-burst-new", "061 555 001")
+    )
+    assert (again.id, again.new, again.client_id) == (opened[0].id, False, known.id)
+    assert other.new and other.client_id == known.id
+    async with database.sessions() as session:
+        rows = await session.scalar(select(func.count()).select_from(Call))
+        events = list(
+            await session.scalars(select(CallEvent.data).where(CallEvent.kind == "opened"))
+        )
+    assert rows == len(numbers) + 1
+    assert len(events) == len(numbers) + 1
+    assert (
+        sorted(e["client_ids"] for e in events if e["caller_e164"] == "+38761555002")
+        == [[shared[0].id, shared[1].id]] * 5
+    )
+
+
 async def test_closing_twice_changes_nothing(database: Database) -> None:
     log = CallLog(database.sessions, "BA")
     opened = await _open(log, "chan-2")
