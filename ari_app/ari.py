@@ -39,6 +39,11 @@ EventHandler = Callable[[Event], Awaitable[None]]
 ConnectHandler = Callable[[], Awaitable[None]]
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
+# Connections kept to Asterisk's HTTP server for requests (the event WebSocket is one more).
+# Asterisk closes what passes its `sessionlimit` (100 by default, shared with every other
+# client): a burst of calls with aiohttp's own limit (100) lost requests ("Server
+# disconnected") and the callers their first prompt. Requests beyond these wait their turn.
+REQUEST_CONNECTIONS = 24
 
 
 class ARIError(UpstreamError):
@@ -139,7 +144,11 @@ class ARIClient:
 
     async def open(self) -> None:
         """REST only, no event WebSocket (a command that makes one request)."""
-        self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        self._session = aiohttp.ClientSession(
+            headers=self._headers,
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(limit=REQUEST_CONNECTIONS),
+        )
 
     async def stop(self) -> None:
         if self._runner:

@@ -3,6 +3,7 @@ step it calls for; a call starts here, and the IVR's actions are carried out her
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from typing import Any
@@ -170,12 +171,21 @@ class InfolineApp(Adoption):
             client_id=opened.client_id,
             flow_version=version,
         )
-        try:
-            await self.ari.subscribe(self.name, f"channel:{channel_id}")
+        # The subscription (events after the channel leaves the app) and the answer in
+        # parallel: one round trip less before the caller hears the first prompt.
+        subscribed, answered = await asyncio.gather(
+            self.ari.subscribe(self.name, f"channel:{channel_id}"),
+            self.ari.answer(channel_id),
+            return_exceptions=True,
+        )
+        if isinstance(subscribed, ARIError):
+            log.info("subscribe_failed", error=str(subscribed))
+        elif isinstance(subscribed, BaseException):
+            raise subscribed
+        else:
             s.subscribed = True
-        except ARIError as exc:
-            log.info("subscribe_failed", error=str(exc))
-        await self.ari.answer(channel_id)
+        if isinstance(answered, BaseException):
+            raise answered
         await self.calllog.answered(s.call_id, now())
         entry = str(args[1]) if len(args) > 1 else ""
         if entry.startswith("queue:"):
