@@ -126,6 +126,7 @@ def check(script: str, args: list[str], out: str) -> None:
     elif script == "bench/screenpop_latency.py":
         assert "agents that got a pop: 3/3" in out, out
         assert re.search(r"Chromium rendered, bridge\s+n=[1-9]", out), out
+        assert re.search(r"of which serve: event -> sent, bridge\s+n=[1-9]", out), out
     elif script == "bench/survey_campaign.py":
         rows = [x.split() for x in out.splitlines() if re.match(r"\s+\d+\s+\d+\s+\d+\s", x)]
         assert rows, out
