@@ -165,13 +165,6 @@ def _opened_event(row: dict[str, Any], e164: str | None, clients: list[Client]) 
     }
 
 
-class _NoFuture:
-    """Stands for the awaiting side of an open made alone (nobody waits on it)."""
-
-
-_NO_FUTURE: Any = _NoFuture()
-
-
 @dataclass(frozen=True)
 class CallState:
     answered_at: datetime | None
@@ -376,7 +369,7 @@ class CallLog:
                 # Under the write lock: SQLite takes one writer at a time, and a write that
                 # finds it busy sleeps in steps of up to 100 ms.
                 async with self._flush_lock:
-                    results = await self._open_together(batch)
+                    results = await self._open_together([(r, e) for r, e, _ in batch])
             except IntegrityError:
                 # A channel already has its row (a duplicated or concurrent StasisStart):
                 # each alone, so each gets its own answer.
@@ -405,17 +398,17 @@ class CallLog:
                     future.set_result(opened)
 
     async def _open_together(
-        self, batch: list[tuple[dict[str, Any], str | None, asyncio.Future[OpenedCall]]]
+        self, batch: list[tuple[dict[str, Any], str | None]]
     ) -> list[OpenedCall]:
         """The rows and their `opened` events in one transaction, with plain inserts (no
         unit of work); each caller looked up by number in one query."""
         async with self.sessions() as session:
-            wanted = {e164 for row, e164, _ in batch if e164 and row["client_id"] is None}
+            wanted = {e164 for row, e164 in batch if e164 and row["client_id"] is None}
             found = await self.find_clients(session, wanted)
             values: list[dict[str, Any]] = []
             events: list[dict[str, Any]] = []
             results: list[OpenedCall] = []
-            for row, e164, _ in batch:
+            for row, e164 in batch:
                 client_id = row["client_id"]
                 clients = [] if client_id is not None else found.get(e164 or "", [])
                 if client_id is None:
@@ -443,7 +436,7 @@ class CallLog:
         used."""
         channel_id = row["channel_id"]
         try:
-            return (await self._open_together([(row, e164, _NO_FUTURE)]))[0]
+            return (await self._open_together([(row, e164)]))[0]
         except IntegrityError:
             async with self.sessions() as session:
                 existing = await session.scalar(select(Call).where(Call.channel_id == channel_id))
