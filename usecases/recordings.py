@@ -128,10 +128,14 @@ class RecordingKeeper:
         """Rounds on kicks and on what is due; a sweep (full scan, retention) each
         ``interval`` seconds."""
         next_sweep = self.clock() + interval
+        failed = False
         while True:
             now = self.clock()
             due = self._next_due()
             timeout = min(next_sweep, due if due is not None else next_sweep) - now
+            if failed:  # what failed is still due: not again at once (a new kick may wake it)
+                timeout = max(timeout, self.LONGEST_WAIT)
+                self._kick.clear()
             if timeout > 0 and not self._kick.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout)
@@ -140,11 +144,13 @@ class RecordingKeeper:
             if sweep:
                 next_sweep = self.clock() + interval
                 self._scan = True
+            failed = False
             try:
                 await self.finish_ended()
                 if sweep:
                     await self.delete_expired(datetime.now(UTC))
             except Exception as exc:
+                failed = True
                 if not is_outage(exc):
                     log.exception("recording_keeper_failed")
                 else:  # the database is away: look again at the next sweep
