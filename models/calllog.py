@@ -278,17 +278,6 @@ class CallLog:
                 clients.append(client)
         return found
 
-    async def find_client(self, session: AsyncSession, e164: str | None) -> list[Client]:
-        if not e164:
-            return []
-        rows = await session.scalars(
-            select(Client)
-            .join(ClientPhone, ClientPhone.client_id == Client.id)
-            .where(ClientPhone.number == e164)
-            .order_by(Client.id)
-        )
-        return list(rows.unique())
-
     async def open_call(
         self,
         *,
@@ -761,13 +750,15 @@ class CallLog:
                 select(Call.channel_id).where(Call.channel_id.in_([c["channel_id"] for c in calls]))
             )
         )
+        numbers = {c["channel_id"]: normalise(c["caller_number"], self.region) for c in calls}
+        found = await self.find_clients(session, {e for e in numbers.values() if e})
         made = 0
         for c in calls:
             if c["channel_id"] in present:
                 continue
             present.add(c["channel_id"])
-            e164 = normalise(c["caller_number"], self.region)
-            clients = await self.find_client(session, e164)
+            e164 = numbers[c["channel_id"]]
+            clients = found.get(e164 or "", [])
             call = Call(
                 channel_id=c["channel_id"],
                 linkedid=clean_text(c["linkedid"], 64),
