@@ -59,6 +59,7 @@ class AgentDesk:
         self.acd = acd
         self.app = app
         self.legs: dict[str, AgentLeg] = {}
+        self.routes: dict[str, str] = {}  # caller channel id prefix -> the app it belongs to
         self.nailed: dict[str, AgentLeg] = {}  # agent id -> leg
         self._pending_nailed: dict[str, tuple[Any, str]] = {}  # agent id -> (profile, endpoint)
         self._tick: asyncio.TimerHandle | None = None
@@ -75,8 +76,13 @@ class AgentDesk:
         self._schedule_tick()
 
     def _post(self, caller_channel: str, kind: str, **data: Any) -> None:
+        # A call of another app (the agent dialler's) gets its news in that app.
+        app = next(
+            (app for prefix, app in self.routes.items() if caller_channel.startswith(prefix)),
+            self.app,
+        )
         self.ari.dispatch(
-            {"type": kind, "application": self.app, "channel": {"id": caller_channel}, **data}
+            {"type": kind, "application": app, "channel": {"id": caller_channel}, **data}
         )
 
     def _schedule_tick(self) -> None:

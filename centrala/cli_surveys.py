@@ -210,6 +210,19 @@ def campaign() -> None:
 @click.option("--concurrency", type=click.IntRange(1, 500))
 @click.option("--machine-action", type=click.Choice(["hangup", "message"]))
 @click.option("--machine-prompt")
+@click.option(
+    "--mode",
+    type=click.Choice(["preview", "progressive", "predictive"]),
+    help="an agent campaign (agents talk to the clients) dialled in this mode; unset: a survey",
+)
+@click.option("--queue", help="an agent campaign's queue: its agents take the calls")
+@click.option("--procedure", help="an agent campaign of the procedural tasks of this kind")
+@click.option(
+    "--abandon-cap",
+    type=click.FloatRange(0.1, 10),
+    help="an agent campaign's abandonment cap, percent (default 3)",
+)
+@click.option("--amd", type=click.Choice(["on", "off"]), help="answering-machine detection")
 def campaign_create(
     name: str,
     survey_name: str,
@@ -219,27 +232,33 @@ def campaign_create(
     concurrency: int | None,
     machine_action: str | None,
     machine_prompt: str | None,
+    mode: str | None,
+    queue: str | None,
+    procedure: str | None,
+    abandon_cap: float | None,
+    amd: str | None,
 ) -> None:
-    """Create campaign NAME (a draft: `campaign start NAME` dials) asking SURVEY's active
-    version, for the clients of --segment or the numbers of --contacts."""
+    """Create campaign NAME (a draft: `campaign start NAME` dials): a survey asking SURVEY's
+    active version of the clients of --segment or the numbers of --contacts; or, with
+    --mode and --queue, an agent campaign of one --segment, --contacts or --procedure."""
     from core.csvrows import ImportRejected
     from core.surveys.contacts import parse_contacts
-    from dialplan.validate import FlowError, read_document
     from models.campaigns import CampaignError
     from models.importing import read_csv_file
     from web.campaign_api import check_settings
 
+    data = _settings_file(settings_file)
+    if mode is not None:
+        _create_agent_campaign(
+            name, data, mode, queue, segments, contacts, procedure, abandon_cap, amd
+        )
+        return
+    if queue or procedure or abandon_cap is not None:
+        raise click.UsageError("--queue, --procedure and --abandon-cap need --mode")
     if bool(segments) == bool(contacts):
         raise click.UsageError("give either --segment (one or more) or --contacts")
-    data: dict[str, Any] = {}
-    if settings_file is not None:
-        try:
-            loaded = read_document(settings_file.read_text(encoding="utf-8"), str(settings_file))
-        except (OSError, FlowError) as exc:
-            raise click.ClickException(f"{settings_file}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise click.ClickException(f"{settings_file}: settings must be a mapping")
-        data = loaded
+    if amd is not None:
+        data["amd"] = amd == "on"
     if concurrency is not None:
         data["concurrency"] = concurrency
     if machine_action is not None:
@@ -268,6 +287,72 @@ def campaign_create(
 
     campaign_id, count = _db(create)
     click.echo(f"campaign {name} (id {campaign_id}) created with {count} contacts: draft")
+
+
+def _settings_file(settings_file: Path | None) -> dict[str, Any]:
+    from dialplan.validate import FlowError, read_document
+
+    if settings_file is None:
+        return {}
+    try:
+        loaded = read_document(settings_file.read_text(encoding="utf-8"), str(settings_file))
+    except (OSError, FlowError) as exc:
+        raise click.ClickException(f"{settings_file}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise click.ClickException(f"{settings_file}: settings must be a mapping")
+    return loaded
+
+
+def _create_agent_campaign(
+    name: str,
+    data: dict[str, Any],
+    mode: str,
+    queue: str | None,
+    segments: tuple[str, ...],
+    contacts: Path | None,
+    procedure: str | None,
+    abandon_cap: float | None,
+    amd: str | None,
+) -> None:
+    from core.csvrows import ImportRejected
+    from core.surveys.contacts import parse_contacts
+    from models.campaigns import CampaignError
+    from models.importing import read_csv_file
+    from usecases.agent_campaigns import agent_request, create_agent_campaign
+
+    if not queue:
+        raise click.UsageError("an agent campaign needs --queue")
+    if len(segments) > 1:
+        raise click.UsageError("an agent campaign takes one --segment")
+    data = {**data, "mode": mode, "queue": queue}
+    if abandon_cap is not None:
+        data["abandon_cap_percent"] = abandon_cap
+    if amd is not None:
+        data["amd"] = amd == "on"
+    rows = None
+    if contacts is not None:
+        try:
+            rows = parse_contacts(read_csv_file(contacts), get_settings().default_region)
+        except ImportRejected as exc:
+            click.echo(exc.with_source(str(contacts)).report(), err=True)
+            sys.exit(2)
+    try:
+        req = agent_request(
+            name,
+            data,
+            segment=segments[0] if segments else None,
+            rows=rows,
+            procedure=procedure,
+        )
+    except CampaignError as exc:
+        raise click.UsageError(str(exc)) from exc
+    campaign_id, count = _db(
+        lambda sessions: create_agent_campaign(sessions, req, datetime.now(UTC))
+    )
+    click.echo(
+        f"campaign {req.name} (id {campaign_id}, {req.kind.value}, {mode}) created with "
+        f"{count} contacts: draft"
+    )
 
 
 def _set_status(name: str, status: str) -> None:
@@ -310,9 +395,15 @@ def campaign_status(name: str | None, as_json: bool) -> None:
     from web.campaign_api import campaign_json
 
     async def gather(sessions: Sessions) -> list[dict[str, Any]]:
+        from usecases.agent_campaigns import agent_figures
+
         store = CampaignStore(sessions)
         rows = [await store.find(name)] if name else await store.all()
-        return [campaign_json(c, await store.progress(c.id)) for c in rows]
+        at = datetime.now(UTC)
+        return [
+            campaign_json(c, await store.progress(c.id), await agent_figures(sessions, c, at))
+            for c in rows
+        ]
 
     found = _db(gather)
     if as_json:
@@ -328,6 +419,25 @@ def campaign_status(name: str | None, as_json: bool) -> None:
             click.echo(f"  next call:  {p['next_call_at']} (a retry, or the calling window opens)")
         click.echo("  by state:   " + ", ".join(f"{k} {v}" for k, v in p["by_status"].items()))
         click.echo("  by outcome: " + ", ".join(f"{k} {v}" for k, v in p["by_outcome"].items()))
+        if c.get("dialler"):
+            f = c["dialler"]
+            a = f["abandonment"]
+            click.echo(
+                f"  dialler:    {f['dials']} dials, {f['live_answers']} live answers, "
+                f"{f['connected']} connected, {f['abandoned']} abandoned"
+            )
+            click.echo(
+                "  abandoned:  "
+                + ", ".join(
+                    f"{label.replace('_', ' ')} {a[label]['rate_percent']}%"
+                    for label in ("whole_run", "last_30_days", "last_24_hours", "last_hour")
+                )
+                + f", worst rolling 24 h {a['worst_rolling_24_hours_percent']}%"
+            )
+            if f["dispositions"]:
+                click.echo(
+                    "  dispositions: " + ", ".join(f"{k} {v}" for k, v in f["dispositions"].items())
+                )
 
 
 # ---- do not call --------------------------------------------------------------------------

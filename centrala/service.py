@@ -23,6 +23,7 @@ from ari_app.ami import AMIClient
 from ari_app.ari import APP_EVENTS, ARIClient, Event
 from ari_app.campaigns import CampaignDialler
 from ari_app.cdr import CdrFile, CdrReconciler
+from ari_app.dialler.engine import AgentDialler
 from ari_app.infoline import InfolineApp
 from ari_app.infoline.calls import NoFlowKnown
 from ari_app.outbound import OutboundApp
@@ -40,6 +41,7 @@ from models.calllog import CallLog
 from models.campaigns import CampaignStore
 from models.crm import CRM
 from models.db import create_engine, is_outage, session_factory, upgrade_async
+from models.dialler import DiallerStore
 from models.flows import active_flow, apply_flow
 from models.journal import WriteJournal
 from models.outbound import OutboundStore
@@ -53,7 +55,7 @@ from web import DeskConfig, desk_ctx, setup_desk
 from web.api import routes as api_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
-from web.ports import DESK, INFOLINE, OUTBOUND, SOFTPHONES
+from web.ports import AGENT_DIALLER, DESK, INFOLINE, OUTBOUND, SOFTPHONES
 from web.recordings import RECORDINGS, RecordingFiles
 from web.server import CappedSite, body_deadline, handler_args
 from web.status import StatusSources, status_route
@@ -183,7 +185,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.ari_url,
         settings.ari_user,
         settings.ari_password,
-        [settings.infoline_app, settings.survey_app, settings.outbound_app],
+        [settings.infoline_app, settings.survey_app, settings.outbound_app, settings.dialler_app],
         events=APP_EVENTS,
     )
     acd = ACD()
@@ -238,10 +240,28 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         max_wait=settings.trunk_max_wait_seconds,
     )
 
+    agent_dialler = AgentDialler(
+        ari,
+        app[CALLLOG],
+        DiallerStore(app[SESSIONS]),
+        acd,
+        desk,
+        gate,
+        app=settings.dialler_app,
+        dial=settings.effective_outbound_dial,
+        trunk=settings.outbound_trunk,
+        caller_id=settings.effective_outbound_caller_id,
+        queue_caller_ids=dict(settings.queue_caller_ids),
+        tick_seconds=settings.dialler_tick_seconds,
+    )
+    desk.routes["dialler-"] = settings.dialler_app
+
     async def on_event(event: Event) -> None:
         with structlog.contextvars.bound_contextvars():
             if event.get("application") == settings.survey_app:
                 await dialler.on_event(event)
+            elif event.get("application") == settings.dialler_app:
+                await agent_dialler.on_event(event)
             elif event.get("application") == settings.outbound_app:
                 await outbound.on_event(event)
             else:
@@ -262,10 +282,12 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     ari.on_connect(infoline.reconcile)
     ari.on_connect(dialler.reconcile)
     ari.on_connect(outbound.reconcile)
+    ari.on_connect(agent_dialler.reconcile)
     app[ARI], app[ACD_KEY], app[DESK], app[INFOLINE] = ari, acd, desk, infoline
     app[INFOLINE_APP] = infoline
     app[DIALLER] = dialler
     app[OUTBOUND] = outbound
+    app[AGENT_DIALLER] = agent_dialler
     deferred: asyncio.Task[None] | None = None
     try:
         # The flow and queues, read now (or from the snapshot when the database is away),
@@ -280,10 +302,14 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             callers="the dialplan's FastAGI fallback answers them",
             retrying=True,
         )
-        deferred = asyncio.create_task(_start_when_database_back(app, infoline, ari, dialler))
+        deferred = asyncio.create_task(
+            _start_when_database_back(app, infoline, ari, dialler, agent_dialler)
+        )
     else:
+        agent_dialler.identification = await infoline.identification()
         await ari.start()
         dialler.start()
+        agent_dialler.start()
     reconciling = asyncio.create_task(pbx_records.run(settings.cdr_reconcile_seconds))
     yield
     reconciling.cancel()
@@ -294,18 +320,25 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await deferred
     await dialler.stop()
+    await agent_dialler.stop()
     await desk.close()
     await ari.stop()
 
 
 async def _start_when_database_back(
-    app: web.Application, infoline: InfolineApp, ari: ARIClient, dialler: CampaignDialler
+    app: web.Application,
+    infoline: InfolineApp,
+    ari: ARIClient,
+    dialler: CampaignDialler,
+    agent_dialler: AgentDialler,
 ) -> None:
     await app[DB_READY].wait()
     await infoline.warm()
+    agent_dialler.identification = await infoline.identification()
     log.warning("infoline_registering_database_back")
     await ari.start()
     dialler.start()
+    agent_dialler.start()
 
 
 async def agi_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -210,6 +210,9 @@ class Settings(BaseSettings):
     # calls present (else the outbound trunk's caller_id), the hours agents may call clients
     # (unset: any time), and how long a call waits for the trunk's call rate before refusal.
     outbound_app: str = "centrala-outbound"
+    # Agent campaigns (ari_app/dialler): their Stasis app and how often each is paced.
+    dialler_app: str = "centrala-dialler"
+    dialler_tick_seconds: float = Field(default=0.5, gt=0, le=10)
     queue_caller_ids: dict[str, Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]] = Field(
         default_factory=dict, description="queue -> the number its agents' calls present"
     )

@@ -292,6 +292,7 @@ class CallLog:
         flow_version: int | None = None,
         client_id: int | None = None,
         survey_id: int | None = None,
+        campaign_id: int | None = None,
         adopted: bool = False,
     ) -> OpenedCall:
         """Open the call's record (once per channel). The client is ``client_id`` when the
@@ -313,6 +314,7 @@ class CallLog:
             "ivr_path": [],
             "flow_version": flow_version,
             "survey_id": survey_id,
+            "campaign_id": campaign_id,
         }
         if not self.degraded:
             try:

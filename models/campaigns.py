@@ -43,6 +43,7 @@ from models.tables import (
 )
 
 if TYPE_CHECKING:
+    from core.dialler import AgentCampaignSettings
     from core.surveys.contacts import ContactRow
 
 
@@ -99,19 +100,21 @@ class CampaignStore:
     async def create(
         self,
         name: str,
-        survey_id: int,
-        settings: CampaignSettings,
+        survey_id: int | None,
+        settings: CampaignSettings | AgentCampaignSettings,
         contacts: Iterable[NewContact],
+        *,
+        kind: str = "survey",
     ) -> tuple[int, int]:
         """A draft campaign with its contacts (a number once per campaign). Returns (id,
-        contacts)."""
+        contacts). ``kind``: a survey, or an agent campaign's (core.dialler.CampaignKind)."""
         rows = {c.number: c for c in contacts}  # the first of a duplicated number stays
         async with self.sessions() as session:
             try:
                 async with session.begin():
                     campaign = Campaign(
                         name=name,
-                        kind="survey",
+                        kind=kind,
                         status=CampaignStatus.DRAFT,
                         survey_id=survey_id,
                         settings=settings.model_dump(mode="json"),
@@ -140,9 +143,7 @@ class CampaignStore:
     async def find(self, name_or_id: str | int) -> Campaign:
         async with self.sessions() as session:
             if isinstance(name_or_id, int) or str(name_or_id).isdigit():
-                campaign_id = (
-                    name_or_id if isinstance(name_or_id, int) else row_id(name_or_id)
-                )
+                campaign_id = name_or_id if isinstance(name_or_id, int) else row_id(name_or_id)
                 valid = campaign_id is not None and 0 < campaign_id <= MAX_ROW_ID
                 row = await session.get(Campaign, campaign_id) if valid else None
             else:
@@ -187,7 +188,9 @@ class CampaignStore:
     async def running(self) -> list[RunningCampaign]:
         async with self.sessions() as session:
             rows = await session.scalars(
-                select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)
+                select(Campaign).where(
+                    Campaign.status == CampaignStatus.RUNNING, Campaign.kind == "survey"
+                )
             )
             return [
                 RunningCampaign(
@@ -410,7 +413,12 @@ class CampaignStore:
                     CampaignContact.id,
                     CampaignContact.attempts,
                     CampaignContact.last_call_id,
-                ).where(CampaignContact.status == ContactStatus.DIALLING.value)
+                )
+                .join(Campaign, Campaign.id == CampaignContact.campaign_id)
+                .where(
+                    CampaignContact.status == ContactStatus.DIALLING.value,
+                    Campaign.kind == "survey",
+                )
             )
             return [(c, i, a + 1, call) for c, i, a, call in rows]
 
@@ -490,30 +498,7 @@ async def create_campaign(
         raise CampaignError("unknown_survey", f"no survey {survey_name!r}: `survey apply` it", 404)
     contacts: list[NewContact] = []
     if rows is not None:
-        wanted = {r.client_external_id for r in rows if r.client_external_id}
-        async with sessions() as session:
-            known = {
-                ext: cid
-                for ext, cid in await session.execute(
-                    select(Client.external_id, Client.id).where(Client.external_id.in_(wanted))
-                )
-            }
-        unknown = sorted(wanted - set(known))
-        if unknown:
-            raise CampaignError(
-                "unknown_client", f"clients not in the CRM: {', '.join(unknown[:10])}", 422
-            )
-        contacts = [
-            NewContact(
-                number=r.number,
-                client_id=known.get(r.client_external_id or ""),
-                segment=r.segment.value if r.segment else None,
-                name=r.name,
-                language=r.language,
-                timezone=r.timezone,
-            )
-            for r in rows
-        ]
+        contacts = await listed_contacts(sessions, rows)
     else:
         rules = settings.rules
         targets = await select_targets(sessions, rules.segments, rules.segment_rules, now)
@@ -530,6 +515,37 @@ async def create_campaign(
     if not contacts:
         raise CampaignError("no_contacts", "nobody to call: the list or segments are empty", 422)
     return await CampaignStore(sessions).create(name, stored.id, settings, contacts)
+
+
+async def listed_contacts(
+    sessions: async_sessionmaker[AsyncSession], rows: Sequence[ContactRow]
+) -> list[NewContact]:
+    """An imported list's contacts, each with our client's id when the list names one;
+    raises for clients the CRM does not have (all rows or none)."""
+    wanted = {r.client_external_id for r in rows if r.client_external_id}
+    async with sessions() as session:
+        known = {
+            ext: cid
+            for ext, cid in await session.execute(
+                select(Client.external_id, Client.id).where(Client.external_id.in_(wanted))
+            )
+        }
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise CampaignError(
+            "unknown_client", f"clients not in the CRM: {', '.join(unknown[:10])}", 422
+        )
+    return [
+        NewContact(
+            number=r.number,
+            client_id=known.get(r.client_external_id or ""),
+            segment=r.segment.value if r.segment else None,
+            name=r.name,
+            language=r.language,
+            timezone=r.timezone,
+        )
+        for r in rows
+    ]
 
 
 async def apply_outcome(

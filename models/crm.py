@@ -93,9 +93,7 @@ class CRM:
 
     async def _load(self, session: AsyncSession) -> None:
         rows = list(await session.scalars(select(Queue)))
-        agents = list(
-            await session.scalars(select(Agent).options(selectinload(Agent.memberships)))
-        )
+        agents = list(await session.scalars(select(Agent).options(selectinload(Agent.memberships))))
         flows = await session.execute(
             select(FlowVersion.name, FlowVersion.version).where(FlowVersion.active)
         )

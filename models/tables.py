@@ -166,9 +166,7 @@ class WebSession(Base):
 
     __tablename__ = "web_sessions"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    agent_id: Mapped[str] = mapped_column(
-        ForeignKey("agents.id", ondelete="CASCADE"), index=True
-    )
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
@@ -298,6 +296,10 @@ class Call(Base):
         ForeignKey("surveys.id", ondelete="SET NULL"), index=True
     )
     survey_status: Mapped[str | None] = mapped_column(String(20))
+    # An agent campaign's call (core.dialler): its abandonment figures are counted from here.
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="SET NULL"), index=True
+    )
     # Where a live call is (core.livestate), so a restarted `serve` adopts it; NULL once closed.
     live_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -428,6 +430,9 @@ class CampaignContact(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(8))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # An agent campaign: the agent the contact is reserved for (preview, progressive) or was
+    # put through to.
+    agent_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class DoNotCall(Base):

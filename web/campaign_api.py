@@ -1,6 +1,7 @@
-"""Survey campaigns over the bearer-token API: list, show with progress, create, start, pause,
-stop. The same operations as `centrala campaign ...`; the running dialler picks a change up at
-its next tick."""
+"""Survey and agent campaigns over the bearer-token API: list, show with progress (and an
+agent campaign's dialler figures), create, start, pause, stop, and an agent campaign call's
+disposition. The same operations as `centrala campaign ...`; the running dialler picks a
+change up at its next tick."""
 
 from __future__ import annotations
 
@@ -10,9 +11,17 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from core.dialler import CALLBACK_DISPOSITIONS, AgentDisposition
 from core.surveys.campaign import CampaignSettings
 from models.campaigns import CampaignError, CampaignStore
+from models.dialler import DiallerStore
 from models.tables import Campaign, CampaignStatus
+from usecases.agent_campaigns import (
+    AgentCampaignRequest,
+    agent_figures,
+    agent_request,
+    create_agent_campaign,
+)
 
 OPERATIONS = {
     "start": CampaignStatus.RUNNING,
@@ -21,16 +30,23 @@ OPERATIONS = {
 }
 
 
-def campaign_json(campaign: Campaign, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+def campaign_json(
+    campaign: Campaign,
+    progress: dict[str, Any] | None = None,
+    dialler: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": campaign.id,
         "name": campaign.name,
+        "kind": campaign.kind,
         "status": campaign.status.value,
         "survey_id": campaign.survey_id,
         "settings": campaign.settings,
     }
     if progress is not None:
         body["progress"] = progress
+    if dialler is not None:
+        body["dialler"] = dialler  # an agent campaign's figures (models.dialler)
     return body
 
 
@@ -78,6 +94,70 @@ def check_create(data: dict[str, Any], region: str) -> tuple[str, str, CampaignS
     return name.strip(), survey, settings, rows
 
 
+def check_agent_create(data: dict[str, Any], region: str) -> AgentCampaignRequest:
+    """An agent campaign's create request: name, mode, queue, settings, and one source:
+    `segment`, `contacts_csv` or `procedure`; pure."""
+    from core.csvrows import ImportRejected
+    from core.surveys.contacts import parse_contacts
+
+    name = data.get("name")
+    if not isinstance(name, str):
+        raise CampaignError("bad_name", "name: 1 to 100 characters", 422)
+    raw = data.get("settings") or {}
+    if not isinstance(raw, dict):
+        raise CampaignError("bad_settings", "settings: an object", 422)
+    raw = {**raw, "mode": data.get("mode"), "queue": data.get("queue")}
+    for key in ("abandon_cap_percent", "amd"):
+        if key in data:
+            raw[key] = data[key]
+    segment, procedure, csv_text = (
+        data.get("segment"),
+        data.get("procedure"),
+        data.get("contacts_csv"),
+    )
+    rows = None
+    if csv_text is not None:
+        if not isinstance(csv_text, str):
+            raise CampaignError("bad_contacts", "contacts_csv: CSV text", 422)
+        try:
+            rows = parse_contacts(csv_text, region)
+        except ImportRejected as exc:
+            raise CampaignError("bad_contacts", exc.report(), 422) from exc
+    for key, value in (("segment", segment), ("procedure", procedure)):
+        if value is not None and not isinstance(value, str):
+            raise CampaignError(f"bad_{key}", f"{key}: a name", 422)
+    return agent_request(name, raw, segment=segment, rows=rows, procedure=procedure)
+
+
+def check_disposition(
+    data: object, now: datetime
+) -> tuple[str, AgentDisposition, datetime | None, str | None]:
+    """(agent, disposition, due, note) of a disposition request; pure. A call back needs a
+    due time in the future; the others take none."""
+    if not isinstance(data, dict):
+        raise CampaignError("bad_json", "the body must be a JSON object", 400)
+    agent_id = data.get("agent_id")
+    if not isinstance(agent_id, str) or not agent_id:
+        raise CampaignError("bad_agent", "agent_id: the agent who took the call", 422)
+    try:
+        disp = AgentDisposition(str(data.get("disposition")))
+    except ValueError as exc:
+        wanted = ", ".join(d.value for d in AgentDisposition)
+        raise CampaignError("bad_disposition", f"disposition: one of {wanted}", 422) from exc
+    due: datetime | None = None
+    if disp in CALLBACK_DISPOSITIONS:
+        try:
+            due = datetime.fromisoformat(str(data.get("due")))
+        except ValueError as exc:
+            raise CampaignError("bad_due", "due: when to call back (ISO 8601)", 422) from exc
+        if due.tzinfo is None or due <= now:
+            raise CampaignError("bad_due", "due: a future time with its UTC offset", 422)
+    note = data.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 2000):
+        raise CampaignError("bad_note", "note: text, at most 2000 characters", 422)
+    return agent_id, disp, due, note
+
+
 def routes(store_key: web.AppKey[CampaignStore], region: str = "BA") -> list[web.RouteDef]:
     async def create(request: web.Request) -> web.Response:
         from models.campaigns import create_campaign
@@ -88,30 +168,56 @@ def routes(store_key: web.AppKey[CampaignStore], region: str = "BA") -> list[web
             raise CampaignError("bad_json", "the body is not JSON", 400) from exc
         if not isinstance(data, dict):
             raise CampaignError("bad_json", "the body must be a JSON object", 400)
-        name, survey, settings, rows = check_create(data, region)
         store = request.app[store_key]
-        campaign_id, _ = await create_campaign(
-            store.sessions, name, survey, settings, rows, datetime.now(UTC)
-        )
+        if "mode" in data:
+            campaign_id, _ = await create_agent_campaign(
+                store.sessions, check_agent_create(data, region), datetime.now(UTC)
+            )
+        else:
+            name, survey, settings, rows = check_create(data, region)
+            campaign_id, _ = await create_campaign(
+                store.sessions, name, survey, settings, rows, datetime.now(UTC)
+            )
+        return await _shown(store, campaign_id)
+
+    async def _shown(store: CampaignStore, campaign_id: int | str) -> web.Response:
         campaign = await store.find(campaign_id)
-        return web.json_response(campaign_json(campaign, await store.progress(campaign_id)))
+        figures = await agent_figures(store.sessions, campaign, datetime.now(UTC))
+        return web.json_response(
+            campaign_json(campaign, await store.progress(campaign.id), figures)
+        )
 
     async def index(request: web.Request) -> web.Response:
         campaigns = await request.app[store_key].all()
         return web.json_response({"campaigns": [campaign_json(c) for c in campaigns]})
 
     async def show(request: web.Request) -> web.Response:
-        store = request.app[store_key]
-        campaign = await store.find(request.match_info["campaign"])
-        return web.json_response(campaign_json(campaign, await store.progress(campaign.id)))
+        return await _shown(request.app[store_key], request.match_info["campaign"])
 
     async def operate(request: web.Request) -> web.Response:
         store = request.app[store_key]
         wanted = OPERATIONS[request.match_info["op"]]
         campaign = await store.set_status(request.match_info["campaign"], wanted)
-        return web.json_response(campaign_json(campaign, await store.progress(campaign.id)))
+        return await _shown(store, campaign.id)
+
+    async def disposition(request: web.Request) -> web.Response:
+        """An agent campaign call's disposition: {agent_id, disposition, due?, note?}."""
+        try:
+            data = await request.json()
+        except ValueError as exc:
+            raise CampaignError("bad_json", "the body is not JSON", 400) from exc
+        at = datetime.now(UTC)
+        agent_id, disp, due, note = check_disposition(data, at)
+        store = DiallerStore(request.app[store_key].sessions)
+        call_id = request.match_info["call_id"]
+        try:
+            await store.dispose(call_id, agent_id, disp, due=due, note=note, now=at)
+        except LookupError as exc:
+            raise CampaignError("unknown_call", f"no agent campaign call {call_id}", 404) from exc
+        return web.json_response({"call_id": call_id, "disposition": disp.value})
 
     return [
+        web.post("/api/campaigns/calls/{call_id}/disposition", disposition),
         web.get("/api/campaigns", index),
         web.post("/api/campaigns", create),
         web.get("/api/campaigns/{campaign}", show),

@@ -89,7 +89,18 @@ class Softphones(Protocol):
     async def dial(self, agent_id: str) -> str | None: ...
 
 
+class AgentCampaigns(Protocol):
+    """The agent dialler (``ari_app.dialler.engine.AgentDialler``): preview's contact on an
+    agent's desk, and the calls under way; raises ``PreviewError``."""
+
+    async def preview_next(self, agent_id: str) -> Any: ...
+    async def preview_call(self, agent_id: str, contact_id: int) -> Any: ...
+    async def preview_skip(self, agent_id: str, contact_id: int, reason: str) -> None: ...
+    def live(self) -> list[dict[str, Any]]: ...
+
+
 DESK: web.AppKey[AgentCommands] = web.AppKey("desk")
 SOFTPHONES: web.AppKey[Softphones] = web.AppKey("softphones")
 INFOLINE: web.AppKey[CallControl] = web.AppKey("infoline")
 OUTBOUND: web.AppKey[ManualCalls] = web.AppKey("outbound")
+AGENT_DIALLER: web.AppKey[AgentCampaigns] = web.AppKey("agent_dialler")

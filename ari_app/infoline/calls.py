@@ -16,6 +16,7 @@ from ari_app.infoline.session import CallerSession
 from ari_app.recording import CallRecorder
 from core.acd import ACD
 from core.ivr import IVRAction, recorded_path
+from core.media import prompt_media
 from core.recording import queue_recording
 from core.routing import RouteDecision
 from dialplan.model import Flow, QueueDef
@@ -23,6 +24,8 @@ from models.calllog import CallLog
 from models.crm import CRM
 from models.db import is_outage
 from models.flows import flow_version
+
+IDENTIFICATION_PROMPT = "dialler_identification"
 
 log = structlog.get_logger(__name__)
 
@@ -122,6 +125,16 @@ class CallBase:
         except Exception as exc:  # away: the snapshot's agents, as last read
             if not is_outage(exc):
                 raise
+
+    async def identification(self) -> dict[str, str]:
+        """The agent dialler's message to a live answer no agent took (who called, the free
+        number): the flow's ``dialler_identification`` prompt, per language ("" default)."""
+        _version, flow = await self._active_flow()
+        if IDENTIFICATION_PROMPT not in flow.prompts:
+            return {}
+        media = {lang: prompt_media(flow, IDENTIFICATION_PROMPT, lang) for lang in flow.languages}
+        media[""] = media.get(flow.default_language, next(iter(media.values()), ""))
+        return media
 
     async def _active_flow(self) -> tuple[int, Flow]:
         try:

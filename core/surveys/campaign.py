@@ -109,9 +109,14 @@ class Outcome(StrEnum):
     FAILED = "failed"  # network or trunk failure, congestion
     # Never retried: the number does not exist (Q.850 1, unallocated).
     INVALID_NUMBER = "invalid_number"
+    # An agent campaign's live answers (core.dialler): put through to an agent, or not
+    # within the 2 seconds (the identification message, then hung up). Neither is retried.
+    CONNECTED = "connected"
+    ABANDONED = "abandoned"
 
 
 SURVEYED = frozenset({Outcome.COMPLETED, Outcome.PARTIAL, Outcome.REFUSED, Outcome.NO_CONSENT})
+REACHED = frozenset({Outcome.CONNECTED, Outcome.ABANDONED})
 RetryOutcome = Literal["busy", "no_answer", "machine", "failed"]
 _RETRY_KEY: dict[Outcome, RetryOutcome] = {
     Outcome.BUSY: "busy",
@@ -391,7 +396,7 @@ def after_attempt(
     history = (*contact.history, AttemptRecord(attempt, outcome, now, call_id))
     status: ContactStatus
     next_at: datetime | None = None
-    if outcome in SURVEYED:
+    if outcome in SURVEYED or outcome in REACHED:
         status = ContactStatus.DONE
     elif outcome is Outcome.INVALID_NUMBER:
         status = ContactStatus.INVALID

@@ -24,7 +24,10 @@ from tests.support import wait_until
 
 
 async def test_postcall_survey_while_database_down_keeps_every_answer(
-    pbx: PBX, callers: Callers, tmp_path: Path, agi: AGICommands  # noqa: F811
+    pbx: PBX,
+    callers: Callers,
+    tmp_path: Path,
+    agi: AGICommands,  # noqa: F811
 ) -> None:
     async with own_serve(tmp_path, "_dbsurvey") as own:
         srv = own.srv

@@ -86,6 +86,7 @@ async def test_serve_restarted_while_database_down_adopts_calls_from_its_journal
         calls = [before, talking, waiting]
         for call in calls:
             await srv.wait_closed(call.far_end, timeout=20)
+
         async def agent_free() -> bool:
             agents = (await own.desk.api("GET", "/api/acd"))["agents"]
             return bool(agents[agent]["status"] == "available")

@@ -70,7 +70,7 @@ def line(
 
 
 def test_a_record_is_parsed_with_its_times() -> None:
-    (text, end), = split_records(line("1700.1").encode())
+    ((text, end),) = split_records(line("1700.1").encode())
     record = parse_record(text)
     assert end == len(line("1700.1"))
     assert (record.uniqueid, record.src, record.dst, record.context) == (
@@ -84,7 +84,7 @@ def test_a_record_is_parsed_with_its_times() -> None:
 
 
 def test_an_unanswered_call_has_no_answer_time() -> None:
-    (text, _), = split_records(line("1700.2", answer=None, disposition="NO ANSWER").encode())
+    ((text, _),) = split_records(line("1700.2", answer=None, disposition="NO ANSWER").encode())
     assert parse_record(text).answer is None
 
 
@@ -310,4 +310,3 @@ async def test_ended_calls_remember_what_a_pass_already_took(
     assert await rec.record_unseen(T0 + timedelta(minutes=5)) == 1
     ended = await rec.ended_calls()
     assert ended["7.1"].ended_at == T0 + timedelta(seconds=30)
-

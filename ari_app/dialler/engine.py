@@ -1,0 +1,416 @@
+"""The agent dialler's loop: each running agent campaign, about twice a second, asks its pacer
+how many calls to place (inbound first: nothing while inbound callers wait for its agents),
+claims that many contacts and originates their calls; a progressive call holds its agent
+while it rings. Preview hands one contact at a time to an agent, who calls or skips it. On
+a restart, calls still on the PBX are adopted and attempts whose call is gone are closed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from ari_app.agents import AgentDesk
+from ari_app.ari import ARIClient, ARIConflict, ARIError, ChannelTimers, Event
+from ari_app.campaigns.session import DIALLABLE, number_zones
+from ari_app.dialler.calls import (
+    HANDLER,
+    DialledCall,
+    DiallerCalls,
+    Phase,
+    channel_id_for,
+    parse_channel_id,
+)
+from ari_app.dispatch import event_channel, run_call_step
+from ari_app.trunks import TrunkGate
+from core.acd import ACD, ACDError, AgentMode, AgentStatus
+from core.dialler import DiallerMode, in_schedule, outbound_allowed
+from core.errors import DomainError
+from core.outbound import OutboundRefused
+from core.pacing import AgentActivity, AgentState, Pacer, PacingSettings, Placed, Tally
+from core.surveys.campaign import Outcome
+from models.calllog import CallLog, now
+from models.db import is_outage
+from models.dialler import Claimed, DiallerStore, RunningAgentCampaign
+from models.tables import Direction
+
+log = structlog.get_logger(__name__)
+
+_ACTIVITY = {
+    AgentStatus.LOGGED_OUT: AgentActivity.LOGGED_OUT,
+    AgentStatus.AVAILABLE: AgentActivity.READY,
+    AgentStatus.OFFERED: AgentActivity.TALKING,
+    AgentStatus.ON_CALL: AgentActivity.TALKING,
+    AgentStatus.WRAP_UP: AgentActivity.WRAP_UP,
+    AgentStatus.PAUSED: AgentActivity.AWAY,
+}
+
+
+class PreviewError(DomainError):
+    def __init__(self, error_id: str, message: str, status: int = 409) -> None:
+        super().__init__(message, error_id=error_id, status=status)
+
+
+@dataclass(frozen=True)
+class PreviewContact:
+    campaign: RunningAgentCampaign
+    claimed: Claimed
+
+
+class AgentDialler(DiallerCalls):
+    def __init__(
+        self,
+        ari: ARIClient,
+        calllog: CallLog,
+        store: DiallerStore,
+        acd: ACD,
+        desk: AgentDesk,
+        gate: TrunkGate | None,
+        *,
+        app: str,
+        dial: str,
+        trunk: str | None,
+        caller_id: str,
+        queue_caller_ids: dict[str, str],
+        tick_seconds: float = 0.5,
+    ) -> None:
+        super().__init__(ari, calllog, store, acd, desk, app=app)
+        self.gate, self.dial, self.trunk = gate, dial, trunk
+        self.caller_id, self.queue_caller_ids = caller_id, queue_caller_ids
+        self.tick_seconds = tick_seconds
+        self.previews: dict[str, PreviewContact] = {}  # agent id -> the contact on their desk
+        self._agent_seen: dict[tuple[int, str], AgentActivity] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._reconciled = asyncio.Event()
+
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="agent-dialler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        db_away = False
+        while True:
+            started = time.monotonic()
+            try:
+                await self._reconciled.wait()
+                await self.tick()
+                db_away = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("dialler_tick_failed")
+                elif not db_away:
+                    db_away = True
+                    self.calllog.database_failed(exc)
+                    log.error("dialler_paused_database_down", error=str(exc)[:200])
+            await asyncio.sleep(max(0.05, self.tick_seconds - (time.monotonic() - started)))
+
+    async def tick(self) -> None:
+        running = await self.store.running()
+        for campaign_id in set(self.pacers) - {c.id for c in running}:
+            del self.pacers[campaign_id]
+        for campaign in running:
+            await self._tick_campaign(campaign)
+
+    async def _tick_campaign(self, campaign: RunningAgentCampaign) -> None:
+        settings = campaign.settings
+        at = now()
+        pacer = await self._pacer_for(campaign)
+        mono = time.monotonic()
+        agents = [
+            a
+            for a in self.acd.agents()
+            if settings.queue in a.profile.queues
+            and a.mode is AgentMode.NAILED
+            and self.desk.nailed_bridge(a.id) is not None
+        ]
+        for a in agents:
+            activity = _ACTIVITY[a.status]
+            if self._agent_seen.get((campaign.id, a.id)) != activity:
+                self._agent_seen[(campaign.id, a.id)] = activity
+                pacer.observe(AgentState(mono, a.id, activity))
+        if not in_schedule(settings, at) or settings.mode is DiallerMode.PREVIEW:
+            return
+        queues = {q for a in agents for q in a.profile.queues}
+        waiting_inbound = sum(
+            1
+            for q in queues
+            for call in self.acd.waiting(q)
+            if parse_channel_id(call.call_id) is None
+        )
+        if not outbound_allowed(waiting_inbound, settings):
+            return
+        ready = [
+            a.id for a in agents if a.status is AgentStatus.AVAILABLE and a.id not in self.previews
+        ]
+        # Progressive: each call holds its own agent while it rings, so nobody answered waits.
+        progressive = settings.mode is DiallerMode.PROGRESSIVE
+        wanted = len(ready) if progressive else pacer.pace(mono).calls
+        if wanted <= 0:
+            return
+        claimed = await self.store.claim(campaign, at, wanted, zones=number_zones)
+        if not claimed:
+            if (
+                not self._in_flight(campaign.id)
+                and not await self.store.has_due(campaign.id, at + timedelta(days=3650))
+                and await self.store.campaigns.finish_if_done(campaign.id)
+            ):
+                log.info("campaign_finished", campaign=campaign.name)
+            return
+        for c in claimed:
+            reserve = ready.pop(0) if settings.mode is DiallerMode.PROGRESSIVE and ready else None
+            await self._place(campaign, c, reserve)
+
+    def _in_flight(self, campaign_id: int) -> int:
+        return sum(1 for d in self.calls.values() if d.campaign.id == campaign_id)
+
+    async def _pacer_for(self, campaign: RunningAgentCampaign) -> Pacer:
+        pacer = self.pacers.get(campaign.id)
+        s = campaign.settings
+        wanted = PacingSettings(
+            mode=s.mode, abandon_cap=s.abandon_cap, ring_timeout=float(s.ring_seconds)
+        )
+        if pacer is not None and pacer.settings == wanted:
+            return pacer
+        # The law's 24 hours, from the database: a restart does not reset the rate.
+        wall, mono = now(), time.monotonic()
+        answers = await self.store.live_answers(campaign.id, wall - timedelta(hours=24))
+        history = [
+            Tally(mono - (wall - at).total_seconds(), 1, int(abandoned))
+            for at, abandoned in answers
+        ]
+        pacer = self.pacers[campaign.id] = Pacer(wanted, history)
+        for key in [k for k in self._agent_seen if k[0] == campaign.id]:
+            del self._agent_seen[key]
+        return pacer
+
+    # ---- placing ------------------------------------------------------------------------------
+
+    async def _place(
+        self, campaign: RunningAgentCampaign, c: Claimed, reserve: str | None
+    ) -> DialledCall | None:
+        channel_id = channel_id_for(c)
+        with structlog.contextvars.bound_contextvars(channel_id=channel_id, call_id=None):
+            settings = campaign.settings
+            presented = (
+                settings.caller_id or self.queue_caller_ids.get(settings.queue) or self.caller_id
+            )
+            opened = await self.calllog.open_call(
+                channel_id=channel_id,
+                linkedid=None,
+                direction=Direction.OUTBOUND,
+                handler=HANDLER,
+                caller_number=presented,
+                caller_name=None,
+                called_number=c.number,
+                started_at=now(),
+                client_id=c.client_id,
+                campaign_id=campaign.id,
+            )
+            structlog.contextvars.bind_contextvars(call_id=opened.id)
+            await self.store.set_call(c.contact_id, opened.id)
+            await self.calllog.update(opened.id, queue=settings.queue)
+            d = DialledCall(
+                channel_id,
+                opened.id,
+                campaign,
+                c,
+                ChannelTimers(self.ari, self.app, channel_id),
+            )
+            if reserve is not None:
+                try:
+                    self.acd.adopt_call(channel_id, reserve, time.monotonic())
+                    d.reserved = reserve
+                except ACDError:
+                    pass  # taken meanwhile: the answer goes to whoever is free
+            self.calls[channel_id] = d
+            self._save(d)
+            await self.calllog.event(
+                opened.id,
+                "dialling",
+                campaign=campaign.name,
+                mode=settings.mode.value,
+                attempt=c.attempt,
+                reserved=d.reserved,
+                presented=presented,
+            )
+            if not DIALLABLE.match(c.number):
+                await self._fail(d, Outcome.INVALID_NUMBER, "not a diallable number")
+                return d
+            if self.gate is not None:
+                try:
+                    await self.gate.admit(self.trunk, max(self.tick_seconds, 1.0) * 5)
+                except OutboundRefused as exc:
+                    await self._fail(d, Outcome.FAILED, str(exc))
+                    return d
+            pacer = self.pacers.get(campaign.id)
+            if pacer is not None:
+                pacer.observe(Placed(time.monotonic(), channel_id))
+            d.placed_at = time.monotonic()
+            try:
+                await self.ari.originate(
+                    self.dial.format(number=c.number),
+                    channel_id=channel_id,
+                    app=self.app,
+                    app_args="client",
+                    caller_id=presented,
+                    dial_timeout=settings.ring_seconds,
+                    variables={"AMD_APP": self.app} if settings.amd else None,
+                )
+            except ARIConflict:
+                log.warning("originate_duplicate")
+            except ARIError as exc:
+                log.warning("dialler_originate_failed", error=str(exc))
+                await self._destroyed(d, None, f"originate failed: {exc}")
+            return d
+
+    async def _fail(self, d: DialledCall, outcome: Outcome, why: str) -> None:
+        await self._finish(d, outcome)
+        await self._destroyed(d, None, why)
+
+    # ---- preview --------------------------------------------------------------------------------
+
+    async def preview_next(self, agent_id: str) -> PreviewContact | None:
+        """The next contact of a preview campaign of the agent's queues, held for them (no one
+        else gets it) until they call or skip it."""
+        held = self.previews.get(agent_id)
+        if held is not None:
+            return held
+        try:
+            agent = self.acd.agent(agent_id)
+        except ACDError as exc:
+            raise PreviewError("not_logged_in", f"agent {agent_id!r} is not logged in") from exc
+        for campaign in await self.store.running():
+            s = campaign.settings
+            if s.mode is not DiallerMode.PREVIEW or s.queue not in agent.profile.queues:
+                continue
+            if not in_schedule(s, now()):
+                continue
+            claimed = await self.store.claim(
+                campaign, now(), 1, zones=number_zones, agent_id=agent_id
+            )
+            if claimed:
+                held = self.previews[agent_id] = PreviewContact(campaign, claimed[0])
+                return held
+        return None
+
+    async def preview_call(self, agent_id: str, contact_id: int) -> DialledCall:
+        held = self.previews.get(agent_id)
+        if held is None or held.claimed.contact_id != contact_id:
+            raise PreviewError("not_previewing", f"contact {contact_id} is not on your desk")
+        if self.desk.nailed_bridge(agent_id) is None:
+            raise PreviewError("no_phone", "your phone is not connected (log in with it up)")
+        del self.previews[agent_id]
+        d = await self._place(held.campaign, held.claimed, agent_id)
+        if d is None or d.reserved != agent_id:
+            raise PreviewError("agent_busy", "you are on another call")
+        return d
+
+    async def preview_skip(self, agent_id: str, contact_id: int, reason: str) -> None:
+        held = self.previews.get(agent_id)
+        if held is None or held.claimed.contact_id != contact_id:
+            raise PreviewError("not_previewing", f"contact {contact_id} is not on your desk")
+        del self.previews[agent_id]
+        await self.store.skip(held.campaign.id, held.claimed, reason[:40] or "skipped")
+
+    # ---- events -------------------------------------------------------------------------------
+
+    async def on_event(self, event: Event) -> None:
+        if event.get("application") != self.app:
+            return
+        kind = str(event.get("type"))
+        channel_id = event_channel(event)
+        d = self.calls.get(channel_id)
+        if d is None:
+            if kind == "StasisStart" and parse_channel_id(channel_id) is not None:
+                # Ours, from before a restart, before reconcile ran: reconcile decides.
+                await self._reconciled.wait()
+                d = self.calls.get(channel_id)
+            if d is None:
+                return
+        await run_call_step(
+            self.ari,
+            self.handle(d, kind, event),
+            call_id=d.call_id,
+            channel_id=d.channel_id,
+            event_type=kind,
+            failure="dialler_call_failed",
+        )
+
+    # ---- surviving a restart ----------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """After a (re)connect: every attempt under way is found again on the PBX. A call
+        talking to an agent is adopted (its agent stays on it); one still ringing or waiting
+        is hung up and counted as failed (retried by the rules); one gone is closed."""
+        try:
+            for campaign, claimed, call_id, state in await self.store.under_way():
+                if call_id is None:
+                    await self.store.finish(campaign, claimed, Outcome.FAILED, now(), None)
+                    continue
+                channel_id = channel_id_for(claimed)
+                if channel_id in self.calls:
+                    continue
+                alive = await self._alive(channel_id)
+                d = DialledCall(
+                    channel_id,
+                    call_id,
+                    campaign,
+                    claimed,
+                    ChannelTimers(self.ari, self.app, channel_id),
+                )
+                saved = (state or {}).get("dialler") or {}
+                agent_id = saved.get("agent_id")
+                if alive and saved.get("phase") == Phase.CONNECTED.value and agent_id:
+                    d.phase, d.agent_id, d.outcome = Phase.CONNECTED, agent_id, Outcome.CONNECTED
+                    connected = saved.get("connected_at")
+                    d.connected_at = datetime.fromisoformat(connected) if connected else now()
+                    with contextlib.suppress(ACDError):
+                        self.acd.adopt_call(channel_id, agent_id, time.monotonic())
+                    self.calls[channel_id] = d
+                    log.info("dialler_call_adopted", channel_id=channel_id, agent_id=agent_id)
+                    continue
+                self.calls[channel_id] = d
+                if alive:
+                    # Nobody can say how long it has been answered: not put through late.
+                    await self.calllog.event(call_id, "restart_hangup")
+                    await self._hangup(channel_id)
+                    await self._finish(d, Outcome.FAILED)
+                else:
+                    await self._fail(d, Outcome.FAILED, "gone while serve was away")
+        finally:
+            self._reconciled.set()
+
+    async def _alive(self, channel_id: str) -> bool:
+        try:
+            await self.ari.request("GET", f"/channels/{channel_id}")
+        except ARIError:
+            return False
+        return True
+
+    def live(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "call_id": d.call_id,
+                "campaign": d.campaign.name,
+                "number": d.claimed.number,
+                "phase": d.phase.value,
+                "agent_id": d.agent_id or d.reserved,
+            }
+            for d in self.calls.values()
+        ]

@@ -1,0 +1,225 @@
+"""The agent dialler's decisions, pure: a campaign's settings, what an attempt's end and an
+agent's disposition do to the contact, the 2-second rule, inbound-first blending and the
+abandonment figures the cap is read from.
+
+How many calls to place is ``core.pacing``'s; who calls whom when is the survey campaigns'
+own rules (``core.surveys.campaign``: calling windows in the client's zone, the do-not-call
+list, attempt limits, retries), reused here. The ARI adapter (``ari_app.dialler``) and the
+store (``models.dialler``) ask and act.
+
+May import: the standard library, pydantic, ``core`` and ``dialplan.model`` (like the rest of
+``core``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from core.pacing import Mode
+from core.surveys.campaign import (
+    CampaignRules,
+    Contact,
+    ContactStatus,
+    Outcome,
+    after_attempt,
+)
+from dialplan.model import Strict
+
+# The law (Ofcom in the UK, the FTC's TSR in the US): a live answer is put through to a
+# person within 2 seconds of the called person's greeting, or it is an abandoned call.
+CONNECT_SECONDS = 2.0
+ABANDON_BLOCK_HOURS = 72  # an abandoned number is not dialled again for this long
+MIN_RING_SECONDS = 15  # give a person time to reach the phone
+
+
+# The three modes (core.pacing's): PREVIEW, the agent sees the contact first and clicks Call
+# or Skip; PROGRESSIVE, one call per free agent, reserved while it rings; PREDICTIVE, several
+# per free agent, paced under the abandonment cap.
+DiallerMode = Mode
+
+
+class CampaignKind(StrEnum):
+    SURVEY = "survey"  # the IVR surveys (core.surveys): no agent on the line
+    SALES = "sales"  # a CRM segment: inactive or dormant clients
+    LEADS = "leads"  # potential clients: an imported list
+    PROCEDURAL = "procedural"  # tasks from CRM events, each with its purpose
+    CALLBACKS = "callbacks"  # the callback tasks of a queue
+
+
+AGENT_KINDS = frozenset(
+    {CampaignKind.SALES, CampaignKind.LEADS, CampaignKind.PROCEDURAL, CampaignKind.CALLBACKS}
+)
+
+
+class AgentDisposition(StrEnum):
+    """What the agent says an outbound call came to (they must give one)."""
+
+    SALE = "sale"
+    INTERESTED = "interested"
+    NOT_INTERESTED = "not_interested"
+    CALLBACK_PERSONAL = "callback_personal"  # call back at a time: this agent
+    CALLBACK_QUEUE = "callback_queue"  # call back at a time: whoever is free in the queue
+    WRONG_NUMBER = "wrong_number"
+    DO_NOT_CALL = "do_not_call"  # the client asked: onto the do-not-call list
+
+
+CALLBACK_DISPOSITIONS = frozenset(
+    {AgentDisposition.CALLBACK_PERSONAL, AgentDisposition.CALLBACK_QUEUE}
+)
+
+
+def _agent_rules() -> CampaignRules:
+    # A sales or procedural call is not a survey: the survey frequency cap does not apply.
+    return CampaignRules(survey_cap_days=0)
+
+
+class AgentCampaignSettings(Strict):
+    """Everything an agent campaign runs with, stored in ``campaigns.settings``."""
+
+    mode: DiallerMode = DiallerMode.PROGRESSIVE
+    queue: str = Field(min_length=1, max_length=64)  # whose agents take the calls
+    rules: CampaignRules = Field(default_factory=_agent_rules)
+    abandon_cap_percent: float = Field(default=3.0, gt=0, le=10)
+    amd: bool = False  # answering-machine detection (its verdict eats into the 2 seconds)
+    # Share of machine verdicts taken to be people wrongly hung up on: counted as abandoned.
+    amd_false_positive_rate: float = Field(default=0.05, ge=0, le=1)
+    ring_seconds: int = Field(default=25, ge=MIN_RING_SECONDS, le=120)
+    # The number the called person sees and can call back on (unset: the queue's, else the
+    # outbound trunk's).
+    caller_id: str | None = Field(default=None, pattern=r"^\+?[0-9]{2,20}$")
+    # Who is calling and the free number to call back, per language; the key "" is the
+    # default. Each value is a prompt (a sound name without extension).
+    identification: dict[str, str] = Field(
+        default_factory=lambda: {"": "centrala/dialler-identification"}
+    )
+    # Inbound first: outbound calls wait while more than this many inbound callers wait for
+    # the campaign's agents.
+    blend_waiting: int = Field(default=0, ge=0, le=1000)
+    wrap_up_seconds: float = Field(default=30, ge=0, le=600)
+    procedure: str | None = None  # a procedural campaign's kind of task
+    segment: str | None = None  # a sales campaign's segment
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> AgentCampaignSettings:
+        if "" not in self.identification:
+            raise ValueError('identification needs a default message (the key "")')
+        if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
+            raise ValueError("starts_at must be before ends_at")
+        return self
+
+    @property
+    def abandon_cap(self) -> float:
+        return self.abandon_cap_percent / 100
+
+
+def identification_prompt(settings: AgentCampaignSettings, language: str | None) -> str:
+    """The message an abandoned live answer hears, in the client's language when there is
+    one for it."""
+    return settings.identification.get(language or "", settings.identification[""])
+
+
+def in_schedule(settings: AgentCampaignSettings, now: datetime) -> bool:
+    if settings.starts_at is not None and now < settings.starts_at:
+        return False
+    return settings.ends_at is None or now < settings.ends_at
+
+
+def outbound_allowed(waiting_inbound: int, settings: AgentCampaignSettings) -> bool:
+    """Inbound first: a blended campaign dials only while no more than ``blend_waiting``
+    inbound callers wait for its agents' queues."""
+    return waiting_inbound <= settings.blend_waiting
+
+
+def connect_deadline(live_answer_at: float, settings: AgentCampaignSettings) -> float:
+    """When a live answer no agent has taken becomes abandoned (monotonic seconds). The
+    clock runs from the answer, not from AMD's verdict: detection eats into the 2 seconds."""
+    del settings  # the law's figure, the same for every campaign
+    return live_answer_at + CONNECT_SECONDS
+
+
+# ---- what an attempt's end does to the contact ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consequences:
+    """What the store does beside the contact's new state."""
+
+    do_not_call_until: datetime | None = None  # None: no entry (see ``forever``)
+    do_not_call_forever: bool = False
+    callback_due: datetime | None = None  # a callback task, due then
+    callback_agent: str | None = None  # personal to this agent (None: the queue's)
+    reason: str | None = None
+
+
+def after_dial(
+    contact: Contact,
+    attempt: int,
+    outcome: Outcome,
+    now: datetime,
+    rules: CampaignRules,
+    call_id: str | None = None,
+) -> tuple[Contact, Consequences]:
+    """The contact after attempt ``attempt`` ended with ``outcome`` (idempotent, like the
+    survey rules it reuses). A connected call is done until its disposition says otherwise;
+    an abandoned one is done too, its follow-up is a callback task 72 hours on, and the number
+    is on the do-not-call list until then (for every campaign)."""
+    after = after_attempt(contact, attempt, outcome, now, rules, call_id)
+    if after is contact or outcome is not Outcome.ABANDONED:
+        return after, Consequences()
+    until = now + timedelta(hours=ABANDON_BLOCK_HOURS)
+    return after, Consequences(do_not_call_until=until, callback_due=until, reason="abandoned")
+
+
+def after_disposition(
+    contact: Contact,
+    disposition: AgentDisposition,
+    agent_id: str,
+    due: datetime | None,
+) -> tuple[Contact, Consequences]:
+    """The contact once the agent gave the disposition of its connected call. A call back at a
+    time becomes a callback task (personal or the queue's): the callbacks campaign works it,
+    so the contact itself is not dialled again by this campaign."""
+    if disposition in CALLBACK_DISPOSITIONS:
+        if due is None:
+            raise ValueError("a call back needs its time")
+        agent = agent_id if disposition is AgentDisposition.CALLBACK_PERSONAL else None
+        return replace(contact, last_outcome=disposition.value), Consequences(
+            callback_due=due, callback_agent=agent, reason=disposition.value
+        )
+    if disposition is AgentDisposition.WRONG_NUMBER:
+        return replace(
+            contact, status=ContactStatus.INVALID, last_outcome=disposition.value
+        ), Consequences(reason=disposition.value)
+    if disposition is AgentDisposition.DO_NOT_CALL:
+        return replace(
+            contact, status=ContactStatus.SKIPPED, last_outcome=disposition.value
+        ), Consequences(do_not_call_forever=True, reason=disposition.value)
+    return replace(contact, last_outcome=disposition.value), Consequences()
+
+
+# ---- the abandonment figures ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AbandonCount:
+    """One window's counts: live answers (people), the abandoned among them, and machine
+    verdicts (some of which were people, when AMD is on)."""
+
+    live: int = 0
+    abandoned: int = 0
+    machines: int = 0
+
+    def rate(self, amd_false_positive_rate: float = 0.0) -> float | None:
+        """Abandoned ÷ live answers, with AMD's estimated false positives counted as both
+        (a person hung up on as a machine was abandoned); None before any live answer."""
+        wrongly = self.machines * amd_false_positive_rate
+        live = self.live + wrongly
+        if live <= 0:
+            return None
+        return (self.abandoned + wrongly) / live

@@ -1,0 +1,514 @@
+"""Agent campaigns in the database: claiming contacts to dial, an attempt's end and its
+disposition with what they set off (do-not-call, callback tasks), and the abandonment counts
+the cap is read from. A thin adapter: the decisions are ``core.dialler``'s and the survey
+rules' it reuses (``core.surveys.campaign``).
+
+Claims take due contacts with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (two `centrala
+serve` dialling one campaign each skip what the other holds) and mark them with a guarded
+UPDATE (``WHERE status = 'pending' AND attempts = n``), which is also SQLite's whole answer
+(it has one writer at a time), so nobody is called twice.
+
+May import: ``core``, ``models``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.dialler import (
+    AbandonCount,
+    AgentCampaignSettings,
+    AgentDisposition,
+    CampaignKind,
+    Consequences,
+    after_dial,
+    after_disposition,
+)
+from core.surveys.campaign import (
+    Contact,
+    ContactStatus,
+    Dial,
+    Outcome,
+    Skip,
+    calling_timezones,
+    history_to_json,
+    next_action_in_zones,
+)
+from models.callbacks import add_callback
+from models.campaigns import CampaignError, CampaignStore, NewContact, _contact
+from models.tables import (
+    Call,
+    CallEvent,
+    Campaign,
+    CampaignContact,
+    CampaignStatus,
+    DoNotCall,
+    Interaction,
+)
+
+
+@dataclass(frozen=True)
+class RunningAgentCampaign:
+    id: int
+    name: str
+    kind: CampaignKind
+    settings: AgentCampaignSettings
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A contact claimed for one attempt: everything the call and the agent's screen need."""
+
+    campaign_id: int
+    contact_id: int
+    attempt: int
+    number: str
+    client_id: int | None
+    name: str | None
+    language: str | None
+
+
+LIVE_OUTCOMES = (Outcome.CONNECTED.value, Outcome.ABANDONED.value)
+
+
+class DiallerStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self.campaigns = CampaignStore(sessions)
+
+    async def create(
+        self,
+        name: str,
+        kind: CampaignKind,
+        settings: AgentCampaignSettings,
+        contacts: Iterable[NewContact],
+    ) -> tuple[int, int]:
+        contacts = list(contacts)
+        if not contacts:
+            raise CampaignError("no_contacts", "nobody to call: the list or segment is empty", 422)
+        return await self.campaigns.create(name, None, settings, contacts, kind=kind.value)
+
+    async def running(self) -> list[RunningAgentCampaign]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Campaign).where(
+                    Campaign.status == CampaignStatus.RUNNING, Campaign.kind != "survey"
+                )
+            )
+            return [
+                RunningAgentCampaign(
+                    r.id,
+                    r.name,
+                    CampaignKind(r.kind),
+                    AgentCampaignSettings.model_validate(r.settings),
+                )
+                for r in rows
+            ]
+
+    async def claim(
+        self,
+        campaign: RunningAgentCampaign,
+        now: datetime,
+        wanted: int,
+        zones: Callable[[str], tuple[str, ...]] | None = None,
+        agent_id: str | None = None,
+    ) -> list[Claimed]:
+        """Up to ``wanted`` due contacts, claimed for their next attempt (status dialling),
+        each checked against the rules first: a contact outside its calling window is put
+        off to the window's opening, one that may never be called is closed with the
+        reason. ``zones``: the time zones a number may be in, for numbers without a client
+        zone (the adapter knows the numbering plan)."""
+        if wanted <= 0:
+            return []
+        rules = campaign.settings.rules.model_copy(update={"segments": None})
+        claimed: list[Claimed] = []
+        async with self.sessions() as session, session.begin():
+            rows = list(
+                await session.scalars(
+                    select(CampaignContact)
+                    .where(
+                        CampaignContact.campaign_id == campaign.id,
+                        CampaignContact.status == ContactStatus.PENDING.value,
+                        or_(
+                            CampaignContact.next_attempt_at.is_(None),
+                            CampaignContact.next_attempt_at <= now,
+                        ),
+                    )
+                    .order_by(
+                        CampaignContact.next_attempt_at.is_not(None),
+                        CampaignContact.next_attempt_at,
+                        CampaignContact.id,
+                    )
+                    .limit(wanted * 3)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if not rows:
+                return []
+            facts = await self.campaigns._facts(session, rows, now)
+            do_not_call = await self._do_not_call(session, [r.number for r in rows])
+            for row in rows:
+                if len(claimed) >= wanted:
+                    break
+                contact = _contact(row, facts[row.id])
+                candidates = calling_timezones(contact.client, zones(row.number) if zones else ())
+                action = next_action_in_zones(contact, now, rules, candidates, do_not_call)
+                if isinstance(action, Dial) and action.at > now:
+                    row.next_attempt_at = action.at
+                elif isinstance(action, Dial):
+                    done = await session.execute(
+                        update(CampaignContact)
+                        .where(
+                            CampaignContact.id == row.id,
+                            CampaignContact.status == ContactStatus.PENDING.value,
+                            CampaignContact.attempts == action.attempt - 1,
+                        )
+                        .values(status=ContactStatus.DIALLING.value, agent_id=agent_id)
+                        .execution_options(synchronize_session=False)
+                    )
+                    if getattr(done, "rowcount", 0):
+                        claimed.append(
+                            Claimed(
+                                campaign.id,
+                                row.id,
+                                action.attempt,
+                                row.number,
+                                row.client_id,
+                                row.name,
+                                contact.client.language,
+                            )
+                        )
+                elif isinstance(action, Skip) and action.final:
+                    row.status = (
+                        ContactStatus.EXHAUSTED.value
+                        if action.reason == "max_attempts"
+                        else ContactStatus.SKIPPED.value
+                    )
+                    row.last_outcome = action.reason
+                    row.next_attempt_at = None
+        return claimed
+
+    async def _do_not_call(
+        self, session: AsyncSession, numbers: list[str]
+    ) -> dict[str, datetime | None]:
+        rows = await session.execute(
+            select(DoNotCall.number, DoNotCall.expires_at).where(DoNotCall.number.in_(numbers))
+        )
+        return {number: expires for number, expires in rows}
+
+    async def has_due(self, campaign_id: int, now: datetime) -> bool:
+        async with self.sessions() as session:
+            found = await session.scalar(
+                select(CampaignContact.id)
+                .where(
+                    CampaignContact.campaign_id == campaign_id,
+                    CampaignContact.status == ContactStatus.PENDING.value,
+                    or_(
+                        CampaignContact.next_attempt_at.is_(None),
+                        CampaignContact.next_attempt_at <= now,
+                    ),
+                )
+                .limit(1)
+            )
+            return found is not None
+
+    async def set_call(self, contact_id: int, call_id: str) -> None:
+        await self.campaigns.set_call(contact_id, call_id)
+
+    async def finish(
+        self,
+        campaign: RunningAgentCampaign,
+        claimed: Claimed,
+        outcome: Outcome,
+        now: datetime,
+        call_id: str | None,
+        agent_id: str | None = None,
+    ) -> Contact | None:
+        """An attempt's end, applied once (a repeat changes nothing), with its consequences
+        in the same transaction: an abandoned number is on the do-not-call list for 72 hours
+        and has a callback task in the campaign's queue."""
+        async with self.sessions() as session, session.begin():
+            row = await session.get(CampaignContact, claimed.contact_id, with_for_update=True)
+            if row is None or row.campaign_id != campaign.id:
+                return None
+            before = _contact(row, (await self.campaigns._facts(session, [row], now))[row.id])
+            after, consequences = after_dial(
+                before, claimed.attempt, outcome, now, campaign.settings.rules, call_id
+            )
+            if after is before:
+                return before
+            _store_contact(row, after, call_id)
+            row.agent_id = agent_id if outcome is Outcome.CONNECTED else None
+            await _consequences(session, consequences, row, call_id, campaign, now)
+            return after
+
+    async def dispose(
+        self,
+        call_id: str,
+        agent_id: str,
+        disposition: AgentDisposition,
+        *,
+        due: datetime | None,
+        note: str | None,
+        now: datetime,
+    ) -> None:
+        """The agent's disposition of an agent-campaign call: on the call row, in the
+        client's history, on the contact, with a callback task or a do-not-call entry when it
+        asks for one. Raises LookupError for a call that is not an agent's campaign call."""
+        async with self.sessions() as session, session.begin():
+            call = await session.get(Call, call_id)
+            if call is None or call.campaign_id is None:
+                raise LookupError(call_id)
+            campaign = await session.get(Campaign, call.campaign_id)
+            row = await session.scalar(
+                select(CampaignContact)
+                .where(CampaignContact.last_call_id == call_id)
+                .with_for_update()
+            )
+            if campaign is None or row is None:
+                raise LookupError(call_id)
+            settings = AgentCampaignSettings.model_validate(campaign.settings)
+            before = _contact(row, (await self.campaigns._facts(session, [row], now))[row.id])
+            after, consequences = after_disposition(before, disposition, agent_id, due)
+            _store_contact(row, after, None)
+            call.disposition = disposition.value
+            session.add(
+                Interaction(
+                    client_id=call.client_id,
+                    call_id=call_id,
+                    agent_id=agent_id,
+                    channel="phone",
+                    category="sales" if campaign.kind != "procedural" else "procedural",
+                    note=f"[{disposition.value}] {note or ''}".strip(),
+                )
+            )
+            session.add(
+                CallEvent(
+                    call_id=call_id,
+                    at=now,
+                    kind="disposition",
+                    data={"agent_id": agent_id, "code": disposition.value},
+                )
+            )
+            running = RunningAgentCampaign(
+                campaign.id, campaign.name, CampaignKind(campaign.kind), settings
+            )
+            await _consequences(session, consequences, row, call_id, running, now)
+
+    async def skip(self, campaign_id: int, claimed: Claimed, reason: str) -> None:
+        """A previewed contact the agent chose not to call: closed in this campaign with
+        the agent's reason (only the attempt it was claimed for)."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(CampaignContact)
+                .where(
+                    CampaignContact.id == claimed.contact_id,
+                    CampaignContact.campaign_id == campaign_id,
+                    CampaignContact.status == ContactStatus.DIALLING.value,
+                    CampaignContact.attempts == claimed.attempt - 1,
+                )
+                .values(
+                    status=ContactStatus.SKIPPED.value,
+                    last_outcome=f"skipped: {reason}"[:40],
+                    agent_id=None,
+                )
+            )
+
+    async def under_way(
+        self,
+    ) -> list[tuple[RunningAgentCampaign, Claimed, str | None, dict[str, Any] | None]]:
+        """Every agent-campaign attempt under way, with its call and the call's live state:
+        what a restarted dialler must find again on the PBX."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(CampaignContact, Campaign, Call.live_state)
+                .join(Campaign, Campaign.id == CampaignContact.campaign_id)
+                .outerjoin(Call, Call.id == CampaignContact.last_call_id)
+                .where(
+                    CampaignContact.status == ContactStatus.DIALLING.value,
+                    Campaign.kind != "survey",
+                )
+            )
+            out = []
+            for row, campaign, state in rows:
+                running = RunningAgentCampaign(
+                    campaign.id,
+                    campaign.name,
+                    CampaignKind(campaign.kind),
+                    AgentCampaignSettings.model_validate(campaign.settings),
+                )
+                claimed = Claimed(
+                    campaign.id,
+                    row.id,
+                    row.attempts + 1,
+                    row.number,
+                    row.client_id,
+                    row.name,
+                    row.language,
+                )
+                out.append((running, claimed, row.last_call_id, state))
+            return out
+
+    # ---- figures ------------------------------------------------------------------------------
+
+    async def abandon_count(self, campaign_id: int, since: datetime | None) -> AbandonCount:
+        async with self.sessions() as session:
+            query = (
+                select(Call.outcome, func.count())
+                .where(Call.campaign_id == campaign_id)
+                .group_by(Call.outcome)
+            )
+            if since is not None:
+                query = query.where(Call.started_at >= since)
+            counts = {outcome: n for outcome, n in await session.execute(query)}
+        connected = counts.get(Outcome.CONNECTED.value, 0)
+        abandoned = counts.get(Outcome.ABANDONED.value, 0)
+        return AbandonCount(
+            live=connected + abandoned,
+            abandoned=abandoned,
+            machines=counts.get(Outcome.MACHINE.value, 0),
+        )
+
+    async def live_answers(self, campaign_id: int, since: datetime) -> list[tuple[datetime, bool]]:
+        """(answered at, abandoned) of each live answer since ``since``, in time order: the
+        rolling windows' worst is read from these."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Call.started_at, Call.outcome)
+                .where(
+                    Call.campaign_id == campaign_id,
+                    Call.started_at >= since,
+                    Call.outcome.in_(LIVE_OUTCOMES),
+                )
+                .order_by(Call.started_at)
+            )
+            return [(at, outcome == Outcome.ABANDONED.value) for at, outcome in rows]
+
+    async def figures(self, campaign_id: int, now: datetime) -> dict[str, Any]:
+        """The status screen's figures: dials, live answers, connected, abandoned (whole run,
+        worst rolling 24 hours, 30 days, last hour) and dispositions."""
+        settings_rate = 0.0
+        async with self.sessions() as session:
+            campaign = await session.get(Campaign, campaign_id)
+            if campaign is None:
+                raise CampaignError("unknown_campaign", f"no campaign {campaign_id}", 404)
+            if campaign.kind != "survey":
+                settings_rate = AgentCampaignSettings.model_validate(
+                    campaign.settings
+                ).amd_false_positive_rate
+            outcomes = Counter(
+                {
+                    str(o): n
+                    for o, n in await session.execute(
+                        select(Call.outcome, func.count())
+                        .where(Call.campaign_id == campaign_id)
+                        .group_by(Call.outcome)
+                    )
+                }
+            )
+            dispositions = {
+                str(d): n
+                for d, n in await session.execute(
+                    select(Call.disposition, func.count())
+                    .where(Call.campaign_id == campaign_id, Call.disposition.is_not(None))
+                    .group_by(Call.disposition)
+                )
+            }
+        windows = {
+            "whole_run": None,
+            "last_30_days": now - timedelta(days=30),
+            "last_24_hours": now - timedelta(hours=24),
+            "last_hour": now - timedelta(hours=1),
+        }
+        abandonment: dict[str, Any] = {}
+        for label, since in windows.items():
+            count = await self.abandon_count(campaign_id, since)
+            rate = count.rate(settings_rate)
+            abandonment[label] = {
+                "live": count.live,
+                "abandoned": count.abandoned,
+                "rate_percent": None if rate is None else round(rate * 100, 2),
+            }
+        worst = worst_rolling(await self.live_answers(campaign_id, now - timedelta(days=30)))
+        abandonment["worst_rolling_24_hours_percent"] = (
+            None if worst is None else round(worst * 100, 2)
+        )
+        dials = sum(outcomes.values())
+        return {
+            "dials": dials,
+            "in_progress": outcomes.get("None", 0),
+            "live_answers": outcomes.get(Outcome.CONNECTED.value, 0)
+            + outcomes.get(Outcome.ABANDONED.value, 0),
+            "connected": outcomes.get(Outcome.CONNECTED.value, 0),
+            "abandoned": outcomes.get(Outcome.ABANDONED.value, 0),
+            "outcomes": {k: v for k, v in outcomes.items() if k != "None"},
+            "abandonment": abandonment,
+            "dispositions": dispositions,
+        }
+
+
+def worst_rolling(
+    answers: list[tuple[datetime, bool]], window: timedelta = timedelta(hours=24)
+) -> float | None:
+    """The highest abandonment rate over any ``window`` ending at a live answer (a window
+    with its own first answer counts from there). ``answers``: (at, abandoned), in time order."""
+    worst: float | None = None
+    start = 0
+    abandoned = 0
+    for end, (at, was_abandoned) in enumerate(answers):
+        abandoned += was_abandoned
+        while answers[start][0] <= at - window:
+            abandoned -= answers[start][1]
+            start += 1
+        rate = abandoned / (end - start + 1)
+        worst = rate if worst is None else max(worst, rate)
+    return worst
+
+
+def _store_contact(row: CampaignContact, after: Contact, call_id: str | None) -> None:
+    row.status = after.status.value
+    row.attempts = after.attempts
+    row.next_attempt_at = after.next_attempt_at
+    row.last_outcome = after.last_outcome
+    row.attempt_history = history_to_json(after.history)
+    if call_id is not None:
+        row.last_call_id = call_id
+
+
+async def _consequences(
+    session: AsyncSession,
+    c: Consequences,
+    row: CampaignContact,
+    call_id: str | None,
+    campaign: RunningAgentCampaign,
+    now: datetime,
+) -> None:
+    if c.do_not_call_forever or c.do_not_call_until is not None:
+        entry = await session.get(DoNotCall, row.number, with_for_update=True)
+        until = None if c.do_not_call_forever else c.do_not_call_until
+        if entry is None:
+            session.add(DoNotCall(number=row.number, reason=c.reason, expires_at=until))
+        elif entry.expires_at is not None and (until is None or until > entry.expires_at):
+            # Never shorten an entry: a permanent one stays permanent.
+            entry.expires_at, entry.reason = until, c.reason
+    if c.callback_due is not None:
+        add_callback(
+            session,
+            call_id=call_id,
+            client_id=row.client_id,
+            number=row.number,
+            reason=c.reason or "campaign",
+            queue=campaign.settings.queue,
+            assigned_agent_id=c.callback_agent,
+            due_at=c.callback_due,
+            event="callback_scheduled" if call_id else None,
+            event_data={"reason": c.reason, "due": c.callback_due.isoformat()},
+            at=now,
+        )
