@@ -255,6 +255,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         tick_seconds=settings.dialler_tick_seconds,
     )
     desk.routes["dialler-"] = settings.dialler_app
+    agent_dialler.notify = infoline.notifier.notify
 
     async def on_event(event: Event) -> None:
         with structlog.contextvars.bound_contextvars():

@@ -13,6 +13,7 @@ May import: the standard library, pydantic, ``core`` and ``dialplan.model`` (lik
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -91,11 +92,9 @@ class AgentCampaignSettings(Strict):
     # The number the called person sees and can call back on (unset: the queue's, else the
     # outbound trunk's).
     caller_id: str | None = Field(default=None, pattern=r"^\+?[0-9]{2,20}$")
-    # Who is calling and the free number to call back, per language; the key "" is the
-    # default. Each value is a prompt (a sound name without extension).
-    identification: dict[str, str] = Field(
-        default_factory=lambda: {"": "centrala/dialler-identification"}
-    )
+    # Who is calling and the free number to call back, per language ("" the default), as ARI
+    # media (e.g. "sound:centrala/bs/offer-id"). Unset: the flow's dialler_identification prompt.
+    identification: dict[str, str] = Field(default_factory=dict)
     # Inbound first: outbound calls wait while more than this many inbound callers wait for
     # the campaign's agents.
     blend_waiting: int = Field(default=0, ge=0, le=1000)
@@ -107,7 +106,7 @@ class AgentCampaignSettings(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> AgentCampaignSettings:
-        if "" not in self.identification:
+        if self.identification and "" not in self.identification:
             raise ValueError('identification needs a default message (the key "")')
         if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
             raise ValueError("starts_at must be before ends_at")
@@ -118,10 +117,16 @@ class AgentCampaignSettings(Strict):
         return self.abandon_cap_percent / 100
 
 
-def identification_prompt(settings: AgentCampaignSettings, language: str | None) -> str:
-    """The message an abandoned live answer hears, in the client's language when there is
-    one for it."""
-    return settings.identification.get(language or "", settings.identification[""])
+def identification_prompt(
+    settings: AgentCampaignSettings, language: str | None, flow: Mapping[str, str]
+) -> str | None:
+    """The media an abandoned live answer hears: the campaign's own message, else the flow's
+    (``flow``: language, "" the default -> media), in the client's language when there is one
+    for it. None: no message known (the call is hung up all the same)."""
+    for messages in (settings.identification, flow):
+        if messages:
+            return messages.get(language or "") or messages.get("")
+    return None
 
 
 def in_schedule(settings: AgentCampaignSettings, now: datetime) -> bool:

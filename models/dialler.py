@@ -73,6 +73,8 @@ class Claimed:
     client_id: int | None
     name: str | None
     language: str | None
+    purpose: str | None = None  # a procedural task's (core.procedures), for the screen-pop
+    script: str | None = None
 
 
 LIVE_OUTCOMES = (Outcome.CONNECTED.value, Outcome.ABANDONED.value)

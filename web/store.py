@@ -165,7 +165,7 @@ class DeskStore:
                 session.expunge(call)  # shown, never written back
                 call.queue = facts.get("queue") or call.queue
                 call.ivr_path = list(facts.get("ivr_path") or call.ivr_path or [])
-            rows = PopRows(call=call, intent=intent)
+            rows = PopRows(call=call, intent=intent, campaign=(facts or {}).get("campaign"))
             if call.client_id is None:
                 return rows
             await self._client_rows(session, call.client_id, rows, exclude_call=call_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -19,7 +20,7 @@ import structlog
 from ari_app.agents import OFFER, AgentDesk
 from ari_app.ari import TIMER, ARIClient, ARIError, ARINotFound, ChannelTimers, Event
 from core.acd import ACD, ACDError, AgentStatus, AgentTarget, CallRequest, Offer
-from core.dialler import connect_deadline
+from core.dialler import connect_deadline, identification_prompt
 from core.pacing import (
     Abandoned,
     Answered,
@@ -102,6 +103,8 @@ class DiallerCalls:
         self.calls: dict[str, DialledCall] = {}  # by the client leg's channel id
         self.pacers: dict[int, Pacer] = {}
         self.identification: dict[str, str] = {}  # language ("" default) -> media
+        # The desk's news (the info line's notifier, shared: one desk per agent).
+        self.notify: Callable[..., None] = lambda *args, **kwargs: None
 
     def _pacer(self, campaign_id: int) -> Pacer | None:
         return self.pacers.get(campaign_id)
@@ -243,7 +246,22 @@ class DiallerCalls:
         )
         await self._finish(d, Outcome.CONNECTED)
         self._save(d)
+        self.notify("connected", d.call_id, agent_id, self._facts(d))
         log.info("dialler_connected", agent_id=agent_id, waited=round(waited, 3))
+
+    def _facts(self, d: DialledCall) -> dict[str, Any]:
+        """What the agent's screen-pop shows of the campaign, before any of it is written."""
+        s = d.campaign.settings
+        return {
+            "queue": s.queue,
+            "campaign": {
+                "name": d.campaign.name,
+                "kind": d.campaign.kind.value,
+                "mode": s.mode.value,
+                "purpose": d.claimed.purpose,
+                "script": d.claimed.script,
+            },
+        }
 
     async def _abandon(self, d: DialledCall) -> None:
         """No agent within the 2 seconds: who called and the free number, then the hang-up;
@@ -255,26 +273,20 @@ class DiallerCalls:
             self.desk.publish(list(self.acd.cancel(d.channel_id, time.monotonic()).offers))
         d.phase = Phase.MESSAGE
         self._observe(d, Abandoned(time.monotonic(), d.channel_id))
-        media = self._identification(d)
+        media = identification_prompt(d.campaign.settings, d.claimed.language, self.identification)
         waited = time.monotonic() - (d.answered_at or time.monotonic())
         await self.calllog.event(d.call_id, "abandoned", waited=round(waited, 3), message=media)
         await self._finish(d, Outcome.ABANDONED)
         log.warning("dialler_abandoned", waited=round(waited, 3))
+        if media is None:
+            await self._hangup(d.channel_id)
+            return
         try:
             await self.ari.play(d.channel_id, media, f"{d.channel_id}-{IDENTIFICATION_PLAYBACK}")
         except ARINotFound:
             return
         except ARIError:
             await self._hangup(d.channel_id)
-
-    def _identification(self, d: DialledCall) -> str:
-        own = d.campaign.settings.identification
-        lang = d.claimed.language or ""
-        if lang in own:
-            return own[lang]
-        if lang in self.identification:
-            return self.identification[lang]
-        return own.get("") or self.identification.get("", "sound:beep")
 
     async def _destroyed(self, d: DialledCall, cause: int | None, text: str) -> None:
         if d.phase is Phase.ENDED and d.outcome is None:
@@ -302,6 +314,7 @@ class DiallerCalls:
             if d.connected_at is not None:
                 talk = (now() - d.connected_at).total_seconds()
             self.desk.call_ended(d.agent_id, d.campaign.settings.wrap_up_seconds)
+            self.notify("ended", d.call_id, d.agent_id)
         ended = now()
         await self.calllog.close(
             d.call_id,

@@ -10,7 +10,7 @@ them (``not_in_schema``) instead of inventing data. NPS history comes from surve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -29,6 +29,8 @@ class CallFacts(Protocol):
     def caller_number(self) -> str | None: ...
     @property
     def caller_name(self) -> str | None: ...
+    @property
+    def called_number(self) -> str | None: ...
     @property
     def queue(self) -> str | None: ...
     @property
@@ -115,6 +117,8 @@ class PopRows:
     calls: Sequence[CallFacts] = field(default_factory=list)  # earlier calls, newest first
     survey_answers: Sequence[AnswerFacts] = field(default_factory=list)  # newest first
     intent: str | None = None  # from the call's "routed" event
+    # An agent campaign's call: its name, mode, purpose and script (core.dialler).
+    campaign: Mapping[str, Any] | None = None
 
 
 def address_as(name: str, language: str | None) -> str:
@@ -147,6 +151,9 @@ def build_screenpop(rows: PopRows, stage: str, today: date) -> dict[str, Any]:
         "intent": rows.intent,
         "ivr_path": list(call.ivr_path or []),
         "known": client is not None,
+        **(
+            {"campaign": dict(rows.campaign), "number": call.called_number} if rows.campaign else {}
+        ),
         "placeholders": {
             "loans_and_balances": "not_in_schema",
             "offers": "not_in_schema",

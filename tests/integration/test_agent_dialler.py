@@ -52,7 +52,7 @@ async def desk(server: Server) -> AsyncIterator[Desk]:
 
 
 def number() -> str:
-    return f"+3876{random.randrange(10**7, 10**8)}"
+    return f"+38761{random.randrange(10**5, 10**6)}"
 
 
 async def person(ami: AMIClient, num: str, *, delay: float = 1, talk: float = 3) -> None:
@@ -228,7 +228,7 @@ async def test_progressive_puts_every_live_answer_through_and_stores_outcomes(
         f"/api/campaigns/calls/{second.id}/disposition",
         {"agent_id": second.agent_id, "disposition": "callback_queue"},
     )
-    assert status == 422 and body["error"] == "bad_due", body
+    assert status == 422 and body["error_id"] == "bad_due", body
     async with server.db.sessions() as session:
         assert (await session.get(Call, first.id)).disposition == "sale"  # type: ignore[union-attr]
         notes = list(

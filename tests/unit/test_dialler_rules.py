@@ -112,9 +112,13 @@ def test_settings_hold_the_law_and_the_campaign_apart() -> None:
         settings(caller_id="anonymous")
     with pytest.raises(ValidationError):
         settings(identification={"en": "sound:x"})  # no default
+    flow = {"": "sound:flow-bs", "bs": "sound:flow-bs", "en": "sound:flow-en"}
     s = settings(identification={"": "sound:id", "en": "sound:id-en"})
-    assert identification_prompt(s, "en") == "sound:id-en"
-    assert identification_prompt(s, "de") == "sound:id" == identification_prompt(s, None)
+    assert identification_prompt(s, "en", flow) == "sound:id-en"
+    assert identification_prompt(s, "de", flow) == "sound:id" == identification_prompt(s, None, {})
+    assert identification_prompt(settings(), "en", flow) == "sound:flow-en"
+    assert identification_prompt(settings(), "de", flow) == "sound:flow-bs"
+    assert identification_prompt(settings(), "en", {}) is None
     assert settings().abandon_cap == 0.03
 
 

@@ -24,10 +24,18 @@ function list(title, items, fmt) {
 function when(iso) { return iso ? new Date(iso).toLocaleString() : "—"; }
 function say(id, text, bad) { const m = $(id); m.textContent = text; m.className = bad ? "msg error" : "msg"; }
 
+function campaignLines(pop) {
+  // An agent campaign's call: what it is for and what to say (core.dialler, the screen-pop).
+  const k = pop.campaign;
+  return dl([["Campaign", `${k.name} (${k.mode})`], ["Calling", pop.number],
+    ["Purpose", k.purpose], ["Script", k.script]]);
+}
+
 function renderRecord(target, pop) {
   const c = pop.client;
   target.replaceChildren();
   target.append(el("p", c.address_as, "greet"));
+  if (pop.campaign) target.append(campaignLines(pop));
   const alerts = el("p", null, "alerts");
   for (const a of c.alerts) alerts.append(el("span", a.replaceAll("_", " ")));
   target.append(alerts);
@@ -36,7 +44,7 @@ function renderRecord(target, pop) {
     ["Overdue debt", c.overdue_debt ? "YES" : "no"],
     ["ID document", c.document_expiry ? `${c.document_expiry} (${c.document_state})` : "unknown"],
     ["Phones", c.phones.join(", ")]]));
-  if (pop.ivr_path !== undefined && pop.stage !== "record")
+  if (pop.ivr_path !== undefined && pop.stage !== "record" && !pop.campaign)
     target.append(dl([["Calling about", pop.intent], ["Queue", pop.queue], ["IVR path", (pop.ivr_path || []).join(" › ")]]));
   target.append(list("Open callbacks and tasks", pop.callbacks, (b) => `${when(b.due_at)} · ${b.reason || ""}`));
   target.append(list("Last notes", pop.interactions, (i) => `${when(i.at)} · ${i.category || ""} · ${i.note || ""}${i.agent_id ? ` (${i.agent_id})` : ""}`));
@@ -53,11 +61,12 @@ function renderPop(msg) {
   const form = $("new-client");
   if (pop.known) { form.hidden = true; renderRecord(body, pop); }
   else {
-    body.replaceChildren(el("p", `Unknown caller ${pop.caller_number || ""}`, "greet"),
+    body.replaceChildren(el("p", pop.campaign ? `Calling ${pop.number || ""}` : `Unknown caller ${pop.caller_number || ""}`, "greet"),
+      pop.campaign ? campaignLines(pop) :
       dl([["Calling about", pop.intent], ["Queue", pop.queue], ["IVR path", (pop.ivr_path || []).join(" › ")]]));
     form.hidden = false; $("nc-phone").value = pop.new_client.phone; $("nc-name").value = pop.new_client.name;
   }
-  $("pop-title").textContent = pop.stage === "offered" ? "Incoming call" : "On the call";
+  $("pop-title").textContent = pop.campaign ? "Outbound call" : pop.stage === "offered" ? "Incoming call" : "On the call";
   body.dataset.callId = pop.call_id;
   if (pop.stage === "connected") setLive(pop.call_id);
   requestAnimationFrame(() => setTimeout(() => {
