@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.dialler import (
@@ -205,22 +205,6 @@ class DiallerStore:
         )
         return {number: expires for number, expires in rows}
 
-    async def has_due(self, campaign_id: int, now: datetime) -> bool:
-        async with self.sessions() as session:
-            found = await session.scalar(
-                select(CampaignContact.id)
-                .where(
-                    CampaignContact.campaign_id == campaign_id,
-                    CampaignContact.status == ContactStatus.PENDING.value,
-                    or_(
-                        CampaignContact.next_attempt_at.is_(None),
-                        CampaignContact.next_attempt_at <= now,
-                    ),
-                )
-                .limit(1)
-            )
-            return found is not None
-
     async def set_call(self, contact_id: int, call_id: str) -> None:
         await self.campaigns.set_call(contact_id, call_id)
 
@@ -329,17 +313,23 @@ class DiallerStore:
         """Every agent-campaign attempt under way, with its call and the call's live state:
         what a restarted dialler must find again on the PBX."""
         async with self.sessions() as session:
+            # Dialling: the attempt is not applied yet. Or its call still open: applied at
+            # the answer (connected, abandoned), but the talk or the message goes on.
             rows = await session.execute(
                 select(CampaignContact, Campaign, Call.live_state)
                 .join(Campaign, Campaign.id == CampaignContact.campaign_id)
                 .outerjoin(Call, Call.id == CampaignContact.last_call_id)
                 .where(
-                    CampaignContact.status == ContactStatus.DIALLING.value,
                     Campaign.kind != "survey",
+                    or_(
+                        CampaignContact.status == ContactStatus.DIALLING.value,
+                        and_(Call.id.is_not(None), Call.ended_at.is_(None)),
+                    ),
                 )
             )
             out = []
             for row, campaign, state in rows:
+                dialling = row.status == ContactStatus.DIALLING.value
                 running = RunningAgentCampaign(
                     campaign.id,
                     campaign.name,
@@ -349,7 +339,7 @@ class DiallerStore:
                 claimed = Claimed(
                     campaign.id,
                     row.id,
-                    row.attempts + 1,
+                    row.attempts + 1 if dialling else row.attempts,
                     row.number,
                     row.client_id,
                     row.name,

@@ -180,6 +180,7 @@ class DiallerCalls:
         self._observe(d, Answered(at, d.channel_id, live=True))
         await self.calllog.event(d.call_id, "live_answer")
         d.phase = Phase.WAITING
+        self._save(d)
         if d.reserved is not None:
             agent_id, d.reserved = d.reserved, None
             bridge = self.desk.nailed_bridge(agent_id)

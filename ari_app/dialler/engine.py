@@ -139,24 +139,32 @@ class AgentDialler(DiallerCalls):
             and a.mode is AgentMode.NAILED
             and self.desk.nailed_bridge(a.id) is not None
         ]
+        # Inbound first: an agent whose queues have more inbound callers waiting than the
+        # campaign allows is the inbound queues' (away, for the pacer) until they are served.
+        waiting = {
+            q: sum(1 for c in self.acd.waiting(q) if parse_channel_id(c.call_id) is None)
+            for q in {q for a in agents for q in a.profile.queues}
+        }
+        inbound_first = {
+            a.id
+            for a in agents
+            if not outbound_allowed(sum(waiting[q] for q in a.profile.queues), settings)
+        }
         for a in agents:
             activity = _ACTIVITY[a.status]
+            if a.id in inbound_first and activity in (AgentActivity.READY, AgentActivity.WRAP_UP):
+                activity = AgentActivity.AWAY  # free soon, but for the inbound callers
             if self._agent_seen.get((campaign.id, a.id)) != activity:
                 self._agent_seen[(campaign.id, a.id)] = activity
                 pacer.observe(AgentState(mono, a.id, activity))
         if not in_schedule(settings, at) or settings.mode is DiallerMode.PREVIEW:
             return
-        queues = {q for a in agents for q in a.profile.queues}
-        waiting_inbound = sum(
-            1
-            for q in queues
-            for call in self.acd.waiting(q)
-            if parse_channel_id(call.call_id) is None
-        )
-        if not outbound_allowed(waiting_inbound, settings):
-            return
         ready = [
-            a.id for a in agents if a.status is AgentStatus.AVAILABLE and a.id not in self.previews
+            a.id
+            for a in agents
+            if a.status is AgentStatus.AVAILABLE
+            and a.id not in self.previews
+            and a.id not in inbound_first
         ]
         # Progressive: each call holds its own agent while it rings, so nobody answered waits.
         progressive = settings.mode is DiallerMode.PROGRESSIVE
@@ -165,10 +173,8 @@ class AgentDialler(DiallerCalls):
             return
         claimed = await self.store.claim(campaign, at, wanted, zones=number_zones)
         if not claimed:
-            if (
-                not self._in_flight(campaign.id)
-                and not await self.store.has_due(campaign.id, at + timedelta(days=3650))
-                and await self.store.campaigns.finish_if_done(campaign.id)
+            if not self._in_flight(campaign.id) and await self.store.campaigns.finish_if_done(
+                campaign.id
             ):
                 log.info("campaign_finished", campaign=campaign.name)
             return
@@ -356,45 +362,63 @@ class AgentDialler(DiallerCalls):
 
     async def reconcile(self) -> None:
         """After a (re)connect: every attempt under way is found again on the PBX. A call
-        talking to an agent is adopted (its agent stays on it); one still ringing or waiting
-        is hung up and counted as failed (retried by the rules); one gone is closed."""
+        talking to an agent is adopted (the agent stays on it); one still ringing is followed
+        again (its agent held again, if free); a person who answered and was waiting for an
+        agent has waited past the 2 seconds: the identification message, abandoned; a call
+        gone meanwhile is closed, its attempt failed (retried by the rules)."""
         try:
             for campaign, claimed, call_id, state in await self.store.under_way():
-                if call_id is None:
+                if call_id is None:  # claimed, never placed
                     await self.store.finish(campaign, claimed, Outcome.FAILED, now(), None)
                     continue
                 channel_id = channel_id_for(claimed)
-                if channel_id in self.calls:
-                    continue
-                alive = await self._alive(channel_id)
-                d = DialledCall(
-                    channel_id,
-                    call_id,
-                    campaign,
-                    claimed,
-                    ChannelTimers(self.ari, self.app, channel_id),
-                )
-                saved = (state or {}).get("dialler") or {}
-                agent_id = saved.get("agent_id")
-                if alive and saved.get("phase") == Phase.CONNECTED.value and agent_id:
-                    d.phase, d.agent_id, d.outcome = Phase.CONNECTED, agent_id, Outcome.CONNECTED
-                    connected = saved.get("connected_at")
-                    d.connected_at = datetime.fromisoformat(connected) if connected else now()
-                    with contextlib.suppress(ACDError):
-                        self.acd.adopt_call(channel_id, agent_id, time.monotonic())
-                    self.calls[channel_id] = d
-                    log.info("dialler_call_adopted", channel_id=channel_id, agent_id=agent_id)
-                    continue
-                self.calls[channel_id] = d
-                if alive:
-                    # Nobody can say how long it has been answered: not put through late.
-                    await self.calllog.event(call_id, "restart_hangup")
-                    await self._hangup(channel_id)
-                    await self._finish(d, Outcome.FAILED)
-                else:
-                    await self._fail(d, Outcome.FAILED, "gone while serve was away")
+                if channel_id not in self.calls:
+                    await self._adopt(campaign, claimed, call_id, (state or {}).get("dialler"))
         finally:
             self._reconciled.set()
+
+    async def _adopt(
+        self,
+        campaign: RunningAgentCampaign,
+        claimed: Claimed,
+        call_id: str,
+        saved: dict[str, Any] | None,
+    ) -> None:
+        channel_id = channel_id_for(claimed)
+        d = DialledCall(
+            channel_id, call_id, campaign, claimed, ChannelTimers(self.ari, self.app, channel_id)
+        )
+        saved = saved or {}
+        phase = saved.get("phase", Phase.RINGING.value)
+        agent_id = saved.get("agent_id") or saved.get("reserved")
+        self.calls[channel_id] = d
+        alive = await self._alive(channel_id)
+        with structlog.contextvars.bound_contextvars(channel_id=channel_id, call_id=call_id):
+            if phase == Phase.CONNECTED.value and agent_id:
+                d.phase, d.agent_id, d.outcome = Phase.CONNECTED, agent_id, Outcome.CONNECTED
+                connected = saved.get("connected_at")
+                d.connected_at = datetime.fromisoformat(connected) if connected else now()
+                with contextlib.suppress(ACDError):
+                    self.acd.adopt_call(channel_id, agent_id, time.monotonic())
+                if not alive:  # the talk ended while serve was away: it happened all the same
+                    await self._destroyed(d, None, "ended while serve was away")
+                    return
+            elif not alive:
+                await self._fail(d, Outcome.FAILED, "gone while serve was away")
+                return
+            elif phase == Phase.RINGING.value:
+                if agent_id:
+                    with contextlib.suppress(ACDError):
+                        self.acd.adopt_call(channel_id, agent_id, time.monotonic())
+                        d.reserved = agent_id
+            else:
+                # Answered and waiting for an agent while nobody was there to put them
+                # through: past the 2 seconds, so abandoned, with the message.
+                d.phase = Phase.WAITING
+                d.answered_at = time.monotonic()
+                await self._abandon(d)
+            await self.calllog.event(call_id, "adopted", phase=d.phase.value)
+            log.info("dialler_call_adopted", phase=d.phase.value, agent_id=d.agent_id)
 
     async def _alive(self, channel_id: str) -> bool:
         try:

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ari_app.ami import AMIActionError, AMIClient
+from models.flows import apply_flow
 from models.tables import (
     Call,
     Callback,
@@ -26,7 +27,16 @@ from models.tables import (
 )
 from tests.integration.conftest import PBX, Callers, Server
 from tests.integration.test_campaign_calls import api, around_now
-from tests.integration.test_infoline_paths import Desk, wait_status
+from tests.integration.test_infoline_paths import (
+    Desk,
+    _flow,
+    call_and_press,
+    finish,
+    open_always,
+    wait_connected,
+    wait_queued,
+    wait_status,
+)
 from tests.support import wait_until
 
 QUEUE = "outbound_sales"
@@ -68,8 +78,8 @@ async def line(ami: AMIClient, num: str, kind: str) -> None:
             await ami.action("DBDel", {"Family": "sim", "Key": f"{num}-{suffix}"})
 
 
-async def nailed_agent(desk: Desk, name: str) -> str:
-    agent = await desk.agent(name, [QUEUE], login=False)
+async def nailed_agent(desk: Desk, name: str, *also: str) -> str:
+    agent = await desk.agent(name, [QUEUE, *also], login=False)
     await desk.api("POST", f"/api/agents/{agent}/login", {"mode": "nailed"})
     desk.logged_in.append(agent)
     await wait_status(desk, agent, "available", message=f"{name}'s nailed leg up")
@@ -325,3 +335,38 @@ async def test_predictive_puts_every_live_answer_through_or_gives_the_message(
     # A new campaign has too few answers to estimate from: it paces progressively (and so
     # abandons nobody) until it has.
     assert fates.count("abandoned") == 0
+
+
+async def test_blending_inbound_callers_come_first(
+    server: Server, ami: AMIClient, desk: Desk, callers: Callers
+) -> None:
+    """An agent in an outbound campaign and an inbound queue: an inbound caller who waits for
+    them gets them as soon as their outbound call ends; no outbound call is placed for them
+    meanwhile, and the campaign goes on once the inbound call is over."""
+    await apply_flow(server.db.sessions, _flow(open_always))
+    agent = await nailed_agent(desk, "bea", "new_clients")
+    first, second = number(), number()
+    await person(ami, first, delay=1, talk=6)
+    await person(ami, second, delay=1, talk=1)
+    campaign_id = await create(server, f"blend-{first[-6:]}", "progressive", [first, second])
+    status, _ = await api(server, "POST", f"/api/campaigns/{campaign_id}/start")
+    assert status == 200
+
+    async def on_first() -> Call | None:
+        calls = (await calls_of(server, campaign_id)).get(first) or []
+        return calls[0] if calls and calls[0].connected_at is not None else None
+
+    outbound = await wait_until(on_first, timeout=20, message="the agent on the first call")
+    assert outbound.agent_id == agent
+    caller = await call_and_press(callers, "+38761999150", "0")
+    await wait_queued(server, caller)  # the agent is busy: the caller waits for them
+    inbound = await wait_connected(server, caller, timeout=30)
+    assert inbound.agent_id == agent
+    placed = (await calls_of(server, campaign_id)).get(second) or []
+    assert placed == [], "an outbound call was placed while the inbound caller waited"
+    await finish(server, caller)
+    rows = await settled(server, campaign_id, timeout=40)
+    (later,) = (await calls_of(server, campaign_id))[second]
+    assert later.agent_id == agent and later.outcome == "connected"
+    assert inbound.connected_at is not None and later.started_at > inbound.connected_at
+    assert rows[second].status == "done"
