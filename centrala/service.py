@@ -468,7 +468,7 @@ def build_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.append(desk_ctx(desk_config, CRM_KEY, ACD_KEY, DESK, INFOLINE, OUTBOUND))
     app.router.add_routes([status_route(status_sources)])
-    app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE, OUTBOUND))
+    app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE, OUTBOUND, AGENT_DIALLER))
     app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
     app.router.add_routes(report_routes(SESSIONS))
     setup_desk(app)

@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
+from core.errors import DomainError
 from core.pacing import Mode
 from core.surveys.campaign import (
     CampaignRules,
@@ -146,6 +147,31 @@ def connect_deadline(live_answer_at: float, settings: AgentCampaignSettings) -> 
     clock runs from the answer, not from AMD's verdict: detection eats into the 2 seconds."""
     del settings  # the law's figure, the same for every campaign
     return live_answer_at + CONNECT_SECONDS
+
+
+class PreviewError(DomainError):
+    """A preview action that cannot be done (not previewing that contact, no phone, ...)."""
+
+    def __init__(self, error_id: str, message: str, status: int = 409) -> None:
+        super().__init__(message, error_id=error_id, status=status)
+
+
+MAX_SKIP_REASON = 40
+
+
+def check_skip_reason(data: Mapping[str, object]) -> str:
+    """Why the agent skips a previewed contact: required, short, printable. Pure."""
+    reason = data.get("reason")
+    if (
+        not isinstance(reason, str)
+        or not reason.strip()
+        or len(reason) > MAX_SKIP_REASON
+        or not reason.isprintable()
+    ):
+        raise PreviewError(
+            "bad_reason", f"reason: why you skip it, 1-{MAX_SKIP_REASON} characters", 422
+        )
+    return reason.strip()
 
 
 # ---- what an attempt's end does to the contact ----------------------------------------------

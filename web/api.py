@@ -11,8 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from core.acd import ACD, AgentMode
+from core.dialler import check_skip_reason
 from core.errors import AgentDeskError, CallControlError
-from web.ports import AgentCommands, CallControl, ManualCalls
+from web.ports import AgentCampaigns, AgentCommands, CallControl, ManualCalls
 
 MAX_REASON = 80
 
@@ -107,6 +108,7 @@ def routes(
     acd_key: web.AppKey[ACD],
     infoline_key: web.AppKey[CallControl],
     outbound_key: web.AppKey[ManualCalls] | None = None,
+    dialler_key: web.AppKey[AgentCampaigns] | None = None,
 ) -> list[web.RouteDef]:
     async def login(request: web.Request) -> web.Response:
         endpoint, mode = check_login(await _body(request))
@@ -160,7 +162,33 @@ def routes(
         await request.app[infoline_key].control(call_id, f"{step}_recording", by)
         return web.json_response({"call_id": call_id, "recording": step})
 
+    async def preview(request: web.Request) -> web.Response:
+        """The next contact of the agent's preview campaigns, held for them: call or skip."""
+        assert dialler_key is not None
+        agent_id = request.match_info["agent_id"]
+        held = await request.app[dialler_key].preview_next(agent_id)
+        return web.json_response({"agent_id": agent_id, "contact": held and held.json()})
+
+    async def preview_step(request: web.Request) -> web.Response:
+        assert dialler_key is not None
+        agent_id, step = request.match_info["agent_id"], request.match_info["step"]
+        contact_id = int(request.match_info["contact_id"])
+        dialler = request.app[dialler_key]
+        if step == "call":
+            d = await dialler.preview_call(agent_id, contact_id)
+            return web.json_response({"agent_id": agent_id, "call_id": d.call_id})
+        reason = check_skip_reason(await _body(request))
+        await dialler.preview_skip(agent_id, contact_id, reason)
+        return web.json_response({"agent_id": agent_id, "skipped": contact_id, "reason": reason})
+
     extra = [web.post("/api/agents/{agent_id}/call", call)] if outbound_key else []
+    if dialler_key is not None:
+        extra += [
+            web.get("/api/agents/{agent_id}/preview", preview),
+            web.post(
+                "/api/agents/{agent_id}/preview/{contact_id:\\d+}/{step:call|skip}", preview_step
+            ),
+        ]
     return [
         *extra,
         web.post("/api/calls/{call_id}/recording/{step:pause|resume}", recording),

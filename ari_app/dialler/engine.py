@@ -29,8 +29,7 @@ from ari_app.dialler.calls import (
 from ari_app.dispatch import event_channel, run_call_step
 from ari_app.trunks import TrunkGate
 from core.acd import ACD, ACDError, AgentMode, AgentStatus
-from core.dialler import DiallerMode, in_schedule, outbound_allowed
-from core.errors import DomainError
+from core.dialler import DiallerMode, PreviewError, in_schedule, outbound_allowed
 from core.outbound import OutboundRefused
 from core.pacing import AgentActivity, AgentState, Pacer, PacingSettings, Placed, Tally
 from core.surveys.campaign import Outcome
@@ -51,15 +50,23 @@ _ACTIVITY = {
 }
 
 
-class PreviewError(DomainError):
-    def __init__(self, error_id: str, message: str, status: int = 409) -> None:
-        super().__init__(message, error_id=error_id, status=status)
-
-
 @dataclass(frozen=True)
 class PreviewContact:
     campaign: RunningAgentCampaign
     claimed: Claimed
+
+    def json(self) -> dict[str, Any]:
+        c = self.claimed
+        return {
+            "campaign": self.campaign.name,
+            "contact_id": c.contact_id,
+            "number": c.number,
+            "client_id": c.client_id,
+            "name": c.name,
+            "purpose": c.purpose,
+            "script": c.script,
+            "attempt": c.attempt,
+        }
 
 
 class AgentDialler(DiallerCalls):
@@ -332,7 +339,7 @@ class AgentDialler(DiallerCalls):
         if held is None or held.claimed.contact_id != contact_id:
             raise PreviewError("not_previewing", f"contact {contact_id} is not on your desk")
         del self.previews[agent_id]
-        await self.store.skip(held.campaign.id, held.claimed, reason[:40] or "skipped")
+        await self.store.skip(held.campaign.id, held.claimed, reason)
 
     # ---- events -------------------------------------------------------------------------------
 

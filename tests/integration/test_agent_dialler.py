@@ -370,3 +370,47 @@ async def test_blending_inbound_callers_come_first(
     assert later.agent_id == agent and later.outcome == "connected"
     assert inbound.connected_at is not None and later.started_at > inbound.connected_at
     assert rows[second].status == "done"
+
+
+async def test_preview_the_agent_sees_the_contact_then_calls_or_skips(
+    server: Server, ami: AMIClient, desk: Desk
+) -> None:
+    agent = await nailed_agent(desk, "val")
+    first, second = number(), number()
+    await person(ami, first, delay=1, talk=2)
+    await person(ami, second, delay=1, talk=2)
+    campaign_id = await create(server, f"preview-{first[-6:]}", "preview", [first, second])
+    status, _ = await api(server, "POST", f"/api/campaigns/{campaign_id}/start")
+    assert status == 200
+    # Preview never dials by itself.
+    shown = (await desk.api("GET", f"/api/agents/{agent}/preview"))["contact"]
+    assert shown is not None and shown["number"] == first
+    assert (await desk.api("GET", f"/api/agents/{agent}/preview"))["contact"] == shown  # held
+    assert await calls_of(server, campaign_id) == {}
+    rows = await rows_of(server, campaign_id)
+    assert rows[first].status == "dialling" and rows[first].agent_id == agent
+
+    placed = await desk.api("POST", f"/api/agents/{agent}/preview/{shown['contact_id']}/call")
+
+    async def talked() -> Call | None:
+        calls = (await calls_of(server, campaign_id)).get(first) or []
+        return calls[0] if calls and calls[0].ended_at is not None else None
+
+    call = await wait_until(talked, timeout=20, message="the previewed call made and ended")
+    assert call.id == placed["call_id"] and call.outcome == "connected"
+    assert call.agent_id == agent
+    await wait_status(desk, agent, "available", message="the agent free again")
+
+    nxt = (await desk.api("GET", f"/api/agents/{agent}/preview"))["contact"]
+    assert nxt is not None and nxt["number"] == second
+    status, body = await api(
+        server, "POST", f"/api/agents/{agent}/preview/{nxt['contact_id']}/skip", {"reason": ""}
+    )
+    assert status == 422 and body["error_id"] == "bad_reason", body
+    await desk.api(
+        "POST", f"/api/agents/{agent}/preview/{nxt['contact_id']}/skip", {"reason": "in hospital"}
+    )
+    rows = await rows_of(server, campaign_id)
+    assert rows[second].status == "skipped" and rows[second].last_outcome == "skipped: in hospital"
+    assert (await desk.api("GET", f"/api/agents/{agent}/preview"))["contact"] is None
+    assert len(await calls_of(server, campaign_id)) == 1
