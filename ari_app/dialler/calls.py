@@ -37,6 +37,7 @@ from models.dialler import Claimed, DiallerStore, RunningAgentCampaign
 log = structlog.get_logger(__name__)
 
 HANDLER = "dialler"
+AMD_CONTEXT = "centrala-amd-fast"  # extensions.conf: a verdict within the 2 seconds
 CONNECT_TIMER = "connect"
 IDENTIFICATION_PLAYBACK = "identification"
 # Outbound calls wait behind inbound callers of equal standing: inbound comes first.
@@ -120,7 +121,7 @@ class DiallerCalls:
         if kind == "StasisStart":
             args = [str(a) for a in event.get("args") or []]
             if args[:1] == ["amd"]:
-                await self._amd_verdict(d, args[1] if len(args) > 1 else "")
+                await self._amd_verdict(d, args[1] if len(args) > 1 else "", args[2:])
             else:
                 await self._answered(d)
         elif kind == OFFER:
@@ -154,14 +155,14 @@ class DiallerCalls:
                 CONNECT_TIMER,
                 connect_deadline(d.answered_at, d.campaign.settings) - time.monotonic(),
             )
-            await self.ari.continue_in_dialplan(d.channel_id, "centrala-amd", "s", 1)
+            await self.ari.continue_in_dialplan(d.channel_id, AMD_CONTEXT, "s", 1)
             return
         await self._live(d)
 
-    async def _amd_verdict(self, d: DialledCall, status: str) -> None:
+    async def _amd_verdict(self, d: DialledCall, status: str, cause: list[str]) -> None:
         if d.phase is not Phase.DETECTING:
             return
-        await self.calllog.event(d.call_id, "amd", status=status)
+        await self.calllog.event(d.call_id, "amd", status=status, cause=",".join(cause))
         if is_machine(status):
             d.timers.cancel(CONNECT_TIMER)
             d.phase = Phase.ENDED

@@ -1,0 +1,197 @@
+"""The agent dialler on a fake ARI, beside its real-Asterisk tests (tests/integration/
+test_agent_dialler.py): the paths a simulated phone cannot steer surely, AMD's machine verdict
+and a person left without an agent past the 2 seconds. The dialler runs with its real parts
+(``AgentDialler``, the real CallLog and DiallerStore on a migrated SQLite file, the pure ACD)
+and is driven through its entry points (``tick``, ARI events), as `centrala serve` drives it;
+the desk is a small stand-in holding one nailed-up agent's bridge."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ari_app.dialler.engine import AgentDialler
+from ari_app.testing import FakeARI
+from core.acd import ACD, AgentMode, AgentProfile, Offer
+from core.dialler import AgentCampaignSettings, CampaignKind
+from dialplan.model import WEEKDAYS, Calendar
+from models.calllog import CallLog
+from models.campaigns import NewContact
+from models.db import create_engine, session_factory
+from models.dialler import DiallerStore
+from models.tables import Call, Callback, CallEvent, CampaignContact, CampaignStatus, DoNotCall
+from tests.conftest import make_database
+from tests.support import wait_until
+
+APP = "centrala-dialler"
+ALL_DAY = Calendar(timezone="UTC", weekly={d: ["00:00-24:00"] for d in WEEKDAYS})
+AGENT = "ana"
+
+
+@dataclass
+class Desk:
+    """What the dialler asks of ``AgentDesk``: one agent's nailed-up bridge, the ACD's news."""
+
+    acd: ACD
+    bridges: dict[str, str] = field(default_factory=dict)
+
+    def nailed_bridge(self, agent_id: str) -> str | None:
+        return self.bridges.get(agent_id)
+
+    def publish(self, offers: list[Offer]) -> None:
+        pass
+
+    def call_ended(self, agent_id: str, wrap_up_seconds: float) -> None:
+        self.acd.ended(agent_id, time.monotonic(), wrap_up_seconds)
+
+
+@dataclass
+class Rig:
+    ari: FakeARI
+    app: AgentDialler
+    calllog: CallLog
+    store: DiallerStore
+    acd: ACD
+
+    async def settle(self) -> None:
+        await self.ari.settle()
+        await self.calllog.flush()
+
+    async def campaign(self, number: str, **settings: object) -> None:
+        s = AgentCampaignSettings.model_validate(
+            {
+                "queue": "sales",
+                "rules": {"window": ALL_DAY.model_dump(), "legal": ALL_DAY.model_dump()},
+                **settings,
+            }
+        )
+        campaign_id, _ = await self.store.create(
+            "sales", CampaignKind.LEADS, s, [NewContact(number, timezone="UTC")]
+        )
+        await self.store.campaigns.set_status(campaign_id, CampaignStatus.RUNNING)
+
+    async def place(self) -> str:
+        await self.app.tick()
+        await self.settle()
+        (channel,) = [c.id for c in self.ari.originated() if c.id.startswith("dialler-")]
+        return channel
+
+    async def row(self, channel_id: str) -> Call:
+        await self.calllog.flush()
+        async with self.store.sessions() as session:
+            row = await session.scalar(select(Call).where(Call.channel_id == channel_id))
+        assert row is not None
+        return row
+
+    async def kinds(self, call_id: str) -> list[str]:
+        async with self.store.sessions() as session:
+            return list(
+                await session.scalars(
+                    select(CallEvent.kind)
+                    .where(CallEvent.call_id == call_id)
+                    .order_by(CallEvent.id)
+                )
+            )
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    db = await make_database("sqlite", tmp_path)
+    await db.engine.dispose()
+    engine = create_engine(db.url)
+    sessions = session_factory(engine)
+    calllog = CallLog(sessions, "BA")
+    store = DiallerStore(sessions)
+    acd = ACD()
+    ari = FakeARI([APP])
+    await ari.start()
+    await ari.create_bridge("nailed-ana")
+    desk = Desk(acd, {AGENT: "nailed-ana"})
+    acd.login(
+        AgentProfile(AGENT, "Ana", queues={"sales": 0}),
+        "Local/ana@agents",
+        AgentMode.NAILED,
+        time.monotonic(),
+    )
+    app = AgentDialler(
+        ari,
+        calllog,
+        store,
+        acd,
+        desk,  # type: ignore[arg-type]
+        None,
+        app=APP,
+        dial="PJSIP/{number}@trunk",
+        trunk=None,
+        caller_id="033000000",
+        queue_caller_ids={},
+    )
+    app.identification = {"": "sound:centrala/bs/dialler-identification"}
+    ari.on_event(app.on_event)
+    await app.reconcile()
+    try:
+        yield Rig(ari, app, calllog, store, acd)
+    finally:
+        await ari.settle()
+        await app.stop()
+        await ari.stop()
+        await calllog.aclose()
+        await engine.dispose()
+
+
+async def test_a_machine_verdict_hangs_up_and_frees_the_held_agent(rig: Rig) -> None:
+    await rig.campaign("+38761000001", mode="progressive", amd=True)
+    channel = await rig.place()
+    assert rig.acd.agent(AGENT).current_call == channel  # held while it rings
+    rig.ari.pick_up(channel)
+    await rig.settle()
+    (amd,) = rig.ari.requests_to("POST", f"/channels/{channel}/continue")
+    assert amd.params == {"context": "centrala-amd-fast", "extension": "s", "priority": 1}
+    rig.ari.stasis_start(channel, ["amd", "MACHINE", "LONGGREETING-1600-1500"])
+    await rig.settle()
+
+    row = await rig.row(channel)
+    assert row.ended_at is not None and row.outcome == "machine" and row.connected_at is None
+    assert "live_answer" not in await rig.kinds(row.id)
+    assert rig.acd.agent(AGENT).status.value == "available"
+    async with rig.store.sessions() as session:
+        contact = await session.scalar(select(CampaignContact))
+    assert contact is not None and contact.status == "pending"  # the rules retry a machine
+    counts = await rig.store.abandon_count(row.campaign_id or 0, None)
+    assert (counts.live, counts.abandoned, counts.machines) == (0, 0, 1)
+
+
+async def test_a_person_nobody_takes_in_two_seconds_hears_the_message(rig: Rig) -> None:
+    await rig.campaign("+38761000002", mode="predictive")
+    rig.acd.adopt_call("someone-else", AGENT, time.monotonic())  # the only agent is busy
+    # Predictive with no estimate yet paces progressively: no ready agent, no call. Free the
+    # agent for the tick, then take them again before the answer.
+    rig.app.desk.call_ended(AGENT, 0)  # type: ignore[attr-defined]
+    channel = await rig.place()
+    rig.acd.adopt_call("someone-else", AGENT, time.monotonic())
+    answered = time.monotonic()
+    rig.ari.pick_up(channel)
+    await rig.settle()
+    assert rig.ari.bridge_of(channel) is None
+
+    def message_playing() -> list[str]:
+        return [m for p in rig.ari.playing(channel) for m in p.media]
+
+    media = await wait_until(message_playing, timeout=5, message="the identification message")
+    assert time.monotonic() - answered >= 2.0
+    assert media == ["sound:centrala/bs/dialler-identification"]
+    row = await rig.row(channel)
+    assert "abandoned" in await rig.kinds(row.id)
+    (playback,) = rig.ari.playing(channel)
+    rig.ari.finish_playback(playback.id)
+    await rig.settle()
+    row = await rig.row(channel)
+    assert row.outcome == "abandoned" and row.ended_at is not None
+    async with rig.store.sessions() as session:
+        assert await session.get(DoNotCall, "+38761000002") is not None
+        assert await session.scalar(select(Callback.reason)) == "abandoned"
