@@ -241,21 +241,29 @@ async def _recheck(
 ) -> dict[int, str | None]:
     facts = await _current_facts(session, tasks)
     reasons: dict[int, str | None] = {}
+    closing: dict[str, list[int]] = defaultdict(list)  # reason -> open tasks to close
     for t in tasks:
         task = TaskFacts(ProcedureKind(t.kind), t.cause_key, t.status, t.closed_reason)
-        reason = recheck(task, facts[t.id], now, rules)
+        reasons[t.id] = reason = recheck(task, facts[t.id], now, rules)
         if reason is not None and t.status == OPEN:
-            # Guarded: a task closed meanwhile (by a call, another instance) keeps its reason.
-            result = await session.execute(
-                update(ProcedureTask)
-                .where(ProcedureTask.id == t.id, ProcedureTask.status == OPEN)
-                .values(status=CLOSED, closed_reason=reason, closed_at=now)
-                .returning(ProcedureTask.id)
-            )
-            if result.first() is None:
-                closed = await session.get(ProcedureTask, t.id, populate_existing=True)
-                reason = closed.closed_reason if closed is not None else "task_removed"
-        reasons[t.id] = reason
+            closing[reason].append(t.id)
+    lost: list[int] = []
+    for reason, ids in closing.items():
+        # Guarded: a task closed meanwhile (by a call, another instance) keeps its reason.
+        result = await session.execute(
+            update(ProcedureTask)
+            .where(ProcedureTask.id.in_(ids), ProcedureTask.status == OPEN)
+            .values(status=CLOSED, closed_reason=reason, closed_at=now)
+            .returning(ProcedureTask.id)
+        )
+        done = set(result.scalars())
+        lost += [task_id for task_id in ids if task_id not in done]
+    if lost:
+        reasons.update(dict.fromkeys(lost, "task_removed"))
+        rows = await session.execute(
+            select(ProcedureTask.id, ProcedureTask.closed_reason).where(ProcedureTask.id.in_(lost))
+        )
+        reasons.update((task_id, reason or CLOSED) for task_id, reason in rows)
     return reasons
 
 

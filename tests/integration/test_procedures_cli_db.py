@@ -114,3 +114,25 @@ async def test_a_bad_payments_file_writes_nothing_and_exits_2(
     ]
     async with database.sessions() as session:
         assert (await session.scalars(select(Payment))).all() == []
+
+
+async def test_generate_reads_its_rules_from_a_file(database: Database, tmp_path: Path) -> None:
+    for name, text in files().items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        code, _, err = await centrala(database, "import", name.removesuffix(".csv"), str(path))
+        assert code == 0, err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("document_dayz: 5\n", encoding="utf-8")
+    code, _, err = await centrala(database, "procedures", "generate", "--rules", str(bad))
+    assert code == 1 and "document_dayz: Extra inputs are not permitted" in err
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("document_days: 5  # the document expires in 10\n", encoding="utf-8")
+    code, out, err = await centrala(database, "procedures", "generate", "--rules", str(rules))
+    assert (code, out.strip()) == (
+        0,
+        "procedures: 2 created, 0 already there, 0 closed, 0 without a number",
+    ), err
+    async with database.sessions() as session:
+        kinds = set(await session.scalars(select(ProcedureTask.kind)))
+    assert kinds == {"overpayment", "unknown_payment"}

@@ -13,13 +13,14 @@ import pytest
 from sqlalchemy import select, update
 
 from core.csvrows import ImportRejected
-from core.procedures import ProcedureKind
+from core.procedures import ProcedureKind, ProcedureRules
 from core.surveys.campaign import CampaignSettings, Segment, SegmentRules
 from core.surveys.contacts import parse_contacts
 from models.campaigns import CampaignError, CampaignStore
 from models.importing import import_rows
 from models.procedures import (
     GenerateResult,
+    _recheck,
     close_tasks,
     generate_procedures,
     open_tasks,
@@ -244,6 +245,29 @@ async def test_a_task_closed_after_its_call_is_not_reopened_by_generate(database
     assert result.created == 0
     assert await open_tasks(database.sessions, K.OVERPAYMENT) == []
     assert await recheck_tasks(database.sessions, [task.task_id], NOW) == {task.task_id: "called"}
+
+
+async def test_a_task_closed_meanwhile_keeps_the_reason_it_was_closed_with(
+    database: Database,
+) -> None:
+    """Two instances re-check the same task: the one that finds it closed already (by the
+    other, or by its call) reports that reason and overwrites nothing."""
+    await seed(database)
+    await generate_procedures(database.sessions, NOW)
+    async with database.sessions() as session:
+        stale = list(
+            await session.scalars(
+                select(ProcedureTask).where(ProcedureTask.kind == K.UNKNOWN_PAYMENT)
+            )
+        )
+    (task,) = stale
+    await close_tasks(database.sessions, [task.id], "called", NOW)
+    await set_rows(database, Payment, Payment.external_id == "P1", matched=True)
+    async with database.sessions() as session, session.begin():
+        assert task.status == "open"  # as that instance read it
+        reasons = await _recheck(session, stale, NOW, ProcedureRules())
+    assert reasons == {task.id: "called"}
+    assert (await tasks(database))[(K.UNKNOWN_PAYMENT, "payment:P1")].closed_reason == "called"
 
 
 # ---- what a campaign dials ------------------------------------------------------------------
