@@ -1,5 +1,5 @@
-"""Over 500 lines: every operator command in one place (the surveys' are in ``cli_surveys``);
-the next group to move out is ``agent``.
+"""Over 500 lines: every operator command in one place (the surveys' are in ``cli_surveys``,
+the procedural calls' in ``cli_procedures``); the next group to move out is ``agent``.
 
 The ``centrala`` command. Names of commands and options are a contract with operators'
 scripts (DESIGN.md): keep them."""
@@ -192,7 +192,8 @@ def db_revision(message: str) -> None:
 
 @main.group("import")
 def import_() -> None:
-    """Import clients, agents or loans from CSV. All rows or none: a bad row aborts the import."""
+    """Import clients, agents, loans or payments from CSV. All rows or none: a bad row aborts
+    the import."""
 
 
 def _run_import(kind: str, path: Path) -> None:
@@ -230,6 +231,14 @@ def import_agents(path: Path) -> None:
 def import_loans(path: Path) -> None:
     """Import loans (loan_id, client_id, opened_at, closed_at, amount, product)."""
     _run_import("loans", path)
+
+
+@import_.command("payments")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_payments(path: Path) -> None:
+    """Import payments (payment_id, payer_name, amount, paid_at; loan_id, client_id,
+    payer_number, matched): procedural calls are generated from them."""
+    _run_import("payments", path)
 
 
 # ---- dialplan -----------------------------------------------------------------------------
@@ -547,6 +556,15 @@ def _register_survey_commands() -> None:
 
 
 _register_survey_commands()
+
+
+def _register_procedure_commands() -> None:
+    from centrala.cli_procedures import procedures
+
+    main.add_command(procedures)
+
+
+_register_procedure_commands()
 
 
 if __name__ == "__main__":

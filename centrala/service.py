@@ -413,6 +413,32 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
         await keeping
 
 
+async def procedures_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Procedural call tasks generated from the CRM on a schedule (a payment to check, a
+    document about to expire, ...): the first run soon after start."""
+    every = app[SETTINGS].procedures_generate_seconds
+
+    async def run() -> None:
+        from models.calllog import now
+        from models.procedures import generate_procedures
+
+        while True:
+            try:
+                result = await generate_procedures(app[SESSIONS], now())
+                log.info("procedures_generated", summary=result.summary())
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("procedures_generate_failed")
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(run()) if every > 0 else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     """Measures how late the event loop wakes up: a blocked loop delays every call."""
     lags: list[float] = [0.0]
@@ -457,7 +483,9 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     # AMI before the Stasis apps: the info line records calls through it from the first one.
-    app.cleanup_ctx.extend([loop_lag_ctx, database_ctx, ami_ctx, recording_ctx, ari_ctx, agi_ctx])
+    app.cleanup_ctx.extend(
+        [loop_lag_ctx, database_ctx, ami_ctx, recording_ctx, ari_ctx, agi_ctx, procedures_ctx]
+    )
     desk_config = DeskConfig(
         web_secret=settings.effective_web_secret(),
         session_seconds=settings.session_hours * 3600,

@@ -213,6 +213,9 @@ class Settings(BaseSettings):
     # Agent campaigns (ari_app/dialler): their Stasis app and how often each is paced.
     dialler_app: str = "centrala-dialler"
     dialler_tick_seconds: float = Field(default=0.5, gt=0, le=10)
+    # How often `serve` generates procedural call tasks from the CRM (0: never; the
+    # `centrala procedures generate` command does the same by hand).
+    procedures_generate_seconds: float = Field(default=3600, ge=0)
     queue_caller_ids: dict[str, Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]] = Field(
         default_factory=dict, description="queue -> the number its agents' calls present"
     )

@@ -62,6 +62,10 @@ class NewContact:
     name: str | None = None
     language: str | None = None
     timezone: str | None = None
+    # A procedural call (agent campaigns): its procedure_tasks row, re-checked right before
+    # dialling, and its purpose (core.procedures.ProcedureKind) for the screen-pop.
+    task_id: int | None = None
+    purpose: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ class CampaignStore:
                             name=c.name,
                             language=c.language,
                             timezone=c.timezone,
+                            task_id=c.task_id,
+                            purpose=c.purpose,
                         )
                         for c in rows.values()
                     )
@@ -490,62 +496,23 @@ async def create_campaign(
     """A draft campaign asking ``survey_name``'s active version: of the contacts in ``rows``
     (an imported list), or else of the clients in ``settings.rules.segments``. Returns (id,
     contacts)."""
-    from models.segments import select_targets
+    from models.sources import ListSource, SegmentSource, contacts_for
     from models.surveys import active_survey
 
     stored = await active_survey(sessions, survey_name)
     if stored is None:
         raise CampaignError("unknown_survey", f"no survey {survey_name!r}: `survey apply` it", 404)
-    contacts: list[NewContact] = []
-    if rows is not None:
-        contacts = await listed_contacts(sessions, rows)
-    else:
-        rules = settings.rules
-        targets = await select_targets(sessions, rules.segments, rules.segment_rules, now)
-        contacts = [
-            NewContact(
-                number=facts.number,
-                client_id=facts.client_id,
-                segment=segment.value if segment else None,
-                language=facts.language,
-                timezone=facts.timezone,
-            )
-            for facts, segment in targets
-        ]
+    rules = settings.rules
+    segments = tuple(rules.segments) if rules.segments is not None else None
+    source = (
+        ListSource(tuple(rows))
+        if rows is not None
+        else SegmentSource(segments, rules.segment_rules)
+    )
+    contacts = await contacts_for(sessions, source, now)
     if not contacts:
         raise CampaignError("no_contacts", "nobody to call: the list or segments are empty", 422)
     return await CampaignStore(sessions).create(name, stored.id, settings, contacts)
-
-
-async def listed_contacts(
-    sessions: async_sessionmaker[AsyncSession], rows: Sequence[ContactRow]
-) -> list[NewContact]:
-    """An imported list's contacts, each with our client's id when the list names one;
-    raises for clients the CRM does not have (all rows or none)."""
-    wanted = {r.client_external_id for r in rows if r.client_external_id}
-    async with sessions() as session:
-        known = {
-            ext: cid
-            for ext, cid in await session.execute(
-                select(Client.external_id, Client.id).where(Client.external_id.in_(wanted))
-            )
-        }
-    unknown = sorted(wanted - set(known))
-    if unknown:
-        raise CampaignError(
-            "unknown_client", f"clients not in the CRM: {', '.join(unknown[:10])}", 422
-        )
-    return [
-        NewContact(
-            number=r.number,
-            client_id=known.get(r.client_external_id or ""),
-            segment=r.segment.value if r.segment else None,
-            name=r.name,
-            language=r.language,
-            timezone=r.timezone,
-        )
-        for r in rows
-    ]
 
 
 async def apply_outcome(

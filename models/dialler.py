@@ -31,6 +31,7 @@ from core.dialler import (
     after_dial,
     after_disposition,
 )
+from core.procedures import screenpop_purpose
 from core.surveys.campaign import (
     Contact,
     ContactStatus,
@@ -43,6 +44,7 @@ from core.surveys.campaign import (
 )
 from models.callbacks import add_callback
 from models.campaigns import CampaignError, CampaignStore, NewContact, _contact
+from models.procedures import recheck_tasks
 from models.tables import (
     Call,
     CallEvent,
@@ -51,6 +53,7 @@ from models.tables import (
     CampaignStatus,
     DoNotCall,
     Interaction,
+    ProcedureTask,
 )
 
 
@@ -73,8 +76,9 @@ class Claimed:
     client_id: int | None
     name: str | None
     language: str | None
-    purpose: str | None = None  # a procedural task's (core.procedures), for the screen-pop
-    script: str | None = None
+    task_id: int | None = None  # a procedural call's task (re-checked before dialling)
+    purpose: str | None = None  # its purpose, in words (core.procedures), for the screen-pop
+    script: str | None = None  # what the agent says, in the client's language
 
 
 LIVE_OUTCOMES = (Outcome.CONNECTED.value, Outcome.ABANDONED.value)
@@ -127,6 +131,23 @@ class DiallerStore:
         off to the window's opening, one that may never be called is closed with the
         reason. ``zones``: the time zones a number may be in, for numbers without a client
         zone (the adapter knows the numbering plan)."""
+        kept: list[Claimed] = []
+        for _ in range(5):  # again while re-checked tasks drop out, a few rounds at most
+            claimed = await self._claim_once(campaign, now, wanted - len(kept), zones, agent_id)
+            still = await self._still_needed(claimed, now)
+            kept += still
+            if len(still) == len(claimed) or len(kept) >= wanted:
+                break
+        return kept
+
+    async def _claim_once(
+        self,
+        campaign: RunningAgentCampaign,
+        now: datetime,
+        wanted: int,
+        zones: Callable[[str], tuple[str, ...]] | None,
+        agent_id: str | None,
+    ) -> list[Claimed]:
         if wanted <= 0:
             return []
         rules = campaign.settings.rules.model_copy(update={"segments": None})
@@ -176,6 +197,7 @@ class DiallerStore:
                         .execution_options(synchronize_session=False)
                     )
                     if getattr(done, "rowcount", 0):
+                        shown = screenpop_purpose(row.purpose, contact.client.language)
                         claimed.append(
                             Claimed(
                                 campaign.id,
@@ -185,6 +207,9 @@ class DiallerStore:
                                 row.client_id,
                                 row.name,
                                 contact.client.language,
+                                row.task_id,
+                                shown["purpose"] if shown else None,
+                                shown["script"] if shown else None,
                             )
                         )
                 elif isinstance(action, Skip) and action.final:
@@ -196,6 +221,36 @@ class DiallerStore:
                     row.last_outcome = action.reason
                     row.next_attempt_at = None
         return claimed
+
+    async def _still_needed(self, claimed: list[Claimed], now: datetime) -> list[Claimed]:
+        """A procedural task is checked again right before its call: one whose cause went
+        away (the payment matched since, the document renewed, the loan closed) is not
+        called, and its contact is closed with that reason."""
+        tasks = [c.task_id for c in claimed if c.task_id is not None]
+        if not tasks:
+            return claimed
+        reasons = await recheck_tasks(self.sessions, tasks, now)
+        keep = []
+        for c in claimed:
+            reason = reasons.get(c.task_id) if c.task_id is not None else None
+            if reason is None:
+                keep.append(c)
+                continue
+            async with self.sessions() as session, session.begin():
+                await session.execute(
+                    update(CampaignContact)
+                    .where(
+                        CampaignContact.id == c.contact_id,
+                        CampaignContact.status == ContactStatus.DIALLING.value,
+                        CampaignContact.attempts == c.attempt - 1,
+                    )
+                    .values(
+                        status=ContactStatus.SKIPPED.value,
+                        last_outcome=reason[:40],
+                        agent_id=None,
+                    )
+                )
+        return keep
 
     async def _do_not_call(
         self, session: AsyncSession, numbers: list[str]
@@ -232,6 +287,14 @@ class DiallerStore:
                 return before
             _store_contact(row, after, call_id)
             row.agent_id = agent_id if outcome is Outcome.CONNECTED else None
+            if outcome is Outcome.CONNECTED and row.task_id is not None:
+                # The procedural call was made: its task is done (the agent's disposition
+                # says how it went), so no later campaign calls the client for it again.
+                await session.execute(
+                    update(ProcedureTask)
+                    .where(ProcedureTask.id == row.task_id, ProcedureTask.status == "open")
+                    .values(status="closed", closed_reason="called", closed_at=now)
+                )
             await _consequences(session, consequences, row, call_id, campaign, now)
             return after
 
@@ -336,6 +399,7 @@ class DiallerStore:
                     CampaignKind(campaign.kind),
                     AgentCampaignSettings.model_validate(campaign.settings),
                 )
+                shown = screenpop_purpose(row.purpose, row.language)
                 claimed = Claimed(
                     campaign.id,
                     row.id,
@@ -344,6 +408,9 @@ class DiallerStore:
                     row.client_id,
                     row.name,
                     row.language,
+                    row.task_id,
+                    shown["purpose"] if shown else None,
+                    shown["script"] if shown else None,
                 )
                 out.append((running, claimed, row.last_call_id, state))
             return out

@@ -1,10 +1,10 @@
-"""CSV import of clients, agents and loans: all rows or none.
+"""CSV import of clients, agents, loans and payments: all rows or none.
 
 Three steps, so that a bad file never leaves half an import behind: the text is parsed and
 every row validated by pure functions; then the rows are checked against the database (unknown
-managers, loans of unknown clients); then everything is written in one transaction. Any error
-raises ImportRejected with every problem found, and nothing is written. Importing the same file
-twice changes nothing.
+managers, loans of unknown clients, payments of unknown loans or clients); then everything is
+written in one transaction. Any error raises ImportRejected with every problem found, and
+nothing is written. Importing the same file twice changes nothing.
 
 The column names are a contract with operators' scripts (DESIGN.md): keep them.
 """
@@ -28,11 +28,13 @@ from core.csvrows import (
     ClientRow,
     ImportRejected,
     LoanRow,
+    PaymentRow,
     RowError,
     decode_csv_bytes,
     parse_agents,
     parse_clients,
     parse_loans,
+    parse_payments,
 )
 from models.db import create_engine, session_factory
 from models.tables import (
@@ -40,12 +42,13 @@ from models.tables import (
     Client,
     ClientPhone,
     Loan,
+    Payment,
     Queue,
     QueueMember,
 )
 
-ImportKind = Literal["clients", "agents", "loans"]
-KINDS: tuple[ImportKind, ...] = ("clients", "agents", "loans")
+ImportKind = Literal["clients", "agents", "loans", "payments"]
+KINDS: tuple[ImportKind, ...] = ("clients", "agents", "loans", "payments")
 
 _IN_CHUNK = 500  # ids per IN (...) query, well under SQLite's and asyncpg's parameter limits
 
@@ -280,7 +283,70 @@ async def _write_loans(session: AsyncSession, rows: Sequence[LoanRow]) -> Import
     return ImportResult("loans", len(new_loans), updated, unchanged)
 
 
-_ParsedRows = list[ClientRow] | list[AgentRow] | list[LoanRow]
+async def _loan_ids(session: AsyncSession, external_ids: Iterable[str]) -> dict[str, Loan]:
+    found: dict[str, Loan] = {}
+    for chunk in _chunks(sorted(set(external_ids))):
+        found.update(
+            (loan.external_id, loan)
+            for loan in await session.scalars(select(Loan).where(Loan.external_id.in_(chunk)))
+        )
+    return found
+
+
+async def _write_payments(session: AsyncSession, rows: Sequence[PaymentRow]) -> ImportResult:
+    loans = await _loan_ids(session, (r.loan_external_id for r in rows if r.loan_external_id))
+    client_ids = await _client_ids(
+        session, (r.client_external_id for r in rows if r.client_external_id)
+    )
+    unknown = [
+        RowError.at(r.line, "loan_id", r.loan_external_id, "no loan with this external id")
+        for r in rows
+        if r.loan_external_id and r.loan_external_id not in loans
+    ] + [
+        RowError.at(r.line, "client_id", r.client_external_id, "no client with this external id")
+        for r in rows
+        if r.client_external_id and r.client_external_id not in client_ids
+    ]
+    if unknown:
+        raise ImportRejected(unknown)
+
+    existing: dict[str, Payment] = {}
+    for chunk in _chunks([r.payment_id for r in rows]):
+        found = await session.scalars(select(Payment).where(Payment.external_id.in_(chunk)))
+        existing.update((p.external_id, p) for p in found)
+
+    updated = unchanged = 0
+    new_payments: list[dict[str, Any]] = []
+    for r in rows:
+        loan = loans[r.loan_external_id] if r.loan_external_id else None
+        payer = client_ids[r.client_external_id] if r.client_external_id else None
+        values: dict[str, Any] = {
+            "loan_id": loan.id if loan else None,
+            # The loan's client when it names a loan, else the payer when a client of ours.
+            "client_id": loan.client_id if loan else payer,
+            "payer_client_id": payer,
+            "payer_name": r.payer_name,
+            "payer_number": r.payer_number,
+            "amount": r.amount,
+            "paid_at": r.paid_at,
+            "matched": r.matched,
+        }
+        payment = existing.get(r.payment_id)
+        if payment is None:
+            new_payments.append({"external_id": r.payment_id, **values})
+        elif _assign(payment, values):
+            updated += 1
+        else:
+            unchanged += 1
+    await session.flush()
+    if new_payments:  # batched, as for clients
+        await session.execute(
+            insert(Payment), new_payments, execution_options={"render_nulls": True}
+        )
+    return ImportResult("payments", len(new_payments), updated, unchanged)
+
+
+_ParsedRows = list[ClientRow] | list[AgentRow] | list[LoanRow] | list[PaymentRow]
 
 
 def _parse(kind: str, text: str, region: str) -> _ParsedRows:
@@ -291,6 +357,8 @@ def _parse(kind: str, text: str, region: str) -> _ParsedRows:
         rows, errors = parse_agents(text)
     elif kind == "loans":
         rows, errors = parse_loans(text)
+    elif kind == "payments":
+        rows, errors = parse_payments(text, region)
     else:
         raise ValueError(f"unknown import kind {kind!r}, expected one of {KINDS}")
     if errors:
@@ -301,7 +369,8 @@ def _parse(kind: str, text: str, region: str) -> _ParsedRows:
 async def import_rows(
     sessions: async_sessionmaker[AsyncSession], kind: str, text: str, region: str
 ) -> ImportResult:
-    """Import CSV text of ``kind`` ("clients", "agents" or "loans"), all rows or none."""
+    """Import CSV text of ``kind`` ("clients", "agents", "loans" or "payments"), all rows or
+    none."""
     # Parsing 200 000 rows takes a while: keep it off the event loop.
     rows = await asyncio.to_thread(_parse, kind, text, region)
     try:
@@ -310,6 +379,8 @@ async def import_rows(
                 return await _write_clients(session, cast(list[ClientRow], rows))
             if kind == "loans":
                 return await _write_loans(session, cast(list[LoanRow], rows))
+            if kind == "payments":
+                return await _write_payments(session, cast(list[PaymentRow], rows))
             return await _write_agents(session, cast(list[AgentRow], rows))
     except IntegrityError:
         message = (

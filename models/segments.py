@@ -5,6 +5,11 @@ core.surveys.campaign; here are only the queries.
 The facts come from three set-based queries (clients with their first phone, loan aggregates,
 the last survey call), each a GROUP BY over the whole table or a chunk of ids, merged in
 memory: 100 000 clients cost three round trips, not one per client.
+
+Loan activity (for the dormant segment: a loan opened or closed, a matched payment on one of
+the client's loans, ``ClientFacts.last_activity_at``) is read only when asked for
+(``activity=True``; ``select_targets`` asks when a dormant segment is wanted), inside the
+same loan query: the payments' latest per loan joined in, still three round trips.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.surveys.campaign import SURVEYED, ClientFacts, Segment, SegmentRules, counted_segment
-from models.tables import Call, Client, ClientPhone, Loan
+from models.tables import Call, Client, ClientPhone, Loan, Payment
 
 # The survey calls that count for the frequency cap: someone answered and the survey ran.
 SURVEYED_STATUSES = tuple(sorted(outcome.value for outcome in SURVEYED))
@@ -29,6 +35,7 @@ class _LoanFacts:
     first_loan_at: datetime
     open_loans: int
     last_loan_closed_at: datetime | None
+    last_activity_at: datetime | None = None
 
 
 async def client_facts(
@@ -36,18 +43,20 @@ async def client_facts(
     *,
     client_ids: Collection[int] | None = None,
     now: datetime,
+    activity: bool = False,
 ) -> list[ClientFacts]:
     """Facts as they stood at ``now`` for each client with a phone (``client_ids``, or every
     client), ordered by client id. The number is the client's first phone (the lowest
     ``client_phones.id``). Loans opened and survey calls started after ``now`` are not seen
-    yet, and a loan closed after ``now`` is still open, so a past ``now`` replays a past day."""
+    yet, and a loan closed after ``now`` is still open, so a past ``now`` replays a past day.
+    ``activity``: fill ``last_activity_at`` too (payments after ``now`` are not seen either)."""
     async with sessions() as session:
         if client_ids is None:
-            return await _facts(session, None, now)
+            return await _facts(session, None, now, activity)
         ids = sorted(set(client_ids))
         facts: list[ClientFacts] = []
         for start in range(0, len(ids), _IN_CHUNK):
-            facts += await _facts(session, ids[start : start + _IN_CHUNK], now)
+            facts += await _facts(session, ids[start : start + _IN_CHUNK], now, activity)
         return facts
 
 
@@ -60,7 +69,8 @@ async def select_targets(
     """A campaign's target list: the clients in any of ``segments`` (None: every client with a
     phone), each with the segment it is counted in (core.surveys.campaign.counted_segment)."""
     targets: list[tuple[ClientFacts, Segment | None]] = []
-    for client in await client_facts(sessions, now=now):
+    activity = segments is not None and Segment.DORMANT in segments
+    for client in await client_facts(sessions, now=now, activity=activity):
         segment = counted_segment(client, now, rules, segments)
         if segments is None or segment is not None:
             targets.append((client, segment))
@@ -68,9 +78,9 @@ async def select_targets(
 
 
 async def _facts(
-    session: AsyncSession, ids: Sequence[int] | None, now: datetime
+    session: AsyncSession, ids: Sequence[int] | None, now: datetime, activity: bool = False
 ) -> list[ClientFacts]:
-    loans = await _loan_facts(session, ids, now)
+    loans = await _loan_facts(session, ids, now, activity)
     surveyed = await last_surveyed(session, ids, now)
     facts = []
     for client_id, number, manager, language, timezone in await _first_phones(session, ids):
@@ -86,6 +96,7 @@ async def _facts(
                 last_surveyed_at=surveyed.get(client_id),
                 assigned_manager=manager,
                 language=language,
+                last_activity_at=loan.last_activity_at if loan else None,
             )
         )
     return facts
@@ -119,26 +130,36 @@ async def _first_phones(
 
 
 async def _loan_facts(
-    session: AsyncSession, ids: Sequence[int] | None, now: datetime
+    session: AsyncSession, ids: Sequence[int] | None, now: datetime, activity: bool = False
 ) -> dict[int, _LoanFacts]:
     still_open = or_(Loan.closed_at.is_(None), Loan.closed_at > now)
-    query = (
-        select(
-            Loan.client_id,
-            func.min(Loan.opened_at),
-            func.count().filter(still_open),
-            func.max(Loan.closed_at).filter(Loan.closed_at <= now),
+    columns = [
+        Loan.client_id,
+        func.min(Loan.opened_at),
+        func.count().filter(still_open),
+        func.max(Loan.closed_at).filter(Loan.closed_at <= now),
+    ]
+    query = select(*columns).where(Loan.opened_at <= now).group_by(Loan.client_id)
+    if activity:
+        # One row per loan: the subquery is grouped by loan, so the counts above still hold.
+        paid = (
+            select(Payment.loan_id, func.max(Payment.paid_at).label("last_paid"))
+            .where(Payment.matched, Payment.loan_id.is_not(None), Payment.paid_at <= now)
+            .group_by(Payment.loan_id)
+            .subquery()
         )
-        .where(Loan.opened_at <= now)
-        .group_by(Loan.client_id)
-    )
+        query = query.add_columns(func.max(Loan.opened_at), func.max(paid.c.last_paid)).outerjoin(
+            paid, paid.c.loan_id == Loan.id
+        )
     if ids is not None:
         query = query.where(Loan.client_id.in_(ids))
-    rows = await session.execute(query)
-    return {
-        client_id: _LoanFacts(first, int(open_count), last_closed)
-        for client_id, first, open_count, last_closed in rows
-    }
+    facts: dict[int, _LoanFacts] = {}
+    for row in await session.execute(query):
+        client_id, first, open_count = cast(tuple[int, datetime, int], tuple(row[:3]))
+        times = cast(list[datetime | None], list(row[3:]))  # last closed [, opened, paid]
+        last = max((t for t in times if t is not None), default=None) if activity else None
+        facts[client_id] = _LoanFacts(first, int(open_count), times[0], last)
+    return facts
 
 
 async def last_surveyed(

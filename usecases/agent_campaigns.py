@@ -15,11 +15,19 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.dialler import AgentCampaignSettings, CampaignKind
+from core.procedures import ProcedureKind
 from core.surveys.campaign import Segment
 from core.surveys.contacts import ContactRow
-from models.campaigns import CampaignError, NewContact, listed_contacts
+from models.campaigns import CampaignError, NewContact
 from models.dialler import DiallerStore
-from models.segments import select_targets
+from models.sources import (
+    ListSource,
+    ProcedureSource,
+    SegmentSource,
+    Source,
+    contacts_for,
+    source_named,
+)
 from models.tables import Campaign
 
 SOURCES = ("segment", "contacts", "procedure", "callbacks")
@@ -90,26 +98,22 @@ async def create_agent_campaign(
 async def _contacts(
     sessions: async_sessionmaker[AsyncSession], req: AgentCampaignRequest, now: datetime
 ) -> list[NewContact]:
+    source: Source
     if req.rows is not None:
-        return await listed_contacts(sessions, req.rows)
-    if req.segment is not None:
+        source = ListSource(tuple(req.rows))
+    else:
+        name = req.segment or req.procedure or ""
         try:
-            segment = Segment(req.segment)
+            source = source_named(name, req.settings.rules.segment_rules)
         except ValueError as exc:
-            wanted = ", ".join(s.value for s in Segment)
-            raise CampaignError("bad_segment", f"segment: one of {wanted}", 422) from exc
-        rules = req.settings.rules.segment_rules
-        return [
-            NewContact(
-                number=facts.number,
-                client_id=facts.client_id,
-                segment=segment.value,
-                language=facts.language,
-                timezone=facts.timezone,
-            )
-            for facts, _ in await select_targets(sessions, [segment], rules, now)
-        ]
-    raise CampaignError("bad_procedure", f"no procedural tasks of kind {req.procedure!r}", 422)
+            wanted = ", ".join([*(s.value for s in Segment), *(k.value for k in ProcedureKind)])
+            what = "segment" if req.segment is not None else "procedure"
+            raise CampaignError(f"bad_{what}", f"{what}: one of {wanted}", 422) from exc
+        if req.segment is not None and not isinstance(source, SegmentSource):
+            raise CampaignError("bad_segment", f"{name!r} is a procedure: --procedure", 422)
+        if req.procedure is not None and not isinstance(source, ProcedureSource):
+            raise CampaignError("bad_procedure", f"{name!r} is a segment: --segment", 422)
+    return await contacts_for(sessions, source, now)
 
 
 async def agent_figures(

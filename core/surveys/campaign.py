@@ -4,7 +4,8 @@ Outbound survey campaign rules, pure: whom to call, when, how often, and what an
 result does to the contact. The campaign engine (ARI originate, AMD, timers) is an adapter
 around these functions; it reads rows, asks, and writes back what they return.
 
-* Segments from ``ClientFacts`` (new, active, inactive borrowers).
+* Segments from ``ClientFacts`` (new, active, inactive borrowers; dormant clients, for the
+  agent campaigns' sales calls).
 * Calling windows read in the client's own time zone: the campaign's hours intersected with
   the legal hours (09:00-20:00, not Sundays or holidays by default), ``dialplan.hours``.
 * The do-not-call list and a frequency cap (nobody surveyed twice within N days, any campaign).
@@ -35,6 +36,10 @@ class Segment(StrEnum):
     NEW = "new"  # first loan within the last `new_days`
     ACTIVE = "active"  # has an open loan
     INACTIVE = "inactive"  # had loans, none open for `inactive_days`
+    # Had loans, and no loan activity for `dormant_days`: no loan opened or closed and no
+    # payment on any of their loans (ClientFacts.last_activity_at). A sales segment: survey
+    # contact lists and a survey campaign's default count take only the three above.
+    DORMANT = "dormant"
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,15 @@ class ClientFacts:
     last_surveyed_at: datetime | None = None
     assigned_manager: str | None = None
     language: str | None = None
+    # The client's last loan activity: a loan opened or closed, a payment on one of their
+    # loans (models.segments fills it; None: no loans, or not known here).
+    last_activity_at: datetime | None = None
 
 
 class SegmentRules(Strict):
     new_days: int = Field(default=90, ge=1)
     inactive_days: int = Field(default=182, ge=1)  # six months
+    dormant_days: int = Field(default=182, ge=1)  # six months
 
 
 def segments_of(client: ClientFacts, now: datetime, rules: SegmentRules) -> frozenset[Segment]:
@@ -73,10 +82,15 @@ def segments_of(client: ClientFacts, now: datetime, rules: SegmentRules) -> froz
         days=rules.inactive_days
     ):
         found.add(Segment.INACTIVE)
+    if client.last_activity_at is not None and now - client.last_activity_at >= timedelta(
+        days=rules.dormant_days
+    ):
+        found.add(Segment.DORMANT)
     return frozenset(found)
 
 
 # A new borrower's first loan is open too: a contact is counted once, in the first that applies.
+# The survey segments; a dormant client is counted as dormant only when a campaign wants that.
 SEGMENT_ORDER = (Segment.NEW, Segment.ACTIVE, Segment.INACTIVE)
 
 
@@ -90,7 +104,8 @@ def counted_segment(
     segment): the first of new, active, inactive that applies and is ``wanted`` (None: any).
     A campaign for active borrowers counts a new borrower with an open loan as active."""
     found = segments_of(client, now, rules)
-    return next((s for s in SEGMENT_ORDER if s in found and (wanted is None or s in wanted)), None)
+    order = SEGMENT_ORDER if wanted is None else (*SEGMENT_ORDER, Segment.DORMANT)
+    return next((s for s in order if s in found and (wanted is None or s in wanted)), None)
 
 
 # ---- outcomes and retries -----------------------------------------------------------------

@@ -27,7 +27,7 @@ from core.csvrows import (
     text_field,
 )
 from core.phones import normalise_dialable
-from core.surveys.campaign import Segment
+from core.surveys.campaign import SEGMENT_ORDER, Segment
 
 CONTACT_COLUMNS = ("number",)
 CONTACT_OPTIONAL = ("client_id", "name", "language", "timezone", "segment")
@@ -71,10 +71,11 @@ def parse_name(raw: str) -> str | None:
 def parse_segment(raw: str) -> Segment | None:
     if not raw:
         return None
-    try:
-        return Segment(raw.lower())
-    except ValueError:
-        raise InvalidValue(f"expected one of: {', '.join(s.value for s in Segment)}") from None
+    # A survey list counts its contacts in the survey segments only (not "dormant").
+    segment = next((s for s in SEGMENT_ORDER if s.value == raw.lower()), None)
+    if segment is None:
+        raise InvalidValue(f"expected one of: {', '.join(s.value for s in SEGMENT_ORDER)}")
+    return segment
 
 
 def parse_contact_rows(

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from models.tables import Campaign, CampaignContact
+from models.tables import Campaign, CampaignContact, Client
 from tests.conftest import Database
 from tests.integration.test_campaign_cli_db import seed_borrowers
 from tests.integration.test_loans_db import centrala
@@ -30,10 +31,18 @@ def readme_commands() -> list[list[str]]:
 
 async def test_the_readme_agent_campaign_commands(database: Database, tmp_path: Path) -> None:
     await seed_borrowers(database)  # one inactive borrower: OLD
+    async with database.sessions() as session, session.begin():
+        client = await session.scalar(select(Client).where(Client.external_id == "NEW"))
+        assert client is not None
+        client.document_expiry = (datetime.now(UTC) + timedelta(days=10)).date()
     leads = tmp_path / "leads.csv"
     leads.write_text("number,name,language\n+38761200001,Lea,bs\n+38761200002,Luka,en\n")
     commands = readme_commands()
-    assert [c[:2] for c in commands] == [["campaign", "create"]] * 2 + [
+    assert [c[:2] for c in commands] == [
+        ["campaign", "create"],
+        ["campaign", "create"],
+        ["procedures", "generate"],
+        ["campaign", "create"],
         ["campaign", "start"],
         ["campaign", "status"],
     ]
@@ -45,8 +54,9 @@ async def test_the_readme_agent_campaign_commands(database: Database, tmp_path: 
         outputs.append(out)
     assert "(id 1, sales, progressive) created with 1 contacts: draft" in outputs[0]
     assert "leads, predictive) created with 2 contacts" in outputs[1]
-    assert "winback: running" in outputs[2]
-    assert "0 dials, 0 live answers, 0 connected, 0 abandoned" in outputs[3]
+    assert "(id 3, procedural, preview) created with 1 contacts" in outputs[3]
+    assert "winback: running" in outputs[4]
+    assert "0 dials, 0 live answers, 0 connected, 0 abandoned" in outputs[5]
     async with database.sessions() as session:
         campaigns = {c.name: c for c in await session.scalars(select(Campaign))}
         numbers = list(await session.scalars(select(CampaignContact.number)))
@@ -54,7 +64,8 @@ async def test_the_readme_agent_campaign_commands(database: Database, tmp_path: 
     assert campaigns["winback"].settings["segment"] == "inactive"
     assert campaigns["leads-dec"].settings["abandon_cap_percent"] == 2.5
     assert campaigns["leads-dec"].settings["mode"] == "predictive"
-    assert sorted(numbers) == ["+38761100002", "+38761200001", "+38761200002"]
+    assert sorted(numbers) == ["+38761100001", "+38761100002", "+38761200001", "+38761200002"]
+    assert campaigns["id-renewals"].settings["procedure"] == "document_expiry"
 
     code, out, err = await centrala(database, "campaign", "status", "leads-dec", "--json")
     assert code == 0, err

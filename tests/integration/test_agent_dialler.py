@@ -17,13 +17,16 @@ from sqlalchemy import func, select
 
 from ari_app.ami import AMIActionError, AMIClient
 from models.flows import apply_flow
+from models.procedures import generate_procedures
 from models.tables import (
     Call,
     Callback,
     CallEvent,
     CampaignContact,
+    Client,
     DoNotCall,
     Interaction,
+    ProcedureTask,
 )
 from tests.integration.conftest import PBX, Callers, Server
 from tests.integration.test_campaign_calls import api, around_now
@@ -440,3 +443,77 @@ async def test_with_amd_a_person_is_still_put_through_within_the_two_seconds(
     assert call.outcome == ("connected" if fate == "agent_connected" else "abandoned")
     if fate == "agent_connected":
         assert call.agent_id == agent
+
+
+async def test_a_procedural_task_whose_cause_went_away_is_not_called(
+    server: Server, ami: AMIClient, desk: Desk
+) -> None:
+    """Two clients' ID documents expire within the month: procedural tasks, a preview
+    campaign. One renews hers before the call: re-checked at dial time, she is not called and
+    her contact and task are closed with the reason; the other is called with the purpose and
+    script on the agent's desk, and his task is closed as called."""
+    agent = await nailed_agent(desk, "ida")
+    renewed, expiring = number(), number()
+    await person(ami, expiring, delay=1, talk=2)
+    soon = (datetime.now(UTC) + timedelta(days=10)).date()
+    ids = {}
+    for name, num in (("Rena", renewed), ("Ekin", expiring)):
+        ids[num] = await desk.client(name, num, document_expiry=soon, language="en")
+    result = await generate_procedures(server.db.sessions, datetime.now(UTC))
+    assert result.created >= 2
+    status, body = await api(
+        server,
+        "POST",
+        "/api/campaigns",
+        {
+            "name": f"ids-{renewed[-6:]}",
+            "mode": "preview",
+            "queue": QUEUE,
+            "procedure": "document_expiry",
+            "settings": campaign_settings(),
+        },
+    )
+    assert status == 200, body
+    campaign_id = int(body["id"])
+    assert body["kind"] == "procedural"
+    rows = await rows_of(server, campaign_id)
+    assert {renewed, expiring} <= set(rows)
+    async with server.db.sessions() as session, session.begin():
+        client = await session.get(Client, ids[renewed])
+        assert client is not None
+        client.document_expiry = soon + timedelta(days=3650)  # renewed since
+    status, _ = await api(server, "POST", f"/api/campaigns/{campaign_id}/start")
+    assert status == 200
+
+    shown = []
+    while (held := (await desk.api("GET", f"/api/agents/{agent}/preview"))["contact"]) is not None:
+        if held["number"] != expiring:  # another test's expiring client: not ours to call
+            await desk.api(
+                "POST", f"/api/agents/{agent}/preview/{held['contact_id']}/skip", {"reason": "x"}
+            )
+            continue
+        shown.append(held)
+        await desk.api("POST", f"/api/agents/{agent}/preview/{held['contact_id']}/call")
+        break
+    (held,) = shown
+    assert held["purpose"] and "document" in held["purpose"].lower()
+    assert held["script"]
+
+    async def called() -> Call | None:
+        calls = (await calls_of(server, campaign_id)).get(expiring) or []
+        return calls[0] if calls and calls[0].ended_at is not None else None
+
+    call = await wait_until(called, timeout=20, message="the expiring client called")
+    assert call.outcome == "connected" and call.agent_id == agent
+    rows = await rows_of(server, campaign_id)
+    assert renewed not in (await calls_of(server, campaign_id))
+    assert rows[renewed].status == "skipped" and rows[renewed].last_outcome == "document_renewed"
+    async with server.db.sessions() as session:
+        tasks = {
+            t.number: t
+            for t in await session.scalars(
+                select(ProcedureTask).where(ProcedureTask.number.in_([renewed, expiring]))
+            )
+        }
+    assert (tasks[renewed].status, tasks[renewed].closed_reason) == ("closed", "document_renewed")
+    assert (tasks[expiring].status, tasks[expiring].closed_reason) == ("closed", "called")
