@@ -25,7 +25,7 @@ from models.web_sessions import WebSessionStore
 from web.auth import Sessions
 from web.http import WEB, DeskWeb, routes, setup_templates
 from web.notifier import Notifier
-from web.ports import SOFTPHONES, AgentCommands, CallControl, ManualCalls
+from web.ports import AGENT_DIALLER, SOFTPHONES, AgentCommands, CallControl, ManualCalls
 from web.recordings import routes as recording_routes
 from web.reports import routes as report_routes
 from web.store import DeskStore
@@ -88,6 +88,8 @@ def desk_ctx(
             softphones=app.get(SOFTPHONES),
         )
         app[infoline_key].desk_listeners.append(notifier.on_notice)
+        if AGENT_DIALLER in app:
+            notifier.campaigns = app[AGENT_DIALLER].figures
         notifier.start()
         recheck = asyncio.create_task(_recheck_sockets(app[WEB], config.session_recheck_seconds))
         yield

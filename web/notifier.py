@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,8 @@ class Notifier:
         self.wallboards: set[web.WebSocketResponse] = set()
         self.pending: dict[str, str] = {}  # agent id -> call id awaiting its disposition
         self.live: dict[str, str] = {}  # agent id -> call id they are offered or on
+        # The agent campaigns' live figures (the dialler's), when `serve` runs one.
+        self.campaigns: Callable[[], list[dict[str, Any]]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._last: dict[str, asyncio.Task[None]] = {}  # agent id -> their latest news
         self._ticker: asyncio.Task[None] | None = None
@@ -167,7 +170,8 @@ class Notifier:
                 log.warning("wallboard_figures_as_last_read")
         figures = self._figures
         snapshot = dict(self.acd.snapshot(time.monotonic()))
-        return {"type": "wallboard", **wallboard(snapshot, figures)}
+        campaigns = self.campaigns() if self.campaigns is not None else []
+        return {"type": "wallboard", **wallboard(snapshot, figures), "campaigns": campaigns}
 
     async def tick(self) -> None:
         for agent_id in list(self.desks):

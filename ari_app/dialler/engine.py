@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,44 @@ _ACTIVITY = {
     AgentStatus.WRAP_UP: AgentActivity.WRAP_UP,
     AgentStatus.PAUSED: AgentActivity.AWAY,
 }
+
+
+def _percent(part: float, whole: float) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+@dataclass
+class LiveCampaign:
+    """A running campaign's running totals in this process (the wallboard's), counted at
+    each tick: agents' logged-in and talking seconds, and each agent's wait between calls."""
+
+    name: str
+    since: float
+    agents: int = 0
+    present: float = 0.0  # agent-seconds logged in with a nailed-up phone
+    talk: float = 0.0  # agent-seconds on this campaign's calls
+    pacing: str = ""
+    reason: str = ""
+    waits: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    _last: float | None = None
+    _free_since: dict[str, float] = field(default_factory=dict)
+
+    def count(self, now: float, agents: list[str], talking: set[str]) -> None:
+        if self._last is not None:
+            step = now - self._last
+            self.present += step * len(agents)
+            self.talk += step * len([a for a in agents if a in talking])
+        self._last = now
+        self.agents = len(agents)
+        for agent in agents:
+            if agent in talking:
+                since = self._free_since.pop(agent, None)
+                if since is not None:
+                    self.waits.append(now - since)
+            else:
+                self._free_since.setdefault(agent, now)
+        for agent in set(self._free_since) - set(agents):
+            del self._free_since[agent]
 
 
 @dataclass(frozen=True)
@@ -92,6 +131,7 @@ class AgentDialler(DiallerCalls):
         self.tick_seconds = tick_seconds
         self.previews: dict[str, PreviewContact] = {}  # agent id -> the contact on their desk
         self._agent_seen: dict[tuple[int, str], AgentActivity] = {}
+        self._shown: dict[int, LiveCampaign] = {}  # what the supervisor's wallboard shows
         self._task: asyncio.Task[None] | None = None
         self._reconciled = asyncio.Event()
 
@@ -131,6 +171,8 @@ class AgentDialler(DiallerCalls):
         running = await self.store.running()
         for campaign_id in set(self.pacers) - {c.id for c in running}:
             del self.pacers[campaign_id]
+        for campaign_id in set(self._shown) - {c.id for c in running}:
+            del self._shown[campaign_id]
         for campaign in running:
             await self._tick_campaign(campaign)
 
@@ -164,7 +206,11 @@ class AgentDialler(DiallerCalls):
             if self._agent_seen.get((campaign.id, a.id)) != activity:
                 self._agent_seen[(campaign.id, a.id)] = activity
                 pacer.observe(AgentState(mono, a.id, activity))
+        live = self._shown.setdefault(campaign.id, LiveCampaign(campaign.name, mono))
+        live.count(mono, [a.id for a in agents], self._talking(campaign.id))
         if not in_schedule(settings, at) or settings.mode is DiallerMode.PREVIEW:
+            live.pacing = settings.mode.value
+            live.reason = "agents dial" if in_schedule(settings, at) else "outside its schedule"
             return
         ready = [
             a.id
@@ -175,7 +221,13 @@ class AgentDialler(DiallerCalls):
         ]
         # Progressive: each call holds its own agent while it rings, so nobody answered waits.
         progressive = settings.mode is DiallerMode.PROGRESSIVE
-        wanted = len(ready) if progressive else pacer.pace(mono).calls
+        if progressive:
+            wanted = len(ready)
+            live.pacing, live.reason = "progressive", f"{len(ready)} agents free"
+        else:
+            pace = pacer.pace(mono)
+            wanted = pace.calls
+            live.pacing, live.reason = pace.mode.value, pace.reason
         if wanted <= 0:
             return
         claimed = await self.store.claim(campaign, at, wanted, zones=number_zones)
@@ -188,6 +240,49 @@ class AgentDialler(DiallerCalls):
         for c in claimed:
             reserve = ready.pop(0) if settings.mode is DiallerMode.PROGRESSIVE and ready else None
             await self._place(campaign, c, reserve)
+
+    def _talking(self, campaign_id: int) -> set[str]:
+        return {
+            d.agent_id
+            for d in self.calls.values()
+            if d.campaign.id == campaign_id and d.phase is Phase.CONNECTED and d.agent_id
+        }
+
+    def figures(self) -> list[dict[str, Any]]:
+        """Each running agent campaign as the supervisor's wallboard shows it, live: lines in
+        flight per agent, the pacing mode in use (a predictive one may have fallen back) and
+        why, abandonment over the last hour and 24 hours, agents' occupancy (talk ÷ logged-in
+        time since this `serve` started) and their mean wait between calls."""
+        mono = time.monotonic()
+        out = []
+        for campaign_id, live in sorted(self._shown.items()):
+            calls = [d for d in self.calls.values() if d.campaign.id == campaign_id]
+            lines = sum(1 for d in calls if d.phase is not Phase.CONNECTED)
+            pacer = self.pacers.get(campaign_id)
+            rates = pacer.rates(mono) if pacer is not None else None
+            out.append(
+                {
+                    "id": campaign_id,
+                    "name": live.name,
+                    "pacing": live.pacing,
+                    "reason": live.reason,
+                    "agents": live.agents,
+                    "lines": lines,
+                    "connected": len(calls) - lines,
+                    "lines_per_agent": round(lines / live.agents, 2) if live.agents else None,
+                    "abandoned_last_hour_percent": _percent(rates.abandoned_short, rates.live_short)
+                    if rates
+                    else None,
+                    "abandoned_24_hours_percent": _percent(rates.abandoned_24h, rates.live_24h)
+                    if rates
+                    else None,
+                    "occupancy_percent": _percent(live.talk, live.present),
+                    "mean_wait_seconds": round(sum(live.waits) / len(live.waits), 1)
+                    if live.waits
+                    else None,
+                }
+            )
+        return out
 
     def _in_flight(self, campaign_id: int) -> int:
         return sum(1 for d in self.calls.values() if d.campaign.id == campaign_id)

@@ -21,6 +21,7 @@ from tests.integration.test_agent_dialler import (
     number,
     person,
     settled,
+    stop_campaigns,  # noqa: F401  (autouse: the test's campaigns stop with it)
 )
 from tests.integration.test_infoline_paths import Desk, wait_status
 from tests.support import wait_until

@@ -19,12 +19,21 @@ from ari_app.dialler.engine import AgentDialler
 from ari_app.testing import FakeARI
 from core.acd import ACD, AgentMode, AgentProfile, Offer
 from core.dialler import AgentCampaignSettings, CampaignKind
+from core.enums import AgentRole
 from dialplan.model import WEEKDAYS, Calendar
 from models.calllog import CallLog
 from models.campaigns import NewContact
 from models.db import create_engine, session_factory
 from models.dialler import DiallerStore
-from models.tables import Call, Callback, CallEvent, CampaignContact, CampaignStatus, DoNotCall
+from models.tables import (
+    Agent,
+    Call,
+    Callback,
+    CallEvent,
+    CampaignContact,
+    CampaignStatus,
+    DoNotCall,
+)
 from tests.conftest import make_database
 from tests.support import wait_until
 
@@ -102,6 +111,8 @@ class Rig:
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     db = await make_database("sqlite", tmp_path)
+    async with db.sessions() as session, session.begin():
+        session.add(Agent(id=AGENT, name="Ana", role=AgentRole.AGENT))
     await db.engine.dispose()
     engine = create_engine(db.url)
     sessions = session_factory(engine)
@@ -195,3 +206,25 @@ async def test_a_person_nobody_takes_in_two_seconds_hears_the_message(rig: Rig) 
     async with rig.store.sessions() as session:
         assert await session.get(DoNotCall, "+38761000002") is not None
         assert await session.scalar(select(Callback.reason)) == "abandoned"
+
+
+async def test_the_wallboard_figures_follow_the_calls(rig: Rig) -> None:
+    assert rig.app.figures() == []
+    await rig.campaign("+38761000003", mode="progressive")
+    channel = await rig.place()
+    (ringing,) = rig.app.figures()
+    assert (ringing["pacing"], ringing["agents"], ringing["lines"], ringing["connected"]) == (
+        "progressive",
+        1,
+        1,
+        0,
+    )
+    assert ringing["lines_per_agent"] == 1.0 and ringing["abandoned_last_hour_percent"] is None
+    rig.ari.pick_up(channel)
+    await rig.settle()
+    (talking,) = rig.app.figures()
+    assert (talking["lines"], talking["connected"]) == (0, 1)
+    assert talking["abandoned_last_hour_percent"] == 0.0
+    await rig.app.tick()  # counts the agent on the call
+    (later,) = rig.app.figures()
+    assert later["occupancy_percent"] is not None and later["occupancy_percent"] > 0

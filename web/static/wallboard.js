@@ -22,7 +22,42 @@ function render(b) {
     cell(tr, x.status.replace("_", " ") + (x.reason ? ` (${x.reason})` : "")).className = "st-" + x.status;
     cell(tr, mmss(x.seconds)); a.append(tr);
   }
+  renderCampaigns(b.campaigns || []);
   $("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+}
+// Agent campaigns: a row each, and a chart of the last ten minutes kept here (one point a
+// second per campaign: lines per agent, and abandonment over the last hour).
+const history = new Map();
+function pct(x) { return x == null ? "–" : `${x}%`; }
+function renderCampaigns(list) {
+  $("campaigns-card").hidden = list.length === 0;
+  const t = $("campaigns"); t.replaceChildren();
+  for (const c of list) {
+    const tr = document.createElement("tr"); tr.dataset.campaign = c.name;
+    cell(tr, c.name); cell(tr, c.pacing).title = c.reason; cell(tr, c.agents); cell(tr, c.lines);
+    cell(tr, c.lines_per_agent == null ? "–" : c.lines_per_agent).className = "lines-per-agent";
+    cell(tr, c.connected);
+    cell(tr, `${pct(c.abandoned_last_hour_percent)} / ${pct(c.abandoned_24_hours_percent)}`).className = "abandoned";
+    cell(tr, pct(c.occupancy_percent)); cell(tr, c.mean_wait_seconds == null ? "–" : mmss(c.mean_wait_seconds));
+    t.append(tr);
+    const h = history.get(c.name) || []; h.push([c.lines_per_agent || 0, c.abandoned_last_hour_percent || 0]);
+    if (h.length > 600) h.shift(); history.set(c.name, h);
+  }
+  drawChart(list.length ? history.get(list[0].name) : []);
+}
+function drawChart(points) {
+  const svg = $("campaign-chart"), ns = "http://www.w3.org/2000/svg";
+  svg.replaceChildren();
+  if (!points || points.length < 2) return;
+  const top = Math.max(3, ...points.map((p) => Math.max(p[0], p[1])));
+  const line = (i, dash) => {
+    const pl = document.createElementNS(ns, "polyline");
+    pl.setAttribute("points", points.map((p, k) => `${(k * 600) / (points.length - 1)},${120 - (p[i] / top) * 115}`).join(" "));
+    pl.setAttribute("fill", "none"); pl.setAttribute("stroke", "currentColor");
+    if (dash) pl.setAttribute("stroke-dasharray", "4 3");
+    pl.classList.add(dash ? "abandon-line" : "lines-line"); svg.append(pl);
+  };
+  line(0, false); line(1, true);
 }
 function connect() {
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/wallboard/ws");

@@ -1,0 +1,65 @@
+"""The supervisor's wallboard shows the agent campaigns live, in real headless Chromium with real
+calls through the real Asterisk: a progressive campaign's row (pacing, agents, lines, the agent
+on the call, abandonment) and the chart of lines per agent and abandonment."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from ari_app.ami import AMIClient
+from core.enums import AgentRole
+from tests.browser.test_desktop import log_in, set_password, shot
+from tests.integration.conftest import PBX, Server
+from tests.integration.test_agent_dialler import (  # stop_campaigns: autouse
+    api,
+    create,
+    nailed_agent,
+    number,
+    person,
+    stop_campaigns,  # noqa: F401
+)
+from tests.integration.test_infoline_paths import Desk
+
+
+@pytest.fixture
+async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
+    s = pbx.settings
+    client = AMIClient(s.ami_host, s.ami_port, s.ami_user, s.ami_secret)
+    await client.start()
+    await client.wait_connected(10)
+    yield client
+    await client.stop()
+
+
+async def test_wallboard_shows_a_running_campaign_live(
+    server: Server, desk: Desk, browser: Browser, ami: AMIClient, tmp_path: Path
+) -> None:
+    supervisor = await desk.agent("boss", ["supervisor"], role=AgentRole.SUPERVISOR, login=False)
+    await set_password(server, supervisor)
+    page = await log_in(browser, server, supervisor)
+    try:
+        await nailed_agent(desk, "carl")
+        client = number()
+        await person(ami, client, delay=1, talk=6)
+        name = f"board-{client[-6:]}"
+        campaign_id = await create(server, name, "progressive", [client])
+        status, _ = await api(server, "POST", f"/api/campaigns/{campaign_id}/start")
+        assert status == 200
+
+        row = page.locator(f'tr[data-campaign="{name}"]')
+        await expect(row).to_be_visible(timeout=15_000)
+        await expect(row.locator("td").nth(1)).to_have_text("progressive")
+        await expect(row.locator("td").nth(2)).to_have_text("1")  # the nailed-up agent
+        # On the call: the agent is on it, no line rings, nobody abandoned.
+        await expect(row.locator("td").nth(5)).to_have_text("1", timeout=15_000)
+        await expect(row.locator(".abandoned")).to_have_text("0% / 0%")
+        await expect(page.locator("#campaign-chart polyline")).to_have_count(2)
+        await page.screenshot(path=shot(tmp_path, "wallboard-campaign.png", server.db.backend))
+        # The call ends, nobody is left to call: the campaign is finished and leaves the board.
+        await expect(row).to_have_count(0, timeout=20_000)
+    finally:
+        await page.context.close()
