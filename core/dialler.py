@@ -157,6 +157,31 @@ class PreviewError(DomainError):
 
 
 MAX_SKIP_REASON = 40
+MAX_NOTE = 2000
+
+
+def check_campaign_disposition(
+    data: Mapping[str, object], now: datetime
+) -> tuple[AgentDisposition, datetime | None, str | None]:
+    """(disposition, due, note) of an agent campaign call's disposition request. Pure. A call
+    back needs a future time with its UTC offset; the other dispositions take none."""
+    try:
+        disp = AgentDisposition(str(data.get("disposition")))
+    except ValueError as exc:
+        wanted = ", ".join(d.value for d in AgentDisposition)
+        raise PreviewError("bad_disposition", f"disposition: one of {wanted}", 422) from exc
+    due: datetime | None = None
+    if disp in CALLBACK_DISPOSITIONS:
+        try:
+            due = datetime.fromisoformat(str(data.get("due")))
+        except ValueError as exc:
+            raise PreviewError("bad_due", "due: when to call back (ISO 8601)", 422) from exc
+        if due.tzinfo is None or due <= now:
+            raise PreviewError("bad_due", "due: a future time with its UTC offset", 422)
+    note = data.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
+        raise PreviewError("bad_note", f"note: text, at most {MAX_NOTE} characters", 422)
+    return disp, due, note
 
 
 def check_skip_reason(data: Mapping[str, object]) -> str:

@@ -86,6 +86,7 @@ def desk_ctx(
             trusted_proxy=config.trusted_proxy,
             outbound=app.get(outbound_key) if outbound_key is not None else None,
             softphones=app.get(SOFTPHONES),
+            dialler=app.get(AGENT_DIALLER),
         )
         app[infoline_key].desk_listeners.append(notifier.on_notice)
         if AGENT_DIALLER in app:

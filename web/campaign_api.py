@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from core.dialler import CALLBACK_DISPOSITIONS, AgentDisposition
+from core.dialler import AgentDisposition, check_campaign_disposition
 from core.surveys.campaign import CampaignSettings
 from models.campaigns import CampaignError, CampaignStore
 from models.dialler import DiallerStore
@@ -132,30 +132,13 @@ def check_agent_create(data: dict[str, Any], region: str) -> AgentCampaignReques
 def check_disposition(
     data: object, now: datetime
 ) -> tuple[str, AgentDisposition, datetime | None, str | None]:
-    """(agent, disposition, due, note) of a disposition request; pure. A call back needs a
-    due time in the future; the others take none."""
+    """(agent, disposition, due, note) of a disposition request; pure."""
     if not isinstance(data, dict):
         raise CampaignError("bad_json", "the body must be a JSON object", 400)
     agent_id = data.get("agent_id")
     if not isinstance(agent_id, str) or not agent_id:
         raise CampaignError("bad_agent", "agent_id: the agent who took the call", 422)
-    try:
-        disp = AgentDisposition(str(data.get("disposition")))
-    except ValueError as exc:
-        wanted = ", ".join(d.value for d in AgentDisposition)
-        raise CampaignError("bad_disposition", f"disposition: one of {wanted}", 422) from exc
-    due: datetime | None = None
-    if disp in CALLBACK_DISPOSITIONS:
-        try:
-            due = datetime.fromisoformat(str(data.get("due")))
-        except ValueError as exc:
-            raise CampaignError("bad_due", "due: when to call back (ISO 8601)", 422) from exc
-        if due.tzinfo is None or due <= now:
-            raise CampaignError("bad_due", "due: a future time with its UTC offset", 422)
-    note = data.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > 2000):
-        raise CampaignError("bad_note", "note: text, at most 2000 characters", 422)
-    return agent_id, disp, due, note
+    return (agent_id, *check_campaign_disposition(data, now))
 
 
 def routes(store_key: web.AppKey[CampaignStore], region: str = "BA") -> list[web.RouteDef]:

@@ -35,10 +35,12 @@ from core.desk.forms import (
     may_become_available,
 )
 from core.desk.screenpop import build_screenpop
+from core.dialler import check_campaign_disposition, check_skip_reason
 from core.errors import AgentDeskError, CallControlError
 from core.ids import row_id
 from core.throttle import LoginThrottle
 from models.db import is_outage
+from models.dialler import DiallerStore
 from models.web_sessions import WebSessionStore
 from web.api import check_call_request, check_reason, check_transfer, placed
 from web.auth import (
@@ -56,7 +58,7 @@ from web.auth import (
 from web.errors import DB_AWAY, error_json
 from web.notifier import Notifier
 from web.openapi import OPENAPI
-from web.ports import AgentCommands, CallControl, ManualCalls, Softphones
+from web.ports import AgentCampaigns, AgentCommands, CallControl, ManualCalls, Softphones
 from web.store import DeskStore
 
 log = structlog.get_logger(__name__)
@@ -88,6 +90,8 @@ class DeskWeb:
     outbound: ManualCalls | None = None
     # The agents' browser softphones (None: serve runs without them, e.g. a test's app).
     softphones: Softphones | None = None
+    # The agent dialler: preview's contacts (None: this serve runs no agent campaigns).
+    dialler: AgentCampaigns | None = None
     # Agent id -> the desk session their softphone's credentials were issued to: it goes when
     # that session ends (in this process's memory; a restart forgets, the log-out still holds).
     softphone_sessions: dict[str, str] = field(default_factory=dict)
@@ -539,15 +543,51 @@ async def disposition(request: web.Request, dw: DeskWeb, user: User) -> web.Resp
     call_id = request.match_info["call_id"]
     await _own_call(dw, user, call_id)
     now = datetime.now(UTC)
-    disp = check_disposition(await _json(request), now)
-    try:
-        await dw.store.save_disposition(call_id, user.agent_id, disp, now)
-    except LookupError as exc:
-        raise AgentDeskError("unknown_call", f"no call {call_id!r}", 404) from exc
+    data = await _json(request)
+    call = await dw.store.call(call_id)
+    if call is not None and call.campaign_id is not None:
+        # An agent campaign's call: sale, interested, a call back, do not call, ...
+        campaign_disp, due, note = check_campaign_disposition(data, now)
+        try:
+            await DiallerStore(dw.store.sessions).dispose(
+                call_id, user.agent_id, campaign_disp, due=due, note=note, now=now
+            )
+        except LookupError as exc:
+            raise AgentDeskError("unknown_call", f"no call {call_id!r}", 404) from exc
+        code = campaign_disp.value
+    else:
+        disp = check_disposition(data, now)
+        try:
+            await dw.store.save_disposition(call_id, user.agent_id, disp, now)
+        except LookupError as exc:
+            raise AgentDeskError("unknown_call", f"no call {call_id!r}", 404) from exc
+        code = disp.code
     if dw.notifier.pending.get(user.agent_id) == call_id:
         dw.notifier.pending.pop(user.agent_id, None)
         release_disposition_pause(dw, user.agent_id)
-    return web.json_response({"call_id": call_id, "disposition": disp.code})
+    return web.json_response({"call_id": call_id, "disposition": code})
+
+
+@_api(Action.USE_DESK)
+async def preview_next(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    """Preview: the next contact of the agent's preview campaigns, held for them."""
+    if dw.dialler is None:
+        raise AgentDeskError("no_dialler", "this server runs no agent campaigns", 503)
+    held = await dw.dialler.preview_next(user.agent_id)
+    return web.json_response({"contact": held and held.json()})
+
+
+@_api(Action.USE_DESK)
+async def preview_step(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    if dw.dialler is None:
+        raise AgentDeskError("no_dialler", "this server runs no agent campaigns", 503)
+    contact_id = int(request.match_info["contact_id"])
+    if request.match_info["step"] == "call":
+        d = await dw.dialler.preview_call(user.agent_id, contact_id)
+        return web.json_response({"call_id": d.call_id})
+    reason = check_skip_reason(await _json(request))
+    await dw.dialler.preview_skip(user.agent_id, contact_id, reason)
+    return web.json_response({"skipped": contact_id, "reason": reason})
 
 
 @_api(Action.USE_DESK)
@@ -645,6 +685,8 @@ def routes() -> list[web.AbstractRouteDef]:
         web.post("/desk/api/calls/{call_id}/{step:hold|resume}", transfer_step),
         web.post("/desk/api/calls/{call_id}/disposition", disposition),
         web.post("/desk/api/calls/{call_id}/callback", callback),
+        web.get("/desk/api/preview", preview_next),
+        web.post("/desk/api/preview/{contact_id:\\d+}/{step:call|skip}", preview_step),
         web.get("/desk/api/clients", search),
         web.post("/desk/api/clients", client_create),
         web.get("/desk/api/clients/{client_id}", client_get),

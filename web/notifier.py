@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,8 @@ class Notifier:
         self.live: dict[str, str] = {}  # agent id -> call id they are offered or on
         # The agent campaigns' live figures (the dialler's), when `serve` runs one.
         self.campaigns: Callable[[], list[dict[str, Any]]] | None = None
+        # Agent campaigns' calls the desk heard of: their disposition is a campaign's.
+        self.campaign_calls: deque[str] = deque(maxlen=10_000)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last: dict[str, asyncio.Task[None]] = {}  # agent id -> their latest news
         self._ticker: asyncio.Task[None] | None = None
@@ -79,6 +82,8 @@ class Notifier:
     # ---- news from the info line ----------------------------------------------------------
 
     def on_notice(self, notice: DeskNotice) -> None:
+        if notice.facts and notice.facts.get("campaign") and notice.kind == "connected":
+            self.campaign_calls.append(notice.call_id)
         # An agent's news is handled in the order it came: each reads the call's rows first,
         # and an "offered" pop that finished after "connected" left the desk showing an
         # incoming call the agent was already on.
@@ -153,6 +158,7 @@ class Notifier:
             "seconds": round(snap["seconds_in_status"]) if snap else 0,
             "reason": snap["pause_reason"] if snap else None,
             "pending_disposition": self.pending.get(agent_id),
+            "pending_campaign": self.pending.get(agent_id) in self.campaign_calls,
             "live_call": self.live.get(agent_id),
         }
 

@@ -37,6 +37,7 @@ from core.surveys.campaign import Outcome
 from models.calllog import CallLog, now
 from models.db import is_outage
 from models.dialler import Claimed, DiallerStore, RunningAgentCampaign
+from models.outbound import OutboundStore
 from models.tables import Direction
 
 log = structlog.get_logger(__name__)
@@ -130,6 +131,7 @@ class AgentDialler(DiallerCalls):
         self.caller_id, self.queue_caller_ids = caller_id, queue_caller_ids
         self.tick_seconds = tick_seconds
         self.previews: dict[str, PreviewContact] = {}  # agent id -> the contact on their desk
+        self.clients = OutboundStore(store.sessions)
         self._agent_seen: dict[tuple[int, str], AgentActivity] = {}
         self._shown: dict[int, LiveCampaign] = {}  # what the supervisor's wallboard shows
         self._task: asyncio.Task[None] | None = None
@@ -327,7 +329,9 @@ class AgentDialler(DiallerCalls):
                 caller_name=None,
                 called_number=c.number,
                 started_at=now(),
-                client_id=c.client_id,
+                # A listed lead may be a client already: found by the number called (the
+                # call log would look up the caller's, which is ours).
+                client_id=c.client_id or await self.clients.client_of(c.number),
                 campaign_id=campaign.id,
             )
             structlog.contextvars.bind_contextvars(call_id=opened.id)

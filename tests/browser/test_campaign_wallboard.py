@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
+from sqlalchemy import select
 
 from ari_app.ami import AMIClient
 from core.enums import AgentRole
-from tests.browser.test_desktop import log_in, set_password, shot
+from models.tables import Call, Interaction
+from tests.browser.test_desktop import desk_ready, log_in, set_password, shot
 from tests.integration.conftest import PBX, Server
 from tests.integration.test_agent_dialler import (  # stop_campaigns: autouse
     api,
+    calls_of,
     create,
     nailed_agent,
     number,
@@ -63,3 +66,50 @@ async def test_wallboard_shows_a_running_campaign_live(
         await expect(row).to_have_count(0, timeout=20_000)
     finally:
         await page.context.close()
+
+
+async def test_agent_previews_calls_and_gives_the_campaign_disposition_on_the_desk(
+    server: Server, desk: Desk, browser: Browser, ami: AMIClient, tmp_path: Path
+) -> None:
+    """An agent with a nailed-up phone and the desk open: Next contact shows the previewed
+    client, Call puts them through, the screen-pop shows the campaign, and once the client
+    hangs up the desk asks for the campaign's disposition; saved, it is on the call row."""
+    agent = await nailed_agent(desk, "dora")
+    await set_password(server, agent)
+    client = number()
+    await person(ami, client, delay=1, talk=3)
+    await desk.client("Dino Delić", client, language="bs")
+    name = f"desk-{client[-6:]}"
+    campaign_id = await create(server, name, "preview", [client])
+    status, _ = await api(server, "POST", f"/api/campaigns/{campaign_id}/start")
+    assert status == 200
+    page = await log_in(browser, server, agent)
+    try:
+        await desk_ready(page)
+        await page.get_by_role("button", name="Next contact").click()
+        body = page.locator("#preview-body")
+        await expect(body).to_contain_text(client)
+        await expect(body).to_contain_text(name)
+        await page.get_by_role("button", name="Call this contact").click()
+        pop = page.locator("#pop-body")
+        await expect(page.locator("#pop-title")).to_have_text("Outbound call", timeout=20_000)
+        await expect(pop).to_contain_text(name)
+        await expect(pop).to_contain_text("Dino Delić")
+        await page.screenshot(path=shot(tmp_path, "desk-campaign-call.png", server.db.backend))
+        form = page.locator("#campaign-disposition")
+        await expect(form).to_be_visible(timeout=20_000)  # the client hung up
+        await page.get_by_label("Result").select_option("interested")
+        await form.locator("#cdisp-note").fill("wants an offer by mail")
+        await form.get_by_role("button", name="Save disposition").click()
+        await expect(page.locator("#cdisp-msg")).to_have_text("Saved: interested")
+    finally:
+        await page.context.close()
+    calls = await calls_of(server, campaign_id)
+    (call,) = calls[client]
+    async with server.db.sessions() as session:
+        row = await session.get(Call, call.id)
+        notes = list(
+            await session.scalars(select(Interaction.note).where(Interaction.call_id == call.id))
+        )
+    assert row is not None and row.disposition == "interested" and row.agent_id == agent
+    assert notes == ["[interested] wants an offer by mail"]

@@ -56,6 +56,7 @@ function renderRecord(target, pop) {
 
 function renderPop(msg) {
   const pop = msg.pop; popCall = pop.call_id;
+  if (pop.campaign) campaignCalls.add(pop.call_id);
   $("pop-empty").hidden = true;
   const body = $("pop-body"); body.hidden = false;
   const form = $("new-client");
@@ -105,7 +106,13 @@ async function loadRecordings() {
   } catch (err) { box.append(el("p", err.message, "error")); }
 }
 $("btn-rec-load").onclick = loadRecordings;
-function showDisposition(callId) {
+const campaignCalls = new Set();  // calls of agent campaigns: their disposition is a campaign's
+function showDisposition(callId, campaign) {
+  if (campaign || campaignCalls.has(callId)) {
+    dispCall = callId; $("campaign-disposition").hidden = false;
+    $("cdisp-title").textContent = `Campaign call ${callId}: disposition`; $("cdisp-code").focus();
+    return;
+  }
   dispCall = callId; $("disposition").hidden = false;
   $("disp-title").textContent = `Disposition for call ${callId}`;
   const first = document.querySelector('#disp-form input[name="category"]'); if (first) first.focus();
@@ -114,7 +121,7 @@ function showDisposition(callId) {
 function renderState(s) {
   const st = $("state"); st.textContent = s.status.replace("_", " ") + (s.reason && s.status === "paused" ? ` (${s.reason})` : "");
   st.className = "st-" + s.status; $("state-time").textContent = s.seconds ? `${s.seconds}s` : "";
-  if (s.pending_disposition && dispCall !== s.pending_disposition && !s.live_call) showDisposition(s.pending_disposition);
+  if (s.pending_disposition && dispCall !== s.pending_disposition && !s.live_call) showDisposition(s.pending_disposition, s.pending_campaign);
   if (s.live_call && popCall === s.live_call && liveCall !== s.live_call && s.status === "on_call") setLive(s.live_call);
 }
 
@@ -170,6 +177,46 @@ $("disp-form").onsubmit = async (e) => {
     const r = await api("POST", `/desk/api/calls/${dispCall}/disposition`, body);
     say("disp-msg", `Saved: ${r.disposition}`); e.target.reset(); $("disposition").hidden = true; dispCall = null;
   } catch (err) { say("disp-msg", err.message, true); }
+};
+$("cdisp-form").onsubmit = async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  const body = {disposition: f.get("disposition"), note: f.get("note") || null};
+  if (String(body.disposition).startsWith("callback")) body.due = isoLocal(f.get("due"));
+  try {
+    const r = await api("POST", `/desk/api/calls/${dispCall}/disposition`, body);
+    say("cdisp-msg", `Saved: ${r.disposition}`); e.target.reset(); $("campaign-disposition").hidden = true; dispCall = null;
+  } catch (err) { say("cdisp-msg", err.message, true); }
+};
+// Preview: the next contact held for this agent, then Call or Skip (with a reason).
+let previewed = null;
+$("btn-preview").onclick = async () => {
+  try {
+    const r = await api("GET", "/desk/api/preview");
+    previewed = r.contact;
+    const body = $("preview-body");
+    if (!previewed) { body.hidden = true; $("preview-form").hidden = true; say("preview-msg", "Nobody to call now"); return; }
+    body.replaceChildren(el("p", `${previewed.name || "Contact"} · ${previewed.number}`, "greet"),
+      dl([["Campaign", previewed.campaign], ["Attempt", previewed.attempt], ["Purpose", previewed.purpose], ["Script", previewed.script]]));
+    body.hidden = false; $("preview-form").hidden = false; say("preview-msg", "");
+  } catch (err) { say("preview-msg", err.message, true); }
+};
+$("btn-preview-call").onclick = async () => {
+  if (!previewed) return;
+  try {
+    const r = await api("POST", `/desk/api/preview/${previewed.contact_id}/call`);
+    say("preview-msg", `Calling ${previewed.number}`); $("preview-form").hidden = true; previewed = null;
+    campaignCalls.add(r.call_id);
+  } catch (err) { say("preview-msg", err.message, true); }
+};
+$("preview-form").onsubmit = async (e) => {
+  e.preventDefault();
+  if (!previewed) return;
+  try {
+    await api("POST", `/desk/api/preview/${previewed.contact_id}/skip`, {reason: $("preview-reason").value});
+    say("preview-msg", `Skipped ${previewed.number}`); $("preview-form").hidden = true; $("preview-body").hidden = true;
+    previewed = null; e.target.reset();
+  } catch (err) { say("preview-msg", err.message, true); }
 };
 $("new-client").onsubmit = async (e) => {
   e.preventDefault();
