@@ -23,30 +23,37 @@ Modes: PREVIEW never dials (agents dial themselves). PROGRESSIVE places one call
 agent not already covered by a call in flight, so no answered caller ever waits. PREDICTIVE:
 
 1. Estimator. Every resolved call adds its outcome (live answer or not) at its ring age (whole
-   seconds) to two histograms that forget with a half-life of ``memory_calls`` calls. From them:
-   for a call that has rung ``a`` s and is still unresolved, the chance of a live answer within
-   the next ``t`` s. Calls in flight are grouped by the second they were placed, so the
-   forecast of live answers costs one table row per second of ring time, not one per call.
+   seconds) to two histograms that forget with a half-life of ``memory_calls`` calls, learnt
+   in the order the calls were placed (see ``_mature``). From them: for a call that has rung
+   ``a`` s unresolved, the chance of a live answer within the next ``t`` s, with the answer
+   rate taken ``caution`` standard errors high (overrating it costs idle time, underrating it
+   costs callers). Calls in flight are grouped by the second they were placed, so the
+   forecast costs one table row per second of ring time, not one per call.
 2. Time-resolved availability. An answer arriving in ``t`` s can be taken by an agent free
-   within ``t + patience``: ready agents now, agents in wrap-up whose remaining wrap-up (mean
-   wrap-up less its elapsed part, with its measured spread) ends by then, agents talking
-   whose talk (exponential, memoryless) and wrap-up both end by then.
-3. Risk. At checkpoints every 2 s over the ring window, answers A(t) and free agents
-   S(t + patience) are sums of independent chances; the expected number of callers left
-   without an agent is approximated by max over t of E[(A - S)+] (normal approximation).
-   The n-th new call is placed while its marginal expected abandonment is at most ``theta``
-   times its chance of a live answer.
-4. Controller. ``theta`` is ``risk`` scaled by how far the measured abandonment (the worse of
-   the rolling 1 h and 24 h rates, each shrunk toward the target by ``prior_live`` answers)
-   is below ``fallback_rate``: more aggressive while well below ``target``, less as it nears,
-   and progressive from ``fallback_rate`` on. Predictive is never below progressive.
+   within ``t + patience``: ready agents now; agents in wrap-up whose remaining wrap-up (the
+   measured mean less its elapsed part, spread by its measured deviation) ends by then; agents
+   talking whose talk (exponential, so memoryless) and wrap-up both end by then.
+3. Risk. At checkpoints every 2 s over the ring window the live answers A(t) are Poisson
+   (many small independent chances) and the free agents S(t + patience) known in mean. The
+   chance that a new call's live answer finds no agent is its answer-time distribution
+   weighted over P(A >= S) at and after its checkpoint (taking an agent may leave a later
+   caller without one). New calls are added while that chance is at most ``theta``.
+4. Controller. ``theta = risk * target' * feedback``. ``target'`` is ``target``, lowered for
+   a small team so that an hour over the cap stays unlikely (``hour_risk``: abandoned calls
+   are few and Poisson when live answers are few). ``feedback`` is how far the measured rate
+   (the worse of the rolling short window and 24 h, each shrunk toward ``target'`` by
+   ``prior_live`` answers) is below ``fallback_rate``, relative to ``target'``: above 1 while
+   well below target, falling to 0 at ``fallback_rate``, at most ``max_boost``. Predictive
+   never places fewer calls than progressive would.
 
 It falls back to progressive by itself: below ``min_live_answers`` live answers since the
-estimate was (re)started (a new campaign, a small team, a restart); when one more abandoned
-call would put the rolling 24 h or 1 h rate over the cap; when the measured rate reaches
-``fallback_rate``; and when the answer rate changes suddenly (the last ``change_calls``
-resolved calls against the long estimate: a drop or a rise beyond ``change_z`` standard
-errors), after which the estimate restarts from those recent calls.
+estimate was (re)started (a new campaign, a restart); when ``reserve`` more abandoned calls
+would put the rolling 24 h or short-window rate over the cap (the short window's live
+answers counted as at least ``prior_live``, so a small team with few answers an hour stays
+progressive); when the measured rate reaches ``fallback_rate``; and when the answer rate
+changes suddenly (a block of at least ``change_calls`` calls, and 30 expected live answers,
+against the estimate before it: a drop beyond ``change_z`` standard errors, a rise beyond
+``change_z + 1.5``), after which the estimate restarts from that block.
 """
 
 from __future__ import annotations
@@ -156,12 +163,12 @@ class PacingSettings:
     min_live_answers: int = 30  # live answers in the estimate before predictive is trusted
     risk: float = 2.0  # marginal abandonment allowed per live answer, in targets
     reserve: int = 2  # abandoned calls kept in hand in each window before falling back
-    hour_risk: float = 0.02  # a small team's target: P(an hour over the cap) at most this
+    hour_risk: float = 0.01  # a small team's target: P(an hour over the cap) at most this
     max_boost: float = 2.5  # the feedback's bounds on ``risk``
     prior_live: float = 60.0  # live answers of pseudo-history at ``target`` (rate smoothing)
     short_window: float = 3600.0  # the rolling window kept besides the law's 24 h
     memory_calls: float = 2000.0  # half-life of the answer estimate, in resolved calls
-    change_calls: int = 200  # recent resolved calls held against the long estimate
+    change_calls: int = 200  # calls in a block held against the long estimate, at least
     change_z: float = 3.0  # standard errors that make a sudden change
     caution: float = 1.0  # standard errors added to the measured answer rate
     talk_prior: float = 150.0  # mean talk (s) until calls have been measured
@@ -229,7 +236,7 @@ class _Window:
 
 # ---- the pacer ---------------------------------------------------------------------------
 
-_KNOCK = True
+_BLOCK_LIVE = 30.0  # live answers a block of calls is expected to hold, at least
 _STEP = 2.0  # seconds between the risk checkpoints
 _TABLE_EVERY = 5.0  # seconds between rebuilds of the answer tables (they move slowly)
 _STALE_AFTER = 60.0  # a call in flight this long past the ring timeout lost its events
@@ -414,7 +421,7 @@ class Pacer:
         s = self.settings
         block = self._block
         n = len(block)
-        if n < s.change_calls:
+        if n < s.change_calls or n * max(self._block_p, self._estimate()) < _BLOCK_LIVE:
             return
         self._block = []
         k = sum(live for _, live in block)
@@ -425,7 +432,9 @@ class Pacer:
         # Both the block and the estimate are samples: the difference's standard error.
         z = (k / n - p) / math.sqrt(p * (1 - p) * (1 / n + 1 / before))
         ratio = k / (n * p)
-        if (z <= -s.change_z and ratio <= 0.7) or (z >= s.change_z and ratio >= 1.4):
+        # A rise needs more evidence: counts of rare events have a long right tail, and the
+        # measured abandonment catches a real one too.
+        if (z <= -s.change_z and ratio <= 0.7) or (z >= s.change_z + 1.5 and ratio >= 1.5):
             # The old estimate describes another list or another hour: start again from the
             # block, and stay progressive until enough live answers come after it.
             self._changes += 1
