@@ -512,10 +512,13 @@ class Pacer:
         over the cap stays unlikely (Poisson, ``hour_risk``)."""
         s = self.settings
         hour = max(r.live_short, s.prior_live) * 3600.0 / s.short_window
-        key = int(hour)
+        key = int(hour) if hour < 200 else int(hour) // 20 * 20  # few distinct keys
         cached = self._targets.get(key)
         if cached is None:
             allowed = math.floor(s.abandon_cap * key)  # one more breaks the cap
+            if _poisson_above(s.target * key, allowed) <= s.hour_risk:
+                cached = self._targets[key] = s.target  # a big team: the target itself
+                return cached
             lo, hi = 0.0, float(allowed + 1)
             for _ in range(30):  # the largest mean with P(N > allowed) <= hour_risk
                 mid = (lo + hi) / 2
