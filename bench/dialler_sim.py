@@ -17,16 +17,17 @@ time / logged-in time) cannot exceed 150 / 180 = 83.3%. Scenarios: ``steady``; `
 (the answer rate halves at mid-shift); ``logout`` (at mid-shift half the agents log out:
 ready and wrapping ones at once, talking ones when their call ends). Diallers: ``predictive``
 and ``progressive`` are ``core.pacing.Pacer`` with its production defaults in that mode,
-driven with the same observations the ARI adapter gives it; ``fixed`` keeps ``--ratio``
-calls in flight per ready agent (the baseline).
+driven with the observations production gives it (placed, answered, connected, abandoned,
+agents' states ...); ``fixed`` keeps ``--ratio`` calls in flight per ready agent (a baseline).
 
 Figures per run: occupancy; abandonment = abandoned / live answers over the whole run, the
 worst rolling hour (60-minute windows moved by a minute; a run under an hour: the run), and
 the worst rolling 24 h, which for a run of 24 h or less is the whole run; calls placed; live
 answers; an agent's mean wait from ready to the next caller; for the pacer, the share of its
 answers given in predictive mode. Then per cell the worst seed, beside a rough estimate of the
-best occupancy any dialler can reach at 3% with this team (``occupancy_estimate``). Exit
-status 1 if a predictive run breaks the 3% cap over the whole run or in any rolling hour.
+best occupancy a dialler can reach at 3% with this team at a low answer rate
+(``occupancy_estimate``: an estimate, not a bound). Exit status 1 if a predictive run breaks
+the 3% cap over the whole run or in any rolling hour.
 """
 
 from __future__ import annotations
@@ -332,8 +333,11 @@ def occupancy_estimate(agents: int, window: float = 20.0) -> float:
     nobody can aim within that), each call live by independent chance: the live answers in a
     window are Poisson with mean f, the agents freeing in it. With Q agents already idle, the
     callers left without one are E[(A - f - Q)+]; the smallest Q that keeps them at 3% of f
-    costs Q / agents of the agents' time. An estimate, not a proof: a dialler sees its calls
-    resolve and may do a little better."""
+    costs Q / agents of the agents' time. An estimate, not a bound: it holds where a live
+    answer takes many calls (a low answer rate), so that answers are close to Poisson. With a
+    few calls per answer they are not (one call per ready agent never overflows at all), and
+    progressive beats it for the smallest teams; a dialler that watches its calls resolve may
+    also do a little better."""
 
     def excess(mean: float, free: float) -> float:
         def at(c: int) -> float:
@@ -423,7 +427,8 @@ def main() -> int:
     print()
     print(
         "per cell, worst seed: occupancy min / abandonment max (whole run, worst hour); est:"
-        " the Poisson window estimate of the best occupancy at 3% (occupancy_estimate)"
+        " a Poisson window estimate of the best occupancy at 3% (occupancy_estimate: low"
+        " answer rates, not a bound)"
     )
     print(f"{'agents':>6} {'rate':>5} {'scenario':<8} {'est':>6} " + " ".join(
         f"{d:>26}" for d in args.dialler
