@@ -239,6 +239,7 @@ class _Window:
 _BLOCK_LIVE = 30.0  # live answers a block of calls is expected to hold, at least
 _STEP = 2.0  # seconds between the risk checkpoints
 _TABLE_EVERY = 5.0  # seconds between rebuilds of the answer tables (they move slowly)
+_MAX_TALKS = 10_000  # calls on talk remembered for their talk time, at most
 _STALE_AFTER = 60.0  # a call in flight this long past the ring timeout lost its events
 _SQRT2 = math.sqrt(2.0)
 
@@ -278,7 +279,7 @@ class Pacer:
         # Calls in flight: id -> placed at, and ids by the whole second placed.
         self._ringing: dict[str, float] = {}
         self._by_second: dict[int, set[str]] = {}
-        self._waiting: set[str] = set()  # answered live, no agent yet
+        self._waiting: dict[str, float] = {}  # answered live, no agent yet: id -> when
         self._talk_since: dict[str, float] = {}
         # Agents.
         self._state: dict[str, tuple[AgentActivity, float]] = {}
@@ -321,19 +322,21 @@ class Pacer:
         elif isinstance(obs, Answered):
             self._resolve(obs.call_id, obs.at, obs.live)
             if obs.live:
-                self._waiting.add(obs.call_id)
+                self._waiting[obs.call_id] = obs.at
                 self._tally(obs.at, 1, 0)
         elif isinstance(obs, Unanswered):
             self._resolve(obs.call_id, obs.at, False)
         elif isinstance(obs, Connected):
-            self._waiting.discard(obs.call_id)
+            self._waiting.pop(obs.call_id, None)
             self._talk_since[obs.call_id] = obs.at
+            if len(self._talk_since) > _MAX_TALKS:  # Ended events lost: forget the oldest
+                del self._talk_since[next(iter(self._talk_since))]
             self._agent(obs.agent_id, AgentActivity.TALKING, obs.at)
         elif isinstance(obs, Abandoned):
-            self._waiting.discard(obs.call_id)
+            self._waiting.pop(obs.call_id, None)
             self._tally(obs.at, 0, 1)
         elif isinstance(obs, Ended):
-            self._waiting.discard(obs.call_id)
+            self._waiting.pop(obs.call_id, None)
             since = self._talk_since.pop(obs.call_id, None)
             if since is not None:
                 self._talk_mean += 0.02 * (max(0.0, obs.at - since) - self._talk_mean)
@@ -557,6 +560,13 @@ class Pacer:
                 break
             for call_id in self._by_second.pop(second):
                 self._ringing.pop(call_id, None)
+        # A caller waits ``patience`` at most: one still waiting much later lost its events.
+        late = now - self.settings.patience - _STALE_AFTER
+        while self._waiting:
+            call_id, answered = next(iter(self._waiting.items()))  # answered in time order
+            if answered >= late:
+                break
+            del self._waiting[call_id]
 
     def _tables(self, now: float) -> None:
         if not self._table_dirty or now - self._table_at < _TABLE_EVERY:

@@ -174,3 +174,8 @@ def test_calls_whose_events_were_lost_stop_counting_as_in_flight() -> None:
     pacer.observe(Placed(0.0, "lost"))
     assert pacer.pace(1.0).calls == 1
     assert pacer.pace(200.0).calls == 2
+    # A live answer whose connection or abandonment never came stops holding an agent.
+    pacer.observe(Placed(200.0, "quiet"))
+    pacer.observe(Answered(210.0, "quiet", live=True))
+    assert pacer.pace(211.0).calls == 1
+    assert pacer.pace(400.0).calls == 2
