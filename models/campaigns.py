@@ -473,11 +473,15 @@ class CampaignStore:
                 ContactStatus.SKIPPED,
             )
         )
+        # A contact being dialled has its attempt under way: a call, counted now (the
+        # attempt's number is written only when its result is).
+        in_progress = by_status[ContactStatus.DIALLING.value]
         return {
             "contacts": total,
             "finished": finished,
             "percent_done": round(100 * finished / total, 1) if total else 100.0,
-            "attempts": attempts,
+            "attempts": attempts + in_progress,
+            "in_progress": in_progress,
             "by_status": dict(sorted(by_status.items())),
             "by_outcome": dict(sorted(by_outcome.items())),
             # The earliest retry or window opening waiting (None: due now, or nobody left).

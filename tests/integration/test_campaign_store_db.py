@@ -39,6 +39,8 @@ async def test_a_contact_is_claimed_once_per_attempt(database: Database) -> None
     assert sorted(claims) == [False, False, False, False, True]
     assert await store.dialling(campaign_id) == 1
     assert await store.due(campaign_id, NOW, 10) == []
+    progress = await store.progress(campaign_id)
+    assert (progress["attempts"], progress["in_progress"]) == (1, 1)  # the call under way
     assert not await store.claim(contact_id, 2)  # not the next attempt
 
 
