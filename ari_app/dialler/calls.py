@@ -149,12 +149,9 @@ class DiallerCalls:
         d.answered_at = time.monotonic()
         await self.calllog.answered(d.call_id, now())
         if d.campaign.settings.amd:
+            # The 2 seconds run from the answer: the verdict's time is part of them (checked
+            # when it comes back; meanwhile the call is in the dialplan, out of our hands).
             d.phase = Phase.DETECTING
-            # The 2 seconds run from the answer: the verdict's time is part of them.
-            d.timers.start(
-                CONNECT_TIMER,
-                connect_deadline(d.answered_at, d.campaign.settings) - time.monotonic(),
-            )
             await self.ari.continue_in_dialplan(d.channel_id, AMD_CONTEXT, "s", 1)
             return
         await self._live(d)
@@ -182,6 +179,9 @@ class DiallerCalls:
         await self.calllog.event(d.call_id, "live_answer")
         d.phase = Phase.WAITING
         self._save(d)
+        if at >= connect_deadline(d.answered_at, d.campaign.settings):
+            await self._abandon(d)  # AMD took the 2 seconds: never put through late
+            return
         if d.reserved is not None:
             agent_id, d.reserved = d.reserved, None
             bridge = self.desk.nailed_bridge(agent_id)
@@ -273,6 +273,7 @@ class DiallerCalls:
         d.timers.cancel(CONNECT_TIMER)
         with contextlib.suppress(ACDError):
             self.desk.publish(list(self.acd.cancel(d.channel_id, time.monotonic()).offers))
+        self._release_reserved(d)
         d.phase = Phase.MESSAGE
         self._observe(d, Abandoned(time.monotonic(), d.channel_id))
         media = identification_prompt(d.campaign.settings, d.claimed.language, self.identification)

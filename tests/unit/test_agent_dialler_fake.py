@@ -228,3 +228,19 @@ async def test_the_wallboard_figures_follow_the_calls(rig: Rig) -> None:
     await rig.app.tick()  # counts the agent on the call
     (later,) = rig.app.figures()
     assert later["occupancy_percent"] is not None and later["occupancy_percent"] > 0
+
+
+async def test_a_person_amd_took_too_long_over_is_told_not_put_through_late(rig: Rig) -> None:
+    await rig.campaign("+38761000004", mode="progressive", amd=True)
+    channel = await rig.place()
+    rig.ari.pick_up(channel)
+    await rig.settle()
+    rig.app.calls[channel].answered_at -= 2.5  # AMD listened 2.5 s before its verdict
+    rig.ari.stasis_start(channel, ["amd", "HUMAN", "HUMAN-1-1"])
+    await rig.settle()
+    assert rig.ari.bridge_of(channel) is None  # not put through after the 2 seconds
+    (message,) = rig.ari.playing(channel)
+    assert message.media == ["sound:centrala/bs/dialler-identification"]
+    row = await rig.row(channel)
+    assert "abandoned" in await rig.kinds(row.id)
+    assert rig.acd.agent(AGENT).status.value == "available"  # the held agent is free again
