@@ -156,15 +156,15 @@ class PacingSettings:
 
     mode: Mode = Mode.PREDICTIVE
     abandon_cap: float = 0.03  # the law: abandoned / live answers over a rolling 24 h
-    target: float = 0.02  # what the controller steers the measured rate to
-    fallback_rate: float = 0.025  # measured rate from which predictive falls back
+    target: float = 0.018  # what the controller steers the measured rate to
+    fallback_rate: float = 0.024  # measured rate from which predictive falls back
     ring_timeout: float = 25.0  # the dial's timeout; a call in flight longer is stale
     patience: float = 2.0  # how long a live answer waits for an agent before abandoned
     min_live_answers: int = 30  # live answers in the estimate before predictive is trusted
     risk: float = 2.0  # marginal abandonment allowed per live answer, in targets
     reserve: int = 2  # abandoned calls kept in hand in each window before falling back
     hour_risk: float = 0.01  # a small team's target: P(an hour over the cap) at most this
-    max_boost: float = 2.5  # the feedback's bounds on ``risk``
+    max_boost: float = 1.5  # the feedback's bounds on ``risk``
     prior_live: float = 60.0  # live answers of pseudo-history at ``target`` (rate smoothing)
     short_window: float = 3600.0  # the rolling window kept besides the law's 24 h
     memory_calls: float = 2000.0  # half-life of the answer estimate, in resolved calls
