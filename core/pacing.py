@@ -49,8 +49,9 @@ agent not already covered by a call in flight, so no answered caller ever waits.
 It falls back to progressive by itself: below ``min_live_answers`` live answers since the
 estimate was (re)started (a new campaign, a restart); when ``reserve`` more abandoned calls
 would put the rolling 24 h or short-window rate over the cap (the short window's live
-answers counted as at least ``prior_live``, so a small team with few answers an hour stays
-progressive); when the measured rate reaches ``fallback_rate``; and when the answer rate
+answers foreseen: its own, or four times its last quarter's if the answers just slowed, and at
+least ``prior_live``, so a small team with few answers an hour stays progressive); when
+the measured rate reaches ``fallback_rate``; and when the answer rate
 changes suddenly (a block of at least ``change_calls`` calls, and 30 expected live answers,
 against the estimate before it: a drop beyond ``change_z`` standard errors, a rise beyond
 ``change_z + 1.5``), after which the estimate restarts from that block.
@@ -156,15 +157,15 @@ class PacingSettings:
 
     mode: Mode = Mode.PREDICTIVE
     abandon_cap: float = 0.03  # the law: abandoned / live answers over a rolling 24 h
-    target: float = 0.02  # what the controller steers the measured rate to
-    fallback_rate: float = 0.025  # measured rate from which predictive falls back
+    target: float = 0.018  # what the controller steers the measured rate to
+    fallback_rate: float = 0.024  # measured rate from which predictive falls back
     ring_timeout: float = 25.0  # the dial's timeout; a call in flight longer is stale
     patience: float = 2.0  # how long a live answer waits for an agent before abandoned
     min_live_answers: int = 30  # live answers in the estimate before predictive is trusted
     risk: float = 2.0  # marginal abandonment allowed per live answer, in targets
-    reserve: int = 2  # abandoned calls kept in hand in each window before falling back
+    reserve: int = 3  # abandoned calls kept in hand in each window before falling back
     hour_risk: float = 0.01  # a small team's target: P(an hour over the cap) at most this
-    max_boost: float = 2.5  # the feedback's bounds on ``risk``
+    max_boost: float = 1.5  # the feedback's bounds on ``risk``
     prior_live: float = 60.0  # live answers of pseudo-history at ``target`` (rate smoothing)
     short_window: float = 3600.0  # the rolling window kept besides the law's 24 h
     memory_calls: float = 2000.0  # half-life of the answer estimate, in resolved calls
@@ -197,6 +198,13 @@ class AbandonRates:
     abandoned_24h: int
     live_short: int
     abandoned_short: int
+    live_quarter: int  # in the last quarter of the short window
+
+    @property
+    def live_foreseen(self) -> int:
+        """Live answers the short window will hold: its own, or four times its last quarter's
+        when the answers have just slowed (a lower answer rate, agents gone)."""
+        return min(self.live_short, 4 * self.live_quarter)
 
     @property
     def rate_24h(self) -> float:
@@ -274,6 +282,7 @@ class Pacer:
         s = settings
         self._day = _Window(86400.0)
         self._short = _Window(s.short_window)
+        self._quarter = _Window(s.short_window / 4)  # the short window's live answers foreseen
         for tally in history:
             self._tally(tally.at, tally.live_answers, tally.abandoned)
         # Calls in flight: id -> placed at, and ids by the whole second placed.
@@ -348,6 +357,7 @@ class Pacer:
     def _tally(self, at: float, live: int, abandoned: int) -> None:
         self._day.add(at, live, abandoned)
         self._short.add(at, live, abandoned)
+        self._quarter.add(at, live, abandoned)
 
     def _agent(self, agent_id: str, state: AgentActivity, at: float) -> None:
         old = self._state.get(agent_id)
@@ -464,8 +474,16 @@ class Pacer:
     def rates(self, now: float) -> AbandonRates:
         self._day.expire(now)
         self._short.expire(now)
+        self._quarter.expire(now)
+        return self._counts()
+
+    def _counts(self) -> AbandonRates:
         return AbandonRates(
-            self._day.live, self._day.abandoned, self._short.live, self._short.abandoned
+            self._day.live,
+            self._day.abandoned,
+            self._short.live,
+            self._short.abandoned,
+            self._quarter.live,
         )
 
     @property
@@ -501,7 +519,7 @@ class Pacer:
         # either window over the cap.
         if r.abandoned_24h + s.reserve > s.abandon_cap * r.live_24h:
             return f"24 h: {r.abandoned_24h} abandoned of {r.live_24h} live"
-        if r.abandoned_short + s.reserve > s.abandon_cap * max(r.live_short, s.prior_live):
+        if r.abandoned_short + s.reserve > s.abandon_cap * max(r.live_foreseen, s.prior_live):
             return f"short window: {r.abandoned_short} abandoned of {r.live_short} live"
         target = self._target(r)
         measured = self._measured(r, target)
@@ -514,7 +532,7 @@ class Pacer:
         a time, so a window with few live answers has a noisy rate: aim where an hour's count
         over the cap stays unlikely (Poisson, ``hour_risk``)."""
         s = self.settings
-        hour = max(r.live_short, s.prior_live) * 3600.0 / s.short_window
+        hour = max(r.live_foreseen, s.prior_live) * 3600.0 / s.short_window
         key = int(hour) if hour < 200 else int(hour) // 20 * 20  # few distinct keys
         cached = self._targets.get(key)
         if cached is None:
@@ -545,9 +563,7 @@ class Pacer:
         measured rate is well below it, less as it nears ``fallback_rate``, bounded."""
         s = self.settings
         # rates() was just brought up to date by _why_not_predictive.
-        r = AbandonRates(
-            self._day.live, self._day.abandoned, self._short.live, self._short.abandoned
-        )
+        r = self._counts()
         target = self._target(r)
         gap = (s.fallback_rate - self._measured(r, target)) / (s.fallback_rate - target)
         return s.risk * target * min(s.max_boost, max(0.0, gap))
