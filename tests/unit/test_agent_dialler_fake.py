@@ -244,3 +244,12 @@ async def test_a_person_amd_took_too_long_over_is_told_not_put_through_late(rig:
     row = await rig.row(channel)
     assert "abandoned" in await rig.kinds(row.id)
     assert rig.acd.agent(AGENT).status.value == "available"  # the held agent is free again
+
+
+async def test_a_campaign_cap_under_the_default_paces_under_it(rig: Rig) -> None:
+    await rig.campaign("+38761000005", mode="predictive", abandon_cap_percent=1)
+    await rig.place()  # a new campaign paces progressively: one call for the free agent
+    (pacer,) = rig.app.pacers.values()
+    s = pacer.settings
+    assert s.abandon_cap == pytest.approx(0.01)
+    assert 0 < s.target < s.fallback_rate <= s.abandon_cap
