@@ -37,7 +37,7 @@ SMALL: dict[str, list[str]] = {
     "--mix": [],  # kept as written
     "--capacity": [],
     "--pg-cluster": [],  # replaced by the bench host's cluster
-    "--minutes": ["0.5"],
+    "--minutes": ["0.2"],
     "--wrap": ["1"],
     "--seed": ["1"],
     "--mode": [],  # kept as written
