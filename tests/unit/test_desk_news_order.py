@@ -21,6 +21,7 @@ class News:
     call_id: str
     agent_id: str
     at: float = 0.0
+    facts: dict[str, object] | None = None  # web.ports.DeskNotice has them
 
 
 async def test_an_agents_news_is_handled_in_order_and_others_are_not_held_up() -> None:
