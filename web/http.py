@@ -544,9 +544,10 @@ async def disposition(request: web.Request, dw: DeskWeb, user: User) -> web.Resp
     await _own_call(dw, user, call_id)
     now = datetime.now(UTC)
     data = await _json(request)
-    call = await dw.store.call(call_id)
-    if call is not None and call.campaign_id is not None:
-        # An agent campaign's call: sale, interested, a call back, do not call, ...
+    # The form tells: an agent campaign's call has a disposition (sale, a call back, ...), an
+    # inbound call a category and outcome. No read first: the inbound one is journaled while
+    # the database is away, and must not wait for it.
+    if "disposition" in data and "category" not in data:
         campaign_disp, due, note = check_campaign_disposition(data, now)
         try:
             await DiallerStore(dw.store.sessions).dispose(
