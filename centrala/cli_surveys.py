@@ -1,4 +1,7 @@
-"""`centrala survey ...` and `centrala campaign ...`: survey definitions and outbound survey
+"""Over 500 lines: every `survey`, `campaign` and `dnc` command in one place, as operators
+find them in `--help`; each is a thin wrapper with no logic to split.
+
+`centrala survey ...` and `centrala campaign ...`: survey definitions and outbound survey
 campaigns, straight on the database. The running `centrala serve` picks a campaign's start,
 pause or stop up at its next tick (the API does the same through the server)."""
 

@@ -1,4 +1,7 @@
-"""`centrala serve`: one asyncio process running the ARI apps, the FastAGI server, the AMI
+"""Over 500 lines: `serve`'s whole wiring, start-up and shutdown in order in one file, which
+is the point of it; each context is short.
+
+`centrala serve`: one asyncio process running the ARI apps, the FastAGI server, the AMI
 client and the web API. This module only wires the parts together; each part's lifetime is an
 aiohttp cleanup context, so start-up and shutdown run in one place, in order."""
 

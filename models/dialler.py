@@ -1,4 +1,7 @@
-"""Agent campaigns in the database: claiming contacts to dial, an attempt's end and its
+"""Over 500 lines: the agent campaign aggregate's one store (claims, attempts, dispositions,
+figures), each a transaction on the same rows; split, the guarded updates would drift apart.
+
+Agent campaigns in the database: claiming contacts to dial, an attempt's end and its
 disposition with what they set off (do-not-call, callback tasks), and the abandonment counts
 the cap is read from. A thin adapter: the decisions are ``core.dialler``'s and the survey
 rules' it reuses (``core.surveys.campaign``).

@@ -1,4 +1,7 @@
-"""The agent dialler's loop: each running agent campaign, about twice a second, asks its pacer
+"""Over 500 lines: one dialler's loop, preview and restart adoption share its calls, pacers and
+live figures; split by concern it would pass that state between modules.
+
+The agent dialler's loop: each running agent campaign, about twice a second, asks its pacer
 how many calls to place (inbound first: nothing while inbound callers wait for its agents),
 claims that many contacts and originates their calls; a progressive call holds its agent
 while it rings. Preview hands one contact at a time to an agent, who calls or skips it. On
