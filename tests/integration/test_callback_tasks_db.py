@@ -7,7 +7,10 @@ the task in the contact's transaction."""
 from __future__ import annotations
 
 import asyncio
+import re
+import shlex
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -35,6 +38,7 @@ from models.tables import (
     QueueMember,
 )
 from tests.conftest import Database
+from tests.integration.test_loans_db import centrala
 
 # A Wednesday morning: inside the legal calling hours the callbacks campaign keeps.
 T = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
@@ -326,3 +330,38 @@ async def test_attempts_exhausted_cancel_the_task(database: Database) -> None:
         "max_attempts",
     )
     assert await store.claim(campaign, at + timedelta(days=1), 1) == []
+
+
+def readme_callback_commands() -> list[list[str]]:
+    """The commands of the README's callbacks block, split as a shell would."""
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    text = readme.read_text().split("### Callbacks: the dialler works the callback tasks", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    assert block is not None, "the callbacks' command block is gone from the README"
+    lines = [line.split("  #")[0].strip() for line in block.group(1).splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("centrala ")]
+
+
+async def test_the_readme_callback_commands(database: Database) -> None:
+    await _task(database, "+38761700001", queue="sales")
+    await feed_callbacks(database.sessions, T)
+    status, pause, stop = readme_callback_commands()
+    code, out, err = await centrala(database, *status)
+    assert code == 0, err
+    assert "callbacks-sales (id 1): running, 0/1 contacts finished" in out
+
+    code, out, err = await centrala(database, *pause)
+    assert code == 0 and "campaign callbacks-sales: paused" in out, err
+    await _task(database, "+38761700002", queue="sales")
+    fed = await feed_callbacks(database.sessions, T)
+    assert fed.fed == {"sales": 1}  # paused: still fed, not dialled
+    campaign = await DiallerStore(database.sessions).campaigns.find("callbacks-sales")
+    assert campaign.status is CampaignStatus.PAUSED
+
+    code, out, err = await centrala(database, *stop)
+    assert code == 0 and "campaign callbacks-sales: stopped" in out, err
+    await _task(database, "+38761700003", queue="sales")
+    left = await feed_callbacks(database.sessions, T)
+    assert left.fed == {} and left.campaigns_made == []
+    campaign = await DiallerStore(database.sessions).campaigns.find("callbacks-sales")
+    assert campaign.status is CampaignStatus.STOPPED
