@@ -9,7 +9,10 @@ rules' it reuses (``core.surveys.campaign``).
 Claims take due contacts with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (two `centrala
 serve` dialling one campaign each skip what the other holds) and mark them with a guarded
 UPDATE (``WHERE status = 'pending' AND attempts = n``), which is also SQLite's whole answer
-(it has one writer at a time), so nobody is called twice.
+(it has one writer at a time), so nobody is called twice. A callbacks campaign's claim also
+keeps to its queue's hours and gives an agent's own task to that agent only, and every change
+of its contact is written to the callback task in the same transaction
+(``models.callback_tasks``).
 
 May import: ``core``, ``models``.
 """
