@@ -290,3 +290,22 @@ async def agents_with_own_callbacks(
             .distinct()
         )
         return {a for a in found if a is not None}
+
+
+async def release_claim(
+    sessions: async_sessionmaker[AsyncSession], contact_id: int, attempt: int
+) -> bool:
+    """A contact claimed for ``attempt`` and never dialled (its agent left with it on their
+    desk) back to pending, as it was: no attempt counted, the task untouched."""
+    async with sessions() as session, session.begin():
+        done = await session.execute(
+            update(CampaignContact)
+            .where(
+                CampaignContact.id == contact_id,
+                CampaignContact.status == ContactStatus.DIALLING.value,
+                CampaignContact.attempts == attempt - 1,
+            )
+            .values(status=ContactStatus.PENDING.value, agent_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(done, "rowcount", 0))

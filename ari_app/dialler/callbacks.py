@@ -6,12 +6,13 @@ are dialled for whoever is free; and every agent's campaigns are served callback
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, MutableMapping
+from typing import Any
 
 import structlog
 
 from ari_app.campaigns.session import number_zones
-from models.callback_tasks import agents_with_own_callbacks
+from models.callback_tasks import agents_with_own_callbacks, release_claim
 from models.calllog import now
 from models.dialler import Claimed, DiallerStore, RunningAgentCampaign
 
@@ -42,3 +43,20 @@ async def offer_own_callbacks(
         else:
             still.append(agent_id)
     return still
+
+
+async def release_left(
+    store: DiallerStore,
+    campaign: RunningAgentCampaign,
+    previews: MutableMapping[str, Any],
+    present: Collection[str],
+) -> None:
+    """An own callback held for an agent who is gone (logged out, their phone down) goes back
+    to pending, uncounted: it is theirs again when they are back. ``previews``: agent -> the
+    contact on their desk (``PreviewContact``); ``present``: the campaign's agents now."""
+    for agent_id, held in list(previews.items()):
+        if held.campaign.id != campaign.id or agent_id in present:
+            continue
+        del previews[agent_id]
+        await release_claim(store.sessions, held.claimed.contact_id, held.claimed.attempt)
+        log.info("callback_released", agent_id=agent_id, contact_id=held.claimed.contact_id)

@@ -22,7 +22,7 @@ import structlog
 from ari_app.agents import AgentDesk
 from ari_app.ari import ARIClient, ARIConflict, ARIError, ChannelTimers, Event
 from ari_app.campaigns.session import DIALLABLE, number_zones
-from ari_app.dialler.callbacks import offer_own_callbacks
+from ari_app.dialler.callbacks import offer_own_callbacks, release_left
 from ari_app.dialler.calls import (
     HANDLER,
     DialledCall,
@@ -228,6 +228,8 @@ class AgentDialler(DiallerCalls):
             and a.id not in inbound_first
         ]
         if campaign.kind is CampaignKind.CALLBACKS:  # an agent's own come to their desk first
+            present = {a.id for a in agents if a.status is not AgentStatus.LOGGED_OUT}
+            await release_left(self.store, campaign, self.previews, present)
             ready = await offer_own_callbacks(self.store, campaign, ready, self._hold)
         # Progressive: each call holds its own agent while it rings, so nobody answered waits.
         progressive = settings.mode is DiallerMode.PROGRESSIVE

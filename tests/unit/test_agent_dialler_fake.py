@@ -287,6 +287,25 @@ async def test_an_agents_own_callback_is_held_on_their_desk_before_the_queues(ri
     assert held is not None and held.claimed.number == "+38761000011"
     assert held.json()["kind"] == "callbacks"
     assert held.json()["purpose"] == "Callback: called after hours"
+
+    # She logs out with it on her desk: back to pending, uncounted, hers again when back.
+    rig.acd.logout(AGENT, time.monotonic())
+    await rig.app.tick()
+    assert AGENT not in rig.app.previews
+    async with rig.store.sessions() as session:
+        own = await session.get(CampaignContact, held.claimed.contact_id)
+    assert own is not None and (own.status, own.attempts) == ("pending", 0)
+    rig.acd.login(
+        AgentProfile(AGENT, "Ana", queues={"sales": 0}),
+        "Local/ana@agents",
+        AgentMode.NAILED,
+        time.monotonic(),
+    )
+    await rig.app.tick()
+    await rig.settle()
+    assert not [c for c in rig.ari.originated() if c.id.startswith("dialler-")]
+    held = await rig.app.preview_next(AGENT)
+    assert held is not None and held.claimed.number == "+38761000011"
     await rig.app.preview_skip(AGENT, held.claimed.contact_id, "spoke at the branch")
     async with rig.store.sessions() as session:
         skipped = await session.scalar(select(Callback).where(Callback.number == "+38761000011"))
