@@ -425,9 +425,11 @@ class AgentDialler(DiallerCalls):
             raise PreviewError("not_logged_in", f"agent {agent_id!r} is not logged in") from exc
         for campaign in callbacks_first(await self.store.running()):
             s = campaign.settings
-            own = campaign.kind is CampaignKind.CALLBACKS  # the agent's own callbacks only
-            previewed = s.mode is DiallerMode.PREVIEW or own
-            if not previewed or s.queue not in agent.profile.queues:
+            # A callbacks campaign: the agent's own only, whichever queue it came from.
+            own = campaign.kind is CampaignKind.CALLBACKS
+            if not own and (
+                s.mode is not DiallerMode.PREVIEW or s.queue not in agent.profile.queues
+            ):
                 continue
             if not in_schedule(s, now()):
                 continue

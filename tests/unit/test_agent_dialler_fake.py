@@ -315,3 +315,34 @@ async def test_an_agents_own_callback_is_held_on_their_desk_before_the_queues(ri
     channel = await rig.place()  # then the queue's callback, progressive: held for her
     assert rig.acd.agent(AGENT).current_call == channel
     assert (await rig.row(channel)).called_number == "+38761000010"
+
+
+async def test_an_own_callback_of_another_queue_is_on_the_agents_desk_when_asked(
+    rig: Rig,
+) -> None:
+    """A call-back assigned to her from a queue she does not work (she moved, or covered it):
+    still hers, on her preview card, never dialled for that queue's agents."""
+    at = datetime.now(UTC)
+    async with rig.store.sessions() as session, session.begin():
+        add_callback(
+            session,
+            call_id=None,
+            client_id=None,
+            number="+38761000020",
+            reason="callback_personal",
+            queue="info",
+            assigned_agent_id=AGENT,
+            due_at=at,
+        )
+    assert (await feed_callbacks(rig.store.sessions, at)).fed == {"info": 1}
+    async with rig.store.sessions() as session, session.begin():
+        campaign = await session.scalar(select(Campaign))
+        assert campaign is not None and campaign.name == "callbacks-info"
+        rules = {**campaign.settings["rules"], "legal": ALL_DAY.model_dump(mode="json")}
+        campaign.settings = {**campaign.settings, "rules": rules}
+    await rig.app.tick()
+    await rig.settle()
+    assert not rig.ari.originated()
+    held = await rig.app.preview_next(AGENT)
+    assert held is not None and held.claimed.number == "+38761000020"
+    assert held.json()["purpose"] == "Callback: an agent agreed a call-back time"
