@@ -442,6 +442,34 @@ async def procedures_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
+async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Due callback tasks copied into their queue's standing callbacks campaign (made when a
+    queue first has one) on a schedule, for the agent dialler to work: the first run at
+    start."""
+    every = app[SETTINGS].callbacks_feed_seconds
+
+    async def run() -> None:
+        from models.callback_tasks import feed_callbacks
+        from models.calllog import now
+
+        while True:
+            try:
+                result = await feed_callbacks(app[SESSIONS], now())
+                if result.fed or result.left:
+                    log.info("callbacks_fed", summary=result.summary())
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("callbacks_feed_failed")
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(run()) if every > 0 else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     """Measures how late the event loop wakes up: a blocked loop delays every call."""
     lags: list[float] = [0.0]
@@ -487,7 +515,16 @@ def build_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     # AMI before the Stasis apps: the info line records calls through it from the first one.
     app.cleanup_ctx.extend(
-        [loop_lag_ctx, database_ctx, ami_ctx, recording_ctx, ari_ctx, agi_ctx, procedures_ctx]
+        [
+            loop_lag_ctx,
+            database_ctx,
+            ami_ctx,
+            recording_ctx,
+            ari_ctx,
+            agi_ctx,
+            procedures_ctx,
+            callbacks_ctx,
+        ]
     )
     desk_config = DeskConfig(
         web_secret=settings.effective_web_secret(),

@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     # How often `serve` generates procedural call tasks from the CRM (0: never; the
     # `centrala procedures generate` command does the same by hand).
     procedures_generate_seconds: float = Field(default=3600, ge=0)
+    # How often `serve` copies due callback tasks into their queue's callbacks campaign
+    # (models.callback_tasks; 0: never).
+    callbacks_feed_seconds: float = Field(default=60, ge=0)
     queue_caller_ids: dict[str, Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]] = Field(
         default_factory=dict, description="queue -> the number its agents' calls present"
     )

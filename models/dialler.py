@@ -9,7 +9,10 @@ rules' it reuses (``core.surveys.campaign``).
 Claims take due contacts with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (two `centrala
 serve` dialling one campaign each skip what the other holds) and mark them with a guarded
 UPDATE (``WHERE status = 'pending' AND attempts = n``), which is also SQLite's whole answer
-(it has one writer at a time), so nobody is called twice.
+(it has one writer at a time), so nobody is called twice. A callbacks campaign's claim also
+keeps to its queue's hours and gives an agent's own task to that agent only, and every change
+of its contact is written to the callback task in the same transaction
+(``models.callback_tasks``).
 
 May import: ``core``, ``models``.
 """
@@ -25,6 +28,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.callbacks import callback_screenpop
 from core.dialler import (
     AbandonCount,
     AgentCampaignSettings,
@@ -45,6 +49,7 @@ from core.surveys.campaign import (
     history_to_json,
     next_action_in_zones,
 )
+from models.callback_tasks import claimable, queue_open, sync_task
 from models.callbacks import add_callback
 from models.campaigns import CampaignError, CampaignStore, NewContact, _contact
 from models.procedures import recheck_tasks
@@ -155,7 +160,11 @@ class DiallerStore:
             return []
         rules = campaign.settings.rules.model_copy(update={"segments": None})
         claimed: list[Claimed] = []
+        callbacks = campaign.kind is CampaignKind.CALLBACKS
         async with self.sessions() as session, session.begin():
+            # A callback is dialled in its queue's hours only (the campaign's one queue).
+            if callbacks and not await queue_open(session, campaign.settings.queue, now):
+                return []
             rows = list(
                 await session.scalars(
                     select(CampaignContact)
@@ -166,6 +175,7 @@ class DiallerStore:
                             CampaignContact.next_attempt_at.is_(None),
                             CampaignContact.next_attempt_at <= now,
                         ),
+                        *(claimable(agent_id) if callbacks else ()),
                     )
                     .order_by(
                         CampaignContact.next_attempt_at.is_not(None),
@@ -188,6 +198,7 @@ class DiallerStore:
                 action = next_action_in_zones(contact, now, rules, candidates, do_not_call)
                 if isinstance(action, Dial) and action.at > now:
                     row.next_attempt_at = action.at
+                    await sync_task(session, row, now)
                 elif isinstance(action, Dial):
                     done = await session.execute(
                         update(CampaignContact)
@@ -200,7 +211,7 @@ class DiallerStore:
                         .execution_options(synchronize_session=False)
                     )
                     if getattr(done, "rowcount", 0):
-                        shown = screenpop_purpose(row.purpose, contact.client.language)
+                        shown = _screenpop(row.purpose, contact.client.language)
                         claimed.append(
                             Claimed(
                                 campaign.id,
@@ -223,6 +234,7 @@ class DiallerStore:
                     )
                     row.last_outcome = action.reason
                     row.next_attempt_at = None
+                    await sync_task(session, row, now)
         return claimed
 
     async def _still_needed(self, claimed: list[Claimed], now: datetime) -> list[Claimed]:
@@ -290,6 +302,7 @@ class DiallerStore:
                 return before
             _store_contact(row, after, call_id)
             row.agent_id = agent_id if outcome is Outcome.CONNECTED else None
+            await sync_task(session, row, now)
             if outcome is Outcome.CONNECTED and row.task_id is not None:
                 # The procedural call was made: its task is done (the agent's disposition
                 # says how it went), so no later campaign calls the client for it again.
@@ -330,6 +343,7 @@ class DiallerStore:
             before = _contact(row, (await self.campaigns._facts(session, [row], now))[row.id])
             after, consequences = after_disposition(before, disposition, agent_id, due)
             _store_contact(row, after, None)
+            await sync_task(session, row, now, disposition)
             call.disposition = disposition.value
             session.add(
                 Interaction(
@@ -337,7 +351,7 @@ class DiallerStore:
                     call_id=call_id,
                     agent_id=agent_id,
                     channel="phone",
-                    category="sales" if campaign.kind != "procedural" else "procedural",
+                    category=_CATEGORY.get(campaign.kind, "sales"),
                     note=f"[{disposition.value}] {note or ''}".strip(),
                 )
             )
@@ -354,11 +368,13 @@ class DiallerStore:
             )
             await _consequences(session, consequences, row, call_id, running, now)
 
-    async def skip(self, campaign_id: int, claimed: Claimed, reason: str) -> None:
+    async def skip(
+        self, campaign_id: int, claimed: Claimed, reason: str, now: datetime | None = None
+    ) -> None:
         """A previewed contact the agent chose not to call: closed in this campaign with
-        the agent's reason (only the attempt it was claimed for)."""
+        the agent's reason (only the attempt it was claimed for); a callback's task with it."""
         async with self.sessions() as session, session.begin():
-            await session.execute(
+            done = await session.execute(
                 update(CampaignContact)
                 .where(
                     CampaignContact.id == claimed.contact_id,
@@ -371,7 +387,13 @@ class DiallerStore:
                     last_outcome=f"skipped: {reason}"[:40],
                     agent_id=None,
                 )
+                .execution_options(synchronize_session=False)
             )
+            if getattr(done, "rowcount", 0):
+                row = await session.get(CampaignContact, claimed.contact_id)
+                if row is not None:
+                    await session.refresh(row)
+                    await sync_task(session, row, now or datetime.now().astimezone())
 
     async def under_way(
         self,
@@ -402,7 +424,7 @@ class DiallerStore:
                     CampaignKind(campaign.kind),
                     AgentCampaignSettings.model_validate(campaign.settings),
                 )
-                shown = screenpop_purpose(row.purpose, row.language)
+                shown = _screenpop(row.purpose, row.language)
                 claimed = Claimed(
                     campaign.id,
                     row.id,
@@ -532,6 +554,14 @@ def worst_rolling(
         rate = abandoned / (end - start + 1)
         worst = rate if worst is None else max(worst, rate)
     return worst
+
+
+_CATEGORY = {"procedural": "procedural", "callbacks": "callback"}
+
+
+def _screenpop(purpose: str | None, language: str | None) -> dict[str, str] | None:
+    """A procedural task's purpose and script, or a callback's reason."""
+    return screenpop_purpose(purpose, language) or callback_screenpop(purpose, language)
 
 
 def _store_contact(row: CampaignContact, after: Contact, call_id: str | None) -> None:

@@ -413,6 +413,13 @@ class Callback(Base):
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Worked by the dialler (core.callbacks): the last attempt's outcome (or the agent's
+    # disposition) and call, when the next attempt is due, and why it was closed.
+    last_outcome: Mapped[str | None] = mapped_column(String(40))
+    last_call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    next_attempt_at: Mapped[datetime | None]
+    closed_reason: Mapped[str | None] = mapped_column(String(80))
+    closed_at: Mapped[datetime | None]
 
 
 class Survey(Base):
@@ -461,7 +468,16 @@ class Campaign(Base):
 class CampaignContact(Base):
     __tablename__ = "campaign_contacts"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "number"),
+        # A number once per campaign, except in a callbacks campaign: one contact per task
+        # (the callback_id's own unique index), and a client may ask again after a call.
+        Index(
+            "uq_campaign_contacts_number",
+            "campaign_id",
+            "number",
+            unique=True,
+            sqlite_where=text("callback_id IS NULL"),
+            postgresql_where=text("callback_id IS NULL"),
+        ),
         Index("ix_campaign_contacts_due", "campaign_id", "status", "next_attempt_at"),
     )
 
@@ -495,6 +511,12 @@ class CampaignContact(Base):
         ForeignKey("procedure_tasks.id", ondelete="SET NULL")
     )
     purpose: Mapped[str | None] = mapped_column(String(40))
+    # A callbacks campaign's contact: its task (never two contacts for one task), and the
+    # agent whose own task it is (offered to them only, in preview; None: the queue's).
+    callback_id: Mapped[int | None] = mapped_column(
+        ForeignKey("callbacks.id", ondelete="SET NULL"), unique=True
+    )
+    callback_agent_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class DoNotCall(Base):

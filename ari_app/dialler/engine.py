@@ -22,6 +22,7 @@ import structlog
 from ari_app.agents import AgentDesk
 from ari_app.ari import ARIClient, ARIConflict, ARIError, ChannelTimers, Event
 from ari_app.campaigns.session import DIALLABLE, number_zones
+from ari_app.dialler.callbacks import offer_own_callbacks, release_left
 from ari_app.dialler.calls import (
     HANDLER,
     DialledCall,
@@ -33,7 +34,8 @@ from ari_app.dialler.calls import (
 from ari_app.dispatch import event_channel, run_call_step
 from ari_app.trunks import TrunkGate
 from core.acd import ACD, ACDError, AgentMode, AgentStatus
-from core.dialler import DiallerMode, PreviewError, in_schedule, outbound_allowed
+from core.callbacks import callbacks_first
+from core.dialler import CampaignKind, DiallerMode, PreviewError, in_schedule, outbound_allowed
 from core.outbound import OutboundRefused
 from core.pacing import AgentActivity, AgentState, Pacer, PacingSettings, Placed, Tally
 from core.surveys.campaign import Outcome
@@ -102,6 +104,7 @@ class PreviewContact:
         c = self.claimed
         return {
             "campaign": self.campaign.name,
+            "kind": self.campaign.kind.value,
             "contact_id": c.contact_id,
             "number": c.number,
             "client_id": c.client_id,
@@ -173,7 +176,7 @@ class AgentDialler(DiallerCalls):
             await asyncio.sleep(max(0.05, self.tick_seconds - (time.monotonic() - started)))
 
     async def tick(self) -> None:
-        running = await self.store.running()
+        running = callbacks_first(await self.store.running())
         for campaign_id in set(self.pacers) - {c.id for c in running}:
             del self.pacers[campaign_id]
         for campaign_id in set(self._shown) - {c.id for c in running}:
@@ -224,6 +227,10 @@ class AgentDialler(DiallerCalls):
             and a.id not in self.previews
             and a.id not in inbound_first
         ]
+        if campaign.kind is CampaignKind.CALLBACKS:  # an agent's own come to their desk first
+            present = {a.id for a in agents if a.status is not AgentStatus.LOGGED_OUT}
+            await release_left(self.store, campaign, self.previews, present)
+            ready = await offer_own_callbacks(self.store, campaign, ready, self._hold)
         # Progressive: each call holds its own agent while it rings, so nobody answered waits.
         progressive = settings.mode is DiallerMode.PROGRESSIVE
         if progressive:
@@ -416,9 +423,13 @@ class AgentDialler(DiallerCalls):
             agent = self.acd.agent(agent_id)
         except ACDError as exc:
             raise PreviewError("not_logged_in", f"agent {agent_id!r} is not logged in") from exc
-        for campaign in await self.store.running():
+        for campaign in callbacks_first(await self.store.running()):
             s = campaign.settings
-            if s.mode is not DiallerMode.PREVIEW or s.queue not in agent.profile.queues:
+            # A callbacks campaign: the agent's own only, whichever queue it came from.
+            own = campaign.kind is CampaignKind.CALLBACKS
+            if not own and (
+                s.mode is not DiallerMode.PREVIEW or s.queue not in agent.profile.queues
+            ):
                 continue
             if not in_schedule(s, now()):
                 continue
@@ -447,7 +458,10 @@ class AgentDialler(DiallerCalls):
         if held is None or held.claimed.contact_id != contact_id:
             raise PreviewError("not_previewing", f"contact {contact_id} is not on your desk")
         del self.previews[agent_id]
-        await self.store.skip(held.campaign.id, held.claimed, reason)
+        await self.store.skip(held.campaign.id, held.claimed, reason, now())
+
+    def _hold(self, agent_id: str, campaign: RunningAgentCampaign, claimed: Claimed) -> None:
+        self.previews[agent_id] = PreviewContact(campaign, claimed)
 
     # ---- events -------------------------------------------------------------------------------
 

@@ -269,6 +269,9 @@ def start_serve(db: Database, tmp: Path, *, spawn: bool = True, **overrides: str
         "CENTRALA_CDR_GRACE_SECONDS": "3",
         # The recordings' keeper looks for recordings past the retention period every second.
         "CENTRALA_RECORDING_SWEEP_SECONDS": "1",
+        # Callback tasks are fed to the dialler by the tests that want it (one queue at a
+        # time): other tests' tasks are never dialled into their agents.
+        "CENTRALA_CALLBACKS_FEED_SECONDS": "0",
     }
     for key, value in overrides.items():
         if value is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from core.acd import ACD, AgentMode, AgentProfile, Offer
 from core.dialler import AgentCampaignSettings, CampaignKind
 from core.enums import AgentRole
 from dialplan.model import WEEKDAYS, Calendar
+from models.callback_tasks import feed_callbacks
+from models.callbacks import add_callback
 from models.calllog import CallLog
 from models.campaigns import NewContact
 from models.db import create_engine, session_factory
@@ -30,6 +33,7 @@ from models.tables import (
     Call,
     Callback,
     CallEvent,
+    Campaign,
     CampaignContact,
     CampaignStatus,
     DoNotCall,
@@ -253,3 +257,92 @@ async def test_a_campaign_cap_under_the_default_paces_under_it(rig: Rig) -> None
     s = pacer.settings
     assert s.abandon_cap == pytest.approx(0.01)
     assert 0 < s.target < s.fallback_rate <= s.abandon_cap
+
+
+async def test_an_agents_own_callback_is_held_on_their_desk_before_the_queues(rig: Rig) -> None:
+    at = datetime.now(UTC)
+    async with rig.store.sessions() as session, session.begin():
+        for number, agent in (("+38761000010", None), ("+38761000011", AGENT)):
+            add_callback(
+                session,
+                call_id=None,
+                client_id=None,
+                number=number,
+                reason="after_hours",
+                queue="sales",
+                assigned_agent_id=agent,
+                due_at=at,
+            )
+    assert (await feed_callbacks(rig.store.sessions, at)).fed == {"sales": 2}
+    async with rig.store.sessions() as session, session.begin():
+        campaign = await session.scalar(select(Campaign))
+        assert campaign is not None and campaign.kind == "callbacks"
+        rules = {**campaign.settings["rules"], "legal": ALL_DAY.model_dump(mode="json")}
+        campaign.settings = {**campaign.settings, "rules": rules}
+
+    await rig.app.tick()
+    await rig.settle()
+    assert not [c for c in rig.ari.originated() if c.id.startswith("dialler-")]
+    held = await rig.app.preview_next(AGENT)
+    assert held is not None and held.claimed.number == "+38761000011"
+    assert held.json()["kind"] == "callbacks"
+    assert held.json()["purpose"] == "Callback: called after hours"
+
+    # She logs out with it on her desk: back to pending, uncounted, hers again when back.
+    rig.acd.logout(AGENT, time.monotonic())
+    await rig.app.tick()
+    assert AGENT not in rig.app.previews
+    async with rig.store.sessions() as session:
+        own = await session.get(CampaignContact, held.claimed.contact_id)
+    assert own is not None and (own.status, own.attempts) == ("pending", 0)
+    rig.acd.login(
+        AgentProfile(AGENT, "Ana", queues={"sales": 0}),
+        "Local/ana@agents",
+        AgentMode.NAILED,
+        time.monotonic(),
+    )
+    await rig.app.tick()
+    await rig.settle()
+    assert not [c for c in rig.ari.originated() if c.id.startswith("dialler-")]
+    held = await rig.app.preview_next(AGENT)
+    assert held is not None and held.claimed.number == "+38761000011"
+    await rig.app.preview_skip(AGENT, held.claimed.contact_id, "spoke at the branch")
+    async with rig.store.sessions() as session:
+        skipped = await session.scalar(select(Callback).where(Callback.number == "+38761000011"))
+    assert skipped is not None and skipped.status.value == "cancelled"
+    assert skipped.closed_reason == "skipped: spoke at the branch"
+
+    channel = await rig.place()  # then the queue's callback, progressive: held for her
+    assert rig.acd.agent(AGENT).current_call == channel
+    assert (await rig.row(channel)).called_number == "+38761000010"
+
+
+async def test_an_own_callback_of_another_queue_is_on_the_agents_desk_when_asked(
+    rig: Rig,
+) -> None:
+    """A call-back assigned to her from a queue she does not work (she moved, or covered it):
+    still hers, on her preview card, never dialled for that queue's agents."""
+    at = datetime.now(UTC)
+    async with rig.store.sessions() as session, session.begin():
+        add_callback(
+            session,
+            call_id=None,
+            client_id=None,
+            number="+38761000020",
+            reason="callback_personal",
+            queue="info",
+            assigned_agent_id=AGENT,
+            due_at=at,
+        )
+    assert (await feed_callbacks(rig.store.sessions, at)).fed == {"info": 1}
+    async with rig.store.sessions() as session, session.begin():
+        campaign = await session.scalar(select(Campaign))
+        assert campaign is not None and campaign.name == "callbacks-info"
+        rules = {**campaign.settings["rules"], "legal": ALL_DAY.model_dump(mode="json")}
+        campaign.settings = {**campaign.settings, "rules": rules}
+    await rig.app.tick()
+    await rig.settle()
+    assert not rig.ari.originated()
+    held = await rig.app.preview_next(AGENT)
+    assert held is not None and held.claimed.number == "+38761000020"
+    assert held.json()["purpose"] == "Callback: an agent agreed a call-back time"
