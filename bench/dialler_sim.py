@@ -13,7 +13,8 @@ live), busy (10%, after 3 s), failed (2%, after 1 s), else no answer (rings to t
 timeout); answers come uniformly 5-25 s after the dial. A live answer takes the longest-idle
 ready agent at once, else waits up to 2 s for one to become ready, else it is abandoned
 (message, hang-up). Talk is exponential with mean 150 s, wrap-up 30 s, so occupancy (talk
-time / logged-in time) cannot exceed 150 / 180 = 83.3%. Scenarios: ``steady``; ``halving``
+time / logged-in time) cannot exceed 150 / 180 = 83.3% (a ``Cell`` takes others: its ``talk``
+and ``wrap``, as bench/dialler_asterisk.py gives them). Scenarios: ``steady``; ``halving``
 (the answer rate halves at mid-shift); ``logout`` (at mid-shift half the agents log out:
 ready and wrapping ones at once, talking ones when their call ends). Diallers: ``predictive``
 and ``progressive`` are ``core.pacing.Pacer`` with its production defaults in that mode,
@@ -82,6 +83,8 @@ class Cell:
     seed: int
     hours: float
     ratio: float
+    talk: float = TALK_MEAN  # mean talk, seconds (exponential)
+    wrap: float = WRAP  # wrap-up, seconds (fixed)
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ def run(cell: Cell) -> Result:
         if observe is not None:
             observe(Connected(t, f"c{call}", f"a{a}"))
         set_state(a, TALKING, t)
-        at(t + rng.expovariate(1.0 / TALK_MEAN), TALK_END, call)
+        at(t + rng.expovariate(1.0 / cell.talk), TALK_END, call)
 
     def next_ready(t: float) -> int | None:
         while ready_q:
@@ -277,9 +280,9 @@ def run(cell: Cell) -> Result:
                 log_out(a, t)
             else:
                 set_state(a, WRAPPING, t)
-                at(t + WRAP, WRAP_END, a)
+                at(t + cell.wrap, WRAP_END, a)
         elif kind == WRAP_END:
-            if state[x] == WRAPPING and t - since[x] >= WRAP - 1e-9:
+            if state[x] == WRAPPING and t - since[x] >= cell.wrap - 1e-9:
                 becomes_ready(x, t)
         elif kind == LOGIN:
             login_at[x] = t
