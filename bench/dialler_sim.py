@@ -28,7 +28,8 @@ answers; an agent's mean wait from ready to the next caller; for the pacer, the 
 answers given in predictive mode. Then per cell the worst seed, beside a rough estimate of the
 best occupancy a dialler can reach at 3% with this team at a low answer rate
 (``occupancy_estimate``: an estimate, not a bound). Exit status 1 if a predictive run breaks
-the 3% cap over the whole run or in any rolling hour.
+the 3% cap over the whole run (the law's rolling 24 h); the worst rolling hour is reported (how
+many runs passed 3% in one), not held to the cap.
 """
 
 from __future__ import annotations
@@ -456,19 +457,22 @@ def main() -> int:
                     + " ".join(f"{p:>26}" for p in parts)
                 )
 
-    broken = [
-        r for r in results
-        if r.cell.dialler == "predictive" and (r.abandon > CAP or r.worst_hour > CAP)
-    ]  # fmt: skip
+    # The law's cap is over a rolling 24 h (and 30 days): in a run of 24 h or less, the run.
+    # The worst hour is a figure, reported, not the cap.
+    broken = [r for r in results if r.cell.dialler == "predictive" and r.abandon > CAP]
+    hot = sum(1 for r in results if r.cell.dialler == "predictive" and r.worst_hour > CAP)
     runs = sum(1 for r in results if r.cell.dialler == "predictive")
     slowest = max(r.seconds for r in results)
     print()
     print(f"{len(results)} runs in {wall:.1f} s on {args.jobs} processes (slowest {slowest:.1f} s)")
     if broken:
         for r in broken:
-            print(f"CAP BROKEN: {r.cell}: {r.abandon:.2%}, worst hour {r.worst_hour:.2%}")
+            print(f"CAP BROKEN: {r.cell}: {r.abandon:.2%} (24 h), worst hour {r.worst_hour:.2%}")
         return 1
-    print(f"predictive cap held: {runs}/{runs} runs within {CAP:.0%} (whole run and every hour)")
+    print(
+        f"predictive cap held: {runs}/{runs} runs within {CAP:.0%} over the run (the rolling"
+        f" 24 h); worst rolling hour over {CAP:.0%} in {hot}/{runs}"
+    )
     return 0
 
 
