@@ -170,7 +170,7 @@ class PacingSettings:
     risk: float = 2.0  # marginal abandonment allowed per live answer, in targets
     reserve: int = 1  # abandoned calls kept in hand in the 24 h, at least, else progressive
     max_boost: float = 1.5  # the feedback's bounds on ``risk``
-    min_boost: float = 0.1
+    min_boost: float = 0.1  # and at least this (near the cap: careful, not progressive)
     budget_soft: float = 2.0  # the 24 h's room that leaves ``risk`` whole, in reserves
     prior_live: float = 60.0  # live answers of pseudo-history at ``target`` (rate smoothing)
     short_window: float = 3600.0  # a rolling window reported besides the law's 24 h
