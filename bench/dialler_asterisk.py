@@ -226,8 +226,7 @@ def figures(
 
 
 def run_simulation(args: argparse.Namespace) -> dict[str, Any]:
-    # The simulation's call model, with this run's talk and wrap-up (module constants there).
-    dialler_sim.TALK_MEAN, dialler_sim.WRAP = args.talk, args.wrap
+    # The simulation's call model, with this run's talk and wrap-up.
     cell = dialler_sim.Cell(
         agents=args.agents,
         rate=args.answer_rate,
@@ -236,6 +235,8 @@ def run_simulation(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         hours=args.minutes / 60,
         ratio=2.0,
+        talk=args.talk,
+        wrap=args.wrap,
     )
     r = dialler_sim.run(cell)
     return {

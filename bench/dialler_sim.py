@@ -13,7 +13,8 @@ live), busy (10%, after 3 s), failed (2%, after 1 s), else no answer (rings to t
 timeout); answers come uniformly 5-25 s after the dial. A live answer takes the longest-idle
 ready agent at once, else waits up to 2 s for one to become ready, else it is abandoned
 (message, hang-up). Talk is exponential with mean 150 s, wrap-up 30 s, so occupancy (talk
-time / logged-in time) cannot exceed 150 / 180 = 83.3%. Scenarios: ``steady``; ``halving``
+time / logged-in time) cannot exceed 150 / 180 = 83.3% (a ``Cell`` takes others: its ``talk``
+and ``wrap``, as bench/dialler_asterisk.py gives them). Scenarios: ``steady``; ``halving``
 (the answer rate halves at mid-shift); ``logout`` (at mid-shift half the agents log out:
 ready and wrapping ones at once, talking ones when their call ends). Diallers: ``predictive``
 and ``progressive`` are ``core.pacing.Pacer`` with its production defaults in that mode,
@@ -27,7 +28,8 @@ answers; an agent's mean wait from ready to the next caller; for the pacer, the 
 answers given in predictive mode. Then per cell the worst seed, beside a rough estimate of the
 best occupancy a dialler can reach at 3% with this team at a low answer rate
 (``occupancy_estimate``: an estimate, not a bound). Exit status 1 if a predictive run breaks
-the 3% cap over the whole run or in any rolling hour.
+the 3% cap over the whole run (the law's rolling 24 h); the worst rolling hour is reported (how
+many runs passed 3% in one), not held to the cap.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ class Cell:
     seed: int
     hours: float
     ratio: float
+    talk: float = TALK_MEAN  # mean talk, seconds (exponential)
+    wrap: float = WRAP  # wrap-up, seconds (fixed)
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ def run(cell: Cell) -> Result:
         if observe is not None:
             observe(Connected(t, f"c{call}", f"a{a}"))
         set_state(a, TALKING, t)
-        at(t + rng.expovariate(1.0 / TALK_MEAN), TALK_END, call)
+        at(t + rng.expovariate(1.0 / cell.talk), TALK_END, call)
 
     def next_ready(t: float) -> int | None:
         while ready_q:
@@ -277,9 +281,9 @@ def run(cell: Cell) -> Result:
                 log_out(a, t)
             else:
                 set_state(a, WRAPPING, t)
-                at(t + WRAP, WRAP_END, a)
+                at(t + cell.wrap, WRAP_END, a)
         elif kind == WRAP_END:
-            if state[x] == WRAPPING and t - since[x] >= WRAP - 1e-9:
+            if state[x] == WRAPPING and t - since[x] >= cell.wrap - 1e-9:
                 becomes_ready(x, t)
         elif kind == LOGIN:
             login_at[x] = t
@@ -453,19 +457,22 @@ def main() -> int:
                     + " ".join(f"{p:>26}" for p in parts)
                 )
 
-    broken = [
-        r for r in results
-        if r.cell.dialler == "predictive" and (r.abandon > CAP or r.worst_hour > CAP)
-    ]  # fmt: skip
+    # The law's cap is over a rolling 24 h (and 30 days): in a run of 24 h or less, the run.
+    # The worst hour is a figure, reported, not the cap.
+    broken = [r for r in results if r.cell.dialler == "predictive" and r.abandon > CAP]
+    hot = sum(1 for r in results if r.cell.dialler == "predictive" and r.worst_hour > CAP)
     runs = sum(1 for r in results if r.cell.dialler == "predictive")
     slowest = max(r.seconds for r in results)
     print()
     print(f"{len(results)} runs in {wall:.1f} s on {args.jobs} processes (slowest {slowest:.1f} s)")
     if broken:
         for r in broken:
-            print(f"CAP BROKEN: {r.cell}: {r.abandon:.2%}, worst hour {r.worst_hour:.2%}")
+            print(f"CAP BROKEN: {r.cell}: {r.abandon:.2%} (24 h), worst hour {r.worst_hour:.2%}")
         return 1
-    print(f"predictive cap held: {runs}/{runs} runs within {CAP:.0%} (whole run and every hour)")
+    print(
+        f"predictive cap held: {runs}/{runs} runs within {CAP:.0%} over the run (the rolling"
+        f" 24 h); worst rolling hour over {CAP:.0%} in {hot}/{runs}"
+    )
     return 0
 
 

@@ -38,23 +38,28 @@ agent not already covered by a call in flight, so no answered caller ever waits.
    chance that a new call's live answer finds no agent is its answer-time distribution
    weighted over P(A >= S) at and after its checkpoint (taking an agent may leave a later
    caller without one). New calls are added while that chance is at most ``theta``.
-4. Controller. ``theta = risk * target' * feedback``. ``target'`` is ``target``, lowered for
-   a small team so that an hour over the cap stays unlikely (``hour_risk``: abandoned calls
-   are few and Poisson when live answers are few). ``feedback`` is how far the measured rate
-   (the worse of the rolling short window and 24 h, each shrunk toward ``target'`` by
-   ``prior_live`` answers) is below ``fallback_rate``, relative to ``target'``: above 1 while
-   well below target, falling to 0 at ``fallback_rate``, at most ``max_boost``. Predictive
-   never places fewer calls than progressive would.
+4. Controller. ``theta = risk * target * feedback * budget``. ``feedback`` is how far the
+   measured rate (the rolling 24 h's, shrunk toward ``target`` by ``prior_live`` answers) is
+   below ``fallback_rate``, relative to ``target``: above 1 while well below target, falling
+   to ``min_boost`` at ``fallback_rate`` and staying there (dialling ahead with little risk,
+   so that a big team is not left at progressive's occupancy), at most ``max_boost``.
+   ``budget`` is the 24 h's room: the abandoned calls the cap still allows beyond those kept
+   in hand, over ``budget_soft`` times those kept in hand, at most 1, at least ``min_boost``
+   (early in the day, or near the cap, one unlucky minute would leave it progressive for long).
+   Predictive never places fewer calls than progressive would.
+
+The cap the law sets is over the rolling 24 h (and 30 days, made of such days), and that is
+what the pacer guards. The rolling short window (an hour) is reported (``rates``), not guarded:
+a small team's hour holds too few live answers to keep abandoned calls in hand in it (guarding
+it kept 10 agents progressive half their shift), so an hour may pass the cap.
 
 It falls back to progressive by itself: below ``min_live_answers`` live answers since the
-estimate was (re)started (a new campaign, a restart); when ``reserve`` more abandoned calls
-would put the rolling 24 h or short-window rate over the cap (the short window's live
-answers foreseen: its own, or four times its last quarter's if the answers just slowed, and at
-least ``prior_live``, so a small team with few answers an hour stays progressive); when
-the measured rate reaches ``fallback_rate``; and when the answer rate
-changes suddenly (a block of at least ``change_calls`` calls, and 30 expected live answers,
-against the estimate before it: a drop beyond ``change_z`` standard errors, a rise beyond
-``change_z + 1.5``), after which the estimate restarts from that block.
+estimate was (re)started (a new campaign, a restart); when the abandoned calls kept in hand
+would put the rolling 24 h over the cap (``reserve``, or more when the calls in flight may
+bring more: their live answers lost at the measured rate, three standard deviations up);
+and when the answer rate changes suddenly (a block of at least ``change_calls`` calls, and 30
+expected live answers, against the estimate before it: a drop beyond ``change_z`` standard
+errors, a rise beyond ``change_z + 1.5``), after which the estimate restarts from that block.
 """
 
 from __future__ import annotations
@@ -157,17 +162,18 @@ class PacingSettings:
 
     mode: Mode = Mode.PREDICTIVE
     abandon_cap: float = 0.03  # the law: abandoned / live answers over a rolling 24 h
-    target: float = 0.018  # what the controller steers the measured rate to
-    fallback_rate: float = 0.024  # measured rate from which predictive falls back
+    target: float = 0.021  # what the controller steers the measured 24 h rate to
+    fallback_rate: float = 0.0255  # measured rate from which predictive takes least risk
     ring_timeout: float = 25.0  # the dial's timeout; a call in flight longer is stale
     patience: float = 2.0  # how long a live answer waits for an agent before abandoned
     min_live_answers: int = 30  # live answers in the estimate before predictive is trusted
     risk: float = 2.0  # marginal abandonment allowed per live answer, in targets
-    reserve: int = 3  # abandoned calls kept in hand in each window before falling back
-    hour_risk: float = 0.01  # a small team's target: P(an hour over the cap) at most this
+    reserve: int = 1  # abandoned calls kept in hand in the 24 h, at least, else progressive
     max_boost: float = 1.5  # the feedback's bounds on ``risk``
+    min_boost: float = 0.1  # and at least this (near the cap: careful, not progressive)
+    budget_soft: float = 2.0  # the 24 h's room that leaves ``risk`` whole, in reserves
     prior_live: float = 60.0  # live answers of pseudo-history at ``target`` (rate smoothing)
-    short_window: float = 3600.0  # the rolling window kept besides the law's 24 h
+    short_window: float = 3600.0  # a rolling window reported besides the law's 24 h
     memory_calls: float = 2000.0  # half-life of the answer estimate, in resolved calls
     change_calls: int = 200  # calls in a block held against the long estimate, at least
     change_z: float = 3.0  # standard errors that make a sudden change
@@ -196,15 +202,8 @@ class Pace:
 class AbandonRates:
     live_24h: int
     abandoned_24h: int
-    live_short: int
+    live_short: int  # the short window's: reported, not guarded (the law counts 24 h)
     abandoned_short: int
-    live_quarter: int  # in the last quarter of the short window
-
-    @property
-    def live_foreseen(self) -> int:
-        """Live answers the short window will hold: its own, or four times its last quarter's
-        when the answers have just slowed (a lower answer rate, agents gone)."""
-        return min(self.live_short, 4 * self.live_quarter)
 
     @property
     def rate_24h(self) -> float:
@@ -252,15 +251,6 @@ _STALE_AFTER = 60.0  # a call in flight this long past the ring timeout lost its
 _SQRT2 = math.sqrt(2.0)
 
 
-def _poisson_above(mean: float, count: int) -> float:
-    """P(N > count) for N Poisson with this mean."""
-    term = total = math.exp(-mean)
-    for k in range(1, count + 1):
-        term *= mean / k
-        total += term
-    return max(0.0, 1.0 - total)
-
-
 def _no_agent(demand: float, free: float) -> float:
     """P(A >= free) for A Poisson with mean ``demand``: the chance that the answers before a
     caller's have used up the agents free for it. A fractional ``free`` interpolates between
@@ -282,7 +272,6 @@ class Pacer:
         s = settings
         self._day = _Window(86400.0)
         self._short = _Window(s.short_window)
-        self._quarter = _Window(s.short_window / 4)  # the short window's live answers foreseen
         for tally in history:
             self._tally(tally.at, tally.live_answers, tally.abandoned)
         # Calls in flight: id -> placed at, and ids by the whole second placed.
@@ -313,7 +302,6 @@ class Pacer:
         self._block_n = 0.0
         self._live_in_estimate = 0  # live answers since the estimate (re)started
         self._changes = 0
-        self._targets: dict[int, float] = {}  # live answers an hour -> target
         self._table_at = -math.inf
         self._table_dirty = True
         n_checks = math.ceil(s.ring_timeout / _STEP)
@@ -357,7 +345,6 @@ class Pacer:
     def _tally(self, at: float, live: int, abandoned: int) -> None:
         self._day.add(at, live, abandoned)
         self._short.add(at, live, abandoned)
-        self._quarter.add(at, live, abandoned)
 
     def _agent(self, agent_id: str, state: AgentActivity, at: float) -> None:
         old = self._state.get(agent_id)
@@ -402,13 +389,16 @@ class Pacer:
         """Outcomes are learnt in the order the calls were placed, once every call placed as
         early has had its answer: busy lines resolve in seconds and answers in up to 25, so
         in the order they resolve, a burst of dialling would look first like a drop in the
-        answer rate, then like a rise."""
+        answer rate, then like a rise. Calls placed at the same moment (a pace's batch) sort
+        among themselves by their age at the outcome, so a block is only closed between
+        batches: one split would hold the early outcomes (busy, failed) or the late ones."""
         ripe = now - self._ages
         while self._maturing and self._maturing[0][0] < ripe:
-            _, age, live = heapq.heappop(self._maturing)
+            placed, age, live = heapq.heappop(self._maturing)
             self._learn(age, live)
             self._block.append((age, live))
-            self._check_change()
+            if not self._maturing or self._maturing[0][0] != placed:
+                self._check_change()
 
     def _learn(self, age: int, live: bool) -> None:
         # Older outcomes fade by growing the weight of new ones (renormalised now and then).
@@ -474,7 +464,6 @@ class Pacer:
     def rates(self, now: float) -> AbandonRates:
         self._day.expire(now)
         self._short.expire(now)
-        self._quarter.expire(now)
         return self._counts()
 
     def _counts(self) -> AbandonRates:
@@ -483,7 +472,6 @@ class Pacer:
             self._day.abandoned,
             self._short.live,
             self._short.abandoned,
-            self._quarter.live,
         )
 
     @property
@@ -515,48 +503,27 @@ class Pacer:
         if self._live_in_estimate < s.min_live_answers:
             return f"{self._live_in_estimate}/{s.min_live_answers} live answers measured"
         r = self.rates(now)
-        # A few more abandoned calls (the calls in flight may still bring them) must not put
-        # either window over the cap.
-        if r.abandoned_24h + s.reserve > s.abandon_cap * r.live_24h:
-            return f"24 h: {r.abandoned_24h} abandoned of {r.live_24h} live"
-        if r.abandoned_short + s.reserve > s.abandon_cap * max(r.live_foreseen, s.prior_live):
-            return f"short window: {r.abandoned_short} abandoned of {r.live_short} live"
-        target = self._target(r)
-        measured = self._measured(r, target)
-        if measured >= s.fallback_rate:
-            return f"measured abandonment {measured:.1%} near the cap"
+        # The law counts 24 h (and 30 days, made of them): the abandoned calls the calls in
+        # flight may still bring must not put it over the cap. Not the short window: an hour
+        # of a small team holds too few live answers to keep a reserve in, and guarding it
+        # kept 10 agents progressive half the shift (it is reported, and may pass 3%).
+        reserve = self._reserve(r)
+        if r.abandoned_24h + reserve > s.abandon_cap * r.live_24h:
+            return f"24 h: {r.abandoned_24h} abandoned of {r.live_24h} live, {reserve} in hand"
         return ""
 
-    def _target(self, r: AbandonRates) -> float:
-        """The rate to aim at: ``target``, lower for a small team. Abandoned calls come one at
-        a time, so a window with few live answers has a noisy rate: aim where an hour's count
-        over the cap stays unlikely (Poisson, ``hour_risk``)."""
+    def _reserve(self, r: AbandonRates) -> int:
+        """Abandoned calls to keep in hand: ``reserve``, or more when the calls in flight may
+        bring more: their live answers lost at the measured rate (a Poisson mean, three
+        standard deviations up)."""
         s = self.settings
-        hour = max(r.live_foreseen, s.prior_live) * 3600.0 / s.short_window
-        key = int(hour) if hour < 200 else int(hour) // 20 * 20  # few distinct keys
-        cached = self._targets.get(key)
-        if cached is None:
-            allowed = math.floor(s.abandon_cap * key)  # one more breaks the cap
-            if _poisson_above(s.target * key, allowed) <= s.hour_risk:
-                cached = self._targets[key] = s.target  # a big team: the target itself
-                return cached
-            lo, hi = 0.0, float(allowed + 1)
-            for _ in range(30):  # the largest mean with P(N > allowed) <= hour_risk
-                mid = (lo + hi) / 2
-                if _poisson_above(mid, allowed) <= s.hour_risk:
-                    lo = mid
-                else:
-                    hi = mid
-            cached = self._targets[key] = min(s.target, lo / max(1, key))
-        return cached
+        mean = len(self._ringing) * self._estimate() * self._measured(r)
+        return max(s.reserve, math.ceil(mean + 3.0 * math.sqrt(mean)))
 
-    def _measured(self, r: AbandonRates, target: float) -> float:
-        """The worse of the two windows' rates, each shrunk toward the target."""
+    def _measured(self, r: AbandonRates) -> float:
+        """The 24 h rate, shrunk toward the target (a young window's rate is noise)."""
         s = self.settings
-        prior = target * s.prior_live
-        day = (r.abandoned_24h + prior) / (r.live_24h + s.prior_live)
-        short = (r.abandoned_short + prior) / (r.live_short + s.prior_live)
-        return max(day, short)
+        return (r.abandoned_24h + s.target * s.prior_live) / (r.live_24h + s.prior_live)
 
     def _theta(self) -> float:
         """The marginal abandonment allowed: ``risk`` times the target, more while the
@@ -564,9 +531,13 @@ class Pacer:
         s = self.settings
         # rates() was just brought up to date by _why_not_predictive.
         r = self._counts()
-        target = self._target(r)
-        gap = (s.fallback_rate - self._measured(r, target)) / (s.fallback_rate - target)
-        return s.risk * target * min(s.max_boost, max(0.0, gap))
+        gap = (s.fallback_rate - self._measured(r)) / (s.fallback_rate - s.target)
+        boost = min(s.max_boost, max(s.min_boost, gap))
+        reserve = self._reserve(r)
+        slack = s.abandon_cap * r.live_24h - r.abandoned_24h - reserve
+        if s.budget_soft > 0:
+            boost *= min(1.0, max(s.min_boost, slack / (s.budget_soft * reserve)))
+        return s.risk * s.target * boost
 
     def _drop_stale(self, now: float) -> None:
         limit = now - self.settings.ring_timeout - _STALE_AFTER

@@ -302,13 +302,14 @@ class AgentDialler(DiallerCalls):
     async def _pacer_for(self, campaign: RunningAgentCampaign) -> Pacer:
         pacer = self.pacers.get(campaign.id)
         s = campaign.settings
-        # The pacer's aim and its fall-back point scale with the campaign's own cap (at the
-        # default 3%: 1.8% and 2.4%, the defaults the simulation measured).
+        # The pacer's aim and the rate from which it takes least risk scale with the
+        # campaign's own cap (at the default 3%: 2.1% and 2.55%, the defaults the simulation
+        # measured).
         wanted = PacingSettings(
             mode=s.mode,
             abandon_cap=s.abandon_cap,
-            target=s.abandon_cap * 0.6,
-            fallback_rate=s.abandon_cap * 0.8,
+            target=s.abandon_cap * 0.7,
+            fallback_rate=s.abandon_cap * 0.85,
             ring_timeout=float(s.ring_seconds),
         )
         if pacer is not None and pacer.settings == wanted:

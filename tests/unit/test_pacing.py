@@ -96,16 +96,23 @@ def test_a_trained_predictive_campaign_dials_more_than_progressive() -> None:
     assert pace.calls > 4
 
 
-def test_predictive_falls_back_when_the_measured_abandonment_nears_the_cap() -> None:
+def test_predictive_dials_ahead_carefully_near_the_cap_and_falls_back_at_it() -> None:
     pacer, t = trained()
-    agents(pacer, t, 4, AgentActivity.READY)
-    assert pacer.pace(t).mode == Mode.PREDICTIVE
-    # 400 live answers in the window: 12 abandoned would be the cap; 11 leaves no reserve.
+    agents(pacer, t, 8, AgentActivity.READY)
+    before = pacer.pace(t)
+    assert before.mode == Mode.PREDICTIVE
+    # 400 live answers in the window: 12 abandoned would be the cap. At 11 the measured rate
+    # (2.7%, shrunk toward the target) has passed ``fallback_rate``: still predictive, at the
+    # smallest risk, with fewer calls ahead.
     for i in range(11):
         pacer.observe(Abandoned(t + i, f"lost{i}"))
-    pace = pacer.pace(t + 10.0)
-    assert pace.mode == Mode.PROGRESSIVE
-    assert pace.calls == 4
+    careful = pacer.pace(t + 10.0)
+    assert careful.mode == Mode.PREDICTIVE
+    assert 8 <= careful.calls < before.calls
+    # At 12 there is none left in hand: progressive, one call per ready agent.
+    pacer.observe(Abandoned(t + 11.0, "lost11"))
+    pace = pacer.pace(t + 12.0)
+    assert (pace.mode, pace.calls) == (Mode.PROGRESSIVE, 8)
 
 
 def test_predictive_falls_back_when_the_answer_rate_drops() -> None:
@@ -140,15 +147,15 @@ def test_agents_about_to_leave_wrap_up_get_calls_before_they_are_ready() -> None
 
 
 def test_the_abandonment_count_survives_a_restart_from_the_stored_history() -> None:
-    # The last 20 hours from the database: 1000 live answers, 41 abandoned (4.1%... of what
-    # will be 1400 with this hour's: 2.9%, too close to the cap to dial ahead).
+    # The last 20 hours from the database: 1000 live answers, 42 abandoned (4.2%... of what
+    # will be 1400 with this hour's: 3%, no abandoned call left in hand to dial ahead).
     day = [Tally(3600.0 * h, 50, 2) for h in range(20)]
-    day.append(Tally(3600.0 * 19, 0, 1))
+    day.append(Tally(3600.0 * 19, 0, 2))
     start = 3600.0 * 20
     before = Pacer(PREDICTIVE, history=day)
     after = Pacer(PREDICTIVE, history=day)  # a restarted serve reading the same rows
     assert before.rates(start) == after.rates(start)
-    assert (after.rates(start).live_24h, after.rates(start).abandoned_24h) == (1000, 41)
+    assert (after.rates(start).live_24h, after.rates(start).abandoned_24h) == (1000, 42)
     forgetful = Pacer(PREDICTIVE)  # the same hour without the history
     for pacer in (after, forgetful):
         t = calls(pacer, start, 2000, 5, "new")
@@ -179,3 +186,94 @@ def test_calls_whose_events_were_lost_stop_counting_as_in_flight() -> None:
     pacer.observe(Answered(210.0, "quiet", live=True))
     assert pacer.pace(211.0).calls == 1
     assert pacer.pace(400.0).calls == 2
+
+
+def test_an_hour_over_the_cap_does_not_stop_predictive_while_the_24_hours_hold() -> None:
+    # 20 quiet hours (1000 live answers, 10 abandoned), then an hour with 400 live answers and
+    # 11 abandoned (2.75%: no room in the hour for the 3 in hand the old guard asked), the 24 h
+    # at 1.5%.
+    day = [Tally(3600.0 * h, 50, 0) for h in range(20)]
+    day.append(Tally(3600.0 * 19, 0, 10))
+    pacer = Pacer(PREDICTIVE, history=day)
+    t = calls(pacer, 3600.0 * 20, 2000, 5, "new")
+    for i in range(11):
+        pacer.observe(Abandoned(t - 30.0 + i, f"lost{i}"))
+    agents(pacer, t, 4, AgentActivity.READY)
+    r = pacer.rates(t)
+    assert (r.live_short, r.abandoned_short) == (400, 11)  # reported
+    assert (r.live_24h, r.abandoned_24h) == (1400, 21)
+    pace = pacer.pace(t)
+    assert pace.mode == Mode.PREDICTIVE
+    assert pace.calls > 4
+
+
+def test_the_24_hours_keep_in_hand_the_abandoned_calls_the_calls_in_flight_may_bring() -> None:
+    # 400 live answers, 9 abandoned: one more in hand fits under the cap's 12.
+    few, t = trained()
+    many, _ = trained()
+    for pacer in (few, many):
+        for i in range(9):
+            pacer.observe(Abandoned(t - 50.0 + i, f"lost{i}"))
+        agents(pacer, t, 4, AgentActivity.READY)
+    assert few.pace(t).mode == Mode.PREDICTIVE
+    # 300 calls ringing, one in five to be live: each may be lost, so a few more are kept in
+    # hand, and they do not fit.
+    for i in range(300):
+        many.observe(Placed(t, f"ringing{i}"))
+    pace = many.pace(t + 1.0)
+    assert pace.mode == Mode.PROGRESSIVE
+    assert "24 h" in pace.reason and "in hand" in pace.reason
+
+
+def test_a_new_campaign_dials_ahead_once_the_24_hours_can_take_one_abandoned_call() -> None:
+    # 40 live answers, none lost: 3% of them is 1.2, so one abandoned call fits (the old hour
+    # guard asked for 3 in hand, that is 100 live answers first).
+    pacer = Pacer(PREDICTIVE)
+    t = calls(pacer, 0.0, 200, 5, "first")
+    agents(pacer, t, 4, AgentActivity.READY)
+    assert pacer.rates(t).live_24h == 40
+    assert pacer.pace(t).mode == Mode.PREDICTIVE
+    # One abandoned: 1 + 1 in hand is over 1.2, progressive until 67 live answers.
+    pacer.observe(Abandoned(t, "lost"))
+    pace = pacer.pace(t + 1.0)
+    assert pace.mode == Mode.PROGRESSIVE
+    assert "24 h" in pace.reason
+
+
+def test_a_batch_of_calls_placed_at_once_is_not_taken_for_a_change_in_the_answer_rate() -> None:
+    # 1000 calls placed in one pace, one in five live as before: their busy lines (3 s) sort
+    # before their answers (10 s) and their ring-outs (25 s); 200 of them alone would look like
+    # a drop to nothing, or a rise to one in two.
+    pacer, t = trained()
+    for i in range(1000):
+        pacer.observe(Placed(t, f"batch{i}"))
+    for i in range(1000):
+        if i % 5 == 0:
+            pacer.observe(Answered(t + 10.0, f"batch{i}", live=True))
+        elif i % 5 in (1, 2):
+            pacer.observe(Unanswered(t + 3.0, f"batch{i}", NoAnswer.BUSY))
+        else:
+            pacer.observe(Unanswered(t + 25.0, f"batch{i}", NoAnswer.NO_ANSWER))
+    agents(pacer, t + 60.0, 4, AgentActivity.READY)
+    pace = pacer.pace(t + 60.0)
+    assert pacer.changes == 0
+    assert pace.mode == Mode.PREDICTIVE
+
+
+def test_little_room_left_in_the_24_hours_lowers_the_risk_taken() -> None:
+    # 400 live answers, 9 abandoned: the cap allows 12, one is kept in hand, 2 are left,
+    # two thirds of the 3 (``budget_soft`` reserves) that leave the risk whole.
+    theta = {}
+    for soft in (0.0, 3.0):
+        pacer, t = trained(PacingSettings(mode=Mode.PREDICTIVE, budget_soft=soft))
+        for i in range(9):
+            pacer.observe(Abandoned(t - 50.0 + i, f"lost{i}"))
+        agents(pacer, t, 4, AgentActivity.READY)
+        pace = pacer.pace(t)
+        assert pace.mode == Mode.PREDICTIVE
+        theta[soft] = float(pace.reason.split()[-1])
+    s = PREDICTIVE
+    measured = (9 + s.target * s.prior_live) / (400 + s.prior_live)
+    feedback = (s.fallback_rate - measured) / (s.fallback_rate - s.target)
+    assert theta[0.0] == pytest.approx(s.risk * s.target * feedback, abs=5e-4)
+    assert theta[3.0] == pytest.approx(theta[0.0] * 2 / 3, abs=5e-4)
