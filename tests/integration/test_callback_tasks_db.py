@@ -7,6 +7,7 @@ the task in the contact's transaction."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shlex
 from datetime import UTC, datetime, timedelta
@@ -365,3 +366,35 @@ async def test_the_readme_callback_commands(database: Database) -> None:
     assert left.fed == {} and left.campaigns_made == []
     campaign = await DiallerStore(database.sessions).campaigns.find("callbacks-sales")
     assert campaign.status is CampaignStatus.STOPPED
+
+
+async def test_serve_feeds_the_callbacks_on_its_schedule(database: Database) -> None:
+    """`serve`'s scheduled feeder (``callbacks_feed_seconds``): its first run at start makes
+    the queue's campaign with the task due now; a task added later is fed on a later run."""
+    from aiohttp import web
+
+    from centrala.service import SESSIONS, SETTINGS, callbacks_ctx
+    from centrala.settings import Settings
+    from tests.support import wait_until
+
+    now = datetime.now(UTC)
+    first = await _task(database, "+38761100011", due=now - timedelta(minutes=1))
+    app = web.Application()
+    app[SETTINGS] = Settings(callbacks_feed_seconds=0.2)
+    app[SESSIONS] = database.sessions
+    ctx = callbacks_ctx(app)
+    await anext(ctx)
+    try:
+
+        async def fed(task_id: int) -> bool:
+            return task_id in {r.callback_id for r in await _contacts(database)}
+
+        await wait_until(lambda: fed(first), timeout=10, message="the first run, at start")
+        later = await _task(database, "+38761100012", due=now)
+        await wait_until(lambda: fed(later), timeout=10, message="a later run")
+        async with database.sessions() as session:
+            names = list(await session.scalars(select(Campaign.name)))
+        assert names == ["callbacks-info"]
+    finally:
+        with contextlib.suppress(StopAsyncIteration):
+            await anext(ctx)
