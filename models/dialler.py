@@ -398,13 +398,14 @@ class DiallerStore:
     async def under_way(
         self,
     ) -> list[tuple[RunningAgentCampaign, Claimed, str | None, dict[str, Any] | None]]:
-        """Every agent-campaign attempt under way, with its call and the call's live state:
-        what a restarted dialler must find again on the PBX."""
+        """Every agent-campaign attempt under way, with its call and the call's live state
+        (and, under ``row``, the agent and time the call row says it was connected): what a
+        restarted dialler must find again on the PBX."""
         async with self.sessions() as session:
             # Dialling: the attempt is not applied yet. Or its call still open: applied at
             # the answer (connected, abandoned), but the talk or the message goes on.
             rows = await session.execute(
-                select(CampaignContact, Campaign, Call.live_state)
+                select(CampaignContact, Campaign, Call.live_state, Call.agent_id, Call.connected_at)
                 .join(Campaign, Campaign.id == CampaignContact.campaign_id)
                 .outerjoin(Call, Call.id == CampaignContact.last_call_id)
                 .where(
@@ -416,7 +417,7 @@ class DiallerStore:
                 )
             )
             out = []
-            for row, campaign, state in rows:
+            for row, campaign, state, call_agent, connected_at in rows:
                 dialling = row.status == ContactStatus.DIALLING.value
                 running = RunningAgentCampaign(
                     campaign.id,
@@ -437,6 +438,13 @@ class DiallerStore:
                     shown["purpose"] if shown else None,
                     shown["script"] if shown else None,
                 )
+                if call_agent is not None and connected_at is not None:
+                    # The row's own word that an agent took the call: the live state is
+                    # written behind it, and a kill between the two must not lose it.
+                    state = {
+                        **(state or {}),
+                        "row": {"agent_id": call_agent, "connected_at": connected_at.isoformat()},
+                    }
                 out.append((running, claimed, row.last_call_id, state))
             return out
 

@@ -503,7 +503,7 @@ class AgentDialler(DiallerCalls):
                     continue
                 channel_id = channel_id_for(claimed)
                 if channel_id not in self.calls:
-                    await self._adopt(campaign, claimed, call_id, (state or {}).get("dialler"))
+                    await self._adopt(campaign, claimed, call_id, state)
         finally:
             self._reconciled.set()
 
@@ -512,17 +512,33 @@ class AgentDialler(DiallerCalls):
         campaign: RunningAgentCampaign,
         claimed: Claimed,
         call_id: str,
-        saved: dict[str, Any] | None,
+        state: dict[str, Any] | None,
     ) -> None:
         channel_id = channel_id_for(claimed)
         d = DialledCall(
             channel_id, call_id, campaign, claimed, ChannelTimers(self.ari, self.app, channel_id)
         )
-        saved = saved or {}
+        saved = dict((state or {}).get("dialler") or {})
         phase = saved.get("phase", Phase.RINGING.value)
         agent_id = saved.get("agent_id") or saved.get("reserved")
         self.calls[channel_id] = d
         alive = await self._alive(channel_id)
+        if phase != Phase.CONNECTED.value:
+            # serve died between putting the caller through and writing that down (the live
+            # state is written behind): the call row, or the agent's bridge on the PBX, says
+            # they talk, and a caller talking to an agent is never taken for one waiting.
+            row = (state or {}).get("row") or {}
+            talking_to = row.get("agent_id") or (alive and await self._bridged_agent(channel_id))
+            if talking_to:
+                phase, agent_id = Phase.CONNECTED.value, str(talking_to)
+                saved["connected_at"] = saved.get("connected_at") or row.get("connected_at")
+                if not row.get("agent_id"):  # only the PBX knew: the row learns it now
+                    saved["connected_at"] = saved["connected_at"] or now().isoformat()
+                    await self.calllog.update(
+                        call_id,
+                        agent_id=agent_id,
+                        connected_at=datetime.fromisoformat(saved["connected_at"]),
+                    )
         with structlog.contextvars.bound_contextvars(channel_id=channel_id, call_id=call_id):
             if phase == Phase.CONNECTED.value and agent_id:
                 d.phase, d.agent_id, d.outcome = Phase.CONNECTED, agent_id, Outcome.CONNECTED
@@ -530,6 +546,10 @@ class AgentDialler(DiallerCalls):
                 d.connected_at = datetime.fromisoformat(connected) if connected else now()
                 with contextlib.suppress(ACDError):
                     self.acd.adopt_call(channel_id, agent_id, time.monotonic())
+                # Applied once: a repeat changes nothing, and it may not have been (see above).
+                await self.store.finish(
+                    campaign, claimed, Outcome.CONNECTED, now(), call_id, agent_id=agent_id
+                )
                 if not alive:  # the talk ended while serve was away: it happened all the same
                     await self._destroyed(d, None, "ended while serve was away")
                     return
@@ -549,6 +569,18 @@ class AgentDialler(DiallerCalls):
                 await self._abandon(d)
             await self.calllog.event(call_id, "adopted", phase=d.phase.value)
             log.info("dialler_call_adopted", phase=d.phase.value, agent_id=d.agent_id)
+
+    async def _bridged_agent(self, channel_id: str) -> str | None:
+        """The agent whose nailed-up bridge holds the channel on the PBX, if any."""
+        try:
+            bridges = await self.ari.request("GET", "/bridges")
+        except ARIError:
+            return None
+        holding = {b.get("id") for b in bridges or [] if channel_id in (b.get("channels") or [])}
+        for agent in self.acd.agents():
+            if self.desk.nailed_bridge(agent.id) in holding:
+                return agent.id
+        return None
 
     async def _alive(self, channel_id: str) -> bool:
         try:

@@ -54,9 +54,11 @@ async def test_a_restart_mid_campaign_calls_nobody_twice(
     ringing_agent = await nailed_agent(desk, "rita")
     talker, slow = number(), number()
     await person(ami, talker, delay=1, talk=8)
-    # Still ringing when serve dies, and answering well after it is back (ring time 25 s).
-    await person(ami, slow, delay=18, talk=2)
-    campaign_id = await create(server, f"restart-{talker[-6:]}", "progressive", [talker, slow])
+    # Still ringing when serve dies, and answering well after it is back (it rings 40 s).
+    await person(ami, slow, delay=25, talk=2)
+    campaign_id = await create(
+        server, f"restart-{talker[-6:]}", "progressive", [talker, slow], ring_seconds=40
+    )
     status, _ = await api(server, "POST", f"/api/campaigns/{campaign_id}/start")
     assert status == 200
 

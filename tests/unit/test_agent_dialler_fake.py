@@ -346,3 +346,62 @@ async def test_an_own_callback_of_another_queue_is_on_the_agents_desk_when_asked
     held = await rig.app.preview_next(AGENT)
     assert held is not None and held.claimed.number == "+38761000020"
     assert held.json()["purpose"] == "Callback: an agent agreed a call-back time"
+
+
+@pytest.mark.parametrize("row_written", [True, False])
+async def test_a_restart_right_after_the_connect_keeps_the_talking_caller(
+    rig: Rig, row_written: bool
+) -> None:
+    """`serve` killed between putting a caller through and writing that down (the live state
+    is written behind the call row): the restarted dialler finds them talking, from the call
+    row or else from the agent's bridge on the PBX, and never plays them the abandonment
+    message nor hangs them up."""
+    await rig.campaign("+38761000031", mode="progressive")
+    channel = await rig.place()
+    rig.ari.pick_up(channel)
+    await rig.settle()
+    assert rig.ari.bridge_of(channel) is not None
+    row = await rig.row(channel)
+    assert row.connected_at is not None and row.agent_id == AGENT
+    # What the database held at the kill: the live state from before the answer, and the
+    # call row's connect written (or not yet).
+    async with rig.store.sessions() as session, session.begin():
+        stored = await session.get(Call, row.id)
+        assert stored is not None
+        stored.live_state = {"dialler": {"channel_id": channel, "phase": "waiting"}}
+        if not row_written:
+            stored.agent_id = stored.connected_at = None
+    # The restarted serve: a new dialler, same PBX and database.
+    rig.ari.new_process()
+    restarted = AgentDialler(
+        rig.ari,
+        rig.calllog,
+        rig.store,
+        rig.acd,
+        rig.app.desk,
+        None,
+        app=APP,
+        dial="PJSIP/{number}@trunk",
+        trunk=None,
+        caller_id="033000000",
+        queue_caller_ids={},
+    )
+    restarted.identification = {"": "sound:centrala/bs/dialler-identification"}
+    rig.ari.on_event(restarted.on_event)
+    await restarted.reconcile()
+    await rig.settle()
+    assert channel in restarted.calls and restarted.calls[channel].agent_id == AGENT
+    assert rig.ari.playing(channel) == []  # no message
+    assert channel in rig.ari.live_channels and rig.ari.bridge_of(channel) is not None
+    # The talk ends: a connected call, its contact done once.
+    rig.ari.hang_up(channel)
+    await rig.settle()
+    row = await rig.row(channel)
+    assert (row.outcome, row.agent_id, row.ended_at is not None) == ("connected", AGENT, True)
+    assert "abandoned" not in await rig.kinds(row.id)
+    async with rig.store.sessions() as session:
+        contact = await session.scalar(select(CampaignContact))
+        assert contact is not None
+        assert (contact.status, contact.last_outcome, contact.attempts) == ("done", "connected", 1)
+        assert await session.get(DoNotCall, "+38761000031") is None
+    await restarted.stop()
