@@ -97,8 +97,8 @@ EndKind = Literal["queued", "hung_up", "caller_hung_up", "step_limit"]
 class SimulationError(DomainError):
     """A simulation asked for with bad input (keys, time, caller)."""
 
-    def __init__(self, error_id: str, message: str, **details: Any) -> None:
-        super().__init__(message, error_id=error_id, status=400, details=details)
+    def __init__(self, error_id: str, message: str, *, status: int = 400, **details: Any) -> None:
+        super().__init__(message, error_id=error_id, status=status, details=details)
 
 
 @dataclass(frozen=True)
