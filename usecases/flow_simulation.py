@@ -53,7 +53,8 @@ def check_request(body: Mapping[str, Any], now: datetime) -> SimulationRequest:
         raise SimulationError(
             "bad_request", f"unknown fields {sorted(unknown)}: use {sorted(FIELDS)}"
         )
-    caller = body.get("caller") or {}
+    caller = body.get("caller")
+    caller = {} if caller is None else caller
     if not isinstance(caller, Mapping) or set(caller) - {"client_id", "number"} or len(caller) > 1:
         raise SimulationError(
             "bad_caller", 'caller: {"client_id": N} or {"number": "+387..."}', field="caller"

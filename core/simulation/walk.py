@@ -1,54 +1,17 @@
-"""Simulate a call to a flow ("Simulate this call" in the admin console), pure: a caller (the
-CRM's facts about them, or nobody known), a moment, and the keys they press go through the very
-IVR interpreter (``core.ivr``), routing (``core.routing``) and info-line decisions
-(``core.infoline``) that live calls go through, in the order the Stasis adapter
-(``ari_app.infoline``) calls them; out come the steps, the prompts heard with their text in the
-call's language, the IVR path exactly as the call log stores it (``calls.ivr_path``), and where
-the call ends.
-
-**Time.** The call is answered at ``at``; the model clock runs from there. Nothing here can
-know a sound file's length, so a prompt lasts a nominal time: its text in the call's language
-at ``CHARS_PER_SECOND`` (espeak-ng's default rate, which synthesises the shipped prompts), at
-least ``MIN_PROMPT_SECONDS``; a recorded file without text ``MEDIA_PROMPT_SECONDS``. A caller
-of ``simulate`` may pass the real lengths (``prompt_lengths``). Timers (a menu's timeout, the
-callback's key waits, a queue's maximum wait) take their configured seconds. The clock says
-when a queue's hours are checked and when a callback is due.
-
-**Keys** (``parse_keys``): a string such as ``"9 2"``, ``">0"``, ``"1w3"``, ``"0w*1h"``, or a
-list of such tokens and timed keys:
-
-- ``0-9 * # A-D``: pressed when the line next waits for a key, i.e. after the prompts of the
-  menu (language choice, callback offer) have played to their end;
-- ``>`` before a key: pressed at once, during the prompt playing now (typed ahead: the IVR
-  cuts the prompt, and a key typed during a plain announcement counts for the next menu, as
-  on a live call);
-- ``w``: press nothing until a timer runs out (a menu's timeout and retry; in a queue, its
-  maximum wait with nobody answering: the overflow);
-- ``h``: the caller hangs up there;
-- in a list, ``{"key": "1", "after_seconds": 2.5}``: pressed 2.5 s (model time) after the
-  previous input, whatever plays or waits then (a timer due earlier runs out first; a key due
-  the moment a prompt ends counts after it).
-
-After the last input the caller stays on the line pressing nothing: timeouts run until the
-call reaches a queue or the flow ends it. In a queue the only key that does anything is the
-flow's callback key (``*``); no agent answers in a simulation, the queue is where it ends
-unless ``w`` waits out the maximum wait. Announcements in the queue change no path and are left
-out. A flow that loops without end stops after ``MAX_EVENTS`` events (``step_limit``).
-
-May import the standard library, ``core`` and ``dialplan`` (like the rest of ``core``).
-"""
+"""The simulated call: the IVR (``core.ivr``) fed prompt ends, timers and keys on a model
+clock, its actions carried out as ``ari_app.infoline`` carries them out, with the same routing
+and info-line decisions (``core.routing``, ``core.infoline``). Pure; may import the standard
+library, ``core`` and ``dialplan``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from core.callphase import CallPhase, Phase, final_outcome
-from core.errors import DomainError
 from core.infoline import (
-    DTMF_KEYS,
     CallbackOffer,
     CallbackTask,
     after_hours_offer,
@@ -81,132 +44,14 @@ from core.routing import (
     overflow_decision,
     queue_is_open,
 )
+from core.simulation.keys import Press, SimulationError, parse_keys
+from core.simulation.result import End, EndKind, HeardPrompt, Simulation, Step
 from dialplan.model import Flow, QueueDef
 
 CHARS_PER_SECOND = 14.0  # espeak-ng speaks about 175 words a minute
 MIN_PROMPT_SECONDS = 1.0
 MEDIA_PROMPT_SECONDS = 3.0  # a recorded file's length is unknown here
-MAX_KEYS = 100  # inputs in one simulation, like the DTMF a call may send in its IVR
-MAX_AFTER_SECONDS = 3600.0
 MAX_EVENTS = 2_000  # prompts ended, timers run out, keys: more is a flow looping for ever
-
-PressAction = Literal["key", "wait", "hang_up"]
-EndKind = Literal["queued", "hung_up", "caller_hung_up", "step_limit"]
-
-
-class SimulationError(DomainError):
-    """A simulation asked for with bad input (keys, time, caller)."""
-
-    def __init__(self, error_id: str, message: str, *, status: int = 400, **details: Any) -> None:
-        super().__init__(message, error_id=error_id, status=status, details=details)
-
-
-@dataclass(frozen=True)
-class Press:
-    """One input of the caller: a ``key``, a ``wait`` for a timer, or a ``hang_up``."""
-
-    action: PressAction
-    key: str = ""
-    during_prompt: bool = False  # pressed at once, cutting the prompt that plays
-    after_seconds: float | None = None  # pressed this long after the previous input
-
-    def token(self) -> str:
-        if self.action == "wait":
-            return "w"
-        if self.action == "hang_up":
-            return "h"
-        if self.after_seconds is not None:
-            return f"{self.key}@+{self.after_seconds:g}s"
-        return f">{self.key}" if self.during_prompt else self.key
-
-
-def _tokens(text: str, offset: int = 0) -> list[Press]:
-    presses: list[Press] = []
-    during = False
-    for i, char in enumerate(text):
-        if char in " ,":
-            if during:
-                raise SimulationError("bad_keys", "'>' must come right before a key", at=offset + i)
-            continue
-        if char == ">":
-            if during:
-                raise SimulationError("bad_keys", "'>>': one '>' per key", at=offset + i)
-            during = True
-        elif char in DTMF_KEYS:
-            presses.append(Press("key", char, during_prompt=during))
-            during = False
-        elif char in "wh" and not during:
-            presses.append(Press("wait" if char == "w" else "hang_up"))
-        else:
-            raise SimulationError(
-                "bad_keys",
-                f"{char!r} at {offset + i}: keys are 0-9 * # A-D, '>' before a key, w, h",
-                at=offset + i,
-            )
-    if during:
-        raise SimulationError("bad_keys", "'>' must come right before a key", at=offset + len(text))
-    return presses
-
-
-def _timed(item: Mapping[str, Any], index: int) -> Press:
-    unknown = set(item) - {"key", "after_seconds", "during_prompt", "wait", "hang_up"}
-    if unknown:
-        raise SimulationError("bad_keys", f"keys[{index}]: unknown {sorted(unknown)}", at=index)
-    if item.get("wait") is True and len(item) == 1:
-        return Press("wait")
-    if item.get("hang_up") is True and len(item) == 1:
-        return Press("hang_up")
-    key = item.get("key")
-    if not isinstance(key, str) or len(key) != 1 or key not in DTMF_KEYS:
-        raise SimulationError("bad_keys", f"keys[{index}]: key is one of 0-9 * # A-D", at=index)
-    after = item.get("after_seconds")
-    during = item.get("during_prompt", False)
-    if not isinstance(during, bool):
-        raise SimulationError(
-            "bad_keys", f"keys[{index}]: during_prompt is true or false", at=index
-        )
-    if after is not None:
-        if (
-            isinstance(after, bool)
-            or not isinstance(after, int | float)
-            or not 0 <= after <= MAX_AFTER_SECONDS
-        ):
-            raise SimulationError(
-                "bad_keys", f"keys[{index}]: after_seconds is 0-{MAX_AFTER_SECONDS:g}", at=index
-            )
-        if during:
-            raise SimulationError(
-                "bad_keys", f"keys[{index}]: after_seconds or during_prompt, not both", at=index
-            )
-        return Press("key", key, after_seconds=float(after))
-    return Press("key", key, during_prompt=during)
-
-
-def parse_keys(keys: str | Sequence[object]) -> list[Press]:
-    """The caller's inputs (see the module's docstring); SimulationError ``bad_keys``."""
-    presses: list[Press] = []
-    if isinstance(keys, str):
-        presses = _tokens(keys)
-    elif isinstance(keys, Sequence):
-        for index, item in enumerate(keys):
-            if isinstance(item, Press):
-                presses.append(item)
-            elif isinstance(item, str):
-                found = _tokens(item, index)
-                if len(found) != 1:
-                    raise SimulationError(
-                        "bad_keys", f"keys[{index}]: one key, '>key', w or h", at=index
-                    )
-                presses += found
-            elif isinstance(item, Mapping):
-                presses.append(_timed(item, index))
-            else:
-                raise SimulationError("bad_keys", f"keys[{index}]: a string or an object", at=index)
-    else:
-        raise SimulationError("bad_keys", "keys: a string or a list")
-    if len(presses) > MAX_KEYS:
-        raise SimulationError("bad_keys", f"at most {MAX_KEYS} keys", at=MAX_KEYS)
-    return presses
 
 
 def prompt_seconds(
@@ -221,138 +66,6 @@ def prompt_seconds(
     if text:
         return round(max(MIN_PROMPT_SECONDS, len(text) / CHARS_PER_SECOND), 1)
     return MEDIA_PROMPT_SECONDS
-
-
-@dataclass(frozen=True)
-class HeardPrompt:
-    """A prompt the caller heard: from ``started`` (seconds into the call) for ``seconds``,
-    or cut by a key at ``cut_at``."""
-
-    prompt: str
-    language: str
-    text: str | None
-    media: str
-    started: float
-    seconds: float
-    cut_at: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "prompt": self.prompt,
-            "language": self.language,
-            "text": self.text,
-            "media": self.media,
-            "started": round(self.started, 1),
-            "seconds": round(self.seconds, 1),
-            "cut_at": None if self.cut_at is None else round(self.cut_at, 1),
-        }
-
-
-@dataclass(frozen=True)
-class Step:
-    """One thing that happened, ``seconds`` into the call. ``kind``: ``node`` (entered),
-    ``choice`` (a path entry such as ``main_menu:2``), ``prompt``, ``key``, ``ignored_key``,
-    ``timeout``, ``language``, ``recording``, ``survey_agreed``, ``routed``, ``after_hours``,
-    ``queued``, ``left_queue``, ``overflowed``, ``callback``, ``no_route``, ``hung_up``,
-    ``caller_hung_up``."""
-
-    seconds: float
-    kind: str
-    node: str | None = None
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "seconds": round(self.seconds, 1),
-            "kind": self.kind,
-            "node": self.node,
-            "detail": self.detail,
-        }
-
-
-@dataclass(frozen=True)
-class End:
-    """Where the simulated call ends. ``outcome`` is what its row would say had it ended
-    there (None in a queue: an agent answering or the caller giving up decides)."""
-
-    kind: EndKind
-    seconds: float
-    at: datetime
-    outcome: str | None
-    node: str | None  # where in the IVR the call was
-    reason: str = ""  # hung_up: hangup_node, no_callback_node or no_route
-    route: RouteDecision | None = None  # the last routing decision
-    queue_open: bool | None = None
-    callback: CallbackTask | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        route = self.route
-        return {
-            "kind": self.kind,
-            "seconds": round(self.seconds, 1),
-            "at": self.at.isoformat(),
-            "outcome": self.outcome,
-            "node": self.node,
-            "reason": self.reason,
-            "queue": route.queue if route else None,
-            "rule": route.rule if route else None,
-            "priority": route.priority if route else None,
-            "targets": [_target(t) for t in route.targets] if route else [],
-            "queue_open": self.queue_open,
-            "callback": None
-            if self.callback is None
-            else {
-                "number": self.callback.number,
-                "queue": self.callback.queue,
-                "due_at": self.callback.due_at.isoformat(),
-                "reason": self.callback.reason,
-                "assigned_agent_id": self.callback.assigned_agent_id,
-            },
-        }
-
-
-def _target(target: object) -> str:
-    agent = getattr(target, "agent_id", None)
-    return f"agent:{agent}" if agent else f"queue:{getattr(target, 'queue_id', '')}"
-
-
-@dataclass(frozen=True)
-class Simulation:
-    flow: str
-    caller: Caller
-    started_at: datetime
-    language: str  # the call's language at its end
-    path: list[str]  # as the call log stores it (core.ivr.recorded_path)
-    steps: list[Step]
-    prompts: list[HeardPrompt]
-    end: End
-    survey: str | None  # the survey the caller agreed to take after the call
-    queues: list[str]  # every queue the caller was routed to, in order
-    keys_left: list[str]  # inputs the call ended before
-
-    def to_json(self) -> dict[str, Any]:
-        c = self.caller
-        return {
-            "flow": self.flow,
-            "caller": {
-                "client_id": c.client_id,
-                "name": c.name,
-                "known": c.known,
-                "client_type": c.client_type,
-                "overdue_debt": c.overdue_debt,
-                "language": c.language,
-                "assigned_manager": c.assigned_manager,
-            },
-            "started_at": self.started_at.isoformat(),
-            "language": self.language,
-            "path": self.path,
-            "steps": [s.to_json() for s in self.steps],
-            "prompts": [p.to_json() for p in self.prompts],
-            "end": self.end.to_json(),
-            "survey": self.survey,
-            "queues": self.queues,
-            "keys_left": self.keys_left,
-        }
 
 
 @dataclass
