@@ -58,6 +58,7 @@ from web import DeskConfig, desk_ctx, setup_desk
 from web.api import routes as api_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
+from web.flow_api import routes as flow_routes
 from web.ports import AGENT_DIALLER, DESK, INFOLINE, OUTBOUND, SOFTPHONES
 from web.recordings import RECORDINGS, RecordingFiles
 from web.server import CappedSite, body_deadline, handler_args
@@ -539,6 +540,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE, OUTBOUND, AGENT_DIALLER))
     app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
     app.router.add_routes(report_routes(SESSIONS))
+    app.router.add_routes(flow_routes(SESSIONS, settings.default_region))
     setup_desk(app)
     return app
 

@@ -57,6 +57,25 @@ def clean_text(value: str | None, limit: int = MAX_TEXT) -> str | None:
     return kept or None
 
 
+async def find_clients(session: AsyncSession, numbers: set[str]) -> dict[str, list[Client]]:
+    """The clients with each of ``numbers`` (E.164) among their phones, in id order: a call
+    from a number is the first one's (the call simulator reads callers the same way)."""
+    if not numbers:
+        return {}
+    rows = await session.execute(
+        select(ClientPhone.number, Client)
+        .join(Client, ClientPhone.client_id == Client.id)
+        .where(ClientPhone.number.in_(sorted(numbers)))
+        .order_by(Client.id)
+    )
+    found: dict[str, list[Client]] = {}
+    for number, client in rows:
+        clients = found.setdefault(number, [])
+        if client not in clients:
+            clients.append(client)
+    return found
+
+
 def _first_id(clients: list[Client]) -> int | None:
     return clients[0].id if clients else None
 
@@ -263,20 +282,7 @@ class CallLog:
         self, session: AsyncSession, numbers: set[str]
     ) -> dict[str, list[Client]]:
         """The clients with each of ``numbers`` among their phones, in id order."""
-        if not numbers:
-            return {}
-        rows = await session.execute(
-            select(ClientPhone.number, Client)
-            .join(Client, ClientPhone.client_id == Client.id)
-            .where(ClientPhone.number.in_(sorted(numbers)))
-            .order_by(Client.id)
-        )
-        found: dict[str, list[Client]] = {}
-        for number, client in rows:
-            clients = found.setdefault(number, [])
-            if client not in clients:
-                clients.append(client)
-        return found
+        return await find_clients(session, numbers)
 
     async def open_call(
         self,

@@ -287,6 +287,11 @@ async def apply_agent_session(session: AsyncSession, op: dict[str, Any], replay:
         raise ValueError(f"unknown agent session change {action!r}")
 
 
+async def queue_settings(session: AsyncSession) -> dict[str, QueueDef]:
+    """Every queue's settings as they are now (what ``CRM.queues`` serves a live call)."""
+    return {row.id: _queue_def(row) for row in await session.scalars(select(Queue))}
+
+
 def _queue_def(row: Queue) -> QueueDef:
     data: dict[str, Any] = {
         **(row.settings or {}),

@@ -34,6 +34,7 @@ class Action(StrEnum):
     CONTROL_ANY_CALL = "control_any_call"  # hang up / transfer a call another agent holds
     VIEW_REPORTS = "view_reports"  # survey results: figures, chart, every answer as CSV
     HEAR_ANY_RECORDING = "hear_any_recording"  # play/download any call's recording
+    SIMULATE_CALLS = "simulate_calls"  # walk a call through a flow ("Simulate this call")
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -47,6 +48,7 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.CONTROL_ANY_CALL,
             Action.VIEW_REPORTS,
             Action.HEAR_ANY_RECORDING,
+            Action.SIMULATE_CALLS,
         }
     ),
     "admin": frozenset(Action),

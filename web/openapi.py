@@ -43,6 +43,67 @@ _REPORT_QUERY = [
     {"name": "until", "in": "query", "schema": {"type": "string", "format": "date"}},
 ]
 
+# "Simulate this call": who calls, when, and the keys (see core/simulation.py).
+_SIMULATE = {
+    "caller": {
+        "description": "a client on file, or a number looked up as a live call's is; "
+        "omitted: a withheld number",
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"client_id": {"type": "integer", "minimum": 1}},
+                "required": ["client_id"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"number": {"type": "string", "maxLength": 40}},
+                "required": ["number"],
+                "additionalProperties": False,
+            },
+        ],
+    },
+    "at": {
+        "type": "string",
+        "format": "date-time",
+        "description": "when the call is answered, with its zone (default: now)",
+    },
+    "keys": {
+        "description": "0-9 * # A-D pressed when the line waits for a key; '>' before a key: "
+        "typed during the prompt playing; w: let the timer run out (in a queue: its maximum "
+        "wait); h: hang up. Or a list of such tokens and {key, after_seconds} (at most 100)",
+        "oneOf": [
+            {"type": "string"},
+            {
+                "type": "array",
+                "items": {
+                    "oneOf": [
+                        {"type": "string"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "key": _S,
+                                "after_seconds": {"type": "number", "minimum": 0},
+                                "during_prompt": {"type": "boolean"},
+                                "wait": {"const": True},
+                                "hang_up": {"const": True},
+                            },
+                        },
+                    ]
+                },
+            },
+        ],
+    },
+    "version": {"type": "integer", "minimum": 1, "description": "default: the active one"},
+}
+_SIMULATE_SUMMARY = (
+    "simulate a call to the flow with the live IVR and routing: the steps, the prompts heard "
+    "(text in the call's language), the path as the call log stores it (calls.ivr_path) and "
+    "where the call ends (queue and whether open, callback with its number and due time, "
+    "hang-up, survey agreed; outcome as the call's row would have it). Errors: 400 bad_json, "
+    "bad_request, bad_caller, unknown_client, bad_keys, bad_time, bad_version; 404 unknown_flow"
+)
+
 
 def _report_op(summary: str, *, csv: bool = False, auth: str = "bearer") -> dict[str, Any]:
     op = _op(summary, auth=auth)
@@ -141,6 +202,7 @@ OPENAPI: dict[str, Any] = {
         "/api/surveys/{name}/answers.csv": {
             "get": _report_op("every answer row of the survey as CSV", csv=True)
         },
+        "/api/flows/{name}/simulate": {"post": _op(_SIMULATE_SUMMARY, body=_SIMULATE)},
         "/api/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
         },
@@ -244,6 +306,14 @@ OPENAPI: dict[str, Any] = {
             ),
         },
         "/desk/api/wallboard": {"get": _op("the wallboard's figures (supervisor)", auth=_DESK)},
+        "/desk/api/flows/{name}/simulate": {
+            "post": _op(
+                "simulate a call to the flow (supervisors and admins; as /api/flows/{name}/"
+                "simulate)",
+                body=_SIMULATE,
+                auth=_DESK,
+            )
+        },
         "/desk/api/surveys/{name}/answers.csv": {
             "get": _report_op("every answer row as CSV (supervisor)", csv=True, auth=_DESK)
         },

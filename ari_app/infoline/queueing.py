@@ -16,19 +16,17 @@ from ari_app.infoline.session import (
 from ari_app.infoline.transfers import Transfers
 from core.acd import ACDError, AgentStatus, Offer
 from core.callphase import Phase
+from core.infoline import CallbackOffer, after_hours_offer, callback_offer, callback_task
 from core.ivr import RequestCallback
 from core.media import prompt_media
-from core.phones import normalise
 from core.routing import (
     NoRoute,
     RouteDecision,
     decide,
     on_max_wait,
     overflow_decision,
-    queue_calendar,
     queue_is_open,
 )
-from dialplan.hours import next_open
 from dialplan.model import QueueDef
 from models.calllog import now
 
@@ -83,8 +81,7 @@ class Queueing(Transfers):
         if not is_open:
             s.outcome = "after_hours"
             await self.calllog.event(s.call_id, "after_hours", queue=decision.queue)
-            preamble = [s.flow.after_hours_prompt] if s.flow.after_hours_prompt else []
-            await self._to_callback(s, preamble=preamble)
+            await self._to_callback(s, after_hours_offer(s.flow))
             return
         s.state.move(Phase.QUEUED)
         assert s.arrived_mono is not None
@@ -128,7 +125,7 @@ class Queueing(Transfers):
             )
             return
         s.outcome = "overflowed"
-        await self._to_callback(s, preamble=[])
+        await self._to_callback(s, callback_offer(s.flow))
 
     async def _announce(self, s: CallerSession) -> None:
         if s.phase is not Phase.QUEUED or s.announcing:
@@ -151,32 +148,37 @@ class Queueing(Transfers):
         await self.ari.play(s.channel_id, media, f"{s.channel_id}-{s.announcing}")
         await self.calllog.event(s.call_id, "announced", position=position)
 
-    async def _to_callback(self, s: CallerSession, preamble: list[str]) -> None:
-        node = s.flow.after_hours_callback
-        if node is None:
+    async def _to_callback(self, s: CallerSession, offer: CallbackOffer) -> None:
+        if offer.node is None:
             await self.ari.hangup(s.channel_id)
             return
         s.state.move(Phase.IVR)
-        await self._run(s, s.ivr.goto(node, preamble=preamble))
+        await self._run(s, s.ivr.goto(offer.node, preamble=list(offer.preamble)))
 
     async def _callback(self, s: CallerSession, request: RequestCallback) -> None:
-        number = normalise(request.number, self.region) if request.number else None
-        number = number or s.caller_e164 or (s.caller_number or "")
-        queues = await self.crm.queues()
-        calendar = queue_calendar(s.flow.calendars, queues.get(request.queue))
-        due = next_open(calendar, now()) or now()
+        task = callback_task(
+            request,
+            flow=s.flow,
+            queues=await self.crm.queues(),
+            caller=s.caller,
+            caller_e164=s.caller_e164,
+            caller_number=s.caller_number,
+            region=self.region,
+            outcome=s.outcome,
+            at=now(),
+        )
         if s.outcome is None:
             s.outcome = "callback_requested"
         await self.calllog.callback(
             call_id=s.call_id,
             client_id=s.caller.client_id,
-            number=number,
-            reason=s.outcome,
-            queue=request.queue,
-            assigned_agent_id=s.caller.assigned_manager,
-            due_at=due,
+            number=task.number,
+            reason=task.reason,
+            queue=task.queue,
+            assigned_agent_id=task.assigned_agent_id,
+            due_at=task.due_at,
         )
-        log.info("callback_requested", number=number, due_at=due.isoformat())
+        log.info("callback_requested", number=task.number, due_at=task.due_at.isoformat())
 
     async def _offer(self, s: CallerSession, offer: Offer) -> None:
         if s.phase is not Phase.QUEUED:

@@ -25,6 +25,7 @@ from ari_app.media import carry_out
 from core.acd import Offer
 from core.callphase import Phase
 from core.errors import CallControlError
+from core.infoline import callback_offer, is_dtmf, leaves_queue_for_callback
 from core.ivr import (
     IVR,
     AgreeSurvey,
@@ -236,16 +237,16 @@ class InfolineApp(Adoption):
                 await self.ari.hangup(s.channel_id)
 
     async def _dtmf(self, s: CallerSession, digit: str) -> None:
-        if len(digit) != 1 or digit not in "0123456789*#ABCD":
+        if not is_dtmf(digit):
             return
         if s.phase is Phase.IVR:
             await self._run(s, s.ivr.on_dtmf(digit))
-        elif s.phase is Phase.QUEUED and digit == s.flow.queue_key_for_callback:
+        elif s.phase is Phase.QUEUED and leaves_queue_for_callback(s.flow, digit):
             # The caller would rather be called back than wait.
             await self._leave_queue(s)
             s.outcome = "callback_requested"
             await self.calllog.event(s.call_id, "left_queue_for_callback")
-            await self._to_callback(s, preamble=[])
+            await self._to_callback(s, callback_offer(s.flow))
 
     async def _on_timer(self, s: CallerSession, timer_id: str) -> None:
         if timer_id == "max_wait":
