@@ -151,8 +151,10 @@ async def out(
         db, tmp, spawn=False, CENTRALA_CONFIG=str(config), CENTRALA_OUTBOUND_DIAL=None
     )
     env = {**srv.env}
-    _centrala("pbx", "up", env=env)
+    # The carrier knows the account before the PBX first registers: a REGISTER refused for an
+    # unknown account is retried only after forbidden_retry_interval (300 s).
     far.cli("module reload res_pjsip.so")
+    _centrala("pbx", "up", env=env)
     srv.spawn()
     (tmp / "agents.csv").write_text(
         "agent_id,name,role,endpoint,queues,skills\n"
