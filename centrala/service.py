@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import structlog
@@ -417,58 +417,62 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
         await keeping
 
 
+@contextlib.asynccontextmanager
+async def _every(
+    seconds: float, job: Callable[[], Awaitable[None]], failed: str
+) -> AsyncIterator[None]:
+    """``job`` run at once and then every ``seconds`` (0: never) while the context lasts; a
+    failure other than a database outage is logged as ``failed`` and the next run comes."""
+
+    async def run() -> None:
+        while True:
+            try:
+                await job()
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception(failed)
+            await asyncio.sleep(seconds)
+
+    task = asyncio.create_task(run()) if seconds > 0 else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 async def procedures_ctx(app: web.Application) -> AsyncIterator[None]:
     """Procedural call tasks generated from the CRM on a schedule (a payment to check, a
     document about to expire, ...): the first run soon after start."""
-    every = app[SETTINGS].procedures_generate_seconds
+    from models.calllog import now
+    from models.procedures import generate_procedures
 
-    async def run() -> None:
-        from models.calllog import now
-        from models.procedures import generate_procedures
+    async def generate() -> None:
+        result = await generate_procedures(app[SESSIONS], now())
+        log.info("procedures_generated", summary=result.summary())
 
-        while True:
-            try:
-                result = await generate_procedures(app[SESSIONS], now())
-                log.info("procedures_generated", summary=result.summary())
-            except Exception as exc:
-                if not is_outage(exc):
-                    log.exception("procedures_generate_failed")
-            await asyncio.sleep(every)
-
-    task = asyncio.create_task(run()) if every > 0 else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with _every(
+        app[SETTINGS].procedures_generate_seconds, generate, "procedures_generate_failed"
+    ):
+        yield
 
 
 async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
     """Due callback tasks copied into their queue's standing callbacks campaign (made when a
     queue first has one) on a schedule, for the agent dialler to work: the first run at
     start."""
-    every = app[SETTINGS].callbacks_feed_seconds
+    from models.callback_tasks import feed_callbacks
+    from models.calllog import now
 
-    async def run() -> None:
-        from models.callback_tasks import feed_callbacks
-        from models.calllog import now
+    async def feed() -> None:
+        result = await feed_callbacks(app[SESSIONS], now())
+        if result.fed or result.left:
+            log.info("callbacks_fed", summary=result.summary())
 
-        while True:
-            try:
-                result = await feed_callbacks(app[SESSIONS], now())
-                if result.fed or result.left:
-                    log.info("callbacks_fed", summary=result.summary())
-            except Exception as exc:
-                if not is_outage(exc):
-                    log.exception("callbacks_feed_failed")
-            await asyncio.sleep(every)
-
-    task = asyncio.create_task(run()) if every > 0 else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with _every(app[SETTINGS].callbacks_feed_seconds, feed, "callbacks_feed_failed"):
+        yield
 
 
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
