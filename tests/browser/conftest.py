@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from tests.integration.conftest import callers, no_leftovers, pbx, server
+from tests.integration.conftest import ami, callers, no_leftovers, pbx, server
 from tests.integration.test_infoline_paths import desk
 
 CHROMIUM = "/usr/bin/chromium"
@@ -24,7 +24,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-__all__ = ["browser", "callers", "desk", "no_leftovers", "pbx", "server"]
+__all__ = ["ami", "browser", "callers", "desk", "no_leftovers", "pbx", "server"]
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,8 @@ on the call, abandonment) and the chart of lines per agent and abandonment."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
@@ -15,7 +13,7 @@ from ari_app.ami import AMIClient
 from core.enums import AgentRole
 from models.tables import Call, Interaction
 from tests.browser.test_desktop import desk_ready, log_in, set_password, shot
-from tests.integration.conftest import PBX, Server
+from tests.integration.conftest import Server
 from tests.integration.test_agent_dialler import (  # stop_campaigns: autouse
     api,
     calls_of,
@@ -26,16 +24,6 @@ from tests.integration.test_agent_dialler import (  # stop_campaigns: autouse
     stop_campaigns,  # noqa: F401
 )
 from tests.integration.test_infoline_paths import Desk
-
-
-@pytest.fixture
-async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
-    s = pbx.settings
-    client = AMIClient(s.ami_host, s.ami_port, s.ami_user, s.ami_secret)
-    await client.start()
-    await client.wait_connected(10)
-    yield client
-    await client.stop()
 
 
 async def test_wallboard_shows_a_running_campaign_live(

@@ -3,6 +3,6 @@ own fixtures (tests/integration/live.py explains how the two imports share what 
 
 from __future__ import annotations
 
-from tests.integration.conftest import callers, no_leftovers, pbx, server
+from tests.integration.conftest import ami, callers, no_leftovers, pbx, server
 
-__all__ = ["callers", "no_leftovers", "pbx", "server"]
+__all__ = ["ami", "callers", "no_leftovers", "pbx", "server"]

@@ -12,7 +12,7 @@ import pytest
 
 from ari_app.ami import AMIClient
 from models.tables import Call
-from tests.integration.conftest import PBX, Server
+from tests.integration.conftest import Server
 from tests.integration.test_agent_dialler import (
     api,
     calls_of,
@@ -25,16 +25,6 @@ from tests.integration.test_agent_dialler import (
 )
 from tests.integration.test_infoline_paths import Desk, wait_status
 from tests.support import wait_until
-
-
-@pytest.fixture
-async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
-    s = pbx.settings
-    client = AMIClient(s.ami_host, s.ami_port, s.ami_user, s.ami_secret)
-    await client.start()
-    await client.wait_connected(10)
-    yield client
-    await client.stop()
 
 
 @pytest.fixture

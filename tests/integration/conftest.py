@@ -28,6 +28,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from ari_app.ami import AMIClient
 from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from centrala.settings import Settings
 from models.tables import Call, CallEvent
@@ -96,6 +97,17 @@ def pbx() -> Iterator[PBX]:
     assert str(status["version"]).startswith("22."), status
     yield pbx
     pbx.down()
+
+
+@pytest.fixture(scope="module")
+async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
+    """An AMI client of the PBX, for a module's tests to steer the simulated phones."""
+    s = pbx.settings
+    client = AMIClient(s.ami_host, s.ami_port, s.ami_user, s.ami_secret)
+    await client.start()
+    await client.wait_connected(10)
+    yield client
+    await client.stop()
 
 
 def _free_port() -> int:

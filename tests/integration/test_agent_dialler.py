@@ -29,7 +29,7 @@ from models.tables import (
     Interaction,
     ProcedureTask,
 )
-from tests.integration.conftest import PBX, Callers, Server
+from tests.integration.conftest import Callers, Server
 from tests.integration.test_campaign_calls import api, around_now
 from tests.integration.test_infoline_paths import (
     Desk,
@@ -44,16 +44,6 @@ from tests.integration.test_infoline_paths import (
 from tests.support import wait_until
 
 QUEUE = "outbound_sales"
-
-
-@pytest.fixture(scope="module")
-async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
-    s = pbx.settings
-    client = AMIClient(s.ami_host, s.ami_port, s.ami_user, s.ami_secret)
-    await client.start()
-    await client.wait_connected(10)
-    yield client
-    await client.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from core.callbacks import campaign_name
 from models.callback_tasks import feed_callbacks
 from models.callbacks import add_callback
 from models.tables import Call, Callback, CallbackStatus, Campaign, CampaignContact
-from tests.integration.conftest import PBX, Server
+from tests.integration.conftest import Server
 from tests.integration.test_agent_dialler import (
     QUEUE,
     calls_of,
@@ -38,16 +38,6 @@ ALWAYS = {
     "timezone": "UTC",
     "weekly": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
 }
-
-
-@pytest.fixture(scope="module")
-async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
-    s = pbx.settings
-    client = AMIClient(s.ami_host, s.ami_port, s.ami_user, s.ami_secret)
-    await client.start()
-    await client.wait_connected(10)
-    yield client
-    await client.stop()
 
 
 @pytest.fixture
