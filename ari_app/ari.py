@@ -1,4 +1,7 @@
-"""A thin, typed ARI client on aiohttp: REST calls plus the events WebSocket.
+"""Over 500 lines: the REST client, the events WebSocket and its reconnect share one session
+and one set of handlers; split, each half would reach into the other's state.
+
+A thin, typed ARI client on aiohttp: REST calls plus the events WebSocket.
 
 Why our own: ari-py is Python 2 only; aioari has no reconnect and runs handlers inline (one
 slow call delays every other); asyncari and ari-client broke on a dropped socket. Raw aiohttp

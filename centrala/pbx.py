@@ -1,4 +1,7 @@
-"""The local PBX: Debian sid's Asterisk 22 in a chroot, for machines without a Docker engine.
+"""Over 500 lines: building, configuring, starting and stopping the chroot's Asterisk are one
+lifecycle over the same paths and process; split, each step would re-derive them.
+
+The local PBX: Debian sid's Asterisk 22 in a chroot, for machines without a Docker engine.
 
 ``centrala pbx up`` builds the chroot once (debootstrap, cached under ``pbx_root``), installs
 our configuration from ``asterisk-docker/asterisk`` plus the credentials rendered from the

@@ -1,4 +1,7 @@
-"""The CRM tables. Every schema change comes with an Alembic migration in models/migrations.
+"""Over 500 lines: every table in one module, so the schema Alembic compares and a reader
+sees is one file, with the enums its columns use.
+
+The CRM tables. Every schema change comes with an Alembic migration in models/migrations.
 
 Times are stored as timezone-aware UTC. Identifiers that outside systems give us (client
 external ids, agent ids, Asterisk channel ids) carry unique keys, so a repeated import or a
