@@ -35,6 +35,16 @@ class Action(StrEnum):
     VIEW_REPORTS = "view_reports"  # survey results: figures, chart, every answer as CSV
     HEAR_ANY_RECORDING = "hear_any_recording"  # play/download any call's recording
     SIMULATE_CALLS = "simulate_calls"  # walk a call through a flow ("Simulate this call")
+    # The admin console (/admin and its API). Flows and surveys change what every caller
+    # hears: admins only. Queues, hours, agents and pauses are the supervisor's daily work.
+    EDIT_FLOWS = "edit_flows"  # IVR flows: drafts, test numbers, publish, roll back
+    EDIT_SURVEYS = "edit_surveys"  # survey definitions and campaign settings
+    EDIT_QUEUES = "edit_queues"  # queue settings, members and penalties
+    EDIT_HOURS = "edit_hours"  # opening hours and holidays of the line and the queues
+    EDIT_AGENTS = "edit_agents"  # create, deactivate, reset password, queues, skills
+    PAUSE_AGENTS = "pause_agents"  # pause or log out another agent
+    MANAGE_ROLES = "manage_roles"  # give roles, see and revoke anyone's API tokens
+    VIEW_AUDIT = "view_audit"  # the audit trail of every console change
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -49,9 +59,13 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.VIEW_REPORTS,
             Action.HEAR_ANY_RECORDING,
             Action.SIMULATE_CALLS,
+            Action.EDIT_QUEUES,
+            Action.EDIT_HOURS,
+            Action.EDIT_AGENTS,
+            Action.PAUSE_AGENTS,
         }
     ),
-    "admin": frozenset(Action),
+    "admin": frozenset(Action),  # everything: flows, surveys, roles, the audit trail
 }
 
 
