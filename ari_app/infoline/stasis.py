@@ -133,7 +133,7 @@ class InfolineApp(Adoption):
             return  # a duplicated StasisStart changes nothing
         args = event.get("args") or []
         caller = channel.get("caller") or {}
-        version, flow = await self._active_flow()
+        version, flow = await self._flow_for_caller(caller.get("number"))
         opened = await self.calllog.open_call(
             channel_id=channel_id,
             linkedid=str(args[0]) if args else None,
