@@ -212,6 +212,10 @@ class InfolineApp(Adoption):
                     "announce", s.queue_def.announce_every_seconds if s.queue_def else 30
                 )
             return
+        if s.closing:
+            # The caller hung up and Asterisk cut the prompt short (it tells us after the
+            # hang-up): the IVR goes no further, or the path would name a node never reached.
+            return
         await self._run(s, s.ivr.on_playback_finished(local))
 
     async def _run(self, s: CallerSession, actions: list[IVRAction]) -> None:
