@@ -102,7 +102,7 @@ class CRM:
         self._active_flows = {str(name): int(version) for name, version in flows}
         self._trials = await trial_numbers(session)
         self._profiles = {a.id: _profile(a) for a in agents}
-        queues = {row.id: _queue_def(row) for row in rows}
+        queues = {row.id: queue_def_of(row) for row in rows}
         self._queues = queues
         self._loaded = True
         # Only on a change: the snapshot is for a process started while the database is away.
@@ -301,10 +301,10 @@ async def apply_agent_session(session: AsyncSession, op: dict[str, Any], replay:
 
 async def queue_settings(session: AsyncSession) -> dict[str, QueueDef]:
     """Every queue's settings as they are now (what ``CRM.queues`` serves a live call)."""
-    return {row.id: _queue_def(row) for row in await session.scalars(select(Queue))}
+    return {row.id: queue_def_of(row) for row in await session.scalars(select(Queue))}
 
 
-def _queue_def(row: Queue) -> QueueDef:
+def queue_def_of(row: Queue) -> QueueDef:
     data: dict[str, Any] = {
         **(row.settings or {}),
         "name": row.name,

@@ -1,7 +1,8 @@
 """Versioned storage of call flows in the ``flow_versions`` table.
 
 ``apply_flow`` validates a flow and, in one transaction, stores it as the next version of its
-name, makes it the only active one and upserts its queues into the ``queues`` table. New calls
+name, makes it the only active one and upserts the queues it changes into the ``queues``
+table (where supervisors edit them live, models.roster). New calls
 take the active version (``active_flow``); a call in progress keeps the version it started
 with and fetches it by number (``flow_version``), so an apply never changes a call midway.
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import ValidationError
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -82,10 +84,25 @@ def queue_row(queue_id: str, queue: QueueDef) -> dict[str, Any]:
     }
 
 
-async def _upsert_queues(session: AsyncSession, flow: Flow) -> None:
-    if not flow.queues:
+def _readable(row: FlowVersion | None) -> Flow | None:
+    """A stored version as a flow, or None when it no longer reads (a model changed since)."""
+    if row is None:
+        return None
+    try:
+        return Flow.model_validate(row.definition)
+    except ValidationError:
+        return None
+
+
+async def _upsert_queues(session: AsyncSession, flow: Flow, previous: Flow | None) -> None:
+    """The flow's queues into the live table: those it declares differently from the version
+    it replaces (all, for a first version). A queue it leaves as it was keeps what a
+    supervisor set live since (models.roster), instead of being reset by every publish."""
+    before = previous.queues if previous is not None else {}
+    changed = {qid: q for qid, q in flow.queues.items() if before.get(qid) != q}
+    if not changed:
         return
-    rows = [queue_row(qid, q) for qid, q in flow.queues.items()]
+    rows = [queue_row(qid, q) for qid, q in changed.items()]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = insert(Queue).values(rows)
     stmt = stmt.on_conflict_do_update(
@@ -203,7 +220,7 @@ async def _apply_once(
             )
         )
         await session.flush()
-        await _upsert_queues(session, flow)
+        await _upsert_queues(session, flow, _readable(active))
         detail: dict[str, Any] = {
             "version": version,
             "replaced": active.version if active else None,
@@ -231,7 +248,8 @@ async def publish_flow(
     ``expect_active``: the version the edit was taken from; another one active raises
     PublishConflict (nothing written). A flow equal to the active version writes nothing.
     ``after`` runs in the same transaction (the publish of a draft drops the draft).
-    The flow's queues are upserted in the same transaction; queues it does not declare are
+    The queues it declares differently from the active version are upserted in the same
+    transaction (a supervisor's live edit of a queue the flow leaves alone stays); others are
     left alone."""
     problems = validate(flow, await known_queue_ids(sessions))
     if problems:

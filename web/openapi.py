@@ -184,6 +184,70 @@ def _flow_editing(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
     return paths
 
 
+# The roster and the audit trail (usecases/roster.py, web/admin_api.py).
+_AGENT = {
+    "id": _S,
+    "name": _S,
+    "role": {"enum": ["agent", "manager", "supervisor", "admin"]},
+    "endpoint": _S,
+    "skills": {"type": "array", "items": _S},
+    "queues": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "active": {"type": "boolean"},
+    "password": _S,
+}
+_ADMIN: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("/agents", "get", "every agent: role, phone, skills, queues with penalties, active", None),
+    (
+        "/agents",
+        "post",
+        "create an agent (a role other than agent: admins only). Errors: 409 agent_exists, "
+        "422 unknown_queue",
+        _AGENT,
+    ),
+    (
+        "/agents/{agent_id}",
+        "patch",
+        "change an agent: the next call follows it; deactivated: logged out at once. Errors: "
+        "403 (roles, supervisors and admins: admins only), 409 last_admin",
+        {k: v for k, v in _AGENT.items() if k not in ("id", "password")},
+    ),
+    (
+        "/agents/{agent_id}/password",
+        "post",
+        "set a new password: the agent's log-ins end",
+        {"password": _S},
+    ),
+    ("/queues", "get", "every queue's live settings and members", None),
+    (
+        "/queues/{queue_id}",
+        "patch",
+        "change some of a queue's live settings (the next caller gets them). Errors: 422 "
+        "invalid_queue",
+        {"max_wait_seconds": {"type": "integer"}, "priority": {"type": "integer"}},
+    ),
+    (
+        "/queues/{queue_id}/members",
+        "put",
+        "exactly these agents in the queue, with their penalties (0-100, lower first)",
+        {"members": {"type": "object", "additionalProperties": {"type": "integer"}}},
+    ),
+    (
+        "/audit",
+        "get",
+        "the audit trail, newest first (query subject=flow:NAME|agent:ID|queue:ID, before=ID, "
+        "limit=N)",
+        None,
+    ),
+]
+
+
+def _admin(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, summary, body in _ADMIN:
+        paths.setdefault(f"{prefix}/admin{path}", {})[method] = _op(summary, body=body, auth=auth)
+    return paths
+
+
 def _report_op(summary: str, *, csv: bool = False, auth: str = "bearer") -> dict[str, Any]:
     op = _op(summary, auth=auth)
     op["parameters"] = _REPORT_QUERY
@@ -283,6 +347,7 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/flows/{name}/simulate": {"post": _op(_SIMULATE_SUMMARY, body=_SIMULATE)},
         **_flow_editing("/api", "bearer"),
+        **_admin("/api", "bearer"),
         "/api/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
         },
@@ -395,6 +460,7 @@ OPENAPI: dict[str, Any] = {
             )
         },
         **_flow_editing("/desk/api", _DESK),
+        **_admin("/desk/api", _DESK),
         "/desk/api/surveys/{name}/answers.csv": {
             "get": _report_op("every answer row as CSV (supervisor)", csv=True, auth=_DESK)
         },

@@ -1,7 +1,7 @@
-"""An aiohttp app with the flows' HTTP routes, the bearer guard and the desk's session check
-on a test database (no `centrala serve`, no Asterisk): what test_flow_simulate_http.py and
-test_flow_editing_http.py call. The desk's routes read the store's database and the region
-only; the live parts stay out."""
+"""An aiohttp app with the flows' and the roster's HTTP routes, the bearer guard and the
+desk's session check, on a test database (no `centrala serve`, no Asterisk): what
+test_flow_simulate_http.py, test_flow_editing_http.py and test_roster_http.py call. The desk's
+routes read the store's database and the region only; the live parts stay out."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from models.flows import apply_flow
 from models.tables import Agent, AgentRole, Client, ClientPhone
 from models.web_sessions import WebSessionStore
 from tests.conftest import Database
+from web.admin_api import desk_routes as admin_desk_routes
+from web.admin_api import routes as admin_routes
 from web.auth import COOKIE, Sessions
 from web.errors import api_guard, errors
 from web.flow_api import desk_routes, routes
@@ -95,6 +97,8 @@ async def flow_site(database: Database) -> AsyncIterator[Site]:
     )
     app.router.add_routes(routes(SESSIONS, "BA"))
     app.router.add_routes(desk_routes())
+    app.router.add_routes(admin_routes(SESSIONS, None))
+    app.router.add_routes(admin_desk_routes())
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
