@@ -24,6 +24,7 @@ from core.acd import ACD
 from models.crm import CRM
 from models.web_sessions import WebSessionStore
 from web.admin_api import desk_routes as admin_desk_routes
+from web.admin_pages import routes as admin_pages
 from web.auth import Sessions
 from web.flow_api import desk_routes as flow_desk_routes
 from web.http import WEB, DeskWeb, routes, setup_templates
@@ -140,6 +141,7 @@ def setup_desk(app: web.Application) -> None:
     app.router.add_routes(recording_routes())
     app.router.add_routes(flow_desk_routes())
     app.router.add_routes(admin_desk_routes())
+    app.router.add_routes(admin_pages())
     app.on_shutdown.append(_close_sockets)
 
 
