@@ -569,7 +569,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE, OUTBOUND, AGENT_DIALLER))
     app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
     app.router.add_routes(report_routes(SESSIONS))
-    app.router.add_routes(flow_routes(SESSIONS, settings.default_region))
+    app.router.add_routes(flow_routes(SESSIONS, settings.default_region, INFOLINE))
     app.router.add_routes(admin_routes(SESSIONS, DESK))
     setup_desk(app)
     return app

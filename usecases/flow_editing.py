@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import DomainError
+from core.flowtraffic import traffic
 from core.phones import normalise
 from dialplan import diff
 from dialplan.model import Flow
@@ -34,6 +36,7 @@ from models.flows import (
     schedule_flow,
     versions,
 )
+from models.traffic import paths_since
 
 Sessions = async_sessionmaker[AsyncSession]
 MAX_TEST_NUMBERS = 20
@@ -475,6 +478,35 @@ async def rollback(
     )
 
 
+async def live_view(
+    sessions: Sessions,
+    name: str,
+    live_nodes: list[tuple[int, str | None]],
+    now: datetime,
+) -> dict[str, Any]:
+    """Per node of the live version: callers there now (``live_nodes``: each live call's
+    version and node), and how many of today's calls reached it and hung up there, today
+    being the day in the time zone of the flow's calendars."""
+    found = await active_flow(sessions, name)
+    if found is None:
+        raise FlowEditError("unknown_flow", f"no flow {name!r}", status=404)
+    version, flow = found
+    zone = next(iter(flow.calendars.values())).timezone if flow.calendars else "Europe/Sarajevo"
+    local = now.astimezone(ZoneInfo(zone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    counted = traffic(
+        set(flow.nodes),
+        (node for _version, node in live_nodes),
+        await paths_since(sessions, midnight.astimezone(UTC)),
+    )
+    return {
+        "name": name,
+        "version": version,
+        "day_from": midnight.isoformat(),
+        "nodes": counted.to_json(flow.nodes),
+    }
+
+
 async def draft_flow(sessions: Sessions, name: str, owner: str) -> tuple[int | None, Flow]:
     """The asker's draft as a flow to simulate (``"draft": true``): FlowEditError when there
     is none or it does not pass the checks (a walk needs a whole flow)."""
@@ -502,6 +534,7 @@ __all__ = [
     "discard",
     "draft_flow",
     "history",
+    "live_view",
     "load_draft",
     "publish",
     "rollback",

@@ -20,6 +20,7 @@ from usecases import flow_editing
 from usecases.flow_simulation import check_request, simulate_call
 from web.auth import Action, User
 from web.http import DeskWeb, _api
+from web.ports import CallControl
 
 Sessions = async_sessionmaker[AsyncSession]
 API_OWNER = "api"  # the owner of drafts made through the shared bearer token
@@ -33,6 +34,7 @@ class Asker:
     sessions: Sessions
     region: str
     owner: str
+    live: CallControl | None = None  # the info line's live calls (None: no live part)
 
 
 Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any]]]
@@ -113,6 +115,16 @@ async def cancel_schedule(request: web.Request, asker: Asker) -> dict[str, Any]:
     )
 
 
+async def live_view(request: web.Request, asker: Asker) -> dict[str, Any]:
+    calls = list(asker.live.calls.values()) if asker.live is not None else []
+    return await flow_editing.live_view(
+        asker.sessions,
+        _name(request),
+        [(c.flow_version, c.ivr_node) for c in calls],
+        datetime.now(UTC),
+    )
+
+
 async def get_calendars(request: web.Request, asker: Asker) -> dict[str, Any]:
     return await flow_editing.calendars(asker.sessions, _name(request))
 
@@ -157,6 +169,7 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
     ("GET", "/versions/{version}", get_version, Action.EDIT_FLOWS),
     ("GET", "/diff", compare, Action.EDIT_FLOWS),
     ("POST", "/rollback", rollback, Action.EDIT_FLOWS),
+    ("GET", "/live", live_view, Action.SIMULATE_CALLS),
     # Supervisors keep the hours: a new calendar is published (or scheduled) as a version.
     ("GET", "/calendars", get_calendars, Action.EDIT_HOURS),
     ("PUT", "/calendars/{calendar}", put_calendar, Action.EDIT_HOURS),
@@ -164,10 +177,13 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
 ]
 
 
-def routes(sessions_key: web.AppKey[Sessions], region: str) -> list[web.RouteDef]:
+def routes(
+    sessions_key: web.AppKey[Sessions], region: str, live_key: web.AppKey[Any] | None = None
+) -> list[web.RouteDef]:
     def bearer(operation: Operation) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def run(request: web.Request) -> web.Response:
-            asker = Asker(request.app[sessions_key], region, API_OWNER)
+            live = request.app.get(live_key) if live_key is not None else None
+            asker = Asker(request.app[sessions_key], region, API_OWNER, live)
             return web.json_response(await operation(request, asker))
 
         return run
@@ -184,7 +200,7 @@ def desk_routes() -> list[web.RouteDef]:
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         @_api(action)
         async def run(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
-            asker = Asker(dw.store.sessions, dw.region, user.agent_id)
+            asker = Asker(dw.store.sessions, dw.region, user.agent_id, dw.infoline)
             return web.json_response(await operation(request, asker))
 
         return run

@@ -164,6 +164,13 @@ _FLOW_EDITING: list[tuple[str, str, str, dict[str, Any] | None]] = [
         None,
     ),
     (
+        "/live",
+        "get",
+        "per node of the live version: callers there now, and today's calls that reached it "
+        "and hung up there (supervisors too)",
+        None,
+    ),
+    (
         "/calendars",
         "get",
         "the live version's opening hours and holidays, and which queue keeps which",
@@ -204,7 +211,8 @@ _FLOW_EDITING: list[tuple[str, str, str, dict[str, Any] | None]] = [
 def _flow_editing(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
     paths: dict[str, dict[str, Any]] = {}
     for path, method, summary, body in _FLOW_EDITING:
-        who = " (admins)" if auth != "bearer" and "/calendars" not in path else ""
+        admins_only = "/calendars" not in path and path != "/live"
+        who = " (admins)" if auth != "bearer" and admins_only else ""
         paths.setdefault(f"{prefix}/flows/{{name}}{path}", {})[method] = _op(
             summary + who, body=body, auth=auth
         )

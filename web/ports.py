@@ -41,6 +41,10 @@ class AgentCommands(Protocol):
 class LiveCall(Protocol):
     @property
     def agent_id(self) -> str | None: ...
+    @property
+    def flow_version(self) -> int: ...
+    @property
+    def ivr_node(self) -> str | None: ...
 
 
 class CallControl(Protocol):

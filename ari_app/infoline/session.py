@@ -91,6 +91,11 @@ class CallerSession:
     def phase(self) -> Phase:
         return self.state.now
 
+    @property
+    def ivr_node(self) -> str | None:
+        """The flow node the caller is at while in the IVR (the console's live view)."""
+        return self.ivr.node if self.phase is Phase.IVR else None
+
     def final_outcome(self) -> str:
         return final_outcome(
             phase=self.state,

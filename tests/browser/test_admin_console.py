@@ -89,6 +89,9 @@ async def test_an_admin_edits_tries_publishes_and_rolls_back_a_flow(
         await first.get_by_role("button", name="Simulate").click()
         await expect(first.locator("#sim-end")).to_contain_text("new_clients")
         await expect(first.locator("#sim-path")).to_contain_text("main_menu:0 → operator")
+        # Today's callers who hung up in the information prompt, counted at that node.
+        left = first.locator('[data-node-live="information"] td').nth(3)
+        await expect(left).not_to_have_text("0")
         await first.screenshot(
             path=shot(tmp_path, "admin-simulator.png", server.db.backend), full_page=True
         )

@@ -94,7 +94,11 @@ async def test_a_draft_heard_from_its_test_number_then_published_then_rolled_bac
 
     # A caller already in the menu when the draft is published finishes on the old version.
     waiting = await callers.place(caller_id="<+38761999203>")
-    await waiting.wait_for("StasisStart")
+    await waiting.prompt_started("main_menu")
+    live_view = await desk.api("GET", f"{FLOWS}/live")
+    assert live_view["nodes"]["main_menu"]["now"] >= 1  # the console sees the caller there
+    # The tester hung up in the information prompt: that is where they left.
+    assert live_view["nodes"]["information"]["left_today"] >= 1
     published = await desk.api("POST", f"{FLOWS}/publish", {"note": "0 informs"})
     assert published["changed"] is True
     await waiting.dtmf("0")

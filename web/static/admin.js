@@ -198,6 +198,7 @@ async function loadFlow() {
   showProblems(draft.problems);
   await showDiagram($("diagram"), draft.saved ? "draft" : "active");
   await loadVersions();
+  await annotateNodes();
 }
 
 async function loadVersions() {
@@ -288,12 +289,42 @@ function initFlow(page) {
     await loadFlow();
   }));
   loadFlow().catch((error) => say(`Loading: ${error.message}`, true));
+  setInterval(annotateNodes, 5000);
+}
+
+// ---- the live view per node: callers there now, and today's calls that reached it and left
+async function liveCounts() {
+  try {
+    return (await api("GET", flowApi("/live"))).nodes;
+  } catch {
+    return null;  // the figures are a help, never a reason to stop the page
+  }
+}
+
+async function annotateNodes() {
+  const counts = await liveCounts();
+  for (const box of document.querySelectorAll("[data-node]")) {
+    const c = counts && counts[box.dataset.node];
+    let tag = box.querySelector(".live");
+    if (!tag) { tag = el("span", { class: "live muted" }); box.querySelector("summary").append(tag); }
+    tag.textContent = c ? ` — ${c.now} now, ${c.reached_today} today, ${c.left_today} hung up here` : "";
+  }
+}
+
+async function liveTable() {
+  const counts = await liveCounts();
+  if (!counts) return;
+  $("live").replaceChildren(...Object.entries(counts).map(([node, c]) =>
+    el("tr", { "data-node-live": node }, el("td", { text: node }), el("td", { text: c.now }),
+      el("td", { text: c.reached_today }), el("td", { text: c.left_today }))));
 }
 
 // ---- simulate a call -----------------------------------------------------------------------
 function initSimulate(page) {
   flow.name = page.dataset.flow;
   showDiagram($("sim-diagram"), "active");
+  liveTable();
+  setInterval(liveTable, 5000);
   $("simulate-form").addEventListener("submit", (event) => {
     event.preventDefault();
     attempt("Simulate", async () => {
