@@ -512,7 +512,7 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             errors,
-            api_guard(settings.effective_api_token),
+            api_guard(settings.effective_api_token, settings.web_trusted_proxy),
             body_deadline(settings.web_body_timeout),
         ],
         client_max_size=64 * 1024,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.simulation import SimulationError
 from usecases.flow_simulation import check_request, simulate_call
 from web.auth import Action, User
+from web.errors import needs
 from web.http import DeskWeb, _api
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -42,6 +43,7 @@ async def simulation_response(
 
 
 def routes(sessions_key: web.AppKey[Sessions], region: str) -> list[web.RouteDef]:
+    @needs(Action.SIMULATE_CALLS)
     async def simulate(request: web.Request) -> web.Response:
         return await simulation_response(request, request.app[sessions_key], region)
 

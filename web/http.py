@@ -36,13 +36,13 @@ from core.desk.forms import (
 )
 from core.desk.screenpop import build_screenpop
 from core.dialler import check_campaign_disposition, check_skip_reason
-from core.errors import AgentDeskError, CallControlError
+from core.errors import AgentDeskError
 from core.ids import row_id
 from core.throttle import LoginThrottle
 from models.db import is_outage
 from models.dialler import DiallerStore
 from models.web_sessions import WebSessionStore
-from web.api import check_call_request, check_reason, check_transfer, placed
+from web.api import check_call_request, check_reason, check_transfer, live_call_agent, placed
 from web.auth import (
     COOKIE,
     MAX_PASSWORD,
@@ -55,7 +55,7 @@ from web.auth import (
     may_control_call,
     verify_password,
 )
-from web.errors import DB_AWAY, error_json
+from web.errors import DB_AWAY, client_address, error_json
 from web.notifier import Notifier
 from web.openapi import OPENAPI
 from web.ports import AgentCampaigns, AgentCommands, CallControl, ManualCalls, Softphones
@@ -99,11 +99,7 @@ class DeskWeb:
     sockets: dict[web.WebSocketResponse, tuple[str, Action]] = field(default_factory=dict)
 
     def client_address(self, request: web.Request) -> str:
-        remote = request.remote or "?"
-        if self.trusted_proxy and remote == self.trusted_proxy:
-            forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
-            return forwarded[:64] or remote
-        return remote
+        return client_address(request, self.trusted_proxy)
 
     def secure(self, request: web.Request) -> bool:
         if self.secure_cookies or request.secure:
@@ -210,16 +206,8 @@ async def _page_user(request: web.Request, action: Action) -> User:
     return user
 
 
-def _live_call_agent(dw: DeskWeb, call_id: str) -> str | None:
-    channel = dw.infoline.by_call.get(call_id)
-    session = dw.infoline.calls.get(channel) if channel else None
-    if session is None:
-        raise CallControlError("unknown_call", f"no live call {call_id!r}", 404)
-    return session.agent_id
-
-
 def _check_control(dw: DeskWeb, user: User, call_id: str) -> None:
-    if not may_control_call(user, _live_call_agent(dw, call_id)):
+    if not may_control_call(user, live_call_agent(dw.infoline, call_id)):
         raise AgentDeskError("not_your_call", "this call is with another agent", 403)
 
 
