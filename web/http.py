@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -55,7 +57,7 @@ from web.auth import (
     may_control_call,
     verify_password,
 )
-from web.errors import DB_AWAY, client_address, error_json
+from web.errors import DB_AWAY, Need, client_address, error_json, route_need
 from web.notifier import Notifier
 from web.openapi import OPENAPI
 from web.ports import AgentCampaigns, AgentCommands, CallControl, ManualCalls, Softphones
@@ -342,7 +344,37 @@ async def wallboard_page(request: web.Request) -> dict[str, Any]:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(OPENAPI)
+    return web.json_response(described(request.app.router))
+
+
+def described(router: web.UrlDispatcher) -> dict[str, Any]:
+    """The API's description with what each bearer operation needs (``x-centrala-action``,
+    and ``x-centrala-others`` to act for another agent), read from the routes' own
+    declarations, so the document cannot drift from what the guard enforces."""
+    doc = copy.deepcopy(OPENAPI)
+    for path, operations in doc["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        concrete = re.sub(r"\{[^}]+\}", "1", path)  # a sample of the path's parameters
+        for method, op in operations.items():
+            need = _need_of(router, method.upper(), concrete)
+            if need is not None:
+                op["x-centrala-action"] = str(need.action)
+                if need.others is not None:
+                    op["x-centrala-others"] = str(need.others)
+    return doc
+
+
+def _need_of(router: web.UrlDispatcher, method: str, path: str) -> Need | None:
+    for resource in router.resources():
+        info = resource.get_info()
+        pattern = info.get("pattern")
+        if info.get("path") != path and not (pattern is not None and pattern.fullmatch(path)):
+            continue
+        for route in resource:
+            if route.method == method:
+                return route_need(route.handler)
+    return None
 
 
 # ---- WebSockets ---------------------------------------------------------------------------
