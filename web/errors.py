@@ -96,6 +96,12 @@ class Need:
     action: Action
     others: Action | None = None
 
+    def allows_for(self, user: User, agent_id: str) -> bool:
+        """Whether ``user`` (who may ``action``) may act for ``agent_id``."""
+        if agent_id == user.agent_id:
+            return True
+        return self.others is not None and may(user.role, self.others)
+
 
 _NEED = "centrala_need"
 ApiHandler = TypeVar("ApiHandler", bound=Callable[..., Any])
@@ -132,7 +138,7 @@ def check_acting_for(request: web.Request, agent_id: str) -> None:
     """Refuses (403) a request for ``agent_id`` by someone else who may not act for others."""
     user = api_principal(request)
     need = route_need(request.match_info.route.handler)
-    if agent_id != user.agent_id and not (need and need.others and may(user.role, need.others)):
+    if need is None or not need.allows_for(user, agent_id):
         raise DomainError(
             f"role {user.role} may act for its own agent only",
             error_id="forbidden",
@@ -190,11 +196,7 @@ def api_guard(token: Callable[[], str], trusted_proxy: str | None = None) -> Mid
         if not may(user.role, need.action):
             return error_json(403, "forbidden", f"role {user.role} may not {need.action}")
         agent_id = match.get("agent_id")
-        if (
-            agent_id is not None
-            and agent_id != user.agent_id
-            and not (need.others is not None and may(user.role, need.others))
-        ):
+        if agent_id is not None and not need.allows_for(user, agent_id):
             return error_json(403, "forbidden", f"role {user.role} may act for its own agent only")
         request[PRINCIPAL] = user
         return await handler(request)
