@@ -460,3 +460,26 @@ async def test_only_manage_roles_sees_and_revokes_other_peoples_tokens(api: Api)
     assert (await api.call("POST", "/api/agents/bob/ready", bob_token))[0] == 401
     resp = await api.client.get("/desk/api/tokens")  # no session
     assert resp.status == 401
+
+
+class _Unreachable:
+    """A session factory whose database is down."""
+
+    def __call__(self) -> _Unreachable:
+        return self
+
+    async def __aenter__(self) -> None:
+        raise ConnectionRefusedError("database down")
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def test_with_the_database_away_a_persons_token_is_503_and_the_hosts_works(
+    api: Api,
+) -> None:
+    _, token = await api.token("anna")
+    api.store.sessions = cast(Any, _Unreachable())
+    status, body = await api.call("POST", "/api/agents/anna/ready", token)
+    assert (status, body["error_id"]) == (503, "database_unavailable")
+    assert (await api.call("POST", "/api/agents/anna/ready", HOST_TOKEN))[0] == 200
