@@ -55,6 +55,7 @@ from models.surveys import active_survey, apply_survey
 from usecases.recordings import RecordingKeeper
 from usecases.surveying import SurveyLog
 from web import DeskConfig, desk_ctx, setup_desk
+from web.admin_api import routes as admin_routes
 from web.api import routes as api_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
@@ -545,6 +546,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
     app.router.add_routes(report_routes(SESSIONS))
     app.router.add_routes(flow_routes(SESSIONS, settings.default_region))
+    app.router.add_routes(admin_routes(SESSIONS, DESK))
     setup_desk(app)
     return app
 

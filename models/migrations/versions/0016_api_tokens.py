@@ -1,7 +1,7 @@
 """per-user API tokens: api_tokens
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,7 @@ from alembic import op
 from models.tables import UTCDateTime
 
 revision: str = "0016"
-# 0015 is being written alongside this one: the two are chained at merge.
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
