@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
-from centrala.service import build_app
+from centrala.service import SESSIONS, build_app
 from centrala.settings import Settings
 from core.acd import ACD, AgentMode
 from core.api_tokens import (
@@ -36,10 +36,12 @@ from models.campaigns import CampaignStore
 from models.tables import Agent, AgentRole, ApiToken
 from models.web_sessions import WebSessionStore
 from tests.conftest import Database, make_database
+from web.admin_api import routes as admin_routes
 from web.api import routes as api_routes
 from web.auth import COOKIE, ROLE_ACTIONS, Action, Sessions
 from web.campaign_api import routes as campaign_routes
 from web.errors import API_TOKENS, HOST, api_guard, errors, route_need
+from web.flow_api import routes as flow_routes
 from web.http import WEB, DeskWeb, described
 from web.openapi import OPENAPI
 from web.store import DeskStore
@@ -313,6 +315,9 @@ async def api(db: Database) -> AsyncIterator[Api]:
     )
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
     app.router.add_routes(campaign_routes(CAMPAIGNS))
+    app[SESSIONS] = db.sessions
+    app.router.add_routes(admin_routes(SESSIONS, None))
+    app.router.add_routes(flow_routes(SESSIONS, "BA"))
     app.router.add_routes(token_routes())
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
@@ -404,6 +409,27 @@ async def test_a_demotion_revocation_expiry_or_deactivation_holds_at_once(api: A
     assert (status, body["error_id"]) == (401, "unauthorized")
     row = await _token_row(api.db, expiring_id)
     assert row.last_used_from == "127.0.0.1" and row.last_used_at is not None
+
+
+async def test_the_roster_and_flows_over_api_follow_the_tokens_role(api: Api) -> None:
+    _, anna = await api.token("anna")
+    _, sara = await api.token("sara")
+    _, adam = await api.token("adam")
+    assert (await api.call("GET", "/api/admin/agents", anna))[0] == 403
+    status, body = await api.call("GET", "/api/admin/agents", sara)  # EDIT_AGENTS
+    assert status == 200 and "bob" in [a["id"] for a in body["agents"]]
+    # The agent in the path is whom the change is to: a supervisor edits any agent...
+    status, body = await api.call("PATCH", "/api/admin/agents/bob", sara, {"name": "Bobby"})
+    assert status == 200, body
+    # ...but gives no roles (MANAGE_ROLES is the admin's), and the trail names them.
+    status, body = await api.call("PATCH", "/api/admin/agents/bob", sara, {"role": "admin"})
+    assert (status, body["error_id"]) == (403, "forbidden")
+    status, body = await api.call("GET", "/api/admin/audit", adam)
+    assert status == 200 and [e["actor"] for e in body["entries"]] == ["sara"]
+    assert (await api.call("GET", "/api/admin/audit", sara))[0] == 403  # VIEW_AUDIT: admins
+    status, body = await api.call("GET", "/api/flows/infoline/draft", sara)
+    assert (status, body["error_id"]) == (403, "forbidden")  # EDIT_FLOWS: admins only
+    assert "edit_flows" in body["message"]
 
 
 # ---- the desk's token routes --------------------------------------------------------------
