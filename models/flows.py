@@ -38,6 +38,8 @@ from models.tables import FlowVersion, Queue
 
 ATTEMPTS = 3
 PUBLISHED = "published"
+SCHEDULED = "scheduled"
+REFUSED = "refused"  # a scheduled version another publish overtook: never went live
 After = Callable[[AsyncSession], Awaitable[object]]
 TRIAL = "trial"
 _QUEUE_COLUMNS = {"name", "strategy", "priority", "max_wait_seconds"}
@@ -139,6 +141,8 @@ class StoredVersion:
     note: str | None
     base_version: int | None
     checksum: str
+    status: str = PUBLISHED
+    publish_at: datetime | None = None
 
     @classmethod
     def of(cls, row: FlowVersion) -> StoredVersion:
@@ -150,13 +154,17 @@ class StoredVersion:
             note=row.note,
             base_version=row.base_version,
             checksum=row.checksum,
+            status=row.status,
+            publish_at=row.publish_at,
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": self.version,
+            "status": self.status,
             "active": self.active,
-            "published_at": self.created_at.isoformat(),
+            # A scheduled version's row is written when scheduled and changed when it goes live.
+            "published_at": (self.publish_at or self.created_at).isoformat(),
             "published_by": self.created_by,
             "note": self.note,
             "base_version": self.base_version,
@@ -274,12 +282,148 @@ async def apply_flow(
     return published.version
 
 
+async def schedule_flow(
+    sessions: async_sessionmaker[AsyncSession],
+    flow: Flow,
+    created_by: str,
+    *,
+    at: datetime,
+    note: str | None = None,
+    expect_active: int | Literal["any"] | None = "any",
+    action: str = "flow.schedule",
+    after: After | None = None,
+) -> int:
+    """Store ``flow`` to be published at ``at`` (``publish_due`` does it), validated now; its
+    number. It goes live only if the version active now still is then: a publish between
+    overtakes it (``refused``), as a draft would be refused."""
+    problems = validate(flow, await known_queue_ids(sessions))
+    if problems:
+        raise FlowError(problems)
+    async with sessions() as session, session.begin():
+        await lock_name(session, f"flow:{flow.name}")
+        active = await session.scalar(
+            select(FlowVersion).where(FlowVersion.name == flow.name, FlowVersion.active)
+        )
+        if expect_active != "any" and expect_active != (active.version if active else None):
+            raise PublishConflict(expect_active, StoredVersion.of(active) if active else None)
+        version = await next_version(session, flow.name)
+        session.add(
+            FlowVersion(
+                name=flow.name,
+                version=version,
+                definition=flow.model_dump(mode="json"),
+                checksum=checksum(flow),
+                active=False,
+                created_by=created_by,
+                status=SCHEDULED,
+                note=note,
+                base_version=active.version if active else None,
+                publish_at=at,
+            )
+        )
+        await session.flush()
+        detail: dict[str, Any] = {"version": version, "at": at.isoformat()}
+        if note:
+            detail["note"] = note
+        add_entry(session, created_by, action, f"flow:{flow.name}", detail)
+        if after is not None:
+            await after(session)
+        return version
+
+
+@dataclass(frozen=True)
+class DueOutcome:
+    name: str
+    version: int
+    published: bool  # False: refused, another version went live since it was scheduled
+
+
+async def _publish_scheduled(
+    sessions: async_sessionmaker[AsyncSession], row_id: int, now: datetime
+) -> DueOutcome | None:
+    async with sessions() as session, session.begin():
+        name = await session.scalar(select(FlowVersion.name).where(FlowVersion.id == row_id))
+        if name is None:
+            return None
+        await lock_name(session, f"flow:{name}")
+        row = await session.get(FlowVersion, row_id)
+        if row is None or row.status != SCHEDULED:  # another instance did it
+            return None
+        active = await session.scalar(
+            select(FlowVersion).where(FlowVersion.name == name, FlowVersion.active)
+        )
+        subject = f"flow:{name}"
+        if (active.version if active else None) != row.base_version:
+            row.status = REFUSED
+            add_entry(
+                session,
+                row.created_by or "cli",
+                "flow.schedule_refused",
+                subject,
+                {"version": row.version, "active": active.version if active else None},
+            )
+            return DueOutcome(name, row.version, published=False)
+        if active is not None:
+            active.active = False
+            await session.flush()
+        row.active, row.status = True, PUBLISHED
+        row.publish_at = now
+        await session.flush()
+        flow = Flow.model_validate(row.definition)
+        await _upsert_queues(session, flow, _readable(active))
+        detail = {"version": row.version, "replaced": active.version if active else None}
+        add_entry(
+            session, row.created_by or "cli", "flow.publish", subject, {**detail, "scheduled": True}
+        )
+        return DueOutcome(name, row.version, published=True)
+
+
+async def publish_due(
+    sessions: async_sessionmaker[AsyncSession], now: datetime
+) -> list[DueOutcome]:
+    """Publish every scheduled version whose time has come, oldest first (or refuse it when
+    another version went live since it was scheduled). Safe to run in several processes."""
+    async with sessions() as session:
+        due = list(
+            await session.scalars(
+                select(FlowVersion.id)
+                .where(FlowVersion.status == SCHEDULED, FlowVersion.publish_at <= now)
+                .order_by(FlowVersion.publish_at, FlowVersion.id)
+            )
+        )
+    outcomes = []
+    for row_id in due:
+        if (outcome := await _publish_scheduled(sessions, row_id, now)) is not None:
+            outcomes.append(outcome)
+    return outcomes
+
+
+async def cancel_scheduled(
+    sessions: async_sessionmaker[AsyncSession], name: str, version: int, actor: str
+) -> bool:
+    """Take a scheduled version back before it goes live (False: there is none such)."""
+    async with sessions() as session, session.begin():
+        await lock_name(session, f"flow:{name}")
+        row = await session.scalar(
+            select(FlowVersion).where(
+                FlowVersion.name == name,
+                FlowVersion.version == version,
+                FlowVersion.status == SCHEDULED,
+            )
+        )
+        if row is None:
+            return False
+        await session.delete(row)
+        add_entry(session, actor, "flow.schedule_cancelled", f"flow:{name}", {"version": version})
+        return True
+
+
 async def versions(sessions: async_sessionmaker[AsyncSession], name: str) -> list[StoredVersion]:
-    """The published versions of ``name``, newest first."""
+    """The versions of ``name`` published, scheduled or refused (not trials), newest first."""
     async with sessions() as session:
         rows = await session.scalars(
             select(FlowVersion)
-            .where(FlowVersion.name == name, FlowVersion.status == PUBLISHED)
+            .where(FlowVersion.name == name, FlowVersion.status != TRIAL)
             .order_by(FlowVersion.version.desc())
         )
         return [StoredVersion.of(row) for row in rows]

@@ -568,13 +568,15 @@ class FlowVersion(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     created_by: Mapped[str | None] = mapped_column(String(64))
-    # "published" (the history; the active one is among them) or "trial" (a draft frozen
-    # for the calls of its test numbers: numbered so such a call keeps it, never listed).
+    # "published" (the history; the active one is among them), "scheduled" (to be published
+    # at ``publish_at``), "refused" (a scheduled one another publish overtook) or "trial" (a
+    # draft frozen for the calls of its test numbers: numbered so such a call keeps it).
     status: Mapped[str] = mapped_column(
         String(16), default="published", server_default=text("'published'")
     )
     note: Mapped[str | None] = mapped_column(Text)  # the publisher's words
     base_version: Mapped[int | None] = mapped_column(Integer)  # the version it replaced
+    publish_at: Mapped[datetime | None] = mapped_column()  # when a scheduled one goes live
 
 
 Index(

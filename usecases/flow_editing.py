@@ -10,7 +10,8 @@ May import ``core``, ``dialplan`` and ``models`` (see ``usecases``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,17 +24,21 @@ from dialplan.validate import FlowError, check_limits, pydantic_problems, valida
 from models.flow_drafts import Draft, TestNumberTaken, discard_draft, drop_draft, get_draft
 from models.flow_drafts import store_draft as store
 from models.flows import (
+    After,
     PublishConflict,
     active_flow,
+    cancel_scheduled,
     known_queue_ids,
     publish_flow,
     published_version,
+    schedule_flow,
     versions,
 )
 
 Sessions = async_sessionmaker[AsyncSession]
 MAX_TEST_NUMBERS = 20
 MAX_NOTE = 500
+MAX_AHEAD = timedelta(days=366)
 DRAFT_FIELDS = frozenset({"definition", "test_numbers", "base_version"})
 
 
@@ -239,31 +244,59 @@ async def discard(sessions: Sessions, name: str, owner: str) -> dict[str, Any]:
     return {"discarded": True}
 
 
-async def publish(
-    sessions: Sessions, name: str, owner: str, body: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Make ``owner``'s draft the live version (``POST .../publish``): refused while it has
-    problems (422) or when another version was published since it was taken (409
-    ``published_since``, nothing changed). The draft is gone once published."""
-    note = _note(body.get("note"))
-    draft = await get_draft(sessions, name, owner)
-    if draft is None:
-        raise FlowEditError(
-            "no_draft", f"no draft of {name!r} to publish: save one first", status=404
-        )
-    flow = Flow.model_validate(draft.definition)
-
-    async def drop(session: AsyncSession) -> None:
-        await drop_draft(session, name, owner)
-
+def check_at(value: object, now: datetime) -> datetime | None:
+    """When to publish (``at``): None for now, else an ISO time with its zone, in the future
+    and within a year."""
+    if value is None:
+        return None
     try:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError(value)
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise FlowEditError(
+            "bad_request", "at: an ISO date and time with its zone", field="at"
+        ) from None
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise FlowEditError(
+            "bad_request", "at: give the zone (2026-12-07T08:00:00+01:00)", field="at"
+        )
+    if not now < at <= now + MAX_AHEAD:
+        raise FlowEditError("bad_request", "at: in the future, within a year", field="at")
+    return at.astimezone(UTC)
+
+
+async def _go_live(
+    sessions: Sessions,
+    flow: Flow,
+    actor: str,
+    *,
+    note: str | None,
+    expect_active: int | Literal["any"] | None,
+    at: datetime | None,
+    action: str,
+    after: After | None = None,
+) -> dict[str, Any]:
+    """Publish ``flow`` now, or schedule it for ``at``; the errors as the API gives them."""
+    try:
+        if at is not None:
+            version = await schedule_flow(
+                sessions, flow, actor, at=at, note=note, expect_active=expect_active, after=after
+            )
+            return {"version": version, "changed": True, "scheduled_for": at.isoformat()}
         published = await publish_flow(
-            sessions, flow, owner, note=note, expect_active=draft.base_version, after=drop
+            sessions,
+            flow,
+            actor,
+            note=note,
+            expect_active=expect_active,
+            action=action,
+            after=after,
         )
     except FlowError as exc:
         raise FlowEditError(
             "invalid_flow",
-            f"the draft has {len(exc.problems)} problem(s): fix them before publishing",
+            f"the flow has {len(exc.problems)} problem(s): fix them before publishing",
             status=422,
             problems=problem_items(exc.problems),
         ) from None
@@ -279,6 +312,97 @@ async def publish(
             published_at=active.created_at.isoformat() if active else None,
         ) from None
     return {"version": published.version, "changed": published.changed}
+
+
+async def publish(
+    sessions: Sessions, name: str, owner: str, body: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Make ``owner``'s draft the live version (``POST .../publish``), now or at ``at``:
+    refused while it has problems (422) or when another version was published since it was
+    taken (409 ``published_since``, nothing changed). The draft is gone once published (or
+    scheduled)."""
+    if unknown := set(body) - {"note", "at"}:
+        raise FlowEditError("bad_request", f"unknown fields {sorted(unknown)}: use at, note")
+    note = _note(body.get("note"))
+    at = check_at(body.get("at"), now)
+    draft = await get_draft(sessions, name, owner)
+    if draft is None:
+        raise FlowEditError(
+            "no_draft", f"no draft of {name!r} to publish: save one first", status=404
+        )
+    flow = Flow.model_validate(draft.definition)
+
+    async def drop(session: AsyncSession) -> None:
+        await drop_draft(session, name, owner)
+
+    return await _go_live(
+        sessions,
+        flow,
+        owner,
+        note=note,
+        expect_active=draft.base_version,
+        at=at,
+        action="flow.publish",
+        after=drop,
+    )
+
+
+async def cancel_schedule(
+    sessions: Sessions, name: str, version: int, actor: str
+) -> dict[str, Any]:
+    if not await cancel_scheduled(sessions, name, version, actor):
+        raise FlowEditError(
+            "unknown_version", f"no scheduled version {version} of {name!r}", status=404
+        )
+    return {"version": version, "cancelled": True}
+
+
+async def calendars(sessions: Sessions, name: str) -> dict[str, Any]:
+    """The opening hours and holidays of the live version (``GET .../calendars``)."""
+    found = await active_flow(sessions, name)
+    if found is None:
+        raise FlowEditError("unknown_flow", f"no flow {name!r}", status=404)
+    version, flow = found
+    return {
+        "name": name,
+        "version": version,
+        "calendars": {k: c.model_dump(mode="json") for k, c in flow.calendars.items()},
+        "used_by": {qid: q.calendar for qid, q in flow.queues.items() if q.calendar is not None},
+    }
+
+
+async def set_hours(
+    sessions: Sessions,
+    name: str,
+    calendar: str,
+    actor: str,
+    body: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """New opening hours and holidays for one calendar (``PUT .../calendars/{calendar}``):
+    published as a new version of the flow, now or at ``at`` ("from Monday 08:00"), refused
+    when ``active_version`` is given and another is live (as a draft would be)."""
+    if unknown := set(body) - {"calendar", "active_version", "at", "note"}:
+        raise FlowEditError(
+            "bad_request",
+            f"unknown fields {sorted(unknown)}: use calendar, active_version, at, note",
+        )
+    expect = body.get("active_version", "any")
+    if expect != "any" and not _integer(expect):
+        raise FlowEditError(
+            "bad_request", "active_version: a version number", field="active_version"
+        )
+    at = check_at(body.get("at"), now)
+    note = _note(body.get("note")) or f"hours of {calendar}"
+    found = await active_flow(sessions, name)
+    if found is None:
+        raise FlowEditError("unknown_flow", f"no flow {name!r}", status=404)
+    definition = found[1].model_dump(mode="json")
+    definition.setdefault("calendars", {})[calendar] = body.get("calendar")
+    flow = parse_definition(name, definition)
+    return await _go_live(
+        sessions, flow, actor, note=note, expect_active=expect, at=at, action="hours.edit"
+    )
 
 
 async def history(sessions: Sessions, name: str) -> dict[str, Any]:
@@ -346,21 +470,9 @@ async def rollback(
     flow = await published_version(sessions, name, to)
     if flow is None:
         raise FlowEditError("unknown_version", f"no version {to} of {name!r}", status=404)
-    try:
-        published = await publish_flow(
-            sessions, flow, actor, note=note, expect_active=expect, action="flow.rollback"
-        )
-    except FlowError as exc:
-        # An old version can fail today's checks (a queue since deleted).
-        raise FlowEditError(
-            "invalid_flow",
-            f"version {to} no longer passes the checks",
-            status=422,
-            problems=problem_items(exc.problems),
-        ) from None
-    except PublishConflict as exc:
-        raise FlowEditError("published_since", str(exc), status=409) from None
-    return {"version": published.version, "changed": published.changed}
+    return await _go_live(
+        sessions, flow, actor, note=note, expect_active=expect, at=None, action="flow.rollback"
+    )
 
 
 async def draft_flow(sessions: Sessions, name: str, owner: str) -> tuple[int | None, Flow]:
@@ -383,6 +495,8 @@ async def draft_flow(sessions: Sessions, name: str, owner: str) -> tuple[int | N
 
 __all__ = [
     "FlowEditError",
+    "calendars",
+    "cancel_schedule",
     "check_definition",
     "compare",
     "discard",
@@ -392,5 +506,6 @@ __all__ = [
     "publish",
     "rollback",
     "save_draft",
+    "set_hours",
     "show_version",
 ]

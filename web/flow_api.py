@@ -88,18 +88,48 @@ async def check_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
 
 async def publish(request: web.Request, asker: Asker) -> dict[str, Any]:
     body = await _body(request)
-    return await flow_editing.publish(asker.sessions, _name(request), asker.owner, body)
+    return await flow_editing.publish(
+        asker.sessions, _name(request), asker.owner, body, datetime.now(UTC)
+    )
 
 
 async def list_versions(request: web.Request, asker: Asker) -> dict[str, Any]:
     return await flow_editing.history(asker.sessions, _name(request))
 
 
-async def get_version(request: web.Request, asker: Asker) -> dict[str, Any]:
+def _version(request: web.Request) -> int:
     raw = request.match_info["version"]
     if not raw.isdigit() or len(raw) > 9:
         raise flow_editing.FlowEditError("unknown_version", f"no version {raw[:20]!r}", status=404)
-    return await flow_editing.show_version(asker.sessions, _name(request), int(raw))
+    return int(raw)
+
+
+async def get_version(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await flow_editing.show_version(asker.sessions, _name(request), _version(request))
+
+
+async def cancel_schedule(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await flow_editing.cancel_schedule(
+        asker.sessions, _name(request), _version(request), asker.owner
+    )
+
+
+async def get_calendars(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await flow_editing.calendars(asker.sessions, _name(request))
+
+
+async def put_calendar(request: web.Request, asker: Asker) -> dict[str, Any]:
+    calendar = request.match_info["calendar"]
+    if not 0 < len(calendar) <= 64:
+        raise flow_editing.FlowEditError("bad_request", "calendar: a name", field="calendar")
+    return await flow_editing.set_hours(
+        asker.sessions,
+        _name(request),
+        calendar,
+        asker.owner,
+        await _body(request),
+        datetime.now(UTC),
+    )
 
 
 async def compare(request: web.Request, asker: Asker) -> dict[str, Any]:
@@ -128,6 +158,10 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
     ("GET", "/versions/{version}", get_version, Action.EDIT_FLOWS),
     ("GET", "/diff", compare, Action.EDIT_FLOWS),
     ("POST", "/rollback", rollback, Action.EDIT_FLOWS),
+    # Supervisors keep the hours: a new calendar is published (or scheduled) as a version.
+    ("GET", "/calendars", get_calendars, Action.EDIT_HOURS),
+    ("PUT", "/calendars/{calendar}", put_calendar, Action.EDIT_HOURS),
+    ("DELETE", "/versions/{version}/schedule", cancel_schedule, Action.EDIT_HOURS),
 ]
 
 

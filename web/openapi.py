@@ -146,10 +146,13 @@ _FLOW_EDITING: list[tuple[str, str, str, dict[str, Any] | None]] = [
     (
         "/publish",
         "post",
-        "make your draft the live version (calls in progress keep theirs). Errors: 404 "
-        "no_draft, 422 invalid_flow, 409 published_since (someone published since the draft "
-        "was taken; nothing changed)",
-        {"note": {"type": "string", "maxLength": 500}},
+        "make your draft the live version (calls in progress keep theirs), or schedule it "
+        "for `at`. Errors: 404 no_draft, 422 invalid_flow, 409 published_since (someone "
+        "published since the draft was taken; nothing changed)",
+        {
+            "note": {"type": "string", "maxLength": 500},
+            "at": {"type": "string", "format": "date-time"},
+        },
     ),
     ("/versions", "get", "every published version: who, when, the note, which is active", None),
     ("/versions/{version}", "get", "one published version's definition", None),
@@ -158,6 +161,30 @@ _FLOW_EDITING: list[tuple[str, str, str, dict[str, Any] | None]] = [
         "get",
         "what changed between two versions (query from= and to=: a number, active or draft): "
         "the changes by path and a unified diff of the YAML",
+        None,
+    ),
+    (
+        "/calendars",
+        "get",
+        "the live version's opening hours and holidays, and which queue keeps which",
+        None,
+    ),
+    (
+        "/calendars/{calendar}",
+        "put",
+        "new hours and holidays for a calendar, published as a new version now or at `at` "
+        "(supervisors and admins). Errors: 422 invalid_flow, 409 published_since",
+        {
+            "calendar": {"type": "object", "description": "timezone, weekly, holidays"},
+            "active_version": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "note": {"type": "string", "maxLength": 500},
+        },
+    ),
+    (
+        "/versions/{version}/schedule",
+        "delete",
+        "take back a version scheduled to be published. Errors: 404 unknown_version",
         None,
     ),
     (
@@ -177,7 +204,7 @@ _FLOW_EDITING: list[tuple[str, str, str, dict[str, Any] | None]] = [
 def _flow_editing(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
     paths: dict[str, dict[str, Any]] = {}
     for path, method, summary, body in _FLOW_EDITING:
-        who = " (admins)" if auth != "bearer" else ""
+        who = " (admins)" if auth != "bearer" and "/calendars" not in path else ""
         paths.setdefault(f"{prefix}/flows/{{name}}{path}", {})[method] = _op(
             summary + who, body=body, auth=auth
         )

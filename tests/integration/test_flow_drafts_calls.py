@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from tests.integration.test_infoline_paths import (
     open_always,
     wait_connected,
 )
+from tests.support import wait_until
 
 FLOWS = "/api/flows/infoline"
 TESTER = "+38761999201"
@@ -126,3 +127,24 @@ async def test_a_draft_heard_from_its_test_number_then_published_then_rolled_bac
     assert back["version"] > published["version"]
     row = await reached_operator(server, await call_and_press(callers, "+38761999205", "0"))
     assert row.flow_version == back["version"]
+
+
+async def test_serve_publishes_new_hours_at_their_time(server: Server, desk: Desk) -> None:
+    hours = await desk.api("GET", f"{FLOWS}/calendars")
+    office = hours["calendars"]["office"]
+    office["holidays"] = [*office["holidays"], "2027-01-02"]
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    scheduled = await desk.api(
+        "PUT",
+        f"{FLOWS}/calendars/office",
+        {"calendar": office, "at": at.isoformat(), "active_version": hours["version"]},
+    )
+
+    async def live() -> dict[str, Any] | None:
+        versions = (await desk.api("GET", f"{FLOWS}/versions"))["versions"]
+        mine = next(v for v in versions if v["version"] == scheduled["version"])
+        return mine if mine["active"] else None
+
+    went_live = await wait_until(live, timeout=20, message="the scheduled version live")
+    assert went_live["status"] == "published"
+    assert datetime.fromisoformat(went_live["published_at"]) >= at

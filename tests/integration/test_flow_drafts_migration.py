@@ -56,7 +56,7 @@ async def test_drafts_bump_the_generation_and_down_up_keeps_the_history(
     async with database.engine.connect() as conn:
         tables, columns = await conn.run_sync(_schema)
     assert not tables & {"flow_drafts", "audit_log"}
-    assert not columns & {"status", "note", "base_version"}
+    assert not columns & {"status", "note", "base_version", "publish_at"}
     await database.engine.dispose()
     await asyncio.to_thread(command.upgrade, config, "head")
     async with database.sessions() as session:

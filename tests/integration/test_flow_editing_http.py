@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from models.audit import entries
 from models.crm import CRM
-from models.flows import active_flow
+from models.flows import active_flow, publish_due
 from tests.conftest import Database
 from tests.integration.flow_site import BEARER, OPEN, Site, flow_site
 from web.flow_api import OPERATIONS
@@ -265,3 +266,116 @@ def test_every_flow_route_is_in_the_openapi_document() -> None:
     for method, path, _operation, _action in OPERATIONS:
         for prefix in ("/api", "/desk/api"):
             assert method.lower() in OPENAPI["paths"][f"{prefix}/flows/{{name}}{path}"]
+
+
+async def test_a_supervisor_sets_new_hours_as_a_new_version(site: Site) -> None:
+    supervisor = await site.desk_headers("supervisor")
+    status, hours = await call(site, "GET", f"{DESK}/calendars", headers=supervisor)
+    assert status == 200, hours
+    office = hours["calendars"]["office"]
+    assert hours["used_by"]["general"] == "office"
+    office["weekly"]["sat"] = ["09:00-13:00"]
+    office["holidays"] = [*office["holidays"], "2026-12-31"]
+    status, body = await call(
+        site,
+        "PUT",
+        f"{DESK}/calendars/office",
+        {"calendar": office, "active_version": 1},
+        supervisor,
+    )
+    assert (status, body) == (200, {"version": 2, "changed": True})
+    found = await active_flow(site.database.sessions, "infoline")
+    assert found is not None and found[1].calendars["office"].weekly["sat"] == ["09:00-13:00"]
+    _, history = await call(site, "GET", f"{BASE}/versions")
+    assert (history["versions"][0]["note"], history["versions"][0]["published_by"]) == (
+        "hours of office",
+        "supervisor-1",
+    )
+
+    office["weekly"]["sun"] = ["16:00-08:00"]
+    status, body = await call(
+        site, "PUT", f"{DESK}/calendars/office", {"calendar": office}, supervisor
+    )
+    assert (status, body["error_id"]) == (422, "invalid_flow")
+    assert body["details"]["problems"][0]["at"] == "calendars.office.weekly"
+    del office["weekly"]["sun"]  # valid again, but taken from version 1, and 2 is live
+    status, body = await call(
+        site,
+        "PUT",
+        f"{DESK}/calendars/office",
+        {"calendar": office, "active_version": 1},
+        supervisor,
+    )
+    assert (status, body["error_id"]) == (409, "published_since")
+    agent = await site.desk_headers("agent")
+    assert (await call(site, "GET", f"{DESK}/calendars", headers=agent))[0] == 403
+
+
+async def test_a_scheduled_publish_goes_live_at_its_time_unless_overtaken(site: Site) -> None:
+    now = datetime.now(UTC)
+    _, start = await call(site, "GET", f"{BASE}/draft")
+    await call(
+        site, "PUT", f"{BASE}/draft", {"definition": key_3_to_information(start["definition"])}
+    )
+    monday = (now + timedelta(hours=1)).isoformat()
+    status, body = await call(site, "POST", f"{BASE}/publish", {"at": monday, "note": "monday"})
+    assert status == 200, body
+    assert (body["version"], body["scheduled_for"]) == (
+        2,
+        datetime.fromisoformat(monday).isoformat(),
+    )
+    _, history = await call(site, "GET", f"{BASE}/versions")
+    assert [(v["version"], v["status"], v["active"]) for v in history["versions"]] == [
+        (2, "scheduled", False),
+        (1, "published", True),
+    ]
+    assert await publish_due(site.database.sessions, now) == []  # not yet
+    outcomes = await publish_due(site.database.sessions, now + timedelta(hours=2))
+    assert [(o.version, o.published) for o in outcomes] == [(2, True)]
+    found = await active_flow(site.database.sessions, "infoline")
+    assert found is not None and found[0] == 2
+
+    # Two schedules taken from version 2: the first to come goes live, the second is refused.
+    hours = (await call(site, "GET", f"{BASE}/calendars"))[1]["calendars"]["office"]
+    for minutes in (10, 20):
+        hours["holidays"] = [*hours["holidays"], f"2027-01-{minutes:02d}"]
+        at = (now + timedelta(minutes=minutes)).isoformat()
+        status, body = await call(
+            site,
+            "PUT",
+            f"{BASE}/calendars/office",
+            {"calendar": hours, "at": at, "active_version": 2},
+        )
+        assert status == 200, body
+    outcomes = await publish_due(site.database.sessions, now + timedelta(hours=1))
+    assert [(o.version, o.published) for o in outcomes] == [(3, True), (4, False)]
+    _, history = await call(site, "GET", f"{BASE}/versions")
+    assert [(v["version"], v["status"]) for v in history["versions"]][:2] == [
+        (4, "refused"),
+        (3, "published"),
+    ]
+
+    await call(site, "PUT", f"{BASE}/draft", {"definition": start["definition"]})
+    status, body = await call(
+        site, "POST", f"{BASE}/publish", {"at": (now + timedelta(days=2)).isoformat()}
+    )
+    status, cancelled = await call(site, "DELETE", f"{BASE}/versions/{body['version']}/schedule")
+    assert (status, cancelled["cancelled"]) == (200, True)
+    status, again = await call(site, "DELETE", f"{BASE}/versions/{body['version']}/schedule")
+    assert (status, again["error_id"]) == (404, "unknown_version")
+    trail = await entries(site.database.sessions, subject="flow:infoline")
+    assert [e.action for e in trail][:2] == ["flow.schedule_cancelled", "flow.schedule"]
+    assert "flow.schedule_refused" in [e.action for e in trail]
+
+
+async def test_a_publish_time_must_be_a_future_time_with_its_zone(site: Site) -> None:
+    _, start = await call(site, "GET", f"{BASE}/draft")
+    await call(
+        site, "PUT", f"{BASE}/draft", {"definition": key_3_to_information(start["definition"])}
+    )
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    for at in ("2026-12-07T08:00:00", past, "monday", "2099-01-01T00:00:00+00:00", 5):
+        status, body = await call(site, "POST", f"{BASE}/publish", {"at": at})
+        assert (status, body["details"].get("field")) == (400, "at"), at
+    _, draft = await call(site, "GET", f"{BASE}/draft")
+    assert draft["saved"] is True  # nothing was published or scheduled

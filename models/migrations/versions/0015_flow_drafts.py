@@ -1,5 +1,5 @@
-"""flow drafts, trial and published versions, the audit trail: flow_versions.status/note/
-base_version, flow_drafts, audit_log
+"""flow drafts, trial, scheduled and published versions, the audit trail: flow_versions.
+status/note/base_version/publish_at, flow_drafts, audit_log
 
 Revision ID: 0015
 Revises: 0014
@@ -32,6 +32,7 @@ def upgrade() -> None:
     )
     op.add_column("flow_versions", sa.Column("note", sa.Text(), nullable=True))
     op.add_column("flow_versions", sa.Column("base_version", sa.Integer(), nullable=True))
+    op.add_column("flow_versions", sa.Column("publish_at", UTCDateTime(), nullable=True))
     op.create_table(
         "flow_drafts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -82,9 +83,10 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_audit_log_at"), table_name="audit_log")
     op.drop_table("audit_log")
     op.drop_table("flow_drafts")
-    # Trial versions are drafts nobody published: they leave with the drafts. Calls that
-    # ran one keep its number in calls.flow_version, as a call of a deleted flow would.
+    # Trial and scheduled versions are not history yet: they leave with the drafts. Calls
+    # that ran a trial keep its number in calls.flow_version, as a call of a deleted flow.
     op.execute("DELETE FROM flow_versions WHERE status <> 'published'")
+    op.drop_column("flow_versions", "publish_at")
     op.drop_column("flow_versions", "base_version")
     op.drop_column("flow_versions", "note")
     op.drop_column("flow_versions", "status")
