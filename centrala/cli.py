@@ -567,5 +567,14 @@ def _register_procedure_commands() -> None:
 _register_procedure_commands()
 
 
+def _register_token_commands() -> None:
+    from centrala.cli_tokens import token
+
+    main.add_command(token)
+
+
+_register_token_commands()
+
+
 if __name__ == "__main__":
     main()

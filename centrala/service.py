@@ -534,7 +534,7 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             errors,
-            api_guard(settings.effective_api_token),
+            api_guard(settings.effective_api_token, settings.web_trusted_proxy),
             body_deadline(settings.web_body_timeout),
         ],
         # The largest body is a whole flow (dialplan.document.MAX_DOCUMENT_BYTES, 1 MB) put

@@ -175,6 +175,25 @@ class WebSession(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class ApiToken(Base):
+    """A per-user token of the bearer API (/api). Only its SHA-256 is kept; what it may do is
+    its agent's role read from ``agents`` on every request, so a demotion or a deactivation
+    holds at once. Revoked and expired rows stay, for the admin page's list."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(16), unique=True)  # in the token, and lists
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))  # an agent id, or "cli" (the host)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    last_used_from: Mapped[str | None] = mapped_column(String(64))  # the client's address
+
+
 class Queue(Base):
     __tablename__ = "queues"
 

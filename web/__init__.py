@@ -1,7 +1,7 @@
 """Every HTTP route: the agent desktop and the supervisor's wallboard (pages, browser API,
 WebSocket pushes), the bearer-token REST API (agents, calls, campaigns, survey reports, the
-call simulator, flow editing, the roster and the audit trail), the survey report pages,
-``/status``, and the one error middleware.
+call simulator, flow editing, the roster and the audit trail) and its per-user tokens, the
+survey report pages, ``/status``, and the one error middleware.
 
 May import ``core``, ``dialplan``, ``models`` and ``usecases``, never ``ari_app`` or ``agi``:
 the Stasis apps are injected by ``centrala serve`` under the keys of ``web.ports``, typed by
@@ -21,11 +21,13 @@ import structlog
 from aiohttp import web
 
 from core.acd import ACD
+from models.api_tokens import ApiTokenStore
 from models.crm import CRM
 from models.web_sessions import WebSessionStore
 from web.admin_api import desk_routes as admin_desk_routes
 from web.admin_pages import routes as admin_pages
 from web.auth import Sessions
+from web.errors import API_TOKENS
 from web.flow_api import desk_routes as flow_desk_routes
 from web.http import WEB, DeskWeb, routes, setup_templates
 from web.notifier import Notifier
@@ -33,6 +35,7 @@ from web.ports import AGENT_DIALLER, SOFTPHONES, AgentCommands, CallControl, Man
 from web.recordings import routes as recording_routes
 from web.reports import routes as report_routes
 from web.store import DeskStore
+from web.tokens import routes as token_routes
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +95,8 @@ def desk_ctx(
             softphones=app.get(SOFTPHONES),
             dialler=app.get(AGENT_DIALLER),
         )
+        # The per-user API tokens: the /api guard resolves them, the desk lists and makes them.
+        app[API_TOKENS] = ApiTokenStore(crm.sessions)
         app[infoline_key].desk_listeners.append(notifier.on_notice)
         if AGENT_DIALLER in app:
             notifier.campaigns = app[AGENT_DIALLER].figures
@@ -142,6 +147,7 @@ def setup_desk(app: web.Application) -> None:
     app.router.add_routes(flow_desk_routes())
     app.router.add_routes(admin_desk_routes())
     app.router.add_routes(admin_pages())
+    app.router.add_routes(token_routes())
     app.on_shutdown.append(_close_sockets)
 
 

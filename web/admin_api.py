@@ -1,8 +1,9 @@
 """The roster and the audit trail over HTTP (``.../admin/agents``, ``.../admin/queues``,
-``.../admin/audit``): for machines under the bearer-token /api (``routes``; the shared token
-acts as an admin, actor "api") and for the console on the desk (``desk_routes``: session,
-CSRF, and the action each route declares in ``OPERATIONS``). What may be changed is
-``usecases.roster``'s; a deactivated agent is logged out of the running ACD here, at once."""
+``.../admin/audit``): for machines under the bearer-token /api (``routes``: a person's token
+with their role, named in the trail; the host's token as an admin, actor "api") and for the
+console on the desk (``desk_routes``: session, CSRF). Both hold the action each route declares
+in ``OPERATIONS``. What may be changed is ``usecases.roster``'s; a deactivated agent is logged
+out of the running ACD here, at once."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from models.audit import entries
 from usecases import roster
 from usecases.roster import RosterError
 from web.auth import Action, User, check_new_password, hash_password, may
+from web.errors import api_principal, needs
 from web.http import DeskWeb, _api
 from web.ports import AgentCommands
 
@@ -159,17 +161,26 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
 def routes(
     sessions_key: web.AppKey[Sessions], desk_key: web.AppKey[Any] | None
 ) -> list[web.RouteDef]:
-    def bearer(operation: Operation) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def bearer(
+        operation: Operation, action: Action
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        # The {agent_id} in these paths is whom the change is to, not who acts: whoever may
+        # the action may it for any agent (the guard's own-agent rule does not apply).
+        @needs(action, others=action)
         async def run(request: web.Request) -> web.Response:
             desk = request.app.get(desk_key) if desk_key is not None else None
-            asker = Asker(request.app[sessions_key], API_ACTOR, True, desk)
+            user = api_principal(request)
+            actor = user.agent_id or API_ACTOR  # a person's token: the trail names them
+            asker = Asker(
+                request.app[sessions_key], actor, may(user.role, Action.MANAGE_ROLES), desk
+            )
             return web.json_response(await operation(request, asker))
 
         return run
 
     return [
-        web.route(method, f"/api/admin{path}", bearer(operation))
-        for method, path, operation, _action in OPERATIONS
+        web.route(method, f"/api/admin{path}", bearer(operation, action))
+        for method, path, operation, action in OPERATIONS
     ]
 
 

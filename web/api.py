@@ -1,7 +1,8 @@
 """The agents' JSON API: log in with a phone (any Asterisk dial string), log out, pause with
 a reason, be ready again; and the ACD's live picture for wallboards. Bearer-token protected
-(see centrala/service.py). Checks (is this a valid dial string? a known mode?) come before
-any effect."""
+(web.errors.api_guard): each handler declares the action it needs with ``needs``; an agent's
+token acts for that agent and the calls they hold, a supervisor's or an admin's for anyone.
+Checks (is this a valid dial string? a known mode?) come before any effect."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from aiohttp import web
 from core.acd import ACD, AgentMode
 from core.dialler import check_skip_reason
 from core.errors import AgentDeskError, CallControlError
+from web.auth import Action, may, may_control_call
+from web.errors import api_principal, check_acting_for, needs
 from web.ports import AgentCampaigns, AgentCommands, CallControl, ManualCalls
 
 MAX_REASON = 80
@@ -103,6 +106,24 @@ def placed(agent_id: str, call: Any) -> dict[str, Any]:
     }
 
 
+def live_call_agent(infoline: CallControl, call_id: str) -> str | None:
+    """The agent a live call is with (None: with nobody yet); 404 when it is not live."""
+    channel = infoline.by_call.get(call_id)
+    session = infoline.calls.get(channel) if channel else None
+    if session is None:
+        raise CallControlError("unknown_call", f"no live call {call_id!r}", 404)
+    return session.agent_id
+
+
+def check_api_control(request: web.Request, infoline: CallControl, call_id: str) -> None:
+    """An agent's token controls the calls its agent holds; CONTROL_ANY_CALL any call."""
+    user = api_principal(request)
+    if may(user.role, Action.CONTROL_ANY_CALL):
+        return
+    if not may_control_call(user, live_call_agent(infoline, call_id)):
+        raise CallControlError("not_your_call", "this call is with another agent", 403)
+
+
 def routes(
     desk_key: web.AppKey[AgentCommands],
     acd_key: web.AppKey[ACD],
@@ -110,42 +131,52 @@ def routes(
     outbound_key: web.AppKey[ManualCalls] | None = None,
     dialler_key: web.AppKey[AgentCampaigns] | None = None,
 ) -> list[web.RouteDef]:
+    @needs(Action.USE_DESK, others=Action.PAUSE_AGENTS)
     async def login(request: web.Request) -> web.Response:
         endpoint, mode = check_login(await _body(request))
         agent_id = request.match_info["agent_id"]
         await request.app[desk_key].login(agent_id, endpoint, mode)
         return web.json_response({"agent_id": agent_id, "mode": str(mode)})
 
+    @needs(Action.USE_DESK, others=Action.PAUSE_AGENTS)
     async def logout(request: web.Request) -> web.Response:
         agent_id = request.match_info["agent_id"]
         await request.app[desk_key].logout(agent_id)
         return web.json_response({"agent_id": agent_id, "status": "logged_out"})
 
+    @needs(Action.USE_DESK, others=Action.PAUSE_AGENTS)
     async def pause(request: web.Request) -> web.Response:
         reason = check_reason(await _body(request))
         agent_id = request.match_info["agent_id"]
         request.app[desk_key].pause(agent_id, reason)
         return web.json_response({"agent_id": agent_id, "status": "paused", "reason": reason})
 
+    @needs(Action.USE_DESK, others=Action.PAUSE_AGENTS)
     async def ready(request: web.Request) -> web.Response:
         agent_id = request.match_info["agent_id"]
         request.app[desk_key].ready(agent_id)
         return web.json_response({"agent_id": agent_id})
 
+    @needs(Action.VIEW_WALLBOARD)
     async def snapshot(request: web.Request) -> web.Response:
         return web.json_response(dict(request.app[acd_key].snapshot(time.monotonic())))
 
+    @needs(Action.USE_DESK)
     async def transfer(request: web.Request) -> web.Response:
         target, op = check_transfer(await _body(request))
         call_id = request.match_info["call_id"]
+        check_api_control(request, request.app[infoline_key], call_id)
         await request.app[infoline_key].control(call_id, op, target)
         return web.json_response({"call_id": call_id, "operation": op, "to": target})
 
+    @needs(Action.USE_DESK)
     async def transfer_step(request: web.Request) -> web.Response:
         call_id, step = request.match_info["call_id"], request.match_info["step"]
+        check_api_control(request, request.app[infoline_key], call_id)
         await request.app[infoline_key].control(call_id, step)
         return web.json_response({"call_id": call_id, "operation": step})
 
+    @needs(Action.USE_DESK, others=Action.CONTROL_ANY_CALL)
     async def call(request: web.Request) -> web.Response:
         wanted = check_call_request(await _body(request))
         agent_id = request.match_info["agent_id"]
@@ -153,15 +184,23 @@ def routes(
         made = await request.app[outbound_key].call_from_desk(agent_id, **wanted)
         return web.json_response(placed(agent_id, made), status=202)
 
+    @needs(Action.USE_DESK, others=Action.CONTROL_ANY_CALL)
     async def recording(request: web.Request) -> web.Response:
         # The machines' API pauses on the agent's behalf: who, for the trail, if they say.
         call_id, step = request.match_info["call_id"], request.match_info["step"]
         by = (await _body(request)).get("agent_id")
         if by is not None and (not isinstance(by, str) or not 0 < len(by) <= 64):
             raise AgentDeskError("bad_agent", "agent_id: the agent's id", 422)
+        user = api_principal(request)
+        if by is not None:
+            check_acting_for(request, by)
+        elif user.agent_id:  # a person's token: the trail names them
+            by = user.agent_id
+        check_api_control(request, request.app[infoline_key], call_id)
         await request.app[infoline_key].control(call_id, f"{step}_recording", by)
         return web.json_response({"call_id": call_id, "recording": step})
 
+    @needs(Action.USE_DESK, others=Action.CONTROL_ANY_CALL)
     async def preview(request: web.Request) -> web.Response:
         """The next contact of the agent's preview campaigns, held for them: call or skip."""
         assert dialler_key is not None
@@ -169,6 +208,7 @@ def routes(
         held = await request.app[dialler_key].preview_next(agent_id)
         return web.json_response({"agent_id": agent_id, "contact": held and held.json()})
 
+    @needs(Action.USE_DESK, others=Action.CONTROL_ANY_CALL)
     async def preview_step(request: web.Request) -> web.Response:
         assert dialler_key is not None
         agent_id, step = request.match_info["agent_id"], request.match_info["step"]

@@ -1,7 +1,8 @@
 """Survey and agent campaigns over the bearer-token API: list, show with progress (and an
 agent campaign's dialler figures), create, start, pause, stop, and an agent campaign call's
 disposition. The same operations as `centrala campaign ...`; the running dialler picks a
-change up at its next tick."""
+change up at its next tick. Reading them is VIEW_REPORTS, changing them EDIT_SURVEYS (admins:
+a campaign calls clients); a disposition is the agent's own (or CONTROL_ANY_CALL's)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from usecases.agent_campaigns import (
     agent_request,
     create_agent_campaign,
 )
+from web.auth import Action
+from web.errors import check_acting_for, needs
 
 OPERATIONS = {
     "start": CampaignStatus.RUNNING,
@@ -142,6 +145,7 @@ def check_disposition(
 
 
 def routes(store_key: web.AppKey[CampaignStore], region: str = "BA") -> list[web.RouteDef]:
+    @needs(Action.EDIT_SURVEYS)
     async def create(request: web.Request) -> web.Response:
         from models.campaigns import create_campaign
 
@@ -170,19 +174,23 @@ def routes(store_key: web.AppKey[CampaignStore], region: str = "BA") -> list[web
             campaign_json(campaign, await store.progress(campaign.id), figures)
         )
 
+    @needs(Action.VIEW_REPORTS)
     async def index(request: web.Request) -> web.Response:
         campaigns = await request.app[store_key].all()
         return web.json_response({"campaigns": [campaign_json(c) for c in campaigns]})
 
+    @needs(Action.VIEW_REPORTS)
     async def show(request: web.Request) -> web.Response:
         return await _shown(request.app[store_key], request.match_info["campaign"])
 
+    @needs(Action.EDIT_SURVEYS)
     async def operate(request: web.Request) -> web.Response:
         store = request.app[store_key]
         wanted = OPERATIONS[request.match_info["op"]]
         campaign = await store.set_status(request.match_info["campaign"], wanted)
         return await _shown(store, campaign.id)
 
+    @needs(Action.USE_DESK, others=Action.CONTROL_ANY_CALL)
     async def disposition(request: web.Request) -> web.Response:
         """An agent campaign call's disposition: {agent_id, disposition, due?, note?}."""
         try:
@@ -191,6 +199,7 @@ def routes(store_key: web.AppKey[CampaignStore], region: str = "BA") -> list[web
             raise CampaignError("bad_json", "the body is not JSON", 400) from exc
         at = datetime.now(UTC)
         agent_id, disp, due, note = check_disposition(data, at)
+        check_acting_for(request, agent_id)
         store = DiallerStore(request.app[store_key].sessions)
         call_id = request.match_info["call_id"]
         try:

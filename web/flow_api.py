@@ -19,6 +19,7 @@ from core.simulation import SimulationError
 from usecases import flow_editing
 from usecases.flow_simulation import check_request, simulate_call
 from web.auth import Action, User
+from web.errors import api_principal, needs
 from web.http import DeskWeb, _api
 from web.ports import CallControl
 
@@ -180,17 +181,22 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
 def routes(
     sessions_key: web.AppKey[Sessions], region: str, live_key: web.AppKey[Any] | None = None
 ) -> list[web.RouteDef]:
-    def bearer(operation: Operation) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def bearer(
+        operation: Operation, action: Action
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        @needs(action)
         async def run(request: web.Request) -> web.Response:
+            # A person's token owns its drafts as their desk does; the host's is "api".
+            owner = api_principal(request).agent_id or API_OWNER
             live = request.app.get(live_key) if live_key is not None else None
-            asker = Asker(request.app[sessions_key], region, API_OWNER, live)
+            asker = Asker(request.app[sessions_key], region, owner, live)
             return web.json_response(await operation(request, asker))
 
         return run
 
     return [
-        web.route(method, f"/api/flows/{{name}}{path}", bearer(operation))
-        for method, path, operation, _action in OPERATIONS
+        web.route(method, f"/api/flows/{{name}}{path}", bearer(operation, action))
+        for method, path, operation, action in OPERATIONS
     ]
 
 

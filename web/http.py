@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -36,13 +38,13 @@ from core.desk.forms import (
 )
 from core.desk.screenpop import build_screenpop
 from core.dialler import check_campaign_disposition, check_skip_reason
-from core.errors import AgentDeskError, CallControlError
+from core.errors import AgentDeskError
 from core.ids import row_id
 from core.throttle import LoginThrottle
 from models.db import is_outage
 from models.dialler import DiallerStore
 from models.web_sessions import WebSessionStore
-from web.api import check_call_request, check_reason, check_transfer, placed
+from web.api import check_call_request, check_reason, check_transfer, live_call_agent, placed
 from web.auth import (
     COOKIE,
     MAX_PASSWORD,
@@ -55,7 +57,7 @@ from web.auth import (
     may_control_call,
     verify_password,
 )
-from web.errors import DB_AWAY, error_json
+from web.errors import DB_AWAY, Need, client_address, error_json, route_need
 from web.notifier import Notifier
 from web.openapi import OPENAPI
 from web.ports import AgentCampaigns, AgentCommands, CallControl, ManualCalls, Softphones
@@ -99,11 +101,7 @@ class DeskWeb:
     sockets: dict[web.WebSocketResponse, tuple[str, Action]] = field(default_factory=dict)
 
     def client_address(self, request: web.Request) -> str:
-        remote = request.remote or "?"
-        if self.trusted_proxy and remote == self.trusted_proxy:
-            forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
-            return forwarded[:64] or remote
-        return remote
+        return client_address(request, self.trusted_proxy)
 
     def secure(self, request: web.Request) -> bool:
         if self.secure_cookies or request.secure:
@@ -210,16 +208,8 @@ async def _page_user(request: web.Request, action: Action) -> User:
     return user
 
 
-def _live_call_agent(dw: DeskWeb, call_id: str) -> str | None:
-    channel = dw.infoline.by_call.get(call_id)
-    session = dw.infoline.calls.get(channel) if channel else None
-    if session is None:
-        raise CallControlError("unknown_call", f"no live call {call_id!r}", 404)
-    return session.agent_id
-
-
 def _check_control(dw: DeskWeb, user: User, call_id: str) -> None:
-    if not may_control_call(user, _live_call_agent(dw, call_id)):
+    if not may_control_call(user, live_call_agent(dw.infoline, call_id)):
         raise AgentDeskError("not_your_call", "this call is with another agent", 403)
 
 
@@ -354,7 +344,37 @@ async def wallboard_page(request: web.Request) -> dict[str, Any]:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(OPENAPI)
+    return web.json_response(described(request.app.router))
+
+
+def described(router: web.UrlDispatcher) -> dict[str, Any]:
+    """The API's description with what each bearer operation needs (``x-centrala-action``,
+    and ``x-centrala-others`` to act for another agent), read from the routes' own
+    declarations, so the document cannot drift from what the guard enforces."""
+    doc = copy.deepcopy(OPENAPI)
+    for path, operations in doc["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        concrete = re.sub(r"\{[^}]+\}", "1", path)  # a sample of the path's parameters
+        for method, op in operations.items():
+            need = _need_of(router, method.upper(), concrete)
+            if need is not None:
+                op["x-centrala-action"] = str(need.action)
+                if need.others is not None:
+                    op["x-centrala-others"] = str(need.others)
+    return doc
+
+
+def _need_of(router: web.UrlDispatcher, method: str, path: str) -> Need | None:
+    for resource in router.resources():
+        info = resource.get_info()
+        pattern = info.get("pattern")
+        if info.get("path") != path and not (pattern is not None and pattern.fullmatch(path)):
+            continue
+        for route in resource:
+            if route.method == method:
+                return route_need(route.handler)
+    return None
 
 
 # ---- WebSockets ---------------------------------------------------------------------------

@@ -302,7 +302,11 @@ OPENAPI: dict[str, Any] = {
         "title": "Centrala",
         "version": "0.1.0",
         "description": (
-            "Machines use /api/* with `Authorization: Bearer <token>` (DATA_DIR/api-token). "
+            "Machines use /api/* with `Authorization: Bearer <token>`: a per-user token "
+            "(`centrala token create`, or POST /desk/api/tokens) acts with its agent's role "
+            "now; 401 for a missing, wrong, expired or revoked token, 403 when the role may "
+            "not (each operation's x-centrala-action names what it needs). The host's own "
+            "token (CENTRALA_API_TOKEN, else DATA_DIR/api-token) has every right. "
             "The agent desktop's browser uses /desk/api/* with its session cookie and the "
             "X-CSRF-Token header (from the page's meta tag) on every change. Errors are JSON "
             "with a stable error_id; Asterisk unreachable is 503."
@@ -370,6 +374,34 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/calls/{call_id}/recording/resume": {
             "post": _op("record the call again", body={"agent_id": _S})
+        },
+        "/api/agents/{agent_id}/preview": {
+            "get": _op("preview: the next contact of the agent's campaigns, held for them")
+        },
+        "/api/agents/{agent_id}/preview/{contact_id}/call": {
+            "post": _op("call the held contact from the agent's nailed-up phone")
+        },
+        "/api/agents/{agent_id}/preview/{contact_id}/skip": {
+            "post": _op("skip the held contact", body={"reason": _S})
+        },
+        "/api/campaigns": {
+            "get": _op("every campaign"),
+            "post": _op(
+                "a draft campaign: a survey campaign (survey, segments or contacts_csv, "
+                "settings), or with mode an agent campaign (queue, and segment, contacts_csv "
+                "or procedure)",
+                body={"name": _S, "survey": _S, "mode": _S, "queue": _S, "settings": {}},
+            ),
+        },
+        "/api/campaigns/{campaign}": {"get": _op("a campaign with its progress")},
+        "/api/campaigns/{campaign}/start": {"post": _op("run it")},
+        "/api/campaigns/{campaign}/pause": {"post": _op("pause it")},
+        "/api/campaigns/{campaign}/stop": {"post": _op("stop it for good")},
+        "/api/campaigns/calls/{call_id}/disposition": {
+            "post": _op(
+                "an agent campaign call's disposition",
+                body={"agent_id": _S, "disposition": _S, "due": _S, "note": _S},
+            )
         },
         "/api/surveys/{name}/report": {
             "get": _report_op(
@@ -496,6 +528,36 @@ OPENAPI: dict[str, Any] = {
         },
         **_flow_editing("/desk/api", _DESK),
         **_admin("/desk/api", _DESK),
+        "/desk/api/tokens": {
+            "get": _op(
+                "API tokens: your own; everyone's with the manage_roles action (admins), "
+                "?agent_id= for one agent's. Each: id, prefix, agent_id, name, state "
+                "(active|expired|revoked), created_at/_by, expires_at, revoked_at, "
+                "last_used_at/_from; never the secret",
+                auth=_DESK,
+            ),
+            "post": _op(
+                "a new API token of yours, with your role at each use (201): the token is in "
+                "this answer only. Errors: 422 bad_field (name, expires_days), 409 "
+                "too_many_tokens",
+                body={
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "expires_days": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 3650,
+                        "description": "omitted: never expires",
+                    },
+                },
+                auth=_DESK,
+            ),
+        },
+        "/desk/api/tokens/{token_id}": {
+            "delete": _op(
+                "revoke a token: your own, or anyone's with manage_roles (404 otherwise)",
+                auth=_DESK,
+            )
+        },
         "/desk/api/surveys/{name}/answers.csv": {
             "get": _report_op("every answer row as CSV (supervisor)", csv=True, auth=_DESK)
         },

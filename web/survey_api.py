@@ -18,6 +18,8 @@ from core.surveys.report import (
     parse_request,
 )
 from models.survey_results import load_results
+from web.auth import Action
+from web.errors import needs
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -43,11 +45,13 @@ def csv_response(name: str, results: SurveyResults) -> web.Response:
 
 
 def routes(sessions_key: web.AppKey[Sessions]) -> list[web.RouteDef]:
+    @needs(Action.VIEW_REPORTS)
     async def report(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         figures, _ = await survey_results(request.app[sessions_key], name, dict(request.query))
         return web.json_response(figures.to_json())
 
+    @needs(Action.VIEW_REPORTS)
     async def answers(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         _, results = await survey_results(request.app[sessions_key], name, dict(request.query))
