@@ -113,6 +113,7 @@ from ari_app.ami import AMIClient, AMIError, Message
 from ari_app.ari import ARIError, Event
 from centrala.logs import configure_logging
 from centrala.settings import Settings
+from core.media import prompt_of
 
 APP = "centrala-bench-chaos"
 # Prompts that wait for the caller's key (the callback offer: "1" takes it on this number).
@@ -227,7 +228,7 @@ class Caller:
 def media_name(uri: str) -> tuple[str, str]:
     """('main_menu', 'en') from sound:centrala/en/main_menu."""
     parts = uri.split(":", 1)[-1].split("/")
-    return parts[-1], (parts[-2] if len(parts) >= 2 else "")
+    return prompt_of(parts[-1]), (parts[-2] if len(parts) >= 2 else "")
 
 
 class Tracker:

@@ -2,12 +2,14 @@
 
 A prompt with an explicit ``media`` URI for a language is played from there; every other
 prompt text is synthesised (espeak-ng, then sox to 8 kHz 16-bit mono PCM WAV, which Asterisk's
-format_wav plays without transcoding trouble) into ``<out_dir>/<lang>/<name>.wav``, played as
-``sound:centrala/<lang>/<name>``. A sidecar ``<name>.wav.sha256`` of the voice and the text
-makes rebuilds instant: only changed texts are synthesised again.
+format_wav plays without transcoding trouble) into ``<out_dir>/<lang>/<file>.wav``, played as
+``sound:centrala/<lang>/<file>`` (``core.media.sound_name``: a flow's prompt file is named after
+its text too). A sidecar ``<file>.wav.sha256`` of the voice and the text makes rebuilds
+instant: only changed texts are synthesised again.
 
-Operator tooling (``centrala prompts build``, ``centrala pbx up``, ``centrala pbx media``):
-plain blocking code.
+Operator tooling (``centrala prompts build``, ``centrala pbx up``, ``centrala pbx media``) and
+``install_prompts``, which `serve` runs in a thread when a flow is published or tried from a
+phone, so new texts are heard at once: plain blocking code.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def build_prompts(
             if lang in prompt.media:
                 continue
             # Check every language before synthesising anything.
-            jobs.append((sound_name(source, name), lang, voice_for(lang), text))
+            jobs.append((sound_name(source, name, lang), lang, voice_for(lang), text))
     paths = []
     for name, lang, voice, text in jobs:
         out = out_dir / lang / f"{name}.wav"
@@ -223,6 +225,28 @@ def install_media(settings: Settings, root: Path) -> None:
     # Never silence on hold: the default class plays this (its directory is otherwise empty).
     # Under /usr/share, not /var/lib: the image's copy is not hidden by a volume.
     hold_music(root / MOH_FILE)
+
+
+def install_prompts(source: PromptSource, cache_dir: Path, target: Path) -> list[Path]:
+    """Synthesise ``source``'s prompt texts (cached in ``cache_dir``) and put the files
+    ``target`` (Asterisk's sounds/centrala) lacks there, each whole or not at all (written
+    beside, then renamed): a call playing the file never reads half of one. Files already
+    there are left alone (a file's name says its text). The files put there now."""
+    if not target.is_dir():
+        raise PromptError(f"{target} is not a directory: is the PBX's sound directory shared?")
+    installed = []
+    for path in build_prompts(source, cache_dir):
+        lang_dir = target / path.parent.name
+        final = lang_dir / path.name
+        if final.is_file():
+            continue
+        lang_dir.mkdir(mode=0o755, exist_ok=True)
+        tmp = lang_dir / f".{path.name}.tmp"
+        shutil.copyfile(path, tmp)
+        os.chmod(tmp, 0o644)  # the asterisk user reads them
+        os.replace(tmp, final)
+        installed.append(final)
+    return installed
 
 
 def install_sounds(settings: Settings, root: Path) -> None:

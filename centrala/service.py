@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -60,7 +61,7 @@ from web.api import routes as api_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
-from web.ports import AGENT_DIALLER, DESK, INFOLINE, OUTBOUND, SOFTPHONES
+from web.ports import AGENT_DIALLER, DESK, INFOLINE, OUTBOUND, PROMPTS, SOFTPHONES
 from web.recordings import RECORDINGS, RecordingFiles
 from web.server import CappedSite, body_deadline, handler_args
 from web.status import StatusSources, status_route
@@ -530,6 +531,29 @@ def status_sources(app: web.Application) -> StatusSources:
 MAX_BODY_BYTES = 1_100_000
 
 
+def prompt_installer(settings: Settings) -> Callable[[Any], Awaitable[None]]:
+    """What publishing a flow calls to make its prompts heard: espeak-ng and sox in a thread
+    (they take seconds, the event loop carries calls), into Asterisk's sounds directory."""
+    from centrala.prompts import PromptError, install_prompts
+    from usecases.flow_editing import FlowEditError
+
+    async def install(flow: Any) -> None:
+        try:
+            installed = await asyncio.to_thread(
+                install_prompts, flow, settings.data_dir / "sounds", settings.effective_prompts_dir
+            )
+        except (PromptError, OSError) as exc:
+            raise FlowEditError(
+                "prompts_failed",
+                f"the prompts could not be made, nothing was published: {exc}",
+                status=502,
+            ) from exc
+        if installed:
+            log.info("prompts_installed", flow=flow.name, files=len(installed))
+
+    return install
+
+
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
@@ -542,6 +566,7 @@ def build_app(settings: Settings) -> web.Application:
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
+    app[PROMPTS] = prompt_installer(settings)
     # AMI before the Stasis apps: the info line records calls through it from the first one.
     app.cleanup_ctx.extend(
         [

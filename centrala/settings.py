@@ -147,6 +147,11 @@ class Settings(BaseSettings):
     # hung up at once may still be on its way to the app that opens their row.
     cdr_grace_seconds: float = Field(default=15.0, ge=1, le=3600)
 
+    # Where `serve` puts the prompts it synthesises when a flow is published or tried from a
+    # phone: Asterisk's sounds/centrala (None: the local PBX's, under pbx_root; with Asterisk
+    # elsewhere, that directory shared with this host, as the Docker image's volume).
+    prompts_dir: Path | None = Field(default=None, description="Asterisk's sounds/centrala")
+
     # Call recording (core.recording): where Asterisk writes the files (as Asterisk sees the
     # path: inside its chroot or container), where `serve` reads them (None: the local PBX's
     # spool under pbx_root; with Asterisk elsewhere, that directory shared with this host),
@@ -381,6 +386,14 @@ class Settings(BaseSettings):
         if self.cdr_file is not None:
             return self.cdr_file
         return self.pbx_root / "rootfs" / CDR_FILE_IN_PBX
+
+    @property
+    def effective_prompts_dir(self) -> Path:
+        from centrala.prompts import SOUNDS_DIR
+
+        if self.prompts_dir is not None:
+            return self.prompts_dir
+        return self.pbx_root / "rootfs" / SOUNDS_DIR
 
     @property
     def effective_recording_dir(self) -> Path:

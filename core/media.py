@@ -4,6 +4,8 @@ synthesis itself (espeak-ng, sox) is I/O and stays in ``centrala.prompts``."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -11,6 +13,10 @@ from core.surveys.model import Survey
 from dialplan.model import Prompt
 
 SOUND_PREFIX = "centrala"
+# A flow's synthesised prompt is named after its text too ("welcome-3fa2c91b"): a version that
+# changes a text gets a file of its own, so calls still on the old version (and everyone
+# while a draft is tried from a test number) go on hearing the old one.
+_TEXT_TAG = re.compile(r"-[0-9a-f]{8}$")
 
 
 class PromptSource(Protocol):
@@ -20,12 +26,24 @@ class PromptSource(Protocol):
     def prompts(self) -> Mapping[str, Prompt]: ...
 
 
-def sound_name(source: PromptSource, name: str) -> str:
-    """The file name (without .wav) prompt `name` is synthesised into: a survey's prompts are
-    ``survey-<survey>-<name>`` so they never overwrite the info line's (both have "thanks")."""
+def text_tag(lang: str, text: str) -> str:
+    return hashlib.sha256(f"{lang}\n{text}".encode()).hexdigest()[:8]
+
+
+def sound_name(source: PromptSource, name: str, lang: str) -> str:
+    """The file name (without .wav) prompt ``name`` in ``lang`` is synthesised into: a flow's
+    ``<name>-<tag of the text>``; a survey's ``survey-<survey>-<name>``, so they never
+    overwrite the info line's (both have "thanks")."""
     if isinstance(source, Survey):
         return f"survey-{source.name}-{name}"
-    return name
+    prompt = source.prompts.get(name)
+    text = prompt.text.get(lang) if prompt is not None else None
+    return f"{name}-{text_tag(lang, text)}" if text else name
+
+
+def prompt_of(sound: str) -> str:
+    """The prompt's name in a flow's sound name (``welcome-3fa2c91b`` -> ``welcome``)."""
+    return _TEXT_TAG.sub("", sound)
 
 
 def prompt_media(source: PromptSource, name: str, lang: str) -> str:
@@ -34,4 +52,4 @@ def prompt_media(source: PromptSource, name: str, lang: str) -> str:
     prompt = source.prompts.get(name)
     if prompt is not None and lang in prompt.media:
         return prompt.media[lang]
-    return f"sound:{SOUND_PREFIX}/{lang}/{sound_name(source, name)}"
+    return f"sound:{SOUND_PREFIX}/{lang}/{sound_name(source, name, lang)}"

@@ -9,7 +9,7 @@ May import ``core``, ``dialplan`` and ``models`` (see ``usecases``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -39,6 +39,9 @@ from models.flows import (
 from models.traffic import paths_since
 
 Sessions = async_sessionmaker[AsyncSession]
+# Makes a flow's prompts heard: synthesised and put where Asterisk plays them, before the
+# flow goes live or to its test numbers (the adapter raises a DomainError when it cannot).
+Install = Callable[[Flow], Awaitable[object]]
 MAX_TEST_NUMBERS = 20
 MAX_NOTE = 500
 MAX_AHEAD = timedelta(days=366)
@@ -191,7 +194,12 @@ async def check_definition(
 
 
 async def save_draft(
-    sessions: Sessions, name: str, owner: str, body: Mapping[str, Any], region: str
+    sessions: Sessions,
+    name: str,
+    owner: str,
+    body: Mapping[str, Any],
+    region: str,
+    install: Install | None = None,
 ) -> dict[str, Any]:
     """Store ``owner``'s draft (``PUT .../draft``). A draft with problems is kept (work in
     progress) but not tried: its test numbers get the live version until it passes."""
@@ -220,6 +228,8 @@ async def save_draft(
         )
     problems, blockers = await _problems(sessions, flow)
     trial = flow if not problems and not blockers else None
+    if trial is not None and numbers and install is not None:
+        await install(trial)  # the test numbers hear the draft's own texts
     try:
         draft = await store(
             sessions,
@@ -279,8 +289,13 @@ async def _go_live(
     at: datetime | None,
     action: str,
     after: After | None = None,
+    install: Install | None = None,
 ) -> dict[str, Any]:
-    """Publish ``flow`` now, or schedule it for ``at``; the errors as the API gives them."""
+    """Publish ``flow`` now, or schedule it for ``at``; the errors as the API gives them.
+    Its prompts are installed first (their files are named after their texts: harmless to
+    calls on other versions), so the first caller of the new version hears them."""
+    if install is not None and not validate(flow, await known_queue_ids(sessions)):
+        await install(flow)
     try:
         if at is not None:
             version = await schedule_flow(
@@ -318,7 +333,12 @@ async def _go_live(
 
 
 async def publish(
-    sessions: Sessions, name: str, owner: str, body: Mapping[str, Any], now: datetime
+    sessions: Sessions,
+    name: str,
+    owner: str,
+    body: Mapping[str, Any],
+    now: datetime,
+    install: Install | None = None,
 ) -> dict[str, Any]:
     """Make ``owner``'s draft the live version (``POST .../publish``), now or at ``at``:
     refused while it has problems (422) or when another version was published since it was
@@ -347,6 +367,7 @@ async def publish(
         at=at,
         action="flow.publish",
         after=drop,
+        install=install,
     )
 
 
@@ -381,6 +402,7 @@ async def set_hours(
     actor: str,
     body: Mapping[str, Any],
     now: datetime,
+    install: Install | None = None,
 ) -> dict[str, Any]:
     """New opening hours and holidays for one calendar (``PUT .../calendars/{calendar}``):
     published as a new version of the flow, now or at ``at`` ("from Monday 08:00"), refused
@@ -404,7 +426,14 @@ async def set_hours(
     definition.setdefault("calendars", {})[calendar] = body.get("calendar")
     flow = parse_definition(name, definition)
     return await _go_live(
-        sessions, flow, actor, note=note, expect_active=expect, at=at, action="hours.edit"
+        sessions,
+        flow,
+        actor,
+        note=note,
+        expect_active=expect,
+        at=at,
+        action="hours.edit",
+        install=install,
     )
 
 
@@ -457,7 +486,11 @@ async def compare(sessions: Sessions, name: str, owner: str, from_: str, to: str
 
 
 async def rollback(
-    sessions: Sessions, name: str, actor: str, body: Mapping[str, Any]
+    sessions: Sessions,
+    name: str,
+    actor: str,
+    body: Mapping[str, Any],
+    install: Install | None = None,
 ) -> dict[str, Any]:
     """Publish an old version again as the newest (``POST .../rollback``, body ``{"to": N}``;
     ``active_version``: the version the admin saw live, refused if another is live now)."""
@@ -474,7 +507,14 @@ async def rollback(
     if flow is None:
         raise FlowEditError("unknown_version", f"no version {to} of {name!r}", status=404)
     return await _go_live(
-        sessions, flow, actor, note=note, expect_active=expect, at=None, action="flow.rollback"
+        sessions,
+        flow,
+        actor,
+        note=note,
+        expect_active=expect,
+        at=None,
+        action="flow.rollback",
+        install=install,
     )
 
 

@@ -21,7 +21,7 @@ from usecases.flow_simulation import check_request, simulate_call
 from web.auth import Action, User
 from web.errors import api_principal, needs
 from web.http import DeskWeb, _api
-from web.ports import CallControl
+from web.ports import PROMPTS, CallControl
 
 Sessions = async_sessionmaker[AsyncSession]
 API_OWNER = "api"  # the owner of drafts made through the shared bearer token
@@ -36,6 +36,7 @@ class Asker:
     region: str
     owner: str
     live: CallControl | None = None  # the info line's live calls (None: no live part)
+    install: flow_editing.Install | None = None  # makes prompts heard (web.ports.PROMPTS)
 
 
 Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any]]]
@@ -76,7 +77,7 @@ async def get_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
 async def put_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
     body = await _body(request)
     return await flow_editing.save_draft(
-        asker.sessions, _name(request), asker.owner, body, asker.region
+        asker.sessions, _name(request), asker.owner, body, asker.region, asker.install
     )
 
 
@@ -91,7 +92,7 @@ async def check_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
 async def publish(request: web.Request, asker: Asker) -> dict[str, Any]:
     body = await _body(request)
     return await flow_editing.publish(
-        asker.sessions, _name(request), asker.owner, body, datetime.now(UTC)
+        asker.sessions, _name(request), asker.owner, body, datetime.now(UTC), asker.install
     )
 
 
@@ -141,6 +142,7 @@ async def put_calendar(request: web.Request, asker: Asker) -> dict[str, Any]:
         asker.owner,
         await _body(request),
         datetime.now(UTC),
+        asker.install,
     )
 
 
@@ -155,7 +157,9 @@ async def compare(request: web.Request, asker: Asker) -> dict[str, Any]:
 
 async def rollback(request: web.Request, asker: Asker) -> dict[str, Any]:
     body = await _body(request)
-    return await flow_editing.rollback(asker.sessions, _name(request), asker.owner, body)
+    return await flow_editing.rollback(
+        asker.sessions, _name(request), asker.owner, body, asker.install
+    )
 
 
 # (method, path under .../flows/{name}, operation, what the desk's user must be allowed)
@@ -189,7 +193,7 @@ def routes(
             # A person's token owns its drafts as their desk does; the host's is "api".
             owner = api_principal(request).agent_id or API_OWNER
             live = request.app.get(live_key) if live_key is not None else None
-            asker = Asker(request.app[sessions_key], region, owner, live)
+            asker = Asker(request.app[sessions_key], region, owner, live, request.app.get(PROMPTS))
             return web.json_response(await operation(request, asker))
 
         return run
@@ -206,7 +210,9 @@ def desk_routes() -> list[web.RouteDef]:
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         @_api(action)
         async def run(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
-            asker = Asker(dw.store.sessions, dw.region, user.agent_id, dw.infoline)
+            asker = Asker(
+                dw.store.sessions, dw.region, user.agent_id, dw.infoline, request.app.get(PROMPTS)
+            )
             return web.json_response(await operation(request, asker))
 
         return run

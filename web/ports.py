@@ -4,7 +4,7 @@ keys below, and the web layer never imports them. A fake with these members serv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -109,3 +109,6 @@ SOFTPHONES: web.AppKey[Softphones] = web.AppKey("softphones")
 INFOLINE: web.AppKey[CallControl] = web.AppKey("infoline")
 OUTBOUND: web.AppKey[ManualCalls] = web.AppKey("outbound")
 AGENT_DIALLER: web.AppKey[AgentCampaigns] = web.AppKey("agent_dialler")
+# Synthesises a flow's prompts and puts them where Asterisk plays them (centrala.service);
+# raises a DomainError when it cannot. Absent: prompts are built by hand (`prompts build`).
+PROMPTS: web.AppKey[Callable[[Any], Awaitable[None]]] = web.AppKey("prompts")

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from ari_app.ami import AMIClient
 from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from centrala.settings import Settings
+from core.media import prompt_of
 from models.tables import Call, CallEvent
 from tests.conftest import Database, make_database
 from tests.integration import live
@@ -355,7 +356,7 @@ class CallerLeg:
 
         def plays(event: Event) -> bool:
             uri = str(event["playback"].get("media_uri", ""))
-            return uri.rsplit("/", 1)[-1].removeprefix("sound:") == prompt
+            return prompt_of(uri.rsplit("/", 1)[-1].removeprefix("sound:")) == prompt
 
         return await self.wait_for("PlaybackStarted", timeout, where=plays, far=True, after=after)
 

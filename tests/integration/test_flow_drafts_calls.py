@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from centrala.settings import Settings
+from core.media import prompt_media
+from dialplan.model import Flow
 from models.flows import apply_flow
 from models.tables import Call
 from tests.integration.conftest import CallerLeg, Callers, Server
@@ -47,10 +50,15 @@ async def _has_draft(desk: Desk) -> bool:
     return bool(draft["saved"])
 
 
+NEW_TEXT = {"bs": "Nova ponuda: krediti za solarne panele.", "en": "New: loans for solar panels."}
+
+
 def zero_informs(definition: dict[str, Any]) -> dict[str, Any]:
+    """Key 0 gives the products' information, which has a new text."""
     changed = copy.deepcopy(definition)
     assert changed["nodes"]["main_menu"]["options"]["0"] == "operator"
     changed["nodes"]["main_menu"]["options"]["0"] = "information"
+    changed["prompts"]["information_products"]["text"] = NEW_TEXT
     return changed
 
 
@@ -86,9 +94,17 @@ async def test_a_draft_heard_from_its_test_number_then_published_then_rolled_bac
     trial = saved["trial_version"]
     assert trial is not None and saved["problems"] == []
 
-    # The tester hears the draft; an ordinary caller the live version.
-    row = await heard_information(server, await call_and_press(callers, TESTER, "0"))
+    # The tester hears the draft, its new text too (synthesised when the draft was saved,
+    # into a file of its own); an ordinary caller the live version.
+    tester = await call_and_press(callers, TESTER, "0")
+    started = await tester.prompt_started("information_products")
+    row = await heard_information(server, tester)
     assert row.flow_version == trial
+    draft_flow = Flow.model_validate(zero_informs(draft["definition"]))
+    lang = started["playback"]["media_uri"].split("/")[-2]
+    media = prompt_media(draft_flow, "information_products", lang)
+    assert started["playback"]["media_uri"] == media
+    assert (Settings().effective_prompts_dir / lang / f"{media.rsplit('/', 1)[-1]}.wav").is_file()
     row = await reached_operator(server, await call_and_press(callers, "+38761999202", "0"))
     assert row.flow_version == live["version"]
 

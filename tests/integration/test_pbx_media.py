@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from ari_app.ari import Event
 from centrala.prompts import MOH_FILE, SOUNDS_DIR, load_flow
-from core.media import prompt_media
+from core.media import prompt_media, text_tag
 from tests.integration.conftest import PBX, Callers, _centrala
 
 
@@ -36,7 +36,7 @@ def test_default_flow_prompts_are_installed(pbx: PBX) -> None:
     for name, prompt in flow.prompts.items():
         for lang in prompt.text:
             media = prompt_media(flow, name, lang)
-            assert media == f"sound:centrala/{lang}/{name}"
+            assert media == f"sound:centrala/{lang}/{name}-{text_tag(lang, prompt.text[lang])}"
             path = sounds / f"{media.removeprefix('sound:')}.wav"
             with wave.open(str(path), "rb") as w:
                 assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from core.ivr import MAX_RECORDED_PATH
+from core.media import prompt_of
 from core.routing import Caller
 from core.simulation import (
     MAX_KEYS,
@@ -78,7 +79,7 @@ def test_new_caller_choosing_english_then_their_loan_waits_for_the_new_client_de
         ("main_menu", "en"),
     ]
     assert sim.prompts[2].text == "Welcome to the foundation's information line."
-    assert sim.prompts[2].media == "sound:centrala/en/welcome"
+    assert prompt_of(sim.prompts[2].media) == "sound:centrala/en/welcome"
     assert all(p.cut_at is None for p in sim.prompts)  # each key came when the line waited
     end = sim.end
     assert (end.kind, end.queue_open, end.outcome) == ("queued", True, None)

@@ -26,6 +26,7 @@ from ari_app.infoline import InfolineApp
 from ari_app.testing import FakeARI
 from core.acd import ACD, AgentMode
 from core.enums import AgentRole
+from core.media import prompt_of
 from dialplan.validate import load_flow
 from models.calllog import CallLog
 from models.crm import CRM
@@ -292,7 +293,7 @@ async def test_caller_pressing_nine_after_the_language_prompt_hears_the_rest_in_
 
     def now_playing() -> list[str]:
         (playback,) = line.ari.playing("caller-2")
-        return playback.media
+        return [prompt_of(media) for media in playback.media]
 
     for prompt in ("bs/recording_notice", "bs/choose_language"):
         assert now_playing() == [f"sound:centrala/{prompt}"]
@@ -692,7 +693,7 @@ async def test_prompt_that_ended_while_disconnected_does_not_leave_the_caller_in
     assert line.ari.playing("flap-1") == []  # silence, until we notice
     await reconnect(line)
     (now_playing,) = line.ari.playing("flap-1")
-    assert now_playing.media == ["sound:centrala/bs/choose_language"]
+    assert [prompt_of(m) for m in now_playing.media] == ["sound:centrala/bs/choose_language"]
     line.ari.hang_up("flap-1")
     await line.settle()
     no_leftovers(line.ari)

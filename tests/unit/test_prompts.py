@@ -11,9 +11,16 @@ from typing import Any
 
 import pytest
 
-from centrala.prompts import PromptError, build_prompts, hold_music, load_flow, voice_for
+from centrala.prompts import (
+    PromptError,
+    build_prompts,
+    hold_music,
+    install_prompts,
+    load_flow,
+    voice_for,
+)
 from centrala.settings import Settings
-from core.media import prompt_media
+from core.media import prompt_media, prompt_of, text_tag
 from dialplan.model import Flow
 
 
@@ -34,6 +41,11 @@ TINY = {
     "hello": {"text": {"bs": "Dobar dan.", "en": "Good morning."}},
     "bye": {"text": {"bs": "Doviđenja.", "en": "Goodbye."}},
 }
+
+
+def _file(lang: str, name: str, text: str) -> str:
+    """A flow prompt's file: its name and the tag of its text (core.media.sound_name)."""
+    return f"{name}-{text_tag(lang, text)}.wav"
 
 
 def _read(path: Path) -> tuple[wave._wave_params, array.array[int]]:
@@ -66,8 +78,18 @@ def test_prompt_media_prefers_explicit_media_per_language() -> None:
         {"hello": {"text": {"bs": "Dobar dan.", "en": "Hello."}, "media": {"en": "sound:hello"}}}
     )
     assert prompt_media(flow, "hello", "en") == "sound:hello"
-    assert prompt_media(flow, "hello", "bs") == "sound:centrala/bs/hello"
+    tag = text_tag("bs", "Dobar dan.")
+    assert prompt_media(flow, "hello", "bs") == f"sound:centrala/bs/hello-{tag}"
     assert prompt_media(flow, "unknown", "de") == "sound:centrala/de/unknown"
+
+
+def test_a_flow_prompts_file_is_named_after_its_text() -> None:
+    before = _flow({"hello": {"text": {"bs": "Dobar dan."}}})
+    after = _flow({"hello": {"text": {"bs": "Dobro jutro."}}})
+    old, new = prompt_media(before, "hello", "bs"), prompt_media(after, "hello", "bs")
+    assert old != new  # a call on the old version keeps hearing the old file
+    assert prompt_of(old) == prompt_of(new) == "sound:centrala/bs/hello"
+    assert prompt_of("sound:centrala/bs/main-menu") == "sound:centrala/bs/main-menu"
 
 
 # ---- build_prompts ------------------------------------------------------------------------
@@ -76,18 +98,23 @@ def test_prompt_media_prefers_explicit_media_per_language() -> None:
 def test_build_prompts_makes_telephone_wavs(tmp_path: Path) -> None:
     built: list[Path] = []
     paths = build_prompts(_flow(TINY), tmp_path, built=built)
-    expected = {tmp_path / lang / f"{name}.wav" for lang in ("bs", "en") for name in TINY}
+    expected = {
+        tmp_path / lang / _file(lang, name, prompt["text"][lang])
+        for lang in ("bs", "en")
+        for name, prompt in TINY.items()
+    }
     assert set(paths) == expected
     assert set(built) == expected
     for path in paths:
         _assert_telephone_wav(path)
         assert path.with_name(path.name + ".sha256").is_file()
     # No temporary files left behind.
+    bye, hello = _file("bs", "bye", "Doviđenja."), _file("bs", "hello", "Dobar dan.")
     assert sorted(p.name for p in (tmp_path / "bs").iterdir()) == [
-        "bye.wav",
-        "bye.wav.sha256",
-        "hello.wav",
-        "hello.wav.sha256",
+        bye,
+        f"{bye}.sha256",
+        hello,
+        f"{hello}.sha256",
     ]
 
 
@@ -101,19 +128,19 @@ def test_rebuild_uses_the_cache_and_redoes_only_changed_texts(tmp_path: Path) ->
     assert {p: p.stat().st_mtime_ns for p in paths} == mtimes
 
     changed = {**TINY, "bye": {"text": {"bs": "Doviđenja.", "en": "Goodbye and thank you."}}}
-    before = (tmp_path / "en" / "bye.wav").read_bytes()
+    old = tmp_path / "en" / _file("en", "bye", "Goodbye.")
+    before = old.read_bytes()
     built = []
     build_prompts(_flow(changed), tmp_path, built=built)
-    assert built == [tmp_path / "en" / "bye.wav"]
-    assert (tmp_path / "en" / "bye.wav").read_bytes() != before
+    assert built == [tmp_path / "en" / _file("en", "bye", "Goodbye and thank you.")]
+    assert old.read_bytes() == before  # a call on the old version still plays the old text
     for path in paths:
-        if path != tmp_path / "en" / "bye.wav":
-            assert path.stat().st_mtime_ns == mtimes[path], path
+        assert path.stat().st_mtime_ns == mtimes[path], path
 
 
 def test_explicit_media_is_not_synthesised(tmp_path: Path) -> None:
     flow = _flow({"hello": {"text": {"bs": "Dobar dan.", "en": "Hi."}, "media": {"en": "x"}}})
-    assert build_prompts(flow, tmp_path) == [tmp_path / "bs" / "hello.wav"]
+    assert build_prompts(flow, tmp_path) == [tmp_path / "bs" / _file("bs", "hello", "Dobar dan.")]
     assert not (tmp_path / "en").exists()
 
 
@@ -146,7 +173,8 @@ def test_the_default_flow_loads_and_every_language_has_a_voice() -> None:
     for name, prompt in flow.prompts.items():
         for lang in prompt.text:
             assert voice_for(lang)
-            assert prompt_media(flow, name, lang) == f"sound:centrala/{lang}/{name}"
+            tag = text_tag(lang, prompt.text[lang])
+            assert prompt_media(flow, name, lang) == f"sound:centrala/{lang}/{name}-{tag}"
     for lang in ("bs", "hr", "sr", "en", "ro", "cs", "hu", "tr", "de"):
         assert voice_for(lang)
 
@@ -182,3 +210,14 @@ def test_hold_music_default_length(tmp_path: Path) -> None:
     hold_music(tmp_path / "moh.wav")
     params, _ = _read(tmp_path / "moh.wav")
     assert abs(params.nframes / params.framerate - 30) < 0.01
+
+
+def test_install_puts_only_the_missing_files_where_asterisk_plays_them(tmp_path: Path) -> None:
+    target = tmp_path / "sounds-centrala"
+    with pytest.raises(PromptError, match="not a directory"):
+        install_prompts(_flow(TINY), tmp_path / "cache", target)
+    target.mkdir()
+    installed = install_prompts(_flow(TINY), tmp_path / "cache", target)
+    assert installed and all(p.is_file() and p.stat().st_mode & 0o777 == 0o644 for p in installed)
+    assert install_prompts(_flow(TINY), tmp_path / "cache", target) == []  # all there already
+    assert not list(target.rglob(".*.tmp"))
