@@ -2,8 +2,10 @@
 roll back (``.../flows/{name}/...``), for machines under the bearer-token /api (``routes``)
 and for the console on the desk (``desk_routes``: the session cookie, the CSRF header; editing
 needs ``Action.EDIT_FLOWS``, admins only; simulating ``Action.SIMULATE_CALLS``, supervisors
-too). Both answer what ``usecases.flow_editing`` and ``usecases.flow_simulation`` make of the
-same body; a draft belongs to whoever asks (on the bearer API, "api")."""
+too; the diagram ``SIMULATE_CALLS`` as well, so supervisors see it). Both answer what
+``usecases.flow_editing`` and ``usecases.flow_simulation`` make of the same body; a draft
+belongs to whoever asks (on the bearer API, "api"). An operation answers a dict (sent as JSON)
+or a whole response (the diagram's SVG, ``web.flow_diagram``)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.simulation import SimulationError
 from usecases import flow_editing
 from usecases.flow_simulation import check_request, simulate_call
+from web import flow_diagram
 from web.auth import Action, User
 from web.http import DeskWeb, _api
 
@@ -35,7 +38,13 @@ class Asker:
     owner: str
 
 
-Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any]]]
+Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any] | web.Response]]
+# The SVG is drawn from admins' text: no script may run in it even when opened on its own.
+SVG_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -115,6 +124,22 @@ async def rollback(request: web.Request, asker: Asker) -> dict[str, Any]:
     return await flow_editing.rollback(asker.sessions, _name(request), asker.owner, body)
 
 
+async def diagram(request: web.Request, asker: Asker) -> web.Response:
+    which = request.query.get("version", "active")
+    label, flow, problems = await flow_editing.diagram_source(
+        asker.sessions, _name(request), asker.owner, which
+    )
+    svg = await flow_diagram.render(flow, problems=problems)
+    # Saved, the file says what it shows (flow names are [a-z0-9_], labels "version 3"/"draft").
+    filename = f"{flow.name}-{label.replace(' ', '-')}.svg"
+    headers = {**SVG_HEADERS, "Content-Disposition": f'inline; filename="{filename}"'}
+    return web.Response(text=svg, content_type="image/svg+xml", headers=headers)
+
+
+def _reply(result: dict[str, Any] | web.Response) -> web.Response:
+    return result if isinstance(result, web.Response) else web.json_response(result)
+
+
 # (method, path under .../flows/{name}, operation, what the desk's user must be allowed)
 OPERATIONS: list[tuple[str, str, Operation, Action]] = [
     ("POST", "/simulate", simulate, Action.SIMULATE_CALLS),
@@ -127,6 +152,7 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
     ("GET", "/versions/{version}", get_version, Action.EDIT_FLOWS),
     ("GET", "/diff", compare, Action.EDIT_FLOWS),
     ("POST", "/rollback", rollback, Action.EDIT_FLOWS),
+    ("GET", "/diagram.svg", diagram, Action.SIMULATE_CALLS),
 ]
 
 
@@ -134,7 +160,7 @@ def routes(sessions_key: web.AppKey[Sessions], region: str) -> list[web.RouteDef
     def bearer(operation: Operation) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def run(request: web.Request) -> web.Response:
             asker = Asker(request.app[sessions_key], region, API_OWNER)
-            return web.json_response(await operation(request, asker))
+            return _reply(await operation(request, asker))
 
         return run
 
@@ -151,7 +177,7 @@ def desk_routes() -> list[web.RouteDef]:
         @_api(action)
         async def run(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
             asker = Asker(dw.store.sessions, dw.region, user.agent_id)
-            return web.json_response(await operation(request, asker))
+            return _reply(await operation(request, asker))
 
         return run
 
