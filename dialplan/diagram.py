@@ -68,13 +68,15 @@ FONT = "Helvetica"
 # ---- escaping -----------------------------------------------------------------------------
 
 
+# Characters XML 1.0 cannot carry (or UTF-8 cannot encode: lone surrogates from JSON), and
+# the other control characters: each becomes a space.
+UNFIT = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def _text(value: str, limit: int | None = None) -> str:
-    """Admin text as it may go into a DOT attribute: control characters out (XML 1.0 cannot
-    carry them), shortened, XML-escaped, the backslash as its stand-in."""
-    value = "".join(
-        " " if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) < 0xA0 else c for c in value
-    )
-    value = value.replace(BACKSLASH, "\ufffd")
+    """Admin text as it may go into a DOT attribute: unfit characters out, shortened,
+    XML-escaped, the backslash as its stand-in."""
+    value = UNFIT.sub(" ", value).replace(BACKSLASH, "\ufffd")
     if limit is not None and len(value) > limit:
         value = value[: limit - 1].rstrip() + "…"
     value = (

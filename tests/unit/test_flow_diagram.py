@@ -167,6 +167,8 @@ def test_admin_text_in_the_dot_text_cannot_end_a_string_or_a_label() -> None:
     assert not set(escaped) & set('"<>\\\n')
     assert diagram.BACKSLASH in escaped and "čćžšđ" in escaped
     assert diagram._text("a" * 400, 48) == "a" * 47 + "…"
+    # Nothing XML or UTF-8 cannot carry (a lone surrogate can come from JSON).
+    assert diagram._text("a\x00b\tc\ud800d\x85e\ufffe") == "a b c d e "
 
 
 # ---- drawn by dot ---------------------------------------------------------------------------
@@ -198,6 +200,7 @@ async def test_the_shipped_flow_is_drawn_by_dot_each_node_clickable() -> None:
 async def test_hostile_admin_text_comes_through_as_exactly_that_text() -> None:
     data = infoline().model_dump(mode="json")
     data["prompts"]["welcome"]["text"]["bs"] = HOSTILE
+    data["prompts"]["welcome_back"]["text"]["bs"] = "nul\x00surrogate\ud800ok"
     data["nodes"]["who"]["cases"][0]["when"] = {"language": ['<img src=x onerror="alert(3)">\\']}
     flow = Flow.model_validate(data)
     # A node name the model would refuse, as a flow built without validation could carry.
@@ -219,6 +222,7 @@ async def test_hostile_admin_text_comes_through_as_exactly_that_text() -> None:
     titles = [t.text or "" for t in root.iter(f"{SVG}title")]
     welcome = next(t for t in titles if "play · welcome\n" in t)
     assert welcome == f"play · welcome\n“{HOSTILE}”"  # exactly, backslashes and all
+    assert "play · welcome_back\n“nul surrogate ok”" in titles
     texts = {t.text for t in root.iter(f"{SVG}text")}
     assert 'language <img src=x onerror="alert(3)">\\' in texts
     assert 'x"><script>alert(4)</script>' in texts
