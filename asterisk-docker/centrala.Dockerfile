@@ -1,11 +1,12 @@
 # Centrala itself (`centrala serve`, and `centrala pbx render` for compose's pbx-config).
 # Build from the repository root (tests/docker runs exactly this):
 #   docker build -f asterisk-docker/centrala.Dockerfile -t centrala .
-# Debian sid, as the Asterisk image: one base image, one distribution.
+# Debian sid, as the Asterisk image: one base image, one distribution. graphviz: `dot` draws the
+# flows' diagrams; fonts-liberation2 (only recommended by graphviz) gives it the text's widths.
 FROM debian:sid-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3 python3-venv ca-certificates \
+      python3 python3-venv ca-certificates graphviz fonts-liberation2 \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/venv
 WORKDIR /opt/centrala

@@ -139,8 +139,7 @@ def _walks_without_input(flow: Flow) -> tuple[list[list[str]], int, str]:
     nodes = flow.nodes
     passing = {name for name, node in nodes.items() if _passes_through(node)}
     edges = {
-        name: sorted({t for _, t in _targets(name, nodes[name]) if t in passing})
-        for name in passing
+        name: sorted({t for _, t in targets(name, nodes[name]) if t in passing}) for name in passing
     }
     loops: list[list[str]] = []
     seen_loops: set[frozenset[str]] = set()
@@ -195,8 +194,9 @@ def check_limits(flow: Flow) -> list[str]:
 # ---- checks -------------------------------------------------------------------------------
 
 
-def _targets(name: str, node: Any) -> Iterator[tuple[str, str]]:
-    """(where, target node name) for every node the node can lead to."""
+def targets(name: str, node: Any) -> Iterator[tuple[str, str]]:
+    """(where, target node name) for every node the node can lead to; ``where`` is the
+    field's path as problems name it ("nodes.NAME.options.1"). Also the diagram's edges."""
     where = f"nodes.{name}"
     if isinstance(node, PlayNode | LanguageNode | CallbackNode | AgreeSurveyNode):
         yield f"{where}.next", node.next
@@ -299,7 +299,7 @@ def _check_graph(flow: Flow) -> list[str]:
         problems.append(f"start: no node named {flow.start!r}")
     edges: dict[str, list[str]] = {name: [] for name in nodes}
     for name, node in nodes.items():
-        for where, target in _targets(name, node):
+        for where, target in targets(name, node):
             if target in nodes:
                 edges[name].append(target)
             else:
@@ -355,14 +355,14 @@ def _check_graph(flow: Flow) -> list[str]:
     dangling = {
         name
         for name, node in nodes.items()
-        if any(target not in nodes for _, target in _targets(name, node))
+        if any(target not in nodes for _, target in targets(name, node))
     }
     exits = {
         name for name, node in nodes.items() if isinstance(node, RouteNode | HangupNode)
     } | dangling
     incoming: dict[str, list[str]] = {name: [] for name in nodes}
-    for name, targets in edges.items():
-        for target in targets:
+    for name, outgoing in edges.items():
+        for target in outgoing:
             incoming[target].append(name)
     can_exit = set(exits)
     stack = list(exits)

@@ -451,10 +451,9 @@ async def show_version(sessions: Sessions, name: str, version: int) -> dict[str,
     return {"name": name, "version": version, "definition": flow.model_dump(mode="json")}
 
 
-async def _side(
-    sessions: Sessions, name: str, owner: str, which: str
-) -> tuple[str, dict[str, Any]]:
-    """One side of a diff: a version number, ``active`` or ``draft`` (the asker's)."""
+async def side(sessions: Sessions, name: str, owner: str, which: str) -> tuple[str, dict[str, Any]]:
+    """A version to look at, one side of a diff or a diagram: a version number, ``active`` or
+    ``draft`` (the asker's), as (what to call it, its definition)."""
     if which == "draft":
         draft = await get_draft(sessions, name, owner)
         if draft is None:
@@ -475,14 +474,31 @@ async def _side(
 
 async def compare(sessions: Sessions, name: str, owner: str, from_: str, to: str) -> dict[str, Any]:
     """What changed from ``from_`` to ``to`` (``GET .../diff?from=&to=``)."""
-    from_name, before = await _side(sessions, name, owner, from_)
-    to_name, after = await _side(sessions, name, owner, to)
+    from_name, before = await side(sessions, name, owner, from_)
+    to_name, after = await side(sessions, name, owner, to)
     return {
         "from": from_,
         "to": to,
         "changes": [c.to_json() for c in diff.changes(before, after)],
         "text": diff.unified(before, after, from_name, to_name),
     }
+
+
+async def diagram_source(
+    sessions: Sessions, name: str, owner: str, which: str
+) -> tuple[str, Flow, dict[str, list[str]]]:
+    """What ``GET .../diagram.svg?version=`` draws: the version (``side``), its flow, and its
+    problems by node (the validator's, as the editor shows them at their nodes)."""
+    label, definition = await side(sessions, name, owner, which)
+    flow = parse_definition(name, definition)
+    problems, _blockers = await _problems(sessions, flow)
+    by_node: dict[str, list[str]] = {}
+    for item in problem_items(problems):
+        if (node := item["node"]) is not None:
+            field = item["at"].removeprefix(f"nodes.{node}").removeprefix(".")
+            text = f"{field}: {item['message']}" if field else item["message"]
+            by_node.setdefault(node, []).append(text)
+    return label, flow, by_node
 
 
 async def rollback(
@@ -571,6 +587,7 @@ __all__ = [
     "cancel_schedule",
     "check_definition",
     "compare",
+    "diagram_source",
     "discard",
     "draft_flow",
     "history",
@@ -581,4 +598,5 @@ __all__ = [
     "save_draft",
     "set_hours",
     "show_version",
+    "side",
 ]

@@ -2,8 +2,10 @@
 roll back (``.../flows/{name}/...``), for machines under the bearer-token /api (``routes``)
 and for the console on the desk (``desk_routes``: the session cookie, the CSRF header; editing
 needs ``Action.EDIT_FLOWS``, admins only; simulating ``Action.SIMULATE_CALLS``, supervisors
-too). Both answer what ``usecases.flow_editing`` and ``usecases.flow_simulation`` make of the
-same body; a draft belongs to whoever asks (on the bearer API, "api")."""
+too; the diagram ``SIMULATE_CALLS`` as well, so supervisors see it). Both answer what
+``usecases.flow_editing`` and ``usecases.flow_simulation`` make of the same body; a draft
+belongs to whoever asks (on the bearer API, "api"). An operation answers a dict (sent as JSON)
+or a whole response (the diagram's SVG, ``web.flow_diagram``)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.simulation import SimulationError
 from usecases import flow_editing
 from usecases.flow_simulation import check_request, simulate_call
+from web import flow_diagram
 from web.auth import Action, User
 from web.errors import api_principal, needs
 from web.http import DeskWeb, _api
@@ -39,7 +42,13 @@ class Asker:
     install: flow_editing.Install | None = None  # makes prompts heard (web.ports.PROMPTS)
 
 
-Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any]]]
+Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any] | web.Response]]
+# The SVG is drawn from admins' text: no script may run in it even when opened on its own.
+SVG_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -162,6 +171,22 @@ async def rollback(request: web.Request, asker: Asker) -> dict[str, Any]:
     )
 
 
+async def diagram(request: web.Request, asker: Asker) -> web.Response:
+    which = request.query.get("version", "active")
+    label, flow, problems = await flow_editing.diagram_source(
+        asker.sessions, _name(request), asker.owner, which
+    )
+    svg = await flow_diagram.render(flow, problems=problems)
+    # Saved, the file says what it shows (flow names are [a-z0-9_], labels "version 3"/"draft").
+    filename = f"{flow.name}-{label.replace(' ', '-')}.svg"
+    headers = {**SVG_HEADERS, "Content-Disposition": f'inline; filename="{filename}"'}
+    return web.Response(text=svg, content_type="image/svg+xml", headers=headers)
+
+
+def _reply(result: dict[str, Any] | web.Response) -> web.Response:
+    return result if isinstance(result, web.Response) else web.json_response(result)
+
+
 # (method, path under .../flows/{name}, operation, what the desk's user must be allowed)
 OPERATIONS: list[tuple[str, str, Operation, Action]] = [
     ("POST", "/simulate", simulate, Action.SIMULATE_CALLS),
@@ -175,6 +200,7 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
     ("GET", "/diff", compare, Action.EDIT_FLOWS),
     ("POST", "/rollback", rollback, Action.EDIT_FLOWS),
     ("GET", "/live", live_view, Action.SIMULATE_CALLS),
+    ("GET", "/diagram.svg", diagram, Action.SIMULATE_CALLS),
     # Supervisors keep the hours: a new calendar is published (or scheduled) as a version.
     ("GET", "/calendars", get_calendars, Action.EDIT_HOURS),
     ("PUT", "/calendars/{calendar}", put_calendar, Action.EDIT_HOURS),
@@ -194,7 +220,7 @@ def routes(
             owner = api_principal(request).agent_id or API_OWNER
             live = request.app.get(live_key) if live_key is not None else None
             asker = Asker(request.app[sessions_key], region, owner, live, request.app.get(PROMPTS))
-            return web.json_response(await operation(request, asker))
+            return _reply(await operation(request, asker))
 
         return run
 
@@ -213,7 +239,7 @@ def desk_routes() -> list[web.RouteDef]:
             asker = Asker(
                 dw.store.sessions, dw.region, user.agent_id, dw.infoline, request.app.get(PROMPTS)
             )
-            return web.json_response(await operation(request, asker))
+            return _reply(await operation(request, asker))
 
         return run
 

@@ -208,6 +208,28 @@ _FLOW_EDITING: list[tuple[str, str, str, dict[str, Any] | None]] = [
 ]
 
 
+def _diagram_op(auth: str) -> dict[str, Any]:
+    who = " (supervisors and admins)" if auth != "bearer" else ""
+    op = _op(
+        "the flow's diagram as SVG: a shape per node type, edges labelled with keys and "
+        "conditions, nodes with problems in red; each node links to #node-NAME and is the "
+        "group with id flow-node-NAME. Errors: 404 unknown_flow/unknown_version/no_draft, "
+        "422 invalid_flow, 503 diagram_unavailable" + who,
+        auth=auth,
+    )
+    op["parameters"] = [
+        {"name": "name", "in": "path", "required": True, "schema": _S},
+        {
+            "name": "version",
+            "in": "query",
+            "description": "a version number, active (the default) or draft (yours)",
+            "schema": _S,
+        },
+    ]
+    op["responses"]["200"] = {"description": "the diagram", "content": {"image/svg+xml": {}}}
+    return op
+
+
 def _flow_editing(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
     paths: dict[str, dict[str, Any]] = {}
     for path, method, summary, body in _FLOW_EDITING:
@@ -216,6 +238,7 @@ def _flow_editing(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
         paths.setdefault(f"{prefix}/flows/{{name}}{path}", {})[method] = _op(
             summary + who, body=body, auth=auth
         )
+    paths[f"{prefix}/flows/{{name}}/diagram.svg"] = {"get": _diagram_op(auth)}
     return paths
 
 

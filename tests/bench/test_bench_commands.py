@@ -46,6 +46,7 @@ SMALL: dict[str, list[str]] = {
     "--answer-rate": [],  # kept as written: the simulation is quick
     "--scenario": [],
     "--dialler": [],
+    "--nodes": ["20"],  # the generated flow's size
 }
 # What each benchmark needs besides, to stay small.
 EXTRA: dict[str, list[str]] = {
@@ -163,6 +164,11 @@ def check(script: str, args: list[str], out: str) -> None:
         assert {"asterisk", "simulated"} <= set(rows), out
         placed, late, errors = rows["asterisk"][1], rows["asterisk"][7], rows["asterisk"][8]
         assert int(placed) >= 1 and late == "0" and errors == "0", out
+    elif script == "bench/flow_diagram.py":
+        # A row per flow, each drawn by the real dot (the script fails on any error).
+        rows = {x.split()[0]: x.split() for x in out.splitlines() if x.strip()}
+        assert rows["infoline"][1] == "15", out
+        assert int(rows["generated"][1]) >= 10, out
     else:
         raise AssertionError(f"no check for {script}: add one")
 

@@ -70,6 +70,16 @@ def test_dockerignore_lets_through_what_the_images_copy_and_keeps_out_secrets() 
     assert "COPY asterisk-docker/docker-entrypoint.sh " in asterisk
 
 
+def test_the_centrala_image_and_bootstrap_install_graphviz_for_the_flow_diagram() -> None:
+    """web/flow_diagram.py runs `dot`; without it the diagram is a 503."""
+    image = (DOCKER / "centrala.Dockerfile").read_text()
+    assert re.search(
+        r"--no-install-recommends \\\n\s+python3 .*\bgraphviz fonts-liberation2\b", image
+    )
+    bootstrap = (ROOT / "scripts" / "bootstrap").read_text()
+    assert re.search(r"^packages=\(.*\bgraphviz\b.*\)$", bootstrap, re.M)
+
+
 def test_the_asterisk_image_gets_the_prompts_and_hold_music_where_asterisk_looks() -> None:
     dockerfile = (DOCKER / "Dockerfile").read_text()
     media, final = dockerfile.split("\nFROM debian:sid-slim\n")
