@@ -60,6 +60,16 @@ async def test_an_admin_edits_tries_publishes_and_rolls_back_a_flow(
         await first.get_by_label("Test numbers").fill(TESTER)
         await first.get_by_role("button", name="Save draft").click()
         await expect(first.locator("#status")).to_contain_text(f"calls from {TESTER} run it")
+        # The diagram of the saved draft, drawn on the server: each node a link to its form.
+        diagram = first.locator("#diagram svg")
+        await expect(diagram).to_be_visible()
+        await diagram.locator(
+            'a[href="#node-information"], a[*|href="#node-information"]'
+        ).first.click()
+        await expect(first.locator("#node-information")).to_have_attribute("open", "")
+        await first.locator("#diagram").screenshot(
+            path=shot(tmp_path, "admin-flow-diagram.png", server.db.backend)
+        )
         await heard_information(server, await call_and_press(callers, TESTER, "0"))
         await reached_operator(server, await call_and_press(callers, "+38761999402", "0"))
 
