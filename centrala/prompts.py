@@ -25,7 +25,7 @@ import wave
 from pathlib import Path
 
 from centrala.settings import Settings
-from core.media import PromptSource, sound_name
+from core.media import SOUND_PREFIX, PromptSource, sound_name
 from core.surveys.model import Survey
 from dialplan.model import Flow
 
@@ -247,6 +247,67 @@ def install_prompts(source: PromptSource, cache_dir: Path, target: Path) -> list
         os.replace(tmp, final)
         installed.append(final)
     return installed
+
+
+MAX_RECORDING_SECONDS = 120.0
+MAX_RECORDING_BYTES = 4_000_000
+
+
+class BadRecording(PromptError):
+    """An uploaded prompt recording that cannot be used; the message says why."""
+
+
+def install_recording(data: bytes, prompt: str, lang: str, cache_dir: Path, target: Path) -> str:
+    """An uploaded recording of ``prompt`` in ``lang`` (WAV, MP3, OGG, FLAC: whatever sox
+    reads), checked (audio, at most two minutes), converted to what Asterisk plays (8 kHz
+    16-bit mono, -3 dBFS) and put beside the synthesised prompts under a name of its content;
+    the media URI that plays it. Raises BadRecording (nothing stored) or PromptError."""
+    if not data:
+        raise BadRecording("the file is empty")
+    if len(data) > MAX_RECORDING_BYTES:
+        raise BadRecording(f"the file is over {MAX_RECORDING_BYTES // 1_000_000} MB")
+    if not target.is_dir():
+        raise PromptError(f"{target} is not a directory: is the PBX's sound directory shared?")
+    sox = _tool("sox")
+    name = f"upload-{prompt}-{hashlib.sha256(data).hexdigest()[:8]}"
+    work = cache_dir / "uploads"
+    work.mkdir(parents=True, exist_ok=True)
+    raw = work / f".{name}.upload"
+    out = work / f".{name}.wav"
+    try:
+        raw.write_bytes(data)
+        # sox reads the format from the file's own header ("-t" is not given: a name proves
+        # nothing); what it cannot read is not audio.
+        probe = subprocess.run(
+            [sox, "--i", "-D", str(raw)], capture_output=True, text=True, timeout=30, check=False
+        )
+        try:
+            seconds = float(probe.stdout.strip())
+        except ValueError:
+            raise BadRecording("not a sound file sox can read (WAV, MP3, OGG, FLAC)") from None
+        if probe.returncode != 0:
+            raise BadRecording("not a sound file sox can read (WAV, MP3, OGG, FLAC)")
+        if seconds > MAX_RECORDING_SECONDS:
+            raise BadRecording(
+                f"{seconds:.0f} s long: a prompt is at most {MAX_RECORDING_SECONDS:.0f} s"
+            )
+        if seconds <= 0.1:
+            raise BadRecording("no sound in it")
+        fmt = ["-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer"]
+        _run([sox, str(raw), *fmt, str(out), "gain", "-n", "-3"])
+        lang_dir = target / lang
+        lang_dir.mkdir(mode=0o755, exist_ok=True)
+        tmp = lang_dir / f".{name}.wav.tmp"
+        shutil.copyfile(out, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, lang_dir / f"{name}.wav")
+        # Kept with the synthesised ones: `pbx up` installs this cache into the PBX again.
+        (cache_dir / lang).mkdir(parents=True, exist_ok=True)
+        os.replace(out, cache_dir / lang / f"{name}.wav")
+    finally:
+        raw.unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
+    return f"sound:{SOUND_PREFIX}/{lang}/{name}"
 
 
 def install_sounds(settings: Settings, root: Path) -> None:

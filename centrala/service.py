@@ -61,7 +61,7 @@ from web.api import routes as api_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
-from web.ports import AGENT_DIALLER, DESK, INFOLINE, OUTBOUND, PROMPTS, SOFTPHONES
+from web.ports import AGENT_DIALLER, DESK, INFOLINE, OUTBOUND, PROMPT_UPLOAD, PROMPTS, SOFTPHONES
 from web.recordings import RECORDINGS, RecordingFiles
 from web.server import CappedSite, body_deadline, handler_args
 from web.status import StatusSources, status_route
@@ -528,7 +528,33 @@ def status_sources(app: web.Application) -> StatusSources:
     )
 
 
-MAX_BODY_BYTES = 1_100_000
+MAX_BODY_BYTES = 4_100_000
+
+
+def recording_installer(settings: Settings) -> Callable[[bytes, str, str], Awaitable[str]]:
+    """What an uploaded prompt recording goes through: sox in a thread (checked, converted,
+    installed into Asterisk's sounds directory); a bad file is the uploader's error (422)."""
+    from centrala.prompts import BadRecording, PromptError, install_recording
+    from usecases.flow_editing import FlowEditError
+
+    async def install(data: bytes, prompt: str, lang: str) -> str:
+        try:
+            return await asyncio.to_thread(
+                install_recording,
+                data,
+                prompt,
+                lang,
+                settings.data_dir / "sounds",
+                settings.effective_prompts_dir,
+            )
+        except BadRecording as exc:
+            raise FlowEditError("bad_audio", f"the recording: {exc}", status=422) from exc
+        except (PromptError, OSError) as exc:
+            raise FlowEditError(
+                "prompts_failed", f"the recording could not be installed: {exc}", status=502
+            ) from exc
+
+    return install
 
 
 def prompt_installer(settings: Settings) -> Callable[[Any], Awaitable[None]]:
@@ -561,12 +587,14 @@ def build_app(settings: Settings) -> web.Application:
             api_guard(settings.effective_api_token, settings.web_trusted_proxy),
             body_deadline(settings.web_body_timeout),
         ],
-        # The largest body is a whole flow (dialplan.document.MAX_DOCUMENT_BYTES, 1 MB) put
-        # as a draft; body_deadline bounds how long any body may take to arrive.
+        # The largest body is a prompt's recording (centrala.prompts.MAX_RECORDING_BYTES,
+        # 4 MB) or a whole flow put as a draft (1 MB); body_deadline bounds how long any body
+        # may take to arrive.
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
     app[PROMPTS] = prompt_installer(settings)
+    app[PROMPT_UPLOAD] = recording_installer(settings)
     # AMI before the Stasis apps: the info line records calls through it from the first one.
     app.cleanup_ctx.extend(
         [

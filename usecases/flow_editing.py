@@ -251,6 +251,37 @@ async def save_draft(
     }
 
 
+async def attach_recording(
+    sessions: Sessions,
+    name: str,
+    owner: str,
+    prompt: str,
+    lang: str,
+    convert: Callable[[], Awaitable[str]],
+    region: str,
+    install: Install | None = None,
+) -> dict[str, Any]:
+    """An uploaded recording as what ``prompt`` plays in ``lang``, in ``owner``'s draft
+    (made from the live version when there is none): ``convert`` checks and installs the
+    audio and gives its media URI (raising a DomainError for a bad file: nothing changes)."""
+    draft = await load_draft(sessions, name, owner)
+    definition = draft["definition"]
+    if prompt not in definition.get("prompts", {}):
+        raise FlowEditError("unknown_prompt", f"no prompt {prompt[:64]!r} in {name!r}", status=404)
+    if lang not in definition.get("languages", []):
+        raise FlowEditError(
+            "bad_request", f"{lang[:8]!r} is not one of the flow's languages", field="lang"
+        )
+    media = await convert()
+    definition["prompts"][prompt].setdefault("media", {})[lang] = media
+    body = {
+        "definition": definition,
+        "test_numbers": draft["test_numbers"],
+        "base_version": draft["base_version"],
+    }
+    return await save_draft(sessions, name, owner, body, region, install)
+
+
 async def discard(sessions: Sessions, name: str, owner: str) -> dict[str, Any]:
     if not await discard_draft(sessions, name, owner):
         raise FlowEditError("no_draft", f"no draft of {name!r} to discard", status=404)
@@ -583,6 +614,7 @@ async def draft_flow(sessions: Sessions, name: str, owner: str) -> tuple[int | N
 
 __all__ = [
     "FlowEditError",
+    "attach_recording",
     "calendars",
     "cancel_schedule",
     "check_definition",

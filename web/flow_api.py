@@ -24,7 +24,7 @@ from web import flow_diagram
 from web.auth import Action, User
 from web.errors import api_principal, needs
 from web.http import DeskWeb, _api
-from web.ports import PROMPTS, CallControl
+from web.ports import PROMPT_UPLOAD, PROMPTS, CallControl
 
 Sessions = async_sessionmaker[AsyncSession]
 API_OWNER = "api"  # the owner of drafts made through the shared bearer token
@@ -87,6 +87,33 @@ async def put_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
     body = await _body(request)
     return await flow_editing.save_draft(
         asker.sessions, _name(request), asker.owner, body, asker.region, asker.install
+    )
+
+
+async def upload_prompt(request: web.Request, asker: Asker) -> dict[str, Any]:
+    """An uploaded recording (the body: the audio file) as what a prompt plays in a language,
+    in the asker's draft."""
+    prompt, lang = request.match_info["prompt"], request.match_info["lang"]
+    upload = request.app.get(PROMPT_UPLOAD)
+    if upload is None:
+        raise flow_editing.FlowEditError(
+            "no_uploads", "this server takes no recordings (no PBX sound directory)", status=503
+        )
+    data = await request.read()
+
+    async def convert() -> str:
+        assert upload is not None
+        return await upload(data, prompt, lang)
+
+    return await flow_editing.attach_recording(
+        asker.sessions,
+        _name(request),
+        asker.owner,
+        prompt,
+        lang,
+        convert,
+        asker.region,
+        asker.install,
     )
 
 
@@ -194,6 +221,7 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
     ("PUT", "/draft", put_draft, Action.EDIT_FLOWS),
     ("DELETE", "/draft", delete_draft, Action.EDIT_FLOWS),
     ("POST", "/draft/check", check_draft, Action.EDIT_FLOWS),
+    ("PUT", "/draft/prompts/{prompt}/{lang}", upload_prompt, Action.EDIT_FLOWS),
     ("POST", "/publish", publish, Action.EDIT_FLOWS),
     ("GET", "/versions", list_versions, Action.EDIT_FLOWS),
     ("GET", "/versions/{version}", get_version, Action.EDIT_FLOWS),

@@ -138,6 +138,14 @@ _FLOW_EDITING: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ),
     ("/draft", "delete", "discard your draft. Errors: 404 no_draft", None),
     (
+        "/draft/prompts/{prompt}/{lang}",
+        "put",
+        "the body (a WAV, MP3, OGG or FLAC file, at most 2 minutes and 4 MB) as what the prompt "
+        "plays in the language, in your draft. Errors: 422 bad_audio (nothing changed), 404 "
+        "unknown_prompt",
+        None,
+    ),
+    (
         "/draft/check",
         "post",
         "every problem of a flow, saved nowhere",

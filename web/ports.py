@@ -112,3 +112,6 @@ AGENT_DIALLER: web.AppKey[AgentCampaigns] = web.AppKey("agent_dialler")
 # Synthesises a flow's prompts and puts them where Asterisk plays them (centrala.service);
 # raises a DomainError when it cannot. Absent: prompts are built by hand (`prompts build`).
 PROMPTS: web.AppKey[Callable[[Any], Awaitable[None]]] = web.AppKey("prompts")
+# Checks an uploaded prompt recording (bytes, prompt, language), converts it to what
+# Asterisk plays and installs it; its media URI. Raises a DomainError for a bad file.
+PROMPT_UPLOAD: web.AppKey[Callable[[bytes, str, str], Awaitable[str]]] = web.AppKey("prompt_upload")

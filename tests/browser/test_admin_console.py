@@ -55,6 +55,16 @@ async def test_an_admin_edits_tries_publishes_and_rolls_back_a_flow(
             path=shot(tmp_path, "admin-flow-editor.png", server.db.backend), full_page=True
         )
 
+        # A file that is no sound is refused with a clear message, and changes nothing.
+        bad = tmp_path / "not-a-recording.wav"
+        bad.write_text("Dobar dan, ovo nije snimak.")
+        welcome = first.locator("#prompt-welcome")
+        await welcome.locator("summary").click()
+        await welcome.get_by_label("Recording (bs)").set_input_files(bad)
+        await welcome.get_by_role("button", name="Upload bs").click()
+        await expect(first.locator("#status")).to_contain_text("not a sound file")
+        await expect(first.locator("#draft-state")).to_contain_text("No draft yet")
+
         # The draft: key 0 informs; tried from the test number only.
         await _set_key(first, "0", "information")
         await first.get_by_label("Test numbers").fill(TESTER)

@@ -15,7 +15,8 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from centrala.service import SESSIONS
+from centrala.service import MAX_BODY_BYTES, SESSIONS, recording_installer
+from centrala.settings import Settings
 from dialplan.validate import load_flow
 from models.flows import apply_flow
 from models.tables import Agent, AgentRole, Client, ClientPhone
@@ -27,6 +28,7 @@ from web.auth import COOKIE, Sessions
 from web.errors import api_guard, errors
 from web.flow_api import desk_routes, routes
 from web.http import WEB, DeskWeb
+from web.ports import PROMPT_UPLOAD
 from web.store import DeskStore
 
 TOKEN = "simulate-test-token"
@@ -77,10 +79,16 @@ class Site:
 
 
 @asynccontextmanager
-async def flow_site(database: Database) -> AsyncIterator[Site]:
+async def flow_site(database: Database, sounds: Path | None = None) -> AsyncIterator[Site]:
+    """``sounds``: a directory standing for the PBX's sounds/centrala, to take uploads."""
     await apply_flow(database.sessions, load_flow(FLOW_FILE.read_text(), str(FLOW_FILE)), "tests")
-    app = web.Application(middlewares=[errors, api_guard(lambda: TOKEN)])
+    app = web.Application(
+        middlewares=[errors, api_guard(lambda: TOKEN)], client_max_size=MAX_BODY_BYTES
+    )
     app[SESSIONS] = database.sessions
+    if sounds is not None:
+        settings = Settings(data_dir=sounds.parent / "data", prompts_dir=sounds)
+        app[PROMPT_UPLOAD] = recording_installer(settings)
     sessions = Sessions("simulate-test-secret", 3600)
     web_sessions = WebSessionStore(database.sessions, timedelta(hours=1))
     # The desk's route reads the store's database and the region only; the live parts stay out.

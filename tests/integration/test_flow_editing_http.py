@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from centrala.prompts import hold_music
 from models.audit import entries
 from models.crm import CRM
 from models.flows import active_flow, publish_due
@@ -379,3 +381,33 @@ async def test_a_publish_time_must_be_a_future_time_with_its_zone(site: Site) ->
         assert (status, body["details"].get("field")) == (400, "at"), at
     _, draft = await call(site, "GET", f"{BASE}/draft")
     assert draft["saved"] is True  # nothing was published or scheduled
+
+
+async def test_an_uploaded_recording_becomes_the_prompt_a_bad_one_changes_nothing(
+    database: Database, tmp_path: Path
+) -> None:
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    hold_music(tmp_path / "welcome.wav", seconds=2)
+    async with flow_site(database, sounds) as site:
+        upload = f"{BASE}/draft/prompts/welcome/bs"
+        for data, error_id in ((b"plain text, no sound", "bad_audio"), (b"", "bad_audio")):
+            resp = await site.client.put(upload, data=data, headers=BEARER)
+            body = await resp.json()
+            assert (resp.status, body["error_id"]) == (422, error_id)
+            assert "the recording:" in body["message"]
+        _, draft = await call(site, "GET", f"{BASE}/draft")
+        assert draft["saved"] is False  # nothing changed
+
+        resp = await site.client.put(
+            upload, data=(tmp_path / "welcome.wav").read_bytes(), headers=BEARER
+        )
+        saved = await resp.json()
+        assert resp.status == 200, saved
+        media = saved["definition"]["prompts"]["welcome"]["media"]["bs"]
+        assert (sounds / "bs" / f"{media.rsplit('/', 1)[-1]}.wav").is_file()
+        assert saved["problems"] == []
+        resp = await site.client.put(f"{BASE}/draft/prompts/nope/bs", data=b"x", headers=BEARER)
+        assert (resp.status, (await resp.json())["error_id"]) == (404, "unknown_prompt")
+        resp = await site.client.put(f"{BASE}/draft/prompts/welcome/de", data=b"x", headers=BEARER)
+        assert (resp.status, (await resp.json())["details"]["field"]) == (400, "lang")

@@ -12,10 +12,14 @@ from typing import Any
 import pytest
 
 from centrala.prompts import (
+    MAX_RECORDING_BYTES,
+    MAX_RECORDING_SECONDS,
+    BadRecording,
     PromptError,
     build_prompts,
     hold_music,
     install_prompts,
+    install_recording,
     load_flow,
     voice_for,
 )
@@ -221,3 +225,26 @@ def test_install_puts_only_the_missing_files_where_asterisk_plays_them(tmp_path:
     assert installed and all(p.is_file() and p.stat().st_mode & 0o777 == 0o644 for p in installed)
     assert install_prompts(_flow(TINY), tmp_path / "cache", target) == []  # all there already
     assert not list(target.rglob(".*.tmp"))
+
+
+def test_an_uploaded_recording_is_checked_converted_and_installed(tmp_path: Path) -> None:
+    target, cache = tmp_path / "sounds", tmp_path / "cache"
+    target.mkdir()
+    hold_music(tmp_path / "short.wav", seconds=3)
+    media = install_recording((tmp_path / "short.wav").read_bytes(), "welcome", "bs", cache, target)
+    assert media.startswith("sound:centrala/bs/upload-welcome-")
+    installed = target / "bs" / f"{media.rsplit('/', 1)[-1]}.wav"
+    _assert_telephone_wav(installed)
+    assert (cache / "bs" / installed.name).is_file()  # `pbx up` installs it again
+
+    hold_music(tmp_path / "long.wav", seconds=MAX_RECORDING_SECONDS + 5)
+    bad = [
+        (b"", "empty"),
+        (b"Dobar dan, ovo nije zvuk.", "not a sound file"),
+        ((tmp_path / "long.wav").read_bytes(), "at most 120 s"),
+        (b"x" * (MAX_RECORDING_BYTES + 1), "over 4 MB"),
+    ]
+    for data, why in bad:
+        with pytest.raises(BadRecording, match=why):
+            install_recording(data, "welcome", "bs", cache, target)
+    assert sorted(p.name for p in target.rglob("*")) == ["bs", installed.name]  # nothing more

@@ -151,8 +151,30 @@ function renderFlow(definition) {
   prompts.replaceChildren();
   for (const [name, prompt] of Object.entries(definition.prompts || {})) {
     prompts.append(el("details", { class: "node prompt", id: `prompt-${name}`, "data-prompt": name },
-      el("summary", { text: name }), fieldsFor(prompt)));
+      el("summary", { text: name }), fieldsFor(prompt),
+      ...(definition.languages || []).map((lang) => uploadControl(name, lang))));
   }
+}
+
+// A recording instead of the synthesised text: the file goes to the server as it is, which
+// checks it (audio, at most two minutes), converts it and puts it in the draft.
+function uploadControl(prompt, lang) {
+  const id = `f${++fieldCount}`;
+  const file = el("input", { id, type: "file", accept: "audio/*" });
+  const send = async () => attempt(`Recording of ${prompt} (${lang})`, async () => {
+    if (!file.files.length) throw new Error("choose a file first");
+    const response = await fetch(flowApi(`/draft/prompts/${encodeURIComponent(prompt)}/${lang}`), {
+      method: "PUT",
+      headers: { "Content-Type": file.files[0].type || "application/octet-stream", "X-CSRF-Token": CSRF },
+      body: file.files[0],
+    });
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.message);
+    say(`The recording plays for ${prompt} (${lang}) in your draft.`);
+    await loadFlow();
+  });
+  return el("div", { class: "upload" }, el("label", { for: id, text: `Recording (${lang})` }), file,
+    el("button", { type: "button", text: `Upload ${lang}`, onclick: send }));
 }
 
 function collectFlow() {
