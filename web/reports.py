@@ -14,7 +14,7 @@ from markupsafe import Markup
 from core.surveys.report import PERIODS, ReportError, chart_svg
 from models.survey_results import survey_names
 from web.auth import Action, User
-from web.http import WEB, DeskWeb, _api, _page_user
+from web.http import WEB, DeskWeb, _api, _page_user, page_context
 from web.survey_api import csv_response, survey_results
 
 FILTERS = ("version", "campaign", "period", "since", "until")
@@ -26,11 +26,12 @@ async def surveys_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template(
         "survey_reports.html",
         request,
-        {
-            "user": user,
-            "csrf": dw.sessions.csrf_token(user.nonce),
-            "names": await survey_names(dw.store.sessions),
-        },
+        page_context(
+            user.language,
+            user=user,
+            csrf=dw.sessions.csrf_token(user.nonce),
+            names=await survey_names(dw.store.sessions),
+        ),
     )
 
 
@@ -39,13 +40,14 @@ async def survey_page(request: web.Request) -> web.Response:
     dw = request.app[WEB]
     name = request.match_info["name"]
     given = {k: request.query.get(k, "").strip() for k in FILTERS}
-    context: dict[str, Any] = {
-        "user": user,
-        "csrf": dw.sessions.csrf_token(user.nonce),
-        "name": name,
-        "given": given,
-        "periods": PERIODS,
-    }
+    context: dict[str, Any] = page_context(
+        user.language,
+        user=user,
+        csrf=dw.sessions.csrf_token(user.nonce),
+        name=name,
+        given=given,
+        periods=PERIODS,
+    )
     try:
         report, _ = await survey_results(dw.store.sessions, name, given)
     except ReportError as exc:
