@@ -359,7 +359,7 @@ def test_the_other_pages_render_in_both_languages(language: str) -> None:
 
 
 def test_the_survey_report_writes_its_figures_as_the_language_does() -> None:
-    group = {"responses": 6, "promoters": 2, "passives": 3, "detractors": 1}
+    group: dict[str, float] = {"responses": 6, "promoters": 2, "passives": 3, "detractors": 1}
     group |= {"nps": 16.666, "ci_low": -20.0, "ci_high": 50.5}
     figures = {
         "nps": {**group, "reliable": False},
@@ -387,7 +387,8 @@ def test_the_survey_report_writes_its_figures_as_the_language_does() -> None:
         "questions": [],
     }
     given = dict.fromkeys(("version", "campaign", "period", "since", "until"), "")
-    context = {"name": "nps", "given": given, "periods": PERIODS, "figures": figures}
+    context: dict[str, Any] = {"name": "nps", "given": given, "periods": PERIODS}
+    context["figures"] = figures
     context |= {"chart": Markup("<svg></svg>"), "csv_url": "/x.csv"}
     bosnian = _render("survey_report.html", "bs", **context)
     assert '<span class="kpi" id="nps">16,7</span>' in bosnian
