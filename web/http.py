@@ -237,7 +237,7 @@ async def _page_user(request: web.Request, action: Action) -> User:
     if user is None:
         raise web.HTTPSeeOther("/login")
     if not may(user.role, action):
-        raise web.HTTPForbidden(text=f"role {user.role} may not open this page")
+        raise web.HTTPForbidden(text=i18n.t(user.language, "error.forbidden"))
     return user
 
 

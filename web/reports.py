@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from core.surveys.report import PERIODS, ReportError, chart_svg
 from models.survey_results import survey_names
+from web import i18n
 from web.auth import Action, User
 from web.http import WEB, DeskWeb, _api, _page_user, page_context
 from web.survey_api import csv_response, survey_results
@@ -51,7 +52,8 @@ async def survey_page(request: web.Request) -> web.Response:
     try:
         report, _ = await survey_results(dw.store.sessions, name, given)
     except ReportError as exc:
-        context["error"] = str(exc)
+        # The check's own words (which filter, what it wants), framed in the page's language.
+        context["error"] = i18n.t(user.language, "error.other", message=str(exc))
         return aiohttp_jinja2.render_template(
             "survey_report.html", request, context, status=exc.status
         )
