@@ -88,7 +88,7 @@ def placeholders(text: str) -> frozenset[str]:
     return frozenset(PLACEHOLDER.findall(text))
 
 
-def t(language: str, key: str, **fields: object) -> str:
+def t(language: str, key: str, /, **fields: object) -> str:
     try:
         text = texts(language)[key]
     except KeyError:

@@ -4,6 +4,7 @@ figures come from ``web.survey_api``, as the bearer API's do."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -11,7 +12,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from core.surveys.report import PERIODS, ReportError, chart_svg
+from core.surveys.report import PERIODS, ChartWords, ReportError, chart_svg
 from models.survey_results import survey_names
 from web import i18n
 from web.auth import Action, User
@@ -61,11 +62,20 @@ async def survey_page(request: web.Request) -> web.Response:
     context.update(
         figures=report.to_json(),
         # chart_svg escapes every text it writes: safe to put into the page as it is.
-        chart=Markup(chart_svg(report)),
+        chart=Markup(chart_svg(report, chart_words(user.language))),
         csv_url=f"/desk/api/surveys/{quote(name, safe='')}/answers.csv"
         + (f"?{urlencode(kept)}" if kept else ""),
     )
     return aiohttp_jinja2.render_template("survey_report.html", request, context)
+
+
+def chart_words(language: str) -> ChartWords:
+    """The chart in the page's language (web/translations' chart.* texts)."""
+    return ChartWords(
+        say=partial(i18n.t, language),
+        number=partial(i18n.decimal, language),
+        period=partial(i18n.label, language, "period"),
+    )
 
 
 @_api(Action.VIEW_REPORTS)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import aiohttp_jinja2
 import pytest
@@ -22,7 +23,8 @@ from core.desk.forms import CATEGORIES, DISPOSITION_PAUSE, OUTCOMES
 from core.dialler import AgentDisposition
 from core.enums import AgentRole, ClientType, DeskLanguage
 from core.pacing import Mode
-from core.surveys.report import PERIODS
+from core.surveys.nps import NPSResult
+from core.surveys.report import CHART_ENGLISH, PERIODS, chart_svg
 from web import i18n
 from web.http import CLIENT_LANGUAGES, PAUSE_REASONS, page_context, setup_templates
 
@@ -248,8 +250,13 @@ def test_every_error_text_names_an_error_the_code_raises() -> None:
     assert sorted(errors - raised - {"other"}) == []
 
 
+def test_the_charts_english_is_the_english_file() -> None:
+    """core.surveys.report draws the chart with these keys (its English is the CLI's)."""
+    assert {k: i18n.texts("en")[k] for k in CHART_ENGLISH} == dict(CHART_ENGLISH)
+
+
 def test_no_text_is_left_that_nothing_shows() -> None:
-    used = set(_login_errors())
+    used = set(_login_errors()) | set(CHART_ENGLISH)
     for text in [*_scripts().values(), *_templates().values()]:
         used |= _keys(text)
     for family, values in FAMILIES.items():
@@ -356,6 +363,27 @@ def test_the_other_pages_render_in_both_languages(language: str) -> None:
     assert i18n.t(language, "login.wrong") in login and "i18n" not in login  # no script
     reports = _render("survey_reports.html", language, names=[])
     assert i18n.t(language, "reports.none") in reports
+
+
+def test_the_chart_speaks_the_pages_language() -> None:
+    from web.reports import chart_words
+
+    group = NPSResult(6, 2, 3, 1, score=16.666, ci_low=-20.0, ci_high=50.5)
+    report = cast(
+        Any,
+        SimpleNamespace(
+            survey="nps",
+            overall=group,
+            histogram=[0, 0, 0, 0, 0, 0, 1, 1, 2, 1, 1],
+            nps_question="recommend",
+            period="week",
+            by_period={"2026-W48": group},
+        ),
+    )
+    bosnian = chart_svg(report, chart_words("bs"))
+    assert "nps: NPS 16,7 (interval 95 %: -20,0 do 50,5)" in bosnian
+    assert "kritičari 0–6" in bosnian and "NPS po periodu (sedmica)" in bosnian
+    assert chart_svg(report, chart_words("en")) == chart_svg(report)  # the CLI's English
 
 
 def test_the_survey_report_writes_its_figures_as_the_language_does() -> None:
