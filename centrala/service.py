@@ -55,6 +55,7 @@ from models.surveys import active_survey, apply_survey
 from usecases.recordings import RecordingKeeper
 from usecases.surveying import SurveyLog
 from web import DeskConfig, desk_ctx, setup_desk
+from web.admin_api import routes as admin_routes
 from web.api import routes as api_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
@@ -475,6 +476,24 @@ async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def scheduled_publish_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Flow versions scheduled for a time (new hours from Monday 08:00) published when it
+    comes, or refused when another version went live since they were scheduled."""
+    from models.calllog import now
+    from models.flows import publish_due
+
+    async def publish() -> None:
+        for outcome in await publish_due(app[SESSIONS], now()):
+            log.info(
+                "scheduled_version_published" if outcome.published else "scheduled_version_refused",
+                flow=outcome.name,
+                flow_version=outcome.version,
+            )
+
+    async with _every(app[SETTINGS].scheduled_publish_seconds, publish, "scheduled_publish_failed"):
+        yield
+
+
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     """Measures how late the event loop wakes up: a blocked loop delays every call."""
     lags: list[float] = [0.0]
@@ -508,6 +527,9 @@ def status_sources(app: web.Application) -> StatusSources:
     )
 
 
+MAX_BODY_BYTES = 1_100_000
+
+
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
@@ -515,7 +537,9 @@ def build_app(settings: Settings) -> web.Application:
             api_guard(settings.effective_api_token),
             body_deadline(settings.web_body_timeout),
         ],
-        client_max_size=64 * 1024,
+        # The largest body is a whole flow (dialplan.document.MAX_DOCUMENT_BYTES, 1 MB) put
+        # as a draft; body_deadline bounds how long any body may take to arrive.
+        client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
     # AMI before the Stasis apps: the info line records calls through it from the first one.
@@ -529,6 +553,7 @@ def build_app(settings: Settings) -> web.Application:
             agi_ctx,
             procedures_ctx,
             callbacks_ctx,
+            scheduled_publish_ctx,
         ]
     )
     desk_config = DeskConfig(
@@ -545,6 +570,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
     app.router.add_routes(report_routes(SESSIONS))
     app.router.add_routes(flow_routes(SESSIONS, settings.default_region))
+    app.router.add_routes(admin_routes(SESSIONS, DESK))
     setup_desk(app)
     return app
 

@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     # How often `serve` copies due callback tasks into their queue's callbacks campaign
     # (models.callback_tasks; 0: never).
     callbacks_feed_seconds: float = Field(default=60, ge=0)
+    # How often `serve` publishes the flow versions scheduled for now (models.flows; 0: never,
+    # e.g. when another instance does it).
+    scheduled_publish_seconds: float = Field(default=10, ge=0)
     queue_caller_ids: dict[str, Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]] = Field(
         default_factory=dict, description="queue -> the number its agents' calls present"
     )

@@ -19,6 +19,7 @@ from core.acd import AgentProfile
 from core.routing import Caller
 from dialplan.model import QueueDef
 from models.db import is_outage
+from models.flow_drafts import trial_numbers
 from models.snapshot import SessionRow, Snapshot, iso
 from models.tables import (
     Agent,
@@ -67,6 +68,7 @@ class CRM:
         self._queues: dict[str, QueueDef] | None = self.snapshot.queues()
         self._profiles: dict[str, AgentProfile] = {}
         self._active_flows: dict[str, int] = {}
+        self._trials: dict[tuple[str, str], int] = {}  # (flow, test number) -> trial version
         self._checked_at = -1.0  # monotonic time of the last check that found it current
         self.writer = writer
         if writer is not None:
@@ -98,8 +100,9 @@ class CRM:
             select(FlowVersion.name, FlowVersion.version).where(FlowVersion.active)
         )
         self._active_flows = {str(name): int(version) for name, version in flows}
+        self._trials = await trial_numbers(session)
         self._profiles = {a.id: _profile(a) for a in agents}
-        queues = {row.id: _queue_def(row) for row in rows}
+        queues = {row.id: queue_def_of(row) for row in rows}
         self._queues = queues
         self._loaded = True
         # Only on a change: the snapshot is for a process started while the database is away.
@@ -122,6 +125,15 @@ class CRM:
         """The number of the active version of flow ``name`` (None: no version active).
         Raises while the database is away (the caller keeps the version it last used)."""
         await self._current()
+        return self._active_flows.get(name)
+
+    async def flow_version_for(self, name: str, number: str | None) -> int | None:
+        """The version of flow ``name`` a call from ``number`` (E.164) runs: a draft's trial
+        version when the number is on its test list, else the active one. Raises while the
+        database is away, as ``active_flow_version``."""
+        await self._current()
+        if number is not None and (trial := self._trials.get((name, number))) is not None:
+            return trial
         return self._active_flows.get(name)
 
     async def agent(self, agent_id: str) -> tuple[AgentProfile, str | None] | None:
@@ -289,10 +301,10 @@ async def apply_agent_session(session: AsyncSession, op: dict[str, Any], replay:
 
 async def queue_settings(session: AsyncSession) -> dict[str, QueueDef]:
     """Every queue's settings as they are now (what ``CRM.queues`` serves a live call)."""
-    return {row.id: _queue_def(row) for row in await session.scalars(select(Queue))}
+    return {row.id: queue_def_of(row) for row in await session.scalars(select(Queue))}
 
 
-def _queue_def(row: Queue) -> QueueDef:
+def queue_def_of(row: Queue) -> QueueDef:
     data: dict[str, Any] = {
         **(row.settings or {}),
         "name": row.name,

@@ -556,6 +556,15 @@ class FlowVersion(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     created_by: Mapped[str | None] = mapped_column(String(64))
+    # "published" (the history; the active one is among them), "scheduled" (to be published
+    # at ``publish_at``), "refused" (a scheduled one another publish overtook) or "trial" (a
+    # draft frozen for the calls of its test numbers: numbered so such a call keeps it).
+    status: Mapped[str] = mapped_column(
+        String(16), default="published", server_default=text("'published'")
+    )
+    note: Mapped[str | None] = mapped_column(Text)  # the publisher's words
+    base_version: Mapped[int | None] = mapped_column(Integer)  # the version it replaced
+    publish_at: Mapped[datetime | None] = mapped_column()  # when a scheduled one goes live
 
 
 Index(
@@ -565,6 +574,43 @@ Index(
     postgresql_where=FlowVersion.active,
     sqlite_where=FlowVersion.active,
 )
+
+
+class FlowDraft(Base):
+    """An admin's unpublished edit of a flow: one per flow and owner, changed in place.
+
+    ``base_version`` is the active version it was taken from (publishing refuses when another
+    version was published since). Calls from ``test_numbers`` run ``trial_version``, the
+    draft frozen into ``flow_versions`` when it last passed validation (None: it does not).
+    """
+
+    __tablename__ = "flow_drafts"
+    __table_args__ = (UniqueConstraint("name", "owner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]]
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    test_numbers: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    trial_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AuditEntry(Base):
+    """One change made through the admin console, the API or the CLI (flows, hours, queues,
+    agents, roles): who, when, what and to what. Written in the transaction of the change,
+    never updated."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # an agent id, "api" or "cli"
+    action: Mapped[str] = mapped_column(String(40))  # e.g. "flow.publish"
+    subject: Mapped[str] = mapped_column(String(120), index=True)  # e.g. "flow:infoline"
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class ConfigGeneration(Base):

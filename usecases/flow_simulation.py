@@ -18,12 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.phones import normalise
 from core.routing import Caller
 from core.simulation import Press, Simulation, SimulationError, parse_keys, simulate
+from dialplan.model import Flow
 from models.calllog import find_clients
 from models.crm import caller_of, queue_settings
 from models.flows import active_flow, flow_version
 from models.tables import Client, ClientPhone
+from usecases.flow_editing import draft_flow
 
-FIELDS = frozenset({"caller", "at", "keys", "version"})
+FIELDS = frozenset({"caller", "at", "keys", "version", "draft"})
 MAX_NUMBER = 40
 MAX_AT = 64
 
@@ -39,6 +41,7 @@ class SimulationRequest:
     at: datetime
     presses: list[Press]
     version: int | None
+    draft: bool = False  # the asker's draft instead of a stored version
 
 
 def _integer(value: object) -> bool:
@@ -89,12 +92,18 @@ def check_request(body: Mapping[str, Any], now: datetime) -> SimulationRequest:
     version = body.get("version")
     if version is not None and (not _integer(version) or version < 1):
         raise SimulationError("bad_version", "version: a flow version number", field="version")
+    draft = body.get("draft", False)
+    if not isinstance(draft, bool) or (draft and version is not None):
+        raise SimulationError(
+            "bad_version", "draft: true (your draft) or false; not with version", field="draft"
+        )
     return SimulationRequest(
         client_id=client_id,
         number=number,
         at=at,
         presses=parse_keys(keys),
         version=version,
+        draft=draft,
     )
 
 
@@ -133,10 +142,15 @@ async def simulate_call(
     name: str,
     request: SimulationRequest,
     region: str,
-) -> tuple[int, Simulation]:
-    """The flow version simulated and the simulation (SimulationError ``unknown_flow``, 404,
-    when the flow or the version asked for is not stored)."""
-    if request.version is None:
+    owner: str = "api",
+) -> tuple[int | None, Simulation]:
+    """The flow version simulated (a draft: its trial version, None when it has none) and
+    the simulation (SimulationError ``unknown_flow``, 404, when the flow or the version asked
+    for is not stored; ``owner``: whose draft ``"draft": true`` means)."""
+    found: tuple[int | None, Flow] | None
+    if request.draft:
+        found = await draft_flow(sessions, name, owner)
+    elif request.version is None:
         found = await active_flow(sessions, name)
     else:
         flow = await flow_version(sessions, name, request.version)

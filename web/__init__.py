@@ -1,6 +1,7 @@
 """Every HTTP route: the agent desktop and the supervisor's wallboard (pages, browser API,
 WebSocket pushes), the bearer-token REST API (agents, calls, campaigns, survey reports, the
-call simulator), the survey report pages, ``/status``, and the one error middleware.
+call simulator, flow editing, the roster and the audit trail), the survey report pages,
+``/status``, and the one error middleware.
 
 May import ``core``, ``dialplan``, ``models`` and ``usecases``, never ``ari_app`` or ``agi``:
 the Stasis apps are injected by ``centrala serve`` under the keys of ``web.ports``, typed by
@@ -22,6 +23,8 @@ from aiohttp import web
 from core.acd import ACD
 from models.crm import CRM
 from models.web_sessions import WebSessionStore
+from web.admin_api import desk_routes as admin_desk_routes
+from web.admin_pages import routes as admin_pages
 from web.auth import Sessions
 from web.flow_api import desk_routes as flow_desk_routes
 from web.http import WEB, DeskWeb, routes, setup_templates
@@ -137,6 +140,8 @@ def setup_desk(app: web.Application) -> None:
     app.router.add_routes(report_routes())
     app.router.add_routes(recording_routes())
     app.router.add_routes(flow_desk_routes())
+    app.router.add_routes(admin_desk_routes())
+    app.router.add_routes(admin_pages())
     app.on_shutdown.append(_close_sockets)
 
 

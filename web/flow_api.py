@@ -1,10 +1,14 @@
-"""Call flows over HTTP: "Simulate this call" (``POST .../flows/{name}/simulate``), for
-machines under the bearer-token /api (``routes``) and for supervisors and admins on the desk
-(``desk_routes``: the session cookie, the CSRF header, ``Action.SIMULATE_CALLS``; agents may
-not). Both answer what ``usecases.flow_simulation`` makes of the same body."""
+"""Call flows over HTTP: drafts, checks, "Simulate this call", publish, versions, diff and
+roll back (``.../flows/{name}/...``), for machines under the bearer-token /api (``routes``)
+and for the console on the desk (``desk_routes``: the session cookie, the CSRF header; editing
+needs ``Action.EDIT_FLOWS``, admins only; simulating ``Action.SIMULATE_CALLS``, supervisors
+too). Both answer what ``usecases.flow_editing`` and ``usecases.flow_simulation`` make of the
+same body; a draft belongs to whoever asks (on the bearer API, "api")."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,11 +16,26 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.simulation import SimulationError
+from usecases import flow_editing
 from usecases.flow_simulation import check_request, simulate_call
 from web.auth import Action, User
 from web.http import DeskWeb, _api
 
 Sessions = async_sessionmaker[AsyncSession]
+API_OWNER = "api"  # the owner of drafts made through the shared bearer token
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asks, wherever from: the database, the region numbers are read in, the owner of
+    the draft meant."""
+
+    sessions: Sessions
+    region: str
+    owner: str
+
+
+Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any]]]
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -32,26 +51,145 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-async def simulation_response(
-    request: web.Request, sessions: Sessions, region: str
-) -> web.Response:
-    body = check_request(await _body(request), datetime.now(UTC))
+def _name(request: web.Request) -> str:
     name = request.match_info["name"]
-    version, simulation = await simulate_call(sessions, name, body, region)
-    return web.json_response({"version": version, **simulation.to_json()})
+    if not 0 < len(name) <= 64:
+        raise flow_editing.FlowEditError("unknown_flow", "no such flow", status=404)
+    return name
+
+
+async def simulate(request: web.Request, asker: Asker) -> dict[str, Any]:
+    body = check_request(await _body(request), datetime.now(UTC))
+    version, simulation = await simulate_call(
+        asker.sessions, _name(request), body, asker.region, asker.owner
+    )
+    return {"version": version, **simulation.to_json()}
+
+
+async def get_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await flow_editing.load_draft(asker.sessions, _name(request), asker.owner)
+
+
+async def put_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
+    body = await _body(request)
+    return await flow_editing.save_draft(
+        asker.sessions, _name(request), asker.owner, body, asker.region
+    )
+
+
+async def delete_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await flow_editing.discard(asker.sessions, _name(request), asker.owner)
+
+
+async def check_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await flow_editing.check_definition(asker.sessions, _name(request), await _body(request))
+
+
+async def publish(request: web.Request, asker: Asker) -> dict[str, Any]:
+    body = await _body(request)
+    return await flow_editing.publish(
+        asker.sessions, _name(request), asker.owner, body, datetime.now(UTC)
+    )
+
+
+async def list_versions(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await flow_editing.history(asker.sessions, _name(request))
+
+
+def _version(request: web.Request) -> int:
+    raw = request.match_info["version"]
+    if not raw.isdigit() or len(raw) > 9:
+        raise flow_editing.FlowEditError("unknown_version", f"no version {raw[:20]!r}", status=404)
+    return int(raw)
+
+
+async def get_version(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await flow_editing.show_version(asker.sessions, _name(request), _version(request))
+
+
+async def cancel_schedule(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await flow_editing.cancel_schedule(
+        asker.sessions, _name(request), _version(request), asker.owner
+    )
+
+
+async def get_calendars(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await flow_editing.calendars(asker.sessions, _name(request))
+
+
+async def put_calendar(request: web.Request, asker: Asker) -> dict[str, Any]:
+    calendar = request.match_info["calendar"]
+    if not 0 < len(calendar) <= 64:
+        raise flow_editing.FlowEditError("bad_request", "calendar: a name", field="calendar")
+    return await flow_editing.set_hours(
+        asker.sessions,
+        _name(request),
+        calendar,
+        asker.owner,
+        await _body(request),
+        datetime.now(UTC),
+    )
+
+
+async def compare(request: web.Request, asker: Asker) -> dict[str, Any]:
+    from_, to = request.query.get("from"), request.query.get("to")
+    if not from_ or not to:
+        raise flow_editing.FlowEditError(
+            "bad_request", "from= and to=: version numbers, 'active' or 'draft'"
+        )
+    return await flow_editing.compare(asker.sessions, _name(request), asker.owner, from_, to)
+
+
+async def rollback(request: web.Request, asker: Asker) -> dict[str, Any]:
+    body = await _body(request)
+    return await flow_editing.rollback(asker.sessions, _name(request), asker.owner, body)
+
+
+# (method, path under .../flows/{name}, operation, what the desk's user must be allowed)
+OPERATIONS: list[tuple[str, str, Operation, Action]] = [
+    ("POST", "/simulate", simulate, Action.SIMULATE_CALLS),
+    ("GET", "/draft", get_draft, Action.EDIT_FLOWS),
+    ("PUT", "/draft", put_draft, Action.EDIT_FLOWS),
+    ("DELETE", "/draft", delete_draft, Action.EDIT_FLOWS),
+    ("POST", "/draft/check", check_draft, Action.EDIT_FLOWS),
+    ("POST", "/publish", publish, Action.EDIT_FLOWS),
+    ("GET", "/versions", list_versions, Action.EDIT_FLOWS),
+    ("GET", "/versions/{version}", get_version, Action.EDIT_FLOWS),
+    ("GET", "/diff", compare, Action.EDIT_FLOWS),
+    ("POST", "/rollback", rollback, Action.EDIT_FLOWS),
+    # Supervisors keep the hours: a new calendar is published (or scheduled) as a version.
+    ("GET", "/calendars", get_calendars, Action.EDIT_HOURS),
+    ("PUT", "/calendars/{calendar}", put_calendar, Action.EDIT_HOURS),
+    ("DELETE", "/versions/{version}/schedule", cancel_schedule, Action.EDIT_HOURS),
+]
 
 
 def routes(sessions_key: web.AppKey[Sessions], region: str) -> list[web.RouteDef]:
-    async def simulate(request: web.Request) -> web.Response:
-        return await simulation_response(request, request.app[sessions_key], region)
+    def bearer(operation: Operation) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def run(request: web.Request) -> web.Response:
+            asker = Asker(request.app[sessions_key], region, API_OWNER)
+            return web.json_response(await operation(request, asker))
 
-    return [web.post("/api/flows/{name}/simulate", simulate)]
+        return run
 
-
-@_api(Action.SIMULATE_CALLS)
-async def desk_simulate(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
-    return await simulation_response(request, dw.store.sessions, dw.region)
+    return [
+        web.route(method, f"/api/flows/{{name}}{path}", bearer(operation))
+        for method, path, operation, _action in OPERATIONS
+    ]
 
 
 def desk_routes() -> list[web.RouteDef]:
-    return [web.post("/desk/api/flows/{name}/simulate", desk_simulate)]
+    def desk(
+        operation: Operation, action: Action
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        @_api(action)
+        async def run(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+            asker = Asker(dw.store.sessions, dw.region, user.agent_id)
+            return web.json_response(await operation(request, asker))
+
+        return run
+
+    return [
+        web.route(method, f"/desk/api/flows/{{name}}{path}", desk(operation, action))
+        for method, path, operation, action in OPERATIONS
+    ]

@@ -95,6 +95,7 @@ _SIMULATE = {
         ],
     },
     "version": {"type": "integer", "minimum": 1, "description": "default: the active one"},
+    "draft": {"type": "boolean", "description": "true: the asker's draft (not with version)"},
 }
 _SIMULATE_SUMMARY = (
     "simulate a call to the flow with the live IVR and routing: the steps, the prompts heard "
@@ -103,6 +104,175 @@ _SIMULATE_SUMMARY = (
     "hang-up, survey agreed; outcome as the call's row would have it). Errors: 400 bad_json, "
     "bad_request, bad_caller, unknown_client, bad_keys, bad_time, bad_version; 404 unknown_flow"
 )
+
+
+# Editing a flow (usecases/flow_editing.py): a draft per asker, published with a note.
+_DRAFT = {
+    "definition": {"type": "object", "description": "the whole flow, as dialplan/*.yaml"},
+    "test_numbers": {
+        "type": "array",
+        "items": {"type": "string", "maxLength": 40},
+        "maxItems": 20,
+        "description": "calls from these numbers run the draft (once it passes the checks)",
+    },
+    "base_version": {
+        "type": ["integer", "null"],
+        "description": "the published version the edit is taken from (default: kept, or the "
+        "active one for a new draft)",
+    },
+}
+_FLOW_EDITING: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    (
+        "/draft",
+        "get",
+        "your draft (saved: false - the active version to start from) and its problems, "
+        "each at its node",
+        None,
+    ),
+    (
+        "/draft",
+        "put",
+        "save your draft; with no problems and test numbers, calls from those numbers run "
+        "it. Errors: 422 invalid_flow (problems), 409 test_number_taken",
+        _DRAFT,
+    ),
+    ("/draft", "delete", "discard your draft. Errors: 404 no_draft", None),
+    (
+        "/draft/check",
+        "post",
+        "every problem of a flow, saved nowhere",
+        {"definition": _DRAFT["definition"]},
+    ),
+    (
+        "/publish",
+        "post",
+        "make your draft the live version (calls in progress keep theirs), or schedule it "
+        "for `at`. Errors: 404 no_draft, 422 invalid_flow, 409 published_since (someone "
+        "published since the draft was taken; nothing changed)",
+        {
+            "note": {"type": "string", "maxLength": 500},
+            "at": {"type": "string", "format": "date-time"},
+        },
+    ),
+    ("/versions", "get", "every published version: who, when, the note, which is active", None),
+    ("/versions/{version}", "get", "one published version's definition", None),
+    (
+        "/diff",
+        "get",
+        "what changed between two versions (query from= and to=: a number, active or draft): "
+        "the changes by path and a unified diff of the YAML",
+        None,
+    ),
+    (
+        "/calendars",
+        "get",
+        "the live version's opening hours and holidays, and which queue keeps which",
+        None,
+    ),
+    (
+        "/calendars/{calendar}",
+        "put",
+        "new hours and holidays for a calendar, published as a new version now or at `at` "
+        "(supervisors and admins). Errors: 422 invalid_flow, 409 published_since",
+        {
+            "calendar": {"type": "object", "description": "timezone, weekly, holidays"},
+            "active_version": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "note": {"type": "string", "maxLength": 500},
+        },
+    ),
+    (
+        "/versions/{version}/schedule",
+        "delete",
+        "take back a version scheduled to be published. Errors: 404 unknown_version",
+        None,
+    ),
+    (
+        "/rollback",
+        "post",
+        "publish an old version again as the newest. Errors: 404 unknown_version, 409 "
+        "published_since (active_version given and another is live)",
+        {
+            "to": {"type": "integer", "minimum": 1},
+            "active_version": {"type": "integer"},
+            "note": {"type": "string", "maxLength": 500},
+        },
+    ),
+]
+
+
+def _flow_editing(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, summary, body in _FLOW_EDITING:
+        who = " (admins)" if auth != "bearer" and "/calendars" not in path else ""
+        paths.setdefault(f"{prefix}/flows/{{name}}{path}", {})[method] = _op(
+            summary + who, body=body, auth=auth
+        )
+    return paths
+
+
+# The roster and the audit trail (usecases/roster.py, web/admin_api.py).
+_AGENT = {
+    "id": _S,
+    "name": _S,
+    "role": {"enum": ["agent", "manager", "supervisor", "admin"]},
+    "endpoint": _S,
+    "skills": {"type": "array", "items": _S},
+    "queues": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "active": {"type": "boolean"},
+    "password": _S,
+}
+_ADMIN: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("/agents", "get", "every agent: role, phone, skills, queues with penalties, active", None),
+    (
+        "/agents",
+        "post",
+        "create an agent (a role other than agent: admins only). Errors: 409 agent_exists, "
+        "422 unknown_queue",
+        _AGENT,
+    ),
+    (
+        "/agents/{agent_id}",
+        "patch",
+        "change an agent: the next call follows it; deactivated: logged out at once. Errors: "
+        "403 (roles, supervisors and admins: admins only), 409 last_admin",
+        {k: v for k, v in _AGENT.items() if k not in ("id", "password")},
+    ),
+    (
+        "/agents/{agent_id}/password",
+        "post",
+        "set a new password: the agent's log-ins end",
+        {"password": _S},
+    ),
+    ("/queues", "get", "every queue's live settings and members", None),
+    (
+        "/queues/{queue_id}",
+        "patch",
+        "change some of a queue's live settings (the next caller gets them). Errors: 422 "
+        "invalid_queue",
+        {"max_wait_seconds": {"type": "integer"}, "priority": {"type": "integer"}},
+    ),
+    (
+        "/queues/{queue_id}/members",
+        "put",
+        "exactly these agents in the queue, with their penalties (0-100, lower first)",
+        {"members": {"type": "object", "additionalProperties": {"type": "integer"}}},
+    ),
+    (
+        "/audit",
+        "get",
+        "the audit trail, newest first (query subject=flow:NAME|agent:ID|queue:ID, before=ID, "
+        "limit=N)",
+        None,
+    ),
+]
+
+
+def _admin(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, summary, body in _ADMIN:
+        paths.setdefault(f"{prefix}/admin{path}", {})[method] = _op(summary, body=body, auth=auth)
+    return paths
 
 
 def _report_op(summary: str, *, csv: bool = False, auth: str = "bearer") -> dict[str, Any]:
@@ -203,6 +373,8 @@ OPENAPI: dict[str, Any] = {
             "get": _report_op("every answer row of the survey as CSV", csv=True)
         },
         "/api/flows/{name}/simulate": {"post": _op(_SIMULATE_SUMMARY, body=_SIMULATE)},
+        **_flow_editing("/api", "bearer"),
+        **_admin("/api", "bearer"),
         "/api/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
         },
@@ -322,6 +494,8 @@ OPENAPI: dict[str, Any] = {
                 auth=_DESK,
             )
         },
+        **_flow_editing("/desk/api", _DESK),
+        **_admin("/desk/api", _DESK),
         "/desk/api/surveys/{name}/answers.csv": {
             "get": _report_op("every answer row as CSV (supervisor)", csv=True, auth=_DESK)
         },

@@ -17,6 +17,7 @@ from ari_app.recording import CallRecorder
 from core.acd import ACD
 from core.ivr import IVRAction, recorded_path
 from core.media import prompt_media
+from core.phones import normalise
 from core.recording import queue_recording
 from core.routing import RouteDecision
 from dialplan.model import Flow, QueueDef
@@ -169,6 +170,24 @@ class CallBase:
                 await self.crm.snapshot.save()
                 self._last_version = version
         return version, self._flows[version]
+
+    async def _flow_for_caller(self, number: str | None) -> tuple[int, Flow]:
+        """The version a new call runs: a draft's trial version when the caller's number is
+        on its test list (models.flow_drafts), else the active one. With the database away,
+        the active one (as last read)."""
+        e164 = normalise(number, self.region)
+        if e164 is not None:
+            try:
+                version = await self.crm.flow_version_for(self.flow_name, e164)
+                active = await self.crm.active_flow_version(self.flow_name)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+            else:
+                if version is not None and version != active:
+                    log.info("flow_trial", flow_version=version)
+                    return await self._flow_of(version)
+        return await self._active_flow()
 
     async def _flow_of(self, version: int | None) -> tuple[int, Flow]:
         if version is not None and version not in self._flows:

@@ -133,7 +133,7 @@ class InfolineApp(Adoption):
             return  # a duplicated StasisStart changes nothing
         args = event.get("args") or []
         caller = channel.get("caller") or {}
-        version, flow = await self._active_flow()
+        version, flow = await self._flow_for_caller(caller.get("number"))
         opened = await self.calllog.open_call(
             channel_id=channel_id,
             linkedid=str(args[0]) if args else None,
@@ -211,6 +211,10 @@ class InfolineApp(Adoption):
                 s.timers.start(
                     "announce", s.queue_def.announce_every_seconds if s.queue_def else 30
                 )
+            return
+        if s.closing:
+            # The caller hung up and Asterisk cut the prompt short (it tells us after the
+            # hang-up): the IVR goes no further, or the path would name a node never reached.
             return
         await self._run(s, s.ivr.on_playback_finished(local))
 

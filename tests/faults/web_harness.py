@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from centrala.service import MAX_BODY_BYTES
 from core.acd import ACD, AgentMode, Offer
 from models.campaigns import CampaignStore
 from models.crm import CRM
@@ -108,7 +109,7 @@ async def start_desk(
     limits = limits or Limits()
     app = web.Application(
         middlewares=[errors, api_guard(lambda: API_TOKEN), body_deadline(limits.body_timeout)],
-        client_max_size=64 * 1024,
+        client_max_size=MAX_BODY_BYTES,
     )
     desk = FakeDesk()
     live: CallControl = infoline or FakeInfoline()

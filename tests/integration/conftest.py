@@ -284,6 +284,8 @@ def start_serve(db: Database, tmp: Path, *, spawn: bool = True, **overrides: str
         # Callback tasks are fed to the dialler by the tests that want it (one queue at a
         # time): other tests' tasks are never dialled into their agents.
         "CENTRALA_CALLBACKS_FEED_SECONDS": "0",
+        # Versions scheduled a few seconds ahead go live within a second of their time.
+        "CENTRALA_SCHEDULED_PUBLISH_SECONDS": "1",
     }
     for key, value in overrides.items():
         if value is None:

@@ -1,5 +1,5 @@
 """Migration 0017 (agents.language) on SQLite and PostgreSQL: an agent speaks Bosnian unless
-set otherwise, only bs and en are stored, and it downgrades to 0014 and upgrades again keeping
+set otherwise, only bs and en are stored, and it downgrades to 0015 and upgrades again keeping
 the agents (back in Bosnian), and an edit of an agent still bumps config_generation (SQLite
 rebuilds the table: its triggers must come back). (test_survey_migration.py checks that the
 ORM models agree with the migrated schema.)"""
@@ -74,7 +74,7 @@ async def test_downgrade_drops_the_column_and_upgrade_restores_bosnian(
     await _edit_bumps_generation(database)
     await database.engine.dispose()  # no pooled connection holds the table during DDL
     config = alembic_config(database.url)
-    await asyncio.to_thread(command.downgrade, config, "0014")
+    await asyncio.to_thread(command.downgrade, config, "0015")
     async with database.engine.connect() as conn:
         assert "language" not in await conn.run_sync(_columns)
         names = (await conn.execute(text("SELECT id FROM agents ORDER BY id"))).scalars().all()

@@ -7,102 +7,25 @@ facts come from the CRM rows and the queues' live settings from their rows, as a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
-from centrala.service import SESSIONS
 from core.enums import ClientType
 from dialplan.validate import load_flow
 from models.flows import apply_flow
-from models.tables import Agent, AgentRole, Client, ClientPhone, Queue
-from models.web_sessions import WebSessionStore
+from models.tables import Client, Queue
 from tests.conftest import Database
-from web.auth import COOKIE, Sessions
-from web.errors import api_guard, errors
-from web.flow_api import desk_routes, routes
-from web.http import WEB, DeskWeb
+from tests.integration.flow_site import BEARER, CLOSED, FLOW_FILE, OPEN, Site, flow_site
 from web.openapi import OPENAPI
-from web.store import DeskStore
-
-TOKEN = "simulate-test-token"
-BEARER = {"Authorization": f"Bearer {TOKEN}"}
-FLOW_FILE = Path(__file__).parents[2] / "dialplan" / "infoline.yaml"
-OPEN = "2026-12-01T10:00:00+01:00"  # a Tuesday morning in Sarajevo
-CLOSED = "2026-12-01T20:00:00+01:00"
-
-
-@dataclass
-class Site:
-    client: TestClient[Any, Any]
-    database: Database
-    sessions: Sessions
-    web_sessions: WebSessionStore
-
-    async def simulate(self, body: Any, name: str = "infoline", **kw: Any) -> tuple[int, Any]:
-        kw.setdefault("headers", BEARER)
-        resp = await self.client.post(f"/api/flows/{name}/simulate", json=body, **kw)
-        return resp.status, await resp.json()
-
-    async def desk_headers(self, role: str, *, csrf: bool = True) -> dict[str, str]:
-        """A log-in of an agent with ``role``, as the desk makes one: a session row, its
-        cookie, and the CSRF token its pages carry."""
-        agent_id = f"{role}-1"
-        async with self.database.sessions() as session, session.begin():
-            if await session.get(Agent, agent_id) is None:
-                session.add(Agent(id=agent_id, name=agent_id, role=AgentRole(role), active=True))
-        session_id = await self.web_sessions.open(agent_id, datetime.now(UTC))
-        headers = {"Cookie": f"{COOKIE}={self.sessions.cookie(session_id)}"}
-        if csrf:
-            headers["X-CSRF-Token"] = self.sessions.csrf_token(session_id)
-        return headers
-
-    async def add_client(self, external_id: str, number: str, **facts: Any) -> int:
-        async with self.database.sessions() as session, session.begin():
-            client = Client(
-                external_id=external_id,
-                name=external_id.title(),
-                phones=[ClientPhone(number=number)],
-                **facts,
-            )
-            session.add(client)
-            await session.flush()
-            return client.id
 
 
 @pytest.fixture
 async def site(database: Database) -> AsyncIterator[Site]:
-    await apply_flow(database.sessions, load_flow(FLOW_FILE.read_text(), str(FLOW_FILE)), "tests")
-    app = web.Application(middlewares=[errors, api_guard(lambda: TOKEN)])
-    app[SESSIONS] = database.sessions
-    sessions = Sessions("simulate-test-secret", 3600)
-    web_sessions = WebSessionStore(database.sessions, timedelta(hours=1))
-    # The desk's route reads the store's database and the region only; the live parts stay out.
-    app[WEB] = DeskWeb(
-        store=DeskStore(database.sessions),
-        sessions=sessions,
-        notifier=cast(Any, None),
-        acd=cast(Any, None),
-        desk=cast(Any, None),
-        infoline=cast(Any, None),
-        region="BA",
-        disposition_required=True,
-        web_sessions=web_sessions,
-    )
-    app.router.add_routes(routes(SESSIONS, "BA"))
-    app.router.add_routes(desk_routes())
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield Site(client, database, sessions, web_sessions)
-    finally:
-        await client.close()
+    async with flow_site(database) as made:
+        yield made
 
 
 async def test_a_new_callers_keys_give_the_path_prompts_and_queue(site: Site) -> None:
@@ -271,7 +194,7 @@ def test_both_routes_are_described_in_the_openapi_document() -> None:
     for path in ("/api/flows/{name}/simulate", "/desk/api/flows/{name}/simulate"):
         operation = OPENAPI["paths"][path]["post"]
         body = operation["requestBody"]["content"]["application/json"]["schema"]
-        assert set(body["properties"]) == {"caller", "at", "keys", "version"}
+        assert set(body["properties"]) == {"caller", "at", "keys", "version", "draft"}
     assert OPENAPI["paths"]["/desk/api/flows/{name}/simulate"]["post"]["security"] == [
         {"session": []}
     ]

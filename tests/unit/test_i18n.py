@@ -437,3 +437,17 @@ def test_the_embedded_texts_cannot_end_the_script_element() -> None:
     page = _render("wallboard.html", "en", ("wallboard.js",))
     body = re.search(r'id="i18n">(.*?)</script>', page, re.S)
     assert body is not None and "<" not in body.group(1)
+
+
+@pytest.mark.parametrize("language", ["bs", "en"])
+def test_the_console_pages_have_the_users_language_frame(language: str) -> None:
+    """The console's own texts are still English; its frame (header, <html lang>) is not."""
+    from web.admin_pages import CONSOLE
+
+    may = {action.value: True for action in CONSOLE}
+    for template in sorted(p.name for p in TEMPLATES.glob("admin*.html")):
+        if template == "admin_base.html":
+            continue
+        page = _render(template, language, name="infoline", may=may)
+        assert f'<html lang="{language}">' in page, template
+        assert i18n.t(language, "base.console") in page, template

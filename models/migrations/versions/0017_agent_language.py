@@ -1,10 +1,10 @@
 """agents.language: the language of the agent's desk (bs or en), Bosnian for everyone so far
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0015
 
-0015 and 0016 are written alongside this one: at merge, down_revision becomes the newest of
-them (the lead re-chains it); nothing here depends on them.
+Written alongside 0015 (flow drafts) and 0016: chained after 0015 when main was merged;
+re-chain after 0016 when it lands (nothing here depends on either).
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,107 @@
+"""An aiohttp app with the flows' and the roster's HTTP routes, the bearer guard and the
+desk's session check, on a test database (no `centrala serve`, no Asterisk): what
+test_flow_simulate_http.py, test_flow_editing_http.py and test_roster_http.py call. The desk's
+routes read the store's database and the region only; the live parts stay out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from centrala.service import SESSIONS
+from dialplan.validate import load_flow
+from models.flows import apply_flow
+from models.tables import Agent, AgentRole, Client, ClientPhone
+from models.web_sessions import WebSessionStore
+from tests.conftest import Database
+from web.admin_api import desk_routes as admin_desk_routes
+from web.admin_api import routes as admin_routes
+from web.auth import COOKIE, Sessions
+from web.errors import api_guard, errors
+from web.flow_api import desk_routes, routes
+from web.http import WEB, DeskWeb
+from web.store import DeskStore
+
+TOKEN = "simulate-test-token"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+FLOW_FILE = Path(__file__).parents[2] / "dialplan" / "infoline.yaml"
+OPEN = "2026-12-01T10:00:00+01:00"  # a Tuesday morning in Sarajevo
+CLOSED = "2026-12-01T20:00:00+01:00"
+
+
+@dataclass
+class Site:
+    client: TestClient[Any, Any]
+    database: Database
+    sessions: Sessions
+    web_sessions: WebSessionStore
+
+    async def simulate(self, body: Any, name: str = "infoline", **kw: Any) -> tuple[int, Any]:
+        kw.setdefault("headers", BEARER)
+        resp = await self.client.post(f"/api/flows/{name}/simulate", json=body, **kw)
+        return resp.status, await resp.json()
+
+    async def desk_headers(
+        self, role: str, *, csrf: bool = True, agent: str | None = None
+    ) -> dict[str, str]:
+        """A log-in of an agent with ``role`` (id ``agent``, default ROLE-1), as the desk
+        makes one: a session row, its cookie, and the CSRF token its pages carry."""
+        agent_id = agent or f"{role}-1"
+        async with self.database.sessions() as session, session.begin():
+            if await session.get(Agent, agent_id) is None:
+                session.add(Agent(id=agent_id, name=agent_id, role=AgentRole(role), active=True))
+        session_id = await self.web_sessions.open(agent_id, datetime.now(UTC))
+        headers = {"Cookie": f"{COOKIE}={self.sessions.cookie(session_id)}"}
+        if csrf:
+            headers["X-CSRF-Token"] = self.sessions.csrf_token(session_id)
+        return headers
+
+    async def add_client(self, external_id: str, number: str, **facts: Any) -> int:
+        async with self.database.sessions() as session, session.begin():
+            client = Client(
+                external_id=external_id,
+                name=external_id.title(),
+                phones=[ClientPhone(number=number)],
+                **facts,
+            )
+            session.add(client)
+            await session.flush()
+            return client.id
+
+
+@asynccontextmanager
+async def flow_site(database: Database) -> AsyncIterator[Site]:
+    await apply_flow(database.sessions, load_flow(FLOW_FILE.read_text(), str(FLOW_FILE)), "tests")
+    app = web.Application(middlewares=[errors, api_guard(lambda: TOKEN)])
+    app[SESSIONS] = database.sessions
+    sessions = Sessions("simulate-test-secret", 3600)
+    web_sessions = WebSessionStore(database.sessions, timedelta(hours=1))
+    # The desk's route reads the store's database and the region only; the live parts stay out.
+    app[WEB] = DeskWeb(
+        store=DeskStore(database.sessions),
+        sessions=sessions,
+        notifier=cast(Any, None),
+        acd=cast(Any, None),
+        desk=cast(Any, None),
+        infoline=cast(Any, None),
+        region="BA",
+        disposition_required=True,
+        web_sessions=web_sessions,
+    )
+    app.router.add_routes(routes(SESSIONS, "BA"))
+    app.router.add_routes(desk_routes())
+    app.router.add_routes(admin_routes(SESSIONS, None))
+    app.router.add_routes(admin_desk_routes())
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield Site(client, database, sessions, web_sessions)
+    finally:
+        await client.close()

@@ -1,0 +1,69 @@
+"""The admin console's pages under /admin: the flow editor (forms over every node and prompt,
+the problems at their nodes, the diagram, test numbers, publish now or later, versions with
+their diff and roll back, "Simulate this call"), the roster (agents and queues), the opening
+hours and the audit trail. Each page is a shell; static/admin.js fills it from the same
+/desk/api routes machines call under /api (web.flow_api, web.admin_api), so the console can
+do nothing the API cannot and every change goes through the same checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from web.auth import Action, may
+from web.http import WEB, _page_user, page_context
+
+# (path, what the user must be allowed, template)
+PAGES: list[tuple[str, Action, str]] = [
+    ("/admin/flows/{name}", Action.EDIT_FLOWS, "admin_flow.html"),
+    ("/admin/simulate/{name}", Action.SIMULATE_CALLS, "admin_simulate.html"),
+    ("/admin/agents", Action.EDIT_AGENTS, "admin_agents.html"),
+    ("/admin/queues", Action.EDIT_QUEUES, "admin_queues.html"),
+    ("/admin/hours/{name}", Action.EDIT_HOURS, "admin_hours.html"),
+    ("/admin/audit", Action.VIEW_AUDIT, "admin_audit.html"),
+]
+CONSOLE = (
+    Action.EDIT_FLOWS,
+    Action.SIMULATE_CALLS,
+    Action.EDIT_AGENTS,
+    Action.EDIT_QUEUES,
+    Action.EDIT_HOURS,
+    Action.VIEW_AUDIT,
+)
+
+
+def _context(request: web.Request, user: Any) -> dict[str, Any]:
+    # The page frame (header, <html lang>) in the user's language; the console's own texts
+    # (these templates, static/admin.js) are still English.
+    return page_context(
+        user.language,
+        user=user,
+        csrf=request.app[WEB].sessions.csrf_token(user.nonce),
+        name=request.match_info.get("name", "infoline"),
+        may={action.value: may(user.role, action) for action in CONSOLE},
+    )
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    user = await _page_user(request, Action.SIMULATE_CALLS)  # supervisors and admins
+    return aiohttp_jinja2.render_template("admin.html", request, _context(request, user))
+
+
+def _page(action: Action, template: str) -> Any:
+    async def page(request: web.Request) -> web.StreamResponse:
+        user = await _page_user(request, action)
+        name = request.match_info.get("name")
+        if name is not None and not 0 < len(name) <= 64:
+            raise web.HTTPNotFound(text="no such flow")
+        return aiohttp_jinja2.render_template(template, request, _context(request, user))
+
+    return page
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/admin", index),
+        *(web.get(path, _page(action, template)) for path, action, template in PAGES),
+    ]
