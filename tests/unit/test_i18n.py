@@ -205,6 +205,20 @@ def test_every_key_the_templates_and_the_login_use_exists() -> None:
     assert {"login.wrong", "login.expired", "login.throttled"} <= _login_errors()
 
 
+def test_the_templates_show_no_word_of_their_own() -> None:
+    """Every visible word is a t() or label() call: a word typed into a template (between
+    tags, or in an attribute a person reads) fails here, in any language."""
+    # The product's name, and the transfer targets' syntax (the API's own words).
+    allowed = {"Centrala", "supervisor, survey, queue:general, agent:ID"}
+    for name, text in _templates().items():
+        code = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", text, flags=re.S)
+        for value in re.findall(r'(?:aria-label|title|placeholder|alt)="([^"]*)"', code):
+            assert not re.search(r"[^\W\d_]", value) or value in allowed, (name, value)
+        words = re.sub(r"<[^>]*>", " ", code)
+        for word in re.findall(r"[^\W\d_][\w'’-]*", words):
+            assert word in allowed, (name, word)
+
+
 def test_every_key_a_script_uses_exists_and_its_page_embeds() -> None:
     for name, text in _scripts().items():
         wanted = i18n.SCRIPT_NAMESPACES[name]
