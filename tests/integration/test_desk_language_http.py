@@ -122,6 +122,7 @@ async def test_the_login_page_speaks_the_browsers_language(
     resp = await desk.client.get("/login", headers=headers)
     page = await resp.text()
     assert resp.status == 200 and _lang(page) == language
+    assert resp.headers["Vary"] == "Accept-Language"
     for word in words:
         assert word in page
 
