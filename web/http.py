@@ -278,6 +278,7 @@ async def login_page(
         ),
         status=status or (401 if error else 200),
     )
+    response.headers["Vary"] = "Accept-Language"  # a cache must not hand it to other browsers
     response.set_cookie(
         PRE_COOKIE, nonce, httponly=True, samesite="Strict", max_age=600, path="/login"
     )

@@ -153,8 +153,8 @@ $("btn-available").onclick = () => setState("available");
 $("btn-pause").onclick = () => setState("paused", $("pause-reason").value);
 $("btn-logout-acd").onclick = () => setState("logged_out");
 
-async function control(path, body, label) {
-  try { await api("POST", `/desk/api/calls/${liveCall}/${path}`, body); say("call-msg", label); }
+async function control(path, body, done) {
+  try { await api("POST", `/desk/api/calls/${liveCall}/${path}`, body); say("call-msg", done); }
   catch (e) { say("call-msg", e.message, true); }
 }
 $("btn-hangup").onclick = () => control("hangup", undefined, t("desk.hung_up"));

@@ -20,11 +20,14 @@ function label(family, value) {
   const key = `${family}.${value}`;
   return Object.hasOwn(I18N, key) ? t(key) : String(value).replaceAll("_", " ");
 }
-// Dates, times and numbers as the language writes them (bs-BA: 1.12.2026. 09:30, 2,5).
-function fmtDateTime(iso) { return iso ? new Date(iso).toLocaleString(t("format.locale")) : "—"; }
-function fmtDate(isoDate) { return isoDate ? new Date(isoDate).toLocaleDateString(t("format.locale"), {timeZone: "UTC"}) : "—"; }
-function fmtTime(date) { return date.toLocaleTimeString(t("format.locale")); }
-function fmtNumber(x) { return x == null ? "–" : Number(x).toLocaleString(t("format.locale")); }
+// Dates, times and numbers as the language writes them (bs: 1. 12. 2026. 09:30, 2,5). For
+// Bosnian the file names hr-HR: Chromium's ICU data claim bs-BA but format it as the root
+// locale (2026-12-31, 1.5), and Croatian writes dates and numbers as Bosnian does.
+const LOCALE = t("format.locale");
+function fmtDateTime(iso) { return iso ? new Date(iso).toLocaleString(LOCALE) : "—"; }
+function fmtDate(isoDate) { return isoDate ? new Date(isoDate).toLocaleDateString(LOCALE, {timeZone: "UTC"}) : "—"; }
+function fmtTime(date) { return date.toLocaleTimeString(LOCALE); }
+function fmtNumber(x) { return x == null ? "–" : Number(x).toLocaleString(LOCALE); }
 // An error answer of the API: the text for its error_id, or the server's message framed in
 // the language (a field's check names the field; its message starts "field: ").
 function errorText(data, status) {
