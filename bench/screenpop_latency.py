@@ -245,7 +245,7 @@ async def create_agents(serve: Serve, n: int, tag: str) -> list[str]:
     from core.enums import AgentRole
     from models.db import create_engine, session_factory
     from models.flows import apply_flow
-    from models.tables import Agent, Queue, QueueMember
+    from models.tables import Agent, DeskLanguage, Queue, QueueMember
 
     engine = create_engine(serve.database_url)
     sessions = session_factory(engine)
@@ -264,6 +264,8 @@ async def create_agents(serve: Serve, n: int, tag: str) -> list[str]:
                     endpoint=f"Local/{agent_id}@test-agent",
                     skills=[],
                     password_hash=hashed,
+                    # The browser below reads the English desk (its labels and buttons).
+                    language=DeskLanguage.EN,
                     memberships=[QueueMember(queue_id="new_clients")],
                 )
             )
@@ -305,7 +307,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
             )
             page = await (
-                await browser.new_context(viewport={"width": 1280, "height": 800})
+                await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
             ).new_page()
             await page.goto(serve.url + "/login")
             await page.get_by_label("Agent id").fill(agents[0])

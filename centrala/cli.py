@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from centrala.settings import Settings, get_settings, settings_problems
+from core.enums import DeskLanguage
 
 if TYPE_CHECKING:
     from dialplan.model import Flow
@@ -462,6 +463,31 @@ def agent_passwd(agent_id: str, from_stdin: bool) -> None:
     if not asyncio.run(run()):
         raise click.ClickException(f"no agent {agent_id!r}")
     click.echo(f"password set for {agent_id}")
+
+
+@agent.command("language")
+@click.argument("agent_id")
+@click.argument("language", type=click.Choice([lang.value for lang in DeskLanguage]))
+def agent_language(agent_id: str, language: str) -> None:
+    """Set the language of the agent's desk and pages (bs or en); the agent can change it on
+    the desk too. Their next page speaks it."""
+    from models.db import create_engine, session_factory
+    from web.store import DeskStore
+
+    settings = _settings()
+
+    async def run() -> bool:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            return await DeskStore(session_factory(engine)).set_language(
+                agent_id, DeskLanguage(language)
+            )
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(run()):
+        raise click.ClickException(f"no agent {agent_id!r}")
+    click.echo(f"language of {agent_id}: {language}")
 
 
 @agent.command("phone")

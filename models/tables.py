@@ -44,6 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.enums import AgentRole as AgentRole
 from core.enums import ClientType as ClientType
+from core.enums import DeskLanguage as DeskLanguage
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -127,6 +128,12 @@ class Agent(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The language of the agent's desk and pages (web.i18n); the agent picks it on the desk.
+    language: Mapped[DeskLanguage] = mapped_column(
+        _enum(DeskLanguage, "agent_language"),
+        default=DeskLanguage.BS,
+        server_default=DeskLanguage.BS.value,
+    )
 
     memberships: Mapped[list[QueueMember]] = relationship(back_populates="agent")
 

@@ -14,7 +14,7 @@ from sqlalchemy import Select, delete, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.tables import Agent, AgentRole, WebSession
+from models.tables import Agent, AgentRole, DeskLanguage, WebSession
 
 # last_seen_at is written at most this often per session: a write per request would make
 # every desk click a database write.
@@ -26,6 +26,7 @@ class LiveSession:
     id: str
     agent_id: str
     role: str  # read from ``agents`` now, never from the cookie
+    language: str = DeskLanguage.BS.value  # of the agent's pages, read with the role
 
 
 # While the database is away a session it confirmed this long before the outage began still
@@ -71,9 +72,9 @@ class WebSessionStore:
             )
         return session_id
 
-    def _live_query(self, now: datetime) -> Select[WebSession, AgentRole]:
+    def _live_query(self, now: datetime) -> Select[WebSession, AgentRole, DeskLanguage]:
         return (
-            select(WebSession, Agent.role)
+            select(WebSession, Agent.role, Agent.language)
             .join(Agent, Agent.id == WebSession.agent_id)
             .where(
                 WebSession.revoked_at.is_(None),
@@ -114,11 +115,11 @@ class WebSessionStore:
             ).first()
             if row is None:
                 return None
-            web_session, role = row
+            web_session, role, language = row
             if now - web_session.last_seen_at >= TOUCH_EVERY:
                 web_session.last_seen_at = now
                 await session.commit()
-            return LiveSession(web_session.id, web_session.agent_id, str(role))
+            return LiveSession(web_session.id, web_session.agent_id, str(role), str(language))
 
     async def live_roles(self, session_ids: Iterable[str], now: datetime) -> dict[str, str]:
         """Of ``session_ids``, the live ones and their agents' roles now."""
@@ -127,7 +128,7 @@ class WebSessionStore:
             return {}
         async with self.sessions() as session:
             rows = await session.execute(self._live_query(now).where(WebSession.id.in_(ids)))
-            return {web_session.id: str(role) for web_session, role in rows}
+            return {web_session.id: str(role) for web_session, role, _language in rows}
 
     async def revoke(self, session_id: str, now: datetime) -> None:
         self._confirmed.pop(session_id, None)

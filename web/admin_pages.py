@@ -13,7 +13,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from web.auth import Action, may
-from web.http import WEB, _page_user
+from web.http import WEB, _page_user, page_context
 
 # (path, what the user must be allowed, template)
 PAGES: list[tuple[str, Action, str]] = [
@@ -35,12 +35,15 @@ CONSOLE = (
 
 
 def _context(request: web.Request, user: Any) -> dict[str, Any]:
-    return {
-        "user": user,
-        "csrf": request.app[WEB].sessions.csrf_token(user.nonce),
-        "name": request.match_info.get("name", "infoline"),
-        "may": {action.value: may(user.role, action) for action in CONSOLE},
-    }
+    # The page frame (header, <html lang>) in the user's language; the console's own texts
+    # (these templates, static/admin.js) are still English.
+    return page_context(
+        user.language,
+        user=user,
+        csrf=request.app[WEB].sessions.csrf_token(user.nonce),
+        name=request.match_info.get("name", "infoline"),
+        may={action.value: may(user.role, action) for action in CONSOLE},
+    )
 
 
 async def index(request: web.Request) -> web.StreamResponse:

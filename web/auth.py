@@ -74,6 +74,7 @@ class User:
     agent_id: str
     role: str
     nonce: str  # the session id (web_sessions.id): binds the CSRF token
+    language: str = "bs"  # of the pages and texts shown to them (web.i18n)
 
 
 def may(role: str, action: Action) -> bool:

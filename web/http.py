@@ -37,13 +37,15 @@ from core.desk.forms import (
     may_become_available,
 )
 from core.desk.screenpop import build_screenpop
-from core.dialler import check_campaign_disposition, check_skip_reason
+from core.dialler import AgentDisposition, check_campaign_disposition, check_skip_reason
+from core.enums import DeskLanguage
 from core.errors import AgentDeskError
 from core.ids import row_id
 from core.throttle import LoginThrottle
 from models.db import is_outage
 from models.dialler import DiallerStore
 from models.web_sessions import WebSessionStore
+from web import i18n
 from web.api import check_call_request, check_reason, check_transfer, live_call_agent, placed
 from web.auth import (
     COOKIE,
@@ -57,7 +59,7 @@ from web.auth import (
     may_control_call,
     verify_password,
 )
-from web.errors import DB_AWAY, Need, client_address, error_json, route_need
+from web.errors import Need, client_address, error_json, route_need
 from web.notifier import Notifier
 from web.openapi import OPENAPI
 from web.ports import AgentCampaigns, AgentCommands, CallControl, ManualCalls, Softphones
@@ -148,15 +150,44 @@ async def current_user(request: web.Request) -> User | None:
     if session_id is None:
         return None
     live = await dw.web_sessions.live(session_id, datetime.now(UTC))
-    return None if live is None else User(live.agent_id, live.role, live.id)
+    return None if live is None else User(live.agent_id, live.role, live.id, live.language)
+
+
+@jinja2.pass_context
+def _t(context: jinja2.runtime.Context, key: str, **fields: object) -> str:
+    # The page's language is its context's `lang` (page_context): none there is a bug, raised.
+    return i18n.t(context["lang"], key, **fields)
+
+
+@jinja2.pass_context
+def _label(context: jinja2.runtime.Context, family: str, value: object) -> str:
+    return i18n.label(context["lang"], family, value)
+
+
+@jinja2.pass_context
+def _decimal(context: jinja2.runtime.Context, value: float | None, places: int = 1) -> str:
+    return i18n.decimal(context["lang"], value, places)
 
 
 def setup_templates(app: web.Application) -> None:
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),
         autoescape=jinja2.select_autoescape(["html"]),
     )
+    env.globals.update(t=_t, label=_label, decimal=_decimal)
+
+
+def page_context(language: str, scripts: tuple[str, ...] = (), **context: Any) -> dict[str, Any]:
+    """A page's context: its language (<html lang>, every text) and its scripts, which get
+    their texts embedded in the page (i18n.js first: the others use its t())."""
+    loaded = ("i18n.js", *scripts) if scripts else ()
+    return {
+        "lang": language,
+        "scripts": loaded,
+        "script_texts": i18n.script_texts(language, loaded),
+        **context,
+    }
 
 
 Handler = Callable[[web.Request, DeskWeb, User], Awaitable[web.StreamResponse]]
@@ -204,7 +235,7 @@ async def _page_user(request: web.Request, action: Action) -> User:
     if user is None:
         raise web.HTTPSeeOther("/login")
     if not may(user.role, action):
-        raise web.HTTPForbidden(text=f"role {user.role} may not open this page")
+        raise web.HTTPForbidden(text=i18n.t(user.language, "error.forbidden"))
     return user
 
 
@@ -224,13 +255,20 @@ async def index(request: web.Request) -> web.StreamResponse:
 async def login_page(
     request: web.Request, error: str | None = None, status: int | None = None
 ) -> web.Response:
+    """The login form; ``error``: the key of the text saying what went wrong. Nobody is known
+    yet, so the browser's languages choose the page's."""
     nonce = secrets.token_urlsafe(16)
     response = aiohttp_jinja2.render_template(
         "login.html",
         request,
-        {"csrf": request.app[WEB].sessions.csrf_token("pre:" + nonce), "error": error},
+        page_context(
+            i18n.from_accept_language(request.headers.get("Accept-Language")),
+            csrf=request.app[WEB].sessions.csrf_token("pre:" + nonce),
+            error=error,
+        ),
         status=status or (401 if error else 200),
     )
+    response.headers["Vary"] = "Accept-Language"  # a cache must not hand it to other browsers
     response.set_cookie(
         PRE_COOKIE, nonce, httponly=True, samesite="Strict", max_age=600, path="/login"
     )
@@ -246,14 +284,14 @@ async def login_post(request: web.Request) -> web.Response:
     form = await request.post()
     nonce = request.cookies.get(PRE_COOKIE, "")
     if not nonce or not dw.sessions.csrf_ok("pre:" + nonce, str(form.get("csrf", ""))):
-        return await login_page(request, "The form expired; please try again.")
+        return await login_page(request, "login.expired")
     agent_id, password = str(form.get("agent_id", "")).strip(), str(form.get("password", ""))
     address = dw.client_address(request)
     account = agent_id[:MAX_AGENT_ID].casefold()  # one count per account, however it is typed
     wait = dw.throttle.retry_after(account, address, time.monotonic())
     if wait > 0:
         # Refused before the password is even checked: a guess made now tells nothing.
-        response = await login_page(request, "Too many failed log-ins; wait and try again.", 429)
+        response = await login_page(request, "login.throttled", 429)
         response.headers["Retry-After"] = str(max(1, round(wait)))
         return response
     try:
@@ -263,7 +301,7 @@ async def login_post(request: web.Request) -> web.Response:
             raise
         # A log-in needs the database (the password hash, the session row): said plainly,
         # 503, not a failure that counts against the account.
-        response = await login_page(request, DB_AWAY, 503)
+        response = await login_page(request, "error.database_unavailable", 503)
         response.headers["Retry-After"] = "5"
         return response
     # argon2 takes ~50 ms of CPU on purpose: off the event loop, so calls are not delayed.
@@ -279,7 +317,7 @@ async def login_post(request: web.Request) -> web.Response:
             failures=failures,
             failures_from_address=from_address,
         )
-        return await login_page(request, "Wrong agent id or password.")
+        return await login_page(request, "login.wrong")
     dw.throttle.succeeded(account, address, time.monotonic())
     session_id = await dw.web_sessions.open(agent.id, datetime.now(UTC))
     if dw.store.remember is not None:
@@ -313,6 +351,12 @@ async def logout_post(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+# The pause reasons the desk offers (the API takes any short reason).
+PAUSE_REASONS = ("break", "lunch", "training", "meeting", "back-office")
+# The languages a new client's record may be created in (their greeting's, their notices').
+CLIENT_LANGUAGES = ("bs", "hr", "sr", "en", "de")
+
+
 @aiohttp_jinja2.template("desk.html")
 async def desk_page(request: web.Request) -> dict[str, Any]:
     user = await _page_user(request, Action.USE_DESK)
@@ -323,24 +367,36 @@ async def desk_page(request: web.Request) -> dict[str, Any]:
         if not is_outage(exc):
             raise
         agent = None  # the database is away: the desk works from memory, by agent id
-    return {
-        "user": user,
-        "name": agent.name if agent else user.agent_id,
-        "csrf": dw.sessions.csrf_token(user.nonce),
-        "categories": CATEGORIES,
-        "outcomes": OUTCOMES,
-        "wallboard": may(user.role, Action.VIEW_WALLBOARD),
+    softphone = dw.softphones is not None
+    return page_context(
+        user.language,
+        ("desk.js", "softphone.js") if softphone else ("desk.js",),
+        user=user,
+        name=agent.name if agent else user.agent_id,
+        csrf=dw.sessions.csrf_token(user.nonce),
+        categories=CATEGORIES,
+        outcomes=OUTCOMES,
+        campaign_dispositions=[d.value for d in AgentDisposition],
+        pause_reasons=PAUSE_REASONS,
+        client_languages=CLIENT_LANGUAGES,
+        languages=[language.value for language in DeskLanguage],
+        wallboard=may(user.role, Action.VIEW_WALLBOARD),
         # The browser softphone: offered when serve has it; switched on by itself for an
         # agent with no phone on file (only a headset), otherwise at the agent's choice.
-        "softphone": dw.softphones is not None,
-        "softphone_default": "on" if agent is not None and not agent.endpoint else "off",
-    }
+        softphone=softphone,
+        softphone_default="on" if agent is not None and not agent.endpoint else "off",
+    )
 
 
 @aiohttp_jinja2.template("wallboard.html")
 async def wallboard_page(request: web.Request) -> dict[str, Any]:
     user = await _page_user(request, Action.VIEW_WALLBOARD)
-    return {"user": user, "csrf": request.app[WEB].sessions.csrf_token(user.nonce)}
+    return page_context(
+        user.language,
+        ("wallboard.js",),
+        user=user,
+        csrf=request.app[WEB].sessions.csrf_token(user.nonce),
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -450,6 +506,20 @@ def release_disposition_pause(dw: DeskWeb, agent_id: str) -> None:
         agent = dw.acd.agent(agent_id)
         if agent.pause_reason == DISPOSITION_PAUSE:
             dw.desk.publish(dw.acd.unpause(agent_id, time.monotonic()))
+
+
+@_api(Action.USE_DESK)
+async def set_language(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+    """The agent's language, kept on their row: every page from the next one on speaks it."""
+    data = await _json(request)
+    try:
+        language = i18n.check_language(data.get("language"))
+    except ValueError as exc:
+        raise FormError("language", str(exc)) from exc
+    if not await dw.store.set_language(user.agent_id, language):
+        raise AgentDeskError("unknown_agent", f"no agent {user.agent_id!r}", 404)
+    log.info("language_set", agent_id=user.agent_id, language=language.value)
+    return web.json_response({"agent_id": user.agent_id, "language": language.value})
 
 
 @_api(Action.USE_DESK)
@@ -696,6 +766,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get("/wallboard/ws", wallboard_ws),
         web.get("/api/openapi.json", openapi),
         web.get("/desk/api/me", me),
+        web.post("/desk/api/me/language", set_language),
         web.post("/desk/api/state", set_state),
         web.post("/desk/api/call", call_out),
         web.post("/desk/api/softphone", softphone_issue),

@@ -452,6 +452,14 @@ OPENAPI: dict[str, Any] = {
         "/desk/api/me": {
             "get": _op("the logged-in agent's state and transfer targets", auth=_DESK)
         },
+        "/desk/api/me/language": {
+            "post": _op(
+                "the language of the logged-in agent's pages from the next page on (stored on "
+                "their agent row); 422 bad_field for a language not shipped",
+                body={"language": {"enum": ["bs", "en"]}},
+                auth=_DESK,
+            )
+        },
         "/desk/api/call": {"post": _op("call out as the logged-in agent", body=_CALL)},
         "/desk/api/state": {
             "post": _op(

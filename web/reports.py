@@ -4,6 +4,7 @@ figures come from ``web.survey_api``, as the bearer API's do."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -11,10 +12,11 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from core.surveys.report import PERIODS, ReportError, chart_svg
+from core.surveys.report import PERIODS, ChartWords, ReportError, chart_svg
 from models.survey_results import survey_names
+from web import i18n
 from web.auth import Action, User
-from web.http import WEB, DeskWeb, _api, _page_user
+from web.http import WEB, DeskWeb, _api, _page_user, page_context
 from web.survey_api import csv_response, survey_results
 
 FILTERS = ("version", "campaign", "period", "since", "until")
@@ -26,11 +28,12 @@ async def surveys_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template(
         "survey_reports.html",
         request,
-        {
-            "user": user,
-            "csrf": dw.sessions.csrf_token(user.nonce),
-            "names": await survey_names(dw.store.sessions),
-        },
+        page_context(
+            user.language,
+            user=user,
+            csrf=dw.sessions.csrf_token(user.nonce),
+            names=await survey_names(dw.store.sessions),
+        ),
     )
 
 
@@ -39,17 +42,19 @@ async def survey_page(request: web.Request) -> web.Response:
     dw = request.app[WEB]
     name = request.match_info["name"]
     given = {k: request.query.get(k, "").strip() for k in FILTERS}
-    context: dict[str, Any] = {
-        "user": user,
-        "csrf": dw.sessions.csrf_token(user.nonce),
-        "name": name,
-        "given": given,
-        "periods": PERIODS,
-    }
+    context: dict[str, Any] = page_context(
+        user.language,
+        user=user,
+        csrf=dw.sessions.csrf_token(user.nonce),
+        name=name,
+        given=given,
+        periods=PERIODS,
+    )
     try:
         report, _ = await survey_results(dw.store.sessions, name, given)
     except ReportError as exc:
-        context["error"] = str(exc)
+        # The check's own words (which filter, what it wants), framed in the page's language.
+        context["error"] = i18n.t(user.language, "error.other", message=str(exc))
         return aiohttp_jinja2.render_template(
             "survey_report.html", request, context, status=exc.status
         )
@@ -57,11 +62,20 @@ async def survey_page(request: web.Request) -> web.Response:
     context.update(
         figures=report.to_json(),
         # chart_svg escapes every text it writes: safe to put into the page as it is.
-        chart=Markup(chart_svg(report)),
+        chart=Markup(chart_svg(report, chart_words(user.language))),
         csv_url=f"/desk/api/surveys/{quote(name, safe='')}/answers.csv"
         + (f"?{urlencode(kept)}" if kept else ""),
     )
     return aiohttp_jinja2.render_template("survey_report.html", request, context)
+
+
+def chart_words(language: str) -> ChartWords:
+    """The chart in the page's language (web/translations' chart.* texts)."""
+    return ChartWords(
+        say=partial(i18n.t, language),
+        number=partial(i18n.decimal, language),
+        period=partial(i18n.label, language, "period"),
+    )
 
 
 @_api(Action.VIEW_REPORTS)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.desk.forms import CallbackRequest, CallFigure, Disposition, changes
 from core.desk.screenpop import PopRows
-from core.enums import ClientType
+from core.enums import ClientType, DeskLanguage
 from models.callbacks import add_callback
 from models.calllog import last_event_data
 from models.db import is_outage
@@ -123,6 +123,16 @@ class DeskStore:
                 return False
             agent.password_hash = password_hash
             await revoke_agent_sessions(session, agent_id, datetime.now(UTC))
+            await session.commit()
+            return True
+
+    async def set_language(self, agent_id: str, language: DeskLanguage) -> bool:
+        """The language of the agent's pages from their next page on (False: no such agent)."""
+        async with self.sessions() as session:
+            agent = await session.get(Agent, agent_id)
+            if agent is None:
+                return False
+            agent.language = language
             await session.commit()
             return True
 

@@ -24,8 +24,8 @@ import html
 import io
 import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
 from zoneinfo import ZoneInfo
@@ -546,7 +546,42 @@ def score_colour(score: int) -> str:
     return {"detractor": DETRACTOR, "passive": PASSIVE, "promoter": PROMOTER}[score_group(score)]
 
 
-def _histogram_svg(report: SurveyReport, top: float) -> list[str]:
+# The chart's words in English (`centrala survey report --svg`); the report page passes its
+# language's, the same keys in web/translations (test_i18n holds en.json to these).
+CHART_ENGLISH: Mapping[str, str] = {
+    "chart.title": "{survey}: NPS {nps}",
+    "chart.nps": "{score} (95% CI {low} to {high})",
+    "chart.no_answers": "no answers",
+    "chart.histogram": "Answers to {question}, 0-10 (n={responses})",
+    "chart.bar": "{score}: {count} answers",
+    "chart.detractors": "detractors 0-6",
+    "chart.passives": "passives 7-8",
+    "chart.promoters": "promoters 9-10",
+    "chart.by_period": "NPS by {period} with its 95% interval",
+    "chart.no_nps": "no NPS answers",
+    "chart.tip": "{period}: NPS {score} ({low} to {high}), n={responses}",
+}
+
+
+def _english(key: str, /, **fields: object) -> str:
+    return CHART_ENGLISH[key].format(**fields)
+
+
+def _one_place(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1f}"
+
+
+@dataclass(frozen=True)
+class ChartWords:
+    """How the chart speaks: ``say(key, **fields)`` gives a text, ``number`` writes a figure
+    (12.5 or 12,5), ``period`` names day, week or month."""
+
+    say: Callable[..., str] = _english
+    number: Callable[[float | None], str] = _one_place
+    period: Callable[[str], str] = field(default=str)
+
+
+def _histogram_svg(report: SurveyReport, top: float, words: ChartWords) -> list[str]:
     height = 170.0
     base = top + 40 + height
     slot = (RIGHT - LEFT) / len(report.histogram)
@@ -556,7 +591,7 @@ def _histogram_svg(report: SurveyReport, top: float) -> list[str]:
         _text(
             LEFT,
             top + 18,
-            f"Answers to {question}, 0-10 (n={report.overall.responses})",
+            words.say("chart.histogram", question=question, responses=report.overall.responses),
             font_weight="bold",
             font_size=15,
         ),
@@ -569,14 +604,19 @@ def _histogram_svg(report: SurveyReport, top: float) -> list[str]:
         parts.append(
             f'<rect class="bar {group}" data-score="{score}" data-count="{count}" '
             f'x="{x:.1f}" y="{base - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
-            f'fill="{score_colour(score)}"><title>{_e(f"{score}: {count} answers")}</title></rect>'
+            f'fill="{score_colour(score)}">'
+            f"<title>{_e(words.say('chart.bar', score=score, count=count))}</title></rect>"
         )
         centre = LEFT + slot * (score + 0.5)
         parts.append(_text(centre, base - h - 4, count, text_anchor="middle", class_="count"))
         parts.append(_text(centre, base + 16, score, text_anchor="middle"))
     legend_y = base + 36
     for i, (label, colour) in enumerate(
-        [("detractors 0-6", DETRACTOR), ("passives 7-8", PASSIVE), ("promoters 9-10", PROMOTER)]
+        [
+            (words.say("chart.detractors"), DETRACTOR),
+            (words.say("chart.passives"), PASSIVE),
+            (words.say("chart.promoters"), PROMOTER),
+        ]
     ):
         x = LEFT + i * 170
         parts.append(f'<rect x="{x}" y="{legend_y - 10}" width="12" height="12" fill="{colour}"/>')
@@ -584,7 +624,7 @@ def _histogram_svg(report: SurveyReport, top: float) -> list[str]:
     return parts
 
 
-def _period_svg(report: SurveyReport, top: float) -> list[str]:
+def _period_svg(report: SurveyReport, top: float, words: ChartWords) -> list[str]:
     height = 200.0
     y_top = top + 40
 
@@ -595,7 +635,7 @@ def _period_svg(report: SurveyReport, top: float) -> list[str]:
         _text(
             LEFT,
             top + 18,
-            f"NPS by {report.period} with its 95% interval",
+            words.say("chart.by_period", period=words.period(report.period)),
             font_weight="bold",
             font_size=15,
         ),
@@ -608,7 +648,8 @@ def _period_svg(report: SurveyReport, top: float) -> list[str]:
         parts.append(_text(LEFT - 6, y(tick) + 4, tick, text_anchor="end"))
     periods = [(k, r) for k, r in report.by_period.items() if r.score is not None]
     if not periods:
-        parts.append(_text((LEFT + RIGHT) / 2, y(0) - 8, "no NPS answers", text_anchor="middle"))
+        no_nps = words.say("chart.no_nps")
+        parts.append(_text((LEFT + RIGHT) / 2, y(0) - 8, no_nps, text_anchor="middle"))
         return parts
     slot = (RIGHT - LEFT) / len(periods)
     every = math.ceil(len(periods) / 12)  # at most 12 labels along the axis
@@ -618,7 +659,14 @@ def _period_svg(report: SurveyReport, top: float) -> list[str]:
         assert r.score is not None and r.ci_low is not None and r.ci_high is not None
         x, low, high, mid = LEFT + slot * (i + 0.5), y(r.ci_low), y(r.ci_high), y(r.score)
         points.append(f"{x:.1f},{mid:.1f}")
-        tip = f"{key}: NPS {r.score:.1f} ({r.ci_low:.1f} to {r.ci_high:.1f}), n={r.responses}"
+        tip = words.say(
+            "chart.tip",
+            period=key,
+            score=words.number(r.score),
+            low=words.number(r.ci_low),
+            high=words.number(r.ci_high),
+            responses=r.responses,
+        )
         marks.append(
             f'<g class="period" data-period="{_e(key)}" data-nps="{r.score:.1f}">'
             f"<title>{_e(tip)}</title>"
@@ -637,20 +685,27 @@ def _period_svg(report: SurveyReport, top: float) -> list[str]:
     return [*parts, line, *marks]
 
 
-def chart_svg(report: SurveyReport) -> str:
+def chart_svg(report: SurveyReport, words: ChartWords | None = None) -> str:
     """The histogram of scores 0-10 (detractors red, passives grey, promoters green) above the
     NPS per period with its interval, as one standalone SVG document (no scripts, no external
-    references; every text escaped)."""
+    references; every text escaped), in ``words``' language (English by default)."""
+    words = words or ChartWords()
     height = 580
-    title = f"{report.survey}: NPS {nps_text(report.overall)}"
+    o = report.overall
+    if o.score is None or o.ci_low is None or o.ci_high is None:
+        nps = words.say("chart.no_answers")
+    else:
+        low, high = words.number(o.ci_low), words.number(o.ci_high)
+        nps = words.say("chart.nps", score=words.number(o.score), low=low, high=high)
+    title = words.say("chart.title", survey=report.survey, nps=nps)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{_e(title)}" '
         f'font-family="system-ui, sans-serif" font-size="13">',
         f"<title>{_e(title)}</title>",
         f'<rect width="{WIDTH}" height="{height}" fill="#fff"/>',
-        *_histogram_svg(report, 0),
-        *_period_svg(report, 290),
+        *_histogram_svg(report, 0, words),
+        *_period_svg(report, 290, words),
         "</svg>",
     ]
     return "\n".join(parts) + "\n"

@@ -2,7 +2,9 @@
 local Asterisk: an agent logs in, a known client calls, the screen-pop shows that client's
 record before the agent speaks, the agent hangs up from the browser and enters the
 disposition, and the database holds it; a supervisor watches the wallboard while a caller
-waits. Screenshots go to $CENTRALA_SCREENSHOT_DIR (docs/ for the README) when set."""
+waits. Screenshots go to $CENTRALA_SCREENSHOT_DIR (docs/ for the README) when set.
+These tests read the desk in English (their agents' language and their browsers' are set to
+it); test_desk_language.py shows the Bosnian one, every agent's default."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import aiohttp
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from core.enums import AgentRole, ClientType
+from core.enums import AgentRole, ClientType, DeskLanguage
 from models.tables import Agent, Call, Callback, CallbackStatus, Client, ClientAudit, Interaction
 from tests.integration.conftest import Callers, Server
 from tests.integration.test_infoline_paths import Desk, call_and_press, wait_connected
@@ -40,8 +42,32 @@ async def set_password(server: Server, agent_id: str) -> None:
         await session.commit()
 
 
-async def log_in(browser: Browser, server: Server, agent_id: str, *, width: int = 1280) -> Page:
-    context = await browser.new_context(viewport={"width": width, "height": 800})
+async def speak(server: Server, agent_id: str, language: DeskLanguage) -> None:
+    """The agent's desk language, as `centrala agent language` sets it."""
+    async with server.db.sessions() as session:
+        agent = await session.get(Agent, agent_id)
+        assert agent is not None
+        agent.language = language
+        await session.commit()
+
+
+LOCALES = {DeskLanguage.EN: "en-GB", DeskLanguage.BS: "bs-BA"}
+
+
+async def log_in(
+    browser: Browser,
+    server: Server,
+    agent_id: str,
+    *,
+    width: int = 1280,
+    language: DeskLanguage = DeskLanguage.EN,
+) -> Page:
+    """The agent's desk, logged in through the login page: both in ``language`` (the login
+    page by the browser's Accept-Language, the desk by the agent's row)."""
+    await speak(server, agent_id, language)
+    context = await browser.new_context(
+        viewport={"width": width, "height": 800}, locale=LOCALES[language]
+    )
     page = await context.new_page()
     await page.goto(server.url + "/login")
     await page.get_by_label("Agent id").fill(agent_id)
@@ -306,7 +332,8 @@ async def test_pages_and_api_refuse_without_a_session_a_role_or_the_csrf_token(
         form = {"csrf": csrf.group(1), "agent_id": agent, "password": "wrong password"}
         async with http.post(server.url + "/login", data=form) as resp:
             page = await resp.text()
-            assert resp.status == 401 and "Wrong agent id or password" in page
+            # No Accept-Language: the login page speaks Bosnian, the default.
+            assert resp.status == 401 and "Pogrešan ID agenta ili lozinka" in page
         csrf = re.search(r'name="csrf" value="([^"]+)"', page)  # each form gets a new token
         assert csrf is not None
         form["csrf"], form["password"] = csrf.group(1), PASSWORD

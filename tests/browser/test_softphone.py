@@ -17,9 +17,9 @@ from urllib.parse import quote
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from models.tables import Agent
+from models.tables import Agent, DeskLanguage
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.browser.test_desktop import PASSWORD, desk_ready, set_password, shot
+from tests.browser.test_desktop import PASSWORD, desk_ready, set_password, shot, speak
 from tests.integration.conftest import PBX, Callers, Server, _centrala
 from tests.integration.test_infoline_paths import (
     Desk,
@@ -84,8 +84,10 @@ async def open_desk(
     browser: Browser, server: Server, agent_id: str, *, switch_on: bool = True
 ) -> Page:
     """The agent's desk; ``switch_on``: the agent switches the softphone on (it is off for
-    an agent with a phone on file, as the tests' agents have)."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    an agent with a phone on file, as the tests' agents have). In English, as test_desktop's
+    log_in: the agent's desk language and the browser's."""
+    await speak(server, agent_id, DeskLanguage.EN)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
     page = await context.new_page()
     await page.goto(server.url + "/login")
     await page.get_by_label("Agent id").fill(agent_id)

@@ -152,7 +152,10 @@ async def test_desk_page_for_supervisors_with_figures_chart_and_csv_link(
     )
     assert resp.status == 200
     page = await resp.text()
-    assert '<span class="kpi" id="nps">16.7</span>' in page
+    # The supervisor's language: Bosnian, the default (test_desk_language_http shows English).
+    assert '<html lang="bs">' in page and "Rezultati anketa" in page
+    assert "kritičari 0–6" in page  # the chart too
+    assert '<span class="kpi" id="nps">16,7</span>' in page
     assert "<svg" in page and 'class="bar promoter"' in page
     assert 'href="/desk/api/surveys/nps/answers.csv?version=1&amp;period=month"' in page
     listing = await client.get("/reports/surveys", headers=await users.headers("admin"))

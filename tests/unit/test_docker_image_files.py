@@ -144,6 +144,7 @@ print(json.dumps({
     "env_py": (root / "migrations/env.py").is_file(),
     "templates": sorted(p.name for p in (Path(web.__file__).parent / "templates").iterdir()),
     "static": sorted(p.name for p in (Path(web.__file__).parent / "static").iterdir()),
+    "translations": sorted(p.name for p in (Path(web.__file__).parent / "translations").iterdir()),
 }))
 """
 
@@ -179,6 +180,7 @@ def test_an_install_of_the_copied_files_has_everything_read_at_run_time(
     assert got["env_py"] is True  # Alembic's runner (models/db.py points it there)
     assert got["templates"] == sorted(p.name for p in (ROOT / "web/templates").iterdir())
     assert got["static"] == sorted(p.name for p in (ROOT / "web/static").iterdir())
+    assert got["translations"] == sorted(p.name for p in (ROOT / "web/translations").iterdir())
 
 
 def test_the_installed_pbx_render_writes_what_the_repository_renders(

@@ -6,7 +6,7 @@
 // server, Mute acts on this browser's microphone. Remote audio plays in #phone-audio.
 // On by itself for an agent with no phone on file; otherwise the agent switches it on (the
 // choice is kept in this browser). While it is registered, going Available rings it, not the
-// desk phone.
+// desk phone. Its texts are t() of i18n.js, in the agent's language.
 (() => {
   const KEY = "centrala.softphone";
   const phone = {on: false, ua: null, session: null, credentials: null, muted: false, refused: 0, retry: null};
@@ -19,18 +19,18 @@
     const who = session.remote_identity;
     $("phone-from").textContent = (who.display_name ? `${who.display_name} ` : "") + `<${who.uri.user}>`;
     $("phone-ring").hidden = false;
-    show("ringing");
+    show(t("softphone.ringing"));
     session.on("peerconnection", (e) => {
-      e.peerconnection.addEventListener("track", (t) => { $("phone-audio").srcObject = t.streams[0]; });
+      e.peerconnection.addEventListener("track", (track) => { $("phone-audio").srcObject = track.streams[0]; });
     });
-    session.on("confirmed", () => { $("phone-ring").hidden = true; $("btn-mute").disabled = false; show("in call"); });
+    session.on("confirmed", () => { $("phone-ring").hidden = true; $("btn-mute").disabled = false; show(t("softphone.in_call")); });
     const over = (e) => {
       if (phone.session !== session) return;
       phone.session = null; phone.muted = false;
       $("phone-ring").hidden = true; $("btn-mute").disabled = true;
-      $("btn-mute").textContent = "Mute"; $("btn-mute").setAttribute("aria-pressed", "false");
+      $("btn-mute").textContent = t("softphone.mute"); $("btn-mute").setAttribute("aria-pressed", "false");
       $("phone-audio").srcObject = null;
-      show(phone.ua && phone.ua.isRegistered() ? "registered" : "not registered");
+      show(t(phone.ua && phone.ua.isRegistered() ? "softphone.registered" : "softphone.not_registered"));
       phone.lastEnd = e && e.cause;
     };
     session.on("ended", over);
@@ -39,7 +39,7 @@
 
   function setOn(on) {
     const b = $("btn-phone");
-    b.textContent = on ? "Stop using this browser" : "Use this browser as my phone";
+    b.textContent = t(on ? "softphone.stop" : "softphone.use");
     b.setAttribute("aria-pressed", String(on));
   }
 
@@ -51,7 +51,7 @@
     if (phone.ua) { phone.ua.removeAllListeners(); phone.ua.stop(); phone.ua = null; }
     phone.credentials = null;
     setOn(false);
-    show("off");
+    show(t("softphone.off"));
     try { await api("DELETE", "/desk/api/softphone"); } catch (e) { /* gone with Asterisk */ }
   }
 
@@ -62,7 +62,7 @@
       const script = document.createElement("script");
       script.src = "/static/vendor/jssip.min.js";
       script.onload = () => resolve(window.JsSIP);
-      script.onerror = () => { jssip = null; reject(new Error("JsSIP not loaded")); };
+      script.onerror = () => { jssip = null; reject(new Error(t("softphone.not_loaded"))); };
       document.head.append(script);
     });
     return jssip;
@@ -73,10 +73,10 @@
     phone.on = true;
     clearTimeout(phone.retry);
     setOn(true);
-    try { await loadJsSIP(); } catch (e) { show(`off (${e.message})`); return; }
+    try { await loadJsSIP(); } catch (e) { show(t("softphone.off_because", {reason: e.message})); return; }
     let credentials;
     try { credentials = await api("POST", "/desk/api/softphone"); }
-    catch (e) { show(`off (${e.message})`); return; }
+    catch (e) { show(t("softphone.off_because", {reason: e.message})); return; }
     if (mine !== generation) return;
     if (phone.ua) { phone.ua.removeAllListeners(); phone.ua.stop(); }
     phone.credentials = credentials;
@@ -88,12 +88,12 @@
       user_agent: "Centrala desk",
     });
     phone.ua = ua;
-    ua.on("registered", () => { phone.refused = 0; show("registered"); });
-    ua.on("unregistered", () => show("not registered"));
+    ua.on("registered", () => { phone.refused = 0; show(t("softphone.registered")); });
+    ua.on("unregistered", () => show(t("softphone.not_registered")));
     ua.on("registrationFailed", (e) => {
       // Refused: Asterisk restarted (it forgot the endpoint) or another browser took over.
       // New credentials, a few times, further apart each time.
-      show(`not registered (${e.cause})`);
+      show(t("softphone.not_registered_because", {cause: e.cause}));
       phone.refused += 1;
       if (phone.refused <= 5) phone.retry = setTimeout(start, 2000 * phone.refused);
     });
@@ -108,14 +108,14 @@
   $("btn-answer").onclick = () => {
     if (!phone.session) return;
     phone.session.answer({mediaConstraints: {audio: true, video: false}, pcConfig: {iceServers: []}});
-    show("answering");
+    show(t("softphone.answering"));
   };
   $("btn-decline").onclick = () => { if (phone.session) phone.session.terminate({status_code: 603}); };
   $("btn-mute").onclick = () => {
     if (!phone.session) return;
     phone.muted = !phone.muted;
     if (phone.muted) phone.session.mute({audio: true}); else phone.session.unmute({audio: true});
-    $("btn-mute").textContent = phone.muted ? "Unmute" : "Mute";
+    $("btn-mute").textContent = t(phone.muted ? "softphone.unmute" : "softphone.mute");
     $("btn-mute").setAttribute("aria-pressed", String(phone.muted));
   };
   $("btn-phone").onclick = () => {

@@ -1,45 +1,47 @@
 "use strict";
-// The supervisor's wallboard: one message a second over the WebSocket.
+// The supervisor's wallboard: one message a second over the WebSocket. Texts: t() and label()
+// of i18n.js, in the supervisor's language; numbers and times as the language writes them.
 const $ = (id) => document.getElementById(id);
 function cell(tr, text) { const td = document.createElement("td"); td.textContent = text; tr.append(td); return td; }
+function pct(x) { return x == null ? "–" : t("wallboard.percent", {value: fmtNumber(x)}); }
 function mmss(s) { s = Math.round(s); return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`; }
 function render(b) {
   $("kpi-waiting").textContent = b.waiting;
   $("kpi-answered").textContent = b.today.answered;
   $("kpi-abandoned").textContent = b.today.abandoned;
-  $("kpi-sl").textContent = b.today.service_level == null ? "–" : `${b.today.service_level}%`;
+  $("kpi-sl").textContent = pct(b.today.service_level);
   $("kpi-esc").textContent = b.escalations_waiting;
   const q = $("queues"); q.replaceChildren();
   for (const x of b.queues) {
     const tr = document.createElement("tr"); tr.dataset.queue = x.id;
-    cell(tr, x.id + (x.escalation ? " (escalations)" : "")); cell(tr, x.waiting).className = "waiting";
+    cell(tr, x.escalation ? t("wallboard.escalation_queue", {queue: x.id}) : x.id); cell(tr, x.waiting).className = "waiting";
     cell(tr, mmss(x.longest_wait)); cell(tr, x.available); q.append(tr);
   }
   const a = $("agents"); a.replaceChildren();
   for (const x of b.agents) {
     const tr = document.createElement("tr"); tr.dataset.agent = x.id;
-    cell(tr, `${x.name} (${x.id})`);
-    cell(tr, x.status.replace("_", " ") + (x.reason ? ` (${x.reason})` : "")).className = "st-" + x.status;
+    cell(tr, t("wallboard.agent_name", {name: x.name, id: x.id}));
+    const state = label("state", x.status);
+    cell(tr, x.reason ? t("wallboard.state_with_reason", {state, reason: label("pause", x.reason)}) : state).className = "st-" + x.status;
     cell(tr, mmss(x.seconds)); a.append(tr);
   }
   renderCampaigns(b.campaigns || []);
-  $("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  $("updated").textContent = t("wallboard.updated", {time: fmtTime(new Date())});
 }
 // Agent campaigns: a row each, and a chart of the last ten minutes kept here (one point a
 // second per campaign: lines per agent, and abandonment over the last hour).
 const history = new Map();
-function pct(x) { return x == null ? "–" : `${x}%`; }
 function renderCampaigns(list) {
   $("campaigns-card").hidden = list.length === 0;
-  const t = $("campaigns"); t.replaceChildren();
+  const table = $("campaigns"); table.replaceChildren();
   for (const c of list) {
     const tr = document.createElement("tr"); tr.dataset.campaign = c.name;
-    cell(tr, c.name); cell(tr, c.pacing).title = c.reason; cell(tr, c.agents); cell(tr, c.lines);
-    cell(tr, c.lines_per_agent == null ? "–" : c.lines_per_agent).className = "lines-per-agent";
+    cell(tr, c.name); cell(tr, label("pacing", c.pacing)).title = c.reason; cell(tr, c.agents); cell(tr, c.lines);
+    cell(tr, fmtNumber(c.lines_per_agent)).className = "lines-per-agent";
     cell(tr, c.connected);
-    cell(tr, `${pct(c.abandoned_last_hour_percent)} / ${pct(c.abandoned_24_hours_percent)}`).className = "abandoned";
+    cell(tr, t("wallboard.abandoned_pair", {hour: pct(c.abandoned_last_hour_percent), day: pct(c.abandoned_24_hours_percent)})).className = "abandoned";
     cell(tr, pct(c.occupancy_percent)); cell(tr, c.mean_wait_seconds == null ? "–" : mmss(c.mean_wait_seconds));
-    t.append(tr);
+    table.append(tr);
     const h = history.get(c.name) || []; h.push([c.lines_per_agent || 0, c.abandoned_last_hour_percent || 0]);
     if (h.length > 600) h.shift(); history.set(c.name, h);
   }
