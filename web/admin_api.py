@@ -21,8 +21,7 @@ from models.audit import entries
 from usecases import roster
 from usecases.roster import RosterError
 from web.auth import Action, User, check_new_password, hash_password, may
-from web.errors import api_principal, needs
-from web.http import DeskWeb, _api
+from web.http import DeskWeb, twin_routes
 from web.ports import AgentCommands
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -37,7 +36,7 @@ class Asker:
     desk: AgentCommands | None  # the running ACD's agents (None: no live part, a test's app)
 
 
-Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any]]]
+Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any] | web.Response]]
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -161,43 +160,18 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
 def routes(
     sessions_key: web.AppKey[Sessions], desk_key: web.AppKey[Any] | None
 ) -> list[web.RouteDef]:
-    def bearer(
-        operation: Operation, action: Action
-    ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        # The {agent_id} in these paths is whom the change is to, not who acts: whoever may
-        # the action may it for any agent (the guard's own-agent rule does not apply).
-        @needs(action, others=action)
-        async def run(request: web.Request) -> web.Response:
-            desk = request.app.get(desk_key) if desk_key is not None else None
-            user = api_principal(request)
-            actor = user.agent_id or API_ACTOR  # a person's token: the trail names them
-            asker = Asker(
-                request.app[sessions_key], actor, may(user.role, Action.MANAGE_ROLES), desk
-            )
-            return web.json_response(await operation(request, asker))
+    def asker(request: web.Request, user: User) -> Asker:
+        desk = request.app.get(desk_key) if desk_key is not None else None
+        actor = user.agent_id or API_ACTOR  # a person's token: the trail names them
+        return Asker(request.app[sessions_key], actor, may(user.role, Action.MANAGE_ROLES), desk)
 
-        return run
-
-    return [
-        web.route(method, f"/api/admin{path}", bearer(operation, action))
-        for method, path, operation, action in OPERATIONS
-    ]
+    # The {agent_id} in these paths is whom the change is to, not who acts: whoever may the
+    # action may it for any agent (the guard's own-agent rule does not apply).
+    return twin_routes(OPERATIONS, "/api/admin", bearer_asker=asker, others=True)
 
 
 def desk_routes() -> list[web.RouteDef]:
-    def desk(
-        operation: Operation, action: Action
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        @_api(action)
-        async def run(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
-            asker = Asker(
-                dw.store.sessions, user.agent_id, may(user.role, Action.MANAGE_ROLES), dw.desk
-            )
-            return web.json_response(await operation(request, asker))
+    def asker(request: web.Request, dw: DeskWeb, user: User) -> Asker:
+        return Asker(dw.store.sessions, user.agent_id, may(user.role, Action.MANAGE_ROLES), dw.desk)
 
-        return run
-
-    return [
-        web.route(method, f"/desk/api/admin{path}", desk(operation, action))
-        for method, path, operation, action in OPERATIONS
-    ]
+    return twin_routes(OPERATIONS, "/api/admin", desk_asker=asker)

@@ -22,8 +22,7 @@ from usecases import flow_editing
 from usecases.flow_simulation import check_request, simulate_call
 from web import flow_diagram
 from web.auth import Action, User
-from web.errors import api_principal, needs
-from web.http import DeskWeb, _api
+from web.http import DeskWeb, twin_routes
 from web.ports import PROMPT_UPLOAD, PROMPTS, CallControl
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -210,10 +209,6 @@ async def diagram(request: web.Request, asker: Asker) -> web.Response:
     return web.Response(text=svg, content_type="image/svg+xml", headers=headers)
 
 
-def _reply(result: dict[str, Any] | web.Response) -> web.Response:
-    return result if isinstance(result, web.Response) else web.json_response(result)
-
-
 # (method, path under .../flows/{name}, operation, what the desk's user must be allowed)
 OPERATIONS: list[tuple[str, str, Operation, Action]] = [
     ("POST", "/simulate", simulate, Action.SIMULATE_CALLS),
@@ -239,39 +234,18 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
 def routes(
     sessions_key: web.AppKey[Sessions], region: str, live_key: web.AppKey[Any] | None = None
 ) -> list[web.RouteDef]:
-    def bearer(
-        operation: Operation, action: Action
-    ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        @needs(action)
-        async def run(request: web.Request) -> web.Response:
-            # A person's token owns its drafts as their desk does; the host's is "api".
-            owner = api_principal(request).agent_id or API_OWNER
-            live = request.app.get(live_key) if live_key is not None else None
-            asker = Asker(request.app[sessions_key], region, owner, live, request.app.get(PROMPTS))
-            return _reply(await operation(request, asker))
+    def asker(request: web.Request, user: User) -> Asker:
+        # A person's token owns its drafts as their desk does; the host's is "api".
+        live = request.app.get(live_key) if live_key is not None else None
+        prompts = request.app.get(PROMPTS)
+        return Asker(request.app[sessions_key], region, user.agent_id or API_OWNER, live, prompts)
 
-        return run
-
-    return [
-        web.route(method, f"/api/flows/{{name}}{path}", bearer(operation, action))
-        for method, path, operation, action in OPERATIONS
-    ]
+    return twin_routes(OPERATIONS, "/api/flows/{name}", bearer_asker=asker)
 
 
 def desk_routes() -> list[web.RouteDef]:
-    def desk(
-        operation: Operation, action: Action
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        @_api(action)
-        async def run(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
-            asker = Asker(
-                dw.store.sessions, dw.region, user.agent_id, dw.infoline, request.app.get(PROMPTS)
-            )
-            return _reply(await operation(request, asker))
+    def asker(request: web.Request, dw: DeskWeb, user: User) -> Asker:
+        prompts = request.app.get(PROMPTS)
+        return Asker(dw.store.sessions, dw.region, user.agent_id, dw.infoline, prompts)
 
-        return run
-
-    return [
-        web.route(method, f"/desk/api/flows/{{name}}{path}", desk(operation, action))
-        for method, path, operation, action in OPERATIONS
-    ]
+    return twin_routes(OPERATIONS, "/api/flows/{name}", desk_asker=asker)

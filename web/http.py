@@ -14,7 +14,7 @@ import copy
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +59,7 @@ from web.auth import (
     may_control_call,
     verify_password,
 )
-from web.errors import Need, client_address, error_json, route_need
+from web.errors import Need, api_principal, client_address, error_json, needs, route_need
 from web.notifier import Notifier
 from web.openapi import OPENAPI
 from web.ports import AgentCampaigns, AgentCommands, CallControl, ManualCalls, Softphones
@@ -218,6 +218,52 @@ def _api(
         return run
 
     return wrap
+
+
+Reply = Callable[[web.Request, Any], Awaitable[dict[str, Any] | web.Response]]
+
+
+def twin_routes(
+    operations: Sequence[tuple[str, str, Reply, Action]],
+    api_prefix: str,
+    *,
+    bearer_asker: Callable[[web.Request, User], Any] | None = None,
+    desk_asker: Callable[[web.Request, DeskWeb, User], Any] | None = None,
+    others: bool = False,
+) -> list[web.RouteDef]:
+    """Each (method, path, operation, action) under ``api_prefix`` for the bearer API when
+    ``bearer_asker`` is given (``needs(action)``; ``others``: the ``{agent_id}`` in the path is
+    whom it is done to, so whoever may the action may it for any agent), and under /desk +
+    ``api_prefix`` for the desk's session when ``desk_asker`` is (``_api(action)``): the same
+    operations, the same checks, wherever asked from. A dict answers as JSON."""
+
+    def reply(result: dict[str, Any] | web.Response) -> web.Response:
+        return result if isinstance(result, web.Response) else web.json_response(result)
+
+    def bearer(operation: Reply, action: Action) -> Callable[[web.Request], Awaitable[Any]]:
+        @needs(action, others=action if others else None)
+        async def run(request: web.Request) -> web.Response:
+            assert bearer_asker is not None
+            asker = bearer_asker(request, api_principal(request))
+            return reply(await operation(request, asker))
+
+        return run
+
+    def desk(operation: Reply, action: Action) -> Callable[[web.Request], Awaitable[Any]]:
+        @_api(action)
+        async def run(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+            assert desk_asker is not None
+            return reply(await operation(request, desk_asker(request, dw, user)))
+
+        return run
+
+    routes = []
+    for method, path, operation, action in operations:
+        if bearer_asker is not None:
+            routes.append(web.route(method, f"{api_prefix}{path}", bearer(operation, action)))
+        if desk_asker is not None:
+            routes.append(web.route(method, f"/desk{api_prefix}{path}", desk(operation, action)))
+    return routes
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
