@@ -286,7 +286,7 @@ async def test_a_declined_call_waits_again_and_rings_once_the_agent_is_back(
         await expect(page.locator("#phone-ring")).to_be_visible(timeout=20_000)
         await page.get_by_role("button", name="Decline").click()
         # Declined like a ring-no-answer: the agent is paused, the caller waits again.
-        await expect(page.locator("#state")).to_have_text("paused (no_answer)", timeout=10_000)
+        await expect(page.locator("#state")).to_have_text("paused (no answer)", timeout=10_000)
         await expect(page.locator("#phone-ring")).to_be_hidden()
         await wait_queued(server, call)
         row = await call_row(server, call)
