@@ -35,10 +35,10 @@ CONSOLE = (
 
 
 def _context(request: web.Request, user: Any) -> dict[str, Any]:
-    # The page frame (header, <html lang>) in the user's language; the console's own texts
-    # (these templates, static/admin.js) are still English.
+    # The page and its script (static/admin.js, its texts embedded) in the user's language.
     return page_context(
         user.language,
+        ("admin.js",),
         user=user,
         csrf=request.app[WEB].sessions.csrf_token(user.nonce),
         name=request.match_info.get("name", "infoline"),

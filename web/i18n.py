@@ -1,7 +1,7 @@
-"""The words of the desk, the wallboard, the login and the report pages in each language they
-speak: ``web/translations/<language>.json`` (one flat ``{"key": "text"}`` object a language,
-keys like ``desk.hang_up``), read once at import. Pure: the standard library only (json, re,
-pathlib) and ``core.enums`` for the languages; no aiohttp, no database.
+"""The words of the desk, the wallboard, the admin console, the login and the report pages in
+each language they speak: ``web/translations/<language>.json`` (one flat ``{"key": "text"}``
+object a language, keys like ``desk.hang_up``), read once at import. Pure: the standard
+library only (json, re, pathlib) and ``core.enums`` for the languages; no aiohttp, no database.
 
 ``t(language, key, **fields)`` fills ``{name}`` placeholders; a key missing from the file, a
 field left unfilled or a language not shipped raises: an untranslated text is a bug for the
@@ -55,8 +55,7 @@ SCRIPT_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
         ),
         "softphone.js": frozenset({"softphone"}),
         "wallboard.js": frozenset({"pacing", "pause", "state", "wallboard"}),
-        # The admin console's texts are still its own, in English (to be moved here).
-        "admin.js": frozenset(),
+        "admin.js": frozenset({"console", "role", "sim_end", "version_status", "weekday"}),
     }
 )
 

@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import aiohttp_jinja2
 import pytest
@@ -23,8 +23,11 @@ from core.desk.forms import CATEGORIES, DISPOSITION_PAUSE, OUTCOMES
 from core.dialler import AgentDisposition
 from core.enums import AgentRole, ClientType, DeskLanguage
 from core.pacing import Mode
+from core.simulation.result import EndKind
 from core.surveys.nps import NPSResult
 from core.surveys.report import CHART_ENGLISH, PERIODS, chart_svg
+from dialplan.model import WEEKDAYS
+from models.flows import PUBLISHED, REFUSED, SCHEDULED
 from web import i18n
 from web.http import CLIENT_LANGUAGES, PAUSE_REASONS, page_context, setup_templates
 
@@ -56,6 +59,11 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "period": PERIODS,
     "by_period": PERIODS,
     "period_heading": PERIODS,
+    # the admin console: a flow version's status (the live one says so itself), where a
+    # simulated call ends (in a queue: said with the queue), a calendar's days
+    "version_status": (PUBLISHED, SCHEDULED, REFUSED),
+    "sim_end": tuple(kind for kind in get_args(EndKind) if kind != "queued"),
+    "weekday": WEEKDAYS,
 }
 KEY = re.compile(r"""["']([a-z_]+\.[a-z_.-]+)["']""")
 LABEL = re.compile(r"""\blabel\(\s*["']([a-z_]+)["']""")
@@ -211,8 +219,6 @@ def test_the_templates_show_no_word_of_their_own() -> None:
     # The product's name, and the transfer targets' syntax (the API's own words).
     allowed = {"Centrala", "supervisor, survey, queue:general, agent:ID"}
     for name, text in _templates().items():
-        if name.startswith("admin"):
-            continue  # the admin console's own texts: still English, to be moved to t()
         code = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", text, flags=re.S)
         for value in re.findall(r'(?:aria-label|title|placeholder|alt)="([^"]*)"', code):
             assert not re.search(r"[^\W\d_]", value) or value in allowed, (name, value)
@@ -455,15 +461,41 @@ def test_the_embedded_texts_cannot_end_the_script_element() -> None:
     assert body is not None and "<" not in body.group(1)
 
 
-@pytest.mark.parametrize("language", ["bs", "en"])
-def test_the_console_pages_have_the_users_language_frame(language: str) -> None:
-    """The console's own texts are still English; its frame (header, <html lang>) is not."""
-    from web.admin_pages import CONSOLE
+CONSOLE_PAGES = sorted(p.name for p in TEMPLATES.glob("admin*.html") if p.name != "admin_base.html")
 
+
+@pytest.mark.parametrize("language", ["bs", "en"])
+@pytest.mark.parametrize("template", CONSOLE_PAGES)
+def test_the_console_speaks_the_users_language(template: str, language: str) -> None:
+    """Every console page, as web/admin_pages.py renders it: the frame, its own texts and
+    the texts of admin.js embedded (i18n.js first: admin.js uses its t())."""
+    from web.admin_pages import CONSOLE, PAGES
+
+    assert {t for _, _, t in PAGES} | {"admin.html"} == set(CONSOLE_PAGES)
     may = {action.value: True for action in CONSOLE}
-    for template in sorted(p.name for p in TEMPLATES.glob("admin*.html")):
-        if template == "admin_base.html":
-            continue
-        page = _render(template, language, name="infoline", may=may)
-        assert f'<html lang="{language}">' in page, template
-        assert i18n.t(language, "base.console") in page, template
+    page = _render(template, language, ("admin.js",), name="infoline", may=may)
+    assert f'<html lang="{language}">' in page
+    assert i18n.t(language, "base.console") in page
+    assert i18n.t(language, "console.audit") in page  # the console's own menu
+    scripts = re.findall(r'<script src="/static/([a-z0-9]+\.js)" defer>', page)
+    assert scripts == ["i18n.js", "admin.js"]
+    texts = _embedded(page)
+    assert texts == i18n.script_texts(language, ("i18n.js", "admin.js"))
+    assert texts["console.save_draft"] == i18n.t(language, "console.save_draft")
+    assert texts["role.admin"] == i18n.t(language, "role.admin")
+    assert not any(k.startswith(("desk.", "wallboard.", "login.")) for k in texts)
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("bs", ["IVR tok", "Sačuvaj nacrt", "Objavi", "Napomena za historiju", "Historija"]),
+        ("en", ["IVR flow", "Save draft", "Publish", "Note for the history", "Audit trail"]),
+    ],
+)
+def test_the_flow_editor_speaks_the_users_language(language: str, words: list[str]) -> None:
+    may = {"edit_flows": True, "view_audit": True}
+    page = _render("admin_flow.html", language, ("admin.js",), name="infoline", may=may)
+    for word in words:
+        assert word in page
+    assert "<code>infoline</code>" in page

@@ -1,7 +1,8 @@
 "use strict";
 // The admin console (web/admin_pages.py): each page fills itself from the /desk/api routes
 // that machines call under /api, so every change passes the same checks and lands on the
-// audit trail. Nothing here decides anything: it shows what the server answers.
+// audit trail. Nothing here decides anything: it shows what the server answers. Its words
+// are the user's language's (i18n.js: t(), label(), fmtDateTime(), errorText()).
 const $ = (id) => document.getElementById(id);
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 
@@ -26,7 +27,8 @@ async function api(method, path, body) {
   const json = (response.headers.get("content-type") || "").includes("json");
   const data = json ? await response.json() : await response.text();
   if (!response.ok) {
-    const error = new Error(json ? data.message : response.statusText);
+    // The text for the error's id, or the server's own message (a 409 names who published).
+    const error = new Error(json ? errorText(data, response.statusText) : response.statusText);
     error.data = json ? data : {};
     throw error;
   }
@@ -42,7 +44,7 @@ async function attempt(what, action) {
   try {
     return await action();
   } catch (error) {
-    say(`${what}: ${error.message}`, true);
+    say(t("console.failed", { what, message: error.message }), true);
     return undefined;
   }
 }
@@ -58,9 +60,9 @@ function isTextMap(value) {
 
 function kvRow(key, value) {
   return el("div", { class: "kv-row" },
-    el("input", { class: "kv-key", value: key, "aria-label": "key" }),
-    el("input", { class: "kv-value", value, "aria-label": `${key}: value` }),
-    el("button", { type: "button", text: "−", title: "remove", onclick: (e) => e.target.parentElement.remove() }));
+    el("input", { class: "kv-key", value: key, "aria-label": t("console.key") }),
+    el("input", { class: "kv-value", value, "aria-label": t("console.value_of", { key }) }),
+    el("button", { type: "button", text: "−", title: t("console.remove"), onclick: (e) => e.target.parentElement.remove() }));
 }
 
 function fieldsFor(object, { readOnly = ["type"] } = {}) {
@@ -80,7 +82,7 @@ function fieldsFor(object, { readOnly = ["type"] } = {}) {
       const rows = el("div", { class: "kv", id, "data-key": key, "data-kind": "map" });
       for (const [k, v] of Object.entries(value)) rows.append(kvRow(k, v));
       input = el("div", {}, rows,
-        el("button", { type: "button", text: "+ row", onclick: () => rows.append(kvRow("", "")) }));
+        el("button", { type: "button", text: t("console.add_row"), onclick: () => rows.append(kvRow("", "")) }));
     } else {
       input = el("textarea", { id, rows: 2, "data-key": key, "data-kind": "json" });
       input.value = JSON.stringify(value);
@@ -105,7 +107,7 @@ function readFields(box, original) {
         if (k) out[key][k] = row.querySelector(".kv-value").value;
       }
     } else {
-      try { out[key] = JSON.parse(input.value); } catch { throw new Error(`${key}: not valid JSON`); }
+      try { out[key] = JSON.parse(input.value); } catch { throw new Error(t("console.not_json", { key })); }
     }
   }
   return out;
@@ -123,10 +125,10 @@ function showProblems(problems) {
     node.classList.remove("bad");
     node.querySelector(".node-problems").replaceChildren();
   }
-  if (!problems.length) { box.append(el("p", { class: "msg", text: "No problems." })); return; }
+  if (!problems.length) { box.append(el("p", { class: "msg", text: t("console.no_problems") })); return; }
   const list = el("ul", { class: "problems" });
   for (const p of problems) {
-    const where = p.node ? el("a", { href: `#node-${p.node}`, text: p.at }) : el("span", { text: p.at || "flow" });
+    const where = p.node ? el("a", { href: `#node-${p.node}`, text: p.at }) : el("span", { text: p.at || t("console.whole_flow") });
     list.append(el("li", {}, where, `: ${p.message}`));
     const node = p.node && document.getElementById(`node-${p.node}`);
     if (node) {
@@ -161,20 +163,20 @@ function renderFlow(definition) {
 function uploadControl(prompt, lang) {
   const id = `f${++fieldCount}`;
   const file = el("input", { id, type: "file", accept: "audio/*" });
-  const send = async () => attempt(`Recording of ${prompt} (${lang})`, async () => {
-    if (!file.files.length) throw new Error("choose a file first");
+  const send = async () => attempt(t("console.recording_of", { prompt, lang }), async () => {
+    if (!file.files.length) throw new Error(t("console.choose_file"));
     const response = await fetch(flowApi(`/draft/prompts/${encodeURIComponent(prompt)}/${lang}`), {
       method: "PUT",
       headers: { "Content-Type": file.files[0].type || "application/octet-stream", "X-CSRF-Token": CSRF },
       body: file.files[0],
     });
     const data = await response.json();
-    if (!response.ok) throw new Error(data.message);
-    say(`The recording plays for ${prompt} (${lang}) in your draft.`);
+    if (!response.ok) throw new Error(errorText(data, response.statusText));
+    say(t("console.recording_plays", { prompt, lang }));
     await loadFlow();
   });
-  return el("div", { class: "upload" }, el("label", { for: id, text: `Recording (${lang})` }), file,
-    el("button", { type: "button", text: `Upload ${lang}`, onclick: send }));
+  return el("div", { class: "upload" }, el("label", { for: id, text: t("console.recording", { lang }) }), file,
+    el("button", { type: "button", text: t("console.upload", { lang }), onclick: send }));
 }
 
 function collectFlow() {
@@ -211,10 +213,10 @@ async function loadFlow() {
   const draft = await api("GET", flowApi("/draft"));
   flow.definition = draft.definition;
   flow.base = draft.base_version;
-  $("draft-state").textContent = draft.saved
-    ? `Your draft, taken from version ${draft.base_version}, saved ${new Date(draft.updated_at).toLocaleString()}` +
-      (draft.trial_version ? `; test numbers hear it as version ${draft.trial_version}.` : ".")
-    : `No draft yet: the forms show version ${draft.base_version}, the live one.`;
+  const state = { version: draft.base_version, when: fmtDateTime(draft.updated_at), trial: draft.trial_version };
+  $("draft-state").textContent = !draft.saved
+    ? t("console.no_draft", state)
+    : t(draft.trial_version ? "console.draft_state_trial" : "console.draft_state", state);
   $("test-numbers").value = draft.test_numbers.join(", ");
   renderFlow(draft.definition);
   showProblems(draft.problems);
@@ -232,15 +234,15 @@ async function loadVersions() {
     const actions = el("td");
     if (!v.active && v.status === "published") {
       actions.append(
-        el("button", { type: "button", text: "Compare with live", onclick: () => showDiff(v.version, "active") }),
-        el("button", { type: "button", text: "Roll back to this", onclick: () => rollback(v.version) }));
+        el("button", { type: "button", text: t("console.compare"), onclick: () => showDiff(v.version, "active") }),
+        el("button", { type: "button", text: t("console.rollback"), onclick: () => rollback(v.version) }));
     }
     if (v.status === "scheduled") {
-      actions.append(el("button", { type: "button", text: "Cancel", onclick: () => cancelScheduled(v.version) }));
+      actions.append(el("button", { type: "button", text: t("console.cancel"), onclick: () => cancelScheduled(v.version) }));
     }
     body.append(el("tr", { "data-version": v.version },
-      el("td", { text: v.version }), el("td", { text: v.active ? "live" : v.status }),
-      el("td", { text: new Date(v.published_at).toLocaleString() }),
+      el("td", { text: v.version }), el("td", { text: v.active ? t("console.live") : label("version_status", v.status) }),
+      el("td", { text: fmtDateTime(v.published_at) }),
       el("td", { text: v.published_by || "" }), el("td", { text: v.note || "" }), actions));
   }
 }
@@ -252,21 +254,21 @@ async function showDiff(from, to) {
   pre.replaceChildren(...diff.text.split("\n").map((line) => el("span", {
     class: line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "", text: `${line}\n`,
   })));
-  if (!diff.text) pre.textContent = "No differences.";
+  if (!diff.text) pre.textContent = t("console.no_differences");
 }
 
 async function rollback(version) {
-  await attempt("Roll back", async () => {
+  await attempt(t("console.rolling_back"), async () => {
     const done = await api("POST", flowApi("/rollback"), { to: version, active_version: flow.live });
-    say(`Version ${version} is live again, as version ${done.version}.`);
+    say(t("console.rolled_back", { version, new_version: done.version }));
     await loadVersions();
   });
 }
 
 async function cancelScheduled(version) {
-  await attempt("Cancel", async () => {
+  await attempt(t("console.cancel"), async () => {
     await api("DELETE", flowApi(`/versions/${version}/schedule`));
-    say(`Version ${version} will not be published.`);
+    say(t("console.cancelled", { version }));
     await loadVersions();
   });
 }
@@ -282,35 +284,35 @@ async function saveDraft() {
 
 function initFlow(page) {
   flow.name = page.dataset.flow;
-  $("check").addEventListener("click", () => attempt("Check", async () => {
+  $("check").addEventListener("click", () => attempt(t("console.check"), async () => {
     const checked = await api("POST", flowApi("/draft/check"), { definition: collectFlow() });
     showProblems(checked.problems);
-    say(checked.ok ? "The flow has no problems." : "The flow has problems: see each node.", !checked.ok);
+    say(t(checked.ok ? "console.flow_ok" : "console.flow_problems"), !checked.ok);
   }));
-  $("save").addEventListener("click", () => attempt("Save", async () => {
+  $("save").addEventListener("click", () => attempt(t("console.save"), async () => {
     const saved = await saveDraft();
     say(saved.trial_version
-      ? `Draft saved: calls from ${saved.test_numbers.join(", ")} run it now.`
-      : "Draft saved." + (saved.test_numbers.length ? " Its test numbers hear the live version until it has no problems." : ""));
+      ? t("console.draft_saved_trial", { numbers: saved.test_numbers.join(", ") })
+      : t(saved.test_numbers.length ? "console.draft_saved_waiting" : "console.draft_saved"));
     await loadFlow();
   }));
-  $("discard").addEventListener("click", () => attempt("Discard", async () => {
+  $("discard").addEventListener("click", () => attempt(t("console.discard"), async () => {
     await api("DELETE", flowApi("/draft"));
-    say("Draft discarded.");
+    say(t("console.draft_discarded"));
     await loadFlow();
   }));
-  $("publish").addEventListener("click", () => attempt("Publish", async () => {
+  $("publish").addEventListener("click", () => attempt(t("console.publish"), async () => {
     await saveDraft();
     const at = $("publish-at").value;
     const done = await api("POST", flowApi("/publish"), {
       note: $("note").value || null, at: at ? new Date(at).toISOString() : null,
     });
     say(done.scheduled_for
-      ? `Version ${done.version} will be published at ${new Date(done.scheduled_for).toLocaleString()}.`
-      : done.changed ? `Version ${done.version} is live.` : "Nothing changed: the draft equals the live version.");
+      ? t("console.scheduled", { version: done.version, when: fmtDateTime(done.scheduled_for) })
+      : t(done.changed ? "console.published" : "console.unchanged", { version: done.version }));
     await loadFlow();
   }));
-  loadFlow().catch((error) => say(`Loading: ${error.message}`, true));
+  loadFlow().catch(loadingFailed);
   setInterval(annotateNodes, 5000);
 }
 
@@ -329,7 +331,7 @@ async function annotateNodes() {
     const c = counts && counts[box.dataset.node];
     let tag = box.querySelector(".live");
     if (!tag) { tag = el("span", { class: "live muted" }); box.querySelector("summary").append(tag); }
-    tag.textContent = c ? ` — ${c.now} now, ${c.reached_today} today, ${c.left_today} hung up here` : "";
+    tag.textContent = c ? ` — ${t("console.live_counts", { now: c.now, reached: c.reached_today, left: c.left_today })}` : "";
   }
 }
 
@@ -349,7 +351,7 @@ function initSimulate(page) {
   setInterval(liveTable, 5000);
   $("simulate-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    attempt("Simulate", async () => {
+    attempt(t("console.simulate"), async () => {
       const number = $("sim-number").value.trim();
       const client = $("sim-client").value;
       const at = $("sim-at").value;
@@ -362,11 +364,11 @@ function initSimulate(page) {
       const result = await api("POST", flowApi("/simulate"), body);
       const end = result.end;
       $("sim-end").textContent = end.kind === "queued"
-        ? `Queued in ${end.queue} (${end.queue_open ? "open" : "closed"})`
-        : end.kind.replaceAll("_", " ") + (end.queue ? ` (${end.queue})` : "");
+        ? t(end.queue_open ? "console.queued_open" : "console.queued_closed", { queue: end.queue })
+        : label("sim_end", end.kind) + (end.queue ? ` (${end.queue})` : "");
       $("sim-prompts").replaceChildren(...result.prompts.map((p) => el("li", { text: `${p.prompt}: ${p.text || p.media || ""}` })));
       $("sim-path").textContent = result.path.join(" → ");
-      say(`Simulated on version ${result.version ?? "draft"}.`);
+      say(t(result.version == null ? "console.simulated_draft" : "console.simulated", { version: result.version }));
     });
   });
 }
@@ -383,36 +385,36 @@ function pairs(text) {
 function unpair(map) { return Object.entries(map).map(([k, v]) => `${k}:${v}`).join(", "); }
 
 function agentForm(agent, mayGiveRoles) {
-  const f = (label, input) => { const id = `f${++fieldCount}`; input.id = id; return [el("label", { for: id, text: label }), input]; };
+  const f = (text, input) => { const id = `f${++fieldCount}`; input.id = id; return [el("label", { for: id, text }), input]; };
   const name = el("input", { value: agent.name });
   const endpoint = el("input", { value: agent.endpoint || "" });
   const skills = el("input", { value: agent.skills.join(", ") });
   const queues = el("input", { value: unpair(agent.queues), class: "agent-queues" });
   const active = el("input", { type: "checkbox" }); active.checked = agent.active;
   const role = el("select", { disabled: !mayGiveRoles },
-    ...["agent", "manager", "supervisor", "admin"].map((r) => el("option", { value: r, text: r, selected: r === agent.role })));
+    ...["agent", "manager", "supervisor", "admin"].map((r) => el("option", { value: r, text: label("role", r), selected: r === agent.role })));
   const password = el("input", { type: "password", autocomplete: "new-password" });
-  const save = async () => attempt(`Agent ${agent.id}`, async () => {
+  const save = async () => attempt(t("console.agent", { id: agent.id }), async () => {
     const body = {
       name: name.value, endpoint: endpoint.value, active: active.checked,
       skills: skills.value.split(",").map((s) => s.trim()).filter(Boolean), queues: pairs(queues.value),
     };
     if (mayGiveRoles && role.value !== agent.role) body.role = role.value;
     const saved = await api("PATCH", `/desk/api/admin/agents/${encodeURIComponent(agent.id)}`, body);
-    say(`Agent ${saved.id} saved: the next call follows it.`);
+    say(t("console.agent_saved", { id: saved.id }));
   });
-  const setPassword = async () => attempt(`Password of ${agent.id}`, async () => {
+  const setPassword = async () => attempt(t("console.password_of", { id: agent.id }), async () => {
     await api("POST", `/desk/api/admin/agents/${encodeURIComponent(agent.id)}/password`, { password: password.value });
     password.value = "";
-    say(`New password set for ${agent.id}: their log-ins ended.`);
+    say(t("console.password_set", { id: agent.id }));
   });
   return el("details", { class: "node", "data-agent": agent.id },
-    el("summary", { text: `${agent.name} (${agent.id}) · ${agent.role}${agent.active ? "" : " · inactive"}` }),
-    ...f("Name", name), ...f("Phone", endpoint), ...f("Skills", skills),
-    ...f("Queues with penalties", queues), ...f("Role", role),
-    el("label", { class: "chip" }, active, " active"),
-    el("button", { type: "button", text: "Save", onclick: save }),
-    ...f("New password", password), el("button", { type: "button", text: "Set password", onclick: setPassword }));
+    el("summary", { text: `${agent.name} (${agent.id}) · ${label("role", agent.role)}${agent.active ? "" : ` · ${t("console.inactive")}`}` }),
+    ...f(t("console.name"), name), ...f(t("console.phone"), endpoint), ...f(t("console.skills"), skills),
+    ...f(t("console.queues_penalties"), queues), ...f(t("console.role"), role),
+    el("label", { class: "chip" }, active, ` ${t("console.active")}`),
+    el("button", { type: "button", text: t("console.save"), onclick: save }),
+    ...f(t("console.new_password"), password), el("button", { type: "button", text: t("console.set_password"), onclick: setPassword }));
 }
 
 async function loadAgents(mayGiveRoles) {
@@ -424,17 +426,17 @@ function initAgents(page) {
   const mayGiveRoles = page.dataset.roles === "yes";
   $("new-agent").addEventListener("submit", (event) => {
     event.preventDefault();
-    attempt("New agent", async () => {
+    attempt(t("console.new_agent"), async () => {
       const body = { id: $("new-id").value.trim(), name: $("new-name").value.trim(), queues: pairs($("new-queues").value) };
       if ($("new-endpoint").value.trim()) body.endpoint = $("new-endpoint").value.trim();
       if ($("new-password").value) body.password = $("new-password").value;
       const made = await api("POST", "/desk/api/admin/agents", body);
-      say(`Agent ${made.id} created.`);
+      say(t("console.agent_created", { id: made.id }));
       event.target.reset();
       await loadAgents(mayGiveRoles);
     });
   });
-  loadAgents(mayGiveRoles).catch((error) => say(`Loading: ${error.message}`, true));
+  loadAgents(mayGiveRoles).catch(loadingFailed);
 }
 
 // ---- queues --------------------------------------------------------------------------------
@@ -446,14 +448,14 @@ async function loadQueues() {
     const membersInput = el("input", { value: unpair(members), id: `members-${id}` });
     return el("details", { class: "node", "data-queue": id },
       el("summary", { text: `${settings.name} (${id})` }), fields,
-      el("button", { type: "button", text: "Save settings", onclick: () => attempt(`Queue ${id}`, async () => {
+      el("button", { type: "button", text: t("console.save_settings"), onclick: () => attempt(t("console.queue", { id }), async () => {
         await api("PATCH", `/desk/api/admin/queues/${encodeURIComponent(id)}`, readFields(fields, settings));
-        say(`Queue ${id} saved: the next caller gets it.`);
+        say(t("console.queue_saved", { id }));
       }) }),
-      el("label", { for: `members-${id}`, text: "Agents with penalties (agent:penalty, ...)" }), membersInput,
-      el("button", { type: "button", text: "Save agents", onclick: () => attempt(`Queue ${id}`, async () => {
+      el("label", { for: `members-${id}`, text: t("console.members_hint") }), membersInput,
+      el("button", { type: "button", text: t("console.save_agents"), onclick: () => attempt(t("console.queue", { id }), async () => {
         await api("PUT", `/desk/api/admin/queues/${encodeURIComponent(id)}/members`, { members: pairs(membersInput.value) });
-        say(`Agents of ${id} saved: the next caller is offered to them.`);
+        say(t("console.members_saved", { id }));
       }) }));
   }));
 }
@@ -466,18 +468,18 @@ async function loadHours(name) {
   $("calendars").replaceChildren(...Object.entries(hours.calendars).map(([calendar, c]) => {
     const inputs = {};
     const id = (suffix) => `cal-${calendar}-${suffix}`;
-    const rows = [el("label", { for: id("timezone"), text: "Time zone" }), inputs.timezone = el("input", { id: id("timezone"), value: c.timezone })];
+    const rows = [el("label", { for: id("timezone"), text: t("console.timezone") }), inputs.timezone = el("input", { id: id("timezone"), value: c.timezone })];
     for (const day of DAYS) {
-      rows.push(el("label", { for: id(day), text: day }), inputs[day] = el("input", { id: id(day), value: (c.weekly[day] || []).join(", "), placeholder: "08:00-16:00" }));
+      rows.push(el("label", { for: id(day), text: label("weekday", day) }), inputs[day] = el("input", { id: id(day), value: (c.weekly[day] || []).join(", "), placeholder: "08:00-16:00" }));
     }
     const holidays = el("textarea", { id: id("holidays"), rows: 3 }); holidays.value = c.holidays.join("\n");
     const at = el("input", { id: id("at"), type: "datetime-local" });
     const users = Object.entries(hours.used_by).filter(([, cal]) => cal === calendar).map(([q]) => q);
     return el("details", { class: "node", "data-calendar": calendar, open: true },
-      el("summary", { text: `${calendar}${users.length ? ` (queues ${users.join(", ")})` : ""}` }),
-      ...rows, el("label", { for: id("holidays"), text: "Closed on (one date a line, YYYY-MM-DD)" }), holidays,
-      el("label", { for: id("at"), text: "From (empty: now)" }), at,
-      el("button", { type: "button", text: "Save hours", onclick: () => attempt(`Hours of ${calendar}`, async () => {
+      el("summary", { text: users.length ? t("console.calendar_queues", { calendar, queues: users.join(", ") }) : calendar }),
+      ...rows, el("label", { for: id("holidays"), text: t("console.closed_on") }), holidays,
+      el("label", { for: id("at"), text: t("console.from_empty") }), at,
+      el("button", { type: "button", text: t("console.save_hours"), onclick: () => attempt(t("console.hours_of", { calendar }), async () => {
         const weekly = {};
         for (const day of DAYS) {
           const ranges = inputs[day].value.split(",").map((r) => r.trim()).filter(Boolean);
@@ -487,7 +489,9 @@ async function loadHours(name) {
           calendar: { timezone: inputs.timezone.value, weekly, holidays: holidays.value.split("\n").map((d) => d.trim()).filter(Boolean) },
           active_version: hours.version, at: at.value ? new Date(at.value).toISOString() : null,
         });
-        say(done.scheduled_for ? `The new hours apply from ${new Date(done.scheduled_for).toLocaleString()}.` : `The new hours apply now (version ${done.version}).`);
+        say(done.scheduled_for
+          ? t("console.hours_from", { when: fmtDateTime(done.scheduled_for) })
+          : t("console.hours_now", { version: done.version }));
         await loadHours(name);
       }) }));
   }));
@@ -502,24 +506,26 @@ async function loadAudit(more = false) {
   const { entries } = await api("GET", `/desk/api/admin/audit?${query}`);
   if (!more) $("audit").replaceChildren();
   for (const e of entries) {
-    $("audit").append(el("tr", {}, el("td", { text: new Date(e.at).toLocaleString() }), el("td", { text: e.actor }),
+    $("audit").append(el("tr", {}, el("td", { text: fmtDateTime(e.at) }), el("td", { text: e.actor }),
       el("td", { text: e.action }), el("td", { text: e.subject }), el("td", {}, el("code", { text: JSON.stringify(e.detail) }))));
     oldest = e.id;
   }
 }
 
 // ---- start ---------------------------------------------------------------------------------
+function loadingFailed(error) { say(t("console.failed", { what: t("console.loading"), message: error.message }), true); }
+
 const page = document.querySelector("[data-page]");
 const start = {
   flow: initFlow,
   simulate: initSimulate,
   agents: initAgents,
-  queues: () => loadQueues().catch((error) => say(`Loading: ${error.message}`, true)),
-  hours: (p) => loadHours(p.dataset.flow).catch((error) => say(`Loading: ${error.message}`, true)),
+  queues: () => loadQueues().catch(loadingFailed),
+  hours: (p) => loadHours(p.dataset.flow).catch(loadingFailed),
   audit: () => {
     $("audit-subject").addEventListener("change", () => loadAudit());
     $("audit-more").addEventListener("click", () => loadAudit(true));
-    loadAudit().catch((error) => say(`Loading: ${error.message}`, true));
+    loadAudit().catch(loadingFailed);
   },
   home: () => {},
 }[page && page.dataset.page];
