@@ -23,6 +23,8 @@ PAGES: list[tuple[str, Action, str]] = [
     ("/admin/queues", Action.EDIT_QUEUES, "admin_queues.html"),
     ("/admin/hours/{name}", Action.EDIT_HOURS, "admin_hours.html"),
     ("/admin/audit", Action.VIEW_AUDIT, "admin_audit.html"),
+    # Own tokens; an admin's page lists and revokes everyone's (web/tokens.py decides).
+    ("/admin/tokens", Action.SIMULATE_CALLS, "admin_tokens.html"),
 ]
 CONSOLE = (
     Action.EDIT_FLOWS,

@@ -4,12 +4,14 @@ number while another caller still gets the live version, publishes; a second adm
 of an older draft is refused with a clear message; the next call follows the new flow; a roll
 back restores the old behaviour for the next call. A problem shows at its node. A supervisor
 takes an agent out of a queue and the next caller is not offered to them. An agent is refused
-the console. Screenshots of the editor and the simulator go to docs/ (CENTRALA_SCREENSHOT_DIR)."""
+the console. An admin makes an API token on the console, sees where it was used, revokes it.
+Screenshots of the editor, the diagram and the simulator go to docs/ (CENTRALA_SCREENSHOT_DIR)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 from playwright.async_api import Browser, Page, expect
 
 from core.enums import AgentRole
@@ -151,3 +153,33 @@ async def test_a_supervisor_takes_an_agent_out_of_a_queue_agents_get_no_console(
         assert response is not None and response.status == 403
     finally:
         await agent_page.context.close()
+
+
+async def test_an_admin_makes_a_token_sees_its_use_and_revokes_it(
+    server: Server, desk: Desk, browser: Browser
+) -> None:
+    admin = await desk.agent("keeper", [], role=AgentRole.ADMIN, login=False)
+    await set_password(server, admin)
+    page = await log_in(browser, server, admin)
+    try:
+        await page.goto(server.url + "/admin/tokens")
+        await page.get_by_label("Name (what it is for)").fill("CRM sync")
+        await page.get_by_label("Expires after days").fill("30")
+        await page.get_by_role("button", name="Make a token").click()
+        secret = page.locator("#token-secret")
+        await expect(secret).to_contain_text("ctk_")
+        token = (await secret.inner_text()).rsplit(" ", 1)[-1]
+
+        async with aiohttp.ClientSession() as http:
+            bearer = {"Authorization": f"Bearer {token}"}
+            async with http.get(server.url + "/api/admin/agents", headers=bearer) as resp:
+                assert resp.status == 200  # an admin's token, with the admin's role
+            await page.reload()
+            row = page.locator("#tokens tr", has_text="CRM sync")
+            await expect(row).to_contain_text("127.0.0.1")  # last used from where
+            await row.get_by_role("button", name="Revoke").click()
+            await expect(page.locator("#status")).to_contain_text("revoked")
+            async with http.get(server.url + "/api/admin/agents", headers=bearer) as resp:
+                assert resp.status == 401
+    finally:
+        await page.context.close()

@@ -512,6 +512,38 @@ async function loadAudit(more = false) {
   }
 }
 
+// ---- API tokens: own, or everyone's for an admin -------------------------------------------
+async function loadTokens() {
+  const { tokens } = await api("GET", "/desk/api/tokens");
+  $("tokens").replaceChildren(...tokens.map((k) => el("tr", { "data-token": k.id },
+    el("td", { text: `${k.name} (${k.prefix})` }), el("td", { text: k.agent_id }),
+    el("td", { text: t(k.state === "active" ? "console.token_active" : k.state === "expired" ? "console.token_expired" : "console.token_revoked_state") }),
+    el("td", { text: k.expires_at ? fmtDateTime(k.expires_at) : t("console.never") }),
+    el("td", { text: k.last_used_at ? fmtDateTime(k.last_used_at) : t("console.never") }),
+    el("td", { text: k.last_used_from || "" }),
+    el("td", {}, k.state === "active" ? el("button", { type: "button", text: t("console.revoke"), onclick: () => attempt(t("console.revoke"), async () => {
+      await api("DELETE", `/desk/api/tokens/${k.id}`);
+      say(t("console.token_revoked", { name: k.name }));
+      await loadTokens();
+    }) }) : ""))));
+}
+
+function initTokens() {
+  $("new-token").addEventListener("submit", (event) => {
+    event.preventDefault();
+    attempt(t("console.token_create"), async () => {
+      const days = $("token-days").value;
+      const made = await api("POST", "/desk/api/tokens", {
+        name: $("token-name").value.trim(), expires_days: days ? Number(days) : null,
+      });
+      $("token-secret").textContent = t("console.token_made", { name: made.name, token: made.token });
+      event.target.reset();
+      await loadTokens();
+    });
+  });
+  loadTokens().catch(loadingFailed);
+}
+
 // ---- start ---------------------------------------------------------------------------------
 function loadingFailed(error) { say(t("console.failed", { what: t("console.loading"), message: error.message }), true); }
 
@@ -527,6 +559,7 @@ const start = {
     $("audit-more").addEventListener("click", () => loadAudit(true));
     loadAudit().catch(loadingFailed);
   },
+  tokens: initTokens,
   home: () => {},
 }[page && page.dataset.page];
 if (start) start(page);
