@@ -11,9 +11,10 @@ lock on the name, on SQLite by taking the database's write lock first thing. The
 (name, version) and "one active per name" back this up; a conflict is retried.
 
 Every version is numbered in one sequence per name: the published ones (the history, with
-who, when and the note) and the trial ones (a draft frozen for its test numbers' calls,
-models.flow_drafts), which are never active and never listed. Each publish is written to
-the audit trail in its own transaction.
+who, when and the note), the scheduled ones (``publish_due`` makes them live at their time,
+or refuses them when another publish overtook them) and the trial ones (a draft frozen for its
+test numbers' calls, models.flow_drafts), which are never active and never listed. Each
+publish writes its audit entry in the same transaction.
 """
 
 from __future__ import annotations
