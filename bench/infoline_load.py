@@ -53,6 +53,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -77,7 +78,9 @@ sys.path.insert(0, str(REPO))
 from ari_app.ami import AMIClient, AMIError, Message  # noqa: E402
 from ari_app.ari import ARIClient, ARIError, Event  # noqa: E402
 from centrala.logs import configure_logging  # noqa: E402
+from centrala.prompts import load_flow  # noqa: E402
 from centrala.settings import Settings  # noqa: E402
+from core.media import prompt_media  # noqa: E402
 
 APP = "centrala-bench-load"
 INFO_NUMBER = "0800100200"
@@ -166,6 +169,11 @@ def ensure_pbx(settings: Settings) -> int:
     status = json.loads(centrala_cli("pbx", "up").strip().splitlines()[-1])
     if not status.get("ari"):
         raise SystemExit(f"the PBX did not come up: {status}")
+    # The baseline's dialplan plays the first prompt by its plain name; the flow's file is
+    # named after its text too (core.media.sound_name): the same sound under both names.
+    sounds = settings.pbx_root / "rootfs" / "usr" / "share" / "asterisk" / "sounds"
+    first = prompt_media(load_flow(FLOW_FILE), "recording_notice", "bs").removeprefix("sound:")
+    shutil.copyfile(sounds / f"{first}.wav", sounds / "centrala" / "bs" / "recording_notice.wav")
     conf = settings.pbx_root / "rootfs" / "etc" / "asterisk" / "extensions.conf"
     text = conf.read_text()
     if not re.search(r'^#(try)?include\s+"?extensions_bench\.conf', text, re.M):

@@ -21,7 +21,7 @@ from tests.integration.test_flow_drafts_calls import heard_information, reached_
 from tests.integration.test_infoline_paths import Desk, call_and_press, finish, wait_connected
 
 EDITOR = "/admin/flows/infoline"
-TESTER = "+38761999401"
+TESTER = "+38762810401"
 
 
 async def _admin(browser: Browser, server: Server, desk: Desk, name: str) -> Page:
@@ -83,7 +83,7 @@ async def test_an_admin_edits_tries_publishes_and_rolls_back_a_flow(
             path=shot(tmp_path, "admin-flow-diagram.png", server.db.backend)
         )
         await heard_information(server, await call_and_press(callers, TESTER, "0"))
-        await reached_operator(server, await call_and_press(callers, "+38761999402", "0"))
+        await reached_operator(server, await call_and_press(callers, "+38762810402", "0"))
 
         # The second admin's draft was taken from the same version.
         await second.locator("#node-main_menu summary").click()
@@ -96,17 +96,17 @@ async def test_an_admin_edits_tries_publishes_and_rolls_back_a_flow(
         await expect(first.locator("#status")).to_contain_text("is live")
         await second.get_by_role("button", name="Publish").click()
         await expect(second.locator("#status")).to_contain_text("was published by admin-one")
-        await heard_information(server, await call_and_press(callers, "+38761999403", "0"))
+        await heard_information(server, await call_and_press(callers, "+38762810403", "0"))
 
         # Roll back: the version live before is live again for the next call.
         rows = first.locator("#versions tr")
         await expect(rows.first).to_contain_text("0 informs")
         await rows.nth(1).get_by_role("button", name="Roll back to this").click()
         await expect(first.locator("#status")).to_contain_text("is live again")
-        await reached_operator(server, await call_and_press(callers, "+38761999404", "0"))
+        await reached_operator(server, await call_and_press(callers, "+38762810404", "0"))
 
         await first.goto(server.url + "/admin/simulate/infoline")
-        await first.get_by_label("Caller's number").fill("+38761999405")
+        await first.get_by_label("Caller's number").fill("+38762810405")
         await first.get_by_label("Keys").fill("w 0")
         await first.get_by_role("button", name="Simulate").click()
         await expect(first.locator("#sim-end")).to_contain_text("new_clients")
@@ -139,7 +139,7 @@ async def test_a_supervisor_takes_an_agent_out_of_a_queue_agents_get_no_console(
         await form.locator("input.agent-queues").fill("")
         await form.get_by_role("button", name="Save", exact=True).click()
         await expect(page.locator("#status")).to_contain_text(f"Agent {leaving} saved")
-        call = await call_and_press(callers, "+38761999411", "0")
+        call = await call_and_press(callers, "+38762810411", "0")
         assert (await wait_connected(server, call)).agent_id == staying
         await finish(server, call)
     finally:

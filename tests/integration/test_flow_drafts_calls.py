@@ -30,7 +30,7 @@ from tests.integration.test_infoline_paths import (
 from tests.support import wait_until
 
 FLOWS = "/api/flows/infoline"
-TESTER = "+38761999201"
+TESTER = "+38762810201"
 
 
 @pytest.fixture
@@ -105,11 +105,11 @@ async def test_a_draft_heard_from_its_test_number_then_published_then_rolled_bac
     media = prompt_media(draft_flow, "information_products", lang)
     assert started["playback"]["media_uri"] == media
     assert (Settings().effective_prompts_dir / lang / f"{media.rsplit('/', 1)[-1]}.wav").is_file()
-    row = await reached_operator(server, await call_and_press(callers, "+38761999202", "0"))
+    row = await reached_operator(server, await call_and_press(callers, "+38762810202", "0"))
     assert row.flow_version == live["version"]
 
     # A caller already in the menu when the draft is published finishes on the old version.
-    waiting = await callers.place(caller_id="<+38761999203>")
+    waiting = await callers.place(caller_id="<+38762810203>")
     await waiting.prompt_started("main_menu")
     live_view = await desk.api("GET", f"{FLOWS}/live")
     assert live_view["nodes"]["main_menu"]["now"] >= 1  # the console sees the caller there
@@ -122,7 +122,7 @@ async def test_a_draft_heard_from_its_test_number_then_published_then_rolled_bac
     assert row.flow_version == live["version"]
 
     # The next ordinary call follows the new version; the simulator walks the same path.
-    call = await callers.place(caller_id="<+38761999204>")
+    call = await callers.place(caller_id="<+38762810204>")
     await call.prompt_started("main_menu")
     await call.dtmf("0")
     row = await heard_information(server, call)
@@ -131,7 +131,7 @@ async def test_a_draft_heard_from_its_test_number_then_published_then_rolled_bac
         "POST",
         f"{FLOWS}/simulate",
         {
-            "caller": {"number": "+38761999204"},
+            "caller": {"number": "+38762810204"},
             "at": datetime.now(UTC).isoformat(),
             # No key at the language choice (its timer runs out), 0, hung up in the next prompt.
             "keys": "w 0 h",
@@ -145,7 +145,7 @@ async def test_a_draft_heard_from_its_test_number_then_published_then_rolled_bac
         "POST", f"{FLOWS}/rollback", {"to": live["version"], "active_version": published["version"]}
     )
     assert back["version"] > published["version"]
-    row = await reached_operator(server, await call_and_press(callers, "+38761999205", "0"))
+    row = await reached_operator(server, await call_and_press(callers, "+38762810205", "0"))
     assert row.flow_version == back["version"]
 
 

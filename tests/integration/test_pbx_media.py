@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from ari_app.ari import Event
 from centrala.prompts import MOH_FILE, SOUNDS_DIR, load_flow
+from centrala.settings import Settings
 from core.media import prompt_media, text_tag
 from tests.integration.conftest import PBX, Callers, _centrala
 
@@ -43,11 +44,18 @@ def test_default_flow_prompts_are_installed(pbx: PBX) -> None:
                 assert w.getnframes() > 2400, path
             assert path.stat().st_mode & 0o444 == 0o444, path
     # ARI's sound index takes the top directory of sounds/ for a language, so Asterisk 22
-    # lists sounds/centrala/bs/welcome.wav as the sound "bs/welcome" in "language" centrala.
-    sound = _ari_get(pbx, "/sounds/" + quote("bs/welcome", safe=""))
+    # lists sounds/centrala/bs/welcome-TAG.wav as the sound "bs/welcome-TAG" in "language"
+    # centrala (a flow's prompt file is named after its text: core.media.sound_name).
+    welcome = prompt_media(flow, "welcome", "bs").removeprefix("sound:centrala/")
+    sound = _ari_get(pbx, "/sounds/" + quote(welcome, safe=""))
     assert {"language": "centrala", "format": "slin"} in sound["formats"], sound
     ids = {s["id"] for s in _ari_get(pbx, "/sounds?lang=centrala")}
-    assert {f"{lang}/{name}" for name in flow.prompts for lang in ("bs", "en")} <= ids
+    wanted = {
+        prompt_media(flow, name, lang).removeprefix("sound:centrala/")
+        for name, prompt in flow.prompts.items()
+        for lang in prompt.text
+    }
+    assert wanted <= ids
 
 
 def test_hold_music_is_in_the_default_moh_class(pbx: PBX) -> None:
@@ -90,16 +98,15 @@ async def test_a_synthesised_prompt_plays_on_a_call(callers: Callers) -> None:
     await call.wait_for("StasisStart")
     try:
         states = {}
-        for media in ("sound:centrala/bs/goodbye", "sound:centrala/bs/no_such_prompt"):
+        flow = load_flow(Settings().flow_file)
+        goodbye = prompt_media(flow, "goodbye", "bs")  # as the flow names its file
+        for media in (goodbye, "sound:centrala/bs/no_such_prompt"):
             playback_id = f"test-{uuid.uuid4().hex[:12]}"
             finished[playback_id] = asyncio.get_running_loop().create_future()
             await callers.ari.play(call.id, media, playback_id)
             event = await asyncio.wait_for(finished[playback_id], 15)
             states[media] = event["playback"]["state"]
-        assert states == {
-            "sound:centrala/bs/goodbye": "done",
-            "sound:centrala/bs/no_such_prompt": "failed",
-        }
+        assert states == {goodbye: "done", "sound:centrala/bs/no_such_prompt": "failed"}
     finally:
         await call.hangup()
         await call.wait_for("StasisEnd")

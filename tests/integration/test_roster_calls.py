@@ -23,14 +23,14 @@ async def test_an_agent_taken_out_of_a_queue_is_not_offered_its_next_caller(
     second = await desk.agent("second", ["new_clients"])
     await desk.api("PATCH", f"/api/admin/agents/{second}", {"queues": {"new_clients": 5}})
 
-    call = await call_and_press(callers, "+38761999301", "0")
+    call = await call_and_press(callers, "+38762810301", "0")
     row = await wait_connected(server, call)
     assert row.agent_id == first  # the lower penalty is offered first
     await finish(server, call)
 
     edited = await desk.api("PATCH", f"/api/admin/agents/{first}", {"queues": {}})
     assert edited["queues"] == {}
-    call = await call_and_press(callers, "+38761999302", "0")
+    call = await call_and_press(callers, "+38762810302", "0")
     row = await wait_connected(server, call)
     assert row.agent_id == second
     await finish(server, call)
