@@ -1,4 +1,7 @@
-"""Editing call flows safely (the admin console and ``/api/flows/{name}/...``): a draft per
+"""Over 500 lines: one use case, a flow's life from draft to history, whose steps share the
+checks of a body, the errors the API gives and the publishing path.
+
+Editing call flows safely (the admin console and ``/api/flows/{name}/...``): a draft per
 admin, tried from the phones on its test list while every other caller gets the live version;
 published with a note unless someone else published since the draft was taken; every version
 kept, compared and rolled back to in one step; each change on the audit trail.

@@ -1,4 +1,5 @@
-"""The API's description (OpenAPI 3.1), hand-written: served at /api/openapi.json."""
+"""The API's description (OpenAPI 3.1), hand-written: served at /api/openapi.json. Over 500
+lines: one document, route by route, as clients read it; its parts are plain data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The bearer API's roles: every /api route of `serve`'s app declares the action it needs (a
+"""Over 500 lines: one app, one token store and one role table tried from every side; split,
+each part would rebuild the same fixtures.
+
+The bearer API's roles: every /api route of `serve`'s app declares the action it needs (a
 walk of the real router), and the guard holds a token to it on a small aiohttp app over
 SQLite: 401 for no, a wrong, an expired or a revoked token or an inactive agent, 403 when the
 token's role may not (read from ``agents`` now: a demotion holds at once), an agent's token

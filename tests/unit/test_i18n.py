@@ -1,4 +1,7 @@
-"""The desk's translations (web/translations/*.json, web/i18n.py): every shipped language has
+"""Over 500 lines: every check of the translations reads the same files and pages; split,
+each part would load them again.
+
+The desk's translations (web/translations/*.json, web/i18n.py): every shipped language has
 every text with the same placeholders; a missing text, field or language raises instead of
 falling back to English; every key the templates, the scripts and the login handler use is
 there, each script asks only for the namespaces its page embeds, and no text is left that

@@ -1,4 +1,6 @@
 "use strict";
+// Over 500 lines: one script for the console's pages (they share the API call, the forms over
+// JSON and the messages); each page's part is a section of its own below.
 // The admin console (web/admin_pages.py): each page fills itself from the /desk/api routes
 // that machines call under /api, so every change passes the same checks and lands on the
 // audit trail. Nothing here decides anything: it shows what the server answers. Its words
