@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,14 +22,14 @@ from models.flows import apply_flow
 from models.tables import Agent, AgentRole, Client, ClientPhone
 from models.web_sessions import WebSessionStore
 from tests.conftest import Database
+from tests.desk_web import offline_desk_web
 from web.admin_api import desk_routes as admin_desk_routes
 from web.admin_api import routes as admin_routes
 from web.auth import COOKIE, Sessions
 from web.errors import api_guard, errors
 from web.flow_api import desk_routes, routes
-from web.http import WEB, DeskWeb
+from web.http import WEB
 from web.ports import PROMPT_UPLOAD
-from web.store import DeskStore
 
 TOKEN = "simulate-test-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -89,20 +89,9 @@ async def flow_site(database: Database, sounds: Path | None = None) -> AsyncIter
     if sounds is not None:
         settings = Settings(data_dir=sounds.parent / "data", prompts_dir=sounds)
         app[PROMPT_UPLOAD] = recording_installer(settings)
-    sessions = Sessions("simulate-test-secret", 3600)
-    web_sessions = WebSessionStore(database.sessions, timedelta(hours=1))
     # The desk's route reads the store's database and the region only; the live parts stay out.
-    app[WEB] = DeskWeb(
-        store=DeskStore(database.sessions),
-        sessions=sessions,
-        notifier=cast(Any, None),
-        acd=cast(Any, None),
-        desk=cast(Any, None),
-        infoline=cast(Any, None),
-        region="BA",
-        disposition_required=True,
-        web_sessions=web_sessions,
-    )
+    app[WEB] = offline_desk_web(database.sessions, "simulate-test-secret")
+    sessions, web_sessions = app[WEB].sessions, app[WEB].web_sessions
     app.router.add_routes(routes(SESSIONS, "BA"))
     app.router.add_routes(desk_routes())
     app.router.add_routes(admin_routes(SESSIONS, None))

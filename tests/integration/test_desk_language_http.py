@@ -11,9 +11,9 @@ import re
 import shlex
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -22,13 +22,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from models.tables import Agent, AgentRole, DeskLanguage
 from models.web_sessions import WebSessionStore
 from tests.conftest import Database
+from tests.desk_web import offline_desk_web
 from tests.integration.test_loans_db import centrala
 from web import i18n
 from web.auth import COOKIE, Sessions
 from web.errors import errors
-from web.http import WEB, DeskWeb, routes, setup_templates
+from web.http import WEB, routes, setup_templates
 from web.reports import routes as report_routes
-from web.store import DeskStore
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -69,20 +69,9 @@ async def desk(database: Database) -> AsyncIterator[Desk]:
             ]
         )
     app = web.Application(middlewares=[errors])
-    sessions = Sessions("language-test-secret", 3600)
-    web_sessions = WebSessionStore(database.sessions, timedelta(hours=1))
     # The pages and the language route use the store and the sessions only.
-    app[WEB] = DeskWeb(
-        store=DeskStore(database.sessions),
-        sessions=sessions,
-        notifier=cast(Any, None),
-        acd=cast(Any, None),
-        desk=cast(Any, None),
-        infoline=cast(Any, None),
-        region="BA",
-        disposition_required=True,
-        web_sessions=web_sessions,
-    )
+    app[WEB] = offline_desk_web(database.sessions, "language-test-secret")
+    sessions, web_sessions = app[WEB].sessions, app[WEB].web_sessions
     setup_templates(app)
     app.router.add_routes(routes())
     app.router.add_routes(report_routes())

@@ -8,9 +8,9 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -21,12 +21,12 @@ from centrala.settings import Settings
 from models.tables import Agent, AgentRole
 from models.web_sessions import WebSessionStore
 from tests.conftest import Database
+from tests.desk_web import offline_desk_web
 from tests.integration.test_survey_results_db import seed
 from web.auth import COOKIE, Sessions
 from web.errors import api_guard, errors
-from web.http import WEB, DeskWeb, setup_templates
+from web.http import WEB, setup_templates
 from web.reports import routes as desk_report_routes
-from web.store import DeskStore
 from web.survey_api import routes as report_routes
 
 TOKEN = "report-test-token"
@@ -59,20 +59,9 @@ async def http(
     app = web.Application(middlewares=[errors, api_guard(settings.effective_api_token)])
     app[SETTINGS] = settings
     app[SESSIONS] = database.sessions
-    sessions = Sessions("report-test-secret", 3600)
-    web_sessions = WebSessionStore(database.sessions, timedelta(hours=1))
     # The report pages use the desk's store and sessions only; the live-call parts stay out.
-    app[WEB] = DeskWeb(
-        store=DeskStore(database.sessions),
-        sessions=sessions,
-        notifier=cast(Any, None),
-        acd=cast(Any, None),
-        desk=cast(Any, None),
-        infoline=cast(Any, None),
-        region="BA",
-        disposition_required=True,
-        web_sessions=web_sessions,
-    )
+    app[WEB] = offline_desk_web(database.sessions, "report-test-secret")
+    sessions, web_sessions = app[WEB].sessions, app[WEB].web_sessions
     setup_templates(app)
     app.router.add_routes(report_routes(SESSIONS))
     app.router.add_routes(desk_report_routes())

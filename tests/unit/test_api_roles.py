@@ -39,15 +39,15 @@ from models.campaigns import CampaignStore
 from models.tables import Agent, AgentRole, ApiToken
 from models.web_sessions import WebSessionStore
 from tests.conftest import Database, make_database
+from tests.desk_web import offline_desk_web
 from web.admin_api import routes as admin_routes
 from web.api import routes as api_routes
 from web.auth import COOKIE, ROLE_ACTIONS, Action, Sessions
 from web.campaign_api import routes as campaign_routes
 from web.errors import API_TOKENS, HOST, api_guard, errors, route_need
 from web.flow_api import routes as flow_routes
-from web.http import WEB, DeskWeb, described
+from web.http import WEB, described
 from web.openapi import OPENAPI
-from web.store import DeskStore
 from web.tokens import routes as token_routes
 
 HOST_TOKEN = "host-token-for-tests"
@@ -302,20 +302,9 @@ async def api(db: Database) -> AsyncIterator[Api]:
     app[ACD_KEY] = ACD()
     app[INFOLINE] = infoline
     app[CAMPAIGNS] = CampaignStore(db.sessions)
-    sessions = Sessions("tokens-test-secret", 3600)
-    web_sessions = WebSessionStore(db.sessions, timedelta(hours=1))
     # The token routes read the session only; the live parts stay out.
-    app[WEB] = DeskWeb(
-        store=DeskStore(db.sessions),
-        sessions=sessions,
-        notifier=cast(Any, None),
-        acd=cast(Any, None),
-        desk=cast(Any, None),
-        infoline=cast(Any, None),
-        region="BA",
-        disposition_required=True,
-        web_sessions=web_sessions,
-    )
+    app[WEB] = offline_desk_web(db.sessions, "tokens-test-secret")
+    sessions, web_sessions = app[WEB].sessions, app[WEB].web_sessions
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE))
     app.router.add_routes(campaign_routes(CAMPAIGNS))
     app[SESSIONS] = db.sessions
