@@ -20,6 +20,7 @@ from models import roster as roster_store
 from models.audit import entries
 from usecases import roster
 from usecases.roster import RosterError
+from web.api import json_body
 from web.auth import Action, User, check_new_password, hash_password, may
 from web.http import DeskWeb, twin_routes
 from web.ports import AgentCommands
@@ -39,18 +40,6 @@ class Asker:
 Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any] | web.Response]]
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.body_exists:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError as exc:
-        raise RosterError("bad_json", "the body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise RosterError("bad_json", "the body must be a JSON object")
-    return data
-
-
 def _password_hash(value: object) -> str:
     if not isinstance(value, str):
         raise RosterError("bad_request", "password: text", field="password")
@@ -64,7 +53,7 @@ async def list_agents(request: web.Request, asker: Asker) -> dict[str, Any]:
 
 
 async def create_agent(request: web.Request, asker: Asker) -> dict[str, Any]:
-    body = await _body(request)
+    body = await json_body(request)
     password = body.pop("password", None)
     return await roster.create_agent(
         asker.sessions,
@@ -81,7 +70,7 @@ async def update_agent(request: web.Request, asker: Asker) -> dict[str, Any]:
         asker.sessions,
         asker.actor,
         agent_id,
-        await _body(request),
+        await json_body(request),
         may_give_roles=asker.may_give_roles,
     )
     if before.active and not after.active and asker.desk is not None:
@@ -93,7 +82,7 @@ async def update_agent(request: web.Request, asker: Asker) -> dict[str, Any]:
 
 async def reset_password(request: web.Request, asker: Asker) -> dict[str, Any]:
     agent_id = request.match_info["agent_id"]
-    body = await _body(request)
+    body = await json_body(request)
     if set(body) != {"password"}:
         raise RosterError("bad_request", 'the body: {"password": "..."}')
     await roster.set_password(
@@ -112,13 +101,13 @@ async def list_queues(request: web.Request, asker: Asker) -> dict[str, Any]:
 
 async def update_queue(request: web.Request, asker: Asker) -> dict[str, Any]:
     return await roster.update_queue(
-        asker.sessions, asker.actor, request.match_info["queue_id"], await _body(request)
+        asker.sessions, asker.actor, request.match_info["queue_id"], await json_body(request)
     )
 
 
 async def set_members(request: web.Request, asker: Asker) -> dict[str, Any]:
     return await roster.set_members(
-        asker.sessions, asker.actor, request.match_info["queue_id"], await _body(request)
+        asker.sessions, asker.actor, request.match_info["queue_id"], await json_body(request)
     )
 
 

@@ -21,7 +21,9 @@ from web.ports import AgentCampaigns, AgentCommands, CallControl, ManualCalls
 MAX_REASON = 80
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object ({} without a body); 400 ``bad_json`` otherwise. Shared by
+    the routes of web.flow_api and web.admin_api."""
     # body_exists, not can_read_body: the body deadline (web/server.py) has read it already.
     if not request.body_exists:
         return {}
@@ -133,7 +135,7 @@ def routes(
 ) -> list[web.RouteDef]:
     @needs(Action.USE_DESK, others=Action.PAUSE_AGENTS)
     async def login(request: web.Request) -> web.Response:
-        endpoint, mode = check_login(await _body(request))
+        endpoint, mode = check_login(await json_body(request))
         agent_id = request.match_info["agent_id"]
         await request.app[desk_key].login(agent_id, endpoint, mode)
         return web.json_response({"agent_id": agent_id, "mode": str(mode)})
@@ -146,7 +148,7 @@ def routes(
 
     @needs(Action.USE_DESK, others=Action.PAUSE_AGENTS)
     async def pause(request: web.Request) -> web.Response:
-        reason = check_reason(await _body(request))
+        reason = check_reason(await json_body(request))
         agent_id = request.match_info["agent_id"]
         request.app[desk_key].pause(agent_id, reason)
         return web.json_response({"agent_id": agent_id, "status": "paused", "reason": reason})
@@ -163,7 +165,7 @@ def routes(
 
     @needs(Action.USE_DESK)
     async def transfer(request: web.Request) -> web.Response:
-        target, op = check_transfer(await _body(request))
+        target, op = check_transfer(await json_body(request))
         call_id = request.match_info["call_id"]
         check_api_control(request, request.app[infoline_key], call_id)
         await request.app[infoline_key].control(call_id, op, target)
@@ -178,7 +180,7 @@ def routes(
 
     @needs(Action.USE_DESK, others=Action.CONTROL_ANY_CALL)
     async def call(request: web.Request) -> web.Response:
-        wanted = check_call_request(await _body(request))
+        wanted = check_call_request(await json_body(request))
         agent_id = request.match_info["agent_id"]
         assert outbound_key is not None
         made = await request.app[outbound_key].call_from_desk(agent_id, **wanted)
@@ -188,7 +190,7 @@ def routes(
     async def recording(request: web.Request) -> web.Response:
         # The machines' API pauses on the agent's behalf: who, for the trail, if they say.
         call_id, step = request.match_info["call_id"], request.match_info["step"]
-        by = (await _body(request)).get("agent_id")
+        by = (await json_body(request)).get("agent_id")
         if by is not None and (not isinstance(by, str) or not 0 < len(by) <= 64):
             raise AgentDeskError("bad_agent", "agent_id: the agent's id", 422)
         user = api_principal(request)
@@ -217,7 +219,7 @@ def routes(
         if step == "call":
             d = await dialler.preview_call(agent_id, contact_id)
             return web.json_response({"agent_id": agent_id, "call_id": d.call_id})
-        reason = check_skip_reason(await _body(request))
+        reason = check_skip_reason(await json_body(request))
         await dialler.preview_skip(agent_id, contact_id, reason)
         return web.json_response({"agent_id": agent_id, "skipped": contact_id, "reason": reason})
 

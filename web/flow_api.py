@@ -17,10 +17,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.simulation import SimulationError
 from usecases import flow_editing
 from usecases.flow_simulation import check_request, simulate_call
 from web import flow_diagram
+from web.api import json_body
 from web.auth import Action, User
 from web.http import DeskWeb, twin_routes
 from web.ports import PROMPT_UPLOAD, PROMPTS, CallControl
@@ -50,19 +50,6 @@ SVG_HEADERS = {
 }
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    # body_exists, not can_read_body: the body deadline (web/server.py) has read it already.
-    if not request.body_exists:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError as exc:
-        raise SimulationError("bad_json", "the body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise SimulationError("bad_json", "the body must be a JSON object")
-    return data
-
-
 def _name(request: web.Request) -> str:
     name = request.match_info["name"]
     if not 0 < len(name) <= 64:
@@ -71,7 +58,7 @@ def _name(request: web.Request) -> str:
 
 
 async def simulate(request: web.Request, asker: Asker) -> dict[str, Any]:
-    body = check_request(await _body(request), datetime.now(UTC))
+    body = check_request(await json_body(request), datetime.now(UTC))
     version, simulation = await simulate_call(
         asker.sessions, _name(request), body, asker.region, asker.owner
     )
@@ -83,7 +70,7 @@ async def get_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
 
 
 async def put_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
-    body = await _body(request)
+    body = await json_body(request)
     return await flow_editing.save_draft(
         asker.sessions, _name(request), asker.owner, body, asker.region, asker.install
     )
@@ -121,11 +108,13 @@ async def delete_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
 
 
 async def check_draft(request: web.Request, asker: Asker) -> dict[str, Any]:
-    return await flow_editing.check_definition(asker.sessions, _name(request), await _body(request))
+    return await flow_editing.check_definition(
+        asker.sessions, _name(request), await json_body(request)
+    )
 
 
 async def publish(request: web.Request, asker: Asker) -> dict[str, Any]:
-    body = await _body(request)
+    body = await json_body(request)
     return await flow_editing.publish(
         asker.sessions, _name(request), asker.owner, body, datetime.now(UTC), asker.install
     )
@@ -175,7 +164,7 @@ async def put_calendar(request: web.Request, asker: Asker) -> dict[str, Any]:
         _name(request),
         calendar,
         asker.owner,
-        await _body(request),
+        await json_body(request),
         datetime.now(UTC),
         asker.install,
     )
@@ -191,7 +180,7 @@ async def compare(request: web.Request, asker: Asker) -> dict[str, Any]:
 
 
 async def rollback(request: web.Request, asker: Asker) -> dict[str, Any]:
-    body = await _body(request)
+    body = await json_body(request)
     return await flow_editing.rollback(
         asker.sessions, _name(request), asker.owner, body, asker.install
     )
