@@ -55,7 +55,17 @@ SCRIPT_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
         ),
         "softphone.js": frozenset({"softphone"}),
         "wallboard.js": frozenset({"pacing", "pause", "state", "wallboard"}),
-        "admin.js": frozenset({"console", "role", "sim_end", "version_status", "weekday"}),
+        "admin.js": frozenset(
+            {
+                "campaign_kind",
+                "campaign_status",
+                "console",
+                "role",
+                "sim_end",
+                "version_status",
+                "weekday",
+            }
+        ),
     }
 )
 

@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from core.acd import AgentStatus
 from core.desk.forms import CATEGORIES, DISPOSITION_PAUSE, OUTCOMES
-from core.dialler import AgentDisposition
+from core.dialler import AgentDisposition, CampaignKind
 from core.enums import AgentRole, ClientType, DeskLanguage
 from core.pacing import Mode
 from core.simulation.result import EndKind
@@ -31,6 +31,7 @@ from core.surveys.nps import NPSResult
 from core.surveys.report import CHART_ENGLISH, PERIODS, chart_svg
 from dialplan.model import WEEKDAYS
 from models.flows import PUBLISHED, REFUSED, SCHEDULED
+from models.tables import CampaignStatus
 from web import i18n
 from web.http import CLIENT_LANGUAGES, PAUSE_REASONS, page_context, setup_templates
 
@@ -67,6 +68,9 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "version_status": (PUBLISHED, SCHEDULED, REFUSED),
     "sim_end": tuple(kind for kind in get_args(EndKind) if kind != "queued"),
     "weekday": WEEKDAYS,
+    # the console's campaigns page
+    "campaign_status": tuple(CampaignStatus),
+    "campaign_kind": tuple(CampaignKind),
 }
 KEY = re.compile(r"""["']([a-z_]+\.[a-z_.-]+)["']""")
 LABEL = re.compile(r"""\blabel\(\s*["']([a-z_]+)["']""")

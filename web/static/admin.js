@@ -1,6 +1,6 @@
 "use strict";
 // Over 500 lines: one script for the console's pages (they share the API call, the forms over
-// JSON and the messages); each page's part is a section of its own below.
+// JSON, the problems at their nodes and the messages); each page's part is a section below.
 // The admin console (web/admin_pages.py): each page fills itself from the /desk/api routes
 // that machines call under /api, so every change passes the same checks and lands on the
 // audit trail. Nothing here decides anything: it shows what the server answers. Its words
@@ -60,33 +60,34 @@ function isTextMap(value) {
     Object.values(value).every((v) => typeof v === "string");
 }
 
-function kvRow(key, value) {
+function kvRow(key, value, fixed = false) {
   return el("div", { class: "kv-row" },
-    el("input", { class: "kv-key", value: key, "aria-label": t("console.key") }),
-    el("input", { class: "kv-value", value, "aria-label": t("console.value_of", { key }) }),
-    el("button", { type: "button", text: "−", title: t("console.remove"), onclick: (e) => e.target.parentElement.remove() }));
+    el("input", { class: "kv-key", value: key, "aria-label": t("console.key"), readonly: fixed }),
+    el("input", { class: "kv-value", value, "aria-label": t("console.value_of", { key }), readonly: fixed }),
+    fixed ? "" : el("button", { type: "button", text: "−", title: t("console.remove"), onclick: (e) => e.target.parentElement.remove() }));
 }
 
 function fieldsFor(object, { readOnly = ["type"] } = {}) {
   const box = el("div", { class: "fields" });
   for (const [key, value] of Object.entries(object)) {
     const id = `f${++fieldCount}`;
+    const fixed = readOnly.includes(key);  // shown, not to be changed (a node's type)
     box.append(el("label", { for: id, text: key }));
     let input;
     if (typeof value === "boolean") {
-      input = el("input", { id, type: "checkbox", "data-key": key, "data-kind": "bool" });
+      input = el("input", { id, type: "checkbox", "data-key": key, "data-kind": "bool", disabled: fixed });
       input.checked = value;
     } else if (typeof value === "number") {
-      input = el("input", { id, type: "number", value: String(value), "data-key": key, "data-kind": "number" });
+      input = el("input", { id, type: "number", value: String(value), "data-key": key, "data-kind": "number", readonly: fixed });
     } else if (typeof value === "string") {
-      input = el("input", { id, value, "data-key": key, "data-kind": "text", readonly: readOnly.includes(key) });
+      input = el("input", { id, value, "data-key": key, "data-kind": "text", readonly: fixed });
     } else if (isTextMap(value)) {
       const rows = el("div", { class: "kv", id, "data-key": key, "data-kind": "map" });
-      for (const [k, v] of Object.entries(value)) rows.append(kvRow(k, v));
-      input = el("div", {}, rows,
+      for (const [k, v] of Object.entries(value)) rows.append(kvRow(k, v, fixed));
+      input = el("div", {}, rows, fixed ? "" :
         el("button", { type: "button", text: t("console.add_row"), onclick: () => rows.append(kvRow("", "")) }));
     } else {
-      input = el("textarea", { id, rows: 2, "data-key": key, "data-kind": "json" });
+      input = el("textarea", { id, rows: 2, "data-key": key, "data-kind": "json", readonly: fixed });
       input.value = JSON.stringify(value);
     }
     box.append(input);
@@ -546,6 +547,306 @@ function initTokens() {
   loadTokens().catch(loadingFailed);
 }
 
+// ---- changes between two versions or revisions, one line each (path: before → after) ---------
+function shown(value) { return typeof value === "string" ? value : JSON.stringify(value); }
+
+function changeText(change) {
+  if (change.kind === "added") return `+ ${change.path}: ${shown(change.after)}`;
+  if (change.kind === "removed") return `− ${change.path}: ${shown(change.before)}`;
+  return `${change.path}: ${shown(change.before)} → ${shown(change.after)}`;
+}
+
+// A refused change's problems (422): at the top of the answer or in its details.
+function problemsOf(error) {
+  const data = (error && error.data) || {};
+  return data.problems || (data.details && data.details.problems) || null;
+}
+
+// ---- surveys: the list, and the editor (the flow editor's draft, check, publish with a note,
+// versions, diff and roll back, over a survey's questions and prompts) ------------------------
+const survey = { name: "", base: null, definition: null };
+// A new question's fields by type (core/surveys/model.py); the validator says what is missing.
+const QUESTION_TYPES = {
+  nps: {},
+  scale: { min: 1, max: 5 },
+  yes_no: { yes_key: "1", no_key: "2" },
+  choice: { options: { 1: "first", 2: "second" } },
+  recording: { max_seconds: 60, silence_seconds: 4 },
+};
+const SURVEY_TOP = ["description", "default_language", "languages", "intro", "consent", "start", "thanks", "invalid_prompt"];
+
+function surveyApi(path = "") { return `/desk/api/surveys/${encodeURIComponent(survey.name)}${path}`; }
+
+async function loadSurveyList() {
+  const { surveys } = await api("GET", "/desk/api/surveys");
+  $("surveys").replaceChildren(...surveys.map((s) => el("tr", { "data-survey": s.name },
+    el("td", {}, el("a", { href: `/admin/surveys/${encodeURIComponent(s.name)}`, text: s.name })),
+    el("td", { text: s.version }), el("td", { text: s.description || "" }),
+    el("td", { text: fmtDateTime(s.published_at) }), el("td", { text: s.published_by || "" }))));
+}
+
+function initSurveys() {
+  $("new-survey").addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.href = `/admin/surveys/${encodeURIComponent($("new-survey-name").value.trim())}`;
+  });
+  loadSurveyList().catch(loadingFailed);
+}
+
+function removeFromSurvey(part, name) {
+  attempt(t("console.remove"), async () => {
+    const definition = collectSurvey();
+    delete definition[part][name];
+    survey.definition = definition;
+    renderSurvey(definition);
+  });
+}
+
+function renderSurvey(definition) {
+  const top = Object.fromEntries(SURVEY_TOP.map((key) => [key, definition[key] ?? null]));
+  $("survey-top").replaceChildren(fieldsFor(top, { readOnly: [] }));
+  $("questions").replaceChildren(...Object.entries(definition.questions || {}).map(([name, question]) =>
+    el("details", { class: "node", id: `node-${name}`, "data-node": name },
+      el("summary", { text: `${name} · ${question.type}` }),
+      el("ul", { class: "node-problems" }),
+      fieldsFor(question),
+      el("button", { type: "button", text: t("console.remove_question"), onclick: () => removeFromSurvey("questions", name) }))));
+  $("prompts").replaceChildren(...Object.entries(definition.prompts || {}).map(([name, prompt]) =>
+    el("details", { class: "node prompt", id: `prompt-${name}`, "data-prompt": name },
+      el("summary", { text: name }), fieldsFor(prompt),
+      el("button", { type: "button", text: t("console.remove_prompt"), onclick: () => removeFromSurvey("prompts", name) }))));
+}
+
+function collectSurvey() {
+  const definition = structuredClone(survey.definition);
+  Object.assign(definition, readFields($("survey-top").querySelector(".fields"), {}));
+  if (definition.invalid_prompt === "") definition.invalid_prompt = null;  // none: no such prompt
+  definition.questions = {};
+  for (const box of $("questions").querySelectorAll("[data-node]")) {
+    const name = box.dataset.node;
+    definition.questions[name] = readFields(box.querySelector(".fields"), survey.definition.questions[name]);
+  }
+  definition.prompts = {};
+  for (const box of $("prompts").querySelectorAll("[data-prompt]")) {
+    const name = box.dataset.prompt;
+    definition.prompts[name] = readFields(box.querySelector(".fields"), survey.definition.prompts[name]);
+  }
+  return definition;
+}
+
+async function loadSurvey() {
+  const draft = await api("GET", surveyApi("/draft"));
+  survey.definition = draft.definition;
+  survey.base = draft.base_version;
+  const state = { version: draft.base_version, when: fmtDateTime(draft.updated_at) };
+  $("draft-state").textContent = draft.base_version == null
+    ? t(draft.saved ? "console.survey_new_draft" : "console.survey_new", state)
+    : t(draft.saved ? "console.draft_state" : "console.no_draft", state);
+  renderSurvey(draft.definition);
+  showProblems(draft.problems);
+  await loadSurveyVersions();
+}
+
+async function loadSurveyVersions() {
+  // A new survey has no versions yet (the API does not know its name until it is published).
+  const { versions } = survey.base == null ? { versions: [] } : await api("GET", surveyApi("/versions"));
+  $("versions").replaceChildren(...versions.map((v) => el("tr", { "data-version": v.version },
+    el("td", { text: v.version }), el("td", { text: v.active ? t("console.live") : "" }),
+    el("td", { text: fmtDateTime(v.published_at) }), el("td", { text: v.published_by || "" }),
+    el("td", { text: v.note || "" }),
+    el("td", {}, ...(v.active ? [] : [
+      el("button", { type: "button", text: t("console.compare"), onclick: () => attempt(t("console.compare"), () => showSurveyDiff(v.version, "active")) }),
+      el("button", { type: "button", text: t("console.rollback"), onclick: () => rollbackSurvey(v.version) }),
+    ])))));
+}
+
+async function showSurveyDiff(from, to) {
+  const diff = await api("GET", surveyApi(`/diff?from=${from}&to=${to}`));
+  const changes = $("diff-changes");
+  changes.hidden = false;
+  changes.replaceChildren(...(diff.changes.length
+    ? diff.changes.map((c) => el("li", { class: c.kind, text: changeText(c) }))
+    : [el("li", { text: t("console.no_differences") })]));
+  const pre = $("diff");
+  pre.hidden = !diff.unified;
+  pre.replaceChildren(...(diff.unified || "").split("\n").map((line) => el("span", {
+    class: line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "", text: `${line}\n`,
+  })));
+}
+
+async function rollbackSurvey(version) {
+  await attempt(t("console.rolling_back"), async () => {
+    const done = await api("POST", surveyApi("/rollback"), { version, note: $("note").value });
+    say(t("console.rolled_back", { version, new_version: done.version }));
+    $("note").value = "";
+    await loadSurvey();
+  });
+}
+
+async function saveSurveyDraft() {
+  const saved = await api("PUT", surveyApi("/draft"), { definition: collectSurvey() });
+  survey.definition = saved.definition;
+  return saved;
+}
+
+function addToSurvey(event, what) {
+  event.preventDefault();
+  attempt(t(what === "question" ? "console.add_question" : "console.add_prompt"), async () => {
+    const definition = collectSurvey();
+    const name = $(`new-${what}-name`).value.trim();
+    const part = what === "question" ? definition.questions : definition.prompts;
+    if (Object.hasOwn(part, name)) throw new Error(t("console.name_taken", { name }));
+    if (what === "question") {
+      const type = $("new-question-type").value;
+      part[name] = { type, prompt: name, ...structuredClone(QUESTION_TYPES[type]), next: "end" };
+    }
+    if (!Object.hasOwn(definition.prompts, name)) {
+      definition.prompts[name] = { text: Object.fromEntries((definition.languages || []).map((lang) => [lang, ""])), media: {} };
+    }
+    survey.definition = definition;
+    renderSurvey(definition);
+    document.getElementById(what === "question" ? `node-${name}` : `prompt-${name}`).open = true;
+    event.target.reset();
+  });
+}
+
+function initSurvey(page) {
+  survey.name = page.dataset.survey;
+  $("new-question-type").append(...Object.keys(QUESTION_TYPES).map((type) => el("option", { value: type, text: type })));
+  $("new-question").addEventListener("submit", (event) => addToSurvey(event, "question"));
+  $("new-prompt").addEventListener("submit", (event) => addToSurvey(event, "prompt"));
+  $("check").addEventListener("click", () => attempt(t("console.check"), async () => {
+    const { problems } = await api("POST", surveyApi("/draft/check"), { definition: collectSurvey() });
+    showProblems(problems);
+    say(t(problems.length ? "console.survey_problems" : "console.survey_ok"), problems.length > 0);
+  }));
+  $("save").addEventListener("click", () => attempt(t("console.save"), async () => {
+    const saved = await saveSurveyDraft();
+    say(t(saved.problems.length ? "console.draft_saved_problems" : "console.draft_saved"), saved.problems.length > 0);
+    await loadSurvey();
+  }));
+  $("discard").addEventListener("click", () => attempt(t("console.discard"), async () => {
+    await api("DELETE", surveyApi("/draft"));
+    say(t("console.draft_discarded"));
+    await loadSurvey();
+  }));
+  $("publish").addEventListener("click", () => attempt(t("console.publish"), async () => {
+    const saved = await saveSurveyDraft();
+    if (saved.problems.length) {
+      showProblems(saved.problems);
+      throw new Error(t("console.survey_problems"));
+    }
+    let done;
+    try {
+      done = await api("POST", surveyApi("/publish"), { note: $("note").value });
+    } catch (error) {
+      if (problemsOf(error)) showProblems(problemsOf(error));
+      throw error;  // published_since: the message says who published what since
+    }
+    $("note").value = "";
+    await loadSurvey();
+    say(t("console.published", { version: done.version }));
+  }));
+  loadSurvey().catch(loadingFailed);
+}
+
+// ---- campaigns: the list with start/pause/stop, each one's settings (a new revision with a
+// note; the keys fixed at creation read-only), their problems at their fields, the history ---
+const campaigns = { edit: false, shown: null, revision: null, settings: null };
+const CAMPAIGN_MOVES = { draft: ["start", "stop"], running: ["pause", "stop"], paused: ["start", "stop"] };
+const CLOSED = ["stopped", "finished"];  // their settings can no longer change
+
+async function loadCampaigns() {
+  const { campaigns: list } = await api("GET", "/desk/api/campaigns");
+  $("campaigns").replaceChildren(...list.map((c) => el("tr", { "data-campaign": c.id },
+    el("td", {}, el("a", { href: `#campaign-${c.id}`, text: c.name, onclick: () => openCampaign(c.id).catch(loadingFailed) })),
+    el("td", { text: label("campaign_kind", c.kind) }),
+    el("td", { text: label("campaign_status", c.status) }),
+    el("td", {}, ...(campaigns.edit ? CAMPAIGN_MOVES[c.status] || [] : []).map((op) => el("button", {
+      type: "button", onclick: () => moveCampaign(c, op),
+      text: t(op === "start" ? "console.campaign_start" : op === "pause" ? "console.campaign_pause" : "console.campaign_stop"),
+    }))))));
+}
+
+async function moveCampaign(campaign, op) {
+  await attempt(t("console.campaign", { name: campaign.name }), async () => {
+    const done = await api("POST", `/desk/api/campaigns/${encodeURIComponent(campaign.id)}/${op}`);
+    say(t("console.campaign_now", { name: done.name, status: label("campaign_status", done.status) }));
+    await loadCampaigns();
+    if (String(campaigns.shown) === String(campaign.id)) await openCampaign(campaign.id);
+  });
+}
+
+async function openCampaign(id) {
+  const data = await api("GET", `/desk/api/campaigns/${encodeURIComponent(id)}/settings`);
+  Object.assign(campaigns, { shown: id, revision: data.revision, settings: data.settings });
+  const closed = CLOSED.includes(data.status);
+  const editable = campaigns.edit && !closed;
+  $("campaign").hidden = false;
+  $("campaign-title").textContent = t("console.campaign_settings", { name: data.name });
+  $("campaign-state").textContent = t(closed ? "console.campaign_revision_closed" : "console.campaign_revision",
+    { revision: data.revision, status: label("campaign_status", data.status), kind: label("campaign_kind", data.kind) });
+  const fixed = data.fixed || [];
+  const fields = fieldsFor(data.settings, { readOnly: editable ? fixed : Object.keys(data.settings) });
+  for (const key of fixed) {
+    const input = fields.querySelector(`[data-key="${CSS.escape(key)}"]`);
+    const name = input && fields.querySelector(`label[for="${input.id}"]`);
+    if (name) name.append(el("span", { class: "muted", text: ` (${t("console.fixed")})` }));
+  }
+  $("settings").replaceChildren(fields);
+  $("settings-save").hidden = !editable;
+  await loadSettingsHistory(id);
+}
+
+// Each problem at its field (the first part of its path), the rest in the status line.
+function showFieldProblems(problems) {
+  for (const old of $("settings").querySelectorAll(".field-problem")) old.remove();
+  for (const input of $("settings").querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  for (const p of problems || []) {
+    const key = String(p.at || "").split(".")[0];
+    const input = key && $("settings").querySelector(`[data-key="${CSS.escape(key)}"]`);
+    if (!input) continue;
+    input.setAttribute("aria-invalid", "true");
+    const text = p.at === key ? p.message : `${p.at}: ${p.message}`;
+    input.closest(".fields > *").after(el("p", { class: "problem field-problem", "data-for": key, role: "alert", text }));
+  }
+}
+
+async function loadSettingsHistory(id) {
+  const { changes } = await api("GET", `/desk/api/campaigns/${encodeURIComponent(id)}/settings/history`);
+  $("settings-history").replaceChildren(...(changes.length ? changes.map((c) => el("tr", { "data-revision": c.revision },
+    el("td", { text: c.revision }), el("td", { text: fmtDateTime(c.at) }), el("td", { text: c.by || "" }),
+    el("td", { text: c.note || "" }),
+    el("td", {}, el("ul", { class: "changes" }, ...c.changes.map((x) => el("li", { class: x.kind, text: changeText(x) }))))))
+    : [el("tr", {}, el("td", { colspan: 5, class: "muted", text: t("console.no_settings_changes") }))]));
+}
+
+function initCampaigns(page) {
+  campaigns.edit = page.dataset.edit === "yes";
+  $("save-settings").addEventListener("click", () => attempt(t("console.save_settings"), async () => {
+    showFieldProblems([]);
+    const settings = readFields($("settings").querySelector(".fields"), campaigns.settings);
+    let saved;
+    try {
+      saved = await api("PUT", `/desk/api/campaigns/${encodeURIComponent(campaigns.shown)}/settings`, {
+        settings, revision: campaigns.revision, note: $("settings-note").value,
+      });
+    } catch (error) {
+      showFieldProblems(problemsOf(error));  // changed_since: the message says so; reload to see
+      throw error;
+    }
+    $("settings-note").value = "";
+    await openCampaign(campaigns.shown);
+    say(t("console.settings_saved", { name: saved.name, revision: saved.revision }));
+  }));
+  loadCampaigns()
+    .then(() => {
+      const wanted = /^#campaign-(.+)$/.exec(location.hash);
+      return wanted ? openCampaign(decodeURIComponent(wanted[1])) : undefined;
+    })
+    .catch(loadingFailed);
+}
+
 // ---- start ---------------------------------------------------------------------------------
 function loadingFailed(error) { say(t("console.failed", { what: t("console.loading"), message: error.message }), true); }
 
@@ -562,6 +863,9 @@ const start = {
     loadAudit().catch(loadingFailed);
   },
   tokens: initTokens,
+  surveys: initSurveys,
+  survey: initSurvey,
+  campaigns: initCampaigns,
   home: () => {},
 }[page && page.dataset.page];
 if (start) start(page);
