@@ -564,7 +564,7 @@ function problemsOf(error) {
 
 // ---- surveys: the list, and the editor (the flow editor's draft, check, publish with a note,
 // versions, diff and roll back, over a survey's questions and prompts) ------------------------
-const survey = { name: "", base: null, definition: null };
+const survey = { name: "", base: null, live: null, definition: null };
 // A new question's fields by type (core/surveys/model.py); the validator says what is missing.
 const QUESTION_TYPES = {
   nps: {},
@@ -650,6 +650,7 @@ async function loadSurvey() {
 async function loadSurveyVersions() {
   // A new survey has no versions yet (the API does not know its name until it is published).
   const { versions } = survey.base == null ? { versions: [] } : await api("GET", surveyApi("/versions"));
+  survey.live = (versions.find((v) => v.active) || {}).version;
   $("versions").replaceChildren(...versions.map((v) => el("tr", { "data-version": v.version },
     el("td", { text: v.version }), el("td", { text: v.active ? t("console.live") : "" }),
     el("td", { text: fmtDateTime(v.published_at) }), el("td", { text: v.published_by || "" }),
@@ -668,15 +669,17 @@ async function showSurveyDiff(from, to) {
     ? diff.changes.map((c) => el("li", { class: c.kind, text: changeText(c) }))
     : [el("li", { text: t("console.no_differences") })]));
   const pre = $("diff");
-  pre.hidden = !diff.unified;
-  pre.replaceChildren(...(diff.unified || "").split("\n").map((line) => el("span", {
+  const text = diff.unified ?? diff.text ?? "";  // the YAML diff
+  pre.hidden = !text;
+  pre.replaceChildren(...text.split("\n").map((line) => el("span", {
     class: line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "", text: `${line}\n`,
   })));
 }
 
 async function rollbackSurvey(version) {
   await attempt(t("console.rolling_back"), async () => {
-    const done = await api("POST", surveyApi("/rollback"), { version, note: $("note").value });
+    // active_version: refused (409) when someone published another since this list was read.
+    const done = await api("POST", surveyApi("/rollback"), { to: version, active_version: survey.live, note: $("note").value });
     say(t("console.rolled_back", { version, new_version: done.version }));
     $("note").value = "";
     await loadSurvey();
@@ -745,7 +748,7 @@ function initSurvey(page) {
     }
     $("note").value = "";
     await loadSurvey();
-    say(t("console.published", { version: done.version }));
+    say(t(done.changed === false ? "console.unchanged" : "console.published", { version: done.version }));
   }));
   loadSurvey().catch(loadingFailed);
 }
@@ -780,7 +783,7 @@ async function moveCampaign(campaign, op) {
 async function openCampaign(id) {
   const data = await api("GET", `/desk/api/campaigns/${encodeURIComponent(id)}/settings`);
   Object.assign(campaigns, { shown: id, revision: data.revision, settings: data.settings });
-  const closed = CLOSED.includes(data.status);
+  const closed = data.editable === undefined ? CLOSED.includes(data.status) : !data.editable;
   const editable = campaigns.edit && !closed;
   $("campaign").hidden = false;
   $("campaign-title").textContent = t("console.campaign_settings", { name: data.name });
@@ -837,7 +840,7 @@ function initCampaigns(page) {
     }
     $("settings-note").value = "";
     await openCampaign(campaigns.shown);
-    say(t("console.settings_saved", { name: saved.name, revision: saved.revision }));
+    say(t(saved.changed === false ? "console.settings_unchanged" : "console.settings_saved", { name: saved.name, revision: saved.revision }));
   }));
   loadCampaigns()
     .then(() => {
