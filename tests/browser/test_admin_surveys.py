@@ -4,7 +4,8 @@ problem at that question; fixed, with a prompt's text changed, the survey is pub
 note, the versions list shows it, the diff against the live version shows the new text, and a
 roll back makes a newer version. On the campaigns page an admin changes a survey campaign's
 concurrency (a new revision with its history entry); concurrency 0 is refused at its field and
-nothing is saved. A supervisor sees the campaigns without edit controls and is refused the
+nothing is saved; a save onto settings someone else changed meanwhile is refused with the
+reason. A supervisor sees the campaigns without edit controls and is refused the
 survey editor. Screenshots go to docs/ (CENTRALA_SCREENSHOT_DIR)."""
 
 from __future__ import annotations
@@ -157,6 +158,25 @@ async def test_an_admin_edits_a_campaigns_settings_a_supervisor_only_sees_them(
         status, after = await api(server, "GET", f"/api/campaigns/{campaign_id}/settings")
         assert status == 200, after
         assert after["revision"] == revision + 1 and after["settings"]["concurrency"] == 7
+
+        # Someone else saves meanwhile: this page's save is refused with the reason, and the
+        # other's settings stand.
+        status, other = await api(
+            server,
+            "PUT",
+            f"/api/campaigns/{campaign_id}/settings",
+            {"settings": {**after["settings"], "concurrency": 8}, "revision": revision + 1},
+        )
+        assert status == 200 and other["revision"] == revision + 2, other
+        await concurrency.fill("9")
+        await page.get_by_role("button", name="Save settings").click()
+        await expect(page.locator("#status")).to_contain_text("someone else")
+        await expect(problem).to_have_count(0)
+        status, after = await api(server, "GET", f"/api/campaigns/{campaign_id}/settings")
+        assert after["revision"] == revision + 2 and after["settings"]["concurrency"] == 8
+        await page.reload()
+        await row.get_by_role("link", name=name).click()
+        await expect(concurrency).to_have_value("8")
     finally:
         await page.context.close()
 
@@ -168,7 +188,7 @@ async def test_an_admin_edits_a_campaigns_settings_a_supervisor_only_sees_them(
         await expect(row.get_by_role("button")).to_have_count(0)
         await row.get_by_role("link", name=name).click()
         concurrency = supervisor.locator("#settings [data-key=concurrency]")
-        await expect(concurrency).to_have_value("7")
+        await expect(concurrency).to_have_value("8")
         await expect(concurrency).not_to_be_editable()
         await expect(supervisor.get_by_role("button", name="Save settings")).to_be_hidden()
         await expect(supervisor.locator("#settings-history")).to_contain_text("more lines")
