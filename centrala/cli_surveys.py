@@ -86,7 +86,7 @@ def survey_apply(path: Path) -> None:
     from models.surveys import apply_survey
 
     s = _read_survey(path)
-    stored = _db(lambda sessions: apply_survey(sessions, s))
+    stored = _db(lambda sessions: apply_survey(sessions, s, by="cli"))
     settings = get_settings()
     try:
         build_prompts(s, settings.data_dir / "sounds")

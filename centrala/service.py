@@ -67,6 +67,7 @@ from web.server import CappedSite, body_deadline, handler_args
 from web.status import StatusSources, status_route
 from web.survey_api import Sessions
 from web.survey_api import routes as report_routes
+from web.survey_edit_api import routes as survey_edit_routes
 
 log = structlog.get_logger(__name__)
 
@@ -181,7 +182,7 @@ async def apply_missing_surveys(
             log.error("survey_file_invalid", file=str(path), error=str(exc))
             continue
         if await active_survey(sessions, survey.name) is None:
-            stored = await apply_survey(sessions, survey)
+            stored = await apply_survey(sessions, survey, by="serve (fresh install)")
             log.info("survey_applied", survey=survey.name, version=stored.version, file=str(path))
 
 
@@ -624,6 +625,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(report_routes(SESSIONS))
     app.router.add_routes(flow_routes(SESSIONS, settings.default_region, INFOLINE))
     app.router.add_routes(admin_routes(SESSIONS, DESK))
+    app.router.add_routes(survey_edit_routes(SESSIONS))
     setup_desk(app)
     return app
 

@@ -31,14 +31,14 @@ def text_tag(lang: str, text: str) -> str:
 
 
 def sound_name(source: PromptSource, name: str, lang: str) -> str:
-    """The file name (without .wav) prompt ``name`` in ``lang`` is synthesised into: a flow's
-    ``<name>-<tag of the text>``; a survey's ``survey-<survey>-<name>``, so they never
-    overwrite the info line's (both have "thanks")."""
-    if isinstance(source, Survey):
-        return f"survey-{source.name}-{name}"
+    """The file name (without .wav) prompt ``name`` in ``lang`` is synthesised into:
+    ``<name>-<tag of the text>`` for a flow, ``survey-<survey>-<name>-<tag>`` for a survey (so
+    they never overwrite the info line's: both have "thanks"). A new text is a new file, so
+    a published edit is heard at once while calls on the old version keep theirs."""
     prompt = source.prompts.get(name)
     text = prompt.text.get(lang) if prompt is not None else None
-    return f"{name}-{text_tag(lang, text)}" if text else name
+    stem = f"survey-{source.name}-{name}" if isinstance(source, Survey) else name
+    return f"{stem}-{text_tag(lang, text)}" if text else stem
 
 
 def prompt_of(sound: str) -> str:

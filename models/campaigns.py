@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 class CampaignError(DomainError):
     """A campaign command that cannot be done; ``error_id`` is stable for API clients."""
 
-    def __init__(self, error_id: str, message: str, status: int = 409) -> None:
-        super().__init__(message, error_id=error_id, status=status)
+    def __init__(self, error_id: str, message: str, status: int = 409, **details: Any) -> None:
+        super().__init__(message, error_id=error_id, status=status, details=details)
 
 
 @dataclass(frozen=True)

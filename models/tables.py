@@ -463,6 +463,25 @@ class Survey(Base):
     definition: Mapped[dict[str, Any]]
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    published_by: Mapped[str | None] = mapped_column(String(64))  # an agent id, "api" or "cli"
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class SurveyDraft(Base):
+    """An admin's unpublished edit of a survey, one per survey and owner, changed in place;
+    ``base_version`` is the active version it was taken from (publishing refuses when another
+    was published since)."""
+
+    __tablename__ = "survey_drafts"
+    __table_args__ = (UniqueConstraint("name", "owner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    owner: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]]
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class SurveyAnswer(Base):
@@ -491,6 +510,9 @@ class Campaign(Base):
     )
     survey_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id"))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Counts the saved edits of ``settings``: an edit names the revision it was made on and
+    # is refused when another was saved since (no lost edits between two admins).
+    settings_revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

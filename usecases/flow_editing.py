@@ -58,16 +58,17 @@ class FlowEditError(DomainError):
         super().__init__(message, error_id=error_id, status=status, details=details)
 
 
-def problem_items(problems: list[str]) -> list[dict[str, Any]]:
+def problem_items(problems: list[str], container: str = "nodes") -> list[dict[str, Any]]:
     """The validator's "path: message" lines as ``{at, node, message}``, so the console
-    shows each at its node (``node``: the flow node the path is in, or None)."""
+    shows each at its node (``node``: the flow node, or with ``container="questions"`` the
+    survey question, the path is in; else None)."""
     items = []
     for line in problems:
         at, sep, message = line.partition(": ")
         if not sep:
             at, message = "", line
         parts = at.replace("[", ".").split(".")
-        node = parts[1] if len(parts) > 1 and parts[0] == "nodes" else None
+        node = parts[1] if len(parts) > 1 and parts[0] == container else None
         items.append({"at": at, "node": node, "message": message})
     return items
 
@@ -131,7 +132,7 @@ def test_numbers_of(value: object, region: str) -> list[str]:
     return out
 
 
-def _note(value: object) -> str | None:
+def note_of(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_NOTE or "\0" in value:
@@ -380,7 +381,7 @@ async def publish(
     scheduled)."""
     if unknown := set(body) - {"note", "at"}:
         raise FlowEditError("bad_request", f"unknown fields {sorted(unknown)}: use at, note")
-    note = _note(body.get("note"))
+    note = note_of(body.get("note"))
     at = check_at(body.get("at"), now)
     draft = await get_draft(sessions, name, owner)
     if draft is None:
@@ -452,7 +453,7 @@ async def set_hours(
             "bad_request", "active_version: a version number", field="active_version"
         )
     at = check_at(body.get("at"), now)
-    note = _note(body.get("note")) or f"hours of {calendar}"
+    note = note_of(body.get("note")) or f"hours of {calendar}"
     found = await active_flow(sessions, name)
     if found is None:
         raise FlowEditError("unknown_flow", f"no flow {name!r}", status=404)
@@ -552,7 +553,7 @@ async def rollback(
         raise FlowEditError(
             "bad_request", "active_version: a version number", field="active_version"
         )
-    note = _note(body.get("note")) or f"rolled back to version {to}"
+    note = note_of(body.get("note")) or f"rolled back to version {to}"
     flow = await published_version(sessions, name, to)
     if flow is None:
         raise FlowEditError("unknown_version", f"no version {to} of {name!r}", status=404)

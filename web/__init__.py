@@ -27,6 +27,7 @@ from models.web_sessions import WebSessionStore
 from web.admin_api import desk_routes as admin_desk_routes
 from web.admin_pages import routes as admin_pages
 from web.auth import Sessions
+from web.campaign_api import desk_routes as campaign_desk_routes
 from web.errors import API_TOKENS
 from web.flow_api import desk_routes as flow_desk_routes
 from web.http import WEB, DeskWeb, routes, setup_templates
@@ -35,6 +36,7 @@ from web.ports import AGENT_DIALLER, SOFTPHONES, AgentCommands, CallControl, Man
 from web.recordings import routes as recording_routes
 from web.reports import routes as report_routes
 from web.store import DeskStore
+from web.survey_edit_api import desk_routes as survey_desk_routes
 from web.tokens import routes as token_routes
 
 log = structlog.get_logger(__name__)
@@ -146,6 +148,8 @@ def setup_desk(app: web.Application) -> None:
     app.router.add_routes(recording_routes())
     app.router.add_routes(flow_desk_routes())
     app.router.add_routes(admin_desk_routes())
+    app.router.add_routes(survey_desk_routes())
+    app.router.add_routes(campaign_desk_routes())
     app.router.add_routes(admin_pages())
     app.router.add_routes(token_routes())
     app.on_shutdown.append(_close_sockets)

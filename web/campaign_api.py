@@ -1,11 +1,15 @@
 """Survey and agent campaigns over the bearer-token API: list, show with progress (and an
-agent campaign's dialler figures), create, start, pause, stop, and an agent campaign call's
-disposition. The same operations as `centrala campaign ...`; the running dialler picks a
-change up at its next tick. Reading them is VIEW_REPORTS, changing them EDIT_SURVEYS (admins:
-a campaign calls clients); a disposition is the agent's own (or CONTROL_ANY_CALL's)."""
+agent campaign's dialler figures), create, start, pause, stop, their settings edited with
+their history (``usecases.campaign_settings``), and an agent campaign call's disposition.
+The same operations as `centrala campaign ...`; the running dialler picks a change up at its
+next tick. Reading them is VIEW_REPORTS, changing them EDIT_SURVEYS (admins: a campaign
+calls clients); a disposition is the agent's own (or CONTROL_ANY_CALL's). The console's
+(``desk_routes``) are the same ``OPERATIONS`` under /desk/api."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,16 +21,19 @@ from core.surveys.campaign import CampaignSettings
 from models.campaigns import CampaignError, CampaignStore
 from models.dialler import DiallerStore
 from models.tables import Campaign, CampaignStatus
+from usecases import campaign_settings
 from usecases.agent_campaigns import (
     AgentCampaignRequest,
     agent_figures,
     agent_request,
     create_agent_campaign,
 )
-from web.auth import Action
+from web.api import json_body
+from web.auth import Action, User
 from web.errors import check_acting_for, needs
+from web.http import DeskWeb, twin_routes
 
-OPERATIONS = {
+STATUS_OF = {
     "start": CampaignStatus.RUNNING,
     "pause": CampaignStatus.PAUSED,
     "stop": CampaignStatus.STOPPED,
@@ -144,6 +151,60 @@ def check_disposition(
     return (agent_id, *check_campaign_disposition(data, now))
 
 
+@dataclass(frozen=True)
+class Asker:
+    store: CampaignStore
+    actor: str  # who changes a campaign, on its trail
+
+
+Operation = Callable[[web.Request, Asker], Awaitable[dict[str, Any]]]
+
+
+async def _shown(store: CampaignStore, campaign_id: int | str) -> dict[str, Any]:
+    campaign = await store.find(campaign_id)
+    figures = await agent_figures(store.sessions, campaign, datetime.now(UTC))
+    return campaign_json(campaign, await store.progress(campaign.id), figures)
+
+
+async def index(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return {"campaigns": [campaign_json(c) for c in await asker.store.all()]}
+
+
+async def show(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await _shown(asker.store, request.match_info["campaign"])
+
+
+async def operate(request: web.Request, asker: Asker) -> dict[str, Any]:
+    wanted = STATUS_OF[request.match_info["op"]]
+    campaign = await asker.store.set_status(request.match_info["campaign"], wanted)
+    return await _shown(asker.store, campaign.id)
+
+
+async def get_settings(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await campaign_settings.show(asker.store.sessions, request.match_info["campaign"])
+
+
+async def put_settings(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await campaign_settings.save(
+        asker.store.sessions, request.match_info["campaign"], asker.actor, await json_body(request)
+    )
+
+
+async def settings_history(request: web.Request, asker: Asker) -> dict[str, Any]:
+    return await campaign_settings.history(asker.store.sessions, request.match_info["campaign"])
+
+
+# (method, path under .../campaigns, operation, what the user must be allowed)
+OPERATIONS: list[tuple[str, str, Operation, Action]] = [
+    ("GET", "", index, Action.VIEW_REPORTS),
+    ("GET", "/{campaign}", show, Action.VIEW_REPORTS),
+    ("POST", "/{campaign}/{op:start|pause|stop}", operate, Action.EDIT_SURVEYS),
+    ("GET", "/{campaign}/settings", get_settings, Action.VIEW_REPORTS),
+    ("PUT", "/{campaign}/settings", put_settings, Action.EDIT_SURVEYS),
+    ("GET", "/{campaign}/settings/history", settings_history, Action.VIEW_REPORTS),
+]
+
+
 def routes(store_key: web.AppKey[CampaignStore], region: str = "BA") -> list[web.RouteDef]:
     @needs(Action.EDIT_SURVEYS)
     async def create(request: web.Request) -> web.Response:
@@ -165,30 +226,7 @@ def routes(store_key: web.AppKey[CampaignStore], region: str = "BA") -> list[web
             campaign_id, _ = await create_campaign(
                 store.sessions, name, survey, settings, rows, datetime.now(UTC)
             )
-        return await _shown(store, campaign_id)
-
-    async def _shown(store: CampaignStore, campaign_id: int | str) -> web.Response:
-        campaign = await store.find(campaign_id)
-        figures = await agent_figures(store.sessions, campaign, datetime.now(UTC))
-        return web.json_response(
-            campaign_json(campaign, await store.progress(campaign.id), figures)
-        )
-
-    @needs(Action.VIEW_REPORTS)
-    async def index(request: web.Request) -> web.Response:
-        campaigns = await request.app[store_key].all()
-        return web.json_response({"campaigns": [campaign_json(c) for c in campaigns]})
-
-    @needs(Action.VIEW_REPORTS)
-    async def show(request: web.Request) -> web.Response:
-        return await _shown(request.app[store_key], request.match_info["campaign"])
-
-    @needs(Action.EDIT_SURVEYS)
-    async def operate(request: web.Request) -> web.Response:
-        store = request.app[store_key]
-        wanted = OPERATIONS[request.match_info["op"]]
-        campaign = await store.set_status(request.match_info["campaign"], wanted)
-        return await _shown(store, campaign.id)
+        return web.json_response(await _shown(store, campaign_id))
 
     @needs(Action.USE_DESK, others=Action.CONTROL_ANY_CALL)
     async def disposition(request: web.Request) -> web.Response:
@@ -208,10 +246,18 @@ def routes(store_key: web.AppKey[CampaignStore], region: str = "BA") -> list[web
             raise CampaignError("unknown_call", f"no agent campaign call {call_id}", 404) from exc
         return web.json_response({"call_id": call_id, "disposition": disp.value})
 
+    def asker(request: web.Request, user: User) -> Asker:
+        return Asker(request.app[store_key], user.agent_id or "api")
+
     return [
         web.post("/api/campaigns/calls/{call_id}/disposition", disposition),
-        web.get("/api/campaigns", index),
         web.post("/api/campaigns", create),
-        web.get("/api/campaigns/{campaign}", show),
-        web.post("/api/campaigns/{campaign}/{op:start|pause|stop}", operate),
+        *twin_routes(OPERATIONS, "/api/campaigns", bearer_asker=asker),
     ]
+
+
+def desk_routes() -> list[web.RouteDef]:
+    def asker(request: web.Request, dw: DeskWeb, user: User) -> Asker:
+        return Asker(CampaignStore(dw.store.sessions), user.agent_id)
+
+    return twin_routes(OPERATIONS, "/api/campaigns", desk_asker=asker)

@@ -315,6 +315,103 @@ def _admin(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
     return paths
 
 
+# Survey definitions edited like flows (usecases/survey_editing.py, web/survey_edit_api.py).
+_SURVEY_EDITING: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("", "get", "every survey's active version: name, version, description, who, when", None),
+    (
+        "/{name}/draft",
+        "get",
+        "your draft of the survey: definition, base_version, problems ({at, node: the "
+        "question, message}); without one the active version, or a starter for a new name",
+        None,
+    ),
+    (
+        "/{name}/draft",
+        "put",
+        "save your draft as given, problems and all",
+        {"definition": {"type": "object"}},
+    ),
+    ("/{name}/draft", "delete", "discard your draft", None),
+    (
+        "/{name}/draft/check",
+        "post",
+        "every problem of a definition, saved nowhere",
+        {"definition": {"type": "object"}},
+    ),
+    (
+        "/{name}/publish",
+        "post",
+        "make your draft the active version (prompts synthesised first); the next survey "
+        "call and the next campaign ask it. Errors: 404 no_draft, 409 published_since (names "
+        "who published what since the draft was taken), 422 has_problems, 502 prompts_failed",
+        {"note": _S},
+    ),
+    ("/{name}/versions", "get", "every version with who, when and the note", None),
+    ("/{name}/versions/{version}", "get", "one version's definition", None),
+    (
+        "/{name}/diff",
+        "get",
+        "what changed: query from= and to= (a version number, active or draft): changes by "
+        "path and a unified YAML diff (text)",
+        None,
+    ),
+    (
+        "/{name}/rollback",
+        "post",
+        "publish an old version again as the newest; active_version: the version you saw "
+        "active (409 published_since when another is)",
+        {"to": {"type": "integer"}, "active_version": {"type": "integer"}, "note": _S},
+    ),
+]
+# A campaign's settings edited while it runs (usecases/campaign_settings.py).
+_CAMPAIGN_SETTINGS: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    (
+        "/{campaign}/settings",
+        "get",
+        "every setting with its value (defaults filled), the revision, the keys fixed since "
+        "the contacts were loaded, whether it may still change",
+        None,
+    ),
+    (
+        "/{campaign}/settings",
+        "put",
+        "save the settings onto the revision read; the running dialler takes them at its "
+        "next tick. Errors: 409 changed_since (another edit saved since), 409 "
+        "bad_campaign_state (stopped or finished), 422 bad_settings (problems: {at, "
+        "message}), 422 fixed_setting",
+        {"settings": {"type": "object"}, "revision": {"type": "integer"}, "note": _S},
+    ),
+    (
+        "/{campaign}/settings/history",
+        "get",
+        "every saved edit of the settings, newest first: revision, when, who, note, changes",
+        None,
+    ),
+]
+
+
+def _editing(
+    prefix: str, auth: str, table: list[tuple[str, str, str, dict[str, Any] | None]]
+) -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, summary, body in table:
+        paths.setdefault(f"{prefix}{path}", {})[method] = _op(summary, body=body, auth=auth)
+    return paths
+
+
+def _console_campaigns(prefix: str) -> dict[str, dict[str, Any]]:
+    """The campaign routes the console calls on the desk (as /api/campaigns/...)."""
+    paths = {
+        f"{prefix}": {"get": _op("every campaign", auth=_DESK)},
+        f"{prefix}/{{campaign}}": {"get": _op("a campaign with its progress", auth=_DESK)},
+        **{
+            f"{prefix}/{{campaign}}/{op}": {"post": _op(f"{op} the campaign", auth=_DESK)}
+            for op in ("start", "pause", "stop")
+        },
+    }
+    return {**paths, **_editing(prefix, _DESK, _CAMPAIGN_SETTINGS)}
+
+
 def _report_op(summary: str, *, csv: bool = False, auth: str = "bearer") -> dict[str, Any]:
     op = _op(summary, auth=auth)
     op["parameters"] = _REPORT_QUERY
@@ -447,6 +544,8 @@ OPENAPI: dict[str, Any] = {
         "/api/flows/{name}/simulate": {"post": _op(_SIMULATE_SUMMARY, body=_SIMULATE)},
         **_flow_editing("/api", "bearer"),
         **_admin("/api", "bearer"),
+        **_editing("/api/surveys", "bearer", _SURVEY_EDITING),
+        **_editing("/api/campaigns", "bearer", _CAMPAIGN_SETTINGS),
         "/api/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
         },
@@ -568,6 +667,8 @@ OPENAPI: dict[str, Any] = {
         },
         **_flow_editing("/desk/api", _DESK),
         **_admin("/desk/api", _DESK),
+        **_editing("/desk/api/surveys", _DESK, _SURVEY_EDITING),
+        **_console_campaigns("/desk/api/campaigns"),
         "/desk/api/tokens": {
             "get": _op(
                 "API tokens: your own; everyone's with the manage_roles action (admins), "

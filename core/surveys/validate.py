@@ -55,6 +55,13 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def shape_problems(exc: ValidationError) -> list[str]:
+    """Pydantic's errors about a survey as "path.to.field: message" lines."""
+    return [
+        f"{_loc(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+    ]
+
+
 def load_survey(text: str, filename: str) -> Survey:
     """Parse a survey written as YAML or JSON. Raises SurveyError with every shape problem."""
     try:
@@ -69,10 +76,7 @@ def load_survey(text: str, filename: str) -> Survey:
     try:
         survey = Survey.model_validate(data)
     except ValidationError as exc:
-        raise SurveyError(
-            f"{_loc(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ) from None
+        raise SurveyError(shape_problems(exc)) from None
     # Whatever reads a survey (apply, serve, the prompt builder) gets one within the limits.
     if problems := check_limits(survey):
         raise SurveyError(problems)

@@ -1,7 +1,8 @@
-"""An aiohttp app with the flows' and the roster's HTTP routes, the bearer guard and the
-desk's session check, on a test database (no `centrala serve`, no Asterisk): what
-test_flow_simulate_http.py, test_flow_editing_http.py and test_roster_http.py call. The desk's
-routes read the store's database and the region only; the live parts stay out."""
+"""An aiohttp app with the HTTP routes of the flows, the roster, the surveys and the
+campaigns, the bearer guard and the desk's session check, on a test database (no `centrala
+serve`, no Asterisk): what test_flow_simulate_http.py, test_flow_editing_http.py,
+test_roster_http.py and test_survey_editing_http.py call. The desk's routes read the store's
+database and the region only; the live parts stay out."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from centrala.service import MAX_BODY_BYTES, SESSIONS, recording_installer
+from centrala.service import CAMPAIGNS, MAX_BODY_BYTES, SESSIONS, recording_installer
 from centrala.settings import Settings
 from dialplan.validate import load_flow
+from models.campaigns import CampaignStore
 from models.flows import apply_flow
 from models.tables import Agent, AgentRole, Client, ClientPhone
 from models.web_sessions import WebSessionStore
@@ -26,10 +28,14 @@ from tests.desk_web import offline_desk_web
 from web.admin_api import desk_routes as admin_desk_routes
 from web.admin_api import routes as admin_routes
 from web.auth import COOKIE, Sessions
+from web.campaign_api import desk_routes as campaign_desk_routes
+from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
 from web.flow_api import desk_routes, routes
 from web.http import WEB
-from web.ports import PROMPT_UPLOAD
+from web.ports import PROMPT_UPLOAD, PROMPTS
+from web.survey_edit_api import desk_routes as survey_desk_routes
+from web.survey_edit_api import routes as survey_routes
 
 TOKEN = "simulate-test-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -79,13 +85,19 @@ class Site:
 
 
 @asynccontextmanager
-async def flow_site(database: Database, sounds: Path | None = None) -> AsyncIterator[Site]:
-    """``sounds``: a directory standing for the PBX's sounds/centrala, to take uploads."""
+async def flow_site(
+    database: Database, sounds: Path | None = None, install: Any = None
+) -> AsyncIterator[Site]:
+    """``sounds``: a directory standing for the PBX's sounds/centrala, to take uploads;
+    ``install``: what publishing calls to make prompts heard (web.ports.PROMPTS)."""
     await apply_flow(database.sessions, load_flow(FLOW_FILE.read_text(), str(FLOW_FILE)), "tests")
     app = web.Application(
         middlewares=[errors, api_guard(lambda: TOKEN)], client_max_size=MAX_BODY_BYTES
     )
     app[SESSIONS] = database.sessions
+    app[CAMPAIGNS] = CampaignStore(database.sessions)
+    if install is not None:
+        app[PROMPTS] = install
     if sounds is not None:
         settings = Settings(data_dir=sounds.parent / "data", prompts_dir=sounds)
         app[PROMPT_UPLOAD] = recording_installer(settings)
@@ -96,6 +108,10 @@ async def flow_site(database: Database, sounds: Path | None = None) -> AsyncIter
     app.router.add_routes(desk_routes())
     app.router.add_routes(admin_routes(SESSIONS, None))
     app.router.add_routes(admin_desk_routes())
+    app.router.add_routes(survey_routes(SESSIONS))
+    app.router.add_routes(survey_desk_routes())
+    app.router.add_routes(campaign_routes(CAMPAIGNS))
+    app.router.add_routes(campaign_desk_routes())
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -15,6 +15,7 @@ from agi.server import AGISession
 from agi.survey import DIGITS, SurveyAGI
 from centrala.prompts import load_survey_file
 from core.enums import AgentRole
+from core.media import sound_name
 from models.calllog import CallLog
 from models.surveys import StoredSurvey, apply_survey
 from models.tables import (
@@ -138,7 +139,10 @@ async def test_promoter_answers_land_on_the_rated_call(database: Database) -> No
     assert (call.survey_id, call.survey_status) == (line.survey.id, "completed")
     assert await line.callbacks(call_id) == []
     # The client's language: the prompts were Bosnian.
-    assert session.commands[:2] == ["ANSWER", f"STREAM FILE centrala/bs/survey-nps-intro {DIGITS}"]
+    assert session.commands[:2] == [
+        "ANSWER",
+        f"STREAM FILE centrala/bs/{sound_name(line.survey.survey, 'intro', 'bs')} {DIGITS}",
+    ]
     assert (await line.event(call_id, "survey_ended"))["status"] == "completed"
     assert (await line.event(call_id, "survey_started"))["version"] == line.survey.version
 
@@ -213,7 +217,10 @@ async def test_language_chosen_on_the_call_wins_over_the_clients(database: Datab
 
     session = await line.survey_call("2", "-", args=("nps", call_id))
 
-    assert session.commands[1] == f"STREAM FILE centrala/en/survey-nps-intro {DIGITS}"
+    assert (
+        session.commands[1]
+        == f"STREAM FILE centrala/en/{sound_name(line.survey.survey, 'intro', 'en')} {DIGITS}"
+    )
     assert (await line.row(call_id)).survey_status == "refused"
 
 

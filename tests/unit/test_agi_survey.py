@@ -21,7 +21,7 @@ from agi.survey import (
     stream_file,
     survey_request,
 )
-from core.media import prompt_media
+from core.media import prompt_media, sound_name
 from core.surveys.followup import permission_question
 from core.surveys.interpreter import Answer, Record, SurveyCall, SurveyStatus
 from core.surveys.model import Survey
@@ -35,7 +35,7 @@ RECORD_COMMENT = f"RECORD FILE /var/spool/asterisk/recording/{COMMENT} wav # 600
 
 
 def play(prompt: str, lang: str = "en") -> str:
-    return f"STREAM FILE centrala/{lang}/survey-nps-{prompt} {DIGITS}"
+    return f"STREAM FILE centrala/{lang}/{sound_name(NPS, prompt, lang)} {DIGITS}"
 
 
 class Run:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from ari_app.campaigns import CampaignDialler, Phase
 from ari_app.testing import FakeARI
+from core.media import sound_name
 from core.surveys.campaign import CampaignRules, CampaignSettings, RetryRule
 from core.surveys.validate import load_survey
 from dialplan.model import WEEKDAYS, Calendar
@@ -32,6 +33,7 @@ from usecases.surveying import SurveyLog
 
 APP = "centrala-survey"
 SURVEY_FILE = Path(__file__).parents[2] / "surveys" / "nps.yaml"
+NPS = load_survey(SURVEY_FILE.read_text(), str(SURVEY_FILE))
 ALL_DAY = Calendar(timezone="UTC", weekly={d: ["00:00-24:00"] for d in WEEKDAYS})
 
 
@@ -185,13 +187,13 @@ async def test_a_person_goes_through_amd_and_the_survey_and_is_done(dialler: Dia
     dialler.ari.stasis_start(channel, ["amd", "HUMAN", "HUMAN-1-1"])
     await dialler.settle()
     assert [p.media for p in dialler.ari.playing(channel)] == [
-        ["sound:centrala/bs/survey-nps-intro"]
+        [f"sound:centrala/bs/{sound_name(NPS, 'intro', 'bs')}"]
     ]
     await dialler.press(channel, "1")  # takes part
     await dialler.press(channel, "10")  # recommends: a promoter, no "why?"
     await dialler.press(channel, "1")  # may be called back
     (thanks,) = dialler.ari.playing(channel)
-    assert thanks.media == ["sound:centrala/bs/survey-nps-thanks"]
+    assert thanks.media == [f"sound:centrala/bs/{sound_name(NPS, 'thanks', 'bs')}"]
     dialler.ari.finish_playback(thanks.id)
     await dialler.settle()
 
@@ -245,7 +247,7 @@ async def test_a_restart_adopts_a_call_in_the_survey_where_its_answers_end(
     # The survey goes on at the first unanswered question, on the same call: nobody is dialled.
     assert [r for r in dialler.ari.requests if "endpoint" in r.params] == []
     assert [p.media for p in dialler.ari.playing(channel)][-1] == [
-        "sound:centrala/bs/survey-nps-may_call_back"
+        f"sound:centrala/bs/{sound_name(NPS, 'may_call_back', 'bs')}"
     ]
     await dialler.press(channel, "2")
     dialler.ari.finish_playback(dialler.ari.playing(channel)[-1].id)  # the thanks
