@@ -1,12 +1,13 @@
 """The console's survey editor and campaigns page in real headless Chromium against a real
-`centrala serve`: an admin breaks a question's `next` in the nps survey and Check shows the
-problem at that question; fixed, with a prompt's text changed, the survey is published with a
-note, the versions list shows it, the diff against the live version shows the new text, and a
-roll back makes a newer version. On the campaigns page an admin changes a survey campaign's
-concurrency (a new revision with its history entry); concurrency 0 is refused at its field and
-nothing is saved; a save onto settings someone else changed meanwhile is refused with the
-reason. A supervisor sees the campaigns without edit controls and is refused the
-survey editor. Screenshots go to docs/ (CENTRALA_SCREENSHOT_DIR)."""
+`centrala serve`: a new survey's editor opens on the server's starter; an admin breaks a
+question's `next` in the nps survey and Check shows the problem at that question; fixed, with
+a prompt's text changed, the survey is published with a note, the versions list shows it, the
+diff against the live version shows the new text, and a roll back makes a newer version. On
+the campaigns page an admin changes a survey campaign's concurrency (a new revision with its
+history entry); concurrency 0 is refused at its field and nothing is saved; a save onto
+settings someone else changed meanwhile is refused with the reason. A supervisor sees the
+campaigns without edit controls and is refused the survey editor. Screenshots go to docs/
+(CENTRALA_SCREENSHOT_DIR)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ async def test_an_admin_checks_publishes_compares_and_rolls_back_a_survey(
 ) -> None:
     page = await _logged_in(browser, server, desk, "surveyor", AgentRole.ADMIN)
     try:
+        # A new survey starts from the server's starter, unpublished.
+        await page.goto(server.url + "/admin/surveys")
+        await page.get_by_label("Name (lowercase letters").fill(f"ui_{desk.tag}")
+        await page.get_by_role("button", name="Open the editor").click()
+        await expect(page).to_have_url(f"{server.url}/admin/surveys/ui_{desk.tag}")
+        await expect(page.locator("#draft-state")).to_contain_text("A new survey")
+        await expect(page.locator("#questions [data-node]")).not_to_have_count(0)
+        await expect(page.locator("#versions tr")).to_have_count(0)
+
         await page.goto(server.url + "/admin/surveys")
         await expect(page.locator('#surveys tr[data-survey="nps"]')).to_be_visible()
         await page.get_by_role("link", name="nps", exact=True).click()
