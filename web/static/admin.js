@@ -121,7 +121,7 @@ const flow = { name: "", base: null, definition: null, live: null };
 
 function flowApi(path = "") { return `/desk/api/flows/${encodeURIComponent(flow.name)}${path}`; }
 
-function showProblems(problems) {
+function showProblems(problems, whole = t("console.whole_flow")) {
   const box = $("problems");
   box.replaceChildren();
   for (const node of document.querySelectorAll("[data-node]")) {
@@ -131,7 +131,7 @@ function showProblems(problems) {
   if (!problems.length) { box.append(el("p", { class: "msg", text: t("console.no_problems") })); return; }
   const list = el("ul", { class: "problems" });
   for (const p of problems) {
-    const where = p.node ? el("a", { href: `#node-${p.node}`, text: p.at }) : el("span", { text: p.at || t("console.whole_flow") });
+    const where = p.node ? el("a", { href: `#node-${p.node}`, text: p.at }) : el("span", { text: p.at || whole });
     list.append(el("li", {}, where, `: ${p.message}`));
     const node = p.node && document.getElementById(`node-${p.node}`);
     if (node) {
@@ -643,7 +643,7 @@ async function loadSurvey() {
     ? t(draft.saved ? "console.survey_new_draft" : "console.survey_new", state)
     : t(draft.saved ? "console.draft_state" : "console.no_draft", state);
   renderSurvey(draft.definition);
-  showProblems(draft.problems);
+  showProblems(draft.problems, t("console.whole_survey"));
   await loadSurveyVersions();
 }
 
@@ -720,7 +720,7 @@ function initSurvey(page) {
   $("new-prompt").addEventListener("submit", (event) => addToSurvey(event, "prompt"));
   $("check").addEventListener("click", () => attempt(t("console.check"), async () => {
     const { problems } = await api("POST", surveyApi("/draft/check"), { definition: collectSurvey() });
-    showProblems(problems);
+    showProblems(problems, t("console.whole_survey"));
     say(t(problems.length ? "console.survey_problems" : "console.survey_ok"), problems.length > 0);
   }));
   $("save").addEventListener("click", () => attempt(t("console.save"), async () => {
@@ -736,14 +736,14 @@ function initSurvey(page) {
   $("publish").addEventListener("click", () => attempt(t("console.publish"), async () => {
     const saved = await saveSurveyDraft();
     if (saved.problems.length) {
-      showProblems(saved.problems);
+      showProblems(saved.problems, t("console.whole_survey"));
       throw new Error(t("console.survey_problems"));
     }
     let done;
     try {
       done = await api("POST", surveyApi("/publish"), { note: $("note").value });
     } catch (error) {
-      if (problemsOf(error)) showProblems(problemsOf(error));
+      if (problemsOf(error)) showProblems(problemsOf(error), t("console.whole_survey"));
       throw error;  // published_since: the message says who published what since
     }
     $("note").value = "";
