@@ -59,3 +59,11 @@ async def entries(
     async with sessions() as session:
         rows = await session.scalars(query)
         return [Entry(r.id, r.at, r.actor, r.action, r.subject, dict(r.detail)) for r in rows]
+
+
+async def entry(sessions: async_sessionmaker[AsyncSession], entry_id: int) -> Entry | None:
+    async with sessions() as session:
+        row = await session.get(AuditEntry, entry_id)
+        if row is None:
+            return None
+        return Entry(row.id, row.at, row.actor, row.action, row.subject, dict(row.detail))

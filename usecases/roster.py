@@ -3,7 +3,8 @@ phone, skills, queues with penalties, role, deactivate) and queues (live setting
 The checks of each field are the agents' CSV import's (core.csvrows), so a value refused there
 is refused here; the rules of who may give roles and that the last admin stays are here;
 storage and the audit trail are models.roster. The running ACD reads a change for its next
-call (config_generation); a deactivated agent is logged out at once by the caller.
+call (config_generation); a deactivated agent is logged out at once by the caller. A queue's
+or an agent's history is their audit trail, and a change is undone in one step (``undo``).
 May import ``core``, ``dialplan`` and ``models`` (see ``usecases``)."""
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from core.errors import DomainError
 from dialplan.model import QueueDef
 from dialplan.validate import pydantic_problems
 from models import roster
+from models.audit import entries
+from models.audit import entry as audit_entry
 from models.roster import AgentRecord, RosterConflict
 
 MAX_PENALTY = 100
@@ -240,3 +243,79 @@ async def set_members(
     except RosterConflict as exc:
         raise _conflict(exc) from None
     return {"id": queue_id, "members": members}
+
+
+# ---- history and undo: a queue's or an agent's changes, each undone in one step ------------
+# (the flow's versions for what lives on the roster: every change is on the audit trail with
+# its values before and after, so undoing one is making the "before" values again).
+UNDOABLE = {
+    "queue": ("queue.edit", "queue.members"),
+    "agent": ("agent.edit",),
+}
+HISTORY_ACTIONS = {"queue": UNDOABLE["queue"], "agent": ("agent.create", "agent.edit")}
+
+
+async def history(sessions: roster.Sessions, kind: str, ident: str) -> dict[str, Any]:
+    """A queue's or an agent's changes, newest first, each with whether it can be undone."""
+    found = await entries(sessions, subject=f"{kind}:{ident}", limit=200)
+    return {
+        "id": ident,
+        "changes": [
+            {**e.to_json(), "undoable": e.action in UNDOABLE[kind]}
+            for e in found
+            if e.action in HISTORY_ACTIONS[kind]
+        ],
+    }
+
+
+def _still(current: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+    """Undo only what is still as the change left it: else it would undo someone's later edit
+    unseen."""
+    moved = sorted(k for k, v in after.items() if current.get(k) != v)
+    if moved:
+        raise RosterError(
+            "changed_since",
+            f"changed again since ({', '.join(moved)}): undo the later change first, or edit",
+            status=409,
+            fields=moved,
+        )
+
+
+async def undo(
+    sessions: roster.Sessions,
+    actor: str,
+    kind: str,
+    ident: str,
+    entry_id: int,
+    *,
+    may_give_roles: bool,
+) -> tuple[dict[str, Any], tuple[AgentRecord, AgentRecord] | None]:
+    """Make a queue's or an agent's values what they were before change ``entry_id``, through
+    the same checks as an edit (a supervisor still cannot touch an admin, the last admin stays).
+    The answer, and for an agent their record before and after (the caller logs a deactivated
+    agent out of the running ACD)."""
+    change = await audit_entry(sessions, entry_id)
+    if change is None or change.subject != f"{kind}:{ident}":
+        raise RosterError("unknown_change", f"no change {entry_id} of {kind} {ident!r}", status=404)
+    if change.action not in UNDOABLE[kind]:
+        raise RosterError("not_undoable", f"a {change.action} cannot be undone here", status=422)
+    before, after = change.detail.get("before") or {}, change.detail.get("after") or {}
+    if change.action == "queue.members":
+        queue = {q.id: q for q in await roster.list_queues(sessions)}.get(ident)
+        if queue is None:
+            raise RosterError("unknown_queue", f"no queue {ident!r}", status=404)
+        _still({"members": queue.members}, {"members": after})
+        return await set_members(sessions, actor, ident, {"members": before}), None
+    if change.action == "queue.edit":
+        queue = {q.id: q for q in await roster.list_queues(sessions)}.get(ident)
+        if queue is None:
+            raise RosterError("unknown_queue", f"no queue {ident!r}", status=404)
+        _still(queue.settings.model_dump(mode="json"), after)
+        return await update_queue(sessions, actor, ident, before), None
+    agent = next((a for a in await roster.list_agents(sessions) if a.id == ident), None)
+    if agent is None:
+        raise RosterError("unknown_agent", f"no agent {ident!r}", status=404)
+    _still(agent.to_json(), after)
+    body = {k: v for k, v in before.items() if k in PATCH_FIELDS}
+    records = await update_agent(sessions, actor, ident, body, may_give_roles=may_give_roles)
+    return records[1].to_json(), records

@@ -3,7 +3,8 @@
 with their role, named in the trail; the host's token as an admin, actor "api") and for the
 console on the desk (``desk_routes``: session, CSRF). Both hold the action each route declares
 in ``OPERATIONS``. What may be changed is ``usecases.roster``'s; a deactivated agent is logged
-out of the running ACD here, at once."""
+out of the running ACD here, at once (by an edit or by undoing one). Each queue's and agent's
+history, and undoing one of its changes, are here too."""
 
 from __future__ import annotations
 
@@ -73,10 +74,7 @@ async def update_agent(request: web.Request, asker: Asker) -> dict[str, Any]:
         await json_body(request),
         may_give_roles=asker.may_give_roles,
     )
-    if before.active and not after.active and asker.desk is not None:
-        # Out of the ACD now, not at their next log-in: no call is offered to them again.
-        with contextlib.suppress(AgentDeskError):  # not logged in, or on a call ending
-            await asker.desk.logout(agent_id)
+    await _logout_if_deactivated(asker, agent_id, (before, after))
     return after.to_json()
 
 
@@ -111,6 +109,46 @@ async def set_members(request: web.Request, asker: Asker) -> dict[str, Any]:
     )
 
 
+async def _logout_if_deactivated(
+    asker: Asker, agent_id: str, records: tuple[Any, Any] | None
+) -> None:
+    if records is None or asker.desk is None:
+        return
+    before, after = records
+    if before.active and not after.active:
+        # Out of the ACD now, not at their next log-in: no call is offered to them again.
+        with contextlib.suppress(AgentDeskError):  # not logged in, or on a call ending
+            await asker.desk.logout(agent_id)
+
+
+def _history_of(kind: str) -> Operation:
+    async def history(request: web.Request, asker: Asker) -> dict[str, Any]:
+        ident = request.match_info[f"{kind}_id"]
+        return await roster.history(asker.sessions, kind, ident)
+
+    return history
+
+
+def _undo_of(kind: str) -> Operation:
+    async def undo(request: web.Request, asker: Asker) -> dict[str, Any]:
+        ident = request.match_info[f"{kind}_id"]
+        entry_id = _path_number(request, "entry_id")
+        result, records = await roster.undo(
+            asker.sessions, asker.actor, kind, ident, entry_id, may_give_roles=asker.may_give_roles
+        )
+        await _logout_if_deactivated(asker, ident, records)
+        return {"undone": entry_id, **result}
+
+    return undo
+
+
+def _path_number(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 9:
+        raise RosterError("unknown_change", f"no change {raw[:20]!r}", status=404)
+    return int(raw)
+
+
 def _number(request: web.Request, name: str, default: int | None) -> int | None:
     raw = request.query.get(name)
     if raw is None:
@@ -143,6 +181,11 @@ OPERATIONS: list[tuple[str, str, Operation, Action]] = [
     ("PATCH", "/queues/{queue_id}", update_queue, Action.EDIT_QUEUES),
     ("PUT", "/queues/{queue_id}/members", set_members, Action.EDIT_QUEUES),
     ("GET", "/audit", audit, Action.VIEW_AUDIT),
+    # Each queue's and agent's changes, and a change undone in one step (usecases.roster).
+    ("GET", "/agents/{agent_id}/history", _history_of("agent"), Action.EDIT_AGENTS),
+    ("POST", "/agents/{agent_id}/undo/{entry_id}", _undo_of("agent"), Action.EDIT_AGENTS),
+    ("GET", "/queues/{queue_id}/history", _history_of("queue"), Action.EDIT_QUEUES),
+    ("POST", "/queues/{queue_id}/undo/{entry_id}", _undo_of("queue"), Action.EDIT_QUEUES),
 ]
 
 

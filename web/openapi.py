@@ -299,6 +299,32 @@ _ADMIN: list[tuple[str, str, str, dict[str, Any] | None]] = [
         {"members": {"type": "object", "additionalProperties": {"type": "integer"}}},
     ),
     (
+        "/agents/{agent_id}/history",
+        "get",
+        "the agent's changes, newest first (who, when, before and after; undoable or not)",
+        None,
+    ),
+    (
+        "/agents/{agent_id}/undo/{entry_id}",
+        "post",
+        "make the agent what they were before that change, with an edit's checks. Errors: "
+        "404 unknown_change, 409 changed_since (changed again since), 422 not_undoable",
+        None,
+    ),
+    (
+        "/queues/{queue_id}/history",
+        "get",
+        "the queue's changes of settings and members, newest first",
+        None,
+    ),
+    (
+        "/queues/{queue_id}/undo/{entry_id}",
+        "post",
+        "make the queue's settings or members what they were before that change. Errors: "
+        "404 unknown_change, 409 changed_since",
+        None,
+    ),
+    (
         "/audit",
         "get",
         "the audit trail, newest first (query subject=flow:NAME|agent:ID|queue:ID, before=ID, "

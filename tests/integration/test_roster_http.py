@@ -2,7 +2,8 @@
 no `centrala serve`: supervisors create and edit agents and queues, only admins give roles or
 touch supervisors and admins, the last admin stays, a deactivated agent's log-ins end, a
 queue's live edit survives a publish that leaves the queue alone, and every change is on the
-audit trail. (The ACD following an edit on real calls: test_roster_calls.py.)"""
+audit trail, from which a queue's or an agent's change is undone in one step. (The ACD
+following an edit on real calls: test_roster_calls.py.)"""
 
 from __future__ import annotations
 
@@ -164,6 +165,71 @@ async def test_queue_members_are_set_exactly(site: Site) -> None:
     assert (status, body["error_id"]) == (404, "unknown_agent")
 
 
+async def test_a_queues_or_an_agents_change_is_undone_in_one_step(site: Site) -> None:
+    supervisor = await site.desk_headers("supervisor")
+    await call(site, "POST", f"{ADMIN}/agents", supervisor, new_agent("amra"))
+    await call(site, "PATCH", f"{ADMIN}/queues/general", supervisor, {"max_wait_seconds": 90})
+    await call(site, "PATCH", f"{ADMIN}/queues/general", supervisor, {"priority": 3})
+    await call(site, "PUT", f"{ADMIN}/queues/general/members", supervisor, {"members": {"amra": 4}})
+    status, history = await call(site, "GET", f"{ADMIN}/queues/general/history", supervisor)
+    assert status == 200
+    members, priority, wait = history["changes"]
+    assert [c["action"] for c in history["changes"]] == [
+        "queue.members",
+        "queue.edit",
+        "queue.edit",
+    ]
+    assert (wait["detail"]["after"], priority["detail"]["after"]) == (
+        {"max_wait_seconds": 90},
+        {"priority": 3},
+    )
+
+    # The wait's change is undone alone: the later priority change stays.
+    status, body = await call(site, "POST", f"{ADMIN}/queues/general/undo/{wait['id']}", supervisor)
+    assert status == 200, body
+    queues = await CRM(site.database.sessions).queues()
+    assert (queues["general"].max_wait_seconds, queues["general"].priority) == (
+        wait["detail"]["before"]["max_wait_seconds"],
+        3,
+    )
+    # Undoing it twice would undo nothing seen: refused, as is another queue's change.
+    status, body = await call(site, "POST", f"{ADMIN}/queues/general/undo/{wait['id']}", supervisor)
+    assert (status, body["error_id"]) == (409, "changed_since")
+    status, body = await call(site, "POST", f"{ADMIN}/queues/finance/undo/{wait['id']}", supervisor)
+    assert (status, body["error_id"]) == (404, "unknown_change")
+    status, body = await call(
+        site, "POST", f"{ADMIN}/queues/general/undo/{members['id']}", supervisor
+    )
+    assert (status, body["members"]) == (200, {"amra": 0})
+
+    # An agent deactivated by mistake is back in one step, with their log-ins gone.
+    await call(site, "PATCH", f"{ADMIN}/agents/amra", supervisor, {"active": False})
+    _, history = await call(site, "GET", f"{ADMIN}/agents/amra/history", supervisor)
+    off = history["changes"][0]
+    assert (off["action"], off["undoable"], off["detail"]["after"]) == (
+        "agent.edit",
+        True,
+        {"active": False},
+    )
+    assert history["changes"][-1]["action"] == "agent.create"
+    assert history["changes"][-1]["undoable"] is False
+    status, body = await call(site, "POST", f"{ADMIN}/agents/amra/undo/{off['id']}", supervisor)
+    assert (status, body["active"]) == (200, True)
+    created = history["changes"][-1]["id"]
+    status, body = await call(site, "POST", f"{ADMIN}/agents/amra/undo/{created}", supervisor)
+    assert (status, body["error_id"]) == (422, "not_undoable")
+
+    # A supervisor cannot undo their way into an admin's record.
+    admin = await site.desk_headers("admin")
+    await call(site, "PATCH", f"{ADMIN}/agents/amra", admin, {"role": "supervisor"})
+    _, history = await call(site, "GET", f"{ADMIN}/agents/amra/history", admin)
+    promoted = history["changes"][0]["id"]
+    status, body = await call(site, "POST", f"{ADMIN}/agents/amra/undo/{promoted}", supervisor)
+    assert (status, body["error_id"]) == (403, "forbidden")
+    status, body = await call(site, "POST", f"{ADMIN}/agents/amra/undo/{promoted}", admin)
+    assert (status, body["role"]) == (200, "agent")
+
+
 # One migrated database for all of them: a migration per case would cost more than the cases.
 BAD_AGENTS: list[tuple[dict[str, Any], str]] = [
     (new_agent("has space"), "id"),
@@ -200,7 +266,11 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(site: Site) -> N
 async def test_agents_are_refused_every_admin_route(site: Site) -> None:
     agent, supervisor = await site.desk_headers("agent"), await site.desk_headers("supervisor")
     for method, path, _operation, _action in OPERATIONS:
-        concrete = path.replace("{agent_id}", "agent-1").replace("{queue_id}", "general")
+        concrete = (
+            path.replace("{agent_id}", "agent-1")
+            .replace("{queue_id}", "general")
+            .replace("{entry_id}", "1")
+        )
         status, body = await call(site, method, f"{ADMIN}{concrete}", agent, {})
         assert (status, body["error_id"]) == (403, "forbidden"), (method, path)
     status, body = await call(site, "GET", f"{ADMIN}/audit", supervisor)

@@ -21,7 +21,8 @@ from models.audit import entries
 from models.campaigns import CampaignStore
 from models.surveys import active_survey, apply_survey
 from tests.conftest import Database
-from tests.integration.flow_site import BEARER, Site, flow_site
+from tests.integration.flow_site import Site, flow_site
+from tests.integration.test_flow_editing_http import call
 from web.campaign_api import OPERATIONS as CAMPAIGN_OPERATIONS
 from web.openapi import OPENAPI
 from web.survey_edit_api import OPERATIONS as SURVEY_OPERATIONS
@@ -42,15 +43,6 @@ async def site(database: Database) -> AsyncIterator[Site]:
     async with flow_site(database, install=install) as made:
         made.installed = installed  # type: ignore[attr-defined]
         yield made
-
-
-async def call(
-    site: Site, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    resp = await site.client.request(
-        method, path, json=body, headers=BEARER if headers is None else headers
-    )
-    return resp.status, await resp.json()
 
 
 def reworded(definition: dict[str, Any], text: str) -> dict[str, Any]:
