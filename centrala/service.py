@@ -58,6 +58,7 @@ from usecases.surveying import SurveyLog
 from web import DeskConfig, desk_ctx, setup_desk
 from web.admin_api import routes as admin_routes
 from web.api import routes as api_routes
+from web.calllog_api import routes as calllog_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
@@ -623,6 +624,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE, OUTBOUND, AGENT_DIALLER))
     app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
     app.router.add_routes(report_routes(SESSIONS))
+    app.router.add_routes(calllog_routes(SESSIONS))
     app.router.add_routes(flow_routes(SESSIONS, settings.default_region, INFOLINE))
     app.router.add_routes(admin_routes(SESSIONS, DESK))
     app.router.add_routes(survey_edit_routes(SESSIONS))

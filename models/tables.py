@@ -346,6 +346,14 @@ class Call(Base):
     """One call, from the first sight of its channel to its hang-up."""
 
     __tablename__ = "calls"
+    # The call log report's filters, each with the report's order (migration 0019).
+    __table_args__ = (
+        Index("ix_calls_started_at_id", "started_at", "id"),
+        Index("ix_calls_queue_started_at", "queue", "started_at"),
+        Index("ix_calls_agent_id_started_at", "agent_id", "started_at"),
+        Index("ix_calls_outcome_started_at", "outcome", "started_at"),
+        Index("ix_calls_disposition_started_at", "disposition", "started_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
     # Asterisk's id of the channel that opened the record: a duplicated StasisStart or AGI
@@ -414,7 +422,9 @@ class Interaction(Base):
     client_id: Mapped[int | None] = mapped_column(
         ForeignKey("clients.id", ondelete="CASCADE"), index=True
     )
-    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    call_id: Mapped[str | None] = mapped_column(
+        ForeignKey("calls.id", ondelete="SET NULL"), index=True
+    )
     agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     channel: Mapped[str] = mapped_column(String(20), default="phone")
     category: Mapped[str | None] = mapped_column(String(40))

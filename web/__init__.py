@@ -27,6 +27,7 @@ from models.web_sessions import WebSessionStore
 from web.admin_api import desk_routes as admin_desk_routes
 from web.admin_pages import routes as admin_pages
 from web.auth import Sessions
+from web.calllog_api import desk_routes as calllog_desk_routes
 from web.campaign_api import desk_routes as campaign_desk_routes
 from web.errors import API_TOKENS
 from web.flow_api import desk_routes as flow_desk_routes
@@ -145,6 +146,7 @@ def setup_desk(app: web.Application) -> None:
     setup_templates(app)
     app.router.add_routes(routes())
     app.router.add_routes(report_routes())
+    app.router.add_routes(calllog_desk_routes())
     app.router.add_routes(recording_routes())
     app.router.add_routes(flow_desk_routes())
     app.router.add_routes(admin_desk_routes())

@@ -220,7 +220,8 @@ def _api(
     return wrap
 
 
-Reply = Callable[[web.Request, Any], Awaitable[dict[str, Any] | web.Response]]
+# A dict answers as JSON; a response (a streamed one too: the call log's CSV) as it is.
+Reply = Callable[[web.Request, Any], Awaitable[dict[str, Any] | web.StreamResponse]]
 
 
 def twin_routes(
@@ -237,12 +238,12 @@ def twin_routes(
     ``api_prefix`` for the desk's session when ``desk_asker`` is (``_api(action)``): the same
     operations, the same checks, wherever asked from. A dict answers as JSON."""
 
-    def reply(result: dict[str, Any] | web.Response) -> web.Response:
-        return result if isinstance(result, web.Response) else web.json_response(result)
+    def reply(result: dict[str, Any] | web.StreamResponse) -> web.StreamResponse:
+        return result if isinstance(result, web.StreamResponse) else web.json_response(result)
 
     def bearer(operation: Reply, action: Action) -> Callable[[web.Request], Awaitable[Any]]:
         @needs(action, others=action if others else None)
-        async def run(request: web.Request) -> web.Response:
+        async def run(request: web.Request) -> web.StreamResponse:
             assert bearer_asker is not None
             asker = bearer_asker(request, api_principal(request))
             return reply(await operation(request, asker))
@@ -251,7 +252,7 @@ def twin_routes(
 
     def desk(operation: Reply, action: Action) -> Callable[[web.Request], Awaitable[Any]]:
         @_api(action)
-        async def run(request: web.Request, dw: DeskWeb, user: User) -> web.Response:
+        async def run(request: web.Request, dw: DeskWeb, user: User) -> web.StreamResponse:
             assert desk_asker is not None
             return reply(await operation(request, desk_asker(request, dw, user)))
 

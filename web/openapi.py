@@ -451,6 +451,47 @@ def _report_op(summary: str, *, csv: bool = False, auth: str = "bearer") -> dict
 
 _DESK = "session"  # the browser's session cookie, plus the X-CSRF-Token header on changes
 
+# The call log report's filters (core/calllog_report.py): since/until are local days
+# (Europe/Sarajevo), both included; any other parameter is 400 unknown_filter.
+_CALLS_QUERY = [
+    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "until", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "direction", "in": "query", "schema": {"enum": ["inbound", "outbound"]}},
+    {"name": "queue", "in": "query", "schema": _S},
+    {"name": "agent", "in": "query", "schema": _S},
+    {"name": "campaign", "in": "query", "schema": _S, "description": "the campaign's name"},
+    {"name": "client", "in": "query", "schema": {"type": "integer"}},
+    {"name": "outcome", "in": "query", "schema": _S},
+    {"name": "disposition", "in": "query", "schema": _S},
+]
+_PAGE_QUERY = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+    {"name": "cursor", "in": "query", "schema": _S, "description": "the last page's next_cursor"},
+]
+
+
+def _calls_op(*, csv: bool, auth: str = "bearer") -> dict[str, Any]:
+    if csv:
+        op = _op(
+            "every matching call as CSV (formula-safe cells), newest first, streamed",
+            auth=auth,
+        )
+        op["parameters"] = _CALLS_QUERY
+        op["responses"]["200"] = {
+            "description": "CSV, one row per call",
+            "content": {"text/csv": {}},
+        }
+    else:
+        op = _op(
+            "the call log, newest first: each call's IVR path, queue, agents, wait, talk and "
+            "hold seconds, outcome, disposition and notes, times in Europe/Sarajevo; "
+            "{timezone, limit, calls, next_cursor}",
+            auth=auth,
+        )
+        op["parameters"] = _CALLS_QUERY + _PAGE_QUERY
+    return op
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -567,6 +608,8 @@ OPENAPI: dict[str, Any] = {
         "/api/surveys/{name}/answers.csv": {
             "get": _report_op("every answer row of the survey as CSV", csv=True)
         },
+        "/api/reports/calls": {"get": _calls_op(csv=False)},
+        "/api/reports/calls.csv": {"get": _calls_op(csv=True)},
         "/api/flows/{name}/simulate": {"post": _op(_SIMULATE_SUMMARY, body=_SIMULATE)},
         **_flow_editing("/api", "bearer"),
         **_admin("/api", "bearer"),
@@ -725,6 +768,8 @@ OPENAPI: dict[str, Any] = {
                 auth=_DESK,
             )
         },
+        "/desk/api/reports/calls": {"get": _calls_op(csv=False, auth=_DESK)},
+        "/desk/api/reports/calls.csv": {"get": _calls_op(csv=True, auth=_DESK)},
         "/desk/api/surveys/{name}/answers.csv": {
             "get": _report_op("every answer row as CSV (supervisor)", csv=True, auth=_DESK)
         },
