@@ -290,7 +290,8 @@ def talk_of(facts: CallFacts) -> float | None:
 
 def call_row(facts: CallFacts, events: Iterable[TrailEvent], notes: Iterable[str]) -> CallLogRow:
     trail = list(events)
-    hold = hold_seconds(trail, facts.ended_at)
+    # Most calls have no hold or agent event: skip the trail's sorting for them.
+    hold = hold_seconds(trail, facts.ended_at) if trail else 0.0
     return CallLogRow(
         id=facts.id,
         started_at=facts.started_at,
@@ -304,7 +305,9 @@ def call_row(facts: CallFacts, events: Iterable[TrailEvent], notes: Iterable[str
         campaign=facts.campaign,
         ivr_path=tuple(str(step) for step in facts.ivr_path or ()),
         queue=facts.queue,
-        agents=agents_of(trail, facts.agent_id),
+        agents=agents_of(trail, facts.agent_id)
+        if trail or not facts.agent_id
+        else (facts.agent_id,),
         wait_seconds=wait_of(facts),
         talk_seconds=talk_of(facts),
         hold_seconds=hold,

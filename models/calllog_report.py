@@ -76,8 +76,10 @@ async def _chunk(
     where = _conditions(f)
     if after is not None:
         where.append(_after(after))
+    # Straight to the connection: plain rows, without the ORM's loading machinery.
+    conn = await session.connection()
     rows = (
-        await session.execute(
+        await conn.execute(
             select(*_COLUMNS, Client.name, Campaign.name)
             .outerjoin(Client, Client.id == Call.client_id)
             .outerjoin(Campaign, Campaign.id == Call.campaign_id)
@@ -90,14 +92,14 @@ async def _chunk(
         return []
     ids = [row[0] for row in rows]
     events: dict[str, list[TrailEvent]] = defaultdict(list)
-    for call_id, at, kind, data in await session.execute(
+    for call_id, at, kind, data in await conn.execute(
         select(CallEvent.call_id, CallEvent.at, CallEvent.kind, CallEvent.data)
         .where(CallEvent.call_id.in_(ids), CallEvent.kind.in_(EVENT_KINDS))
         .order_by(CallEvent.id)
     ):
         events[call_id].append(TrailEvent(at, kind, data or {}))
     notes: dict[str, list[str]] = defaultdict(list)
-    for call_id, note in await session.execute(
+    for call_id, note in await conn.execute(
         select(Interaction.call_id, Interaction.note)
         .where(Interaction.call_id.in_(ids), Interaction.note.is_not(None))
         .order_by(Interaction.id)

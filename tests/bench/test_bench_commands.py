@@ -47,6 +47,8 @@ SMALL: dict[str, list[str]] = {
     "--scenario": [],
     "--dialler": [],
     "--nodes": ["20"],  # the generated flow's size
+    "--rows": ["3000"],  # the call log's calls
+    "--postgres": [],  # replaced by the bench host's database
 }
 # What each benchmark needs besides, to stay small.
 EXTRA: dict[str, list[str]] = {
@@ -94,6 +96,8 @@ def shrink(script: str, args: list[str], host: BenchHost) -> list[str]:
             i += 1
         if option == "--pg-cluster":
             values = [host.pg_cluster]
+        elif option == "--postgres":
+            values = [host.postgres_url]
         elif SMALL[option]:
             values = SMALL[option][: len(values)]
         out += [option, *values]
@@ -169,6 +173,11 @@ def check(script: str, args: list[str], out: str) -> None:
         rows = {x.split()[0]: x.split() for x in out.splitlines() if x.strip()}
         assert rows["infoline"][1] == "15", out
         assert int(rows["generated"][1]) >= 10, out
+    elif script == "bench/calllog_csv.py":
+        # Every call filled is exported (they all start within the month's local days).
+        assert "backend postgresql" in out if "--postgres" in args else "backend sqlite" in out
+        assert re.search(r"exported 3000 rows .* [\d]+ rows/s", out), out
+        assert re.search(r"peak [\d.]+ MB during it", out), out
     else:
         raise AssertionError(f"no check for {script}: add one")
 
