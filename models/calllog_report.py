@@ -30,11 +30,15 @@ CHUNK = 1000  # calls a statement (with their events and notes: two more)
 Sessions = async_sessionmaker[AsyncSession]
 
 
-def _conditions(f: CallFilter) -> list[ColumnElement[bool]]:
+def _conditions(f: CallFilter, after: Cursor | None = None) -> list[ColumnElement[bool]]:
     found: list[ColumnElement[bool]] = []
     if f.since is not None:
         found.append(Call.started_at >= f.since)
-    if f.until is not None:
+    if after is not None:
+        found.append(_after(after))
+    # A database takes one upper bound as the index's range, and not always the tighter:
+    # past the first page the cursor's is the one (``until`` would walk every row sent).
+    if f.until is not None and (after is None or after.started_at >= f.until):
         found.append(Call.started_at < f.until)
     if f.direction is not None:
         found.append(Call.direction == Direction(f.direction))
@@ -62,20 +66,23 @@ def _conditions(f: CallFilter) -> list[ColumnElement[bool]]:
 
 
 def _after(cursor: Cursor) -> ColumnElement[bool]:
-    # Newest first: the next rows are older, or as old with a smaller id. Written out
-    # rather than as a row-value comparison so both databases use (started_at, id)'s index.
-    return or_(
-        Call.started_at < cursor.started_at,
-        and_(Call.started_at == cursor.started_at, Call.id < cursor.call_id),
+    # Newest first: the next rows are older, or as old with a smaller id. The plain
+    # ``started_at <=`` beside the OR is what the databases take as the index's range:
+    # without it each chunk would walk the index from the top past every row already sent,
+    # and a month's export would go quadratic.
+    return and_(
+        Call.started_at <= cursor.started_at,
+        or_(
+            Call.started_at < cursor.started_at,
+            and_(Call.started_at == cursor.started_at, Call.id < cursor.call_id),
+        ),
     )
 
 
 async def _chunk(
     session: AsyncSession, f: CallFilter, after: Cursor | None, size: int
 ) -> list[CallLogRow]:
-    where = _conditions(f)
-    if after is not None:
-        where.append(_after(after))
+    where = _conditions(f, after)
     # Straight to the connection: plain rows, without the ORM's loading machinery.
     conn = await session.connection()
     rows = (

@@ -349,10 +349,10 @@ class Call(Base):
     # The call log report's filters, each with the report's order (migration 0019).
     __table_args__ = (
         Index("ix_calls_started_at_id", "started_at", "id"),
-        Index("ix_calls_queue_started_at", "queue", "started_at"),
-        Index("ix_calls_agent_id_started_at", "agent_id", "started_at"),
-        Index("ix_calls_outcome_started_at", "outcome", "started_at"),
-        Index("ix_calls_disposition_started_at", "disposition", "started_at"),
+        Index("ix_calls_queue_started_at", "queue", "started_at", "id"),
+        Index("ix_calls_agent_id_started_at", "agent_id", "started_at", "id"),
+        Index("ix_calls_outcome_started_at", "outcome", "started_at", "id"),
+        Index("ix_calls_disposition_started_at", "disposition", "started_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)

@@ -1,5 +1,5 @@
 """the call log report's indexes: calls by (started_at, id) for its keyset paging, and by
-queue, agent, outcome and disposition each with started_at; a call's notes by call_id
+queue, agent, outcome and disposition each with (started_at, id); a call's notes by call_id
 
 Revision ID: 0019
 Revises: 0018
@@ -18,10 +18,10 @@ depends_on: str | Sequence[str] | None = None
 
 CALL_INDEXES = {
     "ix_calls_started_at_id": ["started_at", "id"],
-    "ix_calls_queue_started_at": ["queue", "started_at"],
-    "ix_calls_agent_id_started_at": ["agent_id", "started_at"],
-    "ix_calls_outcome_started_at": ["outcome", "started_at"],
-    "ix_calls_disposition_started_at": ["disposition", "started_at"],
+    "ix_calls_queue_started_at": ["queue", "started_at", "id"],
+    "ix_calls_agent_id_started_at": ["agent_id", "started_at", "id"],
+    "ix_calls_outcome_started_at": ["outcome", "started_at", "id"],
+    "ix_calls_disposition_started_at": ["disposition", "started_at", "id"],
 }
 
 
