@@ -62,6 +62,7 @@ from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
 from web.ports import AGENT_DIALLER, DESK, INFOLINE, OUTBOUND, PROMPT_UPLOAD, PROMPTS, SOFTPHONES
+from web.queue_report_api import routes as queue_report_routes
 from web.recordings import RECORDINGS, RecordingFiles
 from web.server import CappedSite, body_deadline, handler_args
 from web.status import StatusSources, status_route
@@ -626,6 +627,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(flow_routes(SESSIONS, settings.default_region, INFOLINE))
     app.router.add_routes(admin_routes(SESSIONS, DESK))
     app.router.add_routes(survey_edit_routes(SESSIONS))
+    app.router.add_routes(queue_report_routes(SESSIONS))
     setup_desk(app)
     return app
 
