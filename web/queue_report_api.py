@@ -27,8 +27,13 @@ Operation = Callable[[web.Request, Sessions], Awaitable[dict[str, Any] | web.Res
 
 
 async def _report(request: web.Request, sessions: Sessions) -> dict[str, Any]:
+    return await report_of(sessions, dict(request.query))
+
+
+async def report_of(sessions: Sessions, params: dict[str, str]) -> dict[str, Any]:
+    """The report asked for by ``params`` (QueueReportError when it cannot be made)."""
     zone = ZoneInfo(REPORT_TIMEZONE)
-    query = parse_request(dict(request.query), datetime.now(zone).date(), REPORT_TIMEZONE)
+    query = parse_request(params, datetime.now(zone).date(), REPORT_TIMEZONE)
     calls = [c async for c in store.queued_calls(sessions, query.since, query.until, query.queue)]
     tasks = await store.callback_tasks(sessions, query.since, query.until, query.queue)
     report = build(

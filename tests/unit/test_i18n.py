@@ -27,6 +27,7 @@ from core.desk.forms import CATEGORIES, DISPOSITION_PAUSE, OUTCOMES
 from core.dialler import AgentCampaignSettings, AgentDisposition, CampaignKind
 from core.enums import AgentRole, ClientType, DeskLanguage
 from core.pacing import Mode
+from core.queue_report import INTERVALS
 from core.simulation.result import EndKind
 from core.surveys import model as survey_model
 from core.surveys.campaign import CampaignSettings
@@ -95,6 +96,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "campaign_kind": tuple(CampaignKind),
     # the console's forms name every field of what they edit
     "field": editable_fields(),
+    # the queues report's intervals
+    "interval": INTERVALS,
 }
 KEY = re.compile(r"""["']([a-z_]+\.[a-z_.-]+)["']""")
 LABEL = re.compile(r"""\blabel\(\s*["']([a-z_]+)["']""")
