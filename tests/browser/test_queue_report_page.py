@@ -53,7 +53,7 @@ async def test_a_supervisor_reads_the_queues_report(
             path=shot(tmp_path, "report-queues.png", server.db.backend), full_page=True
         )
 
-        await page.get_by_label("Interval").select_option("day")
+        await page.locator('select[name="interval"]').select_option("day")
         await page.get_by_role("button", name="Show").click()
         await expect(page).to_have_url(re.compile(r"interval=day"))
         link = page.get_by_role("link", name="these rows as CSV")
@@ -69,6 +69,7 @@ async def test_a_supervisor_reads_the_queues_report(
     finally:
         await page.context.close()
 
+    await set_password(server, agent)
     agent_page = await log_in(browser, server, agent)
     try:
         response = await agent_page.goto(server.url + "/reports/queues")
