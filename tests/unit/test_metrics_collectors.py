@@ -215,6 +215,22 @@ async def test_the_info_lines_calls_counted_by_outcome_equal_the_rows_and_waits_
     assert (value(samples, "centrala_db_write_seconds_count") or 0) > 0
 
 
+async def test_a_failing_metrics_listener_never_loses_a_calls_write(
+    line: Line,  # noqa: F811
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("metrics broke")
+
+    line.calllog.on_closed.append(broken)
+    line.calllog.on_written.append(broken)
+    line.app.queue_listeners.append(broken)
+    await line.call("caller-7", keys="0")  # nobody logged in: queued
+    line.ari.hang_up("caller-7")
+    await line.settle()
+    assert (await line.row("caller-7")).outcome == "abandoned_in_queue"
+    no_leftovers(line.ari)
+
+
 # ---- who may read /metrics -----------------------------------------------------------------
 
 KEY = web.AppKey("metrics", CentralaMetrics)
