@@ -82,8 +82,8 @@ class ACDView(Protocol):
 
 class DiallerFigures(Protocol):
     """The agent dialler's live figures (``AgentDialler.figures``): per running campaign its
-    ``name``, ``lines`` (calls placed, not yet with an agent), ``agents`` and
-    ``lines_per_agent``."""
+    ``name``, ``lines`` (calls placed, not yet with an agent), ``agents``, ``available`` (of
+    them, free) and ``lines_per_agent``."""
 
     def figures(self) -> list[dict[str, Any]]: ...
 
@@ -203,6 +203,16 @@ def _live_families(src: LiveSources) -> Iterator[Metric]:
         "Lines in flight per agent working the campaign (as the wallboard shows it)",
         labels=["campaign"],
     )
+    available = GaugeMetricFamily(
+        "centrala_dialler_agents_available",
+        "Agents working the campaign who were free for a call at the dialler's last tick",
+        labels=["campaign"],
+    )
+    per_available = GaugeMetricFamily(
+        "centrala_dialler_lines_per_available_agent",
+        "Lines in flight per available agent (no sample while none is available)",
+        labels=["campaign"],
+    )
     if src.dialler is not None:
         for fig in src.dialler.figures():
             name = str(fig["name"])
@@ -210,9 +220,15 @@ def _live_families(src: LiveSources) -> Iterator[Metric]:
             dialler_agents.add_metric([name], float(fig["agents"]))
             if fig.get("lines_per_agent") is not None:
                 per_agent.add_metric([name], float(fig["lines_per_agent"]))
+            free = int(fig.get("available") or 0)
+            available.add_metric([name], float(free))
+            if free:
+                per_available.add_metric([name], float(fig["lines"]) / free)
     yield lines
     yield dialler_agents
     yield per_agent
+    yield available
+    yield per_available
 
     up = GaugeMetricFamily(
         "centrala_link_up",

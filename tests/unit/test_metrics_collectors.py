@@ -94,7 +94,12 @@ def test_a_scrape_reads_waiting_callers_and_agents_states_from_the_acd_as_they_a
 def test_links_dialler_lines_and_loop_lag_are_read_at_the_scrape() -> None:
     up = {"ari": True, "ami": False}
     lag = [0.25]
-    dialler = Dialler([{"name": "renewals", "lines": 3, "agents": 2, "lines_per_agent": 1.5}])
+    dialler = Dialler(
+        [
+            {"name": "renewals", "lines": 3, "agents": 2, "lines_per_agent": 1.5, "available": 2},
+            {"name": "quiet", "lines": 1, "agents": 1, "lines_per_agent": 1.0, "available": 0},
+        ]
+    )
     metrics = CentralaMetrics(
         lambda: LiveSources(
             dialler=dialler,
@@ -112,6 +117,11 @@ def test_links_dialler_lines_and_loop_lag_are_read_at_the_scrape() -> None:
     assert value(samples, "centrala_dialler_lines_in_flight", campaign="renewals") == 3.0
     assert value(samples, "centrala_dialler_agents", campaign="renewals") == 2.0
     assert value(samples, "centrala_dialler_lines_per_agent", campaign="renewals") == 1.5
+    assert value(samples, "centrala_dialler_agents_available", campaign="renewals") == 2.0
+    assert value(samples, "centrala_dialler_lines_per_available_agent", campaign="renewals") == 1.5
+    # Nobody free: no ratio (not a division by zero), the lines and agents still there.
+    assert value(samples, "centrala_dialler_lines_per_available_agent", campaign="quiet") is None
+    assert value(samples, "centrala_dialler_agents_available", campaign="quiet") == 0.0
     assert value(samples, "centrala_event_loop_lag_seconds") == 0.25
 
     up["ari"], lag[0] = False, 0.0

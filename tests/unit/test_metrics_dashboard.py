@@ -63,7 +63,7 @@ class Left:
 
 class Dialler:
     def figures(self) -> list[dict[str, Any]]:
-        return [{"name": "c", "lines": 1, "agents": 1, "lines_per_agent": 1.0}]
+        return [{"name": "c", "lines": 1, "agents": 1, "lines_per_agent": 1.0, "available": 1}]
 
 
 def exposed_by_serve() -> set[str]:
