@@ -190,12 +190,12 @@ async def test_prometheus_scrapes_calls_by_outcome_equal_to_the_rows_and_asteris
 
     await wait_until(quiet, timeout=20, message="no call in progress")
 
-    async def caught_up() -> dict[str, float] | None:
+    async def caught_up() -> tuple[dict[str, float]] | None:
         own = await serves_own_counters(server)
         seen = await prometheus.by("outcome", "centrala_calls_ended_total")
-        return seen if seen == own else None
+        return (seen,) if seen == own else None  # a tuple: no call yet is an empty dict
 
-    before = await wait_until(caught_up, timeout=20, message="Prometheus caught up") or {}
+    (before,) = await wait_until(caught_up, timeout=20, message="Prometheus caught up")
     rows_before = await rows_by_outcome(server)
     waits_before = await prometheus.by(
         "outcome", 'centrala_queue_wait_seconds_count{queue="new_clients"}'
