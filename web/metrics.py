@@ -14,9 +14,10 @@ Two kinds of figures, and why:
 
 Labels are bounded: queue, campaign, outcome, link — never a caller number or a call id.
 
-Each queue's wait histogram has the fixed buckets plus one at the queue's maximum wait: the
-queues have no service-level threshold yet (``dialplan.model.QueueDef``), and the maximum
-wait is the one per-queue limit there is. A queue's buckets are fixed at its first caller
+Each queue's wait histogram has the fixed buckets plus one at the queue's service-level
+threshold (``QueueDef.service_level_seconds``: answered in time) and one at its maximum wait,
+so both "answered within the threshold" and "waited to the limit" read straight off it. A
+queue's buckets are fixed at its first caller
 in this process (a later edit of its maximum wait shows after the next start: changing a
 series' buckets would break Prometheus' rates over it).
 
@@ -42,7 +43,7 @@ from core.acd import AgentStatus
 
 MetricsAccess = Literal["open", "token", "off"]
 
-# Callers' waits in seconds; each queue adds a bucket at its own maximum wait.
+# Callers' waits in seconds; each queue adds buckets at its service level and maximum wait.
 WAIT_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 3600)
 # One database write of the call log (a batch of many calls' events, or a close).
 WRITE_BUCKETS: tuple[float, ...] = (
@@ -99,6 +100,8 @@ class QueueLeftLike(Protocol):
     def answered(self) -> bool: ...
     @property
     def threshold(self) -> float | None: ...
+    @property
+    def service_level(self) -> float | None: ...
 
 
 @dataclass
@@ -126,11 +129,18 @@ class _WaitHistogram:
     def bounds(self, queue: str) -> tuple[float, ...]:
         return self._bounds.get(queue, WAIT_BUCKETS)
 
-    def observe(self, queue: str, outcome: str, seconds: float, threshold: float | None) -> None:
+    def observe(
+        self,
+        queue: str,
+        outcome: str,
+        seconds: float,
+        threshold: float | None,
+        service_level: float | None = None,
+    ) -> None:
         with self._lock:
             bounds = self._bounds.get(queue)
             if bounds is None:
-                extra = {threshold} if threshold is not None and threshold > 0 else set()
+                extra = {b for b in (threshold, service_level) if b is not None and b > 0}
                 bounds = self._bounds[queue] = tuple(sorted(set(WAIT_BUCKETS) | extra))
             counts, total = self._series.setdefault(
                 (queue, outcome), ([0] * (len(bounds) + 1), [0.0])
@@ -288,7 +298,7 @@ class CentralaMetrics:
 
     def queue_left(self, left: QueueLeftLike) -> None:
         outcome = "answered" if left.answered else "abandoned"
-        self.waits.observe(left.queue, outcome, left.waited, left.threshold)
+        self.waits.observe(left.queue, outcome, left.waited, left.threshold, left.service_level)
         if not left.answered:
             self.abandoned.labels(queue=left.queue).inc()
 

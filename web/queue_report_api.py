@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.queue_report import build, csv_rows, parse_request
+from core.queue_report import QueueReport, csv_rows, parse_request
 from core.surveys.report import REPORT_TIMEZONE
 from models import queue_report as store
 from web.auth import Action, User
@@ -34,19 +34,15 @@ async def report_of(sessions: Sessions, params: dict[str, str]) -> dict[str, Any
     """The report asked for by ``params`` (QueueReportError when it cannot be made)."""
     zone = ZoneInfo(REPORT_TIMEZONE)
     query = parse_request(params, datetime.now(zone).date(), REPORT_TIMEZONE)
-    calls = [c async for c in store.queued_calls(sessions, query.since, query.until, query.queue)]
-    tasks = await store.callback_tasks(sessions, query.since, query.until, query.queue)
-    report = build(
-        calls,
-        tasks,
-        interval=query.interval,
-        zone=zone,
-        thresholds=await store.thresholds(sessions),
-    )
+    report = QueueReport(query.interval, zone, await store.thresholds(sessions))
+    async for call in store.queued_calls(sessions, query.since, query.until, query.queue):
+        report.add_call(call)
+    for task in await store.callback_tasks(sessions, query.since, query.until, query.queue):
+        report.add_task(task)
     return {
         "since": query.since.astimezone(zone).isoformat(),
         "until": query.until.astimezone(zone).isoformat(),
-        **report,
+        **report.result(),
     }
 
 

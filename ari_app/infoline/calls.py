@@ -118,6 +118,7 @@ class CallBase:
             max(0.0, time.monotonic() - s.arrived_mono),
             answered,
             None if s.queue_def is None else float(s.queue_def.max_wait_seconds),
+            None if s.queue_def is None else float(s.queue_def.service_level_seconds),
         )
         for listener in self.queue_listeners:
             try:

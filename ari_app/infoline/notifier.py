@@ -36,7 +36,8 @@ class QueueLeft:
     queue: str
     waited: float  # seconds since the caller first queued (an overflow keeps that time)
     answered: bool
-    threshold: float | None  # the queue's maximum wait: the one per-queue limit there is
+    threshold: float | None  # the queue's maximum wait
+    service_level: float | None = None  # the queue's service-level seconds (answered in time)
 
 
 class DeskNotifier:

@@ -47,6 +47,7 @@ SMALL: dict[str, list[str]] = {
     "--scenario": [],
     "--dialler": [],
     "--nodes": ["20"],  # the generated flow's size
+    "--backend": [],  # kept as written
 }
 # What each benchmark needs besides, to stay small.
 EXTRA: dict[str, list[str]] = {
@@ -169,6 +170,11 @@ def check(script: str, args: list[str], out: str) -> None:
         rows = {x.split()[0]: x.split() for x in out.splitlines() if x.strip()}
         assert rows["infoline"][1] == "15", out
         assert int(rows["generated"][1]) >= 10, out
+    elif script == "bench/queue_report.py":
+        # Each backend filled and each report read every call it covers: the year all 4.
+        for backend in args[args.index("--backend") + 1 :]:
+            assert re.search(rf"{backend}\s+filled 4 calls", out), out
+            assert re.search(rf"{backend}\s+year by month\s+calls=\s+4 seconds=", out), out
     else:
         raise AssertionError(f"no check for {script}: add one")
 

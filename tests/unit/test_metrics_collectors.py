@@ -45,6 +45,7 @@ class Left:
     waited: float
     answered: bool
     threshold: float | None
+    service_level: float | None = None
 
 
 class Dialler:
@@ -142,6 +143,7 @@ def test_each_queues_wait_histogram_has_a_bucket_at_its_maximum_wait() -> None:
     metrics.queue_left(Left("sales", 43.0, True, 42.0))
     metrics.queue_left(Left("sales", 7.0, False, 42.0))
     metrics.queue_left(Left("support", 2.0, True, None))
+    metrics.queue_left(Left("finance", 24.0, True, 300.0, 25.0))
 
     samples = scrape(metrics)
     answered = {"queue": "sales", "outcome": "answered"}
@@ -158,6 +160,10 @@ def test_each_queues_wait_histogram_has_a_bucket_at_its_maximum_wait() -> None:
     support = named(samples, "centrala_queue_wait_seconds_bucket")
     les = sorted(dict(labels)["le"] for labels in support if dict(labels)["queue"] == "support")
     assert len(les) == len(WAIT_BUCKETS) + 1 and "42.0" not in les
+    # The service level's threshold is a bucket too: "answered in time" reads off it.
+    finance = {"queue": "finance", "outcome": "answered"}
+    assert value(samples, "centrala_queue_wait_seconds_bucket", le="25.0", **finance) == 1.0
+    assert value(samples, "centrala_queue_wait_seconds_bucket", le="20.0", **finance) == 0.0
 
 
 def test_calls_closed_and_database_writes_are_counted_as_told() -> None:

@@ -59,6 +59,7 @@ class Left:
     waited: float
     answered: bool
     threshold: float | None
+    service_level: float | None = None
 
 
 class Dialler:
