@@ -285,6 +285,11 @@ class FastAGIServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     @property
+    def listening(self) -> bool:
+        """Accepting connections from Asterisk."""
+        return self._server is not None and self._server.is_serving()
+
+    @property
     def active_sessions(self) -> int:
         """Open connections being handled (header phase included)."""
         return len(self._tasks)

@@ -35,7 +35,7 @@ from ari_app.phones import PhonePusher
 from ari_app.recording import CallRecorder
 from ari_app.softphones import Softphones
 from ari_app.trunks import TrunkGate
-from centrala.settings import Settings
+from centrala.settings import Settings, is_loopback
 from core.acd import ACD
 from core.agi_gate import SessionLimits
 from core.outage import backoff
@@ -62,7 +62,9 @@ from web.calllog_api import routes as calllog_routes
 from web.campaign_api import routes as campaign_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
+from web.metrics import CentralaMetrics, LiveSources, metrics_route
 from web.ports import AGENT_DIALLER, DESK, INFOLINE, OUTBOUND, PROMPT_UPLOAD, PROMPTS, SOFTPHONES
+from web.queue_report_api import routes as queue_report_routes
 from web.recordings import RECORDINGS, RecordingFiles
 from web.server import CappedSite, body_deadline, handler_args
 from web.status import StatusSources, status_route
@@ -86,6 +88,7 @@ INFOLINE_APP = web.AppKey("infoline_app", InfolineApp)  # the concrete app, for 
 PBX_RECORDS = web.AppKey("pbx_records", CdrReconciler)
 RECORDER = web.AppKey("recorder", CallRecorder)
 LOOP_LAG = web.AppKey("loop_lag", list[float])
+METRICS = web.AppKey("metrics", CentralaMetrics)
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, no call state
 # Migrated and prepared (set late when `serve` started without the database).
 DB_READY = web.AppKey("db_ready", asyncio.Event)
@@ -100,6 +103,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     # drain into the database when it is back; what a previous process left drains first.
     journal = WriteJournal(settings.data_dir / "journal" / "calls.jsonl")
     calllog = app[CALLLOG] = CallLog(sessions, settings.default_region, journal=journal)
+    calllog.on_closed.append(app[METRICS].call_closed)
+    calllog.on_written.append(app[METRICS].db_written)
     # What the call path last read (flow, queues, agents, surveys), for a start without
     # the database (models/snapshot.py).
     snapshot = Snapshot(settings.data_dir / "snapshot.json")
@@ -217,6 +222,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         pbx_records=pbx_records,
         recorder=app[RECORDER],
     )
+    infoline.queue_listeners.append(app[METRICS].queue_left)
     # One call-rate limit per trunk for everyone dialling out through it.
     gate = TrunkGate({t.name: t.calls_per_second for t in settings.trunks if t.calls_per_second})
     dialler = CampaignDialler(
@@ -530,6 +536,23 @@ def status_sources(app: web.Application) -> StatusSources:
     )
 
 
+def live_sources(app: web.Application) -> LiveSources:
+    """What /metrics reads at a scrape: each part once its context has started."""
+    links: dict[str, Callable[[], bool]] = {}
+    if ARI in app:
+        links["ari"] = lambda: app[ARI].connected
+    if AMI in app:
+        links["ami"] = lambda: app[AMI].connected
+    if AGI in app:
+        links["agi"] = lambda: app[AGI].listening
+    return LiveSources(
+        acd=app.get(ACD_KEY),
+        dialler=app.get(AGENT_DIALLER),
+        links=links,
+        loop_lag=app.get(LOOP_LAG),
+    )
+
+
 MAX_BODY_BYTES = 4_100_000
 
 
@@ -595,6 +618,14 @@ def build_app(settings: Settings) -> web.Application:
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
+    app[METRICS] = CentralaMetrics(lambda: live_sources(app))
+    if settings.metrics_access == "open" and not is_loopback(settings.web_host):
+        log.warning(
+            "metrics_open_beyond_loopback",
+            web_host=settings.web_host,
+            hint="GET /metrics answers anyone who reaches this port: keep it on a private "
+            "network, or set CENTRALA_METRICS_ACCESS=token",
+        )
     app[PROMPTS] = prompt_installer(settings)
     app[PROMPT_UPLOAD] = recording_installer(settings)
     # AMI before the Stasis apps: the info line records calls through it from the first one.
@@ -621,6 +652,9 @@ def build_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.append(desk_ctx(desk_config, CRM_KEY, ACD_KEY, DESK, INFOLINE, OUTBOUND))
     app.router.add_routes([status_route(status_sources)])
+    app.router.add_routes(
+        metrics_route(lambda a: a[METRICS], settings.metrics_access, settings.effective_api_token)
+    )
     app.router.add_routes(api_routes(DESK, ACD_KEY, INFOLINE, OUTBOUND, AGENT_DIALLER))
     app.router.add_routes(campaign_routes(CAMPAIGNS, settings.default_region))
     app.router.add_routes(report_routes(SESSIONS))
@@ -628,6 +662,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(flow_routes(SESSIONS, settings.default_region, INFOLINE))
     app.router.add_routes(admin_routes(SESSIONS, DESK))
     app.router.add_routes(survey_edit_routes(SESSIONS))
+    app.router.add_routes(queue_report_routes(SESSIONS))
     setup_desk(app)
     return app
 

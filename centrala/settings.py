@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         default=None,
         description="address of the reverse proxy whose X-Forwarded-For/-Proto are believed",
     )
+    # GET /metrics for Prometheus (web/metrics.py): "open" (no credentials: Prometheus
+    # scrapes a private network, and the web port is on loopback by default), "token" (the
+    # host's API token as a bearer), or "off".
+    metrics_access: Literal["open", "token", "off"] = Field(
+        default="open", description="who may read GET /metrics: open, token or off"
+    )
 
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"

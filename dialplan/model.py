@@ -80,6 +80,9 @@ class QueueDef(Strict):
     priority: int = 0
     calendar: Name | None = None  # None: always open
     max_wait_seconds: int = Field(default=300, ge=5, le=3600)
+    # The service level's threshold: a call answered within it counts as answered in time
+    # (core.queue_report; the metrics' wait-time bucket).
+    service_level_seconds: int = Field(default=20, ge=1, le=3600)
     overflow: Overflow | None = None
     announce_every_seconds: int = Field(default=30, ge=0, le=600)  # 0: no announcements
     wrap_up_seconds: int = Field(default=10, ge=0, le=600)

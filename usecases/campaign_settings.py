@@ -86,6 +86,12 @@ def _shown(campaign: Campaign) -> dict[str, Any]:
         "settings": full(campaign),
         "revision": campaign.settings_revision,
         "fixed": list(fixed_keys(campaign)),
+        # Settings that may be unset (null): the console shows them as a box left empty.
+        "optional": sorted(
+            name
+            for name, field in _model(campaign).model_fields.items()
+            if not field.is_required() and field.default is None
+        ),
         "editable": campaign.status in EDITABLE,
     }
 

@@ -34,6 +34,8 @@ from web.flow_api import desk_routes as flow_desk_routes
 from web.http import WEB, DeskWeb, routes, setup_templates
 from web.notifier import Notifier
 from web.ports import AGENT_DIALLER, SOFTPHONES, AgentCommands, CallControl, ManualCalls
+from web.queue_report_api import desk_routes as queue_report_desk_routes
+from web.queue_report_page import routes as queue_report_pages
 from web.recordings import routes as recording_routes
 from web.reports import routes as report_routes
 from web.store import DeskStore
@@ -152,6 +154,8 @@ def setup_desk(app: web.Application) -> None:
     app.router.add_routes(admin_desk_routes())
     app.router.add_routes(survey_desk_routes())
     app.router.add_routes(campaign_desk_routes())
+    app.router.add_routes(queue_report_desk_routes())
+    app.router.add_routes(queue_report_pages())
     app.router.add_routes(admin_pages())
     app.router.add_routes(token_routes())
     app.on_shutdown.append(_close_sockets)

@@ -60,6 +60,7 @@ SCRIPT_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
                 "campaign_kind",
                 "campaign_status",
                 "console",
+                "field",
                 "role",
                 "sim_end",
                 "version_status",

@@ -438,6 +438,34 @@ def _console_campaigns(prefix: str) -> dict[str, dict[str, Any]]:
     return {**paths, **_editing(prefix, _DESK, _CAMPAIGN_SETTINGS)}
 
 
+def _queue_report(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
+    """The queues report (core/queue_report.py): JSON and the same rows as CSV."""
+    query = [
+        {"name": "since", "in": "query", "schema": {**_S, "format": "date"}},
+        {"name": "until", "in": "query", "schema": {**_S, "format": "date"}},
+        {
+            "name": "interval",
+            "in": "query",
+            "schema": {"enum": ["15min", "hour", "day", "week", "month"]},
+        },
+        {"name": "queue", "in": "query", "schema": _S},
+    ]
+    summary = (
+        "per queue and interval (local days, Europe/Sarajevo): offered, answered, answered in "
+        "time, abandoned, short abandons (under 5 s, counted apart), overflowed, callbacks, "
+        "service level, abandonment rate, average, 90th-percentile and longest wait. Errors: "
+        "400 bad_interval/bad_date/too_long/bad_request"
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for path, text, csv in (("/queues", summary, False), ("/queues.csv", "the same as CSV", True)):
+        op = _op(text, auth=auth)
+        op["parameters"] = query
+        if csv:
+            op["responses"]["200"] = {"description": "CSV", "content": {"text/csv": {}}}
+        paths[f"{prefix}{path}"] = {"get": op}
+    return paths
+
+
 def _report_op(summary: str, *, csv: bool = False, auth: str = "bearer") -> dict[str, Any]:
     op = _op(summary, auth=auth)
     op["parameters"] = _REPORT_QUERY
@@ -615,6 +643,7 @@ OPENAPI: dict[str, Any] = {
         **_admin("/api", "bearer"),
         **_editing("/api/surveys", "bearer", _SURVEY_EDITING),
         **_editing("/api/campaigns", "bearer", _CAMPAIGN_SETTINGS),
+        **_queue_report("/api/reports", "bearer"),
         "/api/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
         },
@@ -738,6 +767,7 @@ OPENAPI: dict[str, Any] = {
         **_admin("/desk/api", _DESK),
         **_editing("/desk/api/surveys", _DESK, _SURVEY_EDITING),
         **_console_campaigns("/desk/api/campaigns"),
+        **_queue_report("/desk/api/reports", _DESK),
         "/desk/api/tokens": {
             "get": _op(
                 "API tokens: your own; everyone's with the manage_roles action (admins), "

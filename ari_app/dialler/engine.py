@@ -69,6 +69,7 @@ class LiveCampaign:
     name: str
     since: float
     agents: int = 0
+    available: int = 0  # of those agents, free for a call at the last tick
     present: float = 0.0  # agent-seconds logged in with a nailed-up phone
     talk: float = 0.0  # agent-seconds on this campaign's calls
     pacing: str = ""
@@ -216,6 +217,7 @@ class AgentDialler(DiallerCalls):
                 pacer.observe(AgentState(mono, a.id, activity))
         live = self._shown.setdefault(campaign.id, LiveCampaign(campaign.name, mono))
         live.count(mono, [a.id for a in agents], self._talking(campaign.id))
+        live.available = sum(1 for a in agents if a.status is AgentStatus.AVAILABLE)
         if not in_schedule(settings, at) or settings.mode is DiallerMode.PREVIEW:
             live.pacing = settings.mode.value
             live.reason = "agents dial" if in_schedule(settings, at) else "outside its schedule"
@@ -282,6 +284,7 @@ class AgentDialler(DiallerCalls):
                     "lines": lines,
                     "connected": len(calls) - lines,
                     "lines_per_agent": round(lines / live.agents, 2) if live.agents else None,
+                    "available": live.available,
                     "abandoned_last_hour_percent": _percent(rates.abandoned_short, rates.live_short)
                     if rates
                     else None,

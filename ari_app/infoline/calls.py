@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from datetime import datetime
 
 import structlog
@@ -11,7 +13,7 @@ import structlog
 from ari_app.agents import AgentDesk
 from ari_app.ari import ARIClient, ARIError, ARINotFound
 from ari_app.cdr import CdrReconciler
-from ari_app.infoline.notifier import DeskNotifier
+from ari_app.infoline.notifier import DeskNotifier, QueueLeft
 from ari_app.infoline.session import CallerSession
 from ari_app.recording import CallRecorder
 from core.acd import ACD
@@ -94,6 +96,8 @@ class CallBase:
         self._last_version: int | None = None  # the active flow as last read
         self.notifier = DeskNotifier()
         self.desk_listeners = self.notifier.listeners  # the desktop subscribes here
+        # Told when a caller's wait in a queue ends (answered or abandoned): web/metrics.py.
+        self.queue_listeners: list[Callable[[QueueLeft], None]] = []
         # False until the first reconcile has adopted what a previous process left live.
         self.ready = False
         self._pbx_started: str | None = None  # Asterisk's startup time at the last connect
@@ -105,6 +109,22 @@ class CallBase:
             path = recorded_path(s.ivr.path)  # as the row will have it
             facts = {"queue": s.decision.queue, "ivr_path": path, "intent": s.intent}
         self.notifier.notify(kind, s.call_id, agent_id, facts)
+
+    def _queue_left(self, s: CallerSession, *, answered: bool) -> None:
+        if s.decision is None or s.arrived_mono is None:
+            return
+        left = QueueLeft(
+            s.decision.queue,
+            max(0.0, time.monotonic() - s.arrived_mono),
+            answered,
+            None if s.queue_def is None else float(s.queue_def.max_wait_seconds),
+            None if s.queue_def is None else float(s.queue_def.service_level_seconds),
+        )
+        for listener in self.queue_listeners:
+            try:
+                listener(left)
+            except Exception:  # a metric's problem must never disturb the call
+                log.exception("queue_listener_failed")
 
     async def _moh(self, s: CallerSession, *, on: bool) -> None:
         if on == s.moh:

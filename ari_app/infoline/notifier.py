@@ -28,6 +28,18 @@ class DeskNotice:
     facts: Mapping[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class QueueLeft:
+    """A caller's wait in a queue ended: an agent answered, or the caller hung up first
+    (abandoned). For the operators' metrics: no caller or call id, the queue only."""
+
+    queue: str
+    waited: float  # seconds since the caller first queued (an overflow keeps that time)
+    answered: bool
+    threshold: float | None  # the queue's maximum wait
+    service_level: float | None = None  # the queue's service-level seconds (answered in time)
+
+
 class DeskNotifier:
     def __init__(self) -> None:
         self.listeners: list[Callable[[DeskNotice], None]] = []

@@ -232,6 +232,7 @@ class Queueing(Transfers):
         s.bridge_id, s.own_bridge = bridge_id, own
         s.connected_at = now()
         self._notify("connected", s, agent_id)
+        self._queue_left(s, answered=True)
         waited = (s.connected_at - s.queued_at).total_seconds() if s.queued_at else 0.0
         await self.calllog.update(
             s.call_id, agent_id=agent_id, connected_at=s.connected_at, wait_seconds=waited
@@ -287,6 +288,7 @@ class Queueing(Transfers):
         s.timers.cancel_all()
         if previous is Phase.QUEUED:
             self._notify("missed", s, s.agent_id)
+            self._queue_left(s, answered=False)
             cancelled = self.acd.cancel(s.channel_id, time.monotonic())
             await self.desk.release_leg(s.agent_leg)
             self.desk.publish(list(cancelled.offers))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -267,6 +268,11 @@ def start_serve(db: Database, tmp: Path, *, spawn: bool = True, **overrides: str
     (None: to unset)."""
     port = _free_port()
     log_path = tmp / "serve.log"
+    # In production `serve` shares its data directory with `pbx up`, which synthesised the
+    # shipped prompts there: start from them, so a publish makes only the texts it changes.
+    made = Settings().data_dir / "sounds"
+    if made.is_dir() and not (tmp / "sounds").exists():
+        shutil.copytree(made, tmp / "sounds")
     env = {
         **os.environ,
         "CENTRALA_DATABASE_URL": db.url,

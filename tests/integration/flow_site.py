@@ -34,6 +34,8 @@ from web.errors import api_guard, errors
 from web.flow_api import desk_routes, routes
 from web.http import WEB
 from web.ports import PROMPT_UPLOAD, PROMPTS
+from web.queue_report_api import desk_routes as queue_report_desk_routes
+from web.queue_report_api import routes as queue_report_routes
 from web.survey_edit_api import desk_routes as survey_desk_routes
 from web.survey_edit_api import routes as survey_routes
 
@@ -112,6 +114,8 @@ async def flow_site(
     app.router.add_routes(survey_desk_routes())
     app.router.add_routes(campaign_routes(CAMPAIGNS))
     app.router.add_routes(campaign_desk_routes())
+    app.router.add_routes(queue_report_routes(SESSIONS))
+    app.router.add_routes(queue_report_desk_routes())
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -184,6 +184,7 @@ async def test_a_campaigns_settings_are_saved_onto_the_revision_read(site: Site)
     assert status == 200, shown
     assert (shown["revision"], shown["fixed"], shown["status"]) == (1, ["rules"], "running")
     assert shown["settings"]["concurrency"] == 30  # the defaults filled in
+    assert {"starts_at", "ends_at", "caller_id", "machine_prompt"} <= set(shown["optional"])
 
     wanted = {**shown["settings"], "concurrency": 5}
     status, saved = await call(site, "PUT", path, {"settings": wanted, "revision": 1, "note": "x"})

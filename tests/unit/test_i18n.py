@@ -20,15 +20,20 @@ import aiohttp_jinja2
 import pytest
 from aiohttp import web
 from markupsafe import Markup
+from pydantic import BaseModel
 
 from core.acd import AgentStatus
 from core.desk.forms import CATEGORIES, DISPOSITION_PAUSE, OUTCOMES
-from core.dialler import AgentDisposition, CampaignKind
+from core.dialler import AgentCampaignSettings, AgentDisposition, CampaignKind
 from core.enums import AgentRole, ClientType, DeskLanguage
 from core.pacing import Mode
+from core.queue_report import INTERVALS
 from core.simulation.result import EndKind
+from core.surveys import model as survey_model
+from core.surveys.campaign import CampaignSettings
 from core.surveys.nps import NPSResult
 from core.surveys.report import CHART_ENGLISH, PERIODS, chart_svg
+from dialplan import model as dialplan_model
 from dialplan.model import WEEKDAYS
 from models.flows import PUBLISHED, REFUSED, SCHEDULED
 from models.tables import CampaignStatus
@@ -40,7 +45,25 @@ TEMPLATES = ROOT / "web" / "templates"
 STATIC = ROOT / "web" / "static"
 PRODUCT = ("core", "models", "usecases", "ari_app", "agi", "web")
 
+
 # Stored values shown through label(family, value): every value must have its text.
+def editable_fields() -> tuple[str, ...]:
+    """Every field of the flows, queues, surveys and campaign settings the console's forms
+    show (web/static/admin.js fieldsFor)."""
+    names: set[str] = set()
+    for module in (dialplan_model, survey_model):
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseModel)
+                and value.__module__ == module.__name__
+            ):
+                names |= set(value.model_fields)
+    for settings in (CampaignSettings, AgentCampaignSettings):
+        names |= set(settings.model_fields)
+    return tuple(sorted(names))
+
+
 FAMILIES: dict[str, tuple[str, ...]] = {
     "state": tuple(AgentStatus),
     "pause": (*PAUSE_REASONS, DISPOSITION_PAUSE),
@@ -71,6 +94,10 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     # the console's campaigns page
     "campaign_status": tuple(CampaignStatus),
     "campaign_kind": tuple(CampaignKind),
+    # the console's forms name every field of what they edit
+    "field": editable_fields(),
+    # the queues report's intervals
+    "interval": INTERVALS,
 }
 KEY = re.compile(r"""["']([a-z_]+\.[a-z_.-]+)["']""")
 LABEL = re.compile(r"""\blabel\(\s*["']([a-z_]+)["']""")

@@ -67,14 +67,19 @@ function kvRow(key, value, fixed = false) {
     fixed ? "" : el("button", { type: "button", text: "−", title: t("console.remove"), onclick: (e) => e.target.parentElement.remove() }));
 }
 
-function fieldsFor(object, { readOnly = ["type"] } = {}) {
+// Each field is named in the user's language, with the key the YAML and the API use beside it.
+// A field that is unset (null), or that may be (``optional``), is a text box left empty for
+// "none".
+function fieldsFor(object, { readOnly = ["type"], optional = [] } = {}) {
   const box = el("div", { class: "fields" });
   for (const [key, value] of Object.entries(object)) {
     const id = `f${++fieldCount}`;
     const fixed = readOnly.includes(key);  // shown, not to be changed (a node's type)
-    box.append(el("label", { for: id, text: key }));
+    box.append(el("label", { for: id }, label("field", key), " ", el("code", { class: "field-key", text: key })));
     let input;
-    if (typeof value === "boolean") {
+    if (value === null || (typeof value === "string" && optional.includes(key))) {
+      input = el("input", { id, value: value ?? "", "data-key": key, "data-kind": "text", "data-nullable": "1", readonly: fixed });
+    } else if (typeof value === "boolean") {
       input = el("input", { id, type: "checkbox", "data-key": key, "data-kind": "bool", disabled: fixed });
       input.checked = value;
     } else if (typeof value === "number") {
@@ -102,7 +107,7 @@ function readFields(box, original) {
     const kind = input.dataset.kind;
     if (kind === "bool") out[key] = input.checked;
     else if (kind === "number") out[key] = input.value === "" ? null : Number(input.value);
-    else if (kind === "text") out[key] = input.value;
+    else if (kind === "text") out[key] = input.value === "" && input.dataset.nullable ? null : input.value;
     else if (kind === "map") {
       out[key] = {};
       for (const row of input.querySelectorAll(".kv-row")) {
@@ -376,6 +381,33 @@ function initSimulate(page) {
   });
 }
 
+// ---- a queue's or an agent's changes, each undone in one step (usecases/roster.py) ----------
+function rosterHistory(kind, id, reload) {
+  const base = `/desk/api/admin/${kind}s/${encodeURIComponent(id)}`;
+  const rows = el("tbody", {});
+  const box = el("details", { class: "history", "data-history": id },
+    el("summary", { text: t("console.changes") }),
+    el("table", {}, el("thead", {}, el("tr", {}, ...[t("console.when"), t("console.who"), t("console.what_changed"), t("console.undo")].map((text) => el("th", { text })))), rows));
+  const load = async () => {
+    const { changes } = await api("GET", `${base}/history`);
+    rows.replaceChildren(...changes.map((c) => {
+      const before = (c.detail && c.detail.before) || {}, after = (c.detail && c.detail.after) || {};
+      const what = c.action === "queue.members"
+        ? [`${t("console.members")}: ${unpair(before)} → ${unpair(after)}`]
+        : Object.keys(after).map((k) => `${label("field", k)}: ${shown(before[k])} → ${shown(after[k])}`);
+      const undo = c.undoable ? el("button", { type: "button", text: t("console.undo"), onclick: () => attempt(t("console.undo"), async () => {
+        await api("POST", `${base}/undo/${c.id}`);
+        say(t("console.undone", { id }));
+        await reload();
+      }) }) : "";
+      return el("tr", { "data-change": c.id }, el("td", { text: fmtDateTime(c.at) }), el("td", { text: c.actor }),
+        el("td", {}, el("ul", {}, ...what.map((w) => el("li", { text: w })))), el("td", {}, undo));
+    }));
+  };
+  box.addEventListener("toggle", () => { if (box.open) attempt(t("console.changes"), load); });
+  return box;
+}
+
 // ---- agents --------------------------------------------------------------------------------
 function pairs(text) {
   const out = {};
@@ -417,7 +449,8 @@ function agentForm(agent, mayGiveRoles) {
     ...f(t("console.queues_penalties"), queues), ...f(t("console.role"), role),
     el("label", { class: "chip" }, active, ` ${t("console.active")}`),
     el("button", { type: "button", text: t("console.save"), onclick: save }),
-    ...f(t("console.new_password"), password), el("button", { type: "button", text: t("console.set_password"), onclick: setPassword }));
+    ...f(t("console.new_password"), password), el("button", { type: "button", text: t("console.set_password"), onclick: setPassword }),
+    rosterHistory("agent", agent.id, () => loadAgents(mayGiveRoles)));
 }
 
 async function loadAgents(mayGiveRoles) {
@@ -459,7 +492,8 @@ async function loadQueues() {
       el("button", { type: "button", text: t("console.save_agents"), onclick: () => attempt(t("console.queue", { id }), async () => {
         await api("PUT", `/desk/api/admin/queues/${encodeURIComponent(id)}/members`, { members: pairs(membersInput.value) });
         say(t("console.members_saved", { id }));
-      }) }));
+      }) }),
+      rosterHistory("queue", id, loadQueues));
   }));
 }
 
@@ -790,7 +824,7 @@ async function openCampaign(id) {
   $("campaign-state").textContent = t(closed ? "console.campaign_revision_closed" : "console.campaign_revision",
     { revision: data.revision, status: label("campaign_status", data.status), kind: label("campaign_kind", data.kind) });
   const fixed = data.fixed || [];
-  const fields = fieldsFor(data.settings, { readOnly: editable ? fixed : Object.keys(data.settings) });
+  const fields = fieldsFor(data.settings, { readOnly: editable ? fixed : Object.keys(data.settings), optional: data.optional || [] });
   for (const key of fixed) {
     const input = fields.querySelector(`[data-key="${CSS.escape(key)}"]`);
     const name = input && fields.querySelector(`label[for="${input.id}"]`);

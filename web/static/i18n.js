@@ -35,6 +35,11 @@ function errorText(data, status) {
     const field = data.field || "", message = String(data.message || "");
     return t("error.bad_field", {field, message: message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message});
   }
+  const details = data.details || {};
+  if (data.error_id === "published_since" && details.active_version != null) {
+    // Who published what, and when, in the reader's words (the server's message is English).
+    return t("error.published_since", {version: details.active_version, by: details.published_by || "?", at: fmtDateTime(details.published_at)});
+  }
   if (data.error_id && Object.hasOwn(I18N, `error.${data.error_id}`)) return t(`error.${data.error_id}`);
   return t("error.other", {message: data.message || status});
 }
