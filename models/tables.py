@@ -353,6 +353,8 @@ class Call(Base):
         Index("ix_calls_agent_id_started_at", "agent_id", "started_at", "id"),
         Index("ix_calls_outcome_started_at", "outcome", "started_at", "id"),
         Index("ix_calls_disposition_started_at", "disposition", "started_at", "id"),
+        # The queues report: the calls queued in a window (core.queue_report).
+        Index("ix_calls_queued_at", "queued_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
