@@ -208,9 +208,9 @@ async def test_prometheus_scrapes_calls_by_outcome_equal_to_the_rows_and_asteris
 
     # An answered call, a caller who gives up waiting behind it, one who hangs up in the IVR.
     await desk.agent("metrics", ["new_clients"])
-    answered = await call_and_press(callers, "+38761999301", "0")
+    answered = await call_and_press(callers, "+38762812301", "0")
     await wait_connected(server, answered)
-    waiting = await call_and_press(callers, "+38761999302", "0")
+    waiting = await call_and_press(callers, "+38762812302", "0")
     await wait_queued(server, waiting)
 
     async def live_in_prometheus() -> bool:
@@ -225,7 +225,7 @@ async def test_prometheus_scrapes_calls_by_outcome_equal_to_the_rows_and_asteris
 
     await wait_until(live_in_prometheus, timeout=20, message="the waiting caller scraped")
     await finish(server, waiting)
-    ivr = await callers.place(caller_id='"Test" <+38761999303>')
+    ivr = await callers.place(caller_id='"Test" <+38762812303>')
     await ivr.wait_for("StasisStart")
     await finish(server, ivr)
     await finish(server, answered)
