@@ -3,11 +3,14 @@
     python bench/queue_report.py --calls 1000000 --backend sqlite postgresql
 
 Fills a fresh database with ``--calls`` queued calls spread over twelve months (four queues,
-a realistic mix of answered, abandoned, short abandons, overflows and callbacks), then builds
+a realistic mix of answered, abandoned, short abandons, overflows and callbacks; each with its
+``queued`` and ``agent_connected`` events, and one answered call in thirty transferred by its
+agent to another queue, answered there: offered to both), then builds
 the report as `GET /api/reports/queues` does (``web.queue_report_api.report_of``: the calls
 streamed from the database into ``core.queue_report.QueueReport``): one month by day, one day
 by 15 minutes, the whole year by month. Prints, per backend and report, the calls it read,
-the seconds, and the process's peak memory. PostgreSQL: ``CENTRALA_TEST_POSTGRES_URL`` (the
+the seconds, and the process's peak memory. ``--no-moved-on-index`` drops migration 0021's
+partial index first, to show what it saves. PostgreSQL: ``CENTRALA_TEST_POSTGRES_URL`` (the
 tests' cluster), in a database of its own that is emptied first."""
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
-from models.tables import Call, Direction
+from models.tables import Call, CallEvent, Direction
 from tests.conftest import make_database
 
 QUEUES = ("new_clients", "general", "finance", "key_accounts")
@@ -44,38 +47,60 @@ YEAR_START = datetime(2026, 1, 1, tzinfo=ZoneInfo("Europe/Sarajevo"))
 CHUNK = 10_000
 
 
-def rows(n: int, rnd: random.Random) -> list[dict[str, object]]:
+TRANSFERRED = 1 / 30  # of the answered calls: sent on to another queue by their agent
+
+
+def rows(n: int, rnd: random.Random) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """``n`` calls and their events."""
     weights = [share for _, share, _ in OUTCOMES]
-    out = []
+    calls: list[dict[str, object]] = []
+    events: list[dict[str, object]] = []
     for _ in range(n):
+        call_id = str(uuid.UUID(int=rnd.getrandbits(128)))
         queued = YEAR_START.astimezone(UTC) + timedelta(seconds=rnd.uniform(0, 365 * 86400))
         outcome, _, (low, high) = rnd.choices(OUTCOMES, weights)[0]
         wait = rnd.uniform(low, high)
         answered = outcome == "answered"
-        out.append(
+        queue = rnd.choice(QUEUES)
+        connected = queued + timedelta(seconds=wait) if answered else None
+        ended = queued + timedelta(seconds=wait + (180 if answered else 0))
+        steps = [(queued, "queued", {"queue": queue, "position": 1})]
+        if connected is not None:
+            steps.append((connected, "agent_connected", {"agent_id": "a1"}))
+        if connected is not None and rnd.random() < TRANSFERRED:
+            moved, queue = connected + timedelta(seconds=90), rnd.choice(QUEUES)
+            connected = moved + timedelta(seconds=rnd.uniform(0, 60))
+            ended = connected + timedelta(seconds=120)
+            steps += [
+                (moved, "transferred", {"mode": "blind", "to": f"queue:{queue}"}),
+                (moved, "queued", {"queue": queue, "position": 1}),
+                (connected, "agent_connected", {"agent_id": "a2"}),
+            ]
+        calls.append(
             {
-                "id": str(uuid.UUID(int=rnd.getrandbits(128))),
+                "id": call_id,
                 "channel_id": f"bench-{rnd.getrandbits(64):016x}",
                 "direction": Direction.INBOUND,
                 "handler": "ari",
                 "started_at": queued - timedelta(seconds=20),
-                "queue": rnd.choice(QUEUES),
+                "queue": queue,
                 "queued_at": queued,
-                "connected_at": queued + timedelta(seconds=wait) if answered else None,
-                "ended_at": queued + timedelta(seconds=wait + (180 if answered else 0)),
-                "wait_seconds": wait if answered else None,
+                "connected_at": connected,
+                "ended_at": ended,
+                "wait_seconds": (connected - queued).total_seconds() if connected else None,
                 "outcome": outcome,
                 "ivr_path": [],
             }
         )
-    return out
+        events += [{"call_id": call_id, "at": a, "kind": k, "data": d} for a, k, d in steps]
+    return calls, events
 
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-async def run(backend: str, calls: int, tmp: Path) -> list[str]:
+async def run(backend: str, calls: int, tmp: Path, moved_on_index: bool) -> list[str]:
     from web.queue_report_api import report_of
 
     db = await make_database(backend, tmp, suffix="_bench_queues")
@@ -84,9 +109,17 @@ async def run(backend: str, calls: int, tmp: Path) -> list[str]:
         rnd = random.Random(7)
         async with db.engine.begin() as conn:
             for i in range(0, calls, CHUNK):  # made a chunk at a time: the peak is the report's
-                await conn.execute(insert(Call), rows(min(CHUNK, calls - i), rnd))
+                made, events = rows(min(CHUNK, calls - i), rnd)
+                await conn.execute(insert(Call), made)
+                await conn.execute(insert(CallEvent), events)
+            if not moved_on_index:
+                await conn.execute(text("DROP INDEX ix_call_events_moved_on"))
+            await conn.execute(text("ANALYZE"))
         filled = time.perf_counter() - start
-        lines = [f"{backend:10} filled {calls} calls in {filled:.1f} s"]
+        index = "with" if moved_on_index else "WITHOUT"
+        lines = [
+            f"{backend:10} filled {calls} calls in {filled:.1f} s ({index} ix_call_events_moved_on)"
+        ]
         for label, params in (
             ("month by day", {"since": "2026-03-01", "until": "2026-03-31", "interval": "day"}),
             ("day by 15 min", {"since": "2026-03-29", "interval": "15min"}),
@@ -111,6 +144,11 @@ async def main() -> int:
     parser.add_argument(
         "--backend", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite"]
     )
+    parser.add_argument(
+        "--no-moved-on-index",
+        action="store_true",
+        help="drop migration 0021's index of the calls that moved on from a queue, to compare",
+    )
     args = parser.parse_args()
     if "postgresql" in args.backend:
         os.environ.setdefault(
@@ -119,7 +157,7 @@ async def main() -> int:
         )
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backend:
-            for line in await run(backend, args.calls, Path(tmp)):
+            for line in await run(backend, args.calls, Path(tmp), not args.no_moved_on_index):
                 print(line, flush=True)
     print(f"(reports as of {date.today().isoformat()}, calls spread over 2026)")
     return 0

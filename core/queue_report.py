@@ -12,6 +12,9 @@ the queue in the interval, by the moment they were queued):
   over answered calls, the longest over all of them.
 - *callbacks*: tasks the queue's callers asked for in the interval, and how many of them are
   done.
+- A call that *overflowed* to another queue, or was *transferred* to one, is offered to each
+  queue it waited in (``visits``): answered in the first and offered again in the second,
+  each wait its own.
 
 Intervals are right across midnight and daylight saving: a day is a local calendar day (23
 or 25 hours on the change days), and the hour repeated in autumn is two intervals, told
@@ -62,6 +65,50 @@ class QueuedCall:
             return max(0.0, self.wait_seconds)
         until = self.connected_at or self.ended_at
         return max(0.0, (until - self.queued_at).total_seconds()) if until else 0.0
+
+
+@dataclass(frozen=True)
+class CallStep:
+    """An event of a call that may have been in more than one queue: ``queued`` (with its
+    queue), ``agent_connected``, ``overflowed``, ``transferred`` (``to``: its target)."""
+
+    at: datetime  # aware
+    kind: str
+    queue: str | None = None
+    to: str | None = None
+
+
+# The events after which a call may wait in a queue again: only such calls are read whole.
+MOVED_ON = ("overflowed", "transferred")
+
+
+def visits(call: QueuedCall, steps: Iterable[CallStep]) -> list[QueuedCall]:
+    """A call that overflowed to another queue or was transferred to one, as what each queue
+    was offered: a visit from each ``queued`` step to the agent who answered it there, to the
+    overflow that moved it on, or to the call's end (then with the call's outcome). A caller
+    handed to a named agent (a transfer to ``agent:…``) waits for that person, not the queue:
+    no offer. Without its ``queued`` steps (written before they were), the call as it is."""
+    found: list[QueuedCall] = []
+    at: tuple[str, datetime] | None = None  # the visit under way: its queue, since when
+    to_a_person = False
+    for step in sorted(steps, key=lambda s: s.at):
+        if step.kind == "transferred":
+            to_a_person = (step.to or "").startswith("agent:")
+        elif step.kind == "queued" and step.queue:
+            if at is not None:  # moved on unanswered (its overflow step was not read)
+                found.append(QueuedCall(at[0], at[1], None, step.at, OVERFLOWED))
+            at = None if to_a_person else (step.queue, step.at)
+            to_a_person = False
+        elif at is not None and step.kind == "agent_connected":
+            waited = (step.at - at[1]).total_seconds()
+            found.append(QueuedCall(at[0], at[1], step.at, None, ANSWERED, waited))
+            at = None
+        elif at is not None and step.kind == "overflowed":
+            found.append(QueuedCall(at[0], at[1], None, step.at, OVERFLOWED))
+            at = None
+    if at is not None:
+        found.append(QueuedCall(at[0], at[1], None, call.ended_at, call.outcome))
+    return found or [call]
 
 
 @dataclass(frozen=True)

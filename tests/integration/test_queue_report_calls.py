@@ -1,8 +1,9 @@
 """The queues report over calls placed through the real Asterisk and `centrala serve`: an
-answered call, a short abandon (under 5 s), an abandon after a longer wait and a caller who
-asks for a callback in the queue each move the day's figures for their queue by exactly what
-they are; the callback task is counted in the queue that will make the call. The report is
-read before and after, so other tests' calls that day do not count.
+answered call, a call the agent transfers to another queue (answered in both, each its own
+offer), a short abandon (under 5 s), an abandon after a longer wait and a caller who asks for
+a callback in the queue each move the day's figures for their queue by exactly what they
+are; the callback task is counted in the queue that will make the call. The report is read
+before and after, so other tests' calls that day do not count.
 (A known day of rows on both databases: test_queue_report_http.py.)"""
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ FIGURES = (
 
 
 async def today(reader: Desk) -> dict[str, Any]:
-    """The day's totals of new_clients (key 0's queue), and the callback tasks of general (the
-    queue the flow's callback node gives them to)."""
+    """The day's totals of new_clients (key 0's queue), and of general (the queue the flow's
+    callback node gives the tasks to, and where the transferred caller goes)."""
     day = datetime.now(ZoneInfo("Europe/Sarajevo")).date().isoformat()
     report = await reader.api("GET", f"/api/reports/queues?since={day}&interval=day")
     totals = {q["queue"]: q["total"] for q in report["queues"]}
@@ -42,6 +43,8 @@ async def today(reader: Desk) -> dict[str, Any]:
     return {
         **{k: new.get(k, 0) for k in FIGURES},
         "callbacks_requested": general.get("callbacks_requested", 0),
+        "general_offered": general.get("offered", 0),
+        "general_answered": general.get("answered", 0),
     }
 
 
@@ -55,8 +58,22 @@ async def test_each_kind_of_call_moves_its_queues_figures_by_what_it_is(
     answered = await call_and_press(callers, "+38762811501", "0")
     assert (await wait_connected(server, answered)).agent_id == agent
     await finish(server, answered)
-    await desk.api("POST", f"/api/agents/{agent}/logout")
-    desk.logged_in.remove(agent)
+
+    # Answered in new_clients, sent on to general by the agent, answered there too.
+    other = await desk.agent("reporter-general", ["general"])
+    moving = await call_and_press(callers, "+38762811505", "0")
+    row = await wait_connected(server, moving)
+    assert row.agent_id == agent
+    await desk.api("POST", f"/api/calls/{row.id}/transfer", {"to": "queue:general"})
+
+    async def with_the_other() -> bool:
+        return (await wait_connected(server, moving)).agent_id == other
+
+    await wait_until(with_the_other, timeout=20, message="the general agent on the call")
+    assert (await finish(server, moving)).queue == "general"
+    for gone in (agent, other):
+        await desk.api("POST", f"/api/agents/{gone}/logout")
+        desk.logged_in.remove(gone)
 
     # Nobody is logged in now: callers wait, and leave.
     short = await call_and_press(callers, "+38762811502", "0")
@@ -86,11 +103,13 @@ async def test_each_kind_of_call_moves_its_queues_figures_by_what_it_is(
         return now if now["callbacks_requested"] > before["callbacks_requested"] else None
 
     after = await wait_until(with_the_task, timeout=15, message="the callback task counted")
-    assert {k: after[k] - before[k] for k in FIGURES} == {
-        "offered": 4,
-        "answered": 1,
+    assert {k: after[k] - before[k] for k in (*FIGURES, "general_offered", "general_answered")} == {
+        "offered": 5,
+        "answered": 2,
         "abandoned": 1,
         "short_abandoned": 1,
         "callback_requested": 1,
         "callbacks_requested": 1,
+        "general_offered": 1,
+        "general_answered": 1,
     }

@@ -1,8 +1,9 @@
 """The queues report over HTTP (core/queue_report.py behind web/queue_report_api.py) on SQLite
 and PostgreSQL, no `centrala serve`: a known day of call rows and callback tasks gives known
 figures per queue and hour, with a queue's own service-level threshold from its settings;
-the CSV holds the same rows; a call outside the days asked is not counted; the summer-time
-day has 23 hours; supervisors read it, agents do not."""
+the CSV holds the same rows; a call outside the days asked is not counted; a call transferred
+to another queue after midnight is offered to each queue on its own day; the summer-time day
+has 23 hours; supervisors read it, agents do not."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
-from models.tables import Call, Callback, CallbackStatus, Direction, Queue
+from models.tables import Call, Callback, CallbackStatus, CallEvent, Direction, Queue
 from tests.conftest import Database
 from tests.integration.flow_site import BEARER, Site, flow_site
 
@@ -146,6 +147,52 @@ async def test_a_known_day_gives_known_figures_and_the_same_csv(site: Site) -> N
     assert [(q["queue"], q["total"]["offered"]) for q in only["queues"]] == [("general", 1)]
     (day,) = only["queues"][0]["intervals"]
     assert (day["start"], day["end"]) == ("2026-12-01T00:00:00+01:00", "2026-12-02T00:00:00+01:00")
+
+
+async def test_a_call_transferred_after_midnight_is_offered_to_each_queue_on_its_day(
+    site: Site,
+) -> None:
+    queued = at("2026-11-30T23:59:50")
+    answered = queued + timedelta(seconds=8)
+    moved = at("2026-12-01T00:00:30")  # the agent sends the caller on to finance
+    taken = moved + timedelta(seconds=6)
+    async with site.database.sessions() as session, session.begin():
+        call = Call(
+            channel_id=f"test-{uuid.uuid4()}",
+            direction=Direction.INBOUND,
+            handler="ari",
+            started_at=queued - timedelta(seconds=20),
+            queue="finance",  # where it ended
+            queued_at=queued,
+            connected_at=taken,
+            ended_at=taken + timedelta(seconds=60),
+            wait_seconds=(taken - queued).total_seconds(),
+            outcome="answered",
+        )
+        session.add(call)
+        await session.flush()
+        for when, kind, data in (
+            (queued, "queued", {"queue": "new_clients", "position": 1}),
+            (answered, "agent_connected", {"agent_id": "ana"}),
+            (moved, "transferred", {"mode": "blind", "from_agent": "ana", "to": "queue:finance"}),
+            (moved, "queued", {"queue": "finance", "position": 1}),
+            (taken, "agent_connected", {"agent_id": "fran"}),
+        ):
+            session.add(CallEvent(call_id=call.id, at=when, kind=kind, data=data))
+
+    async def totals(day: str) -> dict[str, tuple[int, int, float]]:
+        status, report = await get(site, f"{REPORT}?since={day}&interval=day")
+        assert status == 200, report
+        return {
+            q["queue"]: (q["total"]["offered"], q["total"]["answered"], q["total"]["longest_wait"])
+            for q in report["queues"]
+        }
+
+    assert await totals("2026-11-30") == {"new_clients": (1, 1, 8.0)}
+    assert await totals("2026-12-01") == {"finance": (1, 1, 6.0)}
+    status, only = await get(site, f"{REPORT}?since=2026-11-30&until=2026-12-01&queue=finance")
+    assert status == 200
+    assert [(q["queue"], q["total"]["offered"]) for q in only["queues"]] == [("finance", 1)]
 
 
 async def test_the_summer_time_day_has_23_hours(site: Site) -> None:

@@ -1,7 +1,8 @@
 """The queues report's figures, pure (core/queue_report.py): a known set of calls gives known
 figures; short abandons are counted apart; the service level and the 90th percentile; a day
 is a local day across daylight saving (23 and 25 hours) and the repeated autumn hour is two
-intervals; weeks and months; the query's checks; the CSV."""
+intervals; weeks and months; the query's checks; the CSV; a call that overflowed or was
+transferred to another queue is offered to each queue it waited in."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from core.errors import DomainError
 from core.queue_report import (
     CallbackTask,
+    CallStep,
     QueuedCall,
     build,
     csv_rows,
@@ -20,6 +22,7 @@ from core.queue_report import (
     interval_start,
     parse_request,
     percentile,
+    visits,
 )
 
 ZONE = ZoneInfo("Europe/Sarajevo")
@@ -163,3 +166,67 @@ def test_the_csv_has_a_row_per_queue_and_interval_and_no_formula() -> None:
     assert rows[0][:4] == ["queue", "start", "end", "offered"]
     assert [r[0] for r in rows[1:]] == ["'=cmd", "general"]
     assert rows[2][3] == "1" and rows[2][rows[0].index("service_level")] == "1.0"
+
+
+def test_a_call_transferred_to_another_queue_is_answered_in_each_with_its_own_wait() -> None:
+    at = local("2026-12-01T09:00:00")
+    after = at + timedelta(seconds=12)  # answered in new_clients
+    moved = after + timedelta(seconds=90)  # the agent transfers the caller to finance
+    row = QueuedCall("finance", at, moved + timedelta(seconds=30), None, "answered", 132.0)
+    steps = [
+        CallStep(at, "queued", "new_clients"),
+        CallStep(after, "agent_connected"),
+        CallStep(moved, "transferred", to="queue:finance"),
+        CallStep(moved, "queued", "finance"),
+        CallStep(moved + timedelta(seconds=30), "agent_connected"),
+    ]
+    first, second = visits(row, steps)
+    assert (first.queue, first.queued_at, first.wait, first.outcome) == (
+        "new_clients",
+        at,
+        12.0,
+        "answered",
+    )
+    assert (second.queue, second.queued_at, second.wait, second.outcome) == (
+        "finance",
+        moved,
+        30.0,
+        "answered",
+    )
+    report = build([first, second], [], interval="day", zone=ZONE, thresholds={})
+    totals = {q["queue"]: q["total"] for q in report["queues"]}
+    assert {q: (t["offered"], t["answered"], t["longest_wait"]) for q, t in totals.items()} == {
+        "new_clients": (1, 1, 12.0),
+        "finance": (1, 1, 30.0),
+    }
+
+
+def test_an_overflow_counts_in_the_first_queue_and_the_end_in_the_second() -> None:
+    at = local("2026-12-01T09:00:00")
+    over = at + timedelta(seconds=180)
+    gone = over + timedelta(seconds=40)
+    row = QueuedCall("general", at, None, gone, "abandoned_in_queue")
+    steps = [
+        CallStep(at, "queued", "new_clients"),
+        CallStep(over, "overflowed", "new_clients", to="general"),
+        CallStep(over, "queued", "general"),
+    ]
+    first, second = visits(row, steps)
+    assert (first.queue, first.outcome, first.wait) == ("new_clients", "overflowed", 180.0)
+    assert (second.queue, second.outcome, second.wait) == ("general", "abandoned_in_queue", 40.0)
+
+
+def test_a_transfer_to_a_named_agent_is_no_offer_and_old_rows_stay_as_they_are() -> None:
+    at = local("2026-12-01T09:00:00")
+    moved = at + timedelta(seconds=60)
+    row = QueuedCall("new_clients", at, at + timedelta(seconds=5), None, "answered", 5.0)
+    steps = [
+        CallStep(at, "queued", "new_clients"),
+        CallStep(at + timedelta(seconds=5), "agent_connected"),
+        CallStep(moved, "transferred", to="agent:ana"),
+        CallStep(moved, "queued", "new_clients"),
+        CallStep(moved + timedelta(seconds=8), "agent_connected"),
+    ]
+    assert [(v.queue, v.wait) for v in visits(row, steps)] == [("new_clients", 5.0)]
+    # A call whose queued steps were never written (older rows): counted as its row says.
+    assert visits(row, [CallStep(moved, "transferred", to="queue:finance")]) == [row]
