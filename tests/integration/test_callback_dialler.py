@@ -144,7 +144,33 @@ async def ended_call(server: Server, campaign_id: int, num: str) -> Call:
 
     # Dialled at the dialler's next tick, rung, answered and ended: bounded generously, as
     # the shards of the whole suite load the machine (twice seen past 40 s there).
-    return await wait_until(ended, timeout=90, message=f"the call to {num} made and ended")
+    try:
+        return await wait_until(ended, timeout=90, message=f"the call to {num} made and ended")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{await explain(server, campaign_id, num)}") from None
+
+
+async def explain(server: Server, campaign_id: int, num: str) -> str:
+    """What the dialler had to go on, for a call that was not made: the campaign, the
+    number's contact rows and the dialler's lines of the serve log."""
+    async with server.db.sessions() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        contacts = list(
+            await session.scalars(select(CampaignContact).where(CampaignContact.number == num))
+        )
+    lines = [
+        f"campaign {campaign_id}: "
+        f"{campaign.status if campaign else None} {campaign.settings if campaign else None}",
+        *(
+            f"contact {c.id} of {c.campaign_id}: {c.status} attempts={c.attempts} "
+            f"next={c.next_attempt_at} last={c.last_outcome} agent={c.callback_agent_id}"
+            for c in contacts
+        ),
+    ]
+    words = ("dialler", "campaign", "callback", "claim", "dial", num)
+    log_lines = server.log_path.read_text(errors="replace").splitlines()
+    lines += [line[:400] for line in log_lines if any(w in line for w in words)][-40:]
+    return "\n".join(lines)
 
 
 async def test_a_due_callback_reaches_a_free_agent_and_is_done_after_the_disposition(
@@ -214,7 +240,10 @@ async def test_an_assigned_callback_is_offered_in_preview_to_its_agent_only(
         shown = (await desk.api("GET", f"/api/agents/{own}/preview"))["contact"]
         return shown if shown else None
 
-    shown = await wait_until(offered, timeout=10, message="the callback on its agent's desk")
+    try:
+        shown = await wait_until(offered, timeout=10, message="the callback on its agent's desk")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{await explain(server, campaign_id, num)}") from None
     assert shown["number"] == num and shown["kind"] == "callbacks"
     assert shown["purpose"] == "Callback: called after hours"
     assert (await desk.api("GET", f"/api/agents/{other}/preview"))["contact"] is None
