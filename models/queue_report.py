@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.queue_report import MOVED_ON, CallbackTask, CallStep, QueuedCall, visits
 from models.crm import queue_def_of
-from models.tables import Call, Callback, CallbackStatus, CallEvent, Queue
+from models.tables import MOVED_ON_KINDS, Call, Callback, CallbackStatus, CallEvent, Queue
 
 Sessions = async_sessionmaker[AsyncSession]
 CHUNK = 5000
@@ -48,10 +48,13 @@ async def queued_calls(
         query = query.where(Call.queue == queue)
     async with sessions() as session:
         result = await session.stream(query)
-        async for call_id, name, queued_at, connected_at, ended_at, outcome, wait in result:
-            if queued_at is None or call_id in moved:  # NULL: excluded by the query
-                continue
-            yield QueuedCall(str(name), queued_at, connected_at, ended_at, outcome, wait)
+        # A chunk at a time: a row at a time, the async iteration's switches were half the
+        # report's time.
+        async for chunk in result.partitions(CHUNK):
+            for call_id, name, queued_at, connected_at, ended_at, outcome, wait in chunk:
+                if queued_at is None or call_id in moved:  # NULL: excluded by the query
+                    continue
+                yield QueuedCall(str(name), queued_at, connected_at, ended_at, outcome, wait)
     for offer in await _visits(sessions, sorted(moved)):
         if since <= offer.queued_at < until and queue in (None, offer.queue):
             yield offer
@@ -62,7 +65,9 @@ async def _moved_on(sessions: Sessions, since: datetime, until: datetime) -> set
         found = await session.scalars(
             select(CallEvent.call_id)
             .where(
-                CallEvent.kind.in_(MOVED_ON),
+                # Written out as the partial index's own condition: a bound IN (?, ?) is
+                # not one SQLite can prove the index covers.
+                text(MOVED_ON_KINDS),
                 CallEvent.at >= since - LONGEST_CALL,
                 CallEvent.at < until + LONGEST_CALL,
             )

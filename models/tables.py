@@ -45,6 +45,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from core.enums import AgentRole as AgentRole
 from core.enums import ClientType as ClientType
 from core.enums import DeskLanguage as DeskLanguage
+from core.queue_report import MOVED_ON
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -403,7 +404,8 @@ class Call(Base):
     )
 
 
-MOVED_ON_KINDS = "kind IN ('overflowed', 'transferred')"
+# The events after which a call may wait in another queue (the queues report's visits).
+MOVED_ON_KINDS = f"kind IN ({', '.join(repr(kind) for kind in MOVED_ON)})"
 
 
 class CallEvent(Base):
