@@ -23,6 +23,15 @@ CHUNK = 5000
 # around the window (a call queued before midnight may be transferred into the next day).
 LONGEST_CALL = timedelta(days=1)
 STEP_KINDS = ("queued", "agent_connected", *MOVED_ON)
+CALL_COLUMNS = (
+    Call.id,
+    Call.queue,
+    Call.queued_at,
+    Call.connected_at,
+    Call.ended_at,
+    Call.outcome,
+    Call.wait_seconds,
+)
 
 
 async def queued_calls(
@@ -32,15 +41,7 @@ async def queued_calls(
     moved on, one offer per queue it waited in (each by its own time)."""
     moved = await _moved_on(sessions, since, until)
     query = (
-        select(
-            Call.id,
-            Call.queue,
-            Call.queued_at,
-            Call.connected_at,
-            Call.ended_at,
-            Call.outcome,
-            Call.wait_seconds,
-        )
+        select(*CALL_COLUMNS)
         .where(Call.queue.is_not(None), Call.queued_at >= since, Call.queued_at < until)
         .execution_options(yield_per=CHUNK)
     )
@@ -83,17 +84,7 @@ async def _visits(sessions: Sessions, call_ids: list[str]) -> list[QueuedCall]:
             chunk = call_ids[i : i + 500]
             calls = {
                 row.id: row
-                for row in await session.execute(
-                    select(
-                        Call.id,
-                        Call.queue,
-                        Call.queued_at,
-                        Call.connected_at,
-                        Call.ended_at,
-                        Call.outcome,
-                        Call.wait_seconds,
-                    ).where(Call.id.in_(chunk))
-                )
+                for row in await session.execute(select(*CALL_COLUMNS).where(Call.id.in_(chunk)))
             }
             steps: dict[str, list[CallStep]] = {}
             for call_id, at, kind, data in await session.execute(
