@@ -82,8 +82,10 @@ async def agent_calls(
     )
     async with sessions() as session:
         result = await session.stream(query)
-        async for campaign_id, started_at, outcome, amd, disposition in result:
-            yield CampaignCall(campaign_id, started_at, outcome, amd, disposition)
+        # A chunk at a time: a row at a time costs a switch into the driver's greenlet each.
+        async for rows in result.partitions(CHUNK):
+            for campaign_id, started_at, outcome, amd, disposition in rows:
+                yield CampaignCall(campaign_id, started_at, outcome, amd, disposition)
 
 
 async def survey_calls(
@@ -122,10 +124,11 @@ async def survey_calls(
     )
     async with sessions() as session:
         result = await session.stream(query)
-        async for call_id, started_at, outcome, amd, disposition in result:
-            campaign_id = owner.get(call_id)
-            if campaign_id is not None:
-                yield CampaignCall(campaign_id, started_at, outcome, amd, disposition)
+        async for rows in result.partitions(CHUNK):
+            for call_id, started_at, outcome, amd, disposition in rows:
+                campaign_id = owner.get(call_id)
+                if campaign_id is not None:
+                    yield CampaignCall(campaign_id, started_at, outcome, amd, disposition)
 
 
 async def contact_statuses(
