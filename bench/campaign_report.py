@@ -16,16 +16,11 @@ that is emptied first."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 import random
-import resource
 import sys
-import tempfile
-import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert
 
+from bench.queue_report import main, measure
 from models.tables import (
     Call,
     CallEvent,
@@ -43,7 +39,7 @@ from models.tables import (
     Direction,
     Survey,
 )
-from tests.conftest import make_database
+from tests.conftest import Database
 
 AGENT_CAMPAIGNS = (
     ("bench-sales-1", "sales"),
@@ -149,11 +145,7 @@ def chunk(
     return calls, events, survey_calls
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-async def fill(db: Any, calls: int) -> None:
+async def fill(db: Database, calls: int) -> None:
     rnd = random.Random(7)
     async with db.engine.begin() as conn:
         survey_ids = []
@@ -211,58 +203,19 @@ async def fill(db: Any, calls: int) -> None:
 async def run(backend: str, calls: int, tmp: Path) -> list[str]:
     from web.campaign_report_api import report_of
 
-    db = await make_database(backend, tmp, suffix="_bench_campaigns")
-    try:
-        start = time.perf_counter()
-        await fill(db, calls)
-        filled = time.perf_counter() - start
-        lines = [f"{backend:10} filled {calls} campaign calls (and others) in {filled:.1f} s"]
-        for label, params in (
-            ("month by day", {"since": "2026-03-01", "until": "2026-03-31", "interval": "day"}),
-            ("day by hour", {"since": "2026-03-29", "interval": "hour"}),
-            ("year by month", {"since": "2026-01-01", "until": "2026-12-31", "interval": "month"}),
-            (
-                "1 campaign, year",
-                {
-                    "since": "2026-01-01",
-                    "until": "2026-12-31",
-                    "interval": "week",
-                    "campaign": "bench-sales-1",
-                },
-            ),
-        ):
-            start = time.perf_counter()
-            report = await report_of(db.sessions, params)
-            took = time.perf_counter() - start
-            read = sum(c["total"]["dials"] for c in report["campaigns"])
-            lines.append(
-                f"{backend:10} {label:16} calls={read:8d} seconds={took:7.2f} "
-                f"calls/s={read / took if took else 0:10.0f} peak_mb={peak_mb():7.1f}"
-            )
-        return lines
-    finally:
-        await db.engine.dispose()
+    year = {"since": "2026-01-01", "until": "2026-12-31"}
+    reports = [
+        ("month by day", {"since": "2026-03-01", "until": "2026-03-31", "interval": "day"}),
+        ("day by hour", {"since": "2026-03-29", "interval": "hour"}),
+        ("year by month", {**year, "interval": "month"}),
+        ("1 campaign, year", {**year, "interval": "week", "campaign": "bench-sales-1"}),
+    ]
 
+    def read(report: dict[str, Any]) -> int:
+        return sum(c["total"]["dials"] for c in report["campaigns"])
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=1_000_000)
-    parser.add_argument(
-        "--backend", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite"]
-    )
-    args = parser.parse_args()
-    if "postgresql" in args.backend:
-        os.environ.setdefault(
-            "CENTRALA_TEST_POSTGRES_URL",
-            "postgresql+asyncpg://centrala:centrala@127.0.0.1:5432/centrala_test",
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        for backend in args.backend:
-            for line in await run(backend, args.calls, Path(tmp)):
-                print(line, flush=True)
-    print(f"(reports as of {date.today().isoformat()}, calls spread over 2026)")
-    return 0
+    return await measure(backend, calls, tmp, fill, report_of, reports, read, "_bench_campaigns")
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(__doc__ or "", run)))

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,10 +39,11 @@ from core.queue_report import (
     QueueReportError,
     interval_end,
     interval_start,
+    local_days,
     parse_interval,
 )
 from core.surveys.campaign import ContactStatus, Outcome
-from core.surveys.report import ReportError, csv_cell, report_window
+from core.surveys.report import csv_cell
 
 INTERVALS: tuple[Interval, ...] = ("hour", "day", "week", "month")
 KINDS = ("survey", "sales", "leads", "procedural", "callbacks")
@@ -79,15 +80,7 @@ def parse_request(params: Mapping[str, str], today: date, timezone: str) -> Camp
         interval = "15min"  # refused just below, with this report's intervals
     if interval not in INTERVALS:
         raise CampaignReportError("bad_interval", f"interval: one of {', '.join(INTERVALS)}")
-    first = params.get("since") or today.isoformat()
-    last = params.get("until") or first
-    try:
-        since, until = report_window(first, last, timezone)
-    except ReportError as exc:
-        raise CampaignReportError(exc.error_id, str(exc)) from None
-    assert since is not None and until is not None
-    if (until - since) / timedelta(days=1) > MAX_DAYS + 1:  # a day of 25 hours is still a day
-        raise CampaignReportError("too_long", f"at most {MAX_DAYS} days: ask for fewer")
+    since, until = local_days(params, today, timezone, MAX_DAYS, error=CampaignReportError)
     campaign = params.get("campaign") or None
     if campaign is not None and not 0 < len(campaign) <= MAX_NAME:
         raise CampaignReportError("bad_filter", "campaign: a campaign's name")

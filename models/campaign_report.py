@@ -10,7 +10,7 @@ contact names is a post-call survey, no campaign's. Imports ``core`` and ``model
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -65,27 +65,33 @@ async def campaigns(
     ]
 
 
+async def _calls(
+    sessions: Sessions, key: Any, where: Any, since: datetime, until: datetime
+) -> AsyncIterator[Sequence[Any]]:
+    """(``key``, started_at, outcome, AMD status, disposition) of the calls matching
+    ``where`` started in the window, a chunk at a time: a row at a time would cost a switch
+    into the driver's greenlet each."""
+    query = (
+        select(key, Call.started_at, Call.outcome, _AMD, Call.disposition)
+        .where(where, Call.started_at >= since, Call.started_at < until)
+        .execution_options(yield_per=CHUNK)
+    )
+    async with sessions() as session:
+        result = await session.stream(query)
+        async for rows in result.partitions(CHUNK):
+            yield rows
+
+
 async def agent_calls(
     sessions: Sessions, campaign_ids: list[int], since: datetime, until: datetime
 ) -> AsyncIterator[CampaignCall]:
     """The agent campaigns' calls started in the window."""
     if not campaign_ids:
         return
-    query = (
-        select(Call.campaign_id, Call.started_at, Call.outcome, _AMD, Call.disposition)
-        .where(
-            Call.campaign_id.in_(campaign_ids),
-            Call.started_at >= since,
-            Call.started_at < until,
-        )
-        .execution_options(yield_per=CHUNK)
-    )
-    async with sessions() as session:
-        result = await session.stream(query)
-        # A chunk at a time: a row at a time costs a switch into the driver's greenlet each.
-        async for rows in result.partitions(CHUNK):
-            for campaign_id, started_at, outcome, amd, disposition in rows:
-                yield CampaignCall(campaign_id, started_at, outcome, amd, disposition)
+    where = Call.campaign_id.in_(campaign_ids)
+    async for rows in _calls(sessions, Call.campaign_id, where, since, until):
+        for campaign_id, started_at, outcome, amd, disposition in rows:
+            yield CampaignCall(campaign_id, started_at, outcome, amd, disposition)
 
 
 async def survey_calls(
@@ -97,14 +103,14 @@ async def survey_calls(
         return
     owner: dict[str, int] = {}  # call id → campaign id, from the contacts
     async with sessions() as session:
-        rows = await session.execute(
+        contacts = await session.execute(
             select(
                 CampaignContact.campaign_id,
                 CampaignContact.last_call_id,
                 CampaignContact.attempt_history,
             ).where(CampaignContact.campaign_id.in_(list(surveys)))
         )
-        for campaign_id, last_call_id, history in rows:
+        for campaign_id, last_call_id, history in contacts:
             for entry in history or []:
                 if isinstance(entry, Mapping) and isinstance(entry.get("call_id"), str):
                     owner[entry["call_id"]] = campaign_id
@@ -113,22 +119,11 @@ async def survey_calls(
     versions = sorted({v for v in surveys.values() if v is not None})
     if not owner or not versions:
         return
-    query = (
-        select(Call.id, Call.started_at, Call.outcome, _AMD, Call.disposition)
-        .where(
-            Call.survey_id.in_(versions),
-            Call.started_at >= since,
-            Call.started_at < until,
-        )
-        .execution_options(yield_per=CHUNK)
-    )
-    async with sessions() as session:
-        result = await session.stream(query)
-        async for rows in result.partitions(CHUNK):
-            for call_id, started_at, outcome, amd, disposition in rows:
-                campaign_id = owner.get(call_id)
-                if campaign_id is not None:
-                    yield CampaignCall(campaign_id, started_at, outcome, amd, disposition)
+    async for rows in _calls(sessions, Call.id, Call.survey_id.in_(versions), since, until):
+        for call_id, started_at, outcome, amd, disposition in rows:
+            campaign_id = owner.get(call_id)
+            if campaign_id is not None:
+                yield CampaignCall(campaign_id, started_at, outcome, amd, disposition)
 
 
 async def contact_statuses(

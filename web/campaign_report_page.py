@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
-from urllib.parse import urlencode
 
-import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
 from core.campaign_report import FILTERS, INTERVALS, KINDS, CampaignReportError
 from web import i18n
-from web.auth import Action
 from web.campaign_report_api import report_of
-from web.http import WEB, _page_user, page_context
+from web.report_http import report_page
 
 # (figure, colour): the bars of each campaign, side by side. "reached": put through to an
 # agent, or the survey completed or partly answered.
@@ -88,12 +85,13 @@ def series_svg(campaign: dict[str, Any], language: str) -> str:
     """The campaign's dials and live answers per interval, as lines with a dot per
     interval, the interval's start under some of them."""
     rows = campaign["intervals"]
-    step = (WIDTH - LEFT - 20) / max(1, len(rows) - 1)
+    span = WIDTH - LEFT - 60  # room for the last label at the right
+    step = span / max(1, len(rows) - 1)
     peak = max([1, *(r[name] for r in rows for name, _ in LINES)])
     scale = (HEIGHT - BOTTOM - TOP) / peak
 
     def x(i: int) -> float:
-        return LEFT + 10 + (i * step if len(rows) > 1 else (WIDTH - LEFT - 20) / 2)
+        return LEFT + 20 + (i * step if len(rows) > 1 else span / 2)
 
     parts = _frame(peak)
     for name, colour in LINES:
@@ -122,37 +120,29 @@ def series_svg(campaign: dict[str, Any], language: str) -> str:
     return "".join(parts)
 
 
-async def campaigns_page(request: web.Request) -> web.Response:
-    user = await _page_user(request, Action.VIEW_REPORTS)
-    dw = request.app[WEB]
-    given = {k: request.query.get(k, "").strip() for k in FILTERS}
-    context: dict[str, Any] = page_context(
-        user.language,
-        user=user,
-        csrf=dw.sessions.csrf_token(user.nonce),
-        given=given,
-        intervals=INTERVALS,
-        kinds=KINDS,
-    )
-    kept = {k: v for k, v in given.items() if v}
-    try:
-        report = await report_of(dw.store.sessions, kept)
-    except CampaignReportError as exc:
-        context["error"] = i18n.t(user.language, "error.other", message=str(exc))
-        return aiohttp_jinja2.render_template(
-            "campaign_report.html", request, context, status=exc.status
-        )
-    context.update(
-        report=report,
-        bars=Markup(bars_svg(report["campaigns"], user.language)),
-        series={
-            c["campaign"]: Markup(series_svg(c, user.language))
+def _charts(report: dict[str, Any], language: str) -> dict[str, Any]:
+    return {
+        "bars": Markup(bars_svg(report["campaigns"], language)),
+        "series": {
+            c["campaign"]: Markup(series_svg(c, language))
             for c in report["campaigns"]
             if c["intervals"]
         },
-        csv_url="/desk/api/reports/campaigns.csv" + (f"?{urlencode(kept)}" if kept else ""),
+    }
+
+
+async def campaigns_page(request: web.Request) -> web.Response:
+    return await report_page(
+        request,
+        name="campaigns",
+        template="campaign_report.html",
+        filters=FILTERS,
+        report_of=report_of,
+        error=CampaignReportError,
+        shown=_charts,
+        intervals=INTERVALS,
+        kinds=KINDS,
     )
-    return aiohttp_jinja2.render_template("campaign_report.html", request, context)
 
 
 def routes() -> list[web.AbstractRouteDef]:

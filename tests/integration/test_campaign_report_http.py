@@ -13,8 +13,6 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -28,9 +26,9 @@ from models.tables import (
     Survey,
 )
 from tests.conftest import Database
-from tests.integration.flow_site import BEARER, Site, flow_site
+from tests.integration.flow_site import Site, flow_site
+from tests.integration.test_queue_report_http import at, get
 
-ZONE = ZoneInfo("Europe/Sarajevo")
 REPORT = "/api/reports/campaigns"
 
 
@@ -38,16 +36,6 @@ REPORT = "/api/reports/campaigns"
 async def site(database: Database) -> AsyncIterator[Site]:
     async with flow_site(database) as made:
         yield made
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=ZONE)
-
-
-async def get(site: Site, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    resp = await site.client.get(path, headers=BEARER if headers is None else headers)
-    body = await resp.json() if resp.content_type == "application/json" else await resp.text()
-    return resp.status, body
 
 
 async def add_call(
