@@ -5,18 +5,20 @@
 Fills a fresh database with ``--calls`` campaign calls spread over twelve months: six agent
 campaigns (sales, leads, procedural, callbacks; a realistic mix of connected, abandoned,
 machine, no answer, busy and failed attempts, an AMD verdict on a third of the answered
-ones, a disposition on each connected call) and two survey campaigns (their calls tied to
-them by their contacts, as the dialler leaves them), plus a quarter as many other calls
-(inbound, no campaign's), which the report must pass over. Then builds the report as
-`GET /api/reports/campaigns` does (``web.campaign_report_api.report_of``): one month by day,
-one day by hour, the whole year by month, and one campaign's year by week. Prints, per
-backend and report, the calls it read, the seconds, and the process's peak memory.
+ones, a disposition on each connected call) and two survey campaigns (their calls named by
+their channel ids and their contacts' attempts, as the dialler leaves them), plus a quarter
+as many other calls (inbound, no campaign's), which the report must pass over. Then builds
+the report as `GET /api/reports/campaigns` does (``web.campaign_report_api.report_of``): one
+month by day, one day by hour, the whole year by month, and one campaign's year by week.
+Prints, per backend and report, the calls it read, the seconds, and the process's peak
+memory.
 PostgreSQL: ``CENTRALA_TEST_POSTGRES_URL`` (the tests' cluster), in a database of its own
 that is emptied first."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import sys
 import uuid
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import insert
 
 from bench.queue_report import main, measure
+from core.surveys.campaign import channel_id_for
 from models.tables import (
     Call,
     CallEvent,
@@ -72,6 +75,7 @@ DISPOSITIONS = ("sale", "interested", "not_interested", "callback_queue", "wrong
 SURVEY_SHARE = 0.25  # of the campaign calls
 OTHERS = 0.25  # inbound calls, no campaign's, per campaign call
 CONTACTS_PER_SURVEY_CALLS = 3  # a survey contact's attempts: up to three calls each
+SURVEY_CALL_NUMBERS = itertools.count()
 YEAR_START = datetime(2026, 1, 1, tzinfo=ZoneInfo("Europe/Sarajevo"))
 CHUNK = 10_000
 
@@ -114,7 +118,16 @@ def chunk(
         if rnd.random() < SURVEY_SHARE:
             campaign_id, version = rnd.choice(surveys)
             outcome = rnd.choices(SURVEY_OUTCOMES, survey_weights)[0][0]
-            row = _call(rnd, started, outcome, survey_id=version)
+            # The survey dialler's call: its channel id names campaign, contact and attempt.
+            contact, attempt = divmod(next(SURVEY_CALL_NUMBERS), CONTACTS_PER_SURVEY_CALLS)
+            row = _call(
+                rnd,
+                started,
+                outcome,
+                survey_id=version,
+                handler="campaign",
+                channel_id=channel_id_for(campaign_id, contact, attempt + 1),
+            )
             survey_calls.append((campaign_id, row["id"]))
         else:
             outcome = rnd.choices(AGENT_OUTCOMES, agent_weights)[0][0]

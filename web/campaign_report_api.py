@@ -25,17 +25,17 @@ async def report_of(sessions: Sessions, params: dict[str, str]) -> dict[str, Any
     zone = ZoneInfo(REPORT_TIMEZONE)
     query = parse_request(params, datetime.now(zone).date(), REPORT_TIMEZONE)
     asked = await store.campaigns(sessions, query.campaign, query.kind)
-    ids = [info.id for info, _ in asked]
+    ids = [info.id for info in asked]
     report = CampaignReport(
         query.interval,
         zone,
-        [info for info, _ in asked],
+        asked,
         await store.contact_statuses(sessions, ids),
     )
-    agents = [info.id for info, _ in asked if not info.survey]
+    agents = [info.id for info in asked if not info.survey]
     async for call in store.agent_calls(sessions, agents, query.since, query.until):
         report.add_call(call)
-    surveys = {info.id: version for info, version in asked if info.survey}
+    surveys = [info.id for info in asked if info.survey]
     async for call in store.survey_calls(sessions, surveys, query.since, query.until):
         report.add_call(call)
     return {

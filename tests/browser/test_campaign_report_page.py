@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Browser, expect
 
 from core.enums import AgentRole
+from core.surveys.campaign import channel_id_for
 from models.surveys import active_survey
 from models.tables import Call, CallEvent, Campaign, CampaignContact, CampaignStatus, Direction
 from tests.browser.test_desktop import log_in, set_password, shot
@@ -35,13 +36,13 @@ SURVEY_WEEK = [
 ]  # completed, partial, no answer
 
 
-def _call(started: datetime, outcome: str, **extra: object) -> Call:
+def _call(started: datetime, outcome: str, channel: str | None = None, **extra: object) -> Call:
     call_id = str(uuid.uuid4())
     return Call(
         id=call_id,
-        channel_id=f"test-{call_id}",
+        channel_id=channel or f"test-{call_id}",
         direction=Direction.OUTBOUND,
-        handler="ari",
+        handler="campaign" if channel else "ari",  # the survey dialler's, by its channel id
         called_number="+38762838000",
         started_at=started,
         ended_at=started + timedelta(seconds=40),
@@ -104,19 +105,23 @@ async def a_week_of_attempts(server: Server, tag: str) -> tuple[str, str, int]:
             day = datetime.combine(today - timedelta(days=back), time(10), ZONE)
             outcomes = ["completed"] * completed + ["partial"] * partial + ["no_answer"] * no_answer
             for i, outcome in enumerate(outcomes):
-                call = _call(day + timedelta(minutes=5 * i), outcome, survey_id=stored.id)
+                contact = CampaignContact(
+                    campaign_id=asking.id,
+                    number=f"+3876283{back}{i:03d}",
+                    status="done" if outcome != "no_answer" else "pending",
+                    attempts=1,
+                )
+                session.add(contact)
+                await session.flush()
+                call = _call(
+                    day + timedelta(minutes=5 * i),
+                    outcome,
+                    channel_id_for(asking.id, contact.id, 1),
+                    survey_id=stored.id,
+                )
                 session.add(call)
                 await session.flush()
-                # The survey's calls are the campaign's by its contacts' attempts.
-                session.add(
-                    CampaignContact(
-                        campaign_id=asking.id,
-                        number=f"+3876283{back}{i:03d}",
-                        status="done" if outcome != "no_answer" else "pending",
-                        attempts=1,
-                        last_call_id=call.id,
-                    )
-                )
+                contact.last_call_id = call.id
         return sales.name, asking.name, dials
 
 

@@ -1,10 +1,10 @@
 """The campaigns report over HTTP (core/campaign_report.py behind web/campaign_report_api.py)
 on SQLite and PostgreSQL, no `centrala serve`: a known day of an agent campaign's calls (with
-AMD events and dispositions) and a survey campaign's calls (tied to it by its contacts'
-attempts, beside a post-call survey of the same version that is no campaign's) gives known
-figures per campaign and hour, and the contacts left; the CSV holds the same rows; the
-filters (campaign, kind, days) work; supervisors read it, agents do not; bad queries are
-refused with their error ids."""
+AMD events and dispositions) and a survey campaign's calls (the survey dialler's, their
+channel ids naming the campaign, beside a post-call survey of the same version that is no
+campaign's) gives known figures per campaign and hour, and the contacts left; the CSV holds
+the same rows; the filters (campaign, kind, days) work; supervisors read it, agents do not;
+bad queries are refused with their error ids."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from core.surveys.campaign import channel_id_for
 from models.tables import (
     Call,
     CallEvent,
@@ -47,15 +48,18 @@ async def add_call(
     survey_id: int | None = None,
     amd: str | None = None,
     disposition: str | None = None,
+    channel: str | None = None,
 ) -> str:
     call_id = str(uuid.uuid4())
     async with site.database.sessions() as session, session.begin():
         session.add(
             Call(
                 id=call_id,
-                channel_id=f"test-{call_id}",
+                channel_id=channel or f"test-{call_id}",
                 direction=Direction.OUTBOUND,
-                handler="campaign",
+                # The survey dialler's calls (their channel id names the campaign); the agent
+                # dialler's carry campaign_id.
+                handler="campaign" if channel else "ari",
                 called_number="+38762830001",
                 started_at=started,
                 ended_at=None if outcome is None else started + timedelta(seconds=30),
@@ -117,10 +121,21 @@ async def a_known_day(site: Site) -> None:
             disposition=disposition,
         )
     surveyed = [
-        await add_call(site, nine + timedelta(minutes=m), o, survey_id=version)
-        for m, o in ((10, "completed"), (11, "partial"), (12, "no_answer"), (13, "machine"))
+        await add_call(
+            site,
+            nine + timedelta(minutes=m),
+            o,
+            survey_id=version,
+            channel=channel_id_for(survey_campaign, contact, attempt),
+        )
+        for m, o, contact, attempt in (
+            (10, "completed", 1, 1),
+            (11, "partial", 2, 2),
+            (12, "no_answer", 2, 1),
+            (13, "machine", 3, 1),
+        )
     ]
-    # A post-call survey of the same version: nobody's contact names it.
+    # A post-call survey of the same version: the info-line's call, no campaign's.
     await add_call(site, nine + timedelta(minutes=14), "completed", survey_id=version)
     async with site.database.sessions() as session, session.begin():
         for n, status in enumerate(("pending", "pending", "dialling", "done", "exhausted")):
