@@ -5,13 +5,14 @@
 Fills a fresh database with ``--calls`` queued calls spread over twelve months (four queues,
 a realistic mix of answered, abandoned, short abandons, overflows and callbacks; each with its
 ``queued`` and ``agent_connected`` events, and one answered call in thirty transferred by its
-agent to another queue, answered there: offered to both), then builds
-the report as `GET /api/reports/queues` does (``web.queue_report_api.report_of``: the calls
-streamed from the database into ``core.queue_report.QueueReport``): one month by day, one day
-by 15 minutes, the whole year by month. Prints, per backend and report, the calls it read,
-the seconds, and the process's peak memory. ``--no-moved-on-index`` drops migration 0021's
-partial index first, to show what it saves. PostgreSQL: ``CENTRALA_TEST_POSTGRES_URL`` (the
-tests' cluster), in a database of its own that is emptied first."""
+agent to another queue, answered there: offered to both), then builds the report as
+`GET /api/reports/queues` does (``web.queue_report_api.report_of``: the calls streamed from
+the database into ``core.queue_report.QueueReport``): one month by day, one day by 15
+minutes, the whole year by month. Prints, per backend and report, the calls it read, the
+seconds, and the process's peak memory. ``--drop-index NAME`` (every report's benchmark takes
+it) drops an index after the fill, to show what it saves. PostgreSQL:
+``CENTRALA_TEST_POSTGRES_URL`` (the tests' cluster), in a database of its own that is emptied
+first."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import insert, text
 
 from models.tables import Call, CallEvent, Direction
-from tests.conftest import make_database
+from tests.conftest import Database, make_database
 
 QUEUES = ("new_clients", "general", "finance", "key_accounts")
 OUTCOMES = (  # (outcome, share, wait range in seconds)
@@ -100,56 +103,91 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-async def run(backend: str, calls: int, tmp: Path, moved_on_index: bool) -> list[str]:
-    from web.queue_report_api import report_of
+async def fill(db: Database, calls: int) -> None:
+    rnd = random.Random(7)
+    async with db.engine.begin() as conn:
+        for i in range(0, calls, CHUNK):  # made a chunk at a time: the peak is the report's
+            made, events = rows(min(CHUNK, calls - i), rnd)
+            await conn.execute(insert(Call), made)
+            await conn.execute(insert(CallEvent), events)
 
-    db = await make_database(backend, tmp, suffix="_bench_queues")
+
+ReportOf = Callable[[Any, dict[str, str]], Awaitable[dict[str, Any]]]
+DROPPED: list[str] = []  # the indexes ``--drop-index`` names, dropped after each fill
+
+
+async def measure(
+    backend: str,
+    calls: int,
+    tmp: Path,
+    fill: Callable[[Database, int], Awaitable[None]],
+    report_of: ReportOf,
+    reports: Sequence[tuple[str, dict[str, str]]],
+    read: Callable[[dict[str, Any]], int],
+    suffix: str,
+) -> list[str]:
+    """A fresh database filled with ``calls`` by ``fill``, then each of ``reports`` built
+    by ``report_of`` and timed: the lines to print (``read``: the calls a report counted)."""
+    db = await make_database(backend, tmp, suffix=suffix)
     try:
         start = time.perf_counter()
-        rnd = random.Random(7)
+        await fill(db, calls)
         async with db.engine.begin() as conn:
-            for i in range(0, calls, CHUNK):  # made a chunk at a time: the peak is the report's
-                made, events = rows(min(CHUNK, calls - i), rnd)
-                await conn.execute(insert(Call), made)
-                await conn.execute(insert(CallEvent), events)
-            if not moved_on_index:
-                await conn.execute(text("DROP INDEX ix_call_events_moved_on"))
+            for index in DROPPED:
+                await conn.execute(text(f"DROP INDEX {index}"))
             await conn.execute(text("ANALYZE"))
         filled = time.perf_counter() - start
-        index = "with" if moved_on_index else "WITHOUT"
-        lines = [
-            f"{backend:10} filled {calls} calls in {filled:.1f} s ({index} ix_call_events_moved_on)"
-        ]
-        for label, params in (
-            ("month by day", {"since": "2026-03-01", "until": "2026-03-31", "interval": "day"}),
-            ("day by 15 min", {"since": "2026-03-29", "interval": "15min"}),
-            ("year by month", {"since": "2026-01-01", "until": "2026-12-31", "interval": "month"}),
-        ):
+        without = f" (without {', '.join(DROPPED)})" if DROPPED else ""
+        lines = [f"{backend:10} filled {calls} calls in {filled:.1f} s{without}"]
+        width = max(len(label) for label, _ in reports)
+        for label, params in reports:
             start = time.perf_counter()
             report = await report_of(db.sessions, params)
             took = time.perf_counter() - start
-            read = sum(q["total"]["offered"] for q in report["queues"])
+            counted = read(report)
             lines.append(
-                f"{backend:10} {label:14} calls={read:8d} seconds={took:7.2f} "
-                f"calls/s={read / took if took else 0:10.0f} peak_mb={peak_mb():7.1f}"
+                f"{backend:10} {label:{width}} calls={counted:8d} seconds={took:7.2f} "
+                f"calls/s={counted / took if took else 0:10.0f} peak_mb={peak_mb():7.1f}"
             )
         return lines
     finally:
         await db.engine.dispose()
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+async def run(backend: str, calls: int, tmp: Path) -> list[str]:
+    from web.queue_report_api import report_of
+
+    reports = [
+        ("month by day", {"since": "2026-03-01", "until": "2026-03-31", "interval": "day"}),
+        ("day by 15 min", {"since": "2026-03-29", "interval": "15min"}),
+        ("year by month", {"since": "2026-01-01", "until": "2026-12-31", "interval": "month"}),
+    ]
+
+    def read(report: dict[str, Any]) -> int:
+        return sum(q["total"]["offered"] for q in report["queues"])
+
+    return await measure(backend, calls, tmp, fill, report_of, reports, read, "_bench_queues")
+
+
+async def main(
+    doc: str = __doc__ or "", run: Callable[[str, int, Path], Awaitable[list[str]]] = run
+) -> int:
+    """The command line of a report's benchmark: ``--calls``, ``--backend``; ``run`` makes
+    each backend's lines."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument(
         "--backend", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite"]
     )
     parser.add_argument(
-        "--no-moved-on-index",
-        action="store_true",
-        help="drop migration 0021's index of the calls that moved on from a queue, to compare",
+        "--drop-index",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="indexes to drop after the fill, to compare the reports without them",
     )
     args = parser.parse_args()
+    DROPPED[:] = args.drop_index
     if "postgresql" in args.backend:
         os.environ.setdefault(
             "CENTRALA_TEST_POSTGRES_URL",
@@ -157,7 +195,7 @@ async def main() -> int:
         )
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backend:
-            for line in await run(backend, args.calls, Path(tmp), not args.no_moved_on_index):
+            for line in await run(backend, args.calls, Path(tmp)):
                 print(line, flush=True)
     print(f"(reports as of {date.today().isoformat()}, calls spread over 2026)")
     return 0

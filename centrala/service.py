@@ -60,6 +60,7 @@ from web.admin_api import routes as admin_routes
 from web.api import routes as api_routes
 from web.calllog_api import routes as calllog_routes
 from web.campaign_api import routes as campaign_routes
+from web.campaign_report_api import routes as campaign_report_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
 from web.metrics import CentralaMetrics, LiveSources, metrics_route
@@ -663,6 +664,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(admin_routes(SESSIONS, DESK))
     app.router.add_routes(survey_edit_routes(SESSIONS))
     app.router.add_routes(queue_report_routes(SESSIONS))
+    app.router.add_routes(campaign_report_routes(SESSIONS))
     setup_desk(app)
     return app
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, get_args
@@ -133,28 +133,39 @@ class QueueReportQuery:
 def parse_request(params: Mapping[str, str], today: date, timezone: str) -> QueueReportQuery:
     """The query parameters: since and until (local days, both included; by default today),
     interval (default hour), queue (default all); a clear error for anything else."""
-    from core.surveys.report import ReportError, report_window
-
     if unknown := sorted(set(params) - {"since", "until", "interval", "queue"}):
         raise QueueReportError("bad_request", f"unknown parameters {unknown}")
     interval = parse_interval(params.get("interval") or "hour")
+    limit = MAX_DAYS_BY_15MIN if interval == "15min" else MAX_DAYS
+    since, until = local_days(params, today, timezone, limit, f"with interval {interval}")
+    queue = params.get("queue") or None
+    if queue is not None and not 0 < len(queue) <= 64:
+        raise QueueReportError("bad_queue", "queue: a queue's id")
+    return QueueReportQuery(since, until, interval, queue)
+
+
+def local_days(
+    params: Mapping[str, str],
+    today: date,
+    timezone: str,
+    limit: int,
+    why: str = "",
+    error: Callable[[str, str], DomainError] = QueueReportError,
+) -> tuple[datetime, datetime]:
+    """The [start, end) instants of the local days ``since`` to ``until`` (both included;
+    by default today), at most ``limit`` of them; ``error(error_id, message)`` otherwise."""
+    from core.surveys.report import ReportError, report_window
+
     first = params.get("since") or today.isoformat()
     last = params.get("until") or first
     try:
         since, until = report_window(first, last, timezone)
     except ReportError as exc:
-        raise QueueReportError(exc.error_id, str(exc)) from None
+        raise error(exc.error_id, str(exc)) from None
     assert since is not None and until is not None
-    days = (until - since) / timedelta(days=1)
-    limit = MAX_DAYS_BY_15MIN if interval == "15min" else MAX_DAYS
-    if days > limit + 1:  # a day of 25 hours is still a day
-        raise QueueReportError(
-            "too_long", f"at most {limit} days with interval {interval}: ask for fewer"
-        )
-    queue = params.get("queue") or None
-    if queue is not None and not 0 < len(queue) <= 64:
-        raise QueueReportError("bad_queue", "queue: a queue's id")
-    return QueueReportQuery(since, until, interval, queue)
+    if (until - since) / timedelta(days=1) > limit + 1:  # a day of 25 hours is still a day
+        raise error("too_long", f"at most {limit} days{' ' + why if why else ''}: ask for fewer")
+    return since, until
 
 
 def parse_interval(value: str) -> Interval:

@@ -29,6 +29,8 @@ from web.admin_pages import routes as admin_pages
 from web.auth import Sessions
 from web.calllog_api import desk_routes as calllog_desk_routes
 from web.campaign_api import desk_routes as campaign_desk_routes
+from web.campaign_report_api import desk_routes as campaign_report_desk_routes
+from web.campaign_report_page import routes as campaign_report_pages
 from web.errors import API_TOKENS
 from web.flow_api import desk_routes as flow_desk_routes
 from web.http import WEB, DeskWeb, routes, setup_templates
@@ -156,6 +158,8 @@ def setup_desk(app: web.Application) -> None:
     app.router.add_routes(campaign_desk_routes())
     app.router.add_routes(queue_report_desk_routes())
     app.router.add_routes(queue_report_pages())
+    app.router.add_routes(campaign_report_desk_routes())
+    app.router.add_routes(campaign_report_pages())
     app.router.add_routes(admin_pages())
     app.router.add_routes(token_routes())
     app.on_shutdown.append(_close_sockets)

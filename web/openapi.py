@@ -456,13 +456,46 @@ def _queue_report(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
         "service level, abandonment rate, average, 90th-percentile and longest wait. Errors: "
         "400 bad_interval/bad_date/too_long/bad_request"
     )
+    return _json_and_csv(prefix, "/queues", auth, query, summary, "the same as CSV")
+
+
+def _campaign_report(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
+    """The campaigns report (core/campaign_report.py): JSON and the same rows as CSV."""
+    query = [
+        {"name": "since", "in": "query", "schema": {**_S, "format": "date"}},
+        {"name": "until", "in": "query", "schema": {**_S, "format": "date"}},
+        {"name": "interval", "in": "query", "schema": {"enum": ["hour", "day", "week", "month"]}},
+        {"name": "campaign", "in": "query", "schema": _S},
+        {
+            "name": "kind",
+            "in": "query",
+            "schema": {"enum": ["survey", "sales", "leads", "procedural", "callbacks"]},
+        },
+    ]
+    summary = (
+        "per campaign and interval (local days, Europe/Sarajevo): dials, live answers, "
+        "connected to an agent (a survey campaign: completed, partial, refused), abandoned and "
+        "the abandonment rate as the dialler counts it, AMD verdicts, machine, no answer, "
+        "busy, failed, dispositions; per campaign its contacts left, done and closed by "
+        "reason. Errors: 400 bad_interval/bad_date/too_long/bad_filter/bad_request, 404 "
+        "unknown_campaign"
+    )
+    return _json_and_csv(
+        prefix, "/campaigns", auth, query, summary, "the same as CSV, a column per disposition"
+    )
+
+
+def _json_and_csv(
+    prefix: str, path: str, auth: str, query: list[dict[str, Any]], summary: str, csv: str
+) -> dict[str, dict[str, Any]]:
+    """A report's two operations: its JSON, and the same rows as CSV (``path``.csv)."""
     paths: dict[str, dict[str, Any]] = {}
-    for path, text, csv in (("/queues", summary, False), ("/queues.csv", "the same as CSV", True)):
+    for suffix, text in (("", summary), (".csv", csv)):
         op = _op(text, auth=auth)
         op["parameters"] = query
-        if csv:
+        if suffix:
             op["responses"]["200"] = {"description": "CSV", "content": {"text/csv": {}}}
-        paths[f"{prefix}{path}"] = {"get": op}
+        paths[f"{prefix}{path}{suffix}"] = {"get": op}
     return paths
 
 
@@ -644,6 +677,7 @@ OPENAPI: dict[str, Any] = {
         **_editing("/api/surveys", "bearer", _SURVEY_EDITING),
         **_editing("/api/campaigns", "bearer", _CAMPAIGN_SETTINGS),
         **_queue_report("/api/reports", "bearer"),
+        **_campaign_report("/api/reports", "bearer"),
         "/api/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
         },
@@ -768,6 +802,7 @@ OPENAPI: dict[str, Any] = {
         **_editing("/desk/api/surveys", _DESK, _SURVEY_EDITING),
         **_console_campaigns("/desk/api/campaigns"),
         **_queue_report("/desk/api/reports", _DESK),
+        **_campaign_report("/desk/api/reports", _DESK),
         "/desk/api/tokens": {
             "get": _op(
                 "API tokens: your own; everyone's with the manage_roles action (admins), "

@@ -6,28 +6,17 @@ interval (15min, hour, day, week, month; default hour), queue."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.queue_report import QueueReport, csv_rows, parse_request
 from core.surveys.report import REPORT_TIMEZONE
 from models import queue_report as store
-from web.auth import Action, User
-from web.http import DeskWeb, twin_routes
-
-Sessions = async_sessionmaker[AsyncSession]
-Operation = Callable[[web.Request, Sessions], Awaitable[dict[str, Any] | web.Response]]
-
-
-async def _report(request: web.Request, sessions: Sessions) -> dict[str, Any]:
-    return await report_of(sessions, dict(request.query))
+from web.report_http import Sessions, bearer_routes, operations
+from web.report_http import desk_routes as report_desk_routes
 
 
 async def report_of(sessions: Sessions, params: dict[str, str]) -> dict[str, Any]:
@@ -46,38 +35,12 @@ async def report_of(sessions: Sessions, params: dict[str, str]) -> dict[str, Any
     }
 
 
-async def report_json(request: web.Request, sessions: Sessions) -> dict[str, Any]:
-    return await _report(request, sessions)
-
-
-async def report_csv(request: web.Request, sessions: Sessions) -> web.Response:
-    report = await _report(request, sessions)
-    out = io.StringIO()
-    csv.writer(out).writerows(csv_rows(report))
-    day = report["since"][:10]
-    return web.Response(
-        text=out.getvalue(),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="queues-{day}.csv"'},
-    )
-
-
-OPERATIONS: list[tuple[str, str, Operation, Action]] = [
-    ("GET", "/queues", report_json, Action.VIEW_REPORTS),
-    ("GET", "/queues.csv", report_csv, Action.VIEW_REPORTS),
-]
+OPERATIONS = operations("queues", report_of, csv_rows)
 
 
 def routes(sessions_key: web.AppKey[Sessions]) -> list[web.RouteDef]:
-    def asker(request: web.Request, user: User) -> Sessions:
-        return request.app[sessions_key]
-
-    return twin_routes(OPERATIONS, "/api/reports", bearer_asker=asker)
+    return bearer_routes(OPERATIONS, sessions_key)
 
 
 def desk_routes() -> list[web.RouteDef]:
-    def asker(request: web.Request, dw: DeskWeb, user: User) -> Sessions:
-        return dw.store.sessions
-
-    return twin_routes(OPERATIONS, "/api/reports", desk_asker=asker)
+    return report_desk_routes(OPERATIONS)

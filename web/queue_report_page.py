@@ -7,17 +7,14 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
-from urllib.parse import urlencode
 
-import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
 from core.queue_report import INTERVALS, QueueReportError
 from web import i18n
-from web.auth import Action
-from web.http import WEB, _page_user, page_context
 from web.queue_report_api import report_of
+from web.report_http import report_page
 
 FILTERS = ("since", "until", "interval", "queue")
 # (figure, colour): the bars of each interval, side by side
@@ -66,31 +63,21 @@ def chart_svg(queue: dict[str, Any], language: str) -> str:
     return "".join(parts)
 
 
+def _charts(report: dict[str, Any], language: str) -> dict[str, Any]:
+    return {"charts": {q["queue"]: Markup(chart_svg(q, language)) for q in report["queues"]}}
+
+
 async def queues_page(request: web.Request) -> web.Response:
-    user = await _page_user(request, Action.VIEW_REPORTS)
-    dw = request.app[WEB]
-    given = {k: request.query.get(k, "").strip() for k in FILTERS}
-    context: dict[str, Any] = page_context(
-        user.language,
-        user=user,
-        csrf=dw.sessions.csrf_token(user.nonce),
-        given=given,
+    return await report_page(
+        request,
+        name="queues",
+        template="queue_report.html",
+        filters=FILTERS,
+        report_of=report_of,
+        error=QueueReportError,
+        shown=_charts,
         intervals=INTERVALS,
     )
-    kept = {k: v for k, v in given.items() if v}
-    try:
-        report = await report_of(dw.store.sessions, kept)
-    except QueueReportError as exc:
-        context["error"] = i18n.t(user.language, "error.other", message=str(exc))
-        return aiohttp_jinja2.render_template(
-            "queue_report.html", request, context, status=exc.status
-        )
-    context.update(
-        report=report,
-        charts={q["queue"]: Markup(chart_svg(q, user.language)) for q in report["queues"]},
-        csv_url="/desk/api/reports/queues.csv" + (f"?{urlencode(kept)}" if kept else ""),
-    )
-    return aiohttp_jinja2.render_template("queue_report.html", request, context)
 
 
 def routes() -> list[web.AbstractRouteDef]:

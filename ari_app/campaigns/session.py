@@ -13,6 +13,10 @@ from phonenumbers import timezone as number_timezones
 
 from ari_app.ari import ChannelTimers
 from core.surveys.campaign import CampaignSettings, Outcome
+
+# The channel id names campaign, contact and attempt (in core: the campaigns report reads it).
+from core.surveys.campaign import channel_id_for as channel_id_for
+from core.surveys.campaign import parse_channel_id as parse_channel_id
 from core.surveys.dialphase import DialState, Phase
 from core.surveys.interpreter import SurveyCall
 from models.surveys import StoredSurvey
@@ -21,16 +25,6 @@ AMD_CONTEXT = "centrala-amd"  # the dialplan context where Asterisk's AMD listen
 MACHINE_PLAYBACK = "machine"
 PERMISSION_QUESTION = "may_call_back"  # a detractor who says no is not called back
 DIALLABLE = re.compile(r"^\+?[0-9]{3,15}$")
-_CHANNEL = re.compile(r"^survey-(\d+)-(\d+)-(\d+)$")
-
-
-def channel_id_for(campaign_id: int, contact_id: int, attempt: int) -> str:
-    return f"survey-{campaign_id}-{contact_id}-{attempt}"
-
-
-def parse_channel_id(channel_id: str) -> tuple[int, int, int] | None:
-    m = _CHANNEL.match(channel_id)
-    return (int(m[1]), int(m[2]), int(m[3])) if m else None
 
 
 def number_zones(number: str) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ around these functions; it reads rows, asks, and writes back what they return.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -512,6 +513,21 @@ def unanswered_outcome(cause: int | None, dial_status: str | None = None) -> Out
     if cause in _INVALID_CAUSES:
         return Outcome.INVALID_NUMBER
     return Outcome.FAILED  # congestion, channel unavailable, network failure, unknown
+
+
+_CHANNEL = re.compile(r"^survey-(\d+)-(\d+)-(\d+)$")
+
+
+def channel_id_for(campaign_id: int, contact_id: int, attempt: int) -> str:
+    """The channel id of a survey campaign's attempt: it names campaign, contact and
+    attempt, so a restarted dialler finds its calls again and the campaigns report tells
+    whose a survey call is."""
+    return f"survey-{campaign_id}-{contact_id}-{attempt}"
+
+
+def parse_channel_id(channel_id: str) -> tuple[int, int, int] | None:
+    m = _CHANNEL.match(channel_id)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
 
 
 def is_machine(amd_status: str) -> bool:

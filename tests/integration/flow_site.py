@@ -30,6 +30,8 @@ from web.admin_api import routes as admin_routes
 from web.auth import COOKIE, Sessions
 from web.campaign_api import desk_routes as campaign_desk_routes
 from web.campaign_api import routes as campaign_routes
+from web.campaign_report_api import desk_routes as campaign_report_desk_routes
+from web.campaign_report_api import routes as campaign_report_routes
 from web.errors import api_guard, errors
 from web.flow_api import desk_routes, routes
 from web.http import WEB
@@ -116,6 +118,8 @@ async def flow_site(
     app.router.add_routes(campaign_desk_routes())
     app.router.add_routes(queue_report_routes(SESSIONS))
     app.router.add_routes(queue_report_desk_routes())
+    app.router.add_routes(campaign_report_routes(SESSIONS))
+    app.router.add_routes(campaign_report_desk_routes())
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from pydantic import BaseModel
 
 from core.acd import AgentStatus
+from core.campaign_report import CLOSED
 from core.desk.forms import CATEGORIES, DISPOSITION_PAUSE, OUTCOMES
 from core.dialler import AgentCampaignSettings, AgentDisposition, CampaignKind
 from core.enums import AgentRole, ClientType, DeskLanguage
@@ -98,6 +99,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "field": editable_fields(),
     # the queues report's intervals
     "interval": INTERVALS,
+    # the campaigns report: why a contact was closed without being done
+    "contact_closed": CLOSED,
 }
 KEY = re.compile(r"""["']([a-z_]+\.[a-z_.-]+)["']""")
 LABEL = re.compile(r"""\blabel\(\s*["']([a-z_]+)["']""")
