@@ -111,8 +111,9 @@ def series_svg(campaign: dict[str, Any], language: str) -> str:
         if i % every == 0:
             start = row["start"]
             when = start[11:16] if start[11:16] != "00:00" else start[5:10]
+            anchor = "end" if i == len(rows) - 1 and i else "middle"  # the last one kept whole
             parts.append(
-                f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle" '
+                f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="{anchor}" '
                 f'font-size="11">{escape(when)}</text>'
             )
     parts += _legend(LINES, language)
