@@ -86,10 +86,20 @@ class QueueReportQuery:
 def parse_request(params: Mapping[str, str], today: date, timezone: str) -> QueueReportQuery:
     """The query parameters: since and until (local days, both included; by default today),
     interval (default hour), queue (default all); a clear error for anything else."""
-    from core.surveys.report import ReportError, report_window
-
     if unknown := sorted(set(params) - {"since", "until", "interval", "queue"}):
         raise QueueReportError("bad_request", f"unknown parameters {unknown}")
+    since, until, interval = parse_window(params, today, timezone)
+    return QueueReportQuery(since, until, interval, parse_name(params, "queue"))
+
+
+def parse_window(
+    params: Mapping[str, str], today: date, timezone: str
+) -> tuple[datetime, datetime, Interval]:
+    """A report's window and interval (a report of the intervals, this one or another's):
+    since and until (local days, both included; by default today) as UTC instants of local
+    midnights, and the interval (default hour); at most a month of 15 minutes, a year else."""
+    from core.surveys.report import ReportError, report_window
+
     interval = parse_interval(params.get("interval") or "hour")
     first = params.get("since") or today.isoformat()
     last = params.get("until") or first
@@ -104,10 +114,16 @@ def parse_request(params: Mapping[str, str], today: date, timezone: str) -> Queu
         raise QueueReportError(
             "too_long", f"at most {limit} days with interval {interval}: ask for fewer"
         )
-    queue = params.get("queue") or None
-    if queue is not None and not 0 < len(queue) <= 64:
-        raise QueueReportError("bad_queue", "queue: a queue's id")
-    return QueueReportQuery(since, until, interval, queue)
+    return since, until, interval
+
+
+def parse_name(params: Mapping[str, str], name: str) -> str | None:
+    """A queue's or an agent's id given as ``name`` (None: all); ``bad_<name>`` when it cannot
+    be one."""
+    value = params.get(name) or None
+    if value is not None and not 0 < len(value) <= 64:
+        raise QueueReportError(f"bad_{name}", f"{name}: a {name}'s id")
+    return value
 
 
 def parse_interval(value: str) -> Interval:

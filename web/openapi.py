@@ -438,8 +438,26 @@ def _console_campaigns(prefix: str) -> dict[str, dict[str, Any]]:
     return {**paths, **_editing(prefix, _DESK, _CAMPAIGN_SETTINGS)}
 
 
-def _queue_report(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
-    """The queues report (core/queue_report.py): JSON and the same rows as CSV."""
+_QUEUES_SUMMARY = (
+    "per queue and interval (local days, Europe/Sarajevo): offered, answered, answered in "
+    "time, abandoned, short abandons (under 5 s, counted apart), overflowed, callbacks, "
+    "service level, abandonment rate, average, 90th-percentile and longest wait. Errors: "
+    "400 bad_interval/bad_date/too_long/bad_request"
+)
+_AGENTS_SUMMARY = (
+    "per agent and interval (local days, Europe/Sarajevo), spans cut at the intervals' "
+    "edges, an agent still logged in counted until now: seconds logged in, talking, on hold, "
+    "in wrap-up, paused (and by reason), idle; calls handled (inbound, outbound), average "
+    "handle time, occupancy, dispositions. Errors: 400 bad_interval/bad_date/too_long/"
+    "bad_agent/bad_queue/bad_request"
+)
+
+
+def _interval_report(
+    prefix: str, auth: str, name: str, filters: tuple[str, ...], summary: str
+) -> dict[str, dict[str, Any]]:
+    """A report by interval (core/queue_report.py, core/agent_report.py): JSON and the same
+    rows as CSV."""
     query = [
         {"name": "since", "in": "query", "schema": {**_S, "format": "date"}},
         {"name": "until", "in": "query", "schema": {**_S, "format": "date"}},
@@ -448,22 +466,26 @@ def _queue_report(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
             "in": "query",
             "schema": {"enum": ["15min", "hour", "day", "week", "month"]},
         },
-        {"name": "queue", "in": "query", "schema": _S},
+        *({"name": f, "in": "query", "schema": _S} for f in filters),
     ]
-    summary = (
-        "per queue and interval (local days, Europe/Sarajevo): offered, answered, answered in "
-        "time, abandoned, short abandons (under 5 s, counted apart), overflowed, callbacks, "
-        "service level, abandonment rate, average, 90th-percentile and longest wait. Errors: "
-        "400 bad_interval/bad_date/too_long/bad_request"
-    )
     paths: dict[str, dict[str, Any]] = {}
-    for path, text, csv in (("/queues", summary, False), ("/queues.csv", "the same as CSV", True)):
+    for path, text, csv in (
+        (f"/{name}", summary, False),
+        (f"/{name}.csv", "the same as CSV", True),
+    ):
         op = _op(text, auth=auth)
         op["parameters"] = query
         if csv:
             op["responses"]["200"] = {"description": "CSV", "content": {"text/csv": {}}}
         paths[f"{prefix}{path}"] = {"get": op}
     return paths
+
+
+def _reports(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
+    return {
+        **_interval_report(prefix, auth, "queues", ("queue",), _QUEUES_SUMMARY),
+        **_interval_report(prefix, auth, "agents", ("agent", "queue"), _AGENTS_SUMMARY),
+    }
 
 
 def _report_op(summary: str, *, csv: bool = False, auth: str = "bearer") -> dict[str, Any]:
@@ -643,7 +665,7 @@ OPENAPI: dict[str, Any] = {
         **_admin("/api", "bearer"),
         **_editing("/api/surveys", "bearer", _SURVEY_EDITING),
         **_editing("/api/campaigns", "bearer", _CAMPAIGN_SETTINGS),
-        **_queue_report("/api/reports", "bearer"),
+        **_reports("/api/reports", "bearer"),
         "/api/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
         },
@@ -767,7 +789,7 @@ OPENAPI: dict[str, Any] = {
         **_admin("/desk/api", _DESK),
         **_editing("/desk/api/surveys", _DESK, _SURVEY_EDITING),
         **_console_campaigns("/desk/api/campaigns"),
-        **_queue_report("/desk/api/reports", _DESK),
+        **_reports("/desk/api/reports", _DESK),
         "/desk/api/tokens": {
             "get": _op(
                 "API tokens: your own; everyone's with the manage_roles action (admins), "

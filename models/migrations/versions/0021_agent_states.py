@@ -1,0 +1,42 @@
+"""the agents report's state log: agent_states
+
+Revision ID: 0021
+Revises: 0020
+
+One row per change of an agent's state (ready, paused with its reason, wrap-up, logged out),
+kept when the agent is deactivated (no foreign key). Its indexes, from bench/agent_report.py:
+(agent_id, at) finds each agent's state when a report's window opens with one seek per agent
+instead of reading the table; (at) reads the window's rows.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from models.tables import UTCDateTime
+
+revision: str = "0021"
+down_revision: str | None = "0020"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "agent_states",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("agent_id", sa.String(length=64), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("reason", sa.String(length=80), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_agent_states")),
+    )
+    op.create_index("ix_agent_states_agent_id_at", "agent_states", ["agent_id", "at"])
+    op.create_index("ix_agent_states_at", "agent_states", ["at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_agent_states_at", table_name="agent_states")
+    op.drop_index("ix_agent_states_agent_id_at", table_name="agent_states")
+    op.drop_table("agent_states")
