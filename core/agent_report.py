@@ -250,7 +250,7 @@ class AgentReport:
 
     def add_call(self, call: AgentCall) -> None:
         agent = call.agent_id
-        if self.since <= call.start < self.until:
+        if self.since <= call.start < self.end:
             for target in self._figures(
                 agent, interval_start(call.start, self.interval, self.zone)
             ):
