@@ -161,9 +161,7 @@ def test_the_spring_day_has_23_hours_and_the_autumn_day_25() -> None:
     assert repeated == ["2026-10-25T02:00:00+02:00", "2026-10-25T02:00:00+01:00"]
 
 
-def test_an_agent_still_logged_in_counts_until_now_and_the_state_before_the_window_from_its_start() -> (
-    None
-):
+def test_still_logged_in_counts_until_now_and_the_state_before_the_window_from_its_start() -> None:
     states = [
         state(
             "2026-11-30T20:00:00", "paused", "meeting"
