@@ -196,11 +196,27 @@ class AgentReport:
         self.rows: dict[tuple[str, datetime], AgentFigures] = {}
         self.totals: dict[str, AgentFigures] = {}
         self._open: dict[str, StateChange] = {}
+        self._last = (since, since)  # the interval found last (none yet)
 
     def _figures(self, agent: str, start: datetime) -> tuple[AgentFigures, AgentFigures]:
-        return self.rows.setdefault((agent, start), AgentFigures()), self.totals.setdefault(
-            agent, AgentFigures()
-        )
+        key = (agent, start)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = AgentFigures()
+        total = self.totals.get(agent)
+        if total is None:
+            total = self.totals[agent] = AgentFigures()
+        return row, total
+
+    def _bounds(self, at: datetime) -> tuple[datetime, datetime]:
+        """The interval ``at`` is in, (start, end): the last one found again when it is (rows
+        come in time order, most fall in the interval of the one before)."""
+        first, end = self._last
+        if not first <= at < end:
+            first = interval_start(at, self.interval, self.zone)
+            end = interval_end(first, self.interval, self.zone)
+            self._last = (first, end)
+        return first, end
 
     def _spread(
         self,
@@ -212,8 +228,8 @@ class AgentReport:
         """``add`` each interval's share of [start, end) within the window, up to now."""
         at, stop = max(start, self.since), min(end, self.end)
         while at < stop:
-            first = interval_start(at, self.interval, self.zone)
-            edge = min(interval_end(first, self.interval, self.zone), stop)
+            first, edge = self._bounds(at)
+            edge = min(edge, stop)
             seconds = (edge - at).total_seconds()
             for target in self._figures(agent, first):
                 add(target, seconds)
@@ -251,9 +267,7 @@ class AgentReport:
     def add_call(self, call: AgentCall) -> None:
         agent = call.agent_id
         if self.since <= call.start < self.end:
-            for target in self._figures(
-                agent, interval_start(call.start, self.interval, self.zone)
-            ):
+            for target in self._figures(agent, self._bounds(call.start)[0]):
                 if call.direction == "outbound":
                     target.outbound += 1
                 else:
