@@ -16,14 +16,10 @@ a database of its own that is emptied first."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
-import os
 import random
-import resource
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert, text
 
+from bench.queue_report import main_for, peak_mb
 from models.tables import Agent, AgentRole, AgentState, Call, CallEvent, Direction
 from tests.conftest import make_database
 
@@ -119,10 +116,6 @@ def shifts(total: int, rnd: random.Random) -> Iterator[Rows]:
         yield rows
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
 REPORTS = {
     "day by 15 min": {"since": "2026-03-29", "interval": "15min"},
     "month by day": {"since": "2026-03-01", "until": "2026-03-31", "interval": "day"},
@@ -185,22 +178,7 @@ async def run(backend: str, calls: int, tmp: Path) -> None:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=1_000_000)
-    parser.add_argument(
-        "--backend", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite"]
-    )
-    args = parser.parse_args()
-    if "postgresql" in args.backend:
-        os.environ.setdefault(
-            "CENTRALA_TEST_POSTGRES_URL",
-            "postgresql+asyncpg://centrala:centrala@127.0.0.1:5432/centrala_test",
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        for backend in args.backend:
-            await run(backend, args.calls, Path(tmp))
-    print(f"(calls spread over 2026 on {AGENTS} agents' shifts)")
-    return 0
+    return await main_for(__doc__, run, f"(calls spread over 2026 on {AGENTS} agents' shifts)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -105,8 +106,14 @@ async def run(backend: str, calls: int, tmp: Path) -> list[str]:
         await db.engine.dispose()
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+Run = Callable[[str, int, Path], Awaitable[None]]
+
+
+async def main_for(doc: str, run: Run, footer: str) -> int:
+    """A report's benchmark: ``--calls`` and ``--backend`` from the command line, ``run`` for
+    each backend in a scratch directory (PostgreSQL: the tests' cluster unless said), then
+    ``footer``. Shared with bench/agent_report.py."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument(
         "--backend", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite"]
@@ -119,10 +126,18 @@ async def main() -> int:
         )
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backend:
-            for line in await run(backend, args.calls, Path(tmp)):
-                print(line, flush=True)
-    print(f"(reports as of {date.today().isoformat()}, calls spread over 2026)")
+            await run(backend, args.calls, Path(tmp))
+    print(footer)
     return 0
+
+
+async def main() -> int:
+    async def printed(backend: str, calls: int, tmp: Path) -> None:
+        for line in await run(backend, calls, tmp):
+            print(line, flush=True)
+
+    footer = f"(reports as of {date.today().isoformat()}, calls spread over 2026)"
+    return await main_for(__doc__, printed, footer)
 
 
 if __name__ == "__main__":

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
-from urllib.parse import urlencode
 
-import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from core.errors import DomainError
-from core.queue_report import INTERVALS
 from web import i18n
 from web.agent_report_api import report_of
-from web.auth import Action
-from web.http import WEB, _page_user, page_context
+from web.queue_report_page import report_page
 
 FILTERS = ("since", "until", "interval", "agent", "queue")
 # (figure, colour): the parts of each agent's bar, left to right; together: logged in
@@ -82,31 +77,17 @@ def chart_svg(agents: list[dict[str, Any]], language: str) -> str:
 
 
 async def agents_page(request: web.Request) -> web.Response:
-    user = await _page_user(request, Action.VIEW_REPORTS)
-    dw = request.app[WEB]
-    given = {k: request.query.get(k, "").strip() for k in FILTERS}
-    context: dict[str, Any] = page_context(
-        user.language,
-        user=user,
-        csrf=dw.sessions.csrf_token(user.nonce),
-        given=given,
-        intervals=INTERVALS,
-        clock=clock,
+    def chart(report: dict[str, Any], language: str) -> dict[str, Any]:
+        return {"chart": Markup(chart_svg(report["agents"], language)), "clock": clock}
+
+    return await report_page(
+        request,
+        "agent_report.html",
+        FILTERS,
+        report_of,
+        "/desk/api/reports/agents.csv",
+        chart,
     )
-    kept = {k: v for k, v in given.items() if v}
-    try:
-        report = await report_of(dw.store.sessions, kept)
-    except DomainError as exc:
-        context["error"] = i18n.t(user.language, "error.other", message=str(exc))
-        return aiohttp_jinja2.render_template(
-            "agent_report.html", request, context, status=exc.status
-        )
-    context.update(
-        report=report,
-        chart=Markup(chart_svg(report["agents"], user.language)),
-        csv_url="/desk/api/reports/agents.csv" + (f"?{urlencode(kept)}" if kept else ""),
-    )
-    return aiohttp_jinja2.render_template("agent_report.html", request, context)
 
 
 def routes() -> list[web.AbstractRouteDef]:

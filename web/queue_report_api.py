@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,10 +24,6 @@ from web.http import DeskWeb, twin_routes
 
 Sessions = async_sessionmaker[AsyncSession]
 Operation = Callable[[web.Request, Sessions], Awaitable[dict[str, Any] | web.Response]]
-
-
-async def _report(request: web.Request, sessions: Sessions) -> dict[str, Any]:
-    return await report_of(sessions, dict(request.query))
 
 
 async def report_of(sessions: Sessions, params: dict[str, str]) -> dict[str, Any]:
@@ -46,38 +42,61 @@ async def report_of(sessions: Sessions, params: dict[str, str]) -> dict[str, Any
     }
 
 
-async def report_json(request: web.Request, sessions: Sessions) -> dict[str, Any]:
-    return await _report(request, sessions)
+Build = Callable[[Sessions, dict[str, str]], Awaitable[dict[str, Any]]]
+Rows = Callable[[Mapping[str, Any]], Iterable[list[str]]]
 
 
-async def report_csv(request: web.Request, sessions: Sessions) -> web.Response:
-    report = await _report(request, sessions)
-    out = io.StringIO()
-    csv.writer(out).writerows(csv_rows(report))
-    day = report["since"][:10]
-    return web.Response(
-        text=out.getvalue(),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="queues-{day}.csv"'},
-    )
+def operations(name: str, build: Build, rows: Rows) -> list[tuple[str, str, Operation, Action]]:
+    """A report's two routes, ``/<name>`` (JSON, as ``build`` makes it from the query) and
+    ``/<name>.csv`` (``rows`` of it, named after its first day), for ``VIEW_REPORTS``."""
+
+    async def as_json(request: web.Request, sessions: Sessions) -> dict[str, Any]:
+        return await build(sessions, dict(request.query))
+
+    async def as_csv(request: web.Request, sessions: Sessions) -> web.Response:
+        report = await build(sessions, dict(request.query))
+        out = io.StringIO()
+        csv.writer(out).writerows(rows(report))
+        day = report["since"][:10]
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}-{day}.csv"'},
+        )
+
+    return [
+        ("GET", f"/{name}", as_json, Action.VIEW_REPORTS),
+        ("GET", f"/{name}.csv", as_csv, Action.VIEW_REPORTS),
+    ]
 
 
-OPERATIONS: list[tuple[str, str, Operation, Action]] = [
-    ("GET", "/queues", report_json, Action.VIEW_REPORTS),
-    ("GET", "/queues.csv", report_csv, Action.VIEW_REPORTS),
-]
+def bearer_routes(
+    ops: list[tuple[str, str, Operation, Action]], sessions_key: web.AppKey[Sessions]
+) -> list[web.RouteDef]:
+    """``ops`` under the bearer-token ``/api/reports``."""
 
-
-def routes(sessions_key: web.AppKey[Sessions]) -> list[web.RouteDef]:
     def asker(request: web.Request, user: User) -> Sessions:
         return request.app[sessions_key]
 
-    return twin_routes(OPERATIONS, "/api/reports", bearer_asker=asker)
+    return twin_routes(ops, "/api/reports", bearer_asker=asker)
 
 
-def desk_routes() -> list[web.RouteDef]:
+def desk_report_routes(ops: list[tuple[str, str, Operation, Action]]) -> list[web.RouteDef]:
+    """``ops`` under the desk's session-cookie ``/desk/api/reports``."""
+
     def asker(request: web.Request, dw: DeskWeb, user: User) -> Sessions:
         return dw.store.sessions
 
-    return twin_routes(OPERATIONS, "/api/reports", desk_asker=asker)
+    return twin_routes(ops, "/api/reports", desk_asker=asker)
+
+
+OPERATIONS = operations("queues", report_of, csv_rows)
+
+
+def routes(sessions_key: web.AppKey[Sessions]) -> list[web.RouteDef]:
+    return bearer_routes(OPERATIONS, sessions_key)
+
+
+def desk_routes() -> list[web.RouteDef]:
+    return desk_report_routes(OPERATIONS)

@@ -5,6 +5,7 @@ are ``web.queue_report_api``'s; the chart is drawn here as SVG, every text in it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
@@ -13,11 +14,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from core.queue_report import INTERVALS, QueueReportError
+from core.errors import DomainError
+from core.queue_report import INTERVALS
 from web import i18n
 from web.auth import Action
 from web.http import WEB, _page_user, page_context
-from web.queue_report_api import report_of
+from web.queue_report_api import Build, report_of
 
 FILTERS = ("since", "until", "interval", "queue")
 # (figure, colour): the bars of each interval, side by side
@@ -66,10 +68,23 @@ def chart_svg(queue: dict[str, Any], language: str) -> str:
     return "".join(parts)
 
 
-async def queues_page(request: web.Request) -> web.Response:
+Shown = Callable[[dict[str, Any], str], dict[str, Any]]
+
+
+async def report_page(
+    request: web.Request,
+    template: str,
+    filters: tuple[str, ...],
+    build: Build,
+    csv_path: str,
+    shown: Shown,
+) -> web.Response:
+    """A report's page for supervisors: ``filters`` from the query into ``build``; the
+    report, what ``shown`` adds for it (its charts, in the user's language) and its CSV link
+    into ``template``; a bad filter's message on the page, with its status."""
     user = await _page_user(request, Action.VIEW_REPORTS)
     dw = request.app[WEB]
-    given = {k: request.query.get(k, "").strip() for k in FILTERS}
+    given = {k: request.query.get(k, "").strip() for k in filters}
     context: dict[str, Any] = page_context(
         user.language,
         user=user,
@@ -79,18 +94,30 @@ async def queues_page(request: web.Request) -> web.Response:
     )
     kept = {k: v for k, v in given.items() if v}
     try:
-        report = await report_of(dw.store.sessions, kept)
-    except QueueReportError as exc:
+        report = await build(dw.store.sessions, kept)
+    except DomainError as exc:
         context["error"] = i18n.t(user.language, "error.other", message=str(exc))
-        return aiohttp_jinja2.render_template(
-            "queue_report.html", request, context, status=exc.status
-        )
+        return aiohttp_jinja2.render_template(template, request, context, status=exc.status)
     context.update(
         report=report,
-        charts={q["queue"]: Markup(chart_svg(q, user.language)) for q in report["queues"]},
-        csv_url="/desk/api/reports/queues.csv" + (f"?{urlencode(kept)}" if kept else ""),
+        csv_url=csv_path + (f"?{urlencode(kept)}" if kept else ""),
+        **shown(report, user.language),
     )
-    return aiohttp_jinja2.render_template("queue_report.html", request, context)
+    return aiohttp_jinja2.render_template(template, request, context)
+
+
+async def queues_page(request: web.Request) -> web.Response:
+    def charts(report: dict[str, Any], language: str) -> dict[str, Any]:
+        return {"charts": {q["queue"]: Markup(chart_svg(q, language)) for q in report["queues"]}}
+
+    return await report_page(
+        request,
+        "queue_report.html",
+        FILTERS,
+        report_of,
+        "/desk/api/reports/queues.csv",
+        charts,
+    )
 
 
 def routes() -> list[web.AbstractRouteDef]:
