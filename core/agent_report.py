@@ -33,11 +33,9 @@ from zoneinfo import ZoneInfo
 from core.calllog_report import TrailEvent, hold_spans
 from core.queue_report import (
     Interval,
-    QueueReportError,
     interval_end,
     interval_start,
-    parse_name,
-    parse_window,
+    parse_query,
 )
 from core.surveys.report import csv_cell
 
@@ -121,12 +119,8 @@ class AgentReportQuery:
 def parse_request(params: Mapping[str, str], today: date, timezone: str) -> AgentReportQuery:
     """The query parameters: since, until, interval as the queues report's; agent and queue
     (default all); a clear error (``QueueReportError``) for anything else."""
-    if unknown := sorted(set(params) - {"since", "until", "interval", "agent", "queue"}):
-        raise QueueReportError("bad_request", f"unknown parameters {unknown}")
-    since, until, interval = parse_window(params, today, timezone)
-    return AgentReportQuery(
-        since, until, interval, parse_name(params, "agent"), parse_name(params, "queue")
-    )
+    since, until, interval, named = parse_query(params, today, timezone, ("agent", "queue"))
+    return AgentReportQuery(since, until, interval, named["agent"], named["queue"])
 
 
 @dataclass

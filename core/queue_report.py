@@ -86,10 +86,20 @@ class QueueReportQuery:
 def parse_request(params: Mapping[str, str], today: date, timezone: str) -> QueueReportQuery:
     """The query parameters: since and until (local days, both included; by default today),
     interval (default hour), queue (default all); a clear error for anything else."""
-    if unknown := sorted(set(params) - {"since", "until", "interval", "queue"}):
+    since, until, interval, named = parse_query(params, today, timezone, ("queue",))
+    return QueueReportQuery(since, until, interval, named["queue"])
+
+
+def parse_query(
+    params: Mapping[str, str], today: date, timezone: str, names: tuple[str, ...]
+) -> tuple[datetime, datetime, Interval, dict[str, str | None]]:
+    """A report by interval's query (this one's, the agents'): its window and interval
+    (``parse_window``) and each of ``names`` (a queue's, an agent's id: ``parse_name``);
+    ``bad_request`` for any other parameter."""
+    if unknown := sorted(set(params) - {"since", "until", "interval", *names}):
         raise QueueReportError("bad_request", f"unknown parameters {unknown}")
     since, until, interval = parse_window(params, today, timezone)
-    return QueueReportQuery(since, until, interval, parse_name(params, "queue"))
+    return since, until, interval, {name: parse_name(params, name) for name in names}
 
 
 def parse_window(
