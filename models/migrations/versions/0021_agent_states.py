@@ -4,9 +4,11 @@ Revision ID: 0021
 Revises: 0020
 
 One row per change of an agent's state (ready, paused with its reason, wrap-up, logged out),
-kept when the agent is deactivated (no foreign key). Its indexes, from bench/agent_report.py:
-(agent_id, at) finds each agent's state when a report's window opens with one seek per agent
-instead of reading the table; (at) reads the window's rows.
+kept when the agent is deactivated (no foreign key). Its indexes, from bench/agent_report.py
+over a million calls and two million state rows: (agent_id, at) finds each agent's state when
+a report's window opens with one seek per agent instead of a scan of the log; (at) reads the
+window's rows. A day by 15 minutes: 9.16 s without them, 0.45 s with them on SQLite; 12.5 s
+and 1.0 s on PostgreSQL.
 """
 
 from collections.abc import Sequence
