@@ -14,12 +14,14 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
 from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from core.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
+from core.agent_report import state_of
 from core.errors import AgentDeskError
 from models.crm import CRM
 from models.snapshot import SessionRow
@@ -67,13 +69,35 @@ class AgentDesk:
         # Agents' sessions are written in the order they change (pause, ready, logout...).
         self._last_write: asyncio.Task[None] | None = None
         self._pending_writes: set[asyncio.Task[None]] = set()
+        # What the state log last got for each agent: (state, reason, at).
+        self._logged: dict[str, tuple[str, str | None, datetime]] = {}
 
     # ---- the ACD's decisions, published ---------------------------------------------------
 
     def publish(self, offers: list[Offer]) -> None:
+        self.log_states()
         for offer in offers:
             self._post(offer.call_id, OFFER, offer=offer)
         self._schedule_tick()
+
+    def log_states(self) -> None:
+        """Each agent whose state as the agents report counts them (``state_of``) changed
+        since the last call, into the state log, dated when the ACD changed it. One place for
+        every path that moves an agent (log-in, pause, a wrap-up ended by the timer, the phone
+        gone...); written in order with the agent's session writes."""
+        mono, wall = time.monotonic(), datetime.now(UTC)
+        for agent in self.acd.agents():
+            state, reason = state_of(agent.status, agent.pause_reason)
+            last = self._logged.get(agent.id)
+            if last is not None and last[:2] == (state, reason):
+                continue
+            at = wall - timedelta(seconds=max(0.0, mono - agent.status_since))
+            if last is not None and last[0] == state:
+                at = wall  # only the pause's reason changed: the status kept its start
+            if last is not None:
+                at = max(at, last[2])
+            self._logged[agent.id] = (state, reason, at)
+            self._write_soon(self.crm.agent_state(agent.id, state, reason, at))
 
     def _post(self, caller_channel: str, kind: str, **data: Any) -> None:
         # A call of another app (the agent dialler's) gets its news in that app.
@@ -147,6 +171,7 @@ class AgentDesk:
             self.acd.logout(agent_id, time.monotonic())
         except ACDError as exc:
             raise AgentDeskError.from_acd(exc) from exc
+        self.log_states()
         await self._write(self.crm.drop_agent_session(agent_id))
         leg = self.nailed.pop(agent_id, None)
         if leg is not None:
@@ -162,6 +187,7 @@ class AgentDesk:
         except ACDError as exc:
             raise AgentDeskError.from_acd(exc) from exc
         self._write_soon(self.crm.pause_agent_session(agent_id, reason))
+        self.log_states()
 
     def ready(self, agent_id: str) -> None:
         now = time.monotonic()
@@ -308,6 +334,7 @@ class AgentDesk:
                 )
             elif agent.status != AgentStatus.LOGGED_OUT:
                 self.acd.logout(leg.agent_id, now)
+                self.log_states()
         log.info("agent_nailed_leg_gone", cause=cause)
 
     def call_ended(self, agent_id: str, wrap_up_seconds: float) -> None:
@@ -376,6 +403,9 @@ class AgentDesk:
         for row in await self.crm.agent_sessions():
             with structlog.contextvars.bound_contextvars(agent_id=row.agent_id):
                 await self._restore_one(row)
+        # Those logged in again: their state as of now, which continues the one logged
+        # before the restart (the report counts no gap and nothing twice).
+        self.log_states()
 
     async def _restore_one(self, row: SessionRow) -> None:
         found = await self.crm.agent(row.agent_id)
@@ -384,14 +414,14 @@ class AgentDesk:
         except ValueError:
             found = None
         if found is None:
-            await self._write(self.crm.drop_agent_session(row.agent_id))
+            await self._ended_in_restart(row.agent_id)
             return
         profile, _ = found
         if mode is AgentMode.NAILED:
             channel, bridge = row.nailed_channel, row.nailed_bridge
             if not channel or not bridge or not await self._in_bridge(channel, bridge):
                 log.info("agent_nailed_leg_lost_in_restart")
-                await self._write(self.crm.drop_agent_session(row.agent_id))
+                await self._ended_in_restart(row.agent_id)
                 if bridge:
                     with contextlib.suppress(ARIError):
                         await self.ari.destroy_bridge(bridge)
@@ -404,6 +434,14 @@ class AgentDesk:
         if row.pause_reason:
             self.acd.pause(row.agent_id, row.pause_reason, now)
         log.info("agent_restored", mode=mode, paused=row.pause_reason)
+
+    async def _ended_in_restart(self, agent_id: str) -> None:
+        """A session the restart cannot take up: it ends, and in the state log too (logged in
+        until now: when it ended in between is not known)."""
+        await self._write(self.crm.drop_agent_session(agent_id))
+        at = datetime.now(UTC)
+        self._logged[agent_id] = ("logged_out", None, at)
+        await self._write(self.crm.agent_state(agent_id, "logged_out", None, at))
 
     async def _in_bridge(self, channel_id: str, bridge_id: str) -> bool:
         try:

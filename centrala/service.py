@@ -57,6 +57,7 @@ from usecases.recordings import RecordingKeeper
 from usecases.surveying import SurveyLog
 from web import DeskConfig, desk_ctx, setup_desk
 from web.admin_api import routes as admin_routes
+from web.agent_report_api import routes as agent_report_routes
 from web.api import routes as api_routes
 from web.calllog_api import routes as calllog_routes
 from web.campaign_api import routes as campaign_routes
@@ -665,6 +666,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(survey_edit_routes(SESSIONS))
     app.router.add_routes(queue_report_routes(SESSIONS))
     app.router.add_routes(campaign_report_routes(SESSIONS))
+    app.router.add_routes(agent_report_routes(SESSIONS))
     setup_desk(app)
     return app
 

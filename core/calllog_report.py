@@ -242,17 +242,26 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 def hold_seconds(events: Iterable[TrailEvent], ended_at: datetime | None) -> float:
     """The time on hold: each ``held`` to the next ``resumed``; a hold never resumed lasts to
     the call's end (a duplicated ``held`` while held changes nothing)."""
-    total = 0.0
+    total = sum((end - start).total_seconds() for start, end in hold_spans(events, ended_at))
+    return round(total, 3)
+
+
+def hold_spans(
+    events: Iterable[TrailEvent], ended_at: datetime | None
+) -> list[tuple[datetime, datetime]]:
+    """The call's holds, each (held, resumed), as ``hold_seconds`` counts them (the agents
+    report cuts them at its intervals' edges)."""
+    spans: list[tuple[datetime, datetime]] = []
     held_since: datetime | None = None
     for event in sorted(events, key=lambda e: e.at):
         if event.kind == "held" and held_since is None:
             held_since = event.at
         elif event.kind == "resumed" and held_since is not None:
-            total += max(0.0, (event.at - held_since).total_seconds())
+            spans.append((held_since, max(held_since, event.at)))
             held_since = None
     if held_since is not None and ended_at is not None:
-        total += max(0.0, (ended_at - held_since).total_seconds())
-    return round(total, 3)
+        spans.append((held_since, max(held_since, ended_at)))
+    return spans
 
 
 def agents_of(events: Iterable[TrailEvent], last_agent: str | None) -> tuple[str, ...]:

@@ -133,15 +133,31 @@ class QueueReportQuery:
 def parse_request(params: Mapping[str, str], today: date, timezone: str) -> QueueReportQuery:
     """The query parameters: since and until (local days, both included; by default today),
     interval (default hour), queue (default all); a clear error for anything else."""
-    if unknown := sorted(set(params) - {"since", "until", "interval", "queue"}):
+    since, until, interval, named = parse_query(params, today, timezone, ("queue",))
+    return QueueReportQuery(since, until, interval, named["queue"])
+
+
+def parse_query(
+    params: Mapping[str, str], today: date, timezone: str, names: tuple[str, ...]
+) -> tuple[datetime, datetime, Interval, dict[str, str | None]]:
+    """A report by interval's query (this one's, the agents'): its window and interval
+    (``parse_window``) and each of ``names`` (a queue's, an agent's id: ``parse_name``);
+    ``bad_request`` for any other parameter."""
+    if unknown := sorted(set(params) - {"since", "until", "interval", *names}):
         raise QueueReportError("bad_request", f"unknown parameters {unknown}")
+    since, until, interval = parse_window(params, today, timezone)
+    return since, until, interval, {name: parse_name(params, name) for name in names}
+
+
+def parse_window(
+    params: Mapping[str, str], today: date, timezone: str
+) -> tuple[datetime, datetime, Interval]:
+    """A report's window and interval: since and until (``local_days``) and the interval
+    (default hour); at most a month of 15 minutes, a year else."""
     interval = parse_interval(params.get("interval") or "hour")
     limit = MAX_DAYS_BY_15MIN if interval == "15min" else MAX_DAYS
     since, until = local_days(params, today, timezone, limit, f"with interval {interval}")
-    queue = params.get("queue") or None
-    if queue is not None and not 0 < len(queue) <= 64:
-        raise QueueReportError("bad_queue", "queue: a queue's id")
-    return QueueReportQuery(since, until, interval, queue)
+    return since, until, interval
 
 
 def local_days(
@@ -166,6 +182,15 @@ def local_days(
     if (until - since) / timedelta(days=1) > limit + 1:  # a day of 25 hours is still a day
         raise error("too_long", f"at most {limit} days{' ' + why if why else ''}: ask for fewer")
     return since, until
+
+
+def parse_name(params: Mapping[str, str], name: str) -> str | None:
+    """A queue's or an agent's id given as ``name`` (None: all); ``bad_<name>`` when it cannot
+    be one."""
+    value = params.get(name) or None
+    if value is not None and not 0 < len(value) <= 64:
+        raise QueueReportError(f"bad_{name}", f"{name}: a {name}'s id")
+    return value
 
 
 def parse_interval(value: str) -> Interval:

@@ -24,6 +24,7 @@ from models.snapshot import SessionRow, Snapshot, iso
 from models.tables import (
     Agent,
     AgentSession,
+    AgentState,
     Client,
     ConfigGeneration,
     FlowVersion,
@@ -73,6 +74,7 @@ class CRM:
         self.writer = writer
         if writer is not None:
             writer.register("agent_session", apply_agent_session)
+            writer.register("agent_state", apply_agent_state)
 
     async def _current(self) -> None:
         """Make the cached queues, profiles and active flow versions current: one small read
@@ -227,6 +229,25 @@ class CRM:
     async def drop_agent_session(self, agent_id: str) -> None:
         await self._session_write({"op": "agent_session", "action": "drop", "agent_id": agent_id})
 
+    async def agent_state(
+        self, agent_id: str, state: str, reason: str | None, at: datetime
+    ) -> None:
+        """A change of the agent's state, for the agents report (``core.agent_report``):
+        through the same ordered writes as their session, so an outage loses none."""
+        op = {
+            "op": "agent_state",
+            "agent_id": agent_id,
+            "state": state,
+            "reason": reason,
+            "at": at.astimezone(UTC).isoformat(),
+        }
+        if self.writer is not None:
+            await self.writer.write([op])
+            return
+        async with self.sessions() as session:
+            await apply_agent_state(session, op, False)
+            await session.commit()
+
     async def agent_sessions(self) -> list[SessionRow]:
         """Who is logged in, for a restarted process: the database once what the journal
         holds is in it; with the database away, as this process (or the one before) last
@@ -297,6 +318,24 @@ async def apply_agent_session(session: AsyncSession, op: dict[str, Any], replay:
         await session.execute(delete(AgentSession).where(AgentSession.agent_id == agent_id))
     else:
         raise ValueError(f"unknown agent session change {action!r}")
+
+
+async def apply_agent_state(session: AsyncSession, op: dict[str, Any], replay: bool) -> None:
+    """One state change into the log, whether or not the agent is still there (history
+    outlives the agent). Replayed from the journal: not again when the row is there."""
+    at = datetime.fromisoformat(op["at"])
+    if replay:
+        found = await session.scalar(
+            select(AgentState.id).where(
+                AgentState.agent_id == op["agent_id"],
+                AgentState.at == at,
+                AgentState.state == op["state"],
+            )
+        )
+        if found is not None:
+            return
+    session.add(AgentState(agent_id=op["agent_id"], at=at, state=op["state"], reason=op["reason"]))
+    await session.flush()
 
 
 async def queue_settings(session: AsyncSession) -> dict[str, QueueDef]:

@@ -155,6 +155,26 @@ class AgentSession(Base):
     logged_in_at: Mapped[datetime]
 
 
+class AgentState(Base):
+    """One change of an agent's state, for the agents report (``core.agent_report``): logged
+    in and ready (``ready``, on a call or not: talk comes from the calls), ``paused`` with its
+    reason, ``wrap_up``, ``logged_out``. Each row lasts until the agent's next one. No foreign
+    key: an agent deactivated or deleted keeps their history."""
+
+    __tablename__ = "agent_states"
+    __table_args__ = (
+        # The state each agent was in when a report's window opens, and the window's rows
+        # (bench/agent_report.py, migration 0022).
+        Index("ix_agent_states_agent_id_at", "agent_id", "at"),
+        Index("ix_agent_states_at", "at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(20))  # core.agent_report.State
+    reason: Mapped[str | None] = mapped_column(String(80))  # a pause's
+
+
 class AgentPhone(Base):
     """An agent's SIP phone (a desk phone or a softphone registers as ``endpoint``). Only the
     digest of its password is kept (SIP's HA1, what Asterisk's password_digest takes): the

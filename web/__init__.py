@@ -26,6 +26,8 @@ from models.crm import CRM
 from models.web_sessions import WebSessionStore
 from web.admin_api import desk_routes as admin_desk_routes
 from web.admin_pages import routes as admin_pages
+from web.agent_report_api import desk_routes as agent_report_desk_routes
+from web.agent_report_page import routes as agent_report_pages
 from web.auth import Sessions
 from web.calllog_api import desk_routes as calllog_desk_routes
 from web.campaign_api import desk_routes as campaign_desk_routes
@@ -160,6 +162,8 @@ def setup_desk(app: web.Application) -> None:
     app.router.add_routes(queue_report_pages())
     app.router.add_routes(campaign_report_desk_routes())
     app.router.add_routes(campaign_report_pages())
+    app.router.add_routes(agent_report_desk_routes())
+    app.router.add_routes(agent_report_pages())
     app.router.add_routes(admin_pages())
     app.router.add_routes(token_routes())
     app.on_shutdown.append(_close_sockets)

@@ -438,34 +438,48 @@ def _console_campaigns(prefix: str) -> dict[str, dict[str, Any]]:
     return {**paths, **_editing(prefix, _DESK, _CAMPAIGN_SETTINGS)}
 
 
-def _queue_report(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
-    """The queues report (core/queue_report.py): JSON and the same rows as CSV."""
-    query = [
+def _interval_query(
+    filters: tuple[str, ...], intervals: tuple[str, ...] = ("15min", "hour", "day", "week", "month")
+) -> list[dict[str, Any]]:
+    """A report by interval's query: its local days, its interval and its ``filters``."""
+    return [
         {"name": "since", "in": "query", "schema": {**_S, "format": "date"}},
         {"name": "until", "in": "query", "schema": {**_S, "format": "date"}},
-        {
-            "name": "interval",
-            "in": "query",
-            "schema": {"enum": ["15min", "hour", "day", "week", "month"]},
-        },
-        {"name": "queue", "in": "query", "schema": _S},
+        {"name": "interval", "in": "query", "schema": {"enum": list(intervals)}},
+        *({"name": f, "in": "query", "schema": _S} for f in filters),
     ]
+
+
+def _queue_report(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
+    """The queues report (core/queue_report.py): JSON and the same rows as CSV."""
     summary = (
         "per queue and interval (local days, Europe/Sarajevo): offered, answered, answered in "
         "time, abandoned, short abandons (under 5 s, counted apart), overflowed, callbacks, "
-        "service level, abandonment rate, average, 90th-percentile and longest wait. Errors: "
+        "service level, abandonment rate, average, 90th-percentile and longest wait; a call "
+        "that overflowed or was transferred to another queue is offered to each. Errors: "
         "400 bad_interval/bad_date/too_long/bad_request"
     )
+    query = _interval_query(("queue",))
     return _json_and_csv(prefix, "/queues", auth, query, summary, "the same as CSV")
+
+
+def _agent_report(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
+    """The agents report (core/agent_report.py): JSON and the same rows as CSV."""
+    summary = (
+        "per agent and interval (local days, Europe/Sarajevo), spans cut at the intervals' "
+        "edges, an agent still logged in counted until now: seconds logged in, talking, on "
+        "hold, in wrap-up, paused (and by reason), idle; calls handled (inbound, outbound), "
+        "average handle time, occupancy, dispositions. Errors: 400 bad_interval/bad_date/"
+        "too_long/bad_agent/bad_queue/bad_request"
+    )
+    query = _interval_query(("agent", "queue"))
+    return _json_and_csv(prefix, "/agents", auth, query, summary, "the same as CSV")
 
 
 def _campaign_report(prefix: str, auth: str) -> dict[str, dict[str, Any]]:
     """The campaigns report (core/campaign_report.py): JSON and the same rows as CSV."""
     query = [
-        {"name": "since", "in": "query", "schema": {**_S, "format": "date"}},
-        {"name": "until", "in": "query", "schema": {**_S, "format": "date"}},
-        {"name": "interval", "in": "query", "schema": {"enum": ["hour", "day", "week", "month"]}},
-        {"name": "campaign", "in": "query", "schema": _S},
+        *_interval_query(("campaign",), ("hour", "day", "week", "month")),
         {
             "name": "kind",
             "in": "query",
@@ -678,6 +692,7 @@ OPENAPI: dict[str, Any] = {
         **_editing("/api/campaigns", "bearer", _CAMPAIGN_SETTINGS),
         **_queue_report("/api/reports", "bearer"),
         **_campaign_report("/api/reports", "bearer"),
+        **_agent_report("/api/reports", "bearer"),
         "/api/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI"}}}
         },
@@ -803,6 +818,7 @@ OPENAPI: dict[str, Any] = {
         **_console_campaigns("/desk/api/campaigns"),
         **_queue_report("/desk/api/reports", _DESK),
         **_campaign_report("/desk/api/reports", _DESK),
+        **_agent_report("/desk/api/reports", _DESK),
         "/desk/api/tokens": {
             "get": _op(
                 "API tokens: your own; everyone's with the manage_roles action (admins), "

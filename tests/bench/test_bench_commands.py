@@ -191,6 +191,12 @@ def check(script: str, args: list[str], out: str) -> None:
         for backend in args[args.index("--backend") + 1 :]:
             assert re.search(rf"{backend}\s+filled 4 calls", out), out
             assert re.search(rf"{backend}\s+year by month\s+calls=\s+4 seconds=", out), out
+    elif script == "bench/agent_report.py":
+        # Each backend filled, and the year's report counted every call it was given.
+        for backend in args[args.index("--backend") + 1 :]:
+            assert re.search(rf"{backend}\s+filled 4 calls \d+ states", out), out
+            assert re.search(rf"{backend}\s+year by month\s+calls=\s+4 seconds=", out), out
+            assert re.search(rf"{backend}\s+day by 15 min, no state index", out), out
     else:
         raise AssertionError(f"no check for {script}: add one")
 

@@ -27,6 +27,8 @@ from tests.conftest import Database
 from tests.desk_web import offline_desk_web
 from web.admin_api import desk_routes as admin_desk_routes
 from web.admin_api import routes as admin_routes
+from web.agent_report_api import desk_routes as agent_report_desk_routes
+from web.agent_report_api import routes as agent_report_routes
 from web.auth import COOKIE, Sessions
 from web.campaign_api import desk_routes as campaign_desk_routes
 from web.campaign_api import routes as campaign_routes
@@ -120,6 +122,8 @@ async def flow_site(
     app.router.add_routes(queue_report_desk_routes())
     app.router.add_routes(campaign_report_routes(SESSIONS))
     app.router.add_routes(campaign_report_desk_routes())
+    app.router.add_routes(agent_report_routes(SESSIONS))
+    app.router.add_routes(agent_report_desk_routes())
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
