@@ -2,7 +2,7 @@
 report): their two operations (the JSON, and the same rows as CSV) under the bearer-token
 /api (``bearer_routes``) and the desk's /desk/api (``desk_routes``), both needing
 ``Action.VIEW_REPORTS``; and their desk page's handling of the filters (the report, or the
-error the filters make, shown on the page with its status). Imports ``web``."""
+error the filters make, shown on the page with its status). Imports ``core`` and ``web``."""
 
 from __future__ import annotations
 
