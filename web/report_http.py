@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -100,6 +101,8 @@ async def report_page(
         return aiohttp_jinja2.render_template(template, request, page, status=exc.status)
     page.update(
         report=report,
+        # The last day asked for (``until`` is the midnight after it).
+        last_day=(date.fromisoformat(report["until"][:10]) - timedelta(days=1)).isoformat(),
         csv_url=f"/desk{API_PREFIX}/{name}.csv" + (f"?{urlencode(kept)}" if kept else ""),
         **shown(report, user.language),
     )

@@ -7,7 +7,9 @@ gets a clear message; an agent is refused. The screenshot goes to docs/
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from playwright.async_api import Browser, expect
 
@@ -56,6 +58,9 @@ async def test_a_supervisor_reads_the_queues_report(
         await page.locator('select[name="interval"]').select_option("day")
         await page.get_by_role("button", name="Show").click()
         await expect(page).to_have_url(re.compile(r"interval=day"))
+        # Today's report: from today to today (the window ends at the midnight after it).
+        today = datetime.now(ZoneInfo("Europe/Sarajevo")).date().isoformat()
+        await expect(page.get_by_text(f"From {today} to {today}")).to_be_visible()
         link = page.get_by_role("link", name="these rows as CSV")
         assert "interval=day" in (await link.get_attribute("href") or "")
         async with page.expect_download() as download:
