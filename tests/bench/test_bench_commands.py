@@ -75,6 +75,12 @@ EXTRA: dict[str, list[str]] = {
 }
 
 
+def values_of(args: list[str] | tuple[str, ...], option: str) -> list[str]:
+    """The values given to ``option`` (up to the next option)."""
+    after = args[args.index(option) + 1 :]
+    return list(itertools.takewhile(lambda a: not a.startswith("--"), after))
+
+
 def readme_commands() -> list[tuple[str, list[str]]]:
     """(script, arguments) of each `python bench/....py ...` in the README; [optional]
     parts left out."""
@@ -182,18 +188,21 @@ def check(script: str, args: list[str], out: str) -> None:
         assert re.search(r"peak [\d.]+ MB during it", out), out
     elif script == "bench/queue_report.py":
         # Each backend filled and each report read every call it covers: the year all 4.
-        for backend in args[args.index("--backend") + 1 :]:
+        dropped = values_of(args, "--drop-index") if "--drop-index" in args else []
+        for backend in values_of(args, "--backend"):
             assert re.search(rf"{backend}\s+filled 4 calls", out), out
             assert re.search(rf"{backend}\s+year by month\s+calls=\s+4 seconds=", out), out
+            for index in dropped:
+                assert re.search(rf"{backend}\s+filled 4 calls .*without {index}", out), out
     elif script == "bench/campaign_report.py":
         # Each backend filled and the year's report read every campaign call (survey ones by
         # their contacts).
-        for backend in args[args.index("--backend") + 1 :]:
+        for backend in values_of(args, "--backend"):
             assert re.search(rf"{backend}\s+filled 4 calls", out), out
             assert re.search(rf"{backend}\s+year by month\s+calls=\s+4 seconds=", out), out
     elif script == "bench/agent_report.py":
         # Each backend filled, and the year's report counted every call it was given.
-        for backend in args[args.index("--backend") + 1 :]:
+        for backend in values_of(args, "--backend"):
             assert re.search(rf"{backend}\s+filled 4 calls \d+ states", out), out
             assert re.search(rf"{backend}\s+year by month\s+calls=\s+4 seconds=", out), out
             assert re.search(rf"{backend}\s+day by 15 min, no state index", out), out
