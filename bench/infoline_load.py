@@ -753,18 +753,27 @@ def log_problems(lines: list[dict[str, Any]]) -> dict[str, int]:
     return dict(bad.most_common(12))
 
 
-async def db_outcomes(sessions: Any, tag: str) -> dict[str, int]:
+async def db_outcomes(sessions: Any, tag: str, settle_s: float = 30.0) -> dict[str, int]:
+    """The calls' outcomes as the call log wrote them, once every row is closed: the log is
+    written behind the calls, so on a loaded machine the last hang-up may not be in yet
+    (given up after ``settle_s``: an open row then shows as None)."""
     from sqlalchemy import func, select
 
     from models.tables import Call
 
-    async with sessions() as session:
-        rows = await session.execute(
-            select(Call.outcome, func.count())
-            .where(Call.caller_number.like("+3876199%"))
-            .group_by(Call.outcome)
-        )
-        return {str(o): int(c) for o, c in rows}
+    mine = Call.caller_number.like("+3876199%")
+    deadline = time.monotonic() + settle_s
+    while True:
+        async with sessions() as session:
+            still_open = await session.scalar(
+                select(func.count()).where(mine, Call.ended_at.is_(None))
+            )
+            if not still_open or time.monotonic() >= deadline:
+                rows = await session.execute(
+                    select(Call.outcome, func.count()).where(mine).group_by(Call.outcome)
+                )
+                return {str(o): int(c) for o, c in rows}
+        await asyncio.sleep(0.2)  # polling the rows, not a synchronisation
 
 
 # --------------------------------------------------------------------------- runs
