@@ -187,12 +187,13 @@ def silent_run(samples: array.array[int], rate: int) -> tuple[float, float]:
 
 def check_paused(samples: array.array[int], rate: int, stretch: dict[str, float]) -> None:
     """The paused stretch is silent in the file: a silent run as long as the row says, where
-    it says. Where: within a second, since the row's seconds are by the clock and a Local
-    channel that sends no audio (between the tones) adds no time to the file."""
+    it says. Where: within two seconds, since the row's seconds are by the clock and a Local
+    channel that sends no audio (between the tones) adds no time to the file (seen 1.4 s
+    behind when the whole suite loads the machine)."""
     start, end = silent_run(samples, rate)
     length = stretch["to_second"] - stretch["from_second"]
     assert end - start == pytest.approx(length, abs=0.4), (start, end, stretch)
-    assert start == pytest.approx(stretch["from_second"], abs=1.0), (start, end, stretch)
+    assert start == pytest.approx(stretch["from_second"], abs=2.0), (start, end, stretch)
     assert start >= 0.6, f"too little recorded before the pause: {start:.2f} s"
     for window in ((max(0.0, start - 2.0), start - 0.1), (end + 0.2, end + 2.0)):
         both, said = tones_in(samples, rate, *window)
