@@ -32,7 +32,7 @@ async def test_real_calls_are_in_the_report_with_their_path_queue_agent_and_outc
     row = await _connected_to(server, callers, desk, "+38761999131")
     await desk.api("POST", f"/api/calls/{row.id}/hold")
     await wait_event(server, row.id, "held")
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # how long the caller is on hold (the report's figure), not a wait
     await desk.api("POST", f"/api/calls/{row.id}/resume")
     await wait_event(server, row.id, "resumed")
     answered = await finish(server, row.__dict__["_leg"])
