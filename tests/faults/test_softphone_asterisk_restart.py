@@ -14,23 +14,18 @@ from playwright.async_api import Browser, expect
 
 from centrala.pbx import LocalPBX
 from tests.browser.test_desktop import set_password
-from tests.browser.test_softphone import open_desk, phone_browser
+from tests.browser.test_softphone import desk, open_desk, phone_browser
 from tests.integration.conftest import PBX, Callers, Server
-from tests.integration.test_infoline_paths import (
-    Desk,
-    call_and_press,
-    desk,  # noqa: F401  (the fixture)
-    wait_connected,
-)
+from tests.integration.test_infoline_paths import Desk, call_and_press, wait_connected
 
-__all__ = ["phone_browser"]
+__all__ = ["desk", "phone_browser"]
 
 
 async def test_a_restarted_asterisk_gets_the_browser_back_and_it_rings_again(
     server: Server,
     callers: Callers,
     pbx: PBX,
-    desk: Desk,  # noqa: F811
+    desk: Desk,
     phone_browser: Browser,
 ) -> None:
     before = await server.wait_ready()
