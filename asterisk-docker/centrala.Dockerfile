@@ -17,6 +17,7 @@ COPY models models
 COPY usecases usecases
 COPY ari_app ari_app
 COPY agi agi
+COPY mail mail
 COPY web web
 COPY surveys surveys
 COPY centrala centrala

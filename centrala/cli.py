@@ -602,5 +602,14 @@ def _register_token_commands() -> None:
 _register_token_commands()
 
 
+def _register_report_commands() -> None:
+    from centrala.cli_reports import reports
+
+    main.add_command(reports)
+
+
+_register_report_commands()
+
+
 if __name__ == "__main__":
     main()

@@ -13,15 +13,17 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from centrala.settings import get_settings
 
 T = TypeVar("T")
-Sessions = async_sessionmaker[AsyncSession]
+if TYPE_CHECKING:  # sqlalchemy costs every `centrala` command half a second to import
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    Sessions = async_sessionmaker[AsyncSession]
 
 
 def _db(work: Callable[[Sessions], Awaitable[T]]) -> T:

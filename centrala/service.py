@@ -505,6 +505,27 @@ async def scheduled_publish_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def report_mail_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The reports e-mailed each morning (yesterday's, at CENTRALA_REPORTS_MAIL_AT), and the
+    failed sendings tried again; nothing without recipients."""
+    from centrala.mailing import morning_mail, smtp_send
+    from models.calllog import now
+    from usecases.morning_reports import mail_due
+
+    settings = app[SETTINGS]
+    mail = morning_mail(settings)
+    if not mail.recipients:
+        yield
+        return
+    sending = smtp_send(settings)
+
+    async def check() -> None:
+        await mail_due(app[SESSIONS], mail, sending, now())
+
+    async with _every(settings.reports_mail_check_seconds, check, "report_mail_failed"):
+        yield
+
+
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     """Measures how late the event loop wakes up: a blocked loop delays every call."""
     lags: list[float] = [0.0]
@@ -642,6 +663,7 @@ def build_app(settings: Settings) -> web.Application:
             procedures_ctx,
             callbacks_ctx,
             scheduled_publish_ctx,
+            report_mail_ctx,
         ]
     )
     desk_config = DeskConfig(

@@ -1,4 +1,7 @@
-"""Settings: environment variables with the prefix ``CENTRALA_``, or a TOML file named by
+"""Over 500 lines: every setting in one class, as operators read them (the names are their
+contract), each beside its check.
+
+Settings: environment variables with the prefix ``CENTRALA_``, or a TOML file named by
 ``CENTRALA_CONFIG``. The environment wins over the file.
 
 The names here are a contract with operators' scripts (see DESIGN.md), keep them stable.
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,6 +25,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from core.enums import DeskLanguage
+from core.report_mail import ReportMailError, parse_recipients, parse_time_of_day
 from core.sip import MediaEncryption, SipNetwork, Trunk, check_sip, numbers, outbound_dial
 from core.softphone import check_softphone_tls, default_ws_url
 from dialplan.model import Calendar
@@ -256,6 +262,47 @@ class Settings(BaseSettings):
     phone_media_encryption: MediaEncryption = Field(
         default="none", description="sdes: agents' phones' calls in SRTP only (over TLS)"
     )
+
+    # E-mail (mail/smtp.py): the SMTP server messages are handed to. Unset host: no e-mail.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        default="starttls", description="none: plain SMTP (a relay on this host)"
+    )
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = Field(default="centrala@localhost", description="the messages' sender")
+    smtp_timeout_seconds: float = Field(default=30, gt=0, le=300)
+    # The reports e-mailed each morning (usecases/morning_reports.py): yesterday's queues,
+    # agents, campaigns and call log as CSV, to this comma-separated list, at this local time
+    # (the reports' time zone). Empty list: none are sent.
+    reports_mail_to: str = Field(default="", description="e.g. manager@example.org, qa@...")
+    reports_mail_at: str = Field(default="07:00", description="HH:MM, the call centre's time")
+    reports_mail_language: DeskLanguage = DeskLanguage.BS
+    # How often `serve` looks whether a morning's e-mail is due (0: never, e.g. when
+    # another instance does it).
+    reports_mail_check_seconds: float = Field(default=60, ge=0)
+
+    @model_validator(mode="after")
+    def _mail_fits_together(self) -> Settings:
+        try:
+            recipients = parse_recipients(self.reports_mail_to)
+            parse_time_of_day(self.reports_mail_at)
+            if not parse_recipients(self.smtp_from):
+                raise ReportMailError("CENTRALA_SMTP_FROM: an address is needed")
+        except ReportMailError as exc:
+            raise ValueError(str(exc)) from exc
+        if recipients and not self.smtp_host:
+            raise ValueError("CENTRALA_REPORTS_MAIL_TO needs CENTRALA_SMTP_HOST (the mail server)")
+        return self
+
+    @property
+    def report_recipients(self) -> tuple[str, ...]:
+        return parse_recipients(self.reports_mail_to)
+
+    @property
+    def report_mail_time(self) -> time:
+        return parse_time_of_day(self.reports_mail_at)
 
     @model_validator(mode="after")
     def _sip_fits_together(self) -> Settings:

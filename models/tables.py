@@ -749,3 +749,21 @@ class Recording(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     paused: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     deleted_at: Mapped[datetime | None]
+
+
+class ReportMailing(Base):
+    """One local day's morning e-mail of the reports (``usecases.morning_reports``): claimed
+    by the `serve` that sends it (``sending``, with when, so a claim whose `serve` died is
+    taken over), then ``sent``, ``failed`` (tried again at ``next_attempt_at``) or
+    ``given_up``. The day is the key: two instances never both mail a morning."""
+
+    __tablename__ = "report_mailings"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    state: Mapped[str] = mapped_column(String(12))  # sending, sent, failed, given_up
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    recipients: Mapped[str] = mapped_column(Text, default="")
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -6,33 +6,14 @@ interval (15min, hour, day, week, month; default hour), queue."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
-
 from aiohttp import web
 
-from core.queue_report import QueueReport, csv_rows, parse_request
-from core.surveys.report import REPORT_TIMEZONE
-from models import queue_report as store
+from core.queue_report import csv_rows
+from usecases import reports
 from web.report_http import Sessions, bearer_routes, operations
 from web.report_http import desk_routes as report_desk_routes
 
-
-async def report_of(sessions: Sessions, params: dict[str, str]) -> dict[str, Any]:
-    """The report asked for by ``params`` (QueueReportError when it cannot be made)."""
-    zone = ZoneInfo(REPORT_TIMEZONE)
-    query = parse_request(params, datetime.now(zone).date(), REPORT_TIMEZONE)
-    report = QueueReport(query.interval, zone, await store.thresholds(sessions))
-    async for call in store.queued_calls(sessions, query.since, query.until, query.queue):
-        report.add_call(call)
-    for task in await store.callback_tasks(sessions, query.since, query.until, query.queue):
-        report.add_task(task)
-    return {
-        "since": query.since.astimezone(zone).isoformat(),
-        "until": query.until.astimezone(zone).isoformat(),
-        **report.result(),
-    }
+report_of = reports.queues  # the report is built in usecases (the morning e-mail builds it too)
 
 
 OPERATIONS = operations("queues", report_of, csv_rows)

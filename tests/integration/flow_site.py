@@ -1,6 +1,6 @@
-"""An aiohttp app with the HTTP routes of the flows, the roster, the surveys and the
-campaigns, the bearer guard and the desk's session check, on a test database (no `centrala
-serve`, no Asterisk): what test_flow_simulate_http.py, test_flow_editing_http.py,
+"""An aiohttp app with the HTTP routes of the flows, the roster, the surveys, the campaigns
+and the reports, the bearer guard and the desk's session check, on a test database (no
+`centrala serve`, no Asterisk): what test_flow_simulate_http.py, test_flow_editing_http.py,
 test_roster_http.py and test_survey_editing_http.py call. The desk's routes read the store's
 database and the region only; the live parts stay out."""
 
@@ -30,6 +30,7 @@ from web.admin_api import routes as admin_routes
 from web.agent_report_api import desk_routes as agent_report_desk_routes
 from web.agent_report_api import routes as agent_report_routes
 from web.auth import COOKIE, Sessions
+from web.calllog_api import routes as calllog_routes
 from web.campaign_api import desk_routes as campaign_desk_routes
 from web.campaign_api import routes as campaign_routes
 from web.campaign_report_api import desk_routes as campaign_report_desk_routes
@@ -124,6 +125,7 @@ async def flow_site(
     app.router.add_routes(campaign_report_desk_routes())
     app.router.add_routes(agent_report_routes(SESSIONS))
     app.router.add_routes(agent_report_desk_routes())
+    app.router.add_routes(calllog_routes(SESSIONS))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -321,7 +321,18 @@ def test_no_text_is_left_that_nothing_shows() -> None:
     for family, values in FAMILIES.items():
         used |= {f"{family}.{value}" for value in values}
     used |= {k for k in ALL_KEYS if k.startswith("error.")}  # by error_id, checked above
+    used |= MAIL_KEYS
     assert sorted(ALL_KEYS - used) == []
+
+
+MAIL_KEYS = frozenset(_keys((ROOT / "core" / "report_mail.py").read_text(encoding="utf-8")))
+
+
+def test_the_morning_mails_texts_are_in_every_language() -> None:
+    """core.report_mail writes the e-mail with these keys, through the caller's t()."""
+    assert len(MAIL_KEYS) == 5
+    for language in DeskLanguage:
+        assert set(i18n.texts(language)) >= MAIL_KEYS, language
 
 
 # ---- the login page's language ------------------------------------------------------------

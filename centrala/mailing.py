@@ -1,0 +1,43 @@
+"""The e-mail's wiring that `serve` and `centrala reports mail` share: the morning e-mail's
+settings (``morning_mail``) and the sender through the SMTP server of the settings
+(``smtp_send``)."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from functools import partial
+from zoneinfo import ZoneInfo
+
+from centrala.settings import Settings
+from core.surveys.report import REPORT_TIMEZONE
+from mail.smtp import SmtpServer, send
+from usecases.morning_reports import MorningMail, Send
+from web import i18n
+
+
+def morning_mail(settings: Settings) -> MorningMail:
+    return MorningMail(
+        recipients=settings.report_recipients,
+        at=settings.report_mail_time,
+        zone=ZoneInfo(REPORT_TIMEZONE),
+        sender=settings.smtp_from,
+        domain=settings.smtp_from.rpartition("@")[2],
+        t=partial(i18n.t, str(settings.reports_mail_language)),
+    )
+
+
+def smtp_send(settings: Settings) -> Send:
+    """Hands a message to the settings' SMTP server (MailNotSent when it is not taken)."""
+    server = SmtpServer(
+        host=settings.smtp_host or "",
+        port=settings.smtp_port,
+        security=settings.smtp_security,
+        user=settings.smtp_user,
+        password=settings.smtp_password,
+        timeout=settings.smtp_timeout_seconds,
+    )
+
+    async def sending(message: EmailMessage) -> None:
+        await send(server, message)
+
+    return sending

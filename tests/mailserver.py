@@ -1,0 +1,75 @@
+"""A real SMTP server for the tests: aiosmtpd (an RFC 5321 server) run as its own process on
+a free loopback port, each message it takes stored in a Maildir the test reads (with the
+envelope's sender and recipients, as X-MailFrom and X-RcptTo). ``stop`` and ``start`` again
+make a mail server that is down, then back."""
+
+from __future__ import annotations
+
+import mailbox
+import socket
+import subprocess
+import sys
+from email.message import Message
+from pathlib import Path
+
+from tests.support import wait_until
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MailServer:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = directory / "smtpd.log"
+
+    async def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "aiosmtpd",
+                    "-n",
+                    "-l",
+                    f"127.0.0.1:{self.port}",
+                    "-c",
+                    "aiosmtpd.handlers.Mailbox",
+                    str(self.directory / "Maildir"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+        def listening() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        await wait_until(listening, timeout=20, message="the SMTP server listening")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def messages(self) -> list[Message]:
+        """What the server has taken, oldest first."""
+        box = mailbox.Maildir(self.directory / "Maildir", create=True)
+        found = [(m.get_date(), m) for m in box]
+        return [m for _, m in sorted(found, key=lambda pair: pair[0])]
+
+    def env(self) -> dict[str, str]:
+        """The settings that send through this server."""
+        return {
+            "CENTRALA_SMTP_HOST": "127.0.0.1",
+            "CENTRALA_SMTP_PORT": str(self.port),
+            "CENTRALA_SMTP_SECURITY": "none",
+        }
