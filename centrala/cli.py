@@ -603,9 +603,11 @@ _register_token_commands()
 
 
 def _register_report_commands() -> None:
+    from centrala.cli_notices import notices
     from centrala.cli_reports import reports
 
     main.add_command(reports)
+    main.add_command(notices)
 
 
 _register_report_commands()

@@ -73,6 +73,7 @@ from web.status import StatusSources, status_route
 from web.survey_api import Sessions
 from web.survey_api import routes as report_routes
 from web.survey_edit_api import routes as survey_edit_routes
+from web.unsubscribe import routes as unsubscribe_routes
 
 log = structlog.get_logger(__name__)
 
@@ -526,6 +527,34 @@ async def report_mail_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Notices to clients: the day's birthday greetings queued once a day (again after a
+    restart: each client gets one a year), and the due messages sent."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from centrala.noticing import notice_setup
+    from usecases.notices import birthdays, deliver
+
+    settings = app[SETTINGS]
+    setup = notice_setup(settings)
+    zone = ZoneInfo(setup.policy.default_zone)
+    queued_for: list[object] = [None]
+
+    async def check() -> None:
+        today = datetime.now(zone).date()
+        if settings.notices_birthdays and queued_for[0] != today:
+            await birthdays(app[SESSIONS], setup, today, datetime.now(UTC))
+            queued_for[0] = today
+        done = await deliver(app[SESSIONS], setup, lambda: datetime.now(UTC))
+        if done.sent or done.retried or done.failed:
+            log.info("notices_delivered", sent=done.sent, retried=done.retried, failed=done.failed)
+
+    seconds = settings.notices_check_seconds if setup.senders else 0
+    async with _every(seconds, check, "notices_failed"):
+        yield
+
+
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     """Measures how late the event loop wakes up: a blocked loop delays every call."""
     lags: list[float] = [0.0]
@@ -664,6 +693,7 @@ def build_app(settings: Settings) -> web.Application:
             callbacks_ctx,
             scheduled_publish_ctx,
             report_mail_ctx,
+            notices_ctx,
         ]
     )
     desk_config = DeskConfig(
@@ -689,6 +719,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(queue_report_routes(SESSIONS))
     app.router.add_routes(campaign_report_routes(SESSIONS))
     app.router.add_routes(agent_report_routes(SESSIONS))
+    app.router.add_routes(unsubscribe_routes(SESSIONS, settings.effective_web_secret()))
     setup_desk(app)
     return app
 

@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from core.enums import DeskLanguage
+from core.notices import Policy
 from core.report_mail import ReportMailError, parse_recipients, parse_time_of_day
 from core.sip import MediaEncryption, SipNetwork, Trunk, check_sip, numbers, outbound_dial
 from core.softphone import check_softphone_tls, default_ws_url
@@ -282,6 +283,21 @@ class Settings(BaseSettings):
     # How often `serve` looks whether a morning's e-mail is due (0: never, e.g. when
     # another instance does it).
     reports_mail_check_seconds: float = Field(default=60, ge=0)
+    # Notices to clients (core/notices.py: the contact policy; usecases/notices.py).
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s\"'<>]+$",
+        description="how clients reach this server (unsubscribe links); unset: the web address",
+    )
+    notices_quiet_from: str = Field(default="20:00", description="HH:MM on the client's clock")
+    notices_quiet_until: str = Field(default="09:00", description="HH:MM on the client's clock")
+    notices_cap: int = Field(default=3, ge=1, le=100)  # messages and outbound calls ...
+    notices_cap_days: int = Field(default=7, ge=1, le=365)  # ... to a client in these days
+    notices_workers: int = Field(default=4, ge=1, le=100)  # messages in flight at once
+    # How often `serve` sends the due messages (and, once a day, queues the birthdays);
+    # 0: never.
+    notices_check_seconds: float = Field(default=30, ge=0)
+    notices_birthdays: bool = True
 
     @model_validator(mode="after")
     def _mail_fits_together(self) -> Settings:
@@ -290,11 +306,29 @@ class Settings(BaseSettings):
             parse_time_of_day(self.reports_mail_at)
             if not parse_recipients(self.smtp_from):
                 raise ReportMailError("CENTRALA_SMTP_FROM: an address is needed")
+            parse_time_of_day(self.notices_quiet_from)
+            parse_time_of_day(self.notices_quiet_until)
         except ReportMailError as exc:
             raise ValueError(str(exc)) from exc
         if recipients and not self.smtp_host:
             raise ValueError("CENTRALA_REPORTS_MAIL_TO needs CENTRALA_SMTP_HOST (the mail server)")
         return self
+
+    @property
+    def notice_policy(self) -> Policy:
+        try:
+            return Policy(
+                quiet_from=parse_time_of_day(self.notices_quiet_from),
+                quiet_until=parse_time_of_day(self.notices_quiet_until),
+                cap=self.notices_cap,
+                cap_days=self.notices_cap_days,
+            )
+        except ReportMailError as exc:
+            raise ValueError(f"CENTRALA_NOTICES_QUIET_*: {exc}") from exc
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
 
     @property
     def report_recipients(self) -> tuple[str, ...]:

@@ -45,7 +45,7 @@ CLIENT_COLUMNS = (
     "document_expiry",
     "overdue_debt",
 )
-CLIENT_OPTIONAL = ("segment", "timezone")
+CLIENT_OPTIONAL = ("segment", "timezone", "email", "preferred_channel")
 AGENT_COLUMNS = ("agent_id", "name", "role", "endpoint", "queues", "skills")
 LOAN_COLUMNS = ("loan_id", "client_id", "opened_at", "closed_at", "amount", "product")
 PAYMENT_COLUMNS = ("payment_id", "payer_name", "amount", "paid_at")
@@ -158,6 +158,10 @@ class ClientRow:
     has_segment: bool = False  # without the column, an update leaves the segment alone
     timezone: str | None = None
     has_timezone: bool = False  # likewise for the time zone
+    email: str | None = None
+    has_email: bool = False  # and the e-mail address (core.notices)
+    preferred_channel: str | None = None
+    has_preferred_channel: bool = False  # and the channel the client prefers
 
 
 @dataclass(frozen=True)
@@ -451,6 +455,29 @@ def parse_timezone(raw: str) -> str | None:
     return raw
 
 
+_EMAIL = re.compile(r"[^@\s,;<>\"()\[\]\\]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+CHANNELS = ("sms", "viber", "email", "letter")  # core.notices.Channel
+
+
+def parse_email(raw: str) -> str | None:
+    """An e-mail address (no display name); empty is none."""
+    if not raw:
+        return None
+    if len(raw) > 254 or not _EMAIL.fullmatch(raw):
+        raise InvalidValue("not an e-mail address (like ana@example.org)")
+    return raw
+
+
+def parse_channel(raw: str) -> str | None:
+    """The channel a client prefers for notices; empty is none (each kind's own order)."""
+    if not raw:
+        return None
+    value = raw.lower()
+    if value not in CHANNELS:
+        raise InvalidValue(f"expected one of {', '.join(CHANNELS)}")
+    return value
+
+
 def parse_flag(raw: str) -> bool:
     value = raw.lower()
     if value in _TRUE:
@@ -590,6 +617,10 @@ def parse_client_rows(
             has_segment="segment" in record.values,
             timezone=f.take("timezone", parse_timezone),
             has_timezone="timezone" in record.values,
+            email=f.take("email", parse_email),
+            has_email="email" in record.values,
+            preferred_channel=f.take("preferred_channel", parse_channel),
+            has_preferred_channel="preferred_channel" in record.values,
         )
         if external_id is not None and (dup := seen.check(record.line, external_id)):
             f.errors.append(dup)

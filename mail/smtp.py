@@ -7,6 +7,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
 from typing import Literal
 
 import aiosmtplib
@@ -15,7 +16,13 @@ Security = Literal["none", "starttls", "tls"]
 
 
 class MailNotSent(Exception):
-    """The server could not be reached, refused the login, the sender or every recipient."""
+    """The server could not be reached, refused the login, the sender or every recipient;
+    ``permanent`` when it refused the recipient for good (a 5xx reply to RCPT: sending again
+    will not help), not when it was down, busy or said to try later."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -32,12 +39,20 @@ class SmtpServer:
 
 
 async def send(server: SmtpServer, message: EmailMessage) -> None:
-    """Hands ``message`` to ``server`` for its From and To; MailNotSent when it is not taken
-    (by every recipient: a server that takes some has the message to deliver)."""
+    """Hands ``message`` to ``server`` from its From to its To (no Cc or Bcc); MailNotSent
+    when it is not taken (by every recipient: a server that takes some has it to deliver)."""
     context = ssl.create_default_context() if server.security != "none" else None
+    # Flattened here with the message's own policy (aiosmtplib's would fold every header at
+    # 78 characters, making a long List-Unsubscribe link an encoded word), in 7-bit transfer
+    # encodings that any server takes.
+    raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n", cte_type="7bit"))
+    sender = parseaddr(str(message["From"]))[1]
+    recipients = [a for _, a in getaddresses([str(v) for v in message.get_all("To", [])]) if a]
     try:
         await aiosmtplib.send(
-            message,
+            raw,
+            sender=sender,
+            recipients=recipients,
             hostname=server.host,
             port=server.port,
             username=server.user,
@@ -47,5 +62,8 @@ async def send(server: SmtpServer, message: EmailMessage) -> None:
             tls_context=context,
             timeout=server.timeout,
         )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        permanent = all(500 <= r.code < 600 for r in exc.recipients)
+        raise MailNotSent(f"{type(exc).__name__}: {exc}", permanent=permanent) from exc
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise MailNotSent(f"{type(exc).__name__}: {exc}") from exc

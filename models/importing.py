@@ -152,6 +152,10 @@ async def _write_clients(session: AsyncSession, rows: Sequence[ClientRow]) -> Im
             values["segment"] = r.segment
         if r.has_timezone:
             values["timezone"] = r.timezone
+        if r.has_email:
+            values["email"] = r.email
+        if r.has_preferred_channel:
+            values["preferred_channel"] = r.preferred_channel
         client = existing.get(r.external_id)
         if client is None:
             new_clients.append({"external_id": r.external_id, **values})

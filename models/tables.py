@@ -269,6 +269,10 @@ class Client(Base):
     overdue_debt: Mapped[bool] = mapped_column(Boolean, default=False)
     # IANA name; None: the campaign's default zone (calling windows are the client's clock).
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # Notices (core.notices): where a message reaches them, and how they like to get one.
+    email: Mapped[str | None] = mapped_column(String(254))
+    postal_address: Mapped[str | None] = mapped_column(Text)
+    preferred_channel: Mapped[str | None] = mapped_column(String(10))  # core.notices.Channel
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
@@ -767,3 +771,53 @@ class ReportMailing(Base):
     sent_at: Mapped[datetime | None]
     recipients: Mapped[str] = mapped_column(Text, default="")
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class Notice(Base):
+    """One message to a client in the outbox (``core.notices``): its kind, channel, address
+    and merged text, its key (one per client, kind and occasion: a job run twice adds none),
+    and its states from queued to delivered, failed or expired, with the provider's id and
+    what went wrong. ``not_before``: the end of the client's quiet hours."""
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        # The due messages, oldest first (usecases.notices claims them by this).
+        Index("ix_notices_state_not_before", "state", "not_before"),
+        Index("ix_notices_client_id_created_at", "client_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(10))
+    language: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str] = mapped_column(String(254))
+    topic: Mapped[str | None] = mapped_column(String(120))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(10))  # core.notices.NoticeState
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime]
+    next_attempt_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(120), index=True)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    final_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
+class ContactOptOut(Base):
+    """A client who does not want messages on a channel: since when, and how they said so
+    (``stop_reply``, ``unsubscribe``, ``agent``, ``import``)."""
+
+    __tablename__ = "contact_opt_outs"
+
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(20))

@@ -27,6 +27,7 @@ from models.tables import (
     ClientAudit,
     ClientPhone,
     Interaction,
+    Notice,
     SurveyAnswer,
 )
 from models.web_sessions import revoke_agent_sessions
@@ -208,6 +209,14 @@ class DeskStore:
                 select(Interaction)
                 .where(Interaction.client_id == client_id)
                 .order_by(Interaction.id.desc())
+                .limit(RECENT)
+            )
+        )
+        rows.messages = list(
+            await session.scalars(
+                select(Notice)
+                .where(Notice.client_id == client_id)
+                .order_by(Notice.created_at.desc(), Notice.id.desc())
                 .limit(RECENT)
             )
         )

@@ -106,6 +106,21 @@ class AnswerFacts(Protocol):
     def value_int(self) -> int | None: ...
 
 
+class MessageFacts(Protocol):
+    """A notice sent (or on its way) to the client (core.notices)."""
+
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+
+
 @dataclass
 class PopRows:
     call: CallFacts
@@ -116,6 +131,7 @@ class PopRows:
     interactions: Sequence[InteractionFacts] = field(default_factory=list)  # newest first
     calls: Sequence[CallFacts] = field(default_factory=list)  # earlier calls, newest first
     survey_answers: Sequence[AnswerFacts] = field(default_factory=list)  # newest first
+    messages: Sequence[MessageFacts] = field(default_factory=list)  # notices, newest first
     intent: str | None = None  # from the call's "routed" event
     # An agent campaign's call: its name, mode, purpose and script (core.dialler).
     campaign: Mapping[str, Any] | None = None
@@ -214,6 +230,16 @@ def build_screenpop(rows: PopRows, stage: str, today: date) -> dict[str, Any]:
             "queue": c.queue,
         }
         for c in rows.calls
+    ]
+    pop["messages"] = [
+        {
+            "at": _iso(m.created_at),
+            "channel": m.channel,
+            "kind": m.kind,
+            "subject": m.subject,
+            "state": m.state,
+        }
+        for m in rows.messages
     ]
     pop["nps"] = [
         {"at": _iso(a.answered_at), "question": a.question_key, "score": a.value_int}

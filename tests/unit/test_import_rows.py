@@ -38,8 +38,8 @@ def agents_csv(*rows: str, header: str = AGENT_HEADER) -> str:
     return "\n".join([header, *rows]) + "\n"
 
 
-def client_errors(*rows: str) -> list[RowError]:
-    parsed, errors = parse_clients(clients_csv(*rows), REGION)
+def client_errors(*rows: str, header: str = CLIENT_HEADER) -> list[RowError]:
+    parsed, errors = parse_clients(clients_csv(*rows, header=header), REGION)
     assert not parsed or errors, "expected the rows to be refused"
     return errors
 
@@ -173,6 +173,24 @@ def test_overdue_debt_accepts_0_1_true_false_yes_no(raw: str, expected: bool) ->
     rows, errors = parse_clients(clients_csv(f"C1,Ana,,,new,,,,{raw}"), REGION)
     assert errors == []
     assert rows[0].overdue_debt is expected
+
+
+def test_the_notice_columns_email_and_preferred_channel() -> None:
+    header = CLIENT_HEADER + ",email,preferred_channel"
+    rows, errors = parse_clients(
+        clients_csv(GOOD_CLIENT + ",ana@x.org,Viber", "C2,Bo,,,new,,,,0,,", header=header), REGION
+    )
+    assert errors == []
+    assert [(r.email, r.preferred_channel, r.has_email) for r in rows] == [
+        ("ana@x.org", "viber", True),
+        (None, None, True),
+    ]
+    assert parse_clients(clients_csv(GOOD_CLIENT), REGION)[0][0].has_email is False
+    bad = client_errors(GOOD_CLIENT + ",ana@,fax", header=header)
+    assert [(e.column, e.message) for e in bad] == [
+        ("email", "not an e-mail address (like ana@example.org)"),
+        ("preferred_channel", "expected one of sms, viber, email, letter"),
+    ]
 
 
 def test_client_type_is_case_insensitive() -> None:

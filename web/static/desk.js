@@ -48,6 +48,7 @@ function renderRecord(target, pop) {
   if (pop.ivr_path !== undefined && pop.stage !== "record" && !pop.campaign) target.append(callFacts(pop));
   target.append(list(t("client.callbacks"), pop.callbacks, (b) => `${when(b.due_at)} · ${b.reason || ""}`));
   target.append(list(t("client.notes"), pop.interactions, (i) => `${when(i.at)} · ${i.category ? label("category", i.category) : ""} · ${i.note || ""}${i.agent_id ? ` (${i.agent_id})` : ""}`));
+  target.append(list(t("client.messages"), pop.messages || [], (m) => `${when(m.at)} · ${label("channel", m.channel)} · ${label("notice_kind", m.kind)} · ${m.subject} · ${label("notice_state", m.state)}`));
   target.append(list(t("client.calls"), pop.history, (h) => `${when(h.started_at)} · ${h.outcome || "…"} · ${h.disposition || t("client.no_disposition")} · ${h.agent_id || ""}`));
   target.append(list(t("client.nps"), pop.nps, (n) => `${when(n.at)} · ${n.question}: ${n.score}`));
   const ph = el("div"); ph.append(el("h3", t("client.loans")));

@@ -1,0 +1,343 @@
+"""The notices' outbox and opt-outs (``Notice``, ``ContactOptOut``): what the contact policy
+reads of a client (``recipients``), adding messages once each (their key is unique),
+claiming the due ones (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: instances never take the
+same message; SQLite has one writer), recording each sending's outcome and the providers'
+reports (forward only: ``core.notices.after_report``), and the counts. The rules are
+``core.notices``'. Imports models.tables and core."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.notices import (
+    CLAIM_LEASE,
+    OFFER_CAMPAIGNS,
+    OFFER_TOPIC,
+    Channel,
+    Contact,
+    NoticeState,
+    Recipient,
+    after_report,
+)
+from core.phones import normalise
+from models.tables import (
+    Call,
+    Campaign,
+    Client,
+    ClientPhone,
+    ContactOptOut,
+    Direction,
+    DoNotCall,
+    Notice,
+)
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    """A client as a notice needs them: the policy's facts and the template's."""
+
+    recipient: Recipient
+    name: str
+    document_expiry: date | None
+
+
+async def recipients(
+    sessions: Sessions, client_ids: Sequence[int], since: datetime
+) -> list[ClientRow]:
+    """The clients with what the policy needs: their first number, e-mail, opt-outs, whether
+    their number is on the DNC list, and their contacts (messages, outbound calls) since
+    ``since`` (the frequency cap's window)."""
+    if not client_ids:
+        return []
+    async with sessions() as session:
+        clients = list(
+            await session.scalars(
+                select(Client).where(Client.id.in_(client_ids)).order_by(Client.id)
+            )
+        )
+        phones: dict[int, str] = {}
+        for cid, number in await session.execute(
+            select(ClientPhone.client_id, ClientPhone.number)
+            .where(ClientPhone.client_id.in_(client_ids))
+            .order_by(ClientPhone.id)
+        ):
+            phones.setdefault(int(cid), str(number))
+        blocked = set(
+            await session.scalars(
+                select(DoNotCall.number).where(DoNotCall.number.in_(list(phones.values())))
+            )
+        )
+        opted: dict[int, set[Channel]] = defaultdict(set)
+        for cid, channel in await session.execute(
+            select(ContactOptOut.client_id, ContactOptOut.channel).where(
+                ContactOptOut.client_id.in_(client_ids)
+            )
+        ):
+            opted[int(cid)].add(Channel(channel))
+        contacts: dict[int, list[Contact]] = defaultdict(list)
+        for cid, at, channel, topic in await session.execute(
+            select(Notice.client_id, Notice.created_at, Notice.channel, Notice.topic).where(
+                Notice.client_id.in_(client_ids),
+                Notice.created_at >= since,
+                Notice.state.not_in([NoticeState.FAILED, NoticeState.EXPIRED]),
+            )
+        ):
+            contacts[int(cid)].append(Contact(at, str(channel), topic))
+        for call_client, at, kind in await session.execute(
+            select(Call.client_id, Call.started_at, Campaign.kind)
+            .outerjoin(Campaign, Campaign.id == Call.campaign_id)
+            .where(
+                Call.client_id.in_(client_ids),
+                Call.direction == Direction.OUTBOUND,
+                Call.started_at >= since,
+            )
+        ):
+            # A sales or leads campaign's call was about an offer (core.notices.OFFER_TOPIC).
+            topic = OFFER_TOPIC if kind in OFFER_CAMPAIGNS else None
+            contacts[int(call_client or 0)].append(Contact(at, "voice", topic))
+    rows = []
+    for c in clients:
+        phone = phones.get(c.id)
+        rows.append(
+            ClientRow(
+                Recipient(
+                    client_id=c.id,
+                    language=c.language or "bs",
+                    zone=c.timezone,
+                    phone=phone,
+                    email=c.email,
+                    postal_address=c.postal_address,
+                    preferred=Channel(c.preferred_channel) if c.preferred_channel else None,
+                    opted_out=frozenset(opted[c.id]),
+                    do_not_call=phone is not None and phone in blocked,
+                    contacts=tuple(contacts[c.id]),
+                ),
+                c.name,
+                c.document_expiry,
+            )
+        )
+    return rows
+
+
+async def born_between(sessions: Sessions, months_days: Iterable[tuple[int, int]]) -> list[int]:
+    """The ids of the clients whose birthday falls on one of ``months_days``."""
+    wanted = set(months_days)
+    found = []
+    async with sessions() as session:
+        result = await session.stream(
+            select(Client.id, Client.birthday).where(Client.birthday.is_not(None))
+        )
+        async for cid, born in result:
+            if born is not None and (born.month, born.day) in wanted:
+                found.append(int(cid))
+    return found
+
+
+async def add(sessions: Sessions, rows: Sequence[dict[str, object]]) -> int:
+    """The messages added (a key already there is left as it is: a job run twice adds none)."""
+    if not rows:
+        return 0
+    async with sessions() as session, session.begin():
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        result = await session.execute(
+            insert(Notice).values(list(rows)).on_conflict_do_nothing(index_elements=["key"])
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    client_id: int
+    language: str
+    channel: Channel
+    address: str
+    subject: str
+    body: str
+    html: str
+    attempts: int
+    created_at: datetime
+
+
+async def claim_due(sessions: Sessions, now: datetime, limit: int) -> list[Claimed]:
+    """Up to ``limit`` due messages claimed for sending by this instance (state sending):
+    queued ones whose time has come, and those a dead instance claimed (past the lease).
+    Each claim is one conditional write: an instance that read the same row a moment before
+    finds it no longer due (SQLite has no SKIP LOCKED; PostgreSQL's skips the rows another
+    instance holds)."""
+    due = or_(
+        (Notice.state == NoticeState.QUEUED)
+        & (Notice.not_before <= now)
+        & (Notice.next_attempt_at.is_(None) | (Notice.next_attempt_at <= now)),
+        (Notice.state == NoticeState.SENDING) & (Notice.claimed_at < now - CLAIM_LEASE),
+    )
+    claimed = []
+    async with sessions() as session, session.begin():
+        ids = list(
+            await session.scalars(
+                select(Notice.id)
+                .where(due)
+                .order_by(Notice.not_before, Notice.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        for notice_id in ids:
+            row = (
+                await session.execute(
+                    update(Notice)
+                    .where(Notice.id == notice_id, due)
+                    .values(state=NoticeState.SENDING, claimed_at=now, attempts=Notice.attempts + 1)
+                    .returning(
+                        Notice.id,
+                        Notice.client_id,
+                        Notice.language,
+                        Notice.channel,
+                        Notice.address,
+                        Notice.subject,
+                        Notice.body,
+                        Notice.html,
+                        Notice.attempts,
+                        Notice.created_at,
+                    )
+                )
+            ).one_or_none()
+            if row is not None:
+                claimed.append(
+                    Claimed(
+                        row.id,
+                        row.client_id,
+                        row.language,
+                        Channel(row.channel),
+                        row.address,
+                        row.subject,
+                        row.body,
+                        row.html,
+                        row.attempts,
+                        row.created_at,
+                    )
+                )
+    return claimed
+
+
+async def sent(sessions: Sessions, notice_id: int, now: datetime, provider_id: str) -> None:
+    await _move(sessions, notice_id, NoticeState.SENT, sent_at=now, provider_id=provider_id)
+
+
+async def failed(
+    sessions: Sessions, notice_id: int, now: datetime, error: str, again: datetime | None
+) -> None:
+    """A sending that did not go: queued for ``again``, or failed for good (None)."""
+    async with sessions() as session, session.begin():
+        values: dict[str, object] = {"error": error[:500], "claimed_at": None}
+        if again is not None:
+            values.update(state=NoticeState.QUEUED, next_attempt_at=again)
+        else:
+            values.update(state=NoticeState.FAILED, final_at=now)
+        await session.execute(
+            update(Notice)
+            .where(Notice.id == notice_id, Notice.state == NoticeState.SENDING)
+            .values(**values)
+        )
+
+
+async def _move(sessions: Sessions, notice_id: int, to: NoticeState, **values: object) -> None:
+    async with sessions() as session, session.begin():
+        row = await session.get(Notice, notice_id, with_for_update=True)
+        if row is None:
+            return
+        state = after_report(NoticeState(row.state), to)
+        if state is NoticeState(row.state) and to is not NoticeState.SENT:
+            return
+        row.state = state
+        for k, v in values.items():
+            if getattr(row, k) is None:
+                setattr(row, k, v)
+
+
+async def report(
+    sessions: Sessions, provider_id: str, state: NoticeState, at: datetime, error: str | None
+) -> bool:
+    """A provider's report on its message ``provider_id``, applied once (forward only);
+    whether a message of ours has that id."""
+    async with sessions() as session, session.begin():
+        row = await session.scalar(
+            select(Notice).where(Notice.provider_id == provider_id).with_for_update()
+        )
+        if row is None:
+            return False
+        new = after_report(NoticeState(row.state), state)
+        if new is not NoticeState(row.state):
+            row.state = new
+            if new in (NoticeState.DELIVERED, NoticeState.FAILED, NoticeState.EXPIRED):
+                row.final_at = at
+            if error:
+                row.error = error[:500]
+        return True
+
+
+async def opt_out(
+    sessions: Sessions, client_id: int, channel: Channel, at: datetime, source: str
+) -> None:
+    """The client wants no more messages on ``channel`` (said once is enough)."""
+    async with sessions() as session, session.begin():
+        if await session.get(ContactOptOut, (client_id, str(channel))) is None:
+            session.add(
+                ContactOptOut(client_id=client_id, channel=str(channel), at=at, source=source)
+            )
+
+
+async def clients_of_number(sessions: Sessions, number: str, region: str) -> list[int]:
+    """The clients with ``number`` (a STOP reply's sender) on file."""
+    try:
+        e164 = normalise(number, region)
+    except ValueError:
+        return []
+    async with sessions() as session:
+        return [
+            int(c)
+            for c in await session.scalars(
+                select(ClientPhone.client_id).where(ClientPhone.number == e164)
+            )
+        ]
+
+
+async def counts(
+    sessions: Sessions, since: datetime | None = None
+) -> dict[tuple[str, str, str], int]:
+    """Messages by (kind, channel, state), those created since ``since`` (default: all)."""
+    stmt = select(Notice.kind, Notice.channel, Notice.state, func.count()).group_by(
+        Notice.kind, Notice.channel, Notice.state
+    )
+    if since is not None:
+        stmt = stmt.where(Notice.created_at >= since)
+    async with sessions() as session:
+        return {(str(k), str(c), str(s)): int(n) for k, c, s, n in await session.execute(stmt)}
+
+
+async def history(sessions: Sessions, client_id: int, limit: int = 50) -> list[Notice]:
+    """A client's messages, newest first (the desk shows them beside the calls)."""
+    async with sessions() as session:
+        return list(
+            await session.scalars(
+                select(Notice)
+                .where(Notice.client_id == client_id)
+                .order_by(Notice.created_at.desc(), Notice.id.desc())
+                .limit(limit)
+            )
+        )
+
+
+def window_start(now: datetime, days: int) -> datetime:
+    return now - timedelta(days=days)

@@ -1,0 +1,202 @@
+"""Notices to clients, from the CRM to the provider: ``queue`` puts a kind's message for each
+client the contact policy lets through into the outbox (merged from the template in the
+client's language, due at the end of their quiet hours; once per client and occasion, however
+often it runs), ``birthdays`` does it for the clients born on a day, and ``deliver`` hands the
+due messages to their channel's sender (injected: ``mail.smtp``'s, ``sms``'), a message at a
+time per worker so a `serve` that dies mid-batch leaves at most the one it was sending, and a
+provider that is down gets them later (``core.notices.retry_at``), none dropped.
+
+May import ``core``, ``models`` and ``usecases``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.notices import (
+    Channel,
+    NoticeKind,
+    NoticeState,
+    Plan,
+    Policy,
+    birthday_dates,
+    merge_values,
+    notice_key,
+    plan,
+    render,
+    retry_at,
+    template_for,
+)
+from models import notices as store
+from models.notices import Claimed
+
+Sessions = async_sessionmaker[AsyncSession]
+log = structlog.get_logger(__name__)
+CHUNK = 1000  # clients read and messages written at a time
+
+
+class NotSent(Exception):
+    """A channel's sender could not hand the message over: ``retry`` when the provider is
+    down or busy (later), not when it refused this message for good."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.retry = retry
+
+
+# Hands a claimed message to its provider; the provider's id of it. Raises NotSent.
+Send = Callable[[Claimed], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class NoticeSetup:
+    policy: Policy
+    senders: Mapping[Channel, Send]
+    workers: int = 4  # messages in flight at once
+
+
+@dataclass
+class Queued:
+    added: int = 0
+    already: int = 0  # had their message (a job run again)
+    skipped: Counter[str] = field(default_factory=Counter)  # by the policy's reason
+
+    def summary(self) -> dict[str, object]:
+        return {"added": self.added, "already": self.already, "skipped": dict(self.skipped)}
+
+
+async def queue(
+    sessions: Sessions,
+    setup: NoticeSetup,
+    kind: NoticeKind,
+    client_ids: Sequence[int],
+    now: datetime,
+    *,
+    occasion: str,
+    topic: str | None = None,
+    channel: Channel | None = None,
+    product: str | None = None,
+    message: str | None = None,
+) -> Queued:
+    """A ``kind`` message for each of ``client_ids`` the policy allows, once per
+    ``occasion`` (a birthday's year, an offer campaign's name)."""
+    result = Queued()
+    since = now - timedelta(days=setup.policy.cap_days)
+    for start in range(0, len(client_ids), CHUNK):
+        rows = []
+        for client in await store.recipients(sessions, client_ids[start : start + CHUNK], since):
+            decided = plan(
+                kind,
+                client.recipient,
+                now,
+                setup.senders.keys(),
+                setup.policy,
+                topic=topic,
+                channel=channel,
+            )
+            if not isinstance(decided, Plan):
+                result.skipped[decided.reason] += 1
+                continue
+            language, template = template_for(kind, client.recipient.language)
+            merged = render(
+                template,
+                merge_values(
+                    client.name,
+                    document_expiry=client.document_expiry,
+                    product=product,
+                    message=message,
+                ),
+            )
+            rows.append(
+                {
+                    "key": notice_key(kind, client.recipient.client_id, occasion),
+                    "client_id": client.recipient.client_id,
+                    "kind": str(kind),
+                    "channel": str(decided.channel),
+                    "language": language,
+                    "address": decided.address,
+                    "topic": topic,
+                    "subject": merged.subject,
+                    "body": merged.text,
+                    "html": merged.html,
+                    "state": str(NoticeState.QUEUED),
+                    "attempts": 0,
+                    "not_before": decided.not_before,
+                    "created_at": now,
+                }
+            )
+        added = await store.add(sessions, rows)
+        result.added += added
+        result.already += len(rows) - added
+    return result
+
+
+async def birthdays(sessions: Sessions, setup: NoticeSetup, day: date, now: datetime) -> Queued:
+    """The birthday greetings of ``day`` (once each per year)."""
+    clients = await store.born_between(sessions, birthday_dates(day))
+    result = await queue(sessions, setup, NoticeKind.BIRTHDAY, clients, now, occasion=str(day.year))
+    log.info("birthday_notices_queued", day=day.isoformat(), **result.summary())
+    return result
+
+
+@dataclass
+class Delivered:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+async def deliver(
+    sessions: Sessions, setup: NoticeSetup, now: Callable[[], datetime], *, limit: int | None = None
+) -> Delivered:
+    """Sends the due messages (``limit`` at most) with ``setup.workers`` workers, each
+    claiming one message at a time, until none is due."""
+    done = Delivered()
+    budget = [limit]
+
+    async def worker() -> None:
+        while budget[0] is None or budget[0] > 0:
+            if budget[0] is not None:
+                budget[0] -= 1
+            claimed = await store.claim_due(sessions, now(), 1)
+            if not claimed:
+                return
+            await _send_one(sessions, setup, claimed[0], now, done)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, setup.workers))))
+    return done
+
+
+async def _send_one(
+    sessions: Sessions,
+    setup: NoticeSetup,
+    message: Claimed,
+    now: Callable[[], datetime],
+    done: Delivered,
+) -> None:
+    bound = log.bind(notice_id=message.id, channel=str(message.channel), attempt=message.attempts)
+    sender = setup.senders.get(message.channel)
+    try:
+        if sender is None:
+            raise NotSent(f"no {message.channel} provider is configured", retry=True)
+        provider_id = await sender(message)
+    except NotSent as exc:
+        at = now()
+        again = retry_at(message.attempts, at, message.created_at) if exc.retry else None
+        await store.failed(sessions, message.id, at, str(exc), again)
+        if again is None:
+            done.failed += 1
+            bound.warning("notice_failed", error=str(exc))
+        else:
+            done.retried += 1
+            bound.info("notice_retry", error=str(exc), retry_at=again.isoformat())
+        return
+    await store.sent(sessions, message.id, now(), provider_id)
+    done.sent += 1
+    bound.info("notice_sent", provider_id=provider_id)
