@@ -19,17 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import random
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
+import structlog
+
 from core import sms as core_sms
 from sms import pdu
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 OnReport = Callable[[str, core_sms.ReportState, datetime, str | None], Awaitable[None]]
 OnReply = Callable[[str, str, datetime], Awaitable[None]]
@@ -169,7 +170,7 @@ class SmppGateway:
                     retry, f"the SMSC refused part {seq}/{total}: {pdu.status_name(status)}"
                 )
             ids.append(pdu.Reader(body).cstring() if body else "")
-        log.info("sms sent", extra={"reference": reference, "parts": total, "ids": ids})
+        log.info("sms_sent", reference=reference, parts=total, provider_ids=ids)
         return Sent(ids[0], total, tuple(ids))
 
     async def _submit(self, message: pdu.ShortMessage, what: str) -> tuple[int, bytes]:
@@ -211,10 +212,10 @@ class SmppGateway:
                 if not first.done():
                     first.set_exception(exc)
                     return
-                log.error("sms: %s", exc)
+                log.error("sms_login_refused", error=str(exc))
             except (OSError, TimeoutError, EOFError, ValueError) as exc:
                 self.last_error = f"cannot reach the SMSC {self.smsc!r}: {exc!r}"
-                log.warning("sms: %s; again in %.1f s", self.last_error, wait)
+                log.warning("sms_smsc_unreachable", error=self.last_error, retry_in=wait)
             else:
                 wait = self.smsc.reconnect_first
                 self.last_error = None
@@ -225,7 +226,7 @@ class SmppGateway:
                     await self._serve(reader)
                 except (OSError, EOFError, ValueError, TimeoutError) as exc:
                     self.last_error = f"the SMSC's connection dropped: {exc!r}"
-                    log.warning("sms: %s", self.last_error)
+                    log.warning("sms_connection_dropped", error=self.last_error)
                 self._close()
                 continue  # reconnect at once after a drop; back off if that fails
             finally:
@@ -261,7 +262,7 @@ class SmppGateway:
             )
         if status != pdu.ESME_ROK:
             raise ConnectionError(f"the SMSC refused the bind: {pdu.status_name(status)}")
-        log.info("sms: bound to %r", s)
+        log.info("sms_bound", smsc=repr(s))
         return reader
 
     async def _serve(self, reader: asyncio.StreamReader) -> None:
@@ -287,7 +288,7 @@ class SmppGateway:
                 self._respond(pdu.UNBIND | pdu.RESPONSE, sequence)
                 raise ConnectionError("the SMSC unbound")
             elif command_id == pdu.DELIVER_SM:
-                self._spawn(self._delivered(sequence, body))
+                self._spawn(self._delivered(sequence, body, self._writer))
             else:
                 self._respond(pdu.GENERIC_NACK, sequence, status=pdu.ESME_RINVCMDID)
 
@@ -295,11 +296,13 @@ class SmppGateway:
         try:
             await asyncio.wait_for(self._request(pdu.ENQUIRE_LINK, b""), self.smsc.timeout)
         except (TimeoutError, ConnectionError, OSError):
-            log.warning("sms: no answer to enquire_link; reconnecting")
+            log.warning("sms_enquire_link_unanswered")
             if self._writer is not None:
                 self._writer.close()  # the reader sees the end and the keeper reconnects
 
-    async def _delivered(self, sequence: int, body: bytes) -> None:
+    async def _delivered(
+        self, sequence: int, body: bytes, writer: asyncio.StreamWriter | None
+    ) -> None:
         """A deliver_sm: a receipt to ``on_report`` or a phone's message to ``on_reply``;
         acknowledged once handled, or refused (temporarily) for the SMSC to send it again."""
         status = pdu.ESME_ROK
@@ -310,12 +313,14 @@ class SmppGateway:
             else:
                 await self._reply(message)
         except ValueError:
-            log.exception("sms: a deliver_sm we cannot read")
+            log.exception("sms_deliver_sm_unreadable")
             status = pdu.ESME_RINVMSGLEN
         except Exception:
-            log.exception("sms: handling a deliver_sm failed; the SMSC will send it again")
+            log.exception("sms_deliver_sm_failed")  # refused: the SMSC sends it again
             status = pdu.ESME_RX_T_APPN
-        self._respond(pdu.DELIVER_SM | pdu.RESPONSE, sequence, pdu.cstring(""), status)
+        # On the connection it came by: after a reconnect the SMSC sends it again anyway.
+        if writer is not None and not writer.is_closing():
+            writer.write(pdu.pack(pdu.DELIVER_SM | pdu.RESPONSE, sequence, pdu.cstring(""), status))
 
     async def _receipt(self, message: pdu.ShortMessage) -> None:
         text = message.short_message.decode("latin-1")

@@ -10,7 +10,8 @@ SMSC runs: ``{"+38761...": {"receipt": "UNDELIV" | null, "status": 88, "tlvs": t
 (default: a DELIVRD receipt as text, status 0). Its control port takes one JSON line, ``{"mo":
 {"from": "+387...", "text": "STOP"}}``, and sends that message from a phone to the bound ESMEs
 (concatenated when long). The answers the ESME gives to each deliver_sm are in ``acks.jsonl``.
-``stop`` and ``start`` again make an SMSC that is down, then back.
+``stop`` and ``start`` again make an SMSC that is down, then back; ``pause`` and ``resume`` one
+that hangs with its connections open.
 
     python -m tests.smsc --port P --control-port C --dir D --system-id ID --password PW
 """
@@ -293,6 +294,15 @@ class SmscProcess:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+    def pause(self) -> None:
+        """An SMSC that hangs: its connections stay open, nothing is answered (SIGSTOP)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def submitted(self) -> list[dict[str, Any]]:
         """Every submit_sm taken (or refused), oldest first."""

@@ -186,6 +186,24 @@ async def test_the_smsc_down_then_back(
     )
 
 
+async def test_a_hung_smsc_is_noticed_by_enquire_link(smsc: SmscProcess, inbox: Inbox) -> None:
+    """The TCP connection stays up: only an unanswered enquire_link tells the SMSC is gone."""
+    gw = SmppGateway(
+        account(smsc, enquire_link_interval=0.3, timeout=1.0), inbox.on_report, inbox.on_reply
+    )
+    await gw.start()
+    try:
+        smsc.pause()
+        try:
+            await wait_until(lambda: not gw.bound, message="the hung SMSC noticed")
+        finally:
+            smsc.resume()
+        await wait_until(lambda: gw.bound, timeout=20, message="bound again")
+        assert (await gw.send(CLIENT, "Obavijest", "o-12")).parts == 1
+    finally:
+        await gw.stop()
+
+
 async def test_an_smsc_unreachable_at_start_is_bound_once_it_is_up(
     tmp_path: Path, inbox: Inbox
 ) -> None:
