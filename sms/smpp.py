@@ -102,6 +102,7 @@ class SmppGateway:
         self._keeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._last_heard = 0.0  # the loop's clock when the SMSC last sent anything
 
     @property
     def bound(self) -> bool:
@@ -130,6 +131,10 @@ class SmppGateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
             self._keeper = None
+        # A callback cut short leaves its deliver_sm unanswered: the SMSC sends it again.
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._close()
 
     async def send(self, to: str, text: str, reference: str) -> Sent:
@@ -216,6 +221,9 @@ class SmppGateway:
             except (OSError, TimeoutError, EOFError, ValueError) as exc:
                 self.last_error = f"cannot reach the SMSC {self.smsc!r}: {exc!r}"
                 log.warning("sms_smsc_unreachable", error=self.last_error, retry_in=wait)
+            except Exception as exc:  # a bug of ours or the SMSC's: keep trying, loudly
+                self.last_error = f"binding failed: {exc!r}"
+                log.exception("sms_bind_failed")
             else:
                 wait = self.smsc.reconnect_first
                 self.last_error = None
@@ -227,14 +235,15 @@ class SmppGateway:
                 except (OSError, EOFError, ValueError, TimeoutError) as exc:
                     self.last_error = f"the SMSC's connection dropped: {exc!r}"
                     log.warning("sms_connection_dropped", error=self.last_error)
-                self._close()
-                continue  # reconnect at once after a drop; back off if that fails
-            finally:
-                if not self.bound:
-                    self._close()
+                except Exception as exc:
+                    self.last_error = f"the SMSC's connection failed: {exc!r}"
+                    log.exception("sms_connection_failed")
+            self._close()
             if not first.done():
                 first.set_result(None)
-            await asyncio.sleep(wait)  # back-off between attempts, not a synchronisation
+            # Back-off between attempts (not a synchronisation): the first after a drop soon,
+            # then doubling, so an SMSC that keeps dropping us is not hammered.
+            await asyncio.sleep(wait)
             wait = min(wait * 2, self.smsc.reconnect_max)
 
     async def _bind(self) -> asyncio.StreamReader:
@@ -267,30 +276,43 @@ class SmppGateway:
 
     async def _serve(self, reader: asyncio.StreamReader) -> None:
         """Reads the bound session's PDUs until it ends; enquire_link when it is quiet."""
-        while True:
-            try:
-                command_id, status, sequence, body = await asyncio.wait_for(
-                    _read(reader), self.smsc.enquire_link_interval
-                )
-            except TimeoutError:
-                # Quiet: ask whether the SMSC is still there (its answer comes in here).
-                self._spawn(self._enquire_link())
-                continue
-            if command_id & pdu.RESPONSE:
-                future = self._pending.get(sequence)
-                if future is not None and not future.done():
-                    future.set_result((status, body))
+        loop = asyncio.get_running_loop()
+        self._last_heard = loop.time()
+        keepalive = asyncio.create_task(self._keep_alive())
+        try:
+            while True:
+                # No timeout around the read: cancelled between header and body, it would
+                # lose the stream's framing. The keep-alive task watches the silence.
+                command_id, status, sequence, body = await _read(reader)
+                self._last_heard = loop.time()
+                self._dispatch(command_id, status, sequence, body)
                 if command_id == pdu.UNBIND | pdu.RESPONSE:
                     return
-            elif command_id == pdu.ENQUIRE_LINK:
-                self._respond(pdu.ENQUIRE_LINK | pdu.RESPONSE, sequence)
-            elif command_id == pdu.UNBIND:
-                self._respond(pdu.UNBIND | pdu.RESPONSE, sequence)
-                raise ConnectionError("the SMSC unbound")
-            elif command_id == pdu.DELIVER_SM:
-                self._spawn(self._delivered(sequence, body, self._writer))
-            else:
-                self._respond(pdu.GENERIC_NACK, sequence, status=pdu.ESME_RINVCMDID)
+        finally:
+            keepalive.cancel()
+
+    async def _keep_alive(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.smsc.enquire_link_interval
+        while True:
+            await asyncio.sleep(interval)  # a timer between looks, not a synchronisation
+            if loop.time() - self._last_heard >= interval:
+                await self._enquire_link()
+
+    def _dispatch(self, command_id: int, status: int, sequence: int, body: bytes) -> None:
+        if command_id & pdu.RESPONSE:
+            future = self._pending.get(sequence)
+            if future is not None and not future.done():
+                future.set_result((status, body))
+        elif command_id == pdu.ENQUIRE_LINK:
+            self._respond(pdu.ENQUIRE_LINK | pdu.RESPONSE, sequence)
+        elif command_id == pdu.UNBIND:
+            self._respond(pdu.UNBIND | pdu.RESPONSE, sequence)
+            raise ConnectionError("the SMSC unbound")
+        elif command_id == pdu.DELIVER_SM:
+            self._spawn(self._delivered(sequence, body, self._writer))
+        else:
+            self._respond(pdu.GENERIC_NACK, sequence, status=pdu.ESME_RINVCMDID)
 
     async def _enquire_link(self) -> None:
         try:
