@@ -5,6 +5,7 @@ a wrong password. No Asterisk, no database."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,3 +230,37 @@ async def test_a_wrong_password_is_a_clear_error(smsc: SmscProcess, inbox: Inbox
         await gw.start()
     assert not gw.bound
     assert "s3cret" not in repr(account(smsc)) and "wrong" not in repr(gw.smsc)
+
+
+async def test_a_callback_that_fails_leaves_the_receipt_to_be_sent_again(
+    smsc: SmscProcess,
+) -> None:
+    async def failing_report(*_: object) -> None:
+        raise RuntimeError("the database is away")
+
+    inbox = Inbox()
+    gw = SmppGateway(account(smsc), failing_report, inbox.on_reply)
+    await gw.start()
+    try:
+        await gw.send(CLIENT, "Obavijest", "o-13")
+        await wait_until(lambda: smsc.acks(), message="the receipt answered")
+        assert [a["status"] for a in smsc.acks()] == [0x64]  # ESME_RX_T_APPN: temporary
+    finally:
+        await gw.stop()
+
+
+async def test_sends_at_once_each_get_their_own_id(
+    smsc: SmscProcess, gateway: SmppGateway, inbox: Inbox
+) -> None:
+    numbers = [f"+3876100010{i}" for i in range(10)]
+    sent = await asyncio.gather(
+        *(gateway.send(n, f"Obavijest {n} " + "č" * 80, f"o-{n}") for n in numbers)
+    )
+    assert all(s.parts == 2 for s in sent)
+    assert len({s.provider_id for s in sent}) == 10
+    got = smsc.submitted()
+    assert len(got) == 20
+    references = {p["destination"]: bytes.fromhex(p["udh"])[3] for p in got}
+    assert len(set(references.values())) == 10  # each message its own reference
+    await wait_until(lambda: len(inbox.reports) == 10, message="ten receipts")
+    assert {r[0] for r in inbox.reports} == {s.provider_id for s in sent}
