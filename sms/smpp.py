@@ -189,8 +189,8 @@ class SmppGateway:
             # The SMSC may have taken it: sent again, the client may get it twice; lost
             # never.
             raise SmsNotSent(True, f"no answer from the SMSC to {what}") from exc
-        except ConnectionError as exc:
-            raise SmsNotSent(True, f"the SMSC's connection dropped: {exc}") from exc
+        except OSError as exc:  # ConnectionError among them: the connection dropped
+            raise SmsNotSent(True, f"the SMSC's connection dropped: {exc!r}") from exc
 
     async def _request(self, command_id: int, body: bytes) -> tuple[int, bytes]:
         """Sends a request and awaits its response: (command_status, body)."""
