@@ -18,6 +18,7 @@ COPY usecases usecases
 COPY ari_app ari_app
 COPY agi agi
 COPY mail mail
+COPY sms sms
 COPY web web
 COPY surveys surveys
 COPY centrala centrala

@@ -264,6 +264,36 @@ class Settings(BaseSettings):
         default="none", description="sdes: agents' phones' calls in SRTP only (over TLS)"
     )
 
+    # SMS (sms/smpp.py): the SMSC Centrala binds to over SMPP 3.4 as a transceiver (sending,
+    # and taking delivery receipts and clients' replies). Unset host: no SMS.
+    sms_smpp_host: str | None = None
+    sms_smpp_port: int = Field(default=2775, ge=1, le=65535)
+    # SMPP 3.4 caps them at 15 and 8 characters (C-octet strings of 16 and 9).
+    sms_smpp_system_id: str = Field(default="", max_length=15)
+    sms_smpp_password: str = Field(default="", max_length=8)
+    sms_smpp_system_type: str = Field(default="", max_length=12)
+    sms_source_address: str = Field(
+        default="Centrala",
+        pattern=r"^(\+?[0-9]{1,15}|[A-Za-z0-9 ._-]{1,11})$",
+        description="the sender shown: up to 11 letters and digits, or a number",
+    )
+    sms_max_parts: int = Field(default=10, ge=1, le=255, description="longer: not sent")
+    sms_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    sms_enquire_link_seconds: float = Field(default=30, gt=0, le=3600)
+    sms_reconnect_max_seconds: float = Field(default=30, gt=0, le=3600)
+    # The SMSC's clock: its delivery receipts' dates are written in it, without a zone.
+    sms_smsc_time_zone: str = Field(default="UTC", description="e.g. Europe/Sarajevo")
+
+    @model_validator(mode="after")
+    def _sms_zone_exists(self) -> Settings:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only this check needs it
+
+        try:
+            ZoneInfo(self.sms_smsc_time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"CENTRALA_SMS_SMSC_TIME_ZONE: no zone {exc}") from exc
+        return self
+
     # E-mail (mail/smtp.py): the SMTP server messages are handed to. Unset host: no e-mail.
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)

@@ -2,12 +2,14 @@
 x``, ``from x import y``, relative imports, imports under ``if TYPE_CHECKING``) is read with
 ``ast`` and held against the order
 
-    dialplan, surveys  <  core  <  models  <  usecases  <  ari_app | agi | mail  <  web  <  centrala
+    dialplan, surveys  <  core  <  models  <  usecases  <  ari_app | agi | mail | sms  <  web
+      <  centrala
 
 A package may import its own layer's package and lower ones, never a higher one; ``ari_app``,
-``agi`` and ``mail`` (the same layer) never import each other; ``web`` takes the Stasis apps as
-injected objects (its own Protocols), so it imports neither ``ari_app`` nor ``agi``. The pure
-packages (``dialplan``, ``surveys``, ``core``) import no adapter package and no I/O library.
+``agi``, ``mail`` and ``sms`` (the same layer) never import each other; ``web`` takes the Stasis
+apps as injected objects (its own Protocols), so it imports neither ``ari_app`` nor ``agi``.
+The pure packages (``dialplan``, ``surveys``, ``core``) import no adapter package and no I/O
+library.
 Each violation is reported as ``file:line imports X``.
 """
 
@@ -28,6 +30,7 @@ LAYER: dict[str, int] = {
     "ari_app": 4,
     "agi": 4,
     "mail": 4,
+    "sms": 4,
     "web": 5,
     "centrala": 6,
 }
@@ -38,6 +41,7 @@ IO_LIBRARIES = frozenset(
         "aiohttp",
         "aiohttp_jinja2",
         "aiosmtplib",
+        "aiosmpplib",
         "aiosqlite",
         "alembic",
         "argon2",
