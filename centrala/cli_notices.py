@@ -35,9 +35,10 @@ def notices_run(job: str, day: str | None) -> None:
     from zoneinfo import ZoneInfo
 
     from centrala.logs import configure_logging
-    from centrala.noticing import notice_setup
+    from centrala.noticing import notice_setup, sms_gateway
     from centrala.settings import get_settings
     from models.db import create_engine, session_factory
+    from sms.smpp import SmscLoginRefused
     from usecases.notices import birthdays, deliver
 
     configure_logging("console", "WARNING")  # a failure's line on stderr; the counts below
@@ -49,18 +50,27 @@ def notices_run(job: str, day: str | None) -> None:
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--date") from exc
-    setup = notice_setup(settings)
-    if not setup.senders:
-        raise click.ClickException("no channel is configured: set CENTRALA_SMTP_HOST")
+    if not (settings.smtp_host or settings.sms_smpp_host):
+        raise click.ClickException(
+            "no channel is configured: set CENTRALA_SMTP_HOST or CENTRALA_SMS_SMPP_HOST"
+        )
 
     async def work() -> tuple[Any, Any]:
         engine = create_engine(settings.effective_database_url)
+        sessions = session_factory(engine)
+        gateway = sms_gateway(settings, sessions) if settings.sms_smpp_host else None
         try:
-            sessions = session_factory(engine)
+            if gateway is not None:
+                await gateway.start()  # an SMSC that is down: its messages wait, queued
+            setup = notice_setup(settings, gateway)
             queued = await birthdays(sessions, setup, when, datetime.now(UTC))
             sent = await deliver(sessions, setup, lambda: datetime.now(UTC))
             return queued, sent
+        except SmscLoginRefused as exc:
+            raise click.ClickException(f"SMS: {exc}") from exc
         finally:
+            if gateway is not None:
+                await gateway.stop()
             await engine.dispose()
 
     queued, sent = _run(work)

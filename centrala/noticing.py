@@ -1,17 +1,27 @@
 """The notices' wiring that `serve` and `centrala notices` share: the contact policy from the
 settings and a sender per configured channel (e-mail through the SMTP server of the
-settings, with its unsubscribe link), as ``usecases.notices.NoticeSetup``."""
+settings, with its unsubscribe link; SMS through the SMPP gateway, whose delivery receipts
+update the outbox and whose STOP replies opt the client out), as
+``usecases.notices.NoticeSetup``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from centrala.settings import Settings
-from core.notices import Channel, notice_email
+from core.notices import Channel, NoticeState, is_stop, notice_email
 from mail.smtp import MailNotSent, SmtpServer, send
-from models.notices import Claimed
+from models.notices import Claimed, clients_of_number, opt_out, report
+from sms.smpp import SmppGateway, Smsc, SmsNotSent
 from usecases.notices import NoticeSetup, NotSent, Send
 from web.unsubscribe import unsubscribe_token
+
+Sessions = async_sessionmaker[AsyncSession]
+log = structlog.get_logger(__name__)
 
 
 def email_sender(settings: Settings) -> Send:
@@ -50,8 +60,56 @@ def email_sender(settings: Settings) -> Send:
     return sending
 
 
-def notice_setup(settings: Settings) -> NoticeSetup:
+def sms_gateway(settings: Settings, sessions: Sessions) -> SmppGateway:
+    """The SMPP gateway of the settings: its receipts applied to the outbox (forward only),
+    a client's STOP (from a number of theirs) an opt-out of SMS and Viber."""
+
+    async def on_report(provider_id: str, state: str, at: datetime, error: str | None) -> None:
+        known = await report(sessions, provider_id, NoticeState(state), at, error)
+        log.info("sms_report", provider_id=provider_id, state=state, known=known)
+
+    async def on_reply(sender: str, text: str, at: datetime) -> None:
+        if not is_stop(text):
+            log.info("sms_reply_ignored", sender=sender, length=len(text))
+            return
+        clients = await clients_of_number(sessions, sender, settings.default_region)
+        for client_id in clients:
+            for channel in (Channel.SMS, Channel.VIBER):
+                await opt_out(sessions, client_id, channel, at, "stop_reply")
+        log.info("sms_stop", sender=sender, clients=len(clients))
+
+    smsc = Smsc(
+        host=settings.sms_smpp_host or "",
+        port=settings.sms_smpp_port,
+        system_id=settings.sms_smpp_system_id,
+        password=settings.sms_smpp_password,
+        system_type=settings.sms_smpp_system_type,
+        source_address=settings.sms_source_address,
+        max_parts=settings.sms_max_parts,
+        timeout=settings.sms_timeout_seconds,
+        enquire_link_interval=settings.sms_enquire_link_seconds,
+        reconnect_max=settings.sms_reconnect_max_seconds,
+        receipt_zone=ZoneInfo(settings.sms_smsc_time_zone),
+    )
+    return SmppGateway(smsc, on_report, on_reply)
+
+
+def sms_sender(gateway: SmppGateway) -> Send:
+    async def sending(message: Claimed) -> str:
+        try:
+            sent = await gateway.send(message.address, message.body, str(message.id))
+        except SmsNotSent as exc:
+            raise NotSent(exc.reason, retry=exc.retry) from exc
+        return sent.provider_id
+
+    return sending
+
+
+def notice_setup(settings: Settings, gateway: SmppGateway | None = None) -> NoticeSetup:
+    """The policy and the senders: e-mail with an SMTP host, SMS with a started gateway."""
     senders: dict[Channel, Send] = {}
     if settings.smtp_host:
         senders[Channel.EMAIL] = email_sender(settings)
+    if gateway is not None:
+        senders[Channel.SMS] = sms_sender(gateway)
     return NoticeSetup(settings.notice_policy, senders, workers=settings.notices_workers)

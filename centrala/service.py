@@ -528,16 +528,25 @@ async def report_mail_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Notices to clients: the day's birthday greetings queued once a day (again after a
-    restart: each client gets one a year), and the due messages sent."""
+    """Notices to clients: the SMS gateway bound (when one is set), the day's birthday
+    greetings queued once a day (again after a restart: each client gets one a year), and
+    the due messages sent."""
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from centrala.noticing import notice_setup
+    from centrala.noticing import notice_setup, sms_gateway
+    from sms.smpp import SmscLoginRefused
     from usecases.notices import birthdays, deliver
 
     settings = app[SETTINGS]
-    setup = notice_setup(settings)
+    gateway = sms_gateway(settings, app[SESSIONS]) if settings.sms_smpp_host else None
+    if gateway is not None:
+        try:
+            await gateway.start()  # an SMSC that is down is bound later, by itself
+        except SmscLoginRefused as exc:
+            log.error("sms_login_refused", error=str(exc))
+            gateway = None
+    setup = notice_setup(settings, gateway)
     zone = ZoneInfo(setup.policy.default_zone)
     queued_for: list[object] = [None]
 
@@ -551,8 +560,12 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
             log.info("notices_delivered", sent=done.sent, retried=done.retried, failed=done.failed)
 
     seconds = settings.notices_check_seconds if setup.senders else 0
-    async with _every(seconds, check, "notices_failed"):
-        yield
+    try:
+        async with _every(seconds, check, "notices_failed"):
+            yield
+    finally:
+        if gateway is not None:
+            await gateway.stop()
 
 
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -230,6 +230,15 @@ def plan(
     return Skip("no_channel")
 
 
+# A client's reply that opts them out of SMS and Viber: the word alone, any case, with or
+# without punctuation ("Stop.", "ODJAVA!").
+STOP_WORDS = frozenset({"stop", "stopp", "odjava", "odjavi", "unsubscribe"})
+
+
+def is_stop(reply: str) -> bool:
+    return "".join(c for c in reply.lower() if c.isalnum()) in STOP_WORDS
+
+
 # ---- templates ---------------------------------------------------------------------------
 
 FIELDS = frozenset(

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.notices import (
     CLAIM_LEASE,
+    FINAL,
     OFFER_CAMPAIGNS,
     OFFER_TOPIC,
     Channel,
@@ -37,6 +38,7 @@ from models.tables import (
     Direction,
     DoNotCall,
     Notice,
+    NoticeReport,
 )
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -232,7 +234,15 @@ async def claim_due(sessions: Sessions, now: datetime, limit: int) -> list[Claim
 
 
 async def sent(sessions: Sessions, notice_id: int, now: datetime, provider_id: str) -> None:
-    await _move(sessions, notice_id, NoticeState.SENT, sent_at=now, provider_id=provider_id)
+    """The provider took the message: its id kept, then any report on it that came first
+    applied (see ``report``)."""
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Notice)
+            .where(Notice.id == notice_id, Notice.state == NoticeState.SENDING)
+            .values(state=NoticeState.SENT, sent_at=now, provider_id=provider_id, claimed_at=None)
+        )
+    await _apply_reports(sessions, provider_id)
 
 
 async def failed(
@@ -252,38 +262,41 @@ async def failed(
         )
 
 
-async def _move(sessions: Sessions, notice_id: int, to: NoticeState, **values: object) -> None:
-    async with sessions() as session, session.begin():
-        row = await session.get(Notice, notice_id, with_for_update=True)
-        if row is None:
-            return
-        state = after_report(NoticeState(row.state), to)
-        if state is NoticeState(row.state) and to is not NoticeState.SENT:
-            return
-        row.state = state
-        for k, v in values.items():
-            if getattr(row, k) is None:
-                setattr(row, k, v)
-
-
 async def report(
     sessions: Sessions, provider_id: str, state: NoticeState, at: datetime, error: str | None
 ) -> bool:
-    """A provider's report on its message ``provider_id``, applied once (forward only);
-    whether a message of ours has that id."""
+    """A provider's report on its message ``provider_id``: kept first, then applied when a
+    notice has that id (now, or when ``sent`` records it: a receipt may come before). Each
+    side writes before it looks for the other, so one of them always applies it; the one
+    that deletes the kept report applies it, once; and a report only moves a notice forward
+    (``after_report``), whatever the order. Whether a notice has the id yet."""
+    async with sessions() as session, session.begin():
+        session.add(NoticeReport(provider_id=provider_id, state=state, at=at, error=error))
+    return await _apply_reports(sessions, provider_id)
+
+
+async def _apply_reports(sessions: Sessions, provider_id: str) -> bool:
     async with sessions() as session, session.begin():
         row = await session.scalar(
             select(Notice).where(Notice.provider_id == provider_id).with_for_update()
         )
         if row is None:
             return False
-        new = after_report(NoticeState(row.state), state)
-        if new is not NoticeState(row.state):
-            row.state = new
-            if new in (NoticeState.DELIVERED, NoticeState.FAILED, NoticeState.EXPIRED):
-                row.final_at = at
-            if error:
-                row.error = error[:500]
+        kept = (
+            await session.execute(
+                delete(NoticeReport)
+                .where(NoticeReport.provider_id == provider_id)
+                .returning(NoticeReport.state, NoticeReport.at, NoticeReport.error)
+            )
+        ).all()
+        for state, at, error in sorted(kept, key=lambda r: r.at):
+            new = after_report(NoticeState(row.state), NoticeState(state))
+            if new is not NoticeState(row.state):
+                row.state = new
+                if new in FINAL:
+                    row.final_at = at
+                if error:
+                    row.error = error[:500]
         return True
 
 

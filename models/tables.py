@@ -809,6 +809,20 @@ class Notice(Base):
     error: Mapped[str | None] = mapped_column(String(500))
 
 
+class NoticeReport(Base):
+    """A provider's report on a message, kept until it is applied to its notice: a receipt
+    can come in before the sending has recorded the provider's id (the SMSC answers fast),
+    and is applied then (``models.notices``), once."""
+
+    __tablename__ = "notice_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(String(120), index=True)
+    state: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime]
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
 class ContactOptOut(Base):
     """A client who does not want messages on a channel: since when, and how they said so
     (``stop_reply``, ``unsubscribe``, ``agent``, ``import``)."""

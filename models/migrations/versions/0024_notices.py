@@ -1,5 +1,6 @@
-"""notices to clients: the outbox (notices), opt-outs per channel, clients' e-mail, postal
-address and preferred channel
+"""notices to clients: the outbox (notices), the providers' reports waiting for their notice
+(notice_reports), opt-outs per channel, clients' e-mail, postal address and preferred
+channel
 
 Revision ID: 0024
 Revises: 0023
@@ -62,6 +63,16 @@ def upgrade() -> None:
     op.create_index("ix_notices_client_id_created_at", "notices", ["client_id", "created_at"])
     op.create_index(op.f("ix_notices_provider_id"), "notices", ["provider_id"])
     op.create_table(
+        "notice_reports",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.String(length=120), nullable=False),
+        sa.Column("state", sa.String(length=10), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("error", sa.String(length=500), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notice_reports")),
+    )
+    op.create_index(op.f("ix_notice_reports_provider_id"), "notice_reports", ["provider_id"])
+    op.create_table(
         "contact_opt_outs",
         sa.Column("client_id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=10), nullable=False),
@@ -79,6 +90,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("contact_opt_outs")
+    op.drop_index(op.f("ix_notice_reports_provider_id"), table_name="notice_reports")
+    op.drop_table("notice_reports")
     op.drop_index(op.f("ix_notices_provider_id"), table_name="notices")
     op.drop_index("ix_notices_client_id_created_at", table_name="notices")
     op.drop_index("ix_notices_state_not_before", table_name="notices")
