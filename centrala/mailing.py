@@ -26,9 +26,9 @@ def morning_mail(settings: Settings) -> MorningMail:
     )
 
 
-def smtp_send(settings: Settings) -> Send:
-    """Hands a message to the settings' SMTP server (MailNotSent when it is not taken)."""
-    server = SmtpServer(
+def smtp_server(settings: Settings) -> SmtpServer:
+    """The SMTP server of the settings (the morning reports' and the notices')."""
+    return SmtpServer(
         host=settings.smtp_host or "",
         port=settings.smtp_port,
         security=settings.smtp_security,
@@ -36,6 +36,11 @@ def smtp_send(settings: Settings) -> Send:
         password=settings.smtp_password,
         timeout=settings.smtp_timeout_seconds,
     )
+
+
+def smtp_send(settings: Settings) -> Send:
+    """Hands a message to the settings' SMTP server (MailNotSent when it is not taken)."""
+    server = smtp_server(settings)
 
     async def sending(message: EmailMessage) -> None:
         await send(server, message)

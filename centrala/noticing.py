@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from centrala.mailing import smtp_server
 from centrala.settings import Settings
 from core.notices import Channel, NoticeState, is_stop, notice_email
-from mail.smtp import MailNotSent, SmtpServer, send
+from mail.smtp import MailNotSent, send
 from models.notices import Claimed, clients_of_number, opt_out, report
 from sms.smpp import SmppGateway, Smsc, SmsNotSent
 from usecases.notices import NoticeSetup, NotSent, Send
@@ -25,14 +26,7 @@ log = structlog.get_logger(__name__)
 
 
 def email_sender(settings: Settings) -> Send:
-    server = SmtpServer(
-        host=settings.smtp_host or "",
-        port=settings.smtp_port,
-        security=settings.smtp_security,
-        user=settings.smtp_user,
-        password=settings.smtp_password,
-        timeout=settings.smtp_timeout_seconds,
-    )
+    server = smtp_server(settings)
     secret = settings.effective_web_secret()
     base = settings.effective_public_url
     domain = settings.smtp_from.rpartition("@")[2]
