@@ -91,6 +91,7 @@ INFOLINE_APP = web.AppKey("infoline_app", InfolineApp)  # the concrete app, for 
 PBX_RECORDS = web.AppKey("pbx_records", CdrReconciler)
 RECORDER = web.AppKey("recorder", CallRecorder)
 LOOP_LAG = web.AppKey("loop_lag", list[float])
+OUTBOX = web.AppKey("outbox", dict[tuple[str, str], int])  # the notices' backlog (/metrics)
 METRICS = web.AppKey("metrics", CentralaMetrics)
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, no call state
 # Migrated and prepared (set late when `serve` started without the database).
@@ -535,6 +536,7 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
     from zoneinfo import ZoneInfo
 
     from centrala.noticing import notice_setup, sms_gateway
+    from models.notices import backlog
     from sms.smpp import SmscLoginRefused
     from usecases.notices import birthdays, deliver
 
@@ -549,6 +551,7 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
     setup = notice_setup(settings, gateway)
     zone = ZoneInfo(setup.policy.default_zone)
     queued_for: list[object] = [None]
+    app[OUTBOX] = {}
 
     async def check() -> None:
         today = datetime.now(zone).date()
@@ -558,6 +561,8 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
         done = await deliver(app[SESSIONS], setup, lambda: datetime.now(UTC))
         if done.sent or done.retried or done.failed:
             log.info("notices_delivered", sent=done.sent, retried=done.retried, failed=done.failed)
+        app[OUTBOX].clear()
+        app[OUTBOX].update(await backlog(app[SESSIONS]))
 
     seconds = settings.notices_check_seconds if setup.senders else 0
     try:
@@ -615,6 +620,7 @@ def live_sources(app: web.Application) -> LiveSources:
         dialler=app.get(AGENT_DIALLER),
         links=links,
         loop_lag=app.get(LOOP_LAG),
+        outbox=app.get(OUTBOX),
     )
 
 

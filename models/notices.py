@@ -339,6 +339,19 @@ async def counts(
         return {(str(k), str(c), str(s)): int(n) for k, c, s, n in await session.execute(stmt)}
 
 
+async def backlog(sessions: Sessions) -> dict[tuple[str, str], int]:
+    """Messages not yet handed over, by (channel, state): queued (waiting for their time or
+    their next attempt) and sending (/metrics' outbox backlog)."""
+    waiting = [NoticeState.QUEUED, NoticeState.SENDING]
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Notice.channel, Notice.state, func.count())
+            .where(Notice.state.in_(waiting))
+            .group_by(Notice.channel, Notice.state)
+        )
+        return {(str(c), str(s)): int(n) for c, s, n in rows}
+
+
 async def history(sessions: Sessions, client_id: int, limit: int = 50) -> list[Notice]:
     """A client's messages, newest first (the desk shows them beside the calls)."""
     async with sessions() as session:

@@ -6,7 +6,8 @@ Two kinds of figures, and why:
 
 - **Read at scrape time** (custom collectors, nothing to keep in step): callers waiting per
   queue and agents by state (the ACD), the agent dialler's lines in flight per campaign,
-  ARI/AMI/AGI links up, the event loop's lag (the probe `serve` already runs for /status).
+  ARI/AMI/AGI links up, the event loop's lag (the probe `serve` already runs for /status),
+  the notices' outbox backlog (counted by the notices' loop each round).
 - **Counted where the event happens** (told by the parts through plain listener lists, so
   they need not know Prometheus): calls ended by outcome (the call log's close), callers'
   waits per queue as a histogram and abandoned callers per queue (the info line's queue),
@@ -62,6 +63,7 @@ WRITE_BUCKETS: tuple[float, ...] = (
     10.0,
 )
 LINKS = ("ari", "ami", "agi")
+OUTBOX_CHANNELS = ("sms", "viber", "email", "letter")  # core.notices.Channel
 
 
 class WaitingCall(Protocol):
@@ -112,6 +114,9 @@ class LiveSources:
     dialler: DiallerFigures | None = None
     links: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
     loop_lag: Sequence[float] | None = None  # seconds, [0] kept current by the loop probe
+    # The notices' outbox not yet handed over, by (channel, state): the notices' loop keeps
+    # it current (a database count each round, not one per scrape).
+    outbox: Mapping[tuple[str, str], int] | None = None
 
 
 class _WaitHistogram:
@@ -249,6 +254,18 @@ def _live_families(src: LiveSources) -> Iterator[Metric]:
         is_up = src.links.get(link)
         up.add_metric([link], 1.0 if is_up is not None and is_up() else 0.0)
     yield up
+
+    if src.outbox is not None:
+        outbox = GaugeMetricFamily(
+            "centrala_outbox_messages",
+            "Notices to clients not yet handed to their provider: queued (waiting for their "
+            "time or their next attempt) or sending",
+            labels=["channel", "state"],
+        )
+        for channel in OUTBOX_CHANNELS:
+            for stage in ("queued", "sending"):
+                outbox.add_metric([channel, stage], float(src.outbox.get((channel, stage), 0)))
+        yield outbox
 
     if src.loop_lag is not None:
         yield GaugeMetricFamily(

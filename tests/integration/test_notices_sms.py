@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -248,6 +249,18 @@ async def test_serve_and_the_command_send_the_days_birthdays_by_sms(
             return list((await states(database)).values()) == ["delivered"]
 
         await wait_until(delivered, timeout=60, message="serve's birthday SMS delivered")
+
+        # /metrics: the outbox backlog, counted by the notices' loop (nothing left waiting).
+        async def scraped() -> str | None:
+            async with aiohttp.ClientSession() as http, http.get(srv.url + "/metrics") as resp:
+                text = await resp.text()
+            return (
+                text
+                if 'centrala_outbox_messages{channel="sms",state="queued"} 0.0' in text
+                else None
+            )
+
+        await wait_until(scraped, timeout=30, message="the outbox backlog on /metrics")
     finally:
         assert live.stop_server(srv.proc) == 0, srv.log_path.read_text()[-3000:]
     assert [p["destination"] for p in smsc.submitted()] == ["38761000204"]

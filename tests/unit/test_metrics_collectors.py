@@ -131,6 +131,17 @@ def test_links_dialler_lines_and_loop_lag_are_read_at_the_scrape() -> None:
     assert value(samples, "centrala_event_loop_lag_seconds") == 0.0
 
 
+def test_the_outbox_backlog_is_every_channel_queued_and_sending() -> None:
+    backlog = {("sms", "queued"): 12, ("email", "sending"): 2}
+    samples = scrape(CentralaMetrics(lambda: LiveSources(outbox=backlog)))
+    assert value(samples, "centrala_outbox_messages", channel="sms", state="queued") == 12.0
+    assert value(samples, "centrala_outbox_messages", channel="email", state="sending") == 2.0
+    assert value(samples, "centrala_outbox_messages", channel="viber", state="queued") == 0.0
+    assert len(named(samples, "centrala_outbox_messages")) == 8  # 4 channels, 2 states
+    # A serve whose notices loop has not started: no outbox figures, not zeros.
+    assert named(scrape(CentralaMetrics(LiveSources)), "centrala_outbox_messages") == {}
+
+
 def test_a_serve_not_started_yet_still_answers_a_scrape() -> None:
     samples = scrape(CentralaMetrics())
     assert named(samples, "centrala_queue_callers_waiting") == {}

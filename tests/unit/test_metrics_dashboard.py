@@ -73,7 +73,9 @@ def exposed_by_serve() -> set[str]:
     acd = ACD()
     acd.request(CallRequest("c1", "q", arrived_at=0.0), now=0.0)  # nobody there: it waits
     metrics = CentralaMetrics(
-        lambda: LiveSources(acd=acd, dialler=Dialler(), links={"ari": lambda: True}, loop_lag=[0.0])
+        lambda: LiveSources(
+            acd=acd, dialler=Dialler(), links={"ari": lambda: True}, loop_lag=[0.0], outbox={}
+        )
     )
     metrics.call_closed("answered")
     metrics.db_written(0.01)
@@ -103,7 +105,9 @@ def test_every_metric_serve_exposes_is_on_the_dashboard() -> None:
     queried = {name for expr in dashboard_exprs() for name in queried_metrics(expr)}
     families = {
         f.name
-        for f in CentralaMetrics(lambda: LiveSources(acd=ACD(), loop_lag=[0.0])).registry.collect()
+        for f in CentralaMetrics(
+            lambda: LiveSources(acd=ACD(), loop_lag=[0.0], outbox={})
+        ).registry.collect()
     }
     unseen = sorted(f for f in families if not any(q.startswith(f) for q in queried))
     assert unseen == []
