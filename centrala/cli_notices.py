@@ -1,13 +1,17 @@
-"""`centrala notices ...`: the notices to clients by hand. `run birthday [--date DAY]` queues
-a day's birthday greetings (what `serve` does each day; once per client and year however
-often it runs) and sends what is due; `status` counts the outbox by kind, channel and state.
-Its imports are inside the commands: every `centrala` command loads this module."""
+"""`centrala notices ...`: the notices to clients by hand. `run birthday|document-expiry
+[--date DAY]` queues a day's birthday greetings or expiring-document notices (what `serve`
+does each day; once per client and occasion however often it runs) and sends what is due;
+`send KIND (--segment S | --clients FILE.csv)` a supervisor's offer, office change or
+announcement; `status` counts the outbox by kind, channel and state. Its imports are inside
+the commands: every `centrala` command loads this module."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,29 +31,14 @@ def _run(work: Any) -> Any:
         raise click.ClickException(f"database: {exc}") from exc
 
 
-@notices.command("run")
-@click.argument("job", type=click.Choice(["birthday"]))
-@click.option("--date", "day", help="the day, YYYY-MM-DD (default: today, the call centre's)")
-def notices_run(job: str, day: str | None) -> None:
-    """Queue a job's notices and send the due ones now."""
-    from zoneinfo import ZoneInfo
-
-    from centrala.logs import configure_logging
+def _queue_and_send(settings: Any, queue_fn: Any) -> tuple[Any, Any]:
+    """``queue_fn(sessions, setup)`` queues the notices; then the due ones are sent, through
+    every channel the settings configure (the SMS gateway bound for the while)."""
     from centrala.noticing import notice_setup, sms_gateway
-    from centrala.settings import get_settings
     from models.db import create_engine, session_factory
     from sms.smpp import SmscLoginRefused
-    from usecases.notices import birthdays, deliver
+    from usecases.notices import deliver
 
-    configure_logging("console", "WARNING")  # a failure's line on stderr; the counts below
-    settings = get_settings()
-    policy = settings.notice_policy
-    try:
-        when = (
-            date.fromisoformat(day) if day else datetime.now(ZoneInfo(policy.default_zone)).date()
-        )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--date") from exc
     if not (settings.smtp_host or settings.sms_smpp_host):
         raise click.ClickException(
             "no channel is configured: set CENTRALA_SMTP_HOST or CENTRALA_SMS_SMPP_HOST"
@@ -63,7 +52,7 @@ def notices_run(job: str, day: str | None) -> None:
             if gateway is not None:
                 await gateway.start()  # an SMSC that is down: its messages wait, queued
             setup = notice_setup(settings, gateway)
-            queued = await birthdays(sessions, setup, when, datetime.now(UTC))
+            queued = await queue_fn(sessions, setup)
             sent = await deliver(sessions, setup, lambda: datetime.now(UTC))
             return queued, sent
         except SmscLoginRefused as exc:
@@ -73,12 +62,154 @@ def notices_run(job: str, day: str | None) -> None:
                 await gateway.stop()
             await engine.dispose()
 
-    queued, sent = _run(work)
+    result: tuple[Any, Any] = _run(work)
+    return result
+
+
+def _echo(label: str, queued: Any, sent: Any) -> None:
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(queued.skipped.items())) or "none"
     click.echo(
-        f"{job} {when.isoformat()}: queued {queued.added} (already {queued.already}, "
-        f"skipped: {skipped}); sent {sent.sent}, to retry {sent.retried}, failed {sent.failed}"
+        f"{label}: queued {queued.added} (already {queued.already}, skipped: {skipped}); "
+        f"sent {sent.sent}, to retry {sent.retried}, failed {sent.failed}"
     )
+
+
+def _today(settings: Any) -> date:
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(settings.notice_policy.default_zone)).date()
+
+
+@notices.command("run")
+@click.argument("job", type=click.Choice(["birthday", "document-expiry"]))
+@click.option("--date", "day", help="the day, YYYY-MM-DD (default: today, the call centre's)")
+def notices_run(job: str, day: str | None) -> None:
+    """Queue a job's notices and send the due ones now."""
+    from centrala.logs import configure_logging
+    from centrala.settings import get_settings
+    from usecases.notices import birthdays, document_expiries
+
+    configure_logging("console", "WARNING")  # a failure's line on stderr; the counts below
+    settings = get_settings()
+    try:
+        when = date.fromisoformat(day) if day else _today(settings)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--date") from exc
+
+    async def queue_fn(sessions: Any, setup: Any) -> Any:
+        now = datetime.now(UTC)
+        if job == "birthday":
+            return await birthdays(sessions, setup, when, now)
+        return await document_expiries(sessions, setup, when, now, settings.notices_document_days)
+
+    _echo(f"{job} {when.isoformat()}", *_queue_and_send(settings, queue_fn))
+
+
+SEND_KINDS = {"offer": "offer", "office-change": "office_change", "announcement": "announcement"}
+
+
+@notices.command("send")
+@click.argument("kind", type=click.Choice(sorted(SEND_KINDS)))
+@click.option(
+    "--segment",
+    type=click.Choice(["new", "active", "inactive", "dormant"]),
+    help="the clients of a CRM segment (from their loans)",
+)
+@click.option(
+    "--clients",
+    "clients_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a CSV with an external_id column",
+)
+@click.option("--channel", type=click.Choice(["sms", "viber", "email", "letter"]))
+@click.option("--product", help="an offer's product")
+@click.option("--message", help="an office change's or announcement's text")
+def notices_send(
+    kind: str,
+    segment: str | None,
+    clients_file: Path | None,
+    channel: str | None,
+    product: str | None,
+    message: str | None,
+) -> None:
+    """A supervisor's offer, office change or announcement to a segment or a list of
+    clients, under the contact policy; once per client for the same text on the same day."""
+    from centrala.logs import configure_logging
+    from centrala.settings import get_settings
+    from core.notices import OFFER_TOPIC, Channel, NoticeKind
+    from core.surveys.campaign import Segment, SegmentRules
+    from models.notices import ids_of
+    from models.segments import select_targets
+    from usecases.notices import occasion_of, queue
+
+    configure_logging("console", "WARNING")
+    if (segment is None) == (clients_file is None):
+        raise click.UsageError("give --segment or --clients, one of them")
+    notice_kind = NoticeKind(SEND_KINDS[kind])
+    text = product if notice_kind is NoticeKind.OFFER else message
+    needed = "--product" if notice_kind is NoticeKind.OFFER else "--message"
+    if not text or not text.strip():
+        raise click.UsageError(f"{kind} needs {needed}")
+    if len(text) > MAX_TEXT:
+        raise click.BadParameter(f"at most {MAX_TEXT} characters", param_hint=needed)
+    wanted = _external_ids(clients_file) if clients_file is not None else []
+    settings = get_settings()
+    occasion = occasion_of(_today(settings), text)
+
+    async def queue_fn(sessions: Any, setup: Any) -> Any:
+        now = datetime.now(UTC)
+        if segment is not None:
+            targets = await select_targets(sessions, [Segment(segment)], SegmentRules(), now)
+            ids = [f.client_id for f, _ in targets if f.client_id is not None]
+        else:
+            found = await ids_of(sessions, wanted)
+            if unknown := [e for e in wanted if e not in found]:
+                shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")
+                raise click.BadParameter(
+                    f"{len(unknown)} unknown external_id(s): {shown}; nothing was sent",
+                    param_hint="--clients",
+                )
+            ids = [found[e] for e in wanted]
+        return await queue(
+            sessions,
+            setup,
+            notice_kind,
+            ids,
+            now,
+            occasion=occasion,
+            topic=OFFER_TOPIC if notice_kind is NoticeKind.OFFER else None,
+            channel=Channel(channel) if channel else None,
+            product=product,
+            message=message,
+        )
+
+    _echo(kind, *_queue_and_send(settings, queue_fn))
+
+
+MAX_TEXT = 500
+
+
+def _external_ids(path: Path) -> list[str]:
+    """The external_id column of a CSV (UTF-8, comma or semicolon), in order, once each."""
+    import csv
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read it: {exc}", param_hint="--clients") from exc
+    header = text.split("\n", 1)[0]
+    delimiter = ";" if header.count(";") > header.count(",") else ","
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+    if not rows or "external_id" not in rows[0]:
+        raise click.BadParameter("no external_id column", param_hint="--clients")
+    seen: dict[str, None] = {}
+    for row in rows:
+        value = (row.get("external_id") or "").strip()
+        if value:
+            seen.setdefault(value, None)
+    if not seen:
+        raise click.BadParameter("no client in it", param_hint="--clients")
+    return list(seen)
 
 
 @notices.command("status")

@@ -530,15 +530,15 @@ async def report_mail_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
     """Notices to clients: the SMS gateway bound (when one is set), the day's birthday
-    greetings queued once a day (again after a restart: each client gets one a year), and
-    the due messages sent."""
+    greetings and expiring-document notices queued once a day (again after a restart: each
+    has its key), and the due messages sent."""
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
     from centrala.noticing import notice_setup, sms_gateway
     from models.notices import backlog
     from sms.smpp import SmscLoginRefused
-    from usecases.notices import birthdays, deliver
+    from usecases.notices import birthdays, deliver, document_expiries
 
     settings = app[SETTINGS]
     gateway = sms_gateway(settings, app[SESSIONS]) if settings.sms_smpp_host else None
@@ -555,8 +555,12 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def check() -> None:
         today = datetime.now(zone).date()
-        if settings.notices_birthdays and queued_for[0] != today:
-            await birthdays(app[SESSIONS], setup, today, datetime.now(UTC))
+        if queued_for[0] != today:
+            if settings.notices_birthdays:
+                await birthdays(app[SESSIONS], setup, today, datetime.now(UTC))
+            if settings.notices_documents:
+                days = settings.notices_document_days
+                await document_expiries(app[SESSIONS], setup, today, datetime.now(UTC), days)
             queued_for[0] = today
         done = await deliver(app[SESSIONS], setup, lambda: datetime.now(UTC))
         if done.sent or done.retried or done.failed:

@@ -327,7 +327,11 @@ class Settings(BaseSettings):
     # How often `serve` sends the due messages (and, once a day, queues the birthdays);
     # 0: never.
     notices_check_seconds: float = Field(default=30, ge=0)
-    notices_birthdays: bool = True
+    notices_birthdays: bool = True  # serve queues each day's birthday greetings
+    notices_documents: bool = True  # and the notices of ID documents about to expire
+    # Days before an ID document expires its notice goes out (serve's daily job, and
+    # `centrala notices run document-expiry`).
+    notices_document_days: int = Field(default=30, ge=1, le=365)
 
     @model_validator(mode="after")
     def _mail_fits_together(self) -> Settings:

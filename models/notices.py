@@ -145,6 +145,30 @@ async def born_between(sessions: Sessions, months_days: Iterable[tuple[int, int]
     return found
 
 
+async def expiring_on(sessions: Sessions, day: date) -> list[int]:
+    """The ids of the clients whose ID document expires on ``day``."""
+    async with sessions() as session:
+        return [
+            int(c)
+            for c in await session.scalars(
+                select(Client.id).where(Client.document_expiry == day).order_by(Client.id)
+            )
+        ]
+
+
+async def ids_of(sessions: Sessions, external_ids: Sequence[str]) -> dict[str, int]:
+    """The clients' ids by their external ids (those found)."""
+    found: dict[str, int] = {}
+    async with sessions() as session:
+        for start in range(0, len(external_ids), 1000):
+            chunk = list(external_ids[start : start + 1000])
+            for ext, cid in await session.execute(
+                select(Client.external_id, Client.id).where(Client.external_id.in_(chunk))
+            ):
+                found[str(ext)] = int(cid)
+    return found
+
+
 async def add(sessions: Sessions, rows: Sequence[dict[str, object]]) -> int:
     """The messages added (a key already there is left as it is: a job run twice adds none)."""
     if not rows:

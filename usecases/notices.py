@@ -11,6 +11,7 @@ May import ``core``, ``models`` and ``usecases``."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,27 @@ async def birthdays(sessions: Sessions, setup: NoticeSetup, day: date, now: date
     result = await queue(sessions, setup, NoticeKind.BIRTHDAY, clients, now, occasion=str(day.year))
     log.info("birthday_notices_queued", day=day.isoformat(), **result.summary())
     return result
+
+
+async def document_expiries(
+    sessions: Sessions, setup: NoticeSetup, day: date, now: datetime, days_before: int
+) -> Queued:
+    """The notices of ID documents expiring ``days_before`` days after ``day`` (once per
+    client and document: its date is the occasion)."""
+    expiry = day + timedelta(days=days_before)
+    clients = await store.expiring_on(sessions, expiry)
+    result = await queue(
+        sessions, setup, NoticeKind.DOCUMENT_EXPIRY, clients, now, occasion=expiry.isoformat()
+    )
+    log.info("document_notices_queued", expiry=expiry.isoformat(), **result.summary())
+    return result
+
+
+def occasion_of(day: date, text: str) -> str:
+    """A supervisor's notice's occasion: its day and text (with the kind, the key), so the
+    same notice sent again that day adds nothing, and another one is another occasion."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{day.isoformat()}-{digest}"
 
 
 @dataclass

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import Message
 from pathlib import Path
@@ -33,7 +33,7 @@ from centrala.settings import Settings
 from core.desk.screenpop import build_screenpop
 from core.notices import Channel, NoticeKind
 from models import notices as store
-from models.tables import Client, ClientPhone, ContactOptOut, Notice
+from models.tables import Call, Campaign, Client, ClientPhone, ContactOptOut, Direction, Notice
 from tests.conftest import Database
 from tests.mailserver import MailServer
 from usecases.notices import NoticeSetup, birthdays, deliver, queue
@@ -88,7 +88,7 @@ async def client(
 ) -> int:
     async with db.sessions() as session, session.begin():
         row = Client(
-            external_id=f"nt-{name.lower()}",
+            external_id=f"nt-{name.split()[0].lower()}",
             name=name,
             language=language,
             birthday=date.fromisoformat(born) if born else None,
@@ -311,3 +311,83 @@ async def test_the_readme_commands_run_the_birthday_job_and_count_the_outbox(
     assert bad.returncode == 2 and "--date" in bad.stderr
     unset = await asyncio.to_thread(centrala, database, tmp_path, *run)
     assert unset.returncode == 1 and "no channel is configured" in unset.stderr
+
+
+async def test_a_supervisors_offer_to_a_list_and_the_expiring_documents_job(
+    database: Database, smtp: MailServer, tmp_path: Path
+) -> None:
+    """`centrala notices send offer --clients FILE` (README): each listed client once, in
+    their language, not one called by a sales campaign today; the same again adds nothing;
+    an unknown client in the list sends nothing at all. `run document-expiry`: the clients
+    whose document expires in 30 days."""
+    ana = await client(database, "Ana", None, email="ana@x.org")
+    await client(database, "Bob", None, email="bob@x.org", language="en")
+    cid = await client(database, "Cid", None, email="cid@x.org")
+    async with database.sessions() as session, session.begin():
+        sales = Campaign(name="nt-sales", kind="sales", settings={"queue": "general"})
+        session.add(sales)
+        await session.flush()
+        session.add(
+            Call(
+                channel_id=f"nt-{cid}",
+                direction=Direction.OUTBOUND,
+                handler="ari",
+                client_id=cid,
+                campaign_id=sales.id,
+                started_at=datetime.now(UTC),  # today, wherever the clock is
+            )
+        )
+    listed = tmp_path / "clients.csv"
+    listed.write_text("external_id;name\nnt-ana;Ana\nnt-bob;Bob\nnt-cid;Cid\nnt-ana;Ana\n")
+    env = {
+        **smtp.env(),
+        "CENTRALA_SMTP_FROM": "notices@fondacija.example.org",
+        "CENTRALA_NOTICES_QUIET_FROM": "00:00",  # none: the test may run at night
+        "CENTRALA_NOTICES_QUIET_UNTIL": "00:00",
+    }
+    offer = ("notices", "send", "offer", "--clients", str(listed), "--product", "Kredit 5000 KM")
+
+    done = await asyncio.to_thread(centrala, database, tmp_path, *offer, **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "offer: queued 2 (already 0, skipped: contacted_today 1); sent 2, to retry 0, failed 0"
+    )
+    subjects = {m["X-RcptTo"]: subject(m) for m in smtp.messages()}
+    assert subjects == {
+        "ana@x.org": "Ponuda za Vas: Kredit 5000 KM",
+        "bob@x.org": "An offer for you: Kredit 5000 KM",
+    }
+    # Again: nothing (the offer itself is today's contact about it for Ana and Bob).
+    done = await asyncio.to_thread(centrala, database, tmp_path, *offer, **env)
+    assert "offer: queued 0 (already 0, skipped: contacted_today 3); sent 0" in done.stdout
+
+    # Bad input: a clear error, nothing sent.
+    listed.write_text("external_id\nnt-ana\nnobody\n")
+    bad = await asyncio.to_thread(centrala, database, tmp_path, *offer, **env)
+    assert bad.returncode == 2, bad.stderr
+    assert "1 unknown external_id(s): nobody; nothing was sent" in bad.stderr
+    no_product = await asyncio.to_thread(
+        centrala, database, tmp_path, *offer[:5], "--channel", "email", **env
+    )
+    assert no_product.returncode == 2 and "offer needs --product" in no_product.stderr
+    both = await asyncio.to_thread(
+        centrala, database, tmp_path, *offer, "--segment", "active", **env
+    )
+    assert both.returncode == 2 and "give --segment or --clients" in both.stderr
+    assert len(smtp.messages()) == 2
+
+    # Documents expiring in 30 days (the default), from the day given.
+    async with database.sessions() as session, session.begin():
+        row = await session.get(Client, ana)
+        assert row is not None
+        row.document_expiry = date(2027, 1, 1)
+    run = ("notices", "run", "document-expiry", "--date", "2026-12-02")
+    done = await asyncio.to_thread(centrala, database, tmp_path, *run, **env)
+    assert done.returncode == 0, done.stderr
+    assert "queued 1 (already 0, skipped: none); sent 1" in done.stdout
+    assert subject(smtp.messages()[-1]) == "Vaš dokument ističe 01.01.2027"
+    done = await asyncio.to_thread(
+        centrala, database, tmp_path, "notices", "run", "document-expiry", "--date", "2026-12-01"
+    )
+    assert done.returncode == 1  # no channel without the settings: nothing sent
+    assert len(smtp.messages()) == 3
