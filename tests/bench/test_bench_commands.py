@@ -61,7 +61,7 @@ EXTRA: dict[str, list[str]] = {
     ],
     "bench/chaos.py": [
         "--duration",
-        "30",
+        "20",
         "--fault-gap",
         "3",
         "6",
