@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -387,7 +387,3 @@ async def history(sessions: Sessions, client_id: int, limit: int = 50) -> list[N
                 .limit(limit)
             )
         )
-
-
-def window_start(now: datetime, days: int) -> datetime:
-    return now - timedelta(days=days)
