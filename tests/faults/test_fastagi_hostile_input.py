@@ -5,6 +5,7 @@ The same injection through the real Asterisk is test_fastagi_hostile_caller_on_a
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -182,6 +183,7 @@ async def test_peer_that_stops_answering_is_recorded_as_timeout_not_completed(
 
 
 async def test_flood_of_refused_connections_logs_a_summary_not_a_line_each(line: Line) -> None:
+    started = time.monotonic()
     with structlog.testing.capture_logs() as logs:
         for _ in range(100):
             junk = await AsteriskClient.connect(line.server.port, b"GET / HTTP/1.1\r\n\r\n")
@@ -191,5 +193,9 @@ async def test_flood_of_refused_connections_logs_a_summary_not_a_line_each(line:
             return [e for e in logs if e["event"] == "agi.connections_refused"]
 
         await wait_until(lambda: sum(sum(e["counts"].values()) for e in refused()) == 100)
-    assert len(refused()) <= 3
+    # A line when the flood starts, then one a refusal interval (0.3 s) at most: however
+    # long 100 connections take on a loaded machine (1.2 s seen on CI: 4 lines), not 100.
+    intervals = (time.monotonic() - started) / 0.3
+    assert len(refused()) <= 2 + intervals, (len(refused()), intervals)
+    assert len(refused()) < 100
     assert refused()[0]["counts"] == {"bad_header": 1}
