@@ -151,6 +151,18 @@ async def _feed(
                 )
             )
             result.fed[queue] = result.fed.get(queue, 0) + 1
+        # Running, written with the contacts: a dialler that finished the campaign since it
+        # was read above (nothing was open then) does not leave these in a finished one.
+        await session.flush()
+        await session.execute(
+            update(Campaign)
+            .where(
+                Campaign.id == campaign.id,
+                Campaign.status.in_([CampaignStatus.RUNNING, CampaignStatus.FINISHED]),
+            )
+            .values(status=CampaignStatus.RUNNING)
+            .execution_options(synchronize_session=False)
+        )
     await session.flush()
 
 

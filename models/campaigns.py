@@ -206,10 +206,10 @@ class CampaignStore:
             ]
 
     async def finish_if_done(self, campaign_id: int) -> bool:
-        """A running campaign with nobody left to call or on the line is finished. One
-        conditional write: a count read first and the update written after could finish a
-        campaign the callbacks' feeder gave a contact in between (seen on SQLite, where the
-        read is outside the write's transaction)."""
+        """A running campaign with nobody left to call or on the line is finished, by one
+        conditional write after the campaign's row is locked: a count read first and the
+        update written after could finish a campaign the callbacks' feeder gave a contact in
+        between (seen in CI: the contact pending in a finished campaign)."""
         still_open = (
             select(CampaignContact.id)
             .where(
@@ -221,6 +221,11 @@ class CampaignStore:
             .exists()
         )
         async with self.sessions() as session, session.begin():
+            # PostgreSQL: wait for a feeder holding the campaign's row (it writes it with its
+            # contacts), so the statement below sees what it committed.
+            await session.execute(
+                select(Campaign.id).where(Campaign.id == campaign_id).with_for_update()
+            )
             result = await session.execute(
                 update(Campaign)
                 .where(
