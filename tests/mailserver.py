@@ -9,22 +9,19 @@ import mailbox
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from email.message import Message
 from pathlib import Path
 
-from tests.support import wait_until
+import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support import free_port, wait_until
 
 
 class MailServer:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = directory / "smtpd.log"
 
@@ -73,3 +70,14 @@ class MailServer:
             "CENTRALA_SMTP_PORT": str(self.port),
             "CENTRALA_SMTP_SECURITY": "none",
         }
+
+
+@pytest.fixture
+async def smtp(tmp_path: Path) -> AsyncIterator[MailServer]:
+    """A mail server of the test's own, running for the test."""
+    server = MailServer(tmp_path / "mail")
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

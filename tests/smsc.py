@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from core import sms as core_sms
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = struct.Struct(">IIII")
@@ -238,12 +238,6 @@ async def serve(args: argparse.Namespace) -> None:
         server.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class SmscProcess:
     """The test's handle on the SMSC process: start, stop, what it took, orders to it."""
 
@@ -253,8 +247,8 @@ class SmscProcess:
         self.directory = directory
         self.system_id = system_id
         self.password = password
-        self.port = _free_port()
-        self.control_port = _free_port()
+        self.port = free_port()
+        self.control_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = directory / "smsc.log"
 

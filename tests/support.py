@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
@@ -57,3 +58,10 @@ async def wait_until(
                 f"timed out after {timeout} s waiting for {message}; last: {last!r}"
             )
         await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

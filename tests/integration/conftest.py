@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -36,6 +35,7 @@ from core.media import prompt_of
 from models.tables import Call, CallEvent
 from tests.conftest import Database, make_database
 from tests.integration import live
+from tests.support import free_port as _free_port
 from tests.support import wait_until
 
 TEST_APP = "centrala-test"
@@ -110,12 +110,6 @@ async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
     await client.wait_connected(10)
     yield client
     await client.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,16 +34,10 @@ from tests.integration.test_infoline_paths import (  # noqa: F401
     wait_connected,
     wait_queued,
 )
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 from tests.unit.test_metrics_dashboard import dashboard_exprs, queried_metrics
 
 Series = dict[tuple[tuple[str, str], ...], float]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -113,7 +106,7 @@ async def prometheus(server: Server, pbx: PBX, tmp_path: Path) -> AsyncIterator[
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "prometheus.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(

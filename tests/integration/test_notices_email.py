@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import Message
@@ -23,7 +22,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
@@ -35,12 +33,13 @@ from core.notices import Channel, NoticeKind
 from models import notices as store
 from models.tables import Call, Campaign, Client, ClientPhone, ContactOptOut, Direction, Notice
 from tests.conftest import Database
-from tests.mailserver import MailServer
+from tests.mailserver import MailServer, smtp
 from usecases.notices import NoticeSetup, birthdays, deliver, queue
 from web.http import setup_templates
 from web.store import DeskStore
 from web.unsubscribe import routes as unsubscribe_routes
 
+__all__ = ["smtp"]  # the fixture
 ZONE = ZoneInfo("Europe/Sarajevo")
 DAY = date(2026, 12, 2)
 SECRET = "notices-test-secret-0123456789"
@@ -49,16 +48,6 @@ SESSIONS: web.AppKey[Any] = web.AppKey("sessions")
 
 def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=ZONE)
-
-
-@pytest.fixture
-async def smtp(tmp_path: Path) -> AsyncIterator[MailServer]:
-    server = MailServer(tmp_path / "mail")
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def setup_for(server: MailServer, tmp_path: Path, **settings: Any) -> NoticeSetup:

@@ -34,11 +34,12 @@ from tests.integration.conftest import _free_port, start_serve
 from tests.integration.flow_site import BEARER, Site, flow_site
 from tests.integration.test_campaign_report_http import a_known_day as campaigns_day
 from tests.integration.test_queue_report_http import a_known_day as queues_day
-from tests.mailserver import MailServer
+from tests.mailserver import MailServer, smtp
 from tests.support import wait_until
 from usecases.morning_reports import MorningMail, mail_due
 from web import i18n
 
+__all__ = ["smtp"]  # the fixture
 ZONE = ZoneInfo("Europe/Sarajevo")
 DAY = date(2026, 12, 1)
 LIST = ("manager@example.org", "qa@example.org")
@@ -55,16 +56,6 @@ MORNING = local("2026-12-02T07:00:30")  # the reports of 1 December are due from
 async def site(database: Database) -> AsyncIterator[Site]:
     async with flow_site(database) as made:
         yield made
-
-
-@pytest.fixture
-async def smtp(tmp_path: Path) -> AsyncIterator[MailServer]:
-    server = MailServer(tmp_path / "mail")
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def morning_mail() -> MorningMail:
