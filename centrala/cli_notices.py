@@ -105,11 +105,11 @@ def notices_run(job: str, day: str | None) -> None:
     _echo(f"{job} {when.isoformat()}", *_queue_and_send(settings, queue_fn))
 
 
-SEND_KINDS = {"offer": "offer", "office-change": "office_change", "announcement": "announcement"}
+SEND_KINDS = ("announcement", "office-change", "offer")  # core.notices.SEND_KINDS
 
 
 @notices.command("send")
-@click.argument("kind", type=click.Choice(sorted(SEND_KINDS)))
+@click.argument("kind", type=click.Choice(SEND_KINDS))
 @click.option(
     "--segment",
     type=click.Choice(["new", "active", "inactive", "dormant"]),
@@ -136,57 +136,31 @@ def notices_send(
     clients, under the contact policy; once per client for the same text on the same day."""
     from centrala.logs import configure_logging
     from centrala.settings import get_settings
-    from core.notices import OFFER_TOPIC, Channel, NoticeKind
-    from core.surveys.campaign import Segment, SegmentRules
-    from models.notices import ids_of
-    from models.segments import select_targets
-    from usecases.notices import occasion_of, queue
+    from core.notices import NoticeRequestError, check_supervisor_notice
+    from usecases.notices import send_notice
 
     configure_logging("console", "WARNING")
-    if (segment is None) == (clients_file is None):
-        raise click.UsageError("give --segment or --clients, one of them")
-    notice_kind = NoticeKind(SEND_KINDS[kind])
-    text = product if notice_kind is NoticeKind.OFFER else message
-    needed = "--product" if notice_kind is NoticeKind.OFFER else "--message"
-    if not text or not text.strip():
-        raise click.UsageError(f"{kind} needs {needed}")
-    if len(text) > MAX_TEXT:
-        raise click.BadParameter(f"at most {MAX_TEXT} characters", param_hint=needed)
     wanted = _external_ids(clients_file) if clients_file is not None else []
+    try:
+        notice = check_supervisor_notice(
+            kind,
+            product if kind == "offer" else message,
+            segment=segment,
+            external_ids=wanted,
+            channel=channel,
+        )
+    except NoticeRequestError as exc:
+        hint = {"clients": "--segment / --clients"}.get(exc.field, f"--{exc.field}")
+        raise click.BadParameter(str(exc), param_hint=hint) from exc
     settings = get_settings()
-    occasion = occasion_of(_today(settings), text)
 
     async def queue_fn(sessions: Any, setup: Any) -> Any:
-        now = datetime.now(UTC)
-        if segment is not None:
-            targets = await select_targets(sessions, [Segment(segment)], SegmentRules(), now)
-            ids = [f.client_id for f, _ in targets if f.client_id is not None]
-        else:
-            found = await ids_of(sessions, wanted)
-            if unknown := [e for e in wanted if e not in found]:
-                shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")
-                raise click.BadParameter(
-                    f"{len(unknown)} unknown external_id(s): {shown}; nothing was sent",
-                    param_hint="--clients",
-                )
-            ids = [found[e] for e in wanted]
-        return await queue(
-            sessions,
-            setup,
-            notice_kind,
-            ids,
-            now,
-            occasion=occasion,
-            topic=OFFER_TOPIC if notice_kind is NoticeKind.OFFER else None,
-            channel=Channel(channel) if channel else None,
-            product=product,
-            message=message,
-        )
+        try:
+            return await send_notice(sessions, setup, notice, datetime.now(UTC), _today(settings))
+        except NoticeRequestError as exc:
+            raise click.BadParameter(str(exc), param_hint="--clients") from exc
 
     _echo(kind, *_queue_and_send(settings, queue_fn))
-
-
-MAX_TEXT = 500
 
 
 def _external_ids(path: Path) -> list[str]:

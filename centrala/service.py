@@ -65,6 +65,8 @@ from web.campaign_report_api import routes as campaign_report_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
 from web.metrics import CentralaMetrics, LiveSources, metrics_route
+from web.notices_api import NOTICE_SETUP
+from web.notices_api import routes as notice_routes
 from web.ports import AGENT_DIALLER, DESK, INFOLINE, OUTBOUND, PROMPT_UPLOAD, PROMPTS, SOFTPHONES
 from web.queue_report_api import routes as queue_report_routes
 from web.recordings import RECORDINGS, RecordingFiles
@@ -549,6 +551,7 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
             log.error("sms_login_refused", error=str(exc))
             gateway = None
     setup = notice_setup(settings, gateway)
+    app[NOTICE_SETUP] = setup  # the API's previews and sends plan with the same channels
     zone = ZoneInfo(setup.policy.default_zone)
     queued_for: list[object] = [None]
     app[OUTBOX] = {}
@@ -743,6 +746,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(campaign_report_routes(SESSIONS))
     app.router.add_routes(agent_report_routes(SESSIONS))
     app.router.add_routes(unsubscribe_routes(SESSIONS, settings.effective_web_secret()))
+    app.router.add_routes(notice_routes(SESSIONS))
     setup_desk(app)
     return app
 

@@ -23,6 +23,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
+from core.errors import DomainError
+
 
 class NoticeKind(enum.StrEnum):
     BIRTHDAY = "birthday"
@@ -153,9 +155,12 @@ class Plan:
     not_before: datetime  # quiet hours: the next moment the client may be messaged
 
 
+SKIP_REASONS = ("contacted_today", "frequency_cap", "no_address", "no_channel", "opted_out")
+
+
 @dataclass(frozen=True)
 class Skip:
-    reason: str  # opted_out, no_address, frequency_cap, contacted_today
+    reason: str  # one of SKIP_REASONS
 
 
 def address_of(r: Recipient, channel: Channel) -> str | None:
@@ -367,6 +372,87 @@ def merge_values(
         "message": message or "",
         "unsubscribe_url": unsubscribe_url or "",
     }
+
+
+# ---- a supervisor's notice ---------------------------------------------------------------
+
+# What a supervisor sends by hand (the daily jobs send the rest), by the names the command
+# and the API take.
+SEND_KINDS: Mapping[str, NoticeKind] = {
+    "offer": NoticeKind.OFFER,
+    "office-change": NoticeKind.OFFICE_CHANGE,
+    "announcement": NoticeKind.ANNOUNCEMENT,
+}
+SEGMENTS = ("new", "active", "inactive", "dormant")  # core.surveys.campaign.Segment's
+MAX_TEXT = 500  # an offer's product or a notice's text: a message, not a letter
+MAX_LISTED = 100_000  # clients named one by one in a request
+
+
+class NoticeRequestError(DomainError):
+    """A supervisor's notice that cannot be sent as asked: ``field`` is what to fix."""
+
+    error_id = "bad_notice"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, details={"field": field})
+        self.field = field
+
+
+@dataclass(frozen=True)
+class SupervisorNotice:
+    """An offer, office change or announcement to a segment or to listed clients."""
+
+    kind: NoticeKind
+    text: str  # the offer's product, or the notice's message
+    segment: str | None
+    external_ids: tuple[str, ...]
+    channel: Channel | None  # None: each client's own (the policy's order)
+
+    @property
+    def topic(self) -> str | None:
+        return OFFER_TOPIC if self.kind is NoticeKind.OFFER else None
+
+    @property
+    def product(self) -> str | None:
+        return self.text if self.kind is NoticeKind.OFFER else None
+
+    @property
+    def message(self) -> str | None:
+        return None if self.kind is NoticeKind.OFFER else self.text
+
+
+def check_supervisor_notice(
+    kind: str,
+    text: str | None,
+    *,
+    segment: str | None = None,
+    external_ids: Sequence[str] = (),
+    channel: str | None = None,
+) -> SupervisorNotice:
+    """The request checked, before anything is read or queued; NoticeRequestError names
+    the field to fix."""
+    if kind not in SEND_KINDS:
+        raise NoticeRequestError("kind", f"kind: one of {', '.join(sorted(SEND_KINDS))}")
+    notice_kind = SEND_KINDS[kind]
+    needed = "product" if notice_kind is NoticeKind.OFFER else "message"
+    if not isinstance(text, str) or not text.strip():
+        raise NoticeRequestError(needed, f"{kind} needs its {needed}")
+    if len(text) > MAX_TEXT:
+        raise NoticeRequestError(needed, f"{needed}: at most {MAX_TEXT} characters")
+    if (segment is None) == (not external_ids):
+        raise NoticeRequestError("clients", "a segment or a list of clients, one of them")
+    if segment is not None and segment not in SEGMENTS:
+        raise NoticeRequestError("segment", f"segment: one of {', '.join(SEGMENTS)}")
+    if len(external_ids) > MAX_LISTED:
+        raise NoticeRequestError("clients", f"at most {MAX_LISTED:,} clients at once")
+    wanted = tuple(dict.fromkeys(e.strip() for e in external_ids if e.strip()))
+    if segment is None and not wanted:
+        raise NoticeRequestError("clients", "no client in the list")
+    if channel is not None and channel not in set(Channel):
+        raise NoticeRequestError("channel", f"channel: one of {', '.join(Channel)}")
+    return SupervisorNotice(
+        notice_kind, text.strip(), segment, wanted, Channel(channel) if channel else None
+    )
 
 
 # ---- whose birthday ----------------------------------------------------------------------

@@ -169,6 +169,16 @@ async def ids_of(sessions: Sessions, external_ids: Sequence[str]) -> dict[str, i
     return found
 
 
+async def existing_keys(sessions: Sessions, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` the outbox has (a preview's "had it already")."""
+    found: set[str] = set()
+    async with sessions() as session:
+        for start in range(0, len(keys), 1000):
+            chunk = list(keys[start : start + 1000])
+            found.update(await session.scalars(select(Notice.key).where(Notice.key.in_(chunk))))
+    return found
+
+
 async def add(sessions: Sessions, rows: Sequence[dict[str, object]]) -> int:
     """The messages added (a key already there is left as it is: a job run twice adds none)."""
     if not rows:
@@ -378,12 +388,31 @@ async def backlog(sessions: Sessions) -> dict[tuple[str, str], int]:
 
 async def history(sessions: Sessions, client_id: int, limit: int = 50) -> list[Notice]:
     """A client's messages, newest first (the desk shows them beside the calls)."""
+    return await page(sessions, client_id=client_id, limit=limit)
+
+
+async def page(
+    sessions: Sessions,
+    *,
+    client_id: int | None = None,
+    kind: str | None = None,
+    channel: str | None = None,
+    state: str | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[Notice]:
+    """Messages newest first, those matching the filters, with ids below ``before`` (the
+    next page's cursor: the last one's id)."""
+    stmt = select(Notice)
+    for column, value in (
+        (Notice.client_id, client_id),
+        (Notice.kind, kind),
+        (Notice.channel, channel),
+        (Notice.state, state),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if before is not None:
+        stmt = stmt.where(Notice.id < before)
     async with sessions() as session:
-        return list(
-            await session.scalars(
-                select(Notice)
-                .where(Notice.client_id == client_id)
-                .order_by(Notice.created_at.desc(), Notice.id.desc())
-                .limit(limit)
-            )
-        )
+        return list(await session.scalars(stmt.order_by(Notice.id.desc()).limit(limit)))

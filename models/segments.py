@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.surveys.campaign import SURVEYED, ClientFacts, Segment, SegmentRules, counted_segment
@@ -44,19 +44,22 @@ async def client_facts(
     client_ids: Collection[int] | None = None,
     now: datetime,
     activity: bool = False,
+    phoneless: bool = False,
 ) -> list[ClientFacts]:
     """Facts as they stood at ``now`` for each client with a phone (``client_ids``, or every
-    client), ordered by client id. The number is the client's first phone (the lowest
+    client; ``phoneless``: those with none too, their number empty: an e-mail or a letter
+    needs none), ordered by client id. The number is the client's first phone (the lowest
     ``client_phones.id``). Loans opened and survey calls started after ``now`` are not seen
     yet, and a loan closed after ``now`` is still open, so a past ``now`` replays a past day.
     ``activity``: fill ``last_activity_at`` too (payments after ``now`` are not seen either)."""
     async with sessions() as session:
         if client_ids is None:
-            return await _facts(session, None, now, activity)
+            return await _facts(session, None, now, activity, phoneless)
         ids = sorted(set(client_ids))
         facts: list[ClientFacts] = []
         for start in range(0, len(ids), _IN_CHUNK):
-            facts += await _facts(session, ids[start : start + _IN_CHUNK], now, activity)
+            chunk = ids[start : start + _IN_CHUNK]
+            facts += await _facts(session, chunk, now, activity, phoneless)
         return facts
 
 
@@ -65,12 +68,15 @@ async def select_targets(
     segments: Collection[Segment] | None,
     rules: SegmentRules,
     now: datetime,
+    *,
+    phoneless: bool = False,
 ) -> list[tuple[ClientFacts, Segment | None]]:
     """A campaign's target list: the clients in any of ``segments`` (None: every client with a
-    phone), each with the segment it is counted in (core.surveys.campaign.counted_segment)."""
+    phone), each with the segment it is counted in (core.surveys.campaign.counted_segment).
+    ``phoneless``: clients with no phone too (a notice's, by e-mail or letter)."""
     targets: list[tuple[ClientFacts, Segment | None]] = []
     activity = segments is not None and Segment.DORMANT in segments
-    for client in await client_facts(sessions, now=now, activity=activity):
+    for client in await client_facts(sessions, now=now, activity=activity, phoneless=phoneless):
         segment = counted_segment(client, now, rules, segments)
         if segments is None or segment is not None:
             targets.append((client, segment))
@@ -78,12 +84,17 @@ async def select_targets(
 
 
 async def _facts(
-    session: AsyncSession, ids: Sequence[int] | None, now: datetime, activity: bool = False
+    session: AsyncSession,
+    ids: Sequence[int] | None,
+    now: datetime,
+    activity: bool = False,
+    phoneless: bool = False,
 ) -> list[ClientFacts]:
     loans = await _loan_facts(session, ids, now, activity)
     surveyed = await last_surveyed(session, ids, now)
     facts = []
-    for client_id, number, manager, language, timezone in await _first_phones(session, ids):
+    phones = await _first_phones(session, ids, phoneless)
+    for client_id, number, manager, language, timezone in phones:
         loan = loans.get(client_id)
         facts.append(
             ClientFacts(
@@ -103,7 +114,7 @@ async def _facts(
 
 
 async def _first_phones(
-    session: AsyncSession, ids: Sequence[int] | None
+    session: AsyncSession, ids: Sequence[int] | None, phoneless: bool = False
 ) -> list[tuple[int, str, str | None, str | None, str | None]]:
     first = select(ClientPhone.client_id, func.min(ClientPhone.id).label("phone_id")).group_by(
         ClientPhone.client_id
@@ -119,12 +130,13 @@ async def _first_phones(
             Client.language,
             Client.timezone,
         )
-        .join(first_phone, first_phone.c.client_id == Client.id)
-        .join(ClientPhone, ClientPhone.id == first_phone.c.phone_id)
+        .join(first_phone, first_phone.c.client_id == Client.id, isouter=phoneless)
+        .join(ClientPhone, ClientPhone.id == first_phone.c.phone_id, isouter=phoneless)
+        .where(Client.id.in_(ids) if ids is not None else true())
         .order_by(Client.id)
     )
     return [
-        (client_id, number, manager, language, zone)
+        (client_id, number or "", manager, language, zone)
         for client_id, number, manager, language, zone in rows
     ]
 

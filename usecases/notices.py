@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.notices import (
     Channel,
     NoticeKind,
+    NoticeRequestError,
     NoticeState,
     Plan,
     Policy,
+    SupervisorNotice,
     birthday_dates,
     merge_values,
     notice_key,
@@ -34,8 +36,10 @@ from core.notices import (
     retry_at,
     template_for,
 )
+from core.surveys.campaign import Segment, SegmentRules
 from models import notices as store
 from models.notices import Claimed
+from models.segments import select_targets
 
 Sessions = async_sessionmaker[AsyncSession]
 log = structlog.get_logger(__name__)
@@ -72,7 +76,16 @@ class Queued:
         return {"added": self.added, "already": self.already, "skipped": dict(self.skipped)}
 
 
-async def queue(
+@dataclass
+class Composed:
+    """A batch of clients' messages merged and planned, not yet written."""
+
+    rows: list[dict[str, object]]
+    skipped: Counter[str]
+    already: int = 0  # had this very message (its key): not planned again
+
+
+async def _compose(
     sessions: Sessions,
     setup: NoticeSetup,
     kind: NoticeKind,
@@ -80,18 +93,24 @@ async def queue(
     now: datetime,
     *,
     occasion: str,
-    topic: str | None = None,
-    channel: Channel | None = None,
-    product: str | None = None,
-    message: str | None = None,
-) -> Queued:
-    """A ``kind`` message for each of ``client_ids`` the policy allows, once per
-    ``occasion`` (a birthday's year, an offer campaign's name)."""
-    result = Queued()
+    topic: str | None,
+    channel: Channel | None,
+    product: str | None,
+    message: str | None,
+) -> AsyncIterator[Composed]:
+    """The outbox rows of ``client_ids`` the policy lets through, ``CHUNK`` clients at a
+    time, with why the others are not messaged."""
     since = now - timedelta(days=setup.policy.cap_days)
     for start in range(0, len(client_ids), CHUNK):
-        rows = []
-        for client in await store.recipients(sessions, client_ids[start : start + CHUNK], since):
+        batch = Composed([], Counter())
+        chunk = client_ids[start : start + CHUNK]
+        # This message's own earlier copy would count as today's contact about it: a job
+        # run again is "already", not "contacted today".
+        had = await store.existing_keys(sessions, [notice_key(kind, c, occasion) for c in chunk])
+        for client in await store.recipients(sessions, chunk, since):
+            if notice_key(kind, client.recipient.client_id, occasion) in had:
+                batch.already += 1
+                continue
             decided = plan(
                 kind,
                 client.recipient,
@@ -102,7 +121,7 @@ async def queue(
                 channel=channel,
             )
             if not isinstance(decided, Plan):
-                result.skipped[decided.reason] += 1
+                batch.skipped[decided.reason] += 1
                 continue
             language, template = template_for(kind, client.recipient.language)
             merged = render(
@@ -114,7 +133,7 @@ async def queue(
                     message=message,
                 ),
             )
-            rows.append(
+            batch.rows.append(
                 {
                     "key": notice_key(kind, client.recipient.client_id, occasion),
                     "client_id": client.recipient.client_id,
@@ -132,10 +151,115 @@ async def queue(
                     "created_at": now,
                 }
             )
-        added = await store.add(sessions, rows)
+        yield batch
+
+
+async def queue(
+    sessions: Sessions,
+    setup: NoticeSetup,
+    kind: NoticeKind,
+    client_ids: Sequence[int],
+    now: datetime,
+    *,
+    occasion: str,
+    topic: str | None = None,
+    channel: Channel | None = None,
+    product: str | None = None,
+    message: str | None = None,
+) -> Queued:
+    """A ``kind`` message for each of ``client_ids`` the policy allows, once per
+    ``occasion`` (a birthday's year, an offer campaign's name)."""
+    result = Queued()
+    async for batch in _compose(
+        sessions, setup, kind, client_ids, now, occasion=occasion, topic=topic,
+        channel=channel, product=product, message=message,
+    ):  # fmt: skip
+        result.skipped.update(batch.skipped)
+        added = await store.add(sessions, batch.rows)
         result.added += added
-        result.already += len(rows) - added
+        result.already += batch.already + len(batch.rows) - added
     return result
+
+
+# ---- a supervisor's notice ---------------------------------------------------------------
+
+
+async def clients_of(sessions: Sessions, notice: SupervisorNotice, now: datetime) -> list[int]:
+    """The clients a supervisor's notice is for: the segment's (from their loans), or the
+    listed ones, every one of them known (else nothing is sent: NoticeRequestError)."""
+    if notice.segment is not None:
+        segments = [Segment(notice.segment)]
+        targets = await select_targets(sessions, segments, SegmentRules(), now, phoneless=True)
+        return list(dict.fromkeys(f.client_id for f, _ in targets if f.client_id is not None))
+    found = await store.ids_of(sessions, notice.external_ids)
+    if unknown := [e for e in notice.external_ids if e not in found]:
+        shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")
+        raise NoticeRequestError(
+            "clients", f"{len(unknown)} unknown external_id(s): {shown}; nothing was sent"
+        )
+    return [found[e] for e in notice.external_ids]
+
+
+async def send_notice(
+    sessions: Sessions, setup: NoticeSetup, notice: SupervisorNotice, now: datetime, day: date
+) -> Queued:
+    """A supervisor's notice queued for its clients (once per client for the same text on
+    the same ``day``, the call centre's); the senders send it."""
+    ids = await clients_of(sessions, notice, now)
+    result = await queue(
+        sessions, setup, notice.kind, ids, now, occasion=occasion_of(day, notice.text),
+        topic=notice.topic, channel=notice.channel, product=notice.product,
+        message=notice.message,
+    )  # fmt: skip
+    log.info("supervisor_notice_queued", kind=str(notice.kind), **result.summary())
+    return result
+
+
+@dataclass
+class Preview:
+    """What sending a notice would do, nothing written: how many clients get it by which
+    channel, how many had it already, who not and why, and one real message per language."""
+
+    clients: int = 0
+    by_channel: Counter[str] = field(default_factory=Counter)
+    already: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, dict[str, str]] = field(default_factory=dict)  # by language
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "clients": self.clients,
+            "by_channel": dict(self.by_channel),
+            "already": self.already,
+            "skipped": dict(self.skipped),
+            "samples": [{"language": k, **v} for k, v in sorted(self.samples.items())],
+        }
+
+
+async def preview(
+    sessions: Sessions, setup: NoticeSetup, notice: SupervisorNotice, now: datetime, day: date
+) -> Preview:
+    ids = await clients_of(sessions, notice, now)
+    shown = Preview(clients=len(ids))
+    async for batch in _compose(
+        sessions, setup, notice.kind, ids, now, occasion=occasion_of(day, notice.text),
+        topic=notice.topic, channel=notice.channel, product=notice.product,
+        message=notice.message,
+    ):  # fmt: skip
+        shown.skipped.update(batch.skipped)
+        shown.already += batch.already
+        for row in batch.rows:
+            shown.by_channel[str(row["channel"])] += 1
+            shown.samples.setdefault(
+                str(row["language"]),
+                {
+                    "channel": str(row["channel"]),
+                    "subject": str(row["subject"]),
+                    "text": str(row["body"]),
+                    "html": str(row["html"]),
+                },
+            )
+    return shown
 
 
 async def birthdays(sessions: Sessions, setup: NoticeSetup, day: date, now: datetime) -> Queued:

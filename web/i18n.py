@@ -58,6 +58,9 @@ SCRIPT_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
         ),
         "softphone.js": frozenset({"softphone"}),
         "wallboard.js": frozenset({"pacing", "pause", "state", "wallboard"}),
+        "notices.js": frozenset(
+            {"channel", "notice_kind", "notice_skip", "notice_state", "notices", "segment"}
+        ),
         "admin.js": frozenset(
             {
                 "campaign_kind",

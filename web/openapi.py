@@ -27,6 +27,14 @@ def _op(
 
 
 _S = {"type": "string"}
+_NOTICE = {
+    "kind": {"enum": ["offer", "office-change", "announcement"]},
+    "segment": {"enum": ["new", "active", "inactive", "dormant"]},
+    "clients": {"type": "array", "items": _S},
+    "product": _S,
+    "message": _S,
+    "channel": {"enum": ["sms", "viber", "email", "letter"]},
+}
 # What a manual call is to: one of number, client_id (their number on record), callback_id.
 _CALL = {
     "number": {"type": "string"},
@@ -663,6 +671,29 @@ OPENAPI: dict[str, Any] = {
                 "or procedure)",
                 body={"name": _S, "survey": _S, "mode": _S, "queue": _S, "settings": {}},
             ),
+        },
+        "/api/notices": {
+            "get": _op(
+                "the outbox, newest first: each message's client, kind, channel, state, "
+                "times and error; filters client, kind, channel, state; limit (≤ 500) and "
+                "before (the last id seen) for the next page; {notices, next_before}"
+            ),
+            "post": _op(
+                "queue an offer (product), office change or announcement (message) to a "
+                "segment or to clients by external id, under the contact policy, once per "
+                "client for the same text on the same day; {added, already, skipped}",
+                body=_NOTICE,
+            ),
+        },
+        "/api/notices/preview": {
+            "post": _op(
+                "what sending it would do, nothing written: {clients, by_channel, already, "
+                "skipped (by reason), samples (one real message per language)}",
+                body=_NOTICE,
+            )
+        },
+        "/api/notices/status": {
+            "get": _op("the outbox's counts by kind, channel and state; the channels set up")
         },
         "/api/campaigns/{campaign}": {"get": _op("a campaign with its progress")},
         "/api/campaigns/{campaign}/start": {"post": _op("run it")},

@@ -346,9 +346,9 @@ async def test_a_supervisors_offer_to_a_list_and_the_expiring_documents_job(
         "ana@x.org": "Ponuda za Vas: Kredit 5000 KM",
         "bob@x.org": "An offer for you: Kredit 5000 KM",
     }
-    # Again: nothing (the offer itself is today's contact about it for Ana and Bob).
+    # Again: nothing; Ana and Bob had this very offer (not "contacted today": their copy).
     done = await asyncio.to_thread(centrala, database, tmp_path, *offer, **env)
-    assert "offer: queued 0 (already 0, skipped: contacted_today 3); sent 0" in done.stdout
+    assert "offer: queued 0 (already 2, skipped: contacted_today 1); sent 0" in done.stdout
 
     # Bad input: a clear error, nothing sent.
     listed.write_text("external_id\nnt-ana\nnobody\n")
@@ -358,11 +358,11 @@ async def test_a_supervisors_offer_to_a_list_and_the_expiring_documents_job(
     no_product = await asyncio.to_thread(
         centrala, database, tmp_path, *offer[:5], "--channel", "email", **env
     )
-    assert no_product.returncode == 2 and "offer needs --product" in no_product.stderr
+    assert no_product.returncode == 2 and "--product: offer needs its product" in no_product.stderr
     both = await asyncio.to_thread(
         centrala, database, tmp_path, *offer, "--segment", "active", **env
     )
-    assert both.returncode == 2 and "give --segment or --clients" in both.stderr
+    assert both.returncode == 2 and "a segment or a list of clients, one of them" in both.stderr
     assert len(smtp.messages()) == 2
 
     # Documents expiring in 30 days (the default), from the day given.

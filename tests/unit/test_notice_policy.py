@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 from core.notices import (
     FINAL,
     GIVE_UP_AFTER,
+    MAX_TEXT,
     OFFER_TOPIC,
     SHIPPED,
     Channel,
     Contact,
     NoticeKind,
+    NoticeRequestError,
     NoticeState,
     Plan,
     Policy,
@@ -31,6 +33,7 @@ from core.notices import (
     TemplateError,
     after_report,
     birthday_dates,
+    check_supervisor_notice,
     merge_values,
     next_allowed,
     notice_key,
@@ -202,3 +205,35 @@ def test_birthdays_of_29_february_are_greeted_on_the_28th_in_other_years() -> No
     assert birthday_dates(date(2028, 2, 29)) == [(2, 29)]
     assert birthday_dates(date(2100, 2, 28)) == [(2, 28), (2, 29)]  # no leap day in 2100
     assert notice_key(NoticeKind.BIRTHDAY, 7, "2026") == "birthday:7:2026"
+
+
+# ---- a supervisor's notice ---------------------------------------------------------------
+
+
+def test_a_supervisors_notice_is_checked_before_anything_is_read() -> None:
+    offer = check_supervisor_notice(
+        "offer", " Kredit 5000 KM ", external_ids=[" k1", "k2", "k1", ""], channel="email"
+    )
+    assert offer.kind is NoticeKind.OFFER and offer.text == "Kredit 5000 KM"
+    assert offer.external_ids == ("k1", "k2") and offer.channel is Channel.EMAIL
+    assert (offer.product, offer.message, offer.topic) == ("Kredit 5000 KM", None, OFFER_TOPIC)
+    news = check_supervisor_notice("office-change", "Nova adresa", segment="active")
+    assert news.kind is NoticeKind.OFFICE_CHANGE and news.segment == "active"
+    assert (news.product, news.message, news.topic, news.channel) == (
+        None, "Nova adresa", None, None,
+    )  # fmt: skip
+    for kwargs, field in (
+        ({"kind": "birthday", "text": "x", "segment": "new"}, "kind"),
+        ({"kind": "offer", "text": None, "segment": "new"}, "product"),
+        ({"kind": "announcement", "text": "  ", "segment": "new"}, "message"),
+        ({"kind": "offer", "text": "x" * (MAX_TEXT + 1), "segment": "new"}, "product"),
+        ({"kind": "offer", "text": "x"}, "clients"),
+        ({"kind": "offer", "text": "x", "segment": "new", "external_ids": ["a"]}, "clients"),
+        ({"kind": "offer", "text": "x", "external_ids": [" ", ""]}, "clients"),
+        ({"kind": "offer", "text": "x", "segment": "vip"}, "segment"),
+        ({"kind": "offer", "text": "x", "segment": "new", "channel": "fax"}, "channel"),
+    ):
+        with pytest.raises(NoticeRequestError) as raised:
+            check_supervisor_notice(**kwargs)
+        assert raised.value.field == field and raised.value.details == {"field": field}
+        assert raised.value.error_id == "bad_notice" and raised.value.status == 400
