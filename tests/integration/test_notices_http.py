@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
+import web as web_package
 from centrala.service import SESSIONS, SETTINGS
 from centrala.settings import Settings
 from core.notices import Channel, Policy
@@ -59,6 +60,7 @@ async def http(database: Database, tmp_path: Path, smtp: MailServer) -> AsyncIte
     setup_templates(app)
     app.router.add_routes(routes(SESSIONS))
     app.router.add_routes(desk_routes())
+    app.router.add_routes([web.static("/static", Path(web_package.__file__).parent / "static")])
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
