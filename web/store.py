@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.desk.forms import CallbackRequest, CallFigure, Disposition, changes
@@ -26,6 +26,7 @@ from models.tables import (
     Client,
     ClientAudit,
     ClientPhone,
+    ContactOptOut,
     Interaction,
     Notice,
     SurveyAnswer,
@@ -212,6 +213,11 @@ class DeskStore:
                 .limit(RECENT)
             )
         )
+        rows.opted_out = sorted(
+            await session.scalars(
+                select(ContactOptOut.channel).where(ContactOptOut.client_id == client_id)
+            )
+        )
         rows.messages = list(
             await session.scalars(
                 select(Notice)
@@ -326,6 +332,25 @@ class DeskStore:
             await session.commit()
             return client.id
 
+    @staticmethod
+    async def _set_opt_outs(
+        session: AsyncSession, client_id: int, had: list[str], wanted: list[str]
+    ) -> None:
+        """The client's opt-outs as an agent recorded them (the contact policy reads them)."""
+        gone = [c for c in had if c not in wanted]
+        if gone:
+            await session.execute(
+                delete(ContactOptOut).where(
+                    ContactOptOut.client_id == client_id, ContactOptOut.channel.in_(gone)
+                )
+            )
+        now = datetime.now(UTC)
+        for channel in wanted:
+            if channel not in had:
+                session.add(
+                    ContactOptOut(client_id=client_id, channel=channel, at=now, source="agent")
+                )
+
     async def update_client(self, client_id: int, fields: dict[str, Any], agent_id: str) -> int:
         """Apply the changed fields with one audit row each; returns how many changed."""
         async with self.sessions() as session:
@@ -335,12 +360,18 @@ class DeskStore:
             phones = list(
                 await session.scalars(select(ClientPhone).where(ClientPhone.client_id == client_id))
             )
-            before = {
+            had_opted_out = sorted(
+                await session.scalars(
+                    select(ContactOptOut.channel).where(ContactOptOut.client_id == client_id)
+                )
+            )
+            before: dict[str, Any] = {
                 "name": client.name,
                 "language": client.language,
                 "client_type": str(client.client_type),
                 "document_expiry": client.document_expiry,
                 "phones": [p.number for p in phones],
+                "opted_out": had_opted_out,
             }
             diff = changes(before, fields)
             for field, old, new in diff:
@@ -353,6 +384,8 @@ class DeskStore:
                     for n in fields["phones"]:
                         if n not in have:
                             session.add(ClientPhone(client_id=client_id, number=n))
+                elif field == "opted_out":
+                    await self._set_opt_outs(session, client_id, had_opted_out, fields[field])
                 elif field == "client_type":
                     client.client_type = ClientType(fields[field])
                 else:

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from core.errors import DomainError
+from core.notices import Channel
 from core.phones import normalise
 
 CATEGORIES = ("information", "sales", "complaint", "satisfaction", "suggestion")
@@ -111,7 +112,7 @@ def check_callback(data: dict[str, Any], now: datetime) -> CallbackRequest:
     return CallbackRequest(due, _text(data, "note", 80))
 
 
-EDITABLE = ("name", "language", "client_type", "phones", "document_expiry")
+EDITABLE = ("name", "language", "client_type", "phones", "document_expiry", "opted_out")
 
 
 def check_client(data: dict[str, Any], region: str, *, partial: bool) -> dict[str, Any]:
@@ -144,6 +145,16 @@ def check_client(data: dict[str, Any], region: str, *, partial: bool) -> dict[st
         if not phones:
             raise FormError("phones", "at least one number")
         out["phones"] = phones
+    if "opted_out" in data:
+        # The channels the client asked not to get messages by (an agent records it).
+        raw_channels = data["opted_out"]
+        items = raw_channels if isinstance(raw_channels, list) else [raw_channels]
+        chosen = set()
+        for item in items:
+            if not isinstance(item, str) or item not in set(Channel):
+                raise FormError("opted_out", f"channels: {', '.join(Channel)}")
+            chosen.add(item)
+        out["opted_out"] = sorted(chosen)
     if "document_expiry" in data:
         raw_date = _text(data, "document_expiry", 10)
         try:

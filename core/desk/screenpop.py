@@ -132,6 +132,7 @@ class PopRows:
     calls: Sequence[CallFacts] = field(default_factory=list)  # earlier calls, newest first
     survey_answers: Sequence[AnswerFacts] = field(default_factory=list)  # newest first
     messages: Sequence[MessageFacts] = field(default_factory=list)  # notices, newest first
+    opted_out: Sequence[str] = field(default_factory=list)  # channels: no messages by them
     intent: str | None = None  # from the call's "routed" event
     # An agent campaign's call: its name, mode, purpose and script (core.dialler).
     campaign: Mapping[str, Any] | None = None
@@ -204,6 +205,7 @@ def build_screenpop(rows: PopRows, stage: str, today: date) -> dict[str, Any]:
         "document_expiry": _iso(client.document_expiry),
         "document_state": doc,
         "phones": rows.phones,
+        "opted_out": list(rows.opted_out),
         "alerts": alerts,
     }
     pop["callbacks"] = [

@@ -19,7 +19,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-import web as web_package
 from centrala.service import SESSIONS, SETTINGS
 from centrala.settings import Settings
 from core.notices import Channel, Policy
@@ -32,6 +31,7 @@ from tests.mailserver import MailServer, smtp
 from usecases.notices import deliver
 from web.errors import api_guard, errors
 from web.http import WEB, setup_templates
+from web.http import routes as desk_web_routes
 from web.notices_api import NOTICE_SETUP, desk_routes, routes
 
 __all__ = ["smtp"]  # the fixture
@@ -60,7 +60,7 @@ async def http(database: Database, tmp_path: Path, smtp: MailServer) -> AsyncIte
     setup_templates(app)
     app.router.add_routes(routes(SESSIONS))
     app.router.add_routes(desk_routes())
-    app.router.add_routes([web.static("/static", Path(web_package.__file__).parent / "static")])
+    app.router.add_routes(desk_web_routes())  # the desk's own: its client record, /static
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -235,3 +235,42 @@ async def test_supervisors_send_from_the_desk_and_agents_may_not_look(http: Http
     manager = await http.users.headers("manager")
     resp = await http.client.get("/desk/api/notices", headers=manager)
     assert resp.status == 403
+
+
+async def test_an_agent_records_a_clients_opt_out_and_the_policy_keeps_it(http: Http) -> None:
+    ids = await seed(http.db)
+    amra = ids["nh-amra"]
+    agent = await http.users.headers("agent")
+    page = await http.client.get("/desk", headers=agent)
+    csrf = (await page.text()).split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    desk = {**agent, "X-CSRF-Token": csrf}
+    to_amra = {**OFFER, "clients": ["nh-amra"]}
+
+    resp = await http.client.patch(
+        f"/desk/api/clients/{amra}", json={"opted_out": ["email", "sms"]}, headers=desk
+    )
+    assert resp.status == 200 and (await resp.json())["changed"] == 1
+    record = await (await http.client.get(f"/desk/api/clients/{amra}", headers=agent)).json()
+    assert record["client"]["opted_out"] == ["email", "sms"]
+    (entry,) = record["audit"]
+    assert (entry["agent_id"], entry["field"], entry["old"], entry["new"]) == (
+        "agent-1", "opted_out", "", "email;sms",
+    )  # fmt: skip
+    _, shown = await post(http, "/preview", to_amra)
+    assert shown["skipped"] == {"opted_out": 1} and shown["by_channel"] == {}
+
+    resp = await http.client.patch(
+        f"/desk/api/clients/{amra}", json={"opted_out": ["sms"]}, headers=desk
+    )
+    assert (await resp.json())["changed"] == 1
+    _, shown = await post(http, "/preview", to_amra)
+    assert shown["by_channel"] == {"email": 1}  # she may get e-mails again
+    resp = await http.client.patch(
+        f"/desk/api/clients/{amra}", json={"opted_out": ["fax"]}, headers=desk
+    )
+    assert resp.status == 422 and (await resp.json())["details"] == {"field": "opted_out"}
+    async with http.db.sessions() as session:
+        kept = list(
+            await session.scalars(select(ContactOptOut).where(ContactOptOut.client_id == amra))
+        )
+    assert [(o.channel, o.source) for o in kept] == [("sms", "agent")]

@@ -44,7 +44,8 @@ function renderRecord(target, pop) {
     [t("client.manager"), c.manager ? t("client.manager_name", {name: c.manager.name, id: c.manager.id}) : null],
     [t("client.overdue_debt"), c.overdue_debt ? t("client.yes") : t("client.no")],
     [t("client.id_document"), c.document_expiry ? t("client.id_document_until", {date: fmtDate(c.document_expiry), state: label("document", c.document_state)}) : label("document", "unknown")],
-    [t("client.phones"), c.phones.join(", ")]]));
+    [t("client.phones"), c.phones.join(", ")],
+    [t("client.opted_out"), (c.opted_out || []).map((x) => label("channel", x)).join(", ") || null]]));
   if (pop.ivr_path !== undefined && pop.stage !== "record" && !pop.campaign) target.append(callFacts(pop));
   target.append(list(t("client.callbacks"), pop.callbacks, (b) => `${when(b.due_at)} · ${b.reason || ""}`));
   target.append(list(t("client.notes"), pop.interactions, (i) => `${when(i.at)} · ${i.category ? label("category", i.category) : ""} · ${i.note || ""}${i.agent_id ? ` (${i.agent_id})` : ""}`));
@@ -242,11 +243,19 @@ async function openClient(id, target) {
     const l = el("label", text); l.htmlFor = `${target.id}-edit-${name}`; const i = el("input"); i.id = l.htmlFor; i.name = name; i.value = value;
     form.append(l, i);
   }
+  // The channels the client asked not to get messages by: the contact policy skips them.
+  const optOuts = el("fieldset", null, "opt-outs"); optOuts.append(el("legend", t("client.opted_out")));
+  for (const channel of ["sms", "viber", "email", "letter"]) {
+    const box = el("input"); box.type = "checkbox"; box.name = "opted_out"; box.value = channel;
+    box.checked = (rec.client.opted_out || []).includes(channel);
+    const l = el("label", null, "chip"); l.append(box, " ", label("channel", channel)); optOuts.append(l);
+  }
+  form.append(optOuts);
   const b = el("button", t("client.save")); b.type = "submit"; form.append(b);
   const msg = el("span", "", "msg"); msg.setAttribute("role", "status"); form.append(msg);
   form.onsubmit = async (e) => {
-    e.preventDefault(); const f = new FormData(form); const body = {};
-    for (const [k, v] of f.entries()) body[k] = v;
+    e.preventDefault(); const f = new FormData(form); const body = {opted_out: []};
+    for (const [k, v] of f.entries()) { if (k === "opted_out") body.opted_out.push(v); else body[k] = v; }
     try { const r = await api("PATCH", `/desk/api/clients/${id}`, body); msg.textContent = t("client.saved", {count: fmtNumber(r.changed)}); }
     catch (err) { msg.textContent = err.message; msg.className = "msg error"; }
   };
