@@ -65,6 +65,7 @@ from web.campaign_report_api import routes as campaign_report_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
 from web.metrics import CentralaMetrics, LiveSources, metrics_route
+from web.notice_report_api import routes as notice_report_routes
 from web.notices_api import NOTICE_SETUP
 from web.notices_api import routes as notice_routes
 from web.ports import AGENT_DIALLER, DESK, INFOLINE, OUTBOUND, PROMPT_UPLOAD, PROMPTS, SOFTPHONES
@@ -747,6 +748,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(agent_report_routes(SESSIONS))
     app.router.add_routes(unsubscribe_routes(SESSIONS, settings.effective_web_secret()))
     app.router.add_routes(notice_routes(SESSIONS))
+    app.router.add_routes(notice_report_routes(SESSIONS))
     setup_desk(app)
     return app
 

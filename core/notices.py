@@ -235,6 +235,10 @@ def plan(
     return Skip("no_channel")
 
 
+# Where a client's opt-out came from (contact_opt_outs.source): the e-mail's unsubscribe
+# link, a STOP reply to an SMS, an agent on the desk.
+OPT_OUT_SOURCES = ("agent", "stop_reply", "unsubscribe")
+
 # A client's reply that opts them out of SMS and Viber: the word alone, any case, with or
 # without punctuation ("Stop.", "ODJAVA!").
 STOP_WORDS = frozenset({"stop", "stopp", "odjava", "odjavi", "unsubscribe"})

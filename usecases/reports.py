@@ -1,4 +1,4 @@
-"""The reports built per interval (queues, agents, campaigns) from their stores and pure
+"""The reports built per interval (queues, agents, campaigns, notices) from their stores and pure
 builders, as the API, the desk pages and the morning e-mail ask for them: ``params`` are the
 query's (since, until, interval and each report's filters), the result the report's JSON.
 And the call log of a window as one CSV text (``calls_csv``), for a day's e-mail.
@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import agent_report, campaign_report, queue_report
+from core import agent_report, campaign_report, notice_report, queue_report
 from core.calllog_report import csv_text, parse_filter
 from core.surveys.report import REPORT_TIMEZONE
 from models import agent_report as agent_store
 from models import campaign_report as campaign_store
+from models import notice_report as notice_store
 from models import queue_report as queue_store
 from models.calllog_report import stream_calls
 
@@ -61,6 +62,20 @@ async def agents(
         **_window(query.since, query.until, zone),
         **report.result(await agent_store.agent_names(sessions)),
     }
+
+
+async def notices(sessions: Sessions, params: dict[str, str]) -> dict[str, Any]:
+    """The notices report asked for by ``params`` (NoticeReportError when it cannot be made)."""
+    zone = ZoneInfo(REPORT_TIMEZONE)
+    query = notice_report.parse_request(params, datetime.now(zone).date(), REPORT_TIMEZONE)
+    report = notice_report.NoticeReport(query.interval, zone)
+    window = (sessions, query.since, query.until)
+    async for notice in notice_store.notices(*window, query.kind, query.channel):
+        report.add(notice)
+    if query.kind is None:  # an opt-out is of a channel, not of a kind
+        for opt_out in await notice_store.opt_outs(*window, query.channel):
+            report.add_opt_out(opt_out)
+    return {**_window(query.since, query.until, zone), **report.result()}
 
 
 async def campaigns(sessions: Sessions, params: dict[str, str]) -> dict[str, Any]:

@@ -59,7 +59,15 @@ SCRIPT_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
         "softphone.js": frozenset({"softphone"}),
         "wallboard.js": frozenset({"pacing", "pause", "state", "wallboard"}),
         "notices.js": frozenset(
-            {"channel", "notice_kind", "notice_skip", "notice_state", "notices", "segment"}
+            {
+                "channel",
+                "notice_kind",
+                "notice_skip",
+                "notice_state",
+                "notices",
+                "opt_out_source",
+                "segment",
+            }
         ),
         "admin.js": frozenset(
             {

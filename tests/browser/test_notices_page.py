@@ -74,6 +74,12 @@ async def test_a_supervisor_previews_an_offer_then_sends_it_once(
         await expect(page.locator("#n-latest tbody tr")).to_have_count(2)
         await expect(page.locator("#n-outbox tbody")).to_contain_text("offer")
         await expect(send).to_be_disabled()  # sent: the next needs its own preview
+        report = page.locator("#r-rows tbody tr")
+        await expect(report).to_have_count(1)  # today: the offers by e-mail
+        await expect(report.locator("td").nth(3)).to_have_text("2")
+        await expect(page.locator("#r-opt-outs")).to_contain_text(
+            "1 opted out of e-mail (the unsubscribe link)"
+        )
         await page.get_by_role("button", name="Preview").click()
         await expect(figures).to_contain_text("already had it: 2")
         async with http.db.sessions() as session:

@@ -32,6 +32,8 @@ from usecases.notices import deliver
 from web.errors import api_guard, errors
 from web.http import WEB, setup_templates
 from web.http import routes as desk_web_routes
+from web.notice_report_api import desk_routes as report_desk_routes
+from web.notice_report_api import routes as report_routes
 from web.notices_api import NOTICE_SETUP, desk_routes, routes
 
 __all__ = ["smtp"]  # the fixture
@@ -60,6 +62,8 @@ async def http(database: Database, tmp_path: Path, smtp: MailServer) -> AsyncIte
     setup_templates(app)
     app.router.add_routes(routes(SESSIONS))
     app.router.add_routes(desk_routes())
+    app.router.add_routes(report_routes(SESSIONS))
+    app.router.add_routes(report_desk_routes())
     app.router.add_routes(desk_web_routes())  # the desk's own: its client record, /static
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
@@ -274,3 +278,42 @@ async def test_an_agent_records_a_clients_opt_out_and_the_policy_keeps_it(http: 
             await session.scalars(select(ContactOptOut).where(ContactOptOut.client_id == amra))
         )
     assert [(o.channel, o.source) for o in kept] == [("sms", "agent")]
+
+
+async def test_the_report_counts_what_became_of_the_days_messages(http: Http) -> None:
+    """GET /api/reports/notices (and .csv, and the desk's twin) after a real send: today's
+    row per kind and channel, and the opt-outs by channel and source."""
+    await seed(http.db)
+    await post(http, "", {**OFFER, "segment": "active"})
+    setup = http.app[NOTICE_SETUP]
+    assert (await deliver(http.db.sessions, setup, lambda: datetime.now(UTC))).sent == 3
+    resp = await http.client.get("/api/reports/notices", headers=BEARER)
+    report = await resp.json()
+    assert resp.status == 200, report
+    (row,) = report["rows"]
+    assert (row["kind"], row["channel"]) == ("offer", "email")
+    assert (row["messages"], row["sent"], row["waiting"], row["delivered"]) == (3, 3, 0, 0)
+    assert [(o["channel"], o["source"], o["clients"]) for o in report["opt_outs"]] == [
+        ("email", "unsubscribe", 1)
+    ]
+    resp = await http.client.get("/api/reports/notices.csv", headers=BEARER)
+    lines = (await resp.text()).splitlines()
+    assert (
+        lines[0]
+        == "start,end,kind,channel,source,messages,waiting,sent,delivered,failed,expired,fallbacks"
+    )
+    assert lines[1].endswith(",offer,email,,3,0,3,0,0,0,0")
+    assert lines[2].split(",")[2:6] == ["opt_out", "email", "unsubscribe", "1"]
+    resp = await http.client.get("/api/reports/notices", params={"channel": "sms"}, headers=BEARER)
+    assert (await resp.json())["rows"] == []
+    resp = await http.client.get(
+        "/api/reports/notices", params={"interval": "hour"}, headers=BEARER
+    )
+    assert resp.status == 400 and (await resp.json())["error_id"] == "bad_interval"
+    lead = await http.users.headers("supervisor")
+    resp = await http.client.get("/desk/api/reports/notices", headers=lead)
+    assert resp.status == 200 and (await resp.json())["rows"] == report["rows"]
+    resp = await http.client.get(
+        "/desk/api/reports/notices", headers=await http.users.headers("agent")
+    )
+    assert resp.status == 403

@@ -27,7 +27,14 @@ from core.campaign_report import CLOSED
 from core.desk.forms import CATEGORIES, DISPOSITION_PAUSE, OUTCOMES
 from core.dialler import AgentCampaignSettings, AgentDisposition, CampaignKind
 from core.enums import AgentRole, ClientType, DeskLanguage
-from core.notices import SEGMENTS, SKIP_REASONS, Channel, NoticeKind, NoticeState
+from core.notices import (
+    OPT_OUT_SOURCES,
+    SEGMENTS,
+    SKIP_REASONS,
+    Channel,
+    NoticeKind,
+    NoticeState,
+)
 from core.pacing import Mode
 from core.queue_report import INTERVALS
 from core.simulation.result import EndKind
@@ -71,6 +78,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "notice_kind": tuple(NoticeKind),
     "notice_state": tuple(NoticeState),
     "notice_skip": SKIP_REASONS,
+    "opt_out_source": OPT_OUT_SOURCES,
     "segment": SEGMENTS,
     "state": tuple(AgentStatus),
     "pause": (*PAUSE_REASONS, DISPOSITION_PAUSE),

@@ -98,6 +98,7 @@ async function send() {
     $("n-result").textContent = t("notices.queued", { added: fmtNumber(q.added), already: fmtNumber(q.already) });
     previewed = null;
     await outbox();
+    await report();
   } catch (error) { fail(error); }
 }
 
@@ -127,6 +128,29 @@ async function outbox() {
   $("n-empty").hidden = latest.notices.length > 0;
 }
 
+// The report: what became of the messages created each day, and the opt-outs.
+async function report() {
+  const query = new URLSearchParams();
+  for (const name of ["since", "until"]) { const v = $(`r-${name}`).value; if (v) query.set(name, v); }
+  const text = query.toString() ? `?${query}` : "";
+  $("r-csv").href = `/desk/api/reports/notices.csv${text}`;
+  const response = await fetch(`/desk/api/reports/notices${text}`);
+  const data = await response.json();
+  if (!response.ok) throw new Error(errorText(data, response.statusText));
+  const body = $("r-rows").tBodies[0];
+  body.replaceChildren();
+  for (const r of data.rows) {
+    const tr = document.createElement("tr");
+    cell(tr, fmtDate(r.start.slice(0, 10))); cell(tr, label("notice_kind", r.kind)); cell(tr, label("channel", r.channel));
+    for (const c of ["messages", "waiting", "sent", "delivered", "failed", "expired", "fallbacks"]) cell(tr, fmtNumber(r[c]));
+    body.append(tr);
+  }
+  $("r-opt-outs").replaceChildren(...data.opt_outs.map((o) => item(t("notices.opt_outs", {
+    day: fmtDate(o.start.slice(0, 10)), channel: label("channel", o.channel), source: label("opt_out_source", o.source), count: fmtNumber(o.clients),
+  }))));
+}
+$("r-form").addEventListener("submit", (e) => { e.preventDefault(); report().catch(fail); });
+
 if ($("n-form")) {
   for (const id of ["n-kind", "n-segment", "n-clients", "n-product", "n-message", "n-channel"]) {
     $(id).addEventListener("input", changed);
@@ -135,4 +159,4 @@ if ($("n-form")) {
   $("n-send").addEventListener("click", send);
   changed();
 }
-outbox().catch(fail);
+outbox().then(report).catch(fail);
