@@ -220,15 +220,28 @@ async def claim_due(sessions: Sessions, now: datetime, limit: int) -> list[Claim
     )
     claimed = []
     async with sessions() as session, session.begin():
+        # The two kinds of due apart: each an index range (state, not_before), not a scan.
         ids = list(
             await session.scalars(
                 select(Notice.id)
-                .where(due)
+                .where(
+                    Notice.state == NoticeState.QUEUED,
+                    Notice.not_before <= now,
+                    Notice.next_attempt_at.is_(None) | (Notice.next_attempt_at <= now),
+                )
                 .order_by(Notice.not_before, Notice.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
         )
+        if len(ids) < limit:
+            ids += await session.scalars(
+                select(Notice.id)
+                .where(Notice.state == NoticeState.SENDING, Notice.claimed_at < now - CLAIM_LEASE)
+                .order_by(Notice.id)
+                .limit(limit - len(ids))
+                .with_for_update(skip_locked=True)
+            )
         for notice_id in ids:
             row = (
                 await session.execute(
@@ -276,7 +289,9 @@ async def sent(sessions: Sessions, notice_id: int, now: datetime, provider_id: s
             .where(Notice.id == notice_id, Notice.state == NoticeState.SENDING)
             .values(state=NoticeState.SENT, sent_at=now, provider_id=provider_id, claimed_at=None)
         )
-    await _apply_reports(sessions, provider_id)
+    # A report kept before this commit is seen by the read; one kept after it finds the
+    # notice by itself (``report``).
+    await _apply_reports(sessions, provider_id, look=True)
 
 
 async def failed(
@@ -304,12 +319,40 @@ async def report(
     side writes before it looks for the other, so one of them always applies it; the one
     that deletes the kept report applies it, once; and a report only moves a notice forward
     (``after_report``), whatever the order. Whether a notice has the id yet."""
+    # Most reports come after the sending is recorded: applied at once, under the row's lock.
+    async with sessions() as session, session.begin():
+        row = await session.scalar(
+            select(Notice).where(Notice.provider_id == provider_id).with_for_update()
+        )
+        if row is not None:
+            _apply(row, [(state, at, error)])
+            return True
     async with sessions() as session, session.begin():
         session.add(NoticeReport(provider_id=provider_id, state=state, at=at, error=error))
     return await _apply_reports(sessions, provider_id)
 
 
-async def _apply_reports(sessions: Sessions, provider_id: str) -> bool:
+def _apply(row: Notice, reports: Iterable[tuple[str, datetime, str | None]]) -> None:
+    for state, at, error in sorted(reports, key=lambda r: r[1]):
+        new = after_report(NoticeState(row.state), NoticeState(state))
+        if new is not NoticeState(row.state):
+            row.state = new
+            if new in FINAL:
+                row.final_at = at
+            if error:
+                row.error = error[:500]
+
+
+async def _apply_reports(sessions: Sessions, provider_id: str, *, look: bool = False) -> bool:
+    """The reports kept for ``provider_id`` applied to its notice, if it has one yet
+    (``look``: only when a cheap read finds some kept, the sending's usual case)."""
+    if look:
+        async with sessions() as session:
+            kept_any = await session.scalar(
+                select(NoticeReport.id).where(NoticeReport.provider_id == provider_id).limit(1)
+            )
+        if kept_any is None:
+            return True
     async with sessions() as session, session.begin():
         row = await session.scalar(
             select(Notice).where(Notice.provider_id == provider_id).with_for_update()
@@ -323,14 +366,7 @@ async def _apply_reports(sessions: Sessions, provider_id: str) -> bool:
                 .returning(NoticeReport.state, NoticeReport.at, NoticeReport.error)
             )
         ).all()
-        for state, at, error in sorted(kept, key=lambda r: r.at):
-            new = after_report(NoticeState(row.state), NoticeState(state))
-            if new is not NoticeState(row.state):
-                row.state = new
-                if new in FINAL:
-                    row.final_at = at
-                if error:
-                    row.error = error[:500]
+        _apply(row, [(state, at, error) for state, at, error in kept])
         return True
 
 

@@ -301,21 +301,38 @@ class Delivered:
 async def deliver(
     sessions: Sessions, setup: NoticeSetup, now: Callable[[], datetime], *, limit: int | None = None
 ) -> Delivered:
-    """Sends the due messages (``limit`` at most) with ``setup.workers`` workers, each
-    claiming one message at a time, until none is due."""
+    """Sends the due messages (``limit`` at most) with ``setup.workers`` senders, until none
+    is due. One claimer takes them a few at a time (one transaction for the few, each row's
+    claim its own conditional write), at most twice the senders' number ahead of them: a
+    `serve` that dies leaves those claimed, taken over after the lease, and the ones being
+    sent, the only ones that may go twice."""
     done = Delivered()
-    budget = [limit]
+    senders = max(1, setup.workers)
+    waiting: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=2 * senders)
 
-    async def worker() -> None:
-        while budget[0] is None or budget[0] > 0:
-            if budget[0] is not None:
-                budget[0] -= 1
-            claimed = await store.claim_due(sessions, now(), 1)
-            if not claimed:
-                return
-            await _send_one(sessions, setup, claimed[0], now, done)
+    async def claimer() -> None:
+        left = limit
+        try:
+            while left is None or left > 0:
+                claimed = await store.claim_due(sessions, now(), min(senders, left or senders))
+                if not claimed:
+                    return
+                for message in claimed:
+                    await waiting.put(message)
+                if left is not None:
+                    left -= len(claimed)
+        finally:
+            for _ in range(senders):
+                await waiting.put(None)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, setup.workers))))
+    async def sender() -> None:
+        while (message := await waiting.get()) is not None:
+            await _send_one(sessions, setup, message, now, done)
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(claimer())
+        for _ in range(senders):
+            group.create_task(sender())
     return done
 
 

@@ -34,6 +34,8 @@ SMALL: dict[str, list[str]] = {
     "--resolution": ["2"],
     "--browser-calls": ["1"],
     "--contacts": ["2"],
+    "--clients": ["100"],  # the notices' benchmark
+    "--workers": ["4"],
     "--mix": [],  # kept as written
     "--capacity": [],
     "--pg-cluster": [],  # replaced by the bench host's cluster
