@@ -137,39 +137,20 @@ def notices_send(
     from centrala.logs import configure_logging
     from centrala.settings import get_settings
     from core.notices import OFFER_TOPIC, Channel, NoticeKind
-    from core.surveys.campaign import Segment, SegmentRules
-    from models.notices import ids_of
-    from models.segments import select_targets
     from usecases.notices import occasion_of, queue
 
     configure_logging("console", "WARNING")
     if (segment is None) == (clients_file is None):
         raise click.UsageError("give --segment or --clients, one of them")
     notice_kind = NoticeKind(SEND_KINDS[kind])
-    text = product if notice_kind is NoticeKind.OFFER else message
-    needed = "--product" if notice_kind is NoticeKind.OFFER else "--message"
-    if not text or not text.strip():
-        raise click.UsageError(f"{kind} needs {needed}")
-    if len(text) > MAX_TEXT:
-        raise click.BadParameter(f"at most {MAX_TEXT} characters", param_hint=needed)
-    wanted = _external_ids(clients_file) if clients_file is not None else []
+    text = text_of(kind, notice_kind, product, message)
+    wanted = external_ids(clients_file) if clients_file is not None else {}
     settings = get_settings()
-    occasion = occasion_of(_today(settings), text)
+    occasion = occasion_of(_today(settings), text or "")
 
     async def queue_fn(sessions: Any, setup: Any) -> Any:
         now = datetime.now(UTC)
-        if segment is not None:
-            targets = await select_targets(sessions, [Segment(segment)], SegmentRules(), now)
-            ids = [f.client_id for f, _ in targets if f.client_id is not None]
-        else:
-            found = await ids_of(sessions, wanted)
-            if unknown := [e for e in wanted if e not in found]:
-                shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")
-                raise click.BadParameter(
-                    f"{len(unknown)} unknown external_id(s): {shown}; nothing was sent",
-                    param_hint="--clients",
-                )
-            ids = [found[e] for e in wanted]
+        ids = await client_ids(sessions, segment, wanted, now, "nothing was sent")
         return await queue(
             sessions,
             setup,
@@ -186,11 +167,25 @@ def notices_send(
     _echo(kind, *_queue_and_send(settings, queue_fn))
 
 
-MAX_TEXT = 500
+def text_of(kind: str, notice_kind: Any, product: str | None, message: str | None) -> str | None:
+    """The text ``kind`` merges in (``--product`` or ``--message``; None: it needs none),
+    checked: a usage error names the option."""
+    from core.notices import MAX_TEXT, TEXT_FIELD
+
+    field = TEXT_FIELD.get(notice_kind)
+    if field is None:
+        return None
+    text = product if field == "product" else message
+    if not text or not text.strip():
+        raise click.UsageError(f"{kind} needs --{field}")
+    if len(text) > MAX_TEXT:
+        raise click.BadParameter(f"at most {MAX_TEXT} characters", param_hint=f"--{field}")
+    return text
 
 
-def _external_ids(path: Path) -> list[str]:
-    """The external_id column of a CSV (UTF-8, comma or semicolon), in order, once each."""
+def external_ids(path: Path) -> dict[str, int]:
+    """The external_id column of a CSV (UTF-8, comma or semicolon), in order, once each,
+    with the line each first appears on (for the errors)."""
     import csv
 
     try:
@@ -199,17 +194,40 @@ def _external_ids(path: Path) -> list[str]:
         raise click.BadParameter(f"cannot read it: {exc}", param_hint="--clients") from exc
     header = text.split("\n", 1)[0]
     delimiter = ";" if header.count(";") > header.count(",") else ","
-    rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
-    if not rows or "external_id" not in rows[0]:
-        raise click.BadParameter("no external_id column", param_hint="--clients")
-    seen: dict[str, None] = {}
-    for row in rows:
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    if not reader.fieldnames or "external_id" not in reader.fieldnames:
+        raise click.BadParameter("line 1: no external_id column", param_hint="--clients")
+    seen: dict[str, int] = {}
+    for row in reader:
         value = (row.get("external_id") or "").strip()
-        if value:
-            seen.setdefault(value, None)
+        if not value:
+            raise click.BadParameter(
+                f"line {reader.line_num}: no external_id", param_hint="--clients"
+            )
+        seen.setdefault(value, reader.line_num)
     if not seen:
         raise click.BadParameter("no client in it", param_hint="--clients")
-    return list(seen)
+    return seen
+
+
+async def client_ids(
+    sessions: Any, segment: str | None, wanted: dict[str, int], now: datetime, nothing: str
+) -> list[int]:
+    """The ids of a CRM segment's clients, or of the listed ones in the list's order (an
+    unknown one, named with its line, is a bad parameter: ``nothing`` was done)."""
+    from models.notices import ids_of, segment_clients
+
+    if segment is not None:
+        return await segment_clients(sessions, segment, now)
+    found = await ids_of(sessions, list(wanted))
+    if unknown := [e for e in wanted if e not in found]:
+        shown = ", ".join(f"{e} (line {wanted[e]})" for e in unknown[:10])
+        more = " …" if len(unknown) > 10 else ""
+        raise click.BadParameter(
+            f"{len(unknown)} unknown external_id(s): {shown}{more}; {nothing}",
+            param_hint="--clients",
+        )
+    return [found[e] for e in wanted]
 
 
 @notices.command("status")

@@ -305,6 +305,13 @@ SHIPPED: Mapping[tuple[NoticeKind, str], Template] = {
     (NoticeKind.ANNOUNCEMENT, "bs"): Template("Obavještenje", "Poštovani/a {name}, {message}"),
     (NoticeKind.ANNOUNCEMENT, "en"): Template("Announcement", "Dear {name}, {message}"),
 }
+# The text a supervisor's notice of a kind merges in (its option or field), and how long.
+TEXT_FIELD: Mapping[NoticeKind, str] = {
+    NoticeKind.OFFER: "product",
+    NoticeKind.OFFICE_CHANGE: "message",
+    NoticeKind.ANNOUNCEMENT: "message",
+}
+MAX_TEXT = 500
 LANGUAGES = ("bs", "en")  # Bosnian first: a client with no language or another gets it
 
 

@@ -29,6 +29,8 @@ from core.notices import (
     after_report,
 )
 from core.phones import normalise
+from core.surveys.campaign import Segment, SegmentRules
+from models.segments import select_targets
 from models.tables import (
     Call,
     Campaign,
@@ -167,6 +169,13 @@ async def ids_of(sessions: Sessions, external_ids: Sequence[str]) -> dict[str, i
             ):
                 found[str(ext)] = int(cid)
     return found
+
+
+async def segment_clients(sessions: Sessions, segment: str, now: datetime) -> list[int]:
+    """The ids of a CRM segment's clients (new, active, inactive, dormant: from their
+    loans), as a campaign picks them."""
+    targets = await select_targets(sessions, [Segment(segment)], SegmentRules(), now)
+    return [f.client_id for f, _ in targets if f.client_id is not None]
 
 
 async def add(sessions: Sessions, rows: Sequence[dict[str, object]]) -> int:

@@ -45,6 +45,7 @@ class Action(StrEnum):
     PAUSE_AGENTS = "pause_agents"  # pause or log out another agent
     MANAGE_ROLES = "manage_roles"  # give roles, see and revoke anyone's API tokens
     VIEW_AUDIT = "view_audit"  # the audit trail of every console change
+    PRINT_LETTERS = "print_letters"  # a batch of printed letters to clients (a PDF)
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -63,6 +64,7 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.EDIT_HOURS,
             Action.EDIT_AGENTS,
             Action.PAUSE_AGENTS,
+            Action.PRINT_LETTERS,
         }
     ),
     "admin": frozenset(Action),  # everything: flows, surveys, roles, the audit trail

@@ -354,7 +354,7 @@ async def test_a_supervisors_offer_to_a_list_and_the_expiring_documents_job(
     listed.write_text("external_id\nnt-ana\nnobody\n")
     bad = await asyncio.to_thread(centrala, database, tmp_path, *offer, **env)
     assert bad.returncode == 2, bad.stderr
-    assert "1 unknown external_id(s): nobody; nothing was sent" in bad.stderr
+    assert "1 unknown external_id(s): nobody (line 3); nothing was sent" in bad.stderr
     no_product = await asyncio.to_thread(
         centrala, database, tmp_path, *offer[:5], "--channel", "email", **env
     )
