@@ -30,7 +30,7 @@ from core.notices import (
 )
 from core.phones import normalise
 from core.surveys.campaign import Segment, SegmentRules
-from models.segments import select_targets
+from models.segments import segment_members
 from models.tables import (
     Call,
     Campaign,
@@ -173,9 +173,8 @@ async def ids_of(sessions: Sessions, external_ids: Sequence[str]) -> dict[str, i
 
 async def segment_clients(sessions: Sessions, segment: str, now: datetime) -> list[int]:
     """The ids of a CRM segment's clients (new, active, inactive, dormant: from their
-    loans), as a campaign picks them."""
-    targets = await select_targets(sessions, [Segment(segment)], SegmentRules(), now)
-    return [f.client_id for f, _ in targets if f.client_id is not None]
+    loans), with a phone or without."""
+    return await segment_members(sessions, Segment(segment), SegmentRules(), now)
 
 
 async def add(sessions: Sessions, rows: Sequence[dict[str, object]]) -> int:

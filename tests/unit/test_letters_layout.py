@@ -154,6 +154,33 @@ def test_a_clients_name_is_set_as_text_never_as_markup() -> None:
     assert '#pagebreak() *Bold* "quoted" \\ $x$ [x]' in text
 
 
+def test_the_commands_bad_input_is_exit_2_naming_the_line_or_the_option(tmp_path: Path) -> None:
+    """Found before the database is opened: nothing is written."""
+    listed = tmp_path / "list.csv"
+    out = tmp_path / "bad.pdf"
+    run = ["letters", "render", "announcement", "--clients", str(listed), "--out", str(out)]
+
+    def error(text: str, *args: str) -> str:
+        listed.write_text(text)
+        done = CliRunner().invoke(main, [*run, *args])
+        assert done.exit_code == 2, done.output
+        return done.output
+
+    assert "line 3: no external_id" in error(
+        "external_id,name\nK1,Ana\n,Nobody\n", "--message", "x"
+    )
+    assert "line 1: no external_id column" in error("id\n1\n", "--message", "x")
+    assert "no client in it" in error("external_id\n", "--message", "x")
+    assert "announcement needs --message" in error("external_id\nK1\n")
+    assert "at most 500 characters" in error("external_id\nK1\n", "--message", "x" * 501)
+    assert "give --segment or --clients" in error("external_id\nK1\n", "--segment", "new")
+    done = CliRunner().invoke(
+        main, ["letters", "render", "offer", "--segment", "new", "--out", "x"]
+    )
+    assert done.exit_code == 2 and "offer needs --product" in done.output
+    assert not out.exists()
+
+
 def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
@@ -164,11 +191,11 @@ def test_the_sample_letter_renders_as_a_png_of_a4_proportions(tmp_path: Path) ->
     """`centrala letters sample --out docs/letter-sample.png` (README), and the picture the
     README shows is one such."""
     out = tmp_path / "letter-sample.png"
-    done = CliRunner().invoke(main, ["letters", "sample", "--out", str(out)])
+    done = CliRunner().invoke(main, ["letters", "sample", "--out", str(out), "--ppi", "100"])
     assert done.exit_code == 0, done.output
     width, height = png_size(out.read_bytes())
     assert height / width == pytest.approx(297 / 210, rel=0.01)
-    assert width == pytest.approx(210 / 25.4 * 72, abs=2)  # 72 ppi
+    assert width == pytest.approx(210 / 25.4 * 100, abs=2)
     shown = png_size((ROOT / "docs" / "letter-sample.png").read_bytes())
     assert shown[1] / shown[0] == pytest.approx(297 / 210, rel=0.01)
     assert "(docs/letter-sample.png)" in (ROOT / "README.md").read_text()
