@@ -13,7 +13,14 @@ from pathlib import Path
 
 import click
 
-from centrala.cli_notices import SEND_KINDS, _run, _today, client_ids, external_ids, text_of
+from centrala.cli_notices import (
+    SEND_KINDS,
+    _run,
+    _today,
+    asked,
+    client_ids,
+    whom_and_what,
+)
 
 KINDS = {**SEND_KINDS, "document-expiry": "document_expiry", "birthday": "birthday"}
 
@@ -25,17 +32,7 @@ def letters() -> None:
 
 @letters.command("render")
 @click.argument("kind", type=click.Choice(sorted(KINDS)))
-@click.option(
-    "--clients",
-    "clients_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="a CSV with an external_id column",
-)
-@click.option(
-    "--segment",
-    type=click.Choice(["new", "active", "inactive", "dormant"]),
-    help="the clients of a CRM segment (from their loans)",
-)
+@whom_and_what
 @click.option(
     "--out",
     "out",
@@ -43,12 +40,10 @@ def letters() -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="the PDF to write",
 )
-@click.option("--product", help="an offer's product")
-@click.option("--message", help="an office change's or announcement's text")
 def letters_render(
     kind: str,
-    clients_file: Path | None,
     segment: str | None,
+    clients_file: Path | None,
     out: Path,
     product: str | None,
     message: str | None,
@@ -63,11 +58,8 @@ def letters_render(
     from usecases.letters import Composed, compose
 
     configure_logging("console", "WARNING")
-    if (segment is None) == (clients_file is None):
-        raise click.UsageError("give --segment or --clients, one of them")
     notice_kind = NoticeKind(KINDS[kind])
-    text_of(kind, notice_kind, product, message)
-    wanted = external_ids(clients_file) if clients_file is not None else {}
+    _, wanted = asked(kind, notice_kind, segment, clients_file, product, message)
     settings = get_settings()
 
     async def work() -> Composed:

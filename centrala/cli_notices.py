@@ -108,22 +108,34 @@ def notices_run(job: str, day: str | None) -> None:
 SEND_KINDS = {"offer": "offer", "office-change": "office_change", "announcement": "announcement"}
 
 
+def whom_and_what(command: Any) -> Any:
+    """A supervisor's notice's options (``notices send``, ``letters render``): the clients,
+    of a segment or a list, and the text the kind merges in."""
+    for option in reversed(
+        [
+            click.option(
+                "--segment",
+                type=click.Choice(["new", "active", "inactive", "dormant"]),
+                help="the clients of a CRM segment (from their loans)",
+            ),
+            click.option(
+                "--clients",
+                "clients_file",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="a CSV with an external_id column",
+            ),
+            click.option("--product", help="an offer's product"),
+            click.option("--message", help="an office change's or announcement's text"),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @notices.command("send")
 @click.argument("kind", type=click.Choice(sorted(SEND_KINDS)))
-@click.option(
-    "--segment",
-    type=click.Choice(["new", "active", "inactive", "dormant"]),
-    help="the clients of a CRM segment (from their loans)",
-)
-@click.option(
-    "--clients",
-    "clients_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="a CSV with an external_id column",
-)
+@whom_and_what
 @click.option("--channel", type=click.Choice(["sms", "viber", "email", "letter"]))
-@click.option("--product", help="an offer's product")
-@click.option("--message", help="an office change's or announcement's text")
 def notices_send(
     kind: str,
     segment: str | None,
@@ -140,11 +152,8 @@ def notices_send(
     from usecases.notices import occasion_of, queue
 
     configure_logging("console", "WARNING")
-    if (segment is None) == (clients_file is None):
-        raise click.UsageError("give --segment or --clients, one of them")
     notice_kind = NoticeKind(SEND_KINDS[kind])
-    text = text_of(kind, notice_kind, product, message)
-    wanted = external_ids(clients_file) if clients_file is not None else {}
+    text, wanted = asked(kind, notice_kind, segment, clients_file, product, message)
     settings = get_settings()
     occasion = occasion_of(_today(settings), text or "")
 
@@ -165,6 +174,22 @@ def notices_send(
         )
 
     _echo(kind, *_queue_and_send(settings, queue_fn))
+
+
+def asked(
+    kind: str,
+    notice_kind: Any,
+    segment: str | None,
+    clients_file: Path | None,
+    product: str | None,
+    message: str | None,
+) -> tuple[str | None, dict[str, int]]:
+    """``whom_and_what``'s options checked: the kind's text, and the listed external ids
+    with their lines (none: the segment's clients)."""
+    if (segment is None) == (clients_file is None):
+        raise click.UsageError("give --segment or --clients, one of them")
+    text = text_of(kind, notice_kind, product, message)
+    return text, external_ids(clients_file) if clients_file is not None else {}
 
 
 def text_of(kind: str, notice_kind: Any, product: str | None, message: str | None) -> str | None:

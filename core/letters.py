@@ -19,16 +19,15 @@ from core.notices import (
     MAX_TEXT,
     OFFER_TOPIC,
     TEXT_FIELD,
+    Addressee,
     Channel,
     NoticeKind,
     Plan,
     Policy,
     Recipient,
     Skip,
-    merge_values,
+    merged,
     plan,
-    render,
-    template_for,
 )
 
 # ---- the page (millimetres from the page's top left corner) ------------------------------
@@ -117,18 +116,9 @@ def dated(place: str, day: date, language: str) -> str:
     return f"{place}, {day.day}. {MONTHS['bs'][day.month - 1]} {day.year}."
 
 
-@dataclass(frozen=True)
-class Client:
-    """A client as a letter needs them (``models.notices.ClientRow``'s parts)."""
-
-    recipient: Recipient
-    name: str
-    document_expiry: date | None = None
-
-
 def letter_for(
     kind: NoticeKind,
-    client: Client,
+    client: Addressee,
     now: datetime,
     policy: Policy,
     *,
@@ -157,16 +147,7 @@ def letter_for(
     address = (client.name.strip(), *postal)
     if len(address) > ADDRESS_LINES or any(len(x) > ADDRESS_CHARS for x in address):
         return Skip("address_too_long")
-    language, template = template_for(kind, client.recipient.language)
-    merged = render(
-        template,
-        merge_values(
-            client.name,
-            document_expiry=client.document_expiry,
-            product=product,
-            message=message,
-        ),
-    )
+    language, text = merged(kind, client, product=product, message=message)
     return Letter(
         client_id=client.recipient.client_id,
         language=language,
@@ -174,15 +155,15 @@ def letter_for(
         return_line=", ".join(sender),
         address=address,
         place_date=dated(place_of(sender), day, language),
-        subject=merged.subject,
-        body=tuple(p.strip() for p in merged.text.split("\n") if p.strip()),
+        subject=text.subject,
+        body=tuple(p.strip() for p in text.text.split("\n") if p.strip()),
         closing=(CLOSING[language], sender[0]),
     )
 
 
 def sample(day: date) -> Letter:
     """A made-up client's letter (the README's picture, the tests')."""
-    client = Client(
+    client = Addressee(
         Recipient(
             client_id=1,
             language="bs",

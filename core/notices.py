@@ -346,6 +346,31 @@ def render(template: Template, values: Mapping[str, str]) -> Rendered:
     )
 
 
+@dataclass(frozen=True)
+class Addressee:
+    """A client as a notice needs them: the policy's facts and the template's."""
+
+    recipient: Recipient
+    name: str
+    document_expiry: date | None = None
+
+
+def merged(
+    kind: NoticeKind,
+    client: Addressee,
+    *,
+    product: str | None = None,
+    message: str | None = None,
+) -> tuple[str, Rendered]:
+    """The kind's template in the client's language (the one it falls back to) merged with
+    their fields: every channel's text, a letter's too."""
+    lang, template = template_for(kind, client.recipient.language)
+    values = merge_values(
+        client.name, document_expiry=client.document_expiry, product=product, message=message
+    )
+    return lang, render(template, values)
+
+
 def _html_source(paragraph: str) -> str:
     """A paragraph of the template with its literal text escaped, its fields kept."""
     out = []

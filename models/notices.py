@@ -22,6 +22,7 @@ from core.notices import (
     FINAL,
     OFFER_CAMPAIGNS,
     OFFER_TOPIC,
+    Addressee,
     Channel,
     Contact,
     NoticeState,
@@ -46,18 +47,9 @@ from models.tables import (
 Sessions = async_sessionmaker[AsyncSession]
 
 
-@dataclass(frozen=True)
-class ClientRow:
-    """A client as a notice needs them: the policy's facts and the template's."""
-
-    recipient: Recipient
-    name: str
-    document_expiry: date | None
-
-
 async def recipients(
     sessions: Sessions, client_ids: Sequence[int], since: datetime
-) -> list[ClientRow]:
+) -> list[Addressee]:
     """The clients with what the policy needs: their first number, e-mail, opt-outs, whether
     their number is on the DNC list, and their contacts (messages, outbound calls) since
     ``since`` (the frequency cap's window)."""
@@ -113,7 +105,7 @@ async def recipients(
     for c in clients:
         phone = phones.get(c.id)
         rows.append(
-            ClientRow(
+            Addressee(
                 Recipient(
                     client_id=c.id,
                     language=c.language or "bs",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from core.letters import Client, Letter, letter_for
+from core.letters import Letter, letter_for
 from core.notices import NoticeKind, Policy
 from models import notices as store
 from usecases.notices import CHUNK, Sessions
@@ -56,7 +56,7 @@ async def compose(
                 continue
             made = letter_for(
                 kind,
-                Client(row.recipient, row.name, row.document_expiry),
+                row,
                 now,
                 policy,
                 sender=sender,

@@ -27,12 +27,10 @@ from core.notices import (
     Plan,
     Policy,
     birthday_dates,
-    merge_values,
+    merged,
     notice_key,
     plan,
-    render,
     retry_at,
-    template_for,
 )
 from models import notices as store
 from models.notices import Claimed
@@ -104,16 +102,7 @@ async def queue(
             if not isinstance(decided, Plan):
                 result.skipped[decided.reason] += 1
                 continue
-            language, template = template_for(kind, client.recipient.language)
-            merged = render(
-                template,
-                merge_values(
-                    client.name,
-                    document_expiry=client.document_expiry,
-                    product=product,
-                    message=message,
-                ),
-            )
+            language, text = merged(kind, client, product=product, message=message)
             rows.append(
                 {
                     "key": notice_key(kind, client.recipient.client_id, occasion),
@@ -123,9 +112,9 @@ async def queue(
                     "language": language,
                     "address": decided.address,
                     "topic": topic,
-                    "subject": merged.subject,
-                    "body": merged.text,
-                    "html": merged.html,
+                    "subject": text.subject,
+                    "body": text.text,
+                    "html": text.html,
                     "state": str(NoticeState.QUEUED),
                     "attempts": 0,
                     "not_before": decided.not_before,

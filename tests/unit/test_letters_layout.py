@@ -21,14 +21,13 @@ from core.letters import (
     PAGE_HEIGHT,
     RETURN_LINE,
     WINDOW,
-    Client,
     Letter,
     dated,
     letter_for,
     place_of,
     sender_lines,
 )
-from core.notices import Channel, NoticeKind, Policy, Recipient, Skip
+from core.notices import Addressee, Channel, NoticeKind, Policy, Recipient, Skip
 from letters import pdf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,15 +43,15 @@ def client(
     address: str | None = "Ulica Žrtava fašizma 12\n71000 Sarajevo",
     language: str = "bs",
     opted_out: frozenset[Channel] = frozenset(),
-) -> Client:
-    return Client(
+) -> Addressee:
+    return Addressee(
         Recipient(cid, language, None, None, None, address, None, opted_out=opted_out),
         name,
         date(2027, 1, 1),
     )
 
 
-def letter(c: Client, kind: NoticeKind = NoticeKind.ANNOUNCEMENT, **values: str) -> Letter:
+def letter(c: Addressee, kind: NoticeKind = NoticeKind.ANNOUNCEMENT, **values: str) -> Letter:
     made = letter_for(
         kind, c, NOW, Policy(), sender=SENDER, day=DAY, message="čćžšđ ČĆŽŠĐ", **values
     )
@@ -79,7 +78,7 @@ def test_a_letter_is_merged_in_the_clients_language_with_the_sender_and_the_date
 
 
 def test_clients_without_a_postal_address_or_opted_out_of_letters_are_skipped_with_why() -> None:
-    def why(c: Client) -> str:
+    def why(c: Addressee) -> str:
         made = letter_for(NoticeKind.OFFICE_CHANGE, c, NOW, Policy(), sender=SENDER, day=DAY)
         assert isinstance(made, Skip), made
         return made.reason
