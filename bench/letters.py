@@ -8,9 +8,8 @@ batch added.
 
     .venv/bin/python bench/letters.py --letters 1000
 
-The library was chosen by the same measure (1000 one-page letters, DejaVu Sans, Bosnian
-text, 2 cores): Typst 1044 letters/s and 216 MB peak, ReportLab 417/s and 43 MB, fpdf2 66/s
-and 65 MB (letters/pdf.py says why Typst).
+The library was chosen by the same measure against ReportLab and fpdf2 (letters/pdf.py
+gives the figures and says why Typst).
 """
 
 from __future__ import annotations

@@ -1,10 +1,16 @@
-"""Letters typeset by Typst (PyPI ``typst``, the binding to the Typst compiler), measured
-against ReportLab and fpdf2 for 1000 one-page letters with Bosnian text and DejaVu Sans
-(bench/letters.py; 2 cores): Typst 1044 letters/s, 216 MB peak; ReportLab 417/s, 43 MB;
-fpdf2 66/s, 65 MB. Typst also sets justified paragraphs and draws PNGs itself, and takes
-the letters as JSON data, never as markup. Its memory grows with the document (5000 letters
-in one: 819 MB), so a batch is typeset ``CHUNK`` letters at a time, the parts joined by
-PDFium (``pypdfium2``). The compiler releases the GIL: ``render_async`` runs it in a thread.
+"""Letters typeset by Typst (PyPI ``typst``, the binding to the Typst compiler).
+
+Chosen by measuring 1000 one-page letters with Bosnian text in DejaVu Sans on this 2-core
+machine: idle, Typst 1044 letters/s (216 MB peak), ReportLab 417/s (43 MB), fpdf2 66/s
+(65 MB); with other work loading it (load 3), Typst 424-524/s, ReportLab 292-429/s, fpdf2
+44/s. Typst is the fastest, uses both cores, justifies paragraphs, draws the PNG itself and
+takes the letters as JSON data, never as markup (ReportLab's paragraphs parse theirs).
+
+Its memory: one document's grows with its pages (5000 letters in one: 819 MB), and the
+compiler keeps a cache of its last 10 compilations. So a batch is typeset ``CHUNK`` letters
+at a time, the parts joined by PDFium (``pypdfium2``): 10,000 letters peak at 340 MB, 1000
+at 182 MB (``bench/letters.py``). The compiler releases the GIL: ``render_async`` runs it
+in a thread.
 
 ``render(letters)`` -> the PDF's bytes, ``render_to(letters, path)``, ``render_png(letter)``.
 Imports ``core``."""
@@ -27,7 +33,7 @@ from core.letters import ADDRESS, BODY, FOLD_MARKS, INFO_BLOCK, RETURN_LINE, Let
 HERE = Path(__file__).resolve().parent
 TEMPLATE = (HERE / "letter.typ").read_bytes()
 FONTS = str(HERE / "fonts")
-CHUNK = 500  # letters typeset at once: about 90 MB of the compiler's memory
+CHUNK = 100  # letters typeset at once: the compiler's cache holds about ten of these
 BOXES = json.dumps(
     {
         "info": asdict(INFO_BLOCK),
