@@ -603,11 +603,13 @@ _register_token_commands()
 
 
 def _register_report_commands() -> None:
+    from centrala.cli_letters import letters
     from centrala.cli_notices import notices
     from centrala.cli_reports import reports
 
     main.add_command(reports)
     main.add_command(notices)
+    main.add_command(letters)
 
 
 _register_report_commands()

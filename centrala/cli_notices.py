@@ -105,25 +105,37 @@ def notices_run(job: str, day: str | None) -> None:
     _echo(f"{job} {when.isoformat()}", *_queue_and_send(settings, queue_fn))
 
 
-SEND_KINDS = ("announcement", "office-change", "offer")  # core.notices.SEND_KINDS
+SEND_KINDS = {"offer": "offer", "office-change": "office_change", "announcement": "announcement"}
+
+
+def whom_and_what(command: Any) -> Any:
+    """A supervisor's notice's options (``notices send``, ``letters render``): the clients,
+    of a segment or a list, and the text the kind merges in."""
+    for option in reversed(
+        [
+            click.option(
+                "--segment",
+                type=click.Choice(["new", "active", "inactive", "dormant"]),
+                help="the clients of a CRM segment (from their loans)",
+            ),
+            click.option(
+                "--clients",
+                "clients_file",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="a CSV with an external_id column",
+            ),
+            click.option("--product", help="an offer's product"),
+            click.option("--message", help="an office change's or announcement's text"),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 @notices.command("send")
-@click.argument("kind", type=click.Choice(SEND_KINDS))
-@click.option(
-    "--segment",
-    type=click.Choice(["new", "active", "inactive", "dormant"]),
-    help="the clients of a CRM segment (from their loans)",
-)
-@click.option(
-    "--clients",
-    "clients_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="a CSV with an external_id column",
-)
+@click.argument("kind", type=click.Choice(sorted(SEND_KINDS)))
+@whom_and_what
 @click.option("--channel", type=click.Choice(["sms", "viber", "email", "letter"]))
-@click.option("--product", help="an offer's product")
-@click.option("--message", help="an office change's or announcement's text")
 def notices_send(
     kind: str,
     segment: str | None,
@@ -136,35 +148,69 @@ def notices_send(
     clients, under the contact policy; once per client for the same text on the same day."""
     from centrala.logs import configure_logging
     from centrala.settings import get_settings
-    from core.notices import NoticeRequestError, check_supervisor_notice
-    from usecases.notices import send_notice
+    from core.notices import OFFER_TOPIC, Channel, NoticeKind
+    from usecases.notices import occasion_of, queue
 
     configure_logging("console", "WARNING")
-    wanted = _external_ids(clients_file) if clients_file is not None else []
-    try:
-        notice = check_supervisor_notice(
-            kind,
-            product if kind == "offer" else message,
-            segment=segment,
-            external_ids=wanted,
-            channel=channel,
-        )
-    except NoticeRequestError as exc:
-        hint = {"clients": "--segment / --clients"}.get(exc.field, f"--{exc.field}")
-        raise click.BadParameter(str(exc), param_hint=hint) from exc
+    notice_kind = NoticeKind(SEND_KINDS[kind])
+    text, wanted = asked(kind, notice_kind, segment, clients_file, product, message)
     settings = get_settings()
+    occasion = occasion_of(_today(settings), text or "")
 
     async def queue_fn(sessions: Any, setup: Any) -> Any:
-        try:
-            return await send_notice(sessions, setup, notice, datetime.now(UTC), _today(settings))
-        except NoticeRequestError as exc:
-            raise click.BadParameter(str(exc), param_hint="--clients") from exc
+        now = datetime.now(UTC)
+        ids = await client_ids(sessions, segment, wanted, now, "nothing was sent")
+        return await queue(
+            sessions,
+            setup,
+            notice_kind,
+            ids,
+            now,
+            occasion=occasion,
+            topic=OFFER_TOPIC if notice_kind is NoticeKind.OFFER else None,
+            channel=Channel(channel) if channel else None,
+            product=product,
+            message=message,
+        )
 
     _echo(kind, *_queue_and_send(settings, queue_fn))
 
 
-def _external_ids(path: Path) -> list[str]:
-    """The external_id column of a CSV (UTF-8, comma or semicolon), in order, once each."""
+def asked(
+    kind: str,
+    notice_kind: Any,
+    segment: str | None,
+    clients_file: Path | None,
+    product: str | None,
+    message: str | None,
+) -> tuple[str | None, dict[str, int]]:
+    """``whom_and_what``'s options checked: the kind's text, and the listed external ids
+    with their lines (none: the segment's clients)."""
+    if (segment is None) == (clients_file is None):
+        raise click.UsageError("give --segment or --clients, one of them")
+    text = text_of(kind, notice_kind, product, message)
+    return text, external_ids(clients_file) if clients_file is not None else {}
+
+
+def text_of(kind: str, notice_kind: Any, product: str | None, message: str | None) -> str | None:
+    """The text ``kind`` merges in (``--product`` or ``--message``; None: it needs none),
+    checked: a usage error names the option."""
+    from core.notices import MAX_TEXT, TEXT_FIELD
+
+    field = TEXT_FIELD.get(notice_kind)
+    if field is None:
+        return None
+    text = product if field == "product" else message
+    if not text or not text.strip():
+        raise click.UsageError(f"{kind} needs --{field}")
+    if len(text) > MAX_TEXT:
+        raise click.BadParameter(f"at most {MAX_TEXT} characters", param_hint=f"--{field}")
+    return text
+
+
+def external_ids(path: Path) -> dict[str, int]:
+    """The external_id column of a CSV (UTF-8, comma or semicolon), in order, once each,
+    with the line each first appears on (for the errors)."""
     import csv
 
     try:
@@ -173,17 +219,40 @@ def _external_ids(path: Path) -> list[str]:
         raise click.BadParameter(f"cannot read it: {exc}", param_hint="--clients") from exc
     header = text.split("\n", 1)[0]
     delimiter = ";" if header.count(";") > header.count(",") else ","
-    rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
-    if not rows or "external_id" not in rows[0]:
-        raise click.BadParameter("no external_id column", param_hint="--clients")
-    seen: dict[str, None] = {}
-    for row in rows:
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    if not reader.fieldnames or "external_id" not in reader.fieldnames:
+        raise click.BadParameter("line 1: no external_id column", param_hint="--clients")
+    seen: dict[str, int] = {}
+    for row in reader:
         value = (row.get("external_id") or "").strip()
-        if value:
-            seen.setdefault(value, None)
+        if not value:
+            raise click.BadParameter(
+                f"line {reader.line_num}: no external_id", param_hint="--clients"
+            )
+        seen.setdefault(value, reader.line_num)
     if not seen:
         raise click.BadParameter("no client in it", param_hint="--clients")
-    return list(seen)
+    return seen
+
+
+async def client_ids(
+    sessions: Any, segment: str | None, wanted: dict[str, int], now: datetime, nothing: str
+) -> list[int]:
+    """The ids of a CRM segment's clients, or of the listed ones in the list's order (an
+    unknown one, named with its line, is a bad parameter: ``nothing`` was done)."""
+    from models.notices import ids_of, segment_clients
+
+    if segment is not None:
+        return await segment_clients(sessions, segment, now)
+    found = await ids_of(sessions, list(wanted))
+    if unknown := [e for e in wanted if e not in found]:
+        shown = ", ".join(f"{e} (line {wanted[e]})" for e in unknown[:10])
+        more = " …" if len(unknown) > 10 else ""
+        raise click.BadParameter(
+            f"{len(unknown)} unknown external_id(s): {shown}{more}; {nothing}",
+            param_hint="--clients",
+        )
+    return [found[e] for e in wanted]
 
 
 @notices.command("status")

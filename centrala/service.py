@@ -38,6 +38,7 @@ from ari_app.trunks import TrunkGate
 from centrala.settings import Settings, is_loopback
 from core.acd import ACD
 from core.agi_gate import SessionLimits
+from core.letters import sender_lines
 from core.outage import backoff
 from core.surveys.validate import SurveyError, check_survey
 from dialplan.validate import load_flow
@@ -64,6 +65,8 @@ from web.campaign_api import routes as campaign_routes
 from web.campaign_report_api import routes as campaign_report_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
+from web.letters_api import LetterConfig
+from web.letters_api import routes as letters_routes
 from web.metrics import CentralaMetrics, LiveSources, metrics_route
 from web.notice_report_api import routes as notice_report_routes
 from web.notices_api import NOTICE_SETUP
@@ -749,6 +752,12 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(unsubscribe_routes(SESSIONS, settings.effective_web_secret()))
     app.router.add_routes(notice_routes(SESSIONS))
     app.router.add_routes(notice_report_routes(SESSIONS))
+    app.router.add_routes(
+        letters_routes(
+            SESSIONS,
+            LetterConfig(sender_lines(settings.letters_sender), settings.notice_policy),
+        )
+    )
     setup_desk(app)
     return app
 

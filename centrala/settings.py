@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from core.enums import DeskLanguage
+from core.letters import DEFAULT_SENDER
 from core.notices import Policy
 from core.report_mail import ReportMailError, parse_recipients, parse_time_of_day
 from core.sip import MediaEncryption, SipNetwork, Trunk, check_sip, numbers, outbound_dial
@@ -332,6 +333,11 @@ class Settings(BaseSettings):
     # Days before an ID document expires its notice goes out (serve's daily job, and
     # `centrala notices run document-expiry`).
     notices_document_days: int = Field(default=30, ge=1, le=365)
+    # The printed letters' sender (core/letters.py): the foundation's name, then its address,
+    # lines separated by a newline or a written \n; its last line's town dates the letters.
+    letters_sender: str = Field(
+        default=DEFAULT_SENDER, min_length=1, description="name\\nstreet\\npostcode town"
+    )
 
     @model_validator(mode="after")
     def _mail_fits_together(self) -> Settings:

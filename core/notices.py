@@ -314,6 +314,13 @@ SHIPPED: Mapping[tuple[NoticeKind, str], Template] = {
     (NoticeKind.ANNOUNCEMENT, "bs"): Template("Obavještenje", "Poštovani/a {name}, {message}"),
     (NoticeKind.ANNOUNCEMENT, "en"): Template("Announcement", "Dear {name}, {message}"),
 }
+# The text a supervisor's notice of a kind merges in (its option or field), and how long.
+TEXT_FIELD: Mapping[NoticeKind, str] = {
+    NoticeKind.OFFER: "product",
+    NoticeKind.OFFICE_CHANGE: "message",
+    NoticeKind.ANNOUNCEMENT: "message",
+}
+MAX_TEXT = 500  # an offer's product or a notice's text: a message, not a letter
 LANGUAGES = ("bs", "en")  # Bosnian first: a client with no language or another gets it
 
 
@@ -346,6 +353,31 @@ def render(template: Template, values: Mapping[str, str]) -> Rendered:
         text=template.text.format_map(plain),
         html="\n".join(paragraphs),
     )
+
+
+@dataclass(frozen=True)
+class Addressee:
+    """A client as a notice needs them: the policy's facts and the template's."""
+
+    recipient: Recipient
+    name: str
+    document_expiry: date | None = None
+
+
+def merged(
+    kind: NoticeKind,
+    client: Addressee,
+    *,
+    product: str | None = None,
+    message: str | None = None,
+) -> tuple[str, Rendered]:
+    """The kind's template in the client's language (the one it falls back to) merged with
+    their fields: every channel's text, a letter's too."""
+    lang, template = template_for(kind, client.recipient.language)
+    values = merge_values(
+        client.name, document_expiry=client.document_expiry, product=product, message=message
+    )
+    return lang, render(template, values)
 
 
 def _html_source(paragraph: str) -> str:
@@ -388,7 +420,6 @@ SEND_KINDS: Mapping[str, NoticeKind] = {
     "announcement": NoticeKind.ANNOUNCEMENT,
 }
 SEGMENTS = ("new", "active", "inactive", "dormant")  # core.surveys.campaign.Segment's
-MAX_TEXT = 500  # an offer's product or a notice's text: a message, not a letter
 MAX_LISTED = 100_000  # clients named one by one in a request
 
 

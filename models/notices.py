@@ -22,6 +22,7 @@ from core.notices import (
     FINAL,
     OFFER_CAMPAIGNS,
     OFFER_TOPIC,
+    Addressee,
     Channel,
     Contact,
     NoticeState,
@@ -29,6 +30,8 @@ from core.notices import (
     after_report,
 )
 from core.phones import normalise
+from core.surveys.campaign import Segment, SegmentRules
+from models.segments import segment_members
 from models.tables import (
     Call,
     Campaign,
@@ -44,18 +47,9 @@ from models.tables import (
 Sessions = async_sessionmaker[AsyncSession]
 
 
-@dataclass(frozen=True)
-class ClientRow:
-    """A client as a notice needs them: the policy's facts and the template's."""
-
-    recipient: Recipient
-    name: str
-    document_expiry: date | None
-
-
 async def recipients(
     sessions: Sessions, client_ids: Sequence[int], since: datetime
-) -> list[ClientRow]:
+) -> list[Addressee]:
     """The clients with what the policy needs: their first number, e-mail, opt-outs, whether
     their number is on the DNC list, and their contacts (messages, outbound calls) since
     ``since`` (the frequency cap's window)."""
@@ -111,7 +105,7 @@ async def recipients(
     for c in clients:
         phone = phones.get(c.id)
         rows.append(
-            ClientRow(
+            Addressee(
                 Recipient(
                     client_id=c.id,
                     language=c.language or "bs",
@@ -177,6 +171,12 @@ async def existing_keys(sessions: Sessions, keys: Sequence[str]) -> set[str]:
             chunk = list(keys[start : start + 1000])
             found.update(await session.scalars(select(Notice.key).where(Notice.key.in_(chunk))))
     return found
+
+
+async def segment_clients(sessions: Sessions, segment: str, now: datetime) -> list[int]:
+    """The ids of a CRM segment's clients (new, active, inactive, dormant: from their
+    loans), with a phone or without."""
+    return await segment_members(sessions, Segment(segment), SegmentRules(), now)
 
 
 async def add(sessions: Sessions, rows: Sequence[dict[str, object]]) -> int:

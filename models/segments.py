@@ -83,6 +83,34 @@ async def select_targets(
     return targets
 
 
+async def segment_members(
+    sessions: async_sessionmaker[AsyncSession], segment: Segment, rules: SegmentRules, now: datetime
+) -> list[int]:
+    """The ids of the clients in ``segment`` by their loans as they stood at ``now``, with a
+    phone or without (a notice by e-mail or letter needs none; ``select_targets`` is for
+    calling), ordered by id."""
+    async with sessions() as session:
+        loans = await _loan_facts(session, None, now, activity=segment is Segment.DORMANT)
+    return [
+        client_id
+        for client_id, loan in sorted(loans.items())
+        if counted_segment(
+            ClientFacts(
+                client_id=client_id,
+                number="",
+                first_loan_at=loan.first_loan_at,
+                open_loans=loan.open_loans,
+                last_loan_closed_at=loan.last_loan_closed_at,
+                last_activity_at=loan.last_activity_at,
+            ),
+            now,
+            rules,
+            [segment],
+        )
+        is segment
+    ]
+
+
 async def _facts(
     session: AsyncSession,
     ids: Sequence[int] | None,

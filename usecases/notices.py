@@ -29,17 +29,13 @@ from core.notices import (
     Policy,
     SupervisorNotice,
     birthday_dates,
-    merge_values,
+    merged,
     notice_key,
     plan,
-    render,
     retry_at,
-    template_for,
 )
-from core.surveys.campaign import Segment, SegmentRules
 from models import notices as store
 from models.notices import Claimed
-from models.segments import select_targets
 
 Sessions = async_sessionmaker[AsyncSession]
 log = structlog.get_logger(__name__)
@@ -123,16 +119,7 @@ async def _compose(
             if not isinstance(decided, Plan):
                 batch.skipped[decided.reason] += 1
                 continue
-            language, template = template_for(kind, client.recipient.language)
-            merged = render(
-                template,
-                merge_values(
-                    client.name,
-                    document_expiry=client.document_expiry,
-                    product=product,
-                    message=message,
-                ),
-            )
+            language, text = merged(kind, client, product=product, message=message)
             batch.rows.append(
                 {
                     "key": notice_key(kind, client.recipient.client_id, occasion),
@@ -142,9 +129,9 @@ async def _compose(
                     "language": language,
                     "address": decided.address,
                     "topic": topic,
-                    "subject": merged.subject,
-                    "body": merged.text,
-                    "html": merged.html,
+                    "subject": text.subject,
+                    "body": text.text,
+                    "html": text.html,
                     "state": str(NoticeState.QUEUED),
                     "attempts": 0,
                     "not_before": decided.not_before,
@@ -188,9 +175,7 @@ async def clients_of(sessions: Sessions, notice: SupervisorNotice, now: datetime
     """The clients a supervisor's notice is for: the segment's (from their loans), or the
     listed ones, every one of them known (else nothing is sent: NoticeRequestError)."""
     if notice.segment is not None:
-        segments = [Segment(notice.segment)]
-        targets = await select_targets(sessions, segments, SegmentRules(), now, phoneless=True)
-        return list(dict.fromkeys(f.client_id for f, _ in targets if f.client_id is not None))
+        return await store.segment_clients(sessions, notice.segment, now)
     found = await store.ids_of(sessions, notice.external_ids)
     if unknown := [e for e in notice.external_ids if e not in found]:
         shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")

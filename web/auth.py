@@ -46,6 +46,7 @@ class Action(StrEnum):
     MANAGE_ROLES = "manage_roles"  # give roles, see and revoke anyone's API tokens
     VIEW_AUDIT = "view_audit"  # the audit trail of every console change
     SEND_NOTICES = "send_notices"  # offers, office changes, announcements to clients
+    PRINT_LETTERS = "print_letters"  # a batch of printed letters to clients (a PDF)
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -65,6 +66,7 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.EDIT_AGENTS,
             Action.PAUSE_AGENTS,
             Action.SEND_NOTICES,
+            Action.PRINT_LETTERS,
         }
     ),
     "admin": frozenset(Action),  # everything: flows, surveys, roles, the audit trail

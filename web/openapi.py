@@ -532,6 +532,34 @@ def _report_op(summary: str, *, csv: bool = False, auth: str = "bearer") -> dict
     return op
 
 
+def _letters(auth: str = "bearer") -> dict[str, Any]:
+    """POST .../letters: a batch of printed letters as one PDF."""
+    op = _op(
+        "printed letters (supervisors and admins): a kind's letter to each client the contact "
+        "policy lets through by letter (a postal address, not opted out), in their language, "
+        "one A4 page each for a DIN 5008 type B window envelope, as one PDF (an attachment; "
+        "X-Centrala-Letters: how many, X-Centrala-Skipped: reason=count, ...). Errors: 400 "
+        "bad_kind/bad_clients/bad_segment/needs_product/needs_message/too_long/unknown_field/"
+        "unknown_clients, 422 nothing_to_print (details.skipped)",
+        body={
+            "kind": {
+                "enum": ["birthday", "offer", "office_change", "document_expiry", "announcement"]
+            },
+            "clients": {"type": "array", "items": {"type": "integer"}, "maxItems": 10000},
+            "segment": {"enum": ["new", "active", "inactive", "dormant"]},
+            "product": {"type": "string", "maxLength": 500, "description": "an offer's"},
+            "message": {
+                "type": "string",
+                "maxLength": 500,
+                "description": "office_change's, announcement's",
+            },
+        },
+        auth=auth,
+    )
+    op["responses"]["200"] = {"description": "the PDF", "content": {"application/pdf": {}}}
+    return op
+
+
 _DESK = "session"  # the browser's session cookie, plus the X-CSRF-Token header on changes
 
 # The call log report's filters (core/calllog_report.py): since/until are local days
@@ -715,6 +743,7 @@ OPENAPI: dict[str, Any] = {
             "get": _report_op("every answer row of the survey as CSV", csv=True)
         },
         "/api/reports/calls": {"get": _calls_op(csv=False)},
+        "/api/letters": {"post": _letters()},
         "/api/reports/calls.csv": {"get": _calls_op(csv=True)},
         "/api/flows/{name}/simulate": {"post": _op(_SIMULATE_SUMMARY, body=_SIMULATE)},
         **_flow_editing("/api", "bearer"),
@@ -881,6 +910,7 @@ OPENAPI: dict[str, Any] = {
             )
         },
         "/desk/api/reports/calls": {"get": _calls_op(csv=False, auth=_DESK)},
+        "/desk/api/letters": {"post": _letters(_DESK)},
         "/desk/api/reports/calls.csv": {"get": _calls_op(csv=True, auth=_DESK)},
         "/desk/api/surveys/{name}/answers.csv": {
             "get": _report_op("every answer row as CSV (supervisor)", csv=True, auth=_DESK)

@@ -53,6 +53,7 @@ SMALL: dict[str, list[str]] = {
     "--postgres": [],  # replaced by the bench host's database
     "--backend": [],  # kept as written
     "--drop-index": [],  # kept as written: the index compared
+    "--letters": ["5"],  # the printed letters' batch
 }
 # What each benchmark needs besides, to stay small.
 EXTRA: dict[str, list[str]] = {
@@ -208,6 +209,10 @@ def check(script: str, args: list[str], out: str) -> None:
             assert re.search(rf"{backend}\s+filled 4 calls \d+ states", out), out
             assert re.search(rf"{backend}\s+year by month\s+calls=\s+4 seconds=", out), out
             assert re.search(rf"{backend}\s+day by 15 min, no state index", out), out
+    elif script == "bench/letters.py":
+        # Every letter typeset, a page each (the script exits 1 otherwise), and the figures.
+        assert re.search(r"typeset 5 letters in [\d.]+ s .*: \d+ letters/s; 5 pages", out), out
+        assert re.search(r"memory: peak \d+ MB during it", out), out
     else:
         raise AssertionError(f"no check for {script}: add one")
 

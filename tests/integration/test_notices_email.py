@@ -354,15 +354,15 @@ async def test_a_supervisors_offer_to_a_list_and_the_expiring_documents_job(
     listed.write_text("external_id\nnt-ana\nnobody\n")
     bad = await asyncio.to_thread(centrala, database, tmp_path, *offer, **env)
     assert bad.returncode == 2, bad.stderr
-    assert "1 unknown external_id(s): nobody; nothing was sent" in bad.stderr
+    assert "1 unknown external_id(s): nobody (line 3); nothing was sent" in bad.stderr
     no_product = await asyncio.to_thread(
         centrala, database, tmp_path, *offer[:5], "--channel", "email", **env
     )
-    assert no_product.returncode == 2 and "--product: offer needs its product" in no_product.stderr
+    assert no_product.returncode == 2 and "offer needs --product" in no_product.stderr
     both = await asyncio.to_thread(
         centrala, database, tmp_path, *offer, "--segment", "active", **env
     )
-    assert both.returncode == 2 and "a segment or a list of clients, one of them" in both.stderr
+    assert both.returncode == 2 and "give --segment or --clients" in both.stderr
     assert len(smtp.messages()) == 2
 
     # Documents expiring in 30 days (the default), from the day given.
