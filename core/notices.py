@@ -68,6 +68,12 @@ def after_report(current: NoticeState, reported: NoticeState) -> NoticeState:
     return reported if _RANK[reported] > _RANK[current] else current
 
 
+def moved_by(reported: NoticeState) -> frozenset[NoticeState]:
+    """The states a report of ``reported`` moves a message out of (``after_report`` as a
+    set: one conditional write applies it)."""
+    return frozenset(s for s in NoticeState if after_report(s, reported) is not s)
+
+
 # A provider that is down: the message waits and is tried again after these waits, then
 # hourly, for a day; then it is failed (expired), never dropped silently.
 RETRY_WAITS = (30, 60, 120, 300, 600, 1800)

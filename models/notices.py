@@ -28,6 +28,7 @@ from core.notices import (
     NoticeState,
     Recipient,
     after_report,
+    moved_by,
 )
 from core.phones import normalise
 from core.surveys.campaign import Segment, SegmentRules
@@ -319,14 +320,24 @@ async def report(
     side writes before it looks for the other, so one of them always applies it; the one
     that deletes the kept report applies it, once; and a report only moves a notice forward
     (``after_report``), whatever the order. Whether a notice has the id yet."""
-    # Most reports come after the sending is recorded: applied at once, under the row's lock.
+    # Most reports come after the sending is recorded: applied at once by one conditional
+    # write (forward only), or found to have been overtaken.
+    values: dict[str, object] = {"state": state}
+    if state in FINAL:
+        values["final_at"] = at
+    if error:
+        values["error"] = error[:500]
     async with sessions() as session, session.begin():
-        row = await session.scalar(
-            select(Notice).where(Notice.provider_id == provider_id).with_for_update()
+        moved = await session.execute(
+            update(Notice)
+            .where(Notice.provider_id == provider_id, Notice.state.in_(moved_by(state)))
+            .values(**values)
+            .returning(Notice.id)
         )
-        if row is not None:
-            _apply(row, [(state, at, error)])
+        if moved.first() is not None:
             return True
+        if await session.scalar(select(Notice.id).where(Notice.provider_id == provider_id)):
+            return True  # a later state is already recorded
     async with sessions() as session, session.begin():
         session.add(NoticeReport(provider_id=provider_id, state=state, at=at, error=error))
     return await _apply_reports(sessions, provider_id)

@@ -36,6 +36,7 @@ SMALL: dict[str, list[str]] = {
     "--contacts": ["2"],
     "--clients": ["100"],  # the notices' benchmark
     "--workers": ["4"],
+    "--send": ["50"],
     "--mix": [],  # kept as written
     "--capacity": [],
     "--pg-cluster": [],  # replaced by the bench host's cluster
