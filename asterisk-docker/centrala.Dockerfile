@@ -19,6 +19,7 @@ COPY ari_app ari_app
 COPY agi agi
 COPY mail mail
 COPY sms sms
+COPY viber viber
 COPY web web
 COPY surveys surveys
 COPY centrala centrala

@@ -74,6 +74,8 @@ from web.survey_api import Sessions
 from web.survey_api import routes as report_routes
 from web.survey_edit_api import routes as survey_edit_routes
 from web.unsubscribe import routes as unsubscribe_routes
+from web.viber_hooks import NOTICE_SETUP
+from web.viber_hooks import routes as viber_hook_routes
 
 log = structlog.get_logger(__name__)
 
@@ -531,14 +533,15 @@ async def report_mail_ctx(app: web.Application) -> AsyncIterator[None]:
 async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
     """Notices to clients: the SMS gateway bound (when one is set), the day's birthday
     greetings and expiring-document notices queued once a day (again after a restart: each
-    has its key), and the due messages sent."""
+    has its key), the SMS of the Viber messages that failed or had no report in time
+    queued, and the due messages sent."""
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
     from centrala.noticing import notice_setup, sms_gateway
     from models.notices import backlog
     from sms.smpp import SmscLoginRefused
-    from usecases.notices import birthdays, deliver, document_expiries
+    from usecases.notices import birthdays, deliver, document_expiries, fallbacks
 
     settings = app[SETTINGS]
     gateway = sms_gateway(settings, app[SESSIONS]) if settings.sms_smpp_host else None
@@ -549,6 +552,7 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
             log.error("sms_login_refused", error=str(exc))
             gateway = None
     setup = notice_setup(settings, gateway)
+    app[NOTICE_SETUP] = setup  # the Viber webhook queues its failures' SMS with it
     zone = ZoneInfo(setup.policy.default_zone)
     queued_for: list[object] = [None]
     app[OUTBOX] = {}
@@ -562,6 +566,9 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
                 days = settings.notices_document_days
                 await document_expiries(app[SESSIONS], setup, today, datetime.now(UTC), days)
             queued_for[0] = today
+        fell_back = await fallbacks(app[SESSIONS], setup, datetime.now(UTC))
+        if fell_back.queued or fell_back.skipped:
+            log.info("viber_fallbacks", sms=fell_back.queued, skipped=dict(fell_back.skipped))
         done = await deliver(app[SESSIONS], setup, lambda: datetime.now(UTC))
         if done.sent or done.retried or done.failed:
             log.info("notices_delivered", sent=done.sent, retried=done.retried, failed=done.failed)
@@ -743,6 +750,8 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(campaign_report_routes(SESSIONS))
     app.router.add_routes(agent_report_routes(SESSIONS))
     app.router.add_routes(unsubscribe_routes(SESSIONS, settings.effective_web_secret()))
+    if settings.viber_callback_token:
+        app.router.add_routes(viber_hook_routes(SESSIONS, settings.viber_callback_token))
     setup_desk(app)
     return app
 

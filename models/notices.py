@@ -2,15 +2,15 @@
 reads of a client (``recipients``), adding messages once each (their key is unique),
 claiming the due ones (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: instances never take the
 same message; SQLite has one writer), recording each sending's outcome and the providers'
-reports (forward only: ``core.notices.after_report``), and the counts. The rules are
-``core.notices``'. Imports models.tables and core."""
+reports (forward only: ``core.notices.after_report``), Viber's fallbacks to SMS (each decided
+once), and the counts. The rules are ``core.notices``'. Imports models.tables and core."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.notices import (
     CLAIM_LEASE,
     FINAL,
+    NO_REPORT,
     OFFER_CAMPAIGNS,
     OFFER_TOPIC,
     Channel,
@@ -27,6 +28,7 @@ from core.notices import (
     NoticeState,
     Recipient,
     after_report,
+    needs_fallback,
 )
 from core.phones import normalise
 from models.tables import (
@@ -174,12 +176,16 @@ async def add(sessions: Sessions, rows: Sequence[dict[str, object]]) -> int:
     if not rows:
         return 0
     async with sessions() as session, session.begin():
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        result = await session.execute(
-            insert(Notice).values(list(rows)).on_conflict_do_nothing(index_elements=["key"])
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await _insert(session, rows)
+
+
+async def _insert(session: AsyncSession, rows: Sequence[dict[str, object]]) -> int:
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(Notice).values(list(rows)).on_conflict_do_nothing(index_elements=["key"])
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True)
@@ -321,6 +327,78 @@ async def _apply_reports(sessions: Sessions, provider_id: str) -> bool:
                     row.final_at = at
                 if error:
                     row.error = error[:500]
+        return True
+
+
+@dataclass(frozen=True)
+class FallingBack:
+    """A Viber message that may need its SMS (``core.notices.needs_fallback``)."""
+
+    id: int
+    key: str
+    client_id: int
+    kind: str
+    language: str
+    topic: str | None
+    subject: str
+    body: str
+    html: str
+
+
+async def fallbacks_due(
+    sessions: Sessions, now: datetime, wait: timedelta, limit: int
+) -> list[FallingBack]:
+    """Up to ``limit`` Viber messages with no fallback decided yet that failed, expired, or
+    were sent ``wait`` ago with no final report (``fall_back`` decides each)."""
+    silent = (Notice.state == NoticeState.SENT) & (Notice.sent_at <= now - wait)
+    async with sessions() as session:
+        rows = await session.execute(
+            select(
+                Notice.id,
+                Notice.key,
+                Notice.client_id,
+                Notice.kind,
+                Notice.language,
+                Notice.topic,
+                Notice.subject,
+                Notice.body,
+                Notice.html,
+            )
+            .where(
+                Notice.channel == Channel.VIBER,
+                Notice.fallback_at.is_(None),
+                Notice.state.in_([NoticeState.FAILED, NoticeState.EXPIRED]) | silent,
+            )
+            .order_by(Notice.id)
+            .limit(limit)
+        )
+        return [FallingBack(*row) for row in rows]
+
+
+async def fall_back(
+    sessions: Sessions,
+    viber_id: int,
+    now: datetime,
+    wait: timedelta,
+    sms: dict[str, object] | None,
+) -> bool:
+    """A Viber message's fallback decided, in one transaction: the message (locked, looked
+    at again: a delivery report may have come meanwhile) marked, expired when it had no
+    report ("no delivery report in time"), and its SMS ``sms`` (None: the policy allows
+    none) added under its own key, so there is one however often this runs. Whether it was
+    decided now."""
+    async with sessions() as session, session.begin():
+        row = await session.scalar(select(Notice).where(Notice.id == viber_id).with_for_update())
+        if row is None or row.fallback_at is not None:
+            return False
+        state = NoticeState(row.state)
+        if not needs_fallback(Channel(row.channel), state, row.sent_at, now, wait):
+            return False
+        if state is NoticeState.SENT:
+            row.state, row.final_at, row.error = NoticeState.EXPIRED, now, NO_REPORT
+        row.fallback_at = now
+        if sms is not None:
+            await _insert(session, [{**sms, "fallback_of": viber_id}])
         return True
 
 

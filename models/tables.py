@@ -807,6 +807,10 @@ class Notice(Base):
     sent_at: Mapped[datetime | None]
     final_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(String(500))
+    # Viber's fallback (core.notices.needs_fallback): an SMS's Viber message, and when a
+    # Viber message's fallback was decided (its SMS queued, or none by the policy).
+    fallback_of: Mapped[int | None] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"))
+    fallback_at: Mapped[datetime | None]
 
 
 class NoticeReport(Base):

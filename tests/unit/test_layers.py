@@ -2,12 +2,13 @@
 x``, ``from x import y``, relative imports, imports under ``if TYPE_CHECKING``) is read with
 ``ast`` and held against the order
 
-    dialplan, surveys  <  core  <  models  <  usecases  <  ari_app | agi | mail | sms  <  web
-      <  centrala
+    dialplan, surveys  <  core  <  models  <  usecases  <  ari_app | agi | mail | sms | viber
+      <  web  <  centrala
 
 A package may import its own layer's package and lower ones, never a higher one; ``ari_app``,
-``agi``, ``mail`` and ``sms`` (the same layer) never import each other; ``web`` takes the Stasis
-apps as injected objects (its own Protocols), so it imports neither ``ari_app`` nor ``agi``.
+``agi``, ``mail``, ``sms`` and ``viber`` (the same layer) never import each other; ``web``
+takes the Stasis apps as injected objects (its own Protocols), so it imports neither
+``ari_app`` nor ``agi``.
 The pure packages (``dialplan``, ``surveys``, ``core``) import no adapter package and no I/O
 library.
 Each violation is reported as ``file:line imports X``.
@@ -31,6 +32,7 @@ LAYER: dict[str, int] = {
     "agi": 4,
     "mail": 4,
     "sms": 4,
+    "viber": 4,
     "web": 5,
     "centrala": 6,
 }

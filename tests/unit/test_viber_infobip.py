@@ -1,0 +1,119 @@
+"""Infobip's Viber API as viber/infobip.py speaks it: the send request's shape (sender,
+destination without "+", our messageId, TEXT content, the validity period in seconds, the
+delivery webhook, no failover asked of the provider), the delivery reports' JSON to the
+outbox's states (DELIVERED, UNDELIVERABLE and REJECTED failed, EXPIRED, PENDING nothing),
+their times with Infobip's offsets, malformed reports refused, and the error answers'
+reasons."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from core.notices import NoticeState
+from viber.infobip import ViberAccount, message_request, parse_reports, provider_id, refusal
+
+ACCOUNT = ViberAccount(
+    base_url="https://xyz.api.infobip.com",
+    api_key="k",
+    sender="Fondacija",
+    validity_seconds=600,
+    notify_url="https://cc.example.org/hooks/viber/t0k3n",
+)
+
+
+def test_the_send_request() -> None:
+    body = message_request(ACCOUNT, provider_id(17), "+387660770011", "Sretan rođendan!")
+    assert body == {
+        "messages": [
+            {
+                "sender": "Fondacija",
+                "destinations": [{"to": "387660770011", "messageId": "notice-17"}],
+                "content": {"type": "TEXT", "text": "Sretan rođendan!"},
+                "options": {"validityPeriod": {"amount": 600, "timeUnit": "SECONDS"}},
+                "webhooks": {
+                    "delivery": {
+                        "url": "https://cc.example.org/hooks/viber/t0k3n",
+                        "intermediateReport": False,
+                        "notify": True,
+                    }
+                },
+            }
+        ]
+    }
+    assert "failover" not in str(body).lower()
+
+
+def test_no_webhook_without_a_notify_url() -> None:
+    account = ViberAccount("https://x", "k", "S", 60, None)
+    (message,) = message_request(account, "notice-1", "387660770011", "t")["messages"]
+    assert "webhooks" not in message
+
+
+def result(group: str, **kw: object) -> dict[str, object]:
+    return {
+        "bulkId": "b",
+        "messageId": "notice-5",
+        "to": "387660770013",
+        "doneAt": "2019-04-09T16:01:56.494-0300",
+        "status": {"groupId": 3, "groupName": group, "id": 5, "name": f"{group}_X"},
+        "error": {"id": 27, "name": "EC_ABSENT_SUBSCRIBER", "description": "Not a Viber user"},
+        **kw,
+    }
+
+
+@pytest.mark.parametrize(
+    ("group", "state"),
+    [
+        ("DELIVERED", NoticeState.DELIVERED),
+        ("UNDELIVERABLE", NoticeState.FAILED),
+        ("REJECTED", NoticeState.FAILED),
+        ("EXPIRED", NoticeState.EXPIRED),
+        ("PENDING", None),
+    ],
+)
+def test_reports_to_states(group: str, state: NoticeState | None) -> None:
+    (report,) = parse_reports({"results": [result(group)]})
+    assert (report.message_id, report.state) == ("notice-5", state)
+    assert report.at == datetime(2019, 4, 9, 19, 1, 56, 494000, tzinfo=UTC)
+    assert report.at.utcoffset() == timedelta(hours=-3)
+    if state is NoticeState.DELIVERED:
+        assert report.error is None
+    else:
+        assert report.error == f"{group}_X: EC_ABSENT_SUBSCRIBER: Not a Viber user"
+
+
+def test_report_times_in_their_forms() -> None:
+    whole = result("DELIVERED", doneAt="2026-12-02T09:00:00+0100")
+    untimed = result("DELIVERED", doneAt=None)
+    first, second = parse_reports({"results": [whole, untimed]})
+    assert first.at == datetime(2026, 12, 2, 9, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert second.at is None
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ([], "results"),
+        ({"results": {}}, "results"),
+        ({"results": [{"status": {"groupName": "DELIVERED"}}]}, "results[0]: no messageId"),
+        ({"results": [{"messageId": "m"}]}, "results[0]: no status.groupName"),
+        ({"results": [result("DELIVERED", doneAt="yesterday")]}, "doneAt"),
+    ],
+)
+def test_malformed_reports_are_refused(body: object, says: str) -> None:
+    with pytest.raises(ValueError, match=says.replace("[", r"\[").replace("]", r"\]")):
+        parse_reports(body)
+
+
+def test_refusals_say_why() -> None:
+    new = {
+        "errorCode": "E400",
+        "description": "Request cannot be processed.",
+        "violations": [{"property": "messages[0].sender", "violation": "must not be blank"}],
+    }
+    assert refusal(new) == "Request cannot be processed.; messages[0].sender: must not be blank"
+    old = {"requestError": {"serviceException": {"messageId": "UNAUTHORIZED", "text": "Bad key"}}}
+    assert refusal(old) == "Bad key"
+    assert refusal(None) == "no reason given"
