@@ -5,7 +5,8 @@ on SQLite and PostgreSQL: a message delivered by Viber gets no SMS; one the prov
 or reports undeliverable, gets exactly one SMS, delivered, and none when the client opted out
 of SMS; one with no report gets its SMS once its validity and the grace are over, marked
 expired, and a late report then changes nothing; a sweep or a report again adds nothing; a
-provider that is down or in trouble gets the message later, and no SMS is sent meanwhile."""
+provider that is down or in trouble gets the message later, and no SMS is sent meanwhile;
+`serve` takes the reports at its own webhook and sends the fallback SMS by itself."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -26,6 +28,8 @@ from core.notices import Channel
 from models.tables import Client, ClientPhone, ContactOptOut, Notice
 from sms.smpp import SmppGateway
 from tests.conftest import Database
+from tests.integration import live
+from tests.integration.conftest import start_serve
 from tests.smsc import SmscProcess
 from tests.support import free_port, wait_until
 from tests.viberprovider import ViberProvider
@@ -291,3 +295,61 @@ async def test_the_webhook_refuses_a_wrong_token_and_bad_reports(rig: Rig) -> No
             assert "status.groupName" in (await resp.json())["message"]
         async with http.post(rig.hook, data=b"[" * (2 * 1024 * 1024)) as resp:
             assert resp.status == 413
+
+
+async def test_serve_falls_back_on_the_report_its_webhook_takes(
+    database: Database, provider: ViberProvider, smsc: SmscProcess, tmp_path: Path
+) -> None:
+    """`serve` with Viber and an SMSC set sends today's birthdays by Viber; the provider posts
+    its reports to serve's own webhook (the notify URL it was given: the public URL and the
+    hook's path); the undeliverable one's SMS goes, and is delivered; the delivered one's
+    not (without Asterisk: its ports are closed ones)."""
+    today = datetime.now(ZoneInfo("Europe/Sarajevo")).date()
+    for name, number in (("Vid", "+387660770051"), ("Una", "+387660770053")):
+        async with database.sessions() as session, session.begin():
+            session.add(
+                Client(
+                    external_id=f"nv-{number}",
+                    name=name,
+                    language="en",
+                    birthday=today.replace(year=1988),  # a leap year: any day of today's exists
+                    phones=[ClientPhone(number=number)],
+                )
+            )
+    texts_before = len(smsc.submitted())
+    closed = str(free_port())
+    srv = start_serve(
+        database,
+        tmp_path,
+        spawn=False,
+        **provider.env(),
+        CENTRALA_VIBER_CALLBACK_TOKEN=TOKEN,
+        CENTRALA_SMS_SMPP_HOST="127.0.0.1",
+        CENTRALA_SMS_SMPP_PORT=str(smsc.port),
+        CENTRALA_SMS_SMPP_SYSTEM_ID=smsc.system_id,
+        CENTRALA_SMS_SMPP_PASSWORD=smsc.password,
+        CENTRALA_NOTICES_QUIET_FROM="00:00",
+        CENTRALA_NOTICES_QUIET_UNTIL="00:00",
+        CENTRALA_NOTICES_CHECK_SECONDS="0.2",
+        CENTRALA_ARI_URL=f"http://127.0.0.1:{closed}/ari",
+        CENTRALA_AMI_PORT=closed,
+        CENTRALA_AGI_PORT=str(free_port()),
+    )
+    srv.env["CENTRALA_PUBLIC_URL"] = srv.url
+    srv.spawn()
+    try:
+
+        async def settled() -> dict[tuple[str, str], str]:
+            assert srv.proc.poll() is None, srv.log_path.read_text()[-3000:]
+            found = {(r.channel, r.address): r.state for r in await outbox(database)}
+            return found if found.get(("sms", "+387660770053")) == "delivered" else {}
+
+        found = await wait_until(settled, timeout=60, message="serve's fallback SMS delivered")
+    finally:
+        assert live.stop_server(srv.proc) == 0, srv.log_path.read_text()[-3000:]
+    assert found == {
+        ("viber", "+387660770051"): "delivered",
+        ("viber", "+387660770053"): "failed",
+        ("sms", "+387660770053"): "delivered",
+    }
+    assert [p["destination"] for p in smsc.submitted()[texts_before:]] == ["387660770053"]
