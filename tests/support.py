@@ -9,7 +9,8 @@ import inspect
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -99,3 +100,16 @@ class ServerProcess:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+
+S = TypeVar("S", bound=ServerProcess)
+
+
+@asynccontextmanager
+async def running(server: S) -> AsyncIterator[S]:
+    """``server`` started for the block (a fixture's), stopped after it."""
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -36,7 +36,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.support import ServerProcess, free_port
+from tests.support import ServerProcess, free_port, running
 
 DELIVERED, REJECTED, UNDELIVERABLE, SILENT, TROUBLE = "1", "2", "3", "4", "5"
 STATUS = {
@@ -207,12 +207,8 @@ class ViberProvider(ServerProcess):
 @pytest.fixture
 async def viber_provider(tmp_path: Path) -> AsyncIterator[ViberProvider]:
     """A Viber provider of the test's own, running for the test."""
-    server = ViberProvider(tmp_path / "viber")
-    await server.start()
-    try:
+    async with running(ViberProvider(tmp_path / "viber")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def main() -> None:

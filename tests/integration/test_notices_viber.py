@@ -29,9 +29,9 @@ from models.tables import Client, ClientPhone, ContactOptOut, Notice
 from sms.smpp import SmppGateway
 from tests.conftest import Database
 from tests.integration import live
-from tests.integration.conftest import start_serve
+from tests.integration.conftest import start_serve, without_asterisk
 from tests.smsc import SmscProcess
-from tests.support import free_port, wait_until
+from tests.support import free_port, running, wait_until
 from tests.viberprovider import ViberProvider
 from usecases.notices import NoticeSetup, birthdays, deliver, fallbacks
 from web.viber_hooks import NOTICE_SETUP
@@ -52,22 +52,14 @@ OPTED_OUT = "+387660770023"  # undeliverable too; opted out of SMS
 
 @pytest.fixture(scope="module")
 async def provider(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ViberProvider]:
-    server = ViberProvider(tmp_path_factory.mktemp("viber"))
-    await server.start()
-    try:
+    async with running(ViberProvider(tmp_path_factory.mktemp("viber"))) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 async def smsc(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SmscProcess]:
-    server = SmscProcess(tmp_path_factory.mktemp("smsc"))
-    await server.start()
-    try:
+    async with running(SmscProcess(tmp_path_factory.mktemp("smsc"))) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @dataclass
@@ -123,13 +115,13 @@ async def rig(
         await gateway.stop()
 
 
-async def client(db: Database, name: str, number: str) -> int:
+async def client(db: Database, name: str, number: str, born: date = date(1980, 12, 2)) -> int:
     async with db.sessions() as session, session.begin():
         row = Client(
             external_id=f"nv-{number}",
             name=name,
             language="en",
-            birthday=date(1980, 12, 2),
+            birthday=born,
             phones=[ClientPhone(number=number)],
         )
         session.add(row)
@@ -305,35 +297,21 @@ async def test_serve_falls_back_on_the_report_its_webhook_takes(
     hook's path); the undeliverable one's SMS goes, and is delivered; the delivered one's
     not (without Asterisk: its ports are closed ones)."""
     today = datetime.now(ZoneInfo("Europe/Sarajevo")).date()
+    born = today.replace(year=1988)  # a leap year: any day of today's exists
     for name, number in (("Vid", "+387660770051"), ("Una", "+387660770053")):
-        async with database.sessions() as session, session.begin():
-            session.add(
-                Client(
-                    external_id=f"nv-{number}",
-                    name=name,
-                    language="en",
-                    birthday=today.replace(year=1988),  # a leap year: any day of today's exists
-                    phones=[ClientPhone(number=number)],
-                )
-            )
+        await client(database, name, number, born)
     texts_before = len(smsc.submitted())
-    closed = str(free_port())
     srv = start_serve(
         database,
         tmp_path,
         spawn=False,
         **provider.env(),
         CENTRALA_VIBER_CALLBACK_TOKEN=TOKEN,
-        CENTRALA_SMS_SMPP_HOST="127.0.0.1",
-        CENTRALA_SMS_SMPP_PORT=str(smsc.port),
-        CENTRALA_SMS_SMPP_SYSTEM_ID=smsc.system_id,
-        CENTRALA_SMS_SMPP_PASSWORD=smsc.password,
+        **smsc.env(),
         CENTRALA_NOTICES_QUIET_FROM="00:00",
         CENTRALA_NOTICES_QUIET_UNTIL="00:00",
         CENTRALA_NOTICES_CHECK_SECONDS="0.2",
-        CENTRALA_ARI_URL=f"http://127.0.0.1:{closed}/ari",
-        CENTRALA_AMI_PORT=closed,
-        CENTRALA_AGI_PORT=str(free_port()),
+        **without_asterisk(),
     )
     srv.env["CENTRALA_PUBLIC_URL"] = srv.url
     srv.spawn()

@@ -25,24 +25,19 @@ from core.notices import (
     fallback_plan,
     needs_fallback,
 )
+from tests.unit.test_notice_policy import someone
 
 ZONE = ZoneInfo("Europe/Sarajevo")
 SENT = datetime(2026, 12, 2, 10, 0, tzinfo=ZONE)
 WAIT = timedelta(seconds=660)
 BOTH = (Channel.SMS, Channel.VIBER)
+NUMBER = "+387660770091"
 
 
 def client(**kw: object) -> Recipient:
-    base: dict[str, object] = {
-        "client_id": 9,
-        "language": "bs",
-        "zone": None,
-        "phone": "+387660770091",
-        "email": None,
-        "postal_address": None,
-        "preferred": Channel.VIBER,
-    }
-    return Recipient(**{**base, **kw})  # type: ignore[arg-type]
+    """A client who prefers Viber, with a number and nothing else."""
+    base: dict[str, object] = {"phone": NUMBER, "email": None, "postal_address": None}
+    return someone(**{"preferred": Channel.VIBER, **base, **kw})
 
 
 @pytest.mark.parametrize(
@@ -68,14 +63,14 @@ def test_only_viber_falls_back() -> None:
 
 def test_the_sms_goes_to_the_clients_number_at_once_outside_quiet_hours() -> None:
     decided = fallback_plan(NoticeKind.BIRTHDAY, client(), SENT, BOTH, Policy())
-    assert decided == Plan(Channel.SMS, "+387660770091", SENT)
+    assert decided == Plan(Channel.SMS, NUMBER, SENT)
     assert fallback_key("birthday:9:2026") == "birthday:9:2026:sms"
 
 
 def test_a_silent_message_found_at_night_gets_its_sms_in_the_morning() -> None:
     night = datetime(2026, 12, 2, 21, 30, tzinfo=ZONE)
     decided = fallback_plan(NoticeKind.BIRTHDAY, client(), night, BOTH, Policy())
-    assert decided == Plan(Channel.SMS, "+387660770091", datetime(2026, 12, 3, 9, 0, tzinfo=ZONE))
+    assert decided == Plan(Channel.SMS, NUMBER, datetime(2026, 12, 3, 9, 0, tzinfo=ZONE))
 
 
 @pytest.mark.parametrize(
