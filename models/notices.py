@@ -8,9 +8,10 @@ once), and the counts. The rules are ``core.notices``'. Imports models.tables an
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -179,12 +180,15 @@ async def add(sessions: Sessions, rows: Sequence[dict[str, object]]) -> int:
         return await _insert(session, rows)
 
 
-async def _insert(session: AsyncSession, rows: Sequence[dict[str, object]]) -> int:
+def _insert_new(session: AsyncSession) -> Any:
+    """An INSERT of notices that leaves a key already there as it is."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    result = await session.execute(
-        insert(Notice).values(list(rows)).on_conflict_do_nothing(index_elements=["key"])
-    )
+    return insert(Notice).on_conflict_do_nothing(index_elements=["key"])
+
+
+async def _insert(session: AsyncSession, rows: Sequence[dict[str, object]]) -> int:
+    result = await session.execute(_insert_new(session).values(list(rows)))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -377,29 +381,40 @@ async def fallbacks_due(
 
 async def fall_back(
     sessions: Sessions,
-    viber_id: int,
+    decisions: Mapping[int, dict[str, object] | None],
     now: datetime,
     wait: timedelta,
-    sms: dict[str, object] | None,
-) -> bool:
-    """A Viber message's fallback decided, in one transaction: the message (locked, looked
-    at again: a delivery report may have come meanwhile) marked, expired when it had no
-    report ("no delivery report in time"), and its SMS ``sms`` (None: the policy allows
-    none) added under its own key, so there is one however often this runs. Whether it was
-    decided now."""
+) -> set[int]:
+    """Viber messages' fallbacks decided, in one transaction: each message (by its id in
+    ``decisions``; locked, looked at again: a delivery report may have come meanwhile)
+    marked, expired when it had no report ("no delivery report in time"), and its SMS (None:
+    the policy allows none) added under its own key, so there is one however often this
+    runs. The ids decided now."""
+    decided = set()
     async with sessions() as session, session.begin():
-        row = await session.scalar(select(Notice).where(Notice.id == viber_id).with_for_update())
-        if row is None or row.fallback_at is not None:
-            return False
-        state = NoticeState(row.state)
-        if not needs_fallback(Channel(row.channel), state, row.sent_at, now, wait):
-            return False
-        if state is NoticeState.SENT:
-            row.state, row.final_at, row.error = NoticeState.EXPIRED, now, NO_REPORT
-        row.fallback_at = now
-        if sms is not None:
-            await _insert(session, [{**sms, "fallback_of": viber_id}])
-        return True
+        rows = await session.scalars(
+            select(Notice).where(Notice.id.in_(list(decisions))).with_for_update()
+        )
+        texts = []
+        for row in rows:
+            state = NoticeState(row.state)
+            if row.fallback_at is not None or not needs_fallback(
+                Channel(row.channel), state, row.sent_at, now, wait
+            ):
+                continue
+            if state is NoticeState.SENT:
+                row.state, row.final_at, row.error = NoticeState.EXPIRED, now, NO_REPORT
+            row.fallback_at = now
+            decided.add(row.id)
+            sms = decisions[row.id]
+            if sms is not None:
+                texts.append({**sms, "fallback_of": row.id})
+        await session.flush()
+        if texts:
+            # Many parameter sets, not one statement of them all: compiling a VALUES list
+            # of a thousand rows took most of a sweep's time.
+            await session.execute(_insert_new(session), texts)
+    return decided
 
 
 async def opt_out(

@@ -249,41 +249,48 @@ async def fallbacks(sessions: Sessions, setup: NoticeSetup, now: datetime) -> Fa
     while due := await store.fallbacks_due(sessions, now, wait, CHUNK):
         ids = sorted({m.client_id for m in due})
         clients = {c.recipient.client_id: c for c in await store.recipients(sessions, ids, now)}
+        decisions: dict[int, dict[str, object] | None] = {}
+        reasons: dict[int, str] = {}
         for message in due:
             client = clients.get(message.client_id)
-            kind = NoticeKind(message.kind)
             decided: Plan | Skip = (
-                fallback_plan(kind, client.recipient, now, setup.senders.keys(), setup.policy)
+                fallback_plan(
+                    NoticeKind(message.kind),
+                    client.recipient,
+                    now,
+                    setup.senders.keys(),
+                    setup.policy,
+                )
                 if client is not None
                 else Skip("no_client")
             )
-            row: dict[str, object] | None = None
-            if isinstance(decided, Plan):
-                row = {
-                    "key": fallback_key(message.key),
-                    "client_id": message.client_id,
-                    "kind": message.kind,
-                    "channel": str(decided.channel),
-                    "language": message.language,
-                    "address": decided.address,
-                    "topic": message.topic,
-                    "subject": message.subject,
-                    "body": message.body,
-                    "html": message.html,
-                    "state": str(NoticeState.QUEUED),
-                    "attempts": 0,
-                    "not_before": decided.not_before,
-                    "created_at": now,
-                }
-            if not await store.fall_back(sessions, message.id, now, wait, row):
-                continue  # delivered meanwhile, or another instance decided it
-            if row is not None:
-                done.queued += 1
-                log.info("viber_fallback_queued", notice_id=message.id)
+            if isinstance(decided, Skip):
+                decisions[message.id], reasons[message.id] = None, decided.reason
+                continue
+            decisions[message.id] = {
+                "key": fallback_key(message.key),
+                "client_id": message.client_id,
+                "kind": message.kind,
+                "channel": str(decided.channel),
+                "language": message.language,
+                "address": decided.address,
+                "topic": message.topic,
+                "subject": message.subject,
+                "body": message.body,
+                "html": message.html,
+                "state": str(NoticeState.QUEUED),
+                "attempts": 0,
+                "not_before": decided.not_before,
+                "created_at": now,
+            }
+        # Those delivered meanwhile, or decided by another instance, are left out.
+        for viber_id in sorted(await store.fall_back(sessions, decisions, now, wait)):
+            if viber_id in reasons:
+                done.skipped[reasons[viber_id]] += 1
+                log.info("viber_fallback_skipped", notice_id=viber_id, reason=reasons[viber_id])
             else:
-                reason = decided.reason if isinstance(decided, Skip) else "none"
-                done.skipped[reason] += 1
-                log.info("viber_fallback_skipped", notice_id=message.id, reason=reason)
+                done.queued += 1
+                log.info("viber_fallback_queued", notice_id=viber_id)
         if len(due) < CHUNK:
             break
     return done
