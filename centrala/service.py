@@ -553,6 +553,12 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
             gateway = None
     setup = notice_setup(settings, gateway)
     app[NOTICE_SETUP] = setup  # the Viber webhook queues its failures' SMS with it
+    if settings.viber_base_url and not settings.viber_callback_token:
+        log.warning(
+            "viber_without_reports",
+            hint="no CENTRALA_VIBER_CALLBACK_TOKEN: Infobip has no webhook to report to, so "
+            "every Viber message also gets its SMS once its validity is over",
+        )
     zone = ZoneInfo(setup.policy.default_zone)
     queued_for: list[object] = [None]
     app[OUTBOX] = {}

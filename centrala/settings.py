@@ -354,6 +354,14 @@ class Settings(BaseSettings):
     notices_document_days: int = Field(default=30, ge=1, le=365)
 
     @model_validator(mode="after")
+    def _viber_fits_together(self) -> Settings:
+        if bool(self.viber_base_url) != bool(self.viber_api_key):
+            raise ValueError(
+                "CENTRALA_VIBER_BASE_URL and CENTRALA_VIBER_API_KEY go together (both: Viber)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _mail_fits_together(self) -> Settings:
         try:
             recipients = parse_recipients(self.reports_mail_to)

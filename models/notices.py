@@ -393,7 +393,12 @@ async def fall_back(
     decided = set()
     async with sessions() as session, session.begin():
         rows = await session.scalars(
-            select(Notice).where(Notice.id.in_(list(decisions))).with_for_update()
+            # Locked in id order: two sweeps at once (serve's round, a report's) never
+            # wait for each other in a circle.
+            select(Notice)
+            .where(Notice.id.in_(list(decisions)))
+            .order_by(Notice.id)
+            .with_for_update()
         )
         texts = []
         for row in rows:

@@ -2,16 +2,21 @@
 destination without "+", our messageId, TEXT content, the validity period in seconds, the
 delivery webhook, no failover asked of the provider), the delivery reports' JSON to the
 outbox's states (DELIVERED, UNDELIVERABLE and REJECTED failed, EXPIRED, PENDING nothing),
-their times with Infobip's offsets, malformed reports refused, and the error answers'
-reasons."""
+their times with Infobip's offsets, malformed reports refused, the error answers' reasons,
+and the account from the settings."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from core.notices import NoticeState
+from centrala.noticing import notice_setup, viber_account
+from centrala.settings import Settings
+from core.notices import Channel, NoticeState
 from viber.infobip import ViberAccount, message_request, parse_reports, provider_id, refusal
 
 ACCOUNT = ViberAccount(
@@ -117,3 +122,23 @@ def test_refusals_say_why() -> None:
     old = {"requestError": {"serviceException": {"messageId": "UNAUTHORIZED", "text": "Bad key"}}}
     assert refusal(old) == "Bad key"
     assert refusal(None) == "no reason given"
+
+
+def test_the_account_from_the_settings(tmp_path: Path) -> None:
+    """Base URL and key together or not at all; the webhook is the public URL and the hook's
+    path with the token; no token, no webhook; our wait is the validity and the grace."""
+    common: dict[str, Any] = {"data_dir": tmp_path, "public_url": "https://cc.example.org/"}
+    assert viber_account(Settings(**common)) is None
+    with pytest.raises(ValidationError, match="go together"):
+        Settings(**common, viber_base_url="https://xyz.api.infobip.com")
+    with pytest.raises(ValidationError):
+        Settings(**common, viber_validity_seconds=10)  # Viber's least is 30 s
+    viber = {"viber_base_url": "https://xyz.api.infobip.com", "viber_api_key": "k"}
+    s = Settings(**common, **viber, viber_callback_token="t0k3n-0123456789abcdef")
+    account = viber_account(s)
+    assert account is not None
+    assert account.notify_url == "https://cc.example.org/hooks/viber/t0k3n-0123456789abcdef"
+    assert (account.validity_seconds, account.sender) == (600, "Centrala")
+    assert Channel.VIBER in notice_setup(s).senders
+    assert notice_setup(s).fallback_after == timedelta(seconds=660)
+    assert viber_account(Settings(**common, **viber)).notify_url is None  # type: ignore[union-attr]
