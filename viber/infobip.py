@@ -6,7 +6,7 @@ and the delivery reports Infobip posts to that webhook (``{"results": [{"message
 
 An answer 4xx (but 429) refuses the message for good (the fallback's business); 5xx, 429,
 a connection that fails or an answer too slow: try again later. The pure parts
-(``message_request``, ``parse_reports``, ``refusal``) are what the tests pin."""
+(``message_request``, ``taken``, ``parse_reports``, ``refusal``) are what the tests pin."""
 
 from __future__ import annotations
 
@@ -161,8 +161,20 @@ async def send(account: ViberAccount, message_id: str, to: str, text: str) -> st
         raise ViberNotSent(f"Infobip answered {status}: {refusal(body)}", retry=True)
     if status >= 400:
         raise ViberNotSent(f"Infobip refused it ({status}): {refusal(body)}", retry=False)
+    return taken(body)
+
+
+def taken(body: object) -> str:
+    """The messageId of a send's 2xx answer. Infobip may answer a destination it will not
+    serve with status REJECTED there and then: refused for good. An answer with no id:
+    try again (our messageId makes a repeat one message at Infobip)."""
     try:
-        taken = body["messages"][0]
-        return str(taken["messageId"])
+        message = body["messages"][0]  # type: ignore[index]
+        message_id = str(message["messageId"])
     except (TypeError, KeyError, IndexError) as exc:
         raise ViberNotSent(f"Infobip's answer has no messageId: {body!r:.200}", retry=True) from exc
+    status = message.get("status") if isinstance(message, dict) else None
+    if isinstance(status, dict) and status.get("groupName") == "REJECTED":
+        said = status.get("description") or status.get("name") or "rejected"
+        raise ViberNotSent(f"Infobip rejected it: {said}", retry=False)
+    return message_id

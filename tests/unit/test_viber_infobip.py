@@ -17,7 +17,15 @@ from pydantic import ValidationError
 from centrala.noticing import notice_setup, viber_account
 from centrala.settings import Settings
 from core.notices import Channel, NoticeState
-from viber.infobip import ViberAccount, message_request, parse_reports, provider_id, refusal
+from viber.infobip import (
+    ViberAccount,
+    ViberNotSent,
+    message_request,
+    parse_reports,
+    provider_id,
+    refusal,
+    taken,
+)
 
 ACCOUNT = ViberAccount(
     base_url="https://xyz.api.infobip.com",
@@ -142,3 +150,16 @@ def test_the_account_from_the_settings(tmp_path: Path) -> None:
     assert Channel.VIBER in notice_setup(s).senders
     assert notice_setup(s).fallback_after == timedelta(seconds=660)
     assert viber_account(Settings(**common, **viber)).notify_url is None  # type: ignore[union-attr]
+
+
+def test_a_send_answer_taken_or_rejected_there_and_then() -> None:
+    pending = {"groupId": 1, "groupName": "PENDING", "id": 26, "name": "PENDING_ACCEPTED"}
+    answer = {"bulkId": "b", "messages": [{"messageId": "notice-3", "status": pending}]}
+    assert taken(answer) == "notice-3"
+    rejected = {"groupName": "REJECTED", "name": "REJECTED_DESTINATION_NOT_REGISTERED"}
+    with pytest.raises(ViberNotSent) as refused:
+        taken({"messages": [{"messageId": "notice-3", "status": rejected}]})
+    assert not refused.value.retry and "NOT_REGISTERED" in refused.value.reason
+    with pytest.raises(ViberNotSent) as odd:
+        taken({"bulkId": "b"})
+    assert odd.value.retry
