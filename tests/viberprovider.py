@@ -13,6 +13,7 @@ without "+" and ``messageId``, ``content`` of ``type`` TEXT and its ``text``, an
     3  undeliverable: an UNDELIVERABLE report
     4  silent: taken, and no report ever
     5  the provider in trouble: 503
+    6  expired: an EXPIRED report (the validity over, not delivered)
     else delivered
 
 Each report posted, with the answer the webhook gave, is a line of ``reports.jsonl``.
@@ -38,12 +39,14 @@ from aiohttp import web
 
 from tests.support import ServerProcess, free_port, running
 
-DELIVERED, REJECTED, UNDELIVERABLE, SILENT, TROUBLE = "1", "2", "3", "4", "5"
+DELIVERED, REJECTED, UNDELIVERABLE, SILENT, TROUBLE, EXPIRED = "1", "2", "3", "4", "5", "6"
 STATUS = {
     "PENDING": {"groupId": 1, "groupName": "PENDING", "id": 26, "name": "PENDING_ACCEPTED",
                 "description": "Message sent to next instance"},
     "DELIVERED": {"groupId": 3, "groupName": "DELIVERED", "id": 5,
                   "name": "DELIVERED_TO_HANDSET", "description": "Message delivered to handset"},
+    "EXPIRED": {"groupId": 4, "groupName": "EXPIRED", "id": 15, "name": "EXPIRED_EXPIRED",
+                "description": "Message expired"},
     "UNDELIVERABLE": {"groupId": 2, "groupName": "UNDELIVERABLE", "id": 9,
                       "name": "UNDELIVERABLE_NOT_DELIVERED",
                       "description": "Message sent not delivered"},
@@ -144,7 +147,9 @@ def app(directory: Path, api_key: str) -> web.Application:
                 )
                 url = ((m.get("webhooks") or {}).get("delivery") or {}).get("url")
                 if url and scenario != SILENT:
-                    group = "UNDELIVERABLE" if scenario == UNDELIVERABLE else "DELIVERED"
+                    group = {UNDELIVERABLE: "UNDELIVERABLE", EXPIRED: "EXPIRED"}.get(
+                        scenario, "DELIVERED"
+                    )
                     result = {
                         "bulkId": "bulk-1",
                         "messageId": message_id,

@@ -2,11 +2,12 @@
 centrala/noticing.py's Infobip sender and the webhook of web/viber_hooks.py), with the tests'
 own Viber provider (tests/viberprovider.py) and SMSC (tests/smsc.py), each its own process,
 on SQLite and PostgreSQL: a message delivered by Viber gets no SMS; one the provider refuses,
-or reports undeliverable, gets exactly one SMS, delivered, and none when the client opted out
-of SMS; one with no report gets its SMS once its validity and the grace are over, marked
-expired, and a late report then changes nothing; a sweep or a report again adds nothing; a
-provider that is down or in trouble gets the message later, and no SMS is sent meanwhile;
-`serve` takes the reports at its own webhook and sends the fallback SMS by itself."""
+or reports undeliverable or expired, gets exactly one SMS, delivered, and none when the
+client opted out of SMS; one with no report gets its SMS once its validity and the grace are
+over, marked expired, and a late report then changes nothing; a sweep or a report again adds
+nothing; a provider that is down or in trouble gets the message later, and no SMS is sent
+meanwhile; `serve` takes the reports at its own webhook and sends the fallback SMS by
+itself."""
 
 from __future__ import annotations
 
@@ -40,13 +41,14 @@ from web.viber_hooks import routes as hook_routes
 DAY = date(2026, 12, 2)
 TOKEN = "viber-hook-token-0123456789"
 # The stand-in's scenario is the number's last digit: 1 delivered, 2 refused, 3 undeliverable,
-# 4 silent, 5 the provider in trouble.
+# 4 silent, 5 the provider in trouble, 6 expired.
 DELIVERED, REFUSED, UNDELIVERABLE, SILENT = (
     "+387660770011",
     "+387660770012",
     "+387660770013",
     "+387660770014",
 )
+EXPIRED = "+387660770016"
 OPTED_OUT = "+387660770023"  # undeliverable too; opted out of SMS
 
 
@@ -147,7 +149,7 @@ async def post(url: str, body: object) -> tuple[int, Any]:
         return resp.status, await resp.json()
 
 
-async def test_viber_delivered_refused_undeliverable_and_silent_with_their_sms(
+async def test_viber_delivered_refused_undelivered_and_silent_with_their_sms(
     database: Database, provider: ViberProvider, smsc: SmscProcess, rig: Rig
 ) -> None:
     ids = {
@@ -158,6 +160,7 @@ async def test_viber_delivered_refused_undeliverable_and_silent_with_their_sms(
             ("Una", UNDELIVERABLE),
             ("Sil", SILENT),
             ("Opo", OPTED_OUT),
+            ("Exp", EXPIRED),
         ]
     }
     now = datetime.now(UTC)  # the webhook sweeps on the clock: the test's times are near it
@@ -167,9 +170,9 @@ async def test_viber_delivered_refused_undeliverable_and_silent_with_their_sms(
     reports_before = len(provider.reports())
 
     queued = await birthdays(database.sessions, rig.setup, DAY, now)
-    assert queued.added == 5  # Viber: the birthday's first channel
+    assert queued.added == 6  # Viber: the birthday's first channel
     done = await deliver(database.sessions, rig.setup, at(now))
-    assert (done.sent, done.failed, done.retried) == (4, 1, 0)  # the refused one: failed
+    assert (done.sent, done.failed, done.retried) == (5, 1, 0)  # the refused one: failed
     asked = provider.messages()[asked_before:]
     assert sorted(m["to"] for m in asked) == sorted(n.lstrip("+") for n in ids)
     first = next(m for m in asked if m["to"] == DELIVERED.lstrip("+"))
@@ -178,14 +181,15 @@ async def test_viber_delivered_refused_undeliverable_and_silent_with_their_sms(
     assert first["message"]["options"]["validityPeriod"] == {"amount": 600, "timeUnit": "SECONDS"}
     assert first["message"]["content"]["text"].startswith("Dear Dea, happy birthday!")
 
-    # The reports come to the webhook: delivered, two undeliverable (their SMS queued then).
+    # The reports come to the webhook: delivered, two undeliverable and one expired (their
+    # SMS queued then).
     # The provider records each once the webhook has answered it.
     def posted() -> list[dict[str, Any]]:
         found = provider.reports()[reports_before:]
-        return found if len(found) == 3 else []
+        return found if len(found) == 4 else []
 
     reports = await wait_until(posted, timeout=20, message="the Viber reports posted")
-    assert [r["answer"] for r in reports] == [200, 200, 200]
+    assert [r["answer"] for r in reports] == [200] * 4
     viber = by(await outbox(database), Channel.VIBER)
     assert {n: r.state for n, r in viber.items()} == {
         DELIVERED: "delivered",
@@ -193,13 +197,14 @@ async def test_viber_delivered_refused_undeliverable_and_silent_with_their_sms(
         UNDELIVERABLE: "failed",
         SILENT: "sent",
         OPTED_OUT: "failed",
+        EXPIRED: "expired",
     }
-    # The refused one's SMS and the undeliverable one's (the webhook's own sweep may have
+    # The refused one's SMS and the reported ones' (the webhook's own sweep may have
     # queued them already: once either way); none to the client opted out of SMS.
     await fallbacks(database.sessions, rig.setup, now)
     rows = await outbox(database)
     sms, viber = by(rows, Channel.SMS), by(rows, Channel.VIBER)
-    assert sorted(sms) == [REFUSED, UNDELIVERABLE]
+    assert sorted(sms) == sorted([REFUSED, UNDELIVERABLE, EXPIRED])
     for number in sms:
         assert sms[number].fallback_of == viber[number].id
         assert sms[number].key == viber[number].key + ":sms"
@@ -207,7 +212,7 @@ async def test_viber_delivered_refused_undeliverable_and_silent_with_their_sms(
     assert viber[OPTED_OUT].fallback_at is not None  # decided: no SMS
 
     done = await deliver(database.sessions, rig.setup, at(datetime.now(UTC)))
-    assert done.sent == 2
+    assert done.sent == 3
 
     async def texts_delivered() -> bool:
         found = by(await outbox(database), Channel.SMS)
@@ -236,13 +241,13 @@ async def test_viber_delivered_refused_undeliverable_and_silent_with_their_sms(
             break
     assert await post(rig.hook, late) == (200, {"applied": len(late["results"])})
     rows = await outbox(database)
-    assert sorted(by(rows, Channel.SMS)) == [REFUSED, UNDELIVERABLE, SILENT]
+    assert sorted(by(rows, Channel.SMS)) == sorted([REFUSED, UNDELIVERABLE, EXPIRED, SILENT])
     assert by(rows, Channel.VIBER)[SILENT].state == "expired"
     assert by(rows, Channel.VIBER)[DELIVERED].state == "delivered"
 
     assert (await deliver(database.sessions, rig.setup, at(now + wait))).sent == 1
     texts = [p["destination"] for p in smsc.submitted()[texts_before:]]
-    assert sorted(texts) == sorted(n.lstrip("+") for n in (REFUSED, UNDELIVERABLE, SILENT))
+    assert sorted(texts) == sorted(n.lstrip("+") for n in (REFUSED, UNDELIVERABLE, EXPIRED, SILENT))
 
 
 async def test_a_provider_down_or_in_trouble_is_tried_again_and_nothing_falls_back(
