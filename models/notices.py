@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -369,11 +369,13 @@ async def fallbacks_due(
                 Notice.html,
             )
             .where(
-                Notice.channel == Channel.VIBER,
+                # Literal, as the partial index's condition is: the planners prove it then.
+                Notice.channel == literal_column(f"'{Channel.VIBER}'"),
                 Notice.fallback_at.is_(None),
                 Notice.state.in_([NoticeState.FAILED, NoticeState.EXPIRED]) | silent,
             )
-            .order_by(Notice.id)
+            # In no order: "ORDER BY id" led PostgreSQL to walk the primary key past every
+            # message (120 ms at 100 000) instead of the partial index (0.1 ms).
             .limit(limit)
         )
         return [FallingBack(*row) for row in rows]
