@@ -1,6 +1,7 @@
-"""Migration 0025 (Viber's fallback to SMS: notices' fallback_of and fallback_at) on SQLite
-and PostgreSQL: there after an upgrade; a downgrade to 0024 drops them and keeps the
-outbox's messages; an upgrade brings them back, an SMS naming its Viber message again."""
+"""Migration 0025 (Viber's fallback to SMS: notices' fallback_of and fallback_at, the partial
+index of the Viber messages not yet decided) on SQLite and PostgreSQL: there after an upgrade;
+a downgrade to 0024 drops them and keeps the outbox's messages; an upgrade brings them back,
+an SMS naming its Viber message again."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ from tests.conftest import Database
 from tests.integration.test_notices_migration import notice
 
 NUMBER = "+387660770041"
-COLUMNS = {"fallback_of", "fallback_at"}
+COLUMNS = {"fallback_of", "fallback_at", "ix_notices_viber_undecided"}
 
 
 def _columns(conn: Connection) -> set[str]:
-    return {c["name"] for c in inspect(conn).get_columns("notices")} & COLUMNS
+    """The columns and the partial index 0025 adds, those there."""
+    found = inspect(conn)
+    names = {c["name"] for c in found.get_columns("notices")}
+    names |= {str(i["name"]) for i in found.get_indexes("notices")}
+    return names & COLUMNS
 
 
 async def _now(database: Database) -> set[str]:
