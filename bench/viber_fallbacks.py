@@ -24,25 +24,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, select, text  # noqa: E402
+from calllog_csv import prepared  # noqa: E402  (bench/ is the script's own directory)
+from sqlalchemy import func, insert, select  # noqa: E402
 
 from centrala.logs import configure_logging  # noqa: E402
 from core.notices import Channel, Policy  # noqa: E402
-from models.db import create_engine, session_factory, upgrade_async  # noqa: E402
+from models.db import create_engine, session_factory  # noqa: E402
 from models.notices import Claimed  # noqa: E402
 from models.tables import Client, ClientPhone, Notice  # noqa: E402
 from usecases.notices import NoticeSetup, fallbacks  # noqa: E402
 
 BATCH = 10_000
 SENT = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
-
-
-async def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
 
 
 async def fill(url: str, messages: int) -> float:
@@ -118,12 +111,7 @@ async def main() -> int:
     args = parser.parse_args()
     configure_logging("console", "WARNING")  # not a line per message
     with tempfile.TemporaryDirectory() as tmp:
-        if args.postgres:
-            url = args.postgres
-            await _reset_postgres(url)
-        else:
-            url = f"sqlite+aiosqlite:///{tmp}/fallbacks.db"
-        await upgrade_async(url)
+        url = await prepared(args.postgres, tmp, "fallbacks")
         filled = await fill(url, args.messages)
         took, queued, again, queued_again, texts = await sweep(url)
     backend = "postgresql" if args.postgres else "sqlite"
