@@ -28,16 +28,14 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
-from tests.support import ServerProcess, free_port, running
+from tests.support import ServerProcess, free_port
 
 DELIVERED, REJECTED, UNDELIVERABLE, SILENT, TROUBLE, EXPIRED = "1", "2", "3", "4", "5", "6"
 STATUS = {
@@ -207,13 +205,6 @@ class ViberProvider(ServerProcess):
     def env(self) -> dict[str, str]:
         """The settings that send Viber through this stand-in."""
         return {"CENTRALA_VIBER_BASE_URL": self.url, "CENTRALA_VIBER_API_KEY": self.api_key}
-
-
-@pytest.fixture
-async def viber_provider(tmp_path: Path) -> AsyncIterator[ViberProvider]:
-    """A Viber provider of the test's own, running for the test."""
-    async with running(ViberProvider(tmp_path / "viber")) as server:
-        yield server
 
 
 def main() -> None:
