@@ -253,10 +253,11 @@ def needs_fallback(
     grace) ago with no final report. Delivered, or still in its time: no.
 
     The fallback is ours alone: the provider's own failover is never asked for, and each
-    Viber message carries a validity period equal to our wait, after which the provider
-    drops it undelivered. So by the time we queue the SMS for a silent message, the Viber
-    message can no longer reach the client: a client never gets both (the late report it
-    may still send changes nothing, ``after_report``)."""
+    Viber message carries a validity period equal to our wait (``wait`` is it and the grace
+    for its report to reach us), after which the provider drops it undelivered. So by the
+    time we queue the SMS for a silent message, the Viber message can no longer reach the
+    client: a client never gets both (the late report it may still send changes nothing,
+    ``after_report``)."""
     if channel is not Channel.VIBER:
         return False
     if state in (NoticeState.FAILED, NoticeState.EXPIRED):
