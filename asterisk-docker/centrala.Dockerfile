@@ -20,6 +20,7 @@ COPY agi agi
 COPY mail mail
 COPY sms sms
 COPY letters letters
+COPY viber viber
 COPY web web
 COPY surveys surveys
 COPY centrala centrala

@@ -75,6 +75,16 @@ async def _reset_postgres(url: str) -> None:
     await engine.dispose()
 
 
+async def prepared(postgres: str | None, tmp: str, name: str) -> str:
+    """A benchmark's database, migrated: ``postgres`` (its schema dropped first) or a SQLite
+    file ``name``.db in ``tmp`` (bench/viber_fallbacks.py's too)."""
+    url = postgres or f"sqlite+aiosqlite:///{tmp}/{name}.db"
+    if postgres:
+        await _reset_postgres(url)
+    await upgrade_async(url)
+    return url
+
+
 def _call(n: int, rng: random.Random, seconds: int) -> dict[str, Any]:
     started = MONTH_START + timedelta(seconds=rng.randrange(seconds))
     answered = rng.random() < 0.8
@@ -191,12 +201,7 @@ async def main() -> int:
     parser.add_argument("--postgres", metavar="URL", help="this PostgreSQL (schema dropped!)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        if args.postgres:
-            url = args.postgres
-            await _reset_postgres(url)
-        else:
-            url = f"sqlite+aiosqlite:///{tmp}/calllog.db"
-        await upgrade_async(url)
+        url = await prepared(args.postgres, tmp, "calllog")
         filled = await fill(url, args.rows, args.days)
         local = MONTH_START.astimezone(ZoneInfo("Europe/Sarajevo")).date()
         last = local + timedelta(days=args.days - 1)

@@ -37,11 +37,12 @@ def _queue_and_send(settings: Any, queue_fn: Any) -> tuple[Any, Any]:
     from centrala.noticing import notice_setup, sms_gateway
     from models.db import create_engine, session_factory
     from sms.smpp import SmscLoginRefused
-    from usecases.notices import deliver
+    from usecases.notices import deliver, fallbacks
 
-    if not (settings.smtp_host or settings.sms_smpp_host):
+    if not (settings.smtp_host or settings.sms_smpp_host or settings.viber_base_url):
         raise click.ClickException(
-            "no channel is configured: set CENTRALA_SMTP_HOST or CENTRALA_SMS_SMPP_HOST"
+            "no channel is configured: set CENTRALA_SMTP_HOST, CENTRALA_SMS_SMPP_HOST or "
+            "CENTRALA_VIBER_BASE_URL"
         )
 
     async def work() -> tuple[Any, Any]:
@@ -53,6 +54,7 @@ def _queue_and_send(settings: Any, queue_fn: Any) -> tuple[Any, Any]:
                 await gateway.start()  # an SMSC that is down: its messages wait, queued
             setup = notice_setup(settings, gateway)
             queued = await queue_fn(sessions, setup)
+            await fallbacks(sessions, setup, datetime.now(UTC))  # failed Viber's SMS, too
             sent = await deliver(sessions, setup, lambda: datetime.now(UTC))
             return queued, sent
         except SmscLoginRefused as exc:

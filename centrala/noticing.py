@@ -1,12 +1,12 @@
 """The notices' wiring that `serve` and `centrala notices` share: the contact policy from the
 settings and a sender per configured channel (e-mail through the SMTP server of the
 settings, with its unsubscribe link; SMS through the SMPP gateway, whose delivery receipts
-update the outbox and whose STOP replies opt the client out), as
-``usecases.notices.NoticeSetup``."""
+update the outbox and whose STOP replies opt the client out; Viber through Infobip, its
+reports to our webhook), as ``usecases.notices.NoticeSetup``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -19,7 +19,10 @@ from mail.smtp import MailNotSent, send
 from models.notices import Claimed, clients_of_number, opt_out, report
 from sms.smpp import SmppGateway, Smsc, SmsNotSent
 from usecases.notices import NoticeSetup, NotSent, Send
+from viber.infobip import ViberAccount, ViberNotSent, provider_id
+from viber.infobip import send as viber_send
 from web.unsubscribe import unsubscribe_token
+from web.viber_hooks import PATH as VIBER_HOOK
 
 Sessions = async_sessionmaker[AsyncSession]
 log = structlog.get_logger(__name__)
@@ -99,11 +102,50 @@ def sms_sender(gateway: SmppGateway) -> Send:
     return sending
 
 
+def viber_account(settings: Settings) -> ViberAccount | None:
+    """Infobip's account of the settings (None: no base URL or key), its delivery reports
+    to our webhook when a callback token is set."""
+    if not (settings.viber_base_url and settings.viber_api_key):
+        return None
+    token = settings.viber_callback_token
+    return ViberAccount(
+        base_url=settings.viber_base_url,
+        api_key=settings.viber_api_key,
+        sender=settings.viber_sender,
+        validity_seconds=settings.viber_validity_seconds,
+        notify_url=settings.effective_public_url + VIBER_HOOK.format(token=token)
+        if token
+        else None,
+        timeout=settings.viber_timeout_seconds,
+    )
+
+
+def viber_sender(account: ViberAccount) -> Send:
+    async def sending(message: Claimed) -> str:
+        try:
+            return await viber_send(account, provider_id(message.id), message.address, message.body)
+        except ViberNotSent as exc:
+            raise NotSent(exc.reason, retry=exc.retry) from exc
+
+    return sending
+
+
 def notice_setup(settings: Settings, gateway: SmppGateway | None = None) -> NoticeSetup:
-    """The policy and the senders: e-mail with an SMTP host, SMS with a started gateway."""
+    """The policy and the senders: e-mail with an SMTP host, SMS with a started gateway,
+    Viber with Infobip's base URL and key (and its wait before the fallback to SMS)."""
     senders: dict[Channel, Send] = {}
     if settings.smtp_host:
         senders[Channel.EMAIL] = email_sender(settings)
     if gateway is not None:
         senders[Channel.SMS] = sms_sender(gateway)
-    return NoticeSetup(settings.notice_policy, senders, workers=settings.notices_workers)
+    account = viber_account(settings)
+    if account is not None:
+        senders[Channel.VIBER] = viber_sender(account)
+    return NoticeSetup(
+        settings.notice_policy,
+        senders,
+        workers=settings.notices_workers,
+        fallback_after=timedelta(
+            seconds=settings.viber_validity_seconds + settings.viber_report_grace_seconds
+        ),
+    )

@@ -80,6 +80,7 @@ from web.survey_api import Sessions
 from web.survey_api import routes as report_routes
 from web.survey_edit_api import routes as survey_edit_routes
 from web.unsubscribe import routes as unsubscribe_routes
+from web.viber_hooks import routes as viber_hook_routes
 
 log = structlog.get_logger(__name__)
 
@@ -537,14 +538,15 @@ async def report_mail_ctx(app: web.Application) -> AsyncIterator[None]:
 async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
     """Notices to clients: the SMS gateway bound (when one is set), the day's birthday
     greetings and expiring-document notices queued once a day (again after a restart: each
-    has its key), and the due messages sent."""
+    has its key), the SMS of the Viber messages that failed or had no report in time
+    queued, and the due messages sent."""
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
     from centrala.noticing import notice_setup, sms_gateway
     from models.notices import backlog
     from sms.smpp import SmscLoginRefused
-    from usecases.notices import birthdays, deliver, document_expiries
+    from usecases.notices import birthdays, deliver, document_expiries, fallbacks
 
     settings = app[SETTINGS]
     gateway = sms_gateway(settings, app[SESSIONS]) if settings.sms_smpp_host else None
@@ -555,7 +557,13 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
             log.error("sms_login_refused", error=str(exc))
             gateway = None
     setup = notice_setup(settings, gateway)
-    app[NOTICE_SETUP] = setup  # the API's previews and sends plan with the same channels
+    app[NOTICE_SETUP] = setup  # the API's previews and the Viber webhook's fallbacks
+    if settings.viber_base_url and not settings.viber_callback_token:
+        log.warning(
+            "viber_without_reports",
+            hint="no CENTRALA_VIBER_CALLBACK_TOKEN: Infobip has no webhook to report to, so "
+            "every Viber message also gets its SMS once its validity is over",
+        )
     zone = ZoneInfo(setup.policy.default_zone)
     queued_for: list[object] = [None]
     app[OUTBOX] = {}
@@ -569,6 +577,9 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
                 days = settings.notices_document_days
                 await document_expiries(app[SESSIONS], setup, today, datetime.now(UTC), days)
             queued_for[0] = today
+        fell_back = await fallbacks(app[SESSIONS], setup, datetime.now(UTC))
+        if fell_back.queued or fell_back.skipped:
+            log.info("viber_fallbacks", sms=fell_back.queued, skipped=dict(fell_back.skipped))
         done = await deliver(app[SESSIONS], setup, lambda: datetime.now(UTC))
         if done.sent or done.retried or done.failed:
             log.info("notices_delivered", sent=done.sent, retried=done.retried, failed=done.failed)
@@ -758,6 +769,8 @@ def build_app(settings: Settings) -> web.Application:
             LetterConfig(sender_lines(settings.letters_sender), settings.notice_policy),
         )
     )
+    if settings.viber_callback_token:
+        app.router.add_routes(viber_hook_routes(SESSIONS, settings.viber_callback_token))
     setup_desk(app)
     return app
 

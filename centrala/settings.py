@@ -295,6 +295,26 @@ class Settings(BaseSettings):
             raise ValueError(f"CENTRALA_SMS_SMSC_TIME_ZONE: no zone {exc}") from exc
         return self
 
+    # Viber (viber/infobip.py): business messages through Infobip's API; unset base URL or
+    # key: no Viber. A Viber message that fails, or has no report within its validity and
+    # the grace, falls back to one SMS (core.notices.needs_fallback).
+    viber_base_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s\"'<>]+$",
+        description="e.g. https://xyz.api.infobip.com",
+    )
+    viber_api_key: str | None = None
+    viber_sender: str = Field(default="Centrala", min_length=1, max_length=64)
+    # The provider drops a message undelivered after this: our wait before the SMS.
+    viber_validity_seconds: int = Field(default=600, ge=30, le=1_209_600)
+    viber_report_grace_seconds: float = Field(default=60, ge=0, le=3600)
+    viber_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    # The delivery reports' webhook is {public URL}/hooks/viber/{this}; unset: no webhook
+    # (every Viber message then falls back to SMS after its validity).
+    viber_callback_token: str | None = Field(
+        default=None, min_length=16, pattern=r"^[A-Za-z0-9_-]+$"
+    )
+
     # E-mail (mail/smtp.py): the SMTP server messages are handed to. Unset host: no e-mail.
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -338,6 +358,14 @@ class Settings(BaseSettings):
     letters_sender: str = Field(
         default=DEFAULT_SENDER, min_length=1, description="name\\nstreet\\npostcode town"
     )
+
+    @model_validator(mode="after")
+    def _viber_fits_together(self) -> Settings:
+        if bool(self.viber_base_url) != bool(self.viber_api_key):
+            raise ValueError(
+                "CENTRALA_VIBER_BASE_URL and CENTRALA_VIBER_API_KEY go together (both: Viber)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _mail_fits_together(self) -> Settings:

@@ -7,7 +7,8 @@ and occasion, however often a job runs) and the outbox's states with the provide
 applied once each, in any order.
 
 Pure: ``usecases.notices`` reads the clients and writes the outbox; the channels' adapters
-(``mail.smtp``, ``sms``) send."""
+(``mail.smtp``, ``sms``, ``viber``) send. A Viber message that fails, or stays silent past its
+validity, falls back to one SMS (``needs_fallback``, ``fallback_plan``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import enum
 import html
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -244,6 +245,51 @@ def plan(
 # Where a client's opt-out came from (contact_opt_outs.source): the e-mail's unsubscribe
 # link, a STOP reply to an SMS, an agent on the desk.
 OPT_OUT_SOURCES = ("agent", "stop_reply", "unsubscribe")
+
+
+# ---- Viber's fallback to SMS ------------------------------------------------------------
+
+# A Viber message that failed, or has no final report this long after its validity ended
+# (the provider's report on its way), gets one SMS instead.
+REPORT_GRACE = timedelta(seconds=60)
+NO_REPORT = "no delivery report in time"
+
+
+def fallback_key(key: str) -> str:
+    """The key of a Viber message's SMS: one per Viber message, however often a sweep or a
+    report asks for it."""
+    return f"{key}:sms"
+
+
+def needs_fallback(
+    channel: Channel, state: NoticeState, sent_at: datetime | None, now: datetime, wait: timedelta
+) -> bool:
+    """Whether a Viber message in ``state`` gets its SMS now: refused at sending (failed),
+    reported undeliverable, rejected or expired, or sent ``wait`` (its validity and the
+    grace) ago with no final report. Delivered, or still in its time: no.
+
+    The fallback is ours alone: the provider's own failover is never asked for, and each
+    Viber message carries a validity period equal to our wait (``wait`` is it and the grace
+    for its report to reach us), after which the provider drops it undelivered. So by the
+    time we queue the SMS for a silent message, the Viber message can no longer reach the
+    client: a client never gets both (the late report it may still send changes nothing,
+    ``after_report``)."""
+    if channel is not Channel.VIBER:
+        return False
+    if state in (NoticeState.FAILED, NoticeState.EXPIRED):
+        return True
+    return state is NoticeState.SENT and sent_at is not None and sent_at + wait <= now
+
+
+def fallback_plan(
+    kind: NoticeKind, r: Recipient, now: datetime, configured: Iterable[Channel], policy: Policy
+) -> Plan | Skip:
+    """Where and from when a Viber message's SMS goes, or why none: the policy's SMS rules
+    (not opted out of SMS, no number on the DNC list, an SMS provider configured, the quiet
+    hours), but neither the frequency cap nor "contacted today": the SMS replaces a message
+    the policy let through already, it is not another contact."""
+    return plan(kind, replace(r, contacts=()), now, configured, policy, channel=Channel.SMS)
+
 
 # A client's reply that opts them out of SMS and Viber: the word alone, any case, with or
 # without punctuation ("Stop.", "ODJAVA!").

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from sqlalchemy import false, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.notice_report import NoticeFacts, OptOutFacts
@@ -31,7 +31,7 @@ async def notices(
         Notice.channel,
         Notice.state,
         Notice.sent_at.is_not(None),
-        false(),  # fallbacks: with Viber's SMS fallback (the outbox's fallback_of)
+        Notice.fallback_of.is_not(None),
     ).where(Notice.created_at >= since, Notice.created_at < until)
     if kind is not None:
         query = query.where(Notice.kind == kind)

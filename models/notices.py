@@ -2,17 +2,18 @@
 reads of a client (``recipients``), adding messages once each (their key is unique),
 claiming the due ones (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: instances never take the
 same message; SQLite has one writer), recording each sending's outcome and the providers'
-reports (forward only: ``core.notices.after_report``), and the counts. The rules are
-``core.notices``'. Imports models.tables and core."""
+reports (forward only: ``core.notices.after_report``), Viber's fallbacks to SMS (each decided
+once), and the counts. The rules are ``core.notices``'. Imports models.tables and core."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.notices import (
     CLAIM_LEASE,
     FINAL,
+    NO_REPORT,
     OFFER_CAMPAIGNS,
     OFFER_TOPIC,
     Addressee,
@@ -29,6 +31,7 @@ from core.notices import (
     Recipient,
     after_report,
     moved_by,
+    needs_fallback,
 )
 from core.phones import normalise
 from core.surveys.campaign import Segment, SegmentRules
@@ -185,12 +188,19 @@ async def add(sessions: Sessions, rows: Sequence[dict[str, object]]) -> int:
     if not rows:
         return 0
     async with sessions() as session, session.begin():
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        result = await session.execute(
-            insert(Notice).values(list(rows)).on_conflict_do_nothing(index_elements=["key"])
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await _insert(session, rows)
+
+
+def _insert_new(session: AsyncSession) -> Any:
+    """An INSERT of notices that leaves a key already there as it is."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(Notice).on_conflict_do_nothing(index_elements=["key"])
+
+
+async def _insert(session: AsyncSession, rows: Sequence[dict[str, object]]) -> int:
+    result = await session.execute(_insert_new(session).values(list(rows)))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True)
@@ -379,6 +389,96 @@ async def _apply_reports(sessions: Sessions, provider_id: str, *, look: bool = F
         ).all()
         _apply(row, [(state, at, error) for state, at, error in kept])
         return True
+
+
+@dataclass(frozen=True)
+class FallingBack:
+    """A Viber message that may need its SMS (``core.notices.needs_fallback``)."""
+
+    id: int
+    key: str
+    client_id: int
+    kind: str
+    language: str
+    topic: str | None
+    subject: str
+    body: str
+    html: str
+
+
+async def fallbacks_due(
+    sessions: Sessions, now: datetime, wait: timedelta, limit: int
+) -> list[FallingBack]:
+    """Up to ``limit`` Viber messages with no fallback decided yet that failed, expired, or
+    were sent ``wait`` ago with no final report (``fall_back`` decides each)."""
+    silent = (Notice.state == NoticeState.SENT) & (Notice.sent_at <= now - wait)
+    async with sessions() as session:
+        rows = await session.execute(
+            select(
+                Notice.id,
+                Notice.key,
+                Notice.client_id,
+                Notice.kind,
+                Notice.language,
+                Notice.topic,
+                Notice.subject,
+                Notice.body,
+                Notice.html,
+            )
+            .where(
+                # Literal, as the partial index's condition is: the planners prove it then.
+                Notice.channel == literal_column(f"'{Channel.VIBER}'"),
+                Notice.fallback_at.is_(None),
+                Notice.state.in_([NoticeState.FAILED, NoticeState.EXPIRED]) | silent,
+            )
+            # In no order: "ORDER BY id" led PostgreSQL to walk the primary key past every
+            # message (120 ms at 100 000) instead of the partial index (0.1 ms).
+            .limit(limit)
+        )
+        return [FallingBack(*row) for row in rows]
+
+
+async def fall_back(
+    sessions: Sessions,
+    decisions: Mapping[int, dict[str, object] | None],
+    now: datetime,
+    wait: timedelta,
+) -> set[int]:
+    """Viber messages' fallbacks decided, in one transaction: each message (by its id in
+    ``decisions``; locked, looked at again: a delivery report may have come meanwhile)
+    marked, expired when it had no report ("no delivery report in time"), and its SMS (None:
+    the policy allows none) added under its own key, so there is one however often this
+    runs. The ids decided now."""
+    decided = set()
+    async with sessions() as session, session.begin():
+        rows = await session.scalars(
+            # Locked in id order: two sweeps at once (serve's round, a report's) never
+            # wait for each other in a circle.
+            select(Notice)
+            .where(Notice.id.in_(list(decisions)))
+            .order_by(Notice.id)
+            .with_for_update()
+        )
+        texts = []
+        for row in rows:
+            state = NoticeState(row.state)
+            if row.fallback_at is not None or not needs_fallback(
+                Channel(row.channel), state, row.sent_at, now, wait
+            ):
+                continue
+            if state is NoticeState.SENT:
+                row.state, row.final_at, row.error = NoticeState.EXPIRED, now, NO_REPORT
+            row.fallback_at = now
+            decided.add(row.id)
+            sms = decisions[row.id]
+            if sms is not None:
+                texts.append({**sms, "fallback_of": row.id})
+        await session.flush()
+        if texts:
+            # Many parameter sets, not one statement of them all: compiling a VALUES list
+            # of a thousand rows took most of a sweep's time.
+            await session.execute(_insert_new(session), texts)
+    return decided
 
 
 async def opt_out(

@@ -773,6 +773,9 @@ class ReportMailing(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 
+VIBER_UNDECIDED = "channel = 'viber' AND fallback_at IS NULL"
+
+
 class Notice(Base):
     """One message to a client in the outbox (``core.notices``): its kind, channel, address
     and merged text, its key (one per client, kind and occasion: a job run twice adds none),
@@ -784,6 +787,15 @@ class Notice(Base):
         # The due messages, oldest first (usecases.notices claims them by this).
         Index("ix_notices_state_not_before", "state", "not_before"),
         Index("ix_notices_client_id_created_at", "client_id", "created_at"),
+        # The Viber messages whose fallback is not decided yet, by state: each sweep's
+        # (models.notices.fallbacks_due), however many decided ones the years leave.
+        Index(
+            "ix_notices_viber_undecided",
+            "state",
+            "sent_at",
+            sqlite_where=text(VIBER_UNDECIDED),
+            postgresql_where=text(VIBER_UNDECIDED),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -807,6 +819,10 @@ class Notice(Base):
     sent_at: Mapped[datetime | None]
     final_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(String(500))
+    # Viber's fallback (core.notices.needs_fallback): an SMS's Viber message, and when a
+    # Viber message's fallback was decided (its SMS queued, or none by the policy).
+    fallback_of: Mapped[int | None] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"))
+    fallback_at: Mapped[datetime | None]
 
 
 class NoticeReport(Base):

@@ -6,8 +6,6 @@ make a mail server that is down, then back."""
 from __future__ import annotations
 
 import mailbox
-import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from email.message import Message
@@ -15,47 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, wait_until
+from tests.support import ServerProcess, free_port, running
 
 
-class MailServer:
+class MailServer(ServerProcess):
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = directory / "smtpd.log"
-
-    async def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "aiosmtpd",
-                    "-n",
-                    "-l",
-                    f"127.0.0.1:{self.port}",
-                    "-c",
-                    "aiosmtpd.handlers.Mailbox",
-                    str(self.directory / "Maildir"),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-        def listening() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-        await wait_until(listening, timeout=20, message="the SMTP server listening")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
+        maildir = str(directory / "Maildir")
+        argv = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.port}",
+                "-c", "aiosmtpd.handlers.Mailbox", maildir]  # fmt: skip
+        super().__init__(argv, self.port, directory / "smtpd.log", "the SMTP server")
 
     def messages(self) -> list[Message]:
         """What the server has taken, oldest first."""
@@ -75,9 +43,5 @@ class MailServer:
 @pytest.fixture
 async def smtp(tmp_path: Path) -> AsyncIterator[MailServer]:
     """A mail server of the test's own, running for the test."""
-    server = MailServer(tmp_path / "mail")
-    await server.start()
-    try:
+    async with running(MailServer(tmp_path / "mail")) as server:
         yield server
-    finally:
-        server.stop()

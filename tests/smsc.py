@@ -26,7 +26,6 @@ import json
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -34,9 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from core import sms as core_sms
-from tests.support import free_port, wait_until
+from tests.support import ServerProcess, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 HEADER = struct.Struct(">IIII")
 BIND_TRANSCEIVER, SUBMIT_SM, DELIVER_SM, UNBIND, ENQUIRE_LINK = 0x09, 0x04, 0x05, 0x06, 0x15
 RESP = 0x80000000
@@ -238,7 +236,7 @@ async def serve(args: argparse.Namespace) -> None:
         server.close()
 
 
-class SmscProcess:
+class SmscProcess(ServerProcess):
     """The test's handle on the SMSC process: start, stop, what it took, orders to it."""
 
     def __init__(
@@ -249,45 +247,19 @@ class SmscProcess:
         self.password = password
         self.port = free_port()
         self.control_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = directory / "smsc.log"
+        argv = [sys.executable, "-m", "tests.smsc", "--port", str(self.port),
+                "--control-port", str(self.control_port), "--dir", str(directory),
+                "--system-id", system_id, "--password", password]  # fmt: skip
+        super().__init__(argv, self.control_port, directory / "smsc.log", "the SMSC")
 
-    async def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.smsc",
-                    "--port",
-                    str(self.port),
-                    "--control-port",
-                    str(self.control_port),
-                    "--dir",
-                    str(self.directory),
-                    "--system-id",
-                    self.system_id,
-                    "--password",
-                    self.password,
-                ],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-        def listening() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.control_port)) == 0
-
-        await wait_until(listening, timeout=20, message="the SMSC listening")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
+    def env(self) -> dict[str, str]:
+        """The settings that send SMS through this SMSC."""
+        return {
+            "CENTRALA_SMS_SMPP_HOST": "127.0.0.1",
+            "CENTRALA_SMS_SMPP_PORT": str(self.port),
+            "CENTRALA_SMS_SMPP_SYSTEM_ID": self.system_id,
+            "CENTRALA_SMS_SMPP_PASSWORD": self.password,
+        }
 
     def pause(self) -> None:
         """An SMSC that hangs: its connections stay open, nothing is answered (SIGSTOP)."""

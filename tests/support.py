@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
+import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @overload
@@ -65,3 +69,47 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """A test server run as its own process (``argv``), listening on ``port`` on loopback,
+    its output in ``log``: ``start`` returns once it listens; ``stop`` and ``start`` again
+    make a server that is down, then back."""
+
+    def __init__(self, argv: list[str], port: int, log: Path, what: str) -> None:
+        self.argv = argv
+        self.listen_port = port
+        self.log = log
+        self.what = what
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+        def listening() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.listen_port)) == 0
+
+        await wait_until(listening, timeout=20, message=f"{self.what} listening")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+S = TypeVar("S", bound=ServerProcess)
+
+
+@asynccontextmanager
+async def running(server: S) -> AsyncIterator[S]:
+    """``server`` started for the block (a fixture's), stopped after it."""
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -4,7 +4,9 @@ client's language, due at the end of their quiet hours; once per client and occa
 often it runs), ``birthdays`` does it for the clients born on a day, and ``deliver`` hands the
 due messages to their channel's sender (injected: ``mail.smtp``'s, ``sms``'), a message at a
 time per worker so a `serve` that dies mid-batch leaves at most the one it was sending, and a
-provider that is down gets them later (``core.notices.retry_at``), none dropped.
+provider that is down gets them later (``core.notices.retry_at``), none dropped; ``fallbacks``
+queues one SMS for each Viber message that failed or had no report in time (the rule is
+``core.notices.needs_fallback``'s; ours alone, never the provider's too).
 
 May import ``core``, ``models`` and ``usecases``."""
 
@@ -21,14 +23,18 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.notices import (
+    REPORT_GRACE,
     Channel,
     NoticeKind,
     NoticeRequestError,
     NoticeState,
     Plan,
     Policy,
+    Skip,
     SupervisorNotice,
     birthday_dates,
+    fallback_key,
+    fallback_plan,
     merged,
     notice_key,
     plan,
@@ -60,6 +66,9 @@ class NoticeSetup:
     policy: Policy
     senders: Mapping[Channel, Send]
     workers: int = 4  # messages in flight at once
+    # A Viber message with no final report this long after its sending falls back to SMS:
+    # its validity (the provider drops it then) and core.notices.REPORT_GRACE.
+    fallback_after: timedelta = timedelta(seconds=600) + REPORT_GRACE
 
 
 @dataclass
@@ -348,3 +357,66 @@ async def _send_one(
     await store.sent(sessions, message.id, now(), provider_id)
     done.sent += 1
     bound.info("notice_sent", provider_id=provider_id)
+
+
+@dataclass
+class Fallbacks:
+    queued: int = 0  # SMS queued for failed or silent Viber messages
+    skipped: Counter[str] = field(default_factory=Counter)  # no SMS, by the policy's reason
+
+
+async def fallbacks(sessions: Sessions, setup: NoticeSetup, now: datetime) -> Fallbacks:
+    """One SMS, under the contact policy's SMS rules and quiet hours, for each Viber message
+    that was refused, reported undeliverable, rejected or expired, or has had no final
+    report for ``setup.fallback_after`` (it is marked expired then); each decided once,
+    however often this runs or a report repeats (``store.fall_back``)."""
+    done = Fallbacks()
+    wait = setup.fallback_after
+    while due := await store.fallbacks_due(sessions, now, wait, CHUNK):
+        ids = sorted({m.client_id for m in due})
+        clients = {c.recipient.client_id: c for c in await store.recipients(sessions, ids, now)}
+        decisions: dict[int, dict[str, object] | None] = {}
+        reasons: dict[int, str] = {}
+        for message in due:
+            client = clients.get(message.client_id)
+            decided: Plan | Skip = (
+                fallback_plan(
+                    NoticeKind(message.kind),
+                    client.recipient,
+                    now,
+                    setup.senders.keys(),
+                    setup.policy,
+                )
+                if client is not None
+                else Skip("no_client")
+            )
+            if isinstance(decided, Skip):
+                decisions[message.id], reasons[message.id] = None, decided.reason
+                continue
+            decisions[message.id] = {
+                "key": fallback_key(message.key),
+                "client_id": message.client_id,
+                "kind": message.kind,
+                "channel": str(decided.channel),
+                "language": message.language,
+                "address": decided.address,
+                "topic": message.topic,
+                "subject": message.subject,
+                "body": message.body,
+                "html": message.html,
+                "state": str(NoticeState.QUEUED),
+                "attempts": 0,
+                "not_before": decided.not_before,
+                "created_at": now,
+            }
+        # Those delivered meanwhile, or decided by another instance, are left out.
+        for viber_id in sorted(await store.fall_back(sessions, decisions, now, wait)):
+            if viber_id in reasons:
+                done.skipped[reasons[viber_id]] += 1
+                log.info("viber_fallback_skipped", notice_id=viber_id, reason=reasons[viber_id])
+            else:
+                done.queued += 1
+                log.info("viber_fallback_queued", notice_id=viber_id)
+        if len(due) < CHUNK:
+            break
+    return done

@@ -255,6 +255,17 @@ async def server(
         await _release_server(backend, shared)
 
 
+def without_asterisk() -> dict[str, str]:
+    """The settings of a `serve` that runs without Asterisk: closed ports, not the shared
+    PBX's (a test of what serve does besides calls)."""
+    closed = str(_free_port())
+    return {
+        "CENTRALA_ARI_URL": f"http://127.0.0.1:{closed}/ari",
+        "CENTRALA_AMI_PORT": closed,
+        "CENTRALA_AGI_PORT": str(_free_port()),
+    }
+
+
 def start_serve(db: Database, tmp: Path, *, spawn: bool = True, **overrides: str | None) -> Server:
     """Start `centrala serve` on ``db`` (its data and log in ``tmp``; ``spawn`` False: only
     ready to, with ``Server.spawn``). Survey campaigns dial the simulated clients of

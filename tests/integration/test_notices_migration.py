@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from alembic import command
@@ -32,22 +33,24 @@ async def _now(database: Database) -> tuple[set[str], set[str]]:
         return await conn.run_sync(_shape)
 
 
-def _notice(client_id: int) -> Notice:
-    return Notice(
-        key=f"birthday:{client_id}:2026",
-        client_id=client_id,
-        kind="birthday",
-        channel="email",
-        language="bs",
-        address="a@x.org",
-        subject="s",
-        body="b",
-        html="",
-        state="queued",
-        attempts=0,
-        not_before=AT,
-        created_at=AT,
-    )
+def notice(client_id: int, **overrides: Any) -> Notice:
+    """A queued birthday e-mail of the client's (``overrides``: other columns)."""
+    columns: dict[str, Any] = {
+        "key": f"birthday:{client_id}:2026",
+        "client_id": client_id,
+        "kind": "birthday",
+        "channel": "email",
+        "language": "bs",
+        "address": "a@x.org",
+        "subject": "s",
+        "body": "b",
+        "html": "",
+        "state": "queued",
+        "attempts": 0,
+        "not_before": AT,
+        "created_at": AT,
+    }
+    return Notice(**{**columns, **overrides})
 
 
 async def test_the_outbox_comes_and_goes_with_0024_and_the_clients_stay(database: Database) -> None:
@@ -57,7 +60,7 @@ async def test_the_outbox_comes_and_goes_with_0024_and_the_clients_stay(database
         session.add(client)
         await session.flush()
         client_id = client.id
-        session.add(_notice(client_id))
+        session.add(notice(client_id))
     assert await _now(database) == everything
     await database.engine.dispose()  # no pooled connection holds the tables during DDL
     config = alembic_config(database.url)
@@ -69,7 +72,7 @@ async def test_the_outbox_comes_and_goes_with_0024_and_the_clients_stay(database
     async with database.sessions() as session, session.begin():
         assert await session.scalar(select(Client.name).where(Client.id == client_id)) == "Mig"
         assert await session.scalar(select(Notice.id)) is None
-        session.add(_notice(client_id))
+        session.add(notice(client_id))
     with pytest.raises(IntegrityError):
         async with database.sessions() as session, session.begin():
-            session.add(_notice(client_id))
+            session.add(notice(client_id))

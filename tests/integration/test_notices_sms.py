@@ -31,9 +31,9 @@ from models.tables import Client, ClientPhone, ContactOptOut, Notice
 from sms.smpp import SmppGateway
 from tests.conftest import Database
 from tests.integration import live
-from tests.integration.conftest import _free_port, start_serve
+from tests.integration.conftest import start_serve, without_asterisk
 from tests.smsc import SmscProcess
-from tests.support import wait_until
+from tests.support import running, wait_until
 from usecases.notices import birthdays, deliver, queue
 
 ZONE = ZoneInfo("Europe/Sarajevo")
@@ -44,12 +44,8 @@ ANA, BOB = "+38761000201", "+38761000202"
 
 @pytest.fixture
 async def smsc(tmp_path: Path) -> AsyncIterator[SmscProcess]:
-    server = SmscProcess(tmp_path / "smsc")
-    await server.start()
-    try:
+    async with running(SmscProcess(tmp_path / "smsc")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def settings(smsc: SmscProcess, tmp_path: Path) -> Settings:
@@ -224,23 +220,17 @@ async def test_serve_and_the_command_send_the_days_birthdays_by_sms(
             )
         )
     env = {
-        "CENTRALA_SMS_SMPP_HOST": "127.0.0.1",
-        "CENTRALA_SMS_SMPP_PORT": str(smsc.port),
-        "CENTRALA_SMS_SMPP_SYSTEM_ID": smsc.system_id,
-        "CENTRALA_SMS_SMPP_PASSWORD": smsc.password,
+        **smsc.env(),
         # No quiet hours (they start and end together): the test may run at night.
         "CENTRALA_NOTICES_QUIET_FROM": "00:00",
         "CENTRALA_NOTICES_QUIET_UNTIL": "00:00",
     }
-    closed = str(_free_port())
     srv = start_serve(
         database,
         tmp_path,
         **env,
         CENTRALA_NOTICES_CHECK_SECONDS="0.2",
-        CENTRALA_ARI_URL=f"http://127.0.0.1:{closed}/ari",
-        CENTRALA_AMI_PORT=closed,
-        CENTRALA_AGI_PORT=str(_free_port()),
+        **without_asterisk(),
     )
     try:
 

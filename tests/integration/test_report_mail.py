@@ -30,7 +30,7 @@ from models import report_mailings
 from models.tables import ReportMailing
 from tests.conftest import Database
 from tests.integration import live
-from tests.integration.conftest import _free_port, start_serve
+from tests.integration.conftest import start_serve, without_asterisk
 from tests.integration.flow_site import BEARER, Site, flow_site
 from tests.integration.test_campaign_report_http import a_known_day as campaigns_day
 from tests.integration.test_queue_report_http import a_known_day as queues_day
@@ -289,7 +289,6 @@ async def test_serve_mails_yesterdays_reports_by_itself(
 ) -> None:
     """`serve` with a list and a time already past today: yesterday's reports go out at
     start, without Asterisk (the mail does not wait for the PBX)."""
-    closed = str(_free_port())
     srv = start_serve(
         database,
         tmp_path,
@@ -299,10 +298,7 @@ async def test_serve_mails_yesterdays_reports_by_itself(
         CENTRALA_REPORTS_MAIL_LANGUAGE="en",
         CENTRALA_REPORTS_MAIL_CHECK_SECONDS="0.2",
         CENTRALA_SMTP_FROM="reports@centrala.example.org",
-        # No Asterisk for this one: its ports are closed ones, not the shared PBX's.
-        CENTRALA_ARI_URL=f"http://127.0.0.1:{closed}/ari",
-        CENTRALA_AMI_PORT=closed,
-        CENTRALA_AGI_PORT=str(_free_port()),
+        **without_asterisk(),
     )
     try:
 

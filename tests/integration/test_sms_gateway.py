@@ -16,7 +16,7 @@ import pytest
 from core import sms as core_sms
 from sms.smpp import Sent, SmppGateway, Smsc, SmscLoginRefused, SmsNotSent
 from tests.smsc import SmscProcess
-from tests.support import wait_until
+from tests.support import running, wait_until
 
 CLIENT = "+38761123456"
 
@@ -39,10 +39,8 @@ class Inbox:
 
 @pytest.fixture
 async def smsc(tmp_path: Path) -> AsyncIterator[SmscProcess]:
-    server = SmscProcess(tmp_path / "smsc")
-    await server.start()
-    yield server
-    server.stop()
+    async with running(SmscProcess(tmp_path / "smsc")) as server:
+        yield server
 
 
 def account(server: SmscProcess, **overrides: Any) -> Smsc:
