@@ -346,8 +346,11 @@ async def report(
         )
         if moved.first() is not None:
             return True
-        if await session.scalar(select(Notice.id).where(Notice.provider_id == provider_id)):
-            return True  # a later state is already recorded
+        now_in = await session.scalar(select(Notice.state).where(Notice.provider_id == provider_id))
+        # Overtaken: a later state is recorded. Not if the sending committed between the two
+        # statements (a new snapshot each): then, as when there is no notice yet, kept.
+        if now_in is not None and NoticeState(now_in) not in moved_by(state):
+            return True
     async with sessions() as session, session.begin():
         session.add(NoticeReport(provider_id=provider_id, state=state, at=at, error=error))
     return await _apply_reports(sessions, provider_id)

@@ -216,6 +216,14 @@ def check(script: str, args: list[str], out: str) -> None:
             assert re.search(rf"{backend}\s+filled 4 calls \d+ states", out), out
             assert re.search(rf"{backend}\s+year by month\s+calls=\s+4 seconds=", out), out
             assert re.search(rf"{backend}\s+day by 15 min, no state index", out), out
+    elif script == "bench/notices.py":
+        # The clients' greetings all queued, the first ones sent and each one's receipt
+        # applied (the script waits for them), and the figures.
+        assert "backend postgresql" in out if "--postgres" in args else "backend sqlite" in out
+        assert re.search(r"queued 100 in [\d.]+ s: \d+ messages/s \(skipped \{\}\)", out), out
+        assert re.search(r"sent 50 in [\d.]+ s with 4 workers: \d+ messages/s \(to retry 0", out), out
+        assert re.search(r"delivered 50 \(receipts applied\) .* the SMSC took 75 parts", out), out
+        assert re.search(r"peak memory [\d.]+ MB", out), out
     elif script == "bench/letters.py":
         # Every letter typeset, a page each (the script exits 1 otherwise), and the figures.
         assert re.search(r"typeset 5 letters in [\d.]+ s .*: \d+ letters/s; 5 pages", out), out

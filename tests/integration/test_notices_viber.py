@@ -26,6 +26,7 @@ from sqlalchemy import select
 from centrala.noticing import notice_setup, sms_gateway
 from centrala.settings import Settings
 from core.notices import Channel
+from core.surveys.report import REPORT_TIMEZONE
 from models.tables import Client, ClientPhone, ContactOptOut, Notice
 from sms.smpp import SmppGateway
 from tests.conftest import Database
@@ -35,7 +36,8 @@ from tests.smsc import SmscProcess
 from tests.support import free_port, running, wait_until
 from tests.viberprovider import ViberProvider
 from usecases.notices import NoticeSetup, birthdays, deliver, fallbacks
-from web.viber_hooks import NOTICE_SETUP
+from usecases.reports import notices as notices_report
+from web.notices_api import NOTICE_SETUP
 from web.viber_hooks import routes as hook_routes
 
 DAY = date(2026, 12, 2)
@@ -248,6 +250,14 @@ async def test_viber_delivered_refused_undelivered_and_silent_with_their_sms(
     assert (await deliver(database.sessions, rig.setup, at(now + wait))).sent == 1
     texts = [p["destination"] for p in smsc.submitted()[texts_before:]]
     assert sorted(texts) == sorted(n.lstrip("+") for n in (REFUSED, UNDELIVERABLE, EXPIRED, SILENT))
+
+    # The notices report counts the four SMS as fallbacks, beside the Viber messages.
+    day = now.astimezone(ZoneInfo(REPORT_TIMEZONE)).date().isoformat()
+    shown = await notices_report(database.sessions, {"since": day})
+    counts = {(r["kind"], r["channel"]): r for r in shown["rows"]}
+    assert counts[("birthday", "sms")]["fallbacks"] == 4
+    assert counts[("birthday", "viber")]["fallbacks"] == 0
+    assert counts[("birthday", "viber")]["delivered"] == 1
 
 
 async def test_a_provider_down_or_in_trouble_is_tried_again_and_nothing_falls_back(
