@@ -1,4 +1,7 @@
-"""Notices to clients (birthday greetings, offers, office changes, documents expiring,
+"""Over 500 lines: the one contact policy and everything it decides about a message (its
+channel, time, key, states, fallback and text) stay together, where a newcomer looks.
+
+Notices to clients (birthday greetings, offers, office changes, documents expiring,
 announcements) by SMS, Viber, e-mail or letter: the kinds and channels, the shipped templates
 and their merge, the one contact policy every channel goes through (opt-outs per channel,
 quiet hours in the client's zone, a frequency cap across channels, the preferred channel, no
@@ -521,7 +524,7 @@ def check_supervisor_notice(
     if kind not in SEND_KINDS:
         raise NoticeRequestError("kind", f"kind: one of {', '.join(sorted(SEND_KINDS))}")
     notice_kind = SEND_KINDS[kind]
-    needed = "product" if notice_kind is NoticeKind.OFFER else "message"
+    needed = TEXT_FIELD[notice_kind]
     if not isinstance(text, str) or not text.strip():
         raise NoticeRequestError(needed, f"{kind} needs its {needed}")
     if len(text) > MAX_TEXT:

@@ -1,4 +1,7 @@
-"""The notices' outbox and opt-outs (``Notice``, ``ContactOptOut``): what the contact policy
+"""Over 500 lines: every read and write of the outbox in one place, so its claims, reports
+and fallbacks are checked against each other.
+
+The notices' outbox and opt-outs (``Notice``, ``ContactOptOut``): what the contact policy
 reads of a client (``recipients``), adding messages once each (their key is unique),
 claiming the due ones (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: instances never take the
 same message; SQLite has one writer), recording each sending's outcome and the providers'
