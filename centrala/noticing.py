@@ -145,6 +145,7 @@ def notice_setup(settings: Settings, gateway: SmppGateway | None = None) -> Noti
         settings.notice_policy,
         senders,
         workers=settings.notices_workers,
+        lease=timedelta(seconds=settings.notices_lease_seconds),
         fallback_after=timedelta(
             seconds=settings.viber_validity_seconds + settings.viber_report_grace_seconds
         ),

@@ -345,6 +345,9 @@ class Settings(BaseSettings):
     notices_cap: int = Field(default=3, ge=1, le=100)  # messages and outbound calls ...
     notices_cap_days: int = Field(default=7, ge=1, le=365)  # ... to a client in these days
     notices_workers: int = Field(default=4, ge=1, le=100)  # messages in flight at once
+    # A message claimed this long ago and not sent (its `serve` died) is taken over: longer
+    # than any sending takes (the providers' timeouts), or two instances would send it.
+    notices_lease_seconds: float = Field(default=300, ge=1, le=86400)
     # How often `serve` sends the due messages (and, once a day, queues the birthdays);
     # 0: never.
     notices_check_seconds: float = Field(default=30, ge=0)

@@ -220,7 +220,9 @@ class Claimed:
     created_at: datetime
 
 
-async def claim_due(sessions: Sessions, now: datetime, limit: int) -> list[Claimed]:
+async def claim_due(
+    sessions: Sessions, now: datetime, limit: int, lease: timedelta = CLAIM_LEASE
+) -> list[Claimed]:
     """Up to ``limit`` due messages claimed for sending by this instance (state sending):
     queued ones whose time has come, and those a dead instance claimed (past the lease).
     Each claim is one conditional write: an instance that read the same row a moment before
@@ -230,7 +232,7 @@ async def claim_due(sessions: Sessions, now: datetime, limit: int) -> list[Claim
         (Notice.state == NoticeState.QUEUED)
         & (Notice.not_before <= now)
         & (Notice.next_attempt_at.is_(None) | (Notice.next_attempt_at <= now)),
-        (Notice.state == NoticeState.SENDING) & (Notice.claimed_at < now - CLAIM_LEASE),
+        (Notice.state == NoticeState.SENDING) & (Notice.claimed_at < now - lease),
     )
     claimed = []
     async with sessions() as session, session.begin():
@@ -251,7 +253,7 @@ async def claim_due(sessions: Sessions, now: datetime, limit: int) -> list[Claim
         if len(ids) < limit:
             ids += await session.scalars(
                 select(Notice.id)
-                .where(Notice.state == NoticeState.SENDING, Notice.claimed_at < now - CLAIM_LEASE)
+                .where(Notice.state == NoticeState.SENDING, Notice.claimed_at < now - lease)
                 .order_by(Notice.id)
                 .limit(limit - len(ids))
                 .with_for_update(skip_locked=True)

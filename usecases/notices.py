@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.notices import (
+    CLAIM_LEASE,
     REPORT_GRACE,
     Channel,
     NoticeKind,
@@ -69,6 +70,8 @@ class NoticeSetup:
     # A Viber message with no final report this long after its sending falls back to SMS:
     # its validity (the provider drops it then) and core.notices.REPORT_GRACE.
     fallback_after: timedelta = timedelta(seconds=600) + REPORT_GRACE
+    # A sending claimed this long ago and not finished (its `serve` died) is taken over.
+    lease: timedelta = CLAIM_LEASE
 
 
 @dataclass
@@ -308,7 +311,8 @@ async def deliver(
         left = limit
         try:
             while left is None or left > 0:
-                claimed = await store.claim_due(sessions, now(), min(senders, left or senders))
+                batch = min(senders, left or senders)
+                claimed = await store.claim_due(sessions, now(), batch, setup.lease)
                 if not claimed:
                     return
                 for message in claimed:
