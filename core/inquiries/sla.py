@@ -74,12 +74,12 @@ def due_at(start: datetime, business_minutes: float, calendar: Calendar | None) 
         if opened is None:
             return None
         if left <= timedelta(0):
-            # Due at the moment the clock runs again (a target 0, or used up exactly at a
-            # closing): at the opening, not during the night.
+            # Nothing left (a target of 0, or a clock already over its target when it runs
+            # again): due the moment it runs, at the opening, not during the night.
             return opened
         closed = _next_close(calendar, opened, opened + left)
-        if closed is None:
-            return opened + left
+        if closed is None or closed >= opened + left:
+            return opened + left  # used up at or before the closing: due then, not next day
         left -= closed - opened
         t = closed
 
@@ -145,10 +145,15 @@ def _target(
     running = not met and bool(history) and max(history, key=lambda e: e[0])[1] not in STOPPED
     if not running:
         return None, used, False
-    # The clock runs since the last stretch began: the rest of the target from there.
-    began = stretches[-1][0] if stretches else until
-    before = used - business_time(began, until, calendar)
-    return due_at(began, minutes - before.total_seconds() / 60, calendar), used, True
+    # Walk the stretches the clock ran in: the target runs out inside one of them (a
+    # breach: the due time is in the past), or it runs on from ``until``.
+    left = timedelta(minutes=minutes)
+    for a, b in stretches:
+        spent = business_time(a, b, calendar)
+        if spent >= left:
+            return due_at(a, left.total_seconds() / 60, calendar), used, True
+        left -= spent
+    return due_at(until, left.total_seconds() / 60, calendar), used, True
 
 
 def sla_status(
