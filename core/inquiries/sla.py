@@ -42,22 +42,26 @@ DEFAULT_SLA: Mapping[InquiryKind, SlaTargets] = {
 def _next_close(calendar: Calendar, at: datetime, limit: datetime) -> datetime | None:
     """The first instant after ``at`` (open) and no later than ``limit`` at which the
     calendar is closed; None when it stays open until ``limit``. Openness changes only where
-    the wall clock reaches a range's end or jumps (DST), so those are the candidates."""
+    the wall clock reaches a range's end or jumps (DST), so those are the candidates, looked
+    for two days at a time (a stretch rarely lasts longer; a months-long span stays cheap)."""
     tz = zone(calendar)
-    candidates = set(_transitions(tz, at, limit))
-    day = at.astimezone(tz).date() - timedelta(days=1)
-    last = limit.astimezone(tz).date() + timedelta(days=1)
-    while day <= last:
-        for _start, end in _day_ranges(calendar, day):
-            wall = datetime.combine(day, time(0), tzinfo=tz) + timedelta(minutes=end)
-            # "24:00": midnight of the next day, as wall-clock time (not 24 elapsed hours).
-            wall = datetime.combine(wall.date(), wall.time(), tzinfo=tz)
-            for fold in (0, 1):
-                candidates.add(wall.replace(fold=fold).astimezone(UTC))
-        day += timedelta(days=1)
-    for candidate in sorted(c for c in candidates if at < c <= limit):
-        if not is_open(calendar, candidate):
-            return candidate
+    window = at
+    while window < limit:
+        end = min(limit, window + timedelta(days=2))
+        candidates = set(_transitions(tz, window, end))
+        day = window.astimezone(tz).date() - timedelta(days=1)
+        last = end.astimezone(tz).date() + timedelta(days=1)
+        while day <= last:
+            for _start, minute in _day_ranges(calendar, day):
+                # "24:00" is midnight of the next day as wall-clock time, not 24 elapsed hours.
+                wall = datetime.combine(day, time(0)) + timedelta(minutes=minute)
+                for fold in (0, 1):
+                    candidates.add(wall.replace(tzinfo=tz, fold=fold).astimezone(UTC))
+            day += timedelta(days=1)
+        for candidate in sorted(c for c in candidates if window < c <= end):
+            if not is_open(calendar, candidate):
+                return candidate
+        window = end
     return None
 
 

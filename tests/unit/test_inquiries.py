@@ -161,6 +161,19 @@ def test_keywords_classify(subject: str, body: str, kind: InquiryKind, keyword: 
     assert match.rule == keyword
 
 
+_PLAIN = str.maketrans("čćžšČĆŽŠ", "cczsCCZS")
+_WORDS = ["Žalba", "žalbu", "kredit", "kreditna", "donaciju", "promjena", "adrese", "Ćao", "loan"]
+
+
+@given(st.lists(st.sampled_from(_WORDS), max_size=8), st.sampled_from([" ", "\n", ", "]))
+def test_case_and_diacritics_do_not_change_the_kind(words: list[str], glue: str) -> None:
+    text = glue.join(words)
+    kind, match = classify(text, "", None, InquiryChannel.EMAIL)
+    assert classify(text.upper(), "", None, InquiryChannel.EMAIL) == (kind, match)
+    assert classify("", text.translate(_PLAIN), None, InquiryChannel.EMAIL) == (kind, match)
+    assert (kind is K.COMPLAINT) == any(w.lower() in ("žalba", "žalbu") for w in words)
+
+
 def test_keywords_match_whole_words_only() -> None:
     # "kreditna kartica" is not "kredit"; "loaned" is not "loan".
     kind, match = classify("Kreditna kartica", "I loaned it", None, InquiryChannel.EMAIL)
@@ -444,6 +457,15 @@ def test_reply_subject_adds_the_token_once() -> None:
     assert len(reply_subject("x" * 1000, 3)) <= 250
 
 
+@given(st.text(max_size=300), st.integers(min_value=1, max_value=10**12 - 1))
+def test_reply_subject_is_idempotent_one_line_and_bounded(subject: str, inquiry_id: int) -> None:
+    once = reply_subject(subject, inquiry_id)
+    assert reply_subject(once, inquiry_id) == once
+    assert once.count(f"[#INQ-{inquiry_id}]") == 1
+    assert "\n" not in once and "\r" not in once and len(once) <= 250
+    assert thread_key({}, once).inquiry_id == inquiry_id
+
+
 @pytest.mark.parametrize(
     "quote",
     [
@@ -461,6 +483,22 @@ def test_split_reply_sets_the_quote_apart(quote: str) -> None:
     assert reply.new == "Hvala, to je to."
     assert reply.quoted.startswith(quote.split("\n")[0])
     assert reply.signature == ""
+
+
+@given(
+    st.lists(
+        st.sampled_from(["text", "", "> q", "-- ", "sig", "On x wrote:", "From: a", "Sent: b"]),
+        max_size=12,
+    )
+)
+def test_split_reply_loses_no_line(lines: list[str]) -> None:
+    reply = split_reply("\n".join(lines))
+    kept = "\n".join((reply.new, reply.signature, reply.quoted)).split("\n")
+    content = [line for line in lines if line.strip() and line != "-- "]
+    assert sorted(content) == sorted(
+        k for k in kept if k.strip() and k != "-- " and k in content
+    ) or all(line in kept for line in content)
+    assert all(line in kept for line in content)
 
 
 def test_split_reply_sets_the_signature_apart() -> None:
