@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from core.inquiries.model import InquiryKind, InquiryState
-from dialplan.hours import _aware, _day_ranges, _transitions, is_open, next_open, zone
+from dialplan.hours import HORIZON, _aware, _day_ranges, _transitions, is_open, zone
 from dialplan.model import Calendar
 
 NEAR = 0.8  # a target 80% used is a near-breach: the wallboard shows it amber
@@ -39,11 +39,12 @@ DEFAULT_SLA: Mapping[InquiryKind, SlaTargets] = {
 }
 
 
-def _next_close(calendar: Calendar, at: datetime, limit: datetime) -> datetime | None:
-    """The first instant after ``at`` (open) and no later than ``limit`` at which the
-    calendar is closed; None when it stays open until ``limit``. Openness changes only where
-    the wall clock reaches a range's end or jumps (DST), so those are the candidates, looked
-    for two days at a time (a stretch rarely lasts longer; a months-long span stays cheap)."""
+def _next_flip(calendar: Calendar, at: datetime, limit: datetime, to_open: bool) -> datetime | None:
+    """The first instant after ``at`` and no later than ``limit`` at which the calendar is
+    open (``to_open``) or closed; None when there is none. Openness changes only where the
+    wall clock reaches a range's start or end, or jumps (DST), so those are the candidates,
+    looked for two days at a time: ``dialplan.hours.next_open`` looks a year ahead at each
+    call, which a walk over months of nights would pay for every night."""
     tz = zone(calendar)
     window = at
     while window < limit:
@@ -52,17 +53,26 @@ def _next_close(calendar: Calendar, at: datetime, limit: datetime) -> datetime |
         day = window.astimezone(tz).date() - timedelta(days=1)
         last = end.astimezone(tz).date() + timedelta(days=1)
         while day <= last:
-            for _start, minute in _day_ranges(calendar, day):
+            for start, stop in _day_ranges(calendar, day):
                 # "24:00" is midnight of the next day as wall-clock time, not 24 elapsed hours.
-                wall = datetime.combine(day, time(0)) + timedelta(minutes=minute)
+                wall = datetime.combine(day, time(0)) + timedelta(
+                    minutes=start if to_open else stop
+                )
                 for fold in (0, 1):
                     candidates.add(wall.replace(tzinfo=tz, fold=fold).astimezone(UTC))
             day += timedelta(days=1)
         for candidate in sorted(c for c in candidates if window < c <= end):
-            if not is_open(calendar, candidate):
+            if is_open(calendar, candidate) is to_open:
                 return candidate
         window = end
     return None
+
+
+def _next_open(calendar: Calendar, at: datetime) -> datetime | None:
+    """``at`` when open, else the next opening within ``dialplan.hours.HORIZON``."""
+    if is_open(calendar, at):
+        return at
+    return _next_flip(calendar, at, at + HORIZON, to_open=True)
 
 
 def due_at(start: datetime, business_minutes: float, calendar: Calendar | None) -> datetime | None:
@@ -74,14 +84,14 @@ def due_at(start: datetime, business_minutes: float, calendar: Calendar | None) 
     if calendar is None:
         return t + left
     while True:
-        opened = next_open(calendar, t)
+        opened = _next_open(calendar, t)
         if opened is None:
             return None
         if left <= timedelta(0):
             # Nothing left (a target of 0, or a clock already over its target when it runs
             # again): due the moment it runs, at the opening, not during the night.
             return opened
-        closed = _next_close(calendar, opened, opened + left)
+        closed = _next_flip(calendar, opened, opened + left, to_open=False)
         if closed is None or closed >= opened + left:
             return opened + left  # used up at or before the closing: due then, not next day
         left -= closed - opened
@@ -99,10 +109,10 @@ def business_time(start: datetime, end: datetime, calendar: Calendar | None) -> 
         return end - t
     total = timedelta(0)
     while t < end:
-        opened = next_open(calendar, t)
+        opened = _next_open(calendar, t)
         if opened is None or opened >= end:
             break
-        closed = _next_close(calendar, opened, end) or end
+        closed = _next_flip(calendar, opened, end, to_open=False) or end
         total += closed - opened
         t = closed
     return total

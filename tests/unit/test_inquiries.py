@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.errors import DomainError
@@ -39,6 +39,8 @@ from core.inquiries import (
     transition,
 )
 from core.inquiries.model import NEXT
+from core.inquiries.sla import _next_open
+from dialplan.hours import next_open
 from dialplan.model import Calendar
 
 SARAJEVO = ZoneInfo("Europe/Sarajevo")
@@ -318,6 +320,36 @@ def test_the_time_until_due_is_exactly_the_target(start: datetime, minutes: int)
     assert business_time(start, due - timedelta(minutes=1), OFFICE) == timedelta(
         minutes=minutes - 1
     )
+
+
+ODD = Calendar(
+    timezone="Europe/Sarajevo",
+    weekly={"sat": ["01:30-02:30", "20:00-24:00"], "sun": ["00:00-02:30", "02:45-03:15"]},
+    holidays=[date(2027, 10, 2)],
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.datetimes(
+        min_value=datetime(2027, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+    )
+)
+@example(datetime(2027, 3, 27, 23, 0, tzinfo=UTC))  # the spring night
+@example(datetime(2027, 3, 28, 1, 0, tzinfo=UTC))
+@example(datetime(2027, 10, 30, 23, 30, tzinfo=UTC))  # the autumn night
+@example(datetime(2027, 10, 31, 1, 20, tzinfo=UTC))
+@example(datetime(2027, 10, 1, 12, 0, tzinfo=UTC))  # the day before the holiday
+def test_the_walks_openings_agree_with_dialplan_hours(at: datetime) -> None:
+    # sla keeps its own windowed search for speed; it must find what next_open finds,
+    # across midnight ("24:00" then "00:00"), a holiday and both DST nights.
+    assert _next_open(ODD, at) == next_open(ODD, at)
+
+
+def test_a_stretch_across_midnight_is_one_stretch() -> None:
+    start = local(2027, 6, 5, 20, 0)  # Saturday 20:00-24:00, then Sunday 00:00-02:30
+    assert due_at(start, 6 * 60, ODD) == local(2027, 6, 6, 2, 0).astimezone(UTC)
+    assert business_time(start, local(2027, 6, 6, 12, 0), ODD) == timedelta(minutes=6.5 * 60 + 30)
 
 
 TARGETS = SlaTargets(first_response_minutes=60, resolution_minutes=8 * 60)
