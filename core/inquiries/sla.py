@@ -156,7 +156,7 @@ def _target(
     """(due, used, running) for one target counted until ``until`` (now, or when met)."""
     stretches = _running(history, until)
     used = sum((business_time(a, b, calendar) for a, b in stretches), timedelta(0))
-    running = not met and bool(history) and max(history, key=lambda e: e[0])[1] not in STOPPED
+    running = not met and history[-1][1] not in STOPPED  # history: ordered, up to now
     if not running:
         return None, used, False
     # Walk the stretches the clock ran in: the target runs out inside one of them (a
@@ -186,7 +186,11 @@ def sla_status(
     _aware(now)
     if not history:
         raise ValueError("an inquiry's history begins with its arrival")
-    ordered = sorted(history, key=lambda entry: entry[0])
+    # What happened up to now: an entry stamped later (clocks of two instances apart) is not
+    # yet the state.
+    ordered = sorted((e for e in history if e[0] <= now), key=lambda entry: entry[0])
+    if not ordered:
+        raise ValueError("the inquiry arrived after now")
     responded = first_response_at is not None and first_response_at <= now
     fr_until = first_response_at if responded and first_response_at is not None else now
     fr_due, fr_used, fr_running = _target(

@@ -392,6 +392,20 @@ def test_while_waiting_there_is_no_due_time_and_no_breach() -> None:
     assert not status.breached
 
 
+def test_a_closed_inquiry_has_no_due_time_and_the_future_is_not_the_state() -> None:
+    arrived = local(2027, 3, 8, 9, 0)
+    closed = [(arrived, S.NEW), (local(2027, 3, 8, 9, 20), S.CLOSED)]
+    status = sla_status(closed, local(2027, 3, 8, 12, 0), OFFICE, TARGETS)
+    assert (status.first_response_due, status.resolution_due) == (None, None)
+    assert status.resolution_used == timedelta(minutes=20)
+    # Closed at 09:20 by a clock ahead of ours: at 09:10 it still runs.
+    early = sla_status(closed, local(2027, 3, 8, 9, 10), OFFICE, TARGETS)
+    # Seven hours on Monday, the eighth on Tuesday morning.
+    assert early.resolution_due == local(2027, 3, 9, 9, 0).astimezone(UTC)
+    with pytest.raises(ValueError, match="after now"):
+        sla_status(closed, local(2027, 3, 8, 8, 0), OFFICE, TARGETS)
+
+
 def test_near_breach_at_80_percent_then_breach() -> None:
     history = [(local(2027, 3, 8, 9, 0), S.NEW)]
     near = sla_status(history, local(2027, 3, 8, 9, 48), OFFICE, TARGETS)
