@@ -2,8 +2,9 @@
 client the contact policy lets through into the outbox (merged from the template in the
 client's language, due at the end of their quiet hours; once per client and occasion, however
 often it runs), ``birthdays`` does it for the clients born on a day, and ``deliver`` hands the
-due messages to their channel's sender (injected: ``mail.smtp``'s, ``sms``'), a message at a
-time per worker so a `serve` that dies mid-batch leaves at most the one it was sending, and a
+due messages to their channel's sender (injected: ``mail.smtp``'s, ``sms``', ``viber``'), one
+claimer a few messages ahead of the senders, so a `serve` that dies mid-batch leaves those
+claimed (taken over after the lease) and may send again only the ones in flight, and a
 provider that is down gets them later (``core.notices.retry_at``), none dropped; ``fallbacks``
 queues one SMS for each Viber message that failed or had no report in time (the rule is
 ``core.notices.needs_fallback``'s; ours alone, never the provider's too).
