@@ -141,7 +141,7 @@ async def rows_of(server: Server, campaign_id: int) -> dict[str, CampaignContact
         return {r.number: r for r in found}
 
 
-async def settled(server: Server, campaign_id: int, timeout: float = 60) -> dict[str, Any]:
+async def settled(server: Server, campaign_id: int, timeout: float = 120) -> dict[str, Any]:
     """Every contact tried once and no call of the campaign still open."""
 
     async def done() -> dict[str, CampaignContact] | None:
