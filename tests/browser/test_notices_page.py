@@ -37,6 +37,7 @@ async def test_a_supervisor_previews_an_offer_then_sends_it_once(
     page = await context.new_page()
     try:
         await page.goto(base + "/notices")
+        await expect(page).to_have_title("Notices to clients · Centrala")
         await expect(page.locator("#n-channels")).to_contain_text("e-mail")
         await expect(page.locator("#n-clients")).to_be_hidden()  # a segment, by default
         await page.locator("#n-kind").select_option("offer")
