@@ -34,13 +34,10 @@ from zoneinfo import ZoneInfo
 from core.dialler import AbandonCount
 from core.errors import DomainError
 from core.queue_report import (
-    MAX_DAYS,
     Interval,
-    QueueReportError,
     interval_end,
     interval_start,
-    local_days,
-    parse_interval,
+    parse_days_window,
 )
 from core.surveys.campaign import ContactStatus, Outcome
 from core.surveys.report import csv_cell
@@ -72,15 +69,9 @@ def parse_request(params: Mapping[str, str], today: date, timezone: str) -> Camp
     """The query parameters: since and until (local days, both included; by default today),
     interval (hour, day, week, month; default day), campaign (a name), kind; a clear error
     for anything else."""
-    if unknown := sorted(set(params) - set(FILTERS)):
-        raise CampaignReportError("bad_request", f"unknown parameters {unknown}")
-    try:
-        interval = parse_interval(params.get("interval") or "day")
-    except QueueReportError:
-        interval = "15min"  # refused just below, with this report's intervals
-    if interval not in INTERVALS:
-        raise CampaignReportError("bad_interval", f"interval: one of {', '.join(INTERVALS)}")
-    since, until = local_days(params, today, timezone, MAX_DAYS, error=CampaignReportError)
+    since, until, interval = parse_days_window(
+        params, today, timezone, filters=FILTERS, intervals=INTERVALS, error=CampaignReportError
+    )
     campaign = params.get("campaign") or None
     if campaign is not None and not 0 < len(campaign) <= MAX_NAME:
         raise CampaignReportError("bad_filter", "campaign: a campaign's name")

@@ -27,13 +27,10 @@ from zoneinfo import ZoneInfo
 from core.errors import DomainError
 from core.notices import Channel, NoticeKind, NoticeState
 from core.queue_report import (
-    MAX_DAYS,
     Interval,
-    QueueReportError,
     interval_end,
     interval_start,
-    local_days,
-    parse_interval,
+    parse_days_window,
 )
 
 INTERVALS: tuple[Interval, ...] = ("day", "week", "month")
@@ -59,15 +56,9 @@ class NoticeReportQuery:
 def parse_request(params: Mapping[str, str], today: date, timezone: str) -> NoticeReportQuery:
     """since and until (local days, both included; by default today), interval (day, week,
     month; default day), kind, channel; a clear error for anything else."""
-    if unknown := sorted(set(params) - set(FILTERS)):
-        raise NoticeReportError("bad_request", f"unknown parameters {unknown}")
-    try:
-        interval = parse_interval(params.get("interval") or "day")
-    except QueueReportError:
-        interval = "15min"  # refused just below, with this report's intervals
-    if interval not in INTERVALS:
-        raise NoticeReportError("bad_interval", f"interval: one of {', '.join(INTERVALS)}")
-    since, until = local_days(params, today, timezone, MAX_DAYS, error=NoticeReportError)
+    since, until, interval = parse_days_window(
+        params, today, timezone, filters=FILTERS, intervals=INTERVALS, error=NoticeReportError
+    )
     kind = params.get("kind") or None
     if kind is not None and kind not in set(NoticeKind):
         raise NoticeReportError("bad_filter", f"kind: one of {', '.join(NoticeKind)}")

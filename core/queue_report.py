@@ -184,6 +184,30 @@ def local_days(
     return since, until
 
 
+def parse_days_window(
+    params: Mapping[str, str],
+    today: date,
+    timezone: str,
+    *,
+    filters: Iterable[str],
+    intervals: Sequence[Interval],
+    error: Callable[[str, str], DomainError],
+) -> tuple[datetime, datetime, Interval]:
+    """A report by days' window (the campaigns', the notices'): no parameter but
+    ``filters``, the interval one of ``intervals`` (default day), since and until
+    (``local_days``, at most ``MAX_DAYS``); ``error(error_id, message)`` otherwise."""
+    if unknown := sorted(set(params) - set(filters)):
+        raise error("bad_request", f"unknown parameters {unknown}")
+    try:
+        interval = parse_interval(params.get("interval") or "day")
+    except QueueReportError:
+        interval = "15min"  # refused just below, with the report's own intervals
+    if interval not in intervals:
+        raise error("bad_interval", f"interval: one of {', '.join(intervals)}")
+    since, until = local_days(params, today, timezone, MAX_DAYS, error=error)
+    return since, until, interval
+
+
 def parse_name(params: Mapping[str, str], name: str) -> str | None:
     """A queue's or an agent's id given as ``name`` (None: all); ``bad_<name>`` when it cannot
     be one."""
