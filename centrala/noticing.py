@@ -146,6 +146,7 @@ def notice_setup(settings: Settings, gateway: SmppGateway | None = None) -> Noti
         senders,
         workers=settings.notices_workers,
         lease=timedelta(seconds=settings.notices_lease_seconds),
+        letters=settings.letters_queue,
         fallback_after=timedelta(
             seconds=settings.viber_validity_seconds + settings.viber_report_grace_seconds
         ),

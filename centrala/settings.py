@@ -358,6 +358,9 @@ class Settings(BaseSettings):
     notices_document_days: int = Field(default=30, ge=1, le=365)
     # The printed letters' sender (core/letters.py): the foundation's name, then its address,
     # lines separated by a newline or a written \n; its last line's town dates the letters.
+    # A client whose channel is a letter (their preference; no phone, no e-mail) gets their
+    # notice as a letter queued for printing (`centrala letters queued`); false: skipped.
+    letters_queue: bool = True
     letters_sender: str = Field(
         default=DEFAULT_SENDER, min_length=1, description="name\\nstreet\\npostcode town"
     )

@@ -5,10 +5,16 @@ from the kind's template (``core.notices``: the subject as the heading, the text
 body), dated in the client's language, or why the client gets none (the contact policy:
 opted out of letters, no postal address; an address too long for the window).
 
+Each letter printed is kept in the outbox (``outbox_row``: sent, ``printed``) under its key
+(``letter_key``: the client, the kind, the day and the text), so the client's history shows
+it, the frequency cap counts it, and the same batch printed again that day prints nobody
+twice unless it is asked for as a reprint (``reprinted``: the letter as it was kept).
+
 Pure: ``usecases.letters`` reads the clients, the ``letters`` adapter typesets the PDF."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -22,11 +28,13 @@ from core.notices import (
     Addressee,
     Channel,
     NoticeKind,
+    NoticeState,
     Plan,
     Policy,
     Recipient,
     Skip,
     merged,
+    notice_key,
     plan,
 )
 
@@ -116,6 +124,18 @@ def dated(place: str, day: date, language: str) -> str:
     return f"{place}, {day.day}. {MONTHS['bs'][day.month - 1]} {day.year}."
 
 
+def window_address(name: str, postal: str) -> tuple[str, ...] | Skip:
+    """The lines the window shows: the client's name, then their postal address's lines; or
+    why not (blanks only: ``no_address``; more than the window holds: ``address_too_long``)."""
+    lines = tuple(x.strip() for x in postal.splitlines() if x.strip())
+    if not lines:
+        return Skip("no_address")
+    address = (name.strip(), *lines)
+    if len(address) > ADDRESS_LINES or any(len(x) > ADDRESS_CHARS for x in address):
+        return Skip("address_too_long")
+    return address
+
+
 def letter_for(
     kind: NoticeKind,
     client: Addressee,
@@ -141,12 +161,9 @@ def letter_for(
     )
     if not isinstance(decided, Plan):
         return decided
-    postal = tuple(x.strip() for x in decided.address.splitlines() if x.strip())
-    if not postal:  # blanks only
-        return Skip("no_address")
-    address = (client.name.strip(), *postal)
-    if len(address) > ADDRESS_LINES or any(len(x) > ADDRESS_CHARS for x in address):
-        return Skip("address_too_long")
+    address = window_address(client.name, decided.address)
+    if isinstance(address, Skip):
+        return address
     language, text = merged(kind, client, product=product, message=message)
     return Letter(
         client_id=client.recipient.client_id,
@@ -158,6 +175,70 @@ def letter_for(
         subject=text.subject,
         body=tuple(p.strip() for p in text.text.split("\n") if p.strip()),
         closing=(CLOSING[language], sender[0]),
+    )
+
+
+# ---- the letter in the outbox -------------------------------------------------------------
+
+PRINTED = "printed"  # a letter's provider id: the operators print, pack and post it
+PRINTED_TODAY = "printed_today"  # the skip of a letter its client got that day already
+
+
+def letter_key(
+    kind: NoticeKind, client_id: int, day: date, product: str | None, message: str | None
+) -> str:
+    """One letter per client, kind, day and text: the same batch printed again that day
+    prints nobody twice; another text (a product, a message) is another letter."""
+    text = f"{product or ''}\x00{message or ''}"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return notice_key(kind, client_id, f"letter-{day.isoformat()}-{digest}")
+
+
+def outbox_row(letter: Letter, kind: NoticeKind, key: str, now: datetime) -> dict[str, object]:
+    """The letter as the outbox keeps it: sent (printed) as its PDF is made; an offer's
+    letter covers the offer's topic that day, as its message would."""
+    return {
+        "key": key,
+        "client_id": letter.client_id,
+        "kind": str(kind),
+        "channel": str(Channel.LETTER),
+        "language": letter.language,
+        "address": "\n".join(letter.address),
+        "topic": OFFER_TOPIC if kind is NoticeKind.OFFER else None,
+        "subject": letter.subject,
+        "body": "\n".join(letter.body),
+        "html": "",
+        "state": str(NoticeState.SENT),
+        "attempts": 1,
+        "not_before": now,
+        "created_at": now,
+        "sent_at": now,
+        "provider_id": PRINTED,
+    }
+
+
+def reprinted(
+    *,
+    client_id: int,
+    language: str,
+    address: str,
+    subject: str,
+    body: str,
+    sender: Sequence[str],
+    day: date,
+) -> Letter:
+    """A letter printed before, from what the outbox kept of it (the printer jammed, the
+    PDF was lost): the same address, heading and text, dated on its ``day``."""
+    return Letter(
+        client_id=client_id,
+        language=language,
+        sender=tuple(sender),
+        return_line=", ".join(sender),
+        address=tuple(x for x in address.split("\n") if x),
+        place_date=dated(place_of(sender), day, language),
+        subject=subject,
+        body=tuple(p for p in body.split("\n") if p),
+        closing=(CLOSING.get(language, CLOSING["bs"]), sender[0]),
     )
 
 
@@ -209,13 +290,15 @@ class LetterRequest:
     segment: str | None  # ... a CRM segment's clients
     product: str | None
     message: str | None
+    reprint: bool = False  # those printed that day already are printed again, as they were
 
 
 def parse_request(data: Mapping[str, Any]) -> LetterRequest:
-    """``{kind, clients: [ids] | segment, product?, message?}``, checked: a
+    """``{kind, clients: [ids] | segment, product?, message?, reprint?}``, checked: a
     ``LetterRequestError`` names what is wrong (bad_kind, bad_clients, bad_segment,
-    needs_product, needs_message, too_long, unknown_field)."""
-    if unknown := sorted(set(data) - {"kind", "clients", "segment", "product", "message"}):
+    needs_product, needs_message, too_long, bad_reprint, unknown_field)."""
+    fields = {"kind", "clients", "segment", "product", "message", "reprint"}
+    if unknown := sorted(set(data) - fields):
         raise LetterRequestError("unknown_field", f"unknown fields: {', '.join(unknown)}")
     raw_kind = data.get("kind")
     kinds = {str(k) for k in NoticeKind}
@@ -249,4 +332,7 @@ def parse_request(data: Mapping[str, Any]) -> LetterRequest:
     needed = TEXT_FIELD.get(kind)
     if needed is not None and not values[needed]:
         raise LetterRequestError(f"needs_{needed}", f"{kind} needs {needed}")
-    return LetterRequest(kind, ids, segment, values["product"], values["message"])
+    reprint = data.get("reprint", False)
+    if not isinstance(reprint, bool):
+        raise LetterRequestError("bad_reprint", "reprint: true or false")
+    return LetterRequest(kind, ids, segment, values["product"], values["message"], reprint)

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.letters import PRINTED
 from core.notices import (
     CLAIM_LEASE,
     FINAL,
@@ -194,6 +195,74 @@ async def add(sessions: Sessions, rows: Sequence[dict[str, object]]) -> int:
         return await _insert(session, rows)
 
 
+async def add_keys(sessions: Sessions, rows: Sequence[dict[str, object]]) -> set[str]:
+    """The keys of the messages added (``add``'s, telling which): a printed letter's row
+    another batch wrote first is not among them."""
+    added: set[str] = set()
+    for start in range(0, len(rows), 1000):
+        chunk = list(rows[start : start + 1000])
+        async with sessions() as session, session.begin():
+            stmt = _insert_new(session).values(chunk).returning(Notice.key)
+            added.update(await session.scalars(stmt))
+    return added
+
+
+async def letters_waiting(sessions: Sessions, limit: int) -> list[Notice]:
+    """The queued letters, oldest first, ``limit`` at most (the operators' next batch)."""
+    async with sessions() as session:
+        return list(
+            await session.scalars(
+                select(Notice)
+                .where(Notice.state == NoticeState.QUEUED, Notice.channel == str(Channel.LETTER))
+                .order_by(Notice.id)
+                .limit(limit)
+            )
+        )
+
+
+async def letters_printed(
+    sessions: Sessions, ids: Sequence[int], now: datetime, *, refused: Sequence[int] = ()
+) -> set[int]:
+    """Marks the queued letters ``ids`` printed (sent, provider id ``printed``), and those
+    ``refused`` failed (their client opted out of letters since they were queued); each
+    only if still queued. The ids of ``ids`` this marked: another batch took the others."""
+    marked: set[int] = set()
+    async with sessions() as session, session.begin():
+        for start in range(0, len(ids), 1000):
+            chunk = list(ids[start : start + 1000])
+            marked.update(
+                await session.scalars(
+                    update(Notice)
+                    .where(Notice.id.in_(chunk), Notice.state == NoticeState.QUEUED)
+                    .values(
+                        state=NoticeState.SENT,
+                        sent_at=now,
+                        provider_id=PRINTED,
+                        attempts=Notice.attempts + 1,
+                    )
+                    .returning(Notice.id)
+                )
+            )
+        if refused:
+            await session.execute(
+                update(Notice)
+                .where(Notice.id.in_(list(refused)), Notice.state == NoticeState.QUEUED)
+                .values(state=NoticeState.FAILED, final_at=now, error="opted out of letters")
+            )
+    return marked
+
+
+async def by_keys(sessions: Sessions, keys: Sequence[str]) -> dict[str, Notice]:
+    """The messages of ``keys`` the outbox has (a reprint's letters, as they were kept)."""
+    found: dict[str, Notice] = {}
+    async with sessions() as session:
+        for start in range(0, len(keys), 1000):
+            chunk = list(keys[start : start + 1000])
+            for row in await session.scalars(select(Notice).where(Notice.key.in_(chunk))):
+                found[row.key] = row
+    return found
+
+
 def _insert_new(session: AsyncSession) -> Any:
     """An INSERT of notices that leaves a key already there as it is."""
     dialect = session.get_bind().dialect.name
@@ -228,8 +297,11 @@ async def claim_due(
     Each claim is one conditional write: an instance that read the same row a moment before
     finds it no longer due (SQLite has no SKIP LOCKED; PostgreSQL's skips the rows another
     instance holds)."""
+    # A queued letter waits for the operators to print it (usecases.letters), never sent.
+    letter: Any = literal_column(f"'{Channel.LETTER}'")
     due = or_(
         (Notice.state == NoticeState.QUEUED)
+        & (Notice.channel != letter)
         & (Notice.not_before <= now)
         & (Notice.next_attempt_at.is_(None) | (Notice.next_attempt_at <= now)),
         (Notice.state == NoticeState.SENDING) & (Notice.claimed_at < now - lease),
@@ -242,6 +314,7 @@ async def claim_due(
                 select(Notice.id)
                 .where(
                     Notice.state == NoticeState.QUEUED,
+                    Notice.channel != letter,
                     Notice.not_before <= now,
                     Notice.next_attempt_at.is_(None) | (Notice.next_attempt_at <= now),
                 )
@@ -487,6 +560,22 @@ async def fall_back(
             # of a thousand rows took most of a sweep's time.
             await session.execute(_insert_new(session), texts)
     return decided
+
+
+async def opted_out_of(sessions: Sessions, client_ids: Sequence[int], channel: Channel) -> set[int]:
+    """Which of ``client_ids`` opted out of ``channel``."""
+    found: set[int] = set()
+    async with sessions() as session:
+        for start in range(0, len(client_ids), 1000):
+            chunk = list(client_ids[start : start + 1000])
+            found.update(
+                await session.scalars(
+                    select(ContactOptOut.client_id).where(
+                        ContactOptOut.client_id.in_(chunk), ContactOptOut.channel == str(channel)
+                    )
+                )
+            )
+    return found
 
 
 async def opt_out(

@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.letters import window_address
 from core.notices import (
     CLAIM_LEASE,
     REPORT_GRACE,
@@ -73,6 +74,12 @@ class NoticeSetup:
     fallback_after: timedelta = timedelta(seconds=600) + REPORT_GRACE
     # A sending claimed this long ago and not finished (its `serve` died) is taken over.
     lease: timedelta = CLAIM_LEASE
+    # A client whose channel is a letter (their preference; no phone, no e-mail) gets one
+    # queued for the operators to print (``usecases.letters.waiting``), never sent here.
+    letters: bool = False
+
+    def channels(self) -> set[Channel]:
+        return set(self.senders) | ({Channel.LETTER} if self.letters else set())
 
 
 @dataclass
@@ -124,7 +131,7 @@ async def _compose(
                 kind,
                 client.recipient,
                 now,
-                setup.senders.keys(),
+                setup.channels(),
                 setup.policy,
                 topic=topic,
                 channel=channel,
@@ -132,6 +139,13 @@ async def _compose(
             if not isinstance(decided, Plan):
                 batch.skipped[decided.reason] += 1
                 continue
+            address = decided.address
+            if decided.channel is Channel.LETTER:  # kept as its window shows it, name first
+                lines = window_address(client.name, address)
+                if isinstance(lines, Skip):
+                    batch.skipped[lines.reason] += 1
+                    continue
+                address = "\n".join(lines)
             language, text = merged(kind, client, product=product, message=message)
             batch.rows.append(
                 {
@@ -140,7 +154,7 @@ async def _compose(
                     "kind": str(kind),
                     "channel": str(decided.channel),
                     "language": language,
-                    "address": decided.address,
+                    "address": address,
                     "topic": topic,
                     "subject": text.subject,
                     "body": text.text,
@@ -389,7 +403,7 @@ async def fallbacks(sessions: Sessions, setup: NoticeSetup, now: datetime) -> Fa
                     NoticeKind(message.kind),
                     client.recipient,
                     now,
-                    setup.senders.keys(),
+                    setup.senders.keys(),  # an SMS: letters are not a fallback
                     setup.policy,
                 )
                 if client is not None

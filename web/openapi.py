@@ -536,10 +536,12 @@ def _letters(auth: str = "bearer") -> dict[str, Any]:
     """POST .../letters: a batch of printed letters as one PDF."""
     op = _op(
         "printed letters (supervisors and admins): a kind's letter to each client the contact "
-        "policy lets through by letter (a postal address, not opted out), in their language, "
-        "one A4 page each for a DIN 5008 type B window envelope, as one PDF (an attachment; "
-        "X-Centrala-Letters: how many, X-Centrala-Skipped: reason=count, ...). Errors: 400 "
-        "bad_kind/bad_clients/bad_segment/needs_product/needs_message/too_long/unknown_field/"
+        "policy lets through by letter (a postal address, not opted out, not printed that day "
+        "unless reprint), in their language, one A4 page each for a DIN 5008 type B window "
+        "envelope, as one PDF (an attachment; X-Centrala-Letters: how many, "
+        "X-Centrala-Reprinted: how many of them again, X-Centrala-Skipped: reason=count, ...), "
+        "each new letter kept in the outbox as printed. Errors: 400 bad_kind/bad_clients/"
+        "bad_segment/needs_product/needs_message/too_long/bad_reprint/unknown_field/"
         "unknown_clients, 422 nothing_to_print (details.skipped)",
         body={
             "kind": {
@@ -553,9 +555,27 @@ def _letters(auth: str = "bearer") -> dict[str, Any]:
                 "maxLength": 500,
                 "description": "office_change's, announcement's",
             },
+            "reprint": {
+                "type": "boolean",
+                "description": "print again those printed that day already, as they were",
+            },
         },
         auth=auth,
     )
+    op["responses"]["200"] = {"description": "the PDF", "content": {"application/pdf": {}}}
+    return op
+
+
+def _queued_letters(auth: str = "bearer") -> dict[str, Any]:
+    """POST .../letters/queued: the letters the notices queued, as one PDF."""
+    op = _op(
+        "the letters the notices queued for printing (clients whose channel is a letter), the "
+        "oldest first, as one PDF (X-Centrala-Letters: how many), each marked printed. "
+        "Errors: 400 bad_limit/unknown_field, 422 nothing_to_print",
+        body={"limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}},
+        auth=auth,
+    )
+    op["requestBody"]["required"] = False
     op["responses"]["200"] = {"description": "the PDF", "content": {"application/pdf": {}}}
     return op
 
@@ -744,6 +764,7 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/reports/calls": {"get": _calls_op(csv=False)},
         "/api/letters": {"post": _letters()},
+        "/api/letters/queued": {"post": _queued_letters()},
         "/api/reports/calls.csv": {"get": _calls_op(csv=True)},
         "/api/flows/{name}/simulate": {"post": _op(_SIMULATE_SUMMARY, body=_SIMULATE)},
         **_flow_editing("/api", "bearer"),
@@ -911,6 +932,7 @@ OPENAPI: dict[str, Any] = {
         },
         "/desk/api/reports/calls": {"get": _calls_op(csv=False, auth=_DESK)},
         "/desk/api/letters": {"post": _letters(_DESK)},
+        "/desk/api/letters/queued": {"post": _queued_letters(_DESK)},
         "/desk/api/reports/calls.csv": {"get": _calls_op(csv=True, auth=_DESK)},
         "/desk/api/surveys/{name}/answers.csv": {
             "get": _report_op("every answer row as CSV (supervisor)", csv=True, auth=_DESK)

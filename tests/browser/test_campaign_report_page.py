@@ -60,13 +60,15 @@ async def a_week_of_attempts(server: Server, tag: str) -> tuple[str, str, int]:
         sales = Campaign(
             name=f"nscp-winter-sales-{tag}",
             kind="sales",
-            status=CampaignStatus.RUNNING,
+            # Paused, not running: the shard's `serve` is live and would dial the pending
+            # contacts, taking the agents and lines of the dialler tests that follow.
+            status=CampaignStatus.PAUSED,
             settings={"queue": "outbound_sales", "amd": True},
         )
         asking = Campaign(
             name=f"nscp-nps-{tag}",
             kind="survey",
-            status=CampaignStatus.RUNNING,
+            status=CampaignStatus.PAUSED,
             survey_id=stored.id,
         )
         session.add_all([sales, asking])

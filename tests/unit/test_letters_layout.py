@@ -22,12 +22,17 @@ from core.letters import (
     RETURN_LINE,
     WINDOW,
     Letter,
+    LetterRequestError,
     dated,
     letter_for,
+    letter_key,
+    outbox_row,
+    parse_request,
     place_of,
+    reprinted,
     sender_lines,
 )
-from core.notices import Addressee, Channel, NoticeKind, Policy, Recipient, Skip
+from core.notices import Addressee, Channel, NoticeKind, NoticeState, Policy, Recipient, Skip
 from letters import pdf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,3 +203,47 @@ def test_the_sample_letter_renders_as_a_png_of_a4_proportions(tmp_path: Path) ->
     shown = png_size((ROOT / "docs" / "letter-sample.png").read_bytes())
     assert shown[1] / shown[0] == pytest.approx(297 / 210, rel=0.01)
     assert "(docs/letter-sample.png)" in (ROOT / "README.md").read_text()
+
+
+def test_a_letter_kept_in_the_outbox_reprints_as_it_was_printed() -> None:
+    made = letter(client(language="en", name="Bob O'Neill"))
+    key = letter_key(NoticeKind.ANNOUNCEMENT, 7, DAY, None, "čćžšđ ČĆŽŠĐ")
+    row = outbox_row(made, NoticeKind.ANNOUNCEMENT, key, NOW)
+    assert row["channel"] == Channel.LETTER and row["state"] == NoticeState.SENT
+    assert row["provider_id"] == "printed" and row["sent_at"] == NOW and row["topic"] is None
+    assert len(str(row["address"])) <= 254  # the column: six lines of 40 and their breaks
+    again = reprinted(
+        client_id=7,
+        language=str(row["language"]),
+        address=str(row["address"]),
+        subject=str(row["subject"]),
+        body=str(row["body"]),
+        sender=SENDER,
+        day=DAY,
+    )
+    assert again == made
+    offer = letter(client(), NoticeKind.OFFER, product="Kredit")
+    assert outbox_row(offer, NoticeKind.OFFER, "k", NOW)["topic"] == "offer"  # covers the day
+
+
+def test_a_letters_key_is_one_per_client_kind_day_and_text() -> None:
+    key = letter_key(NoticeKind.OFFER, 7, DAY, "Kredit", None)
+    assert key == letter_key(NoticeKind.OFFER, 7, DAY, "Kredit", None)
+    others = {
+        letter_key(NoticeKind.OFFER, 8, DAY, "Kredit", None),
+        letter_key(NoticeKind.ANNOUNCEMENT, 7, DAY, "Kredit", None),
+        letter_key(NoticeKind.OFFER, 7, date(2026, 12, 3), "Kredit", None),
+        letter_key(NoticeKind.OFFER, 7, DAY, "Kredit 2", None),
+        letter_key(NoticeKind.OFFER, 7, DAY, None, "Kredit"),  # a product is not a message
+    }
+    assert key not in others and len(others) == 5
+    assert all(len(k) <= 120 for k in (key, *others))  # the outbox's key column
+
+
+def test_a_batch_asks_for_a_reprint_with_true_or_false() -> None:
+    asked = {"kind": "birthday", "clients": [1]}
+    assert parse_request(asked).reprint is False
+    assert parse_request({**asked, "reprint": True}).reprint is True
+    with pytest.raises(LetterRequestError) as bad:
+        parse_request({**asked, "reprint": "yes"})
+    assert bad.value.error_id == "bad_reprint"
