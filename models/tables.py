@@ -30,6 +30,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -851,3 +852,102 @@ class ContactOptOut(Base):
     channel: Mapped[str] = mapped_column(String(10), primary_key=True)
     at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(20))
+
+
+class Inquiry(Base):
+    """A written inquiry (``core.inquiries``): a thread of messages from an e-mail, the web
+    contact form or the Facebook / Instagram inbox, linked to the client when the sender is
+    known, with its kind (classified, or set by an agent), state, owner, queue and priority;
+    ``first_response_at`` and the state history (``inquiry_log``) give its SLA."""
+
+    __tablename__ = "inquiries"
+    __table_args__ = (
+        # The backlog and the ACD's next one: by state, then oldest first.
+        Index("ix_inquiries_state_created_at", "state", "created_at"),
+        Index("ix_inquiries_client_id_created_at", "client_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(12))  # core.inquiries.InquiryChannel
+    kind: Mapped[str] = mapped_column(String(24))  # core.inquiries.InquiryKind
+    kind_by: Mapped[str] = mapped_column(String(64))  # "rules", or the agent who set it
+    state: Mapped[str] = mapped_column(String(10))  # core.inquiries.InquiryState
+    subject: Mapped[str] = mapped_column(String(300))
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), index=True
+    )
+    # Who wrote: an e-mail address, a Facebook / Instagram sender id (PSID / IGSID).
+    sender: Mapped[str] = mapped_column(String(254), index=True)
+    sender_name: Mapped[str] = mapped_column(String(200), default="")
+    sender_phone: Mapped[str | None] = mapped_column(String(32))
+    # Where the answer leaves from: the mailbox it came to, the page it was sent to.
+    reply_from: Mapped[str | None] = mapped_column(String(254))
+    queue: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    owner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    first_response_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class InquiryMessage(Base):
+    """A message of an inquiry: in (from the client), out (an agent's answer, sent by the
+    channel the inquiry came in: its ``send_state``), or an internal note. ``source_key``
+    is where it came from, unique (``imap:MAILBOX:UIDVALIDITY:UID``, ``meta:MID``,
+    ``form:ID``): a message read twice is stored once; ``message_id`` (an e-mail's
+    Message-ID) finds the thread an answer belongs to."""
+
+    __tablename__ = "inquiry_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inquiry_id: Mapped[int] = mapped_column(
+        ForeignKey("inquiries.id", ondelete="CASCADE"), index=True
+    )
+    direction: Mapped[str] = mapped_column(String(4))  # core.inquiries.MessageDirection
+    at: Mapped[datetime]
+    author_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    source_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    text: Mapped[str] = mapped_column(Text)  # the new text
+    quoted: Mapped[str] = mapped_column(Text, default="")  # quoted text and signature, apart
+    send_state: Mapped[str | None] = mapped_column(String(10))  # an answer's: queued, sent, ...
+    provider_id: Mapped[str | None] = mapped_column(String(300))
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
+class InquiryAttachment(Base):
+    """A file that came with (or went with) an inquiry's message, kept in the database with
+    the message it belongs to (one transaction: a message is never stored without them)."""
+
+    __tablename__ = "inquiry_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("inquiry_messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class InquiryLog(Base):
+    """What happened to an inquiry, in order: its states (the SLA's history), assignments,
+    kind changes and escalations (the record ``core.inquiries.escalation`` reads: a level
+    done is never notified again)."""
+
+    __tablename__ = "inquiry_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inquiry_id: Mapped[int] = mapped_column(
+        ForeignKey("inquiries.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))  # state, assign, kind, escalate
+    state: Mapped[str | None] = mapped_column(String(10))  # the state after it
+    actor: Mapped[str | None] = mapped_column(String(64))  # an agent's id, or None: Centrala
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

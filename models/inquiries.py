@@ -1,0 +1,385 @@
+"""Written inquiries in the database (``models.tables.Inquiry`` and its messages, attachments
+and log): a client's message stored in one transaction, once however often it is read (its
+source key, its Message-ID), threaded into the inquiry it answers or opening a new one linked
+to the client the sender is, with its escalations on the record; and the reads the API and
+the desk need. The decisions are ``core.inquiries``'. Imports models.tables and core."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.inquiries import (
+    EscalationLevel,
+    EscalationStep,
+    InquiryEvent,
+    InquiryKind,
+    InquiryState,
+    MessageDirection,
+    escalation,
+    transition,
+)
+from models.tables import (
+    Client,
+    ClientPhone,
+    Inquiry,
+    InquiryAttachment,
+    InquiryLog,
+    InquiryMessage,
+)
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A client's message as an adapter read it, with what was decided of it."""
+
+    channel: str  # core.inquiries.InquiryChannel
+    source_key: str  # where it came from, unique: imap:BOX:UIDVALIDITY:UID, meta:MID, form:ID
+    sender: str  # an e-mail address, a Facebook / Instagram sender id
+    sender_name: str
+    subject: str
+    text: str  # the new text
+    at: datetime
+    quoted: str = ""  # the quoted text and the signature, apart
+    sender_email: str | None = None  # the address the CRM is searched by
+    sender_phone: str | None = None  # E.164: the CRM is searched by it too
+    message_id: str | None = None  # an e-mail's Message-ID
+    answers: tuple[str, ...] = ()  # the Message-IDs it answers, strongest first
+    inquiry_id: int | None = None  # our token in its subject or address
+    reply_from: str | None = None  # the mailbox or page it came to
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewInquiry:
+    """What an arrival opening an inquiry becomes (``usecases.inquiries`` decides it)."""
+
+    kind: InquiryKind
+    queue: str
+    priority: int
+    why: dict[str, Any] = field(default_factory=dict)  # the classification's rule
+
+
+@dataclass(frozen=True)
+class Received:
+    inquiry_id: int | None
+    created: bool = False  # a new inquiry (else: threaded into inquiry_id)
+    duplicate: bool = False  # stored before: nothing done
+    state: str | None = None
+    escalated: tuple[EscalationStep, ...] = ()
+
+
+async def receive(
+    sessions: Sessions, arrival: Arrival, new: NewInquiry, *, supervisor: str | None
+) -> Received:
+    """Stores ``arrival`` once: threaded into the inquiry it answers (the client wrote
+    again: a waiting or closed one is open again), or as a new inquiry ``new`` says, linked
+    to the client whose e-mail or phone it came from, its escalations recorded."""
+    async with sessions() as session, session.begin():
+        if await _stored(session, arrival):
+            return Received(None, duplicate=True)
+        inquiry = await _thread_of(session, arrival)
+        if inquiry is not None:
+            after = transition(InquiryState(inquiry.state), InquiryEvent.CLIENT_MESSAGE)
+            if after != inquiry.state:
+                session.add(_log(inquiry.id, arrival.at, "state", after))
+                inquiry.state = after
+                inquiry.closed_at = None
+            inquiry.updated_at = arrival.at
+            await _add_message(session, inquiry.id, arrival)
+            return Received(inquiry.id, state=inquiry.state)
+        client_id, manager = await _client_of(session, arrival)
+        inquiry = Inquiry(
+            channel=arrival.channel,
+            kind=str(new.kind),
+            kind_by="rules",
+            state=str(InquiryState.NEW),
+            subject=arrival.subject[:300],
+            client_id=client_id,
+            sender=arrival.sender[:254],
+            sender_name=arrival.sender_name[:200],
+            sender_phone=arrival.sender_phone,
+            reply_from=arrival.reply_from,
+            queue=new.queue,
+            priority=new.priority,
+            created_at=arrival.at,
+            updated_at=arrival.at,
+        )
+        session.add(inquiry)
+        await session.flush()
+        session.add(_log(inquiry.id, arrival.at, "state", InquiryState.NEW, why=new.why))
+        steps = escalation(new.kind, supervisor=supervisor, manager=manager)
+        for step in steps:
+            session.add(
+                InquiryLog(
+                    inquiry_id=inquiry.id,
+                    at=arrival.at,
+                    kind="escalate",
+                    data={"level": str(step.level), "to": step.to, "notified": False},
+                )
+            )
+        await _add_message(session, inquiry.id, arrival)
+        return Received(inquiry.id, created=True, state=inquiry.state, escalated=steps)
+
+
+def _log(
+    inquiry_id: int, at: datetime, kind: str, state: str | None = None, **data: Any
+) -> InquiryLog:
+    return InquiryLog(
+        inquiry_id=inquiry_id, at=at, kind=kind, state=None if state is None else str(state),
+        data=data,
+    )  # fmt: skip
+
+
+async def _stored(session: AsyncSession, arrival: Arrival) -> bool:
+    """The same message read before: its source key, or its Message-ID (the same e-mail in
+    two mailboxes, or read again after the mailbox was rebuilt: a new UIDVALIDITY)."""
+    found = await session.scalar(
+        select(InquiryMessage.id).where(InquiryMessage.source_key == arrival.source_key)
+    )
+    if found is None and arrival.message_id:
+        found = await session.scalar(
+            select(InquiryMessage.id)
+            .where(
+                InquiryMessage.message_id == arrival.message_id,
+                InquiryMessage.direction == str(MessageDirection.IN),
+            )
+            .limit(1)
+        )
+    return found is not None
+
+
+async def _thread_of(session: AsyncSession, arrival: Arrival) -> Inquiry | None:
+    """The inquiry ``arrival`` answers: by the Message-IDs it names (strongest first), then
+    by our token, the token only when the sender is the inquiry's (a token is guessable:
+    anyone's mail must not land in someone else's inquiry)."""
+    if arrival.answers:
+        rows = await session.execute(
+            select(InquiryMessage.message_id, InquiryMessage.inquiry_id).where(
+                InquiryMessage.message_id.in_(list(arrival.answers))
+            )
+        )
+        by_id = {m: i for m, i in rows}
+        for message_id in arrival.answers:
+            if message_id in by_id:
+                return await session.get(Inquiry, by_id[message_id])
+    if arrival.inquiry_id is not None:
+        inquiry = await session.get(Inquiry, arrival.inquiry_id)
+        if inquiry is not None and inquiry.sender.lower() == arrival.sender.lower():
+            return inquiry
+    return None
+
+
+async def _client_of(session: AsyncSession, arrival: Arrival) -> tuple[int | None, str | None]:
+    """The client the sender is (their e-mail, else their phone; the lowest id when several
+    share it), and their responsible manager."""
+    client = None
+    if arrival.sender_email:
+        client = await session.scalar(
+            select(Client)
+            .where(func.lower(Client.email) == arrival.sender_email.lower())
+            .order_by(Client.id)
+            .limit(1)
+        )
+    if client is None and arrival.sender_phone:
+        client = await session.scalar(
+            select(Client)
+            .join(ClientPhone, ClientPhone.client_id == Client.id)
+            .where(ClientPhone.number == arrival.sender_phone)
+            .order_by(Client.id)
+            .limit(1)
+        )
+    if client is None:
+        return None, None
+    return client.id, client.assigned_manager_id
+
+
+async def _add_message(session: AsyncSession, inquiry_id: int, arrival: Arrival) -> None:
+    message = InquiryMessage(
+        inquiry_id=inquiry_id,
+        direction=str(MessageDirection.IN),
+        at=arrival.at,
+        source_key=arrival.source_key,
+        message_id=arrival.message_id,
+        subject=arrival.subject[:300],
+        text=arrival.text,
+        quoted=arrival.quoted,
+    )
+    session.add(message)
+    await session.flush()
+    for a in arrival.attachments:
+        session.add(
+            InquiryAttachment(
+                message_id=message.id,
+                filename=a.filename[:200],
+                content_type=a.content_type[:120],
+                size=len(a.content),
+                content=a.content,
+            )
+        )
+
+
+# ---- reads ---------------------------------------------------------------------------------
+
+
+async def page(
+    sessions: Sessions,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    queue: str | None = None,
+    owner_id: str | None = None,
+    client_id: int | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[Inquiry]:
+    """Inquiries newest first, those matching the filters, with ids below ``before``."""
+    stmt = select(Inquiry)
+    for column, value in (
+        (Inquiry.state, state),
+        (Inquiry.kind, kind),
+        (Inquiry.queue, queue),
+        (Inquiry.owner_id, owner_id),
+        (Inquiry.client_id, client_id),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if before is not None:
+        stmt = stmt.where(Inquiry.id < before)
+    async with sessions() as session:
+        return list(await session.scalars(stmt.order_by(Inquiry.id.desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class Thread:
+    inquiry: Inquiry
+    messages: list[InquiryMessage]
+    attachments: dict[int, list[tuple[int, str, str, int]]]  # message id -> (id, name, type, size)
+    log: list[InquiryLog]
+
+    def history(self) -> list[tuple[datetime, InquiryState]]:
+        """The states with their times, for ``core.inquiries.sla_status``."""
+        return [(e.at, InquiryState(e.state)) for e in self.log if e.state is not None]
+
+    def escalations_done(self) -> set[EscalationLevel]:
+        return {EscalationLevel(e.data["level"]) for e in self.log if e.kind == "escalate"}
+
+
+async def thread(sessions: Sessions, inquiry_id: int) -> Thread | None:
+    async with sessions() as session:
+        inquiry = await session.get(Inquiry, inquiry_id)
+        if inquiry is None:
+            return None
+        messages = list(
+            await session.scalars(
+                select(InquiryMessage)
+                .where(InquiryMessage.inquiry_id == inquiry_id)
+                .order_by(InquiryMessage.at, InquiryMessage.id)
+            )
+        )
+        attachments: dict[int, list[tuple[int, str, str, int]]] = {}
+        ids = [m.id for m in messages]
+        if ids:
+            rows = await session.execute(
+                select(
+                    InquiryAttachment.message_id,
+                    InquiryAttachment.id,
+                    InquiryAttachment.filename,
+                    InquiryAttachment.content_type,
+                    InquiryAttachment.size,
+                )
+                .where(InquiryAttachment.message_id.in_(ids))
+                .order_by(InquiryAttachment.id)
+            )
+            for message_id, aid, name, ctype, size in rows:
+                attachments.setdefault(message_id, []).append((aid, name, ctype, size))
+        log = list(
+            await session.scalars(
+                select(InquiryLog)
+                .where(InquiryLog.inquiry_id == inquiry_id)
+                .order_by(InquiryLog.at, InquiryLog.id)
+            )
+        )
+        return Thread(inquiry, messages, attachments, log)
+
+
+async def backlog(sessions: Sessions) -> dict[tuple[str, str], int]:
+    """Inquiries not closed, by (kind, state)."""
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Inquiry.kind, Inquiry.state, func.count())
+            .where(Inquiry.state != str(InquiryState.CLOSED))
+            .group_by(Inquiry.kind, Inquiry.state)
+        )
+        return {(str(k), str(s)): int(n) for k, s, n in rows}
+
+
+# ---- an agent's actions ----------------------------------------------------------------------
+
+
+async def act(
+    sessions: Sessions,
+    inquiry_id: int,
+    event: InquiryEvent | None,
+    at: datetime,
+    actor: str,
+    *,
+    owner_id: str | None = None,
+    kind: InquiryKind | None = None,
+    answer: tuple[str, str, str] | None = None,  # (subject, text, send_state): a reply
+    note: str | None = None,
+) -> Inquiry:
+    """An agent's move on an inquiry, in one transaction: the state ``event`` leads to
+    (``core.inquiries.transition``: a move not allowed is refused, nothing written), a new
+    owner, a new kind, an answer to send (its message queued, the first response's time) or
+    an internal note; each on the inquiry's log."""
+    async with sessions() as session, session.begin():
+        inquiry = await session.get(Inquiry, inquiry_id, with_for_update=True)
+        if inquiry is None:
+            raise LookupError(inquiry_id)
+        if event is not None:
+            after = transition(InquiryState(inquiry.state), event)
+            if after != inquiry.state:
+                session.add(_log(inquiry.id, at, "state", after, actor=actor, event=str(event)))
+                inquiry.state = after
+                inquiry.closed_at = at if after == InquiryState.CLOSED else None
+        if owner_id is not None and owner_id != inquiry.owner_id:
+            session.add(_log(inquiry.id, at, "assign", None, actor=actor, owner=owner_id))
+            inquiry.owner_id = owner_id
+        if kind is not None and kind != inquiry.kind:
+            session.add(_log(inquiry.id, at, "kind", None, actor=actor, old=inquiry.kind, new=kind))
+            inquiry.kind, inquiry.kind_by = str(kind), actor
+        if answer is not None:
+            subject, text, send_state = answer
+            session.add(
+                InquiryMessage(
+                    inquiry_id=inquiry.id, direction=str(MessageDirection.OUT), at=at,
+                    author_id=actor, subject=subject[:300], text=text, send_state=send_state,
+                )
+            )  # fmt: skip
+            if inquiry.first_response_at is None:
+                inquiry.first_response_at = at
+        if note is not None:
+            session.add(
+                InquiryMessage(
+                    inquiry_id=inquiry.id, direction=str(MessageDirection.NOTE), at=at,
+                    author_id=actor, text=note,
+                )
+            )  # fmt: skip
+        inquiry.updated_at = at
+        await session.flush()
+        return inquiry

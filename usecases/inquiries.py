@@ -1,0 +1,178 @@
+"""Written inquiries from arrival to answer: a client's message (an e-mail, the contact form,
+a Facebook / Instagram message) classified by the admin's rules and stored once, threaded
+into the inquiry it answers or opening a new one (escalated when its kind says so:
+``core.inquiries.escalation``); an agent's reply, assignment, kind change, note or closing
+(``act``); and each inquiry's SLA now (``sla_of``).
+
+May import ``core``, ``models`` and ``usecases``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.inquiries import (
+    DEFAULT_RULES,
+    DEFAULT_SLA,
+    ESCALATED_KINDS,
+    ContactForm,
+    InquiryChannel,
+    InquiryError,
+    InquiryEvent,
+    InquiryKind,
+    Rules,
+    SlaStatus,
+    SlaTargets,
+    classify,
+    reply_subject,
+    sla_status,
+)
+from dialplan.model import Calendar
+from models import inquiries as store
+from models.inquiries import Arrival, NewInquiry, Received, Thread
+from models.tables import Inquiry
+
+Sessions = async_sessionmaker[AsyncSession]
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class InquirySetup:
+    """The operators' settings for written inquiries."""
+
+    rules: Rules = DEFAULT_RULES
+    queue: str = "general"  # the ACD queue they wait in
+    supervisor: str | None = None  # the agent id escalations go to first
+    sla: Mapping[InquiryKind, SlaTargets] = field(default_factory=lambda: dict(DEFAULT_SLA))
+    calendar: Calendar | None = None  # business time: the call centre's hours
+
+
+async def receive(sessions: Sessions, setup: InquirySetup, arrival: Arrival) -> Received:
+    """``arrival`` stored once: into the inquiry it answers, or as a new one of the kind
+    the rules give (what goes to the supervisor first in the queue)."""
+    kind, match = classify(
+        arrival.subject,
+        arrival.text,
+        arrival.sender_email or arrival.sender,
+        InquiryChannel(arrival.channel),
+        setup.rules,
+    )
+    new = NewInquiry(
+        kind,
+        setup.queue,
+        priority=1 if kind in ESCALATED_KINDS else 0,
+        why={"source": match.source, "rule": match.rule, "language": match.language},
+    )
+    received = await store.receive(sessions, arrival, new, supervisor=setup.supervisor)
+    bound = log.bind(inquiry_id=received.inquiry_id, source_key=arrival.source_key)
+    if received.duplicate:
+        bound.info("inquiry_message_again")
+    elif received.created:
+        bound.info(
+            "inquiry_opened",
+            channel=arrival.channel,
+            kind=str(kind),
+            escalated=[str(s.level) for s in received.escalated],
+        )
+    else:
+        bound.info("inquiry_message_threaded", state=received.state)
+    return received
+
+
+def form_arrival(form: ContactForm, form_id: str, at: datetime, subject: str) -> Arrival:
+    """The contact form's post as an arrival (``form_id``: the post's own id, so a post
+    sent twice by a double click is stored once)."""
+    return Arrival(
+        channel=str(InquiryChannel.WEB_FORM),
+        source_key=f"form:{form_id}",
+        sender=form.email or form.phone or "",
+        sender_name=form.name,
+        subject=subject,
+        text=form.message,
+        at=at,
+        sender_email=form.email,
+        sender_phone=form.phone,
+    )
+
+
+def sla_of(thread: Thread, now: datetime, setup: InquirySetup) -> SlaStatus:
+    targets = setup.sla[InquiryKind(thread.inquiry.kind)]
+    return sla_status(
+        thread.history(),
+        now,
+        setup.calendar,
+        targets,
+        first_response_at=thread.inquiry.first_response_at,
+    )
+
+
+# ---- an agent's moves ------------------------------------------------------------------------
+
+
+async def thread_or_404(sessions: Sessions, inquiry_id: int) -> Thread:
+    found = await store.thread(sessions, inquiry_id)
+    if found is None:
+        raise InquiryError("not_found", f"no inquiry {inquiry_id}", status=404)
+    return found
+
+
+async def reply(
+    sessions: Sessions, inquiry_id: int, agent_id: str, text: str, at: datetime
+) -> Inquiry:
+    """An agent's answer, queued to leave by the channel the inquiry came in; the inquiry
+    waits for the client (the SLA clock stops)."""
+    text = text.strip()
+    if not text:
+        raise InquiryError("bad_reply", "an answer needs its text", status=400)
+    current = await thread_or_404(sessions, inquiry_id)
+    subject = reply_subject(current.inquiry.subject, inquiry_id)
+    return await _act(
+        sessions, inquiry_id, InquiryEvent.REPLY, at, agent_id, answer=(subject, text, "queued")
+    )
+
+
+async def _act(
+    sessions: Sessions,
+    inquiry_id: int,
+    event: InquiryEvent | None,
+    at: datetime,
+    actor: str,
+    *,
+    owner_id: str | None = None,
+    kind: InquiryKind | None = None,
+    answer: tuple[str, str, str] | None = None,
+    note: str | None = None,
+) -> Inquiry:
+    try:
+        return await store.act(
+            sessions, inquiry_id, event, at, actor,
+            owner_id=owner_id, kind=kind, answer=answer, note=note,
+        )  # fmt: skip
+    except LookupError:
+        raise InquiryError("not_found", f"no inquiry {inquiry_id}", status=404) from None
+
+
+async def assign(
+    sessions: Sessions, inquiry_id: int, actor: str, owner_id: str, at: datetime
+) -> Inquiry:
+    return await _act(sessions, inquiry_id, InquiryEvent.ASSIGN, at, actor, owner_id=owner_id)
+
+
+async def close(sessions: Sessions, inquiry_id: int, actor: str, at: datetime) -> Inquiry:
+    return await _act(sessions, inquiry_id, InquiryEvent.CLOSE, at, actor)
+
+
+async def reclassify(
+    sessions: Sessions, inquiry_id: int, actor: str, kind: InquiryKind, at: datetime
+) -> Inquiry:
+    return await _act(sessions, inquiry_id, None, at, actor, kind=kind)
+
+
+async def note(sessions: Sessions, inquiry_id: int, actor: str, text: str, at: datetime) -> Inquiry:
+    if not text.strip():
+        raise InquiryError("bad_note", "a note needs its text", status=400)
+    return await _act(sessions, inquiry_id, None, at, actor, note=text.strip())
