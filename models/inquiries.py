@@ -6,7 +6,6 @@ the desk need. The decisions are ``core.inquiries``'. Imports models.tables and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
