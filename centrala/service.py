@@ -54,6 +54,7 @@ from models.phones import PhoneStore
 from models.recordings import RecordingStore
 from models.snapshot import Snapshot
 from models.surveys import active_survey, apply_survey
+from usecases.inquiries import InquirySetup
 from usecases.recordings import RecordingKeeper
 from usecases.surveying import SurveyLog
 from web import DeskConfig, desk_ctx, setup_desk
@@ -63,8 +64,11 @@ from web.api import routes as api_routes
 from web.calllog_api import routes as calllog_routes
 from web.campaign_api import routes as campaign_routes
 from web.campaign_report_api import routes as campaign_report_routes
+from web.contact import routes as contact_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
+from web.inquiries_api import INQUIRY_SETUP
+from web.inquiries_api import routes as inquiry_routes
 from web.letters_api import LetterConfig
 from web.letters_api import routes as letters_routes
 from web.metrics import CentralaMetrics, LiveSources, metrics_route
@@ -771,6 +775,11 @@ def build_app(settings: Settings) -> web.Application:
     )
     if settings.viber_callback_token:
         app.router.add_routes(viber_hook_routes(SESSIONS, settings.viber_callback_token))
+    app[INQUIRY_SETUP] = InquirySetup(
+        queue=settings.inquiries_queue, supervisor=settings.inquiries_supervisor
+    )
+    app.router.add_routes(inquiry_routes(SESSIONS))
+    app.router.add_routes(contact_routes(SESSIONS, INQUIRY_SETUP, settings.effective_web_secret()))
     setup_desk(app)
     return app
 

@@ -358,6 +358,10 @@ class Settings(BaseSettings):
     notices_document_days: int = Field(default=30, ge=1, le=365)
     # The printed letters' sender (core/letters.py): the foundation's name, then its address,
     # lines separated by a newline or a written \n; its last line's town dates the letters.
+    # Written inquiries: the ACD queue they wait in, and the agent (a supervisor) complaints,
+    # donation requests and credit applications go to at once.
+    inquiries_queue: str = Field(default="general", min_length=1, max_length=64)
+    inquiries_supervisor: str | None = Field(default=None, min_length=1, max_length=64)
     # A client whose channel is a letter (their preference; no phone, no e-mail) gets their
     # notice as a letter queued for printing (`centrala letters queued`); false: skipped.
     letters_queue: bool = True

@@ -136,11 +136,17 @@ async def receive(
 
 
 def _log(
-    inquiry_id: int, at: datetime, kind: str, state: str | None = None, **data: Any
+    inquiry_id: int,
+    at: datetime,
+    kind: str,
+    state: str | None = None,
+    *,
+    actor: str | None = None,
+    **data: Any,
 ) -> InquiryLog:
     return InquiryLog(
         inquiry_id=inquiry_id, at=at, kind=kind, state=None if state is None else str(state),
-        data=data,
+        actor=actor, data=data,
     )  # fmt: skip
 
 
@@ -382,3 +388,40 @@ async def act(
         inquiry.updated_at = at
         await session.flush()
         return inquiry
+
+
+async def escalate(
+    sessions: Sessions, inquiry_id: int, at: datetime, actor: str, *, supervisor: str | None
+) -> tuple[EscalationStep, ...]:
+    """An agent escalates the inquiry by hand (it is late, or it needs someone senior): the
+    levels ``core.inquiries.escalation`` gives a breached one, less those already on the
+    record, recorded in one transaction (nobody notified twice)."""
+    async with sessions() as session, session.begin():
+        inquiry = await session.get(Inquiry, inquiry_id, with_for_update=True)
+        if inquiry is None:
+            raise LookupError(inquiry_id)
+        done = {
+            EscalationLevel(d["level"])
+            for d in await session.scalars(
+                select(InquiryLog.data).where(
+                    InquiryLog.inquiry_id == inquiry_id, InquiryLog.kind == "escalate"
+                )
+            )
+        }
+        manager = None
+        if inquiry.client_id is not None:
+            manager = await session.scalar(
+                select(Client.assigned_manager_id).where(Client.id == inquiry.client_id)
+            )
+        steps = escalation(
+            InquiryKind(inquiry.kind), supervisor=supervisor, manager=manager, breached=True,
+            done=done,
+        )  # fmt: skip
+        for step in steps:
+            session.add(
+                _log(inquiry_id, at, "escalate", None, level=str(step.level), to=step.to,
+                     notified=False, actor=actor)
+            )  # fmt: skip
+        if steps:
+            inquiry.updated_at = at
+        return steps

@@ -36,6 +36,7 @@ from web.campaign_report_page import routes as campaign_report_pages
 from web.errors import API_TOKENS
 from web.flow_api import desk_routes as flow_desk_routes
 from web.http import WEB, DeskWeb, routes, setup_templates
+from web.inquiries_api import desk_routes as inquiry_desk_routes
 from web.notice_report_api import desk_routes as notice_report_desk_routes
 from web.notices_api import desk_routes as notice_desk_routes
 from web.notifier import Notifier
@@ -168,6 +169,7 @@ def setup_desk(app: web.Application) -> None:
     app.router.add_routes(agent_report_pages())
     app.router.add_routes(admin_pages())
     app.router.add_routes(notice_desk_routes())
+    app.router.add_routes(inquiry_desk_routes())
     app.router.add_routes(notice_report_desk_routes())
     app.router.add_routes(token_routes())
     app.on_shutdown.append(_close_sockets)

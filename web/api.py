@@ -7,13 +7,14 @@ Checks (is this a valid dial string? a known mode?) come before any effect."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
 from core.acd import ACD, AgentMode
 from core.dialler import check_skip_reason
-from core.errors import AgentDeskError, CallControlError
+from core.errors import AgentDeskError, CallControlError, DomainError
 from web.auth import Action, may, may_control_call
 from web.errors import api_principal, check_acting_for, needs
 from web.ports import AgentCampaigns, AgentCommands, CallControl, ManualCalls
@@ -243,3 +244,31 @@ def routes(
         web.post("/api/agents/{agent_id}/ready", ready),
         web.get("/api/acd", snapshot),
     ]
+
+
+def query_choice(query: dict[str, str], name: str, allowed: Iterable[str]) -> str | None:
+    """A query's filter ``name``: one of ``allowed``, or None when not given; 400
+    ``bad_filter`` naming the field otherwise."""
+    value = query.get(name, "").strip() or None
+    names = sorted(str(v) for v in allowed)
+    if value is not None and value not in names:
+        raise DomainError(
+            f"{name}: one of {', '.join(names)}",
+            error_id="bad_filter",
+            details={"field": name},
+        )
+    return value
+
+
+def query_number(query: dict[str, str], name: str, default: int | None, top: int) -> int | None:
+    """A query's whole number ``name`` from 1 to ``top`` (``default`` when not given)."""
+    raw = query.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) <= top:
+        raise DomainError(
+            f"{name}: a whole number from 1 to {top}",
+            error_id="bad_filter",
+            details={"field": name},
+        )
+    return int(raw)

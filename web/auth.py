@@ -47,11 +47,14 @@ class Action(StrEnum):
     VIEW_AUDIT = "view_audit"  # the audit trail of every console change
     SEND_NOTICES = "send_notices"  # offers, office changes, announcements to clients
     PRINT_LETTERS = "print_letters"  # a batch of printed letters to clients (a PDF)
+    # Written inquiries: agents read and answer them; supervisors also give them to others.
+    ANSWER_INQUIRIES = "answer_inquiries"
+    MANAGE_INQUIRIES = "manage_inquiries"
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
-    "agent": frozenset({Action.USE_DESK, Action.EDIT_CLIENTS}),
-    "manager": frozenset({Action.USE_DESK, Action.EDIT_CLIENTS}),
+    "agent": frozenset({Action.USE_DESK, Action.EDIT_CLIENTS, Action.ANSWER_INQUIRIES}),
+    "manager": frozenset({Action.USE_DESK, Action.EDIT_CLIENTS, Action.ANSWER_INQUIRIES}),
     "supervisor": frozenset(
         {
             Action.USE_DESK,
@@ -67,6 +70,8 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.PAUSE_AGENTS,
             Action.SEND_NOTICES,
             Action.PRINT_LETTERS,
+            Action.ANSWER_INQUIRIES,
+            Action.MANAGE_INQUIRIES,
         }
     ),
     "admin": frozenset(Action),  # everything: flows, surveys, roles, the audit trail

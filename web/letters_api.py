@@ -25,6 +25,7 @@ from core.notices import Policy
 from letters.pdf import render_async
 from models.notices import segment_clients
 from usecases.letters import Composed, compose, printed, record, waiting
+from web.api import json_body
 from web.auth import Action, User
 from web.http import DeskWeb, Reply, _json, twin_routes
 
@@ -98,7 +99,7 @@ async def print_queued(request: web.Request, asker: tuple[Sessions, LetterConfig
     """The letters the notices queued for printing (``{limit?}``: the oldest first, 1000 by
     default), each marked printed before the PDF is answered."""
     sessions, config = asker
-    body = await _json(request) if request.can_read_body else {}
+    body = await json_body(request)  # {} without one
     limit = body.get("limit", 1000)
     if set(body) - {"limit"}:
         raise LetterRequestError("unknown_field", "only limit may be given")

@@ -10,7 +10,6 @@ sees the preview before sending. The checks are ``core.notices``', the work
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +33,7 @@ from core.notices import (
 from models import notices as store
 from models.tables import Notice
 from usecases.notices import NoticeSetup, preview, send_notice
-from web.api import json_body
+from web.api import json_body, query_choice, query_number
 from web.auth import Action, User, may
 from web.http import WEB, DeskWeb, _page_user, page_context, twin_routes
 
@@ -77,41 +76,16 @@ def notice_json(row: Notice) -> dict[str, Any]:
     }
 
 
-def _one_of(query: dict[str, str], name: str, allowed: Iterable[str]) -> str | None:
-    value = query.get(name, "").strip() or None
-    names = sorted(str(v) for v in allowed)
-    if value is not None and value not in names:
-        raise DomainError(
-            f"{name}: one of {', '.join(names)}",
-            error_id="bad_filter",
-            details={"field": name},
-        )
-    return value
-
-
-def _number(query: dict[str, str], name: str, default: int | None, top: int) -> int | None:
-    raw = query.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 0 < int(raw) <= top:
-        raise DomainError(
-            f"{name}: a whole number from 1 to {top}",
-            error_id="bad_filter",
-            details={"field": name},
-        )
-    return int(raw)
-
-
 async def listing(request: web.Request, asker: Asker) -> dict[str, Any]:
     query = dict(request.query)
-    limit = _number(query, "limit", 100, MAX_PAGE) or 100
+    limit = query_number(query, "limit", 100, MAX_PAGE) or 100
     rows = await store.page(
         asker.sessions,
-        client_id=_number(query, "client", None, 2**62),
-        kind=_one_of(query, "kind", NoticeKind),
-        channel=_one_of(query, "channel", Channel),
-        state=_one_of(query, "state", NoticeState),
-        before=_number(query, "before", None, 2**62),
+        client_id=query_number(query, "client", None, 2**62),
+        kind=query_choice(query, "kind", NoticeKind),
+        channel=query_choice(query, "channel", Channel),
+        state=query_choice(query, "state", NoticeState),
+        before=query_number(query, "before", None, 2**62),
         limit=limit,
     )
     return {

@@ -532,6 +532,76 @@ def _report_op(summary: str, *, csv: bool = False, auth: str = "bearer") -> dict
     return op
 
 
+def _inquiries(auth: str = "bearer") -> dict[str, dict[str, Any]]:
+    """.../inquiries: written inquiries (e-mail, the contact form, Facebook / Instagram)."""
+    one = "/{inquiry_id}"
+    base = "/api/inquiries" if auth == "bearer" else "/desk/api/inquiries"
+    text = {"text": _S}
+    return {
+        base: {
+            "get": _op(
+                "written inquiries, newest first: channel, kind, state, subject, client, sender, "
+                "queue, priority, owner and times; filters state, kind, queue, owner, client; "
+                "limit (<= 500) and before (the last id seen); {inquiries, next_before}",
+                auth=auth,
+            )
+        },
+        base + one: {
+            "get": _op(
+                "one inquiry with its messages (in, out, notes; attachments named), its log "
+                "(states, assignments, kind changes, escalations) and its SLA (due times in "
+                "business time, breached, near_breach)",
+                auth=auth,
+            )
+        },
+        base + one + "/attachments/{attachment_id}": {
+            "get": _op("an attachment's file, as a download", auth=auth)
+        },
+        base + one + "/reply": {
+            "post": _op(
+                "answer the client: queued to leave by the channel it came in (e-mail, "
+                "Facebook / Instagram); the inquiry waits for the client (its SLA clock stops). "
+                "409 inquiry_state (closed), no_written_channel (a form with a phone only)",
+                body=text,
+                auth=auth,
+            )
+        },
+        base + one + "/assign": {
+            "post": _op(
+                "take it (no agent_id) or give it to agent_id (manage_inquiries)",
+                body={"agent_id": _S},
+                auth=auth,
+            )
+        },
+        base + one + "/escalate": {
+            "post": _op(
+                "escalate it to the supervisor (and for complaints, donation requests and credit "
+                "applications the client's manager), each once; 409 already_escalated",
+                auth=auth,
+            )
+        },
+        base + one + "/close": {"post": _op("close it (409 inquiry_state if closed)", auth=auth)},
+        base + one + "/kind": {
+            "post": _op(
+                "change its kind",
+                body={
+                    "kind": {
+                        "enum": [
+                            "complaint",
+                            "donation_request",
+                            "credit_application",
+                            "general_question",
+                            "change_of_data",
+                        ]
+                    }
+                },
+                auth=auth,
+            )
+        },
+        base + one + "/note": {"post": _op("an internal note", body=text, auth=auth)},
+    }
+
+
 def _letters(auth: str = "bearer") -> dict[str, Any]:
     """POST .../letters: a batch of printed letters as one PDF."""
     op = _op(
@@ -763,6 +833,7 @@ OPENAPI: dict[str, Any] = {
             "get": _report_op("every answer row of the survey as CSV", csv=True)
         },
         "/api/reports/calls": {"get": _calls_op(csv=False)},
+        **_inquiries(),
         "/api/letters": {"post": _letters()},
         "/api/letters/queued": {"post": _queued_letters()},
         "/api/reports/calls.csv": {"get": _calls_op(csv=True)},
@@ -931,6 +1002,7 @@ OPENAPI: dict[str, Any] = {
             )
         },
         "/desk/api/reports/calls": {"get": _calls_op(csv=False, auth=_DESK)},
+        **_inquiries(_DESK),
         "/desk/api/letters": {"post": _letters(_DESK)},
         "/desk/api/letters/queued": {"post": _queued_letters(_DESK)},
         "/desk/api/reports/calls.csv": {"get": _calls_op(csv=True, auth=_DESK)},

@@ -80,7 +80,11 @@ _K = InquiryKind
 DEFAULT_RULES = Rules(
     keywords={
         _K.COMPLAINT: {
-            "bs": ("žalba", "žalbu", "žalim", "reklamacija", "reklamaciju", "prigovor"),
+            # Whole words, so the cases a client writes are listed (Bosnian declines nouns).
+            "bs": (
+                *("žalba", "žalbu", "žalbe", "žalbom", "žalim", "reklamacija", "reklamaciju"),
+                *("prigovor", "prigovora"),
+            ),
             "en": ("complaint", "complain", "dissatisfied"),
         },
         _K.DONATION_REQUEST: {
@@ -88,7 +92,10 @@ DEFAULT_RULES = Rules(
             "en": ("donation", "donation request", "sponsorship"),
         },
         _K.CREDIT_APPLICATION: {
-            "bs": ("kredit", "kredita", "zahtjev za kredit", "mikrokredit", "zajam"),
+            "bs": (
+                *("kredit", "kredita", "kreditu", "kreditom", "krediti", "zahtjev za kredit"),
+                *("mikrokredit", "mikrokredita", "zajam", "zajma"),
+            ),
             "en": ("loan", "loan application", "credit application"),
         },
         _K.CHANGE_OF_DATA: {

@@ -28,6 +28,18 @@ _EMAIL = re.compile(
 )
 
 
+# Every FieldError's error_id (the page's texts name each).
+ERROR_IDS = (
+    "contact_required",
+    "form_expired",
+    "invalid_characters",
+    "invalid_email",
+    "invalid_phone",
+    "required",
+    "too_long",
+)
+
+
 @dataclass(frozen=True)
 class ContactForm:
     name: str

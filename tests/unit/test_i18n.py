@@ -27,6 +27,7 @@ from core.campaign_report import CLOSED
 from core.desk.forms import CATEGORIES, DISPOSITION_PAUSE, OUTCOMES
 from core.dialler import AgentCampaignSettings, AgentDisposition, CampaignKind
 from core.enums import AgentRole, ClientType, DeskLanguage
+from core.inquiries.webform import ERROR_IDS as CONTACT_ERRORS
 from core.notices import (
     OPT_OUT_SOURCES,
     SEGMENTS,
@@ -78,6 +79,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "notice_kind": tuple(NoticeKind),
     "notice_state": tuple(NoticeState),
     "notice_skip": SKIP_REASONS,
+    "contact_error": CONTACT_ERRORS,
     "opt_out_source": OPT_OUT_SOURCES,
     "segment": SEGMENTS,
     "state": tuple(AgentStatus),
@@ -336,6 +338,7 @@ def test_no_text_is_left_that_nothing_shows() -> None:
         used |= {f"{family}.{value}" for value in values}
     used |= {k for k in ALL_KEYS if k.startswith("error.")}  # by error_id, checked above
     used |= MAIL_KEYS
+    used |= _keys((ROOT / "web" / "contact.py").read_text(encoding="utf-8"))  # its answers
     assert sorted(ALL_KEYS - used) == []
 
 

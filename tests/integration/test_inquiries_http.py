@@ -1,0 +1,212 @@
+"""Written inquiries over HTTP (web/contact.py, web/inquiries_api.py) on SQLite and
+PostgreSQL: the public contact form stores a person's message as an inquiry and gives its
+reference, thanks a bot (honeypot, too fast, a forged render time) and stores nothing,
+names a person's wrong fields keeping their text, and makes an address that posts too often
+wait; the inquiries API lists, shows (messages, attachments, log, SLA), and takes an agent's
+reply, assignment, escalation, kind, note and closing, refusing what is not allowed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+
+from centrala.service import SESSIONS
+from centrala.settings import Settings
+from core.enums import AgentRole
+from models.inquiries import Arrival, Attachment
+from models.tables import Agent, Client, Inquiry
+from tests.conftest import Database
+from tests.desk_web import offline_desk_web
+from tests.integration.test_survey_reports_http import Users
+from usecases.inquiries import InquirySetup, receive
+from web.contact import Limiter, stamp
+from web.contact import routes as contact_routes
+from web.errors import api_guard, errors
+from web.http import WEB, setup_templates
+from web.inquiries_api import INQUIRY_SETUP, desk_routes, routes
+
+TOKEN = "inquiries-test-token"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+SECRET = "inquiries-test-secret-0123456789"
+SETUP = InquirySetup(supervisor="supervisor-1")
+
+Http = tuple[TestClient[Any, Any], Users]
+
+
+@pytest.fixture
+async def http(database: Database, tmp_path: Path) -> AsyncIterator[Http]:
+    async with database.sessions() as session, session.begin():
+        session.add(Agent(id="supervisor-1", name="Sanja", role=AgentRole.SUPERVISOR))
+        session.add(Client(external_id="iq-http-1", name="Lejla Kovač", email="lejla@example.ba"))
+    settings = Settings(api_token=TOKEN, data_dir=tmp_path)
+    app = web.Application(middlewares=[errors, api_guard(settings.effective_api_token)])
+    app[SESSIONS] = database.sessions
+    app[WEB] = offline_desk_web(database.sessions, SECRET)
+    app[INQUIRY_SETUP] = SETUP
+    setup_templates(app)
+    app.router.add_routes(routes(SESSIONS))
+    app.router.add_routes(desk_routes())
+    app.router.add_routes(contact_routes(SESSIONS, INQUIRY_SETUP, SECRET, Limiter(limit=4)))
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client, Users(database, app[WEB].sessions, app[WEB].web_sessions)
+    finally:
+        await client.close()
+
+
+async def inquiries(database: Database) -> int:
+    async with database.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(Inquiry)) or 0)
+
+
+def form(**fields: str) -> dict[str, str]:
+    return {
+        "name": "Lejla Kovač",
+        "email": "lejla@example.ba",
+        "phone": "",
+        "message": "Imam žalbu na rad poslovnice u Zenici.",
+        "website": "",
+        "rendered": stamp(SECRET, time.time() - 30),  # the page was read 30 s ago
+        **fields,
+    }
+
+
+async def test_the_contact_form_stores_a_persons_message_and_thanks_a_bot(
+    http: Http, database: Database
+) -> None:
+    client, _ = http
+    page = await client.get("/contact", headers={"Accept-Language": "en"})
+    assert page.status == 200 and 'name="rendered"' in await page.text()
+    assert "Write to us" in await page.text()
+
+    sent = await client.post("/contact", data=form())
+    assert sent.status == 200, await sent.text()
+    async with database.sessions() as session:
+        stored = (await session.scalars(select(Inquiry))).one()
+    assert f"#INQ-{stored.id}" in await sent.text()
+    assert (stored.channel, stored.kind, stored.sender) == (
+        "web_form",
+        "complaint",
+        "lejla@example.ba",
+    )
+    assert stored.client_id is not None  # Lejla is a client: by her e-mail
+
+    for bot in (
+        form(website="http://spam.example"),  # the honeypot
+        form(rendered=stamp(SECRET, time.time())),  # faster than a person types
+        form(rendered=f"{int(time.time()) - 30}.0000"),  # a forged time
+    ):
+        thanked = await client.post("/contact", data=bot)
+        assert thanked.status == 200 and "data-contact-sent" in await thanked.text()
+    assert await inquiries(database) == 1  # none of them stored
+
+
+async def test_a_persons_mistakes_are_named_and_an_address_posting_too_often_waits(
+    http: Http, database: Database
+) -> None:
+    client, _ = http
+    wrong = await client.post(
+        "/contact?lang=en", data=form(email="not-an-address", message="Moja poruka ostaje.")
+    )
+    assert wrong.status == 400
+    text = await wrong.text()
+    assert "This is not an e-mail address." in text and "Moja poruka ostaje." in text
+    as_json = await client.post(
+        "/contact", data=form(email="", phone=""), headers={"Accept": "application/json"}
+    )
+    assert as_json.status == 400
+    assert (await as_json.json())["errors"] == {"email": "contact_required"}
+    ok = await client.post(
+        "/contact", data=form(email="", phone="061 222 333"), headers={"Accept": "application/json"}
+    )
+    assert ok.status == 200 and (await ok.json())["reference"].startswith("#INQ-")
+    limited = await client.post("/contact", data=form())  # the fourth from this address
+    assert limited.status == 200
+    waited = await client.post("/contact", data=form())
+    assert waited.status == 429 and int(waited.headers["Retry-After"]) > 0
+    assert await inquiries(database) == 2
+
+
+async def test_the_api_shows_an_inquiry_and_takes_the_agents_moves(
+    http: Http, database: Database
+) -> None:
+    client, users = http
+    received = await receive(
+        database.sessions, SETUP,
+        Arrival(
+            channel="email", source_key="imap:inbox:1:1", sender="lejla@example.ba",
+            sender_name="Lejla Kovač", subject="Pitanje o kreditu", text="Koliki je kamata?",
+            at=datetime.now(UTC), sender_email="lejla@example.ba", message_id="<q1@example.ba>",
+            attachments=(Attachment("račun.pdf", "application/pdf", b"%PDF-1.4 x"),),
+        ),
+    )  # fmt: skip
+    inquiry_id = received.inquiry_id
+    listed = await (await client.get("/api/inquiries?state=new", headers=BEARER)).json()
+    assert [i["id"] for i in listed["inquiries"]] == [inquiry_id]
+    bad = await client.get("/api/inquiries?state=lost", headers=BEARER)
+    assert bad.status == 400 and (await bad.json())["error_id"] == "bad_filter"
+
+    shown = await (await client.get(f"/api/inquiries/{inquiry_id}", headers=BEARER)).json()
+    assert shown["kind"] == "credit_application" and shown["sla"]["breached"] is False
+    assert shown["sla"]["first_response_due"] is not None
+    (message,) = shown["messages"]
+    (attached,) = message["attachments"]
+    assert attached["filename"] == "račun.pdf"
+    got = await client.get(
+        f"/api/inquiries/{inquiry_id}/attachments/{attached['id']}", headers=BEARER
+    )
+    assert got.status == 200 and await got.read() == b"%PDF-1.4 x"
+    assert got.content_type == "application/octet-stream"  # a download, never rendered
+    assert [e["kind"] for e in shown["log"]] == ["state", "escalate"]  # to the supervisor
+
+    agent = await users.headers("agent")
+    session_id = agent["Cookie"].split("=", 1)[1]
+    csrf = users.sessions.csrf_token(users.sessions.session_id(session_id) or "")
+    desk = {**agent, "X-CSRF-Token": csrf}
+    taken = await client.post(f"/desk/api/inquiries/{inquiry_id}/assign", json={}, headers=desk)
+    assert taken.status == 200 and (await taken.json())["owner"] == "agent-1"
+    other = await client.post(
+        f"/desk/api/inquiries/{inquiry_id}/assign", json={"agent_id": "supervisor-1"}, headers=desk
+    )
+    assert other.status == 403  # an agent takes inquiries, a supervisor gives them
+    answered = await client.post(
+        f"/desk/api/inquiries/{inquiry_id}/reply", json={"text": "Kamata je 9%."}, headers=desk
+    )
+    assert answered.status == 200 and (await answered.json())["state"] == "waiting"
+    escalated = await client.post(f"/desk/api/inquiries/{inquiry_id}/escalate", headers=desk)
+    assert escalated.status == 409  # the supervisor has it; Lejla has no manager
+    assert (await escalated.json())["error_id"] == "already_escalated"
+    kind = await client.post(
+        f"/desk/api/inquiries/{inquiry_id}/kind", json={"kind": "nope"}, headers=desk
+    )
+    assert kind.status == 400 and (await kind.json())["error_id"] == "bad_kind"
+    noted = await client.post(
+        f"/desk/api/inquiries/{inquiry_id}/note", json={"text": "Zvati sutra."}, headers=desk
+    )
+    assert noted.status == 200
+    closed = await client.post(f"/api/inquiries/{inquiry_id}/close", headers=BEARER)
+    assert closed.status == 200 and (await closed.json())["state"] == "closed"
+    again = await client.post(f"/api/inquiries/{inquiry_id}/close", headers=BEARER)
+    assert again.status == 409 and (await again.json())["error_id"] == "inquiry_state"
+    missing = await client.get("/api/inquiries/999999", headers=BEARER)
+    assert missing.status == 404 and (await missing.json())["error_id"] == "not_found"
+
+    shown = await (await client.get(f"/api/inquiries/{inquiry_id}", headers=BEARER)).json()
+    assert [(m["direction"], m["text"]) for m in shown["messages"]] == [
+        ("in", "Koliki je kamata?"),
+        ("out", "Kamata je 9%."),
+        ("note", "Zvati sutra."),
+    ]
+    assert shown["messages"][1]["send_state"] == "queued"
+    assert shown["first_response_at"] is not None
+    unauthorised = await client.get("/api/inquiries")
+    assert unauthorised.status == 401
