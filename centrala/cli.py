@@ -603,6 +603,7 @@ _register_token_commands()
 
 
 def _register_report_commands() -> None:
+    from centrala.cli_inquiries import inquiries
     from centrala.cli_letters import letters
     from centrala.cli_notices import notices
     from centrala.cli_reports import reports
@@ -610,6 +611,7 @@ def _register_report_commands() -> None:
     main.add_command(reports)
     main.add_command(notices)
     main.add_command(letters)
+    main.add_command(inquiries)
 
 
 _register_report_commands()

@@ -425,3 +425,44 @@ async def escalate(
         if steps:
             inquiry.updated_at = at
         return steps
+
+
+@dataclass(frozen=True)
+class OpenInquiry:
+    id: int
+    kind: str
+    state: str
+    subject: str
+    owner_id: str | None
+    first_response_at: datetime | None
+    history: list[tuple[datetime, InquiryState]]
+
+
+async def not_closed(sessions: Sessions, limit: int = 10_000) -> list[OpenInquiry]:
+    """The inquiries not closed (oldest first, ``limit`` at most) with their states' history:
+    two reads, however many (the SLA of each, for the backlog and the wallboard)."""
+    async with sessions() as session:
+        rows = list(
+            await session.scalars(
+                select(Inquiry)
+                .where(Inquiry.state != str(InquiryState.CLOSED))
+                .order_by(Inquiry.created_at, Inquiry.id)
+                .limit(limit)
+            )
+        )
+        history: dict[int, list[tuple[datetime, InquiryState]]] = {r.id: [] for r in rows}
+        ids = list(history)
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            for inquiry_id, at, state in await session.execute(
+                select(InquiryLog.inquiry_id, InquiryLog.at, InquiryLog.state)
+                .where(InquiryLog.inquiry_id.in_(chunk), InquiryLog.state.is_not(None))
+                .order_by(InquiryLog.at, InquiryLog.id)
+            ):
+                history[inquiry_id].append((at, InquiryState(str(state))))
+    return [
+        OpenInquiry(
+            r.id, r.kind, r.state, r.subject, r.owner_id, r.first_response_at, history[r.id]
+        )
+        for r in rows
+    ]

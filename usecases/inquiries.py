@@ -176,3 +176,30 @@ async def note(sessions: Sessions, inquiry_id: int, actor: str, text: str, at: d
     if not text.strip():
         raise InquiryError("bad_note", "a note needs its text", status=400)
     return await _act(sessions, inquiry_id, None, at, actor, note=text.strip())
+
+
+@dataclass(frozen=True)
+class Late:
+    """An inquiry not closed whose SLA is missed (``breached``) or 80% used."""
+
+    inquiry: store.OpenInquiry
+    sla: SlaStatus
+
+
+async def late(sessions: Sessions, setup: InquirySetup, now: datetime) -> list[Late]:
+    """The inquiries not closed that have breached their SLA or come near it, the breached
+    first, each group oldest first."""
+    found = []
+    for inquiry in await store.not_closed(sessions):
+        if not inquiry.history:
+            continue
+        sla = sla_status(
+            inquiry.history,
+            now,
+            setup.calendar,
+            setup.sla[InquiryKind(inquiry.kind)],
+            first_response_at=inquiry.first_response_at,
+        )
+        if sla.breached or sla.near_breach:
+            found.append(Late(inquiry, sla))
+    return sorted(found, key=lambda x: not x.sla.breached)

@@ -9,7 +9,12 @@ and the SLA is read from the log."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -181,3 +186,34 @@ async def test_a_stranger_and_a_phone_from_the_form(database: Database) -> None:
         ("general_question", "new"): 1,
         ("credit_application", "new"): 1,
     }
+
+
+async def test_the_status_command_prints_the_backlog_and_the_late_ones(
+    database: Database, tmp_path: Path
+) -> None:
+    await seed(database)
+    now = datetime.now(UTC)
+    complaint = await receive(database.sessions, SETUP, mail(1, at=now - timedelta(hours=5)))
+    question = await receive(
+        database.sessions, SETUP,
+        mail(2, subject="Pitanje", text="Kada radite?", at=now - timedelta(hours=7)),
+    )  # fmt: skip
+    await receive(
+        database.sessions, SETUP,
+        mail(3, subject="Info", text="Adresa?", at=now - timedelta(hours=1)),
+    )  # fmt: skip
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "centrala.cli", "inquiries", "status"],
+        env={**os.environ, "CENTRALA_DATABASE_URL": database.url,
+             "CENTRALA_DATA_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == [f"{'complaint':20} {'new':8} 1", f"{'general_question':20} {'new':8} 2"]
+    # The complaint's first answer was due in 4 h (no calendar: every hour counts); the
+    # question's in 8 h, 7 of them gone; the third is in time.
+    assert lines[2].startswith(f"BREACHED #INQ-{complaint.inquiry_id} complaint new owner=-")
+    assert lines[3].startswith(f"near     #INQ-{question.inquiry_id} general_question new")
+    assert len(lines) == 4
