@@ -35,6 +35,7 @@ from ari_app.phones import PhonePusher
 from ari_app.recording import CallRecorder
 from ari_app.softphones import Softphones
 from ari_app.trunks import TrunkGate
+from centrala.meta_inbox import meta_routes
 from centrala.settings import Settings, is_loopback
 from core.acd import ACD
 from core.agi_gate import SessionLimits
@@ -771,6 +772,7 @@ def build_app(settings: Settings) -> web.Application:
     )
     if settings.viber_callback_token:
         app.router.add_routes(viber_hook_routes(SESSIONS, settings.viber_callback_token))
+    app.router.add_routes(meta_routes(settings))  # none unless the webhook is configured
     setup_desk(app)
     return app
 
