@@ -21,6 +21,7 @@ COPY mail mail
 COPY sms sms
 COPY letters letters
 COPY viber viber
+COPY meta meta
 COPY web web
 COPY surveys surveys
 COPY centrala centrala

@@ -35,6 +35,7 @@ from ari_app.phones import PhonePusher
 from ari_app.recording import CallRecorder
 from ari_app.softphones import Softphones
 from ari_app.trunks import TrunkGate
+from centrala.meta_inbox import meta_routes
 from centrala.settings import Settings, is_loopback
 from core.acd import ACD
 from core.agi_gate import SessionLimits
@@ -780,6 +781,7 @@ def build_app(settings: Settings) -> web.Application:
     )
     app.router.add_routes(inquiry_routes(SESSIONS))
     app.router.add_routes(contact_routes(SESSIONS, INQUIRY_SETUP, settings.effective_web_secret()))
+    app.router.add_routes(meta_routes(settings))  # none unless the webhook is configured
     setup_desk(app)
     return app
 

@@ -315,6 +315,21 @@ class Settings(BaseSettings):
         default=None, min_length=16, pattern=r"^[A-Za-z0-9_-]+$"
     )
 
+    # The Facebook / Instagram inbox of written inquiries (web/meta_hooks.py, meta/graph.py):
+    # Meta's webhook at /webhooks/meta, signed with the app's secret, subscribed with the
+    # verify token (both unset: no webhook); replies through the Graph API's Send API with
+    # the Page access token.
+    meta_app_secret: str | None = Field(default=None, min_length=1)
+    meta_verify_token: str | None = Field(default=None, pattern=r"^[\x21-\x7e]{1,256}$")
+    meta_page_token: str | None = Field(default=None, min_length=1)
+    meta_graph_url: str = Field(
+        default="https://graph.facebook.com",
+        pattern=r"^https?://[^\s\"'<>?#]+$",
+        description="Meta's Graph API (tests: a local stand-in)",
+    )
+    meta_graph_version: str = Field(default="v21.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,2}$")
+    meta_timeout_seconds: float = Field(default=10, gt=0, le=120)
+
     # E-mail (mail/smtp.py): the SMTP server messages are handed to. Unset host: no e-mail.
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -374,6 +389,20 @@ class Settings(BaseSettings):
         if bool(self.viber_base_url) != bool(self.viber_api_key):
             raise ValueError(
                 "CENTRALA_VIBER_BASE_URL and CENTRALA_VIBER_API_KEY go together (both: Viber)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _meta_fits_together(self) -> Settings:
+        if bool(self.meta_app_secret) != bool(self.meta_verify_token):
+            raise ValueError(
+                "CENTRALA_META_APP_SECRET and CENTRALA_META_VERIFY_TOKEN go together (both:"
+                " the Facebook / Instagram webhook)"
+            )
+        if self.meta_page_token and not self.meta_app_secret:
+            raise ValueError(
+                "CENTRALA_META_PAGE_TOKEN needs CENTRALA_META_APP_SECRET and"
+                " CENTRALA_META_VERIFY_TOKEN: replies answer the messages the webhook takes"
             )
         return self
 

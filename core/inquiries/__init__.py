@@ -1,7 +1,7 @@
 """Written inquiries (issue 16), pure: what an e-mail, a contact-form post or a Facebook /
 Instagram message means for the call centre, decided without I/O.
 
-A package because the decisions are five separate rooms, each short enough to read whole:
+A package because the decisions are six separate rooms, each short enough to read whole:
 
 * ``model``: the names (kinds, states, channels, message directions), the states' machine,
   and escalation (complaints, donation requests and credit applications go to the
@@ -14,7 +14,10 @@ A package because the decisions are five separate rooms, each short enough to re
   for the client;
 * ``mail``: facts of a parsed e-mail: an auto-reply or bounce, the thread it belongs to,
   the new text apart from the quoted one and the signature, the reply's subject;
-* ``webform``: the public contact form's spam defences and field checks.
+* ``webform``: the public contact form's spam defences and field checks;
+* ``meta``: the Facebook / Instagram inbox: the webhook's signature and handshake, Meta's
+  notifications read as messages, the 24-hour reply window, long replies cut to the
+  platform's limit (imported as ``core.inquiries.meta``).
 
 The adapters (IMAP, SMTP, the Meta webhook, the database, the web, the ACD) read and write;
 these modules only decide. Imports: the standard library, ``dialplan`` and ``core``."""

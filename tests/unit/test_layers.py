@@ -3,13 +3,13 @@ x``, ``from x import y``, relative imports, imports under ``if TYPE_CHECKING``) 
 ``ast`` and held against the order
 
     dialplan, surveys  <  core  <  models  <  usecases
-      <  ari_app | agi | mail | sms | letters | viber  <  web  <  centrala
+      <  ari_app | agi | mail | sms | letters | viber | meta  <  web  <  centrala
 
 A package may import its own layer's package and lower ones, never a higher one; ``ari_app``,
-``agi``, ``mail``, ``sms``, ``letters`` and ``viber`` (the same layer) never import each other;
-``web`` takes the Stasis apps as injected objects (its own Protocols), so it imports neither
-``ari_app`` nor ``agi``. The pure packages (``dialplan``, ``surveys``, ``core``) import no
-adapter package and no I/O library.
+``agi``, ``mail``, ``sms``, ``letters``, ``viber`` and ``meta`` (the same layer) never import
+each other; ``web`` takes the Stasis apps as injected objects (its own Protocols), so it
+imports neither ``ari_app`` nor ``agi``. The pure packages (``dialplan``, ``surveys``,
+``core``) import no adapter package and no I/O library.
 Each violation is reported as ``file:line imports X``.
 """
 
@@ -33,6 +33,7 @@ LAYER: dict[str, int] = {
     "sms": 4,
     "letters": 4,
     "viber": 4,
+    "meta": 4,
     "web": 5,
     "centrala": 6,
 }
