@@ -1,8 +1,8 @@
 """The Facebook / Instagram inbox's wiring for `serve`: the webhook's routes when the app
 secret and the verify token are set (none otherwise), the messages it takes handed to a
-callback, and the Send API's account from the settings. For now the callback only logs
-each message (``meta_message_received``: ids, no text); the inquiries' use case takes its
-place, storing each message once by its ``mid``."""
+callback (`serve`'s: ``usecases.inquiries.receive_meta``, storing each message once by its
+``mid``; by default it only logs each one: ``meta_message_received``, ids, no text), and the
+Send API's account from the settings."""
 
 from __future__ import annotations
 

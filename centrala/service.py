@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +39,7 @@ from centrala.meta_inbox import meta_routes
 from centrala.settings import Settings, is_loopback
 from core.acd import ACD
 from core.agi_gate import SessionLimits
+from core.inquiries.meta import MetaMessage
 from core.letters import sender_lines
 from core.outage import backoff
 from core.surveys.validate import SurveyError, check_survey
@@ -55,7 +56,7 @@ from models.phones import PhoneStore
 from models.recordings import RecordingStore
 from models.snapshot import Snapshot
 from models.surveys import active_survey, apply_survey
-from usecases.inquiries import InquirySetup
+from usecases.inquiries import InquirySetup, receive_meta
 from usecases.recordings import RecordingKeeper
 from usecases.surveying import SurveyLog
 from web import DeskConfig, desk_ctx, setup_desk
@@ -781,7 +782,12 @@ def build_app(settings: Settings) -> web.Application:
     )
     app.router.add_routes(inquiry_routes(SESSIONS))
     app.router.add_routes(contact_routes(SESSIONS, INQUIRY_SETUP, settings.effective_web_secret()))
-    app.router.add_routes(meta_routes(settings))  # none unless the webhook is configured
+
+    async def from_meta(messages: Sequence[MetaMessage]) -> None:
+        await receive_meta(app[SESSIONS], app[INQUIRY_SETUP], messages)
+
+    # None unless the webhook is configured.
+    app.router.add_routes(meta_routes(settings, on_messages=from_meta))
     setup_desk(app)
     return app
 

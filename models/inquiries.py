@@ -7,7 +7,7 @@ the desk need. The decisions are ``core.inquiries``'. Imports models.tables and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -61,6 +61,9 @@ class Arrival:
     inquiry_id: int | None = None  # our token in its subject or address
     reply_from: str | None = None  # the mailbox or page it came to
     attachments: tuple[Attachment, ...] = ()
+    # A conversation (Facebook, Instagram) has no Message-IDs: a message goes into the
+    # sender's latest inquiry on its channel unless that one was closed this long ago.
+    conversation: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,17 @@ async def _thread_of(session: AsyncSession, arrival: Arrival) -> Inquiry | None:
         inquiry = await session.get(Inquiry, arrival.inquiry_id)
         if inquiry is not None and inquiry.sender.lower() == arrival.sender.lower():
             return inquiry
+    if arrival.conversation is not None:
+        latest = await session.scalar(
+            select(Inquiry)
+            .where(Inquiry.channel == arrival.channel, Inquiry.sender == arrival.sender)
+            .order_by(Inquiry.id.desc())
+            .limit(1)
+        )
+        if latest is not None and (
+            latest.closed_at is None or arrival.at - latest.closed_at < arrival.conversation
+        ):
+            return latest
     return None
 
 

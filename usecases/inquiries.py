@@ -8,9 +8,9 @@ May import ``core``, ``models`` and ``usecases``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,6 +31,7 @@ from core.inquiries import (
     reply_subject,
     sla_status,
 )
+from core.inquiries.meta import MetaMessage
 from dialplan.model import Calendar
 from models import inquiries as store
 from models.inquiries import Arrival, NewInquiry, Received, Thread
@@ -97,6 +98,50 @@ def form_arrival(form: ContactForm, form_id: str, at: datetime, subject: str) ->
         sender_email=form.email,
         sender_phone=form.phone,
     )
+
+
+# A Facebook / Instagram message goes into the sender's latest inquiry, unless it was closed
+# longer ago than this: then it is a new matter.
+CONVERSATION_GAP = timedelta(days=7)
+
+
+def meta_arrival(m: MetaMessage) -> Arrival | None:
+    """A Facebook / Instagram message as an arrival (None for our own echoes: the answers
+    the desk sent are on the record already, from the Page's inbox they are not ours)."""
+    if m.is_echo:
+        return None
+    lines = [m.text] if m.text else []
+    if m.postback:
+        lines.append(f"[{m.postback}]")
+    lines += [f"[{a.type}] {a.url or ''}".rstrip() for a in m.attachments]
+    if m.unsupported:
+        lines.append("[unsupported]")
+    text = "\n".join(lines)
+    first = " ".join(text.split())
+    subject = first[:80] + ("…" if len(first) > 80 else "") or str(m.platform)
+    return Arrival(
+        channel=str(m.platform),
+        source_key=f"meta:{m.mid}",
+        sender=m.sender_id,
+        sender_name="",
+        subject=subject,
+        text=text,
+        at=m.timestamp,
+        reply_from=m.page_id,
+        conversation=CONVERSATION_GAP,
+    )
+
+
+async def receive_meta(
+    sessions: Sessions, setup: InquirySetup, messages: Sequence[MetaMessage]
+) -> list[Received]:
+    """The webhook's messages, each stored once by its ``mid`` (Meta delivers again after
+    an error: the ones stored before are duplicates then)."""
+    return [
+        await receive(sessions, setup, arrival)
+        for arrival in map(meta_arrival, messages)
+        if arrival is not None
+    ]
 
 
 def sla_of(thread: Thread, now: datetime, setup: InquirySetup) -> SlaStatus:

@@ -2,11 +2,14 @@
 PostgreSQL: the public contact form stores a person's message as an inquiry and gives its
 reference, thanks a bot (honeypot, too fast, a forged render time) and stores nothing,
 names a person's wrong fields keeping their text, and makes an address that posts too often
-wait; the inquiries API lists, shows (messages, attachments, log, SLA), and takes an agent's
-reply, assignment, escalation, kind, note and closing, refusing what is not allowed."""
+wait; a Facebook or Instagram message from the webhook (wired as `serve` wires it) is one
+inquiry per conversation, stored once; the inquiries API lists, shows (messages,
+attachments, log, SLA), and takes an agent's reply, assignment, escalation, kind, note and
+closing, refusing what is not allowed."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,15 +21,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
+from centrala.meta_inbox import meta_routes
 from centrala.service import SESSIONS
 from centrala.settings import Settings
 from core.enums import AgentRole
+from core.inquiries.meta import signature
 from models.inquiries import Arrival, Attachment
+from models.inquiries import thread as store_thread
 from models.tables import Agent, Client, Inquiry
+from tests import meta_payloads as P
 from tests.conftest import Database
 from tests.desk_web import offline_desk_web
 from tests.integration.test_survey_reports_http import Users
-from usecases.inquiries import InquirySetup, receive
+from usecases.inquiries import InquirySetup, receive, receive_meta
 from web.contact import Limiter, stamp
 from web.contact import routes as contact_routes
 from web.errors import api_guard, errors
@@ -210,3 +217,53 @@ async def test_the_api_shows_an_inquiry_and_takes_the_agents_moves(
     assert shown["first_response_at"] is not None
     unauthorised = await client.get("/api/inquiries")
     assert unauthorised.status == 401
+
+
+async def test_facebook_and_instagram_messages_become_inquiries_once(
+    database: Database, tmp_path: Path
+) -> None:
+    """The webhook wired as `serve` wires it (centrala.service: receive_meta behind
+    meta_routes): a person's messages are one inquiry per conversation, a redelivery and
+    our own echo add nothing, and a wrong signature stores nothing."""
+    settings = Settings(
+        data_dir=tmp_path, meta_app_secret=P.APP_SECRET, meta_verify_token=P.VERIFY_TOKEN
+    )
+
+    async def inbox(messages: Any) -> None:
+        await receive_meta(database.sessions, SETUP, messages)
+
+    app = web.Application(middlewares=[errors])
+    app.router.add_routes(meta_routes(settings, inbox))
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+
+    async def post(payload: dict[str, Any], secret: str = P.APP_SECRET) -> int:
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
+        headers = {
+            "X-Hub-Signature-256": signature(secret.encode(), body),
+            "Content-Type": "application/json",
+        }
+        resp = await client.post("/webhooks/meta", data=body, headers=headers)
+        return resp.status
+
+    try:
+        assert await post(P.page(P.TEXT)) == 200
+        assert await post(P.page(P.TEXT, P.REPLY_TO, P.ECHO)) == 200  # redelivered, one new
+        assert await post(P.instagram(P.IG_TEXT)) == 200
+        forged = P.page(P.from_person({"message": {"mid": "m_forged", "text": "x"}}))
+        assert await post(forged, secret="guess") == 403
+    finally:
+        await client.close()
+    async with database.sessions() as session:
+        rows = list(await session.scalars(select(Inquiry).order_by(Inquiry.id)))
+    assert [(r.channel, r.sender, r.kind) for r in rows] == [
+        ("facebook", P.PSID, "credit_application"),  # "zanima me kredit za stan"
+        ("instagram", P.IGSID, rows[1].kind),
+    ]
+    thread = await store_thread(database.sessions, rows[0].id)
+    assert thread is not None
+    assert [m.text for m in thread.messages] == [
+        "Dobar dan, zanima me kredit za stan. Šta mi treba?",
+        "hello, world!",
+    ]
+    assert thread.inquiry.reply_from == P.PAGE
