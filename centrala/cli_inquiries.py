@@ -22,13 +22,14 @@ def inquiries() -> None:
 @click.option("--json", "as_json", is_flag=True, help="as JSON")
 def inquiries_status(as_json: bool) -> None:
     """The backlog by kind and state, and the SLA breaches and near-breaches."""
+    from centrala.inquiring import inquiry_setup
     from centrala.settings import get_settings
     from models.db import create_engine, session_factory
     from models.inquiries import backlog
-    from usecases.inquiries import InquirySetup, Late, late
+    from usecases.inquiries import Late, late
 
     settings = get_settings()
-    setup = InquirySetup(queue=settings.inquiries_queue, supervisor=settings.inquiries_supervisor)
+    setup = inquiry_setup(settings)
 
     async def work() -> tuple[dict[tuple[str, str], int], list[Late]]:
         engine = create_engine(settings.effective_database_url)

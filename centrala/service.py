@@ -35,6 +35,7 @@ from ari_app.phones import PhonePusher
 from ari_app.recording import CallRecorder
 from ari_app.softphones import Softphones
 from ari_app.trunks import TrunkGate
+from centrala.inquiring import inquiry_setup
 from centrala.meta_inbox import meta_routes
 from centrala.settings import Settings, is_loopback
 from core.acd import ACD
@@ -56,7 +57,7 @@ from models.phones import PhoneStore
 from models.recordings import RecordingStore
 from models.snapshot import Snapshot
 from models.surveys import active_survey, apply_survey
-from usecases.inquiries import InquirySetup, receive_meta
+from usecases.inquiries import receive_meta
 from usecases.recordings import RecordingKeeper
 from usecases.surveying import SurveyLog
 from web import DeskConfig, desk_ctx, setup_desk
@@ -601,6 +602,28 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
             await gateway.stop()
 
 
+async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Written inquiries: the agents' answers sent by the channel each inquiry came in,
+    every ``CENTRALA_INQUIRIES_CHECK_SECONDS`` (0: never, e.g. on all but one instance)."""
+    from datetime import UTC, datetime
+
+    from centrala.inquiring import answer_senders
+    from usecases.inquiries import send_answers
+
+    settings = app[SETTINGS]
+    senders = answer_senders(settings)
+
+    async def check() -> None:
+        done = await send_answers(app[SESSIONS], senders, lambda: datetime.now(UTC))
+        if done.sent or done.retried or done.failed:
+            log.info(
+                "inquiry_answers_sent", sent=done.sent, retried=done.retried, failed=done.failed
+            )
+
+    async with _every(settings.inquiries_check_seconds, check, "inquiries_failed"):
+        yield
+
+
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     """Measures how late the event loop wakes up: a blocked loop delays every call."""
     lags: list[float] = [0.0]
@@ -741,6 +764,7 @@ def build_app(settings: Settings) -> web.Application:
             scheduled_publish_ctx,
             report_mail_ctx,
             notices_ctx,
+            inquiries_ctx,
         ]
     )
     desk_config = DeskConfig(
@@ -777,9 +801,7 @@ def build_app(settings: Settings) -> web.Application:
     )
     if settings.viber_callback_token:
         app.router.add_routes(viber_hook_routes(SESSIONS, settings.viber_callback_token))
-    app[INQUIRY_SETUP] = InquirySetup(
-        queue=settings.inquiries_queue, supervisor=settings.inquiries_supervisor
-    )
+    app[INQUIRY_SETUP] = inquiry_setup(settings)
     app.router.add_routes(inquiry_routes(SESSIONS))
     app.router.add_routes(contact_routes(SESSIONS, INQUIRY_SETUP, settings.effective_web_secret()))
 

@@ -377,6 +377,8 @@ class Settings(BaseSettings):
     # donation requests and credit applications go to at once.
     inquiries_queue: str = Field(default="general", min_length=1, max_length=64)
     inquiries_supervisor: str | None = Field(default=None, min_length=1, max_length=64)
+    # How often `serve` sends the agents' answers (0: never).
+    inquiries_check_seconds: float = Field(default=10, ge=0)
     # A client whose channel is a letter (their preference; no phone, no e-mail) gets their
     # notice as a letter queued for printing (`centrala letters queued`); false: skipped.
     letters_queue: bool = True

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.inquiries import (
@@ -56,8 +56,8 @@ class Arrival:
     quoted: str = ""  # the quoted text and the signature, apart
     sender_email: str | None = None  # the address the CRM is searched by
     sender_phone: str | None = None  # E.164: the CRM is searched by it too
-    message_id: str | None = None  # an e-mail's Message-ID
-    answers: tuple[str, ...] = ()  # the Message-IDs it answers, strongest first
+    message_id: str | None = None  # an e-mail's Message-ID, kept without its <>
+    answers: tuple[str, ...] = ()  # the Message-IDs it answers, strongest first (no <>)
     inquiry_id: int | None = None  # our token in its subject or address
     reply_from: str | None = None  # the mailbox or page it came to
     attachments: tuple[Attachment, ...] = ()
@@ -480,3 +480,117 @@ async def not_closed(sessions: Sessions, limit: int = 10_000) -> list[OpenInquir
         )
         for r in rows
     ]
+
+
+# ---- the answers to send -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An agent's answer claimed for sending, with what its channel needs."""
+
+    id: int
+    inquiry_id: int
+    channel: str
+    to: str  # the inquiry's sender: an e-mail address, a Facebook / Instagram id
+    reply_from: str | None  # the mailbox it came to, the Page it was sent to
+    subject: str
+    text: str
+    attempts: int
+    queued_at: datetime
+    answers: tuple[str, ...]  # the thread's Message-IDs, oldest first (an e-mail's References)
+    last_in_at: datetime | None  # the client's latest message (Meta's reply window)
+
+
+async def claim_answers(
+    sessions: Sessions, now: datetime, limit: int, lease: timedelta
+) -> list[Answer]:
+    """Up to ``limit`` answers due for sending, claimed by this instance (sending): queued
+    ones whose time has come, and those a dead instance claimed (past the lease). Each claim
+    a conditional write: another instance that read the same row finds it taken."""
+    due = (
+        (InquiryMessage.send_state == "queued")
+        & (InquiryMessage.next_attempt_at.is_(None) | (InquiryMessage.next_attempt_at <= now))
+    ) | ((InquiryMessage.send_state == "sending") & (InquiryMessage.claimed_at < now - lease))
+    claimed: list[Answer] = []
+    async with sessions() as session, session.begin():
+        ids = list(
+            await session.scalars(
+                select(InquiryMessage.id)
+                .where(InquiryMessage.send_state.in_(["queued", "sending"]), due)
+                .order_by(InquiryMessage.at, InquiryMessage.id)
+                .limit(limit)
+            )
+        )
+        for message_id in ids:
+            taken = await session.scalar(
+                update(InquiryMessage)
+                .where(InquiryMessage.id == message_id, due)
+                .values(send_state="sending", claimed_at=now, attempts=InquiryMessage.attempts + 1)
+                .returning(InquiryMessage.inquiry_id)
+            )
+            if taken is None:
+                continue
+            message = await session.get(InquiryMessage, message_id)
+            inquiry = await session.get(Inquiry, taken)
+            assert message is not None and inquiry is not None
+            thread = list(
+                await session.execute(
+                    select(InquiryMessage.message_id, InquiryMessage.direction, InquiryMessage.at)
+                    .where(InquiryMessage.inquiry_id == taken, InquiryMessage.id != message_id)
+                    .order_by(InquiryMessage.at, InquiryMessage.id)
+                )
+            )
+            claimed.append(
+                Answer(
+                    id=message_id,
+                    inquiry_id=taken,
+                    channel=inquiry.channel,
+                    to=inquiry.sender,
+                    reply_from=inquiry.reply_from,
+                    subject=message.subject,
+                    text=message.text,
+                    attempts=message.attempts,
+                    queued_at=message.at,
+                    answers=tuple(m for m, _, _ in thread if m),
+                    last_in_at=max(
+                        (at for _, d, at in thread if d == str(MessageDirection.IN)), default=None
+                    ),
+                )
+            )
+    return claimed
+
+
+async def answer_sent(sessions: Sessions, message_id: int, provider_id: str) -> None:
+    """Sent: the provider's id kept (an e-mail's Message-ID also as the message's own, so
+    the client's answer to it threads back)."""
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(InquiryMessage)
+            .where(InquiryMessage.id == message_id, InquiryMessage.send_state == "sending")
+            .values(
+                send_state="sent",
+                provider_id=provider_id[:300],
+                message_id=provider_id.strip("<>")[:300] if "@" in provider_id else None,
+                claimed_at=None,
+                error=None,
+            )
+        )
+
+
+async def answer_not_sent(
+    sessions: Sessions, message_id: int, error: str, again_at: datetime | None
+) -> None:
+    """Not sent: queued again at ``again_at`` (the provider was down), or failed for good
+    (None: refused, the reply window closed) with why, for the desk to show."""
+    values: dict[str, Any] = {"claimed_at": None, "error": error[:500]}
+    if again_at is None:
+        values["send_state"] = "failed"
+    else:
+        values.update(send_state="queued", next_attempt_at=again_at)
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(InquiryMessage)
+            .where(InquiryMessage.id == message_id, InquiryMessage.send_state == "sending")
+            .values(**values)
+        )

@@ -901,6 +901,8 @@ class InquiryMessage(Base):
     Message-ID) finds the thread an answer belongs to."""
 
     __tablename__ = "inquiry_messages"
+    # The answers to send: by their state, the oldest first.
+    __table_args__ = (Index("ix_inquiry_messages_send_state_at", "send_state", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     inquiry_id: Mapped[int] = mapped_column(
@@ -914,7 +916,13 @@ class InquiryMessage(Base):
     subject: Mapped[str] = mapped_column(String(300), default="")
     text: Mapped[str] = mapped_column(Text)  # the new text
     quoted: Mapped[str] = mapped_column(Text, default="")  # quoted text and signature, apart
-    send_state: Mapped[str | None] = mapped_column(String(10))  # an answer's: queued, sent, ...
+    # An answer's sending: queued -> sending (claimed_at: a `serve` that dies mid-send leaves
+    # it to the next after a lease) -> sent (provider_id: the e-mail's Message-ID, Meta's
+    # mid) or failed (error); a provider that is down: queued again at next_attempt_at.
+    send_state: Mapped[str | None] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(300))
     error: Mapped[str | None] = mapped_column(String(500))
 

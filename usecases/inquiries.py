@@ -8,7 +8,7 @@ May import ``core``, ``models`` and ``usecases``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,6 +32,7 @@ from core.inquiries import (
     sla_status,
 )
 from core.inquiries.meta import MetaMessage
+from core.notices import CLAIM_LEASE, retry_at
 from dialplan.model import Calendar
 from models import inquiries as store
 from models.inquiries import Arrival, NewInquiry, Received, Thread
@@ -248,3 +249,67 @@ async def late(sessions: Sessions, setup: InquirySetup, now: datetime) -> list[L
         if sla.breached or sla.near_breach:
             found.append(Late(inquiry, sla))
     return sorted(found, key=lambda x: not x.sla.breached)
+
+
+# ---- the answers leave -----------------------------------------------------------------------
+
+
+class AnswerNotSent(Exception):
+    """A channel could not send an answer: ``retry`` when its provider is down or busy,
+    not when it refused it for good (the address, Meta's reply window)."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.retry = retry
+
+
+# Sends a claimed answer by its channel; the provider's id of it. Raises AnswerNotSent.
+AnswerSend = Callable[[store.Answer], Awaitable[str]]
+
+
+@dataclass
+class AnswersSent:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+async def send_answers(
+    sessions: Sessions,
+    senders: Mapping[str, AnswerSend],
+    now: Callable[[], datetime],
+    *,
+    lease: timedelta = CLAIM_LEASE,
+    batch: int = 20,
+) -> AnswersSent:
+    """Sends the agents' answers due, each by the channel its inquiry came in (``senders``
+    by channel: e-mail for the mail and the contact form, Meta's for Facebook and
+    Instagram), until none is due. An answer a `serve` died sending is taken over after the
+    lease; a provider that is down gets it later (``core.notices.retry_at``'s waits)."""
+    done = AnswersSent()
+    while claimed := await store.claim_answers(sessions, now(), batch, lease):
+        for answer in claimed:
+            bound = log.bind(inquiry_id=answer.inquiry_id, answer_id=answer.id)
+            channel = "email" if answer.channel == InquiryChannel.WEB_FORM else answer.channel
+            sender = senders.get(channel)
+            try:
+                if sender is None:
+                    raise AnswerNotSent(f"no {channel} sender is configured", retry=True)
+                provider_id = await sender(answer)
+            except AnswerNotSent as exc:
+                at = now()
+                again = retry_at(answer.attempts, at, answer.queued_at) if exc.retry else None
+                await store.answer_not_sent(sessions, answer.id, str(exc), again)
+                if again is None:
+                    done.failed += 1
+                    bound.warning("inquiry_answer_failed", error=str(exc))
+                else:
+                    done.retried += 1
+                    bound.info("inquiry_answer_retry", error=str(exc), at=again.isoformat())
+                continue
+            await store.answer_sent(sessions, answer.id, provider_id)
+            done.sent += 1
+            bound.info("inquiry_answer_sent", provider_id=provider_id)
+        if len(claimed) < batch:
+            break
+    return done

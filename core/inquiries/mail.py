@@ -5,10 +5,13 @@ signature, and the subject our answer carries."""
 
 from __future__ import annotations
 
+import email.policy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import getaddresses
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, getaddresses
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -18,6 +21,7 @@ TOKEN = "[#INQ-{id}]"
 _TOKEN = re.compile(r"\s*\[#INQ-(\d{1,12})\]", re.IGNORECASE)
 _PLUS = re.compile(r"\+inq(\d{1,12})@", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,250})>")
+_BARE_ID = re.compile(r"[^<>\s]{1,250}")  # a Message-ID as we keep it: without its <>
 _REPLY_PREFIX = re.compile(r"^\s*((re|odg|odgovor|aw|sv)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
 
@@ -177,3 +181,36 @@ def split_reply(text: str) -> Reply:
             head, signature = head[:i], head[i + 1 :]
             break
     return Reply(_strip_blank(head), _strip_blank(quoted), _strip_blank(signature))
+
+
+# ---- an agent's answer by e-mail ---------------------------------------------------------
+
+
+def answer_email(
+    message_id: int,
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    answers: Sequence[str],
+    now: datetime,
+    domain: str,
+) -> EmailMessage:
+    """An agent's answer as an e-mail: plain text, our token in the subject, In-Reply-To
+    the client's latest message and References the thread's ids (the client's mail program
+    threads it; their answer comes back to the same inquiry), and an id of the answer's own
+    (``<inquiry-answer-ID@domain>``): were it sent again after a crash at the wrong moment,
+    a mail program shows it once."""
+    msg = EmailMessage(policy=email.policy.default.clone(max_line_length=998))
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = f"<inquiry-answer-{message_id}@{domain}>"
+    ids = [f"<{i}>" for i in (a.strip().strip("<>") for a in answers) if _BARE_ID.fullmatch(i)]
+    if ids:
+        msg["In-Reply-To"] = ids[-1]
+        msg["References"] = " ".join(ids[-MAX_REFERENCES:])
+    msg.set_content(text if text.endswith("\n") else text + "\n")
+    return msg

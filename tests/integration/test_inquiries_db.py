@@ -62,7 +62,7 @@ def mail(n: int, **overrides: Any) -> Arrival:
         "text": "Imam žalbu: niko mi se nije javio.",
         "at": AT + timedelta(minutes=n),
         "sender_email": "mira@example.ba",
-        "message_id": f"<m{n}@example.ba>",
+        "message_id": f"m{n}@example.ba",
         "reply_from": "info@fondacija.ba",
     }
     return Arrival(**{**values, **overrides})
@@ -114,7 +114,7 @@ async def test_answers_thread_back_and_the_states_follow_the_agents_and_the_clie
     # The client answers ours: by the Message-IDs it names, the newest first.
     back = await receive(
         database.sessions, SETUP,
-        mail(40, subject="Re: Pitanje", text="Hvala!", answers=("<unknown@x>", "<m1@example.ba>")),
+        mail(40, subject="Re: Pitanje", text="Hvala!", answers=("unknown@x", "m1@example.ba")),
     )  # fmt: skip
     assert (back.created, back.inquiry_id, back.state) == (False, inquiry_id, "open")
     await close(database.sessions, inquiry_id, "iq-ana", AT + timedelta(minutes=50))

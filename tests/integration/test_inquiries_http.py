@@ -152,7 +152,7 @@ async def test_the_api_shows_an_inquiry_and_takes_the_agents_moves(
         Arrival(
             channel="email", source_key="imap:inbox:1:1", sender="lejla@example.ba",
             sender_name="Lejla Kovač", subject="Pitanje o kreditu", text="Koliki je kamata?",
-            at=datetime.now(UTC), sender_email="lejla@example.ba", message_id="<q1@example.ba>",
+            at=datetime.now(UTC), sender_email="lejla@example.ba", message_id="q1@example.ba",
             attachments=(Attachment("račun.pdf", "application/pdf", b"%PDF-1.4 x"),),
         ),
     )  # fmt: skip

@@ -74,6 +74,9 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("quoted", sa.Text(), nullable=False),
         sa.Column("send_state", sa.String(length=10), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+        sa.Column("claimed_at", UTCDateTime(), nullable=True),
         sa.Column("provider_id", sa.String(length=300), nullable=True),
         sa.Column("error", sa.String(length=500), nullable=True),
         sa.ForeignKeyConstraint(
@@ -93,6 +96,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_inquiry_messages_inquiry_id"), "inquiry_messages", ["inquiry_id"])
     op.create_index(op.f("ix_inquiry_messages_message_id"), "inquiry_messages", ["message_id"])
+    op.create_index("ix_inquiry_messages_send_state_at", "inquiry_messages", ["send_state", "at"])
     op.create_table(
         "inquiry_attachments",
         sa.Column("id", sa.Integer(), nullable=False),
