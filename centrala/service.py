@@ -70,6 +70,7 @@ from web.campaign_report_api import routes as campaign_report_routes
 from web.contact import routes as contact_routes
 from web.errors import api_guard, errors
 from web.flow_api import routes as flow_routes
+from web.http import WEB
 from web.inquiries_api import INQUIRY_SETUP
 from web.inquiries_api import routes as inquiry_routes
 from web.letters_api import LetterConfig
@@ -603,17 +604,23 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Written inquiries: the agents' answers sent by the channel each inquiry came in,
-    every ``CENTRALA_INQUIRIES_CHECK_SECONDS`` (0: never, e.g. on all but one instance)."""
+    """Written inquiries, every ``CENTRALA_INQUIRIES_CHECK_SECONDS`` (0: never, e.g. on all
+    but one instance): the waiting ones given to the free agents of their queues (their
+    desks told), and the agents' answers sent by the channel each inquiry came in."""
     from datetime import UTC, datetime
 
     from centrala.inquiring import answer_senders
-    from usecases.inquiries import send_answers
+    from usecases.inquiries import route, send_answers
 
     settings = app[SETTINGS]
     senders = answer_senders(settings)
 
     async def check() -> None:
+        acd, desk = app.get(ACD_KEY), app.get(WEB)
+        if acd is not None:  # the waiting inquiries to the free agents, their desks told
+            for inquiry_id, agent_id in await route(app[SESSIONS], acd.agents(), datetime.now(UTC)):
+                if desk is not None:
+                    await desk.notifier.to_agent(agent_id, {"type": "inquiry", "id": inquiry_id})
         done = await send_answers(app[SESSIONS], senders, lambda: datetime.now(UTC))
         if done.sent or done.retried or done.failed:
             log.info(

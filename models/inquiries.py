@@ -23,6 +23,7 @@ from core.inquiries import (
     escalation,
     transition,
 )
+from core.inquiries.routing import WaitingInquiry
 from models.tables import (
     Client,
     ClientPhone,
@@ -289,6 +290,15 @@ class Thread:
     messages: list[InquiryMessage]
     attachments: dict[int, list[tuple[int, str, str, int]]]  # message id -> (id, name, type, size)
     log: list[InquiryLog]
+    client_name: str | None = None
+    client_language: str | None = None
+
+    def language(self) -> str | None:
+        """The language to answer in: the client's, else the one their words matched."""
+        if self.client_language:
+            return self.client_language
+        why = self.log[0].data.get("why") if self.log else None
+        return why.get("language") if isinstance(why, dict) else None
 
     def history(self) -> list[tuple[datetime, InquiryState]]:
         """The states with their times, for ``core.inquiries.sla_status``."""
@@ -333,7 +343,17 @@ async def thread(sessions: Sessions, inquiry_id: int) -> Thread | None:
                 .order_by(InquiryLog.at, InquiryLog.id)
             )
         )
-        return Thread(inquiry, messages, attachments, log)
+        client = (
+            await session.get(Client, inquiry.client_id) if inquiry.client_id is not None else None
+        )
+        return Thread(
+            inquiry,
+            messages,
+            attachments,
+            log,
+            client.name if client is not None else None,
+            client.language if client is not None else None,
+        )
 
 
 async def backlog(sessions: Sessions) -> dict[tuple[str, str], int]:
@@ -594,3 +614,54 @@ async def answer_not_sent(
             .where(InquiryMessage.id == message_id, InquiryMessage.send_state == "sending")
             .values(**values)
         )
+
+
+# ---- the ACD's reads and writes --------------------------------------------------------------
+
+
+async def waiting_for_agents(sessions: Sessions, limit: int = 200) -> list[WaitingInquiry]:
+    """The new inquiries nobody holds, the most urgent and oldest first."""
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Inquiry.id, Inquiry.queue, Inquiry.priority, Inquiry.created_at)
+            .where(Inquiry.state == str(InquiryState.NEW), Inquiry.owner_id.is_(None))
+            .order_by(Inquiry.priority.desc(), Inquiry.created_at, Inquiry.id)
+            .limit(limit)
+        )
+        return [WaitingInquiry(i, q, p, at) for i, q, p, at in rows]
+
+
+async def held(sessions: Sessions) -> dict[str, int]:
+    """How many inquiries each agent works on (new or open, theirs; one waiting for the
+    client does not hold them)."""
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Inquiry.owner_id, func.count())
+            .where(
+                Inquiry.owner_id.is_not(None),
+                Inquiry.state.in_([str(InquiryState.NEW), str(InquiryState.OPEN)]),
+            )
+            .group_by(Inquiry.owner_id)
+        )
+        return {str(owner): int(n) for owner, n in rows}
+
+
+async def give(sessions: Sessions, inquiry_id: int, agent_id: str, at: datetime) -> bool:
+    """The ACD gives a waiting inquiry to an agent: only if it is still new and nobody's (an
+    agent took it meanwhile, another instance gave it); on the log."""
+    async with sessions() as session, session.begin():
+        done = await session.execute(
+            update(Inquiry)
+            .where(
+                Inquiry.id == inquiry_id,
+                Inquiry.state == str(InquiryState.NEW),
+                Inquiry.owner_id.is_(None),
+            )
+            .values(owner_id=agent_id, state=str(InquiryState.OPEN), updated_at=at)
+            .returning(Inquiry.id)
+        )
+        if done.first() is None:
+            return False
+        session.add(_log(inquiry_id, at, "assign", None, owner=agent_id, by="acd"))
+        session.add(_log(inquiry_id, at, "state", InquiryState.OPEN))
+        return True

@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, literal_column, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -331,56 +331,83 @@ async def claim_due(
                 .limit(limit - len(ids))
                 .with_for_update(skip_locked=True)
             )
-        for notice_id in ids:
-            row = (
-                await session.execute(
-                    update(Notice)
-                    .where(Notice.id == notice_id, due)
-                    .values(state=NoticeState.SENDING, claimed_at=now, attempts=Notice.attempts + 1)
-                    .returning(
-                        Notice.id,
-                        Notice.client_id,
-                        Notice.language,
-                        Notice.channel,
-                        Notice.address,
-                        Notice.subject,
-                        Notice.body,
-                        Notice.html,
-                        Notice.attempts,
-                        Notice.created_at,
-                    )
+        if not ids:
+            return []
+        # One conditional write for the few: a row another instance took between the read
+        # and this write is no longer due, and left out.
+        rows = await session.execute(
+            update(Notice)
+            .where(Notice.id.in_(ids), due)
+            .values(state=NoticeState.SENDING, claimed_at=now, attempts=Notice.attempts + 1)
+            .returning(
+                Notice.id,
+                Notice.client_id,
+                Notice.language,
+                Notice.channel,
+                Notice.address,
+                Notice.subject,
+                Notice.body,
+                Notice.html,
+                Notice.attempts,
+                Notice.created_at,
+                Notice.not_before,
+            )
+        )
+        for row in sorted(rows, key=lambda r: (r.not_before, r.id)):  # the oldest due first
+            claimed.append(
+                Claimed(
+                    row.id,
+                    row.client_id,
+                    row.language,
+                    Channel(row.channel),
+                    row.address,
+                    row.subject,
+                    row.body,
+                    row.html,
+                    row.attempts,
+                    row.created_at,
                 )
-            ).one_or_none()
-            if row is not None:
-                claimed.append(
-                    Claimed(
-                        row.id,
-                        row.client_id,
-                        row.language,
-                        Channel(row.channel),
-                        row.address,
-                        row.subject,
-                        row.body,
-                        row.html,
-                        row.attempts,
-                        row.created_at,
-                    )
-                )
+            )
     return claimed
+
+
+async def sent_many(sessions: Sessions, taken: Sequence[tuple[int, datetime, str]]) -> None:
+    """``sent`` for several messages (id, when, the provider's id) in one transaction: the
+    senders' results recorded as they come, a batch at a time; then the reports on any of
+    them that came first applied. A report kept before this commit is found by the read
+    after it; one kept after it finds the notice by itself (``report``)."""
+    if not taken:
+        return
+    async with sessions() as session, session.begin():
+        notices = cast(Table, Notice.__table__)  # a plain executemany, not the ORM's bulk update
+        table = notices.c
+        await session.execute(
+            update(notices)
+            .where(table.id == bindparam("notice_id"), table.state == str(NoticeState.SENDING))
+            .values(
+                state=str(NoticeState.SENT),
+                sent_at=bindparam("at"),
+                provider_id=bindparam("pid"),
+                claimed_at=None,
+            ),
+            [{"notice_id": i, "at": at, "pid": pid} for i, at, pid in taken],
+        )
+    async with sessions() as session:
+        early = set(
+            await session.scalars(
+                select(NoticeReport.provider_id).where(
+                    NoticeReport.provider_id.in_([pid for _, _, pid in taken])
+                )
+            )
+        )
+    for provider_id in sorted(early):
+        await _apply_reports(sessions, provider_id)
 
 
 async def sent(sessions: Sessions, notice_id: int, now: datetime, provider_id: str) -> None:
     """The provider took the message: its id kept, then any report on it that came first
     applied (see ``report``)."""
-    async with sessions() as session, session.begin():
-        await session.execute(
-            update(Notice)
-            .where(Notice.id == notice_id, Notice.state == NoticeState.SENDING)
-            .values(state=NoticeState.SENT, sent_at=now, provider_id=provider_id, claimed_at=None)
-        )
-    # A report kept before this commit is seen by the read; one kept after it finds the
-    # notice by itself (``report``).
-    await _apply_reports(sessions, provider_id, look=True)
+    await sent_many(sessions, [(notice_id, now, provider_id)])
 
 
 async def failed(

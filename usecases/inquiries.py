@@ -8,13 +8,14 @@ May import ``core``, ``models`` and ``usecases``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.acd import Agent
 from core.inquiries import (
     DEFAULT_RULES,
     DEFAULT_SLA,
@@ -29,6 +30,7 @@ from core.inquiries import (
     SlaTargets,
     classify,
     reply_subject,
+    routing,
     sla_status,
 )
 from core.inquiries.meta import MetaMessage
@@ -313,3 +315,22 @@ async def send_answers(
         if len(claimed) < batch:
             break
     return done
+
+
+# ---- the ACD gives the waiting inquiries out -------------------------------------------------
+
+
+async def route(
+    sessions: Sessions, agents: Iterable[Agent], now: datetime
+) -> list[tuple[int, str]]:
+    """Gives the waiting inquiries to the free agents of their queues
+    (``core.inquiries.routing.assign``); the pairs made (one another instance or an agent
+    made first is left out)."""
+    waiting = await store.waiting_for_agents(sessions)
+    pairs = routing.assign(agents, await store.held(sessions), waiting)
+    given = []
+    for inquiry_id, agent_id in pairs:
+        if await store.give(sessions, inquiry_id, agent_id, now):
+            given.append((inquiry_id, agent_id))
+            log.info("inquiry_given", inquiry_id=inquiry_id, agent_id=agent_id)
+    return given

@@ -314,13 +314,17 @@ async def deliver(
     sessions: Sessions, setup: NoticeSetup, now: Callable[[], datetime], *, limit: int | None = None
 ) -> Delivered:
     """Sends the due messages (``limit`` at most) with ``setup.workers`` senders, until none
-    is due. One claimer takes them a few at a time (one transaction for the few, each row's
-    claim its own conditional write), at most twice the senders' number ahead of them: a
-    `serve` that dies leaves those claimed, taken over after the lease, and the ones being
-    sent, the only ones that may go twice."""
+    is due. One claimer takes them a few at a time (one conditional write for the few), at
+    most twice the senders' number ahead of them; one writer records what the provider took
+    a batch at a time. A `serve` that dies leaves those claimed, taken over after the lease,
+    and those being sent or taken but not yet recorded: the only ones that may go twice."""
     done = Delivered()
     senders = max(1, setup.workers)
     waiting: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=2 * senders)
+    # The senders' results, recorded a batch at a time by one writer (``store.sent_many``):
+    # each message's own transaction made the database the bottleneck. A message taken by
+    # the provider stays "sending" until its batch commits: the kill test's "in flight".
+    taken: asyncio.Queue[tuple[int, datetime, str] | None] = asyncio.Queue()
 
     async def claimer() -> None:
         left = limit
@@ -340,12 +344,25 @@ async def deliver(
 
     async def sender() -> None:
         while (message := await waiting.get()) is not None:
-            await _send_one(sessions, setup, message, now, done)
+            await _send_one(sessions, setup, message, now, done, taken)
+
+    async def recorder() -> None:
+        finished = False
+        while not finished:
+            batch = [await taken.get()]
+            while not taken.empty() and len(batch) < CHUNK:
+                batch.append(taken.get_nowait())
+            finished = None in batch
+            await store.sent_many(sessions, [x for x in batch if x is not None])
 
     async with asyncio.TaskGroup() as group:
-        group.create_task(claimer())
-        for _ in range(senders):
-            group.create_task(sender())
+        writer = group.create_task(recorder())
+        async with asyncio.TaskGroup() as sending:
+            sending.create_task(claimer())
+            for _ in range(senders):
+                sending.create_task(sender())
+        await taken.put(None)  # every result is in: the last batch, then the writer ends
+        await writer
     return done
 
 
@@ -355,6 +372,7 @@ async def _send_one(
     message: Claimed,
     now: Callable[[], datetime],
     done: Delivered,
+    taken: asyncio.Queue[tuple[int, datetime, str] | None],
 ) -> None:
     bound = log.bind(notice_id=message.id, channel=str(message.channel), attempt=message.attempts)
     sender = setup.senders.get(message.channel)
@@ -373,7 +391,7 @@ async def _send_one(
             done.retried += 1
             bound.info("notice_retry", error=str(exc), retry_at=again.isoformat())
         return
-    await store.sent(sessions, message.id, now(), provider_id)
+    await taken.put((message.id, now(), provider_id))
     done.sent += 1
     bound.info("notice_sent", provider_id=provider_id)
 

@@ -417,7 +417,7 @@ async def desk_page(request: web.Request) -> dict[str, Any]:
     softphone = dw.softphones is not None
     return page_context(
         user.language,
-        ("desk.js", "softphone.js") if softphone else ("desk.js",),
+        ("desk.js", "inquiries.js", "softphone.js") if softphone else ("desk.js", "inquiries.js"),
         user=user,
         name=agent.name if agent else user.agent_id,
         csrf=dw.sessions.csrf_token(user.nonce),

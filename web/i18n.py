@@ -57,6 +57,17 @@ SCRIPT_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
             }
         ),
         "softphone.js": frozenset({"softphone"}),
+        "inquiries.js": frozenset(
+            {
+                "error",
+                "inq",
+                "inq_template",
+                "inquiry_channel",
+                "inquiry_kind",
+                "inquiry_send",
+                "inquiry_state",
+            }
+        ),
         "wallboard.js": frozenset({"pacing", "pause", "state", "wallboard"}),
         "notices.js": frozenset(
             {

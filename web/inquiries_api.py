@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.inquiries import InquiryChannel, InquiryError, InquiryKind, InquiryState
+from core.inquiries.answers import answers_for
 from models import inquiries as store
 from models.tables import Inquiry, InquiryAttachment
 from usecases import inquiries as work
@@ -94,8 +95,16 @@ async def listing(request: web.Request, asker: Asker) -> dict[str, Any]:
 async def show(request: web.Request, asker: Asker) -> dict[str, Any]:
     thread = await work.thread_or_404(asker.sessions, _id(request))
     sla = work.sla_of(thread, datetime.now(UTC), asker.setup)
+    language = thread.language()
+    name = thread.client_name or thread.inquiry.sender_name
     return {
         **inquiry_json(thread.inquiry),
+        "client_name": thread.client_name,
+        "language": language,
+        "templates": [
+            {"name": key, "text": text}
+            for key, text in answers_for(thread.inquiry.kind, language, name)
+        ],
         "messages": [
             {
                 "id": m.id,

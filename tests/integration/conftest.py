@@ -298,6 +298,8 @@ def start_serve(db: Database, tmp: Path, *, spawn: bool = True, **overrides: str
         "CENTRALA_CALLBACKS_FEED_SECONDS": "0",
         # Versions scheduled a few seconds ahead go live within a second of their time.
         "CENTRALA_SCHEDULED_PUBLISH_SECONDS": "1",
+        # Written inquiries go to the free agents of their queues within half a second.
+        "CENTRALA_INQUIRIES_CHECK_SECONDS": "0.5",
     }
     for key, value in overrides.items():
         if value is None:

@@ -27,6 +27,8 @@ from core.campaign_report import CLOSED
 from core.desk.forms import CATEGORIES, DISPOSITION_PAUSE, OUTCOMES
 from core.dialler import AgentCampaignSettings, AgentDisposition, CampaignKind
 from core.enums import AgentRole, ClientType, DeskLanguage
+from core.inquiries import InquiryChannel, InquiryKind, InquiryState
+from core.inquiries.answers import TEMPLATES as ANSWER_TEMPLATES
 from core.inquiries.webform import ERROR_IDS as CONTACT_ERRORS
 from core.notices import (
     OPT_OUT_SOURCES,
@@ -80,6 +82,11 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "notice_state": tuple(NoticeState),
     "notice_skip": SKIP_REASONS,
     "contact_error": CONTACT_ERRORS,
+    "inquiry_kind": tuple(InquiryKind),
+    "inquiry_state": tuple(InquiryState),
+    "inquiry_channel": tuple(InquiryChannel),
+    "inquiry_send": ("queued", "sending", "sent", "failed"),
+    "inq_template": tuple(ANSWER_TEMPLATES["bs"]),
     "opt_out_source": OPT_OUT_SOURCES,
     "segment": SEGMENTS,
     "state": tuple(AgentStatus),
