@@ -603,6 +603,9 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
             await gateway.stop()
 
 
+BOARD_SECONDS = 10.0  # how often the wallboard's written inquiries are read again
+
+
 async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
     """Written inquiries, every ``CENTRALA_INQUIRIES_CHECK_SECONDS`` (0: never, e.g. on all
     but one instance): the waiting ones given to the free agents of their queues (their
@@ -610,13 +613,21 @@ async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
     from datetime import UTC, datetime
 
     from centrala.inquiring import answer_senders
-    from usecases.inquiries import route, send_answers
+    from usecases.inquiries import board, route, send_answers
 
     settings = app[SETTINGS]
     senders = answer_senders(settings)
+    setup = app[INQUIRY_SETUP]
+
+    boarded = [-BOARD_SECONDS]
 
     async def check() -> None:
         acd, desk = app.get(ACD_KEY), app.get(WEB)
+        if desk is not None and time.monotonic() - boarded[0] >= BOARD_SECONDS:
+            # The wallboard's backlog and SLA: every inquiry not closed is read, so not on
+            # every check.
+            boarded[0] = time.monotonic()
+            desk.notifier.inquiries = await board(app[SESSIONS], setup, datetime.now(UTC))
         if acd is not None:  # the waiting inquiries to the free agents, their desks told
             for inquiry_id, agent_id in await route(app[SESSIONS], acd.agents(), datetime.now(UTC)):
                 if desk is not None:

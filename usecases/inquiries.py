@@ -334,3 +334,40 @@ async def route(
             given.append((inquiry_id, agent_id))
             log.info("inquiry_given", inquiry_id=inquiry_id, agent_id=agent_id)
     return given
+
+
+async def board(sessions: Sessions, setup: InquirySetup, now: datetime) -> dict[str, object]:
+    """The wallboard's written inquiries: how many wait for an agent, are worked on, wait
+    for the client; how many have breached their SLA or come near it, and the ten most
+    urgent of those (the breached first)."""
+    counts = await store.backlog(sessions)
+    by_state: dict[str, int] = {}
+    for (_, state), n in counts.items():
+        by_state[state] = by_state.get(state, 0) + n
+    overdue = await late(sessions, setup, now)
+    return {
+        "new": by_state.get("new", 0),
+        "open": by_state.get("open", 0),
+        "waiting": by_state.get("waiting", 0),
+        "breached": sum(1 for x in overdue if x.sla.breached),
+        "near": sum(1 for x in overdue if not x.sla.breached),
+        "late": [
+            {
+                "id": x.inquiry.id,
+                "kind": x.inquiry.kind,
+                "state": x.inquiry.state,
+                "owner": x.inquiry.owner_id,
+                "breached": x.sla.breached,
+                "due": (
+                    due.isoformat()
+                    if (due := x.sla.first_response_due or x.sla.resolution_due)
+                    else None
+                ),
+            }
+            for x in overdue[:10]
+        ],
+    }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None

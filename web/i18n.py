@@ -68,7 +68,9 @@ SCRIPT_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
                 "inquiry_state",
             }
         ),
-        "wallboard.js": frozenset({"pacing", "pause", "state", "wallboard"}),
+        "wallboard.js": frozenset(
+            {"inquiry_kind", "inquiry_state", "pacing", "pause", "state", "wallboard"}
+        ),
         "notices.js": frozenset(
             {
                 "channel",

@@ -43,6 +43,8 @@ class Notifier:
         self.live: dict[str, str] = {}  # agent id -> call id they are offered or on
         # The agent campaigns' live figures (the dialler's), when `serve` runs one.
         self.campaigns: Callable[[], list[dict[str, Any]]] | None = None
+        # The written inquiries' backlog and SLA, as `serve`'s inquiries loop last read it.
+        self.inquiries: dict[str, Any] | None = None
         # Agent campaigns' calls the desk heard of: their disposition is a campaign's.
         self.campaign_calls: deque[str] = deque(maxlen=10_000)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -177,7 +179,12 @@ class Notifier:
         figures = self._figures
         snapshot = dict(self.acd.snapshot(time.monotonic()))
         campaigns = self.campaigns() if self.campaigns is not None else []
-        return {"type": "wallboard", **wallboard(snapshot, figures), "campaigns": campaigns}
+        return {
+            "type": "wallboard",
+            **wallboard(snapshot, figures),
+            "campaigns": campaigns,
+            "inquiries": self.inquiries,
+        }
 
     async def tick(self) -> None:
         for agent_id in list(self.desks):

@@ -3,18 +3,20 @@
 client's complaint by e-mail waits in a queue; `serve` gives it to the queue's free agent and
 tells their desk; the agent opens the thread, starts from the complaint's template in the
 client's language (Bosnian, whatever the desk's), sends the answer; the database holds it
-queued to leave by e-mail, the inquiry waiting for the client and the agent its owner. The
-screenshot goes to docs/ (CENTRALA_SCREENSHOT_DIR)."""
+queued to leave by e-mail, the inquiry waiting for the client and the agent its owner. A
+supervisor's wallboard shows an inquiry past its SLA. The screenshot goes to docs/
+(CENTRALA_SCREENSHOT_DIR)."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.async_api import Browser, expect
 
+from core.enums import AgentRole
 from models import inquiries as store
 from models.inquiries import Arrival
 from tests.browser.test_desktop import desk_ready, log_in, set_password, shot
@@ -81,3 +83,31 @@ async def test_an_agent_answers_a_complaint_from_the_desk(
     assert answer.text.startswith("Poštovani/a Amra Begić,")
     # No mail server in this `serve`: the answer waits to leave, with why, none lost.
     assert answer.send_state in ("queued", "sending")
+
+
+async def test_the_wallboard_shows_the_inquiries_past_their_sla(
+    server: Server, desk: Desk, browser: Browser
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    lead = await desk.agent("lead", [], role=AgentRole.SUPERVISOR, login=False)
+    await set_password(server, lead)
+    # Ten hours ago, in a queue nobody serves: its first answer was due in four.
+    late = await receive(
+        server.db.sessions,
+        InquirySetup(queue=f"nobody-{tag}"),
+        Arrival(
+            channel="web_form", source_key=f"form:{tag}", sender=f"x-{tag}@example.ba",
+            sender_name="X", subject="Žalba", text="Žalba na kašnjenje.",
+            at=datetime.now(UTC) - timedelta(hours=10), sender_email=f"x-{tag}@example.ba",
+        ),
+    )  # fmt: skip
+    page = await log_in(browser, server, lead)
+    try:
+        await page.goto(server.url + "/wallboard")
+        row = page.locator(f'#inq-late tr[data-inquiry="{late.inquiry_id}"]')
+        await expect(row).to_have_class("breached", timeout=30_000)
+        await expect(row).to_contain_text("complaint")
+        await expect(page.locator("#inquiries-card")).to_contain_text("past due")
+        assert int(await page.locator("#inq-breached").text_content() or "0") >= 1
+    finally:
+        await page.context.close()

@@ -26,6 +26,7 @@ function render(b) {
     cell(tr, mmss(x.seconds)); a.append(tr);
   }
   renderCampaigns(b.campaigns || []);
+  renderInquiries(b.inquiries);
   $("updated").textContent = t("wallboard.updated", {time: fmtTime(new Date())});
 }
 // Agent campaigns: a row each, and a chart of the last ten minutes kept here (one point a
@@ -70,3 +71,18 @@ function connect() {
   };
 }
 connect();
+
+// Written inquiries: the backlog, and those past or near their SLA (the breached first).
+function renderInquiries(q) {
+  $("inquiries-card").hidden = !q;
+  if (!q) return;
+  for (const k of ["new", "open", "waiting", "breached", "near"]) $(`inq-${k}`).textContent = q[k];
+  const rows = $("inq-late"); rows.replaceChildren();
+  for (const x of q.late) {
+    const tr = document.createElement("tr"); tr.dataset.inquiry = x.id;
+    tr.className = x.breached ? "breached" : "near";
+    cell(tr, `#INQ-${x.id}`); cell(tr, label("inquiry_kind", x.kind)); cell(tr, label("inquiry_state", x.state));
+    cell(tr, x.owner || "—"); cell(tr, x.due ? fmtDateTime(x.due) : (x.breached ? t("wallboard.inq_past") : "—"));
+    rows.append(tr);
+  }
+}
