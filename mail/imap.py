@@ -117,6 +117,45 @@ def _text(line: Any) -> str:
     return bytes(line).decode("utf-8", "replace") if isinstance(line, bytes | bytearray) else ""
 
 
+def search_uids(lines: list[Any]) -> list[int]:
+    """The UIDs of a SEARCH answer as aioimaplib gives it ("* SEARCH 4 7" as b"4 7", then
+    the tagged "Search completed"), sorted."""
+    uids: set[int] = set()
+    for line in lines[:-1]:
+        found = _SEARCH.match(bytes(line)) if isinstance(line, bytes | bytearray) else None
+        if found:
+            uids.update(int(u) for u in found.group(1).split())
+    return sorted(uids)
+
+
+def fetched_messages(lines: list[Any], uidvalidity: int) -> list[Fetched]:
+    """The messages of a FETCH answer as aioimaplib gives it: per message a line "4 FETCH
+    (UID 7 RFC822.SIZE 900 BODY[]<0> {900}", the literal's bytes, then the rest of the
+    line (")", or " UID 7)" from a server that puts the UID last). Lines of a flag change
+    the server tells of meanwhile ("5 FETCH (FLAGS (\\Seen))") carry no literal: skipped."""
+    found: list[Fetched] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not isinstance(line, bytes) or not _FETCH.match(line):
+            continue
+        head = line
+        literal: bytes | None = None
+        if _LITERAL.search(line) and i < len(lines):
+            literal = bytes(lines[i])
+            i += 1
+            if i < len(lines) and isinstance(lines[i], bytes) and not _FETCH.match(lines[i]):
+                head += b" " + lines[i]
+                i += 1
+        uid, size = _UID.search(head), _SIZE.search(head)
+        if uid is None or literal is None:
+            continue
+        total = int(size.group(1)) if size else len(literal)
+        found.append(Fetched(uidvalidity, int(uid.group(1)), literal, total, total > len(literal)))
+    return found
+
+
 class MailboxReader:
     """One connection to one mailbox's folder, made on first use and again after it
     dropped. Not for concurrent use: one reader per mailbox, one task reading it."""
@@ -253,12 +292,7 @@ class MailboxReader:
         # session's view at a NOOP, not at a SEARCH, which would miss it.
         await self._ok(self._client.noop(), "NOOP")
         response = await self._ok(self._client.uid_search("UNSEEN", charset=None), "SEARCH")
-        uids: list[int] = []
-        for line in response.lines[:-1]:  # the last is the tagged "Search completed"
-            found = _SEARCH.match(bytes(line)) if isinstance(line, bytes | bytearray) else None
-            if found:
-                uids += [int(u) for u in found.group(1).split() if u.isdigit()]
-        return sorted(set(uids))
+        return search_uids(response.lines)
 
     async def _fetch(self, uids: list[int]) -> list[Fetched]:
         parts = f"(UID RFC822.SIZE BODY.PEEK[]<0.{self.max_bytes}>)"
@@ -266,29 +300,7 @@ class MailboxReader:
             self._client.uid("fetch", ",".join(map(str, uids)), parts), "FETCH"
         )
         assert self.uidvalidity is not None
-        fetched: dict[int, Fetched] = {}
-        lines = response.lines
-        i = 0
-        while i < len(lines):
-            line = lines[i]
-            i += 1
-            if not isinstance(line, bytes) or not _FETCH.match(line):
-                continue
-            head = line
-            literal: bytes | None = None
-            if _LITERAL.search(line) and i < len(lines):
-                literal = bytes(lines[i])
-                i += 1
-                if i < len(lines) and isinstance(lines[i], bytes) and not _FETCH.match(lines[i]):
-                    head += b" " + lines[i]  # the rest after the literal: ")" or " UID 7)"
-                    i += 1
-            uid, size = _UID.search(head), _SIZE.search(head)
-            if uid is None or literal is None:
-                continue  # a flag change the server told us of meanwhile
-            total = int(size.group(1)) if size else len(literal)
-            fetched[int(uid.group(1))] = Fetched(
-                self.uidvalidity, int(uid.group(1)), literal, total, total > len(literal)
-            )
+        fetched = {f.uid: f for f in fetched_messages(response.lines, self.uidvalidity)}
         return [fetched[u] for u in uids if u in fetched]
 
     async def read_new(self, handle: Handle) -> ReadOutcome:
