@@ -161,21 +161,33 @@ class MailboxReader:
     dropped. Not for concurrent use: one reader per mailbox, one task reading it."""
 
     def __init__(
-        self, mailbox: ImapMailbox, *, batch: int = BATCH, max_bytes: int = MAX_MESSAGE_BYTES
+        self,
+        mailbox: ImapMailbox,
+        *,
+        batch: int = BATCH,
+        max_bytes: int = MAX_MESSAGE_BYTES,
+        use_idle: bool = True,
     ) -> None:
         self.mailbox = mailbox
         self.batch = batch
         self.max_bytes = max_bytes
+        self.use_idle = use_idle  # False: poll even a server offering IDLE (one that hangs in it)
         self.uidvalidity: int | None = None  # of the folder, once selected
         self._client: Any = None  # aioimaplib.IMAP4 (untyped)
         self._lost = asyncio.Event()
         self._next_uid = 1  # no message below it arrived since we last looked
         self._idling = False
+        self._polling = False
 
     @property
     def idling(self) -> bool:
         """The server has taken our IDLE: it tells us of new mail as it comes."""
         return self._idling
+
+    @property
+    def polling(self) -> bool:
+        """Waiting for mail by asking every ``poll_seconds`` (no IDLE)."""
+        return self._polling
 
     # ---- the connection ---------------------------------------------------------------
 
@@ -353,12 +365,16 @@ class MailboxReader:
             return True
         deadline = time.monotonic() + seconds
         client = self._client
-        if not client.has_capability("IDLE"):
-            while (left := deadline - time.monotonic()) > 0:
-                await asyncio.sleep(min(self.mailbox.poll_seconds, left))
-                if await self._ensure() or await self._arrived():
-                    return True
-            return False
+        if not (self.use_idle and client.has_capability("IDLE")):
+            self._polling = True
+            try:
+                while (left := deadline - time.monotonic()) > 0:
+                    await asyncio.sleep(min(self.mailbox.poll_seconds, left))
+                    if await self._ensure() or await self._arrived():
+                        return True
+                return False
+            finally:
+                self._polling = False
         # aioimaplib ends IDLE itself after its own timeout; ours ends it first.
         idle = await self._call(client.idle_start(timeout=seconds + 60))
         arrived = False

@@ -29,7 +29,7 @@ from tests.mailsystem import MailSystem
 from tests.support import wait_until
 
 USERS = ["upiti@centrala.test", "failing@centrala.test", "idle@centrala.test"]
-USERS += ["restart@centrala.test", "loop@centrala.test"]
+USERS += ["restart@centrala.test", "loop@centrala.test", "poll@centrala.test"]
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -170,6 +170,26 @@ async def test_idle_wakes_the_reader_when_mail_arrives(mail_system: MailSystem) 
         assert not reader.idling
         assert (await reader.read_new(handler)).handled == 1
         print(f"IDLE woke the reader {woke * 1000:.0f} ms after the SMTP send returned")
+    finally:
+        await reader.close()
+
+
+async def test_without_idle_the_reader_polls_for_new_mail(mail_system: MailSystem) -> None:
+    box = mail_system.mailbox("poll@centrala.test")
+    polled = ImapMailbox(
+        box.host, box.port, box.user, box.password, tls=False, timeout=10, poll_seconds=0.2
+    )
+    reader = MailboxReader(polled, use_idle=False)
+    handler = Handler()
+    try:
+        await reader.read_new(handler)
+        waiting = asyncio.ensure_future(reader.wait_for_mail(60))
+        await wait_until(lambda: reader.polling, message="the reader polling")
+        await mail_system.send(letter(box.user, "Bez IDLE", "anketiranje"))
+        assert await asyncio.wait_for(waiting, 15) is True
+        assert not reader.idling and not reader.polling
+        assert (await reader.read_new(handler)).handled == 1
+        assert await reader.wait_for_mail(0.5) is False
     finally:
         await reader.close()
 
