@@ -1,11 +1,16 @@
-"""The written inquiries' wiring for `serve` and the CLI: the senders the agents' answers
-leave by (e-mail through the SMTP server of the settings, from the mailbox the inquiry came
-to; Facebook and Instagram through Meta's Send API, inside its reply window) and the
-inquiries' setup from the settings."""
+"""The written inquiries' wiring for `serve` and the CLI: the inquiries mailboxes read over
+IMAP (``read_mailbox``: each message an arrival, ``mail_arrival``), the senders the agents'
+answers leave by (e-mail through the SMTP server of the settings, from the mailbox the
+inquiry came to; Facebook and Instagram through Meta's Send API, inside its reply window)
+and the inquiries' setup from the settings."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from centrala.mailing import smtp_server
 from centrala.meta_inbox import meta_account
@@ -13,10 +18,16 @@ from centrala.settings import Settings
 from core.inquiries import InquiryChannel
 from core.inquiries.mail import answer_email
 from core.inquiries.meta import may_reply
+from mail.imap import Fetched, ImapMailbox, MailboxReader, run_mailbox
+from mail.inbound import parse_mail
 from mail.smtp import MailNotSent, send
 from meta.graph import MetaSendError, send_text
-from models.inquiries import Answer
-from usecases.inquiries import AnswerNotSent, AnswerSend, InquirySetup
+from models.inquiries import Answer, Arrival
+from models.inquiries import Attachment as MessageAttachment
+from usecases.inquiries import AnswerNotSent, AnswerSend, InquirySetup, receive
+
+Sessions = async_sessionmaker[AsyncSession]
+log = structlog.get_logger(__name__)
 
 
 def inquiry_setup(settings: Settings) -> InquirySetup:
@@ -70,3 +81,57 @@ def answer_senders(settings: Settings) -> dict[str, AnswerSend]:
         senders[str(InquiryChannel.FACEBOOK)] = by_meta
         senders[str(InquiryChannel.INSTAGRAM)] = by_meta
     return senders
+
+
+# ---- e-mail in -------------------------------------------------------------------------------
+
+
+def mail_arrival(
+    mailbox: ImapMailbox, address: str | None, fetched: Fetched, at: datetime
+) -> Arrival | None:
+    """A message read from an inquiries mailbox as an arrival; None for one a machine sent
+    (an out-of-office reply, a bounce: never a client, never answered, or two responders
+    would answer each other forever). Its time is when we read it (a Date header is the
+    sender's clock)."""
+    parsed = parse_mail(fetched.raw)
+    if parsed.is_auto_reply() or not parsed.from_address:
+        return None
+    reply = parsed.reply()
+    key = parsed.thread_key()
+    quoted = "\n\n".join(x for x in (reply.quoted, reply.signature) if x)
+    return Arrival(
+        channel=str(InquiryChannel.EMAIL),
+        source_key=f"imap:{mailbox.name}:{fetched.uidvalidity}:{fetched.uid}"[:300],
+        sender=parsed.from_address,
+        sender_name=parsed.from_name,
+        subject=parsed.subject or "",
+        text=reply.new or parsed.text,
+        quoted=quoted,
+        at=at,
+        sender_email=parsed.from_address,
+        message_id=parsed.message_id,
+        answers=key.message_ids,
+        inquiry_id=key.inquiry_id,
+        reply_from=address,
+        attachments=tuple(
+            MessageAttachment(a.filename, a.content_type, a.data) for a in parsed.attachments
+        ),
+    )
+
+
+async def read_mailbox(
+    sessions: Sessions, setup: InquirySetup, mailbox: ImapMailbox, address: str | None,
+    stop: asyncio.Event,
+) -> None:  # fmt: skip
+    """One inquiries mailbox read until ``stop``: each message stored once (its mailbox,
+    UIDVALIDITY and UID; its Message-ID), marked seen only once stored, so a `serve` that
+    dies mid-way reads the rest, and the one it was on, again."""
+
+    async def handle(fetched: Fetched) -> None:
+        arrival = mail_arrival(mailbox, address, fetched, datetime.now(UTC))
+        if arrival is None:
+            log.info("inquiry_mail_from_a_machine", mailbox=mailbox.name, uid=fetched.uid)
+            return
+        await receive(sessions, setup, arrival)
+
+    await run_mailbox(MailboxReader(mailbox), handle, stop=stop)

@@ -607,12 +607,13 @@ BOARD_SECONDS = 10.0  # how often the wallboard's written inquiries are read aga
 
 
 async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Written inquiries, every ``CENTRALA_INQUIRIES_CHECK_SECONDS`` (0: never, e.g. on all
-    but one instance): the waiting ones given to the free agents of their queues (their
-    desks told), and the agents' answers sent by the channel each inquiry came in."""
+    """Written inquiries: the inquiries mailboxes read (``CENTRALA_IMAP_*``), and every
+    ``CENTRALA_INQUIRIES_CHECK_SECONDS`` (0: never, e.g. on all but one instance) the waiting
+    ones given to the free agents of their queues (their desks told) and the agents' answers
+    sent by the channel each inquiry came in."""
     from datetime import UTC, datetime
 
-    from centrala.inquiring import answer_senders
+    from centrala.inquiring import answer_senders, read_mailbox
     from usecases.inquiries import board, route, send_answers
 
     settings = app[SETTINGS]
@@ -638,8 +639,20 @@ async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
                 "inquiry_answers_sent", sent=done.sent, retried=done.retried, failed=done.failed
             )
 
-    async with _every(settings.inquiries_check_seconds, check, "inquiries_failed"):
-        yield
+    # Each inquiries mailbox read by a task of its own (IDLE: mail comes in at once).
+    stop = asyncio.Event()
+    readers = [
+        asyncio.create_task(read_mailbox(app[SESSIONS], setup, box, address, stop))
+        for box, address in settings.imap_mailboxes()
+    ]
+    try:
+        async with _every(settings.inquiries_check_seconds, check, "inquiries_failed"):
+            yield
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
 
 
 async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -14,7 +14,7 @@ import os
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, model_validator
@@ -32,6 +32,9 @@ from core.report_mail import ReportMailError, parse_recipients, parse_time_of_da
 from core.sip import MediaEncryption, SipNetwork, Trunk, check_sip, numbers, outbound_dial
 from core.softphone import check_softphone_tls, default_ws_url
 from dialplan.model import Calendar
+
+if TYPE_CHECKING:
+    from mail.imap import ImapMailbox
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The shipped credentials: fine while Asterisk listens on loopback only, where the machine's
@@ -379,12 +382,71 @@ class Settings(BaseSettings):
     inquiries_supervisor: str | None = Field(default=None, min_length=1, max_length=64)
     # How often `serve` sends the agents' answers (0: never).
     inquiries_check_seconds: float = Field(default=10, ge=0)
+    # The inquiries' mailboxes read over IMAP (each message an inquiry's, once): one here,
+    # more as a JSON list in CENTRALA_IMAP_MORE ([{"host": ..., "user": ..., ...}]).
+    imap_host: str | None = None
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_user: str = ""
+    imap_password: str = Field(default="", repr=False)
+    imap_folder: str = "INBOX"
+    imap_tls: bool = True  # IMAP over TLS (993); false: plain (a server on this machine)
+    # The address clients write to (the answers' sender); unset: the user, if an address.
+    imap_address: str | None = None
+    imap_more: list[dict[str, Any]] = Field(default_factory=list, repr=False)
     # A client whose channel is a letter (their preference; no phone, no e-mail) gets their
     # notice as a letter queued for printing (`centrala letters queued`); false: skipped.
     letters_queue: bool = True
     letters_sender: str = Field(
         default=DEFAULT_SENDER, min_length=1, description="name\\nstreet\\npostcode town"
     )
+
+    @model_validator(mode="after")
+    def _imap_mailboxes_read(self) -> Settings:
+        self.imap_mailboxes()  # a bad one is an error at start, not a silent mailbox
+        return self
+
+    def imap_mailboxes(self) -> list[tuple[ImapMailbox, str | None]]:
+        """The mailboxes to read (``mail.imap.ImapMailbox``) with the address clients write
+        to each; ValueError naming what is wrong."""
+        if not self.imap_host and not self.imap_more:
+            return []
+        from mail.imap import ImapMailbox  # aioimaplib: only when there are mailboxes
+
+        given: list[dict[str, Any]] = []
+        if self.imap_host:
+            given.append(
+                {
+                    "host": self.imap_host,
+                    "port": self.imap_port,
+                    "user": self.imap_user,
+                    "password": self.imap_password,
+                    "folder": self.imap_folder,
+                    "tls": self.imap_tls,
+                    "address": self.imap_address,
+                }
+            )
+        given += self.imap_more
+        boxes = []
+        fields = {"host", "port", "user", "password", "folder", "tls", "address"}
+        for i, box in enumerate(given):
+            where = "CENTRALA_IMAP_*" if self.imap_host and i == 0 else f"CENTRALA_IMAP_MORE[{i}]"
+            if not isinstance(box, dict) or not box.get("host") or set(box) - fields:
+                raise ValueError(f"{where}: a host, and only {', '.join(sorted(fields))}")
+            user = str(box.get("user", ""))
+            address = str(box.get("address") or "") or (user if "@" in user else None)
+            try:
+                mailbox = ImapMailbox(
+                    host=str(box["host"]),
+                    port=int(box.get("port", 993)),
+                    user=user,
+                    password=str(box.get("password", "")),
+                    folder=str(box.get("folder", "INBOX")),
+                    tls=bool(box.get("tls", True)),
+                )
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{where}: {exc}") from exc
+            boxes.append((mailbox, address))
+        return boxes
 
     @model_validator(mode="after")
     def _viber_fits_together(self) -> Settings:

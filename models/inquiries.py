@@ -375,7 +375,7 @@ async def act(
     inquiry_id: int,
     event: InquiryEvent | None,
     at: datetime,
-    actor: str,
+    actor: str | None,  # an agent, or None: the API's host token (no agent)
     *,
     owner_id: str | None = None,
     kind: InquiryKind | None = None,
@@ -401,7 +401,7 @@ async def act(
             inquiry.owner_id = owner_id
         if kind is not None and kind != inquiry.kind:
             session.add(_log(inquiry.id, at, "kind", None, actor=actor, old=inquiry.kind, new=kind))
-            inquiry.kind, inquiry.kind_by = str(kind), actor
+            inquiry.kind, inquiry.kind_by = str(kind), actor or "api"
         if answer is not None:
             subject, text, send_state = answer
             session.add(
@@ -425,7 +425,12 @@ async def act(
 
 
 async def escalate(
-    sessions: Sessions, inquiry_id: int, at: datetime, actor: str, *, supervisor: str | None
+    sessions: Sessions,
+    inquiry_id: int,
+    at: datetime,
+    actor: str | None,
+    *,
+    supervisor: str | None,
 ) -> tuple[EscalationStep, ...]:
     """An agent escalates the inquiry by hand (it is late, or it needs someone senior): the
     levels ``core.inquiries.escalation`` gives a breached one, less those already on the

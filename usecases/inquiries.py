@@ -169,7 +169,7 @@ async def thread_or_404(sessions: Sessions, inquiry_id: int) -> Thread:
 
 
 async def reply(
-    sessions: Sessions, inquiry_id: int, agent_id: str, text: str, at: datetime
+    sessions: Sessions, inquiry_id: int, agent_id: str | None, text: str, at: datetime
 ) -> Inquiry:
     """An agent's answer, queued to leave by the channel the inquiry came in; the inquiry
     waits for the client (the SLA clock stops)."""
@@ -188,7 +188,7 @@ async def _act(
     inquiry_id: int,
     event: InquiryEvent | None,
     at: datetime,
-    actor: str,
+    actor: str | None,
     *,
     owner_id: str | None = None,
     kind: InquiryKind | None = None,
@@ -205,22 +205,24 @@ async def _act(
 
 
 async def assign(
-    sessions: Sessions, inquiry_id: int, actor: str, owner_id: str, at: datetime
+    sessions: Sessions, inquiry_id: int, actor: str | None, owner_id: str, at: datetime
 ) -> Inquiry:
     return await _act(sessions, inquiry_id, InquiryEvent.ASSIGN, at, actor, owner_id=owner_id)
 
 
-async def close(sessions: Sessions, inquiry_id: int, actor: str, at: datetime) -> Inquiry:
+async def close(sessions: Sessions, inquiry_id: int, actor: str | None, at: datetime) -> Inquiry:
     return await _act(sessions, inquiry_id, InquiryEvent.CLOSE, at, actor)
 
 
 async def reclassify(
-    sessions: Sessions, inquiry_id: int, actor: str, kind: InquiryKind, at: datetime
+    sessions: Sessions, inquiry_id: int, actor: str | None, kind: InquiryKind, at: datetime
 ) -> Inquiry:
     return await _act(sessions, inquiry_id, None, at, actor, kind=kind)
 
 
-async def note(sessions: Sessions, inquiry_id: int, actor: str, text: str, at: datetime) -> Inquiry:
+async def note(
+    sessions: Sessions, inquiry_id: int, actor: str | None, text: str, at: datetime
+) -> Inquiry:
     if not text.strip():
         raise InquiryError("bad_note", "a note needs its text", status=400)
     return await _act(sessions, inquiry_id, None, at, actor, note=text.strip())

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.inquiries import InquiryChannel, InquiryError, InquiryKind, InquiryState
@@ -37,6 +38,11 @@ class Asker:
     sessions: Sessions
     setup: InquirySetup
     user: User
+
+    @property
+    def actor(self) -> str | None:
+        """The agent acting, or None for the host's API token (the operator: no agent)."""
+        return self.user.agent_id or None
 
 
 def _at(value: datetime | None) -> str | None:
@@ -178,18 +184,21 @@ async def reply(request: web.Request, asker: Asker) -> dict[str, Any]:
         raise InquiryError(
             "no_written_channel", "the client left a phone only: call them back", status=409
         )
-    done = await work.reply(asker.sessions, inquiry_id, asker.user.agent_id, text, _now())
+    done = await work.reply(asker.sessions, inquiry_id, asker.actor, text, _now())
     return inquiry_json(done)
 
 
 async def assign(request: web.Request, asker: Asker) -> dict[str, Any]:
     data = await json_body(request)
-    owner = data.get("agent_id", asker.user.agent_id)
+    owner = data.get("agent_id", asker.actor)
     if not isinstance(owner, str) or not owner:
         raise InquiryError("bad_agent", "agent_id: an agent's id", status=400)
-    if owner != asker.user.agent_id and not may(asker.user.role, Action.MANAGE_INQUIRIES):
+    if owner != asker.actor and not may(asker.user.role, Action.MANAGE_INQUIRIES):
         raise InquiryError("forbidden", "only a supervisor gives an inquiry to another", 403)
-    done = await work.assign(asker.sessions, _id(request), asker.user.agent_id, owner, _now())
+    try:
+        done = await work.assign(asker.sessions, _id(request), asker.actor, owner, _now())
+    except IntegrityError:  # no such agent
+        raise InquiryError("bad_agent", f"no agent {owner}", status=400) from None
     return inquiry_json(done)
 
 
@@ -197,7 +206,7 @@ async def escalate(request: web.Request, asker: Asker) -> dict[str, Any]:
     inquiry_id = _id(request)
     try:
         steps = await store.escalate(
-            asker.sessions, inquiry_id, _now(), asker.user.agent_id,
+            asker.sessions, inquiry_id, _now(), asker.actor,
             supervisor=asker.setup.supervisor,
         )  # fmt: skip
     except LookupError:
@@ -208,7 +217,7 @@ async def escalate(request: web.Request, asker: Asker) -> dict[str, Any]:
 
 
 async def close(request: web.Request, asker: Asker) -> dict[str, Any]:
-    done = await work.close(asker.sessions, _id(request), asker.user.agent_id, _now())
+    done = await work.close(asker.sessions, _id(request), asker.actor, _now())
     return inquiry_json(done)
 
 
@@ -218,14 +227,14 @@ async def kind(request: web.Request, asker: Asker) -> dict[str, Any]:
         kinds = ", ".join(str(k) for k in InquiryKind)
         raise InquiryError("bad_kind", f"kind: one of {kinds}", status=400)
     done = await work.reclassify(
-        asker.sessions, _id(request), asker.user.agent_id, InquiryKind(raw), _now()
+        asker.sessions, _id(request), asker.actor, InquiryKind(raw), _now()
     )
     return inquiry_json(done)
 
 
 async def note(request: web.Request, asker: Asker) -> dict[str, Any]:
     text = _text(await json_body(request), "text")
-    done = await work.note(asker.sessions, _id(request), asker.user.agent_id, text, _now())
+    done = await work.note(asker.sessions, _id(request), asker.actor, text, _now())
     return inquiry_json(done)
 
 

@@ -267,3 +267,26 @@ async def test_facebook_and_instagram_messages_become_inquiries_once(
         "hello, world!",
     ]
     assert thread.inquiry.reply_from == P.PAGE
+
+
+async def test_the_operators_token_answers_as_nobody_and_names_whom_it_gives_to(
+    http: Http, database: Database
+) -> None:
+    client, _ = http
+    received = await receive(
+        database.sessions, SETUP,
+        Arrival(channel="email", source_key="imap:inbox:1:9", sender="x@example.ba",
+                sender_name="X", subject="Info", text="Zdravo", at=datetime.now(UTC),
+                sender_email="x@example.ba"),
+    )  # fmt: skip
+    one = f"/api/inquiries/{received.inquiry_id}"
+    taken = await client.post(f"{one}/assign", json={}, headers=BEARER)
+    assert taken.status == 400 and (await taken.json())["error_id"] == "bad_agent"  # it is no agent
+    nobody = await client.post(f"{one}/assign", json={"agent_id": "ghost"}, headers=BEARER)
+    assert nobody.status == 400 and (await nobody.json())["error_id"] == "bad_agent"
+    given = await client.post(f"{one}/assign", json={"agent_id": "supervisor-1"}, headers=BEARER)
+    assert given.status == 200 and (await given.json())["owner"] == "supervisor-1"
+    answered = await client.post(f"{one}/reply", json={"text": "Dobar dan."}, headers=BEARER)
+    assert answered.status == 200, await answered.text()
+    shown = await (await client.get(one, headers=BEARER)).json()
+    assert shown["messages"][-1]["author"] is None and shown["messages"][-1]["text"] == "Dobar dan."
