@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,13 @@ class Dovecot(ServerProcess):
     def drop(self, user: str, raw: bytes) -> None:
         """``raw`` put straight into ``user``'s Maildir, as a local delivery agent does:
         mail that came while the IMAP server was down."""
+        self.drop_many(user, [raw])
+
+    def drop_many(self, user: str, raws: Iterable[bytes]) -> None:
+        """``drop`` for many messages at once (their files owned by the mail user once)."""
         box = mailbox.Maildir(self.home(user) / "Maildir", create=True)
-        box.add(raw)
+        for raw in raws:
+            box.add(raw)
         uid, gid = self.mail_user.pw_uid, self.mail_user.pw_gid
         for path in (self.home(user) / "Maildir").rglob("*"):
             os.chown(path, uid, gid)

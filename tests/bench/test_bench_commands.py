@@ -56,6 +56,7 @@ SMALL: dict[str, list[str]] = {
     "--backend": [],  # kept as written
     "--drop-index": [],  # kept as written: the index compared
     "--letters": ["5"],  # the printed letters' batch
+    "--mails": ["40"],  # the inquiries mailbox
 }
 # What each benchmark needs besides, to stay small.
 EXTRA: dict[str, list[str]] = {
@@ -229,6 +230,13 @@ def check(script: str, args: list[str], out: str) -> None:
         # Every letter typeset, a page each (the script exits 1 otherwise), and the figures.
         assert re.search(r"typeset 5 letters in [\d.]+ s .*: \d+ letters/s; 5 pages", out), out
         assert re.search(r"memory: peak \d+ MB during it", out), out
+    elif script == "bench/inquiries_mail.py":
+        # Every mail read and stored as it should be (the script exits 1 otherwise).
+        assert "backend postgresql" in out if "--postgres" in args else "backend sqlite" in out
+        assert "mailbox: 40 mails dropped" in out, out
+        assert re.search(r"read 40 mails in [\d.]+ s: \d+ mails/s; 30 inquiries", out), out
+        assert "4 from machines left out" in out, out
+        assert re.search(r"peak memory [\d.]+ MB", out), out
     else:
         raise AssertionError(f"no check for {script}: add one")
 

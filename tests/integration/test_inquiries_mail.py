@@ -170,11 +170,13 @@ async def test_serve_killed_while_it_reads_stores_each_message_once(
     database: Database, tmp_path: Path, mail_system: MailSystem
 ) -> None:
     count = 300
-    for n in range(count):  # already in the mailbox, as after a night
-        sender = f"klijent{n}@klijent.test"
-        mail_system.dovecot.drop(
-            BULK, bytes(letter(sender, BULK, f"Pitanje {n}", f"Pitanje broj {n}."))
-        )
+    mail_system.dovecot.drop_many(  # already in the mailbox, as after a night
+        BULK,
+        (
+            bytes(letter(f"klijent{n}@klijent.test", BULK, f"Pitanje {n}", f"Pitanje broj {n}."))
+            for n in range(count)
+        ),
+    )
     env = serve_env(mail_system, BULK)
     first = start_serve(database, tmp_path, **env)
 
