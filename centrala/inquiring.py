@@ -7,7 +7,9 @@ and the inquiries' setup from the settings."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,13 +18,13 @@ from centrala.mailing import smtp_server
 from centrala.meta_inbox import meta_account
 from centrala.settings import Settings
 from core.inquiries import InquiryChannel
-from core.inquiries.mail import answer_email
+from core.inquiries.mail import answer_email, escalation_email
 from core.inquiries.meta import may_reply
 from mail.imap import Fetched, ImapMailbox, MailboxReader, run_mailbox
 from mail.inbound import parse_mail
 from mail.smtp import MailNotSent, send
 from meta.graph import MetaSendError, send_text
-from models.inquiries import Answer, Arrival
+from models.inquiries import Answer, Arrival, Escalated
 from models.inquiries import Attachment as MessageAttachment
 from usecases.inquiries import AnswerNotSent, AnswerSend, InquirySetup, receive
 
@@ -135,3 +137,44 @@ async def read_mailbox(
         await receive(sessions, setup, arrival)
 
     await run_mailbox(MailboxReader(mailbox), handle, stop=stop)
+
+
+def escalation_teller(
+    settings: Settings, desk_of: Callable[[], Any]
+) -> Callable[[Escalated], Awaitable[None]]:
+    """Tells an agent an inquiry is escalated to them: on their desk when it is open (the
+    running `serve`'s, ``desk_of``), and by e-mail when they have an address and an SMTP
+    server is set. A mail server that is away raises (told again next time); one that
+    refuses the address for good is logged, not retried."""
+    server = smtp_server(settings) if settings.smtp_host else None
+    domain = settings.smtp_from.rpartition("@")[2] or "localhost"
+
+    async def tell(escalated: Escalated) -> None:
+        desk = desk_of()
+        if desk is not None:
+            await desk.notifier.to_agent(
+                escalated.to,
+                {"type": "inquiry_escalated", "id": escalated.inquiry_id, "level": escalated.level},
+            )
+        if server is None or not escalated.email:
+            return
+        message = escalation_email(
+            escalated.inquiry_id,
+            kind=escalated.kind,
+            level=escalated.level,
+            subject=escalated.subject,
+            sender=settings.smtp_from,
+            to=escalated.email,
+            link=f"{settings.effective_public_url}/desk",
+            language=escalated.language,
+            now=datetime.now(UTC),
+            domain=domain,
+        )
+        try:
+            await send(server, message)
+        except MailNotSent as exc:
+            if not exc.permanent:
+                raise
+            log.warning("inquiry_escalation_mail_refused", to=escalated.to, error=str(exc))
+
+    return tell

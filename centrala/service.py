@@ -609,16 +609,18 @@ BOARD_SECONDS = 10.0  # how often the wallboard's written inquiries are read aga
 async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
     """Written inquiries: the inquiries mailboxes read (``CENTRALA_IMAP_*``), and every
     ``CENTRALA_INQUIRIES_CHECK_SECONDS`` (0: never, e.g. on all but one instance) the waiting
-    ones given to the free agents of their queues (their desks told) and the agents' answers
-    sent by the channel each inquiry came in."""
+    ones given to the free agents of their queues (their desks told), the escalations told
+    to their agents (desk and e-mail), and the agents' answers sent by the channel each
+    inquiry came in."""
     from datetime import UTC, datetime
 
-    from centrala.inquiring import answer_senders, read_mailbox
-    from usecases.inquiries import board, route, send_answers
+    from centrala.inquiring import answer_senders, escalation_teller, read_mailbox
+    from usecases.inquiries import board, route, send_answers, tell_escalations
 
     settings = app[SETTINGS]
     senders = answer_senders(settings)
     setup = app[INQUIRY_SETUP]
+    tell = escalation_teller(settings, lambda: app.get(WEB))
 
     boarded = [-BOARD_SECONDS]
 
@@ -633,6 +635,7 @@ async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
             for inquiry_id, agent_id in await route(app[SESSIONS], acd.agents(), datetime.now(UTC)):
                 if desk is not None:
                     await desk.notifier.to_agent(agent_id, {"type": "inquiry", "id": inquiry_id})
+        await tell_escalations(app[SESSIONS], tell, datetime.now(UTC))
         done = await send_answers(app[SESSIONS], senders, lambda: datetime.now(UTC))
         if done.sent or done.retried or done.failed:
             log.info(

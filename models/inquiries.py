@@ -25,6 +25,7 @@ from core.inquiries import (
 )
 from core.inquiries.routing import WaitingInquiry
 from models.tables import (
+    Agent,
     Client,
     ClientPhone,
     Inquiry,
@@ -670,3 +671,54 @@ async def give(sessions: Sessions, inquiry_id: int, agent_id: str, at: datetime)
         session.add(_log(inquiry_id, at, "assign", None, owner=agent_id, by="acd"))
         session.add(_log(inquiry_id, at, "state", InquiryState.OPEN))
         return True
+
+
+@dataclass(frozen=True)
+class Escalated:
+    """An escalation whose agent is not yet told."""
+
+    log_id: int
+    inquiry_id: int
+    to: str  # the agent's id
+    level: str
+    kind: str
+    subject: str
+    email: str | None  # the agent's
+    language: str  # their desk's
+
+
+async def escalations_to_tell(sessions: Sessions, limit: int = 100) -> list[Escalated]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(InquiryLog, Inquiry.kind, Inquiry.subject)
+            .join(Inquiry, Inquiry.id == InquiryLog.inquiry_id)
+            .where(InquiryLog.kind == "escalate", InquiryLog.notified_at.is_(None))
+            .order_by(InquiryLog.id)
+            .limit(limit)
+        )
+        found = []
+        for entry, kind, subject in rows:
+            to = str(entry.data.get("to") or "")
+            agent = await session.get(Agent, to) if to else None
+            found.append(
+                Escalated(
+                    log_id=entry.id,
+                    inquiry_id=entry.inquiry_id,
+                    to=to,
+                    level=str(entry.data.get("level") or ""),
+                    kind=kind,
+                    subject=subject,
+                    email=agent.email if agent is not None else None,
+                    language=str(agent.language.value) if agent is not None else "bs",
+                )
+            )
+        return found
+
+
+async def told(sessions: Sessions, log_id: int, at: datetime) -> None:
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(InquiryLog)
+            .where(InquiryLog.id == log_id, InquiryLog.notified_at.is_(None))
+            .values(notified_at=at)
+        )

@@ -44,6 +44,7 @@ class AgentRecord:
     skills: list[str]
     queues: dict[str, int]  # queue id -> penalty
     has_password: bool
+    email: str | None = None
 
     @classmethod
     def of(cls, row: Agent) -> AgentRecord:
@@ -58,6 +59,7 @@ class AgentRecord:
                 m.queue_id: m.penalty for m in sorted(row.memberships, key=lambda m: m.queue_id)
             },
             has_password=row.password_hash is not None,
+            email=row.email,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class AgentRecord:
             "skills": self.skills,
             "queues": self.queues,
             "has_password": self.has_password,
+            "email": self.email,
         }
 
 
@@ -122,6 +125,7 @@ async def create_agent(
     skills: list[str],
     queues: dict[str, int],
     password_hash: str | None,
+    email: str | None = None,
 ) -> AgentRecord:
     async with sessions() as session, session.begin():
         if await session.get(Agent, agent_id) is not None:
@@ -134,6 +138,7 @@ async def create_agent(
             endpoint=endpoint,
             skills=skills,
             password_hash=password_hash,
+            email=email,
             active=True,
             memberships=[QueueMember(queue_id=q, penalty=p) for q, p in queues.items()],
         )
@@ -151,12 +156,12 @@ async def create_agent(
 async def update_agent(
     sessions: Sessions, actor: str, agent_id: str, changes: dict[str, Any]
 ) -> tuple[AgentRecord, AgentRecord]:
-    """Apply ``changes`` (name, role, endpoint, skills, active, queues); the record before
+    """Apply ``changes`` (name, role, endpoint, email, skills, active, queues); the record before
     and after. Deactivating ends the agent's desktop log-ins at once."""
     async with sessions() as session, session.begin():
         row = await _agent(session, agent_id)
         before = AgentRecord.of(row)
-        for field in ("name", "role", "endpoint", "skills", "active"):
+        for field in ("name", "role", "endpoint", "email", "skills", "active"):
             if field in changes:
                 setattr(row, field, changes[field])
         if "queues" in changes:

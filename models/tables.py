@@ -128,6 +128,8 @@ class Agent(Base):
     endpoint: Mapped[str | None] = mapped_column(String(200))  # e.g. PJSIP/101
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
     password_hash: Mapped[str | None] = mapped_column(String(200))
+    # Where escalated written inquiries reach the agent by e-mail (supervisors, managers).
+    email: Mapped[str | None] = mapped_column(String(254))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # The language of the agent's desk and pages (web.i18n); the agent picks it on the desk.
@@ -959,3 +961,5 @@ class InquiryLog(Base):
     state: Mapped[str | None] = mapped_column(String(10))  # the state after it
     actor: Mapped[str | None] = mapped_column(String(64))  # an agent's id, or None: Centrala
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # An escalation's: when its agent was told (desk and e-mail); None: not yet.
+    notified_at: Mapped[datetime | None]

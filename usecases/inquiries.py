@@ -373,3 +373,22 @@ async def board(sessions: Sessions, setup: InquirySetup, now: datetime) -> dict[
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
+
+
+async def tell_escalations(
+    sessions: Sessions, tell: Callable[[store.Escalated], Awaitable[None]], now: datetime
+) -> int:
+    """Each escalation's agent told (``tell``: their desk, their e-mail), once: marked told
+    only after; one that could not be told (the mail server away) is told next time."""
+    done = 0
+    for escalated in await store.escalations_to_tell(sessions):
+        await tell(escalated)
+        await store.told(sessions, escalated.log_id, now)
+        log.info(
+            "inquiry_escalation_told",
+            inquiry_id=escalated.inquiry_id,
+            to=escalated.to,
+            level=escalated.level,
+        )
+        done += 1
+    return done

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from core.csvrows import (
     InvalidValue,
     parse_agent_id,
+    parse_email,
     parse_endpoint,
     parse_name,
     parse_queue_name,
@@ -34,8 +35,10 @@ from models.roster import AgentRecord, RosterConflict
 
 MAX_PENALTY = 100
 MAX_QUEUES = 50
-AGENT_FIELDS = frozenset({"id", "name", "role", "endpoint", "skills", "queues", "password"})
-PATCH_FIELDS = frozenset({"name", "role", "endpoint", "skills", "queues", "active"})
+AGENT_FIELDS = frozenset(
+    {"id", "name", "role", "endpoint", "email", "skills", "queues", "password"}
+)
+PATCH_FIELDS = frozenset({"name", "role", "endpoint", "email", "skills", "queues", "active"})
 
 
 class RosterError(DomainError):
@@ -95,6 +98,7 @@ def check_new_agent(body: Mapping[str, Any], may_give_roles: bool) -> dict[str, 
         "name": _field("name", parse_name, body.get("name")),
         "role": _role(body.get("role", "agent"), may_give_roles),
         "endpoint": _field("endpoint", parse_endpoint, body.get("endpoint") or ""),
+        "email": _field("email", parse_email, body.get("email") or ""),
         "skills": _skills(body.get("skills", [])),
         "queues": check_queues(body.get("queues", {})),
     }
@@ -114,6 +118,8 @@ def check_agent_changes(body: Mapping[str, Any], may_give_roles: bool) -> dict[s
         changes["role"] = _role(body["role"], may_give_roles)
     if "endpoint" in body:
         changes["endpoint"] = _field("endpoint", parse_endpoint, body["endpoint"] or "")
+    if "email" in body:
+        changes["email"] = _field("email", parse_email, body["email"] or "")
     if "skills" in body:
         changes["skills"] = _skills(body["skills"])
     if "queues" in body:

@@ -214,3 +214,49 @@ def answer_email(
         msg["References"] = " ".join(ids[-MAX_REFERENCES:])
     msg.set_content(text if text.endswith("\n") else text + "\n")
     return msg
+
+
+ESCALATION_TEXT = {
+    "bs": (
+        "Upit #INQ-{id} ({kind}) je eskaliran Vama ({level}): {subject}\n\n"
+        "Otvorite ga na deski: {link}\n"
+    ),
+    "en": (
+        "Inquiry #INQ-{id} ({kind}) is escalated to you ({level}): {subject}\n\n"
+        "Open it on the desk: {link}\n"
+    ),
+}
+ESCALATION_SUBJECT = {
+    "bs": "Eskaliran upit #INQ-{id}: {kind}",
+    "en": "Escalated inquiry #INQ-{id}: {kind}",
+}
+
+
+def escalation_email(
+    inquiry_id: int,
+    *,
+    kind: str,
+    level: str,
+    subject: str,
+    sender: str,
+    to: str,
+    link: str,
+    language: str,
+    now: datetime,
+    domain: str,
+) -> EmailMessage:
+    """The e-mail telling a supervisor or a manager an inquiry is escalated to them, in their
+    desk's language, with its own id (``<inquiry-escalation-ID-LEVEL@domain>``: sent again
+    after a crash, a mail program shows it once)."""
+    lang = language if language in ESCALATION_TEXT else "bs"
+    fields = {"id": inquiry_id, "kind": kind.replace("_", " "), "level": level,
+              "subject": " ".join(subject.split())[:200], "link": link}  # fmt: skip
+    msg = EmailMessage(policy=email.policy.default.clone(max_line_length=998))
+    msg["Subject"] = ESCALATION_SUBJECT[lang].format(**fields)
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = f"<inquiry-escalation-{inquiry_id}-{level}@{domain}>"
+    msg["Auto-Submitted"] = "auto-generated"  # a machine's: no out-of-office answers it
+    msg.set_content(ESCALATION_TEXT[lang].format(**fields))
+    return msg

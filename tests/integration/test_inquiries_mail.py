@@ -3,10 +3,10 @@ Asterisk) reads the inquiries mailbox of a real mail system (Dovecot, with an SM
 delivering into it: tests/mailsystem.py) and sends its answers through that SMTP server.
 
 A client's complaint becomes an inquiry linked to them, escalated to the supervisor on the
-record; an auto-reply opens none (and is marked read, never read again); the agent's answer
-arrives in the client's own mailbox with our token and In-Reply-To, and the client's answer
-to it threads back into the same inquiry, open again. `serve` killed while it reads a full
-mailbox, and started again: every message is stored once."""
+record and told by e-mail; an auto-reply opens none (and is marked read, never read again);
+the agent's answer arrives in the client's own mailbox with our token and In-Reply-To, and
+the client's answer to it threads back into the same inquiry, open again. `serve` killed
+while it reads a full mailbox, and started again: every message is stored once."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ from usecases.inquiries import reply
 AMRA = "amra@klijent.test"
 EVE = "eve@klijent.test"
 BULK = "masovno@centrala.test"
-USERS = [INQUIRIES, AMRA, EVE, BULK]
+SANJA = "sanja@centrala.test"  # the supervisor's own mailbox
+USERS = [INQUIRIES, AMRA, EVE, BULK, SANJA]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ async def test_a_clients_mail_is_answered_and_their_answer_threads_back(
     database: Database, tmp_path: Path, mail_system: MailSystem
 ) -> None:
     async with database.sessions() as session, session.begin():
-        session.add(Agent(id="iq-mail-sup", name="Sanja", role=AgentRole.SUPERVISOR))
+        session.add(Agent(id="iq-mail-sup", name="Sanja", role=AgentRole.SUPERVISOR, email=SANJA))
         session.add(Agent(id="iq-mail-ana", name="Ana", role=AgentRole.AGENT))
         session.add(Client(external_id="iq-mail-amra", name="Amra Hodžić", email=AMRA))
     server = start_serve(database, tmp_path, **serve_env(mail_system, INQUIRIES))
@@ -123,6 +124,17 @@ async def test_a_clients_mail_is_answered_and_their_answer_threads_back(
             ("escalate", "iq-mail-sup"),
         ]
         assert thread.messages[0].text == "Imam žalbu: tri puta sam zvala, niko se nije javio."
+
+        async def escalation_mailed() -> list[Fetched] | None:
+            return await mailbox_of(mail_system, SANJA) or None
+
+        (told,) = await wait_until(escalation_mailed, timeout=30, message="Sanja told by e-mail")
+        told_mail = parse_mail(told.raw)
+        assert told_mail.subject == f"Eskaliran upit #INQ-{inquiry.id}: complaint"
+        assert told_mail.is_auto_reply()  # Auto-Submitted: no out-of-office answers it
+        thread = await store.thread(database.sessions, inquiry.id)
+        assert thread is not None
+        assert [e.notified_at is not None for e in thread.log if e.kind == "escalate"] == [True]
 
         await reply(database.sessions, inquiry.id, "iq-mail-ana", "Žao nam je, zovemo Vas danas.",
                     datetime.now(UTC))  # fmt: skip

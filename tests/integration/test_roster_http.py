@@ -63,10 +63,11 @@ async def test_a_supervisor_creates_and_edits_agents_but_gives_no_roles(site: Si
         "PATCH",
         f"{ADMIN}/agents/amra",
         supervisor,
-        {"queues": {"general": 5, "finance": 0}, "skills": ["bs"]},
+        {"queues": {"general": 5, "finance": 0}, "skills": ["bs"], "email": "amra@fondacija.ba"},
     )
     assert status == 200, edited
     assert edited["queues"] == {"finance": 0, "general": 5}
+    assert edited["email"] == "amra@fondacija.ba"  # where escalated inquiries reach her
     profile = (await CRM(site.database.sessions).profiles(["amra"]))[0]
     assert profile.queues == {"general": 5, "finance": 0}  # what the ACD reads next
 
@@ -241,6 +242,7 @@ BAD_AGENTS: list[tuple[dict[str, Any], str]] = [
     (new_agent("amra", queues={"general": True}), "queues"),
     (new_agent("amra", password="short"), "password"),
     (new_agent("amra", role="boss"), "role"),
+    (new_agent("amra", email="not-an-address"), "email"),
 ]
 
 

@@ -423,6 +423,7 @@ function agentForm(agent, mayGiveRoles) {
   const f = (text, input) => { const id = `f${++fieldCount}`; input.id = id; return [el("label", { for: id, text }), input]; };
   const name = el("input", { value: agent.name });
   const endpoint = el("input", { value: agent.endpoint || "" });
+  const email = el("input", { type: "email", value: agent.email || "" });
   const skills = el("input", { value: agent.skills.join(", ") });
   const queues = el("input", { value: unpair(agent.queues), class: "agent-queues" });
   const active = el("input", { type: "checkbox" }); active.checked = agent.active;
@@ -431,7 +432,7 @@ function agentForm(agent, mayGiveRoles) {
   const password = el("input", { type: "password", autocomplete: "new-password" });
   const save = async () => attempt(t("console.agent", { id: agent.id }), async () => {
     const body = {
-      name: name.value, endpoint: endpoint.value, active: active.checked,
+      name: name.value, endpoint: endpoint.value, email: email.value.trim(), active: active.checked,
       skills: skills.value.split(",").map((s) => s.trim()).filter(Boolean), queues: pairs(queues.value),
     };
     if (mayGiveRoles && role.value !== agent.role) body.role = role.value;
@@ -445,7 +446,8 @@ function agentForm(agent, mayGiveRoles) {
   });
   return el("details", { class: "node", "data-agent": agent.id },
     el("summary", { text: `${agent.name} (${agent.id}) · ${label("role", agent.role)}${agent.active ? "" : ` · ${t("console.inactive")}`}` }),
-    ...f(t("console.name"), name), ...f(t("console.phone"), endpoint), ...f(t("console.skills"), skills),
+    ...f(t("console.name"), name), ...f(t("console.phone"), endpoint), ...f(t("console.email"), email),
+    ...f(t("console.skills"), skills),
     ...f(t("console.queues_penalties"), queues), ...f(t("console.role"), role),
     el("label", { class: "chip" }, active, ` ${t("console.active")}`),
     el("button", { type: "button", text: t("console.save"), onclick: save }),
@@ -465,6 +467,7 @@ function initAgents(page) {
     attempt(t("console.new_agent"), async () => {
       const body = { id: $("new-id").value.trim(), name: $("new-name").value.trim(), queues: pairs($("new-queues").value) };
       if ($("new-endpoint").value.trim()) body.endpoint = $("new-endpoint").value.trim();
+      if ($("new-email").value.trim()) body.email = $("new-email").value.trim();
       if ($("new-password").value) body.password = $("new-password").value;
       const made = await api("POST", "/desk/api/admin/agents", body);
       say(t("console.agent_created", { id: made.id }));

@@ -139,7 +139,7 @@ function connect() {
     else if (msg.type === "call_ended") callEnded(msg);
     else if (msg.type === "state") renderState(msg);
     // A written inquiry given to this agent: inquiries.js shows it.
-    else if (msg.type === "inquiry") window.dispatchEvent(new CustomEvent("inquiry", {detail: msg}));
+    else if (msg.type === "inquiry" || msg.type === "inquiry_escalated") window.dispatchEvent(new CustomEvent("inquiry", {detail: msg}));
   };
   ws.onclose = (e) => {
     // 4401: the session ended (logged out, revoked, demoted): log in again, do not retry.

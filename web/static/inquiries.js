@@ -102,6 +102,11 @@
   $("btn-inq-escalate").onclick = () => act("escalate", t("inq.escalated"));
   $("btn-inq-close").onclick = () => act("close", t("inq.closed"));
   $("btn-inq-refresh").onclick = refresh;
-  window.addEventListener("inquiry", (e) => { refresh(); note(t("inq.given", {id: e.detail.id})); });
+  window.addEventListener("inquiry", async (e) => {
+    await refresh();
+    // One escalated to a supervisor is nobody's list's: it opens at once.
+    if (e.detail.type === "inquiry_escalated") await show(e.detail.id);
+    note(e.detail.type === "inquiry_escalated" ? t("inq.escalated_to_you", {id: e.detail.id}) : t("inq.given", {id: e.detail.id}));
+  });
   refresh();
 })();

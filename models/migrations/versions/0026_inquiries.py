@@ -1,5 +1,5 @@
 """written inquiries: the inquiries, their messages (in, out, notes) with their attachments,
-and their log (states, assignments, kind changes, escalations)
+and their log (states, assignments, kind changes, escalations); agents' e-mail addresses
 
 Revision ID: 0026
 Revises: 0025
@@ -22,6 +22,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("agents") as batch:
+        batch.add_column(sa.Column("email", sa.String(length=254), nullable=True))
     op.create_table(
         "inquiries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -125,6 +127,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=10), nullable=True),
         sa.Column("actor", sa.String(length=64), nullable=True),
         sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("notified_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["inquiry_id"],
             ["inquiries.id"],
@@ -141,3 +144,5 @@ def downgrade() -> None:
     op.drop_table("inquiry_attachments")
     op.drop_table("inquiry_messages")
     op.drop_table("inquiries")
+    with op.batch_alter_table("agents") as batch:
+        batch.drop_column("email")
