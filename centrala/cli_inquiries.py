@@ -26,7 +26,7 @@ def inquiries_status(as_json: bool) -> None:
     from centrala.settings import get_settings
     from models.db import create_engine, session_factory
     from models.inquiries import backlog
-    from usecases.inquiries import Late, late
+    from usecases.inquiries import Late, late, queue_calendars
 
     settings = get_settings()
     setup = inquiry_setup(settings)
@@ -35,6 +35,7 @@ def inquiries_status(as_json: bool) -> None:
         engine = create_engine(settings.effective_database_url)
         sessions = session_factory(engine)
         try:
+            setup.calendars.update(await queue_calendars(sessions))  # the queues' hours
             return await backlog(sessions), await late(sessions, setup, datetime.now(UTC))
         finally:
             await engine.dispose()

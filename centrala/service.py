@@ -615,7 +615,13 @@ async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
     from datetime import UTC, datetime
 
     from centrala.inquiring import answer_senders, escalation_teller, read_mailbox
-    from usecases.inquiries import board, route, send_answers, tell_escalations
+    from usecases.inquiries import (
+        board,
+        queue_calendars,
+        route,
+        send_answers,
+        tell_escalations,
+    )
 
     settings = app[SETTINGS]
     senders = answer_senders(settings)
@@ -630,6 +636,9 @@ async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
             # The wallboard's backlog and SLA: every inquiry not closed is read, so not on
             # every check.
             boarded[0] = time.monotonic()
+            # The queues' opening hours as the live flow has them (a publish changes them).
+            setup.calendars.clear()
+            setup.calendars.update(await queue_calendars(app[SESSIONS]))
             desk.notifier.inquiries = await board(app[SESSIONS], setup, datetime.now(UTC))
         if acd is not None:  # the waiting inquiries to the free agents, their desks told
             for inquiry_id, agent_id in await route(app[SESSIONS], acd.agents(), datetime.now(UTC)):

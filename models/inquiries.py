@@ -472,10 +472,12 @@ class OpenInquiry:
     id: int
     kind: str
     state: str
+    queue: str
     subject: str
     owner_id: str | None
     first_response_at: datetime | None
     history: list[tuple[datetime, InquiryState]]
+    escalated: frozenset[str] = frozenset()  # the levels it went to
 
 
 async def not_closed(sessions: Sessions, limit: int = 10_000) -> list[OpenInquiry]:
@@ -491,18 +493,39 @@ async def not_closed(sessions: Sessions, limit: int = 10_000) -> list[OpenInquir
             )
         )
         history: dict[int, list[tuple[datetime, InquiryState]]] = {r.id: [] for r in rows}
+        levels: dict[int, set[str]] = {}
         ids = list(history)
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            for inquiry_id, at, state in await session.execute(
-                select(InquiryLog.inquiry_id, InquiryLog.at, InquiryLog.state)
-                .where(InquiryLog.inquiry_id.in_(chunk), InquiryLog.state.is_not(None))
+            for inquiry_id, at, state, kind, data in await session.execute(
+                select(
+                    InquiryLog.inquiry_id,
+                    InquiryLog.at,
+                    InquiryLog.state,
+                    InquiryLog.kind,
+                    InquiryLog.data,
+                )
+                .where(
+                    InquiryLog.inquiry_id.in_(chunk),
+                    InquiryLog.state.is_not(None) | (InquiryLog.kind == "escalate"),
+                )
                 .order_by(InquiryLog.at, InquiryLog.id)
             ):
-                history[inquiry_id].append((at, InquiryState(str(state))))
+                if kind == "escalate":
+                    levels.setdefault(inquiry_id, set()).add(str(data.get("level")))
+                else:
+                    history[inquiry_id].append((at, InquiryState(str(state))))
     return [
         OpenInquiry(
-            r.id, r.kind, r.state, r.subject, r.owner_id, r.first_response_at, history[r.id]
+            r.id,
+            r.kind,
+            r.state,
+            r.queue,
+            r.subject,
+            r.owner_id,
+            r.first_response_at,
+            history[r.id],
+            frozenset(levels.get(r.id, ())),
         )
         for r in rows
     ]

@@ -37,6 +37,7 @@ from core.inquiries.meta import MetaMessage
 from core.notices import CLAIM_LEASE, retry_at
 from dialplan.model import Calendar
 from models import inquiries as store
+from models.flows import active_flow
 from models.inquiries import Arrival, NewInquiry, Received, Thread
 from models.tables import Inquiry
 
@@ -52,7 +53,27 @@ class InquirySetup:
     queue: str = "general"  # the ACD queue they wait in
     supervisor: str | None = None  # the agent id escalations go to first
     sla: Mapping[InquiryKind, SlaTargets] = field(default_factory=lambda: dict(DEFAULT_SLA))
-    calendar: Calendar | None = None  # business time: the call centre's hours
+    calendar: Calendar | None = None  # business time when the queue has no calendar
+    # Each queue's business calendar (the live flow's: ``queue_calendars``), the SLA's clock;
+    # `serve` keeps it up to date in place (a publish changes the hours).
+    calendars: dict[str, Calendar] = field(default_factory=dict)
+
+    def calendar_for(self, queue: str) -> Calendar | None:
+        return self.calendars.get(queue, self.calendar)
+
+
+async def queue_calendars(sessions: Sessions, flow: str = "infoline") -> dict[str, Calendar]:
+    """The calendars of the live flow's queues: an inquiry waiting in a queue counts its SLA
+    in that queue's opening hours (nights, weekends and holidays do not count)."""
+    found = await active_flow(sessions, flow)
+    if found is None:
+        return {}
+    _, live = found
+    return {
+        queue_id: live.calendars[q.calendar]
+        for queue_id, q in live.queues.items()
+        if q.calendar is not None and q.calendar in live.calendars
+    }
 
 
 async def receive(sessions: Sessions, setup: InquirySetup, arrival: Arrival) -> Received:
@@ -152,7 +173,7 @@ def sla_of(thread: Thread, now: datetime, setup: InquirySetup) -> SlaStatus:
     return sla_status(
         thread.history(),
         now,
-        setup.calendar,
+        setup.calendar_for(thread.inquiry.queue),
         targets,
         first_response_at=thread.inquiry.first_response_at,
     )
@@ -246,7 +267,7 @@ async def late(sessions: Sessions, setup: InquirySetup, now: datetime) -> list[L
         sla = sla_status(
             inquiry.history,
             now,
-            setup.calendar,
+            setup.calendar_for(inquiry.queue),
             setup.sla[InquiryKind(inquiry.kind)],
             first_response_at=inquiry.first_response_at,
         )
@@ -341,12 +362,14 @@ async def route(
 async def board(sessions: Sessions, setup: InquirySetup, now: datetime) -> dict[str, object]:
     """The wallboard's written inquiries: how many wait for an agent, are worked on, wait
     for the client; how many have breached their SLA or come near it, and the ten most
-    urgent of those (the breached first)."""
+    urgent of those (the breached first). The breached ones are escalated on the way
+    (``escalate_breaches``)."""
     counts = await store.backlog(sessions)
     by_state: dict[str, int] = {}
     for (_, state), n in counts.items():
         by_state[state] = by_state.get(state, 0) + n
     overdue = await late(sessions, setup, now)
+    await escalate_breaches(sessions, setup, overdue, now)
     return {
         "new": by_state.get("new", 0),
         "open": by_state.get("open", 0),
@@ -391,4 +414,20 @@ async def tell_escalations(
             level=escalated.level,
         )
         done += 1
+    return done
+
+
+async def escalate_breaches(
+    sessions: Sessions, setup: InquirySetup, overdue: Sequence[Late], now: datetime
+) -> int:
+    """Each inquiry past its SLA goes to the supervisor (``core.inquiries.escalation`` for a
+    breached one), once: those the supervisor has already are left alone."""
+    done = 0
+    for x in overdue:
+        if not x.sla.breached or "supervisor" in x.inquiry.escalated:
+            continue
+        steps = await store.escalate(sessions, x.inquiry.id, now, None, supervisor=setup.supervisor)
+        if steps:
+            done += 1
+            log.info("inquiry_breach_escalated", inquiry_id=x.inquiry.id, to=[s.to for s in steps])
     return done

@@ -21,13 +21,28 @@ import pytest
 
 from core.enums import AgentRole
 from core.inquiries import EscalationLevel, InquiryError, InquiryKind, InquiryState
+from dialplan.validate import load_flow
 from models import inquiries as store
+from models.flows import apply_flow
 from models.inquiries import Arrival, Attachment
 from models.tables import Agent, Client, ClientPhone
 from tests.conftest import Database
-from usecases.inquiries import InquirySetup, assign, close, note, receive, reclassify, reply, sla_of
+from usecases.inquiries import (
+    InquirySetup,
+    assign,
+    close,
+    escalate_breaches,
+    late,
+    note,
+    queue_calendars,
+    receive,
+    reclassify,
+    reply,
+    sla_of,
+)
 
 AT = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+FLOW = Path(__file__).resolve().parents[2] / "dialplan" / "infoline.yaml"
 SETUP = InquirySetup(supervisor="iq-sup", queue="general")
 
 
@@ -217,3 +232,37 @@ async def test_the_status_command_prints_the_backlog_and_the_late_ones(
     assert lines[2].startswith(f"BREACHED #INQ-{complaint.inquiry_id} complaint new owner=-")
     assert lines[3].startswith(f"near     #INQ-{question.inquiry_id} general_question new")
     assert len(lines) == 4
+
+
+async def test_the_sla_counts_the_queues_opening_hours_and_a_breach_escalates(
+    database: Database,
+) -> None:
+    """The live flow's calendar of the queue (the shipped infoline: 08:00-16:00 on working
+    days, Sarajevo): a question that came on Friday at 15:00 has used one of its eight
+    business hours by Friday's close, is near its due time on Monday afternoon (due at
+    15:00, not on Saturday) and late on Tuesday; the breach goes to the supervisor, once."""
+    await seed(database)
+    await apply_flow(database.sessions, load_flow(FLOW.read_text(), str(FLOW)), "tests")
+    setup = InquirySetup(supervisor="iq-sup", queue="general")
+    setup.calendars.update(await queue_calendars(database.sessions))
+    assert "general" in setup.calendars
+    friday = datetime(2026, 11, 27, 14, tzinfo=UTC)  # 15:00 in Sarajevo
+    asked = await receive(
+        database.sessions, setup,
+        mail(1, subject="Pitanje", text="Kada radite?", at=friday),
+    )  # fmt: skip
+    assert asked.escalated == ()
+    saturday = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    assert await late(database.sessions, setup, saturday) == []  # one business hour of eight
+    monday = datetime(2026, 11, 30, 13, tzinfo=UTC)  # 14:00: seven hours used
+    (near,) = await late(database.sessions, setup, monday)
+    assert near.sla.near_breach and not near.sla.breached
+    assert near.sla.first_response_due == datetime(2026, 11, 30, 14, tzinfo=UTC)  # 15:00 there
+    tuesday = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    overdue = await late(database.sessions, setup, tuesday)
+    assert [x.sla.breached for x in overdue] == [True]
+    assert await escalate_breaches(database.sessions, setup, overdue, tuesday) == 1
+    again = await late(database.sessions, setup, tuesday)
+    assert await escalate_breaches(database.sessions, setup, again, tuesday) == 0  # once
+    thread = await store.thread(database.sessions, asked.inquiry_id or 0)
+    assert thread is not None and thread.escalations_done() == {EscalationLevel.SUPERVISOR}
