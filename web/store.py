@@ -27,6 +27,7 @@ from models.tables import (
     ClientAudit,
     ClientPhone,
     ContactOptOut,
+    Inquiry,
     Interaction,
     Notice,
     SurveyAnswer,
@@ -223,6 +224,14 @@ class DeskStore:
                 select(Notice)
                 .where(Notice.client_id == client_id)
                 .order_by(Notice.created_at.desc(), Notice.id.desc())
+                .limit(RECENT)
+            )
+        )
+        rows.inquiries = list(
+            await session.scalars(
+                select(Inquiry)
+                .where(Inquiry.client_id == client_id)
+                .order_by(Inquiry.created_at.desc(), Inquiry.id.desc())
                 .limit(RECENT)
             )
         )

@@ -121,6 +121,23 @@ class MessageFacts(Protocol):
     def state(self) -> str: ...
 
 
+class InquiryFacts(Protocol):
+    """A written inquiry of the client's (core.inquiries)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+
+
 @dataclass
 class PopRows:
     call: CallFacts
@@ -133,6 +150,7 @@ class PopRows:
     survey_answers: Sequence[AnswerFacts] = field(default_factory=list)  # newest first
     messages: Sequence[MessageFacts] = field(default_factory=list)  # notices, newest first
     opted_out: Sequence[str] = field(default_factory=list)  # channels: no messages by them
+    inquiries: Sequence[InquiryFacts] = field(default_factory=list)  # written, newest first
     intent: str | None = None  # from the call's "routed" event
     # An agent campaign's call: its name, mode, purpose and script (core.dialler).
     campaign: Mapping[str, Any] | None = None
@@ -242,6 +260,17 @@ def build_screenpop(rows: PopRows, stage: str, today: date) -> dict[str, Any]:
             "state": m.state,
         }
         for m in rows.messages
+    ]
+    pop["inquiries"] = [
+        {
+            "id": i.id,
+            "at": _iso(i.created_at),
+            "channel": i.channel,
+            "kind": i.kind,
+            "subject": i.subject,
+            "state": i.state,
+        }
+        for i in rows.inquiries
     ]
     pop["nps"] = [
         {"at": _iso(a.answered_at), "question": a.question_key, "score": a.value_int}

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from core.desk.screenpop import build_screenpop
 from core.enums import AgentRole
 from core.inquiries import EscalationLevel, InquiryError, InquiryKind, InquiryState
 from dialplan.validate import load_flow
@@ -40,6 +41,7 @@ from usecases.inquiries import (
     reply,
     sla_of,
 )
+from web.store import DeskStore
 
 AT = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 FLOW = Path(__file__).resolve().parents[2] / "dialplan" / "infoline.yaml"
@@ -111,6 +113,14 @@ async def test_a_clients_mail_opens_an_escalated_inquiry_stored_once(database: D
     assert (name, ctype, size) == ("ugovor.pdf", "application/pdf", len(pdf.content))
     assert thread.escalations_done() == {EscalationLevel.SUPERVISOR, EscalationLevel.MANAGER}
     assert thread.log[0].data["why"] == {"source": "keyword", "rule": "žalba", "language": "bs"}
+
+    # On the desk, the client's record lists the inquiry beside the calls and notices.
+    found = await DeskStore(database.sessions).client_rows(ids["mira"])
+    assert found is not None
+    record = build_screenpop(found, "record", AT.date())
+    assert [(i["id"], i["channel"], i["kind"], i["state"]) for i in record["inquiries"]] == [
+        (first.inquiry_id, "email", "complaint", "new")
+    ]
 
 
 async def test_answers_thread_back_and_the_states_follow_the_agents_and_the_client(

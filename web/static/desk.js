@@ -50,6 +50,7 @@ function renderRecord(target, pop) {
   target.append(list(t("client.callbacks"), pop.callbacks, (b) => `${when(b.due_at)} · ${b.reason || ""}`));
   target.append(list(t("client.notes"), pop.interactions, (i) => `${when(i.at)} · ${i.category ? label("category", i.category) : ""} · ${i.note || ""}${i.agent_id ? ` (${i.agent_id})` : ""}`));
   target.append(list(t("client.messages"), pop.messages || [], (m) => `${when(m.at)} · ${label("channel", m.channel)} · ${label("notice_kind", m.kind)} · ${m.subject} · ${label("notice_state", m.state)}`));
+  target.append(list(t("client.inquiries"), pop.inquiries || [], (i) => `${when(i.at)} · #INQ-${i.id} · ${label("inquiry_channel", i.channel)} · ${label("inquiry_kind", i.kind)} · ${i.subject} · ${label("inquiry_state", i.state)}`));
   target.append(list(t("client.calls"), pop.history, (h) => `${when(h.started_at)} · ${h.outcome || "…"} · ${h.disposition || t("client.no_disposition")} · ${h.agent_id || ""}`));
   target.append(list(t("client.nps"), pop.nps, (n) => `${when(n.at)} · ${n.question}: ${n.score}`));
   const ph = el("div"); ph.append(el("h3", t("client.loans")));
