@@ -56,6 +56,7 @@ def answer_senders(settings: Settings) -> dict[str, AnswerSend]:
                 answers=answer.answers,
                 now=datetime.now(UTC),
                 domain=sender.rpartition("@")[2] or "localhost",
+                automatic=answer.automatic,
             )
             try:
                 await send(server, message)

@@ -549,6 +549,7 @@ class Answer:
     queued_at: datetime
     answers: tuple[str, ...]  # the thread's Message-IDs, oldest first (an e-mail's References)
     last_in_at: datetime | None  # the client's latest message (Meta's reply window)
+    automatic: bool = False  # Centrala's own (a receipt): Auto-Submitted
 
 
 async def claim_answers(
@@ -605,6 +606,7 @@ async def claim_answers(
                     last_in_at=max(
                         (at for _, d, at in thread if d == str(MessageDirection.IN)), default=None
                     ),
+                    automatic=message.automatic,
                 )
             )
     return claimed
@@ -744,4 +746,23 @@ async def told(sessions: Sessions, log_id: int, at: datetime) -> None:
             update(InquiryLog)
             .where(InquiryLog.id == log_id, InquiryLog.notified_at.is_(None))
             .values(notified_at=at)
+        )
+
+
+async def add_receipt(
+    sessions: Sessions, inquiry_id: int, subject: str, text: str, at: datetime
+) -> None:
+    """Centrala's own receipt to the client (queued to leave by e-mail like an answer, but
+    no agent's: the inquiry's state and first response stay as they are)."""
+    async with sessions() as session, session.begin():
+        session.add(
+            InquiryMessage(
+                inquiry_id=inquiry_id,
+                direction=str(MessageDirection.OUT),
+                at=at,
+                subject=subject[:300],
+                text=text,
+                automatic=True,
+                send_state="queued",
+            )
         )

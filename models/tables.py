@@ -918,6 +918,9 @@ class InquiryMessage(Base):
     subject: Mapped[str] = mapped_column(String(300), default="")
     text: Mapped[str] = mapped_column(Text)  # the new text
     quoted: Mapped[str] = mapped_column(Text, default="")  # quoted text and signature, apart
+    # Sent by Centrala itself (the contact form's receipt): no agent's answer, no first
+    # response, and marked Auto-Submitted so no out-of-office answers it.
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
     # An answer's sending: queued -> sending (claimed_at: a `serve` that dies mid-send leaves
     # it to the next after a lease) -> sent (provider_id: the e-mail's Message-ID, Meta's
     # mid) or failed (error); a provider that is down: queued again at next_attempt_at.

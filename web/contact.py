@@ -5,7 +5,8 @@ time ``rendered`` from ``GET /contact/stamp``). ``core.inquiries.webform`` judge
 gets the same thank-you page as a person and nothing is stored; a person gets each wrong
 field named, their text kept in the form. An address posting more than ``LIMIT`` forms in
 ``WINDOW`` seconds waits (429). A stored form is a written inquiry
-(``usecases.inquiries.receive``); the page gives its reference. ``Accept:
+(``usecases.inquiries.receive``); the page gives its reference, and a sender with an e-mail
+address gets a receipt (queued to leave with the answers). ``Accept:
 application/json`` answers JSON (the website's script). Imports core, models, usecases and
 web."""
 
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.enums import DeskLanguage
 from core.inquiries import check_contact_form
+from models.inquiries import add_receipt
 from usecases.inquiries import InquirySetup, form_arrival, receive
 from web.http import page_context
 from web.i18n import from_accept_language, t
@@ -147,6 +149,15 @@ def routes(
         setup = request.app.get(setup_key) or InquirySetup()
         received = await receive(request.app[sessions_key], setup, arrival)
         reference = f"#INQ-{received.inquiry_id}" if received.inquiry_id else None
+        if received.created and received.inquiry_id and checked.form.email:
+            # The sender's receipt, in the page's language, by e-mail with the answers.
+            await add_receipt(
+                request.app[sessions_key],
+                received.inquiry_id,
+                t(language, "contact.receipt_subject", reference=reference),
+                t(language, "contact.receipt_text", name=checked.form.name, reference=reference),
+                datetime.now(UTC),
+            )
         if wants_json:
             return web.json_response({"ok": True, "reference": reference})
         return render(request, language, sent=True, reference=reference)

@@ -196,18 +196,22 @@ def answer_email(
     answers: Sequence[str],
     now: datetime,
     domain: str,
+    automatic: bool = False,
 ) -> EmailMessage:
-    """An agent's answer as an e-mail: plain text, our token in the subject, In-Reply-To
-    the client's latest message and References the thread's ids (the client's mail program
-    threads it; their answer comes back to the same inquiry), and an id of the answer's own
-    (``<inquiry-answer-ID@domain>``): were it sent again after a crash at the wrong moment,
-    a mail program shows it once."""
+    """An agent's answer as an e-mail (``automatic``: Centrala's own receipt, marked
+    Auto-Submitted so no out-of-office answers it): plain text, our token in the subject,
+    In-Reply-To the client's latest message and References the thread's ids (the client's
+    mail program threads it; their answer comes back to the same inquiry), and an id of the
+    answer's own (``<inquiry-answer-ID@domain>``): were it sent again after a crash at the
+    wrong moment, a mail program shows it once."""
     msg = EmailMessage(policy=email.policy.default.clone(max_line_length=998))
     msg["Subject"] = subject
     msg["From"] = sender
     msg["To"] = to
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = f"<inquiry-answer-{message_id}@{domain}>"
+    if automatic:
+        msg["Auto-Submitted"] = "auto-replied"
     ids = [f"<{i}>" for i in (a.strip().strip("<>") for a in answers) if _BARE_ID.fullmatch(i)]
     if ids:
         msg["In-Reply-To"] = ids[-1]

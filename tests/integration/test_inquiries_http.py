@@ -106,6 +106,13 @@ async def test_the_contact_form_stores_a_persons_message_and_thanks_a_bot(
         "lejla@example.ba",
     )
     assert stored.client_id is not None  # Lejla is a client: by her e-mail
+    thread = await store_thread(database.sessions, stored.id)
+    assert thread is not None
+    (receipt,) = [m for m in thread.messages if m.direction == "out"]  # her receipt, to send
+    assert (receipt.automatic, receipt.send_state, receipt.author_id) == (True, "queued", None)
+    assert receipt.subject == f"Primili smo Vašu poruku #INQ-{stored.id}"
+    assert receipt.text.startswith("Poštovani/a Lejla Kovač,")
+    assert (thread.inquiry.state, thread.inquiry.first_response_at) == ("new", None)  # no answer
 
     for bot in (
         form(website="http://spam.example"),  # the honeypot

@@ -1,5 +1,5 @@
-"""The agents' answers to written inquiries leave by the channel each came in
-(usecases.inquiries.send_answers with centrala.inquiring's senders), on SQLite and
+"""The agents' answers to written inquiries (and Centrala's receipts) leave by the channel
+each came in (usecases.inquiries.send_answers with centrala.inquiring's senders), on SQLite and
 PostgreSQL: by e-mail through a real SMTP server (from the mailbox the client wrote to, our
 token in the subject, In-Reply-To and References the client's message: their answer to it
 threads back into the same inquiry), to Facebook through the Graph API's stand-in (a closed
@@ -18,7 +18,7 @@ from centrala.inquiring import answer_senders
 from centrala.settings import Settings
 from core.enums import AgentRole
 from models import inquiries as store
-from models.inquiries import Arrival
+from models.inquiries import Arrival, add_receipt
 from models.tables import Agent
 from tests.conftest import Database
 from tests.mailserver import MailServer
@@ -87,6 +87,7 @@ async def test_an_answer_by_email_threads_the_clients_next_mail_back(
     assert sent["Subject"] == f"Re: Radno vrijeme [#INQ-{inquiry_id}]"
     assert sent["In-Reply-To"] == "<amra-1@example.ba>"
     assert sent.get_payload(decode=True).decode().startswith("Subotom od 9 do 13.")
+    assert sent["Auto-Submitted"] is None  # a person's answer
     ours = str(sent["Message-ID"]).strip("<>")
 
     # Amra answers ours: her mail names it, and lands in the same inquiry.
@@ -154,3 +155,18 @@ async def test_facebook_answers_go_through_the_graph_api_inside_the_window(
     assert thread is not None
     assert thread.messages[1].send_state == "failed"
     assert "24-hour reply window" in (thread.messages[1].error or "")
+
+
+async def test_a_receipt_leaves_marked_as_a_machines(database: Database, tmp_path: Path) -> None:
+    first = await receive(database.sessions, SETUP, mail(1, channel="web_form", message_id=None))
+    await add_receipt(
+        database.sessions, first.inquiry_id or 0, "Primili smo Vašu poruku", "Hvala.",
+        datetime.now(UTC),
+    )  # fmt: skip
+    async with running(MailServer(tmp_path / "smtp")) as smtp:
+        senders = answer_senders(settings(tmp_path, smtp=smtp))
+        assert (await send_answers(database.sessions, senders, lambda: datetime.now(UTC))).sent == 1
+        (sent,) = smtp.messages()
+    assert sent["Auto-Submitted"] == "auto-replied" and sent["To"] == "amra@example.ba"
+    thread = await store.thread(database.sessions, first.inquiry_id or 0)
+    assert thread is not None and thread.inquiry.first_response_at is None

@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(length=300), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("quoted", sa.Text(), nullable=False),
+        sa.Column("automatic", sa.Boolean(), nullable=False),
         sa.Column("send_state", sa.String(length=10), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
