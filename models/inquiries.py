@@ -1,4 +1,7 @@
-"""Written inquiries in the database (``models.tables.Inquiry`` and its messages, attachments
+"""Over 500 lines: every read and write of the inquiries' tables in one place, so the
+conditional writes (stored once, given once, claimed once, told once) are read side by side.
+
+Written inquiries in the database (``models.tables.Inquiry`` and its messages, attachments
 and log): a client's message stored in one transaction, once however often it is read (its
 source key, its Message-ID), threaded into the inquiry it answers or opening a new one linked
 to the client the sender is, with its escalations on the record; and the reads the API and
@@ -6,6 +9,7 @@ the desk need. The decisions are ``core.inquiries``'. Imports models.tables and 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,9 +17,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.enums import ClientType
 from core.inquiries import (
     EscalationLevel,
     EscalationStep,
+    InquiryChannel,
     InquiryEvent,
     InquiryKind,
     InquiryState,
@@ -27,6 +33,7 @@ from core.inquiries.routing import WaitingInquiry
 from models.tables import (
     Agent,
     Client,
+    ClientAudit,
     ClientPhone,
     Inquiry,
     InquiryAttachment,
@@ -766,3 +773,46 @@ async def add_receipt(
                 send_state="queued",
             )
         )
+
+
+async def link_client(
+    sessions: Sessions,
+    inquiry_id: int,
+    at: datetime,
+    actor: str | None,
+    *,
+    client_id: int | None = None,
+    name: str | None = None,
+) -> int:
+    """Links an inquiry from a sender the CRM did not know to a client: an existing one
+    (``client_id``), or a new one made from the sender (``name``, their e-mail and phone).
+    A client with no e-mail on file gets the sender's, so their next mail links by itself;
+    the change is on the client's audit trail, the link on the inquiry's log. The client's
+    id; LookupError for an unknown inquiry or client."""
+    async with sessions() as session, session.begin():
+        inquiry = await session.get(Inquiry, inquiry_id, with_for_update=True)
+        if inquiry is None:
+            raise LookupError("inquiry")
+        if client_id is not None:
+            client = await session.get(Client, client_id)
+            if client is None:
+                raise LookupError("client")
+        else:
+            client = Client(
+                external_id=f"desk-{uuid.uuid4().hex[:12]}",
+                name=(name or inquiry.sender_name or inquiry.sender)[:200],
+                client_type=ClientType.NEW,
+                phones=[ClientPhone(number=inquiry.sender_phone)] if inquiry.sender_phone else [],
+            )
+            session.add(client)
+            await session.flush()
+            session.add(ClientAudit(client_id=client.id, agent_id=actor, field="created",
+                                    new_value=client.name))  # fmt: skip
+        by_mail = inquiry.channel in (InquiryChannel.EMAIL, InquiryChannel.WEB_FORM)
+        if by_mail and "@" in inquiry.sender and not client.email:
+            client.email = inquiry.sender
+            session.add(ClientAudit(client_id=client.id, agent_id=actor, field="email",
+                                    new_value=inquiry.sender))  # fmt: skip
+        session.add(_log(inquiry.id, at, "client", None, actor=actor, client_id=client.id))
+        inquiry.client_id, inquiry.updated_at = client.id, at
+        return client.id

@@ -4,7 +4,8 @@ the agents on the desk under /desk/api (``desk_routes``), the same operations th
 owner, client; a cursor), one with its messages, attachments, log and SLA (``GET
 .../inquiries/{id}``), an attachment's file, and an agent's moves: ``reply`` (queued to leave
 by the channel it came in), ``assign`` (to oneself; to another: ``manage_inquiries``),
-``escalate``, ``close``, ``kind`` and ``note``. The rules are ``core.inquiries``', the work
+``escalate``, ``close``, ``kind``, ``note`` and ``client`` (an unknown sender linked to a
+client, or made one). The rules are ``core.inquiries``', the work
 ``usecases.inquiries``'."""
 
 from __future__ import annotations
@@ -238,6 +239,31 @@ async def note(request: web.Request, asker: Asker) -> dict[str, Any]:
     return inquiry_json(done)
 
 
+async def client(request: web.Request, asker: Asker) -> dict[str, Any]:
+    """Links the inquiry to a client: ``{"client_id": N}`` an existing one, or ``{"new":
+    true, "name"?}`` a new one made from the sender."""
+    data = await json_body(request)
+    inquiry_id = _id(request)
+    raw = data.get("client_id")
+    new = data.get("new") is True
+    if set(data) - {"client_id", "new", "name"} or (raw is None) == (not new):
+        raise InquiryError("bad_client", "give client_id, or new (with a name)", status=400)
+    if raw is not None and (not isinstance(raw, int) or isinstance(raw, bool) or raw < 1):
+        raise InquiryError("bad_client", "client_id: a client's id", status=400)
+    name = data.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
+        raise InquiryError("bad_client", "name: a client's name", status=400)
+    try:
+        linked = await store.link_client(
+            asker.sessions, inquiry_id, _now(), asker.actor, client_id=raw,
+            name=name.strip() if name else None,
+        )  # fmt: skip
+    except LookupError as exc:
+        what = exc.args[0] if exc.args else "inquiry"  # models.inquiries names which
+        raise InquiryError("not_found", f"no such {what}", status=404) from None
+    return {"inquiry_id": inquiry_id, "client_id": linked}
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -254,6 +280,7 @@ OPERATIONS: list[tuple[str, str, Any, Action]] = [
     ("POST", ONE + "/close", close, Action.ANSWER_INQUIRIES),
     ("POST", ONE + "/kind", kind, Action.ANSWER_INQUIRIES),
     ("POST", ONE + "/note", note, Action.ANSWER_INQUIRIES),
+    ("POST", ONE + "/client", client, Action.ANSWER_INQUIRIES),
 ]
 
 

@@ -599,6 +599,14 @@ def _inquiries(auth: str = "bearer") -> dict[str, dict[str, Any]]:
             )
         },
         base + one + "/note": {"post": _op("an internal note", body=text, auth=auth)},
+        base + one + "/client": {
+            "post": _op(
+                "link an unknown sender's inquiry to a client: client_id, or new (a client made "
+                "from the sender, name optional); a client with no e-mail gets the sender's",
+                body={"client_id": {"type": "integer"}, "new": {"type": "boolean"}, "name": _S},
+                auth=auth,
+            )
+        },
     }
 
 

@@ -60,6 +60,7 @@ async def test_an_agent_answers_a_complaint_from_the_desk(
         await mine.click()
         await expect(page.locator("#inq-thread")).to_contain_text("niko se nije javio")
         await expect(page.locator("#inq-facts")).to_contain_text("e-mail · complaint · open")
+        await expect(page.locator("#inq-link")).to_be_hidden()  # Amra is a client: linked
         await page.locator("#inq-template").select_option(label="Complaint received")
         text = page.locator("#inq-text")
         await expect(text).to_have_value(re.compile(r"^Poštovani/a Amra Begić,\n\nžao nam je"))

@@ -297,3 +297,52 @@ async def test_the_operators_token_answers_as_nobody_and_names_whom_it_gives_to(
     assert answered.status == 200, await answered.text()
     shown = await (await client.get(one, headers=BEARER)).json()
     assert shown["messages"][-1]["author"] is None and shown["messages"][-1]["text"] == "Dobar dan."
+
+
+async def test_an_unknown_sender_is_linked_to_a_client_or_made_one(
+    http: Http, database: Database
+) -> None:
+    client, _ = http
+
+    async def arrive(n: int, sender: str) -> int:
+        received = await receive(
+            database.sessions, SETUP,
+            Arrival(channel="email", source_key=f"imap:inbox:2:{n}", sender=sender,
+                    sender_name="Novi Klijent", subject=f"Pitanje {n}", text="Zdravo",
+                    at=datetime.now(UTC), sender_email=sender),
+        )  # fmt: skip
+        assert received.created
+        return received.inquiry_id or 0
+
+    first = await arrive(1, "novi@example.ba")
+    one = f"/api/inquiries/{first}/client"
+    for body in ({}, {"client_id": "1"}, {"new": True, "client_id": 1}, {"new": True, "name": ""}):
+        bad = await client.post(one, json=body, headers=BEARER)
+        assert bad.status == 400 and (await bad.json())["error_id"] == "bad_client", body
+    missing = await client.post(one, json={"client_id": 999999}, headers=BEARER)
+    assert missing.status == 404 and (await missing.json())["error_id"] == "not_found"
+    made = await client.post(one, json={"new": True}, headers=BEARER)
+    assert made.status == 200, await made.text()
+    new_id = (await made.json())["client_id"]
+    async with database.sessions() as session:
+        row = await session.get(Client, new_id)
+        assert row is not None and (row.name, row.email) == ("Novi Klijent", "novi@example.ba")
+    # Their next mail links by itself.
+    second = await arrive(2, "novi@example.ba")
+    shown = await (await client.get(f"/api/inquiries/{second}", headers=BEARER)).json()
+    assert shown["client_id"] == new_id
+
+    # An existing client without an e-mail gets the sender's.
+    async with database.sessions() as session, session.begin():
+        known = Client(external_id="iq-http-2", name="Stari Klijent")
+        session.add(known)
+        await session.flush()
+        known_id = known.id
+    third = await arrive(3, "stari@example.ba")
+    linked = await client.post(
+        f"/api/inquiries/{third}/client", json={"client_id": known_id}, headers=BEARER
+    )
+    assert linked.status == 200 and (await linked.json())["client_id"] == known_id
+    async with database.sessions() as session:
+        row = await session.get(Client, known_id)
+        assert row is not None and row.email == "stari@example.ba"

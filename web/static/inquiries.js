@@ -77,6 +77,8 @@
       const pick = $("inq-template");
       pick.replaceChildren(Object.assign(document.createElement("option"), {value: "", textContent: "—"}));
       for (const tpl of q.templates) pick.append(Object.assign(document.createElement("option"), {value: tpl.text, textContent: label("inq_template", tpl.name)}));
+      $("inq-link").hidden = q.client_id != null;  // an unknown sender: link or make a client
+      $("inq-link-results").replaceChildren();
       $("btn-inq-take").hidden = q.owner === me;
       $("inq-reply").hidden = q.state === "closed";
       note("");
@@ -98,6 +100,29 @@
     try { await call("POST", `/desk/api/inquiries/${open.id}/${path}`, {}); note(done); await show(open.id); await refresh(); }
     catch (err) { note(err.message, true); }
   }
+  async function link(body) {
+    if (!open) return;
+    try {
+      await call("POST", `/desk/api/inquiries/${open.id}/client`, body);
+      note(t("inq.linked")); await show(open.id);
+    } catch (err) { note(err.message, true); }
+  }
+  $("btn-inq-find").onclick = async () => {
+    const ul = $("inq-link-results"); ul.replaceChildren();
+    try {
+      const r = await call("GET", `/desk/api/clients?q=${encodeURIComponent($("inq-link-q").value)}`);
+      if (!r.clients.length) ul.append(Object.assign(document.createElement("li"), {textContent: t("inq.no_client")}));
+      for (const c of r.clients) {
+        const li = document.createElement("li");
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = t("inq.link_to", {name: c.name, phones: c.phones.join(", ")});
+        b.onclick = () => link({client_id: c.id});
+        li.append(b); ul.append(li);
+      }
+    } catch (err) { note(err.message, true); }
+  };
+  $("btn-inq-new-client").onclick = () => link({new: true});
   $("btn-inq-take").onclick = () => act("assign", t("inq.taken"));
   $("btn-inq-escalate").onclick = () => act("escalate", t("inq.escalated"));
   $("btn-inq-close").onclick = () => act("close", t("inq.closed"));
