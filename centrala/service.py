@@ -617,6 +617,7 @@ async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
     from centrala.inquiring import answer_senders, escalation_teller, read_mailbox
     from usecases.inquiries import (
         board,
+        current_rules,
         queue_calendars,
         route,
         send_answers,
@@ -639,6 +640,7 @@ async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
             # The queues' opening hours as the live flow has them (a publish changes them).
             setup.calendars.clear()
             setup.calendars.update(await queue_calendars(app[SESSIONS]))
+            _, setup.rules = await current_rules(app[SESSIONS])  # an admin's save
             desk.notifier.inquiries = await board(app[SESSIONS], setup, datetime.now(UTC))
         if acd is not None:  # the waiting inquiries to the free agents, their desks told
             for inquiry_id, agent_id in await route(app[SESSIONS], acd.agents(), datetime.now(UTC)):

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.enums import ClientType
@@ -30,6 +31,7 @@ from core.inquiries import (
     transition,
 )
 from core.inquiries.routing import WaitingInquiry
+from models.audit import add_entry
 from models.tables import (
     Agent,
     Client,
@@ -39,6 +41,7 @@ from models.tables import (
     InquiryAttachment,
     InquiryLog,
     InquiryMessage,
+    InquiryRules,
 )
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -816,3 +819,40 @@ async def link_client(
         session.add(_log(inquiry.id, at, "client", None, actor=actor, client_id=client.id))
         inquiry.client_id, inquiry.updated_at = client.id, at
         return client.id
+
+
+# ---- the admin's classification rules --------------------------------------------------------
+
+
+async def stored_rules(sessions: Sessions) -> tuple[int, dict[str, Any]] | None:
+    """The admin's rules document and its version, or None when none was saved yet."""
+    async with sessions() as session:
+        row = await session.get(InquiryRules, 1)
+        return (row.version, dict(row.document)) if row is not None else None
+
+
+async def save_rules(
+    sessions: Sessions, document: dict[str, Any], version: int, actor: str, at: datetime
+) -> int | None:
+    """Saves the rules over ``version`` (0: the shipped ones, none saved yet); the new
+    version, or None when someone saved another meanwhile (nothing written). On the audit
+    trail."""
+    try:
+        async with sessions() as session, session.begin():
+            row = await session.get(InquiryRules, 1, with_for_update=True)
+            if (row.version if row is not None else 0) != version:
+                return None
+            if row is None:
+                session.add(
+                    InquiryRules(id=1, version=1, document=document, updated_by=actor or None,
+                                 updated_at=at)
+                )  # fmt: skip
+            else:
+                row.version, row.document = version + 1, document
+                row.updated_by, row.updated_at = actor or None, at
+            add_entry(session, actor or "api", "inquiry_rules.edit", "inquiry_rules",
+                      {"version": version + 1})  # fmt: skip
+            await session.flush()
+            return version + 1
+    except IntegrityError:  # two first saves at once: the other one won
+        return None

@@ -966,3 +966,17 @@ class InquiryLog(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # An escalation's: when its agent was told (desk and e-mail); None: not yet.
     notified_at: Mapped[datetime | None]
+
+
+class InquiryRules(Base):
+    """The admin's classification rules of written inquiries (``core.inquiries.check_rules``'s
+    document), one row; ``version`` goes up with each save, so two admins editing at once do
+    not overwrite each other unseen."""
+
+    __tablename__ = "inquiry_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime]

@@ -28,12 +28,14 @@ from core.inquiries import (
     Rules,
     SlaStatus,
     SlaTargets,
+    check_rules,
     classify,
     reply_subject,
     routing,
     sla_status,
 )
 from core.inquiries.meta import MetaMessage
+from core.inquiries.rules import rules_document
 from core.notices import CLAIM_LEASE, retry_at
 from dialplan.model import Calendar
 from models import inquiries as store
@@ -45,9 +47,10 @@ Sessions = async_sessionmaker[AsyncSession]
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class InquirySetup:
-    """The operators' settings for written inquiries."""
+    """The operators' settings for written inquiries. `serve` keeps ``rules`` and
+    ``calendars`` up to date in place (an admin's save, a publish)."""
 
     rules: Rules = DEFAULT_RULES
     queue: str = "general"  # the ACD queue they wait in
@@ -431,3 +434,28 @@ async def escalate_breaches(
             done += 1
             log.info("inquiry_breach_escalated", inquiry_id=x.inquiry.id, to=[s.to for s in steps])
     return done
+
+
+async def current_rules(sessions: Sessions) -> tuple[int, Rules]:
+    """The admin's rules and their version (0 and the shipped rules when none is saved)."""
+    stored = await store.stored_rules(sessions)
+    if stored is None:
+        return 0, DEFAULT_RULES
+    version, document = stored
+    return version, check_rules(document)
+
+
+async def edit_rules(
+    sessions: Sessions, document: object, version: object, actor: str, at: datetime
+) -> tuple[int, Rules]:
+    """An admin's rules document saved over ``version``: checked first (``RulesError``
+    names the place), refused if someone saved meanwhile (409 ``rules_changed``)."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise InquiryError("bad_version", "version: the version you edited", status=400)
+    rules = check_rules(document)
+    saved = await store.save_rules(sessions, rules_document(rules), version, actor, at)
+    if saved is None:
+        raise InquiryError(
+            "rules_changed", "the rules were saved by someone else meanwhile: load them again"
+        )
+    return saved, rules

@@ -50,6 +50,7 @@ class Action(StrEnum):
     # Written inquiries: agents read and answer them; supervisors also give them to others.
     ANSWER_INQUIRIES = "answer_inquiries"
     MANAGE_INQUIRIES = "manage_inquiries"
+    EDIT_INQUIRY_RULES = "edit_inquiry_rules"  # the classification rules: admins
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {

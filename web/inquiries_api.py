@@ -5,8 +5,8 @@ owner, client; a cursor), one with its messages, attachments, log and SLA (``GET
 .../inquiries/{id}``), an attachment's file, and an agent's moves: ``reply`` (queued to leave
 by the channel it came in), ``assign`` (to oneself; to another: ``manage_inquiries``),
 ``escalate``, ``close``, ``kind``, ``note`` and ``client`` (an unknown sender linked to a
-client, or made one). The rules are ``core.inquiries``', the work
-``usecases.inquiries``'."""
+client, or made one); and the classification rules (``GET``, and ``PUT`` for admins). The
+rules are ``core.inquiries``', the work ``usecases.inquiries``'."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.inquiries import InquiryChannel, InquiryError, InquiryKind, InquiryState
 from core.inquiries.answers import answers_for
+from core.inquiries.rules import rules_document
 from models import inquiries as store
 from models.tables import Inquiry, InquiryAttachment
 from usecases import inquiries as work
@@ -264,6 +265,25 @@ async def client(request: web.Request, asker: Asker) -> dict[str, Any]:
     return {"inquiry_id": inquiry_id, "client_id": linked}
 
 
+async def rules(request: web.Request, asker: Asker) -> dict[str, Any]:
+    """The classification rules as the admin edits them, with their version."""
+    version, current = await work.current_rules(asker.sessions)
+    return {"version": version, "rules": rules_document(current)}
+
+
+async def save_rules(request: web.Request, asker: Asker) -> dict[str, Any]:
+    """``{version, rules}``: the admin's document saved over the version they loaded; in use
+    by `serve` within seconds."""
+    data = await json_body(request)
+    if set(data) != {"version", "rules"}:
+        raise InquiryError("bad_request", "give version and rules", status=400)
+    version, saved = await work.edit_rules(
+        asker.sessions, data["rules"], data["version"], asker.user.agent_id, _now()
+    )
+    asker.setup.rules = saved  # this instance at once; the others at their next look
+    return {"version": version, "rules": rules_document(saved)}
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -271,6 +291,9 @@ def _now() -> datetime:
 ONE = "/{inquiry_id}"
 # (method, path under .../inquiries, operation, what the user must be allowed)
 OPERATIONS: list[tuple[str, str, Any, Action]] = [
+    # Before ONE's: "rules" is no inquiry id.
+    ("GET", "/rules", rules, Action.ANSWER_INQUIRIES),
+    ("PUT", "/rules", save_rules, Action.EDIT_INQUIRY_RULES),
     ("GET", "", listing, Action.ANSWER_INQUIRIES),
     ("GET", ONE, show, Action.ANSWER_INQUIRIES),
     ("GET", ONE + "/attachments/{attachment_id}", attachment, Action.ANSWER_INQUIRIES),

@@ -538,6 +538,19 @@ def _inquiries(auth: str = "bearer") -> dict[str, dict[str, Any]]:
     base = "/api/inquiries" if auth == "bearer" else "/desk/api/inquiries"
     text = {"text": _S}
     return {
+        base + "/rules": {
+            "get": _op(
+                "the classification rules (keywords per kind and language, sender patterns, "
+                "channel defaults, order) as an admin edits them: {version, rules}",
+                auth=auth,
+            ),
+            "put": _op(
+                "save the rules over the version loaded (admins): 422 with the place of a "
+                "mistake (rules_*, details.path), 409 rules_changed when saved meanwhile",
+                body={"version": {"type": "integer"}, "rules": {"type": "object"}},
+                auth=auth,
+            ),
+        },
         base: {
             "get": _op(
                 "written inquiries, newest first: channel, kind, state, subject, client, sender, "

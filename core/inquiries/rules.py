@@ -254,3 +254,17 @@ def check_rules(data: Any) -> Rules:
         channels[channel] = _kind(kind_name, f"channels.{name}")
 
     return Rules(keywords=keywords, senders=tuple(senders), channels=channels, order=tuple(order))
+
+
+def rules_document(rules: Rules) -> dict[str, Any]:
+    """``rules`` as the admin's document ``check_rules`` reads (what the API shows to edit)."""
+    doc: dict[str, Any] = {
+        "order": [str(k) for k in rules.order],
+        "keywords": {
+            str(kind): {language: list(words) for language, words in languages.items()}
+            for kind, languages in rules.keywords.items()
+        },
+        "senders": [{"pattern": s.pattern, "kind": str(s.kind)} for s in rules.senders],
+        "channels": {str(c): str(k) for c, k in (rules.channels or {}).items()},
+    }
+    return doc

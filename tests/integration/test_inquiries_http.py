@@ -57,7 +57,7 @@ async def http(database: Database, tmp_path: Path) -> AsyncIterator[Http]:
     app = web.Application(middlewares=[errors, api_guard(settings.effective_api_token)])
     app[SESSIONS] = database.sessions
     app[WEB] = offline_desk_web(database.sessions, SECRET)
-    app[INQUIRY_SETUP] = SETUP
+    app[INQUIRY_SETUP] = InquirySetup(supervisor="supervisor-1")  # the app's own: PUT changes it
     setup_templates(app)
     app.router.add_routes(routes(SESSIONS))
     app.router.add_routes(desk_routes())
@@ -346,3 +346,43 @@ async def test_an_unknown_sender_is_linked_to_a_client_or_made_one(
     async with database.sessions() as session:
         row = await session.get(Client, known_id)
         assert row is not None and row.email == "stari@example.ba"
+
+
+async def test_an_admin_edits_the_classification_rules_and_they_are_used(
+    http: Http, database: Database
+) -> None:
+    client, users = http
+    shown = await (await client.get("/api/inquiries/rules", headers=BEARER)).json()
+    assert shown["version"] == 0 and "žalba" in shown["rules"]["keywords"]["complaint"]["bs"]
+    rules = shown["rules"]
+    rules["senders"] = [{"pattern": "*@banka.ba", "kind": "credit_application"}]
+    saved = await client.put(
+        "/api/inquiries/rules", json={"version": 0, "rules": rules}, headers=BEARER
+    )
+    assert saved.status == 200, await saved.text()
+    assert (await saved.json())["version"] == 1
+    stale = await client.put(
+        "/api/inquiries/rules", json={"version": 0, "rules": rules}, headers=BEARER
+    )
+    assert stale.status == 409 and (await stale.json())["error_id"] == "rules_changed"
+    wrong = {**rules, "senders": [{"pattern": "*", "kind": "complaint"}]}
+    refused = await client.put(
+        "/api/inquiries/rules", json={"version": 1, "rules": wrong}, headers=BEARER
+    )
+    assert refused.status == 422
+    assert (await refused.json())["details"]["path"] == "senders[0]"
+    agent = await users.headers("agent")
+    session_id = agent["Cookie"].split("=", 1)[1]
+    csrf = users.sessions.csrf_token(users.sessions.session_id(session_id) or "")
+    not_admin = await client.put(
+        "/desk/api/inquiries/rules",
+        json={"version": 1, "rules": rules},
+        headers={**agent, "X-CSRF-Token": csrf},
+    )
+    assert not_admin.status == 403
+    # In use at once: a bank's message through the contact form is a credit application.
+    sent = await client.post("/contact", data=form(email="ured@banka.ba", message="Pozdrav."))
+    assert sent.status == 200
+    async with database.sessions() as session:
+        stored = await session.scalar(select(Inquiry).where(Inquiry.sender == "ured@banka.ba"))
+    assert stored is not None and stored.kind == "credit_application"

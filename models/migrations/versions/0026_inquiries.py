@@ -1,5 +1,6 @@
 """written inquiries: the inquiries, their messages (in, out, notes) with their attachments,
-and their log (states, assignments, kind changes, escalations); agents' e-mail addresses
+and their log (states, assignments, kind changes, escalations); the admin's classification
+rules; agents' e-mail addresses
 
 Revision ID: 0026
 Revises: 0025
@@ -139,8 +140,19 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_inquiry_log_inquiry_id"), "inquiry_log", ["inquiry_id"])
 
+    op.create_table(
+        "inquiry_rules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("document", sa.JSON(), nullable=False),
+        sa.Column("updated_by", sa.String(length=64), nullable=True),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inquiry_rules")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("inquiry_rules")
     op.drop_table("inquiry_log")
     op.drop_table("inquiry_attachments")
     op.drop_table("inquiry_messages")
