@@ -41,6 +41,7 @@ from core.dialler import AgentDisposition, check_campaign_disposition, check_ski
 from core.enums import DeskLanguage
 from core.errors import AgentDeskError
 from core.ids import row_id
+from core.inquiries import InquiryKind
 from core.throttle import LoginThrottle
 from models.db import is_outage
 from models.dialler import DiallerStore
@@ -424,6 +425,7 @@ async def desk_page(request: web.Request) -> dict[str, Any]:
         categories=CATEGORIES,
         outcomes=OUTCOMES,
         campaign_dispositions=[d.value for d in AgentDisposition],
+        inquiry_kinds=[str(k) for k in InquiryKind],
         pause_reasons=PAUSE_REASONS,
         client_languages=CLIENT_LANGUAGES,
         languages=[language.value for language in DeskLanguage],

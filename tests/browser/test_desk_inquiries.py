@@ -61,6 +61,7 @@ async def test_an_agent_answers_a_complaint_from_the_desk(
         await expect(page.locator("#inq-thread")).to_contain_text("niko se nije javio")
         await expect(page.locator("#inq-facts")).to_contain_text("e-mail · complaint · open")
         await expect(page.locator("#inq-link")).to_be_hidden()  # Amra is a client: linked
+        await expect(page.locator("#inq-kind")).to_have_value("complaint")
         await page.locator("#inq-template").select_option(label="Complaint received")
         text = page.locator("#inq-text")
         await expect(text).to_have_value(re.compile(r"^Poštovani/a Amra Begić,\n\nžao nam je"))
@@ -69,6 +70,8 @@ async def test_an_agent_answers_a_complaint_from_the_desk(
         out = page.locator('#inq-thread li[data-direction="out"]')
         await expect(out).to_contain_text("Vašu žalbu smo zaprimili")
         await expect(page.locator("#inq-facts")).to_contain_text("waiting for the client")
+        await page.locator("#inq-kind").select_option("general_question")  # the agent knows better
+        await expect(page.locator("#inq-facts")).to_contain_text("general question")
         await page.screenshot(
             path=shot(tmp_path, "desk-inquiry.png", server.db.backend), full_page=True
         )
@@ -78,6 +81,7 @@ async def test_an_agent_answers_a_complaint_from_the_desk(
     thread = await store.thread(server.db.sessions, inquiry_id or 0)
     assert thread is not None
     assert (thread.inquiry.owner_id, thread.inquiry.state) == (agent, "waiting")
+    assert (thread.inquiry.kind, thread.inquiry.kind_by) == ("general_question", agent)
     answer = thread.messages[-1]
     assert (answer.direction, answer.author_id) == ("out", agent)
     assert answer.subject == f"Re: Žalba na poslovnicu [#INQ-{inquiry_id}]"

@@ -77,6 +77,7 @@
       const pick = $("inq-template");
       pick.replaceChildren(Object.assign(document.createElement("option"), {value: "", textContent: "—"}));
       for (const tpl of q.templates) pick.append(Object.assign(document.createElement("option"), {value: tpl.text, textContent: label("inq_template", tpl.name)}));
+      $("inq-kind").value = q.kind;
       $("inq-link").hidden = q.client_id != null;  // an unknown sender: link or make a client
       $("inq-link-results").replaceChildren();
       $("btn-inq-take").hidden = q.owner === me;
@@ -123,6 +124,13 @@
     } catch (err) { note(err.message, true); }
   };
   $("btn-inq-new-client").onclick = () => link({new: true});
+  $("inq-kind").onchange = async (e) => {
+    if (!open) return;
+    try {
+      await call("POST", `/desk/api/inquiries/${open.id}/kind`, {kind: e.target.value});
+      note(t("inq.kind_changed")); await show(open.id); await refresh();
+    } catch (err) { note(err.message, true); }
+  };
   $("btn-inq-take").onclick = () => act("assign", t("inq.taken"));
   $("btn-inq-escalate").onclick = () => act("escalate", t("inq.escalated"));
   $("btn-inq-close").onclick = () => act("close", t("inq.closed"));
