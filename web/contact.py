@@ -26,7 +26,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.enums import DeskLanguage
-from core.inquiries import check_contact_form
+from core.inquiries import ContactForm, check_contact_form
 from models.inquiries import add_receipt
 from usecases.inquiries import InquirySetup, form_arrival, receive
 from web.http import page_context
@@ -54,6 +54,16 @@ def stamped_at(secret: str, value: str) -> float | None:
     if not hmac.compare_digest(stamp(secret, float(at)).partition(".")[2], mac):
         return None
     return float(at)
+
+
+def _post_id(given: str | None, form: ContactForm) -> str:
+    """The post's own id: the page's (a double click sends it twice: stored once) with the
+    text's digest, so another post given the same id by mistake or malice is not lost as
+    its duplicate; without one, a fresh id."""
+    if not given:
+        return uuid.uuid4().hex
+    digest = hashlib.sha256(f"{form.email}\0{form.phone}\0{form.message}".encode()).hexdigest()
+    return f"{given[:64]}:{digest[:16]}"
 
 
 class Limiter:
@@ -144,7 +154,7 @@ def routes(
             return render(request, language, status=400, fields=kept, errors=errors)
         subject = t(language, "contact.subject", name=checked.form.name)
         arrival = form_arrival(
-            checked.form, fields.get("post_id") or uuid.uuid4().hex, datetime.now(UTC), subject
+            checked.form, _post_id(fields.get("post_id"), checked.form), datetime.now(UTC), subject
         )
         setup = request.app.get(setup_key) or InquirySetup()
         received = await receive(request.app[sessions_key], setup, arrival)

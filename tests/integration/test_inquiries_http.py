@@ -386,3 +386,15 @@ async def test_an_admin_edits_the_classification_rules_and_they_are_used(
     async with database.sessions() as session:
         stored = await session.scalar(select(Inquiry).where(Inquiry.sender == "ured@banka.ba"))
     assert stored is not None and stored.kind == "credit_application"
+
+
+async def test_a_double_click_is_stored_once_and_a_borrowed_post_id_loses_nothing(
+    http: Http, database: Database
+) -> None:
+    client, _ = http
+    twice = form(post_id="p-1", message="Jedna poruka.")
+    for _ in range(2):
+        assert (await client.post("/contact", data=twice)).status == 200
+    other = form(post_id="p-1", email="drugi@example.ba", message="Druga poruka.")
+    assert (await client.post("/contact", data=other)).status == 200
+    assert await inquiries(database) == 2
