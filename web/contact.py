@@ -111,6 +111,7 @@ def routes(
         context = page_context(
             language,
             stamp=stamp(secret, time.time()),
+            post_id=uuid.uuid4().hex,  # the page's: a double click sends it twice
             fields=shown.pop("fields", {}),
             errors=shown.pop("errors", {}),
             **shown,
