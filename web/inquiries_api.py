@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
@@ -157,12 +158,14 @@ async def attachment(request: web.Request, asker: Asker) -> web.StreamResponse:
         if found is None or thread is None or found.message_id not in thread.attachments:
             raise InquiryError("not_found", f"no attachment {raw} of inquiry {inquiry_id}", 404)
     # Served as a download, never rendered: a client's file is not our page's content.
-    name = found.filename.replace('"', "")
+    # RFC 6266: an ASCII name for old clients, the real one (č, ć, ...) in filename*.
+    plain = found.filename.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
     return web.Response(
         body=found.content,
         content_type="application/octet-stream",
         headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Disposition": f'attachment; filename="{plain}"; '
+            f"filename*=UTF-8''{quote(found.filename, safe='')}",
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-store",
         },

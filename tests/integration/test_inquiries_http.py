@@ -180,6 +180,9 @@ async def test_the_api_shows_an_inquiry_and_takes_the_agents_moves(
     )
     assert got.status == 200 and await got.read() == b"%PDF-1.4 x"
     assert got.content_type == "application/octet-stream"  # a download, never rendered
+    assert got.headers["Content-Disposition"] == (
+        "attachment; filename=\"ra_un.pdf\"; filename*=UTF-8''ra%C4%8Dun.pdf"
+    )
     assert [e["kind"] for e in shown["log"]] == ["state", "escalate"]  # to the supervisor
 
     agent = await users.headers("agent")
