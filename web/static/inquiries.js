@@ -92,20 +92,20 @@
     try {
       await call("POST", `/desk/api/inquiries/${open.id}/reply`, {text: $("inq-text").value});
       $("inq-text").value = "";
-      note(t("inq.sent"));
       await show(open.id); await refresh();
+      note(t("inq.sent"));  // after show(), which clears the line
     } catch (err) { note(err.message, true); }
   };
   async function act(path, done) {
     if (!open) return;
-    try { await call("POST", `/desk/api/inquiries/${open.id}/${path}`, {}); note(done); await show(open.id); await refresh(); }
+    try { await call("POST", `/desk/api/inquiries/${open.id}/${path}`, {}); await show(open.id); await refresh(); note(done); }
     catch (err) { note(err.message, true); }
   }
   async function link(body) {
     if (!open) return;
     try {
       await call("POST", `/desk/api/inquiries/${open.id}/client`, body);
-      note(t("inq.linked")); await show(open.id);
+      await show(open.id); note(t("inq.linked"));
     } catch (err) { note(err.message, true); }
   }
   $("btn-inq-find").onclick = async () => {
@@ -128,7 +128,7 @@
     if (!open) return;
     try {
       await call("POST", `/desk/api/inquiries/${open.id}/kind`, {kind: e.target.value});
-      note(t("inq.kind_changed")); await show(open.id); await refresh();
+      await show(open.id); await refresh(); note(t("inq.kind_changed"));
     } catch (err) { note(err.message, true); }
   };
   $("btn-inq-take").onclick = () => act("assign", t("inq.taken"));
