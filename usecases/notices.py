@@ -328,19 +328,20 @@ async def deliver(
 
     async def claimer() -> None:
         left = limit
-        try:
-            while left is None or left > 0:
-                batch = min(senders, left or senders)
-                claimed = await store.claim_due(sessions, now(), batch, setup.lease)
-                if not claimed:
-                    return
-                for message in claimed:
-                    await waiting.put(message)
-                if left is not None:
-                    left -= len(claimed)
-        finally:
-            for _ in range(senders):
-                await waiting.put(None)
+        while left is None or left > 0:
+            batch = min(senders, left or senders)
+            claimed = await store.claim_due(sessions, now(), batch, setup.lease)
+            if not claimed:
+                break
+            for message in claimed:
+                await waiting.put(message)
+            if left is not None:
+                left -= len(claimed)
+        # The senders' end, once every claim is queued. Not in a ``finally``: cancelled (a
+        # `serve` stopping) or failed, the task group cancels the senders itself, and a put
+        # on a full queue nobody reads any more would hang the stop for ever.
+        for _ in range(senders):
+            await waiting.put(None)
 
     async def sender() -> None:
         while (message := await waiting.get()) is not None:
