@@ -26,7 +26,8 @@ from mail.smtp import MailNotSent, send
 from meta.graph import MetaSendError, send_text
 from models.inquiries import Answer, Arrival, Escalated
 from models.inquiries import Attachment as MessageAttachment
-from usecases.inquiries import AnswerNotSent, AnswerSend, InquirySetup, receive
+from usecases.inquiries import AnswerSend, InquirySetup, receive
+from usecases.notices import NotSent
 
 Sessions = async_sessionmaker[AsyncSession]
 log = structlog.get_logger(__name__)
@@ -61,7 +62,7 @@ def answer_senders(settings: Settings) -> dict[str, AnswerSend]:
             try:
                 await send(server, message)
             except MailNotSent as exc:
-                raise AnswerNotSent(str(exc), retry=not exc.permanent) from exc
+                raise NotSent(str(exc), retry=not exc.permanent) from exc
             return str(message["Message-ID"])
 
         senders[str(InquiryChannel.EMAIL)] = by_email
@@ -70,7 +71,7 @@ def answer_senders(settings: Settings) -> dict[str, AnswerSend]:
 
         async def by_meta(answer: Answer) -> str:
             if not may_reply(answer.last_in_at, datetime.now(UTC)):
-                raise AnswerNotSent(
+                raise NotSent(
                     "Meta's 24-hour reply window is closed: write by another channel",
                     retry=False,
                 )
@@ -79,7 +80,7 @@ def answer_senders(settings: Settings) -> dict[str, AnswerSend]:
                     account, answer.to, answer.text, platform=InquiryChannel(answer.channel)
                 )
             except MetaSendError as exc:
-                raise AnswerNotSent(exc.reason, retry=exc.retry) from exc
+                raise NotSent(exc.reason, retry=exc.retry) from exc
 
         senders[str(InquiryChannel.FACEBOOK)] = by_meta
         senders[str(InquiryChannel.INSTAGRAM)] = by_meta

@@ -42,6 +42,7 @@ from models import inquiries as store
 from models.flows import active_flow
 from models.inquiries import Arrival, NewInquiry, Received, Thread
 from models.tables import Inquiry
+from usecases.notices import Delivered, NotSent
 
 Sessions = async_sessionmaker[AsyncSession]
 log = structlog.get_logger(__name__)
@@ -282,24 +283,9 @@ async def late(sessions: Sessions, setup: InquirySetup, now: datetime) -> list[L
 # ---- the answers leave -----------------------------------------------------------------------
 
 
-class AnswerNotSent(Exception):
-    """A channel could not send an answer: ``retry`` when its provider is down or busy,
-    not when it refused it for good (the address, Meta's reply window)."""
-
-    def __init__(self, reason: str, *, retry: bool) -> None:
-        super().__init__(reason)
-        self.retry = retry
-
-
-# Sends a claimed answer by its channel; the provider's id of it. Raises AnswerNotSent.
+# Sends a claimed answer by its channel; the provider's id of it. Raises NotSent (the
+# notices', whose senders' errors are the same: retry when the provider is down).
 AnswerSend = Callable[[store.Answer], Awaitable[str]]
-
-
-@dataclass
-class AnswersSent:
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
 
 
 async def send_answers(
@@ -309,12 +295,12 @@ async def send_answers(
     *,
     lease: timedelta = CLAIM_LEASE,
     batch: int = 20,
-) -> AnswersSent:
+) -> Delivered:
     """Sends the agents' answers due, each by the channel its inquiry came in (``senders``
     by channel: e-mail for the mail and the contact form, Meta's for Facebook and
     Instagram), until none is due. An answer a `serve` died sending is taken over after the
     lease; a provider that is down gets it later (``core.notices.retry_at``'s waits)."""
-    done = AnswersSent()
+    done = Delivered()
     while claimed := await store.claim_answers(sessions, now(), batch, lease):
         for answer in claimed:
             bound = log.bind(inquiry_id=answer.inquiry_id, answer_id=answer.id)
@@ -322,9 +308,9 @@ async def send_answers(
             sender = senders.get(channel)
             try:
                 if sender is None:
-                    raise AnswerNotSent(f"no {channel} sender is configured", retry=True)
+                    raise NotSent(f"no {channel} sender is configured", retry=True)
                 provider_id = await sender(answer)
-            except AnswerNotSent as exc:
+            except NotSent as exc:
                 at = now()
                 again = retry_at(answer.attempts, at, answer.queued_at) if exc.retry else None
                 await store.answer_not_sent(sessions, answer.id, str(exc), again)
