@@ -65,7 +65,7 @@ async def test_an_agent_answers_a_complaint_from_the_desk(
         await page.locator("#inq-template").select_option(label="Complaint received")
         text = page.locator("#inq-text")
         await expect(text).to_have_value(re.compile(r"^Poštovani/a Amra Begić,\n\nžao nam je"))
-        await page.get_by_role("button", name="Send answer").click()
+        await page.get_by_role("button", name="Send the reply").click()
         await expect(page.locator("#inq-msg")).to_have_text("The answer is on its way.")
         out = page.locator('#inq-thread li[data-direction="out"]')
         await expect(out).to_contain_text("Vašu žalbu smo zaprimili")
