@@ -16,6 +16,7 @@ from core.notices import Channel, NoticeKind, Policy
 from models.notices import Claimed
 from models.tables import Client, ClientPhone, Notice
 from tests.conftest import Database
+from tests.support import wait_until
 from usecases.notices import NoticeSetup, deliver, queue
 
 
@@ -47,17 +48,14 @@ async def test_a_stop_mid_batch_ends_the_sending_at_once(database: Database) -> 
     sending = asyncio.create_task(deliver(database.sessions, setup, lambda: datetime.now(UTC)))
     await asyncio.wait_for(reached.wait(), 30)
 
-    async def queue_full() -> None:  # the claimer ahead of the two stuck senders
-        while True:
-            async with database.sessions() as session:
-                claimed = list(
-                    await session.scalars(select(Notice.id).where(Notice.state == "sending"))
-                )
-            if len(claimed) >= 6:  # two in the senders' hands, four waiting for them
-                return
-            await asyncio.sleep(0.02)
+    async def queue_full() -> bool:  # the claimer ahead of the two stuck senders
+        async with database.sessions() as session:
+            claimed = list(
+                await session.scalars(select(Notice.id).where(Notice.state == "sending"))
+            )
+        return len(claimed) >= 6  # two in the senders' hands, four waiting for them
 
-    await asyncio.wait_for(queue_full(), 30)
+    await wait_until(queue_full, timeout=30, interval=0.02, message="the claims queued ahead")
     sending.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(sending, 10)  # stopped, not hanging
