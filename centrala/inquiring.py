@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from centrala.mailing import smtp_server
+from centrala.mailing import hand_over, smtp_server
 from centrala.meta_inbox import meta_account
 from centrala.settings import Settings
 from core.inquiries import InquiryChannel
@@ -22,7 +22,6 @@ from core.inquiries.mail import answer_email, escalation_email
 from core.inquiries.meta import may_reply
 from mail.imap import Fetched, ImapMailbox, MailboxReader, run_mailbox
 from mail.inbound import parse_mail
-from mail.smtp import MailNotSent, send
 from meta.graph import MetaSendError, send_text
 from models.inquiries import Answer, Arrival, Escalated
 from models.inquiries import Attachment as MessageAttachment
@@ -59,11 +58,7 @@ def answer_senders(settings: Settings) -> dict[str, AnswerSend]:
                 domain=sender.rpartition("@")[2] or "localhost",
                 automatic=answer.automatic,
             )
-            try:
-                await send(server, message)
-            except MailNotSent as exc:
-                raise NotSent(str(exc), retry=not exc.permanent) from exc
-            return str(message["Message-ID"])
+            return await hand_over(server, message)
 
         senders[str(InquiryChannel.EMAIL)] = by_email
     account = meta_account(settings)
@@ -173,9 +168,9 @@ def escalation_teller(
             domain=domain,
         )
         try:
-            await send(server, message)
-        except MailNotSent as exc:
-            if not exc.permanent:
+            await hand_over(server, message)
+        except NotSent as exc:
+            if exc.retry:
                 raise
             log.warning("inquiry_escalation_mail_refused", to=escalated.to, error=str(exc))
 

@@ -1,6 +1,7 @@
 """The e-mail's wiring that `serve` and `centrala reports mail` share: the morning e-mail's
 settings (``morning_mail``) and the sender through the SMTP server of the settings
-(``smtp_send``)."""
+(``smtp_send``); and ``hand_over``, a notice's or an inquiry's answer given to that server
+the outbox's way (``NotSent``: try again unless the recipient was refused for good)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 from centrala.settings import Settings
 from core.surveys.report import REPORT_TIMEZONE
-from mail.smtp import SmtpServer, send
+from mail.smtp import MailNotSent, SmtpServer, send
 from usecases.morning_reports import MorningMail, Send
+from usecases.notices import NotSent
 from web import i18n
 
 
@@ -46,3 +48,13 @@ def smtp_send(settings: Settings) -> Send:
         await send(server, message)
 
     return sending
+
+
+async def hand_over(server: SmtpServer, message: EmailMessage) -> str:
+    """``message`` given to ``server``; its Message-ID (the provider's id the outbox keeps).
+    NotSent when it is not taken: to try again, unless the recipient was refused for good."""
+    try:
+        await send(server, message)
+    except MailNotSent as exc:
+        raise NotSent(str(exc), retry=not exc.permanent) from exc
+    return str(message["Message-ID"])

@@ -12,10 +12,9 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from centrala.mailing import smtp_server
+from centrala.mailing import hand_over, smtp_server
 from centrala.settings import Settings
 from core.notices import Channel, NoticeState, is_stop, notice_email
-from mail.smtp import MailNotSent, send
 from models.notices import Claimed, clients_of_number, opt_out, report
 from sms.smpp import SmppGateway, Smsc, SmsNotSent
 from usecases.notices import NoticeSetup, NotSent, Send
@@ -48,11 +47,7 @@ def email_sender(settings: Settings) -> Send:
             now=datetime.now(UTC),
             domain=domain,
         )
-        try:
-            await send(server, email)
-        except MailNotSent as exc:
-            raise NotSent(str(exc), retry=not exc.permanent) from exc
-        return str(email["Message-ID"])
+        return await hand_over(server, email)
 
     return sending
 
