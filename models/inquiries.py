@@ -23,11 +23,13 @@ from core.inquiries import (
     EscalationLevel,
     EscalationStep,
     InquiryChannel,
+    InquiryError,
     InquiryEvent,
     InquiryKind,
     InquiryState,
     MessageDirection,
     escalation,
+    reply_subject,
     transition,
 )
 from core.inquiries.routing import WaitingInquiry
@@ -367,6 +369,18 @@ async def thread(sessions: Sessions, inquiry_id: int) -> Thread | None:
         )
 
 
+async def attachment(
+    sessions: Sessions, inquiry_id: int, attachment_id: int
+) -> InquiryAttachment | None:
+    """An attachment of one of the inquiry's messages (None: no such, or another's)."""
+    async with sessions() as session:
+        return await session.scalar(
+            select(InquiryAttachment)
+            .join(InquiryMessage, InquiryMessage.id == InquiryAttachment.message_id)
+            .where(InquiryAttachment.id == attachment_id, InquiryMessage.inquiry_id == inquiry_id)
+        )
+
+
 async def backlog(sessions: Sessions) -> dict[tuple[str, str], int]:
     """Inquiries not closed, by (kind, state)."""
     async with sessions() as session:
@@ -390,17 +404,24 @@ async def act(
     *,
     owner_id: str | None = None,
     kind: InquiryKind | None = None,
-    answer: tuple[str, str, str] | None = None,  # (subject, text, send_state): a reply
+    answer: str | None = None,  # a reply's text
     note: str | None = None,
 ) -> Inquiry:
     """An agent's move on an inquiry, in one transaction: the state ``event`` leads to
     (``core.inquiries.transition``: a move not allowed is refused, nothing written), a new
-    owner, a new kind, an answer to send (its message queued, the first response's time) or
-    an internal note; each on the inquiry's log."""
+    owner, a new kind, an answer to send (queued under our ``Re: … [#INQ-n]`` subject, the
+    first response's time; refused, 409 ``no_written_channel``, for a contact form that left
+    a phone only) or an internal note; each on the inquiry's log."""
     async with sessions() as session, session.begin():
         inquiry = await session.get(Inquiry, inquiry_id, with_for_update=True)
         if inquiry is None:
             raise LookupError(inquiry_id)
+        if (
+            answer is not None
+            and inquiry.channel == InquiryChannel.WEB_FORM
+            and "@" not in inquiry.sender
+        ):
+            raise InquiryError("no_written_channel", "the client left a phone only: call them back")
         if event is not None:
             after = transition(InquiryState(inquiry.state), event)
             if after != inquiry.state:
@@ -414,11 +435,11 @@ async def act(
             session.add(_log(inquiry.id, at, "kind", None, actor=actor, old=inquiry.kind, new=kind))
             inquiry.kind, inquiry.kind_by = str(kind), actor or "api"
         if answer is not None:
-            subject, text, send_state = answer
             session.add(
                 InquiryMessage(
                     inquiry_id=inquiry.id, direction=str(MessageDirection.OUT), at=at,
-                    author_id=actor, subject=subject[:300], text=text, send_state=send_state,
+                    author_id=actor, subject=reply_subject(inquiry.subject, inquiry.id),
+                    text=answer, send_state="queued",
                 )
             )  # fmt: skip
             if inquiry.first_response_at is None:

@@ -30,7 +30,6 @@ from core.inquiries import (
     SlaTargets,
     check_rules,
     classify,
-    reply_subject,
     routing,
     sla_status,
 )
@@ -201,11 +200,7 @@ async def reply(
     text = text.strip()
     if not text:
         raise InquiryError("bad_reply", "an answer needs its text", status=400)
-    current = await thread_or_404(sessions, inquiry_id)
-    subject = reply_subject(current.inquiry.subject, inquiry_id)
-    return await _act(
-        sessions, inquiry_id, InquiryEvent.REPLY, at, agent_id, answer=(subject, text, "queued")
-    )
+    return await _act(sessions, inquiry_id, InquiryEvent.REPLY, at, agent_id, answer=text)
 
 
 async def _act(
@@ -217,7 +212,7 @@ async def _act(
     *,
     owner_id: str | None = None,
     kind: InquiryKind | None = None,
-    answer: tuple[str, str, str] | None = None,
+    answer: str | None = None,
     note: str | None = None,
 ) -> Inquiry:
     try:

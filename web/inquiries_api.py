@@ -19,11 +19,11 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.inquiries import InquiryChannel, InquiryError, InquiryKind, InquiryState
+from core.inquiries import InquiryError, InquiryKind, InquiryState
 from core.inquiries.answers import answers_for
 from core.inquiries.rules import rules_document
 from models import inquiries as store
-from models.tables import Inquiry, InquiryAttachment
+from models.tables import Inquiry
 from usecases import inquiries as work
 from usecases.inquiries import InquirySetup
 from web.api import json_body, query_choice, query_number
@@ -150,13 +150,11 @@ async def show(request: web.Request, asker: Asker) -> dict[str, Any]:
 async def attachment(request: web.Request, asker: Asker) -> web.StreamResponse:
     inquiry_id = _id(request)
     raw = request.match_info["attachment_id"]
-    async with asker.sessions() as session:
-        found = None
-        if raw.isdigit() and int(raw) < 2**62:
-            found = await session.get(InquiryAttachment, int(raw))
-        thread = await store.thread(asker.sessions, inquiry_id) if found is not None else None
-        if found is None or thread is None or found.message_id not in thread.attachments:
-            raise InquiryError("not_found", f"no attachment {raw} of inquiry {inquiry_id}", 404)
+    found = None
+    if raw.isdigit() and int(raw) < 2**62:
+        found = await store.attachment(asker.sessions, inquiry_id, int(raw))
+    if found is None:
+        raise InquiryError("not_found", f"no attachment {raw} of inquiry {inquiry_id}", 404)
     # Served as a download, never rendered: a client's file is not our page's content.
     # RFC 6266: an ASCII name for old clients, the real one (č, ć, ...) in filename*.
     plain = found.filename.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
@@ -183,13 +181,7 @@ def _text(data: dict[str, Any], name: str) -> str:
 
 async def reply(request: web.Request, asker: Asker) -> dict[str, Any]:
     text = _text(await json_body(request), "text")
-    inquiry_id = _id(request)
-    thread = await work.thread_or_404(asker.sessions, inquiry_id)
-    if thread.inquiry.channel == InquiryChannel.WEB_FORM and "@" not in thread.inquiry.sender:
-        raise InquiryError(
-            "no_written_channel", "the client left a phone only: call them back", status=409
-        )
-    done = await work.reply(asker.sessions, inquiry_id, asker.actor, text, _now())
+    done = await work.reply(asker.sessions, _id(request), asker.actor, text, _now())
     return inquiry_json(done)
 
 

@@ -180,6 +180,10 @@ async def test_the_api_shows_an_inquiry_and_takes_the_agents_moves(
     )
     assert got.status == 200 and await got.read() == b"%PDF-1.4 x"
     assert got.content_type == "application/octet-stream"  # a download, never rendered
+    elsewhere = await client.get(
+        f"/api/inquiries/{inquiry_id + 1}/attachments/{attached['id']}", headers=BEARER
+    )
+    assert elsewhere.status == 404  # another inquiry's path does not reach it
     assert got.headers["Content-Disposition"] == (
         "attachment; filename=\"ra_un.pdf\"; filename*=UTF-8''ra%C4%8Dun.pdf"
     )
@@ -401,3 +405,19 @@ async def test_a_double_click_is_stored_once_and_a_borrowed_post_id_loses_nothin
     other = form(post_id="p-1", email="drugi@example.ba", message="Druga poruka.")
     assert (await client.post("/contact", data=other)).status == 200
     assert await inquiries(database) == 2
+
+
+async def test_an_answer_to_a_form_with_a_phone_only_is_refused_with_nothing_written(
+    http: Http, database: Database
+) -> None:
+    client, _ = http
+    posted = await client.post(
+        "/contact", data=form(email="", phone="061 222 444"), headers={"Accept": "application/json"}
+    )
+    inquiry_id = int((await posted.json())["reference"].removeprefix("#INQ-"))
+    refused = await client.post(
+        f"/api/inquiries/{inquiry_id}/reply", json={"text": "Dobar dan."}, headers=BEARER
+    )
+    assert refused.status == 409 and (await refused.json())["error_id"] == "no_written_channel"
+    shown = await (await client.get(f"/api/inquiries/{inquiry_id}", headers=BEARER)).json()
+    assert shown["state"] == "new" and [m["direction"] for m in shown["messages"]] == ["in"]
