@@ -71,8 +71,9 @@ async def compose(
     for start in range(0, len(client_ids), CHUNK):
         chunk = client_ids[start : start + CHUNK]
         keys = {cid: letter_key(kind, cid, day, product, message) for cid in chunk}
-        had = await store.existing_keys(sessions, list(keys.values()))
-        kept = await store.by_keys(sessions, sorted(had)) if reprint and had else {}
+        # A reprint needs the letters as kept; otherwise only which were kept.
+        kept = await store.by_keys(sessions, list(keys.values())) if reprint else {}
+        had = set(kept) if reprint else await store.existing_keys(sessions, list(keys.values()))
         rows = {r.recipient.client_id: r for r in await store.recipients(sessions, chunk, since)}
         for cid in chunk:
             row = rows.get(cid)
