@@ -186,6 +186,18 @@ def split_reply(text: str) -> Reply:
 # ---- an agent's answer by e-mail ---------------------------------------------------------
 
 
+def _message(subject: str, sender: str, to: str, now: datetime, message_id: str) -> EmailMessage:
+    """A plain message's headers (RFC 5322's line limit: a long subject is not an encoded
+    word a mail program shows raw)."""
+    msg = EmailMessage(policy=email.policy.default.clone(max_line_length=998))
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id
+    return msg
+
+
 def answer_email(
     message_id: int,
     *,
@@ -204,12 +216,7 @@ def answer_email(
     mail program threads it; their answer comes back to the same inquiry), and an id of the
     answer's own (``<inquiry-answer-ID@domain>``): were it sent again after a crash at the
     wrong moment, a mail program shows it once."""
-    msg = EmailMessage(policy=email.policy.default.clone(max_line_length=998))
-    msg["Subject"] = subject
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = f"<inquiry-answer-{message_id}@{domain}>"
+    msg = _message(subject, sender, to, now, f"<inquiry-answer-{message_id}@{domain}>")
     if automatic:
         msg["Auto-Submitted"] = "auto-replied"
     ids = [f"<{i}>" for i in (a.strip().strip("<>") for a in answers) if _BARE_ID.fullmatch(i)]
@@ -255,12 +262,10 @@ def escalation_email(
     lang = language if language in ESCALATION_TEXT else "bs"
     fields = {"id": inquiry_id, "kind": kind.replace("_", " "), "level": level,
               "subject": " ".join(subject.split())[:200], "link": link}  # fmt: skip
-    msg = EmailMessage(policy=email.policy.default.clone(max_line_length=998))
-    msg["Subject"] = ESCALATION_SUBJECT[lang].format(**fields)
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = f"<inquiry-escalation-{inquiry_id}-{level}@{domain}>"
+    msg = _message(
+        ESCALATION_SUBJECT[lang].format(**fields), sender, to, now,
+        f"<inquiry-escalation-{inquiry_id}-{level}@{domain}>",
+    )  # fmt: skip
     msg["Auto-Submitted"] = "auto-generated"  # a machine's: no out-of-office answers it
     msg.set_content(ESCALATION_TEXT[lang].format(**fields))
     return msg
