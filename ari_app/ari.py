@@ -170,7 +170,8 @@ class ARIClient:
         return self._connected.is_set()
 
     async def wait_connected(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
 
     def on_event(self, handler: EventHandler) -> None:
         self._handlers.append(handler)

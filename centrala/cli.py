@@ -287,7 +287,8 @@ def _database_queues(settings: Settings) -> set[str] | None:
     async def run() -> set[str] | None:
         engine = create_engine(url, **connect)
         try:
-            return await asyncio.wait_for(known_queue_ids(session_factory(engine)), 10)
+            async with asyncio.timeout(10):
+                return await known_queue_ids(session_factory(engine))
         except Exception:  # unreachable, not migrated, ...: check against the file alone
             return None
         finally:

@@ -441,9 +441,23 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
     keeping = asyncio.create_task(keeper.run(settings.recording_sweep_seconds))
     keeper.kick()
     yield
-    keeping.cancel()
+    await stopped(keeping)
+
+
+CANCEL_AGAIN_SECONDS = 1.0
+
+
+async def stopped(task: asyncio.Task[Any]) -> None:
+    """``task`` cancelled and awaited; cancelled again while it runs on. A library's
+    ``asyncio.wait_for`` (Python 3.11) swallows a cancel that lands as its awaitable
+    finishes, and a loop that missed its one cancel would hold a stopping `serve` for ever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=CANCEL_AGAIN_SECONDS)
+        if not task.done():
+            log.warning("task_ignored_cancel", task=task.get_name())
     with contextlib.suppress(asyncio.CancelledError):
-        await keeping
+        task.result()
 
 
 @contextlib.asynccontextmanager
@@ -462,14 +476,12 @@ async def _every(
                     log.exception(failed)
             await asyncio.sleep(seconds)
 
-    task = asyncio.create_task(run()) if seconds > 0 else None
+    task = asyncio.create_task(run(), name=failed.removesuffix("_failed")) if seconds > 0 else None
     try:
         yield
     finally:
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stopped(task)
 
 
 async def procedures_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -884,4 +896,30 @@ async def run(settings: Settings) -> None:
         await stop.wait()
     finally:
         log.info("stopping")
-        await runner.cleanup()
+        slow = loop.call_later(STOP_REPORT_SECONDS, _report_running_tasks)
+        try:
+            await runner.cleanup()
+        finally:
+            slow.cancel()
+
+
+STOP_REPORT_SECONDS = 15.0
+
+
+def _report_running_tasks() -> None:
+    """A stop that takes long says what it still waits on: each task's name and where it
+    is, for the operator (and the test) to see why."""
+    for task in asyncio.all_tasks():
+        log.warning("stop_slow", task=task.get_name(), at=_awaiting(task.get_coro())[-6:])
+
+
+def _awaiting(coro: object) -> list[str]:
+    """The chain of coroutines ``coro`` awaits, outermost first (a task's own stack shows
+    only its outermost frame while it waits)."""
+    where: list[str] = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+    return where

@@ -294,7 +294,8 @@ class MailboxReader:
             with contextlib.suppress(Exception):
                 if client.has_pending_idle():
                     client.idle_done()
-                await asyncio.wait_for(client.logout(), 2)
+                async with asyncio.timeout(2):
+                    await client.logout()
         self._drop()
 
     # ---- reading ----------------------------------------------------------------------
@@ -392,7 +393,7 @@ class MailboxReader:
             if self._client is client and client.has_pending_idle():
                 client.idle_done()
                 with contextlib.suppress(MailboxUnavailable):
-                    await self._call(asyncio.wait_for(idle, self.mailbox.timeout))
+                    await self._call(_within(idle, self.mailbox.timeout))
         if self._client is None:
             raise MailboxUnavailable(f"{self.mailbox!r} went away while waiting for mail")
         # Pushes that came between our DONE and the server's answer.
@@ -433,9 +434,15 @@ Retry = Callable[[int], float]
 DEFAULT_RETRY: Retry = functools.partial(backoff, first=1.0, cap=60.0)
 
 
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    async with asyncio.timeout(seconds):
+        return await awaitable
+
+
 async def _pause(seconds: float, stop: asyncio.Event) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
 
 
 async def run_mailbox(

@@ -125,7 +125,8 @@ class SmppGateway:
         self._stopping = True
         if self._writer is not None and self.bound:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._request(pdu.UNBIND, b""), min(2, self.smsc.timeout))
+                async with asyncio.timeout(min(2, self.smsc.timeout)):
+                    await self._request(pdu.UNBIND, b"")
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -182,9 +183,8 @@ class SmppGateway:
         if not self.bound:
             raise SmsNotSent(True, f"not bound to the SMSC ({self.last_error or 'connecting'})")
         try:
-            return await asyncio.wait_for(
-                self._request(pdu.SUBMIT_SM, message.body()), self.smsc.timeout
-            )
+            async with asyncio.timeout(self.smsc.timeout):
+                return await self._request(pdu.SUBMIT_SM, message.body())
         except TimeoutError as exc:
             # The SMSC may have taken it: sent again, the client may get it twice; lost
             # never.
@@ -248,9 +248,8 @@ class SmppGateway:
 
     async def _bind(self) -> asyncio.StreamReader:
         s = self.smsc
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(s.host, s.port, limit=pdu.MAX_PDU), s.timeout
-        )
+        async with asyncio.timeout(s.timeout):
+            reader, writer = await asyncio.open_connection(s.host, s.port, limit=pdu.MAX_PDU)
         self._writer = writer
         sequence = next(self._sequence) & 0x7FFFFFFF
         writer.write(
@@ -261,7 +260,8 @@ class SmppGateway:
             )
         )
         await writer.drain()
-        command_id, status, _seq, _body = await asyncio.wait_for(_read(reader), s.timeout)
+        async with asyncio.timeout(s.timeout):
+            command_id, status, _seq, _body = await _read(reader)
         if command_id != pdu.BIND_TRANSCEIVER | pdu.RESPONSE:
             raise ConnectionError(f"the SMSC answered the bind with command 0x{command_id:08X}")
         if status in (pdu.ESME_RINVPASWD, pdu.ESME_RINVSYSID, pdu.ESME_RBINDFAIL):
@@ -316,7 +316,8 @@ class SmppGateway:
 
     async def _enquire_link(self) -> None:
         try:
-            await asyncio.wait_for(self._request(pdu.ENQUIRE_LINK, b""), self.smsc.timeout)
+            async with asyncio.timeout(self.smsc.timeout):
+                await self._request(pdu.ENQUIRE_LINK, b"")
         except (TimeoutError, ConnectionError, OSError):
             log.warning("sms_enquire_link_unanswered")
             if self._writer is not None:

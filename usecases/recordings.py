@@ -138,7 +138,8 @@ class RecordingKeeper:
                 self._kick.clear()
             if timeout > 0 and not self._kick.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._kick.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._kick.wait()
             self._kick.clear()
             sweep = self.clock() >= next_sweep
             if sweep:

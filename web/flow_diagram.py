@@ -69,7 +69,8 @@ async def run_dot(dot_text: str, *, max_seconds: float = TIMEOUT, program: str =
             log.error("diagram_dot_missing", program=program, error=str(exc))
             raise DiagramError("Graphviz (dot) is not installed on the server") from None
         try:
-            out, err = await asyncio.wait_for(proc.communicate(data), max_seconds)
+            async with asyncio.timeout(max_seconds):
+                out, err = await proc.communicate(data)
         except TimeoutError:
             raise DiagramError(f"drawing took longer than {max_seconds:g} s") from None
         finally:

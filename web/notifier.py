@@ -69,7 +69,8 @@ class Notifier:
         if ws.closed:
             return False
         try:
-            await asyncio.wait_for(ws.send_json(message), SEND_TIMEOUT)
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await ws.send_json(message)
             return True
         except (ConnectionError, TimeoutError, RuntimeError):
             with contextlib.suppress(Exception):

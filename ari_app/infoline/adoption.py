@@ -203,7 +203,8 @@ class Adoption(Queueing):
             }
         )
         with contextlib.suppress(Exception):  # logged where it happened
-            await asyncio.wait_for(asyncio.shield(done), 15)
+            async with asyncio.timeout(15):
+                await asyncio.shield(done)
 
     async def _adopt_event(self, event: Event) -> None:
         row: LiveRow = event["row"]

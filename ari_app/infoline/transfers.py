@@ -66,7 +66,8 @@ class Transfers(CallBase):
                 "reply": reply,
             }
         )
-        await asyncio.wait_for(reply, 15)
+        async with asyncio.timeout(15):
+            await reply
 
     async def _control(self, s: CallerSession, event: Event) -> None:
         reply: asyncio.Future[None] = event["reply"]

@@ -106,8 +106,7 @@ async def test_serve_killed_mid_batch_loses_nothing_and_sends_once_but_in_flight
 
         await wait_until(all_done, timeout=120, message="every greeting sent after the restart")
     finally:
-        second.proc.terminate()
-        second.proc.wait(30)
+        second.stop()
 
     sent = Counter("+" + p["destination"] for p in smsc.submitted())
     assert set(sent) == {number(i) for i in range(CLIENTS)}  # none lost

@@ -132,6 +132,22 @@ class Server:
                 stderr=subprocess.STDOUT,
             )
 
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, and its exit code; a `serve` that does not stop in ``timeout`` is killed
+        and the test fails with what it still waited on (its ``stop_slow`` lines)."""
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            text = self.log_path.read_text()
+            slow = [line for line in text.splitlines() if "stop_slow" in line]
+            raise AssertionError(
+                f"serve did not stop within {timeout:g} s; waiting on:\n"
+                + "\n".join(slow or [text[-3000:]])
+            ) from None
+
     async def crash_and_restart(self) -> None:
         """Kill `centrala serve` (SIGKILL: nothing is tidied up) and start it again on the
         same database, as after a crash; returns once it is ready."""

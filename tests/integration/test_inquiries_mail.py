@@ -174,8 +174,7 @@ async def test_a_clients_mail_is_answered_and_their_answer_threads_back(
             await mailbox_of(mail_system, INQUIRIES) == []
         )  # every message read, the auto-reply too
     finally:
-        server.proc.terminate()
-        server.proc.wait(30)
+        server.stop()
 
 
 async def test_serve_killed_while_it_reads_stores_each_message_once(
@@ -219,8 +218,7 @@ async def test_serve_killed_while_it_reads_stores_each_message_once(
 
         await wait_until(all_stored, timeout=90, message="every message after the restart")
     finally:
-        second.proc.terminate()
-        second.proc.wait(30)
+        second.stop()
     async with database.sessions() as session:
         senders = list(await session.scalars(select(Inquiry.sender)))
         keys = list(await session.scalars(select(InquiryMessage.source_key)))
