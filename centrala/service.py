@@ -57,6 +57,7 @@ from models.phones import PhoneStore
 from models.recordings import RecordingStore
 from models.snapshot import Snapshot
 from models.surveys import active_survey, apply_survey
+from usecases.cluster import NodeKeeper
 from usecases.inquiries import receive_meta
 from usecases.recordings import RecordingKeeper
 from usecases.surveying import SurveyLog
@@ -109,6 +110,9 @@ LOOP_LAG = web.AppKey("loop_lag", list[float])
 OUTBOX = web.AppKey("outbox", dict[tuple[str, str], int])  # the notices' backlog (/metrics)
 METRICS = web.AppKey("metrics", CentralaMetrics)
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, no call state
+# This instance serves its node (set at once when there is one instance; see cluster_ctx).
+ACTIVE = web.AppKey("active", asyncio.Event)
+NODE_KEEPER = web.AppKey("node_keeper", NodeKeeper)
 # Migrated and prepared (set late when `serve` started without the database).
 DB_READY = web.AppKey("db_ready", asyncio.Event)
 
@@ -340,11 +344,23 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             _start_when_database_back(app, infoline, ari, dialler, agent_dialler)
         )
     else:
-        agent_dialler.identification = await infoline.identification()
-        await ari.start()
-        dialler.start()
-        agent_dialler.start()
-    reconciling = asyncio.create_task(pbx_records.run(settings.cdr_reconcile_seconds))
+        if app[ACTIVE].is_set():
+            agent_dialler.identification = await infoline.identification()
+            await ari.start()
+            dialler.start()
+            agent_dialler.start()
+        else:
+            # A standby: the node's Stasis apps start once this instance owns the node, and
+            # then adopt its calls as a restarted `serve` would.
+            deferred = asyncio.create_task(
+                _start_when_owner(app, infoline, ari, dialler, agent_dialler)
+            )
+
+    async def reconcile() -> None:
+        await app[ACTIVE].wait()  # the node's CDR is its owner's to read
+        await pbx_records.run(settings.cdr_reconcile_seconds)
+
+    reconciling = asyncio.create_task(reconcile())
     yield
     reconciling.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -366,6 +382,7 @@ async def _start_when_database_back(
     dialler: CampaignDialler,
     agent_dialler: AgentDialler,
 ) -> None:
+    await app[ACTIVE].wait()
     await app[DB_READY].wait()
     await infoline.warm()
     agent_dialler.identification = await infoline.identification()
@@ -373,6 +390,64 @@ async def _start_when_database_back(
     await ari.start()
     dialler.start()
     agent_dialler.start()
+
+
+async def _start_when_owner(
+    app: web.Application,
+    infoline: InfolineApp,
+    ari: ARIClient,
+    dialler: CampaignDialler,
+    agent_dialler: AgentDialler,
+) -> None:
+    await app[ACTIVE].wait()
+    # The flow and queues as they are now: an admin may have published while this waited.
+    with contextlib.suppress(NoFlowKnown):  # known since the start at least
+        await infoline.warm()
+    agent_dialler.identification = await infoline.identification()
+    log.warning("node_taken_starting", node=app[SETTINGS].node)
+    await ari.start()
+    dialler.start()
+    agent_dialler.start()
+
+
+async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Several instances (``CENTRALA_NODE`` set): this one serves its node only while it
+    holds the node's lease (``usecases.cluster``); until then it is a standby. An owner that
+    finds its node taken over stops (SIGTERM to itself: a stop hangs up no call)."""
+    settings = app[SETTINGS]
+    if settings.node is None:
+        yield
+        return
+    import os
+    import socket
+    from datetime import UTC, datetime
+
+    from models.cluster import InstanceSeen
+    from usecases.cluster import NodeKeeper
+
+    me = InstanceSeen(
+        id=settings.effective_instance_id,
+        host=socket.gethostname(),
+        web_url=settings.effective_public_url,
+        node=settings.node,
+        started_at=datetime.now(UTC),
+    )
+    keeper = NodeKeeper(
+        app[SESSIONS],
+        me,
+        lease_seconds=settings.node_lease_seconds,
+        renew_seconds=settings.node_renew_seconds,
+        on_lost=lambda: os.kill(os.getpid(), signal.SIGTERM),
+    )
+    app[NODE_KEEPER] = keeper
+    app[ACTIVE] = keeper.owned
+    log.info("node_lease_watching", node=settings.node, instance=me.id)
+    keeping = asyncio.create_task(keeper.run(), name="node_lease")
+    try:
+        yield
+    finally:
+        await stopped(keeping)
+        await keeper.release()  # after the Stasis apps stopped: the next owner adopts
 
 
 async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -462,12 +537,14 @@ async def stopped(task: asyncio.Task[Any]) -> None:
 
 @contextlib.asynccontextmanager
 async def _every(
-    seconds: float, job: Callable[[], Awaitable[None]], failed: str
+    seconds: float, job: Callable[[], Awaitable[None]], failed: str, active: asyncio.Event
 ) -> AsyncIterator[None]:
-    """``job`` run at once and then every ``seconds`` (0: never) while the context lasts; a
-    failure other than a database outage is logged as ``failed`` and the next run comes."""
+    """``job`` run once ``active`` (this instance owns its node, or there are no nodes),
+    and then every ``seconds`` (0: never) while the context lasts; a failure other than a
+    database outage is logged as ``failed`` and the next run comes."""
 
     async def run() -> None:
+        await active.wait()
         while True:
             try:
                 await job()
@@ -495,7 +572,10 @@ async def procedures_ctx(app: web.Application) -> AsyncIterator[None]:
         log.info("procedures_generated", summary=result.summary())
 
     async with _every(
-        app[SETTINGS].procedures_generate_seconds, generate, "procedures_generate_failed"
+        app[SETTINGS].procedures_generate_seconds,
+        generate,
+        "procedures_generate_failed",
+        app[ACTIVE],
     ):
         yield
 
@@ -512,7 +592,9 @@ async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
         if result.fed or result.left:
             log.info("callbacks_fed", summary=result.summary())
 
-    async with _every(app[SETTINGS].callbacks_feed_seconds, feed, "callbacks_feed_failed"):
+    async with _every(
+        app[SETTINGS].callbacks_feed_seconds, feed, "callbacks_feed_failed", app[ACTIVE]
+    ):
         yield
 
 
@@ -530,7 +612,9 @@ async def scheduled_publish_ctx(app: web.Application) -> AsyncIterator[None]:
                 flow_version=outcome.version,
             )
 
-    async with _every(app[SETTINGS].scheduled_publish_seconds, publish, "scheduled_publish_failed"):
+    async with _every(
+        app[SETTINGS].scheduled_publish_seconds, publish, "scheduled_publish_failed", app[ACTIVE]
+    ):
         yield
 
 
@@ -551,7 +635,9 @@ async def report_mail_ctx(app: web.Application) -> AsyncIterator[None]:
     async def check() -> None:
         await mail_due(app[SESSIONS], mail, sending, now())
 
-    async with _every(settings.reports_mail_check_seconds, check, "report_mail_failed"):
+    async with _every(
+        settings.reports_mail_check_seconds, check, "report_mail_failed", app[ACTIVE]
+    ):
         yield
 
 
@@ -608,7 +694,7 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
 
     seconds = settings.notices_check_seconds if setup.senders else 0
     try:
-        async with _every(seconds, check, "notices_failed"):
+        async with _every(seconds, check, "notices_failed", app[ACTIVE]):
             yield
     finally:
         if gateway is not None:
@@ -672,7 +758,7 @@ async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
         for box, address in settings.imap_mailboxes()
     ]
     try:
-        async with _every(settings.inquiries_check_seconds, check, "inquiries_failed"):
+        async with _every(settings.inquiries_check_seconds, check, "inquiries_failed", app[ACTIVE]):
             yield
     finally:
         stop.set()
@@ -711,6 +797,7 @@ def status_sources(app: web.Application) -> StatusSources:
         adoption=app[INFOLINE_APP],
         journal=app[CALLLOG],
         pbx_records=app[PBX_RECORDS],
+        cluster=app.get(NODE_KEEPER),
     )
 
 
@@ -797,6 +884,9 @@ def build_app(settings: Settings) -> web.Application:
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
+    app[ACTIVE] = asyncio.Event()  # one instance: active at once; several: the node's owner
+    if settings.node is None:
+        app[ACTIVE].set()
     app[METRICS] = CentralaMetrics(lambda: live_sources(app))
     if settings.metrics_access == "open" and not is_loopback(settings.web_host):
         log.warning(
@@ -812,6 +902,7 @@ def build_app(settings: Settings) -> web.Application:
         [
             loop_lag_ctx,
             database_ctx,
+            cluster_ctx,
             ami_ctx,
             recording_ctx,
             ari_ctx,

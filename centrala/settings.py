@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from core.cluster import check_timing
 from core.enums import DeskLanguage
 from core.letters import DEFAULT_SENDER
 from core.notices import Policy
@@ -90,6 +92,15 @@ class Settings(BaseSettings):
     agi_command_timeout: float = Field(default=30.0, gt=0, le=600)
     web_host: str = "127.0.0.1"
     web_port: int = 8080
+    # Several instances (core/cluster.py): the Asterisk node this instance serves (its ARI,
+    # AMI and CDR are the settings above). Unset: one instance, no lease. Set: the node's
+    # Stasis apps and this instance's loops run only while it holds the node's lease; a
+    # standby takes the node over once the owner has not renewed it for a whole lease.
+    node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    # This instance's name among the others (unset: the host's name and the web port).
+    instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    node_lease_seconds: float = Field(default=9.0, ge=0.3, le=120)
+    node_renew_seconds: float = Field(default=2.0, ge=0.1, le=40)
 
     infoline_app: str = "infoline"
     infoline_number: str = "0800100200"
@@ -449,6 +460,14 @@ class Settings(BaseSettings):
         return boxes
 
     @model_validator(mode="after")
+    def _node_lease_holds(self) -> Settings:
+        try:
+            check_timing(self.node_lease_seconds, self.node_renew_seconds)
+        except ValueError as exc:
+            raise ValueError(f"CENTRALA_NODE_LEASE_SECONDS: {exc}") from exc
+        return self
+
+    @model_validator(mode="after")
     def _viber_fits_together(self) -> Settings:
         if bool(self.viber_base_url) != bool(self.viber_api_key):
             raise ValueError(
@@ -496,6 +515,10 @@ class Settings(BaseSettings):
             )
         except ReportMailError as exc:
             raise ValueError(f"CENTRALA_NOTICES_QUIET_*: {exc}") from exc
+
+    @property
+    def effective_instance_id(self) -> str:
+        return self.instance_id or f"{socket.gethostname()[:100]}:{self.web_port}"
 
     @property
     def effective_public_url(self) -> str:

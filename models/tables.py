@@ -980,3 +980,32 @@ class InquiryRules(Base):
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime]
+
+
+class PbxNode(Base):
+    """An Asterisk node and the `serve` instance that owns it (``core.cluster``): the owner
+    renews the row (``version`` up each time); another instance takes the node over when the
+    version stands still for a whole lease."""
+
+    __tablename__ = "pbx_nodes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(128))  # None: released
+    version: Mapped[int] = mapped_column(BigInteger)
+    owned_since: Mapped[datetime | None]
+    renewed_at: Mapped[datetime]
+
+
+class Instance(Base):
+    """A `serve` instance as it last said it was alive: where it serves the web, the node it
+    is configured for, since when it runs (for /status and the wallboard)."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    web_url: Mapped[str] = mapped_column(String(255))
+    node: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]

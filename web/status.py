@@ -64,6 +64,14 @@ class PbxRecords(Protocol):
     def taken_until(self) -> datetime | None: ...
 
 
+class Cluster(Protocol):
+    """This instance's part among several (``usecases.cluster.NodeKeeper``)."""
+
+    @property
+    def role(self) -> str: ...
+    async def view(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class StatusSources:
     ari: ARIStatus
@@ -76,6 +84,7 @@ class StatusSources:
     adoption: Adoption  # what a previous process left live is adopted
     journal: Journal | None = None  # the call log's write journal (database outages)
     pbx_records: PbxRecords | None = None  # calls reconciled from Asterisk's CDR
+    cluster: Cluster | None = None  # several instances: who owns which node
 
 
 def status_route(sources: Callable[[web.Application], StatusSources]) -> web.RouteDef:
@@ -128,6 +137,15 @@ def status_route(sources: Callable[[web.Application], StatusSources]) -> web.Rou
                 "calls_recorded": src.pbx_records.recorded,
                 "taken_until": None if until is None else until.isoformat(),
             }
+        if src.cluster is not None:
+            try:
+                body["cluster"] = await src.cluster.view()
+            except Exception as exc:  # the database away: this instance's own part still
+                log.debug("status_cluster_failed", error=str(exc))
+                body["cluster"] = {"role": src.cluster.role, "nodes": None, "instances": None}
+            if src.cluster.role != "owner":
+                # A standby serves nothing yet: a load balancer sends the desks elsewhere.
+                body["standby"] = "another instance owns this node; taken over if it dies"
         if serving and not ok:
             body["degraded"] = "database away: calls answered, writes journaled"
         return web.json_response(body, status=200 if serving else 503)

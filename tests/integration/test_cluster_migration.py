@@ -1,0 +1,53 @@
+"""Migration 0027 (several instances: the nodes' leases and the instances' heartbeats) on
+SQLite and PostgreSQL: the tables there after an upgrade; a downgrade to 0026 drops them and
+keeps the clients; an upgrade brings them back, and a lease taken works again."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from alembic import command
+from sqlalchemy import Connection, func, inspect, select
+
+from core.cluster import Lease
+from models import cluster as store
+from models.db import alembic_config
+from models.tables import Client
+from tests.conftest import Database
+
+TABLES = {"pbx_nodes", "instances"}
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+
+def _tables(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names()) & TABLES
+
+
+async def _now(database: Database) -> set[str]:
+    async with database.engine.connect() as conn:
+        return await conn.run_sync(_tables)
+
+
+async def _clients(database: Database) -> int:
+    async with database.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(Client)) or 0)
+
+
+async def test_the_lease_tables_come_and_go_with_0027(database: Database) -> None:
+    async with database.sessions() as session, session.begin():
+        session.add(Client(external_id="mig-0027", name="Mig"))
+    assert await store.take(database.sessions, "pbx1", "a", None, NOW)
+    assert await _now(database) == TABLES
+    await database.engine.dispose()  # no pooled connection holds the tables during DDL
+    config = alembic_config(database.url)
+    await asyncio.to_thread(command.downgrade, config, "0026")
+    assert await _now(database) == set()
+    assert await _clients(database) == 1
+    await database.engine.dispose()
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await _now(database) == TABLES
+    assert await store.lease_of(database.sessions, "pbx1") is None  # dropped with its table
+    assert await store.take(database.sessions, "pbx1", "b", None, NOW)
+    assert await store.lease_of(database.sessions, "pbx1") == Lease("b", 1)
+    assert await _clients(database) == 1

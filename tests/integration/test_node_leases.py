@@ -1,0 +1,132 @@
+"""Node leases between `serve` instances on SQLite and PostgreSQL (``usecases.cluster``):
+one owner at a time; a standby takes a silent owner's node after a whole lease by its own
+clock, and the old owner learns it lost the node at its next renewal; a release hands the
+node over at once; a restarted instance takes its own node back without waiting; two
+instances deciding at once cannot both win."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from core.cluster import Lease, Move
+from models import cluster as store
+from models.cluster import InstanceSeen
+from tests.conftest import Database
+from usecases.cluster import NodeKeeper
+
+LEASE, RENEW = 9.0, 2.0
+STARTED = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    monotonic: float = 1000.0
+    lost: list[str] = field(default_factory=list)
+
+    def wall(self) -> datetime:
+        return STARTED + timedelta(seconds=self.monotonic - 1000.0)
+
+
+def keeper(database: Database, name: str, clock: Clock) -> NodeKeeper:
+    me = InstanceSeen(name, "host-" + name, f"http://{name}:8080", "pbx1", STARTED)
+    return NodeKeeper(
+        database.sessions,
+        me,
+        lease_seconds=LEASE,
+        renew_seconds=RENEW,
+        on_lost=lambda: clock.lost.append(name),
+        clock=lambda: clock.monotonic,
+        now=clock.wall,
+    )
+
+
+async def test_a_standby_takes_a_silent_owners_node_after_a_whole_lease(
+    database: Database,
+) -> None:
+    clock = Clock()
+    a, b = keeper(database, "a", clock), keeper(database, "b", clock)
+    assert (await a.step()).move is Move.TAKE  # type: ignore[union-attr]
+    assert a.owned.is_set() and a.role == "owner"
+    decided = await b.step()
+    assert decided is not None and decided.move is Move.WAIT and not b.owned.is_set()
+
+    # The owner renews: the standby keeps waiting however long it watches.
+    for _ in range(10):
+        clock.monotonic += RENEW
+        await a.step()
+        await b.step()
+    assert not b.owned.is_set() and b.owner == "a"
+
+    # The owner falls silent (killed): the standby takes the node after a whole lease.
+    clock.monotonic += LEASE - 0.5
+    await b.step()
+    assert not b.owned.is_set() and b.takeover_in is not None and b.takeover_in <= 0.5
+    clock.monotonic += 0.5
+    assert (await b.step()).move is Move.TAKE  # type: ignore[union-attr]
+    assert b.owned.is_set()
+    assert await store.lease_of(database.sessions, "pbx1") == Lease(
+        "b", 1 + 10 + 1
+    )  # made, renewed 10 times, taken
+
+    # The old owner, back (it was only frozen), learns at its renewal that it lost the node.
+    await a.step()
+    assert not a.owned.is_set() and clock.lost == ["a"]
+    assert (await store.lease_of(database.sessions, "pbx1")).owner == "b"  # type: ignore[union-attr]
+
+
+async def test_a_released_node_is_taken_at_once_and_a_restart_takes_its_own(
+    database: Database,
+) -> None:
+    clock = Clock()
+    a, b = keeper(database, "a", clock), keeper(database, "b", clock)
+    await a.step()
+    await b.step()
+    await a.release()  # a deploy stops the owner
+    assert not a.owned.is_set()
+    await b.step()  # no waiting: nobody holds it
+    assert b.owned.is_set()
+
+    # b restarts (a new process, the same instance): its own node is its own again at once.
+    b_again = keeper(database, "b", clock)
+    decided = await b_again.step()
+    assert decided is not None and decided.move is Move.RENEW and b_again.owned.is_set()
+    assert clock.lost == []
+
+
+async def test_two_instances_deciding_at_once_cannot_both_win(database: Database) -> None:
+    now = STARTED
+    # Both saw no row: the first insert wins, the second finds the key taken.
+    assert await store.take(database.sessions, "pbx2", "a", None, now)
+    assert not await store.take(database.sessions, "pbx2", "b", None, now)
+    seen = await store.lease_of(database.sessions, "pbx2")
+    assert seen == Lease("a", 1)
+    # Both watched version 1 fall silent: one conditional write wins.
+    assert await store.take(database.sessions, "pbx2", "b", seen, now)
+    assert not await store.take(database.sessions, "pbx2", "c", seen, now)
+    assert await store.lease_of(database.sessions, "pbx2") == Lease("b", 2)
+    # Only the owner renews or releases it.
+    assert not await store.renew(database.sessions, "pbx2", "a", now)
+    assert not await store.release(database.sessions, "pbx2", "a", now)
+    assert await store.renew(database.sessions, "pbx2", "b", now)
+
+
+async def test_the_view_lists_nodes_owners_and_instances_alive_or_not(database: Database) -> None:
+    clock = Clock()
+    a, b = keeper(database, "a", clock), keeper(database, "b", clock)
+    for k in (a, b):
+        await k.step()
+        await store.heartbeat(database.sessions, k.me, clock.wall())
+    clock.monotonic += 3 * RENEW  # b says nothing more: no longer listed alive
+    await a.step()
+    await store.heartbeat(database.sessions, a.me, clock.wall())
+    seen = await a.view()
+    assert seen["role"] == "owner" and seen["node"] == "pbx1" and seen["instance"] == "a"
+    assert [(n["name"], n["owner"]) for n in seen["nodes"]] == [("pbx1", "a")]
+    assert seen["nodes"][0]["owned_since"] == STARTED.isoformat()
+    assert [(i["id"], i["alive"]) for i in seen["instances"]] == [("a", True), ("b", False)]
+    await a.release()
+    seen = await b.view()
+    assert seen["role"] == "standby"
+    assert [(n["name"], n["owner"]) for n in seen["nodes"]] == [("pbx1", None)]
+    assert [(i["id"], i["alive"]) for i in seen["instances"]] == [("a", False), ("b", False)]
