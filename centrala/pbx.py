@@ -146,6 +146,13 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
         "pjsip_trunks.conf": render_trunks(settings.trunks),
         "numbers.conf": render_numbers(settings.numbers),
         "rtp_ports.conf": render_rtp(settings.sip_network),
+        # Several nodes: each node's channel ids carry its name (Asterisk's systemname), so
+        # two nodes never make the same id (the call log's key).
+        "asterisk_options.conf": (
+            f"systemname = {settings.node}\n"
+            if settings.node
+            else "; one node: no systemname (CENTRALA_NODE unset)\n"
+        ),
         "globals.conf": (
             f"INFOLINE_APP = {settings.infoline_app}\n"
             f"SURVEY_APP = {settings.survey_app}\n"

@@ -125,7 +125,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     # While the database is away the call path's writes go to this journal (fsynced) and
     # drain into the database when it is back; what a previous process left drains first.
     journal = WriteJournal(settings.data_dir / "journal" / "calls.jsonl")
-    calllog = app[CALLLOG] = CallLog(sessions, settings.default_region, journal=journal)
+    calllog = app[CALLLOG] = CallLog(
+        sessions, settings.default_region, journal=journal, node=settings.node
+    )
     calllog.on_closed.append(app[METRICS].call_closed)
     calllog.on_written.append(app[METRICS].db_written)
     # What the call path last read (flow, queues, agents, surveys), for a start without
@@ -440,6 +442,13 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         on_lost=lambda: os.kill(os.getpid(), signal.SIGTERM),
     )
     app[NODE_KEEPER] = keeper
+
+    def to_wallboard(seen: dict[str, Any]) -> None:
+        desk = app.get(WEB)
+        if desk is not None:
+            desk.notifier.cluster = seen
+
+    keeper.on_view.append(to_wallboard)
     app[ACTIVE] = keeper.owned
     log.info("node_lease_watching", node=settings.node, instance=me.id)
     keeping = asyncio.create_task(keeper.run(), name="node_lease")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -212,9 +212,13 @@ class CallLog:
         write_behind_seconds: float = 0.02,
         journal: WriteJournal | None = None,
         clock: Callable[[], float] = time.monotonic,
+        node: str | None = None,
     ) -> None:
         self.sessions = sessions
         self.region = region
+        # The Asterisk node this log's calls are on (several nodes): written on each call, and
+        # only its calls are adopted here (another node's are not ours to close).
+        self.node = node
         # The event trail and the row's updates are written behind, many calls' writes in
         # one transaction: a call makes a dozen of them, and one transaction each cost more
         # CPU than the call itself. They wait here as ordered writes (consecutive events in
@@ -326,6 +330,7 @@ class CallLog:
             "flow_version": flow_version,
             "survey_id": survey_id,
             "campaign_id": campaign_id,
+            "node": self.node,
         }
         if not self.degraded:
             try:
@@ -797,6 +802,7 @@ class CallLog:
                 ended_at=c["ended_at"],
                 hangup_cause_text=UNSERVED_TEXT,
                 outcome=UNSERVED,
+                node=self.node,
                 ivr_path=[],
             )
             session.add(call)
@@ -932,7 +938,9 @@ class CallLog:
             async with self.sessions() as session:
                 rows = list(
                     await session.scalars(
-                        select(Call).where(Call.handler == handler, Call.ended_at.is_(None))
+                        select(Call).where(
+                            Call.handler == handler, Call.ended_at.is_(None), self._on_node()
+                        )
                     )
                 )
         except Exception as exc:
@@ -975,6 +983,9 @@ class CallLog:
             )
         return found
 
+    def _on_node(self) -> ColumnElement[bool]:
+        return true() if self.node is None else Call.node == self.node
+
     def journaled_live(self, handler: str) -> list[LiveRow]:
         """Open calls of ``handler`` as our writes and the journal say, without reading the
         database (for an app that adopts while it is away)."""
@@ -994,7 +1005,7 @@ class CallLog:
         async with self.sessions() as session:
             rows = await session.execute(
                 select(Call.id, Call.channel_id).where(
-                    Call.handler == handler, Call.ended_at.is_(None)
+                    Call.handler == handler, Call.ended_at.is_(None), self._on_node()
                 )
             )
             return [(r[0], r[1]) for r in rows]

@@ -425,6 +425,9 @@ class Call(Base):
     )
     # Where a live call is (core.livestate), so a restarted `serve` adopts it; NULL once closed.
     live_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The Asterisk node the call is on (CENTRALA_NODE; NULL: one node): only that node's
+    # owner adopts it or closes it.
+    node: Mapped[str | None] = mapped_column(String(64))
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan"

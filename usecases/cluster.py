@@ -54,17 +54,24 @@ class NodeKeeper:
         self.takeover_in: float | None = None  # a standby's estimate
         self._watch: Watch | None = None
         self._database_away = False
+        # Told the nodes and instances after each look (the wallboard's card).
+        self.on_view: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def role(self) -> str:
         return "owner" if self.owned.is_set() else "standby"
 
     async def run(self) -> None:
-        """Looks at the lease every renewal interval until cancelled."""
+        """Looks at the lease every renewal interval (a standby: every half) until
+        cancelled."""
         while True:
             try:
                 await self.step()
                 await store.heartbeat(self.sessions, self.me, self.now())
+                if self.on_view:
+                    seen = await self.view()
+                    for listener in self.on_view:
+                        listener(seen)
                 if self._database_away:
                     self._database_away = False
                     log.warning("node_lease_database_back", node=self.node, role=self.role)
@@ -76,7 +83,11 @@ class NodeKeeper:
                     # Nobody can take the node meanwhile; a standby starts watching anew.
                     self._watch = None
                     log.error("node_lease_database_away", node=self.node, role=self.role)
-            await asyncio.sleep(self.renew_seconds)  # the renewal interval, not a wait on work
+            # The renewal interval, not a wait on work; a standby looks twice as often, so a
+            # silent owner's node is taken within a lease and a half-renewal of its death.
+            await asyncio.sleep(
+                self.renew_seconds if self.owned.is_set() else self.renew_seconds / 2
+            )
 
     async def step(self) -> Decision | None:
         """One look: a standby watches or takes over, the owner renews (or learns it lost the

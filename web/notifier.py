@@ -45,6 +45,8 @@ class Notifier:
         self.campaigns: Callable[[], list[dict[str, Any]]] | None = None
         # The written inquiries' backlog and SLA, as `serve`'s inquiries loop last read it.
         self.inquiries: dict[str, Any] | None = None
+        # Several instances: the nodes, their owners and the instances, as last read.
+        self.cluster: dict[str, Any] | None = None
         # Agent campaigns' calls the desk heard of: their disposition is a campaign's.
         self.campaign_calls: deque[str] = deque(maxlen=10_000)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -185,6 +187,7 @@ class Notifier:
             **wallboard(snapshot, figures),
             "campaigns": campaigns,
             "inquiries": self.inquiries,
+            "cluster": self.cluster,
         }
 
     async def tick(self) -> None:

@@ -150,6 +150,12 @@ def check(script: str, args: list[str], out: str) -> None:
         assert result["app"]["db_outcomes"] == {"answered": 4}, result["app"]
     elif script == "bench/restart.py":
         assert "adopted 3/3; dropped 0; agents on call 1/1" in out, out
+    elif script == "bench/takeover.py":
+        kills = re.findall(
+            r"taken over in ([\d.]+) s; adopted 3/3; dropped 0; agents on call 1/1", out
+        )
+        assert len(kills) == 1 and float(kills[0]) <= 15, out
+        assert re.search(r"takeover: min [\d.]+ s, median [\d.]+ s, max [\d.]+ s over 1 kills", out)
     elif script == "bench/chaos.py":
         assert re.search(r"placed\s+\d+", out), out
     elif script == "bench/screenpop_latency.py":

@@ -7,6 +7,8 @@ nothing (its /status says standby, 503) and both are listed on /status."""
 from __future__ import annotations
 
 import asyncio
+import re
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -24,7 +26,23 @@ from tests.integration.test_restart import closed_count, row_of, wait_agents, wa
 from tests.support import free_port, wait_until
 
 QUEUE = "new_clients"
-NODE = {"CENTRALA_NODE": "pbx1"}
+README = Path(__file__).resolve().parents[2] / "README.md"
+# Where the test's instances must differ from the README's (its ports and directories).
+OWN_PER_TEST = {"CENTRALA_WEB_PORT", "CENTRALA_AGI_PORT", "CENTRALA_DATA_DIR"}
+
+
+def readme_instances() -> list[dict[str, str]]:
+    """The README's two `centrala serve` commands of one node, as their settings."""
+    section = README.read_text().split("### A standby instance takes the node over", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section.split("\n### ", 1)[0], re.S)
+    assert block is not None, "the section's commands are gone from the README"
+    text = block.group(1).replace("\\\n", " ")
+    found = []
+    for line in text.splitlines():
+        words = shlex.split(line.split("  #")[0])
+        assert words[-2:] == ["centrala", "serve"], words
+        found.append(dict(w.split("=", 1) for w in words[:-2]))
+    return found
 
 
 def shared_secrets(server: Server) -> dict[str, str]:
@@ -51,23 +69,25 @@ async def test_a_standby_takes_the_node_over_and_adopts_every_call(
     desk: Desk,  # noqa: F811
     tmp_path: Path,
 ) -> None:
+    owner_env, standby_env = readme_instances()
+    assert owner_env.keys() == {"CENTRALA_NODE", "CENTRALA_INSTANCE_ID"}, owner_env
+    assert standby_env.keys() - OWN_PER_TEST == {"CENTRALA_NODE", "CENTRALA_INSTANCE_ID"}
+    node = owner_env["CENTRALA_NODE"]
+    assert standby_env["CENTRALA_NODE"] == node
+    first, second = owner_env["CENTRALA_INSTANCE_ID"], standby_env["CENTRALA_INSTANCE_ID"]
     secrets = shared_secrets(server)
     before = dict(server.env)
     # The shared serve becomes the node's owner (a deploy: SIGTERM and start again).
-    server.env.update(NODE, CENTRALA_INSTANCE_ID="first", **secrets)
+    server.env.update(owner_env, **secrets)
     await server.restart(signal.SIGTERM)
     standby: Server | None = None
     try:
         _, status = await server.status()
         assert status["cluster"]["role"] == "owner", status
-        standby = start_serve(
-            server.db,
-            tmp_path,
-            **NODE,
-            CENTRALA_INSTANCE_ID="second",
-            CENTRALA_AGI_PORT=str(free_port()),
-            **secrets,
-        )
+        standby_env["CENTRALA_AGI_PORT"] = str(free_port())
+        standby_env.pop("CENTRALA_WEB_PORT")  # start_serve's own, free
+        standby_env.pop("CENTRALA_DATA_DIR")  # tmp_path
+        standby = start_serve(server.db, tmp_path, **standby_env, **secrets)
 
         async def both_listed() -> dict[str, Any] | None:
             assert standby is not None and standby.proc.poll() is None, standby.log_path
@@ -76,11 +96,11 @@ async def test_a_standby_takes_the_node_over_and_adopts_every_call(
                 return None
             cluster = seen[1]["cluster"]
             alive = {i["id"] for i in cluster["instances"] if i["alive"]}
-            return seen[1] if alive == {"first", "second"} else None
+            return seen[1] if alive == {first, second} else None
 
         waiting = await wait_until(both_listed, timeout=30, message="the standby listed")
         assert waiting["cluster"]["role"] == "standby" and "standby" in waiting
-        assert [(n["name"], n["owner"]) for n in waiting["cluster"]["nodes"]] == [("pbx1", "first")]
+        assert [(n["name"], n["owner"]) for n in waiting["cluster"]["nodes"]] == [(node, first)]
         assert waiting["calls_in_progress"] == 0 and not waiting["ari"]["connected"]
 
         ana = await desk.agent("ana", [QUEUE])
@@ -113,7 +133,7 @@ async def test_a_standby_takes_the_node_over_and_adopts_every_call(
         assert took <= 15, f"the node was taken over in {took:.1f} s"
         assert ready["calls_adopted"] == 6 and ready["calls_in_progress"] == 6, ready
         assert ready["cluster"]["role"] == "owner" and "standby" not in ready
-        assert [(n["name"], n["owner"]) for n in ready["cluster"]["nodes"]] == [("pbx1", "second")]
+        assert [(n["name"], n["owner"]) for n in ready["cluster"]["nodes"]] == [(node, second)]
         desk.server = standby  # the desks' load balancer sends them to the new owner
 
         for call in everyone:

@@ -1,6 +1,7 @@
 """Migration 0027 (several instances: the nodes' leases and the instances' heartbeats) on
 SQLite and PostgreSQL: the tables there after an upgrade; a downgrade to 0026 drops them and
-keeps the clients; an upgrade brings them back, and a lease taken works again."""
+keeps the clients; an upgrade brings them back, and a lease taken works again. The calls'
+node column comes and goes with them."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from models.db import alembic_config
 from models.tables import Client
 from tests.conftest import Database
 
-TABLES = {"pbx_nodes", "instances"}
+TABLES = {"pbx_nodes", "instances", "calls.node"}
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
 
 def _tables(conn: Connection) -> set[str]:
-    return set(inspect(conn).get_table_names()) & TABLES
+    found = inspect(conn)
+    names = set(found.get_table_names())
+    names |= {f"calls.{c['name']}" for c in found.get_columns("calls")}
+    return names & TABLES
 
 
 async def _now(database: Database) -> set[str]:

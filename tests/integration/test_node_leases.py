@@ -9,9 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
 from core.cluster import Lease, Move
 from models import cluster as store
+from models.calllog import CallLog
 from models.cluster import InstanceSeen
+from models.tables import Call, Direction
 from tests.conftest import Database
 from usecases.cluster import NodeKeeper
 
@@ -130,3 +134,37 @@ async def test_the_view_lists_nodes_owners_and_instances_alive_or_not(database: 
     assert seen["role"] == "standby"
     assert [(n["name"], n["owner"]) for n in seen["nodes"]] == [("pbx1", None)]
     assert [(i["id"], i["alive"]) for i in seen["instances"]] == [("a", False), ("b", False)]
+
+
+async def test_each_nodes_owner_adopts_only_its_own_nodes_calls(database: Database) -> None:
+    """Two nodes' call logs on one database: each call is written with its node, and a
+    node's owner finds only its own node's live calls (another node's channel is not gone,
+    it is elsewhere: closing it as gone would end a live call's record)."""
+    logs = {
+        node: CallLog(database.sessions, "BA", node=node, write_behind_seconds=0.01)
+        for node in ("pbx1", "pbx2")
+    }
+    opened = {}
+    for node, log in logs.items():
+        call = await log.open_call(
+            channel_id=f"{node}-1764662400.1",
+            linkedid=None,
+            direction=Direction.INBOUND,
+            handler="ari",
+            caller_number="+38761000901",
+            caller_name=None,
+            called_number="0800100200",
+            started_at=STARTED,
+        )
+        opened[node] = call.id
+    for node, log in logs.items():
+        live = await log.live_calls("ari")
+        assert [row.call_id for row in live] == [opened[node]]
+        assert await log.open_calls("ari") == [(opened[node], f"{node}-1764662400.1")]
+        await log.aclose()
+    # One instance without nodes (the default) sees every open call.
+    everyone = CallLog(database.sessions, "BA")
+    assert sorted(c for c, _ in await everyone.open_calls("ari")) == sorted(opened.values())
+    async with database.sessions() as session:
+        nodes = await session.scalars(select(Call.node).order_by(Call.node))
+        assert list(nodes) == ["pbx1", "pbx2"]

@@ -27,6 +27,7 @@ function render(b) {
   }
   renderCampaigns(b.campaigns || []);
   renderInquiries(b.inquiries);
+  renderCluster(b.cluster);
   $("updated").textContent = t("wallboard.updated", {time: fmtTime(new Date())});
 }
 // Agent campaigns: a row each, and a chart of the last ten minutes kept here (one point a
@@ -84,5 +85,24 @@ function renderInquiries(q) {
     cell(tr, `#INQ-${x.id}`); cell(tr, label("inquiry_kind", x.kind)); cell(tr, label("inquiry_state", x.state));
     cell(tr, x.owner || "—"); cell(tr, x.due ? fmtDateTime(x.due) : (x.breached ? t("wallboard.inq_past") : "—"));
     rows.append(tr);
+  }
+}
+
+// Several instances: which instance owns which Asterisk node, since when; which are alive.
+function renderCluster(c) {
+  $("cluster-card").hidden = !c || !c.nodes;
+  if (!c || !c.nodes) return;
+  const nodes = $("cluster-nodes"); nodes.replaceChildren();
+  for (const n of c.nodes) {
+    const tr = document.createElement("tr"); tr.dataset.node = n.name;
+    cell(tr, n.name); cell(tr, n.owner || t("wallboard.node_unowned")); cell(tr, fmtDateTime(n.owned_since));
+    nodes.append(tr);
+  }
+  const instances = $("cluster-instances"); instances.replaceChildren();
+  for (const i of c.instances) {
+    const tr = document.createElement("tr"); tr.dataset.instance = i.id;
+    cell(tr, i.id); cell(tr, i.node || "—"); cell(tr, i.web_url);
+    cell(tr, t(i.alive ? "wallboard.instance_up" : "wallboard.instance_down")).className = i.alive ? "alive" : "dead";
+    instances.append(tr);
   }
 }

@@ -1,5 +1,5 @@
 """several serve instances: the Asterisk nodes and which instance owns each (a lease renewed
-by its owner), and the instances as they last said they were alive
+by its owner), the instances as they last said they were alive, and each call's node
 
 Revision ID: 0027
 Revises: 0026
@@ -19,6 +19,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("calls") as batch:
+        batch.add_column(sa.Column("node", sa.String(length=64), nullable=True))
     op.create_table(
         "pbx_nodes",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -44,3 +46,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("instances")
     op.drop_table("pbx_nodes")
+    with op.batch_alter_table("calls") as batch:
+        batch.drop_column("node")
