@@ -135,7 +135,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     snapshot = Snapshot(settings.data_dir / "snapshot.json")
     app[CRM_KEY] = CRM(sessions, snapshot=snapshot, writer=calllog)
     app[SURVEYS] = SurveyLog(sessions, calllog=calllog, crm=app[CRM_KEY])
-    app[CAMPAIGNS] = CampaignStore(sessions)
+    app[CAMPAIGNS] = CampaignStore(sessions, settings.node)
     ready = app[DB_READY] = asyncio.Event()
     waiting: asyncio.Task[None] | None = None
     try:
@@ -282,7 +282,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     agent_dialler = AgentDialler(
         ari,
         app[CALLLOG],
-        DiallerStore(app[SESSIONS]),
+        DiallerStore(app[SESSIONS], settings.node),
         acd,
         desk,
         gate,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -96,8 +96,11 @@ def _contact(row: CampaignContact, facts: ClientFacts) -> Contact:
 
 
 class CampaignStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], node: str | None = None) -> None:
         self.sessions = sessions
+        # The Asterisk node this store's dialler calls from (several nodes): written on each
+        # claim; a restarted dialler finds again only its own node's attempts.
+        self.node = node
 
     # ---- campaigns ------------------------------------------------------------------------
 
@@ -340,7 +343,7 @@ class CampaignStore:
                     CampaignContact.status == ContactStatus.PENDING.value,
                     CampaignContact.attempts == attempt - 1,
                 )
-                .values(status=ContactStatus.DIALLING.value)
+                .values(status=ContactStatus.DIALLING.value, node=self.node)
             )
             return bool(getattr(result, "rowcount", 0))
 
@@ -435,6 +438,7 @@ class CampaignStore:
                 .where(
                     CampaignContact.status == ContactStatus.DIALLING.value,
                     Campaign.kind == "survey",
+                    true() if self.node is None else CampaignContact.node == self.node,
                 )
             )
             return [(c, i, a + 1, call) for c, i, a, call in rows]

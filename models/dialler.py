@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.callbacks import callback_screenpop
@@ -93,9 +93,10 @@ LIVE_OUTCOMES = (Outcome.CONNECTED.value, Outcome.ABANDONED.value)
 
 
 class DiallerStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], node: str | None = None) -> None:
         self.sessions = sessions
-        self.campaigns = CampaignStore(sessions)
+        self.campaigns = CampaignStore(sessions, node)
+        self.node = node  # as CampaignStore.node
 
     async def create(
         self,
@@ -207,7 +208,9 @@ class DiallerStore:
                             CampaignContact.status == ContactStatus.PENDING.value,
                             CampaignContact.attempts == action.attempt - 1,
                         )
-                        .values(status=ContactStatus.DIALLING.value, agent_id=agent_id)
+                        .values(
+                            status=ContactStatus.DIALLING.value, agent_id=agent_id, node=self.node
+                        )
                         .execution_options(synchronize_session=False)
                     )
                     if getattr(done, "rowcount", 0):
@@ -414,6 +417,8 @@ class DiallerStore:
                         CampaignContact.status == ContactStatus.DIALLING.value,
                         and_(Call.id.is_not(None), Call.ended_at.is_(None)),
                     ),
+                    # Another node's attempts are not ours to find again (nor to close).
+                    true() if self.node is None else CampaignContact.node == self.node,
                 )
             )
             out = []

@@ -598,6 +598,9 @@ class CampaignContact(Base):
     next_attempt_at: Mapped[datetime | None]
     last_outcome: Mapped[str | None] = mapped_column(String(40))
     last_call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    # The Asterisk node dialling its attempt under way (CENTRALA_NODE; NULL: one node): only
+    # that node's dialler finds it again after a restart.
+    node: Mapped[str | None] = mapped_column(String(64))
     # Every attempt's result, [{attempt, outcome, at, call_id}]
     # (core.surveys.campaign.AttemptRecord):
     # an attempt number already here is never applied twice.

@@ -153,7 +153,7 @@ def start_balancer(tmp: Path, nodes: list[NodePlan]) -> tuple[subprocess.Popen[b
     return proc, log
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster_nodes(pbx: PBX, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     """The two Asterisk nodes, up (each with its own prompts copied from the built ones)."""
     cached = Settings().pbx_root
@@ -180,7 +180,7 @@ def cluster_nodes(pbx: PBX, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 node.down()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def cluster(
     cluster_nodes: list[Node], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Cluster]:

@@ -1,7 +1,7 @@
 """Migration 0027 (several instances: the nodes' leases and the instances' heartbeats) on
 SQLite and PostgreSQL: the tables there after an upgrade; a downgrade to 0026 drops them and
 keeps the clients; an upgrade brings them back, and a lease taken works again. The calls'
-node column comes and goes with them."""
+and campaign contacts' node columns come and go with them."""
 
 from __future__ import annotations
 
@@ -17,14 +17,15 @@ from models.db import alembic_config
 from models.tables import Client
 from tests.conftest import Database
 
-TABLES = {"pbx_nodes", "instances", "calls.node"}
+TABLES = {"pbx_nodes", "instances", "calls.node", "campaign_contacts.node"}
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
 
 def _tables(conn: Connection) -> set[str]:
     found = inspect(conn)
     names = set(found.get_table_names())
-    names |= {f"calls.{c['name']}" for c in found.get_columns("calls")}
+    for table in ("calls", "campaign_contacts"):
+        names |= {f"{table}.{c['name']}" for c in found.get_columns(table)}
     return names & TABLES
 
 

@@ -1,5 +1,6 @@
 """several serve instances: the Asterisk nodes and which instance owns each (a lease renewed
-by its owner), the instances as they last said they were alive, and each call's node
+by its owner), the instances as they last said they were alive, each call's node and the
+node dialling a campaign contact
 
 Revision ID: 0027
 Revises: 0026
@@ -20,6 +21,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("calls") as batch:
+        batch.add_column(sa.Column("node", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("campaign_contacts") as batch:
         batch.add_column(sa.Column("node", sa.String(length=64), nullable=True))
     op.create_table(
         "pbx_nodes",
@@ -46,5 +49,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("instances")
     op.drop_table("pbx_nodes")
+    with op.batch_alter_table("campaign_contacts") as batch:
+        batch.drop_column("node")
     with op.batch_alter_table("calls") as batch:
         batch.drop_column("node")

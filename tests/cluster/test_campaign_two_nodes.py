@@ -1,0 +1,81 @@
+"""One survey campaign dialled by two `serve` instances, each from its own Asterisk node:
+the contacts are shared (each claimed by one write conditional on its state), so nobody is
+called twice; and when one instance is killed and restarted mid-campaign it finds again only
+its own node's attempts (before, it took the other node's ringing calls for calls that ended
+while it was away, failed them and dialled those clients again)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from sqlalchemy import select
+
+from core.surveys.campaign import RetryRule
+from models.campaigns import CampaignStore, NewContact
+from models.surveys import active_survey
+from models.tables import Call, CampaignContact, CampaignStatus
+from tests.cluster.conftest import Cluster
+from tests.integration.test_campaign_calls import settings
+from tests.support import wait_until
+
+CONTACTS = 16
+
+
+async def test_two_instances_dial_one_campaign_and_nobody_is_called_twice(
+    cluster: Cluster,
+) -> None:
+    sessions = cluster.db.sessions
+    survey = await wait_until(
+        lambda: active_survey(sessions, "nps"), timeout=30, message="the shipped survey"
+    )
+    # Nobody answers (the simulated clients' default): one attempt each, then done.
+    numbers = sorted({f"+3876{random.randrange(10**7, 10**8)}" for _ in range(CONTACTS)})
+    rules = settings().rules
+    once = RetryRule(delay_minutes=120, max_attempts=1)
+    store = CampaignStore(sessions)
+    campaign_id, count = await store.create(
+        f"two-nodes-{numbers[0][-6:]}",
+        survey.id,
+        settings(
+            ring_seconds=5,
+            concurrency=8,
+            rules=rules.model_copy(update={"retries": {**rules.retries, "no_answer": once}}),
+        ),
+        [NewContact(n, timezone="UTC") for n in numbers],
+    )
+    assert count == len(numbers)
+    await store.set_status(campaign_id, CampaignStatus.RUNNING)
+
+    async def contacts() -> list[CampaignContact]:
+        async with sessions() as session:
+            return list(
+                await session.scalars(
+                    select(CampaignContact).where(CampaignContact.campaign_id == campaign_id)
+                )
+            )
+
+    async def both_ringing() -> bool:
+        dialling = {c.node for c in await contacts() if c.status == "dialling"}
+        return dialling == {"pbx1", "pbx2"}
+
+    await wait_until(both_ringing, timeout=60, message="both nodes dialling the campaign")
+    second = cluster.node("pbx2").serve
+    assert second is not None
+    await second.crash_and_restart()  # SIGKILL; the new process reconciles its node
+
+    async def all_called() -> list[CampaignContact] | None:
+        rows = await contacts()
+        return rows if all(r.status not in ("pending", "dialling") for r in rows) else None
+
+    called = await wait_until(all_called, timeout=120, message="every contact called")
+    await store.set_status(campaign_id, CampaignStatus.PAUSED)
+    assert {(c.attempts, c.last_outcome) for c in called} == {(1, "no_answer")}
+    assert all(len(c.attempt_history) == 1 for c in called)
+    async with sessions() as session:
+        calls = list(await session.scalars(select(Call).where(Call.called_number.in_(numbers))))
+    # One call each, never two; and both instances dialled, each from its own node.
+    assert Counter(c.called_number for c in calls) == Counter(numbers)
+    by_node = Counter(c.node for c in calls)
+    assert set(by_node) == {"pbx1", "pbx2"}, by_node
+    assert {c.node for c in called} == {"pbx1", "pbx2"}
