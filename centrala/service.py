@@ -363,7 +363,11 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         await pbx_records.run(settings.cdr_reconcile_seconds)
 
     reconciling = asyncio.create_task(reconcile())
+    watching = asyncio.create_task(
+        _watch_pbx_gone(app[ACTIVE], ari, infoline, settings), name="pbx_gone"
+    )
     yield
+    await stopped(watching)
     reconciling.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await reconciling
@@ -392,6 +396,60 @@ async def _start_when_database_back(
     await ari.start()
     dialler.start()
     agent_dialler.start()
+
+
+PBX_CHECK_SECONDS = 1.0
+
+
+async def _watch_pbx_gone(
+    active: asyncio.Event, ari: ARIClient, infoline: InfolineApp, settings: Settings
+) -> None:
+    """Closes the calls of an Asterisk that is gone: the link lost for
+    ``CENTRALA_NODE_DEAD_SECONDS`` and nothing listening on its ARI port (a refused
+    connection: the process or its machine is down, not a slow network). Once per loss."""
+    from datetime import UTC, datetime
+
+    closed_for: datetime | None = None
+    host, port = ari_address(settings.ari_url)
+    await active.wait()
+    while True:
+        await asyncio.sleep(PBX_CHECK_SECONDS)  # a look every second, not a synchronisation
+        since = ari.disconnected_at
+        if ari.connected or since is None or since == closed_for:
+            continue
+        if (datetime.now(UTC) - since).total_seconds() < settings.node_dead_seconds:
+            continue
+        if not await _refused(host, port):
+            continue
+        closed_for = since
+        try:
+            closed = await infoline.pbx_gone(since)
+        except Exception:
+            log.exception("pbx_gone_failed")
+            closed_for = None  # tried again at the next look
+            continue
+        log.error("pbx_gone", node=settings.node, since=since.isoformat(), calls_closed=closed)
+
+
+def ari_address(url: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+async def _refused(host: str, port: int) -> bool:
+    """Nothing listens at ``host:port`` (the connection refused); a timeout or a success is
+    not that."""
+    try:
+        async with asyncio.timeout(3):
+            _, writer = await asyncio.open_connection(host, port)
+    except ConnectionRefusedError:
+        return True
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return False
 
 
 async def _start_when_owner(

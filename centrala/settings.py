@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     # This instance's name among the others (unset: the host's name and the web port).
     instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
     node_lease_seconds: float = Field(default=9.0, ge=0.3, le=120)
+    # Asterisk away this long with nothing listening on its ARI (its node died): its calls
+    # are closed as lost, at the moment the link was lost.
+    node_dead_seconds: float = Field(default=30.0, ge=1, le=3600)
     node_renew_seconds: float = Field(default=2.0, ge=0.1, le=40)
 
     infoline_app: str = "infoline"

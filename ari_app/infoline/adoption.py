@@ -169,10 +169,26 @@ class Adoption(Queueing):
                 log.info("playback_ended_while_away", playback=local)
                 await self._playback_finished(s, local)
 
-    async def _gone_while_away(self, row: LiveRow, at: datetime, *, lost: bool) -> None:
+    async def pbx_gone(self, at: datetime) -> int:
+        """Asterisk is gone (nothing has listened on its ARI for long: its node died): the
+        calls it carried are over. Each is closed as lost at ``at``, when the link was lost
+        (answered if it had reached an agent); returns how many. A node that comes back
+        finds them closed."""
+        rows = await self.calllog.live_calls("ari")
+        for row in rows:
+            structlog.contextvars.bind_contextvars(call_id=row.call_id, channel_id=row.channel_id)
+            try:
+                await self._gone_while_away(row, at, lost=True, text="lost with its Asterisk node")
+            finally:
+                structlog.contextvars.unbind_contextvars("call_id", "channel_id")
+        return len(rows)
+
+    async def _gone_while_away(
+        self, row: LiveRow, at: datetime, *, lost: bool, text: str | None = None
+    ) -> None:
         """The caller's channel is gone. ``lost``: Asterisk was restarted, so the call was cut
         by us, not abandoned by the caller (a talk that happened stays answered)."""
-        text = "lost in a restart of Asterisk" if lost else "gone while disconnected"
+        text = text or ("lost in a restart of Asterisk" if lost else "gone while disconnected")
         s = self.calls.get(row.channel_id)
         if s is not None:
             if lost and s.connected_at is None:

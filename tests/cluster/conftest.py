@@ -127,6 +127,8 @@ def node_env(plan: NodePlan, root: Path, config: Path, agi_port: int) -> dict[st
         CENTRALA_AGI_PORT=str(agi_port),
         CENTRALA_AGI_SECRET=os.environ["CENTRALA_AGI_SECRET"],
         CENTRALA_PBX_EXTRA_CONFIG_DIR=os.environ["CENTRALA_PBX_EXTRA_CONFIG_DIR"],
+        # A dead node's calls are closed 3 s after its link was lost (30 s by default).
+        CENTRALA_NODE_DEAD_SECONDS="3",
     )
     return env
 

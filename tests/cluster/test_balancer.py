@@ -18,9 +18,12 @@ from tests.cluster.conftest import BALANCER, CALLER, INFO_NUMBER, Cluster
 from tests.support import wait_until
 
 
-async def call_in(cluster: Cluster, calls: int, *, hold_ms: int = 1500, rate: float = 5) -> str:
+async def call_in(
+    cluster: Cluster, calls: int, *, hold_ms: int = 1500, rate: float = 5, check: bool = True
+) -> str:
     """``calls`` SIPp callers to the info number through the balancer, each hanging up after
-    ``hold_ms`` in the IVR; returns SIPp's output. Fails unless every call was answered."""
+    ``hold_ms`` in the IVR; returns SIPp's output. ``check``: fails unless every call was
+    answered and ended well."""
     cluster.calls_placed += calls
     errors = cluster.tmp / f"sipp-errors-{cluster.calls_placed}.log"
     command = [
@@ -33,7 +36,8 @@ async def call_in(cluster: Cluster, calls: int, *, hold_ms: int = 1500, rate: fl
         subprocess.run, command, capture_output=True, text=True, timeout=150, check=False
     )
     detail = errors.read_text()[-3000:] if errors.exists() else ""
-    assert done.returncode == 0, f"SIPp: {done.returncode}\n{done.stdout[-3000:]}\n{detail}"
+    if check:
+        assert done.returncode == 0, f"SIPp: {done.returncode}\n{done.stdout[-3000:]}\n{detail}"
     return done.stdout
 
 
@@ -82,18 +86,63 @@ async def test_a_dead_node_gets_no_new_calls_and_its_share_again_once_back(
     rows = await rows_since(cluster, since, 6)
     assert Counter(r.node for r in rows) == {"pbx2": 6}
 
-    first.up()  # the node comes back; its owner reconnects
-    assert first.serve is not None
-    await first.serve.wait_ready(timeout=60, min_connects=2)
-
-    async def probed_up() -> bool:  # the balancer's probes see it again
-        return first.plan.sip in _active_nodes(cluster.balancer_log)
-
-    await wait_until(probed_up, timeout=30, message="the balancer sending to pbx1 again")
+    await revive(cluster, "pbx1")
     since = datetime.now(UTC)
     await call_in(cluster, 4)
     rows = await rows_since(cluster, since, 4)
     assert Counter(r.node for r in rows) == {"pbx1": 2, "pbx2": 2}
+
+
+async def revive(cluster: Cluster, name: str) -> None:
+    """The node's Asterisk started again; returns once its owner is connected again and the
+    balancer's probes send it calls again."""
+    node = cluster.node(name)
+    assert node.serve is not None
+    _, before = await node.serve.status()
+    node.up()
+    await node.serve.wait_ready(timeout=60, min_connects=before["ari"]["connects"] + 1)
+
+    async def probed_up() -> bool:
+        return node.plan.sip in _active_nodes(cluster.balancer_log)
+
+    await wait_until(probed_up, timeout=30, message=f"the balancer sending to {name} again")
+
+
+async def test_a_dead_nodes_calls_are_closed_as_lost_when_it_went(cluster: Cluster) -> None:
+    """Callers on both nodes; node pbx1's Asterisk dies: its callers' rows are closed as
+    lost at the moment its owner lost the link (CENTRALA_NODE_DEAD_SECONDS after); the
+    other node's callers carry on and end as they do."""
+    since = datetime.now(UTC)
+    calling = asyncio.create_task(call_in(cluster, 4, hold_ms=12_000, rate=20, check=False))
+
+    async def all_open() -> list[Call] | None:
+        async with cluster.db.sessions() as session:
+            rows = list(
+                await session.scalars(
+                    select(Call).where(Call.started_at >= since, Call.handler == "ari")
+                )
+            )
+        return rows if len(rows) == 4 and all(r.answered_at for r in rows) else None
+
+    opened = await wait_until(all_open, timeout=30, message="4 callers in the IVR")
+    assert Counter(r.node for r in opened) == {"pbx1": 2, "pbx2": 2}
+    first = cluster.node("pbx1")
+    killed = datetime.now(UTC)
+    first.kill_asterisk()
+    rows = await rows_since(cluster, since, 4)
+    for row in rows:
+        assert row.ended_at is not None
+        if row.node == "pbx1":
+            assert row.outcome == "lost" and row.hangup_cause_text == "lost with its Asterisk node"
+            # Closed when the link went, not when someone noticed (3 s on).
+            assert abs((row.ended_at - killed).total_seconds()) < 1.5, (row.ended_at, killed)
+        else:
+            assert row.outcome is not None and row.outcome != "lost", row.outcome
+            assert (row.ended_at - killed).total_seconds() > 5  # the callers' own hang-up
+    await calling  # SIPp: the dead node's callers could not say goodbye
+    assert first.serve is not None
+    assert any(line.get("event") == "pbx_gone" for line in first.serve.log_lines())
+    await revive(cluster, "pbx1")
 
 
 def _active_nodes(log: Path) -> set[str]:
