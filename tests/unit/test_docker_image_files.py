@@ -64,10 +64,14 @@ def test_dockerignore_lets_through_what_the_images_copy_and_keeps_out_secrets() 
     allowed = {r.removeprefix("!") for r in rules if r.startswith("!")}
     wanted = set(copied("centrala.Dockerfile"))
     wanted |= {"asterisk-docker/asterisk", "asterisk-docker/docker-entrypoint.sh"}
+    wanted |= {"asterisk-docker/kamailio"}  # the balancer's image (balancer.Dockerfile)
     assert wanted == allowed, sorted(wanted ^ allowed)
     asterisk = (DOCKER / "Dockerfile").read_text()
     assert "COPY asterisk-docker/asterisk/ /etc/asterisk/" in asterisk
     assert "COPY asterisk-docker/docker-entrypoint.sh " in asterisk
+    balancer = (DOCKER / "balancer.Dockerfile").read_text()
+    assert "COPY asterisk-docker/kamailio/kamailio.cfg /etc/kamailio/centrala.cfg" in balancer
+    assert "COPY asterisk-docker/kamailio/dispatcher.list /etc/kamailio/" in balancer
 
 
 def test_the_centrala_image_and_bootstrap_install_graphviz_for_the_flow_diagram() -> None:

@@ -1,0 +1,111 @@
+"""The several-nodes deployment as asterisk-docker/compose.cluster.yaml gives it, read from
+that file: the nodes' settings and the balancer's address. tests/cluster runs it locally;
+tests/unit/test_cluster_compose.py checks it holds together; bench/nodes_load.py loads it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from centrala.settings import REPO_ROOT
+
+DOCKER = REPO_ROOT / "asterisk-docker"
+COMPOSE = DOCKER / "compose.cluster.yaml"
+KAMAILIO_CFG = DOCKER / "kamailio" / "kamailio.cfg"
+DISPATCHER_LIST = DOCKER / "kamailio" / "dispatcher.list"
+CALLER = "127.0.0.13"
+INFO_NUMBER = "0800100200"
+# What the tests set otherwise than the deployment (besides where things live).
+LOCAL_ONLY = {"CENTRALA_NODE_DEAD_SECONDS": "3"}
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One node as the deployment gives it: its settings (an x-pbxN block), and from them
+    its name and SIP address."""
+
+    settings: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.settings["CENTRALA_NODE"]
+
+    @property
+    def sip(self) -> str:
+        return self.settings["CENTRALA_SIP_BIND"].rsplit(":", 1)[0]
+
+
+def deployment() -> tuple[list[NodePlan], str]:
+    """The nodes of compose.cluster.yaml, and the balancer's SIP address (its -l)."""
+    compose = yaml.safe_load(COMPOSE.read_text())
+    blocks = sorted(k for k in compose if k.startswith("x-pbx"))
+    nodes = [NodePlan({k: str(v) for k, v in compose[k].items()}) for k in blocks]
+    command = compose["services"]["balancer"]["command"]
+    listen = command[command.index("-l") + 1]  # udp:ADDRESS:PORT
+    return nodes, listen.split(":")[1]
+
+
+PLAN, BALANCER = deployment()
+
+
+def node_env(plan: NodePlan, root: Path, *, agi_secret: str, phones: str) -> dict[str, str]:
+    """`centrala` for the node: the deployment's settings, the session's FastAGI secret and
+    test phones (``phones``: CENTRALA_PBX_EXTRA_CONFIG_DIR), the node's own chroot, and
+    LOCAL_ONLY."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CENTRALA_")}
+    env.update(plan.settings)
+    env.update(
+        CENTRALA_PBX_ROOT=str(root),
+        CENTRALA_INSTANCE_ID=f"centrala-{plan.name}",
+        CENTRALA_AGI_SECRET=agi_secret,
+        CENTRALA_PBX_EXTRA_CONFIG_DIR=phones,
+        **LOCAL_ONLY,
+    )
+    return env
+
+
+def node_root(cached: Path, name: str) -> Path:
+    """A node's chroot: a copy of the built one, made once (as tests/sip's far side)."""
+    root = Path(f"{cached}-{name}")
+    if (root / "rootfs" / ".centrala-rootfs-ready").is_file():
+        return root
+    partial = root / "rootfs.partial"
+    if partial.exists():
+        shutil.rmtree(partial)
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(cached / "rootfs"), str(partial)], check=True)
+    partial.rename(root / "rootfs")
+    return root
+
+
+def sip_answers(address: str, port: int = 5060) -> bool:
+    """Does a SIP server answer an OPTIONS at ``address`` (any response)?"""
+    branch = uuid.uuid4().hex
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((CALLER, 0))
+        s.settimeout(1.0)
+        s.sendto(_options(address, port, s.getsockname()[1], branch), (address, port))
+        try:
+            return s.recv(4096).startswith(b"SIP/2.0 ")
+        except OSError:  # no answer in a second (or refused)
+            return False
+
+
+def _options(address: str, port: int, ours: int, branch: str) -> bytes:
+    request = (
+        f"OPTIONS sip:{address}:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {CALLER}:{ours};branch=z9hG4bK{branch}\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:probe@{CALLER}>;tag={branch[:8]}\r\n"
+        f"To: <sip:{address}:{port}>\r\n"
+        f"Call-ID: {branch}@{CALLER}\r\n"
+        "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    return request.encode()
