@@ -1,7 +1,7 @@
 """New calls per second carried through the IVR by one Asterisk node and by two, behind the
 SIP load balancer, with the same load generator.
 
-    python bench/nodes_load.py --rates 10 20 30 --duration 20 [--postgres URL]
+    python bench/nodes_load.py --rates 5 10 15 20 --duration 20 [--postgres URL]
 
 The several-nodes deployment of asterisk-docker/compose.cluster.yaml, run locally as
 tests/cluster runs it: two Asterisk nodes, a `serve` owning each, one database (SQLite in the
@@ -110,16 +110,23 @@ def sipp(rate: float, duration: float, hold: float, workdir: Path, tag: str) -> 
     }
 
 
-async def rows_by_node(url: str, since: datetime) -> dict[str, int]:
+async def rows_by_node(url: str, since: datetime, drain: float = 120) -> dict[str, int]:
+    """The calls recorded per node since ``since``, once every one of them is closed (the
+    next rate starts on idle nodes), or after ``drain`` seconds."""
     engine = create_engine(url)
+    deadline = time.monotonic() + drain
     try:
-        async with session_factory(engine)() as session:
-            rows = await session.execute(
-                select(Call.node, func.count())
-                .where(Call.started_at >= since, Call.handler == "ari")
-                .group_by(Call.node)
-            )
-            return {str(node): int(n) for node, n in rows}
+        while True:
+            async with session_factory(engine)() as session:
+                rows = await session.execute(
+                    select(Call.node, func.count(), func.count(Call.ended_at))
+                    .where(Call.started_at >= since, Call.handler == "ari")
+                    .group_by(Call.node)
+                )
+                counts = {str(node): (int(n), int(ended)) for node, n, ended in rows}
+            if all(n == ended for n, ended in counts.values()) or time.monotonic() > deadline:
+                return {node: n for node, (n, _) in counts.items()}
+            await asyncio.sleep(1)  # a look a second while the last calls end
     finally:
         await engine.dispose()
 
@@ -212,7 +219,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", type=float, nargs="+", default=[10, 20, 30])
+    parser.add_argument("--rates", type=float, nargs="+", default=[5, 10, 15, 20])
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--hold", type=float, default=3.0)
     parser.add_argument("--postgres", help="a PostgreSQL URL (default: SQLite)")

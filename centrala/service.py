@@ -883,7 +883,12 @@ def live_sources(app: web.Application) -> LiveSources:
         links=links,
         loop_lag=app.get(LOOP_LAG),
         outbox=app.get(OUTBOX),
+        node=_node_owned(app.get(NODE_KEEPER)),
     )
+
+
+def _node_owned(keeper: NodeKeeper | None) -> tuple[str, Callable[[], bool]] | None:
+    return None if keeper is None else (keeper.node, keeper.owned.is_set)
 
 
 MAX_BODY_BYTES = 4_100_000

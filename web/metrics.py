@@ -117,6 +117,8 @@ class LiveSources:
     # The notices' outbox not yet handed over, by (channel, state): the notices' loop keeps
     # it current (a database count each round, not one per scrape).
     outbox: Mapping[tuple[str, str], int] | None = None
+    # Several instances: this instance's node, and whether it owns it now.
+    node: tuple[str, Callable[[], bool]] | None = None
 
 
 class _WaitHistogram:
@@ -266,6 +268,16 @@ def _live_families(src: LiveSources) -> Iterator[Metric]:
             for stage in ("queued", "sending"):
                 outbox.add_metric([channel, stage], float(src.outbox.get((channel, stage), 0)))
         yield outbox
+
+    if src.node is not None:
+        owned = GaugeMetricFamily(
+            "centrala_node_owned",
+            "1 while this instance owns its Asterisk node (serves its calls), 0 standing by",
+            labels=["node"],
+        )
+        name, owns = src.node
+        owned.add_metric([name], 1.0 if owns() else 0.0)
+        yield owned
 
     if src.loop_lag is not None:
         yield GaugeMetricFamily(

@@ -57,6 +57,7 @@ SMALL: dict[str, list[str]] = {
     "--drop-index": [],  # kept as written: the index compared
     "--letters": ["5"],  # the printed letters' batch
     "--mails": ["40"],  # the inquiries mailbox
+    "--rates": ["2"],  # new calls per second through the balancer
 }
 # What each benchmark needs besides, to stay small.
 EXTRA: dict[str, list[str]] = {
@@ -150,6 +151,13 @@ def check(script: str, args: list[str], out: str) -> None:
         assert result["app"]["db_outcomes"] == {"answered": 4}, result["app"]
     elif script == "bench/restart.py":
         assert "adopted 3/3; dropped 0; agents on call 1/1" in out, out
+    elif script == "bench/nodes_load.py":
+        rows = re.findall(r"^\s+(\d)\s+2\s+(\d+)\s+(\d+)\s+0\s+[\d.]+\s+(.*)$", out, re.M)
+        assert [(n, placed, answered) for n, placed, answered, _ in rows] == [
+            ("1", "4", "4"),
+            ("2", "4", "4"),
+        ], out
+        assert rows[0][3] == "pbx1 4" and rows[1][3] == "pbx1 2, pbx2 2", out
     elif script == "bench/takeover.py":
         kills = re.findall(
             r"taken over in ([\d.]+) s; adopted 3/3; dropped 0; agents on call 1/1", out

@@ -142,6 +142,15 @@ def test_the_outbox_backlog_is_every_channel_queued_and_sending() -> None:
     assert named(scrape(CentralaMetrics(LiveSources)), "centrala_outbox_messages") == {}
 
 
+def test_the_node_owned_is_read_at_the_scrape_and_absent_with_one_instance() -> None:
+    owned = [False]
+    metrics = CentralaMetrics(lambda: LiveSources(node=("pbx2", lambda: owned[0])))
+    assert value(scrape(metrics), "centrala_node_owned", node="pbx2") == 0.0  # standing by
+    owned[0] = True  # taken over
+    assert value(scrape(metrics), "centrala_node_owned", node="pbx2") == 1.0
+    assert named(scrape(CentralaMetrics(LiveSources)), "centrala_node_owned") == {}
+
+
 def test_a_serve_not_started_yet_still_answers_a_scrape() -> None:
     samples = scrape(CentralaMetrics())
     assert named(samples, "centrala_queue_callers_waiting") == {}
