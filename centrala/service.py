@@ -586,13 +586,15 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
     await stopped(keeping)
 
 
-CANCEL_AGAIN_SECONDS = 1.0
+# A cancelled task's own clean-up (a last write, a goodbye to a server) takes well under this.
+CANCEL_AGAIN_SECONDS = 5.0
 
 
 async def stopped(task: asyncio.Task[Any]) -> None:
-    """``task`` cancelled and awaited; cancelled again while it runs on. A library's
-    ``asyncio.wait_for`` (Python 3.11) swallows a cancel that lands as its awaitable
-    finishes, and a loop that missed its one cancel would hold a stopping `serve` for ever."""
+    """``task`` cancelled and awaited; cancelled again if it still runs CANCEL_AGAIN_SECONDS
+    on. A library's ``asyncio.wait_for`` (Python 3.11) swallows a cancel that lands as its
+    awaitable finishes, and a loop that missed its one cancel would hold a stopping `serve`
+    for ever; a task finishing its clean-up is not interrupted before then."""
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=CANCEL_AGAIN_SECONDS)
