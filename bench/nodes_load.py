@@ -48,6 +48,7 @@ from tests.cluster.topology import (
     node_env,
     node_root,
     sip_answers,
+    stop_group,
 )
 
 
@@ -78,7 +79,7 @@ def start_balancer(listing: Path, workdir: Path) -> subprocess.Popen[bytes]:
             "-P", str(workdir / "kamailio.pid"), "-Y", str(workdir),
         ],
         stdout=open(workdir / f"kamailio-{listing.stem}.log", "wb"),
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 
 
@@ -187,12 +188,12 @@ async def main_async(args: argparse.Namespace) -> None:
                 )
                 recorded = await rows_by_node(url, since)
                 results.append({"nodes": len(nodes), "rate": rate, **counts, "recorded": recorded})
-            balancer.terminate()
-            balancer.wait(15)
+                log(f"  {counts}, recorded {recorded}")
+            stop_group(balancer)
             balancer = None
     finally:
         if balancer is not None:
-            balancer.kill()
+            stop_group(balancer)
         for serve in serves:
             serve.stop()
         for plan in PLAN:

@@ -364,7 +364,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
 
     reconciling = asyncio.create_task(reconcile())
     watching = asyncio.create_task(
-        _watch_pbx_gone(app[ACTIVE], ari, infoline, settings), name="pbx_gone"
+        _watch_pbx_gone(app[ACTIVE], ari, infoline, dialler, settings), name="pbx_gone"
     )
     yield
     await stopped(watching)
@@ -402,7 +402,11 @@ PBX_CHECK_SECONDS = 1.0
 
 
 async def _watch_pbx_gone(
-    active: asyncio.Event, ari: ARIClient, infoline: InfolineApp, settings: Settings
+    active: asyncio.Event,
+    ari: ARIClient,
+    infoline: InfolineApp,
+    dialler: CampaignDialler,
+    settings: Settings,
 ) -> None:
     """Closes the calls of an Asterisk that is gone: the link lost for
     ``CENTRALA_NODE_DEAD_SECONDS`` and nothing listening on its ARI port (a refused
@@ -424,11 +428,18 @@ async def _watch_pbx_gone(
         closed_for = since
         try:
             closed = await infoline.pbx_gone(since)
+            surveys = await dialler.pbx_gone()
         except Exception:
             log.exception("pbx_gone_failed")
             closed_for = None  # tried again at the next look
             continue
-        log.error("pbx_gone", node=settings.node, since=since.isoformat(), calls_closed=closed)
+        log.error(
+            "pbx_gone",
+            node=settings.node,
+            since=since.isoformat(),
+            calls_closed=closed,
+            survey_attempts_ended=surveys,
+        )
 
 
 def ari_address(url: str) -> tuple[str, int]:

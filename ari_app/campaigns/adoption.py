@@ -61,6 +61,21 @@ class Adoption(Surveying):
             structlog.contextvars.unbind_contextvars("call_id", "channel_id")
         self._reconciled.set()
 
+    async def pbx_gone(self) -> int:
+        """Asterisk is gone (its node died): every attempt under way on it ended as if
+        while we were away (a survey taken keeps its answers; one never answered fails and
+        is retried by the campaign's rules, from any node). Returns how many."""
+        async with self._reconciling:
+            found = await self.store.dialling_contacts()
+            for campaign_id, contact_id, attempt, call_id in found:
+                channel_id = channel_id_for(campaign_id, contact_id, attempt)
+                structlog.contextvars.bind_contextvars(call_id=call_id, channel_id=channel_id)
+                try:
+                    await self._ended_while_away(campaign_id, contact_id, attempt, call_id)
+                finally:
+                    structlog.contextvars.unbind_contextvars("call_id", "channel_id")
+        return len(found)
+
     async def _ended_while_away(
         self, campaign_id: int, contact_id: int, attempt: int, call_id: str | None
     ) -> None:

@@ -36,6 +36,7 @@ from tests.cluster.topology import (
     node_env,
     node_root,
     sip_answers,
+    stop_group,
 )
 from tests.conftest import Database, make_database
 from tests.integration.conftest import PBX, Server, _centrala, pbx, start_serve
@@ -90,7 +91,7 @@ def start_balancer(tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
                 "-A", f'DISPATCHER_LIST="{listing}"', "-A", "PROBE_SECONDS=1",
                 "-P", str(tmp / "kamailio.pid"), "-Y", str(tmp),
             ],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     return proc, log
 
@@ -158,9 +159,5 @@ async def cluster(
         for node in cluster_nodes:
             if node.serve is not None and node.serve.proc.poll() is None:
                 node.serve.stop()
-        balancer.terminate()
-        try:
-            balancer.wait(15)
-        except subprocess.TimeoutExpired:
-            balancer.kill()
+        stop_group(balancer)
         await db.engine.dispose()

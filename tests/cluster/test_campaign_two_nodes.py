@@ -16,6 +16,7 @@ from models.campaigns import CampaignStore, NewContact
 from models.surveys import active_survey
 from models.tables import Call, CampaignContact, CampaignStatus
 from tests.cluster.conftest import Cluster
+from tests.cluster.test_balancer import revive
 from tests.integration.test_campaign_calls import settings
 from tests.support import wait_until
 
@@ -79,3 +80,64 @@ async def test_two_instances_dial_one_campaign_and_nobody_is_called_twice(
     by_node = Counter(c.node for c in calls)
     assert set(by_node) == {"pbx1", "pbx2"}, by_node
     assert {c.node for c in called} == {"pbx1", "pbx2"}
+
+
+async def test_a_dead_nodes_survey_attempts_end_and_are_retried_by_the_rules(
+    cluster: Cluster,
+) -> None:
+    """Both nodes ring survey contacts; node pbx1's Asterisk dies: its attempts end failed
+    (the campaign's retry rule brings them back later, from any node), their call rows
+    closed; node pbx2's ring on."""
+    sessions = cluster.db.sessions
+    survey = await active_survey(sessions, "nps")
+    assert survey is not None
+    numbers = sorted({f"+3876{random.randrange(10**7, 10**8)}" for _ in range(8)})
+    store = CampaignStore(sessions)
+    campaign_id, _ = await store.create(
+        f"dead-node-{numbers[0][-6:]}",
+        survey.id,
+        settings(ring_seconds=60, concurrency=8),  # nobody answers: they ring on
+        [NewContact(n, timezone="UTC") for n in numbers],
+    )
+    await store.set_status(campaign_id, CampaignStatus.RUNNING)
+
+    async def contacts() -> list[CampaignContact]:
+        async with sessions() as session:
+            return list(
+                await session.scalars(
+                    select(CampaignContact).where(CampaignContact.campaign_id == campaign_id)
+                )
+            )
+
+    async def all_ringing() -> list[CampaignContact] | None:
+        rows = await contacts()
+        dialling = [c for c in rows if c.status == "dialling"]
+        nodes = {c.node for c in dialling}
+        return rows if len(dialling) == len(numbers) and nodes == {"pbx1", "pbx2"} else None
+
+    ringing = await wait_until(all_ringing, timeout=60, message="every contact ringing")
+    on_first = {c.id for c in ringing if c.node == "pbx1"}
+    try:
+        cluster.node("pbx1").kill_asterisk()
+
+        async def first_ended() -> list[CampaignContact] | None:
+            rows = {c.id: c for c in await contacts()}
+            done = [rows[i] for i in on_first if rows[i].status != "dialling"]
+            return done if len(done) == len(on_first) else None
+
+        ended = await wait_until(first_ended, timeout=30, message="pbx1's attempts ended")
+        for contact in ended:
+            assert (contact.status, contact.attempts) == ("pending", 1), contact.status
+            assert contact.last_outcome == "failed" and contact.next_attempt_at is not None
+        async with sessions() as session:
+            calls = list(await session.scalars(select(Call).where(Call.called_number.in_(numbers))))
+        for call in calls:
+            if call.node == "pbx1":
+                assert call.ended_at is not None and call.outcome == "failed", call.outcome
+            else:
+                assert call.ended_at is None  # still ringing on the live node
+        still = [c for c in await contacts() if c.id not in on_first]
+        assert {c.status for c in still} == {"dialling"}
+    finally:
+        await store.set_status(campaign_id, CampaignStatus.PAUSED)
+        await revive(cluster, "pbx1")

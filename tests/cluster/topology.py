@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import uuid
@@ -69,6 +70,19 @@ def node_env(plan: NodePlan, root: Path, *, agi_secret: str, phones: str) -> dic
         **LOCAL_ONLY,
     )
     return env
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM to a process started in its own session and every child of it (Kamailio's
+    workers); SIGKILL to them all if they are not gone in ``timeout``."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 def node_root(cached: Path, name: str) -> Path:
