@@ -24,6 +24,8 @@ from models.db import is_outage
 
 log = structlog.get_logger(__name__)
 
+RELEASE_SECONDS = 5.0  # a stop waits this long at most to hand the node over
+
 
 class NodeKeeper:
     def __init__(
@@ -112,14 +114,16 @@ class NodeKeeper:
 
     async def release(self) -> None:
         """A stop: the node let go of, for a standby to take at once; the instance marked
-        stopped. A database away is not waited for (the lease runs out instead)."""
+        stopped. A database away, or too slow to answer in RELEASE_SECONDS, is not waited
+        for: the lease runs out instead, and the stop goes on."""
         try:
-            if self.owned.is_set():
-                await store.release(self.sessions, self.node, self.me.id, self.now())
-                log.info("node_released", node=self.node)
-            await store.heartbeat(self.sessions, self.me, self.now(), stopped=True)
+            async with asyncio.timeout(RELEASE_SECONDS):
+                if self.owned.is_set():
+                    await store.release(self.sessions, self.node, self.me.id, self.now())
+                    log.info("node_released", node=self.node)
+                await store.heartbeat(self.sessions, self.me, self.now(), stopped=True)
         except Exception as exc:
-            if not is_outage(exc):
+            if not (is_outage(exc) or isinstance(exc, TimeoutError)):
                 raise
             log.warning("node_not_released", node=self.node, reason="database away")
         self.owned.clear()

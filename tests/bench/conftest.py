@@ -118,4 +118,6 @@ def bench_host(pbx: PBX) -> Iterator[BenchHost]:
             subprocess.run(["kill", "-9", pid], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         shutil.rmtree(pbx_root, ignore_errors=True)
+        for node in ("pbx1", "pbx2"):  # bench/nodes_load.py's nodes (tests/cluster/topology.py)
+            shutil.rmtree(f"{pbx_root}-{node}", ignore_errors=True)
         shutil.rmtree(socket_dir, ignore_errors=True)

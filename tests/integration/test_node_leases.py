@@ -15,8 +15,10 @@ from core.cluster import Lease, Move
 from models import cluster as store
 from models.calllog import CallLog
 from models.cluster import InstanceSeen
+from models.db import create_engine, session_factory
 from models.tables import Call, Direction
 from tests.conftest import Database
+from tests.support import free_port
 from usecases.cluster import NodeKeeper
 
 LEASE, RENEW = 9.0, 2.0
@@ -168,3 +170,21 @@ async def test_each_nodes_owner_adopts_only_its_own_nodes_calls(database: Databa
     async with database.sessions() as session:
         nodes = await session.scalars(select(Call.node).order_by(Call.node))
         assert list(nodes) == ["pbx1", "pbx2"]
+
+
+async def test_a_stop_with_the_database_away_does_not_wait_to_release() -> None:
+    """The owner stops while the database is away: the release is given up (the lease runs
+    out for a standby instead), the stop goes on, and the keeper says it owns nothing."""
+    engine = create_engine(f"postgresql+asyncpg://centrala:centrala@127.0.0.1:{free_port()}/x")
+    try:
+        clock = Clock()
+        me = InstanceSeen("a", "host-a", "http://a:8080", "pbx1", STARTED)
+        owner = NodeKeeper(
+            session_factory(engine), me, lease_seconds=LEASE, renew_seconds=RENEW,
+            on_lost=lambda: clock.lost.append("a"), clock=lambda: clock.monotonic, now=clock.wall,
+        )  # fmt: skip
+        owner.owned.set()  # it owned the node when the database went
+        await owner.release()
+        assert not owner.owned.is_set() and clock.lost == []
+    finally:
+        await engine.dispose()
