@@ -343,7 +343,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             retrying=True,
         )
         deferred = asyncio.create_task(
-            _start_when_database_back(app, infoline, ari, dialler, agent_dialler)
+            _start_node(app, infoline, ari, dialler, agent_dialler, database_back=True)
         )
     else:
         if app[ACTIVE].is_set():
@@ -355,7 +355,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             # A standby: the node's Stasis apps start once this instance owns the node, and
             # then adopt its calls as a restarted `serve` would.
             deferred = asyncio.create_task(
-                _start_when_owner(app, infoline, ari, dialler, agent_dialler)
+                _start_node(app, infoline, ari, dialler, agent_dialler, database_back=False)
             )
 
     async def reconcile() -> None:
@@ -381,18 +381,29 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     await ari.stop()
 
 
-async def _start_when_database_back(
+async def _start_node(
     app: web.Application,
     infoline: InfolineApp,
     ari: ARIClient,
     dialler: CampaignDialler,
     agent_dialler: AgentDialler,
+    *,
+    database_back: bool,
 ) -> None:
+    """The node's Stasis apps started once this instance owns its node (at once with one
+    instance), and ``database_back``: once the database is back after a start that knew no
+    flow. The flow and queues are read again first (an admin may have published meanwhile);
+    then the apps adopt the node's calls as a restarted `serve` does."""
     await app[ACTIVE].wait()
-    await app[DB_READY].wait()
-    await infoline.warm()
+    if database_back:
+        await app[DB_READY].wait()
+        await infoline.warm()
+        log.warning("infoline_registering_database_back")
+    else:
+        with contextlib.suppress(NoFlowKnown):  # known since the start at least
+            await infoline.warm()
+        log.warning("node_taken_starting", node=app[SETTINGS].node)
     agent_dialler.identification = await infoline.identification()
-    log.warning("infoline_registering_database_back")
     await ari.start()
     dialler.start()
     agent_dialler.start()
@@ -461,24 +472,6 @@ async def _refused(host: str, port: int) -> bool:
         return False
     writer.close()
     return False
-
-
-async def _start_when_owner(
-    app: web.Application,
-    infoline: InfolineApp,
-    ari: ARIClient,
-    dialler: CampaignDialler,
-    agent_dialler: AgentDialler,
-) -> None:
-    await app[ACTIVE].wait()
-    # The flow and queues as they are now: an admin may have published while this waited.
-    with contextlib.suppress(NoFlowKnown):  # known since the start at least
-        await infoline.warm()
-    agent_dialler.identification = await infoline.identification()
-    log.warning("node_taken_starting", node=app[SETTINGS].node)
-    await ari.start()
-    dialler.start()
-    agent_dialler.start()
 
 
 async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
