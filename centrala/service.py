@@ -113,6 +113,16 @@ SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, n
 # This instance serves its node (set at once when there is one instance; see cluster_ctx).
 ACTIVE = web.AppKey("active", asyncio.Event)
 NODE_KEEPER = web.AppKey("node_keeper", NodeKeeper)
+_ALWAYS = asyncio.Event()
+_ALWAYS.set()
+
+
+def active_of(app: web.Application) -> asyncio.Event:
+    """Whether this instance serves its node now; set for an app built without build_app
+    (a test's, with some contexts of its own)."""
+    return app.get(ACTIVE, _ALWAYS)
+
+
 # Migrated and prepared (set late when `serve` started without the database).
 DB_READY = web.AppKey("db_ready", asyncio.Event)
 
@@ -346,7 +356,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             _start_node(app, infoline, ari, dialler, agent_dialler, database_back=True)
         )
     else:
-        if app[ACTIVE].is_set():
+        if active_of(app).is_set():
             agent_dialler.identification = await infoline.identification()
             await ari.start()
             dialler.start()
@@ -359,12 +369,12 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             )
 
     async def reconcile() -> None:
-        await app[ACTIVE].wait()  # the node's CDR is its owner's to read
+        await active_of(app).wait()  # the node's CDR is its owner's to read
         await pbx_records.run(settings.cdr_reconcile_seconds)
 
     reconciling = asyncio.create_task(reconcile())
     watching = asyncio.create_task(
-        _watch_pbx_gone(app[ACTIVE], ari, infoline, dialler, settings), name="pbx_gone"
+        _watch_pbx_gone(active_of(app), ari, infoline, dialler, settings), name="pbx_gone"
     )
     yield
     await stopped(watching)
@@ -394,7 +404,7 @@ async def _start_node(
     instance), and ``database_back``: once the database is back after a start that knew no
     flow. The flow and queues are read again first (an admin may have published meanwhile);
     then the apps adopt the node's calls as a restarted `serve` does."""
-    await app[ACTIVE].wait()
+    await active_of(app).wait()
     if database_back:
         await app[DB_READY].wait()
         await infoline.warm()
@@ -592,6 +602,8 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
 
 # A cancelled task's own clean-up (a last write, a goodbye to a server) takes well under this.
 CANCEL_AGAIN_SECONDS = 5.0
+# How long a stop lets a loop's run under way finish before cancelling it.
+JOB_STOP_SECONDS = 10.0
 
 
 async def stopped(task: asyncio.Task[Any]) -> None:
@@ -610,27 +622,43 @@ async def stopped(task: asyncio.Task[Any]) -> None:
 
 @contextlib.asynccontextmanager
 async def _every(
-    seconds: float, job: Callable[[], Awaitable[None]], failed: str, active: asyncio.Event
+    seconds: float,
+    job: Callable[[], Awaitable[None]],
+    failed: str,
+    active: asyncio.Event,
+    stopping: asyncio.Event | None = None,
 ) -> AsyncIterator[None]:
     """``job`` run once ``active`` (this instance owns its node, or there are no nodes),
     and then every ``seconds`` (0: never) while the context lasts; a failure other than a
-    database outage is logged as ``failed`` and the next run comes."""
+    database outage is logged as ``failed`` and the next run comes. At the end a run under
+    way is given JOB_STOP_SECONDS to finish (``stopping`` is set: a long job stops taking
+    new work) before it is cancelled: a database write cancelled half-way can leave SQLite's
+    connections waiting on each other (seen as a `serve` that never stopped)."""
+    stopping = stopping or asyncio.Event()
+    running = asyncio.Event()
 
     async def run() -> None:
         await active.wait()
-        while True:
+        while not stopping.is_set():
+            running.set()
             try:
                 await job()
             except Exception as exc:
                 if not is_outage(exc):
                     log.exception(failed)
-            await asyncio.sleep(seconds)
+            finally:
+                running.clear()
+            if not stopping.is_set():
+                await asyncio.sleep(seconds)
 
     task = asyncio.create_task(run(), name=failed.removesuffix("_failed")) if seconds > 0 else None
     try:
         yield
     finally:
+        stopping.set()
         if task is not None:
+            if running.is_set():
+                await asyncio.wait({task}, timeout=JOB_STOP_SECONDS)
             await stopped(task)
 
 
@@ -648,7 +676,7 @@ async def procedures_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SETTINGS].procedures_generate_seconds,
         generate,
         "procedures_generate_failed",
-        app[ACTIVE],
+        active_of(app),
     ):
         yield
 
@@ -666,7 +694,7 @@ async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
             log.info("callbacks_fed", summary=result.summary())
 
     async with _every(
-        app[SETTINGS].callbacks_feed_seconds, feed, "callbacks_feed_failed", app[ACTIVE]
+        app[SETTINGS].callbacks_feed_seconds, feed, "callbacks_feed_failed", active_of(app)
     ):
         yield
 
@@ -686,7 +714,7 @@ async def scheduled_publish_ctx(app: web.Application) -> AsyncIterator[None]:
             )
 
     async with _every(
-        app[SETTINGS].scheduled_publish_seconds, publish, "scheduled_publish_failed", app[ACTIVE]
+        app[SETTINGS].scheduled_publish_seconds, publish, "scheduled_publish_failed", active_of(app)
     ):
         yield
 
@@ -709,7 +737,7 @@ async def report_mail_ctx(app: web.Application) -> AsyncIterator[None]:
         await mail_due(app[SESSIONS], mail, sending, now())
 
     async with _every(
-        settings.reports_mail_check_seconds, check, "report_mail_failed", app[ACTIVE]
+        settings.reports_mail_check_seconds, check, "report_mail_failed", active_of(app)
     ):
         yield
 
@@ -745,6 +773,7 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     zone = ZoneInfo(setup.policy.default_zone)
     queued_for: list[object] = [None]
+    stopping = asyncio.Event()  # a stop: the sending under way takes no new messages
     app[OUTBOX] = {}
 
     async def check() -> None:
@@ -759,7 +788,7 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
         fell_back = await fallbacks(app[SESSIONS], setup, datetime.now(UTC))
         if fell_back.queued or fell_back.skipped:
             log.info("viber_fallbacks", sms=fell_back.queued, skipped=dict(fell_back.skipped))
-        done = await deliver(app[SESSIONS], setup, lambda: datetime.now(UTC))
+        done = await deliver(app[SESSIONS], setup, lambda: datetime.now(UTC), stop=stopping)
         if done.sent or done.retried or done.failed:
             log.info("notices_delivered", sent=done.sent, retried=done.retried, failed=done.failed)
         app[OUTBOX].clear()
@@ -767,7 +796,7 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
 
     seconds = settings.notices_check_seconds if setup.senders else 0
     try:
-        async with _every(seconds, check, "notices_failed", app[ACTIVE]):
+        async with _every(seconds, check, "notices_failed", active_of(app), stopping):
             yield
     finally:
         if gateway is not None:
@@ -831,7 +860,9 @@ async def inquiries_ctx(app: web.Application) -> AsyncIterator[None]:
         for box, address in settings.imap_mailboxes()
     ]
     try:
-        async with _every(settings.inquiries_check_seconds, check, "inquiries_failed", app[ACTIVE]):
+        async with _every(
+            settings.inquiries_check_seconds, check, "inquiries_failed", active_of(app)
+        ):
             yield
     finally:
         stop.set()
@@ -1079,16 +1110,21 @@ def _report_running_tasks() -> None:
     """A stop that takes long says what it still waits on: each task's name and where it
     is, for the operator (and the test) to see why."""
     for task in asyncio.all_tasks():
-        log.warning("stop_slow", task=task.get_name(), at=_awaiting(task.get_coro())[-6:])
+        log.warning("stop_slow", task=task.get_name(), at=_awaiting(task.get_coro())[-10:])
 
 
 def _awaiting(coro: object) -> list[str]:
     """The chain of coroutines ``coro`` awaits, outermost first (a task's own stack shows
     only its outermost frame while it waits)."""
     where: list[str] = []
-    while coro is not None:
+    while coro is not None and len(where) < 100:
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
         if frame is not None:
             where.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        awaited = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        if awaited is None and frame is not None:
+            # An async context manager's exit awaits its generator's athrow, which does not
+            # say whose: the generator is the manager's (a cleanup context of ours).
+            awaited = getattr(frame.f_locals.get("self"), "gen", None)
+        coro = awaited
     return where

@@ -36,6 +36,8 @@ OnReport = Callable[[str, core_sms.ReportState, datetime, str | None], Awaitable
 OnReply = Callable[[str, str, datetime], Awaitable[None]]
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# How long a stop waits for the receipts and replies being handled.
+CALLBACKS_STOP_SECONDS = 5.0
 
 
 class SmsNotSent(Exception):
@@ -132,10 +134,15 @@ class SmppGateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
             self._keeper = None
-        # A callback cut short leaves its deliver_sm unanswered: the SMSC sends it again.
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The receipts and replies being handled finish first: one cancelled in the middle of
+        # its database write can leave the database waiting on a connection that is closing
+        # (seen as a `serve` that never stopped). One that takes longer is cut short: its
+        # deliver_sm stays unanswered, and the SMSC sends it again.
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=CALLBACKS_STOP_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         self._close()
 
     async def send(self, to: str, text: str, reference: str) -> Sent:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
 import socket
 import subprocess
 import time
@@ -64,11 +65,28 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+# Below the kernel's ephemeral range (32768-60999): a port the kernel hands out (bind to 0)
+# may be taken as the local end of the next outgoing connection before the test's server
+# binds it (seen in CI: "address already in use" for an SMSC's control port).
+PORTS = range(20_000, 32_768)
+_handed: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port nobody listens on now (for a server a test starts)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on now (for a server a test starts), never one the
+    kernel picks for outgoing connections, and not one handed out before in this process."""
+    for _ in range(1000):
+        port = random.choice(PORTS)
+        if port in _handed:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed.add(port)
+        return port
+    raise RuntimeError("no free port left below the ephemeral range")
 
 
 class ServerProcess:

@@ -311,13 +311,20 @@ class Delivered:
 
 
 async def deliver(
-    sessions: Sessions, setup: NoticeSetup, now: Callable[[], datetime], *, limit: int | None = None
+    sessions: Sessions,
+    setup: NoticeSetup,
+    now: Callable[[], datetime],
+    *,
+    limit: int | None = None,
+    stop: asyncio.Event | None = None,
 ) -> Delivered:
     """Sends the due messages (``limit`` at most) with ``setup.workers`` senders, until none
     is due. One claimer takes them a few at a time (one conditional write for the few), at
     most twice the senders' number ahead of them; one writer records what the provider took
     a batch at a time. A `serve` that dies leaves those claimed, taken over after the lease,
-    and those being sent or taken but not yet recorded: the only ones that may go twice."""
+    and those being sent or taken but not yet recorded: the only ones that may go twice.
+    ``stop`` set: no more claims; those claimed are sent and recorded, and it returns (a
+    `serve` stopping lets it finish instead of cancelling its writes half-way)."""
     done = Delivered()
     senders = max(1, setup.workers)
     waiting: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=2 * senders)
@@ -328,7 +335,7 @@ async def deliver(
 
     async def claimer() -> None:
         left = limit
-        while left is None or left > 0:
+        while (left is None or left > 0) and not (stop is not None and stop.is_set()):
             batch = min(senders, left or senders)
             claimed = await store.claim_due(sessions, now(), batch, setup.lease)
             if not claimed:

@@ -56,6 +56,10 @@ def shared_secrets(server: Server) -> dict[str, str]:
     }
 
 
+def owners(status: dict[str, Any], node: str) -> list[str | None]:
+    return [n["owner"] for n in status["cluster"]["nodes"] if n["name"] == node]
+
+
 async def status_of(server: Server) -> tuple[int, dict[str, Any]] | None:
     try:
         return await server.status()
@@ -100,7 +104,8 @@ async def test_a_standby_takes_the_node_over_and_adopts_every_call(
 
         waiting = await wait_until(both_listed, timeout=30, message="the standby listed")
         assert waiting["cluster"]["role"] == "standby" and "standby" in waiting
-        assert [(n["name"], n["owner"]) for n in waiting["cluster"]["nodes"]] == [(node, first)]
+        # (Other tests' nodes may be listed too: the shared serve's database keeps them.)
+        assert owners(waiting, node) == [first]
         assert waiting["calls_in_progress"] == 0 and not waiting["ari"]["connected"]
 
         ana = await desk.agent("ana", [QUEUE])
@@ -133,7 +138,7 @@ async def test_a_standby_takes_the_node_over_and_adopts_every_call(
         assert took <= 15, f"the node was taken over in {took:.1f} s"
         assert ready["calls_adopted"] == 6 and ready["calls_in_progress"] == 6, ready
         assert ready["cluster"]["role"] == "owner" and "standby" not in ready
-        assert [(n["name"], n["owner"]) for n in ready["cluster"]["nodes"]] == [(node, second)]
+        assert owners(ready, node) == [second]
         desk.server = standby  # the desks' load balancer sends them to the new owner
 
         for call in everyone:
