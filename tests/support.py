@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+import shutil
 import socket
 import subprocess
 import time
@@ -70,6 +71,20 @@ async def wait_until(
 # binds it (seen in CI: "address already in use" for an SMSC's control port).
 PORTS = range(20_000, 32_768)
 _handed: set[int] = set()
+
+
+def copy_pbx_root(built: Path, root: Path) -> Path:
+    """``root``: a chroot of its own for a second Asterisk (a carrier, another node), copied
+    once from the one `pbx up` built (``built``); a copy cut short is made again."""
+    if (root / "rootfs" / ".centrala-rootfs-ready").is_file():
+        return root
+    partial = root / "rootfs.partial"
+    if partial.exists():
+        shutil.rmtree(partial)
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(built / "rootfs"), str(partial)], check=True)
+    partial.rename(root / "rootfs")
+    return root
 
 
 def free_port() -> int:

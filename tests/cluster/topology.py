@@ -5,7 +5,6 @@ tests/unit/test_cluster_compose.py checks it holds together; bench/nodes_load.py
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from centrala.settings import REPO_ROOT
+from tests.support import copy_pbx_root
 
 DOCKER = REPO_ROOT / "asterisk-docker"
 COMPOSE = DOCKER / "compose.cluster.yaml"
@@ -87,16 +87,7 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
 
 def node_root(cached: Path, name: str) -> Path:
     """A node's chroot: a copy of the built one, made once (as tests/sip's far side)."""
-    root = Path(f"{cached}-{name}")
-    if (root / "rootfs" / ".centrala-rootfs-ready").is_file():
-        return root
-    partial = root / "rootfs.partial"
-    if partial.exists():
-        shutil.rmtree(partial)
-    root.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-a", str(cached / "rootfs"), str(partial)], check=True)
-    partial.rename(root / "rootfs")
-    return root
+    return copy_pbx_root(cached, Path(f"{cached}-{name}"))
 
 
 def sip_answers(address: str, port: int = 5060) -> bool:

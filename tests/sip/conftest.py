@@ -25,7 +25,7 @@ import pytest
 from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from centrala.settings import REPO_ROOT, Settings
 from tests.integration.conftest import PBX, _centrala, callers, no_leftovers, pbx
-from tests.support import wait_until
+from tests.support import copy_pbx_root, wait_until
 
 __all__ = ["callers", "far", "no_leftovers", "pbx"]
 
@@ -152,18 +152,6 @@ class Far:
                 await self.ari.hangup(channel["id"])
 
 
-def _ensure_far_root(root: Path, ours: Path) -> None:
-    """The far Asterisk's chroot: a copy of ours (built by `pbx up`), made once."""
-    if (root / "rootfs" / ".centrala-rootfs-ready").is_file():
-        return
-    partial = root / "rootfs.partial"
-    if partial.exists():
-        shutil.rmtree(partial)
-    root.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-a", str(ours / "rootfs"), str(partial)], check=True)
-    partial.rename(root / "rootfs")
-
-
 @dataclass(frozen=True)
 class TLSFiles:
     """A test CA and a certificate from it for each side, made at test time."""
@@ -232,7 +220,7 @@ def far_config(tmp_path_factory: pytest.TempPathFactory, tls_files: TLSFiles) ->
 async def far(pbx: PBX, far_config: Path) -> AsyncIterator[Far]:
     ours = pbx.settings.pbx_root
     root = Path(os.environ.get("CENTRALA_TEST_FAR_PBX_ROOT", f"{ours}-far"))
-    _ensure_far_root(root, ours)
+    copy_pbx_root(ours, root)  # the far Asterisk's chroot, made once
     env = far_env(root, far_config)
     _centrala("pbx", "up", env=env)
     ari = ARIClient(FAR_ARI, pbx.settings.ari_user, pbx.settings.ari_password, [FAR_APP])
