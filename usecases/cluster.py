@@ -19,7 +19,7 @@ import structlog
 
 from core.cluster import Decision, Move, Watch, check_timing, instance_alive, next_move
 from models import cluster as store
-from models.cluster import InstanceSeen, Sessions
+from models.cluster import InstanceRow, InstanceSeen, NodeRow, Sessions
 from models.db import is_outage
 
 log = structlog.get_logger(__name__)
@@ -56,7 +56,9 @@ class NodeKeeper:
         self.takeover_in: float | None = None  # a standby's estimate
         self._watch: Watch | None = None
         self._database_away = False
-        # Told the nodes and instances after each look (the wallboard's card).
+        # The nodes and instances as the last look read them (/status answers from it).
+        self._listed: tuple[list[NodeRow], list[InstanceRow]] | None = None
+        # Told them after each look (the wallboard's card).
         self.on_view: list[Callable[[dict[str, Any]], None]] = []
 
     @property
@@ -70,10 +72,9 @@ class NodeKeeper:
             try:
                 await self.step()
                 await store.heartbeat(self.sessions, self.me, self.now())
-                if self.on_view:
-                    seen = await self.view()
-                    for listener in self.on_view:
-                        listener(seen)
+                seen = await self.view()
+                for listener in self.on_view:
+                    listener(seen)
                 if self._database_away:
                     self._database_away = False
                     log.warning("node_lease_database_back", node=self.node, role=self.role)
@@ -148,15 +149,29 @@ class NodeKeeper:
         self.on_lost()
 
     async def view(self) -> dict[str, Any]:
-        """This instance's role, and every node and instance (for /status and the wallboard)."""
-        nodes, instances = await store.view(self.sessions)
-        now = self.now()
-        return {
+        """Every node and instance read again, and ``current()``."""
+        self._listed = await store.view(self.sessions)
+        return self.current()
+
+    def current(self) -> dict[str, Any]:
+        """This instance's role now, and every node and instance as the last look read them
+        (a renewal ago at most; None before the first look): for /status and the wallboard,
+        without a database read per request."""
+        listed = {
             "instance": self.me.id,
             "node": self.node,
             "role": self.role,
             "owned_since": _iso(self.owned_since),
             "takeover_in": None if self.takeover_in is None else round(self.takeover_in, 1),
+            "nodes": None,
+            "instances": None,
+        }
+        if self._listed is None:
+            return listed
+        nodes, instances = self._listed
+        now = self.now()
+        return {
+            **listed,
             "nodes": [
                 {
                     "name": n.name,

@@ -69,7 +69,7 @@ class Cluster(Protocol):
 
     @property
     def role(self) -> str: ...
-    async def view(self) -> dict[str, Any]: ...
+    def current(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -138,11 +138,7 @@ def status_route(sources: Callable[[web.Application], StatusSources]) -> web.Rou
                 "taken_until": None if until is None else until.isoformat(),
             }
         if src.cluster is not None:
-            try:
-                body["cluster"] = await src.cluster.view()
-            except Exception as exc:  # the database away: this instance's own part still
-                log.debug("status_cluster_failed", error=str(exc))
-                body["cluster"] = {"role": src.cluster.role, "nodes": None, "instances": None}
+            body["cluster"] = src.cluster.current()  # as the lease's last look read them
             if src.cluster.role != "owner":
                 # A standby serves nothing yet: a load balancer sends the desks elsewhere.
                 body["standby"] = "another instance owns this node; taken over if it dies"

@@ -99,7 +99,9 @@ async def test_a_standby_takes_the_node_over_and_adopts_every_call(
             if seen is None or seen[0] != 503:
                 return None
             cluster = seen[1]["cluster"]
-            alive = {i["id"] for i in cluster["instances"] if i["alive"]}
+            alive = {
+                i["id"] for i in cluster["instances"] or [] if i["alive"]
+            }  # None: not read yet
             return seen[1] if alive == {first, second} else None
 
         waiting = await wait_until(both_listed, timeout=30, message="the standby listed")
