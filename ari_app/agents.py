@@ -23,6 +23,7 @@ from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from core.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
 from core.agent_report import state_of
 from core.errors import AgentDeskError
+from core.sip import agent_ring
 from models.crm import CRM
 from models.snapshot import SessionRow
 
@@ -71,6 +72,12 @@ class AgentDesk:
         self._pending_writes: set[asyncio.Task[None]] = set()
         # What the state log last got for each agent: (state, reason, at).
         self._logged: dict[str, tuple[str, str | None, datetime]] = {}
+        # Several nodes: an agent's desk phone may be registered on another node than ours.
+        self.phones_anywhere = False
+
+    def dial_string(self, endpoint: str) -> str:
+        """What rings the agent's phone on file, from this node (core.sip.agent_ring)."""
+        return agent_ring(endpoint, anywhere=self.phones_anywhere)
 
     # ---- the ACD's decisions, published ---------------------------------------------------
 
@@ -152,7 +159,7 @@ class AgentDesk:
             self.nailed[agent_id] = AgentLeg(channel_id, agent_id, None)
             try:
                 await self.ari.originate(
-                    endpoint,
+                    self.dial_string(endpoint),
                     channel_id=channel_id,
                     app=self.app,
                     app_args=f"nailed,{agent_id}",
@@ -222,7 +229,7 @@ class AgentDesk:
         )
         try:
             await self.ari.originate(
-                offer.endpoint,
+                self.dial_string(offer.endpoint),
                 channel_id=channel_id,
                 app=self.app,
                 app_args=f"agent,{offer.agent_id},{leg.caller_channel}",

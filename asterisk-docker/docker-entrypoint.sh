@@ -8,7 +8,8 @@ set -eu
 
 conf=${CENTRALA_RENDERED_CONFIG:-/etc/asterisk/centrala}
 for f in http.conf ari_users.conf manager_general.conf manager_users.conf globals.conf \
-    pjsip_transports.conf pjsip_trunks.conf numbers.conf rtp_ports.conf asterisk_options.conf; do
+    pjsip_transports.conf pjsip_trunks.conf numbers.conf rtp_ports.conf asterisk_options.conf \
+    pjsip_nodes.conf nodes.conf; do
   if [ ! -f "$conf/$f" ]; then
     echo "no $conf/$f: render the configuration first (\`centrala pbx render $conf\`, the pbx-config service)" >&2
     exit 2

@@ -42,6 +42,8 @@ from core.sip import (
     TLS_CERT,
     TLS_KEY,
     check_hostport,
+    render_node_dialplan,
+    render_node_trunks,
     render_numbers,
     render_rtp,
     render_transports,
@@ -144,6 +146,10 @@ def render_generated_config(settings: Settings) -> dict[str, str]:
         # enter from them (lines of [from-trunk]) and the RTP ports.
         "pjsip_transports.conf": render_transports(settings.sip_network),
         "pjsip_trunks.conf": render_trunks(settings.trunks),
+        # Several nodes: a trunk to each other node, and the dialplan that rings an agent's
+        # phone on whichever node it is registered.
+        "pjsip_nodes.conf": render_node_trunks(settings.nodes, settings.node),
+        "nodes.conf": render_node_dialplan(settings.nodes, settings.node),
         "numbers.conf": render_numbers(settings.numbers),
         "rtp_ports.conf": render_rtp(settings.sip_network),
         # Several nodes: each node's channel ids carry its name (Asterisk's systemname), so

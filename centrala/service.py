@@ -238,6 +238,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     acd = ACD()
     desk = AgentDesk(ari, app[CRM_KEY], acd, settings.infoline_app)
+    desk.phones_anywhere = settings.phones_anywhere
     pbx_records = CdrReconciler(
         CdrFile(settings.effective_cdr_file, settings.make_data_dir() / "cdr-cursor.json"),
         app[CALLLOG],
@@ -376,7 +377,8 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     watching = asyncio.create_task(
         _watch_pbx_gone(active_of(app), ari, infoline, dialler, settings), name="pbx_gone"
     )
-    yield
+    async with _every(PHONES_SYNC_SECONDS, phones.sync, "phones_sync_failed", active_of(app)):
+        yield
     await stopped(watching)
     reconciling.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -420,6 +422,9 @@ async def _start_node(
 
 
 PBX_CHECK_SECONDS = 1.0
+# How soon a phone made, reset or removed elsewhere (another instance, the CLI) reaches this
+# node's Asterisk: one read of the phones each time.
+PHONES_SYNC_SECONDS = 5.0
 
 
 async def _watch_pbx_gone(

@@ -31,7 +31,16 @@ from core.enums import DeskLanguage
 from core.letters import DEFAULT_SENDER
 from core.notices import Policy
 from core.report_mail import ReportMailError, parse_recipients, parse_time_of_day
-from core.sip import MediaEncryption, SipNetwork, Trunk, check_sip, numbers, outbound_dial
+from core.sip import (
+    NODE_TRUNK_PREFIX,
+    MediaEncryption,
+    SipNetwork,
+    Trunk,
+    check_nodes,
+    check_sip,
+    numbers,
+    outbound_dial,
+)
 from core.softphone import check_softphone_tls, default_ws_url
 from dialplan.model import Calendar
 
@@ -104,6 +113,10 @@ class Settings(BaseSettings):
     # are closed as lost, at the moment the link was lost.
     node_dead_seconds: float = Field(default=30.0, ge=1, le=3600)
     node_renew_seconds: float = Field(default=2.0, ge=0.1, le=40)
+    # Every node of the cluster, name -> SIP host:port (the same list on every node): each
+    # node reaches the others through a trunk, so an agent's phone registered on any node is
+    # rung for a call on any node. Unset: phones ring only on this node.
+    nodes: dict[str, str] = Field(default_factory=dict)
 
     infoline_app: str = "infoline"
     infoline_number: str = "0800100200"
@@ -550,9 +563,20 @@ class Settings(BaseSettings):
             None if self.softphone_tls_key is None else str(self.softphone_tls_key),
             self.softphone_ws_url,
         )
+        problems += check_nodes(self.nodes, self.node)
+        problems += [
+            f"trunk {t.name!r}: names starting with {NODE_TRUNK_PREFIX!r} are the nodes' trunks"
+            for t in self.trunks
+            if self.nodes and t.name.startswith(NODE_TRUNK_PREFIX)
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def phones_anywhere(self) -> bool:
+        """Several nodes: an agent's phone may be registered on any of them."""
+        return len(self.nodes) > 1
 
     @property
     def effective_softphone_ws_url(self) -> str:

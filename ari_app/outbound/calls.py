@@ -244,7 +244,7 @@ class OutboundCalls:
         endpoint = self.acd.agent(agent_id).endpoint
         try:
             await self.ari.originate(
-                endpoint,
+                self.desk.dial_string(endpoint),
                 channel_id=call.agent_channel,
                 app=self.app,
                 app_args=f"agent,{call.key}",

@@ -59,6 +59,14 @@ def test_the_balancer_sends_to_exactly_the_nodes_and_each_takes_it_as_its_trunk(
         assert trunk["numbers"] == {"0800100200": "infoline"}
 
 
+def test_every_node_knows_every_node_as_the_balancer_does() -> None:
+    """An agent's phone on any node is reached through CENTRALA_NODES: the very nodes of the
+    dispatcher's list, at the very addresses each node binds."""
+    for plan in PLAN:
+        nodes = json.loads(plan.settings["CENTRALA_NODES"])
+        assert nodes == {p.name: p.settings["CENTRALA_SIP_BIND"] for p in PLAN}
+
+
 def test_each_nodes_renderer_and_instance_run_on_its_settings() -> None:
     services = compose()["services"]
     for plan, renderer, instance in zip(

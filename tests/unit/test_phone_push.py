@@ -93,3 +93,40 @@ async def test_a_reset_replaces_the_digest(agent: str) -> None:
     new = Phone(agent, agent, REALM, phone_digest(agent, REALM, "another"))
     await pusher.push(new)
     assert fake.config[("res_pjsip", "auth", agent)]["password_digest"] == new.password_digest
+
+
+async def test_sync_brings_in_what_others_made_reset_or_removed_and_nothing_else() -> None:
+    fake = FakeARI()
+    phones = [_phone("101"), _phone("102")]
+
+    async def all_phones() -> list[Phone]:
+        return list(phones)
+
+    pusher = PhonePusher(fake, all_phones, realm=REALM, codecs=["alaw"])
+    fake.on_connect(pusher.reconcile)
+    await fake.start()
+    await fake.settle()
+    before = len(fake.requests_to("PUT", "/asterisk/config"))
+    await pusher.sync()  # nothing changed: nothing sent
+    assert len(fake.requests_to("PUT", "/asterisk/config")) == before
+    # Another instance (for its node) resets 101's password, removes 102 and makes 103.
+    phones[:] = [Phone("101", "101", REALM, phone_digest("101", REALM, "new")), _phone("103")]
+    await pusher.sync()
+    assert fake.config[("res_pjsip", "auth", "101")]["password_digest"] == phone_digest(
+        "101", REALM, "new"
+    )
+    assert ("res_pjsip", "endpoint", "103") in fake.config
+    assert not any(key[2] == "102" for key in fake.config)
+    assert len(fake.requests_to("PUT", "/asterisk/config")) == before + 6  # 101 and 103 only
+
+
+async def test_sync_waits_for_the_link_to_asterisk() -> None:
+    fake = FakeARI()
+    pusher = _pusher(fake, [_phone("101")])
+    fake.disconnect()
+    await pusher.sync()  # not connected: the connect's reconcile will push them
+    assert fake.config == {}
+    fake.on_connect(pusher.reconcile)
+    await fake.reconnect()
+    await fake.settle()
+    assert ("res_pjsip", "endpoint", "101") in fake.config

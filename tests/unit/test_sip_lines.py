@@ -14,10 +14,13 @@ from centrala.settings import Settings, settings_problems
 from core.sip import (
     SipNetwork,
     Trunk,
+    agent_ring,
     check_phone_name,
     check_sip,
     phone_digest,
     phone_objects,
+    render_node_dialplan,
+    render_node_trunks,
     render_numbers,
     render_transports,
     render_trunks,
@@ -241,6 +244,7 @@ def test_an_agents_phone_is_auth_aor_and_endpoint_named_after_the_agent() -> Non
         ("a b", "cannot be a SIP user name"),
         ("x@y", "cannot be a SIP user name"),
         ("-lead", "cannot be a SIP user name"),
+        ("node-pbx2", "the other nodes' trunks"),
     ],
 )
 def test_phone_names_are_sip_user_names_and_never_a_trunks(name: str, expected: str | None) -> None:
@@ -369,3 +373,65 @@ def test_phones_in_srtp_only_when_asked_and_only_with_a_tls_listener() -> None:
         TLS_NETWORK, [], outbound_trunk=None, infoline_number="0800", phone_media_encryption="sdes"
     )
     assert ok == []
+
+
+NODES = {"pbx1": "127.0.0.11:5060", "pbx2": "127.0.0.12:5060", "pbx3": "10.0.0.3:5070"}
+
+
+def test_each_node_has_a_trunk_to_every_other_node_and_none_to_itself() -> None:
+    text = render_node_trunks(NODES, "pbx1")
+    assert "[node-pbx2](node-endpoint)\naors = node-pbx2\n" in text
+    assert "[node-pbx3](trunk-aor)\ncontact = sip:10.0.0.3:5070\n" in text
+    assert "[node-pbx3](trunk-identify)\nendpoint = node-pbx3\nmatch = 10.0.0.3\n" in text
+    assert "node-pbx1" not in text
+    # One node (or none listed): no trunk at all.
+    assert "[" not in render_node_trunks({}, None)
+    assert "[" not in render_node_trunks({"pbx1": "127.0.0.11"}, "pbx1")
+
+
+def test_an_agents_phone_is_rung_here_or_on_every_other_node_and_never_onward() -> None:
+    text = render_node_dialplan(NODES, "pbx2")
+    ring, from_nodes = text.split("[from-nodes]")
+    assert ring.startswith("[agent-phone]\n")
+    # Here first (its registered contacts), else both other nodes at once.
+    assert ring.index("PJSIP_DIAL_CONTACTS") < ring.index("n(away)")
+    assert " same => n(away),Dial(PJSIP/${EXTEN}@node-pbx1&PJSIP/${EXTEN}@node-pbx3)\n" in ring
+    # Another node's call rings only a phone registered here: no Dial through a node trunk.
+    assert "@node-" not in from_nodes and "Dial(${HERE})" in from_nodes
+    # Only a phone name builds a Dial() string; anything else is refused (cause 1).
+    for context in (ring, from_nodes):
+        assert '${REGEX("^[A-Za-z0-9][A-Za-z0-9_.-]*$" ${EXTEN})}' in context
+        assert " same => n(refuse),Hangup(1)\n" in context
+    alone = render_node_dialplan({}, None)
+    assert "@node-" not in alone and " same => n(away),Hangup(1)\n" in alone
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "anywhere", "expected"),
+    [
+        ("PJSIP/anna.k-7", True, "Local/anna.k-7@agent-phone/n"),
+        ("PJSIP/anna.k-7", False, "PJSIP/anna.k-7"),
+        # Not a desk phone on file: dialled as it is.
+        ("PJSIP/+38761123456@carrier", True, "PJSIP/+38761123456@carrier"),
+        ("Local/101@agents", True, "Local/101@agents"),
+    ],
+)
+def test_an_agents_desk_phone_is_rung_through_the_cluster_only_when_there_is_one(
+    endpoint: str, anywhere: bool, expected: str
+) -> None:
+    assert agent_ring(endpoint, anywhere=anywhere) == expected
+
+
+def test_the_nodes_name_this_node_with_addresses_and_no_trunk_takes_their_names() -> None:
+    assert Settings(nodes=NODES, node="pbx1").phones_anywhere
+    assert not Settings().phones_anywhere
+    trunk = [{**IP_TRUNK, "name": "node-x"}]
+    for settings, expected in (
+        ({"nodes": NODES, "node": "pbx9"}, r"this node \(pbx9\) is not one"),
+        ({"nodes": NODES}, r"this node \(None\) is not one"),
+        ({"nodes": {"pbx1": "a b:5060"}, "node": "pbx1"}, r"CENTRALA_NODES\[pbx1\]"),
+        ({"nodes": {**NODES, "-x": "127.0.0.1"}, "node": "pbx1"}, "is not a node name"),
+        ({"nodes": NODES, "node": "pbx1", "trunks": trunk}, "'node-' are the nodes' trunks"),
+    ):
+        with pytest.raises(ValidationError, match=expected):
+            Settings(**settings)  # type: ignore[arg-type]
