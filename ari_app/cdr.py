@@ -1,12 +1,13 @@
 """Asterisk's CDR file (cdr_custom, one line per record, ``core.cdrs`` says the format): the
 records Asterisk appended since we last read it.
 
-Where we got to is kept in a small cursor file beside the journal (inode and offset), so a
-restart reads only what is new; a fresh install starts at the file's end (the CRM holds the
-calls since Centrala was installed). What is done with the records is idempotent, so a read
-repeated after a crash makes nothing twice. A file replaced or truncated (rotated) is read
-from its start. Only whole records are taken: one Asterisk is still writing is read next
-time.
+Where we got to (inode and offset) is kept in a small cursor file beside the journal, or,
+with several instances, on the node's row (``NodeCursor``: the instance that takes the node
+over goes on where its owner stopped), so a restart reads only what is new; a fresh install
+starts at the file's end (the CRM holds the calls since Centrala was installed). What is
+done with the records is idempotent, so a read repeated after a crash makes nothing twice.
+A file replaced or truncated (rotated) is read from its start. Only whole records are taken:
+one Asterisk is still writing is read next time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -31,6 +33,7 @@ from core.cdrs import (
     parse_record,
     split_records,
 )
+from models import cluster as cluster_store
 from models.calllog import CallLog
 
 log = structlog.get_logger(__name__)
@@ -52,35 +55,80 @@ class NewRecords:
     rejected: int  # lines that were not our records
 
 
-class CdrFile:
-    def __init__(self, path: Path, cursor_path: Path) -> None:
-        self.path = path
-        self.cursor_path = cursor_path
-        self._missing_said = False
+class CursorStore(Protocol):
+    async def load(self) -> Cursor | None: ...
 
-    def _cursor(self) -> Cursor | None:
+    async def save(self, cursor: Cursor) -> None: ...
+
+
+class FileCursor:
+    """The cursor in a small file (one instance: beside its journal)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> Cursor | None:
         try:
-            data = json.loads(self.cursor_path.read_text())
+            data = json.loads(self.path.read_text())
             return Cursor(int(data["inode"]), int(data["offset"]))
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
 
-    def _read(self) -> NewRecords | None:
+    def _save(self, cursor: Cursor) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, json.dumps({"inode": cursor.inode, "offset": cursor.offset}).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+
+    async def load(self) -> Cursor | None:
+        return await asyncio.to_thread(self._load)
+
+    async def save(self, cursor: Cursor) -> None:
+        await asyncio.to_thread(self._save, cursor)
+
+
+class NodeCursor:
+    """The cursor on the node's row (several instances): written only by the node's owner."""
+
+    def __init__(self, sessions: cluster_store.Sessions, node: str, instance: str) -> None:
+        self.sessions, self.node, self.instance = sessions, node, instance
+
+    async def load(self) -> Cursor | None:
+        found = await cluster_store.cdr_cursor(self.sessions, self.node)
+        return None if found is None else Cursor(*found)
+
+    async def save(self, cursor: Cursor) -> None:
+        if not await cluster_store.save_cdr_cursor(
+            self.sessions, self.node, self.instance, cursor.inode, cursor.offset
+        ):
+            raise RuntimeError(f"node {self.node} is no longer ours: its CDR is its owner's")
+
+
+class CdrFile:
+    def __init__(self, path: Path, cursor: CursorStore | Path) -> None:
+        self.path = path
+        self.cursor = FileCursor(cursor) if isinstance(cursor, Path) else cursor
+        self._missing_said = False
+
+    def _read(self, was: Cursor | None) -> tuple[NewRecords | None, Cursor | None]:
+        """The records past ``was``; and the cursor to save first, if there was none."""
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
-            if self._cursor() is None:  # the file Asterisk makes later is read whole
-                self._save(Cursor(0, 0))
-            return None
+            # The file Asterisk makes later is read whole.
+            return None, Cursor(0, 0) if was is None else None
+        started: Cursor | None = None
         try:
             st = os.fstat(fd)
-            was = self._cursor()
             if was is None:
                 # A fresh install (no cursor yet) starts from now: the CRM holds the calls
                 # since Centrala was installed, not the PBX's whole history.
                 log.info("cdr_cursor_started", path=str(self.path), offset=st.st_size)
-                self._save(Cursor(st.st_ino, st.st_size))
-                was = Cursor(st.st_ino, st.st_size)
+                was = started = Cursor(st.st_ino, st.st_size)
             offset = was.offset if was.inode == st.st_ino else 0
             if offset > st.st_size:  # truncated in place
                 offset = 0
@@ -101,12 +149,14 @@ class CdrFile:
                 rejected += 1
                 if rejected == 1:
                     log.warning("cdr_record_rejected", error=str(exc), record=text[:200])
-        return NewRecords(records, Cursor(st.st_ino, at), rejected)
+        return NewRecords(records, Cursor(st.st_ino, at), rejected), started
 
     async def read_new(self) -> NewRecords | None:
         """The records since the cursor, or None when Asterisk has written no file (CDR
         disabled, or Asterisk elsewhere without the file shared): said once."""
-        found = await asyncio.to_thread(self._read)
+        found, started = await asyncio.to_thread(self._read, await self.cursor.load())
+        if started is not None:
+            await self.cursor.save(started)
         if found is None:
             if not self._missing_said:
                 self._missing_said = True
@@ -115,19 +165,9 @@ class CdrFile:
             self._missing_said = False
         return found
 
-    def _save(self, cursor: Cursor) -> None:
-        tmp = self.cursor_path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, json.dumps({"inode": cursor.inode, "offset": cursor.offset}).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.cursor_path)
-
     async def done(self, cursor: Cursor) -> None:
         """The records up to ``cursor`` are taken care of: not read again."""
-        await asyncio.to_thread(self._save, cursor)
+        await self.cursor.save(cursor)
 
 
 class CdrReconciler:

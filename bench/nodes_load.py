@@ -45,6 +45,7 @@ from tests.cluster.topology import (
     INFO_NUMBER,
     KAMAILIO_CFG,
     PLAN,
+    caller_scenario,
     node_env,
     node_root,
     sip_answers,
@@ -89,8 +90,9 @@ def sipp(rate: float, duration: float, hold: float, workdir: Path, tag: str) -> 
     stats = workdir / f"sipp-{tag}.csv"
     subprocess.run(
         [
-            "sipp", f"{BALANCER}:5060", "-sn", "uac", "-s", INFO_NUMBER, "-i", CALLER,
-            "-p", "5060", "-r", str(rate), "-m", str(calls), "-d", str(int(hold * 1000)),
+            "sipp", f"{BALANCER}:5060", "-sf", str(caller_scenario(int(hold * 1000), workdir)),
+            "-s", INFO_NUMBER, "-i", CALLER,
+            "-p", "5060", "-r", str(rate), "-m", str(calls),
             "-l", str(max(10, int(rate * (hold + 5) * 2))),
             "-timeout", f"{int(duration + hold + 90)}s", "-nostdin",
             "-trace_stat", "-stf", str(stats), "-fd", "1",
@@ -132,7 +134,9 @@ async def rows_by_node(url: str, since: datetime, drain: float = 120) -> dict[st
         await engine.dispose()
 
 
-async def main_async(args: argparse.Namespace) -> None:
+def node_envs() -> dict[str, dict[str, str]]:
+    """Each node's settings, as the deployment gives them, on its own chroot (copied from
+    the built one, which is built first if need be) and data directory."""
     settings = Settings()
     if foreign_serves():
         raise SystemExit("another `centrala serve` is running: stop it first")
@@ -140,8 +144,6 @@ async def main_async(args: argparse.Namespace) -> None:
     if not (cached / "rootfs" / ".centrala-rootfs-ready").is_file():
         centrala_cli("pbx", "up")  # builds the chroot the nodes are copied from
         centrala_cli("pbx", "down")
-    workdir = Path(tempfile.mkdtemp(prefix="centrala-nodes-"))
-    url = args.postgres or f"sqlite+aiosqlite:///{workdir / 'centrala.db'}"
     sounds = settings.data_dir / "sounds"
     envs = {}
     for plan in PLAN:
@@ -153,26 +155,46 @@ async def main_async(args: argparse.Namespace) -> None:
         if sounds.is_dir() and not (data / "sounds").exists():
             shutil.copytree(sounds, data / "sounds")
         envs[plan.name] = {**env, "CENTRALA_DATA_DIR": str(data)}
+    return envs
+
+
+async def start_nodes(
+    envs: dict[str, dict[str, str]], workdir: Path, url: str, serves: list[Serve]
+) -> None:
+    """Every node up, and a `serve` owning each (added to ``serves`` as started, so the
+    caller stops them whatever happens), ready."""
+    for name, env in envs.items():
+        run = await asyncio.to_thread(pbx, env, "up")
+        if run.returncode != 0:
+            raise SystemExit(f"node {name} did not come up:\n{run.stderr[-2000:]}")
+        own = workdir / name
+        own.mkdir()
+        settings_of = {
+            k: v for k, v in env.items() if k.startswith("CENTRALA_") and k != "CENTRALA_DATA_DIR"
+        }
+        serve = Serve(own, url, {**settings_of, "CENTRALA_LOG_LEVEL": "WARNING"})
+        serve.start()
+        serves.append(serve)
+    for serve in serves:
+        await serve.wait_ready(timeout=120)
+
+
+async def stop_nodes(envs: dict[str, dict[str, str]], serves: list[Serve]) -> None:
+    for serve in serves:
+        serve.stop()
+    for env in envs.values():
+        await asyncio.to_thread(pbx, env, "down")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    envs = node_envs()
+    workdir = Path(tempfile.mkdtemp(prefix="centrala-nodes-"))
+    url = args.postgres or f"sqlite+aiosqlite:///{workdir / 'centrala.db'}"
     serves: list[Serve] = []
     balancer: subprocess.Popen[bytes] | None = None
     results: list[dict[str, Any]] = []
     try:
-        for plan in PLAN:
-            run = await asyncio.to_thread(pbx, envs[plan.name], "up")
-            if run.returncode != 0:
-                raise SystemExit(f"node {plan.name} did not come up:\n{run.stderr[-2000:]}")
-            own = workdir / plan.name
-            own.mkdir()
-            settings_of = {
-                k: v
-                for k, v in envs[plan.name].items()
-                if k.startswith("CENTRALA_") and k != "CENTRALA_DATA_DIR"
-            }
-            serve = Serve(own, url, {**settings_of, "CENTRALA_LOG_LEVEL": "WARNING"})
-            serve.start()
-            serves.append(serve)
-        for serve in serves:
-            await serve.wait_ready(timeout=120)
+        await start_nodes(envs, workdir, url, serves)
         for nodes in ({PLAN[0].name}, {p.name for p in PLAN}):
             listing = node_list(nodes, workdir / f"nodes-{len(nodes)}.list")
             balancer = start_balancer(listing, workdir)
@@ -194,10 +216,7 @@ async def main_async(args: argparse.Namespace) -> None:
     finally:
         if balancer is not None:
             stop_group(balancer)
-        for serve in serves:
-            serve.stop()
-        for plan in PLAN:
-            await asyncio.to_thread(pbx, envs[plan.name], "down")
+        await stop_nodes(envs, serves)
     print(
         f"new calls through the IVR behind the balancer, {args.duration:g} s per rate, each "
         f"caller {args.hold:g} s in the IVR ({url.split(':')[0]}, {os.cpu_count()} CPUs)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import pathlib
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -26,7 +27,7 @@ from ari_app.agents import AgentDesk
 from ari_app.ami import AMIClient
 from ari_app.ari import APP_EVENTS, ARIClient, Event
 from ari_app.campaigns import CampaignDialler
-from ari_app.cdr import CdrFile, CdrReconciler
+from ari_app.cdr import CdrFile, CdrReconciler, NodeCursor
 from ari_app.dialler.engine import AgentDialler
 from ari_app.infoline import InfolineApp
 from ari_app.infoline.calls import NoFlowKnown
@@ -239,8 +240,15 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     acd = ACD()
     desk = AgentDesk(ari, app[CRM_KEY], acd, settings.infoline_app)
     desk.phones_anywhere = settings.phones_anywhere
+    # Several instances: where the node's CDR was read to is the node's, on its row, so the
+    # instance that takes the node over goes on from there.
+    cursor: NodeCursor | pathlib.Path = (
+        settings.make_data_dir() / "cdr-cursor.json"
+        if settings.node is None
+        else NodeCursor(app[SESSIONS], settings.node, settings.effective_instance_id)
+    )
     pbx_records = CdrReconciler(
-        CdrFile(settings.effective_cdr_file, settings.make_data_dir() / "cdr-cursor.json"),
+        CdrFile(settings.effective_cdr_file, cursor),
         app[CALLLOG],
         settings.infoline_numbers,
         grace=timedelta(seconds=settings.cdr_grace_seconds),
@@ -375,7 +383,8 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
 
     reconciling = asyncio.create_task(reconcile())
     watching = asyncio.create_task(
-        _watch_pbx_gone(active_of(app), ari, infoline, dialler, settings), name="pbx_gone"
+        _watch_pbx_gone(active_of(app), ari, infoline, dialler, outbound, agent_dialler, settings),
+        name="pbx_gone",
     )
     async with _every(PHONES_SYNC_SECONDS, phones.sync, "phones_sync_failed", active_of(app)):
         yield
@@ -432,6 +441,8 @@ async def _watch_pbx_gone(
     ari: ARIClient,
     infoline: InfolineApp,
     dialler: CampaignDialler,
+    outbound: OutboundApp,
+    agent_dialler: AgentDialler,
     settings: Settings,
 ) -> None:
     """Closes the calls of an Asterisk that is gone: the link lost for
@@ -455,6 +466,8 @@ async def _watch_pbx_gone(
         try:
             closed = await infoline.pbx_gone(since)
             surveys = await dialler.pbx_gone()
+            manual = await outbound.pbx_gone(since)
+            agent_campaigns = await agent_dialler.pbx_gone(since)
         except Exception:
             log.exception("pbx_gone_failed")
             closed_for = None  # tried again at the next look
@@ -465,6 +478,8 @@ async def _watch_pbx_gone(
             since=since.isoformat(),
             calls_closed=closed,
             survey_attempts_ended=surveys,
+            manual_calls_closed=manual,
+            agent_campaign_calls_closed=agent_campaigns,
         )
 
 

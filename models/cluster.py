@@ -85,6 +85,31 @@ async def release(sessions: Sessions, node: str, me: str, now: datetime) -> bool
     return bool(getattr(done, "rowcount", 0))
 
 
+async def cdr_cursor(sessions: Sessions, node: str) -> tuple[int, int] | None:
+    """Where the node's owners got to in its CDR file: (inode, offset); None, never read."""
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(PbxNode.cdr_inode, PbxNode.cdr_offset).where(PbxNode.name == node)
+            )
+        ).first()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return int(row[0]), int(row[1])
+
+
+async def save_cdr_cursor(sessions: Sessions, node: str, me: str, inode: int, offset: int) -> bool:
+    """The node's CDR read up to (inode, offset), written only while ``me`` owns the node (an
+    owner taken over while frozen moves nobody's place); False when it does not."""
+    async with sessions() as session, session.begin():
+        done = await session.execute(
+            update(PbxNode)
+            .where(PbxNode.name == node, PbxNode.owner == me)
+            .values(cdr_inode=inode, cdr_offset=offset)
+        )
+    return bool(getattr(done, "rowcount", 0))
+
+
 @dataclass(frozen=True)
 class InstanceSeen:
     id: str

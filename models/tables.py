@@ -1000,6 +1000,9 @@ class PbxNode(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     owned_since: Mapped[datetime | None]
     renewed_at: Mapped[datetime]
+    # Where its owner got to in the node's CDR file (``ari_app.cdr``): None, not read yet.
+    cdr_inode: Mapped[int | None] = mapped_column(BigInteger)
+    cdr_offset: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Instance(Base):

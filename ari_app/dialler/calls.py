@@ -291,7 +291,10 @@ class DiallerCalls:
         except ARIError:
             await self._hangup(d.channel_id)
 
-    async def _destroyed(self, d: DialledCall, cause: int | None, text: str) -> None:
+    async def _destroyed(
+        self, d: DialledCall, cause: int | None, text: str, *, ended_at: datetime | None = None
+    ) -> None:
+        """The call is over (``ended_at``: when, if not now)."""
         if d.phase is Phase.ENDED and d.outcome is None:
             return
         previous = d.phase
@@ -315,10 +318,10 @@ class DiallerCalls:
         elif previous is Phase.CONNECTED and d.agent_id is not None:
             self._observe(d, Ended(at, d.channel_id))
             if d.connected_at is not None:
-                talk = (now() - d.connected_at).total_seconds()
+                talk = max(0.0, ((ended_at or now()) - d.connected_at).total_seconds())
             self.desk.call_ended(d.agent_id, d.campaign.settings.wrap_up_seconds)
             self.notify("ended", d.call_id, d.agent_id)
-        ended = now()
+        ended = ended_at or now()
         await self.calllog.close(
             d.call_id,
             at=ended,

@@ -46,6 +46,7 @@ from models.outbound import OutboundStore
 from models.tables import Direction
 
 log = structlog.get_logger(__name__)
+NODE_GONE = "lost with its Asterisk node"
 
 _ACTIVITY = {
     AgentStatus.LOGGED_OUT: AgentActivity.LOGGED_OUT,
@@ -163,7 +164,10 @@ class AgentDialler(DiallerCalls):
             started = time.monotonic()
             try:
                 await self._reconciled.wait()
-                await self.tick()
+                # No Asterisk, no call: a contact claimed now would only fail (an attempt
+                # spent on nobody's fault).
+                if self.ari.connected:
+                    await self.tick()
                 db_away = False
             except asyncio.CancelledError:
                 raise
@@ -492,6 +496,22 @@ class AgentDialler(DiallerCalls):
         )
 
     # ---- surviving a restart ----------------------------------------------------------------
+
+    async def pbx_gone(self, at: datetime) -> int:
+        """Asterisk is gone (its node died): every attempt under way on it is over, ended at
+        ``at``, when the link was lost: a talk that happened stays connected (its agent
+        freed), a person no agent took is abandoned, a call still ringing ends unanswered,
+        each retried by the campaign's rules, from any node. Returns how many."""
+        held = list(self.calls.values())
+        for d in held:
+            with structlog.contextvars.bound_contextvars(
+                channel_id=d.channel_id, call_id=d.call_id
+            ):
+                await self._destroyed(d, None, NODE_GONE, ended_at=at)
+        # Any this process never held (placed by an instance before it): every channel is
+        # gone, as a reconnect's reconcile finds them.
+        await self.reconcile()
+        return len(held)
 
     async def reconcile(self) -> None:
         """After a (re)connect: every attempt under way is found again on the PBX. A call

@@ -17,6 +17,7 @@ from core.acd import ACDError
 from models.calllog import now
 
 log = structlog.get_logger(__name__)
+NODE_GONE = "lost with its Asterisk node"
 
 
 class OutboundApp(OutboundCalls):
@@ -48,6 +49,29 @@ class OutboundApp(OutboundCalls):
                     continue
                 async with call.lock:
                     await self._resync(call)
+
+    async def pbx_gone(self, at: datetime) -> int:
+        """Asterisk is gone (its node died): every manual call on it is over, closed at
+        ``at``, when the link was lost (answered if the agent and the client had talked, else
+        lost) and its agent freed. Returns how many. A node that comes back finds them
+        closed."""
+        rows = await self.calllog.live_calls(HANDLER)
+        known = {c.call_id: c for c in self.calls.values()}
+        for row in rows:
+            with structlog.contextvars.bound_contextvars(call_id=row.call_id):
+                call = known.get(row.call_id) or self._rebuild(row.call_id, row.state)
+                if call is None:
+                    await self.calllog.close(
+                        row.call_id, at=at, cause=None, cause_text=NODE_GONE, outcome="lost"
+                    )
+                    continue
+                async with call.lock:
+                    result = "answered" if call.connected_at is not None else "lost"
+                    await self._close(call, cause=None, text=NODE_GONE, result=result, at=at)
+                for channel in (call.agent_channel, call.client_channel):
+                    self.by_channel.pop(channel, None)
+                self.calls.pop(call.key, None)
+        return len(rows)
 
     def _rebuild(self, call_id: str, state: dict[str, Any] | None) -> ManualCall | None:
         saved = (state or {}).get("manual")

@@ -410,12 +410,18 @@ class OutboundCalls:
             self.calls.pop(call.key, None)
 
     async def _close(
-        self, call: ManualCall, *, cause: int | None, text: str | None, result: str
+        self,
+        call: ManualCall,
+        *,
+        cause: int | None,
+        text: str | None,
+        result: str,
+        at: datetime | None = None,
     ) -> None:
         if call.closed:
             return
         call.closed = True
-        at = now()
+        at = at or now()
         talk = (at - call.connected_at).total_seconds() if call.connected_at else None
         if call.bridge_id is not None:
             with contextlib.suppress(ARIError):

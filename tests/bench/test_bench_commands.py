@@ -158,6 +158,11 @@ def check(script: str, args: list[str], out: str) -> None:
             ("2", "4", "4"),
         ], out
         assert rows[0][3] == "pbx1 4" and rows[1][3] == "pbx1 2, pbx2 2", out
+    elif script == "bench/agent_across.py":
+        # Every call reached the agent, with the phone on the caller's node and on the other.
+        for place in ("same node", "other node"):
+            assert re.search(rf"^{place}\s+4\s+\d+\s+\d+\s+\d+$", out, re.M), out
+        assert re.search(r"across the nodes adds -?\d+ ms to the median", out), out
     elif script == "bench/takeover.py":
         kills = re.findall(
             r"taken over in ([\d.]+) s; adopted 3/3; dropped 0; agents on call 1/1", out

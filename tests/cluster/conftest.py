@@ -21,7 +21,9 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from centrala.settings import Settings
@@ -57,6 +59,23 @@ class Node:
 
     def down(self) -> None:
         _centrala("pbx", "down", env=self.env)
+
+    async def api(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        """A request to the node's instance's API, with its token: (status, JSON)."""
+        assert self.serve is not None
+        token = (self.serve.data_dir / "api-token").read_text().strip()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                method,
+                f"{self.serve.url}{path}",
+                json=body or {},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp,
+        ):
+            return resp.status, await resp.json()
 
     def kill_asterisk(self) -> None:
         """SIGKILL the node's Asterisk: a machine that died (no goodbye to anyone)."""

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
 from sqlalchemy import select
 
@@ -73,25 +72,12 @@ async def channel_names(node: Node) -> list[str]:
         await ari.stop()
 
 
-async def login(node: Node, agent_id: str, action: str = "login") -> int:
-    assert node.serve is not None
-    token = (node.serve.data_dir / "api-token").read_text().strip()
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{node.serve.url}/api/agents/{agent_id}/{action}",
-            json={},
-            headers={"Authorization": f"Bearer {token}"},
-        ) as resp,
-    ):
-        return resp.status
-
-
-def register_phone(cluster: Cluster, node: Node, phone: dict[str, Any]) -> subprocess.Popen[bytes]:
-    """The agent's desk phone: SIPp registering to ``node`` with the printed credentials, and
-    answering the calls to it (its media echoed back)."""
-    log = cluster.tmp / f"phone-{phone['username']}.log"
-    host, port = node.env["CENTRALA_SIP_BIND"].rsplit(":", 1)
+def register_phone(workdir: Path, registrar: str, phone: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """The agent's desk phone: SIPp registering with ``registrar`` (a node's SIP host:port)
+    on the credentials `centrala agent phone` printed, and answering the calls to it at once
+    (its media echoed back). Its log and errors in ``workdir``."""
+    log = workdir / f"phone-{phone['username']}.log"
+    host, port = registrar.rsplit(":", 1)
     with open(log, "wb") as out:
         return subprocess.Popen(
             [
@@ -99,7 +85,7 @@ def register_phone(cluster: Cluster, node: Node, phone: dict[str, Any]) -> subpr
                 "-oocsf", str(SIPP / "phone_answer.xml"),
                 "-s", phone["username"], "-au", phone["username"], "-ap", phone["password"],
                 "-i", PHONE, "-p", "5060", "-m", "1", "-rtp_echo", "-mp", "16000",
-                "-nostdin", "-trace_err", "-error_file", str(cluster.tmp / "phone-errors.log"),
+                "-nostdin", "-trace_err", "-error_file", str(workdir / "phone-errors.log"),
             ],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
@@ -161,7 +147,7 @@ async def test_a_caller_on_one_node_reaches_an_agent_whose_phone_is_on_the_other
                 return False
 
             await wait_until(known, timeout=20, message=f"{agent_id} pushed to the other node")
-            phone_proc = register_phone(cluster, phones_node, phone)
+            phone_proc = register_phone(cluster.tmp, phones_node.env["CENTRALA_SIP_BIND"], phone)
 
             async def registered() -> bool:
                 assert phone_proc is not None and phone_proc.poll() is None, "SIPp phone ended"
@@ -173,7 +159,7 @@ async def test_a_caller_on_one_node_reaches_an_agent_whose_phone_is_on_the_other
             await ari.stop()
 
         # The agent logs in to the caller's node's instance: the ACD offers them the caller.
-        assert await login(served_by, agent_id) == 200
+        assert (await served_by.api("POST", f"/api/agents/{agent_id}/login"))[0] == 200
 
         async def connected() -> Call | None:
             async with sessions() as session:
@@ -212,7 +198,7 @@ async def test_a_caller_on_one_node_reaches_an_agent_whose_phone_is_on_the_other
                 await caller
         if served_by is not None:
             with contextlib.suppress(Exception):
-                await login(served_by, agent_id, "logout")
+                await served_by.api("POST", f"/api/agents/{agent_id}/logout")
         if phone_proc is not None:
             phone_proc.kill()
             phone_proc.wait(10)

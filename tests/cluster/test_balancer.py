@@ -6,15 +6,20 @@ back up, it gets its share again."""
 from __future__ import annotations
 
 import asyncio
+import random
 import subprocess
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
 
-from models.tables import Call
-from tests.cluster.conftest import BALANCER, CALLER, INFO_NUMBER, Cluster
+from core.enums import AgentRole
+from models.tables import Agent, Call
+from tests.cluster.conftest import BALANCER, CALLER, INFO_NUMBER, Cluster, Node
+from tests.cluster.topology import caller_scenario
+from tests.integration.conftest import _centrala
 from tests.support import wait_until
 
 
@@ -27,9 +32,10 @@ async def call_in(
     cluster.calls_placed += calls
     errors = cluster.tmp / f"sipp-errors-{cluster.calls_placed}.log"
     command = [
-        "sipp", f"{BALANCER}:5060", "-sn", "uac", "-s", INFO_NUMBER,
+        "sipp", f"{BALANCER}:5060", "-sf", str(caller_scenario(hold_ms, cluster.tmp)),
+        "-s", INFO_NUMBER,
         "-i", CALLER, "-p", "5060", "-m", str(calls), "-r", str(rate), "-l", str(calls),
-        "-d", str(hold_ms), "-timeout", "90s", "-timeout_error", "-nostdin",
+        "-timeout", "90s", "-timeout_error", "-nostdin",
         "-trace_err", "-error_file", str(errors),
     ]  # fmt: skip
     done = await asyncio.to_thread(
@@ -108,10 +114,53 @@ async def revive(cluster: Cluster, name: str) -> None:
     await wait_until(probed_up, timeout=30, message=f"the balancer sending to {name} again")
 
 
+async def manual_call_talking(node: Node, cluster: Cluster) -> tuple[str, Call]:
+    """An agent of the node's instance (a test phone that answers and stays on) calls a client
+    from the desk (a simulated person who talks for two minutes); returns the agent and the
+    call's row once they talk."""
+    agent_id = f"manual-{uuid.uuid4().hex[:6]}"
+    number = f"+38761{random.randrange(10**5, 10**6)}"
+    for command in (f"database put sim {number} person", f"database put sim {number}-talk 120"):
+        _centrala("pbx", "cli", command, env=node.env)
+    async with cluster.db.sessions() as session:
+        session.add(
+            Agent(
+                id=agent_id,
+                name="Manual",
+                role=AgentRole.AGENT,
+                endpoint=f"Local/{agent_id}@test-agent",
+                skills=[],
+            )
+        )
+        await session.commit()
+    assert (await node.api("POST", f"/api/agents/{agent_id}/login"))[0] == 200
+    status, placed = await node.api("POST", f"/api/agents/{agent_id}/call", {"number": number})
+    assert status == 202, placed
+
+    async def talking() -> Call | None:
+        async with cluster.db.sessions() as session:
+            row = await session.get(Call, placed["call_id"])
+            return row if row is not None and row.connected_at is not None else None
+
+    row = await wait_until(talking, timeout=30, message="the agent and the client talking")
+    return agent_id, row
+
+
+async def agent_status(node: Node, agent_id: str) -> str | None:
+    status, acd = await node.api("GET", "/api/acd")
+    assert status == 200, acd
+    agent = acd["agents"].get(agent_id)
+    return None if agent is None else str(agent["status"])
+
+
 async def test_a_dead_nodes_calls_are_closed_as_lost_when_it_went(cluster: Cluster) -> None:
-    """Callers on both nodes; node pbx1's Asterisk dies: its callers' rows are closed as
-    lost at the moment its owner lost the link (CENTRALA_NODE_DEAD_SECONDS after); the
-    other node's callers carry on and end as they do."""
+    """Callers on both nodes, and an agent talking to a client on node pbx1 (a manual call);
+    node pbx1's Asterisk dies: its calls' rows are closed at the moment its owner lost the
+    link (CENTRALA_NODE_DEAD_SECONDS after), the callers' as lost, the talk as answered, and
+    the agent is free again; the other node's callers carry on and end as they do."""
+    first = cluster.node("pbx1")
+    agent_id, manual = await manual_call_talking(first, cluster)
+    assert await agent_status(first, agent_id) == "on_call"
     since = datetime.now(UTC)
     calling = asyncio.create_task(call_in(cluster, 4, hold_ms=12_000, rate=20, check=False))
 
@@ -126,7 +175,6 @@ async def test_a_dead_nodes_calls_are_closed_as_lost_when_it_went(cluster: Clust
 
     opened = await wait_until(all_open, timeout=30, message="4 callers in the IVR")
     assert Counter(r.node for r in opened) == {"pbx1": 2, "pbx2": 2}
-    first = cluster.node("pbx1")
     killed = datetime.now(UTC)
     first.kill_asterisk()
     rows = await rows_since(cluster, since, 4)
@@ -140,8 +188,17 @@ async def test_a_dead_nodes_calls_are_closed_as_lost_when_it_went(cluster: Clust
             assert row.outcome is not None and row.outcome != "lost", row.outcome
             assert (row.ended_at - killed).total_seconds() > 5  # the callers' own hang-up
     await calling  # SIPp: the dead node's callers could not say goodbye
+    async with cluster.db.sessions() as session:
+        talked = await session.get(Call, manual.id)
+    assert talked is not None and talked.ended_at is not None, talked
+    assert (talked.outcome, talked.agent_id) == ("answered", agent_id)
+    assert talked.hangup_cause_text == "lost with its Asterisk node"
+    assert abs((talked.ended_at - killed).total_seconds()) < 1.5, (talked.ended_at, killed)
+    assert await agent_status(first, agent_id) == "available"
     assert first.serve is not None
-    assert any(line.get("event") == "pbx_gone" for line in first.serve.log_lines())
+    gone = [line for line in first.serve.log_lines() if line.get("event") == "pbx_gone"]
+    assert gone and gone[-1]["manual_calls_closed"] == 1, gone
+    assert (await first.api("POST", f"/api/agents/{agent_id}/logout"))[0] == 200
     await revive(cluster, "pbx1")
 
 

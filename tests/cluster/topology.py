@@ -22,6 +22,8 @@ COMPOSE = DOCKER / "compose.cluster.yaml"
 KAMAILIO_CFG = DOCKER / "kamailio" / "kamailio.cfg"
 DISPATCHER_LIST = DOCKER / "kamailio" / "dispatcher.list"
 CALLER = "127.0.0.13"
+# SIPp's caller: its 'uac' scenario routing the ACK and BYE as a real UA does (Record-Route).
+CALLER_SCENARIO = Path(__file__).parent / "sipp" / "caller.xml"
 INFO_NUMBER = "0800100200"
 # What the tests set otherwise than the deployment (besides where things live).
 LOCAL_ONLY = {"CENTRALA_NODE_DEAD_SECONDS": "3"}
@@ -70,6 +72,16 @@ def node_env(plan: NodePlan, root: Path, *, agi_secret: str, phones: str) -> dic
         **LOCAL_ONLY,
     )
     return env
+
+
+def caller_scenario(hold_ms: int, workdir: Path) -> Path:
+    """The SIPp caller's scenario, hanging up ``hold_ms`` after the answer (written into
+    ``workdir``: SIPp takes a recv's timeout only as written in the scenario)."""
+    path = workdir / f"caller-{hold_ms}.xml"
+    path.write_text(
+        CALLER_SCENARIO.read_text().replace('timeout="HOLD_MS"', f'timeout="{hold_ms}"')
+    )
+    return path
 
 
 def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:

@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from models.tables import Call
 from tests.integration.conftest import CallerLeg, Callers, Server, start_serve
 from tests.integration.test_infoline_paths import (
     Desk,
@@ -26,6 +29,7 @@ from tests.integration.test_restart import closed_count, row_of, wait_agents, wa
 from tests.support import free_port, wait_until
 
 QUEUE = "new_clients"
+GAP_CALLER = "+38761999340"
 README = Path(__file__).resolve().parents[2] / "README.md"
 # Where the test's instances must differ from the README's (its ports and directories).
 OWN_PER_TEST = {"CENTRALA_WEB_PORT", "CENTRALA_AGI_PORT", "CENTRALA_DATA_DIR"}
@@ -135,6 +139,15 @@ async def test_a_standby_takes_the_node_over_and_adopts_every_call(
         killed = time.monotonic()
         server.proc.send_signal(signal.SIGKILL)
         await asyncio.to_thread(server.proc.wait, 20)
+        # A caller while nobody owns the node gets the dialplan's last word (the apology),
+        # and hangs up: only Asterisk's CDR file tells of them, written before the takeover.
+        gap = await callers.place(caller_id=f'"Gap" <{GAP_CALLER}>')
+        await gap.wait_for("StasisStart", timeout=10)  # answered: the apology begins
+        await gap.hangup()
+        await gap.wait_for("StasisEnd", timeout=10)
+        assert standby.proc.poll() is None and not (await standby.status())[1].get("ari", {}).get(
+            "connected"
+        ), "the gap's caller must be gone before the takeover"
         ready = await standby.wait_ready(timeout=30)
         took = time.monotonic() - killed
         assert took <= 15, f"the node was taken over in {took:.1f} s"
@@ -149,6 +162,14 @@ async def test_a_standby_takes_the_node_over_and_adopts_every_call(
             names = await bridged_with(callers, call)
             assert len(names) == 2 and any(agent_of[call.id] in n for n in names), names
         await wait_agents(desk, {ana: "on_call", ben: "on_call"})
+
+        # The new owner reads the node's CDR from where the owner stopped: that caller too.
+        async def gap_recorded() -> Call | None:
+            async with standby.db.sessions() as session:
+                return await session.scalar(select(Call).where(Call.caller_number == GAP_CALLER))
+
+        gap_row = await wait_until(gap_recorded, timeout=30, message="the gap's caller recorded")
+        assert (gap_row.handler, gap_row.node, gap_row.outcome) == ("pbx", node, "unserved")
 
         # The IVR goes on under the new owner; the queue kept its order.
         for call in in_ivr:

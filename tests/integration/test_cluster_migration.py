@@ -1,6 +1,7 @@
-"""Migration 0027 (several instances: the nodes' leases and the instances' heartbeats) on
-SQLite and PostgreSQL: the tables there after an upgrade; a downgrade to 0026 drops them and
-keeps the clients; an upgrade brings them back, and a lease taken works again. The calls'
+"""Migrations 0027 (several instances: the nodes' leases and the instances' heartbeats) and
+0028 (each node's place in its CDR file) on SQLite and PostgreSQL: the tables there after an
+upgrade; a downgrade to 0027 drops the CDR's place and keeps the lease, to 0026 drops them
+and keeps the clients; an upgrade brings them back, and a lease taken works again. The calls'
 and campaign contacts' node columns come and go with them."""
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from models.tables import Client
 from tests.conftest import Database
 
 TABLES = {"pbx_nodes", "instances", "calls.node", "campaign_contacts.node"}
+CURSOR = {"pbx_nodes.cdr_inode", "pbx_nodes.cdr_offset"}
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
 
 def _tables(conn: Connection) -> set[str]:
     found = inspect(conn)
     names = set(found.get_table_names())
-    for table in ("calls", "campaign_contacts"):
-        names |= {f"{table}.{c['name']}" for c in found.get_columns(table)}
-    return names & TABLES
+    for table in ("calls", "campaign_contacts", "pbx_nodes"):
+        if table in names:
+            names |= {f"{table}.{c['name']}" for c in found.get_columns(table)}
+    return names & (TABLES | CURSOR)
 
 
 async def _now(database: Database) -> set[str]:
@@ -43,15 +46,24 @@ async def test_the_lease_tables_come_and_go_with_0027(database: Database) -> Non
     async with database.sessions() as session, session.begin():
         session.add(Client(external_id="mig-0027", name="Mig"))
     assert await store.take(database.sessions, "pbx1", "a", None, NOW)
-    assert await _now(database) == TABLES
+    assert await store.save_cdr_cursor(database.sessions, "pbx1", "a", 7, 120)
+    assert await _now(database) == TABLES | CURSOR
     await database.engine.dispose()  # no pooled connection holds the tables during DDL
     config = alembic_config(database.url)
+    # 0028 down: the CDR's place goes, the lease stays.
+    await asyncio.to_thread(command.downgrade, config, "0027")
+    assert await _now(database) == TABLES
+    await database.engine.dispose()
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await store.cdr_cursor(database.sessions, "pbx1") is None
+    assert await store.lease_of(database.sessions, "pbx1") is not None
+    await database.engine.dispose()
     await asyncio.to_thread(command.downgrade, config, "0026")
     assert await _now(database) == set()
     assert await _clients(database) == 1
     await database.engine.dispose()
     await asyncio.to_thread(command.upgrade, config, "head")
-    assert await _now(database) == TABLES
+    assert await _now(database) == TABLES | CURSOR
     assert await store.lease_of(database.sessions, "pbx1") is None  # dropped with its table
     assert await store.take(database.sessions, "pbx1", "b", None, NOW)
     assert await store.lease_of(database.sessions, "pbx1") == Lease("b", 1)

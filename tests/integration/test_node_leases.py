@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
+from ari_app.cdr import CdrFile, Cursor, NewRecords, NodeCursor
 from core.cluster import Lease, Move
 from models import cluster as store
 from models.calllog import CallLog
@@ -188,3 +191,35 @@ async def test_a_stop_with_the_database_away_does_not_wait_to_release() -> None:
         assert not owner.owned.is_set() and clock.lost == []
     finally:
         await engine.dispose()
+
+
+async def test_the_cdr_read_so_far_is_the_nodes_and_only_its_owner_moves_it(
+    database: Database, tmp_path: Path
+) -> None:
+    """The standby that takes a node over reads its CDR file from where the owner stopped
+    (the calls that heard the apology while nobody owned the node are recorded too), and an
+    owner taken over while frozen moves nobody's place."""
+    cdr = tmp_path / "centrala.csv"
+    cdr.write_text("")
+    assert await store.take(database.sessions, "pbx1", "a", None, STARTED)
+    first = CdrFile(cdr, NodeCursor(database.sessions, "pbx1", "a"))
+    assert await first.read_new() == NewRecords([], Cursor(cdr.stat().st_ino, 0), 0)
+    assert await store.cdr_cursor(database.sessions, "pbx1") == (cdr.stat().st_ino, 0)
+    with cdr.open("a") as f:
+        f.write("one record's line, not ours\n")
+    found = await first.read_new()
+    assert found is not None and found.rejected == 1
+    await first.done(found.cursor)
+    at = (cdr.stat().st_ino, cdr.stat().st_size)
+    assert await store.cdr_cursor(database.sessions, "pbx1") == at
+    # Taken over: the new owner starts where "a" stopped, and "a" can no longer move it.
+    lease = await store.lease_of(database.sessions, "pbx1")
+    assert await store.take(database.sessions, "pbx1", "b", lease, STARTED)
+    with cdr.open("a") as f:
+        f.write("a line written while nobody owned the node\n")
+    second = CdrFile(cdr, NodeCursor(database.sessions, "pbx1", "b"))
+    found = await second.read_new()
+    assert found is not None and found.rejected == 1  # that line, not the first one again
+    with pytest.raises(RuntimeError, match="no longer ours"):
+        await first.done(Cursor(cdr.stat().st_ino, 0))
+    assert await store.cdr_cursor(database.sessions, "pbx1") == at

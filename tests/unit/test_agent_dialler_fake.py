@@ -407,3 +407,34 @@ async def test_a_restart_right_after_the_connect_keeps_the_talking_caller(
         assert (contact.status, contact.last_outcome, contact.attempts) == ("done", "connected", 1)
         assert await session.get(DoNotCall, "+38761000031") is None
     await restarted.stop()
+
+
+@pytest.mark.parametrize("talking", [True, False])
+async def test_a_dead_nodes_call_ends_when_its_link_went_and_the_agent_is_free(
+    rig: Rig, talking: bool
+) -> None:
+    """The node's Asterisk died: a call talking to the agent ends connected, one still
+    ringing ends unanswered (its contact left to the campaign's retry rules), either at the
+    moment the link was lost (not when someone noticed), the agent freed."""
+    await rig.campaign("+38761000041", mode="progressive")
+    channel = await rig.place()
+    if talking:
+        rig.ari.pick_up(channel)
+        await rig.settle()
+        assert (await rig.row(channel)).connected_at is not None
+    rig.ari.disconnect()
+    lost_at = datetime.now(UTC).replace(microsecond=0)
+
+    assert await rig.app.pbx_gone(lost_at) == 1
+    await rig.settle()
+    assert rig.app.calls == {}
+    row = await rig.row(channel)
+    assert row.ended_at is not None and row.ended_at.replace(tzinfo=UTC) == lost_at
+    assert row.hangup_cause_text == "lost with its Asterisk node"
+    assert (row.outcome == "connected") is talking and (row.agent_id == AGENT) is talking
+    # Freed: to write the talk up, or at once (held only while it rang).
+    assert rig.acd.agent(AGENT).status.value == ("wrap_up" if talking else "available")
+    async with rig.store.sessions() as session:
+        contact = await session.scalar(select(CampaignContact))
+    assert contact is not None and contact.attempts == 1
+    assert contact.status == ("done" if talking else "pending")  # retried later by the rules
