@@ -35,11 +35,15 @@ from infoline_load import REPO, Serve, log
 from nodes_load import node_envs, node_list, start_balancer, start_nodes, stop_nodes
 from sqlalchemy import select
 
-from core.enums import AgentRole
 from models.db import create_engine, session_factory
 from models.flows import apply_flow
-from models.tables import Agent, Call, Queue, QueueMember
-from tests.cluster.test_agent_across_nodes import flow, register_phone, straight_to_an_operator
+from models.tables import Call
+from tests.cluster.test_agent_across_nodes import (
+    flow,
+    operator,
+    register_phone,
+    straight_to_an_operator,
+)
 from tests.cluster.topology import (
     BALANCER,
     CALLER,
@@ -81,18 +85,7 @@ async def prepare(url: str, agent_id: str) -> None:
     try:
         sessions = session_factory(engine)
         await apply_flow(sessions, flow(straight_to_an_operator))
-        async with sessions() as session:
-            queues = list(await session.scalars(select(Queue)))
-            session.add(
-                Agent(
-                    id=agent_id,
-                    name="Bench Agent",
-                    role=AgentRole.AGENT,
-                    skills=[],
-                    memberships=[QueueMember(queue_id=q.id) for q in queues],
-                )
-            )
-            await session.commit()
+        await operator(sessions, agent_id, "Bench Agent")
     finally:
         await engine.dispose()
 

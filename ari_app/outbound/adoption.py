@@ -14,7 +14,7 @@ import structlog
 from ari_app.ari import ARINotFound
 from ari_app.outbound.calls import HANDLER, ManualCall, OutboundCalls
 from core.acd import ACDError
-from models.calllog import now
+from models.calllog import LiveRow, now
 
 log = structlog.get_logger(__name__)
 NODE_GONE = "lost with its Asterisk node"
@@ -41,14 +41,10 @@ class OutboundApp(OutboundCalls):
         known = {c.call_id: c for c in self.calls.values()}
         for row in rows:
             with structlog.contextvars.bound_contextvars(call_id=row.call_id):
-                call = known.get(row.call_id) or self._rebuild(row.call_id, row.state)
-                if call is None:
-                    await self.calllog.close(
-                        row.call_id, at=now(), cause=None, cause_text=None, outcome="lost"
-                    )
-                    continue
-                async with call.lock:
-                    await self._resync(call)
+                call = await self._call_of(row, known, now(), None)
+                if call is not None:
+                    async with call.lock:
+                        await self._resync(call)
 
     async def pbx_gone(self, at: datetime) -> int:
         """Asterisk is gone (its node died): every manual call on it is over, closed at
@@ -59,11 +55,8 @@ class OutboundApp(OutboundCalls):
         known = {c.call_id: c for c in self.calls.values()}
         for row in rows:
             with structlog.contextvars.bound_contextvars(call_id=row.call_id):
-                call = known.get(row.call_id) or self._rebuild(row.call_id, row.state)
+                call = await self._call_of(row, known, at, NODE_GONE)
                 if call is None:
-                    await self.calllog.close(
-                        row.call_id, at=at, cause=None, cause_text=NODE_GONE, outcome="lost"
-                    )
                     continue
                 async with call.lock:
                     result = "answered" if call.connected_at is not None else "lost"
@@ -72,6 +65,18 @@ class OutboundApp(OutboundCalls):
                     self.by_channel.pop(channel, None)
                 self.calls.pop(call.key, None)
         return len(rows)
+
+    async def _call_of(
+        self, row: LiveRow, known: dict[str, ManualCall], at: datetime, text: str | None
+    ) -> ManualCall | None:
+        """The live row's call, held or rebuilt from its saved state; None (and the row
+        closed as lost at ``at``) when its state cannot be read."""
+        call = known.get(row.call_id) or self._rebuild(row.call_id, row.state)
+        if call is None:
+            await self.calllog.close(
+                row.call_id, at=at, cause=None, cause_text=text, outcome="lost"
+            )
+        return call
 
     def _rebuild(self, call_id: str, state: dict[str, Any] | None) -> ManualCall | None:
         saved = (state or {}).get("manual")

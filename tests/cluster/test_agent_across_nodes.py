@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_app.ari import ARIClient, ARINotFound
 from centrala.settings import Settings
@@ -44,6 +45,22 @@ def flow(edit: Callable[[dict[str, Any]], None] | None = None) -> Flow:
     if edit is not None:
         edit(data)
     return Flow.model_validate(data)
+
+
+async def operator(sessions: async_sessionmaker[AsyncSession], agent_id: str, name: str) -> None:
+    """An agent in every queue, with no phone yet."""
+    async with sessions() as session:
+        queues = list(await session.scalars(select(Queue)))
+        session.add(
+            Agent(
+                id=agent_id,
+                name=name,
+                role=AgentRole.AGENT,
+                skills=[],
+                memberships=[QueueMember(queue_id=q.id) for q in queues],
+            )
+        )
+        await session.commit()
 
 
 def straight_to_an_operator(data: dict[str, Any]) -> None:
@@ -101,19 +118,7 @@ async def test_a_caller_on_one_node_reaches_an_agent_whose_phone_is_on_the_other
     caller: asyncio.Task[str] | None = None
     served_by: Node | None = None
     try:
-        async with sessions() as session:
-            queues = list(await session.scalars(select(Queue)))
-            session.add(
-                Agent(
-                    id=agent_id,
-                    name="Ana Across",
-                    role=AgentRole.AGENT,
-                    endpoint=None,
-                    skills=[],
-                    memberships=[QueueMember(queue_id=q.id) for q in queues],
-                )
-            )
-            await session.commit()
+        await operator(sessions, agent_id, "Ana Across")
 
         # A caller through the balancer, holding on in the queue: on which node?
         since = datetime.now(UTC)
