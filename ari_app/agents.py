@@ -151,6 +151,14 @@ class AgentDesk:
         endpoint = endpoint or default_endpoint
         if not endpoint:
             raise AgentDeskError("no_endpoint", f"agent {agent_id!r} has no phone", 422)
+        # One ACD per node's instance: an agent in two would be offered two callers at once.
+        elsewhere = await self.crm.logged_in_elsewhere(agent_id)
+        if elsewhere is not None:
+            raise AgentDeskError(
+                "logged_in_elsewhere",
+                f"agent {agent_id!r} is logged in on node {elsewhere}: log out there first",
+                409,
+            )
         if mode is AgentMode.NAILED:
             if agent_id in self.nailed:
                 return

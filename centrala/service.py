@@ -49,7 +49,7 @@ from dialplan.validate import load_flow
 from models.calllog import CallLog
 from models.campaigns import CampaignStore
 from models.crm import CRM
-from models.db import create_engine, is_outage, session_factory, upgrade_async
+from models.db import create_engine, is_outage, session_factory, setup_lock, upgrade_async
 from models.dialler import DiallerStore
 from models.flows import active_flow, apply_flow
 from models.journal import WriteJournal
@@ -145,6 +145,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     # the database (models/snapshot.py).
     snapshot = Snapshot(settings.data_dir / "snapshot.json")
     app[CRM_KEY] = CRM(sessions, snapshot=snapshot, writer=calllog)
+    app[CRM_KEY].node = settings.node
     app[SURVEYS] = SurveyLog(sessions, calllog=calllog, crm=app[CRM_KEY])
     app[CAMPAIGNS] = CampaignStore(sessions, settings.node)
     ready = app[DB_READY] = asyncio.Event()
@@ -179,15 +180,17 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def prepare_database(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
-    """Migrations, and what a fresh install needs (the shipped flow and surveys)."""
-    if settings.migrate_on_start:
-        await upgrade_async(settings.effective_database_url)
-    if await active_flow(sessions, "infoline") is None:
-        # A fresh install speaks the shipped flow until an admin applies their own.
-        flow = load_flow(settings.flow_file.read_text(), str(settings.flow_file))
-        version = await apply_flow(sessions, flow, created_by="serve (fresh install)")
-        log.info("flow_applied", flow=flow.name, version=version, file=str(settings.flow_file))
-    await apply_missing_surveys(settings, sessions)
+    """Migrations, and what a fresh install needs (the shipped flow and surveys): by one
+    instance at a time (several may start together on a fresh database)."""
+    async with setup_lock(settings.effective_database_url):
+        if settings.migrate_on_start:
+            await upgrade_async(settings.effective_database_url)
+        if await active_flow(sessions, "infoline") is None:
+            # A fresh install speaks the shipped flow until an admin applies their own.
+            flow = load_flow(settings.flow_file.read_text(), str(settings.flow_file))
+            version = await apply_flow(sessions, flow, created_by="serve (fresh install)")
+            log.info("flow_applied", flow=flow.name, version=version, file=str(settings.flow_file))
+        await apply_missing_surveys(settings, sessions)
 
 
 async def _wait_for_database(

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -28,6 +28,7 @@ from models.tables import (
     Client,
     ConfigGeneration,
     FlowVersion,
+    PbxNode,
     Queue,
 )
 
@@ -59,6 +60,8 @@ class CRM:
         writer: SessionWriter | None = None,
     ) -> None:
         self.sessions = sessions
+        # Several nodes: this instance's node; its agents' sessions are that node's.
+        self.node: str | None = None
         # What the call path read last, served while the database is away; kept on disk
         # too, for a process that starts while it is away (models.snapshot).
         self.snapshot = snapshot or Snapshot()
@@ -216,6 +219,7 @@ class CRM:
             nailed_channel=nailed_channel,
             nailed_bridge=nailed_bridge,
             logged_in_at=datetime.now(UTC).isoformat(),
+            node=self.node,
         )
         await self._session_write(
             {"op": "agent_session", "action": "save", "row": asdict(row), "agent_id": agent_id}
@@ -248,6 +252,29 @@ class CRM:
             await apply_agent_state(session, op, False)
             await session.commit()
 
+    async def logged_in_elsewhere(self, agent_id: str) -> str | None:
+        """The other node whose instance holds the agent's log-in while that node has an
+        owner (None: nowhere else, or a node nobody owns, whose log-in this one takes over;
+        or the database away, when nobody can tell)."""
+        if self.node is None:
+            return None
+        try:
+            async with self.sessions() as session:
+                row = (
+                    await session.execute(
+                        select(AgentSession.node, PbxNode.owner)
+                        .join(PbxNode, PbxNode.name == AgentSession.node)
+                        .where(AgentSession.agent_id == agent_id)
+                    )
+                ).first()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return None
+        if row is None or row[0] == self.node or row[1] is None:
+            return None
+        return str(row[0])
+
     async def agent_sessions(self) -> list[SessionRow]:
         """Who is logged in, for a restarted process: the database once what the journal
         holds is in it; with the database away, as this process (or the one before) last
@@ -255,10 +282,13 @@ class CRM:
         try:
             if self.writer is not None:
                 await self.writer.settle()
-            async with self.sessions() as session:
-                rows = list(
-                    await session.scalars(select(AgentSession).order_by(AgentSession.agent_id))
+            query = select(AgentSession).order_by(AgentSession.agent_id)
+            if self.node is not None:  # another node's agents are its instance's
+                query = query.where(
+                    or_(AgentSession.node == self.node, AgentSession.node.is_(None))
                 )
+            async with self.sessions() as session:
+                rows = list(await session.scalars(query))
         except Exception as exc:
             if not is_outage(exc):
                 raise
@@ -276,6 +306,7 @@ class CRM:
                 nailed_channel=r.nailed_channel,
                 nailed_bridge=r.nailed_bridge,
                 logged_in_at=iso(r.logged_in_at),
+                node=r.node,
             )
             for r in rows
         ]
@@ -305,6 +336,7 @@ async def apply_agent_session(session: AsyncSession, op: dict[str, Any], replay:
                 logged_in_at=datetime.fromisoformat(logged_in_at)
                 if logged_in_at
                 else datetime.now(UTC),
+                node=row.get("node"),
             )
         )
         await session.flush()

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:  # alembic (with mako and pygments) costs every command a third of a second
     from alembic.config import Config
@@ -82,6 +86,44 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 async def upgrade_async(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, url, revision)
+
+
+# PostgreSQL advisory lock key of the set-up (b"centrala" as a number): one instance at a time.
+SETUP_LOCK = int.from_bytes(b"centrala", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@contextlib.asynccontextmanager
+async def setup_lock(url: str) -> AsyncIterator[None]:
+    """One instance at a time migrates and fills a fresh database: several `serve`s started
+    together on it would otherwise race to create the same tables (and the second one fail).
+    PostgreSQL: a session advisory lock, gone with its connection if the holder dies. SQLite
+    (one host): an exclusive lock on a file beside the database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SETUP_LOCK})
+                try:
+                    yield
+                finally:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SETUP_LOCK})
+        finally:
+            await engine.dispose()
+        return
+    db = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        yield
+        return
+    fd = os.open(f"{db}.setup-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 # SQLSTATEs of a server that is away: class 08 (connection exception), and the server

@@ -47,6 +47,7 @@ class SessionRow:
     nailed_channel: str | None = None
     nailed_bridge: str | None = None
     logged_in_at: str | None = None  # ISO 8601
+    node: str | None = None  # the node whose instance holds it (several nodes)
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,7 @@ def _session_json(row: SessionRow) -> dict[str, Any]:
         "nailed_channel": row.nailed_channel,
         "nailed_bridge": row.nailed_bridge,
         "logged_in_at": row.logged_in_at,
+        "node": row.node,
     }
 
 

@@ -156,6 +156,8 @@ class AgentSession(Base):
     nailed_channel: Mapped[str | None] = mapped_column(String(64))
     nailed_bridge: Mapped[str | None] = mapped_column(String(64))
     logged_in_at: Mapped[datetime]
+    # Several nodes: the node whose instance holds the log-in (None: one instance).
+    node: Mapped[str | None] = mapped_column(String(64))
 
 
 class AgentState(Base):

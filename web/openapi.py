@@ -757,7 +757,8 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/api/agents/{agent_id}/login": {
             "post": _op(
-                "log an agent in (their phone: endpoint, or their default)",
+                "log an agent in (their phone: endpoint, or their default; 409 "
+                "logged_in_elsewhere: on another node's instance, while that node is owned)",
                 body={"endpoint": _S, "mode": {"enum": ["per_call", "nailed"]}},
             )
         },

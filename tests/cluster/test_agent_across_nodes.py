@@ -165,6 +165,10 @@ async def test_a_caller_on_one_node_reaches_an_agent_whose_phone_is_on_the_other
 
         # The agent logs in to the caller's node's instance: the ACD offers them the caller.
         assert (await served_by.api("POST", f"/api/agents/{agent_id}/login"))[0] == 200
+        # One ACD per node's instance: the other node's instance will not log them in too.
+        status, refused = await phones_node.api("POST", f"/api/agents/{agent_id}/login")
+        assert (status, refused["error_id"]) == (409, "logged_in_elsewhere"), refused
+        assert served_by.plan.name in refused["message"]
 
         async def connected() -> Call | None:
             async with sessions() as session:

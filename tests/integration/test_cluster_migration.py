@@ -1,6 +1,7 @@
-"""Migrations 0027 (several instances: the nodes' leases and the instances' heartbeats) and
-0028 (each node's place in its CDR file) on SQLite and PostgreSQL: the tables there after an
-upgrade; a downgrade to 0027 drops the CDR's place and keeps the lease, to 0026 drops them
+"""Migrations 0027 (several instances: the nodes' leases and the instances' heartbeats), 0028
+(each node's place in its CDR file) and 0029 (the node of each agent's log-in) on SQLite and
+PostgreSQL: the tables there after an upgrade; a downgrade to 0027 drops the CDR's place and
+the log-ins' nodes and keeps the lease, to 0026 drops them
 and keeps the clients; an upgrade brings them back, and a lease taken works again. The calls'
 and campaign contacts' node columns come and go with them."""
 
@@ -19,14 +20,14 @@ from models.tables import Client
 from tests.conftest import Database
 
 TABLES = {"pbx_nodes", "instances", "calls.node", "campaign_contacts.node"}
-CURSOR = {"pbx_nodes.cdr_inode", "pbx_nodes.cdr_offset"}
+CURSOR = {"pbx_nodes.cdr_inode", "pbx_nodes.cdr_offset", "agent_sessions.node"}
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
 
 def _tables(conn: Connection) -> set[str]:
     found = inspect(conn)
     names = set(found.get_table_names())
-    for table in ("calls", "campaign_contacts", "pbx_nodes"):
+    for table in ("calls", "campaign_contacts", "pbx_nodes", "agent_sessions"):
         if table in names:
             names |= {f"{table}.{c['name']}" for c in found.get_columns(table)}
     return names & (TABLES | CURSOR)
@@ -50,7 +51,7 @@ async def test_the_lease_tables_come_and_go_with_0027(database: Database) -> Non
     assert await _now(database) == TABLES | CURSOR
     await database.engine.dispose()  # no pooled connection holds the tables during DDL
     config = alembic_config(database.url)
-    # 0028 down: the CDR's place goes, the lease stays.
+    # 0029 and 0028 down: the agents' nodes and the CDR's place go, the lease stays.
     await asyncio.to_thread(command.downgrade, config, "0027")
     assert await _now(database) == TABLES
     await database.engine.dispose()

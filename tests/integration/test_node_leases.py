@@ -15,11 +15,13 @@ from sqlalchemy import select
 
 from ari_app.cdr import CdrFile, Cursor, NewRecords, NodeCursor
 from core.cluster import Lease, Move
+from core.enums import AgentRole
 from models import cluster as store
 from models.calllog import CallLog
 from models.cluster import InstanceSeen
+from models.crm import CRM
 from models.db import create_engine, session_factory
-from models.tables import Call, Direction
+from models.tables import Agent, AgentSession, Call, Direction
 from tests.conftest import Database
 from tests.support import free_port
 from usecases.cluster import NodeKeeper
@@ -223,3 +225,32 @@ async def test_the_cdr_read_so_far_is_the_nodes_and_only_its_owner_moves_it(
     with pytest.raises(RuntimeError, match="no longer ours"):
         await first.done(Cursor(cdr.stat().st_ino, 0))
     assert await store.cdr_cursor(database.sessions, "pbx1") == at
+
+
+async def test_an_agents_log_in_is_its_nodes_and_another_node_refuses_it_while_owned(
+    database: Database,
+) -> None:
+    """Each node's instance runs its own ACD: a restarted instance logs in again only its own
+    node's agents, and an agent logged in on a node that has an owner cannot log in on
+    another (two ACDs would offer them two callers at once); once that node is released,
+    the log-in may move."""
+    async with database.sessions() as session, session.begin():
+        session.add(Agent(id="ana-n", name="Ana", role=AgentRole.AGENT))
+    first, second = CRM(database.sessions), CRM(database.sessions)
+    first.node, second.node = "pbx1", "pbx2"
+    assert await store.take(database.sessions, "pbx1", "a", None, STARTED)
+    assert await second.logged_in_elsewhere("ana-n") is None  # nowhere yet
+    await first.save_agent_session("ana-n", endpoint="PJSIP/ana-n", mode="per_call")
+    assert [r.agent_id for r in await first.agent_sessions()] == ["ana-n"]
+    assert [r.node for r in await first.agent_sessions()] == ["pbx1"]
+    assert await second.agent_sessions() == []  # not pbx2's to log in again
+    assert await first.logged_in_elsewhere("ana-n") is None  # its own node
+    assert await second.logged_in_elsewhere("ana-n") == "pbx1"
+    assert await store.release(database.sessions, "pbx1", "a", STARTED)
+    assert await second.logged_in_elsewhere("ana-n") is None  # nobody holds pbx1
+    # A log-in from before several nodes (no node) is anyone's to take up.
+    async with database.sessions() as session, session.begin():
+        row = await session.get(AgentSession, "ana-n")
+        assert row is not None
+        row.node = None
+    assert [r.agent_id for r in await second.agent_sessions()] == ["ana-n"]
