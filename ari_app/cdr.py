@@ -92,16 +92,23 @@ class FileCursor:
 
 
 class NodeCursor:
-    """The cursor on the node's row (several instances): written only by the node's owner."""
+    """The cursor on the node's row (several instances): written only by the node's owner.
+    Read from the row once (the owner before us got there); from then on only our saves move
+    it, so it is kept in memory too (no read per pass, and none needed with the database
+    away)."""
 
     def __init__(self, sessions: cluster_store.Sessions, node: str, instance: str) -> None:
         self.sessions, self.node, self.instance = sessions, node, instance
+        self._known: Cursor | None = None
 
     async def load(self) -> Cursor | None:
-        found = await cluster_store.cdr_cursor(self.sessions, self.node)
-        return None if found is None else Cursor(*found)
+        if self._known is None:
+            found = await cluster_store.cdr_cursor(self.sessions, self.node)
+            self._known = None if found is None else Cursor(*found)
+        return self._known
 
     async def save(self, cursor: Cursor) -> None:
+        self._known = cursor
         if not await cluster_store.save_cdr_cursor(
             self.sessions, self.node, self.instance, cursor.inode, cursor.offset
         ):
