@@ -23,7 +23,7 @@ from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from core.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
 from core.agent_report import state_of
 from core.errors import AgentDeskError
-from core.sip import agent_ring
+from core.sip_nodes import agent_ring
 from models.crm import CRM
 from models.snapshot import SessionRow
 

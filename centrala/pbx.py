@@ -42,13 +42,12 @@ from core.sip import (
     TLS_CERT,
     TLS_KEY,
     check_hostport,
-    render_node_dialplan,
-    render_node_trunks,
     render_numbers,
     render_rtp,
     render_transports,
     render_trunks,
 )
+from core.sip_nodes import render_node_dialplan, render_node_trunks
 from core.softphone import TLS_CERT_FILE, TLS_KEY_FILE, render_http_tls
 
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-config", "asterisk-core-sounds-en")

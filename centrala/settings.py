@@ -36,11 +36,11 @@ from core.sip import (
     MediaEncryption,
     SipNetwork,
     Trunk,
-    check_nodes,
     check_sip,
     numbers,
     outbound_dial,
 )
+from core.sip_nodes import check_nodes
 from core.softphone import check_softphone_tls, default_ws_url
 from dialplan.model import Calendar
 

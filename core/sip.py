@@ -39,6 +39,9 @@ TRUNK_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 # Asterisk object names and SIP user parts: nothing that means something in a dial string
 # (``/``, ``@``, ``,``), in a config file (``;``, ``[``, ``]``, ``=``) or in a URI.
 ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Several nodes: each other node is a trunk named this + its name (core/sip_nodes.py), so no
+# trunk or phone may take such a name.
+NODE_TRUNK_PREFIX = "node-"
 DID = r"^\+?[0-9]{2,20}$"
 # Values written into pjsip.conf: a ';' starts a comment there, brackets open sections.
 _CONFIG_UNSAFE = re.compile(r"[;\[\]\r\n\0\"]")
@@ -492,85 +495,3 @@ def phone_objects(
 
 def phone_dial(endpoint: str) -> str:
     return f"PJSIP/{endpoint}"
-
-
-# ---- several nodes: an agent's phone wherever it is registered ---------------------------------
-
-# Each other node is a trunk named NODE_TRUNK_PREFIX + its name (phones may not take such names).
-NODE_TRUNK_PREFIX = "node-"
-AGENT_PHONE_CONTEXT = "agent-phone"
-_PHONE_ON_FILE = re.compile(r"^PJSIP/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
-
-
-def check_nodes(nodes: dict[str, str], node: str | None) -> list[str]:
-    """What is wrong with the cluster's list of nodes (name -> SIP host:port) for ``node``."""
-    problems = []
-    for name, address in nodes.items():
-        if not ENDPOINT_NAME.match(name):
-            problems.append(f"CENTRALA_NODES: {name!r} is not a node name")
-        try:
-            check_hostport(address)
-        except ValueError as exc:
-            problems.append(f"CENTRALA_NODES[{name}]: {exc}")
-    if nodes and node not in nodes:
-        problems.append(f"CENTRALA_NODES lists the cluster's nodes: this node ({node}) is not one")
-    return problems
-
-
-def agent_ring(endpoint: str, *, anywhere: bool) -> str:
-    """The dial string that rings an agent's phone on file (``endpoint``). On several nodes
-    (``anywhere``) a desk phone (PJSIP/NAME) may be registered on any node: the node's
-    [agent-phone] context rings it here or on the node where it is (nodes.conf). ``/n``: the
-    Local channel stays in our bridge (optimised away, the agent's leg would seem to hang up)."""
-    found = _PHONE_ON_FILE.match(endpoint) if anywhere else None
-    return f"Local/{found[1]}@{AGENT_PHONE_CONTEXT}/n" if found else endpoint
-
-
-def render_node_trunks(nodes: dict[str, str], node: str | None) -> str:
-    """pjsip_nodes.conf: a trunk to each other node (known by its address; calls from it
-    enter [from-nodes])."""
-    out = []
-    for name, address in sorted(nodes.items()):
-        if name == node:
-            continue
-        trunk = NODE_TRUNK_PREFIX + name
-        host = check_hostport(address)[0]
-        out.append(
-            f"[{trunk}](node-endpoint)\naors = {trunk}\n\n"
-            f"[{trunk}](trunk-aor)\ncontact = sip:{address}\n\n"
-            f"[{trunk}](trunk-identify)\nendpoint = {trunk}\nmatch = {host}\n"
-        )
-    return "\n".join(out) if out else "; one node: no other node to reach (CENTRALA_NODES)\n"
-
-
-def render_node_dialplan(nodes: dict[str, str], node: str | None) -> str:
-    """nodes.conf: [agent-phone] rings an agent's phone registered here, or else asks every
-    other node at once (a node without it refuses, the node with it rings it); [from-nodes]
-    rings only a phone registered here, never onward, so no call goes round the nodes."""
-    others = [NODE_TRUNK_PREFIX + name for name in sorted(nodes) if name != node]
-    away = "&".join(f"PJSIP/${{EXTEN}}@{trunk}" for trunk in others)
-    # The name is checked again here: a Dial() string must not be built from anything else.
-    valid = '$[${REGEX("^[A-Za-z0-9][A-Za-z0-9_.-]*$" ${EXTEN})}]'
-    onward = (
-        f" same => n(away),Dial({away})\n same => n,Hangup()\n"
-        if others
-        else " same => n(away),Hangup(1)\n"
-    )
-    here = (
-        f" same => n,GotoIf({valid}?:refuse)\n"
-        " same => n,Set(HERE=${PJSIP_DIAL_CONTACTS(${EXTEN})})\n"
-        ' same => n,GotoIf($["${HERE}" = ""]?away)\n'
-        " same => n,Dial(${HERE})\n"
-        " same => n,Hangup()\n"
-    )
-    return (
-        f"[{AGENT_PHONE_CONTEXT}]\n"
-        "exten => _[A-Za-z0-9]!,1,NoOp(Agent's phone ${EXTEN})\n"
-        + here
-        + onward
-        + " same => n(refuse),Hangup(1)\n\n"
-        "[from-nodes]\n"
-        "exten => _[A-Za-z0-9]!,1,NoOp(Another node rings the agent's phone ${EXTEN})\n"
-        + here
-        + " same => n(away),Hangup(1)\n same => n(refuse),Hangup(1)\n"
-    )

@@ -14,17 +14,15 @@ from centrala.settings import Settings, settings_problems
 from core.sip import (
     SipNetwork,
     Trunk,
-    agent_ring,
     check_phone_name,
     check_sip,
     phone_digest,
     phone_objects,
-    render_node_dialplan,
-    render_node_trunks,
     render_numbers,
     render_transports,
     render_trunks,
 )
+from core.sip_nodes import agent_ring, render_node_dialplan, render_node_trunks
 
 IP_TRUNK: dict[str, Any] = {
     "name": "carrier",
