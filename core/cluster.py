@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# What a call row says of a call closed because its Asterisk node died (every app's calls).
+NODE_GONE = "lost with its Asterisk node"
+
 
 @dataclass(frozen=True)
 class Lease:

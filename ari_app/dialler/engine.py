@@ -35,6 +35,7 @@ from ari_app.dispatch import event_channel, run_call_step
 from ari_app.trunks import TrunkGate
 from core.acd import ACD, ACDError, AgentMode, AgentStatus
 from core.callbacks import callbacks_first
+from core.cluster import NODE_GONE
 from core.dialler import CampaignKind, DiallerMode, PreviewError, in_schedule, outbound_allowed
 from core.outbound import OutboundRefused
 from core.pacing import AgentActivity, AgentState, Pacer, PacingSettings, Placed, Tally
@@ -46,7 +47,6 @@ from models.outbound import OutboundStore
 from models.tables import Direction
 
 log = structlog.get_logger(__name__)
-NODE_GONE = "lost with its Asterisk node"
 
 _ACTIVITY = {
     AgentStatus.LOGGED_OUT: AgentActivity.LOGGED_OUT,

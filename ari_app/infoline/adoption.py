@@ -19,6 +19,7 @@ from ari_app.infoline.session import (
 from core.acd import ACDError, AgentMode, AgentProfile
 from core.callphase import CallPhase, Phase
 from core.cdrs import PbxCall
+from core.cluster import NODE_GONE
 from core.ivr import IVR, recorded_path
 from core.livestate import LiveCall, decode_decision, encode_decision, parse_time
 from core.phones import normalise
@@ -178,7 +179,7 @@ class Adoption(Queueing):
         for row in rows:
             structlog.contextvars.bind_contextvars(call_id=row.call_id, channel_id=row.channel_id)
             try:
-                await self._gone_while_away(row, at, lost=True, text="lost with its Asterisk node")
+                await self._gone_while_away(row, at, lost=True, text=NODE_GONE)
             finally:
                 structlog.contextvars.unbind_contextvars("call_id", "channel_id")
         return len(rows)

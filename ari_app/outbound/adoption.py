@@ -14,10 +14,10 @@ import structlog
 from ari_app.ari import ARINotFound
 from ari_app.outbound.calls import HANDLER, ManualCall, OutboundCalls
 from core.acd import ACDError
+from core.cluster import NODE_GONE
 from models.calllog import LiveRow, now
 
 log = structlog.get_logger(__name__)
-NODE_GONE = "lost with its Asterisk node"
 
 
 class OutboundApp(OutboundCalls):
