@@ -4,6 +4,10 @@ module carries them out and tells each caller's session what happened to its off
 events on that caller's own ordered event stream (so caller-side logic never races itself).
 
 ACD call ids are the caller's channel id.
+
+An instance owning several nodes (``CENTRALA_SITE``) has one desk for all of them: an agent's
+leg is rung from the caller's node (its phone is reached from there wherever it is
+registered), and news of it goes to the caller's stream on that node's ARI.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import structlog
 from ari_app.ari import ARIClient, ARIError, ARINotFound, Event
 from core.acd import ACD, ACDError, AgentMode, AgentStatus, Offer
 from core.agent_report import state_of
+from core.cluster import channel_node
 from core.errors import AgentDeskError
 from core.sip_nodes import agent_ring
 from models.crm import CRM
@@ -44,6 +49,7 @@ class AgentLeg:
     caller_channel: str | None  # None for a nailed leg
     answered: bool = False
     bridge_id: str | None = None  # nailed: the agent's own bridge
+    node: str | None = None  # the node it is on (the caller's), None: this instance's own
 
 
 def _clean_caller_id(name: str | None, number: str | None) -> str:
@@ -74,6 +80,20 @@ class AgentDesk:
         self._logged: dict[str, tuple[str, str | None, datetime]] = {}
         # Several nodes: an agent's desk phone may be registered on another node than ours.
         self.phones_anywhere = False
+        # The other nodes this instance owns (CENTRALA_SITE): name -> their ARI.
+        self.nodes: dict[str, ARIClient] = {}
+        self._restored = False
+
+    def node_of(self, channel_id: str) -> str | None:
+        """The other node a caller's channel is on (its id names it); None: ours."""
+        return channel_node(channel_id, self.nodes)
+
+    def ari_of(self, node: str | None) -> ARIClient:
+        return self.ari if node is None else self.nodes[node]
+
+    def _leg_ari(self, channel_id: str) -> ARIClient:
+        leg = self.legs.get(channel_id)
+        return self.ari_of(None if leg is None else leg.node)
 
     def dial_string(self, endpoint: str) -> str:
         """What rings the agent's phone on file, from this node (core.sip.agent_ring)."""
@@ -112,7 +132,7 @@ class AgentDesk:
             (app for prefix, app in self.routes.items() if caller_channel.startswith(prefix)),
             self.app,
         )
-        self.ari.dispatch(
+        self.ari_of(self.node_of(caller_channel)).dispatch(
             {"type": kind, "application": app, "channel": {"id": caller_channel}, **data}
         )
 
@@ -157,6 +177,13 @@ class AgentDesk:
             raise AgentDeskError(
                 "logged_in_elsewhere",
                 f"agent {agent_id!r} is logged in on node {elsewhere}: log out there first",
+                409,
+            )
+        if mode is AgentMode.NAILED and self.nodes:
+            raise AgentDeskError(
+                "nailed_one_node",
+                "a nailed-up phone is bridged on one Asterisk node, and this instance's callers"
+                " are on several: log in per call",
                 409,
             )
         if mode is AgentMode.NAILED:
@@ -232,11 +259,13 @@ class AgentDesk:
         ``caller_channel``'s stream (default: the offer's call, which is the caller's
         channel)."""
         channel_id = f"agent-{uuid.uuid4().hex[:12]}"
+        caller_channel = caller_channel or offer.call_id
+        node = self.node_of(caller_channel)  # the agent's leg is rung from the caller's node
         leg = self.legs[channel_id] = AgentLeg(
-            channel_id, offer.agent_id, caller_channel or offer.call_id
+            channel_id, offer.agent_id, caller_channel, node=node
         )
         try:
-            await self.ari.originate(
+            await self.ari_of(node).originate(
                 self.dial_string(offer.endpoint),
                 channel_id=channel_id,
                 app=self.app,
@@ -261,7 +290,7 @@ class AgentDesk:
 
     async def _hangup(self, channel_id: str) -> None:
         with contextlib.suppress(ARIError):
-            await self.ari.hangup(channel_id)
+            await self._leg_ari(channel_id).hangup(channel_id)
 
     # ---- agent legs' events ---------------------------------------------------------------
 
@@ -414,7 +443,11 @@ class AgentDesk:
     async def restore(self) -> None:
         """After a restart: the agents logged in before are logged in again (paused ones stay
         paused); a nailed-up agent gets their leg back if it is still up in their bridge, else
-        their session ends. Calls are adopted after this (``InfolineApp.reconcile``)."""
+        their session ends. Calls are adopted after this (``InfolineApp.reconcile``). Once: the
+        first node's app to connect does it."""
+        if self._restored:
+            return
+        self._restored = True
         for row in await self.crm.agent_sessions():
             with structlog.contextvars.bound_contextvars(agent_id=row.agent_id):
                 await self._restore_one(row)
@@ -465,15 +498,18 @@ class AgentDesk:
             return False
         return channel_id in (bridge or {}).get("channels", [])
 
-    async def resync(self) -> None:
-        """After a reconnect: what agents' legs did while we were away (Asterisk sent no
-        events then). A leg gone is gone now; a leg that answered is answered now."""
+    async def resync(self, node: str | None = None) -> None:
+        """After a reconnect to ``node`` (None: ours): what agents' legs there did while we
+        were away (Asterisk sent no events then). A leg gone is gone now; a leg that answered
+        is answered now."""
         for leg in [*self.legs.values(), *self.nailed.values()]:
+            if leg.node != node:
+                continue
             with structlog.contextvars.bound_contextvars(
                 agent_id=leg.agent_id, channel_id=leg.channel_id
             ):
                 try:
-                    channel = await self.ari.get_channel(leg.channel_id)
+                    channel = await self.ari_of(node).get_channel(leg.channel_id)
                 except ARINotFound:
                     log.info("agent_leg_gone_while_away")
                     await self._leg_gone(leg, None)
@@ -494,4 +530,6 @@ class AgentDesk:
 
     def adopt_leg(self, channel_id: str, agent_id: str, caller_channel: str) -> None:
         """A per-call agent leg talking to an adopted caller."""
-        self.legs[channel_id] = AgentLeg(channel_id, agent_id, caller_channel, answered=True)
+        self.legs[channel_id] = AgentLeg(
+            channel_id, agent_id, caller_channel, answered=True, node=self.node_of(caller_channel)
+        )

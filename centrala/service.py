@@ -13,7 +13,8 @@ import pathlib
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -31,6 +32,7 @@ from ari_app.cdr import CdrFile, CdrReconciler, NodeCursor
 from ari_app.dialler.engine import AgentDialler
 from ari_app.infoline import InfolineApp
 from ari_app.infoline.calls import NoFlowKnown
+from ari_app.infoline.site import SiteCalls, join_site
 from ari_app.outbound import OutboundApp
 from ari_app.phones import PhonePusher
 from ari_app.recording import CallRecorder
@@ -38,7 +40,7 @@ from ari_app.softphones import Softphones
 from ari_app.trunks import TrunkGate
 from centrala.inquiring import inquiry_setup
 from centrala.meta_inbox import meta_routes
-from centrala.settings import Settings, is_loopback
+from centrala.settings import Settings, SiteNode, is_loopback
 from core.acd import ACD
 from core.agi_gate import SessionLimits
 from core.inquiries.meta import MetaMessage
@@ -146,6 +148,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     snapshot = Snapshot(settings.data_dir / "snapshot.json")
     app[CRM_KEY] = CRM(sessions, snapshot=snapshot, writer=calllog)
     app[CRM_KEY].node = settings.node
+    app[CRM_KEY].site = tuple(sorted(settings.site))
     app[SURVEYS] = SurveyLog(sessions, calllog=calllog, crm=app[CRM_KEY])
     app[CAMPAIGNS] = CampaignStore(sessions, settings.node)
     ready = app[DB_READY] = asyncio.Event()
@@ -345,7 +348,18 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     ari.on_connect(dialler.reconcile)
     ari.on_connect(outbound.reconcile)
     ari.on_connect(agent_dialler.reconcile)
-    app[ARI], app[ACD_KEY], app[DESK], app[INFOLINE] = ari, acd, desk, infoline
+    # The other nodes this instance owns with its own (CENTRALA_SITE): their callers in the
+    # same ACD, for the same agents.
+    others = [
+        _site_node(app, name, node, desk, acd, infoline)
+        for name, node in sorted(settings.site.items())
+    ]
+    desk.nodes = {o.name: o.ari for o in others}
+    if others:
+        app[CALLLOG].nodes = tuple(sorted({str(settings.node), *settings.site}))
+    aris = [ari, *(o.ari for o in others)]
+    app[ARI], app[ACD_KEY], app[DESK] = ari, acd, desk
+    app[INFOLINE] = SiteCalls([infoline, *(o.infoline for o in others)]) if others else infoline
     app[INFOLINE_APP] = infoline
     app[DIALLER] = dialler
     app[OUTBOUND] = outbound
@@ -365,36 +379,74 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             retrying=True,
         )
         deferred = asyncio.create_task(
-            _start_node(app, infoline, ari, dialler, agent_dialler, database_back=True)
+            _start_node(app, infoline, aris, dialler, agent_dialler, database_back=True)
         )
     else:
         if active_of(app).is_set():
             agent_dialler.identification = await infoline.identification()
-            await ari.start()
+            for client in aris:
+                await client.start()
             dialler.start()
             agent_dialler.start()
         else:
             # A standby: the node's Stasis apps start once this instance owns the node, and
             # then adopt its calls as a restarted `serve` would.
             deferred = asyncio.create_task(
-                _start_node(app, infoline, ari, dialler, agent_dialler, database_back=False)
+                _start_node(app, infoline, aris, dialler, agent_dialler, database_back=False)
             )
 
-    async def reconcile() -> None:
+    async def reconcile(records: CdrReconciler) -> None:
         await active_of(app).wait()  # the node's CDR is its owner's to read
-        await pbx_records.run(settings.cdr_reconcile_seconds)
+        await records.run(settings.cdr_reconcile_seconds)
 
-    reconciling = asyncio.create_task(reconcile())
-    watching = asyncio.create_task(
-        _watch_pbx_gone(active_of(app), ari, infoline, dialler, outbound, agent_dialler, settings),
-        name="pbx_gone",
-    )
-    async with _every(PHONES_SYNC_SECONDS, phones.sync, "phones_sync_failed", active_of(app)):
+    reconciling = [
+        asyncio.create_task(reconcile(records))
+        for records in [pbx_records, *(o.pbx_records for o in others)]
+    ]
+    home_closers: list[tuple[str, Callable[[datetime], Awaitable[int]]]] = [
+        ("calls_closed", infoline.pbx_gone),
+        ("survey_attempts_ended", lambda _at: dialler.pbx_gone()),
+        ("manual_calls_closed", outbound.pbx_gone),
+        ("agent_campaign_calls_closed", agent_dialler.pbx_gone),
+    ]
+    watching = [
+        asyncio.create_task(
+            _watch_pbx_gone(active_of(app), ari, settings.ari_url, home_closers, settings),
+            name="pbx_gone",
+        ),
+        *(
+            asyncio.create_task(
+                _watch_pbx_gone(
+                    active_of(app),
+                    o.ari,
+                    o.ari_url,
+                    [("calls_closed", o.infoline.pbx_gone)],
+                    settings,
+                    node=o.name,
+                ),
+                name=f"pbx_gone_{o.name}",
+            )
+            for o in others
+        ),
+    ]
+    pushers = [phones, *(o.phones for o in others)]
+
+    async def sync_phones() -> None:
+        for pusher in pushers:  # one node's failure is its own (logged), not the others'
+            try:
+                await pusher.sync()
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("phones_sync_failed")
+
+    async with _every(PHONES_SYNC_SECONDS, sync_phones, "phones_sync_failed", active_of(app)):
         yield
-    await stopped(watching)
-    reconciling.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await reconciling
+    for task in watching:
+        await stopped(task)
+    for task in reconciling:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     if deferred is not None:
         deferred.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -402,13 +454,14 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     await dialler.stop()
     await agent_dialler.stop()
     await desk.close()
-    await ari.stop()
+    for client in aris:
+        await client.stop()
 
 
 async def _start_node(
     app: web.Application,
     infoline: InfolineApp,
-    ari: ARIClient,
+    aris: list[ARIClient],
     dialler: CampaignDialler,
     agent_dialler: AgentDialler,
     *,
@@ -428,9 +481,77 @@ async def _start_node(
             await infoline.warm()
         log.warning("node_taken_starting", node=app[SETTINGS].node)
     agent_dialler.identification = await infoline.identification()
-    await ari.start()
+    for client in aris:
+        await client.start()
     dialler.start()
     agent_dialler.start()
+
+
+@dataclass
+class SiteNodeApps:
+    """Another node this instance owns with its own (``CENTRALA_SITE``): its ARI, its info
+    line (sharing the instance's ACD and desk), its CDR and its phones."""
+
+    name: str
+    ari_url: str
+    ari: ARIClient
+    infoline: InfolineApp
+    pbx_records: CdrReconciler
+    phones: PhonePusher
+
+
+def _site_node(
+    app: web.Application,
+    name: str,
+    node: SiteNode,
+    desk: AgentDesk,
+    acd: ACD,
+    home: InfolineApp,
+) -> SiteNodeApps:
+    """Only the info line runs on another node of the site: the survey campaigns, manual
+    calls and the agent dialler go out through this instance's own node."""
+    settings = app[SETTINGS]
+    ari = ARIClient(
+        node.ari_url,
+        settings.ari_user,
+        settings.ari_password,
+        [settings.infoline_app],
+        events=APP_EVENTS,
+    )
+    records = CdrReconciler(
+        CdrFile(
+            node.cdr_file,
+            NodeCursor(app[SESSIONS], name, settings.effective_instance_id),
+        ),
+        app[CALLLOG],
+        settings.infoline_numbers,
+        grace=timedelta(seconds=settings.cdr_grace_seconds),
+    )
+    # Recording goes through the instance's own AMI, on its own node: a caller on another
+    # node is not recorded (README, "One ACD across nodes").
+    infoline = InfolineApp(
+        ari,
+        app[CALLLOG],
+        app[CRM_KEY],
+        desk,
+        acd,
+        name=settings.infoline_app,
+        region=settings.default_region,
+        survey=settings.postcall_survey,
+        pbx_records=records,
+    )
+    join_site(home, infoline, name)
+    phones = PhonePusher(
+        ari,
+        PhoneStore(app[SESSIONS]).all,
+        realm=settings.sip_realm,
+        codecs=settings.phone_codecs,
+        media_encryption=settings.phone_media_encryption,
+    )
+    ari.on_event(infoline.on_event)
+    ari.on_connect(phones.reconcile)
+    ari.on_connect(infoline.reconcile)
+    return SiteNodeApps(name, node.ari_url, ari, infoline, records, phones)
 
 
 PBX_CHECK_SECONDS = 1.0
@@ -442,19 +563,20 @@ PHONES_SYNC_SECONDS = 5.0
 async def _watch_pbx_gone(
     active: asyncio.Event,
     ari: ARIClient,
-    infoline: InfolineApp,
-    dialler: CampaignDialler,
-    outbound: OutboundApp,
-    agent_dialler: AgentDialler,
+    ari_url: str,
+    closers: list[tuple[str, Callable[[datetime], Awaitable[int]]]],
     settings: Settings,
+    *,
+    node: str | None = None,
 ) -> None:
     """Closes the calls of an Asterisk that is gone: the link lost for
     ``CENTRALA_NODE_DEAD_SECONDS`` and nothing listening on its ARI port (a refused
-    connection: the process or its machine is down, not a slow network). Once per loss."""
-    from datetime import UTC, datetime
+    connection: the process or its machine is down, not a slow network). Once per loss.
+    ``closers``: what each app closes (named for the log), given when the link was lost."""
+    from datetime import UTC
 
     closed_for: datetime | None = None
-    host, port = ari_address(settings.ari_url)
+    host, port = ari_address(ari_url)
     await active.wait()
     while True:
         await asyncio.sleep(PBX_CHECK_SECONDS)  # a look every second, not a synchronisation
@@ -466,24 +588,15 @@ async def _watch_pbx_gone(
         if not await _refused(host, port):
             continue
         closed_for = since
+        closed: dict[str, int] = {}
         try:
-            closed = await infoline.pbx_gone(since)
-            surveys = await dialler.pbx_gone()
-            manual = await outbound.pbx_gone(since)
-            agent_campaigns = await agent_dialler.pbx_gone(since)
+            for what, close in closers:
+                closed[what] = await close(since)
         except Exception:
             log.exception("pbx_gone_failed")
             closed_for = None  # tried again at the next look
             continue
-        log.error(
-            "pbx_gone",
-            node=settings.node,
-            since=since.isoformat(),
-            calls_closed=closed,
-            survey_attempts_ended=surveys,
-            manual_calls_closed=manual,
-            agent_campaign_calls_closed=agent_campaigns,
-        )
+        log.error("pbx_gone", node=node or settings.node, since=since.isoformat(), **closed)
 
 
 def ari_address(url: str) -> tuple[str, int]:
@@ -535,6 +648,7 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         lease_seconds=settings.node_lease_seconds,
         renew_seconds=settings.node_renew_seconds,
         on_lost=lambda: os.kill(os.getpid(), signal.SIGTERM),
+        also=tuple(settings.site),
     )
     app[NODE_KEEPER] = keeper
 

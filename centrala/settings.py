@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,7 +40,7 @@ from core.sip import (
     numbers,
     outbound_dial,
 )
-from core.sip_nodes import check_nodes
+from core.sip_nodes import check_nodes, check_site
 from core.softphone import check_softphone_tls, default_ws_url
 from dialplan.model import Calendar
 
@@ -65,6 +65,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+class SiteNode(BaseModel):
+    """Another node of this instance's site (``CENTRALA_SITE``): where its Asterisk's ARI
+    answers (the same user and password as this node's) and where its CDR file is read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ari_url: str = Field(pattern=r"^https?://")
+    cdr_file: Path
 
 
 class Settings(BaseSettings):
@@ -117,6 +127,11 @@ class Settings(BaseSettings):
     # node reaches the others through a trunk, so an agent's phone registered on any node is
     # rung for a call on any node. Unset: phones ring only on this node.
     nodes: dict[str, str] = Field(default_factory=dict)
+    # The other nodes this instance owns together with its own, name -> their ARI URL and
+    # CDR file: one ACD across them (their callers wait for the same agents, the longest
+    # waiting first). Every instance of a site lists the same nodes; one owns them all, the
+    # others stand by. Unset: this instance owns its node alone.
+    site: dict[str, SiteNode] = Field(default_factory=dict)
 
     infoline_app: str = "infoline"
     infoline_number: str = "0800100200"
@@ -564,6 +579,7 @@ class Settings(BaseSettings):
             self.softphone_ws_url,
         )
         problems += check_nodes(self.nodes, self.node)
+        problems += check_site(self.site, self.nodes, self.node)
         problems += [
             f"trunk {t.name!r}: names starting with {NODE_TRUNK_PREFIX!r} are the nodes' trunks"
             for t in self.trunks

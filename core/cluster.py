@@ -12,6 +12,7 @@ restarted: its lease is its own).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -64,6 +65,37 @@ def next_move(
     if silent >= lease_seconds:
         return Decision(Move.TAKE, watch)
     return Decision(Move.WAIT, watch, lease_seconds - silent)
+
+
+def site_moves(
+    me: str,
+    leases: Mapping[str, Lease | None],
+    watches: Mapping[str, Watch | None],
+    now: float,
+    lease_seconds: float,
+) -> dict[str, Decision]:
+    """``next_move`` for nodes one instance owns together (one ACD across them), in the
+    order of ``leases`` (their names sorted: the same order on every instance). Each is
+    watched, but taken only once every node before it is this instance's: two instances
+    starting together, or taking over together, cannot end with one node each and wait for
+    each other for ever. The first node's lease is thus the site's."""
+    decisions: dict[str, Decision] = {}
+    holding = True
+    for node, lease in leases.items():
+        decision = next_move(me, lease, watches.get(node), now, lease_seconds)
+        if not holding and decision.move is Move.TAKE:
+            # Taking it waits for the nodes before it; the silence seen stays remembered.
+            decision = Decision(Move.WAIT, decision.watch, 0.0)
+        decisions[node] = decision
+        holding = holding and decision.move is not Move.WAIT
+    return decisions
+
+
+def channel_node(channel_id: str, nodes: Iterable[str]) -> str | None:
+    """The node whose Asterisk made ``channel_id``: several nodes name their channels after
+    themselves (Asterisk's ``systemname``: ``pbx2-1701430000.12``); None if none of
+    ``nodes`` (the longest name that fits: ``pbx-2-…`` is pbx-2's, not pbx's)."""
+    return max((n for n in nodes if channel_id.startswith(f"{n}-")), key=len, default=None)
 
 
 def instance_alive(seen_ago: float, renew_seconds: float) -> bool:

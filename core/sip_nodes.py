@@ -7,6 +7,7 @@ as ``core.sip`` (whose names and address checks it uses); may import only from `
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from core.sip import ENDPOINT_NAME, NODE_TRUNK_PREFIX, check_hostport
 
@@ -29,6 +30,23 @@ def check_nodes(nodes: dict[str, str], node: str | None) -> list[str]:
             problems.append(f"CENTRALA_NODES[{name}]: {exc}")
     if nodes and node not in nodes:
         problems.append(f"CENTRALA_NODES lists the cluster's nodes: this node ({node}) is not one")
+    return problems
+
+
+def check_site(site: Mapping[str, object], nodes: Mapping[str, str], node: str | None) -> list[str]:
+    """What is wrong with the other nodes an instance owns with its own (``CENTRALA_SITE``):
+    they must be nodes of the cluster (their phones' trunks), and not this one."""
+    if not site:
+        return []
+    if node is None:
+        return ["CENTRALA_SITE names the nodes owned with this one: set CENTRALA_NODE too"]
+    problems = [
+        f"CENTRALA_SITE: {name!r} is not one of CENTRALA_NODES"
+        for name in site
+        if name not in nodes
+    ]
+    if node in site:
+        problems.append(f"CENTRALA_SITE lists the other nodes: this node ({node}) is not one")
     return problems
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.cdrs import UNSERVED, UNSERVED_TEXT, PbxCall
+from core.cluster import channel_node
 from core.ivr import recorded_path
 from core.outage import DbHealth, Outage
 from core.phones import normalise
@@ -219,6 +220,9 @@ class CallLog:
         # The Asterisk node this log's calls are on (several nodes): written on each call, and
         # only its calls are adopted here (another node's are not ours to close).
         self.node = node
+        # Several nodes owned together (CENTRALA_SITE): every one of them; a call is on the
+        # node its channel id names (core.cluster.channel_node), else on ``node``.
+        self.nodes: tuple[str, ...] = ()
         # The event trail and the row's updates are written behind, many calls' writes in
         # one transaction: a call makes a dozen of them, and one transaction each cost more
         # CPU than the call itself. They wait here as ordered writes (consecutive events in
@@ -330,7 +334,7 @@ class CallLog:
             "flow_version": flow_version,
             "survey_id": survey_id,
             "campaign_id": campaign_id,
-            "node": self.node,
+            "node": self.node_of(channel_id),
         }
         if not self.degraded:
             try:
@@ -802,7 +806,7 @@ class CallLog:
                 ended_at=c["ended_at"],
                 hangup_cause_text=UNSERVED_TEXT,
                 outcome=UNSERVED,
-                node=self.node,
+                node=self.node_of(c["channel_id"]),
                 ivr_path=[],
             )
             session.add(call)
@@ -930,16 +934,26 @@ class CallLog:
         async with self.sessions() as session:
             return await session.get(Client, client_id)
 
-    async def live_calls(self, handler: str) -> list[LiveRow]:
-        """Calls not yet closed, with what a restarted app needs to adopt them. With the
-        database away: as our own writes and the journal say (``self.live``)."""
+    def node_of(self, channel_id: str) -> str | None:
+        """The node a call on ``channel_id`` is on: the one its id names, else ours."""
+        return channel_node(channel_id, self.nodes) or self.node
+
+    def _on(self, node: str | None, facts: dict[str, Any]) -> bool:
+        return not self.nodes or self.node_of(str(facts.get("channel_id", ""))) == (
+            node or self.node
+        )
+
+    async def live_calls(self, handler: str, node: str | None = None) -> list[LiveRow]:
+        """Calls not yet closed on ``node`` (default: ours), with what a restarted app needs
+        to adopt them. With the database away: as our own writes and the journal say
+        (``self.live``)."""
         await self._written()
         try:
             async with self.sessions() as session:
                 rows = list(
                     await session.scalars(
                         select(Call).where(
-                            Call.handler == handler, Call.ended_at.is_(None), self._on_node()
+                            Call.handler == handler, Call.ended_at.is_(None), self._on_node(node)
                         )
                     )
                 )
@@ -951,7 +965,7 @@ class CallLog:
             return [
                 _live_row(call_id, facts)
                 for call_id, facts in self.live.items()
-                if facts.get("handler") == handler
+                if facts.get("handler") == handler and self._on(node, facts)
             ]
         found = [
             LiveRow(
@@ -983,29 +997,30 @@ class CallLog:
             )
         return found
 
-    def _on_node(self) -> ColumnElement[bool]:
-        return true() if self.node is None else Call.node == self.node
+    def _on_node(self, node: str | None = None) -> ColumnElement[bool]:
+        node = node or self.node
+        return true() if node is None else Call.node == node
 
-    def journaled_live(self, handler: str) -> list[LiveRow]:
-        """Open calls of ``handler`` as our writes and the journal say, without reading the
-        database (for an app that adopts while it is away)."""
+    def journaled_live(self, handler: str, node: str | None = None) -> list[LiveRow]:
+        """Open calls of ``handler`` on ``node`` (default: ours) as our writes and the journal
+        say, without reading the database (for an app that adopts while it is away)."""
         return [
             _live_row(call_id, facts)
             for call_id, facts in self.live.items()
-            if facts.get("handler") == handler
+            if facts.get("handler") == handler and self._on(node, facts)
         ]
 
     def live_facts(self, call_id: str) -> dict[str, Any] | None:
         """An open call's facts as our writes say (its row may be unreadable)."""
         return self.live.get(call_id)
 
-    async def open_calls(self, handler: str) -> list[tuple[str, str]]:
+    async def open_calls(self, handler: str, node: str | None = None) -> list[tuple[str, str]]:
         """(call id, channel id) of calls not yet closed: what a restarted app must adopt."""
         await self._written()
         async with self.sessions() as session:
             rows = await session.execute(
                 select(Call.id, Call.channel_id).where(
-                    Call.handler == handler, Call.ended_at.is_(None), self._on_node()
+                    Call.handler == handler, Call.ended_at.is_(None), self._on_node(node)
                 )
             )
             return [(r[0], r[1]) for r in rows]

@@ -62,6 +62,8 @@ class CRM:
         self.sessions = sessions
         # Several nodes: this instance's node; its agents' sessions are that node's.
         self.node: str | None = None
+        # The other nodes owned with it (CENTRALA_SITE): one ACD, so their log-ins are ours.
+        self.site: tuple[str, ...] = ()
         # What the call path read last, served while the database is away; kept on disk
         # too, for a process that starts while it is away (models.snapshot).
         self.snapshot = snapshot or Snapshot()
@@ -271,7 +273,7 @@ class CRM:
             if not is_outage(exc):
                 raise
             return None
-        if row is None or row[0] == self.node or row[1] is None:
+        if row is None or row[0] == self.node or row[0] in self.site or row[1] is None:
             return None
         return str(row[0])
 
@@ -285,7 +287,10 @@ class CRM:
             query = select(AgentSession).order_by(AgentSession.agent_id)
             if self.node is not None:  # another node's agents are its instance's
                 query = query.where(
-                    or_(AgentSession.node == self.node, AgentSession.node.is_(None))
+                    or_(
+                        AgentSession.node.in_([self.node, *self.site]),
+                        AgentSession.node.is_(None),
+                    )
                 )
             async with self.sessions() as session:
                 rows = list(await session.scalars(query))

@@ -3,6 +3,10 @@ and releases the node's lease (``core.cluster`` decides, ``models.cluster`` writ
 says so through ``owned`` (the node's Stasis apps and loops start on it) and ``on_lost``
 (another instance has the node: this one must stop acting on it).
 
+An instance may own several nodes together (``CENTRALA_SITE``: one ACD across them): it is
+their owner only while it holds every one, and takes them in their order
+(``core.cluster.site_moves``).
+
 While the database is away nothing changes hands: the owner keeps its node (no instance can
 take it without the database), a standby starts watching again once it reads the row.
 """
@@ -17,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from core.cluster import Decision, Move, Watch, check_timing, instance_alive, next_move
+from core.cluster import Decision, Lease, Move, Watch, check_timing, instance_alive, site_moves
 from models import cluster as store
 from models.cluster import InstanceRow, InstanceSeen, NodeRow, Sessions
 from models.db import is_outage
@@ -36,6 +40,7 @@ class NodeKeeper:
         lease_seconds: float,
         renew_seconds: float,
         on_lost: Callable[[], None],
+        also: tuple[str, ...] = (),
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -45,6 +50,8 @@ class NodeKeeper:
         self.sessions = sessions
         self.me = me
         self.node: str = me.node
+        # Every node owned together, in the order they are taken (the same on every instance).
+        self.nodes: tuple[str, ...] = tuple(sorted({me.node, *also}))
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
         self.on_lost = on_lost
@@ -54,7 +61,7 @@ class NodeKeeper:
         self.owned_since: datetime | None = None
         self.owner: str | None = None  # as last read
         self.takeover_in: float | None = None  # a standby's estimate
-        self._watch: Watch | None = None
+        self._watches: dict[str, Watch | None] = {}
         self._database_away = False
         # The nodes and instances as the last look read them (/status answers from it).
         self._listed: tuple[list[NodeRow], list[InstanceRow]] | None = None
@@ -84,7 +91,7 @@ class NodeKeeper:
                 elif not self._database_away:
                     self._database_away = True
                     # Nobody can take the node meanwhile; a standby starts watching anew.
-                    self._watch = None
+                    self._watches = {}
                     log.error("node_lease_database_away", node=self.node, role=self.role)
             # The renewal interval, not a wait on work; a standby looks twice as often, so a
             # silent owner's node is taken within a lease and a half-renewal of its death.
@@ -93,25 +100,44 @@ class NodeKeeper:
             )
 
     async def step(self) -> Decision | None:
-        """One look: a standby watches or takes over, the owner renews (or learns it lost the
-        node). Returns what was decided (None: renewed as owner)."""
+        """One look: a standby watches or takes over, the owner renews (or learns it lost a
+        node). Returns what was decided for the first node not yet this instance's (None:
+        renewed as owner)."""
         if self.owned.is_set():
-            if not await store.renew(self.sessions, self.node, self.me.id, self.now()):
-                self._lose()
+            for node in self.nodes:
+                if not await store.renew(self.sessions, node, self.me.id, self.now()):
+                    self._lose(node)
+                    break
             return None
-        lease = await store.lease_of(self.sessions, self.node)
-        self.owner = None if lease is None else lease.owner
-        decision = next_move(self.me.id, lease, self._watch, self.clock(), self.lease_seconds)
-        self._watch, self.takeover_in = decision.watch, decision.takeover_in
-        if decision.move is Move.RENEW:  # the row says us: this instance restarted
-            if await store.take_own(self.sessions, self.node, self.me.id, self.now()):
-                self._own(previous=self.me.id)
-        elif decision.move is Move.TAKE:
-            if await store.take(self.sessions, self.node, self.me.id, lease, self.now()):
-                self._own(previous=self.owner)
+        leases: dict[str, Lease | None] = {}
+        for node in self.nodes:
+            leases[node] = await store.lease_of(self.sessions, node)
+        decisions = site_moves(self.me.id, leases, self._watches, self.clock(), self.lease_seconds)
+        self._watches = {node: d.watch for node, d in decisions.items()}
+        previous: str | None = None
+        first: Decision | None = None
+        for node, decision in decisions.items():
+            lease = leases[node]
+            if first is None and decision.move is not Move.RENEW:
+                # What /status shows: the node that decides when this instance owns them all.
+                first = decision
+                self.owner = None if lease is None else lease.owner
+                self.takeover_in = max(
+                    (d.takeover_in or 0.0 for d in decisions.values()), default=0.0
+                )
+            if decision.move is Move.RENEW:  # the row says us: this instance restarted
+                if not await store.take_own(self.sessions, node, self.me.id, self.now()):
+                    break
+            elif decision.move is Move.TAKE:
+                if not await store.take(self.sessions, node, self.me.id, lease, self.now()):
+                    self._watches[node] = None  # another instance moved first: watch it anew
+                    break
+                previous = previous or (None if lease is None else lease.owner)
             else:
-                self._watch = None  # another instance moved first: watch it from now
-        return decision
+                break
+        else:
+            self._own(previous=previous if first is not None else self.me.id)
+        return first or decisions[self.nodes[0]]
 
     async def release(self) -> None:
         """A stop: the node let go of, for a standby to take at once; the instance marked
@@ -119,9 +145,10 @@ class NodeKeeper:
         for: the lease runs out instead, and the stop goes on."""
         try:
             async with asyncio.timeout(RELEASE_SECONDS):
-                if self.owned.is_set():
-                    await store.release(self.sessions, self.node, self.me.id, self.now())
-                    log.info("node_released", node=self.node)
+                # Released whether owned or half taken: a node held is no one else's.
+                for node in self.nodes:
+                    if await store.release(self.sessions, node, self.me.id, self.now()):
+                        log.info("node_released", node=node)
                 await store.heartbeat(self.sessions, self.me, self.now(), stopped=True)
         except Exception as exc:
             if not (is_outage(exc) or isinstance(exc, TimeoutError)):
@@ -132,15 +159,21 @@ class NodeKeeper:
     def _own(self, previous: str | None) -> None:
         self.owned_since = self.now()
         self.owner = self.me.id
-        self._watch = None
+        self._watches = {}
         self.takeover_in = None
         self.owned.set()
-        log.warning("node_owned", node=self.node, instance=self.me.id, previous=previous)
+        log.warning(
+            "node_owned",
+            node=self.node,
+            nodes=list(self.nodes),
+            instance=self.me.id,
+            previous=previous,
+        )
 
-    def _lose(self) -> None:
+    def _lose(self, node: str) -> None:
         log.critical(
             "node_lost",
-            node=self.node,
+            node=node,
             instance=self.me.id,
             hint="another instance took the node over (this one was silent for a whole lease)",
         )
@@ -160,6 +193,7 @@ class NodeKeeper:
         listed = {
             "instance": self.me.id,
             "node": self.node,
+            "nodes_owned": list(self.nodes),
             "role": self.role,
             "owned_since": _iso(self.owned_since),
             "takeover_in": None if self.takeover_in is None else round(self.takeover_in, 1),

@@ -92,7 +92,7 @@ class Adoption(Queueing):
             ended = await self._pbx_ended_calls()
             to_adopt: list[tuple[LiveRow, LiveCall | None]] = []
             # With the database away these come from the journal (models/livecalls.py).
-            rows = await self.calllog.live_calls("ari")
+            rows = await self.calllog.live_calls("ari", self.node)
             # The waiting callers first: a talker's agent freed before them would be offered
             # a caller who is gone too.
             for row in sorted(rows, key=self._talking_last):
@@ -109,7 +109,7 @@ class Adoption(Queueing):
                 if row.channel_id not in self.calls:
                     to_adopt.append((row, LiveCall.from_json(row.state)))
             if not first:
-                await self.desk.resync()
+                await self.desk.resync(self.node)
                 for s in list(self.calls.values()):
                     self._post(s.channel_id, RESYNC)
             for row, state in sorted(to_adopt, key=_adoption_order):
@@ -175,7 +175,7 @@ class Adoption(Queueing):
         calls it carried are over. Each is closed as lost at ``at``, when the link was lost
         (answered if it had reached an agent); returns how many. A node that comes back
         finds them closed."""
-        rows = await self.calllog.live_calls("ari")
+        rows = await self.calllog.live_calls("ari", self.node)
         for row in rows:
             structlog.contextvars.bind_contextvars(call_id=row.call_id, channel_id=row.channel_id)
             try:

@@ -102,6 +102,8 @@ class CallBase:
         self.ready = False
         self._pbx_started: str | None = None  # Asterisk's startup time at the last connect
         self.adopted = 0
+        # Another node this instance owns with its own (CENTRALA_SITE); None: its own.
+        self.node: str | None = None
 
     def _notify(self, kind: str, s: CallerSession, agent_id: str | None) -> None:
         facts = None

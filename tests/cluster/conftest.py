@@ -115,6 +115,25 @@ def start_balancer(tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
     return proc, log
 
 
+def serve_overrides(node: Node) -> dict[str, str | None]:
+    """`serve`'s settings for ``node``: the node's, but its data directory (start_serve's
+    own)."""
+    return {
+        k: v for k, v in node.env.items() if k.startswith("CENTRALA_") and k != "CENTRALA_DATA_DIR"
+    }
+
+
+async def serve_each_node(cluster: Cluster) -> None:
+    """One `serve` owning each node, as the deployment runs them; ready."""
+    for node in cluster.nodes:
+        own = cluster.tmp / node.plan.name
+        own.mkdir(exist_ok=True)
+        node.serve = start_serve(cluster.db, own, **serve_overrides(node))
+    for node in cluster.nodes:
+        assert node.serve is not None
+        await node.serve.wait_ready(timeout=60)
+
+
 @pytest.fixture(scope="session")
 def cluster_nodes(pbx: PBX, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     """The two Asterisk nodes, up (each with its own prompts copied from the built ones)."""
@@ -154,19 +173,7 @@ async def cluster(
     balancer, balancer_log = start_balancer(tmp)
     cluster = Cluster(cluster_nodes, db, balancer, balancer_log, tmp)
     try:
-        for node in cluster_nodes:
-            own = tmp / node.plan.name
-            own.mkdir()
-            # The node's settings but its data directory (start_serve's own: tmp).
-            overrides: dict[str, str | None] = {
-                k: v
-                for k, v in node.env.items()
-                if k.startswith("CENTRALA_") and k != "CENTRALA_DATA_DIR"
-            }
-            node.serve = start_serve(db, own, **overrides)
-        for node in cluster_nodes:
-            assert node.serve is not None
-            await node.serve.wait_ready(timeout=60)
+        await serve_each_node(cluster)
 
         def balancer_up() -> bool:
             assert balancer.poll() is None, balancer_log.read_text()[-3000:]

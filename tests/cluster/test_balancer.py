@@ -24,17 +24,23 @@ from tests.support import wait_until
 
 
 async def call_in(
-    cluster: Cluster, calls: int, *, hold_ms: int = 1500, rate: float = 5, check: bool = True
+    cluster: Cluster,
+    calls: int,
+    *,
+    hold_ms: int = 1500,
+    rate: float = 5,
+    check: bool = True,
+    port: int = 5060,
 ) -> str:
     """``calls`` SIPp callers to the info number through the balancer, each hanging up after
     ``hold_ms`` in the IVR; returns SIPp's output. ``check``: fails unless every call was
-    answered and ended well."""
+    answered and ended well. ``port``: SIPp's own (another for each SIPp running at once)."""
     cluster.calls_placed += calls
     errors = cluster.tmp / f"sipp-errors-{cluster.calls_placed}.log"
     command = [
         "sipp", f"{BALANCER}:5060", "-sf", str(caller_scenario(hold_ms, cluster.tmp)),
         "-s", INFO_NUMBER,
-        "-i", CALLER, "-p", "5060", "-m", str(calls), "-r", str(rate), "-l", str(calls),
+        "-i", CALLER, "-p", str(port), "-m", str(calls), "-r", str(rate), "-l", str(calls),
         "-timeout", "90s", "-timeout_error", "-nostdin",
         "-trace_err", "-error_file", str(errors),
     ]  # fmt: skip

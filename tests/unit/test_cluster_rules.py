@@ -1,10 +1,20 @@
-"""core.cluster: when an instance takes a node, renews it, or waits on its owner."""
+"""core.cluster: when an instance takes a node, renews it, or waits on its owner; nodes owned
+together taken in order; which node a channel is on."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.cluster import Lease, Move, Watch, check_timing, instance_alive, next_move
+from core.cluster import (
+    Lease,
+    Move,
+    Watch,
+    channel_node,
+    check_timing,
+    instance_alive,
+    next_move,
+    site_moves,
+)
 
 LEASE = 9.0
 
@@ -52,3 +62,39 @@ def test_a_lease_shorter_than_three_renewals_is_refused() -> None:
         check_timing(5.0, 2.0)
     with pytest.raises(ValueError, match="three renewals"):
         check_timing(5.0, 0)
+
+
+def test_nodes_owned_together_are_taken_in_order_each_once_those_before_it_are_mine() -> None:
+    # Two instances starting together on a fresh database: b lost the race for pbx1 to a.
+    both = site_moves("b", {"pbx1": Lease("a", 1), "pbx2": None}, {}, 0.0, LEASE)
+    assert both["pbx1"].move is Move.WAIT
+    assert both["pbx2"].move is Move.WAIT  # free, but not b's before pbx1 is
+    mine = site_moves("a", {"pbx1": Lease("a", 1), "pbx2": None}, {}, 0.0, LEASE)
+    assert [d.move for d in mine.values()] == [Move.RENEW, Move.TAKE]
+
+
+def test_a_silent_sites_nodes_are_watched_together_and_taken_in_one_look() -> None:
+    leases = {"pbx1": Lease("a", 7), "pbx2": Lease("a", 5)}
+    first = site_moves("b", leases, {}, 100.0, LEASE)
+    assert [d.move for d in first.values()] == [Move.WAIT, Move.WAIT]
+    watches = {n: d.watch for n, d in first.items()}
+    assert all(w is not None for w in watches.values())  # pbx2's silence is timed already
+    due = site_moves("b", leases, watches, 100.0 + LEASE, LEASE)
+    assert [d.move for d in due.values()] == [Move.TAKE, Move.TAKE]
+
+
+def test_a_later_node_taken_waits_while_an_earlier_ones_owner_lives() -> None:
+    # A single-node instance holds pbx1 and renews; pbx2's owner fell silent.
+    watches = {"pbx2": Watch(Lease("c", 3), 100.0)}
+    leases = {"pbx1": Lease("a", 9), "pbx2": Lease("c", 3)}
+    decided = site_moves("b", leases, watches, 100.0 + LEASE, LEASE)
+    assert decided["pbx1"].move is Move.WAIT and decided["pbx2"].move is Move.WAIT
+    assert decided["pbx2"].watch == watches["pbx2"]  # the silence seen is kept
+
+
+def test_a_channel_is_on_the_node_its_id_names() -> None:
+    nodes = ["pbx", "pbx-2"]
+    assert channel_node("pbx-2-1701430000.12", nodes) == "pbx-2"
+    assert channel_node("pbx-1701430000.12", nodes) == "pbx"
+    assert channel_node("agent-1a2b", nodes) is None
+    assert channel_node("pbx21-1701430000.12", ["pbx2"]) is None

@@ -1,0 +1,250 @@
+"""One ACD across nodes: one `serve` owns both nodes together (``CENTRALA_SITE``), another
+stands by for both, and the callers of either node wait for the same agents, the longest
+waiting first whatever node each is on.
+
+The module's `serve`s replace the per-node ones of the `cluster` fixture while it runs (two
+owners of one node's Stasis app cannot both be up), on a database of their own; the per-node
+ones are started again after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from centrala.settings import CDR_FILE_IN_PBX
+from models.flows import apply_flow
+from models.tables import Call
+from tests.cluster.conftest import Cluster, Node, serve_each_node, serve_overrides
+from tests.cluster.test_agent_across_nodes import (
+    ari_of,
+    flow,
+    operator,
+    register_phone,
+    straight_to_an_operator,
+)
+from tests.cluster.test_balancer import call_in
+from tests.conftest import Database, make_database
+from tests.integration.conftest import Server, _centrala, start_serve
+from tests.support import wait_until
+
+
+@dataclass
+class Site:
+    cluster: Cluster
+    db: Database
+    servers: dict[str, Server]  # by instance id: site-pbx1 (owner first), site-pbx2
+
+    def owner(self) -> Server:
+        return self.servers["site-pbx1"]
+
+    async def api(
+        self, server: Server, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        import aiohttp
+
+        token = (server.data_dir / "api-token").read_text().strip()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                method,
+                f"{server.url}{path}",
+                json=body or {},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp,
+        ):
+            return resp.status, await resp.json()
+
+
+def site_env(home: Node, other: Node, instance: str) -> dict[str, str | None]:
+    """An instance whose own node is ``home``, owning ``other`` with it."""
+    site = {
+        other.plan.name: {
+            "ari_url": other.env["CENTRALA_ARI_URL"],
+            "cdr_file": str(other.root / "rootfs" / CDR_FILE_IN_PBX),
+        }
+    }
+    return {
+        **serve_overrides(home),
+        "CENTRALA_SITE": json.dumps(site),
+        "CENTRALA_INSTANCE_ID": instance,
+    }
+
+
+async def role_of(server: Server) -> str | None:
+    try:
+        _, status = await server.status()
+    except Exception:  # not up yet
+        return None
+    return str((status.get("cluster") or {}).get("role"))
+
+
+@pytest.fixture(scope="module")
+async def site(cluster: Cluster) -> AsyncIterator[Site]:
+    for node in cluster.nodes:  # the per-node deployment steps aside
+        assert node.serve is not None
+        node.serve.stop()
+    db = await make_database("postgresql", cluster.tmp, suffix="_site")
+    servers: dict[str, Server] = {}
+    pbx1, pbx2 = cluster.node("pbx1"), cluster.node("pbx2")
+    try:
+        for home, other in ((pbx1, pbx2), (pbx2, pbx1)):
+            instance = f"site-{home.plan.name}"
+            own = cluster.tmp / instance
+            own.mkdir()
+            servers[instance] = start_serve(db, own, **site_env(home, other, instance))
+            expected = "owner" if home is pbx1 else "standby"
+
+            async def settled(server: Server = servers[instance], role: str = expected) -> bool:
+                assert server.proc.poll() is None, server.log_path.read_text()[-3000:]
+                return await role_of(server) == role
+
+            await wait_until(settled, timeout=60, message=f"{instance} {expected}")
+        await servers["site-pbx1"].wait_ready(timeout=30)
+        yield Site(cluster, db, servers)
+    finally:
+        for server in servers.values():
+            if server.proc.poll() is None:
+                server.stop()
+        await db.engine.dispose()
+        await serve_each_node(cluster)
+
+
+async def row_where(site: Site, call_id: str, check: Callable[[Call], bool], what: str) -> Call:
+    async def found() -> Call | None:
+        async with site.db.sessions() as session:
+            row = await session.get(Call, call_id)
+        return row if row is not None and check(row) else None
+
+    row: Call = await wait_until(found, timeout=30, message=what)
+    return row
+
+
+async def new_caller(
+    site: Site, since: datetime, known: set[str]
+) -> tuple[asyncio.Task[str], Call]:
+    """One SIPp caller through the balancer (each on a SIP port of its own), holding on for a
+    minute; its row once opened."""
+    port = 5070 + len(known)
+    caller = asyncio.create_task(call_in(site.cluster, 1, hold_ms=60_000, check=False, port=port))
+
+    async def arrived() -> Call | None:
+        async with site.db.sessions() as session:
+            rows = await session.scalars(
+                select(Call).where(Call.started_at >= since, Call.handler == "ari")
+            )
+            return next((r for r in rows if r.id not in known), None)
+
+    row: Call = await wait_until(arrived, timeout=30, message="the caller's row")
+    known.add(row.id)
+    return caller, row
+
+
+async def hang_up(site: Site, row: Call) -> None:
+    """The caller hangs up (their channel ended on their node)."""
+    ari = await ari_of(site.cluster.node(str(row.node)))
+    try:
+        await ari.hangup(row.channel_id)
+    finally:
+        await ari.stop()
+
+
+async def test_the_longest_waiting_caller_gets_the_next_free_agent_whatever_their_nodes(
+    site: Site,
+) -> None:
+    sessions = site.db.sessions
+    owner = site.owner()
+    agent_id = f"site-{uuid.uuid4().hex[:6]}"
+    await apply_flow(sessions, flow(straight_to_an_operator))
+    await operator(sessions, agent_id, "Ana Site")
+    pbx1, pbx2 = site.cluster.node("pbx1"), site.cluster.node("pbx2")
+    callers: list[asyncio.Task[str]] = []
+    phone_proc: subprocess.Popen[bytes] | None = None
+    try:
+        # The phone, made on the owner's own node, registers with the site's other node:
+        # the owner brings it into that node's Asterisk too.
+        env = {**pbx1.env, "CENTRALA_DATABASE_URL": site.db.url}
+        phone = json.loads(_centrala("agent", "phone", agent_id, env=env))
+        ari2 = await ari_of(pbx2)
+        try:
+
+            async def online() -> bool:
+                with contextlib.suppress(Exception):
+                    endpoint = await ari2.request("GET", f"/endpoints/PJSIP/{agent_id}")
+                    return bool(endpoint.get("state") == "online")
+                return False
+
+            async def known() -> bool:
+                with contextlib.suppress(Exception):
+                    await ari2.request("GET", f"/endpoints/PJSIP/{agent_id}")
+                    return True
+                return False
+
+            await wait_until(known, timeout=20, message="the phone pushed to pbx2")
+            phone_proc = register_phone(site.cluster.tmp, pbx2.env["CENTRALA_SIP_BIND"], phone)
+            await wait_until(online, timeout=20, message="the phone registered with pbx2")
+        finally:
+            await ari2.stop()
+        assert (await site.api(owner, "POST", f"/api/agents/{agent_id}/login"))[0] == 200
+
+        # Three callers one after another: the first talks to the agent, two wait, and the
+        # balancer's round robin puts the two waiting ones on different nodes.
+        since, known_rows = datetime.now(UTC), set[str]()
+        first_task, first = await new_caller(site, since, known_rows)
+        callers.append(first_task)
+        first = await row_where(
+            site, first.id, lambda r: r.agent_id == agent_id, "the first caller connected"
+        )
+        waiting: list[Call] = []
+        for _ in range(2):
+            task, row = await new_caller(site, since, known_rows)
+            callers.append(task)
+            waiting.append(
+                await row_where(site, row.id, lambda r: r.queued_at is not None, "queued")
+            )
+        longest, next_one = waiting
+        assert {longest.node, next_one.node} == {"pbx1", "pbx2"}, (longest.node, next_one.node)
+
+        # The agent is free: the longest-waiting caller is offered them, whatever node.
+        await hang_up(site, first)
+        longest = await row_where(
+            site, longest.id, lambda r: r.agent_id == agent_id, "the longest waiting connected"
+        )
+        async with sessions() as session:
+            still = await session.get(Call, next_one.id)
+        assert still is not None and still.agent_id is None and still.ended_at is None
+        assert longest.connected_at is not None
+        await hang_up(site, longest)
+        next_one = await row_where(
+            site, next_one.id, lambda r: r.agent_id == agent_id, "the next caller connected"
+        )
+        await hang_up(site, next_one)
+
+        # Each call closed once, answered by the agent, on its own node.
+        for row in (first, longest, next_one):
+            closed = await row_where(site, row.id, lambda r: r.ended_at is not None, "closed")
+            assert closed.outcome == "answered" and closed.agent_id == agent_id, closed
+            assert closed.node == row.node
+        firsts = sorted([first, longest, next_one], key=lambda r: r.connected_at or since)
+        assert [r.id for r in firsts] == [first.id, longest.id, next_one.id]
+    finally:
+        for task in callers:
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        with contextlib.suppress(Exception):
+            await site.api(owner, "POST", f"/api/agents/{agent_id}/logout")
+        if phone_proc is not None:
+            phone_proc.kill()
+            phone_proc.wait(10)
