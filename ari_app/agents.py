@@ -34,6 +34,10 @@ from models.snapshot import SessionRow
 
 log = structlog.get_logger(__name__)
 
+# A start with several nodes waits this long at most, after the first node's calls are
+# adopted, for the others' before the ACD offers anyone (AgentDesk.adopting).
+ADOPTION_WAIT = 5.0
+
 # Synthetic events we post on a caller's stream.
 OFFER = "CentralaOffer"
 AGENT_ANSWERED = "CentralaAgentAnswered"
@@ -82,7 +86,11 @@ class AgentDesk:
         self.phones_anywhere = False
         # The other nodes this instance owns (CENTRALA_SITE): name -> their ARI.
         self.nodes: dict[str, ARIClient] = {}
-        self._restored = False
+        self._restoring: asyncio.Task[None] | None = None
+        # Nodes whose calls a start has yet to adopt (None: ours); the ACD offers nothing
+        # meanwhile (``adopting``).
+        self._adopting: set[str | None] = set()
+        self._adoption_wait: asyncio.TimerHandle | None = None
 
     def node_of(self, channel_id: str) -> str | None:
         """The other node a caller's channel is on (its id names it); None: ours."""
@@ -443,11 +451,43 @@ class AgentDesk:
     async def restore(self) -> None:
         """After a restart: the agents logged in before are logged in again (paused ones stay
         paused); a nailed-up agent gets their leg back if it is still up in their bridge, else
-        their session ends. Calls are adopted after this (``InfolineApp.reconcile``). Once: the
-        first node's app to connect does it."""
-        if self._restored:
+        their session ends. Calls are adopted after this (``InfolineApp.reconcile``). Once,
+        however many nodes' apps ask (each waits for it); again after a failure."""
+        if self._restoring is None or (
+            self._restoring.done() and self._restoring.exception() is not None
+        ):
+            self._restoring = asyncio.get_running_loop().create_task(self._restore_all())
+        await asyncio.shield(self._restoring)
+
+    def adopting(self, nodes: list[str | None]) -> None:
+        """A start with several nodes: no offer until each node's app has adopted its calls
+        (``adopted``), or ADOPTION_WAIT after the first did (a node whose Asterisk is away
+        holds no one up for longer): a talk adopted on one node must find its agent on that
+        call, not ringing for a waiting caller of a node adopted before it."""
+        self._adopting = set(nodes)
+        self.acd.hold()
+
+    def adopted(self, node: str | None) -> None:
+        if not self._adopting:
             return
-        self._restored = True
+        self._adopting.discard(node)
+        if not self._adopting:
+            self._end_adoption()
+        elif self._adoption_wait is None:
+            self._adoption_wait = asyncio.get_running_loop().call_later(
+                ADOPTION_WAIT, self._end_adoption
+            )
+
+    def _end_adoption(self) -> None:
+        if self._adoption_wait is not None:
+            self._adoption_wait.cancel()
+            self._adoption_wait = None
+        if self._adopting:
+            log.warning("adoption_not_waited_for", nodes=sorted(map(str, self._adopting)))
+        self._adopting.clear()
+        self.publish(self.acd.release(time.monotonic()))
+
+    async def _restore_all(self) -> None:
         for row in await self.crm.agent_sessions():
             with structlog.contextvars.bound_contextvars(agent_id=row.agent_id):
                 await self._restore_one(row)

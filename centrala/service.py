@@ -356,6 +356,8 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     desk.nodes = {o.name: o.ari for o in others}
     if others:
+        desk.adopting([None, *desk.nodes])
+    if others:
         app[CALLLOG].nodes = tuple(sorted({str(settings.node), *settings.site}))
     aris = [ari, *(o.ari for o in others)]
     app[ARI], app[ACD_KEY], app[DESK] = ari, acd, desk

@@ -206,8 +206,9 @@ class ACD:
     """Agents, waiting calls and outstanding offers.
 
     After every public method returns, no call waits while an agent eligible for it is
-    available, with one exception: a call declined with ``pause_agent=False`` does not go
-    back to the same agent in that step; ``next_deadline()`` then asks for a tick at once.
+    available, with two exceptions: a call declined with ``pause_agent=False`` does not go
+    back to the same agent in that step (``next_deadline()`` then asks for a tick at once);
+    and between ``hold()`` and ``release()`` nothing is offered.
     Duplicated or reordered events from Asterisk are no-ops; calls that break the model
     (unknown agent, answering a call offered to someone else) raise ``ACDError``.
     """
@@ -220,6 +221,17 @@ class ACD:
         self._answered: dict[str, str] = {}
         # The last call declined without a pause, who declined it, and when (see next_deadline).
         self._declined: tuple[CallRequest, Agent, float] | None = None
+        self._held = False
+
+    def hold(self) -> None:
+        """No offers until ``release``: agents and calls are taken in, and matched then. A
+        start adopting several nodes' calls holds them, so every talk finds its agent on the
+        call before another node's waiting caller is offered that agent."""
+        self._held = True
+
+    def release(self, now: float) -> list[Offer]:
+        self._held = False
+        return self._match(now)
 
     # -- agents -----------------------------------------------------------------------------
 
@@ -275,7 +287,7 @@ class ACD:
         """Offer the call to the best free agent now, or keep it waiting (None)."""
         if call.call_id in self._waiting or call.call_id in self._offered:
             return None
-        picked = pick_agent(call, self._agents.values(), now)
+        picked = None if self._held else pick_agent(call, self._agents.values(), now)
         if picked is None:
             self._waiting[call.call_id] = call
             return None
@@ -498,7 +510,7 @@ class ACD:
         """
         self._declined = None
         offers: list[Offer] = []
-        while self._waiting:
+        while self._waiting and not self._held:
             free = sorted(
                 (a for a in self._agents.values() if a.status is AgentStatus.AVAILABLE),
                 key=lambda a: (a.idle_since, a.id),

@@ -122,6 +122,8 @@ class Adoption(Queueing):
         finally:
             structlog.contextvars.unbind_contextvars("call_id", "channel_id")
             self.ready = True
+            if first:
+                self.desk.adopted(self.node)
 
     async def _pbx_ended_calls(self) -> dict[str, PbxCall]:
         if self.pbx_records is None:

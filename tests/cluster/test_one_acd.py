@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -120,13 +122,15 @@ async def site(cluster: Cluster) -> AsyncIterator[Site]:
         await serve_each_node(cluster)
 
 
-async def row_where(site: Site, call_id: str, check: Callable[[Call], bool], what: str) -> Call:
+async def row_where(
+    site: Site, call_id: str, check: Callable[[Call], bool], what: str, timeout: float = 30
+) -> Call:
     async def found() -> Call | None:
         async with site.db.sessions() as session:
             row = await session.get(Call, call_id)
         return row if row is not None and check(row) else None
 
-    row: Call = await wait_until(found, timeout=30, message=what)
+    row: Call = await wait_until(found, timeout=timeout, message=what)
     return row
 
 
@@ -159,6 +163,34 @@ async def hang_up(site: Site, row: Call) -> None:
         await ari.stop()
 
 
+async def phone_on(site: Site, agent_id: str, node: Node) -> subprocess.Popen[bytes]:
+    """The agent's desk phone, made with `centrala agent phone` on pbx1 (the owner's own
+    node), registered with ``node`` once the owner has brought it into that node's Asterisk."""
+    env = {**site.cluster.node("pbx1").env, "CENTRALA_DATABASE_URL": site.db.url}
+    phone = json.loads(_centrala("agent", "phone", agent_id, env=env))
+    ari = await ari_of(node)
+    try:
+
+        async def endpoint() -> dict[str, Any] | None:
+            with contextlib.suppress(Exception):
+                found: dict[str, Any] = await ari.request("GET", f"/endpoints/PJSIP/{agent_id}")
+                return found
+            return None
+
+        await wait_until(endpoint, timeout=20, message=f"the phone pushed to {node.plan.name}")
+        proc = register_phone(site.cluster.tmp, node.env["CENTRALA_SIP_BIND"], phone)
+
+        async def online() -> bool:
+            assert proc.poll() is None, "SIPp phone ended"
+            found = await endpoint()
+            return found is not None and found.get("state") == "online"
+
+        await wait_until(online, timeout=20, message=f"the phone registered with {node.plan.name}")
+        return proc
+    finally:
+        await ari.stop()
+
+
 async def test_the_longest_waiting_caller_gets_the_next_free_agent_whatever_their_nodes(
     site: Site,
 ) -> None:
@@ -167,34 +199,13 @@ async def test_the_longest_waiting_caller_gets_the_next_free_agent_whatever_thei
     agent_id = f"site-{uuid.uuid4().hex[:6]}"
     await apply_flow(sessions, flow(straight_to_an_operator))
     await operator(sessions, agent_id, "Ana Site")
-    pbx1, pbx2 = site.cluster.node("pbx1"), site.cluster.node("pbx2")
+    pbx2 = site.cluster.node("pbx2")
     callers: list[asyncio.Task[str]] = []
     phone_proc: subprocess.Popen[bytes] | None = None
     try:
         # The phone, made on the owner's own node, registers with the site's other node:
         # the owner brings it into that node's Asterisk too.
-        env = {**pbx1.env, "CENTRALA_DATABASE_URL": site.db.url}
-        phone = json.loads(_centrala("agent", "phone", agent_id, env=env))
-        ari2 = await ari_of(pbx2)
-        try:
-
-            async def online() -> bool:
-                with contextlib.suppress(Exception):
-                    endpoint = await ari2.request("GET", f"/endpoints/PJSIP/{agent_id}")
-                    return bool(endpoint.get("state") == "online")
-                return False
-
-            async def known() -> bool:
-                with contextlib.suppress(Exception):
-                    await ari2.request("GET", f"/endpoints/PJSIP/{agent_id}")
-                    return True
-                return False
-
-            await wait_until(known, timeout=20, message="the phone pushed to pbx2")
-            phone_proc = register_phone(site.cluster.tmp, pbx2.env["CENTRALA_SIP_BIND"], phone)
-            await wait_until(online, timeout=20, message="the phone registered with pbx2")
-        finally:
-            await ari2.stop()
+        phone_proc = await phone_on(site, agent_id, pbx2)
         assert (await site.api(owner, "POST", f"/api/agents/{agent_id}/login"))[0] == 200
 
         # Three callers one after another: the first talks to the agent, two wait, and the
@@ -245,6 +256,103 @@ async def test_the_longest_waiting_caller_gets_the_next_free_agent_whatever_thei
                 await task
         with contextlib.suppress(Exception):
             await site.api(owner, "POST", f"/api/agents/{agent_id}/logout")
+        if phone_proc is not None:
+            phone_proc.kill()
+            phone_proc.wait(10)
+
+
+def a_menu_then_the_operators(data: dict[str, Any]) -> None:
+    """Callers hear the main menu and wait in it 20 s (SIPp presses no keys), then go to
+    the operators' queue, open now."""
+    straight_to_an_operator(data)
+    data["start"] = "main_menu"
+    data["nodes"]["main_menu"] = {
+        "type": "menu",
+        "prompt": "main_menu",
+        "options": {"0": "operator"},
+        "timeout_seconds": 20,
+        "retries": 0,
+        "on_fail": "operator",
+    }
+
+
+async def test_the_standby_takes_every_node_of_a_dead_owner_and_adopts_their_calls(
+    site: Site,
+) -> None:
+    """The owner is SIGKILLed with a caller talking to the agent, one waiting and one in the
+    IVR, on both nodes: the standby owns both nodes within 15 s, adopts the three, logs the
+    agent in again, and serves the waiting ones in their order; each call closes once."""
+    sessions = site.db.sessions
+    owner, standby = site.owner(), site.servers["site-pbx2"]
+    assert await role_of(owner) == "owner" and await role_of(standby) == "standby"
+    agent_id = f"site-{uuid.uuid4().hex[:6]}"
+    await apply_flow(sessions, flow(a_menu_then_the_operators))
+    await operator(sessions, agent_id, "Ben Site")
+    callers: list[asyncio.Task[str]] = []
+    phone_proc: subprocess.Popen[bytes] | None = None
+    try:
+        phone_proc = await phone_on(site, agent_id, site.cluster.node("pbx1"))
+        assert (await site.api(owner, "POST", f"/api/agents/{agent_id}/login"))[0] == 200
+        since, known_rows = datetime.now(UTC), set[str]()
+        task, talking = await new_caller(site, since, known_rows)
+        callers.append(task)
+        # Each caller is in the menu for 20 s first.
+        talking = await row_where(
+            site, talking.id, lambda r: r.agent_id == agent_id, "the first connected", 60
+        )
+        task, queued = await new_caller(site, since, known_rows)
+        callers.append(task)
+        queued = await row_where(
+            site, queued.id, lambda r: r.queued_at is not None, "the second queued", 60
+        )
+        task, in_ivr = await new_caller(site, since, known_rows)
+        callers.append(task)
+        assert {talking.node, queued.node} == {"pbx1", "pbx2"}
+        assert in_ivr.queued_at is None and in_ivr.agent_id is None
+
+        killed = time.monotonic()
+        owner.proc.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(owner.proc.wait, 20)
+        ready = await standby.wait_ready(timeout=30)
+        took = time.monotonic() - killed
+        assert took <= 15, f"the site was taken over in {took:.1f} s"
+        assert ready["cluster"]["role"] == "owner", ready["cluster"]
+        owned = {n["name"]: n["owner"] for n in ready["cluster"]["nodes"] or []}
+        assert owned == {"pbx1": "site-pbx2", "pbx2": "site-pbx2"}, owned
+
+        # The agent is logged in again by the standby; the talk goes on, then the waiting
+        # caller, then the one who was in the IVR, all with the same agent.
+        async def adopted() -> bool:
+            async with sessions() as session:
+                rows = [await session.get(Call, r.id) for r in (talking, queued, in_ivr)]
+            return all(r is not None and r.ended_at is None for r in rows)
+
+        assert await adopted()
+        await hang_up(site, talking)
+        queued = await row_where(
+            site, queued.id, lambda r: r.agent_id == agent_id, "the waiting caller connected"
+        )
+        await hang_up(site, queued)
+        in_ivr = await row_where(
+            site, in_ivr.id, lambda r: r.agent_id == agent_id, "the IVR's caller connected", 60
+        )
+        await hang_up(site, in_ivr)
+        for row in (talking, queued, in_ivr):
+            closed = await row_where(site, row.id, lambda r: r.ended_at is not None, "closed")
+            assert closed.outcome == "answered" and closed.agent_id == agent_id, closed
+        async with sessions() as session:
+            channels = list(
+                await session.scalars(select(Call.channel_id).where(Call.started_at >= since))
+            )
+        assert sorted(channels) == sorted(r.channel_id for r in (talking, queued, in_ivr)), (
+            "a call recorded twice, or one nobody placed"
+        )
+    finally:
+        for task in callers:
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         if phone_proc is not None:
             phone_proc.kill()
             phone_proc.wait(10)

@@ -852,3 +852,17 @@ class ACDMachine(RuleBasedStateMachine):
 
 ACDMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
 TestACDInvariants = ACDMachine.TestCase
+
+
+def test_held_the_acd_offers_nothing_until_released_then_matches_everyone() -> None:
+    acd = ACD()
+    acd.hold()
+    login(acd, prof("ana"), prof("ben"), now=1.0)
+    assert acd.request(call("c1", at=2.0), 2.0) is None
+    assert acd.request(call("c2", at=3.0), 3.0) is None
+    acd.adopt_call("talk", "ben", 3.5)  # a talk adopted meanwhile keeps its agent
+    assert [c.call_id for c in acd.waiting()] == ["c1", "c2"] and acd.offers() == []
+    offers = acd.release(4.0)
+    assert [(o.call_id, o.agent_id) for o in offers] == [("c1", "ana")]
+    assert [c.call_id for c in acd.waiting()] == ["c2"]
+    assert acd.request(call("c3", at=5.0), 5.0) is None  # released: c2 still waits first
