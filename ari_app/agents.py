@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,6 +91,9 @@ class AgentDesk:
         # meanwhile (``adopting``).
         self._adopting: set[str | None] = set()
         self._adoption_wait: asyncio.TimerHandle | None = None
+        # A standby instance: where the agents' desk is (the owner's web address); None
+        # while this instance serves its nodes.
+        self.standing_by: Callable[[], str | None] = lambda: None
 
     def node_of(self, channel_id: str) -> str | None:
         """The other node a caller's channel is on (its id names it); None: ours."""
@@ -171,7 +174,19 @@ class AgentDesk:
 
     # ---- agents' own actions (API / CLI) --------------------------------------------------
 
+    def _not_standing_by(self) -> None:
+        """An agent's command on a standby would change an ACD that serves no caller (the
+        owner's is the one): refused, with where to go."""
+        owner = self.standing_by()
+        if owner is not None:
+            raise AgentDeskError(
+                "standby",
+                f"this instance stands by; the agents' desk is the owner's: {owner}",
+                503,
+            )
+
     async def login(self, agent_id: str, endpoint: str | None, mode: AgentMode) -> None:
+        self._not_standing_by()
         found = await self.crm.agent(agent_id)
         if found is None:
             raise AgentDeskError("unknown_agent", f"no active agent {agent_id!r}", 404)
@@ -217,6 +232,7 @@ class AgentDesk:
         log.info("agent_logged_in", agent_id=agent_id, endpoint=endpoint, mode=mode)
 
     async def logout(self, agent_id: str) -> None:
+        self._not_standing_by()
         try:
             self.acd.logout(agent_id, time.monotonic())
         except ACDError as exc:
@@ -232,6 +248,7 @@ class AgentDesk:
         log.info("agent_logged_out", agent_id=agent_id)
 
     def pause(self, agent_id: str, reason: str) -> None:
+        self._not_standing_by()
         try:
             self.acd.pause(agent_id, reason, time.monotonic())
         except ACDError as exc:
@@ -240,6 +257,7 @@ class AgentDesk:
         self.log_states()
 
     def ready(self, agent_id: str) -> None:
+        self._not_standing_by()
         now = time.monotonic()
         try:
             agent = self.acd.agent(agent_id)

@@ -246,6 +246,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     acd = ACD()
     desk = AgentDesk(ari, app[CRM_KEY], acd, settings.infoline_app)
     desk.phones_anywhere = settings.phones_anywhere
+    desk.standing_by = lambda: None if active_of(app).is_set() else _owner_url(app)
     # Several instances: where the node's CDR was read to is the node's, on its row, so the
     # instance that takes the node over goes on from there.
     cursor: NodeCursor | pathlib.Path = (
@@ -1061,6 +1062,15 @@ def live_sources(app: web.Application) -> LiveSources:
         outbox=app.get(OUTBOX),
         node=_node_owned(app.get(NODE_KEEPER)),
     )
+
+
+def _owner_url(app: web.Application) -> str:
+    """The web address of the instance that owns this one's node, as the last look read it."""
+    keeper = app.get(NODE_KEEPER)
+    seen = keeper.current() if keeper is not None else {}
+    owner = next((n["owner"] for n in seen.get("nodes") or [] if n["name"] == seen["node"]), None)
+    url = next((i["web_url"] for i in seen.get("instances") or [] if i["id"] == owner), None)
+    return str(url or "not known yet")
 
 
 def _node_owned(keeper: NodeKeeper | None) -> tuple[str, Callable[[], bool]] | None:

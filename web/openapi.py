@@ -727,7 +727,8 @@ OPENAPI: dict[str, Any] = {
             "token (CENTRALA_API_TOKEN, else DATA_DIR/api-token) has every right. "
             "The agent desktop's browser uses /desk/api/* with its session cookie and the "
             "X-CSRF-Token header (from the page's meta tag) on every change. Errors are JSON "
-            "with a stable error_id; Asterisk unreachable is 503."
+            "with a stable error_id; Asterisk unreachable is 503, and so is an agent's "
+            "command to a standby instance (error_id standby: the message names the owner)."
         ),
     },
     "components": {
@@ -758,7 +759,8 @@ OPENAPI: dict[str, Any] = {
         "/api/agents/{agent_id}/login": {
             "post": _op(
                 "log an agent in (their phone: endpoint, or their default; 409 "
-                "logged_in_elsewhere: on another node's instance, while that node is owned)",
+                "logged_in_elsewhere: on another node's instance, while that node is owned; "
+                "409 nailed_one_node: nailed on an instance owning several nodes)",
                 body={"endpoint": _S, "mode": {"enum": ["per_call", "nailed"]}},
             )
         },

@@ -1,11 +1,13 @@
 """Several nodes on one machine, as asterisk-docker/compose.cluster.yaml deploys them and
 with its very settings (read from it): two Asterisk nodes (copies of the chroot `centrala pbx
 up` builds, each with its own name, SIP address, ARI, AMI, RTP and FastAGI ports), Kamailio's
-dispatcher in front of them with the deployment's kamailio.cfg and dispatcher.list, one
-`centrala serve` owning each node, all on one PostgreSQL database. Only where things live
-differs (chroots, data directories, the database, web ports), and a dead node's calls are
-closed after 3 s instead of 30 (LOCAL_ONLY). Callers are SIPp user agents on loopback calling
-the info number at the balancer.
+dispatcher in front of them with the deployment's kamailio.cfg and dispatcher.list, and
+`centrala serve` on one PostgreSQL database: by default (the ``cluster`` fixture) one owning
+each node, as the deployment's instances run without their CENTRALA_SITE (an ACD per node);
+test_one_acd.py runs them with it (one instance owning both nodes, the other standing by).
+Only where things live differs (chroots, data directories, the database, web ports), and a
+dead node's calls are closed after 3 s instead of 30 (LOCAL_ONLY). Callers are SIPp user
+agents on loopback calling the info number at the balancer.
 
     caller (SIPp, 127.0.0.13) ──SIP──▶ Kamailio 127.0.0.10 ──▶ node pbx1 127.0.0.11 ◀── serve
                                                          └──▶ node pbx2 127.0.0.12 ◀── serve

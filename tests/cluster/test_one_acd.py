@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from centrala.settings import CDR_FILE_IN_PBX
 from models.flows import apply_flow
 from models.tables import Call
 from tests.cluster.conftest import Cluster, Node, serve_each_node, serve_overrides
@@ -36,6 +35,7 @@ from tests.cluster.test_agent_across_nodes import (
     straight_to_an_operator,
 )
 from tests.cluster.test_balancer import call_in
+from tests.cluster.topology import local_site
 from tests.conftest import Database, make_database
 from tests.integration.conftest import Server, _centrala, start_serve
 from tests.support import wait_until
@@ -68,17 +68,13 @@ class Site:
             return resp.status, await resp.json()
 
 
-def site_env(home: Node, other: Node, instance: str) -> dict[str, str | None]:
-    """An instance whose own node is ``home``, owning ``other`` with it."""
-    site = {
-        other.plan.name: {
-            "ari_url": other.env["CENTRALA_ARI_URL"],
-            "cdr_file": str(other.root / "rootfs" / CDR_FILE_IN_PBX),
-        }
-    }
+def site_env(home: Node, cluster: Cluster, instance: str) -> dict[str, str | None]:
+    """The instance whose own node is ``home``, with the deployment's CENTRALA_SITE (the
+    other node owned with it; its CDR file where the local topology has it)."""
+    roots = {n.plan.name: n.root for n in cluster.nodes}
     return {
         **serve_overrides(home),
-        "CENTRALA_SITE": json.dumps(site),
+        "CENTRALA_SITE": local_site(home.plan.name, roots),
         "CENTRALA_INSTANCE_ID": instance,
     }
 
@@ -100,11 +96,11 @@ async def site(cluster: Cluster) -> AsyncIterator[Site]:
     servers: dict[str, Server] = {}
     pbx1, pbx2 = cluster.node("pbx1"), cluster.node("pbx2")
     try:
-        for home, other in ((pbx1, pbx2), (pbx2, pbx1)):
+        for home in (pbx1, pbx2):
             instance = f"site-{home.plan.name}"
             own = cluster.tmp / instance
             own.mkdir()
-            servers[instance] = start_serve(db, own, **site_env(home, other, instance))
+            servers[instance] = start_serve(db, own, **site_env(home, cluster, instance))
             expected = "owner" if home is pbx1 else "standby"
 
             async def settled(server: Server = servers[instance], role: str = expected) -> bool:
@@ -207,6 +203,11 @@ async def test_the_longest_waiting_caller_gets_the_next_free_agent_whatever_thei
         # the owner brings it into that node's Asterisk too.
         phone_proc = await phone_on(site, agent_id, pbx2)
         assert (await site.api(owner, "POST", f"/api/agents/{agent_id}/login"))[0] == 200
+        # The standby's ACD serves nobody: it sends the agent to the owner.
+        standby = site.servers["site-pbx2"]
+        status, refused = await site.api(standby, "POST", f"/api/agents/{agent_id}/pause")
+        assert (status, refused["error_id"]) == (503, "standby"), refused
+        assert owner.url in refused["message"], refused
 
         # Three callers one after another: the first talks to the agent, two wait, and the
         # balancer's round robin puts the two waiting ones on different nodes.

@@ -4,6 +4,7 @@ tests/unit/test_cluster_compose.py checks it holds together; bench/nodes_load.py
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from centrala.settings import REPO_ROOT
+from centrala.settings import CDR_FILE_IN_PBX, REPO_ROOT
 from tests.support import copy_pbx_root
 
 DOCKER = REPO_ROOT / "asterisk-docker"
@@ -43,6 +44,27 @@ class NodePlan:
     @property
     def sip(self) -> str:
         return self.settings["CENTRALA_SIP_BIND"].rsplit(":", 1)[0]
+
+
+def sites() -> dict[str, dict[str, dict[str, str]]]:
+    """Each node's instance's CENTRALA_SITE in the deployment: the other nodes it owns with its
+    own, with their ARI and CDR file (as the instance's container sees it)."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    found = {}
+    for service in services.values():
+        env = service.get("environment") or {}
+        if "CENTRALA_SITE" in env and "CENTRALA_INSTANCE_ID" in env:
+            found[str(env["CENTRALA_NODE"])] = json.loads(env["CENTRALA_SITE"])
+    return found
+
+
+def local_site(node: str, roots: dict[str, Path]) -> str:
+    """``node``'s instance's CENTRALA_SITE as the deployment gives it, each other node's CDR
+    file where the local topology has it (its chroot: ``roots``)."""
+    site = sites()[node]
+    for other, settings in site.items():
+        settings["cdr_file"] = str(roots[other] / "rootfs" / CDR_FILE_IN_PBX)
+    return json.dumps(site)
 
 
 def deployment() -> tuple[list[NodePlan], str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from centrala.settings import Settings
 from tests.cluster.topology import (
     BALANCER,
     COMPOSE,
@@ -21,6 +22,7 @@ from tests.cluster.topology import (
     LOCAL_ONLY,
     PLAN,
     node_env,
+    sites,
 )
 
 DOCKER = COMPOSE.parent
@@ -110,3 +112,34 @@ def test_the_local_topology_runs_the_deployments_settings(tmp_path: Path) -> Non
         env = node_env(plan, tmp_path / plan.name, agi_secret="s" * 32, phones=str(tmp_path))
         differing = {k for k, v in plan.settings.items() if env.get(k) != v}
         assert differing == set(LOCAL_ONLY), differing
+
+
+def test_each_instance_owns_the_other_nodes_with_its_own_reading_their_cdr() -> None:
+    """One ACD across the nodes: each node's instance lists every other node in CENTRALA_SITE,
+    at that node's own ARI, and its CDR file in a volume mounted from that node's Asterisk."""
+    services = compose()["services"]
+    base = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    cdr_volume = {"pbx1": "asterisk-cdr", "pbx2": "asterisk2-cdr"}  # each node's Asterisk's
+    for node, asterisk in (("pbx1", "asterisk"), ("pbx2", "asterisk2")):
+        mounts = (base.get(asterisk) or services[asterisk])["volumes"]
+        assert f"{cdr_volume[node]}:/var/log/asterisk/cdr-custom" in mounts, mounts
+    site_of = sites()
+    assert set(site_of) == {p.name for p in PLAN}
+    for plan in PLAN:
+        service = "centrala" if plan.name == "pbx1" else "centrala2"
+        volumes = [*services[service]["volumes"], *(base.get(service) or {}).get("volumes", [])]
+        site = site_of[plan.name]
+        assert set(site) == {p.name for p in PLAN} - {plan.name}
+        for other in PLAN:
+            if other is plan:
+                continue
+            assert site[other.name]["ari_url"] == other.settings["CENTRALA_ARI_URL"]
+            folder = str(Path(site[other.name]["cdr_file"]).parent)
+            assert f"{cdr_volume[other.name]}:{folder}:ro" in volumes, (service, volumes)
+        env = services[service]["environment"]
+        settings = Settings(
+            node=env["CENTRALA_NODE"],
+            nodes=json.loads(env["CENTRALA_NODES"]),
+            site=json.loads(env["CENTRALA_SITE"]),
+        )
+        assert set(settings.site) == set(site)

@@ -20,7 +20,7 @@ from ari_app.infoline.site import SiteCalls, join_site
 from ari_app.testing import FakeARI
 from core.acd import ACD, AgentMode
 from core.enums import AgentRole
-from core.errors import CallControlError
+from core.errors import AgentDeskError, CallControlError
 from models.calllog import CallLog
 from models.crm import CRM
 from models.db import create_engine, session_factory
@@ -209,3 +209,21 @@ async def test_a_start_adopts_every_nodes_talks_before_anyone_is_offered_an_agen
         "agent,ana,pbx2-100.2"
     )
     assert (await site.row("pbx1-100.1")).outcome == "answered"
+
+
+async def test_no_nailed_phone_across_nodes_and_no_agent_command_on_a_standby(site: Site) -> None:
+    with pytest.raises(AgentDeskError) as nailed:
+        await site.desk.login("ana", None, AgentMode.NAILED)
+    assert (nailed.value.error_id, nailed.value.status) == ("nailed_one_node", 409)
+    assert site.home.originated() == [] and site.acd.agents() == []
+
+    site.desk.standing_by = lambda: "http://10.0.0.1:8080"
+    with pytest.raises(AgentDeskError) as standby:
+        await site.desk.login("ana", None, AgentMode.PER_CALL)
+    assert (standby.value.error_id, standby.value.status) == ("standby", 503)
+    assert "http://10.0.0.1:8080" in str(standby.value)
+    with pytest.raises(AgentDeskError, match="stands by"):
+        site.desk.pause("ana", "lunch")
+    with pytest.raises(AgentDeskError, match="stands by"):
+        site.desk.ready("ana")
+    assert site.acd.agents() == []
