@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,8 +84,10 @@ class AgentDesk:
         self._logged: dict[str, tuple[str, str | None, datetime]] = {}
         # Several nodes: an agent's desk phone may be registered on another node than ours.
         self.phones_anywhere = False
-        # The other nodes this instance owns (CENTRALA_SITE): name -> their ARI.
+        # The other nodes this instance owns (CENTRALA_SITE): name -> their ARI, and their
+        # info lines' callers by channel id (``node_of``).
         self.nodes: dict[str, ARIClient] = {}
+        self.node_calls: dict[str, Mapping[str, object]] = {}
         self._restoring: asyncio.Task[None] | None = None
         # Nodes whose calls a start has yet to adopt (None: ours); the ACD offers nothing
         # meanwhile (``adopting``).
@@ -96,7 +98,12 @@ class AgentDesk:
         self.standing_by: Callable[[], str | None] = lambda: None
 
     def node_of(self, channel_id: str) -> str | None:
-        """The other node a caller's channel is on (its id names it); None: ours."""
+        """The other node a caller's channel is on (None: ours): the one whose info line
+        holds the caller, else the one its id names (Asterisk's own ids start with the node's
+        name; a channel we originated with our own id does not)."""
+        for node, calls in self.node_calls.items():
+            if channel_id in calls:
+                return node
         return channel_node(channel_id, self.nodes)
 
     def ari_of(self, node: str | None) -> ARIClient:

@@ -116,6 +116,9 @@ SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # for reports: reads, n
 # This instance serves its node (set at once when there is one instance; see cluster_ctx).
 ACTIVE = web.AppKey("active", asyncio.Event)
 NODE_KEEPER = web.AppKey("node_keeper", NodeKeeper)
+# An instance owning several nodes (CENTRALA_SITE): every node's info line, the others' ARI.
+SITE_CALLS = web.AppKey("site_calls", SiteCalls)
+SITE_ARI = web.AppKey("site_ari", dict[str, ARIClient])
 _ALWAYS = asyncio.Event()
 _ALWAYS.set()
 
@@ -356,14 +359,14 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         for name, node in sorted(settings.site.items())
     ]
     desk.nodes = {o.name: o.ari for o in others}
-    if others:
-        desk.adopting([None, *desk.nodes])
-    if others:
-        app[CALLLOG].nodes = tuple(sorted({str(settings.node), *settings.site}))
     aris = [ari, *(o.ari for o in others)]
     app[ARI], app[ACD_KEY], app[DESK] = ari, acd, desk
-    app[INFOLINE] = SiteCalls([infoline, *(o.infoline for o in others)]) if others else infoline
-    app[INFOLINE_APP] = infoline
+    app[INFOLINE] = app[INFOLINE_APP] = infoline
+    if others:
+        desk.adopting([None, *desk.nodes])
+        app[CALLLOG].nodes = tuple(sorted({str(settings.node), *settings.site}))
+        app[INFOLINE] = app[SITE_CALLS] = SiteCalls([infoline, *(o.infoline for o in others)])
+        app[SITE_ARI] = dict(desk.nodes)
     app[DIALLER] = dialler
     app[OUTBOUND] = outbound
     app[AGENT_DIALLER] = agent_dialler
@@ -1030,18 +1033,20 @@ async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def status_sources(app: web.Application) -> StatusSources:
+    site_calls = app.get(SITE_CALLS)
     return StatusSources(
         ari=app[ARI],
         ami=app[AMI],
         agi=app[AGI],
         sessions=app[SESSIONS],
-        calls=app[INFOLINE_APP].calls,
+        calls=site_calls.calls if site_calls is not None else app[INFOLINE_APP].calls,
         loop_lag=app[LOOP_LAG],
         infoline_app=app[SETTINGS].infoline_app,
-        adoption=app[INFOLINE_APP],
+        adoption=site_calls or app[INFOLINE_APP],
         journal=app[CALLLOG],
         pbx_records=app[PBX_RECORDS],
         cluster=app.get(NODE_KEEPER),
+        site=app.get(SITE_ARI),
     )
 
 
@@ -1068,7 +1073,9 @@ def _owner_url(app: web.Application) -> str:
     """The web address of the instance that owns this one's node, as the last look read it."""
     keeper = app.get(NODE_KEEPER)
     seen = keeper.current() if keeper is not None else {}
-    owner = next((n["owner"] for n in seen.get("nodes") or [] if n["name"] == seen["node"]), None)
+    owner = next(
+        (n["owner"] for n in seen.get("nodes") or [] if n["name"] == seen.get("node")), None
+    )
     url = next((i["web_url"] for i in seen.get("instances") or [] if i["id"] == owner), None)
     return str(url or "not known yet")
 

@@ -313,11 +313,13 @@ class CallLog:
         survey_id: int | None = None,
         campaign_id: int | None = None,
         adopted: bool = False,
+        node: str | None = None,
     ) -> OpenedCall:
         """Open the call's record (once per channel). The client is ``client_id`` when the
         caller knows it (a campaign calling a client), else looked up by the caller's number.
         With the database away the row goes to the journal under an id of ours and the
-        caller is unknown (no lookup): the call is answered all the same."""
+        caller is unknown (no lookup): the call is answered all the same. ``node``: the
+        Asterisk node the channel is on (default: the one its id names, else ours)."""
         e164 = normalise(caller_number, self.region)
         row: dict[str, Any] = {
             "id": str(uuid.uuid4()),
@@ -334,7 +336,7 @@ class CallLog:
             "flow_version": flow_version,
             "survey_id": survey_id,
             "campaign_id": campaign_id,
-            "node": self.node_of(channel_id),
+            "node": node or self.node_of(channel_id),
         }
         if not self.degraded:
             try:
@@ -939,9 +941,10 @@ class CallLog:
         return channel_node(channel_id, self.nodes) or self.node
 
     def _on(self, node: str | None, facts: dict[str, Any]) -> bool:
-        return not self.nodes or self.node_of(str(facts.get("channel_id", ""))) == (
-            node or self.node
-        )
+        if not self.nodes:
+            return True
+        on = facts.get("node") or self.node_of(str(facts.get("channel_id", "")))
+        return bool(on == (node or self.node))
 
     async def live_calls(self, handler: str, node: str | None = None) -> list[LiveRow]:
         """Calls not yet closed on ``node`` (default: ours), with what a restarted app needs
@@ -985,6 +988,7 @@ class CallLog:
                 r.id,
                 {
                     "channel_id": r.channel_id,
+                    "node": r.node,
                     "handler": r.handler,
                     "flow_version": r.flow_version,
                     "client_id": r.client_id,

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 # The row facts an adoption needs (models.calllog.LiveRow), from the open and from updates.
-ROW_FACTS = ("channel_id", "handler", "flow_version", "client_id", "caller_number")
+ROW_FACTS = ("channel_id", "handler", "flow_version", "client_id", "caller_number", "node")
 UPDATED_FACTS = ("queued_at", "connected_at", "flow_version", "client_id")
 
 

@@ -4,7 +4,7 @@ the event loop's lag). The parts are injected as small Protocols."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -85,6 +85,8 @@ class StatusSources:
     journal: Journal | None = None  # the call log's write journal (database outages)
     pbx_records: PbxRecords | None = None  # calls reconciled from Asterisk's CDR
     cluster: Cluster | None = None  # several instances: who owns which node
+    # The other nodes this instance owns with its own (CENTRALA_SITE), by name.
+    site: Mapping[str, ARIStatus] | None = None
 
 
 def status_route(sources: Callable[[web.Application], StatusSources]) -> web.RouteDef:
@@ -103,12 +105,18 @@ def status_route(sources: Callable[[web.Application], StatusSources]) -> web.Rou
             db_ok = False
             log.debug("status_db_failed", error=str(exc))  # the call log says it once
         journal = src.journal
+        site = src.site or {}
         others_ok = (
             ari.connected and src.infoline_app in apps and ami.connected and src.adoption.ready
         )
         # "ok" is every part up. With only the database away and the journal taking the
         # writes, calls are still answered: degraded, answered 200, not dead (503).
-        ok = others_ok and db_ok and not (journal is not None and journal.degraded)
+        ok = (
+            others_ok
+            and all(node.connected for node in site.values())
+            and db_ok
+            and not (journal is not None and journal.degraded)
+        )
         serving = others_ok and (db_ok or journal is not None)
         db: dict[str, Any] = {"ok": db_ok}
         if journal is not None:
@@ -130,6 +138,12 @@ def status_route(sources: Callable[[web.Application], StatusSources]) -> web.Rou
             "adopted_ready": src.adoption.ready,
             "loop_lag_ms": round(src.loop_lag[0] * 1000, 1),
         }
+        if site:
+            # The site's other nodes: a node away leaves this one serving (200, ok false).
+            body["site"] = {
+                name: {"connected": node.connected, "connects": node.connects}
+                for name, node in sorted(site.items())
+            }
         if src.pbx_records is not None:
             until = src.pbx_records.taken_until
             body["cdr"] = {
@@ -143,7 +157,11 @@ def status_route(sources: Callable[[web.Application], StatusSources]) -> web.Rou
                 # A standby serves nothing yet: a load balancer sends the desks elsewhere.
                 body["standby"] = "another instance owns this node; taken over if it dies"
         if serving and not ok:
-            body["degraded"] = "database away: calls answered, writes journaled"
+            body["degraded"] = (
+                "database away: calls answered, writes journaled"
+                if not db_ok or (journal is not None and journal.degraded)
+                else "a node of the site is away: its calls are not served"
+            )
         return web.json_response(body, status=200 if serving else 503)
 
     return web.get("/status", status)

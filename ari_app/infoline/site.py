@@ -18,6 +18,7 @@ def join_site(home: InfolineApp, other: InfolineApp, node: str) -> None:
     """``other`` (on ``node``) reports to the desk through ``home``'s notices, so the desk
     and the agent dialler hear one info line."""
     other.node = node
+    other.desk.node_calls[node] = other.calls
     other.notifier = home.notifier
     other.desk_listeners = home.notifier.listeners
     other.queue_listeners = home.queue_listeners
@@ -37,6 +38,15 @@ class SiteCalls:
     @property
     def by_call(self) -> Mapping[str, str]:
         return ChainMap(*(app.by_call for app in self.apps))
+
+    @property
+    def ready(self) -> bool:
+        """Every node's calls adopted (/status)."""
+        return all(app.ready for app in self.apps)
+
+    @property
+    def adopted(self) -> int:
+        return sum(app.adopted for app in self.apps)
 
     @property
     def desk_listeners(self) -> list[Callable[[Any], None]]:

@@ -147,6 +147,7 @@ class InfolineApp(Adoption):
             # Found in the app on connect (adoption.py): with the database away, its row
             # may exist unread; the journal's drain puts its writes there.
             adopted=bool(event.get("missed")),
+            node=self.node,
         )
         structlog.contextvars.bind_contextvars(call_id=opened.id, channel_id=channel_id)
         if not opened.new:

@@ -169,6 +169,12 @@ def check(script: str, args: list[str], out: str) -> None:
         )
         assert len(kills) == 1 and float(kills[0]) <= 15, out
         assert re.search(r"takeover: min [\d.]+ s, median [\d.]+ s, max [\d.]+ s over 1 kills", out)
+    elif script == "bench/site_takeover.py":
+        # One talking, one queued, one in the IVR on each of the two nodes.
+        kills = re.findall(
+            r"taken over in ([\d.]+) s; adopted 6/6; dropped 0; agents on call 2/2", out
+        )
+        assert len(kills) == 1 and float(kills[0]) <= 15, out
     elif script == "bench/chaos.py":
         assert re.search(r"placed\s+\d+", out), out
     elif script == "bench/screenpop_latency.py":

@@ -320,6 +320,9 @@ async def test_the_standby_takes_every_node_of_a_dead_owner_and_adopts_their_cal
         assert ready["cluster"]["role"] == "owner", ready["cluster"]
         owned = {n["name"]: n["owner"] for n in ready["cluster"]["nodes"] or []}
         assert owned == {"pbx1": "site-pbx2", "pbx2": "site-pbx2"}, owned
+        # Both nodes' calls adopted (/status counts every node of the site).
+        assert (ready["calls_adopted"], ready["calls_in_progress"]) == (3, 3), ready
+        assert ready["site"]["pbx1"]["connected"] and ready["ok"], ready
 
         # The agent is logged in again by the standby; the talk goes on, then the waiting
         # caller, then the one who was in the IVR, all with the same agent.

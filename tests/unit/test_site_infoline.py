@@ -227,3 +227,23 @@ async def test_no_nailed_phone_across_nodes_and_no_agent_command_on_a_standby(si
     with pytest.raises(AgentDeskError, match="stands by"):
         site.desk.ready("ana")
     assert site.acd.agents() == []
+
+
+async def test_a_caller_whose_channel_id_names_no_node_is_still_the_node_it_came_on(
+    site: Site,
+) -> None:
+    """A Local channel we originated has our id, not Asterisk's: the node is the one whose
+    info line holds the caller, for the agent's leg and for the row (a takeover adopts it
+    there)."""
+    await site.desk.login("ana", None, AgentMode.PER_CALL)
+    await site.call(site.other, "bench-caller;2", "061 999 001")
+    assert site.home.originated() == []
+    (leg,) = site.other.originated()
+    site.other.pick_up(leg.id)
+    await site.settle()
+    row = await site.row("bench-caller;2")
+    assert (row.node, row.agent_id) == ("pbx2", "ana")
+    assert [r.channel_id for r in await site.calllog.live_calls("ari", "pbx2")] == [
+        "bench-caller;2"
+    ]
+    assert await site.calllog.live_calls("ari") == []  # not the instance's own node's
