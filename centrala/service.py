@@ -1136,12 +1136,37 @@ def prompt_installer(settings: Settings) -> Callable[[Any], Awaitable[None]]:
     return install
 
 
+# The pages a standby sends to the owner: the desk and the wallboard would show this
+# instance's ACD, which serves nobody while it stands by.
+STANDBY_REDIRECTS = ("/desk", "/wallboard")
+
+
+@web.middleware
+async def standby_pages(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """On a standby, the agents' desk and the wallboard pages answer with a redirect to the
+    owner's (as the last look at the leases read its address), when it is known."""
+    app = request.app
+    if (
+        request.method == "GET"
+        and request.path in STANDBY_REDIRECTS
+        and NODE_KEEPER in app
+        and not active_of(app).is_set()
+    ):
+        owner = _owner_url(app)
+        if owner.startswith(("http://", "https://")):
+            raise web.HTTPTemporaryRedirect(owner + request.path_qs)
+    return await handler(request)
+
+
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             errors,
             api_guard(settings.effective_api_token, settings.web_trusted_proxy),
             body_deadline(settings.web_body_timeout),
+            standby_pages,
         ],
         # The largest body is a prompt's recording (centrala.prompts.MAX_RECORDING_BYTES,
         # 4 MB) or a whole flow put as a draft (1 MB); body_deadline bounds how long any body

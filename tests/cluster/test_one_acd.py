@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -53,8 +54,6 @@ class Site:
     async def api(
         self, server: Server, method: str, path: str, body: dict[str, Any] | None = None
     ) -> tuple[int, Any]:
-        import aiohttp
-
         token = (server.data_dir / "api-token").read_text().strip()
         async with (
             aiohttp.ClientSession() as http,
@@ -208,6 +207,11 @@ async def test_the_longest_waiting_caller_gets_the_next_free_agent_whatever_thei
         status, refused = await site.api(standby, "POST", f"/api/agents/{agent_id}/pause")
         assert (status, refused["error_id"]) == (503, "standby"), refused
         assert owner.url in refused["message"], refused
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{standby.url}/desk?x=1", allow_redirects=False) as page,
+        ):
+            assert page.status == 307 and page.headers["Location"] == f"{owner.url}/desk?x=1"
 
         # Three callers one after another: the first talks to the agent, two wait, and the
         # balancer's round robin puts the two waiting ones on different nodes.
