@@ -290,23 +290,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         tick_seconds=settings.campaign_tick_seconds,
     )
     dialler.gate, dialler.trunk = gate, settings.outbound_trunk
-    outbound = OutboundApp(
-        ari,
-        app[CALLLOG],
-        app[CRM_KEY],
-        OutboundStore(app[SESSIONS]),
-        acd,
-        desk,
-        gate,
-        app=settings.outbound_app,
-        dial=settings.effective_outbound_dial,
-        trunk=settings.outbound_trunk,
-        default_caller_id=settings.effective_outbound_caller_id,
-        queue_caller_ids=dict(settings.queue_caller_ids),
-        region=settings.default_region,
-        window=settings.manual_call_window,
-        max_wait=settings.trunk_max_wait_seconds,
-    )
+    outbound = _outbound_app(app, ari, acd, desk, gate)
 
     agent_dialler = AgentDialler(
         ari,
@@ -355,7 +339,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     # The other nodes this instance owns with its own (CENTRALA_SITE): their callers in the
     # same ACD, for the same agents.
     others = [
-        _site_node(app, name, node, desk, acd, infoline)
+        _site_node(app, name, node, desk, acd, infoline, gate)
         for name, node in sorted(settings.site.items())
     ]
     desk.nodes = {o.name: o.ari for o in others}
@@ -426,7 +410,10 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
                     active_of(app),
                     o.ari,
                     o.ari_url,
-                    [("calls_closed", o.infoline.pbx_gone)],
+                    [
+                        ("calls_closed", o.infoline.pbx_gone),
+                        ("manual_calls_closed", o.outbound.pbx_gone),
+                    ],
                     settings,
                     node=o.name,
                 ),
@@ -493,15 +480,41 @@ async def _start_node(
     agent_dialler.start()
 
 
+def _outbound_app(
+    app: web.Application, ari: ARIClient, acd: ACD, desk: AgentDesk, gate: TrunkGate
+) -> OutboundApp:
+    """Agents' manual calls on ``ari``'s node (the desk's through the instance's own)."""
+    settings = app[SETTINGS]
+    return OutboundApp(
+        ari,
+        app[CALLLOG],
+        app[CRM_KEY],
+        OutboundStore(app[SESSIONS]),
+        acd,
+        desk,
+        gate,
+        app=settings.outbound_app,
+        dial=settings.effective_outbound_dial,
+        trunk=settings.outbound_trunk,
+        default_caller_id=settings.effective_outbound_caller_id,
+        queue_caller_ids=dict(settings.queue_caller_ids),
+        region=settings.default_region,
+        window=settings.manual_call_window,
+        max_wait=settings.trunk_max_wait_seconds,
+    )
+
+
 @dataclass
 class SiteNodeApps:
     """Another node this instance owns with its own (``CENTRALA_SITE``): its ARI, its info
-    line (sharing the instance's ACD and desk), its CDR and its phones."""
+    line and the calls its agents' phones place (sharing the instance's ACD and desk), its
+    CDR and its phones."""
 
     name: str
     ari_url: str
     ari: ARIClient
     infoline: InfolineApp
+    outbound: OutboundApp
     pbx_records: CdrReconciler
     phones: PhonePusher
 
@@ -513,15 +526,17 @@ def _site_node(
     desk: AgentDesk,
     acd: ACD,
     home: InfolineApp,
+    gate: TrunkGate,
 ) -> SiteNodeApps:
-    """Only the info line runs on another node of the site: the survey campaigns, manual
-    calls and the agent dialler go out through this instance's own node."""
+    """On another node of the site run the info line and the calls dialled on agents' phones
+    registered there; the survey campaigns, the manual calls placed from the desk and the
+    agent dialler go out through this instance's own node."""
     settings = app[SETTINGS]
     ari = ARIClient(
         node.ari_url,
         settings.ari_user,
         settings.ari_password,
-        [settings.infoline_app],
+        [settings.infoline_app, settings.outbound_app],
         events=APP_EVENTS,
     )
     records = CdrReconciler(
@@ -554,10 +569,21 @@ def _site_node(
         codecs=settings.phone_codecs,
         media_encryption=settings.phone_media_encryption,
     )
-    ari.on_event(infoline.on_event)
+    outbound = _outbound_app(app, ari, acd, desk, gate)
+    outbound.node = name
+
+    async def on_event(event: Event) -> None:
+        with structlog.contextvars.bound_contextvars():
+            if event.get("application") == settings.outbound_app:
+                await outbound.on_event(event)
+            else:
+                await infoline.on_event(event)
+
+    ari.on_event(on_event)
     ari.on_connect(phones.reconcile)
     ari.on_connect(infoline.reconcile)
-    return SiteNodeApps(name, node.ari_url, ari, infoline, records, phones)
+    ari.on_connect(outbound.reconcile)
+    return SiteNodeApps(name, node.ari_url, ari, infoline, outbound, records, phones)
 
 
 PBX_CHECK_SECONDS = 1.0

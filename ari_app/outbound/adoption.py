@@ -32,9 +32,9 @@ class OutboundApp(OutboundCalls):
             # With the database away, from the journal (the info line's adoption reads and
             # reports that once; manual calls are rare, so no second read or log line).
             if self.calllog.degraded:
-                rows = self.calllog.journaled_live(HANDLER)
+                rows = self.calllog.journaled_live(HANDLER, self.node)
             else:
-                rows = await self.calllog.live_calls(HANDLER)
+                rows = await self.calllog.live_calls(HANDLER, self.node)
         except Exception:
             log.exception("manual_calls_reconcile_failed")
             return
@@ -51,7 +51,7 @@ class OutboundApp(OutboundCalls):
         ``at``, when the link was lost (answered if the agent and the client had talked, else
         lost) and its agent freed. Returns how many. A node that comes back finds them
         closed."""
-        rows = await self.calllog.live_calls(HANDLER)
+        rows = await self.calllog.live_calls(HANDLER, self.node)
         known = {c.call_id: c for c in self.calls.values()}
         for row in rows:
             with structlog.contextvars.bound_contextvars(call_id=row.call_id):

@@ -95,6 +95,9 @@ class OutboundCalls:
         self.region, self.window, self.max_wait = region, window, max_wait
         self.calls: dict[str, ManualCall] = {}  # by key
         self.by_channel: dict[str, str] = {}  # either leg's channel id -> key
+        # Another node this instance owns with its own (CENTRALA_SITE): the calls its agents'
+        # phones place there; None: this instance's own node.
+        self.node: str | None = None
 
     # ---- placing ----------------------------------------------------------------------------
 
@@ -165,6 +168,7 @@ class OutboundCalls:
                 called_number=permit.number,
                 started_at=now(),
                 client_id=await self.store.client_of(permit.number),
+                node=self.node,
             )
             call.call_id = opened.id
             await self.calllog.update(opened.id, agent_id=agent_id, queue=queue)
@@ -199,6 +203,7 @@ class OutboundCalls:
             caller_name=None,
             called_number=raw_number[:64],
             started_at=at,
+            node=self.node,
         )
         await self.calllog.update(opened.id, agent_id=agent_id)
         await self.calllog.event(

@@ -25,10 +25,14 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from ari_app.ami import AMIClient
+from centrala.settings import Settings
 from models.flows import apply_flow
 from models.tables import Call
 from tests.cluster.conftest import Cluster, Node, serve_each_node, serve_overrides
 from tests.cluster.test_agent_across_nodes import (
+    PHONE,
+    SIPP,
     ari_of,
     flow,
     operator,
@@ -162,7 +166,9 @@ async def phone_on(site: Site, agent_id: str, node: Node) -> subprocess.Popen[by
     """The agent's desk phone, made with `centrala agent phone` on pbx1 (the owner's own
     node), registered with ``node`` once the owner has brought it into that node's Asterisk."""
     env = {**site.cluster.node("pbx1").env, "CENTRALA_DATABASE_URL": site.db.url}
-    phone = json.loads(_centrala("agent", "phone", agent_id, env=env))
+    made = _centrala("agent", "phone", agent_id, env=env)
+    (site.cluster.tmp / f"phone-{agent_id}.json").write_text(made)  # its credentials
+    phone = json.loads(made)
     ari = await ari_of(node)
     try:
 
@@ -259,6 +265,70 @@ async def test_the_longest_waiting_caller_gets_the_next_free_agent_whatever_thei
                 task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        with contextlib.suppress(Exception):
+            await site.api(owner, "POST", f"/api/agents/{agent_id}/logout")
+        if phone_proc is not None:
+            phone_proc.kill()
+            phone_proc.wait(10)
+
+
+async def test_a_number_dialled_on_a_phone_of_the_other_node_goes_out_from_that_node(
+    site: Site,
+) -> None:
+    """An agent's phone registered with the site's other node dials a number: the owner's
+    manual-call app on that node takes it (the agent known by the phone, the client dialled
+    through that node's trunk) and records it on that node."""
+    sessions = site.db.sessions
+    owner, pbx2 = site.owner(), site.cluster.node("pbx2")
+    agent_id = f"site-{uuid.uuid4().hex[:6]}"
+    await operator(sessions, agent_id, "Dina Site")
+    number = f"+3876{uuid.uuid4().int % 10**8:08d}"
+    settings = Settings()
+    ami = AMIClient("127.0.0.1", int(pbx2.env["CENTRALA_AMI_PORT"]), settings.ami_user,
+                    settings.ami_secret)  # fmt: skip
+    await ami.start()
+    phone_proc: subprocess.Popen[bytes] | None = None
+    try:
+        await ami.wait_connected(10)
+        # The client answers after a second of ringing, talks 3 s and hangs up.
+        await ami.action("DBPut", {"Family": "sim", "Key": number, "Val": "person"})
+        phone_proc = await phone_on(site, agent_id, pbx2)
+        assert (await site.api(owner, "POST", f"/api/agents/{agent_id}/login"))[0] == 200
+        since = datetime.now(UTC)
+        phone = json.loads((site.cluster.tmp / f"phone-{agent_id}.json").read_text())
+        dialled = await asyncio.to_thread(
+            subprocess.run,
+            [
+                "sipp", pbx2.env["CENTRALA_SIP_BIND"], "-sf", str(SIPP / "phone_call.xml"),
+                "-s", number, "-key", "user", phone["username"],
+                "-au", phone["username"], "-ap", phone["password"],
+                "-i", PHONE, "-p", "5062", "-m", "1", "-rtp_echo", "-mp", "16100",
+                "-timeout", "60s", "-timeout_error", "-nostdin",
+                "-trace_err", "-error_file", str(site.cluster.tmp / "phone-call-errors.log"),
+            ],
+            capture_output=True, text=True, timeout=90, check=False,
+        )  # fmt: skip
+        errors = site.cluster.tmp / "phone-call-errors.log"
+        assert dialled.returncode == 0, dialled.stdout[-2000:] + (
+            errors.read_text()[-2000:] if errors.exists() else ""
+        )
+
+        async def recorded() -> Call | None:
+            async with sessions() as session:
+                return await session.scalar(
+                    select(Call).where(
+                        Call.started_at >= since,
+                        Call.handler == "outbound",
+                        Call.agent_id == agent_id,
+                    )
+                )
+
+        row = await wait_until(recorded, timeout=30, message="the phone's call recorded")
+        closed = await row_where(site, row.id, lambda r: r.ended_at is not None, "closed")
+        assert (closed.node, closed.outcome, closed.called_number) == ("pbx2", "answered", number)
+        assert closed.talk_seconds is not None and closed.talk_seconds > 1, closed
+    finally:
+        await ami.stop()
         with contextlib.suppress(Exception):
             await site.api(owner, "POST", f"/api/agents/{agent_id}/logout")
         if phone_proc is not None:
