@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from infoline_load import APP, BenchARI, Serve, log, setup_desk, teardown_desk
 from nodes_load import node_envs, pbx, stop_nodes
 from restart import Legs, _all_ended, _at_least, status, wait_for
-from takeover import wait_standby
+from takeover import print_kills, wait_standby
 
 from ari_app.ari import ARIError
 from centrala.settings import Settings
@@ -159,17 +158,7 @@ async def main_async(args: argparse.Namespace) -> None:
         f"owner, with {per_node} ({args.repeat} kills, lease 9 s, renewal 2 s, "
         f"{url.split(':')[0]})"
     )
-    for i, r in enumerate(rounds, 1):
-        print(
-            f"  kill {i} ({r['killed']}): taken over in {r['took_s']:.1f} s; adopted "
-            f"{r['adopted']}/{r['placed']}; dropped {r['dropped']}; agents on call "
-            f"{r['agents_on_call']}/{r['talkers']}"
-        )
-    took = [r["took_s"] for r in rounds]
-    print(
-        f"takeover: min {min(took):.1f} s, median {statistics.median(took):.1f} s, "
-        f"max {max(took):.1f} s over {len(took)} kills"
-    )
+    print_kills(rounds)
 
 
 def main() -> None:

@@ -164,6 +164,11 @@ async def main_async(args: argparse.Namespace) -> None:
         f"{args.talking} talking, {args.queued} queued, {args.ivr} in the IVR "
         f"({args.repeat} kills, lease 9 s, renewal 2 s, {url.split(':')[0]})"
     )
+    print_kills(rounds)
+
+
+def print_kills(rounds: list[dict[str, Any]]) -> None:
+    """Each kill's figures, then the takeover times' spread."""
     for i, r in enumerate(rounds, 1):
         print(
             f"  kill {i} ({r['killed']}): taken over in {r['took_s']:.1f} s; adopted "

@@ -264,18 +264,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         grace=timedelta(seconds=settings.cdr_grace_seconds),
     )
     app[PBX_RECORDS] = pbx_records
-    infoline = InfolineApp(
-        ari,
-        app[CALLLOG],
-        app[CRM_KEY],
-        desk,
-        acd,
-        name=settings.infoline_app,
-        region=settings.default_region,
-        survey=settings.postcall_survey,
-        pbx_records=pbx_records,
-        recorder=app[RECORDER],
-    )
+    infoline = _infoline_app(app, ari, desk, acd, pbx_records, recorder=app[RECORDER])
     infoline.queue_listeners.append(app[METRICS].queue_left)
     # One call-rate limit per trunk for everyone dialling out through it.
     gate = TrunkGate({t.name: t.calls_per_second for t in settings.trunks if t.calls_per_second})
@@ -480,6 +469,30 @@ async def _start_node(
     agent_dialler.start()
 
 
+def _infoline_app(
+    app: web.Application,
+    ari: ARIClient,
+    desk: AgentDesk,
+    acd: ACD,
+    records: CdrReconciler,
+    recorder: CallRecorder | None = None,
+) -> InfolineApp:
+    """The info line on ``ari``'s node (``records``: that node's CDR)."""
+    settings = app[SETTINGS]
+    return InfolineApp(
+        ari,
+        app[CALLLOG],
+        app[CRM_KEY],
+        desk,
+        acd,
+        name=settings.infoline_app,
+        region=settings.default_region,
+        survey=settings.postcall_survey,
+        pbx_records=records,
+        recorder=recorder,
+    )
+
+
 def _outbound_app(
     app: web.Application, ari: ARIClient, acd: ACD, desk: AgentDesk, gate: TrunkGate
 ) -> OutboundApp:
@@ -550,17 +563,7 @@ def _site_node(
     )
     # Recording goes through the instance's own AMI, on its own node: a caller on another
     # node is not recorded (README, "One ACD across nodes").
-    infoline = InfolineApp(
-        ari,
-        app[CALLLOG],
-        app[CRM_KEY],
-        desk,
-        acd,
-        name=settings.infoline_app,
-        region=settings.default_region,
-        survey=settings.postcall_survey,
-        pbx_records=records,
-    )
+    infoline = _infoline_app(app, ari, desk, acd, records)
     join_site(home, infoline, name)
     phones = PhonePusher(
         ari,

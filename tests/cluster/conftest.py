@@ -15,6 +15,7 @@ agents on loopback calling the info number at the balancer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -49,6 +50,32 @@ from tests.support import wait_until
 __all__ = ["BALANCER", "CALLER", "INFO_NUMBER", "pbx"]
 
 
+async def api_of(
+    server: Server, method: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    """A request to a `serve`'s API, with its token: (status, JSON)."""
+    token = (server.data_dir / "api-token").read_text().strip()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method,
+            f"{server.url}{path}",
+            json=body or {},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
+async def end_callers(callers: list[asyncio.Task[str]]) -> None:
+    """SIPp callers still running are stopped; every one is waited for."""
+    for task in callers:
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
 @dataclass
 class Node:
     plan: NodePlan
@@ -67,17 +94,7 @@ class Node:
     ) -> tuple[int, Any]:
         """A request to the node's instance's API, with its token: (status, JSON)."""
         assert self.serve is not None
-        token = (self.serve.data_dir / "api-token").read_text().strip()
-        async with (
-            aiohttp.ClientSession() as http,
-            http.request(
-                method,
-                f"{self.serve.url}{path}",
-                json=body or {},
-                headers={"Authorization": f"Bearer {token}"},
-            ) as resp,
-        ):
-            return resp.status, await resp.json()
+        return await api_of(self.serve, method, path, body)
 
     def kill_asterisk(self) -> None:
         """SIGKILL the node's Asterisk: a machine that died (no goodbye to anyone)."""

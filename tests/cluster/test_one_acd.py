@@ -29,7 +29,14 @@ from ari_app.ami import AMIClient
 from centrala.settings import Settings
 from models.flows import apply_flow
 from models.tables import Call
-from tests.cluster.conftest import Cluster, Node, serve_each_node, serve_overrides
+from tests.cluster.conftest import (
+    Cluster,
+    Node,
+    api_of,
+    end_callers,
+    serve_each_node,
+    serve_overrides,
+)
 from tests.cluster.test_agent_across_nodes import (
     PHONE,
     SIPP,
@@ -58,17 +65,7 @@ class Site:
     async def api(
         self, server: Server, method: str, path: str, body: dict[str, Any] | None = None
     ) -> tuple[int, Any]:
-        token = (server.data_dir / "api-token").read_text().strip()
-        async with (
-            aiohttp.ClientSession() as http,
-            http.request(
-                method,
-                f"{server.url}{path}",
-                json=body or {},
-                headers={"Authorization": f"Bearer {token}"},
-            ) as resp,
-        ):
-            return resp.status, await resp.json()
+        return await api_of(server, method, path, body)
 
 
 def site_env(home: Node, cluster: Cluster, instance: str) -> dict[str, str | None]:
@@ -260,11 +257,7 @@ async def test_the_longest_waiting_caller_gets_the_next_free_agent_whatever_thei
         firsts = sorted([first, longest, next_one], key=lambda r: r.connected_at or since)
         assert [r.id for r in firsts] == [first.id, longest.id, next_one.id]
     finally:
-        for task in callers:
-            if not task.done():
-                task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await end_callers(callers)
         with contextlib.suppress(Exception):
             await site.api(owner, "POST", f"/api/agents/{agent_id}/logout")
         if phone_proc is not None:
@@ -426,11 +419,7 @@ async def test_the_standby_takes_every_node_of_a_dead_owner_and_adopts_their_cal
             "a call recorded twice, or one nobody placed"
         )
     finally:
-        for task in callers:
-            if not task.done():
-                task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await end_callers(callers)
         if phone_proc is not None:
             phone_proc.kill()
             phone_proc.wait(10)

@@ -5,9 +5,6 @@ releases them all; an instance holding only some nodes owns none."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-
 from core.cluster import Lease
 from core.enums import AgentRole
 from models import cluster as store
@@ -15,20 +12,10 @@ from models.cluster import InstanceSeen
 from models.crm import CRM
 from models.tables import Agent
 from tests.conftest import Database
+from tests.integration.test_node_leases import LEASE, RENEW, STARTED, Clock
 from usecases.cluster import NodeKeeper
 
-LEASE, RENEW = 9.0, 2.0
-STARTED = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 SITE = ("pbx1", "pbx2")
-
-
-@dataclass
-class Clock:
-    monotonic: float = 1000.0
-    lost: list[str] = field(default_factory=list)
-
-    def wall(self) -> datetime:
-        return STARTED + timedelta(seconds=self.monotonic - 1000.0)
 
 
 def site_keeper(database: Database, name: str, home: str, clock: Clock) -> NodeKeeper:
