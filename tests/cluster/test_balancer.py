@@ -41,11 +41,16 @@ async def call_in(
         "sipp", f"{BALANCER}:5060", "-sf", str(caller_scenario(hold_ms, cluster.tmp)),
         "-s", INFO_NUMBER,
         "-i", CALLER, "-p", str(port), "-m", str(calls), "-r", str(rate), "-l", str(calls),
-        "-timeout", "90s", "-timeout_error", "-nostdin",
+        "-timeout", f"{hold_ms // 1000 + 90}s", "-timeout_error", "-nostdin",
         "-trace_err", "-error_file", str(errors),
     ]  # fmt: skip
     done = await asyncio.to_thread(
-        subprocess.run, command, capture_output=True, text=True, timeout=150, check=False
+        subprocess.run,
+        command,
+        capture_output=True,
+        text=True,
+        timeout=hold_ms / 1000 + 150,
+        check=False,
     )
     detail = errors.read_text()[-3000:] if errors.exists() else ""
     if check:

@@ -131,12 +131,12 @@ async def row_where(
 
 
 async def new_caller(
-    site: Site, since: datetime, known: set[str]
+    site: Site, since: datetime, known: set[str], hold_ms: int = 60_000
 ) -> tuple[asyncio.Task[str], Call]:
-    """One SIPp caller through the balancer (each on a SIP port of its own), holding on for a
-    minute; its row once opened."""
+    """One SIPp caller through the balancer (each on a SIP port of its own), holding on for
+    ``hold_ms`` (or until the test hangs them up); its row once opened."""
     port = 5070 + len(known)
-    caller = asyncio.create_task(call_in(site.cluster, 1, hold_ms=60_000, check=False, port=port))
+    caller = asyncio.create_task(call_in(site.cluster, 1, hold_ms=hold_ms, check=False, port=port))
 
     async def arrived() -> Call | None:
         async with site.db.sessions() as session:
@@ -329,6 +329,11 @@ async def test_a_number_dialled_on_a_phone_of_the_other_node_goes_out_from_that_
             phone_proc.wait(10)
 
 
+# The takeover's callers hold on long enough to be served after it all (three menus, a
+# takeover and two talks, on a loaded machine): the test hangs each up itself.
+HOLD_ON = 240_000
+
+
 def a_menu_then_the_operators(data: dict[str, Any]) -> None:
     """Callers hear the main menu and wait in it 20 s (SIPp presses no keys), then go to
     the operators' queue, open now."""
@@ -362,18 +367,18 @@ async def test_the_standby_takes_every_node_of_a_dead_owner_and_adopts_their_cal
         phone_proc = await phone_on(site, agent_id, site.cluster.node("pbx1"))
         assert (await site.api(owner, "POST", f"/api/agents/{agent_id}/login"))[0] == 200
         since, known_rows = datetime.now(UTC), set[str]()
-        task, talking = await new_caller(site, since, known_rows)
+        task, talking = await new_caller(site, since, known_rows, HOLD_ON)
         callers.append(task)
         # Each caller is in the menu for 20 s first.
         talking = await row_where(
             site, talking.id, lambda r: r.agent_id == agent_id, "the first connected", 60
         )
-        task, queued = await new_caller(site, since, known_rows)
+        task, queued = await new_caller(site, since, known_rows, HOLD_ON)
         callers.append(task)
         queued = await row_where(
             site, queued.id, lambda r: r.queued_at is not None, "the second queued", 60
         )
-        task, in_ivr = await new_caller(site, since, known_rows)
+        task, in_ivr = await new_caller(site, since, known_rows, HOLD_ON)
         callers.append(task)
         assert {talking.node, queued.node} == {"pbx1", "pbx2"}
         assert in_ivr.queued_at is None and in_ivr.agent_id is None
