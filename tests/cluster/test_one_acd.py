@@ -275,7 +275,7 @@ async def test_a_number_dialled_on_a_phone_of_the_other_node_goes_out_from_that_
     owner, pbx2 = site.owner(), site.cluster.node("pbx2")
     agent_id = f"site-{uuid.uuid4().hex[:6]}"
     await operator(sessions, agent_id, "Dina Site")
-    number = f"+3876{uuid.uuid4().int % 10**8:08d}"
+    number = f"+38761{uuid.uuid4().int % 900_000 + 100_000}"  # a valid mobile number
     settings = Settings()
     ami = AMIClient("127.0.0.1", int(pbx2.env["CENTRALA_AMI_PORT"]), settings.ami_user,
                     settings.ami_secret)  # fmt: skip
