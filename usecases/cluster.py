@@ -62,6 +62,7 @@ class NodeKeeper:
         self.owner: str | None = None  # as last read
         self.takeover_in: float | None = None  # a standby's estimate
         self._watches: dict[str, Watch | None] = {}
+        self._blocked_by: tuple[str, str | None] | None = None  # said once (_held_elsewhere)
         self._database_away = False
         # The nodes and instances as the last look read them (/status answers from it).
         self._listed: tuple[list[NodeRow], list[InstanceRow]] | None = None
@@ -134,10 +135,27 @@ class NodeKeeper:
                     break
                 previous = previous or (None if lease is None else lease.owner)
             else:
+                self._held_elsewhere(node, lease, held=node != self.nodes[0])
                 break
         else:
             self._own(previous=previous if first is not None else self.me.id)
         return first or decisions[self.nodes[0]]
+
+    def _held_elsewhere(self, node: str, lease: Lease | None, *, held: bool) -> None:
+        """Said once per holder: a later node of the site is another instance's while this
+        one holds the nodes before it. For a moment in a takeover (its dead owner's last
+        renewal seen a look later); for good, neither serves the site (another configuration
+        owns that node alone: every instance of a site must list the same nodes)."""
+        holder = None if lease is None else lease.owner
+        if held and holder is not None and (node, holder) != self._blocked_by:
+            log.warning(
+                "site_node_held_elsewhere",
+                node=node,
+                holder=holder,
+                hint="the site is served only once one instance holds all its nodes: every "
+                "instance of a site must list the same CENTRALA_SITE",
+            )
+        self._blocked_by = (node, holder) if held else None
 
     async def release(self) -> None:
         """A stop: the node let go of, for a standby to take at once; the instance marked

@@ -5,6 +5,8 @@ releases them all; an instance holding only some nodes owns none."""
 
 from __future__ import annotations
 
+from structlog.testing import capture_logs
+
 from core.cluster import Lease
 from core.enums import AgentRole
 from models import cluster as store
@@ -99,9 +101,13 @@ async def test_an_instance_holding_only_some_of_the_nodes_owns_none(database: Da
     # An instance of another configuration holds pbx2 alone and renews it.
     assert await store.take(database.sessions, "pbx2", "lone", None, clock.wall())
     a = site_keeper(database, "a", "pbx1", clock)
-    await a.step()
+    with capture_logs() as said:
+        await a.step()
+        await a.step()
     assert not a.owned.is_set()  # pbx1 is held, pbx2 is not: the site is not served
     assert await owners(database) == ["a", "lone"]
+    told = [e for e in said if e["event"] == "site_node_held_elsewhere"]
+    assert [(e["node"], e["holder"]) for e in told] == [("pbx2", "lone")]  # once
     # The lone instance stops: a owns the site at its next look.
     assert await store.release(database.sessions, "pbx2", "lone", clock.wall())
     clock.monotonic += RENEW / 2
