@@ -20,7 +20,15 @@ from pathlib import PurePosixPath
 import structlog
 
 from ari_app.ami import AMIClient, AMIError
-from core.recording import RecordingError, Stretch, file_name, pause, paused_now, resume
+from core.recording import (
+    RecordingError,
+    Stretch,
+    file_name,
+    pause,
+    paused_now,
+    resume,
+    stored_file,
+)
 from models.calllog import CallLog, now
 from models.db import is_outage
 from models.recordings import RecordingStore
@@ -49,8 +57,11 @@ class CallRecorder:
         *,
         pbx_dir: str,
         fmt: str = "wav",
+        node: str | None = None,
     ) -> None:
         self.ami = ami
+        # Another node of the site (CENTRALA_SITE), whose AMI this is; None: our own node.
+        self.node = node
         self.store = store
         self.calllog = calllog
         self.pbx_dir = PurePosixPath(pbx_dir)
@@ -99,6 +110,7 @@ class CallRecorder:
                 # A channel's uniqueid (ARI's id) names it to AMI as well as its name does.
                 {"Channel": channel_id, "File": str(self.pbx_dir / name), "Options": ""},
             )
+            name = stored_file(name, self.node)
         except AMIError as exc:
             log.error("recording_not_started", error=str(exc)[:200])
             await self.calllog.event(call_id, "recording_failed", error=str(exc)[:200])

@@ -119,6 +119,7 @@ NODE_KEEPER = web.AppKey("node_keeper", NodeKeeper)
 # An instance owning several nodes (CENTRALA_SITE): every node's info line, the others' ARI.
 SITE_CALLS = web.AppKey("site_calls", SiteCalls)
 SITE_ARI = web.AppKey("site_ari", dict[str, ARIClient])
+SITE_RECORDERS = web.AppKey("site_recorders", dict[str, CallRecorder])
 _ALWAYS = asyncio.Event()
 _ALWAYS.set()
 
@@ -561,9 +562,8 @@ def _site_node(
         settings.infoline_numbers,
         grace=timedelta(seconds=settings.cdr_grace_seconds),
     )
-    # Recording goes through the instance's own AMI, on its own node: a caller on another
-    # node is not recorded (README, "One ACD across nodes").
-    infoline = _infoline_app(app, ari, desk, acd, records)
+    # Recorded through the node's own AMI, when its CENTRALA_SITE entry gives it.
+    infoline = _infoline_app(app, ari, desk, acd, records, app.get(SITE_RECORDERS, {}).get(name))
     join_site(home, infoline, name)
     phones = PhonePusher(
         ari,
@@ -754,22 +754,59 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = RecordingStore(app[SESSIONS], app[CALLLOG])
     directory = settings.effective_recording_dir
-    keeper = RecordingKeeper(store, directory, retention_days=settings.recording_retention_days)
-    recorder = CallRecorder(
-        app[AMI],
+    # The site's other nodes (CENTRALA_SITE) record through their own AMI, into their own
+    # directories.
+    recorded = {
+        name: node
+        for name, node in settings.site.items()
+        if node.ami_port is not None and node.recording_dir is not None
+    }
+    node_dirs = {name: node.recording_dir for name, node in recorded.items()}
+    keeper = RecordingKeeper(
         store,
-        app[CALLLOG],
-        pbx_dir=settings.recording_pbx_dir,
-        fmt=settings.recording_format,
+        directory,
+        retention_days=settings.recording_retention_days,
+        node_dirs={n: d for n, d in node_dirs.items() if d is not None},
     )
-    recorder.on_finished.append(keeper.kick)
-    app[RECORDER] = recorder
-    app[RECORDINGS] = RecordingFiles(store, directory)
+
+    def recorder_on(ami: AMIClient, node: str | None) -> CallRecorder:
+        made = CallRecorder(
+            ami,
+            store,
+            app[CALLLOG],
+            pbx_dir=settings.recording_pbx_dir,
+            fmt=settings.recording_format,
+            node=node,
+        )
+        made.on_finished.append(keeper.kick)
+        return made
+
+    app[RECORDER] = recorder_on(app[AMI], None)
+    amis = {
+        name: AMIClient(
+            node.ami_host,
+            int(node.ami_port or 0),
+            settings.ami_user,
+            settings.ami_secret,
+            events="off",
+        )
+        for name, node in recorded.items()
+    }
+    app[SITE_RECORDERS] = {name: recorder_on(ami, name) for name, ami in amis.items()}
+    for name in sorted(set(settings.site) - set(recorded)):
+        log.warning(
+            "site_node_not_recorded", node=name, hint="CENTRALA_SITE: ami_port and recording_dir"
+        )
+    for ami in amis.values():
+        await ami.start()
+    app[RECORDINGS] = RecordingFiles(store, directory, keeper.node_dirs)
     # Recordings of calls that ended while `serve` was away are finished in the first round.
     keeping = asyncio.create_task(keeper.run(settings.recording_sweep_seconds))
     keeper.kick()
     yield
     await stopped(keeping)
+    for ami in amis.values():
+        await ami.stop()
 
 
 # A cancelled task's own clean-up (a last write, a goodbye to a server) takes well under this.

@@ -75,6 +75,20 @@ class SiteNode(BaseModel):
 
     ari_url: str = Field(pattern=r"^https?://")
     cdr_file: Path
+    # Its AMI (at the ARI's host; the same user and secret) and where this instance reads the
+    # recordings it writes: both, or its callers are not recorded.
+    ami_port: int | None = Field(default=None, ge=1, le=65535)
+    recording_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _recording_needs_both(self) -> SiteNode:
+        if (self.ami_port is None) != (self.recording_dir is None):
+            raise ValueError("ami_port and recording_dir go together (both: its callers recorded)")
+        return self
+
+    @property
+    def ami_host(self) -> str:
+        return urlsplit(self.ari_url).hostname or "127.0.0.1"
 
 
 class Settings(BaseSettings):

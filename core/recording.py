@@ -12,8 +12,10 @@ record, or off (``record: false``) for callers it takes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from core.errors import DomainError
@@ -131,6 +133,21 @@ def retention_cutoff(now: datetime, days: int) -> datetime | None:
 
 def expired(ended_at: datetime | None, cutoff: datetime | None) -> bool:
     return cutoff is not None and ended_at is not None and ended_at < cutoff
+
+
+def stored_file(name: str, node: str | None) -> str:
+    """A recording's file as its row keeps it: its name, after its node's when it is on
+    another node of the site than the instance's own (its files are in that node's
+    directory)."""
+    return name if node is None else f"{node}/{name}"
+
+
+def file_path(stored: str, directory: Path, node_dirs: Mapping[str, Path]) -> Path:
+    """Where `serve` reads a recording kept as ``stored`` (``stored_file``): the file's name
+    in its node's directory, else in ``directory``. The name is ours (``file_name``), never
+    a client's, and only its last part is used: no traversal."""
+    node, _, name = stored.rpartition("/")
+    return node_dirs.get(node, directory) / PurePosixPath(name).name
 
 
 def file_name(call_id: str, seq: int, fmt: str) -> str:

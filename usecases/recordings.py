@@ -10,14 +10,21 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
 
-from core.recording import AudioFacts, Stretch, audio_facts, retention_cutoff, stretch_offsets
+from core.recording import (
+    AudioFacts,
+    Stretch,
+    audio_facts,
+    file_path,
+    retention_cutoff,
+    stretch_offsets,
+)
 from models.db import is_outage
 from models.recordings import RecordingRow, RecordingStore
 
@@ -90,9 +97,12 @@ class RecordingKeeper:
         retention_days: int,
         close_grace: timedelta = CLOSE_GRACE,
         clock: Callable[[], float] = time.monotonic,
+        node_dirs: Mapping[str, Path] | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
+        # The site's other nodes' recordings directories (CENTRALA_SITE), by node.
+        self.node_dirs = dict(node_dirs or {})
         self.retention_days = retention_days
         self.close_grace = close_grace
         self.clock = clock
@@ -102,8 +112,7 @@ class RecordingKeeper:
         self._rows: dict[int, tuple[RecordingRow, datetime, _Look]] = {}  # files not closed
 
     def path(self, row: RecordingRow) -> Path:
-        # The file name is ours (core.recording.file_name), never a client's: no traversal.
-        return self.directory / Path(row.file).name
+        return file_path(row.file, self.directory, self.node_dirs)
 
     def kick(self, call_id: str | None = None) -> None:
         """The call ``call_id`` ended: finish its recordings soon. None: look at every open

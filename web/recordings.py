@@ -8,14 +8,15 @@ Pausing is a call control: the agent who has the call live, or a supervisor."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from core.errors import AgentDeskError
 from core.ids import row_id
-from core.recording import CONTENT_TYPES
+from core.recording import CONTENT_TYPES, file_path
 from models.recordings import RecordingRow, RecordingStore
 from web.auth import Action, User, may_hear_recording
 from web.http import DeskWeb, _api, _check_control
@@ -27,9 +28,10 @@ class RecordingFiles:
 
     store: RecordingStore
     directory: Path
+    node_dirs: Mapping[str, Path] = field(default_factory=dict)  # the site's other nodes'
 
     def path(self, row: RecordingRow) -> Path:
-        return self.directory / Path(row.file).name
+        return file_path(row.file, self.directory, self.node_dirs)
 
 
 RECORDINGS = web.AppKey("recordings", RecordingFiles)

@@ -26,9 +26,9 @@ import pytest
 from sqlalchemy import select
 
 from ari_app.ami import AMIClient
-from centrala.settings import Settings
+from centrala.settings import RECORDINGS_IN_PBX, Settings
 from models.flows import apply_flow
-from models.tables import Call
+from models.tables import Call, Recording
 from tests.cluster.conftest import (
     Cluster,
     Node,
@@ -263,6 +263,44 @@ async def test_the_longest_waiting_caller_gets_the_next_free_agent_whatever_thei
         if phone_proc is not None:
             phone_proc.kill()
             phone_proc.wait(10)
+
+
+def recorded_queue(data: dict[str, Any]) -> None:
+    """Straight to the operators' queue, which records its callers."""
+    straight_to_an_operator(data)
+    for queue in data["queues"].values():
+        queue["record"] = True
+
+
+async def test_a_caller_on_the_other_node_is_recorded_through_that_nodes_ami(site: Site) -> None:
+    """The site's other node records its callers too: MixMonitor through its own AMI, the file
+    in its own spool, finished by the owner's keeper from there."""
+    sessions = site.db.sessions
+    await apply_flow(sessions, flow(recorded_queue))
+    callers: list[asyncio.Task[str]] = []
+    try:
+        since, known_rows = datetime.now(UTC), set[str]()
+        rows = []
+        for _ in range(2):  # the balancer's round robin: one on each node
+            task, row = await new_caller(site, since, known_rows, hold_ms=4000)
+            callers.append(task)
+            rows.append(row)
+        (on_pbx2,) = [r for r in rows if r.node == "pbx2"]
+
+        async def finished() -> Recording | None:
+            async with sessions() as session:
+                found = await session.scalar(
+                    select(Recording).where(Recording.call_id == on_pbx2.id)
+                )
+            return found if found is not None and found.seconds is not None else None
+
+        recording = await wait_until(finished, timeout=60, message="pbx2's recording finished")
+        name = recording.file.removeprefix("pbx2/")
+        assert recording.file == f"pbx2/{name}" and recording.seconds > 1, recording
+        spool = site.cluster.node("pbx2").root / "rootfs" / RECORDINGS_IN_PBX.lstrip("/")
+        assert (spool / name).stat().st_size == recording.size_bytes
+    finally:
+        await end_callers(callers)
 
 
 async def test_a_number_dialled_on_a_phone_of_the_other_node_goes_out_from_that_node(

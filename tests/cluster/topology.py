@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from centrala.settings import CDR_FILE_IN_PBX, REPO_ROOT
+from centrala.settings import CDR_FILE_IN_PBX, RECORDINGS_IN_PBX, REPO_ROOT
 from tests.support import copy_pbx_root
 
 DOCKER = REPO_ROOT / "asterisk-docker"
@@ -60,10 +60,11 @@ def sites() -> dict[str, dict[str, dict[str, str]]]:
 
 def local_site(node: str, roots: dict[str, Path]) -> str:
     """``node``'s instance's CENTRALA_SITE as the deployment gives it, each other node's CDR
-    file where the local topology has it (its chroot: ``roots``)."""
+    file and recordings where the local topology has them (its chroot: ``roots``)."""
     site = sites()[node]
     for other, settings in site.items():
         settings["cdr_file"] = str(roots[other] / "rootfs" / CDR_FILE_IN_PBX)
+        settings["recording_dir"] = str(roots[other] / "rootfs" / RECORDINGS_IN_PBX.lstrip("/"))
     return json.dumps(site)
 
 

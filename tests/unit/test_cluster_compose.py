@@ -120,9 +120,11 @@ def test_each_instance_owns_the_other_nodes_with_its_own_reading_their_cdr() -> 
     services = compose()["services"]
     base = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
     cdr_volume = {"pbx1": "asterisk-cdr", "pbx2": "asterisk2-cdr"}  # each node's Asterisk's
+    spool_volume = {"pbx1": "asterisk-spool", "pbx2": "asterisk2-spool"}
     for node, asterisk in (("pbx1", "asterisk"), ("pbx2", "asterisk2")):
         mounts = (base.get(asterisk) or services[asterisk])["volumes"]
         assert f"{cdr_volume[node]}:/var/log/asterisk/cdr-custom" in mounts, mounts
+        assert f"{spool_volume[node]}:/var/spool/asterisk" in mounts, mounts
     site_of = sites()
     assert set(site_of) == {p.name for p in PLAN}
     for plan in PLAN:
@@ -136,6 +138,10 @@ def test_each_instance_owns_the_other_nodes_with_its_own_reading_their_cdr() -> 
             assert site[other.name]["ari_url"] == other.settings["CENTRALA_ARI_URL"]
             folder = str(Path(site[other.name]["cdr_file"]).parent)
             assert f"{cdr_volume[other.name]}:{folder}:ro" in volumes, (service, volumes)
+            # Its callers recorded: its AMI, and its spool (where its recordings are written).
+            assert str(site[other.name]["ami_port"]) == other.settings["CENTRALA_AMI_PORT"]
+            spool = Path(site[other.name]["recording_dir"]).parents[1]  # …/monitor/centrala
+            assert f"{spool_volume[other.name]}:{spool}" in volumes, (service, volumes)
         env = services[service]["environment"]
         settings = Settings(
             node=env["CENTRALA_NODE"],

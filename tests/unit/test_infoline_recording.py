@@ -6,6 +6,7 @@ AMI is away. The real Asterisk's side is tests/integration/test_recording.py."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,11 @@ from dialplan.validate import load_flow
 from models.calllog import CallLog
 from models.crm import CRM
 from models.flows import apply_flow
-from models.recordings import RecordingStore
+from models.recordings import RecordingRow, RecordingStore
 from tests.conftest import make_database
 from tests.unit.test_infoline_app import APP, Line, shipped_flow_open_always
+from usecases.recordings import RecordingKeeper
+from web.recordings import RecordingFiles
 
 PBX_DIR = "/var/spool/asterisk/monitor/centrala"
 SETTLE = 20.0  # seconds the fake ARI's events may take on a loaded machine (a whole suite)
@@ -227,3 +230,41 @@ async def test_an_adopted_call_is_recorded_with_the_database_away_never_over_a_f
     with pytest.raises(RecordingError) as away:
         await recorder.pause("call-1", "c1", "ana")
     assert (away.value.error_id, away.value.status) == ("recording_unavailable", 503)
+
+
+class KeptStore(AwayStore):
+    """The recordings' rows as written (no recording for the call before)."""
+
+    async def for_call(self, call_id: str) -> list[Any]:
+        return []
+
+    async def open_stretches(self, call_id: str) -> Any:
+        return None
+
+
+async def test_a_site_nodes_recording_is_kept_as_that_nodes_and_read_from_its_directory(
+    tmp_path: Path,
+) -> None:
+    """A caller on another node of the site is recorded through that node's AMI, into its
+    own spool; the row names the node, so the keeper and the desk read the file there."""
+    ami, store = FakeAMI(), KeptStore()
+    recorder = CallRecorder(ami, store, TrailLog(), pbx_dir=PBX_DIR, node="pbx2")  # type: ignore[arg-type]
+    assert await recorder.start("call-2", "pbx2-1.5")
+    ((_, fields),) = ami.sent
+    assert fields["File"] == f"{PBX_DIR}/call-2.wav"  # where that node's Asterisk writes it
+    ((action, data),) = store.written
+    assert (action, data["file"]) == ("start", "pbx2/call-2.wav")
+
+    own, other = tmp_path / "pbx1", tmp_path / "pbx2"
+    row = RecordingRow(1, "call-2", data["file"], "wav", datetime.now(UTC), None, None, None,
+                       None, [], None)  # fmt: skip
+    keeper = RecordingKeeper(store, own, retention_days=90, node_dirs={"pbx2": other})  # type: ignore[arg-type]
+    files = RecordingFiles(store, own, {"pbx2": other})  # type: ignore[arg-type]
+    assert keeper.path(row) == files.path(row) == other / "call-2.wav"
+    ours = RecordingRow(2, "call-3", "call-3.wav", "wav", datetime.now(UTC), None, None, None,
+                        None, [], None)  # fmt: skip
+    assert keeper.path(ours) == files.path(ours) == own / "call-3.wav"
+    # A node this instance does not read is not a way out of the directory.
+    odd = RecordingRow(3, "call-4", "../../etc/passwd", "wav", datetime.now(UTC), None, None,
+                       None, None, [], None)  # fmt: skip
+    assert keeper.path(odd) == own / "passwd"
