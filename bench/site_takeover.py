@@ -19,23 +19,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infoline_load import APP, BenchARI, Serve, log, setup_desk, teardown_desk
+from infoline_load import APP, BenchARI, Serve, log, setup_desk
 from nodes_load import node_envs, pbx, stop_nodes
-from restart import Legs, _all_ended, _at_least, status, wait_for
-from takeover import print_kills, wait_standby
+from restart import Legs, _at_least, wait_for
+from takeover import back_as_standby, hang_up_all, kill_owner, print_kills, wait_standby
 
-from ari_app.ari import ARIError
 from centrala.settings import Settings
 from tests.cluster.topology import local_site
 
@@ -88,24 +84,13 @@ async def one_round(
     await wait_for(waiting, "the queued callers of both nodes to wait in the one queue")
     for node, node_legs in legs.items():
         placed[node] += await node_legs.place(f"{tag}-{node}-ivr", args.ivr, "")
-    assert owner.proc is not None
-    killed = time.monotonic()
-    owner.proc.send_signal(signal.SIGKILL)
-    await asyncio.to_thread(owner.proc.wait, 30)
-    await standby.wait_ready(timeout=60)
-    took = time.monotonic() - killed
-    body = await status(standby)
+    took, body = await kill_owner(owner, standby)
     still_on_call = await on_call(standby)
     everyone = [c for ids in placed.values() for c in ids]
     dropped = [c for node, ids in placed.items() for c in ids if c in legs[node].ended]
     for node, ids in placed.items():
-        for cid in ids:
-            with contextlib.suppress(ARIError):
-                await legs[node].ari.hangup(cid)
-        await wait_for(lambda n=node: _all_ended(legs[n], placed[n]), f"{node}'s callers")
-    await teardown_desk(standby, agents)
-    owner.start()  # the killed instance comes back as the standby
-    await wait_standby(owner)
+        await hang_up_all(legs[node], ids, f"{node}'s callers")
+    await back_as_standby(owner, standby, agents)
     return {
         "killed": owner.extra_env["CENTRALA_INSTANCE_ID"],
         "took_s": took,

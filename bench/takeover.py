@@ -99,22 +99,11 @@ async def one_round(
         )
 
     await wait_for(waiting, "the queued callers to wait in the queue")
-    assert owner.proc is not None
-    killed = time.monotonic()
-    owner.proc.send_signal(signal.SIGKILL)
-    await asyncio.to_thread(owner.proc.wait, 30)
-    await standby.wait_ready(timeout=60)
-    took = time.monotonic() - killed
-    body = await status(standby)
+    took, body = await kill_owner(owner, standby)
     still_on_call = await on_call(standby)
     dropped = [c for c in placed if c in legs.ended]
-    for cid in [*queued, *in_ivr, *talking]:
-        with contextlib.suppress(ARIError):
-            await legs.ari.hangup(cid)
-    await wait_for(lambda: _all_ended(legs, placed), "every caller's leg to end")
-    await teardown_desk(standby, agents)
-    owner.start()  # the killed instance comes back as the standby
-    await wait_standby(owner)
+    await hang_up_all(legs, [*queued, *in_ivr, *talking], "every caller's leg to end")
+    await back_as_standby(owner, standby, agents)
     return {
         "killed": owner.extra_env["CENTRALA_INSTANCE_ID"],
         "took_s": took,
@@ -124,6 +113,33 @@ async def one_round(
         "agents_on_call": still_on_call,
         "talkers": len(talking),
     }
+
+
+async def kill_owner(owner: Serve, standby: Serve) -> tuple[float, dict[str, Any]]:
+    """SIGKILL the owner: the seconds until the standby's `/status` is ready (its nodes owned,
+    every call adopted), and that status."""
+    assert owner.proc is not None
+    killed = time.monotonic()
+    owner.proc.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(owner.proc.wait, 30)
+    await standby.wait_ready(timeout=60)
+    return time.monotonic() - killed, await status(standby)
+
+
+async def hang_up_all(legs: Legs, callers: list[str], what: str) -> None:
+    """Every one of ``callers`` hung up (in that order), and their legs ended."""
+    for cid in callers:
+        with contextlib.suppress(ARIError):
+            await legs.ari.hangup(cid)
+    await wait_for(lambda: _all_ended(legs, callers), what)
+
+
+async def back_as_standby(owner: Serve, standby: Serve, agents: list[str]) -> None:
+    """The round's agents logged out of the new owner; the killed instance started again, now
+    the standby."""
+    await teardown_desk(standby, agents)
+    owner.start()
+    await wait_standby(owner)
 
 
 async def main_async(args: argparse.Namespace) -> None:
