@@ -39,14 +39,22 @@ class Clock:
         return STARTED + timedelta(seconds=self.monotonic - 1000.0)
 
 
-def keeper(database: Database, name: str, clock: Clock) -> NodeKeeper:
-    me = InstanceSeen(name, "host-" + name, f"http://{name}:8080", "pbx1", STARTED)
+def keeper(
+    database: Database,
+    name: str,
+    clock: Clock,
+    node: str = "pbx1",
+    also: tuple[str, ...] = (),
+) -> NodeKeeper:
+    """Instance ``name`` of ``node`` (and of the nodes ``also`` owned with it)."""
+    me = InstanceSeen(name, "host-" + name, f"http://{name}:8080", node, STARTED)
     return NodeKeeper(
         database.sessions,
         me,
         lease_seconds=LEASE,
         renew_seconds=RENEW,
         on_lost=lambda: clock.lost.append(name),
+        also=also,
         clock=lambda: clock.monotonic,
         now=clock.wall,
     )

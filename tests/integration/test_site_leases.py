@@ -10,11 +10,10 @@ from structlog.testing import capture_logs
 from core.cluster import Lease
 from core.enums import AgentRole
 from models import cluster as store
-from models.cluster import InstanceSeen
 from models.crm import CRM
 from models.tables import Agent
 from tests.conftest import Database
-from tests.integration.test_node_leases import LEASE, RENEW, STARTED, Clock
+from tests.integration.test_node_leases import LEASE, RENEW, STARTED, Clock, keeper
 from usecases.cluster import NodeKeeper
 
 SITE = ("pbx1", "pbx2")
@@ -22,17 +21,7 @@ SITE = ("pbx1", "pbx2")
 
 def site_keeper(database: Database, name: str, home: str, clock: Clock) -> NodeKeeper:
     """An instance whose own node is ``home``, owning the site's other node with it."""
-    me = InstanceSeen(name, "host-" + name, f"http://{name}:8080", home, STARTED)
-    return NodeKeeper(
-        database.sessions,
-        me,
-        lease_seconds=LEASE,
-        renew_seconds=RENEW,
-        on_lost=lambda: clock.lost.append(name),
-        also=tuple(n for n in SITE if n != home),
-        clock=lambda: clock.monotonic,
-        now=clock.wall,
-    )
+    return keeper(database, name, clock, home, tuple(n for n in SITE if n != home))
 
 
 async def owners(database: Database) -> list[str | None]:
