@@ -1,4 +1,8 @@
-"""Agents' side of the ACD, over ARI: log-in and out, pauses, nailed-up legs, ringing an
+"""Over 500 lines: one desk object whose parts (agents' commands, ringing, their legs'
+events, restoring after a restart, a site's adoption) all change the same legs, ACD and
+session writes, in order; split, each part would reach into the others' state.
+
+Agents' side of the ACD, over ARI: log-in and out, pauses, nailed-up legs, ringing an
 agent's phone for an offer, and the ACD's timers. The decisions are the pure ``ACD``'s; this
 module carries them out and tells each caller's session what happened to its offer by posting
 events on that caller's own ordered event stream (so caller-side logic never races itself).
